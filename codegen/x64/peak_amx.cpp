@@ -1,0 +1,82 @@
+#include "codegen/x64/peak_amx.hpp"
+
+#include <cstddef>
+
+namespace mf {
+namespace {
+
+// Tiles: tmm0..3 accumulators (2x2 block of C), tmm4/tmm5 the two A tiles, tmm6/tmm7 the two B tiles.
+// Registers: rdi args, rax A, rcx B, rdx C, r8 remaining iterations, r9 row stride (64 bytes).
+// The four products of one iteration are independent, so the TMUL pipeline never waits on an accumulator.
+class PeakAmxKernel : public JitKernel {
+public:
+    explicit PeakAmxKernel(const PeakAmxDesc& d) : JitKernel(d.name()), desc_(d) {}
+
+private:
+    void generate() override {
+        Xbyak::Label cfg, loop, done;
+        preamble();
+        ldtilecfg(ptr[rip + cfg]);
+        mov(rax, ptr[rdi + offsetof(PeakAmxArgs, a)]);
+        mov(rcx, ptr[rdi + offsetof(PeakAmxArgs, b)]);
+        mov(rdx, ptr[rdi + offsetof(PeakAmxArgs, c)]);
+        mov(r8, ptr[rdi + offsetof(PeakAmxArgs, iters)]);
+        mov(r9, 64);
+        tileloadd(tmm4, ptr[rax + r9 + 0]);
+        tileloadd(tmm5, ptr[rax + r9 + 1024]);
+        tileloadd(tmm6, ptr[rcx + r9 + 0]);
+        tileloadd(tmm7, ptr[rcx + r9 + 1024]);
+        for (const auto* t : {&tmm0, &tmm1, &tmm2, &tmm3}) tilezero(*t);
+        test(r8, r8);
+        jz(done, T_NEAR);
+        L(loop);
+        if (desc_.dtype == AmxPeakDtype::int8) {
+            tdpbssd(tmm0, tmm4, tmm6);
+            tdpbssd(tmm1, tmm4, tmm7);
+            tdpbssd(tmm2, tmm5, tmm6);
+            tdpbssd(tmm3, tmm5, tmm7);
+        } else {
+            tdpbf16ps(tmm0, tmm4, tmm6);
+            tdpbf16ps(tmm1, tmm4, tmm7);
+            tdpbf16ps(tmm2, tmm5, tmm6);
+            tdpbf16ps(tmm3, tmm5, tmm7);
+        }
+        dec(r8);
+        jnz(loop, T_NEAR);
+        L(done);
+        tilestored(ptr[rdx + r9 + 0], tmm0);
+        tilestored(ptr[rdx + r9 + 1024], tmm1);
+        tilestored(ptr[rdx + r9 + 2048], tmm2);
+        tilestored(ptr[rdx + r9 + 3072], tmm3);
+        tilerelease();
+        postamble();
+
+        // Palette 1, eight tiles of 16 rows x 64 bytes.
+        align(64);
+        L(cfg);
+        db(1);
+        db(0);
+        for (int i = 0; i < 14; ++i) db(0);
+        for (int t = 0; t < 16; ++t) dw(t < 8 ? 64 : 0);
+        for (int t = 0; t < 16; ++t) db(t < 8 ? 16 : 0);
+    }
+
+    PeakAmxDesc desc_;
+};
+
+}  // namespace
+
+std::string PeakAmxDesc::name() const {
+    return dtype == AmxPeakDtype::int8 ? "peak_amx_int8_2x2" : "peak_amx_bf16_2x2";
+}
+
+uint64_t PeakAmxDesc::ops_per_iter() const {
+    const uint64_t k = dtype == AmxPeakDtype::int8 ? 64 : 32;
+    return 4 * 2 * 16 * 16 * k;
+}
+
+std::unique_ptr<JitKernel> make_peak_amx_kernel(const PeakAmxDesc& desc) {
+    return std::make_unique<PeakAmxKernel>(desc);
+}
+
+}  // namespace mf

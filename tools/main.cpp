@@ -1,0 +1,40 @@
+// The moeforge CLI: one binary, one subcommand per task (see README.md).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include <fmt/core.h>
+
+#include "tools/command.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"moeforge: DeepSeek-V3/R1 inference on a big CPU and a modest GPU.\n"
+                 "Routed experts run on the CPU through JIT-generated AMX/AVX-512 kernels; attention and the KV cache\n"
+                 "on the GPU through NVRTC-generated kernels. Start with `moeforge tune`, then `moeforge run`."};
+    app.require_subcommand(1);
+    mf::GlobalOptions g;
+    app.add_flag("-v,--verbose", g.verbosity, "More detail on stderr (repeat for more)");
+    app.set_version_flag("--version", "moeforge 0.1.0");
+
+    mf::add_tune_command(app, g);
+    mf::add_unbuilt_command(app, "run", "Chat with a model (streaming, DeepSeek chat template)", "#5");
+    mf::add_unbuilt_command(app, "kernel-dump", "Print every generated kernel: descriptor, size, disassembly", "#3");
+    mf::add_unbuilt_command(app, "report", "Re-render the autotune report of a plan", "#7");
+    mf::add_unbuilt_command(app, "bench", "Prefill/decode tokens/s and kernel roofline ratios", "#3, #5");
+    mf::add_unbuilt_command(app, "mkmodel", "Write a DeepSeek-V3-architecture model with seeded random weights", "#4");
+    mf::add_unbuilt_command(app, "tokenize", "Token ids of a text, optionally through the chat template", "#4");
+    mf::add_unbuilt_command(app, "perplexity", "Perplexity over a text file, comparable with llama-perplexity", "#5");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    } catch (const mf::CommandExit& e) {
+        return e.code;
+    } catch (const std::exception& e) {
+        std::fflush(stdout);
+        fmt::print(stderr, "moeforge: error: {}\n", e.what());
+        return mf::kExitError;
+    }
+    return 0;
+}

@@ -1,0 +1,30 @@
+// Micro-benchmarks behind the host profile's peaks: each runs a JIT loop on one core, then on all workers at once.
+#pragma once
+#include <cstdint>
+
+#include "codegen/x64/peak_amx.hpp"
+#include "codegen/x64/peak_avx512.hpp"
+#include "runtime/cpu_topology.hpp"
+#include "runtime/thread_pool.hpp"
+#include "tune/host_profile.hpp"
+
+namespace mf {
+
+struct BenchTiming {
+    double seconds_per_run = 0.05;
+    int repeats = 5;
+};
+
+PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming& t);
+PeakSet measure_avx512_peak(ThreadPool& pool, Avx512PeakOp op, const BenchTiming& t);
+
+// Each worker of each pool streams its slice of a buffer placed on that pool's NUMA node; all pools run together.
+// Returns the per-node figures (in pools order) and the total.
+struct DramReadResult {
+    std::vector<Measured> per_node;
+    Measured total;
+    uint64_t buffer_bytes = 0;
+};
+DramReadResult measure_dram_read(const CpuTopology& topo, uint64_t buffer_bytes, const BenchTiming& t);
+
+}  // namespace mf
