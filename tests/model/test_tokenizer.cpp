@@ -218,7 +218,7 @@ TEST_CASE("Tokenizer refuses vocabs it cannot tokenize exactly") {
 TEST_CASE("DeepSeek-V3: decode(encode(text)) == text on the valid corpus, streamed or not") {
     const auto path = test::fetched_tokenizer_json();
     if (!path) {
-        MESSAGE("SKIPPED: DeepSeek-V3's tokenizer.json is not fetched; " << test::kFetchHint);
+        MESSAGE("skipped: DeepSeek-V3's tokenizer.json is not fetched; " << test::kFetchHint);
         return;
     }
     const Tokenizer tok(load_tokenizer_json(*path));

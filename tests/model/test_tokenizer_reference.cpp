@@ -117,11 +117,11 @@ TEST_CASE("tokenizer gives the reference's ids on the corpus, random texts and c
     const auto tokenizer_json = test::fetched_tokenizer_json();
     const fs::path package = test::tokenizer_fetch_dir() / "node_modules/@lenml/tokenizers/package.json";
     if (!tokenizer_json || !fs::exists(package)) {
-        MESSAGE("SKIPPED: the reference tokenizer is not fetched; " << test::kFetchHint);
+        MESSAGE("skipped: the reference tokenizer is not fetched; " << test::kFetchHint);
         return;
     }
     if (!have_node()) {
-        MESSAGE("SKIPPED: node is not installed (Debian: apt-get install nodejs); the reference runs in node");
+        MESSAGE("skipped: node is not installed (Debian: apt-get install nodejs); the reference runs in node");
         return;
     }
     const TokenizerVocab vocab = load_tokenizer_json(*tokenizer_json);
