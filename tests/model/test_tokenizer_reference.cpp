@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -128,8 +129,9 @@ TEST_CASE("tokenizer gives the reference's ids on the corpus, random texts and c
     const Tokenizer tok(vocab);
     CHECK(tok.unusable_merges() == 0);
 
-    const fs::path work = fs::temp_directory_path() / fmt::format("mf_tokref_{}", uint64_t(std::random_device{}()));
-    fs::create_directories(work);
+    std::string work_template = (fs::temp_directory_path() / "mf_tokref_XXXXXX").string();
+    REQUIRE(mkdtemp(work_template.data()) != nullptr);  // unique per process: ctest may run cases in parallel
+    const fs::path work = work_template;
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(kReferenceDir / "corpus")) files.push_back(e.path());
     std::sort(files.begin(), files.end());
