@@ -5,10 +5,11 @@
 
 namespace mf {
 
-// Appends to `pieces` the words of `text` (well-formed UTF-8, special tokens already split off), in order; the
-// pieces are views into `text` and concatenate back to it. The rules are those of DeepSeek-V3's tokenizer.json,
-// three Split pre-tokenizers with behaviour Isolated applied one after the other (each to every piece of the
-// one before), matched with JavaScript regex semantics (leftmost match, alternatives tried in order):
+// Appends to `pieces` the words of `text` (well-formed UTF-8, special tokens already split off), in order;
+// the pieces are views into `text` and concatenate back to it. The rules are those of DeepSeek-V3's
+// tokenizer.json, three Split pre-tokenizers with behaviour Isolated applied one after the other (each to
+// every piece of the one before), matched with JavaScript regex semantics (leftmost match, alternatives tried
+// in order):
 //   1. \p{N}{1,3}                     runs of numbers, cut into groups of up to three from the left
 //   2. [\u4E00-\u9FA5\u3040-\u309F\u30A0-\u30FF]+   runs of CJK ideographs, hiragana and katakana
 //   3. [ASCII punct][A-Za-z]+ | [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+ | ' '?[\p{P}\p{S}]+[\r\n]* |

@@ -50,7 +50,7 @@ TokenizerVocab small_vocab(const std::vector<std::string>& merges, const std::ve
     return v;
 }
 
-// Textbook BPE: while some neighbouring pair has a merge, merge the best-ranked one (the leftmost among equals).
+// Textbook BPE: while some neighbouring pair has a merge, merge the best-ranked one (leftmost among equals).
 std::vector<std::string> naive_bpe(const std::string& word, const std::vector<std::string>& merges) {
     std::map<std::pair<std::string, std::string>, size_t> rank;
     for (size_t r = 0; r < merges.size(); ++r) {
