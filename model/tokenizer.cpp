@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <queue>
@@ -243,13 +244,21 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
     std::vector<int32_t> dst;
     if (options.add_bos && bos_id_ >= 0) dst.push_back(bos_id_);
     std::vector<std::string_view> words;
-    const auto encode_section = [&](std::string_view section) {
-        if (section.empty()) return;
-        if (section.size() >= (size_t(1) << 32))
-            throw std::length_error("tokenizer: text between special tokens is 4 GiB or longer");
+    const auto encode_chunk = [&](std::string_view chunk) {
+        if (chunk.size() >= (size_t(1) << 32))
+            throw std::length_error("tokenizer: 4 GiB or more of text without a line break");
         words.clear();
-        pretokenize_deepseek_v3(section, words);
+        pretokenize_deepseek_v3(chunk, words);
         for (std::string_view w : words) encode_word(w, dst);
+    };
+    const auto encode_section = [&](std::string_view section) {
+        while (!section.empty()) {
+            const size_t cut = section.size() > options.chunk_bytes
+                                   ? next_pretokenize_cut(section, std::max<size_t>(options.chunk_bytes, 1))
+                                   : std::string_view::npos;
+            encode_chunk(section.substr(0, cut));
+            section = cut == std::string_view::npos ? std::string_view() : section.substr(cut);
+        }
     };
     size_t start = 0;
     if (options.parse_special) {

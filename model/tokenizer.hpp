@@ -18,6 +18,9 @@ namespace mf {
 struct EncodeOptions {
     bool add_bos = false;       // put bos_id first (the chat template adds its own)
     bool parse_special = true;  // text spelling a special token becomes that token, as in the reference
+    // Long texts are pre-tokenized in chunks of about this many bytes, cut where the pre-tokenizer cuts anyway
+    // (next_pretokenize_cut), which bounds the memory used; the ids do not depend on it.
+    size_t chunk_bytes = size_t(1) << 20;
 };
 
 class Tokenizer {

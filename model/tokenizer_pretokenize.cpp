@@ -1,5 +1,6 @@
 #include "model/tokenizer_pretokenize.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "model/unicode_class.hpp"
@@ -128,6 +129,15 @@ void pretokenize_deepseek_v3(std::string_view text, std::vector<std::string_view
         split_isolated(t, a1, b1, match_cjk,
                        [&](uint32_t a2, uint32_t b2) { split_isolated(t, a2, b2, match_words, emit); });
     });
+}
+
+size_t next_pretokenize_cut(std::string_view text, size_t from) {
+    for (size_t p = std::max<size_t>(from, 1); p < text.size(); ++p) {
+        p = text.find('\n', p - 1);
+        if (p == std::string_view::npos || ++p >= text.size()) break;
+        if (char_class(decode_utf8(text.substr(p)).cp) != CharClass::space) return p;
+    }
+    return std::string_view::npos;
 }
 
 }  // namespace mf

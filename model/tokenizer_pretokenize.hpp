@@ -17,4 +17,11 @@ namespace mf {
 // Text between matches becomes a piece of its own.
 void pretokenize_deepseek_v3(std::string_view text, std::vector<std::string_view>& pieces);
 
+// The first position p >= from where `text` may be cut without changing its pieces -- pieces of text[0, p)
+// followed by those of text[p, end) are the pieces of text -- or std::string_view::npos. Such a p follows a
+// '\n' and starts a character that is not \s: every rule-3 match that reaches a '\n' ends there (punctuation
+// runs take [\r\n]* and stop at a non-CR/LF; whitespace runs holding a '\n' are matched by \s*[\r\n]+ up to
+// the last one), and no number or CJK run contains a '\n'. Lets long texts be pre-tokenized in chunks.
+size_t next_pretokenize_cut(std::string_view text, size_t from);
+
 }  // namespace mf
