@@ -3,6 +3,7 @@
 #include <hwloc.h>
 #include <numa.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -43,6 +44,11 @@ void read_numa(CpuTopology& t) {
         t.numa_nodes.push_back(n);
     }
     numa_free_cpumask(cpus);
+    // Some VMs hot-plug memory that libnuma does not count in any node; with one node, all RAM is its RAM.
+    if (t.numa_nodes.size() == 1) {
+        const uint64_t phys = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE));
+        t.numa_nodes[0].memory_bytes = std::max(t.numa_nodes[0].memory_bytes, phys);
+    }
     for (auto& c : t.cores)
         for (const auto& n : t.numa_nodes)
             if (std::find(n.pus.begin(), n.pus.end(), c.pus.front()) != n.pus.end()) c.numa_node = n.id;

@@ -47,6 +47,7 @@ Measured time_compute_loop(ThreadPool& pool, const JitKernel& kernel, uint64_t o
     for (double s = run_iters(iters); s < t.seconds_per_run / 4; s = run_iters(iters)) iters *= 4;
     const double probe = run_iters(iters);
     iters = std::max<uint64_t>(1, uint64_t(double(iters) * t.seconds_per_run / std::max(probe, 1e-6)));
+    run_iters(iters);  // one untimed run at full length: clocks settle after the switch into AMX/AVX-512 work
     std::vector<double> rates;
     const double threads = all ? pool.size() : 1;
     for (int r = 0; r < t.repeats; ++r) rates.push_back(threads * double(iters * ops_per_iter) / run_iters(iters));
