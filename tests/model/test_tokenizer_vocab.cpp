@@ -157,7 +157,7 @@ TEST_CASE("load_tokenizer_json names the file and the problem") {
 TEST_CASE("load_tokenizer_json on DeepSeek-V3's tokenizer.json") {
     const auto path = test::fetched_tokenizer_json();
     if (!path) {
-        MESSAGE("SKIPPED: DeepSeek-V3's tokenizer.json is not fetched; " << test::kFetchHint);
+        MESSAGE("skipped: DeepSeek-V3's tokenizer.json is not fetched; " << test::kFetchHint);
         return;
     }
     const TokenizerVocab v = load_tokenizer_json(*path, 129280);
