@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <string>
 
 namespace mf::test {
 
@@ -20,6 +21,6 @@ inline std::optional<std::filesystem::path> fetched_tokenizer_json() {
     return p;
 }
 
-constexpr const char* kFetchHint = "run tools/fetch_tokenizer.sh to fetch DeepSeek-V3's tokenizer";
+inline const std::string kFetchHint = "run tools/fetch_tokenizer.sh to fetch DeepSeek-V3's tokenizer";
 
 }  // namespace mf::test
