@@ -77,7 +77,7 @@ std::string router_topk_name(const RouterTopkDesc& d) { return "router_topk_" + 
 CudaKernelSource router_topk_source(const RouterTopkDesc& d) {
     if (d.experts < 1 || d.groups < 1 || d.experts % d.groups || d.groups_kept < 1 || d.groups_kept > d.groups ||
         d.group_top < 1 || d.group_top > d.experts / d.groups || d.top_k < 1 || d.top_k > 32 ||
-        d.top_k > d.groups_kept * (d.experts / d.groups) || d.experts > 2048)
+        d.top_k > d.groups_kept * (d.experts / d.groups) || d.experts > 1024)
         throw std::invalid_argument("router_topk: unsupported routing shape " + fields_print(d) +
                                     " (experts divisible by groups, groups_kept <= groups, top_k <= 32 and <= kept experts)");
     CudaKernelSource s{router_topk_name(d), "", kRouterThreads, 0};
