@@ -14,6 +14,9 @@ struct CharClassRange {
     CharClass cls;
 };
 
+// The Unicode version the table was generated from (that of the node which ran model/unicode_class_table.js).
+extern const char kCharClassUnicodeVersion[];
+
 // The class of a code point (anything above U+10FFFF is `other`).
 CharClass char_class(uint32_t cp);
 

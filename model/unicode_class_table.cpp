@@ -306,5 +306,6 @@ extern const CharClassRange kCharClassRanges[] = {
     {0x2FA1E, O}, {0x30000, L}, {0x3134B, O}, {0x31350, L}, {0x3347A, O}, {0xE0100, M}, {0xE01F0, O},
 };
 extern const int kCharClassRangeCount = 2351;
+extern const char kCharClassUnicodeVersion[] = "17.0";
 
 }  // namespace mf

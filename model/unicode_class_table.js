@@ -48,6 +48,7 @@ for (let i = 0; i < starts.length; i += perLine) {
 }
 out.push("};");
 out.push(`extern const int kCharClassRangeCount = ${starts.length};`);
+out.push(`extern const char kCharClassUnicodeVersion[] = "${process.versions.unicode}";`);
 out.push("");
 out.push("}  // namespace mf");
 process.stdout.write(out.join("\n") + "\n");

@@ -1,6 +1,8 @@
 // load_tokenizer_json: small hand-written tokenizer.json files (both merge formats, every error path) and, when
 // fetched, DeepSeek-V3's real one.
 #include <doctest/doctest.h>
+
+#include <cstdlib>
 #include <fmt/core.h>
 
 #include <fstream>
@@ -37,8 +39,10 @@ json small_tokenizer() {
 struct TempDir {
     std::filesystem::path path;
     TempDir() {
-        path = std::filesystem::temp_directory_path() / fmt::format("mf_tokvocab_{}", uint64_t(std::rand()));
-        std::filesystem::create_directories(path);
+        // ctest runs test cases as parallel processes: the name must be unique per process, not per seed.
+        std::string tmpl = (std::filesystem::temp_directory_path() / "mf_tokvocab_XXXXXX").string();
+        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+        path = tmpl;
     }
     ~TempDir() { std::filesystem::remove_all(path); }
     std::filesystem::path write(const std::string& name, const std::string& text) const {
@@ -153,7 +157,7 @@ TEST_CASE("load_tokenizer_json names the file and the problem") {
 TEST_CASE("load_tokenizer_json on DeepSeek-V3's tokenizer.json") {
     const auto path = test::fetched_tokenizer_json();
     if (!path) {
-        MESSAGE("SKIPPED: DeepSeek-V3's tokenizer.json is not fetched; " << test::kFetchHint);
+        MESSAGE("skipped: DeepSeek-V3's tokenizer.json is not fetched; " << test::kFetchHint);
         return;
     }
     const TokenizerVocab v = load_tokenizer_json(*path, 129280);
