@@ -138,7 +138,7 @@ TEST_CASE("special tokens: longest match first, optional, and bos") {
     CHECK_FALSE(tok.is_special(256));
 }
 
-TEST_CASE("decode undoes the byte-level spelling; special tokens decode to their text") {
+TEST_CASE("decode undoes the byte-level spelling, special tokens decode to their text") {
     const TokenizerVocab v = small_vocab({"Ġ w", "o r"}, {"<s>"});
     const Tokenizer tok(v);
     const std::string text = "<s>hi world\n\t\x01 é中😀";
