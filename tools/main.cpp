@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     mf::add_kernel_dump_command(app, g);
     mf::add_unbuilt_command(app, "report", "Re-render the autotune report of a plan", "#7");
     mf::add_bench_command(app, g);
-    mf::add_unbuilt_command(app, "mkmodel", "Write a DeepSeek-V3-architecture model with seeded random weights", "#4");
+    mf::add_mkmodel_command(app, g);
     mf::add_tokenize_command(app, g);
     mf::add_unbuilt_command(app, "perplexity", "Perplexity over a text file, comparable with llama-perplexity", "#5");
 
