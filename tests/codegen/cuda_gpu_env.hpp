@@ -2,6 +2,7 @@
 // Without a GPU (CI) `skip_reason` says why and each GPU test prints it with MESSAGE and returns.
 #pragma once
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <memory>

@@ -5,6 +5,8 @@
 // CUDA graph of decode + combine (how the executor runs it) with events.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -67,7 +69,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     }
 
     std::vector<MlaDecodeConfig> configs = {mla_decode_default_config(d, env.sm)};
-    for (MlaDecodeConfig c : {MlaDecodeConfig{32, 2}, MlaDecodeConfig{64, 1}})
+    for (MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 8}, MlaDecodeConfig{64, 2, 4}, MlaDecodeConfig{32, 2, 1}})
         if (mla_decode_unsupported(d, c, env.sm).empty() && !(c == configs[0])) configs.push_back(c);
     const auto combine = env.build(mla_combine_source(d));
 
@@ -88,13 +90,14 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const int rot = static_cast<int>(std::clamp<size_t>(((size_t(256) << 20) + case_bytes - 1) / case_bytes, 1,
                                                                     pool_pages / case_pages));
                 const int splits = mla_decode_num_splits(d, cfg, batch, ctx, gpu.sms);
+                const int partials = mla_decode_partials(cfg, splits);
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);
                 for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
                 std::shuffle(table.begin(), table.end(), rng);  // scattered pages, each used once per rotation set
                 DeviceBuffer dtable = to_device(table), dlens = to_device(lens);
                 DeviceBuffer q = to_device(random_bf16(size_t(rot) * batch * d.heads * dim, rng));
-                DeviceBuffer o_part(mla_decode_o_part_bytes(d, batch, splits)), lse(mla_decode_lse_part_bytes(d, batch, splits));
+                DeviceBuffer o_part(mla_decode_o_part_bytes(d, batch, partials)), lse(mla_decode_lse_part_bytes(d, batch, partials));
                 DeviceBuffer out(size_t(rot) * batch * d.heads * d.latent_dim * 2);
                 auto capture = [&](bool with_combine, CudaGraph& g) {
                     g.begin_capture(stream.get());
@@ -108,7 +111,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                             combine->launch(mla_combine_grid(d, batch),
                                             MlaCombineParams{o_part.as<float>(), lse.as<float>(),
                                                              out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim,
-                                                             batch, splits},
+                                                             batch, partials},
                                             stream.get());
                     }
                     g.end_capture(stream.get());

@@ -89,9 +89,10 @@ std::vector<double> mla_gpu(const GpuTestEnv& env, const MlaProblem& p, const Ml
     const auto combine = env.build(mla_combine_source(p.d));
     const int max_len = *std::max_element(p.lens.begin(), p.lens.end());
     if (splits == 0) splits = mla_decode_num_splits(p.d, c, p.batch, max_len, env.ctx->info().sms);
+    const int partials = mla_decode_partials(c, splits);
     DeviceBuffer q = to_device(p.q), cache = to_device(p.cache), table = to_device(p.table), lens = to_device(p.lens);
-    DeviceBuffer o_part(mla_decode_o_part_bytes(p.d, p.batch, splits));
-    DeviceBuffer lse(mla_decode_lse_part_bytes(p.d, p.batch, splits));
+    DeviceBuffer o_part(mla_decode_o_part_bytes(p.d, p.batch, partials));
+    DeviceBuffer lse(mla_decode_lse_part_bytes(p.d, p.batch, partials));
     const size_t n_out = size_t(p.batch) * p.d.heads * p.d.latent_dim;
     DeviceBuffer out(n_out * 2);
     out.fill_bytes(0xff);  // NaN: every element must be written
@@ -99,7 +100,7 @@ std::vector<double> mla_gpu(const GpuTestEnv& env, const MlaProblem& p, const Ml
     MlaDecodeParams dp{q.as<uint16_t>(), cache.as<uint16_t>(), table.as<int>(), lens.as<int>(), o_part.as<float>(),
                        lse.as<float>(), p.batch, p.table_stride, splits, kScale};
     decode->launch(mla_decode_grid(p.d, p.batch, splits), dp, nullptr);
-    MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out.as<uint16_t>(), p.batch, splits};
+    MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out.as<uint16_t>(), p.batch, partials};
     combine->launch(mla_combine_grid(p.d, p.batch), cp, nullptr);
     env.ctx->synchronize();
     const auto raw = from_device<uint16_t>(out, n_out);
@@ -126,6 +127,9 @@ TEST_CASE("cuda mla decode (GPU): absorbed split-K decode matches the reference 
         {"20 heads (padded head block), page 48, tile 16", 20, 48, {16, 1}, {5, 300, 61}, 0},
         {"tile 32, 2 stages, more splits than tiles", 128, 16, {32, 2}, {33, 95}, 7},
         {"tile 64, 1 stage, one split", 72, 64, {64, 1}, {500, 129}, 1},
+        {"cluster of 8 (sm_90), batch 1, default splits", 128, 64, {64, 2, 8}, {3000}, 0},
+        {"cluster of 4 (sm_90), ragged batch with empty splits", 20, 48, {32, 2, 4}, {1, 0, 300, 1500}, 0},
+        {"cluster of 2 (sm_90), forced 6 splits", 128, 64, {64, 1, 2}, {70, 900}, 6},
     };
     for (const Case& c : cases) {
         CAPTURE(c.label);
@@ -191,6 +195,11 @@ TEST_CASE("cuda mla prefill (GPU): append a chunk to the cache, then causal atte
     for (int splits : {0, 3}) {
         CAPTURE(splits);
         const double err = rel_l2(mla_gpu(env, pf, mla_decode_default_config(d, env.sm), splits), ref);
+        CAPTURE(err);
+        CHECK(err < 1e-2);
+    }
+    if (env.sm >= 90) {
+        const double err = rel_l2(mla_gpu(env, pf, MlaDecodeConfig{64, 2, 8}, 0), ref);
         CAPTURE(err);
         CHECK(err < 1e-2);
     }
