@@ -339,28 +339,48 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
 }
 
 // One CTA of LATENT / 4 threads per (head, row); each thread merges 4 latent columns over all splits.
+// The split weights are computed in parallel (one split per thread, in chunks of the block size) into shared
+// memory, so no thread walks the log-sum-exps one dependent load at a time; the partial loads are unrolled.
 template <int HEADS, int LATENT>
 __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
-    const int h = blockIdx.x, b = blockIdx.y;
+    constexpr int THREADS = LATENT / 4;
+    static_assert(THREADS % 32 == 0, "whole warps");
+    __shared__ float s_w[THREADS];
+    __shared__ float s_max[THREADS / 32];
+    const int h = blockIdx.x, b = blockIdx.y, tid = threadIdx.x;
     const size_t row = (size_t)b * HEADS + h;
     const float* lse = p.lse_part + row * p.num_splits;
+    const int n = p.num_splits;
+
     float m = neg_inf();
-    for (int s = 0; s < p.num_splits; ++s) m = fmaxf(m, lse[s]);
-    const int c = threadIdx.x * 4;
+    for (int s = tid; s < n; s += THREADS) m = fmaxf(m, lse[s]);
+    m = warp_max(m);
+    if ((tid & 31) == 0) s_max[tid >> 5] = m;
+    __syncthreads();
+#pragma unroll
+    for (int w = 0; w < THREADS / 32; ++w) m = fmaxf(m, s_max[w]);
+
+    const int c = tid * 4;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     float wsum = 0.f;
-    const float* src = p.o_part + row * p.num_splits * LATENT + c;
-#pragma unroll 4
-    for (int s = 0; s < p.num_splits; ++s) {
-        const float l = lse[s];
-        const bool live = l != neg_inf();  // a split with no tokens wrote no partial: never touch it
-        const float w = live ? exp2f(l - m) : 0.f;
-        const float4 v = live ? *reinterpret_cast<const float4*>(src + (size_t)s * LATENT) : make_float4(0.f, 0.f, 0.f, 0.f);
-        wsum += w;
-        acc[0] += w * v.x;
-        acc[1] += w * v.y;
-        acc[2] += w * v.z;
-        acc[3] += w * v.w;
+    const float* src = p.o_part + row * n * LATENT + c;
+    for (int s0 = 0; s0 < n; s0 += THREADS) {
+        __syncthreads();  // the previous chunk's weights are consumed
+        const float l = s0 + tid < n ? lse[s0 + tid] : neg_inf();
+        s_w[tid] = l == neg_inf() ? 0.f : exp2f(l - m);  // a split with no tokens wrote no partial: weight 0
+        __syncthreads();
+        const int cnt = min(THREADS, n - s0);
+#pragma unroll 8
+        for (int j = 0; j < cnt; ++j) {
+            const float w = s_w[j];
+            const float4 v = w != 0.f ? *reinterpret_cast<const float4*>(src + (size_t)(s0 + j) * LATENT)
+                                      : make_float4(0.f, 0.f, 0.f, 0.f);
+            wsum += w;
+            acc[0] += w * v.x;
+            acc[1] += w * v.y;
+            acc[2] += w * v.z;
+            acc[3] += w * v.w;
+        }
     }
     const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
     unsigned* dst = reinterpret_cast<unsigned*>(p.out + row * LATENT + c);
