@@ -5,7 +5,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "codegen/cuda/mla_kernels.hpp"
+#include "codegen/cuda/mla_attention.hpp"
 #include "tests/codegen/cuda_gpu_env.hpp"
 
 using namespace mf;
@@ -83,25 +83,19 @@ std::vector<double> mla_reference(const MlaProblem& p) {
     return out;
 }
 
-// Runs decode + combine; `splits` 0 picks the heuristic's count for the device.
+// Runs decode + combine through MlaAttention; `splits` 0 picks the heuristic's count for the device.
 std::vector<double> mla_gpu(const GpuTestEnv& env, const MlaProblem& p, const MlaDecodeConfig& c, int splits) {
-    const auto decode = env.build(mla_decode_source(p.d, c, env.sm));
-    const auto combine = env.build(mla_combine_source(p.d));
+    const MlaAttention attn(p.d, c, env.arch, env.cache);
     const int max_len = *std::max_element(p.lens.begin(), p.lens.end());
-    if (splits == 0) splits = mla_decode_num_splits(p.d, c, p.batch, max_len, env.ctx->info().sms);
-    const int partials = mla_decode_partials(c, splits);
+    if (splits == 0) splits = attn.num_splits(p.batch, max_len, env.ctx->info().sms);
     DeviceBuffer q = to_device(p.q), cache = to_device(p.cache), table = to_device(p.table), lens = to_device(p.lens);
-    DeviceBuffer o_part(mla_decode_o_part_bytes(p.d, p.batch, partials));
-    DeviceBuffer lse(mla_decode_lse_part_bytes(p.d, p.batch, partials));
+    DeviceBuffer ws(attn.workspace_bytes(p.batch, splits));
     const size_t n_out = size_t(p.batch) * p.d.heads * p.d.latent_dim;
     DeviceBuffer out(n_out * 2);
     out.fill_bytes(0xff);  // NaN: every element must be written
-    o_part.fill_bytes(0xff);
-    MlaDecodeParams dp{q.as<uint16_t>(), cache.as<uint16_t>(), table.as<int>(), lens.as<int>(), o_part.as<float>(),
-                       lse.as<float>(), p.batch, p.table_stride, splits, kScale};
-    decode->launch(mla_decode_grid(p.d, p.batch, splits), dp, nullptr);
-    MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out.as<uint16_t>(), p.batch, partials};
-    combine->launch(mla_combine_grid(p.d, p.batch), cp, nullptr);
+    ws.fill_bytes(0xff);
+    attn.decode(q.as<uint16_t>(), cache.as<uint16_t>(), table.as<int>(), p.table_stride, lens.as<int>(), p.batch,
+                splits, kScale, ws, out.as<uint16_t>(), nullptr);
     env.ctx->synchronize();
     const auto raw = from_device<uint16_t>(out, n_out);
     std::vector<double> r(n_out);
@@ -178,9 +172,8 @@ TEST_CASE("cuda mla prefill (GPU): append a chunk to the cache, then causal atte
     std::vector<int> positions(chunk);
     std::iota(positions.begin(), positions.end(), start);
     DeviceBuffer pos = to_device(positions);
-    const auto append = env.build(kv_append_source(d));
-    KvAppendParams ap{src.as<uint16_t>(), cache.as<uint16_t>(), table.as<int>(), pos.as<int>(), 0, dim + 8, chunk};
-    append->launch(kv_append_grid(chunk), ap, nullptr);
+    const MlaAttention attn(d, mla_decode_default_config(d, env.sm), env.arch, env.cache);
+    attn.append(src.as<uint16_t>(), dim + 8, chunk, pos.as<int>(), table.as<int>(), 0, cache.as<uint16_t>(), nullptr);
     env.ctx->synchronize();
     CHECK(from_device<uint16_t>(cache, p.cache.size()) == p.cache);
 
