@@ -33,9 +33,11 @@ void MlaAttention::append(const unsigned short* src, int src_stride, int n, cons
                           CuStream stream) const {
     if (n <= 0) return;
     if (src_stride % 8 != 0 || src_stride < desc_.latent_dim + desc_.rope_dim)
-        throw std::invalid_argument("MlaAttention::append: src_stride must be a multiple of 8 and hold a whole row");
+        throw std::invalid_argument(
+            "MlaAttention::append: src_stride must be a multiple of 8 and hold a whole row");
     append_->launch(kv_append_grid(n),
-                    KvAppendParams{src, kv_cache, block_table, positions, block_table_stride, src_stride, n}, stream);
+                    KvAppendParams{src, kv_cache, block_table, positions, block_table_stride, src_stride, n},
+                    stream);
 }
 
 void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cache, const int* block_table,
@@ -43,18 +45,21 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
                           const DeviceBuffer& workspace, unsigned short* out, CuStream stream) const {
     if (batch <= 0) return;
     if (num_splits < 1 || num_splits % config_.cluster != 0)
-        throw std::invalid_argument("MlaAttention::decode: num_splits must be a positive multiple of the cluster size");
+        throw std::invalid_argument(
+            "MlaAttention::decode: num_splits must be a positive multiple of the cluster size");
     if (workspace.bytes() < workspace_bytes(batch, num_splits))
-        throw std::invalid_argument("MlaAttention::decode: workspace smaller than workspace_bytes(batch, num_splits)");
+        throw std::invalid_argument(
+            "MlaAttention::decode: workspace smaller than workspace_bytes(batch, num_splits)");
     const int partials = mla_decode_partials(config_, num_splits);
     float* o_part = workspace.as<float>();
-    float* lse = reinterpret_cast<float*>(workspace.ptr() +
-                                          (mla_decode_o_part_bytes(desc_, batch, partials) + 255) / 256 * 256);
+    float* lse = reinterpret_cast<float*>(
+        workspace.ptr() + (mla_decode_o_part_bytes(desc_, batch, partials) + 255) / 256 * 256);
     decode_->launch(mla_decode_grid(desc_, batch, num_splits),
-                    MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch, block_table_stride,
-                                    num_splits, scale},
+                    MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch,
+                                    block_table_stride, num_splits, scale},
                     stream);
-    combine_->launch(mla_combine_grid(desc_, batch), MlaCombineParams{o_part, lse, out, batch, partials}, stream);
+    combine_->launch(mla_combine_grid(desc_, batch), MlaCombineParams{o_part, lse, out, batch, partials},
+                     stream);
 }
 
 }  // namespace mf
