@@ -92,9 +92,9 @@ void SvgPlot::point(SvgPoint p, const std::string& color, const std::string& lab
     body_ += '\n';
 }
 
-void SvgPlot::note(SvgPoint p, const std::string& text, const std::string& color) {
-    body_ += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="11" fill="{}">{}</text>)svg", px(p.x), py(p.y), color,
-                         xml_escape(text));
+void SvgPlot::note(SvgPoint p, const std::string& text, const std::string& color, const std::string& anchor) {
+    body_ += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="11" fill="{}" text-anchor="{}">{}</text>)svg",
+                         std::min(px(p.x), double(w_ - kRight - 4)), py(p.y), color, anchor, xml_escape(text));
     body_ += '\n';
 }
 

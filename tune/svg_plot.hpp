@@ -23,7 +23,9 @@ public:
     // A marker (filled or hollow circle) with an optional text label beside it.
     void point(SvgPoint p, const std::string& color, const std::string& label, bool filled = true);
     // A text note placed at data coordinates.
-    void note(SvgPoint p, const std::string& text, const std::string& color = "#444");
+    // anchor: "start", "middle" or "end" (SVG text-anchor).
+    void note(SvgPoint p, const std::string& text, const std::string& color = "#444",
+              const std::string& anchor = "start");
 
     std::string render() const;
 
