@@ -24,6 +24,7 @@ std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t id) {
         case GgmlType::q5_k: return GgmlTypeTraits{"q5_K", 256, 176};
         case GgmlType::q6_k: return GgmlTypeTraits{"q6_K", 256, 210};
         case GgmlType::q8_k: return GgmlTypeTraits{"q8_K", 256, 292};
+        case GgmlType::f8_e4m3: return GgmlTypeTraits{"f8_e4m3", 1, 1};
     }
     return std::nullopt;
 }

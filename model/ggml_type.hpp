@@ -28,6 +28,9 @@ enum class GgmlType : uint32_t {
     i64 = 27,
     f64 = 28,
     bf16 = 30,
+    // Not a GGUF type: FP8 e4m3 ("fn") as stored by the official DeepSeek-V3 safetensors release, with a
+    // separate 128x128-block fp32 scale_inv tensor. The GGUF reader rejects it; only TensorView uses it.
+    f8_e4m3 = 0x1000,
 };
 
 struct GgmlTypeTraits {
@@ -38,7 +41,9 @@ struct GgmlTypeTraits {
 
 // nullopt for an id moeforge does not know; callers turn that into an error naming the tensor.
 std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t id);
+inline std::optional<GgmlTypeTraits> ggml_type_traits(GgmlType t) { return ggml_type_traits(uint32_t(t)); }
 std::string ggml_type_name(uint32_t id);  // "q4_K", or "type 17" for unknown ids
+inline std::string ggml_type_name(GgmlType t) { return ggml_type_name(uint32_t(t)); }
 
 // Bytes of a row of `elems` values; nullopt if `elems` is not a whole number of blocks or the id is unknown.
 std::optional<uint64_t> ggml_row_bytes(uint32_t id, uint64_t elems);

@@ -26,6 +26,15 @@ struct TokenizerVocab {
 
 // Reads a Hugging Face tokenizer.json (plus tokenizer_config.json beside it, when present, for the chat template
 // and bos/eos). Throws std::runtime_error naming the file and what is wrong.
-TokenizerVocab load_tokenizer_json(const std::filesystem::path& tokenizer_json);
+//
+// tokens: model.vocab with added_tokens placed at their ids; token_types: control for added tokens, normal for the
+// rest. Only DeepSeek-V3's pre-tokenizer is accepted (pre = "deepseek-v3"): any other would tokenize wrongly.
+// vocab_size > 0 pads the table with "[PAD<id>]" tokens of type unused up to that size, as llama.cpp's converter
+// does for a model whose embedding has more rows than the tokenizer has tokens (DeepSeek-V3: 128815 -> 129280);
+// 0 keeps the file's count. A vocab_size smaller than the file's count is an error.
+TokenizerVocab load_tokenizer_json(const std::filesystem::path& tokenizer_json, int32_t vocab_size = 0);
+
+// The token spelled `text` (exact match), or -1.
+int32_t find_token(const TokenizerVocab& vocab, const std::string& text);
 
 }  // namespace mf

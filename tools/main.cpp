@@ -18,11 +18,11 @@ int main(int argc, char** argv) {
 
     mf::add_tune_command(app, g);
     mf::add_unbuilt_command(app, "run", "Chat with a model (streaming, DeepSeek chat template)", "#5");
-    mf::add_unbuilt_command(app, "kernel-dump", "Print every generated kernel: descriptor, size, disassembly", "#3");
+    mf::add_kernel_dump_command(app, g);
     mf::add_report_command(app, g);
-    mf::add_unbuilt_command(app, "bench", "Prefill/decode tokens/s and kernel roofline ratios", "#3, #5");
+    mf::add_bench_command(app, g);
     mf::add_unbuilt_command(app, "mkmodel", "Write a DeepSeek-V3-architecture model with seeded random weights", "#4");
-    mf::add_unbuilt_command(app, "tokenize", "Token ids of a text, optionally through the chat template", "#4");
+    mf::add_tokenize_command(app, g);
     mf::add_unbuilt_command(app, "perplexity", "Perplexity over a text file, comparable with llama-perplexity", "#5");
 
     try {

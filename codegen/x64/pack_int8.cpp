@@ -39,6 +39,16 @@ int8_t PackedMatrix::q(int64_t col, int64_t kk) const {
     return int8_t(int(p[(kk / 4) * 64 + (col % kPanelCols) * 4 + kk % 4]) - 128);
 }
 
+PackedMatrix PackedMatrix::clone() const {
+    PackedMatrix c;
+    c.wtype = wtype;
+    c.n = n, c.k = k, c.n_pad = n_pad, c.k_pad = k_pad, c.sources = sources;
+    c.data = AlignedBytes(data.size());
+    if (data.size()) std::memcpy(c.data.data(), data.data(), data.size());
+    c.scale = scale;
+    return c;
+}
+
 namespace {
 
 // One source row as int8 plus its scale.

@@ -50,6 +50,7 @@ struct PackedMatrix {
     int64_t panel_bytes() const { return k_pad * kPanelCols; }
     const uint8_t* panel(int64_t p) const { return data.data() + p * panel_bytes(); }
     size_t weight_bytes() const { return data.size(); }
+    PackedMatrix clone() const;  // a deep copy (new buffer)
     // The stored integer weight (w + 128 - 128) of packed column col at k, for tests and references.
     int8_t q(int64_t col, int64_t kk) const;
 };

@@ -22,7 +22,9 @@ struct RefExpert {
 RefExpert random_expert(int hidden, int inter, std::mt19937& rng) {
     std::uniform_int_distribution<int> q(-127, 127);
     std::uniform_real_distribution<float> s(0.5f / 127, 2.0f / 127);
-    RefExpert e{hidden, inter};
+    RefExpert e;
+    e.hidden = hidden;
+    e.inter = inter;
     for (auto* v : {&e.g, &e.u}) {
         v->resize(size_t(inter) * hidden);
         for (auto& x : *v) x = int8_t(q(rng));

@@ -1,0 +1,112 @@
+// `moeforge tokenize`: the token ids of a text, optionally through the chat template.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "model/chat_template.hpp"
+#include "model/tokenizer.hpp"
+#include "tools/cache_dir.hpp"
+#include "tools/command.hpp"
+
+namespace mf {
+namespace {
+
+struct TokenizeOptions {
+    std::string tokenizer;  // tokenizer.json, or a directory holding it
+    std::string file;
+    std::string text;
+    bool json = false;
+    bool chat = false;
+    bool no_bos = false;
+    bool pieces = false;
+};
+
+std::filesystem::path find_tokenizer_json(const TokenizeOptions& o) {
+    if (!o.tokenizer.empty()) {
+        std::filesystem::path p = o.tokenizer;
+        if (std::filesystem::is_directory(p)) p /= "tokenizer.json";
+        if (!std::filesystem::exists(p)) throw std::runtime_error(fmt::format("--tokenizer: {} does not exist", p.string()));
+        return p;
+    }
+    const auto p = cache_dir() / "tokenizer" / "deepseek-v3" / "tokenizer.json";
+    if (!std::filesystem::exists(p))
+        throw std::runtime_error(fmt::format(
+            "no tokenizer at {}: run tools/fetch_tokenizer.sh to fetch DeepSeek-V3's, or pass --tokenizer PATH",
+            p.string()));
+    return p;
+}
+
+std::string read_text(const TokenizeOptions& o) {
+    if (o.file.empty()) return o.text;
+    std::ifstream f(o.file, std::ios::binary);
+    if (!f) throw std::runtime_error(fmt::format("--file: cannot open {}", o.file));
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+// A token's text for --pieces: its bytes, with control characters and bytes of a split character escaped.
+std::string printable(const std::string& bytes) {
+    std::string out;
+    for (unsigned char c : bytes) {
+        if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\r') out += "\\r";
+        else if (c < 0x20 || c == 0x7F) out += fmt::format("\\x{:02x}", c);
+        else out += char(c);
+    }
+    return out;
+}
+
+void run_tokenize(const TokenizeOptions& o) {
+    if (!o.file.empty() && !o.text.empty()) throw std::runtime_error("give either TEXT or --file, not both");
+    const TokenizerVocab vocab = load_tokenizer_json(find_tokenizer_json(o));
+    const Tokenizer tok(vocab);
+    std::string text = read_text(o);
+    EncodeOptions enc;
+    if (o.chat) {
+        if (!is_deepseek_v3_chat_template(vocab.chat_template))
+            throw std::runtime_error("--chat: this tokenizer's chat template is not DeepSeek-V3's");
+        const std::string bos = vocab.bos_id >= 0 ? vocab.tokens[size_t(vocab.bos_id)] : "";
+        const ChatMessage user{"user", text};
+        text = render_deepseek_v3_chat(std::span(&user, 1), bos, /*add_generation_prompt=*/true);
+    } else {
+        enc.add_bos = tok.add_bos() && !o.no_bos;
+    }
+    const std::vector<int32_t> ids = tok.encode(text, enc);
+    if (o.json) {
+        fmt::print("{}\n", nlohmann::json{{"ids", ids}}.dump());
+    } else if (o.pieces) {
+        for (int32_t id : ids) fmt::print("{:>7} '{}'\n", id, printable(tok.token_bytes(id)));
+    } else {
+        fmt::print("{}\n", fmt::join(ids, " "));
+    }
+}
+
+}  // namespace
+
+void add_tokenize_command(CLI::App& app, const GlobalOptions& g) {
+    auto o = std::make_shared<TokenizeOptions>();
+    auto* cmd = app.add_subcommand(
+        "tokenize",
+        "Print the token ids of a text as DeepSeek-V3's tokenizer splits it (byte-level BPE; special tokens such as\n"
+        "<｜User｜> written in the text become their ids). The tokenizer is DeepSeek-V3's tokenizer.json, fetched\n"
+        "once by tools/fetch_tokenizer.sh into the cache dir, or any file given with --tokenizer.");
+    cmd->add_option("text", o->text, "The text to tokenize (or use --file)");
+    cmd->add_option("--file", o->file, "Tokenize the contents of this file instead of TEXT (read as bytes)");
+    cmd->add_option("--tokenizer", o->tokenizer,
+                    "A Hugging Face tokenizer.json (or the directory holding it, with tokenizer_config.json). "
+                    "Default: $XDG_CACHE_HOME/moeforge/tokenizer/deepseek-v3/tokenizer.json (or ~/.cache/...)");
+    cmd->add_flag("--json", o->json, "Print {\"ids\": [...]} instead of ids separated by spaces");
+    cmd->add_flag("--chat", o->chat,
+                  "Wrap TEXT as one user message in the chat template first (bos, <｜User｜>TEXT<｜Assistant｜>)");
+    cmd->add_flag("--no-bos", o->no_bos, "Do not put the begin-of-sentence token first (added by default)");
+    cmd->add_flag("--pieces", o->pieces, "Print one token per line: its id and the text it stands for");
+    cmd->callback([o] { run_tokenize(*o); });
+}
+
+}  // namespace mf
