@@ -22,6 +22,7 @@ struct CommandExit {
 };
 
 void add_tune_command(CLI::App& app, const GlobalOptions& g);
+void add_report_command(CLI::App& app, const GlobalOptions& g);
 void add_bench_command(CLI::App& app, const GlobalOptions& g);
 void add_kernel_dump_command(CLI::App& app, const GlobalOptions& g);
 void add_tokenize_command(CLI::App& app, const GlobalOptions& g);
