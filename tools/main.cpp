@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     mf::add_unbuilt_command(app, "kernel-dump", "Print every generated kernel: descriptor, size, disassembly", "#3");
     mf::add_unbuilt_command(app, "report", "Re-render the autotune report of a plan", "#7");
     mf::add_unbuilt_command(app, "bench", "Prefill/decode tokens/s and kernel roofline ratios", "#3, #5");
-    mf::add_unbuilt_command(app, "mkmodel", "Write a DeepSeek-V3-architecture model with seeded random weights", "#4");
+    mf::add_mkmodel_command(app, g);
     mf::add_tokenize_command(app, g);
     mf::add_perplexity_command(app, g);
 
