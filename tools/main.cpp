@@ -18,9 +18,9 @@ int main(int argc, char** argv) {
 
     mf::add_tune_command(app, g);
     mf::add_run_command(app, g);
-    mf::add_unbuilt_command(app, "kernel-dump", "Print every generated kernel: descriptor, size, disassembly", "#3");
+    mf::add_kernel_dump_command(app, g);
     mf::add_unbuilt_command(app, "report", "Re-render the autotune report of a plan", "#7");
-    mf::add_unbuilt_command(app, "bench", "Prefill/decode tokens/s and kernel roofline ratios", "#3, #5");
+    mf::add_bench_command(app, g);
     mf::add_mkmodel_command(app, g);
     mf::add_tokenize_command(app, g);
     mf::add_perplexity_command(app, g);

@@ -23,6 +23,7 @@ struct ExpertFfnDesc {
 
 struct ExpertFfnConfig {
     int gemv_max_m = 8;       // experts with at most this many tokens take the AVX-512 GEMV path (0..16), else AMX
+                              // (int4 always takes the GEMV path: its per-group scales do not fit AMX tiles)
     int m_tiles = 2;          // AMX accumulator block (see AmxGemmConfig)
     int n_tiles = 2;
     LoopOrder order = LoopOrder::nm;
@@ -50,9 +51,9 @@ struct ExpertFfnConfig {
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 
     AmxGemmConfig amx() const { return {m_tiles, n_tiles, order, amx_prefetch}; }
-    GemvConfig gemv(int m) const {
-        GemvConfig g{gemv_panels, gemv_prefetch, gemv_k_unroll};
-        g.panels = gemv_panels_for(m, g);
+    GemvConfig gemv(int m, WeightType wtype) const {
+        GemvConfig g{gemv_panels, gemv_prefetch, wtype == WeightType::int4 ? 1 : gemv_k_unroll};
+        g.panels = gemv_panels_for(m, g, wtype);
         return g;
     }
 };

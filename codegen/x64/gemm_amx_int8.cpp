@@ -116,6 +116,7 @@ private:
         // Tile configuration as data (a compiler may drop stores to a config struct): palette 1,
         // mt*nt + mt + nt tiles of 16 rows x 64 bytes.
         const int tiles = mt * nt + mt + nt;
+        mark_data_start();
         align(64);
         L(cfg);
         db(1);

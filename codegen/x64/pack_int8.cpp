@@ -39,6 +39,16 @@ int8_t PackedMatrix::q(int64_t col, int64_t kk) const {
     return int8_t(int(p[(kk / 4) * 64 + (col % kPanelCols) * 4 + kk % 4]) - 128);
 }
 
+PackedMatrix PackedMatrix::clone() const {
+    PackedMatrix c;
+    c.wtype = wtype;
+    c.n = n, c.k = k, c.n_pad = n_pad, c.k_pad = k_pad, c.sources = sources;
+    c.data = AlignedBytes(data.size());
+    if (data.size()) std::memcpy(c.data.data(), data.data(), data.size());
+    c.scale = scale;
+    return c;
+}
+
 namespace {
 
 // One source row as int8 plus its scale.
@@ -49,6 +59,8 @@ float load_row(const MatrixSrc& s, int64_t r, std::vector<float>& tmp, int8_t* d
             std::memcpy(dst, static_cast<const int8_t*>(s.data) + r * ld, size_t(s.k));
             return s.scale[r];
         case SrcType::f32: return quantize_row_int8(static_cast<const float*>(s.data) + r * ld, s.k, dst);
+        case SrcType::u4_group:
+            throw std::invalid_argument("pack_int8: a u4_group source packs with pack_int4");
         case SrcType::bf16: {
             const auto* b = static_cast<const uint16_t*>(s.data) + r * ld;
             for (int64_t i = 0; i < s.k; ++i) {
