@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     mf::add_tune_command(app, g);
     mf::add_run_command(app, g);
     mf::add_kernel_dump_command(app, g);
-    mf::add_unbuilt_command(app, "report", "Re-render the autotune report of a plan", "#7");
+    mf::add_report_command(app, g);
     mf::add_bench_command(app, g);
     mf::add_mkmodel_command(app, g);
     mf::add_tokenize_command(app, g);
