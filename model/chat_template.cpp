@@ -53,8 +53,10 @@ std::string render_deepseek_v3_chat(std::span<const ChatMessage> messages, std::
                                         "\" is not one of system, user, assistant, tool");
         }
     }
-    if (in_tool_outputs) out += kOutputsEnd;
-    else if (add_generation_prompt) out += kAssistant;
+    if (in_tool_outputs)
+        out += kOutputsEnd;
+    else if (add_generation_prompt)
+        out += kAssistant;
     return out;
 }
 

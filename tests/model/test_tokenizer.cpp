@@ -50,7 +50,7 @@ TokenizerVocab small_vocab(const std::vector<std::string>& merges, const std::ve
     return v;
 }
 
-// Textbook BPE: while some neighbouring pair has a merge, merge the best-ranked one (the leftmost among equals).
+// Textbook BPE: while some neighbouring pair has a merge, merge the best-ranked one (leftmost among equals).
 std::vector<std::string> naive_bpe(const std::string& word, const std::vector<std::string>& merges) {
     std::map<std::pair<std::string, std::string>, size_t> rank;
     for (size_t r = 0; r < merges.size(); ++r) {
@@ -245,6 +245,8 @@ TEST_CASE("DeepSeek-V3: decode(encode(text)) == text on the valid corpus, stream
         const std::vector<int32_t> plain = tok.encode(text, {.parse_special = false});
         CHECK(std::none_of(plain.begin(), plain.end(), [&](int32_t id) { return tok.is_special(id); }));
         CHECK(tok.decode(plain) == sanitize_utf8(text));
+        // Chunked pre-tokenization (for long texts) gives the same ids.
+        CHECK(tok.encode(text, {.chunk_bytes = 16}) == ids);
         ++files;
     }
     CHECK(files >= 20);
