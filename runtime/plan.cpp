@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "codegen/kernel_fields.hpp"
+#include "codegen/x64/expert_ffn_desc.hpp"
 #include "codegen/x64/expert_gemm_desc.hpp"
 
 namespace mf {
@@ -53,8 +54,16 @@ Plan default_plan(const std::string& host_fingerprint, const ModelShape& shape) 
     p.host_fingerprint = host_fingerprint;
     p.shape = shape;
     p.is_default = true;
-    p.amx_min_tokens = 16;
+    p.amx_min_tokens = ExpertFfnConfig{}.gemv_max_m + 1;
     const WeightType wt = weight_type_of(shape);
+    PlannedKernel f;
+    f.family = "moe_ffn";
+    f.role = "expert";
+    const ExpertFfnDesc fd{wt, shape.hidden, shape.moe_intermediate};
+    f.desc = fields_to_json(fd);
+    f.config = f.default_config = fields_to_json(ExpertFfnConfig{});
+    f.name = kernel_name(fd, ExpertFfnConfig{});
+    p.kernels.push_back(f);
     for (const Role& r : expert_roles(shape)) {
         PlannedKernel g;
         g.family = "gemv_avx512";
@@ -115,7 +124,7 @@ json plan_to_json(const Plan& p) {
                            {"default_seconds", k.default_seconds}, {"ops", k.ops},
                            {"bytes", k.bytes},         {"verified", k.verified}});
     for (const auto& t : p.trials)
-        trials.push_back({t.family, t.config, t.at_seconds, t.seconds, t.rung, t.is_default});
+        trials.push_back({t.family, t.config, t.at_seconds, t.seconds, t.rung, t.is_default, t.failed});
     const auto& th = p.threads;
     const auto& h = p.host;
     return {
@@ -137,7 +146,7 @@ json plan_to_json(const Plan& p) {
         {"host", {{"cpu_name", h.cpu_name}, {"cores", h.cores}, {"amx_int8_ops", h.amx_int8_ops},
                   {"amx_bf16_flops", h.amx_bf16_flops}, {"avx512_vnni_ops", h.avx512_vnni_ops},
                   {"dram_read_bytes", h.dram_read_bytes}, {"llc_bytes", h.llc_bytes}}},
-        {"trials_columns", {"family", "config", "at_seconds", "seconds", "rung", "is_default"}},
+        {"trials_columns", {"family", "config", "at_seconds", "seconds", "rung", "is_default", "failed"}},
         {"trials", trials},
     };
 }
@@ -212,9 +221,9 @@ Plan plan_from_json(const json& j) {
         key = "trials";
         if (j.contains(key))
             for (const auto& t : j.at(key)) {
-                if (!t.is_array() || t.size() != 6) throw std::runtime_error("a trial is not a 6-element row");
+                if (!t.is_array() || t.size() != 7) throw std::runtime_error("a trial is not a 7-element row");
                 p.trials.push_back({t[0].get<std::string>(), t[1].get<std::string>(), t[2].get<double>(),
-                                    t[3].get<double>(), t[4].get<int>(), t[5].get<bool>()});
+                                    t[3].get<double>(), t[4].get<int>(), t[5].get<bool>(), t[6].get<bool>()});
             }
         return p;
     } catch (const json::exception& e) {

@@ -31,8 +31,11 @@ struct ModelShape {
     bool operator==(const ModelShape&) const = default;
 };
 
-// One tuned kernel: the family (e.g. "gemm_amx"), the kernel's own Desc and Config JSON, its name (which spells
-// both), and the range of tokens per expert [m_min, m_max] it serves. Figures are from the tune run that chose it:
+// One tuned kernel: the family ("moe_ffn": the fused expert FFN driver, ExpertFfnDesc/Config, role "expert";
+// "gemm_amx" / "gemv_avx512": the GEMMs inside it, roles "gate_up" / "down"), the kernel's own Desc and Config JSON,
+// its name (which spells both), and the range of tokens per expert [m_min, m_max] it serves. The runtime takes the
+// "moe_ffn" entry whose range holds the batch's tokens per expert; for "gemv_avx512" the Desc's m is the benchmark's
+// and the runtime substitutes the actual m. Figures are from the tune run that chose it:
 // seconds per call of the benchmark problem, for the chosen config and for the default config, at bench_m tokens.
 struct PlannedKernel {
     std::string family;
@@ -89,8 +92,9 @@ struct PlanTrial {
     std::string config;  // config name part
     double at_seconds = 0;  // wall time since the start of the search when it finished
     double seconds = 0;     // measured seconds per call (0: failed verification or refused)
-    int rung = 0;
+    int rung = 0;            // -1: verification against the reference; 0..: timing rungs; 100..: confirmation
     bool is_default = false;
+    bool failed = false;     // failed verification or refused by the generator (never timed)
 };
 
 struct Plan {
@@ -119,8 +123,9 @@ struct Plan {
     const PlannedKernel* find(const std::string& family, const std::string& role, int m) const;
 };
 
-// Documented defaults (used when no plan matches): every kernel at its Config's default field values, AMX from 16
-// tokens per expert, one worker per physical core sharing each expert, CPU only.
+// Documented defaults (used when no plan matches): the fused expert FFN ("moe_ffn", ExpertFfnConfig) and every
+// GEMM kernel at their Config's default field values for all token counts, AMX from ExpertFfnConfig's
+// gemv_max_m + 1 tokens per expert, one worker per physical core, CPU only.
 Plan default_plan(const std::string& host_fingerprint, const ModelShape& shape);
 
 // "plan-<fingerprint>-<shape key>.json"

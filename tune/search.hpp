@@ -66,8 +66,9 @@ FamilyResult search_family(const std::string& family, std::vector<Candidate>& ca
 // the index into `seconds` (entries <= 0 are untimed); default_index must be timed.
 int select_winner(const std::vector<double>& seconds, int default_index, double tolerance);
 
-// Seconds per call of `call`: repeats batches until about `seconds` have passed (at least 3 batches, each of
-// enough calls to last about seconds / 3 after a first probe), returns the best batch's mean.
+// Seconds per call of `call`: after a first (warm-up) probe call, repeats batches of calls lasting about seconds / 3
+// until `seconds` have passed (at least 2 batches) and returns the best batch's mean. Calls longer than seconds / 2
+// are timed twice (probe included) and the faster kept.
 double time_best_of(const std::function<void()>& call, double seconds);
 
 }  // namespace mf

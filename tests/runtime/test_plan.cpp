@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "codegen/kernel_fields.hpp"
+#include "codegen/x64/expert_ffn_desc.hpp"
 #include "codegen/x64/expert_gemm_desc.hpp"
 #include "runtime/plan.hpp"
 
@@ -37,18 +38,19 @@ Plan sample_plan() {
     p.budget_seconds = 180;
     p.tolerance = 0.03;
     p.amx_min_tokens = 6;
-    p.kernels[0].config = fields_to_json(GemvConfig{4, 16, 2});
-    p.kernels[0].seconds = 1.25e-3;
-    p.kernels[0].default_seconds = 1.5e-3;
-    p.kernels[0].ops = 2.0 * 7168 * 4096;
-    p.kernels[0].bytes = 7168.0 * 4096;
-    p.kernels[0].bench_m = 4;
-    p.kernels[0].verified = true;
+    p.kernels[1].config = fields_to_json(GemvConfig{4, 16, 2});
+    p.kernels[1].seconds = 1.25e-3;
+    p.kernels[1].default_seconds = 1.5e-3;
+    p.kernels[1].ops = 2.0 * 7168 * 4096;
+    p.kernels[1].bytes = 7168.0 * 4096;
+    p.kernels[1].bench_m = 4;
+    p.kernels[1].verified = true;
     p.threads = {2, {0, 1}, {0, 0}, 1, false};
     p.gpu = {false, 1, 40};
     p.host = {"Test CPU", 2, 4.8e12, 3.3e12, 1.1e12, 1.56e10, 480ull << 20};
-    p.trials = {{"gemm_amx k7168 m256", "mt2nt2nmpf0", 0.5, 0.01, 0, true},
-                {"gemm_amx k7168 m256", "mt1nt4mnpf4", 0.9, 0.008, 1, false}};
+    p.trials = {{"gemm_amx k7168 m256", "mt2nt2nmpf0", 0.5, 0.01, 0, true, false},
+                {"gemm_amx k7168 m256", "mt1nt4mnpf4", 0.9, 0.008, 1, false, false},
+                {"gemm_amx k7168 m256", "mt4nt4mnpf4", 0.95, 0, -1, false, true}};
     return p;
 }
 
@@ -63,9 +65,12 @@ TEST_CASE("plan: JSON round trip keeps every field") {
     CHECK(q.gpu.gpu_layers == 40);
     CHECK(q.gpu.cpu_only == false);
     REQUIRE(q.kernels.size() == p.kernels.size());
-    CHECK(fields_from_json<GemvConfig>(q.kernels[0].config) == GemvConfig{4, 16, 2});
-    CHECK(q.kernels[0].speedup() == doctest::Approx(1.2));
-    REQUIRE(q.trials.size() == 2);
+    CHECK(q.kernels[1].family == "gemv_avx512");
+    CHECK(fields_from_json<GemvConfig>(q.kernels[1].config) == GemvConfig{4, 16, 2});
+    CHECK(q.kernels[1].speedup() == doctest::Approx(1.2));
+    REQUIRE(q.trials.size() == 3);
+    CHECK(q.trials[2].failed);
+    CHECK_FALSE(q.trials[1].failed);
     CHECK(q.trials[1].config == "mt1nt4mnpf4");
     CHECK(q.trials[1].seconds == 0.008);
 }
@@ -82,6 +87,7 @@ TEST_CASE("plan: file round trip and file name spell host and shape") {
     const Plan r = load_plan(dir.path, p.host_fingerprint, p.shape);
     CHECK_FALSE(r.is_default);
     CHECK(r.amx_min_tokens == 6);
+    CHECK(r.threads.threads_per_expert == 1);
 }
 
 TEST_CASE("plan: a plan from another host or shape is refused naming both") {
@@ -113,7 +119,11 @@ TEST_CASE("plan: no plan gives the documented defaults and says so") {
     CHECK(p.is_default);
     CHECK(p.source.find("defaults") != std::string::npos);
     CHECK(p.source.find("moeforge tune") != std::string::npos);
-    CHECK(p.amx_min_tokens == 16);
+    CHECK(p.amx_min_tokens == ExpertFfnConfig{}.gemv_max_m + 1);
+    const PlannedKernel* f = p.find("moe_ffn", "expert", 300);
+    REQUIRE(f);
+    CHECK(fields_from_json<ExpertFfnConfig>(f->config) == ExpertFfnConfig{});
+    CHECK(fields_from_json<ExpertFfnDesc>(f->desc).hidden == 7168);
     const PlannedKernel* g = p.find("gemv_avx512", "gate_up", 1);
     const PlannedKernel* a = p.find("gemm_amx", "down", 1024);
     REQUIRE(g);
@@ -122,8 +132,9 @@ TEST_CASE("plan: no plan gives the documented defaults and says so") {
     CHECK(fields_from_json<AmxGemmConfig>(a->config) == AmxGemmConfig{});
     CHECK(fields_from_json<AmxGemmDesc>(a->desc).k == 2048);
     CHECK(fields_from_json<GemvDesc>(g->desc).k == 7168);
-    CHECK(p.find("gemm_amx", "down", 15) == nullptr);
-    CHECK(p.find("gemv_avx512", "down", 15) != nullptr);
+    CHECK(p.find("gemm_amx", "down", p.amx_min_tokens - 1) == nullptr);
+    CHECK(p.find("gemv_avx512", "down", p.amx_min_tokens - 1) != nullptr);
+    CHECK(p.find("gemv_avx512", "down", p.amx_min_tokens) == nullptr);
 }
 
 TEST_CASE("plan: bad files are rejected naming the key") {
