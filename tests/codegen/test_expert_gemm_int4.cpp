@@ -38,7 +38,7 @@ Q4Source q4k_like(int n, int k, std::mt19937& rng) {
 
 }  // namespace
 
-TEST_CASE("int4 packing holds Q4_K sub-blocks exactly; float sources quantise per group") {
+TEST_CASE("int4 packing holds Q4_K sub-blocks exactly, float sources quantise per group") {
     std::mt19937 rng(5);
     const Q4Source s = q4k_like(37, 100, rng);
     const PackedMatrix pm = pack_int4(MatrixSrc{SrcType::u4_group, s.n, s.k, s.q.data(), 0, s.scale.data(), s.min.data()});

@@ -66,7 +66,7 @@ void pack_by_hand(const int sc[8], const int m[8], uint8_t out[12]) {
 }
 }  // namespace
 
-TEST_CASE("q4_K: a hand-built block decodes bit-exactly; its groups unpack to the same values") {
+TEST_CASE("q4_K: a hand-built block decodes bit-exactly, its groups unpack to the same values") {
     const int sc[8] = {1, 2, 3, 4, 17, 33, 63, 5};
     const int m[8] = {0, 1, 2, 3, 20, 40, 63, 6};
     BlockQ4K b;

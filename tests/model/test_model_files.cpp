@@ -80,7 +80,7 @@ const std::vector<int32_t> kTokens = {0, 17, 299, 5000, 129279, 42, 42, 1};
 
 }  // namespace
 
-TEST_CASE("mkmodel tiny: both readers give the same config, weights and logits; the forward is deterministic") {
+TEST_CASE("mkmodel tiny: both readers give the same config, weights and logits, the forward is deterministic") {
     test::ScratchDir dir("tiny");
     for (GgmlType wtype : {GgmlType::bf16, GgmlType::q8_0}) {
         CAPTURE(ggml_type_name(wtype));
