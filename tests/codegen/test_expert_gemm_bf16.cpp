@@ -23,7 +23,10 @@ struct Bf16Problem {
 Bf16Problem make(int rows, int n, int k, uint32_t seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> nd(0, 1);
-    Bf16Problem p{rows, n, k};
+    Bf16Problem p;
+    p.m = rows;
+    p.n = n;
+    p.k = k;
     p.w.resize(size_t(n) * k);
     for (auto& v : p.w) v = float_to_bf16(nd(rng));
     p.packed = pack_bf16(MatrixSrc{SrcType::bf16, n, k, p.w.data()});

@@ -21,7 +21,10 @@ struct Q4Source {
 
 // Q4_K-like: per 256 k a d and dmin (values an fp16 can hold), per 32 k 6-bit sc and m.
 Q4Source q4k_like(int n, int k, std::mt19937& rng) {
-    Q4Source s{n, k, (k + 31) / 32};
+    Q4Source s;
+    s.n = n;
+    s.k = k;
+    s.groups = (k + 31) / 32;
     std::uniform_int_distribution<int> q(0, 15), six(0, 63), e(-14, -8), mant(1024, 2047);
     s.q.resize(size_t(n) * k);
     for (auto& v : s.q) v = uint8_t(q(rng));
