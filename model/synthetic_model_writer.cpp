@@ -148,6 +148,19 @@ std::string stage_of(const std::string& tensor, const char* format) {
     return fmt::format("{}: {}", format, tensor);
 }
 
+// llama.cpp's llama_ftype for a file whose FFN weights are `wtype` (shown by its loader; not used to decode).
+uint32_t llama_file_type(GgmlType wtype) {
+    switch (wtype) {
+        case GgmlType::f16: return 1;    // MOSTLY_F16
+        case GgmlType::q8_0: return 7;   // MOSTLY_Q8_0
+        case GgmlType::q4_k: return 15;  // MOSTLY_Q4_K_M
+        case GgmlType::q5_k: return 17;  // MOSTLY_Q5_K_M
+        case GgmlType::q6_k: return 18;  // MOSTLY_Q6_K
+        case GgmlType::bf16: return 32;  // MOSTLY_BF16
+        default: return 0;               // ALL_F32
+    }
+}
+
 }  // namespace
 
 uint64_t synthetic_model_gguf_bytes(const DeepSeekV3Config& c, GgmlType wtype) {
@@ -194,7 +207,7 @@ SyntheticModelResult write_synthetic_model(const SyntheticModelOptions& o, const
             GgufWriter w(path);
             if (p == 0) {
                 write_gguf_config(w, c, o.gguf_mla_layout, o.name);
-                w.add_u32("general.file_type", 0);
+                w.add_u32("general.file_type", llama_file_type(o.wtype));
                 write_gguf_vocab(w, vocab);
             }
             if (n > 1) {
