@@ -103,8 +103,9 @@ void add_mkmodel_command(CLI::App& app, const GlobalOptions& g) {
                     "tiny: every feature at toy widths (hidden 64, 4 layers: 1 dense + 3 MoE, 16 experts in 4 groups,\n"
                     "top-4 of 2 groups, shared expert, MLA, YaRN), ~35 MB per format;\n"
                     "small: a demo model (hidden 512, 8 layers, 64 experts of 256, top-6), a few hundred MB;\n"
-                    "v3-slice-N: full DeepSeek-V3 widths with N layers (the 3 dense ones first when N > 3),\n"
-                    "~23 GB per MoE layer in bf16, ~6.5 GB in q4_k")
+                    "v3-slice-N: full DeepSeek-V3 widths with N layers: the 3 dense ones first when N > 3, one dense\n"
+                    "layer first when N is 2 or 3, v3-slice-1 is one MoE layer; ~23 GB per MoE layer in bf16,\n"
+                    "~6.3 GB in q4_k, plus 3.7 GB of bf16 embedding and lm_head")
         ->required();
     cmd->add_option("--out", o->out, "Output directory: gets NAME.gguf and/or NAME-hf/ (NAME defaults to the preset)")
         ->required();
