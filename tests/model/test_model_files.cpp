@@ -237,3 +237,29 @@ TEST_CASE("a GGUF whose tensors disagree with its config names the tensor") {
     });
     CHECK(err.find("Deepseek2") != std::string::npos);
 }
+
+TEST_CASE("k-quant experts (q4_K, q5_K, q6_K) load identically through both readers and give the same logits") {
+    test::ScratchDir dir("kquant");
+    DeepSeekV3Config c = preset_config("tiny");
+    c.vocab_size = 512, c.hidden = 256, c.n_layers = 2, c.n_dense_layers = 1, c.dense_inter = 256, c.moe_inter = 256;
+    c.n_experts = 8, c.n_groups = 4, c.n_groups_used = 2, c.n_experts_used = 2;
+    for (GgmlType wtype : {GgmlType::q4_k, GgmlType::q5_k, GgmlType::q6_k}) {
+        CAPTURE(ggml_type_name(wtype));
+        SyntheticModelOptions o;
+        o.config = c;
+        o.name = "k";
+        o.wtype = wtype;
+        o.vocab = test_vocab();
+        const auto res = write_synthetic_model(o, dir.path());
+        CHECK(res.notes.empty());
+        const auto g = Model::open(res.gguf);
+        const auto h = Model::open(res.hf_dir);
+        CHECK(g->weights().layers[0].ffn_down.type == wtype);
+        CHECK(g->weights().layers[1].exp_down[7].type == wtype);
+        CHECK(g->weights().layers[1].shexp_up.type == wtype);
+        CHECK(h->weights().layers[1].exp_down[7].type == GgmlType::f32);
+        check_same_weights(*g, *h);
+        const std::vector<int32_t> tokens = {1, 2, 3, 511};
+        CHECK(reference_forward(g->config(), g->weights(), tokens) == reference_forward(h->config(), h->weights(), tokens));
+    }
+}
