@@ -1,13 +1,23 @@
-// `moeforge tune`: the host profile (always the first stage), then the kernel search for a model's shapes.
+// `moeforge tune`: the host profile (always the first stage), then the kernel search for a model's shapes, the plan
+// and the report.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 
+#include "runtime/plan.hpp"
 #include "tools/cache_dir.hpp"
 #include "tools/command.hpp"
 #include "tools/progress_bar.hpp"
 #include "tune/host_profile.hpp"
+#include "tune/report.hpp"
+#include "tune/tuner.hpp"
 
 namespace mf {
 namespace {
@@ -18,9 +28,36 @@ struct TuneOptions {
     int repeats = 5;
     double seconds_per_run = 0.05;
     std::string model;
+    double budget = 240;
+    std::string wtype = "int8";
+    ModelShape shape;
+    bool fresh = false;
+    bool reuse_profile = false;
+    bool cpu_only = false;
+    int gpu_layers = -1;
+    int pool_mib = 0;
+    std::string out;
 };
 
-void run_tune(const TuneOptions& o, const GlobalOptions& g) {
+std::atomic<bool> g_stop{false};
+extern "C" void on_sigint(int) { g_stop.store(true); }
+
+HostProfile host_profile_stage(const TuneOptions& o, const std::filesystem::path& dir) {
+    if (o.reuse_profile) {
+        HostProfileOptions quick;
+        quick.measure = false;
+        const HostProfile id = capture_host_profile(quick);
+        const auto path = dir / fmt::format("host-{}.json", id.fingerprint);
+        std::ifstream f(path);
+        if (f) {
+            std::stringstream ss;
+            ss << f.rdbuf();
+            HostProfile p = host_profile_from_json(nlohmann::json::parse(ss.str()));
+            fmt::print(stderr, "host profile: reusing {} (captured {})\n", path.string(), p.captured_at);
+            return p;
+        }
+        fmt::print(stderr, "host profile: no saved profile {} for this host; measuring\n", path.string());
+    }
     HostProfileOptions hopt;
     hopt.repeats = o.repeats;
     hopt.seconds_per_run = o.seconds_per_run;
@@ -29,7 +66,6 @@ void run_tune(const TuneOptions& o, const GlobalOptions& g) {
         bar.update(uint64_t(done), uint64_t(total), stage);
     });
     bar.finish();
-    const auto dir = cache_dir();
     const std::string text = host_profile_to_json(p).dump(2) + "\n";
     write_file_atomic(dir / fmt::format("host-{}.json", p.fingerprint), text);
     write_file_atomic(dir / "host-profile.json", text);
@@ -37,10 +73,55 @@ void run_tune(const TuneOptions& o, const GlobalOptions& g) {
         fmt::print("{}", text);
     else
         fmt::print("{}saved to {}\n", render_host_profile(p), (dir / "host-profile.json").string());
-    if (!o.host_only) {
-        fmt::print(stderr, "moeforge tune: the kernel search is not built yet (issue #7); the host profile was saved.\n");
-        throw CommandExit{kExitNotBuilt};
+    return p;
+}
+
+void run_tune(const TuneOptions& o, const GlobalOptions& g) {
+    if (!o.model.empty() && !o.host_only)
+        throw std::runtime_error(
+            "tune --model: reading the shapes from a model file needs the model reader (issue #4), which is not on "
+            "this build yet; leave --model out to tune for DeepSeek-V3/R1's shapes, or give them with --hidden, "
+            "--moe-intermediate, --experts and --top-k");
+    const auto dir = cache_dir();
+    const HostProfile p = host_profile_stage(o, dir);
+    if (o.host_only) return;
+
+    ModelShape shape = o.shape;
+    shape.wtype = o.wtype;
+    TuneSettings t;
+    t.budget_seconds = o.budget;
+    t.trials_file = dir / fmt::format("trials-{}-{}.jsonl", p.fingerprint, shape.key());
+    t.fresh = o.fresh;
+    t.cpu_only = o.cpu_only;
+    t.gpu_layers = o.gpu_layers;
+    t.pool_bytes = uint64_t(o.pool_mib) << 20;
+    t.tool_version = "moeforge 0.1.0";
+    t.stop = &g_stop;
+    ProgressBar bar(fmt::format("tune {}", shape.key()));
+    t.progress = [&](double fraction, const std::string& what) { bar.update(uint64_t(fraction * 1000), 1000, what); };
+    g_stop = false;
+    auto old = std::signal(SIGINT, on_sigint);
+    Plan plan;
+    try {
+        plan = tune_plan(p, shape, t);
+    } catch (const TuneInterrupted&) {
+        std::signal(SIGINT, old);
+        bar.finish("interrupted");
+        fmt::print(stderr,
+                   "moeforge tune: interrupted; the finished trials are saved in {}. Run the same command again to "
+                   "resume (--fresh starts over).\n",
+                   t.trials_file.string());
+        throw CommandExit{130};
     }
+    std::signal(SIGINT, old);
+    bar.finish(fmt::format("{:.0f} s", plan.tune_seconds));
+    const auto plan_path = dir / plan_file_name(p.fingerprint, shape);
+    write_plan_file(plan_path, plan);
+    const std::filesystem::path out =
+        o.out.empty() ? dir / fmt::format("report-{}-{}", p.fingerprint, shape.key()) : std::filesystem::path(o.out);
+    const auto report = write_report(plan, out);
+    fmt::print("{}", render_plan_summary(plan));
+    fmt::print("plan:   {}\nreport: {}\n", plan_path.string(), report.string());
 }
 
 }  // namespace
@@ -51,16 +132,53 @@ void add_tune_command(CLI::App& app, const GlobalOptions& g) {
         "tune",
         "Profile this host (ISA, AMX, caches, NUMA, GPU, measured compute peaks and DRAM bandwidth) and fit the\n"
         "kernels to it. The profile is saved in the cache dir ($XDG_CACHE_HOME/moeforge or ~/.cache/moeforge).\n"
-        "Run it on an idle machine: the peaks are measured, not looked up.");
+        "Then search the expert kernels' tuning parameters for the model's shapes (DeepSeek-V3/R1's by default):\n"
+        "every candidate is checked against a scalar reference before it is timed, candidates that cannot beat the\n"
+        "best are pruned by the roofline, and the rest go through successive halving. Writes the plan\n"
+        "(plan-<host>-<shape>.json, which `moeforge run` loads) and a report (Markdown + SVG charts).\n"
+        "Ctrl-C stops after the current trial; running the same command again resumes.\n"
+        "Run it on an idle machine: the peaks and the kernels are measured, not looked up.");
     cmd->add_flag("--host-only", opt->host_only, "Stop after the host profile");
     cmd->add_flag("--json", opt->json, "Print the profile as JSON on stdout (progress stays on stderr)");
-    cmd->add_option("--model", opt->model, "Model whose shapes to tune for (GGUF file or HF directory)");
-    cmd->add_option("--repeats", opt->repeats, "Timed runs per measurement; the best is kept")
+    cmd->add_option("--model", opt->model,
+                    "Model whose shapes to tune for (GGUF file or HF directory); needs the model reader (#4)");
+    cmd->add_option("--repeats", opt->repeats, "Timed runs per host-profile measurement; the best is kept")
         ->check(CLI::Range(1, 100))
         ->capture_default_str();
     cmd->add_option("--seconds-per-run", opt->seconds_per_run, "Length of one timed run of a compute peak")
         ->check(CLI::Range(0.001, 10.0))
         ->capture_default_str();
+    cmd->add_option("--budget", opt->budget,
+                    "Seconds for the kernel search (after the host profile); more finds better configs")
+        ->check(CLI::Range(5.0, 86400.0))
+        ->capture_default_str();
+    cmd->add_option("--wtype", opt->wtype, "Compute format of the routed experts' weights")
+        ->check(CLI::IsMember({"int8", "int4", "bf16"}))
+        ->capture_default_str();
+    cmd->add_option("--hidden", opt->shape.hidden, "Model width (DeepSeek-V3: 7168)")
+        ->check(CLI::Range(64, 65536))
+        ->capture_default_str();
+    cmd->add_option("--moe-intermediate", opt->shape.moe_intermediate, "Routed expert width (DeepSeek-V3: 2048)")
+        ->check(CLI::Range(64, 65536))
+        ->capture_default_str();
+    cmd->add_option("--experts", opt->shape.experts, "Routed experts per layer (DeepSeek-V3: 256)")
+        ->check(CLI::Range(1, 4096))
+        ->capture_default_str();
+    cmd->add_option("--top-k", opt->shape.top_k, "Experts per token (DeepSeek-V3: 8)")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    cmd->add_flag("--fresh", opt->fresh, "Forget the trials of earlier (interrupted) runs and start over");
+    cmd->add_flag("--reuse-profile", opt->reuse_profile,
+                  "Reuse this host's saved profile instead of measuring it again (fast; for re-tuning)");
+    cmd->add_flag("--cpu-only", opt->cpu_only, "Plan for the CPU only, even where a GPU is present");
+    cmd->add_option("--gpu-layers", opt->gpu_layers,
+                    "Layers whose attention/dense/shared-expert work goes to the GPU (-1: all that fit)")
+        ->capture_default_str();
+    cmd->add_option("--pool-mib", opt->pool_mib,
+                    "Weight pool per benchmark in MiB (0: twice the last-level cache, at most 2 GiB)")
+        ->check(CLI::Range(0, 1 << 20))
+        ->capture_default_str();
+    cmd->add_option("--out", opt->out, "Directory for the report (default: report-<host>-<shape> in the cache dir)");
     cmd->callback([opt, &g] { run_tune(*opt, g); });
 }
 

@@ -17,13 +17,13 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "moeforge 0.1.0");
 
     mf::add_tune_command(app, g);
-    mf::add_unbuilt_command(app, "run", "Chat with a model (streaming, DeepSeek chat template)", "#5");
-    mf::add_unbuilt_command(app, "kernel-dump", "Print every generated kernel: descriptor, size, disassembly", "#3");
-    mf::add_unbuilt_command(app, "report", "Re-render the autotune report of a plan", "#7");
-    mf::add_unbuilt_command(app, "bench", "Prefill/decode tokens/s and kernel roofline ratios", "#3, #5");
+    mf::add_run_command(app, g);
+    mf::add_kernel_dump_command(app, g);
+    mf::add_report_command(app, g);
+    mf::add_bench_command(app, g);
     mf::add_mkmodel_command(app, g);
     mf::add_tokenize_command(app, g);
-    mf::add_unbuilt_command(app, "perplexity", "Perplexity over a text file, comparable with llama-perplexity", "#5");
+    mf::add_perplexity_command(app, g);
 
     try {
         app.parse(argc, argv);

@@ -1,5 +1,7 @@
 // The CUDA driver API, loaded with dlopen so one binary runs with or without an NVIDIA driver.
+// Handles and entry points are declared here with the driver's stable C ABI, so no CUDA header is needed.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,15 +16,98 @@ struct GpuInfo {
     uint64_t memory_bytes = 0;
     int memory_clock_khz = 0;
     int memory_bus_bits = 0;
+    int l2_bytes = 0;
+    int max_smem_per_block_optin = 0;  // bytes of dynamic shared memory a kernel may opt in to
 };
 
 struct GpuQuery {
     std::vector<GpuInfo> gpus;
-    int driver_version = 0;    // e.g. 13000; 0 when no driver was loaded
-    std::string unavailable;   // why no GPU is listed (empty when gpus is non-empty)
+    int driver_version = 0;   // e.g. 13000; 0 when no driver was loaded
+    std::string unavailable;  // why no GPU is listed (empty when gpus is non-empty)
 };
 
 // Never throws: a machine without a driver or device is a normal answer.
 GpuQuery query_cuda_gpus();
+
+// Opaque driver handles (the same pointers cuda.h calls CUcontext, CUmodule, ...).
+using CuResult = int;
+using CuDevice = int;
+using CuDevicePtr = unsigned long long;
+using CuContext = struct CuContextOpaque*;
+using CuModule = struct CuModuleOpaque*;
+using CuFunction = struct CuFunctionOpaque*;
+using CuStream = struct CuStreamOpaque*;
+using CuEvent = struct CuEventOpaque*;
+using CuGraph = struct CuGraphOpaque*;
+using CuGraphExec = struct CuGraphExecOpaque*;
+
+// The driver entry points moeforge uses (versioned symbols as cuda.h 13 maps them).
+struct CudaDriverApi {
+    CuResult (*init)(unsigned);
+    CuResult (*driver_get_version)(int*);
+    CuResult (*device_get_count)(int*);
+    CuResult (*device_get)(CuDevice*, int);
+    CuResult (*device_get_name)(char*, int, CuDevice);
+    CuResult (*device_get_attribute)(int*, int, CuDevice);
+    CuResult (*device_total_mem)(size_t*, CuDevice);
+    CuResult (*primary_ctx_retain)(CuContext*, CuDevice);
+    CuResult (*primary_ctx_release)(CuDevice);
+    CuResult (*ctx_set_current)(CuContext);
+    CuResult (*ctx_synchronize)();
+    CuResult (*module_load_data)(CuModule*, const void*);
+    CuResult (*module_unload)(CuModule);
+    CuResult (*module_get_function)(CuFunction*, CuModule, const char*);
+    CuResult (*func_set_attribute)(CuFunction, int, int);
+    CuResult (*func_get_attribute)(int*, int, CuFunction);
+    CuResult (*launch_kernel)(CuFunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                              unsigned, CuStream, void**, void**);
+    CuResult (*mem_alloc)(CuDevicePtr*, size_t);
+    CuResult (*mem_free)(CuDevicePtr);
+    CuResult (*mem_host_alloc)(void**, size_t, unsigned);
+    CuResult (*mem_free_host)(void*);
+    CuResult (*mem_get_info)(size_t*, size_t*);
+    CuResult (*memcpy_htod)(CuDevicePtr, const void*, size_t);
+    CuResult (*memcpy_dtoh)(void*, CuDevicePtr, size_t);
+    CuResult (*memcpy_dtod)(CuDevicePtr, CuDevicePtr, size_t);
+    CuResult (*memcpy_htod_async)(CuDevicePtr, const void*, size_t, CuStream);
+    CuResult (*memcpy_dtoh_async)(void*, CuDevicePtr, size_t, CuStream);
+    CuResult (*memcpy_dtod_async)(CuDevicePtr, CuDevicePtr, size_t, CuStream);
+    CuResult (*memset_d8)(CuDevicePtr, unsigned char, size_t);
+    CuResult (*memset_d8_async)(CuDevicePtr, unsigned char, size_t, CuStream);
+    CuResult (*stream_create)(CuStream*, unsigned);
+    CuResult (*stream_destroy)(CuStream);
+    CuResult (*stream_synchronize)(CuStream);
+    CuResult (*stream_wait_event)(CuStream, CuEvent, unsigned);
+    CuResult (*stream_begin_capture)(CuStream, int);
+    CuResult (*stream_end_capture)(CuStream, CuGraph*);
+    CuResult (*graph_instantiate)(CuGraphExec*, CuGraph, unsigned long long);
+    CuResult (*graph_launch)(CuGraphExec, CuStream);
+    CuResult (*graph_exec_destroy)(CuGraphExec);
+    CuResult (*graph_destroy)(CuGraph);
+    CuResult (*event_create)(CuEvent*, unsigned);
+    CuResult (*event_record)(CuEvent, CuStream);
+    CuResult (*event_synchronize)(CuEvent);
+    CuResult (*event_elapsed_time)(float*, CuEvent, CuEvent);
+    CuResult (*event_destroy)(CuEvent);
+    CuResult (*get_error_name)(CuResult, const char**);
+    CuResult (*get_error_string)(CuResult, const char**);
+};
+
+// Driver constants used by moeforge (values from cuda.h).
+inline constexpr int kCuAttrMaxSmemPerBlockOptin = 97;
+inline constexpr int kCuFuncAttrMaxDynamicSmem = 8;
+inline constexpr int kCuFuncAttrNumRegs = 4;
+inline constexpr int kCuFuncAttrLocalBytes = 3;
+inline constexpr unsigned kCuStreamNonBlocking = 1;
+inline constexpr int kCuCaptureModeThreadLocal = 1;
+inline constexpr unsigned kCuMemHostAllocPortable = 1;
+
+// Loads libcuda.so.1 once (thread-safe) and calls cuInit. Returns null and sets *why when that fails.
+const CudaDriverApi* try_cuda_driver(std::string* why = nullptr);
+// Same, but throws std::runtime_error naming the reason.
+const CudaDriverApi& cuda_driver();
+
+// Throws std::runtime_error "CUDA driver: <what> failed: <error name>: <error string>" when r != 0.
+void cu_check(CuResult r, const char* what);
 
 }  // namespace mf

@@ -25,6 +25,8 @@ public:
     const std::string& name() const { return name_; }
     const void* entry() const { return getCode(); }
     size_t code_size() const { return getSize(); }
+    // Bytes of instructions; anything after (constants such as a tile configuration) is data.
+    size_t text_size() const { return text_size_ ? text_size_ : getSize(); }
 
     // Every kernel has the same C signature: one pointer to its plain arguments struct.
     template <class Args>
@@ -42,11 +44,14 @@ protected:
     void preamble();
     void postamble();
     const Xbyak::Reg64& abi_args() const { return rdi; }
+    // Call where constant data starts (after the last instruction), so disassembly stops there.
+    void mark_data_start() { text_size_ = getSize(); }
 
 private:
     std::string name_;
     JitStatus status_ = JitStatus::emit_failed;
     std::string error_;
+    size_t text_size_ = 0;
 };
 
 }  // namespace mf

@@ -1,7 +1,7 @@
 // libFuzzer target: the tokenizer on arbitrary bytes. Encoding must not crash, every id must be in range, and
 // decoding must give back the bytes with ill-formed UTF-8 replaced by U+FFFD (which is what was tokenized);
-// the streaming decoder must agree. Uses DeepSeek-V3's tokenizer.json when fetched (tools/fetch_tokenizer.sh),
-// else a vocab of the 256 byte tokens, a few merges and one special token.
+// the streaming decoder must agree. Uses DeepSeek-V3's tokenizer.json when fetched
+// (tools/fetch_tokenizer.sh), else a vocab of the 256 byte tokens, a few merges and one special token.
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -34,11 +34,13 @@ mf::TokenizerVocab fallback_vocab() {
 const mf::Tokenizer& tokenizer() {
     static const std::unique_ptr<mf::Tokenizer> tok = [] {
         std::filesystem::path p;
-        if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) p = x;
-        else if (const char* h = std::getenv("HOME"); h && *h) p = std::filesystem::path(h) / ".cache";
+        if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+            p = x;
+        else if (const char* h = std::getenv("HOME"); h && *h)
+            p = std::filesystem::path(h) / ".cache";
         p /= "moeforge/tokenizer/deepseek-v3/tokenizer.json";
         return std::make_unique<mf::Tokenizer>(std::filesystem::exists(p) ? mf::load_tokenizer_json(p)
-                                                                           : fallback_vocab());
+                                                                          : fallback_vocab());
     }();
     return *tok;
 }

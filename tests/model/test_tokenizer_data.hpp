@@ -3,13 +3,16 @@
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <string>
 
 namespace mf::test {
 
 // The fetch destination: $XDG_CACHE_HOME/moeforge/tokenizer, else ~/.cache/moeforge/tokenizer.
 inline std::filesystem::path tokenizer_fetch_dir() {
-    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::filesystem::path(x) / "moeforge/tokenizer";
-    if (const char* h = std::getenv("HOME"); h && *h) return std::filesystem::path(h) / ".cache/moeforge/tokenizer";
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+        return std::filesystem::path(x) / "moeforge/tokenizer";
+    if (const char* h = std::getenv("HOME"); h && *h)
+        return std::filesystem::path(h) / ".cache/moeforge/tokenizer";
     return {};
 }
 
@@ -20,6 +23,6 @@ inline std::optional<std::filesystem::path> fetched_tokenizer_json() {
     return p;
 }
 
-constexpr const char* kFetchHint = "run tools/fetch_tokenizer.sh to fetch DeepSeek-V3's tokenizer";
+inline const std::string kFetchHint = "run tools/fetch_tokenizer.sh to fetch DeepSeek-V3's tokenizer";
 
 }  // namespace mf::test

@@ -1,0 +1,51 @@
+#include "codegen/cuda/cuda_module.hpp"
+
+#include <stdexcept>
+
+namespace mf {
+
+CudaKernel::CudaKernel(const std::string& cubin, const std::string& name, unsigned block_threads,
+                       unsigned dynamic_smem_bytes)
+    : name_(name), block_threads_(block_threads), smem_(dynamic_smem_bytes) {
+    const CudaDriverApi& d = cuda_driver();
+    cu_check(d.module_load_data(&module_, cubin.data()), ("cuModuleLoadData for " + name).c_str());
+    if (CuResult r = d.module_get_function(&fn_, module_, name.c_str()); r != 0) {
+        d.module_unload(module_);
+        cu_check(r, ("cuModuleGetFunction " + name).c_str());
+    }
+    if (dynamic_smem_bytes > 48 * 1024) {
+        if (CuResult r =
+                d.func_set_attribute(fn_, kCuFuncAttrMaxDynamicSmem, static_cast<int>(dynamic_smem_bytes));
+            r != 0) {
+            d.module_unload(module_);
+            cu_check(r, ("raising the shared-memory limit of " + name + " to " +
+                         std::to_string(dynamic_smem_bytes) + " bytes")
+                            .c_str());
+        }
+    }
+}
+
+CudaKernel::~CudaKernel() {
+    if (module_) cuda_driver().module_unload(module_);
+}
+
+void CudaKernel::launch_raw(Dim3 grid, const void* params, CuStream stream) const {
+    void* args[] = {const_cast<void*>(params)};
+    CuResult r = cuda_driver().launch_kernel(fn_, grid.x, grid.y, grid.z, block_threads_, 1, 1, smem_, stream,
+                                             args, nullptr);
+    if (r != 0) cu_check(r, ("cuLaunchKernel " + name_).c_str());
+}
+
+int CudaKernel::registers() const {
+    int v = 0;
+    cu_check(cuda_driver().func_get_attribute(&v, kCuFuncAttrNumRegs, fn_), "cuFuncGetAttribute");
+    return v;
+}
+
+int CudaKernel::local_bytes() const {
+    int v = 0;
+    cu_check(cuda_driver().func_get_attribute(&v, kCuFuncAttrLocalBytes, fn_), "cuFuncGetAttribute");
+    return v;
+}
+
+}  // namespace mf

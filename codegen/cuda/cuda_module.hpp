@@ -1,0 +1,44 @@
+// A loaded CUBIN and its kernel: the runtime resolves each plan kernel to a CudaKernel once, then only
+// launches.
+#pragma once
+#include <string>
+
+#include "codegen/cuda/cuda_driver.hpp"
+
+namespace mf {
+
+struct Dim3 {
+    unsigned x = 1, y = 1, z = 1;
+};
+
+class CudaKernel {
+  public:
+    // Loads `cubin` into the current context and looks up the extern "C" symbol `name`; raises the kernel's
+    // dynamic shared-memory limit to `dynamic_smem_bytes` when that is above the default 48 KiB.
+    CudaKernel(const std::string& cubin, const std::string& name, unsigned block_threads,
+               unsigned dynamic_smem_bytes);
+    ~CudaKernel();
+    CudaKernel(const CudaKernel&) = delete;
+    CudaKernel& operator=(const CudaKernel&) = delete;
+
+    // One params struct passed by value (the kernel's only argument).
+    template <class Params>
+    void launch(Dim3 grid, const Params& params, CuStream stream) const {
+        launch_raw(grid, &params, stream);
+    }
+    void launch_raw(Dim3 grid, const void* params, CuStream stream) const;
+
+    const std::string& name() const { return name_; }
+    unsigned block_threads() const { return block_threads_; }
+    unsigned dynamic_smem_bytes() const { return smem_; }
+    int registers() const;    // per thread, from the driver
+    int local_bytes() const;  // stack frame / spills per thread
+
+  private:
+    CuModule module_ = nullptr;
+    CuFunction fn_ = nullptr;
+    std::string name_;
+    unsigned block_threads_ = 0, smem_ = 0;
+};
+
+}  // namespace mf

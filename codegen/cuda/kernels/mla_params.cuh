@@ -1,0 +1,44 @@
+// Launch parameters of the MLA kernels, shared by host C++ and NVRTC device code: plain fields only.
+// Every kernel takes its params struct by value as its one argument.
+#pragma once
+
+namespace mf {
+
+// Absorbed MLA attention over a paged latent cache, one query row (all heads of one token) per batch entry.
+// Row b sees cache tokens [0, seq_lens[b]) through block_table[b * block_table_stride + token / page_size];
+// a stride of 0 shares one table among all rows (chunked prefill: row i is query token i of one sequence).
+struct MlaDecodeParams {
+    const unsigned short* q;         // [batch][heads][latent + rope] bf16: q_nope absorbed by W_UK | q_pe
+    const unsigned short* kv_cache;  // [pages][page_size][latent + rope] bf16: c_kv | k_pe
+    const int* block_table;          // [batch][block_table_stride] page ids
+    const int* seq_lens;             // [batch] visible tokens per row (0 allowed: that row's output is zero)
+    float* o_part;                   // [batch][heads][num_splits][latent] fp32 workspace
+    float* lse_part;                 // [batch][heads][num_splits] fp32 workspace (log2 domain)
+    int batch;
+    int block_table_stride;
+    int num_splits;                  // gridDim.x; each split takes a contiguous, tile-aligned range of the context
+    float scale;                     // softmax scale applied to q.k (e.g. 192^-0.5 * mscale^2)
+};
+
+// Merges the splits: out[b][h][:] = sum_s w_s o_part[b][h][s][:], w = softmax over s of lse_part.
+struct MlaCombineParams {
+    const float* o_part;
+    const float* lse_part;
+    unsigned short* out;             // [batch][heads][latent] bf16
+    int batch;
+    int num_splits;
+};
+
+// Writes n latent rows into the paged cache: row i goes to token positions[i] of the sequence whose page table is
+// block_table + i * block_table_stride (stride 0: all rows belong to one sequence, as in a prefill chunk).
+struct KvAppendParams {
+    const unsigned short* src;       // [n][src_stride] bf16; the first latent + rope values of each row are copied
+    unsigned short* kv_cache;        // [pages][page_size][latent + rope]
+    const int* block_table;
+    const int* positions;            // [n] token index of each row in its sequence
+    int block_table_stride;
+    int src_stride;                  // elements
+    int n;
+};
+
+}  // namespace mf

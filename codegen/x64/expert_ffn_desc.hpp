@@ -1,0 +1,63 @@
+// The fused expert FFN (gate+up GEMM, SiLU(gate)*up, requantise, down GEMM, router-weighted accumulate) as a
+// problem (Desc) and the tuner's choices (Config). The driver lives in runtime/expert_ffn.hpp; the GEMM kernels it
+// calls are derived from these through amx_desc()/gemv_desc() and friends.
+#pragma once
+#include "codegen/kernel_fields.hpp"
+#include "codegen/x64/expert_gemm_desc.hpp"
+
+namespace mf {
+
+struct ExpertFfnDesc {
+    static constexpr const char* kPrefix = "moe_ffn";
+    WeightType wtype = WeightType::int8;
+    int hidden = 0;  // model width: gate/up reduce over it, down produces it
+    int inter = 0;   // expert intermediate width
+    template <class S, class F>
+    static void visit(S& s, F&& f) {
+        f("wtype", "", s.wtype);
+        f("hidden", "h", s.hidden);
+        f("inter", "i", s.inter);
+    }
+    bool operator==(const ExpertFfnDesc& o) const { return fields_equal(*this, o); }
+};
+
+struct ExpertFfnConfig {
+    int gemv_max_m = 8;       // experts with at most this many tokens take the AVX-512 GEMV path (0..16), else AMX
+                              // (int4 always takes the GEMV path: its per-group scales do not fit AMX tiles)
+    int m_tiles = 2;          // AMX accumulator block (see AmxGemmConfig)
+    int n_tiles = 2;
+    LoopOrder order = LoopOrder::mn;
+    int amx_prefetch = 0;     // AMX: B tiles ahead prefetched to L2
+    int gemv_panels = 2;      // GEMV: panels streamed together
+    int gemv_prefetch = 8;    // GEMV: cache lines ahead
+    int gemv_k_unroll = 4;    // GEMV: 64-byte rows per loop trip
+    int n_block = 64;         // gate/up work item: intermediate channels (multiple of 64)
+    int n_block_down = 128;   // down work item: hidden channels (multiple of 64)
+    int m_block = 128;        // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
+    // Defaults: the A block (m_block x hidden int8) and a work item's B (2 n_block x hidden) both fit a 2 MiB L2,
+    // and B streams past a fixed A (order mn), which measured fastest per core on Sapphire Rapids.
+    template <class S, class F>
+    static void visit(S& s, F&& f) {
+        f("gemv_max_m", "g", s.gemv_max_m);
+        f("m_tiles", "mt", s.m_tiles);
+        f("n_tiles", "nt", s.n_tiles);
+        f("order", "", s.order);
+        f("amx_prefetch", "apf", s.amx_prefetch);
+        f("gemv_panels", "np", s.gemv_panels);
+        f("gemv_prefetch", "pf", s.gemv_prefetch);
+        f("gemv_k_unroll", "u", s.gemv_k_unroll);
+        f("n_block", "n", s.n_block);
+        f("n_block_down", "nd", s.n_block_down);
+        f("m_block", "m", s.m_block);
+    }
+    bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
+
+    AmxGemmConfig amx() const { return {m_tiles, n_tiles, order, amx_prefetch}; }
+    GemvConfig gemv(int m, WeightType wtype) const {
+        GemvConfig g{gemv_panels, gemv_prefetch, wtype == WeightType::int4 ? 1 : gemv_k_unroll};
+        g.panels = gemv_panels_for(m, g, wtype);
+        return g;
+    }
+};
+
+}  // namespace mf

@@ -1,0 +1,108 @@
+// Descriptors of the expert GEMM kernels (AMX for many tokens, AVX-512 VNNI GEMV for few) and their one ABI.
+//
+// Both kernels read the same packed weights (codegen/x64/pack_int8.hpp): panels of 16 output channels, each panel
+// K_pad/4 rows of 64 bytes (16 channels x 4 consecutive k), stored as unsigned bytes w + 128. A 1 KiB run of a panel
+// is one AMX B tile (64 k x 16 n); one 64-byte row is one zmm for vpdpbusd. Activations are signed int8, rows of
+// K_pad bytes. Both kernels produce C[m][n] = sum_k a[m][k] * (w[n][k] + 128) in int32; the caller subtracts
+// 128 * rowsum(a[m]) and applies the scales.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "codegen/kernel_fields.hpp"
+
+namespace mf {
+
+enum class WeightType : int { int8 = 0, int4 = 1, bf16 = 2 };
+std::string enum_name(WeightType t);
+void enum_parse(const std::string& s, WeightType& t);  // throws std::invalid_argument
+
+enum class LoopOrder : int { nm = 0, mn = 1 };  // outer loop first: nm = N blocks outer (B stays in cache)
+std::string enum_name(LoopOrder o);
+void enum_parse(const std::string& s, LoopOrder& o);
+
+constexpr int kPanelCols = 16;   // output channels per packed panel
+constexpr int kKAlign = 64;      // K is padded to this (one AMX int8 tile row)
+constexpr int kNAlign = 64;      // N is padded to this (4 panels), so 1, 2 or 4 panels per step always divide
+inline int64_t round_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
+
+// The one argument struct of both kernels (rdi points at it).
+struct ExpertGemmArgs {
+    const int8_t* a;   // activations: rows of K_pad signed bytes (AMX: 16 * m_tiles * m_steps rows; GEMV: m rows)
+    const uint8_t* b;  // first packed panel to use
+    int32_t* c;        // int32 results; row r at c + r * ldc bytes, panel p at +64 p bytes
+    int64_t ldc;       // bytes between rows of c
+    int64_t m_steps;   // AMX only: row groups of 16 * m_tiles
+    int64_t n_steps;   // panel groups (AMX: n_tiles panels; GEMV: panels panels)
+    // int4 only: per row, K_pad / 32 float sums of the row's int8 activations over each group of 32 k (row stride
+    // K_pad / 32 floats). int4 kernels write float results to c: sum_g scale * dot_g - min * group_sum_g.
+    const float* a_group_sums = nullptr;
+};
+
+constexpr int kInt4Group = 32;        // k per int4 scale/min group
+constexpr int kInt4GroupBytes = 384;  // per panel and group: 256 bytes of nibbles, 16 scales, 16 mins
+// Rows one int4 GEMV call handles at most (accumulators for two formats per row).
+constexpr int kInt4GemvMaxRows = 8;
+
+// AMX int8: tdpbsud over 16-row A tiles and 16-column B tiles.
+struct AmxGemmDesc {
+    static constexpr const char* kPrefix = "gemm_amx";
+    WeightType wtype = WeightType::int8;
+    int k = 0;  // reduction length (unpadded)
+    template <class S, class F>
+    static void visit(S& s, F&& f) {
+        f("wtype", "", s.wtype);
+        f("k", "k", s.k);
+    }
+    bool operator==(const AmxGemmDesc& o) const { return fields_equal(*this, o); }
+};
+
+struct AmxGemmConfig {
+    int m_tiles = 2;  // accumulator block is m_tiles x n_tiles tiles; m_tiles*n_tiles + m_tiles + n_tiles <= 8
+    int n_tiles = 2;  // 1, 2 or 4
+    LoopOrder order = LoopOrder::nm;
+    int prefetch = 0;  // B tiles ahead to prefetch into L2 (0 = none)
+    template <class S, class F>
+    static void visit(S& s, F&& f) {
+        f("m_tiles", "mt", s.m_tiles);
+        f("n_tiles", "nt", s.n_tiles);
+        f("order", "", s.order);
+        f("prefetch", "pf", s.prefetch);
+    }
+    bool operator==(const AmxGemmConfig& o) const { return fields_equal(*this, o); }
+};
+
+// AVX-512 VNNI GEMV for few rows: m rows, vpdpbusd with the activations as embedded 4-byte broadcasts.
+struct GemvDesc {
+    static constexpr const char* kPrefix = "gemv_avx512";
+    WeightType wtype = WeightType::int8;
+    int k = 0;
+    int m = 1;  // rows (tokens) handled together, 1..16
+    template <class S, class F>
+    static void visit(S& s, F&& f) {
+        f("wtype", "", s.wtype);
+        f("k", "k", s.k);
+        f("m", "m", s.m);
+    }
+    bool operator==(const GemvDesc& o) const { return fields_equal(*this, o); }
+};
+
+struct GemvConfig {
+    int panels = 2;    // panels streamed together (1, 2 or 4); needs m*panels + panels <= 32 zmm
+    int prefetch = 8;  // cache lines ahead per stream for prefetcht0 (0 = none)
+    int k_unroll = 4;  // k rows of 64 bytes per loop trip (divides 16)
+    template <class S, class F>
+    static void visit(S& s, F&& f) {
+        f("panels", "np", s.panels);
+        f("prefetch", "pf", s.prefetch);
+        f("k_unroll", "u", s.k_unroll);
+    }
+    bool operator==(const GemvConfig& o) const { return fields_equal(*this, o); }
+};
+
+// Largest of cfg.panels, /2, /4 whose accumulators for m rows fit the zmm file (int4 needs twice as many).
+int gemv_panels_for(int m, const GemvConfig& cfg, WeightType wtype = WeightType::int8);
+// The zmm registers a GEMV kernel needs for m rows of np panels.
+int gemv_zmm_needed(int m, int np, WeightType wtype);
+
+}  // namespace mf

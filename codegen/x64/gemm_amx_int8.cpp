@@ -1,0 +1,139 @@
+#include "codegen/x64/gemm_amx_int8.hpp"
+
+#include <cstddef>
+
+namespace mf {
+namespace {
+
+// Tiles: tmm[i*nt + j] accumulate C block (i, j) for i < mt, j < nt; then mt A tiles, then nt B tiles.
+//        All tiles are 16 rows x 64 bytes (A: 16 tokens x 64 k; B: 16 k/4 rows x 16 channels x 4 k; C: 16x16 int32).
+// Registers: rdi args; r8 A of the current row group, r9 B of the current panel group, r10 C of the current block,
+//            rcx start of the inner loop's C, r11 ldc, r12 = K_pad (A row stride), r13 = 64 (B row stride),
+//            r14 m count, r15 n count, rsi/rdx A/B walking along K, rax k count (then a scratch), rbx C store row,
+//            rbp = 16 * mt * ldc.
+class GemmAmxInt8 : public JitKernel {
+public:
+    GemmAmxInt8(const AmxGemmDesc& d, const AmxGemmConfig& c) : JitKernel(kernel_name(d, c)), d_(d), c_(c) {}
+
+private:
+    JitStatus check() const override {
+        if (d_.wtype != WeightType::int8 || d_.k <= 0) return JitStatus::bad_desc;
+        const int mt = c_.m_tiles, nt = c_.n_tiles;
+        if (mt < 1 || nt < 1 || nt > 4 || (nt & (nt - 1)) || mt * nt + mt + nt > 8) return JitStatus::bad_desc;
+        if (c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
+        return JitStatus::ok;
+    }
+
+    Xbyak::Tmm tile(int i) const { return Xbyak::Tmm(i); }
+
+    void block() {
+        const int mt = c_.m_tiles, nt = c_.n_tiles;
+        const int64_t kp = round_up(d_.k, kKAlign), pstride = kp * kPanelCols;
+        for (int t = 0; t < mt * nt; ++t) tilezero(tile(t));
+        mov(rsi, r8);
+        mov(rdx, r9);
+        mov(rax, kp / kKAlign);
+        Xbyak::Label k_loop;
+        L(k_loop);
+        for (int i = 0; i < mt; ++i) tileloadd(tile(mt * nt + i), ptr[rsi + r12 + i * 16 * kp]);
+        for (int j = 0; j < nt; ++j) {
+            tileloadd(tile(mt * nt + mt + j), ptr[rdx + r13 + j * pstride]);
+            if (c_.prefetch) prefetcht1(ptr[rdx + j * pstride + c_.prefetch * 1024]);
+        }
+        for (int i = 0; i < mt; ++i)
+            for (int j = 0; j < nt; ++j) tdpbsud(tile(i * nt + j), tile(mt * nt + i), tile(mt * nt + mt + j));
+        add(rsi, kKAlign);
+        add(rdx, 1024);
+        dec(rax);
+        jnz(k_loop, T_NEAR);
+        mov(rbx, r10);
+        for (int i = 0; i < mt; ++i) {
+            for (int j = 0; j < nt; ++j) tilestored(ptr[rbx + r11 + j * 64], tile(i * nt + j));
+            if (i + 1 < mt) {
+                mov(rax, r11);
+                shl(rax, 4);
+                add(rbx, rax);
+            }
+        }
+    }
+
+    void generate() override {
+        const int mt = c_.m_tiles, nt = c_.n_tiles;
+        const int64_t kp = round_up(d_.k, kKAlign), pstride = kp * kPanelCols;
+        Xbyak::Label cfg, outer, inner, done;
+        preamble();
+        ldtilecfg(ptr[rip + cfg]);
+        mov(r11, ptr[rdi + offsetof(ExpertGemmArgs, ldc)]);
+        mov(r12, kp);
+        mov(r13, 64);
+        imul(rbp, r11, 16 * mt);
+        mov(rcx, ptr[rdi + offsetof(ExpertGemmArgs, c)]);
+        cmp(qword[rdi + offsetof(ExpertGemmArgs, m_steps)], 0);
+        jle(done, T_NEAR);
+        cmp(qword[rdi + offsetof(ExpertGemmArgs, n_steps)], 0);
+        jle(done, T_NEAR);
+        if (c_.order == LoopOrder::nm) {
+            // for each panel group: for each row group: block
+            mov(r9, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+            mov(r15, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
+            L(outer);
+            mov(r8, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+            mov(r14, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+            mov(r10, rcx);
+            L(inner);
+            block();
+            add(r8, 16 * mt * kp);
+            add(r10, rbp);
+            dec(r14);
+            jnz(inner, T_NEAR);
+            add(r9, nt * pstride);
+            add(rcx, nt * 64);
+            dec(r15);
+            jnz(outer, T_NEAR);
+        } else {
+            // for each row group: for each panel group: block
+            mov(r8, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+            mov(r14, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+            L(outer);
+            mov(r9, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+            mov(r15, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
+            mov(r10, rcx);
+            L(inner);
+            block();
+            add(r9, nt * pstride);
+            add(r10, nt * 64);
+            dec(r15);
+            jnz(inner, T_NEAR);
+            add(r8, 16 * mt * kp);
+            add(rcx, rbp);
+            dec(r14);
+            jnz(outer, T_NEAR);
+        }
+        L(done);
+        tilerelease();
+        postamble();
+
+        // Tile configuration as data (a compiler may drop stores to a config struct): palette 1,
+        // mt*nt + mt + nt tiles of 16 rows x 64 bytes.
+        const int tiles = mt * nt + mt + nt;
+        mark_data_start();
+        align(64);
+        L(cfg);
+        db(1);
+        db(0);
+        for (int i = 0; i < 14; ++i) db(0);
+        for (int t = 0; t < 16; ++t) dw(t < tiles ? 64 : 0);
+        for (int t = 0; t < 16; ++t) db(t < tiles ? 16 : 0);
+    }
+
+    AmxGemmDesc d_;
+    AmxGemmConfig c_;
+};
+
+}  // namespace
+
+std::unique_ptr<JitKernel> make_gemm_amx_int8(const AmxGemmDesc& desc, const AmxGemmConfig& cfg) {
+    return std::make_unique<GemmAmxInt8>(desc, cfg);
+}
+
+}  // namespace mf

@@ -1,0 +1,91 @@
+// The fused routed-expert FFN over a batch of experts, each with its own token list, on the thread pool:
+//     y[t] += gate_e(t) * down_e( SiLU(gate_proj_e x[t]) * up_proj_e x[t] )   for every (expert e, token t) route.
+// int8 weights with one scale per output channel or int4 with a scale and min per group of 32; activations are
+// quantised to int8 per row on the fly. int8 experts with few tokens run the AVX-512 VNNI GEMV, the others AMX;
+// int4 experts always run the int4 GEMV. Work items are claimed through an atomic counter; no lock.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "codegen/kernel_cache.hpp"
+#include "codegen/x64/expert_ffn_desc.hpp"
+#include "codegen/x64/pack_int8.hpp"
+#include "runtime/thread_pool.hpp"
+
+namespace mf {
+
+// One expert's weights, packed once at load (both matrices of the ExpertFfnDesc's wtype).
+struct ExpertFfnWeights {
+    PackedMatrix gate_up;  // gate [inter][hidden] and up [inter][hidden], interleaved by panel
+    PackedMatrix down;     // [hidden][inter]
+};
+
+// gate, up: [inter][hidden]; down: [hidden][inter] (row-major "out x in"). int8: any SrcType but u4_group;
+// int4: u4_group (exact, e.g. decoded Q4_K) or float/bf16 (quantised per group of 32).
+ExpertFfnWeights pack_expert_ffn_int8(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
+ExpertFfnWeights pack_expert_ffn_int4(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
+
+struct ExpertRoute {
+    const ExpertFfnWeights* weights = nullptr;
+    std::span<const int32_t> tokens;  // rows of x and y routed to this expert (may be empty)
+    std::span<const float> gates;     // router weight of each routed token (same length as tokens)
+};
+
+struct ExpertFfnBatch {
+    const float* x = nullptr;  // [tokens][hidden] input rows, row t at x + t * ldx
+    int64_t ldx = 0;
+    float* y = nullptr;  // [tokens][hidden] output rows, accumulated into (+=)
+    int64_t ldy = 0;
+    std::span<const ExpertRoute> routes;
+};
+
+class ExpertFfn {
+public:
+    // Resolves every kernel up front (throws std::runtime_error for a Config no kernel accepts). Without AMX
+    // (cpu or OS permission) every expert takes the GEMV path, 16 rows at a time.
+    ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, KernelCache& cache, int workers);
+
+    // Runs the batch on every worker of pool (pool.size() <= workers). Not reentrant.
+    void run(ThreadPool& pool, const ExpertFfnBatch& batch);
+
+    bool uses_amx() const { return amx_gu_ != nullptr; }
+    const ExpertFfnDesc& desc() const { return desc_; }
+    const ExpertFfnConfig& config() const { return cfg_; }
+
+private:
+    struct RouteRows {
+        int64_t offset;  // first row in the activation buffers
+        int64_t rows;    // routed tokens
+        int64_t padded;  // rows reserved (AMX: multiple of 16 * m_tiles)
+        bool amx;
+    };
+    // C[rows][panels*16] int32 = A rows x packed panels [first, first + panels) of w over its K.
+    // int4: c receives floats and gs points at the rows' group sums.
+    void gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w, int64_t first_panel,
+              int64_t panels, int32_t* c, bool down) const;
+    template <class F>
+    void parallel_for(ThreadPool& pool, int64_t items, F&& body);
+
+    ExpertFfnDesc desc_;
+    ExpertFfnConfig cfg_;
+    int64_t kp_h_, kp_i_, n_pad_h_, n_pad_i_, m_step_rows_, m_block_;
+    const JitKernel* amx_gu_ = nullptr;  // K = hidden
+    const JitKernel* amx_dn_ = nullptr;  // K = inter
+    std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
+    int gemv_max_m_;
+    int gemv_rows_;  // most rows per GEMV call (16 int8, 8 int4)
+    bool int4_;
+    int64_t groups_h_, groups_i_;  // int4 activation group sums per row
+
+    std::vector<RouteRows> rows_;
+    std::vector<std::pair<int32_t, int32_t>> gu_items_;  // (route, n block)
+    std::vector<int8_t> xq_, hq_;
+    std::vector<float> xs_, hs_, hf_, xgs_, hgs_;
+    std::vector<int32_t> xsum_, hsum_;
+    std::vector<std::vector<int32_t>> scratch_;  // per worker
+    std::atomic<int64_t> next_{0};
+};
+
+}  // namespace mf

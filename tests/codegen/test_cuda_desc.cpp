@@ -1,0 +1,117 @@
+// Desc/Config field lists: every field changes the name and the hash; JSON round trips.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "codegen/cuda/layer_kernels.hpp"
+#include "codegen/cuda/mla_kernels.hpp"
+
+using namespace mf;
+
+namespace {
+
+// Perturbs each field of `base` in turn (ints +1, bools and enums flipped) and checks name and hash move.
+template <class T, class NameFn>
+void check_every_field_matters(const T& base, NameFn name) {
+    const std::string n0 = name(base);
+    const uint64_t h0 = fields_hash(base);
+    const size_t count = fields_values(base).size();
+    for (size_t i = 0; i < count; ++i) {
+        T x = base;
+        size_t k = 0;
+        T::fields(x, [&](const char*, const char*, auto& v) {
+            using V = std::decay_t<decltype(v)>;
+            if (k++ != i) return;
+            if constexpr (std::is_same_v<V, bool>)
+                v = !v;
+            else if constexpr (std::is_same_v<V, CudaDtype>)
+                v = v == CudaDtype::f32 ? CudaDtype::bf16 : CudaDtype::f32;
+            else if constexpr (std::is_same_v<V, ElementwiseOp>)
+                v = v == ElementwiseOp::add ? ElementwiseOp::cast : ElementwiseOp::add;
+            else
+                v = v + 1;
+        });
+        CAPTURE(i);
+        CHECK(name(x) != n0);
+        CHECK(fields_hash(x) != h0);
+        CHECK_FALSE(fields_equal(x, base));
+        CHECK(fields_equal(fields_from_json<T>(fields_to_json(x)), x));
+    }
+    CHECK(fields_equal(fields_from_json<T>(fields_to_json(base)), base));
+}
+
+}  // namespace
+
+TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
+    const MlaDecodeDesc d;
+    const MlaDecodeConfig c;
+    CHECK(mla_decode_name(d, c) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1");
+    CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
+    check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
+    check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
+}
+
+TEST_CASE("cuda desc: layer kernel descriptors") {
+    check_every_field_matters(RmsNormDesc{}, rms_norm_name);
+    check_every_field_matters(RopeDesc{}, rope_name);
+    check_every_field_matters(RouterTopkDesc{}, router_topk_name);
+    check_every_field_matters(ElementwiseDesc{}, elementwise_name);
+    CHECK(router_topk_name(RouterTopkDesc{}) == "router_topk_e256_g8_kg4_gt2_k8_sig1_norm1");
+}
+
+TEST_CASE("cuda desc: JSON rejects wrong types and unknown enum values") {
+    CHECK_THROWS_AS(fields_from_json<MlaDecodeDesc>(nlohmann::json{{"heads", "many"}}), std::runtime_error);
+    CHECK_THROWS_AS(fields_from_json<MlaDecodeDesc>(nlohmann::json{{"dtype", "fp64"}}), std::runtime_error);
+    const auto d = fields_from_json<MlaDecodeDesc>(nlohmann::json{{"heads", 16}});
+    CHECK(d.heads == 16);
+    CHECK(d.latent_dim == 512);
+}
+
+TEST_CASE("cuda mla: splits fill the SMs once and never exceed the tiles") {
+    const MlaDecodeDesc d;  // 128 heads: 2 head blocks
+    const MlaDecodeConfig c{64, 2};
+    CHECK(mla_decode_num_splits(d, c, 1, 8192, 132) == 66);
+    CHECK(mla_decode_num_splits(d, c, 1, 1024, 132) == 16);  // 1024 / 64 tiles
+    CHECK(mla_decode_num_splits(d, c, 8, 8192, 132) == 8);   // 8 * 2 * 8 = 128 <= 132
+    CHECK(mla_decode_num_splits(d, c, 64, 32768, 132) == 1);
+    CHECK(mla_decode_num_splits(d, c, 1, 1, 132) == 1);
+    for (int b : {1, 3, 8, 20, 64})
+        for (int len : {1, 100, 1000, 33000}) {
+            const int s = mla_decode_num_splits(d, c, b, len, 132);
+            CHECK(s >= 1);
+            CHECK(s <= (len + 63) / 64);
+            CHECK((s == 1 || b * 2 * s <= 132));
+        }
+}
+
+TEST_CASE("cuda mla: cluster configs need sm_90, room to stage the partial, and splits in whole clusters") {
+    const MlaDecodeDesc d;
+    CHECK(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 8}, 90).empty());
+    CHECK(mla_decode_unsupported(d, MlaDecodeConfig{32, 2, 4}, 90).empty());
+    CHECK_FALSE(
+        mla_decode_unsupported(d, MlaDecodeConfig{32, 1, 4}, 90).empty());  // 110.6 KB < 133 KB staged
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{32, 2, 4}, 86).empty());
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 3}, 90).empty());
+    const MlaDecodeConfig c8{64, 2, 8};
+    CHECK(mla_decode_num_splits(d, c8, 1, 8192, 132) == 64);
+    CHECK(mla_decode_partials(c8, 64) == 8);
+    CHECK(mla_decode_num_splits(d, c8, 64, 32768, 132) == 8);  // at least one whole cluster
+    CHECK(mla_decode_num_splits(d, c8, 1, 100, 132) == 8);     // 2 tiles: 6 splits stay empty
+    const auto src = mla_decode_source(d, c8, 90);
+    CHECK(src.source.find("__cluster_dims__(8, 1, 1)") != std::string::npos);
+    CHECK(mla_decode_source(d, MlaDecodeConfig{64, 2, 1}, 90).source.find("__cluster_dims__") ==
+          std::string::npos);
+}
+
+TEST_CASE("cuda rope: YaRN frequencies keep high frequencies and divide low ones by the factor") {
+    YarnParams p;  // DeepSeek-V3: 64 dims, theta 10000, factor 40, original 4096, beta 32 / 1
+    const auto f = yarn_inv_freq(p);
+    REQUIRE(f.size() == 32);
+    CHECK(f[0] == doctest::Approx(1.0));
+    CHECK(f[31] == doctest::Approx(std::pow(10000.0, -62.0 / 64) / 40).epsilon(1e-6));
+    for (size_t i = 1; i < f.size(); ++i) CHECK(f[i] < f[i - 1]);
+    p.factor = 1.0;
+    const auto plain = yarn_inv_freq(p);
+    for (int i = 0; i < 32; ++i)
+        CHECK(plain[i] == doctest::Approx(std::pow(10000.0, -2.0 * i / 64)).epsilon(1e-6));
+}

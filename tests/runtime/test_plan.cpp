@@ -1,0 +1,154 @@
+// The plan: JSON round trip, file naming, refusal of another host's or shape's plan, defaults when none exists.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "codegen/kernel_fields.hpp"
+#include "codegen/x64/expert_ffn_desc.hpp"
+#include "codegen/x64/expert_gemm_desc.hpp"
+#include "runtime/plan.hpp"
+
+using namespace mf;
+
+namespace {
+
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        path = std::filesystem::temp_directory_path() / ("mf_test_plan_" + std::to_string(getpid()));
+        std::filesystem::create_directories(path);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+Plan sample_plan() {
+    ModelShape s;
+    s.experts = 64;
+    s.wtype = "int4";
+    s.group_size = 32;
+    Plan p = default_plan("0123456789abcdef", s);
+    p.is_default = false;
+    p.host_description = "Test CPU | avx512f | 1 socket";
+    p.created_at = "2026-11-27T12:00:00Z";
+    p.tool_version = "moeforge 0.1.0";
+    p.tune_seconds = 123.5;
+    p.budget_seconds = 180;
+    p.tolerance = 0.03;
+    p.amx_min_tokens = 6;
+    p.kernels[1].config = fields_to_json(GemvConfig{4, 16, 2});
+    p.kernels[1].seconds = 1.25e-3;
+    p.kernels[1].default_seconds = 1.5e-3;
+    p.kernels[1].ops = 2.0 * 7168 * 4096;
+    p.kernels[1].bytes = 7168.0 * 4096;
+    p.kernels[1].bench_m = 4;
+    p.kernels[1].verified = true;
+    p.threads = {2, {0, 1}, {0, 0}, 1, false};
+    p.gpu = {false, 1, 40};
+    p.host = {"Test CPU", 2, 4.8e12, 3.3e12, 1.1e12, 1.56e10, 480ull << 20};
+    p.trials = {{"gemm_amx k7168 m256", "mt2nt2nmpf0", 0.5, 0.01, 0, true, false},
+                {"gemm_amx k7168 m256", "mt1nt4mnpf4", 0.9, 0.008, 1, false, false},
+                {"gemm_amx k7168 m256", "mt4nt4mnpf4", 0.95, 0, -1, false, true}};
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("plan: JSON round trip keeps every field") {
+    const Plan p = sample_plan();
+    const Plan q = plan_from_json(nlohmann::json::parse(plan_to_json(p).dump()));
+    CHECK(plan_to_json(q) == plan_to_json(p));
+    CHECK(q.shape == p.shape);
+    CHECK(q.threads.cpus == std::vector<int>{0, 1});
+    CHECK(q.gpu.gpu_layers == 40);
+    CHECK(q.gpu.cpu_only == false);
+    REQUIRE(q.kernels.size() == p.kernels.size());
+    CHECK(q.kernels[1].family == "gemv_avx512");
+    CHECK(fields_from_json<GemvConfig>(q.kernels[1].config) == GemvConfig{4, 16, 2});
+    CHECK(q.kernels[1].speedup() == doctest::Approx(1.2));
+    REQUIRE(q.trials.size() == 3);
+    CHECK(q.trials[2].failed);
+    CHECK_FALSE(q.trials[1].failed);
+    CHECK(q.trials[1].config == "mt1nt4mnpf4");
+    CHECK(q.trials[1].seconds == 0.008);
+}
+
+TEST_CASE("plan: file round trip and file name spell host and shape") {
+    TempDir dir;
+    const Plan p = sample_plan();
+    const auto path = dir.path / plan_file_name(p.host_fingerprint, p.shape);
+    CHECK(path.filename() == "plan-0123456789abcdef-h7168-i2048-e64-k8-int4-g32.json");
+    write_plan_file(path, p);
+    const Plan q = read_plan_file(path);
+    CHECK(plan_to_json(q) == plan_to_json(p));
+    CHECK(q.source == path.string());
+    const Plan r = load_plan(dir.path, p.host_fingerprint, p.shape);
+    CHECK_FALSE(r.is_default);
+    CHECK(r.amx_min_tokens == 6);
+    CHECK(r.threads.threads_per_expert == 1);
+}
+
+TEST_CASE("plan: a plan from another host or shape is refused naming both") {
+    TempDir dir;
+    const Plan p = sample_plan();
+    const auto path = dir.path / "copied.json";
+    write_plan_file(path, p);
+    try {
+        load_plan(dir.path, "fedcba9876543210", p.shape, path);
+        FAIL("another host's plan was accepted");
+    } catch (const PlanMismatch& e) {
+        const std::string msg = e.what();
+        CHECK(msg.find("0123456789abcdef") != std::string::npos);
+        CHECK(msg.find("fedcba9876543210") != std::string::npos);
+        CHECK(msg.find("moeforge tune") != std::string::npos);
+    }
+    ModelShape other = p.shape;
+    other.hidden = 4096;
+    CHECK_THROWS_AS(load_plan(dir.path, p.host_fingerprint, other, path), PlanMismatch);
+    // The same refusal when the file sits under this host's name in the cache dir but was made elsewhere.
+    write_plan_file(dir.path / plan_file_name("fedcba9876543210", p.shape), p);
+    CHECK_THROWS_AS(load_plan(dir.path, "fedcba9876543210", p.shape), PlanMismatch);
+}
+
+TEST_CASE("plan: no plan gives the documented defaults and says so") {
+    TempDir dir;
+    const ModelShape s;
+    const Plan p = load_plan(dir.path, "0123456789abcdef", s);
+    CHECK(p.is_default);
+    CHECK(p.source.find("defaults") != std::string::npos);
+    CHECK(p.source.find("moeforge tune") != std::string::npos);
+    CHECK(p.amx_min_tokens == ExpertFfnConfig{}.gemv_max_m + 1);
+    const PlannedKernel* f = p.find("moe_ffn", "expert", 300);
+    REQUIRE(f);
+    CHECK(fields_from_json<ExpertFfnConfig>(f->config) == ExpertFfnConfig{});
+    CHECK(fields_from_json<ExpertFfnDesc>(f->desc).hidden == 7168);
+    const PlannedKernel* g = p.find("gemv_avx512", "gate_up", 1);
+    const PlannedKernel* a = p.find("gemm_amx", "down", 1024);
+    REQUIRE(g);
+    REQUIRE(a);
+    CHECK(fields_from_json<GemvConfig>(g->config) == GemvConfig{});
+    CHECK(fields_from_json<AmxGemmConfig>(a->config) == AmxGemmConfig{});
+    CHECK(fields_from_json<AmxGemmDesc>(a->desc).k == 2048);
+    CHECK(fields_from_json<GemvDesc>(g->desc).k == 7168);
+    CHECK(p.find("gemm_amx", "down", p.amx_min_tokens - 1) == nullptr);
+    CHECK(p.find("gemv_avx512", "down", p.amx_min_tokens - 1) != nullptr);
+    CHECK(p.find("gemv_avx512", "down", p.amx_min_tokens) == nullptr);
+}
+
+TEST_CASE("plan: bad files are rejected naming the key") {
+    TempDir dir;
+    nlohmann::json j = plan_to_json(sample_plan());
+    j["version"] = 99;
+    CHECK_THROWS_WITH_AS(plan_from_json(j), doctest::Contains("version 99"), std::runtime_error);
+    j = plan_to_json(sample_plan());
+    j["threads"].erase("cpus");
+    CHECK_THROWS_WITH_AS(plan_from_json(j), doctest::Contains("threads"), std::runtime_error);
+    j = plan_to_json(sample_plan());
+    j["shape"]["top_k"] = 1000;
+    CHECK_THROWS_WITH_AS(plan_from_json(j), doctest::Contains("shape"), std::runtime_error);
+    const auto path = dir.path / "broken.json";
+    std::ofstream(path) << "{ \"version\": 1, ";
+    CHECK_THROWS_WITH_AS(read_plan_file(path), doctest::Contains("broken.json"), std::runtime_error);
+}

@@ -1,0 +1,187 @@
+#include "tools/bench_kernels.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <stdexcept>
+#include <tuple>
+
+#include "codegen/kernel_cache.hpp"
+#include "runtime/expert_ffn.hpp"
+
+namespace mf {
+namespace {
+
+// Packed bytes of one expert: int8 1 byte per weight; int4 0.75 (nibbles plus fp32 scale and min per 32).
+uint64_t expert_weight_bytes(const KernelBenchOptions& o) {
+    const uint64_t n = 3ull * uint64_t(o.hidden) * uint64_t(o.inter);
+    return o.wtype == WeightType::int4 ? n / 4 * 3 : n;
+}
+
+uint64_t available_memory() {
+    const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : (8ull << 30);
+}
+
+// The ops/s bound and which side binds.
+std::pair<double, const char*> roofline_of(const HostProfile& hp, WeightType wt, int threads, double ops,
+                                           double bytes) {
+    const PeakSet& ps = wt == WeightType::bf16 ? hp.amx_bf16 : hp.amx_int8;
+    const int cores = std::max(1, hp.worker_count());
+    const double peak = threads >= cores ? ps.all_cores.value : ps.one_core.value * threads;
+    const double bw = hp.dram_read_total.value;
+    const double mem = ops / bytes * bw;
+    return mem < peak ? std::pair{mem, "memory"} : std::pair{peak, "compute"};
+}
+
+}  // namespace
+
+int default_bench_experts(const KernelBenchOptions& opt, const HostProfile& hp) {
+    const uint64_t per = expert_weight_bytes(opt) * (opt.peer_onednn ? 2 : 1);
+    const uint64_t budget = available_memory() / 2;
+    const uint64_t cap = budget / per;
+    if (opt.experts > 0) {
+        if (uint64_t(opt.experts) > cap)
+            throw std::runtime_error(fmt::format("--experts {} needs {} MiB of weights but only {} MiB (half the "
+                                                 "available memory) may be used; lower --experts",
+                                                 opt.experts, opt.experts * per >> 20, budget >> 20));
+        return opt.experts;
+    }
+    const uint64_t llc = std::max<uint64_t>(hp.topology.llc_bytes_total(), 32ull << 20);
+    const uint64_t want = std::max<uint64_t>(8, (4 * llc + expert_weight_bytes(opt) - 1) / expert_weight_bytes(opt));
+    const uint64_t e = std::min(want, cap);
+    if (e < 2) throw std::runtime_error("not enough free memory for two experts' weights; close other programs");
+    return int(e);
+}
+
+std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, const HostProfile& hp,
+                                             const BenchProgress& progress) {
+    if (opt.wtype == WeightType::bf16)
+        throw std::runtime_error("--wtype bf16 is not implemented yet; use --wtype int8 or int4");
+    if (opt.peer_onednn && opt.wtype != WeightType::int8)
+        throw std::runtime_error("--peer onednn compares int8 weights only; use --wtype int8");
+    const int threads = opt.threads > 0 ? opt.threads : std::max(1, hp.worker_count());
+    const int experts = default_bench_experts(opt, hp);
+    const int H = opt.hidden, I = opt.inter;
+    const int steps_per_m = opt.repeats + 1 + (opt.peer_onednn ? opt.repeats + 1 : 0);
+    const int total_steps = 1 + int(opt.ms.size()) * steps_per_m;
+    int done = 0;
+    auto tick = [&](const std::string& stage) {
+        if (progress) progress(stage, done, total_steps);
+        ++done;
+    };
+
+    // Weights: one random expert packed, copied to the others (the kernels' speed does not depend on the values).
+    tick(fmt::format("packing {} experts ({} MiB)", experts, experts * expert_weight_bytes(opt) >> 20));
+    std::vector<ExpertFfnWeights> w;
+    {
+        std::mt19937 rng(7);
+        std::uniform_int_distribution<int> q(-127, 127);
+        std::vector<int8_t> g(size_t(I) * H), u(g.size()), d(g.size());
+        for (auto* v : {&g, &u, &d})
+            for (auto& x : *v) x = int8_t(q(rng));
+        if (opt.wtype == WeightType::int8) {
+            std::vector<float> si(size_t(I), 1e-3f), sh(size_t(H), 1e-3f);
+            w.push_back(pack_expert_ffn_int8({SrcType::int8, I, H, g.data(), 0, si.data()},
+                                             {SrcType::int8, I, H, u.data(), 0, si.data()},
+                                             {SrcType::int8, H, I, d.data(), 0, sh.data()}));
+        } else {
+            for (auto* v : {&g, &u, &d})
+                for (auto& x : *v) x = int8_t(x & 15);
+            std::vector<float> sc(size_t(I) * H / 32, 1e-3f), mn(sc.size(), 7e-3f);
+            w.push_back(pack_expert_ffn_int4({SrcType::u4_group, I, H, g.data(), 0, sc.data(), mn.data()},
+                                             {SrcType::u4_group, I, H, u.data(), 0, sc.data(), mn.data()},
+                                             {SrcType::u4_group, H, I, d.data(), 0, sc.data(), mn.data()}));
+        }
+        for (int e = 1; e < experts; ++e) w.push_back({w[0].gate_up.clone(), w[0].down.clone()});
+    }
+    const double pass_bytes = double(experts) * double(w[0].gate_up.weight_bytes() + w[0].down.weight_bytes());
+
+    std::vector<int> cpus = hp.topology.one_pu_per_core();
+    if (cpus.empty()) cpus.push_back(0);
+    std::vector<int> use;
+    for (int i = 0; i < threads; ++i) use.push_back(cpus[size_t(i) % cpus.size()]);
+    ThreadPool pool(use);
+    KernelCache cache;
+    ExpertFfn ffn(ExpertFfnDesc{opt.wtype, H, I}, opt.cfg, cache, pool.size());
+
+    std::vector<KernelBenchRow> rows;
+    for (int m : opt.ms) {
+        // Every expert gets the same m tokens; experts run in batches of at most ~8k routed rows.
+        std::mt19937 rng(static_cast<uint32_t>(m));
+        std::normal_distribution<float> nd(0, 1);
+        std::vector<float> x(size_t(m) * H), y(size_t(m) * H, 0.0f);
+        for (auto& v : x) v = nd(rng);
+        std::vector<int32_t> tokens(static_cast<size_t>(m));
+        for (int i = 0; i < m; ++i) tokens[size_t(i)] = i;
+        const std::vector<float> gates(size_t(m), 0.125f);
+        const int batch = std::clamp(8192 / m, 1, experts);
+        auto pass = [&] {
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int e0 = 0; e0 < experts; e0 += batch) {
+                std::vector<ExpertRoute> routes;
+                for (int e = e0; e < std::min(experts, e0 + batch); ++e)
+                    routes.push_back({&w[size_t(e)], tokens, gates});
+                ffn.run(pool, ExpertFfnBatch{x.data(), H, y.data(), H, routes});
+            }
+            return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        };
+        tick(fmt::format("M={} warm-up", m));
+        pass();
+        double best = 1e30;
+        for (int r = 0; r < opt.repeats; ++r) {
+            tick(fmt::format("M={} pass {}/{}", m, r + 1, opt.repeats));
+            best = std::min(best, pass());
+        }
+        const double ops = 2.0 * m * 3.0 * double(H) * double(I) * experts;
+        KernelBenchRow row{"moeforge", m, opt.wtype, experts, best, ops / best, pass_bytes / best};
+        std::tie(row.roofline, row.bound) = roofline_of(hp, opt.wtype, threads, ops, pass_bytes);
+        row.roofline_ratio = row.ops_per_s / row.roofline;
+        rows.push_back(row);
+        if (opt.peer_onednn) {
+            const double s = onednn_expert_pass_seconds(H, I, experts, m, threads, opt.repeats,
+                                                        [&] { tick(fmt::format("M={} oneDNN", m)); });
+            if (s < 0) throw std::runtime_error("--peer onednn: this build has no oneDNN (install libdnnl-dev)");
+            KernelBenchRow p{"onednn", m, opt.wtype, experts, s, ops / s, pass_bytes / s, row.roofline, 0, row.bound};
+            p.roofline_ratio = p.ops_per_s / p.roofline;
+            rows.push_back(p);
+        }
+    }
+    return rows;
+}
+
+nlohmann::json kernel_bench_json(const std::vector<KernelBenchRow>& rows) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : rows)
+        j.push_back({{"m", r.m},
+                     {"wtype", enum_name(r.wtype)},
+                     {"impl", r.impl},
+                     {"experts", r.experts},
+                     {"seconds", r.seconds},
+                     {"ops_per_s", r.ops_per_s},
+                     {"bytes_per_s", r.bytes_per_s},
+                     {"roofline_ratio", r.roofline_ratio}});
+    return j;
+}
+
+std::string render_kernel_bench(const std::vector<KernelBenchRow>& rows, const HostProfile& hp, int threads) {
+    std::string s = fmt::format(
+        "{}, {} threads; AMX int8 peak {:.2f} TOPS, DRAM read {:.1f} GB/s; {} experts per pass\n",
+        hp.cpu.model_name, threads, hp.amx_int8.all_cores.value / 1e12, hp.dram_read_total.value / 1e9,
+        rows.empty() ? 0 : rows[0].experts);
+    s += fmt::format("{:>9} {:>5} {:>5} {:>10} {:>10} {:>10} {:>9} {:>9}\n", "impl", "m", "wtype", "TOPS", "GB/s",
+                     "bound", "of bound", "pass ms");
+    for (const auto& r : rows)
+        s += fmt::format("{:>9} {:>5} {:>5} {:>10.3f} {:>10.1f} {:>10} {:>8.1f}% {:>9.1f}\n", r.impl, r.m,
+                         enum_name(r.wtype), r.ops_per_s / 1e12, r.bytes_per_s / 1e9,
+                         r.bound,
+                         100 * r.roofline_ratio, r.seconds * 1e3);
+    return s;
+}
+
+}  // namespace mf

@@ -1,0 +1,97 @@
+// `moeforge bench`: kernel-level benchmarks (`bench kernels`) now; model-level prefill/decode (`bench --model`)
+// joins the same command later.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tools/bench_kernels.hpp"
+#include "tools/command.hpp"
+#include "tools/host_profile_cache.hpp"
+#include "tools/progress_bar.hpp"
+
+namespace mf {
+namespace {
+
+struct BenchKernelsCli {
+    KernelBenchOptions opt;
+    std::string wtype = "int8";
+    std::string peer;
+    std::string config_json;
+    bool json = false;
+};
+
+void run_bench_kernels(const BenchKernelsCli& c) {
+    KernelBenchOptions opt = c.opt;
+    enum_parse(c.wtype, opt.wtype);
+    if (!c.peer.empty() && c.peer != "onednn")
+        throw std::runtime_error("--peer '" + c.peer + "' is unknown; the only peer is onednn");
+    opt.peer_onednn = c.peer == "onednn";
+    if (!c.config_json.empty()) {
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(c.config_json);
+        } catch (const std::exception& e) {
+            throw std::runtime_error("--config is not valid JSON: " + std::string(e.what()));
+        }
+        opt.cfg = fields_from_json<ExpertFfnConfig>(j);
+    }
+    const HostProfile hp = load_or_capture_host_profile();
+    const int threads = opt.threads > 0 ? opt.threads : std::max(1, hp.worker_count());
+    ProgressBar bar("bench kernels");
+    const auto rows = run_kernel_bench(opt, hp, [&](std::string_view stage, int done, int total) {
+        bar.update(uint64_t(done), uint64_t(total), stage);
+    });
+    bar.finish();
+    if (c.json)
+        fmt::print("{}\n", kernel_bench_json(rows).dump(2));
+    else
+        fmt::print("{}kernel config: {}\n", render_kernel_bench(rows, hp, threads),
+                   kernel_name(ExpertFfnDesc{opt.wtype, opt.hidden, opt.inter}, opt.cfg));
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, const GlobalOptions& g) {
+    auto* bench = app.add_subcommand(
+        "bench", "Benchmarks: `bench kernels` measures the routed-expert kernels against this host's roofline");
+    bench->require_subcommand(0, 1);
+    bench->callback([bench] {
+        if (bench->get_subcommands().empty()) {
+            fmt::print(stderr, "moeforge bench: model benchmarks (--model) are not built yet (issue #5); "
+                               "try `moeforge bench kernels`.\n");
+            throw CommandExit{kExitNotBuilt};
+        }
+    });
+
+    auto c = std::make_shared<BenchKernelsCli>();
+    auto* k = bench->add_subcommand(
+        "kernels",
+        "Fused routed-expert FFN (gate+up, SiLU*up, down, weighted accumulate) on DeepSeek-V3 shapes (hidden 7168,\n"
+        "expert intermediate 2048) for each tokens-per-expert M. Enough experts are cycled that the weights far\n"
+        "exceed the last-level cache. Reports ops/s (a multiply-add counts 2), weight bytes/s, and the ratio to the\n"
+        "roofline min(AMX peak, 2M ops/byte x DRAM read bandwidth) from the host profile (measured first if the\n"
+        "cache has none for this host). Each M is timed --repeats times and the best pass is kept.");
+    k->add_flag("--json", c->json, "Print a JSON list of {m, wtype, impl, ops_per_s, bytes_per_s, roofline_ratio, ...}");
+    k->add_option("--m", c->opt.ms, "Tokens per expert to measure, comma separated")
+        ->delimiter(',')
+        ->check(CLI::Range(1, 65536))
+        ->capture_default_str();
+    k->add_option("--wtype", c->wtype, "Weight format: int8 (per-channel scales); int4 and bf16 are not built yet")
+        ->check(CLI::IsMember({"int8", "int4", "bf16"}))
+        ->capture_default_str();
+    k->add_option("--threads", c->opt.threads, "Worker threads, pinned one per physical core (0: all cores)")
+        ->check(CLI::Range(0, 4096));
+    k->add_option("--experts", c->opt.experts,
+                  "Experts cycled per pass (0: enough for 4x the last-level cache, at most half the free memory)")
+        ->check(CLI::Range(0, 100000));
+    k->add_option("--repeats", c->opt.repeats, "Timed passes per M; the best is reported")
+        ->check(CLI::Range(1, 100))
+        ->capture_default_str();
+    k->add_option("--peer", c->peer, "Also time another implementation on the same shapes and weight bytes: onednn");
+    k->add_option("--config", c->config_json,
+                  "Kernel config as JSON, e.g. '{\"gemv_max_m\":4,\"n_block\":256}' (fields as kernel-dump prints)");
+    k->callback([c] { run_bench_kernels(*c); });
+}
+
+}  // namespace mf

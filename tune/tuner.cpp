@@ -1,0 +1,328 @@
+#include "tune/tuner.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "codegen/isa.hpp"
+#include "codegen/kernel_cache.hpp"
+#include "tune/expert_ffn_bench.hpp"
+#include "tune/expert_gemm_bench.hpp"
+#include "tune/trial_store.hpp"
+
+namespace mf {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+std::string tune_context(const HostProfile& hp, const ModelShape& s, const std::string& tool_version) {
+    return fmt::format("{} | {} | {}", tool_version, hp.fingerprint, s.key());
+}
+
+std::vector<std::pair<int, int>> m_ranges(const std::vector<int>& points) {
+    std::vector<std::pair<int, int>> r;
+    for (size_t i = 0; i < points.size(); ++i) {
+        const int lo = i == 0 ? 1 : r.back().second + 1;
+        const int hi = i + 1 == points.size() ? (1 << 30)
+                                               : std::max(lo, int(std::floor(std::sqrt(double(points[i]) * points[i + 1]))));
+        r.emplace_back(lo, hi);
+    }
+    return r;
+}
+
+namespace {
+
+std::string utc_now() {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+uint64_t default_pool_bytes(const HostProfile& hp) {
+    const uint64_t llc = hp.topology.llc_bytes_total();
+    uint64_t b = std::clamp<uint64_t>(2 * llc, 256ull << 20, 2ull << 30);
+    const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) b = std::min<uint64_t>(b, uint64_t(pages) * uint64_t(page) / 4);
+    return std::max<uint64_t>(b, 64ull << 20);
+}
+
+int nearest(const std::vector<int>& pts, int m) {
+    int best = pts.front();
+    for (int p : pts)
+        if (std::fabs(std::log(double(p) / m)) < std::fabs(std::log(double(best) / m))) best = p;
+    return best;
+}
+
+// The search state shared by the stages: the budget clock, the store, the trial log.
+struct Run {
+    const TuneSettings& t;
+    TrialStore store;
+    Clock::time_point start = Clock::now();
+    std::vector<PlanTrial> trials;
+
+    double elapsed() const { return std::chrono::duration<double>(Clock::now() - start).count(); }
+    void check_stop() const {
+        if (t.stop && t.stop->load()) throw TuneInterrupted("interrupted");
+    }
+    SearchOptions options(double budget) const {
+        SearchOptions o;
+        o.budget_seconds = std::max(0.0, budget);
+        o.tolerance = t.tolerance;
+        o.stop = t.stop;
+        return o;
+    }
+    FamilyResult search(const std::string& family, std::vector<Candidate>& cands, double budget) {
+        check_stop();
+        FamilyResult r = search_family(family, cands, options(budget), store, elapsed(), [&](const std::string&) {
+            if (t.progress) t.progress(std::min(1.0, elapsed() / t.budget_seconds), family);
+        });
+        for (const auto& x : r.trials)
+            trials.push_back({family, x.label, x.at_seconds, x.error.empty() ? x.seconds : 0, x.rung, x.is_default,
+                              !x.error.empty() && x.error != "pruned"});
+        if (r.interrupted) throw TuneInterrupted("interrupted");
+        return r;
+    }
+    // Budget for the next of `left` families of a stage that may use the budget up to `stage_end` seconds.
+    double share(double stage_end, int left) const { return (stage_end - elapsed()) / std::max(1, left); }
+};
+
+PlannedKernel planned(const std::string& family, const std::string& role, const json& desc,
+                      const std::vector<Candidate>& cands, const FamilyResult& r, int bench_m, double ops,
+                      double bytes, const std::string& name) {
+    PlannedKernel k;
+    k.family = family;
+    k.role = role;
+    k.desc = desc;
+    k.config = cands[size_t(r.chosen)].config;
+    k.default_config = cands[size_t(r.default_index)].config;
+    k.name = name;
+    k.bench_m = bench_m;
+    k.seconds = r.chosen_seconds;
+    k.default_seconds = r.default_seconds;
+    k.ops = ops;
+    k.bytes = bytes;
+    k.verified = true;
+    return k;
+}
+
+// Fused-FFN candidates at m tokens per expert: the default, then variations of the fields that matter on the path
+// m takes (GEMV or AMX), seeded with the stage-1 winners.
+std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<GemvConfig>& gemvs,
+                                      const std::vector<AmxGemmConfig>& amxs) {
+    std::vector<ExpertFfnConfig> v{ExpertFfnConfig{}};
+    auto add = [&](ExpertFfnConfig c) {
+        if (std::find(v.begin(), v.end(), c) == v.end()) v.push_back(c);
+    };
+    ExpertFfnConfig base;
+    base.gemv_max_m = gemv_max_m;
+    base.m_tiles = amxs.front().m_tiles;
+    base.n_tiles = amxs.front().n_tiles;
+    base.order = amxs.front().order;
+    base.amx_prefetch = amxs.front().prefetch;
+    base.gemv_panels = gemvs.front().panels;
+    base.gemv_prefetch = gemvs.front().prefetch;
+    base.gemv_k_unroll = gemvs.front().k_unroll;
+    add(base);
+    if (m <= gemv_max_m) {
+        for (const GemvConfig& g : gemvs)
+            for (int nb : {64, 128, 256, 512})
+                for (int nbd : {128, 256, 512, 1024}) {
+                    ExpertFfnConfig c = base;
+                    c.gemv_panels = g.panels;
+                    c.gemv_prefetch = g.prefetch;
+                    c.gemv_k_unroll = g.k_unroll;
+                    c.n_block = nb;
+                    c.n_block_down = nbd;
+                    add(c);
+                }
+    } else {
+        for (const AmxGemmConfig& a : amxs)
+            for (int nb : {64, 128, 256})
+                for (int nbd : {128, 256, 512})
+                    for (int mb : {64, 256, 1024}) {
+                        if (mb > 2 * m && mb != 64) continue;
+                        ExpertFfnConfig c = base;
+                        c.m_tiles = a.m_tiles;
+                        c.n_tiles = a.n_tiles;
+                        c.order = a.order;
+                        c.amx_prefetch = a.prefetch;
+                        c.n_block = nb;
+                        c.n_block_down = nbd;
+                        c.m_block = mb;
+                        add(c);
+                    }
+    }
+    return v;
+}
+
+}  // namespace
+
+Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t) {
+    if (s.wtype != "int8")
+        throw std::runtime_error(fmt::format("tune: --wtype {} is not implemented by the expert kernels yet (int8 is)",
+                                             s.wtype));
+    const IsaSet isa = detect_cpu_isa();
+    if (!isa.has(IsaFeature::avx512_vnni))
+        throw std::runtime_error("tune: this CPU lacks AVX-512 VNNI, which every expert kernel needs");
+    const bool amx = isa.has(IsaFeature::amx_int8) && request_amx_permission();
+
+    Run run{t, TrialStore(t.trials_file, tune_context(hp, s, t.tool_version))};
+    if (t.fresh) run.store.clear();
+    Plan plan;
+    plan.host_fingerprint = hp.fingerprint;
+    plan.host_description = hp.fingerprint_text;
+    plan.shape = s;
+    plan.tool_version = t.tool_version;
+    plan.budget_seconds = t.budget_seconds;
+    plan.tolerance = t.tolerance;
+    plan.host = {hp.cpu.model_name,
+                 hp.worker_count(),
+                 hp.amx_int8.all_cores.value,
+                 hp.amx_bf16.all_cores.value,
+                 hp.avx512_vnni_int8.all_cores.value,
+                 hp.dram_read_total.value,
+                 hp.topology.llc_bytes_total()};
+    const std::vector<int> cpus = hp.topology.one_pu_per_core();
+    plan.threads.workers = int(cpus.size());
+    plan.threads.cpus = cpus;
+    for (const auto& c : hp.topology.cores) plan.threads.numa_node_of_worker.push_back(c.numa_node);
+    plan.threads.numa_node_of_worker.resize(cpus.size());
+    plan.threads.threads_per_expert = 0;
+    plan.threads.bind_experts_to_numa = hp.topology.numa_nodes.size() > 1;
+    plan.gpu.cpu_only = t.cpu_only || hp.gpu.gpus.empty();
+    plan.gpu.gpu_layers = plan.gpu.cpu_only ? 0 : t.gpu_layers;
+
+    ThreadPool pool(cpus);
+    KernelCache cache;
+    const uint64_t pool_bytes = t.pool_bytes ? t.pool_bytes : default_pool_bytes(hp);
+    const auto roles = expert_gemm_roles(s);
+    const double B = t.budget_seconds;
+
+    // Stage 1: the GEMM kernels per role.
+    std::map<std::pair<std::string, int>, GemvConfig> best_gemv;
+    std::map<std::pair<std::string, int>, AmxGemmConfig> best_amx;
+    {
+        ExpertGemmBench bench(pool, cache, plan.host, pool_bytes);
+        const double end1 = 0.35 * B;
+        int left = int(roles.size() * (t.gemv_ms.size() + (amx ? t.amx_ms.size() : 0)));
+        const auto gemv_r = m_ranges(t.gemv_ms), amx_r = m_ranges(t.amx_ms);
+        for (const GemmRole& r : roles) {
+            for (size_t i = 0; i < t.gemv_ms.size(); ++i) {
+                const int m = t.gemv_ms[i];
+                auto cands = bench.gemv_candidates(r, m);
+                const auto res = run.search(fmt::format("gemv_avx512 {} m{}", r.name, m), cands, run.share(end1, left--));
+                const GemvConfig c = fields_from_json<GemvConfig>(cands[size_t(res.chosen)].config);
+                best_gemv[{r.name, m}] = c;
+                const GemvDesc d{WeightType::int8, r.k, m};
+                PlannedKernel k = planned("gemv_avx512", r.name, fields_to_json(d), cands, res, m,
+                                          ExpertGemmBench::ops(r, m), ExpertGemmBench::weight_bytes(r),
+                                          kernel_name(d, c));
+                k.m_min = gemv_r[i].first;
+                k.m_max = std::min(16, gemv_r[i].second);
+                plan.kernels.push_back(k);
+            }
+            for (size_t i = 0; amx && i < t.amx_ms.size(); ++i) {
+                const int m = t.amx_ms[i];
+                auto cands = bench.amx_candidates(r, m);
+                const auto res = run.search(fmt::format("gemm_amx {} m{}", r.name, m), cands, run.share(end1, left--));
+                const AmxGemmConfig c = fields_from_json<AmxGemmConfig>(cands[size_t(res.chosen)].config);
+                best_amx[{r.name, m}] = c;
+                const AmxGemmDesc d{WeightType::int8, r.k};
+                PlannedKernel k = planned("gemm_amx", r.name, fields_to_json(d), cands, res, m,
+                                          ExpertGemmBench::ops(r, m), ExpertGemmBench::weight_bytes(r),
+                                          kernel_name(d, c));
+                k.m_min = amx_r[i].first;
+                k.m_max = amx_r[i].second;
+                plan.kernels.push_back(k);
+            }
+        }
+
+        // Stage 2: the hand-over, on gate+up (the larger GEMM), tuned GEMV against tuned AMX.
+        plan.amx_min_tokens = 17;
+        if (amx) {
+            const GemmRole& r = roles.front();
+            const double len = std::max(0.02, 0.05 * B / double(2 * t.handover_ms.size()) / 3);
+            std::vector<bool> amx_wins;
+            for (int m : t.handover_ms) {
+                run.check_stop();
+                const GemvConfig g = best_gemv[{r.name, nearest(t.gemv_ms, m)}];
+                const AmxGemmConfig a = best_amx[{r.name, t.amx_ms.front()}];
+                double tg, ta;
+                const std::string fam = fmt::format("handover {} m{}", r.name, m);
+                if (auto* x = run.store.find(fam, "gemv", 0)) tg = x->seconds;
+                else {
+                    tg = bench.time_gemv(r, m, g, len);
+                    run.store.add({fam, "gemv", 0, tg, run.elapsed(), true, ""});
+                }
+                if (auto* x = run.store.find(fam, "amx", 0)) ta = x->seconds;
+                else {
+                    ta = bench.time_amx(r, m, a, len);
+                    run.store.add({fam, "amx", 0, ta, run.elapsed(), false, ""});
+                }
+                run.trials.push_back({fam, "gemv", run.elapsed(), tg, 0, true, false});
+                run.trials.push_back({fam, "amx", run.elapsed(), ta, 0, false, false});
+                amx_wins.push_back(ta < tg);
+                if (t.progress) t.progress(std::min(1.0, run.elapsed() / B), fam);
+            }
+            for (size_t i = amx_wins.size(); i-- > 0;) {
+                if (!amx_wins[i]) break;
+                plan.amx_min_tokens = t.handover_ms[i];
+            }
+        }
+    }
+
+    // Stage 3: the fused FFN driver per benchmark m.
+    {
+        ExpertFfnBench bench(pool, cache, s, pool_bytes);
+        const int gemv_max_m = std::clamp(plan.amx_min_tokens - 1, 0, 16);
+        const auto ranges = m_ranges(t.ffn_ms);
+        int left = int(t.ffn_ms.size());
+        for (size_t i = 0; i < t.ffn_ms.size(); ++i) {
+            const int m = t.ffn_ms[i];
+            std::vector<GemvConfig> gemvs;
+            std::vector<AmxGemmConfig> amxs;
+            for (const GemmRole& r : roles) {
+                const GemvConfig g = best_gemv[{r.name, nearest(t.gemv_ms, std::min(m, 16))}];
+                if (std::find(gemvs.begin(), gemvs.end(), g) == gemvs.end()) gemvs.push_back(g);
+                if (amx) {
+                    const AmxGemmConfig a = best_amx[{r.name, nearest(t.amx_ms, m)}];
+                    if (std::find(amxs.begin(), amxs.end(), a) == amxs.end()) amxs.push_back(a);
+                }
+            }
+            if (gemvs.empty()) gemvs.push_back(GemvConfig{});
+            if (amxs.empty()) amxs.push_back(AmxGemmConfig{});
+            gemvs.push_back(GemvConfig{});
+            amxs.push_back(AmxGemmConfig{});
+            const auto cfgs = ffn_grid(m, gemv_max_m, gemvs, amxs);
+            auto cands = bench.candidates(m, cfgs, 0);
+            const bool path_amx = amx && m > gemv_max_m;
+            const double peak = path_amx ? plan.host.amx_int8_ops : plan.host.avx512_vnni_ops;
+            const double bound = 0.9 * std::max(peak > 0 ? bench.ops(m) / peak : 0.0,
+                                                plan.host.dram_read_bytes > 0
+                                                    ? bench.weight_bytes(m) / plan.host.dram_read_bytes
+                                                    : 0.0);
+            for (auto& c : cands) c.bound_seconds = bound;
+            const auto res = run.search(fmt::format("moe_ffn m{}", m), cands, run.share(B, left--));
+            const ExpertFfnConfig c = fields_from_json<ExpertFfnConfig>(cands[size_t(res.chosen)].config);
+            PlannedKernel k = planned("moe_ffn", "expert", fields_to_json(bench.desc()), cands, res, m, bench.ops(m),
+                                      bench.weight_bytes(m), kernel_name(bench.desc(), c));
+            k.m_min = ranges[i].first;
+            k.m_max = ranges[i].second;
+            plan.kernels.push_back(k);
+        }
+    }
+    plan.trials = run.trials;
+    plan.tune_seconds = run.elapsed();
+    plan.created_at = utc_now();
+    return plan;
+}
+
+}  // namespace mf
