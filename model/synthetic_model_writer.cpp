@@ -324,7 +324,6 @@ SyntheticModelResult write_synthetic_model(const SyntheticModelOptions& o,
                 std::filesystem::copy_file(cfg, res.hf_dir / "tokenizer_config.json", opts);
         }
     }
-    progress("done");
     return res;
 }
 

@@ -84,7 +84,7 @@ void run_mkmodel(const MkmodelOptions& o, const GlobalOptions& g) {
         bar.update(done, total, stage);
     };
     const auto res = write_synthetic_model(so, out);
-    bar.finish();
+    bar.finish(fmt::format("wrote {}", human_bytes(double(res.gguf_bytes + res.hf_bytes))));
     if (!res.gguf.empty())
         fmt::print("gguf:        {} ({})\n", res.gguf.string(), human_bytes(double(res.gguf_bytes)));
     if (!res.hf_dir.empty())
