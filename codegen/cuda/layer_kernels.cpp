@@ -79,6 +79,10 @@ std::vector<float> yarn_inv_freq(const YarnParams& p) {
     return out;
 }
 
+double yarn_mscale(double factor, double mscale) {
+    return factor <= 1.0 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
+}
+
 std::string router_topk_name(const RouterTopkDesc& d) {
     return "router_topk_" + fields_name(d);
 }

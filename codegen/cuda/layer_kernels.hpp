@@ -57,6 +57,10 @@ struct YarnParams {
     double beta_slow = 1.0;
 };
 std::vector<float> yarn_inv_freq(const YarnParams& p);
+// YaRN's attention temperature: 0.1 * mscale * ln(factor) + 1 for factor > 1, else 1. DeepSeek-V3's softmax
+// scale is qk_head_dim^-0.5 * yarn_mscale(40, 1)^2 = 192^-0.5 * 1.3689^2 = 0.1352338
+// (MlaDecodeParams::scale).
+double yarn_mscale(double factor, double mscale = 1.0);
 
 struct RouterTopkDesc {
     int experts = 256;
