@@ -177,14 +177,22 @@ std::string render_plan_summary(const Plan& p) {
                                 p.host_fingerprint, p.amx_min_tokens);
     s += fmt::format("  {:>6} {:>8} {:>12} {:>12} {:>8} {:>10}\n", "m", "experts", "default", "tuned", "speed-up",
                      "roofline");
+    auto check_of = [&](int m) -> const PlanCheck* {
+        for (const auto& c : p.checks)
+            if (c.m == m) return &c;
+        return nullptr;
+    };
     for (const auto& k : p.kernels) {
         if (k.family != "moe_ffn") continue;
         const double roof = roofline_ops(p, k);
         s += fmt::format("  {:>6} {:>8} {:>12} {:>12} {:>7.2f}x {:>9.0f}%\n", k.bench_m,
-                         k.bytes > 0 ? int(std::lround(k.bytes / (3.0 * p.shape.hidden * p.shape.moe_intermediate)))
-                                     : 0,
+                         int(std::lround(k.bytes / (3.0 * double((p.shape.hidden + 63) / 64 * 64) *
+                                                    double((p.shape.moe_intermediate + 63) / 64 * 64)))),
                          ms(k.default_seconds), ms(k.seconds), k.speedup(),
                          roof > 0 && k.seconds > 0 ? 100 * k.ops / k.seconds / roof : 0.0);
+        if (const PlanCheck* c = check_of(k.bench_m))
+            s += fmt::format("  {:>6} {:>8} {:>12} {:>12} {:>7.2f}x {:>9.0f}%   (bench kernels check)\n", "", c->experts,
+                             ms(c->default_seconds), ms(c->tuned_seconds), c->speedup(), 100 * c->roofline_ratio);
     }
     return s;
 }
@@ -223,6 +231,23 @@ std::string render_report_markdown(const Plan& p) {
     };
     for (const auto& k : p.kernels)
         if (k.family == "moe_ffn") row(k, false);
+    if (!p.checks.empty()) {
+        s += "\nIndependent check: `moeforge bench kernels`'s FFN benchmark (its own batches of all experts of a pass), "
+             "default and tuned config alternately in the same run, best pass of each:\n\n";
+        s += "| m | experts per pass | default | tuned | speed-up | tuned of roofline |\n";
+        s += "| ---: | ---: | ---: | ---: | ---: | ---: |\n";
+        for (const auto& c : p.checks)
+            s += fmt::format("| {} | {} | {} | {} | **{:.2f}×** | {:.0f}% |\n", c.m, c.experts, ms(c.default_seconds),
+                             ms(c.tuned_seconds), c.speedup(), 100 * c.roofline_ratio);
+    }
+    bool above_roof = false;
+    for (const auto& k : p.kernels) {
+        const double roof = roofline_ops(p, k);
+        if (k.seconds > 0 && roof > 0 && k.ops / k.seconds > 1.05 * roof) above_roof = true;
+    }
+    if (above_roof)
+        s += "\n> **Warning:** some kernels measured faster than the roofline, so the host profile's peaks or bandwidth "
+             "were measured under load. Re-run `moeforge tune` on an idle machine for trustworthy ratios.\n";
     s += "\n![roofline](roofline.svg)\n\n";
     s += "Filled markers: tuned; hollow: default, same run. The roof is min(measured peak, intensity × measured DRAM "
          "read bandwidth).\n\n";
