@@ -226,7 +226,7 @@ void add_tune_command(CLI::App& app, const GlobalOptions& g) {
                     "Layers whose attention/dense/shared-expert work goes to the GPU (-1: all that fit)")
         ->capture_default_str();
     cmd->add_option("--pool-mib", opt->pool_mib,
-                    "Weight pool per benchmark in MiB (0: twice the last-level cache, at most 2 GiB)")
+                    "Weight pool per benchmark in MiB (0: four times the last-level cache, at most 4 GiB)")
         ->check(CLI::Range(0, 1 << 20))
         ->capture_default_str();
     cmd->add_flag("--no-check", opt->no_check,
