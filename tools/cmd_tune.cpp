@@ -19,6 +19,7 @@
 #include "tools/progress_bar.hpp"
 #include "tune/host_profile.hpp"
 #include "tune/report.hpp"
+#include "tune/trial_store.hpp"
 #include "tune/tuner.hpp"
 
 namespace mf {
@@ -146,6 +147,12 @@ void run_tune(const TuneOptions& o, const GlobalOptions& g) {
     t.pool_bytes = uint64_t(o.pool_mib) << 20;
     t.tool_version = "moeforge 0.1.0";
     t.stop = &g_stop;
+    if (!o.fresh && std::filesystem::exists(t.trials_file)) {
+        const TrialStore earlier(t.trials_file, tune_context(p, shape, t.tool_version));
+        if (earlier.loaded() > 0)
+            fmt::print(stderr, "tune: resuming with {} finished trials from {} (--fresh starts over)\n",
+                       earlier.loaded(), t.trials_file.string());
+    }
     ProgressBar bar(fmt::format("tune {}", shape.key()));
     t.progress = [&](double fraction, const std::string& what) { bar.update(uint64_t(fraction * 1000), 1000, what); };
     g_stop = false;
