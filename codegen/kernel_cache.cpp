@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "codegen/x64/gemm_amx_int8.hpp"
+#include "codegen/x64/gemv_avx512_int4.hpp"
 #include "codegen/x64/gemv_avx512_int8.hpp"
 
 namespace mf {
@@ -11,7 +12,9 @@ namespace mf {
 std::unique_ptr<JitKernel> make_kernel(const AmxGemmDesc& d, const AmxGemmConfig& c) {
     return make_gemm_amx_int8(d, c);
 }
-std::unique_ptr<JitKernel> make_kernel(const GemvDesc& d, const GemvConfig& c) { return make_gemv_avx512_int8(d, c); }
+std::unique_ptr<JitKernel> make_kernel(const GemvDesc& d, const GemvConfig& c) {
+    return d.wtype == WeightType::int4 ? make_gemv_avx512_int4(d, c) : make_gemv_avx512_int8(d, c);
+}
 
 const CachedKernel& KernelCache::get_impl(const std::string& name, const Maker& make) {
     std::lock_guard<std::mutex> lock(mu_);

@@ -111,10 +111,9 @@ void Model::bind_gguf() {
         for (const auto& n : expert_tensor_names()) {
             const TensorView all_experts = get(gguf_layer_tensor(i, n.gguf));
             auto& dst = l.*n.member;
-            if (all_experts.empty()) {
-                dst.assign(size_t(c.n_experts), missing(all_experts.name));
-                continue;
-            }
+            if (all_experts.empty())
+                throw std::runtime_error(fmt::format("{}: missing tensor '{}' (layer {} routed experts)", path_.string(),
+                                                     all_experts.name, i));
             if (all_experts.shape.size() != 3 || all_experts.shape[0] != c.n_experts)
                 throw std::runtime_error(fmt::format("{}: tensor '{}' should be 3-D with {} experts outermost",
                                                      path_.string(), all_experts.name, c.n_experts));
@@ -169,7 +168,11 @@ void Model::bind_hf() {
             if (n.hf) l.*n.member = get(hf_layer_tensor(i, n.hf));
         if (!c.is_moe_layer(i)) continue;
         for (const auto& n : expert_tensor_names())
-            for (int64_t e = 0; e < c.n_experts; ++e) (l.*n.member).push_back(get(hf_expert_tensor(i, e, n.hf)));
+            for (int64_t e = 0; e < c.n_experts; ++e) {
+                TensorView v = get(hf_expert_tensor(i, e, n.hf));
+                if (v.empty()) throw std::runtime_error(where + ": missing tensor '" + v.name + "'");
+                (l.*n.member).push_back(std::move(v));
+            }
     }
 }
 

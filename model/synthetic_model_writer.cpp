@@ -139,6 +139,15 @@ const char* hf_dtype(GgmlType t) {
 }
 bool hf_keeps_type(GgmlType t) { return t == GgmlType::bf16 || t == GgmlType::f16 || t == GgmlType::f32; }
 
+// A coarse progress stage ("gguf: layer 3") so line-per-stage logs stay short.
+std::string stage_of(const std::string& tensor, const char* format) {
+    for (const char* prefix : {"blk.", "model.layers."}) {
+        const std::string p = prefix;
+        if (tensor.rfind(p, 0) == 0) return fmt::format("{}: layer {}", format, tensor.substr(p.size(), tensor.find('.', p.size()) - p.size()));
+    }
+    return fmt::format("{}: {}", format, tensor);
+}
+
 }  // namespace
 
 uint64_t synthetic_model_gguf_bytes(const DeepSeekV3Config& c, GgmlType wtype) {
@@ -196,11 +205,12 @@ SyntheticModelResult write_synthetic_model(const SyntheticModelOptions& o, const
             for (const GgufItem* it : parts[size_t(p)]) w.add_tensor(it->name, it->type, it->ne);
             w.begin_data();
             for (const GgufItem* it : parts[size_t(p)]) {
-                progress(it->name);
+                const std::string stage = stage_of(it->name, "gguf");
+                progress(stage);
                 stream_gguf_item(c, *it, o.seed, [&](const void* src, size_t bytes) {
                     w.append(src, bytes);
                     done += bytes;
-                    progress(it->name);
+                    progress(stage);
                 });
             }
             w.finish();
@@ -237,11 +247,12 @@ SyntheticModelResult write_synthetic_model(const SyntheticModelOptions& o, const
             }
             w.begin_data();
             for (const PlannedTensor* t : shards[size_t(s)]) {
-                progress(t->hf_name);
+                const std::string stage = stage_of(t->hf_name, "safetensors");
+                progress(stage);
                 stream_tensor(*t, o.seed, t->gguf_type, !hf_keeps_type(t->gguf_type), [&](const void* src, size_t b) {
                     w.append(src, b);
                     done += b;
-                    progress(t->hf_name);
+                    progress(stage);
                 });
             }
             w.finish();

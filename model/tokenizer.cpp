@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <queue>
@@ -24,7 +25,8 @@ std::array<uint32_t, 256> byte_to_unicode() {
     std::array<uint32_t, 256> map{};
     uint32_t next = 256;
     for (uint32_t b = 0; b < 256; ++b) {
-        const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        const bool printable =
+            (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
         map[b] = printable ? b : next++;
     }
     return map;
@@ -38,8 +40,8 @@ bool is_special_type(int32_t type) {
 
 // Special tokens as a byte trie, for the longest match at a position (what the reference's splitter does).
 struct Tokenizer::SpecialTrie {
-    std::vector<int32_t> token;                      // node -> the token ending there, or -1
-    std::unordered_map<uint32_t, uint32_t> edges;    // node << 8 | byte -> child node
+    std::vector<int32_t> token;                    // node -> the token ending there, or -1
+    std::unordered_map<uint32_t, uint32_t> edges;  // node << 8 | byte -> child node
     std::array<bool, 256> first_byte{};
 
     SpecialTrie() : token{-1} {}
@@ -69,8 +71,8 @@ struct Tokenizer::SpecialTrie {
 
 Tokenizer::Tokenizer(const TokenizerVocab& v) : special_(std::make_unique<SpecialTrie>()) {
     if (v.model != "gpt2")
-        throw std::runtime_error(fmt::format("tokenizer model \"{}\" is not supported (only byte-level BPE, \"gpt2\")",
-                                             v.model));
+        throw std::runtime_error(
+            fmt::format("tokenizer model \"{}\" is not supported (only byte-level BPE, \"gpt2\")", v.model));
     if (v.pre != "deepseek-v3")
         throw std::runtime_error(fmt::format(
             "pre-tokenizer \"{}\" is not supported (only DeepSeek-V3's, \"deepseek-v3\")", v.pre));
@@ -80,13 +82,14 @@ Tokenizer::Tokenizer(const TokenizerVocab& v) : special_(std::make_unique<Specia
         throw std::runtime_error(
             fmt::format("tokenizer has {} tokens but {} token types", n, v.token_types.size()));
     for (int32_t id : {v.bos_id, v.eos_id})
-        if (id < -1 || id >= int32_t(n)) throw std::runtime_error(fmt::format("bos/eos id {} is out of range", id));
+        if (id < -1 || id >= int32_t(n))
+            throw std::runtime_error(fmt::format("bos/eos id {} is out of range", id));
     bos_id_ = v.bos_id;
     eos_id_ = v.eos_id;
     add_bos_ = v.add_bos && v.bos_id >= 0;
     types_ = v.token_types.empty() ? std::vector<int32_t>(n, int32_t(TokenType::normal)) : v.token_types;
 
-    // Spelling -> id, as the reference looks tokens up: special tokens win over a normal token spelled the same.
+    // Spelling -> id, as the reference looks tokens up: a special token wins over a normal one spelled alike.
     std::unordered_map<std::string_view, int32_t> ids;
     ids.reserve(n);
     for (size_t id = 0; id < n; ++id)
@@ -106,7 +109,8 @@ Tokenizer::Tokenizer(const TokenizerVocab& v) : special_(std::make_unique<Specia
         append_utf8(spelling, to_unicode[b]);
         auto it = ids.find(spelling);
         if (it == ids.end())
-            throw std::runtime_error(fmt::format("tokenizer has no token for byte 0x{:02X} (\"{}\")", b, spelling));
+            throw std::runtime_error(
+                fmt::format("tokenizer has no token for byte 0x{:02X} (\"{}\")", b, spelling));
         byte_token_[b] = it->second;
     }
 
@@ -155,7 +159,8 @@ bool Tokenizer::is_special(int32_t id) const {
 
 const std::string& Tokenizer::token_bytes(int32_t id) const {
     if (id < 0 || id >= vocab_size())
-        throw std::out_of_range(fmt::format("token id {} is outside the vocab (0..{})", id, vocab_size() - 1));
+        throw std::out_of_range(
+            fmt::format("token id {} is outside the vocab (0..{})", id, vocab_size() - 1));
     return bytes_[size_t(id)];
 }
 
@@ -239,13 +244,21 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
     std::vector<int32_t> dst;
     if (options.add_bos && bos_id_ >= 0) dst.push_back(bos_id_);
     std::vector<std::string_view> words;
-    const auto encode_section = [&](std::string_view section) {
-        if (section.empty()) return;
-        if (section.size() >= (size_t(1) << 32))
-            throw std::length_error("tokenizer: text between special tokens is 4 GiB or longer");
+    const auto encode_chunk = [&](std::string_view chunk) {
+        if (chunk.size() >= (size_t(1) << 32))
+            throw std::length_error("tokenizer: 4 GiB or more of text without a line break");
         words.clear();
-        pretokenize_deepseek_v3(section, words);
+        pretokenize_deepseek_v3(chunk, words);
         for (std::string_view w : words) encode_word(w, dst);
+    };
+    const auto encode_section = [&](std::string_view section) {
+        while (!section.empty()) {
+            const size_t cut = section.size() > options.chunk_bytes
+                                   ? next_pretokenize_cut(section, std::max<size_t>(options.chunk_bytes, 1))
+                                   : std::string_view::npos;
+            encode_chunk(section.substr(0, cut));
+            section = cut == std::string_view::npos ? std::string_view() : section.substr(cut);
+        }
     };
     size_t start = 0;
     if (options.parse_special) {

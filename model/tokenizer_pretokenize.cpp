@@ -1,5 +1,6 @@
 #include "model/tokenizer_pretokenize.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "model/unicode_class.hpp"
@@ -15,12 +16,19 @@ struct Chars {
     std::vector<uint32_t> off;
 };
 
-bool is_cr_lf(uint32_t c) { return c == '\r' || c == '\n'; }
-bool is_ascii_letter(uint32_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-bool is_ascii_punct(uint32_t c) {  // the 32 characters of [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]
-    return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
+bool is_cr_lf(uint32_t c) {
+    return c == '\r' || c == '\n';
 }
-bool is_cjk(uint32_t c) { return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x30FF); }
+bool is_ascii_letter(uint32_t c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+bool is_ascii_punct(uint32_t c) {  // the 32 characters of [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]
+    return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
+           (c >= 0x7B && c <= 0x7E);
+}
+bool is_cjk(uint32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x30FF);
+}
 
 // A rule: the length (in code points) of its match starting at i, the piece ending at `end`; 0 when none.
 // Splits [begin, end) into matches and the text between them, like the Isolated behaviour, and hands each
@@ -56,11 +64,15 @@ uint32_t match_cjk(const Chars& t, uint32_t i, uint32_t end) {
     return j - i;
 }
 
-// Rule 3, alternative by alternative; each returns the first way its regex matches (greedy, then backtracking).
+// Rule 3, alternative by alternative, each as its regex first matches (greedy, then backtracking).
 uint32_t match_words(const Chars& t, uint32_t i, uint32_t end) {
     const auto cls = [&](uint32_t k) { return t.cls[k]; };
-    const auto letter_or_mark = [&](uint32_t k) { return cls(k) == CharClass::letter || cls(k) == CharClass::mark; };
-    const auto punct_or_symbol = [&](uint32_t k) { return cls(k) == CharClass::punct || cls(k) == CharClass::symbol; };
+    const auto letter_or_mark = [&](uint32_t k) {
+        return cls(k) == CharClass::letter || cls(k) == CharClass::mark;
+    };
+    const auto punct_or_symbol = [&](uint32_t k) {
+        return cls(k) == CharClass::punct || cls(k) == CharClass::symbol;
+    };
     const auto space = [&](uint32_t k) { return cls(k) == CharClass::space; };
     const auto run = [&](uint32_t k, auto pred) {
         while (k < end && pred(k)) ++k;
@@ -79,14 +91,15 @@ uint32_t match_words(const Chars& t, uint32_t i, uint32_t end) {
 
     // ' '?[\p{P}\p{S}]+[\r\n]*
     const uint32_t p = (c == ' ' && i + 1 < end && punct_or_symbol(i + 1)) ? i + 1 : i;
-    if (punct_or_symbol(p)) return run(run(p, punct_or_symbol), [&](uint32_t k) { return is_cr_lf(t.cp[k]); }) - i;
+    if (punct_or_symbol(p))
+        return run(run(p, punct_or_symbol), [&](uint32_t k) { return is_cr_lf(t.cp[k]); }) - i;
 
     if (!space(i)) return 0;
     const uint32_t ws_end = run(i, space);
-    // \s*[\r\n]+ : \s* gives back characters until a CR or LF follows, so the match ends at the run's last one.
+    // \s*[\r\n]+ : \s* gives back characters until a CR or LF follows: the match ends at the last one.
     for (uint32_t k = ws_end; k > i; --k)
         if (is_cr_lf(t.cp[k - 1])) return k - i;
-    // \s+(?!\S) : all of the run at the end of the piece, else all but its last character (which precedes a \S).
+    // \s+(?!\S) : the whole run at the end of the piece, else all but its last character (before a \S).
     if (ws_end == end) return ws_end - i;
     if (ws_end - i >= 2) return ws_end - 1 - i;
     // \s+
@@ -109,12 +122,22 @@ void pretokenize_deepseek_v3(std::string_view text, std::vector<std::string_view
     }
     t.off.push_back(uint32_t(text.size()));
 
-    const auto emit = [&](uint32_t a, uint32_t b) { pieces.push_back(text.substr(t.off[a], t.off[b] - t.off[a])); };
+    const auto emit = [&](uint32_t a, uint32_t b) {
+        pieces.push_back(text.substr(t.off[a], t.off[b] - t.off[a]));
+    };
     split_isolated(t, 0, uint32_t(t.cp.size()), match_numbers, [&](uint32_t a1, uint32_t b1) {
-        split_isolated(t, a1, b1, match_cjk, [&](uint32_t a2, uint32_t b2) {
-            split_isolated(t, a2, b2, match_words, emit);
-        });
+        split_isolated(t, a1, b1, match_cjk,
+                       [&](uint32_t a2, uint32_t b2) { split_isolated(t, a2, b2, match_words, emit); });
     });
+}
+
+size_t next_pretokenize_cut(std::string_view text, size_t from) {
+    for (size_t p = std::max<size_t>(from, 1); p < text.size(); ++p) {
+        p = text.find('\n', p - 1);
+        if (p == std::string_view::npos || ++p >= text.size()) break;
+        if (char_class(decode_utf8(text.substr(p)).cp) != CharClass::space) return p;
+    }
+    return std::string_view::npos;
 }
 
 }  // namespace mf

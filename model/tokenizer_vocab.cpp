@@ -14,11 +14,12 @@ namespace {
 
 using nlohmann::json;
 
-// Largest table we accept: far above any real vocabulary, small enough that a corrupt id cannot exhaust memory.
+// Largest table we accept: far above any real vocabulary, too small for a corrupt id to exhaust memory.
 constexpr int64_t kMaxVocab = int64_t(1) << 24;
 
-// DeepSeek-V3's three Split regexes, in tokenizer.json's own escaping (JSON string syntax). model/tokenizer.cpp
-// implements exactly these rules by hand; any other pre-tokenizer is refused rather than tokenized wrongly.
+// DeepSeek-V3's three Split regexes, in tokenizer.json's own escaping (JSON string syntax).
+// model/tokenizer.cpp implements exactly these rules by hand; any other pre-tokenizer is refused rather than
+// tokenized wrongly.
 const char* const kDeepSeekV3SplitRegexes = R"json([
   "\\p{N}{1,3}",
   "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
@@ -31,7 +32,8 @@ const char* const kDeepSeekV3SplitRegexes = R"json([
 
 json read_json(const std::filesystem::path& file) {
     std::ifstream f(file, std::ios::binary);
-    if (!f) fail(file, "cannot open the file (run tools/fetch_tokenizer.sh to fetch DeepSeek-V3's tokenizer)");
+    if (!f)
+        fail(file, "cannot open the file (run tools/fetch_tokenizer.sh to fetch DeepSeek-V3's tokenizer)");
     std::stringstream ss;
     ss << f.rdbuf();
     try {
@@ -59,7 +61,8 @@ bool is_deepseek_v3_pre_tokenizer(const json& pre) {
             return false;
     }
     const json& bl = (*list)[3];
-    return bl.value("type", "") == "ByteLevel" && !bl.value("add_prefix_space", true) && !bl.value("use_regex", true);
+    return bl.value("type", "") == "ByteLevel" && !bl.value("add_prefix_space", true) &&
+           !bl.value("use_regex", true);
 }
 
 bool is_identity_normalizer(const json* n) {
@@ -84,7 +87,8 @@ void read_config(const std::filesystem::path& file, TokenizerVocab& v) {
         const std::string text = config_token_text(file, config, key);
         if (text.empty()) return current;
         const int32_t id = find_token(v, text);
-        if (id < 0) fail(file, fmt::format("\"{}\" is \"{}\", which is not a token of tokenizer.json", key, text));
+        if (id < 0)
+            fail(file, fmt::format("\"{}\" is \"{}\", which is not a token of tokenizer.json", key, text));
         return id;
     };
     v.bos_id = token_id("bos_token", v.bos_id);
@@ -122,20 +126,23 @@ TokenizerVocab load_tokenizer_json(const std::filesystem::path& path, int32_t vo
     const json* model = find_key(root, "model");
     if (!model || !model->is_object()) fail(path, "no \"model\" object");
     if (model->value("type", "BPE") != "BPE")
-        fail(path, fmt::format("model type \"{}\" is not supported (only byte-level BPE)", model->value("type", "")));
-    if (model->value("byte_fallback", false)) fail(path, "BPE with byte_fallback is not supported (only byte-level)");
+        fail(path, fmt::format("model type \"{}\" is not supported (only byte-level BPE)",
+                               model->value("type", "")));
+    if (model->value("byte_fallback", false))
+        fail(path, "BPE with byte_fallback is not supported (only byte-level)");
     if (!is_identity_normalizer(find_key(root, "normalizer")))
         fail(path, "has a normalizer; only DeepSeek-V3's tokenizer (no normalizer) is supported");
     const json* pre = find_key(root, "pre_tokenizer");
     if (!pre || !is_deepseek_v3_pre_tokenizer(*pre))
-        fail(path, "the pre_tokenizer is not DeepSeek-V3's (Split \\p{N}{1,3}, CJK, letters/punctuation, ByteLevel); "
-                   "other tokenizers are not supported");
+        fail(path,
+             "the pre_tokenizer is not DeepSeek-V3's (Split \\p{N}{1,3}, CJK, letters/punctuation, "
+             "ByteLevel); other tokenizers are not supported");
 
     TokenizerVocab v;
     v.model = "gpt2";
     v.pre = "deepseek-v3";
 
-    // Tokens: model.vocab, then added_tokens at their ids (an added token replaces a vocab entry with its id).
+    // Tokens: model.vocab, then added_tokens at their ids (an added token replaces a vocab entry there).
     const json* vocab = find_key(*model, "vocab");
     if (!vocab || !vocab->is_object()) fail(path, "model.vocab is not an object of token -> id");
     const json* added = find_key(root, "added_tokens");
@@ -143,7 +150,8 @@ TokenizerVocab load_tokenizer_json(const std::filesystem::path& path, int32_t vo
     std::vector<std::pair<int64_t, std::string>> entries;
     std::vector<bool> is_added;
     for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-        if (!it.value().is_number_integer()) fail(path, fmt::format("model.vocab[\"{}\"] is not an integer id", it.key()));
+        if (!it.value().is_number_integer())
+            fail(path, fmt::format("model.vocab[\"{}\"] is not an integer id", it.key()));
         entries.emplace_back(it.value().get<int64_t>(), it.key());
         is_added.push_back(false);
     }
@@ -153,19 +161,22 @@ TokenizerVocab load_tokenizer_json(const std::filesystem::path& path, int32_t vo
             const json* id = find_key(a, "id");
             const json* content = find_key(a, "content");
             if (!id || !id->is_number_integer() || !content || !content->is_string())
-                fail(path, fmt::format("added_tokens[{}] lacks an integer \"id\" or a string \"content\"", i));
+                fail(path,
+                     fmt::format("added_tokens[{}] lacks an integer \"id\" or a string \"content\"", i));
             entries.emplace_back(id->get<int64_t>(), content->get<std::string>());
             is_added.push_back(true);
         }
     }
     int64_t n = 0;
     for (const auto& [id, text] : entries) {
-        if (id < 0 || id >= kMaxVocab) fail(path, fmt::format("token \"{}\" has id {}, out of range", text, id));
+        if (id < 0 || id >= kMaxVocab)
+            fail(path, fmt::format("token \"{}\" has id {}, out of range", text, id));
         if (text.empty()) fail(path, fmt::format("token id {} is the empty string", id));
         n = std::max(n, id + 1);
     }
     if (vocab_size > 0 && vocab_size < n)
-        fail(path, fmt::format("defines token ids up to {}, more than the model's vocab_size {}", n - 1, vocab_size));
+        fail(path, fmt::format("defines token ids up to {}, more than the model's vocab_size {}", n - 1,
+                               vocab_size));
     if (vocab_size > n) n = vocab_size;
     v.tokens.assign(size_t(n), std::string());
     v.token_types.assign(size_t(n), int32_t(TokenType::unused));
@@ -196,7 +207,8 @@ TokenizerVocab load_tokenizer_json(const std::filesystem::path& path, int32_t vo
             v.merges.push_back(s);
         } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
             const std::string l = m[0].get<std::string>(), r = m[1].get<std::string>();
-            if (l.empty() || r.empty() || l.find(' ') != std::string::npos || r.find(' ') != std::string::npos)
+            if (l.empty() || r.empty() || l.find(' ') != std::string::npos ||
+                r.find(' ') != std::string::npos)
                 fail(path, fmt::format("model.merges[{}] has an empty part or a part with a space", i));
             v.merges.push_back(l + " " + r);
         } else {
@@ -205,8 +217,8 @@ TokenizerVocab load_tokenizer_json(const std::filesystem::path& path, int32_t vo
     }
 
     // bos/eos: DeepSeek's spelling when present; tokenizer_config.json, when beside it, has the final word.
-    v.bos_id = find_token(v, "<\xEF\xBD\x9C" "begin\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>");
-    v.eos_id = find_token(v, "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>");
+    v.bos_id = find_token(v, "<｜begin▁of▁sentence｜>");
+    v.eos_id = find_token(v, "<｜end▁of▁sentence｜>");
     v.pad_id = -1;
     const auto config = path.parent_path() / "tokenizer_config.json";
     if (std::filesystem::exists(config)) read_config(config, v);

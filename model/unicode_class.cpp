@@ -12,8 +12,8 @@ namespace {
 
 CharClass search_ranges(uint32_t cp) {
     const CharClassRange* end = kCharClassRanges + kCharClassRangeCount;
-    const CharClassRange* it =
-        std::upper_bound(kCharClassRanges, end, cp, [](uint32_t c, const CharClassRange& r) { return c < r.first; });
+    const CharClassRange* it = std::upper_bound(
+        kCharClassRanges, end, cp, [](uint32_t c, const CharClassRange& r) { return c < r.first; });
     return it == kCharClassRanges ? CharClass::other : (it - 1)->cls;
 }
 

@@ -1,5 +1,5 @@
-// UTF-8 decoding and encoding with the WHATWG replacement rules: what the JavaScript reference tokenizer (and a
-// browser) does to bytes that are not valid UTF-8.
+// UTF-8 decoding and encoding with the WHATWG replacement rules: what the JavaScript reference tokenizer (and
+// a browser) does to bytes that are not valid UTF-8.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,8 +24,8 @@ std::string sanitize_utf8(std::string_view src);
 // Appends the UTF-8 encoding of `cp` (<= U+10FFFF, not a surrogate) to dst.
 void append_utf8(std::string& dst, uint32_t cp);
 
-// Length of the longest prefix of `src` made of complete, well-formed UTF-8 characters, and whether the rest is
-// the beginning of a well-formed character that more bytes could complete.
+// Length of the longest prefix of `src` made of complete, well-formed UTF-8 characters, and whether the rest
+// is the beginning of a well-formed character that more bytes could complete.
 struct Utf8Prefix {
     size_t complete;
     bool rest_incomplete;

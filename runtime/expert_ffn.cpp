@@ -6,6 +6,7 @@
 #include <string>
 
 #include "codegen/isa.hpp"
+#include "codegen/x64/pack_int4.hpp"
 #include "runtime/expert_ffn_epilogue.hpp"
 
 namespace mf {
@@ -18,12 +19,21 @@ ExpertFfnWeights pack_expert_ffn_int8(const MatrixSrc& gate, const MatrixSrc& up
     return {pack_int8_interleaved(gu), pack_int8(down)};
 }
 
+ExpertFfnWeights pack_expert_ffn_int4(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down) {
+    if (down.n != gate.k || down.k != gate.n)
+        throw std::invalid_argument("pack_expert_ffn_int4: down must be [" + std::to_string(gate.k) + "][" +
+                                    std::to_string(gate.n) + "] to match gate/up [inter][hidden]");
+    const MatrixSrc gu[] = {gate, up};
+    return {pack_int4_interleaved(gu), pack_int4(down)};
+}
+
 ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, KernelCache& cache, int workers)
     : desc_(desc), cfg_(cfg) {
     const auto bad = [&](const std::string& what) {
         throw std::runtime_error("expert FFN " + kernel_name(desc, cfg) + ": " + what);
     };
-    if (desc.wtype != WeightType::int8) bad("only int8 weights are implemented");
+    if (desc.wtype == WeightType::bf16) bad("bf16 weights are not implemented yet (int8 and int4 are)");
+    int4_ = desc.wtype == WeightType::int4;
     if (desc.hidden <= 0 || desc.inter <= 0) bad("hidden and inter must be positive");
     if (cfg.n_block <= 0 || cfg.n_block % kNAlign || cfg.n_block_down <= 0 || cfg.n_block_down % kNAlign)
         bad("n_block and n_block_down must be positive multiples of 64");
@@ -35,7 +45,9 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     kp_i_ = round_up(desc.inter, kKAlign);
     n_pad_h_ = round_up(desc.hidden, kNAlign);
     n_pad_i_ = round_up(desc.inter, kNAlign);
-    const bool amx = isa.has(IsaFeature::amx_int8) && request_amx_permission();
+    groups_h_ = kp_h_ / kInt4Group;
+    groups_i_ = kp_i_ / kInt4Group;
+    const bool amx = !int4_ && isa.has(IsaFeature::amx_int8) && request_amx_permission();
     if (amx) {
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, cfg.amx());
         amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, cfg.amx());
@@ -43,16 +55,17 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     m_step_rows_ = amx ? 16 * cfg.m_tiles : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = amx ? cfg.gemv_max_m : 1 << 30;
-    for (int m = 1; m <= 16; ++m) {
-        gemv_gu_.push_back(&cache.require(GemvDesc{desc.wtype, desc.hidden, m}, cfg.gemv(m)));
-        gemv_dn_.push_back(&cache.require(GemvDesc{desc.wtype, desc.inter, m}, cfg.gemv(m)));
+    gemv_rows_ = int4_ ? kInt4GemvMaxRows : 16;
+    for (int m = 1; m <= gemv_rows_; ++m) {
+        gemv_gu_.push_back(&cache.require(GemvDesc{desc.wtype, desc.hidden, m}, cfg.gemv(m, desc.wtype)));
+        gemv_dn_.push_back(&cache.require(GemvDesc{desc.wtype, desc.inter, m}, cfg.gemv(m, desc.wtype)));
     }
     const int64_t cols = std::max<int64_t>(2 * cfg.n_block, cfg.n_block_down);
     scratch_.assign(size_t(std::max(workers, 1)), std::vector<int32_t>(size_t(m_block_ * cols)));
 }
 
-void ExpertFfn::gemm(const int8_t* a, int64_t rows, bool amx, const PackedMatrix& w, int64_t first, int64_t panels,
-                     int32_t* c, bool down) const {
+void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w, int64_t first,
+                     int64_t panels, int32_t* c, bool down) const {
     const int64_t ldc = panels * 64;
     if (amx) {
         const ExpertGemmArgs args{a,   w.panel(first), c, ldc, (rows + m_step_rows_ - 1) / m_step_rows_,
@@ -60,11 +73,11 @@ void ExpertFfn::gemm(const int8_t* a, int64_t rows, bool amx, const PackedMatrix
         (*(down ? amx_dn_ : amx_gu_))(&args);
         return;
     }
-    const int64_t lda = down ? kp_i_ : kp_h_;
-    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
-        const int m = int(std::min<int64_t>(16, rows - r0));
-        const ExpertGemmArgs args{a + r0 * lda, w.panel(first), c + r0 * (ldc / 4), ldc, 0,
-                                  panels / cfg_.gemv(m).panels};
+    const int64_t lda = down ? kp_i_ : kp_h_, groups = down ? groups_i_ : groups_h_;
+    for (int64_t r0 = 0; r0 < rows; r0 += gemv_rows_) {
+        const int m = int(std::min<int64_t>(gemv_rows_, rows - r0));
+        const ExpertGemmArgs args{a + r0 * lda,  w.panel(first), c + r0 * (ldc / 4), ldc, 0,
+                                  panels / cfg_.gemv(m, desc_.wtype).panels, gs ? gs + r0 * groups : nullptr};
         (*(down ? gemv_dn_ : gemv_gu_)[size_t(m - 1)])(&args);
     }
 }
@@ -96,6 +109,11 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         if (rt.gates.size() != rt.tokens.size() || (m && !rt.weights))
             throw std::invalid_argument("ExpertFfn::run: route " + std::to_string(r) +
                                         " needs weights and one gate per token");
+        if (m && (rt.weights->gate_up.wtype != desc_.wtype || rt.weights->down.wtype != desc_.wtype ||
+                  rt.weights->gate_up.k != hidden || rt.weights->gate_up.n != inter ||
+                  rt.weights->gate_up.sources != 2 || rt.weights->down.k != inter || rt.weights->down.n != hidden))
+            throw std::invalid_argument("ExpertFfn::run: route " + std::to_string(r) + " weights do not match " +
+                                        kernel_name(desc_, cfg_));
         const bool amx = amx_gu_ && m > gemv_max_m_;
         const int64_t padded = amx ? round_up(m, m_step_rows_) : m;
         rows_.push_back({total, m, padded, amx});
@@ -114,6 +132,10 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         hs_.resize(size_t(total));
         xsum_.resize(size_t(total));
         hsum_.resize(size_t(total));
+        if (int4_) {
+            xgs_.resize(size_t(total * groups_h_));
+            hgs_.resize(size_t(total * groups_i_));
+        }
     }
     constexpr int64_t kRowsPerItem = 8;
     const int64_t row_items = (total + kRowsPerItem - 1) / kRowsPerItem;
@@ -126,7 +148,8 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             int8_t* dst = xq_.data() + row * kp_h_;
             if (i < rr.rows) {
                 const int64_t t = b.routes[size_t(row_route[size_t(row)])].tokens[size_t(i)];
-                xs_[size_t(row)] = quantize_act_row(b.x + t * b.ldx, hidden, kp_h_, dst, &xsum_[size_t(row)]);
+                xs_[size_t(row)] = quantize_act_row(b.x + t * b.ldx, hidden, kp_h_, dst, &xsum_[size_t(row)],
+                                                    int4_ ? &xgs_[size_t(row * groups_h_)] : nullptr);
             } else {
                 std::memset(dst, 0, size_t(kp_h_));
                 xs_[size_t(row)] = 0;
@@ -145,12 +168,17 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         int32_t* c = scratch_[size_t(worker)].data();
         for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
-            gemm(xq_.data() + (rr.offset + m0) * kp_h_, rows, rr.amx, w, first, panels, c, false);
+            gemm(xq_.data() + (rr.offset + m0) * kp_h_, int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr,
+                 rows, rr.amx, w, first, panels, c, false);
             for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                 const int64_t row = rr.offset + i;
-                silu_mul_pairs(c + (i - m0) * panels * kPanelCols, w.scale.data() + first * kPanelCols,
-                               xs_[size_t(row)], xsum_[size_t(row)], int(panels / 2),
-                               hf_.data() + row * n_pad_i_ + c0);
+                const int32_t* ci = c + (i - m0) * panels * kPanelCols;
+                float* dst = hf_.data() + row * n_pad_i_ + c0;
+                if (int4_)
+                    silu_mul_pairs_f32(reinterpret_cast<const float*>(ci), xs_[size_t(row)], int(panels / 2), dst);
+                else
+                    silu_mul_pairs(ci, w.scale.data() + first * kPanelCols, xs_[size_t(row)], xsum_[size_t(row)],
+                                   int(panels / 2), dst);
             }
         }
     });
@@ -161,7 +189,8 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
             int8_t* dst = hq_.data() + row * kp_i_;
             if (row - rr.offset < rr.rows) {
-                hs_[size_t(row)] = quantize_act_row(hf_.data() + row * n_pad_i_, inter, kp_i_, dst, &hsum_[size_t(row)]);
+                hs_[size_t(row)] = quantize_act_row(hf_.data() + row * n_pad_i_, inter, kp_i_, dst, &hsum_[size_t(row)],
+                                                    int4_ ? &hgs_[size_t(row * groups_i_)] : nullptr);
             } else {
                 std::memset(dst, 0, size_t(kp_i_));
                 hs_[size_t(row)] = 0;
@@ -182,13 +211,19 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             const ExpertRoute& rt = b.routes[r];
             for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
                 const int64_t rows = std::min(m_block_, rr.padded - m0);
-                gemm(hq_.data() + (rr.offset + m0) * kp_i_, rows, rr.amx, rt.weights->down, first, panels, c, true);
+                gemm(hq_.data() + (rr.offset + m0) * kp_i_,
+                     int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr.amx, rt.weights->down,
+                     first, panels, c, true);
                 for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                     const int64_t row = rr.offset + i;
                     const int64_t t = rt.tokens[size_t(i)];
-                    accumulate_scaled(c + (i - m0) * ncols, rt.weights->down.scale.data() + first * kPanelCols,
-                                      rt.gates[size_t(i)] * hs_[size_t(row)], hsum_[size_t(row)], n_valid,
-                                      b.y + t * b.ldy + c0);
+                    const float coef = rt.gates[size_t(i)] * hs_[size_t(row)];
+                    if (int4_)
+                        accumulate_f32(reinterpret_cast<const float*>(c + (i - m0) * ncols), coef, n_valid,
+                                       b.y + t * b.ldy + c0);
+                    else
+                        accumulate_scaled(c + (i - m0) * ncols, rt.weights->down.scale.data() + first * kPanelCols,
+                                          coef, hsum_[size_t(row)], n_valid, b.y + t * b.ldy + c0);
                 }
             }
         }

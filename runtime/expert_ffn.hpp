@@ -1,7 +1,8 @@
 // The fused routed-expert FFN over a batch of experts, each with its own token list, on the thread pool:
 //     y[t] += gate_e(t) * down_e( SiLU(gate_proj_e x[t]) * up_proj_e x[t] )   for every (expert e, token t) route.
-// int8 weights with one scale per output channel, activations quantised to int8 per row on the fly; experts with
-// few tokens run the AVX-512 VNNI GEMV, the others AMX. Work items are claimed through an atomic counter; no lock.
+// int8 weights with one scale per output channel or int4 with a scale and min per group of 32; activations are
+// quantised to int8 per row on the fly. int8 experts with few tokens run the AVX-512 VNNI GEMV, the others AMX;
+// int4 experts always run the int4 GEMV. Work items are claimed through an atomic counter; no lock.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -15,14 +16,16 @@
 
 namespace mf {
 
-// One expert's weights, packed once at load.
+// One expert's weights, packed once at load (both matrices of the ExpertFfnDesc's wtype).
 struct ExpertFfnWeights {
     PackedMatrix gate_up;  // gate [inter][hidden] and up [inter][hidden], interleaved by panel
     PackedMatrix down;     // [hidden][inter]
 };
 
-// gate, up: [inter][hidden]; down: [hidden][inter] (row-major "out x in", any SrcType).
+// gate, up: [inter][hidden]; down: [hidden][inter] (row-major "out x in"). int8: any SrcType but u4_group;
+// int4: u4_group (exact, e.g. decoded Q4_K) or float/bf16 (quantised per group of 32).
 ExpertFfnWeights pack_expert_ffn_int8(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
+ExpertFfnWeights pack_expert_ffn_int4(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
 
 struct ExpertRoute {
     const ExpertFfnWeights* weights = nullptr;
@@ -59,8 +62,9 @@ private:
         bool amx;
     };
     // C[rows][panels*16] int32 = A rows x packed panels [first, first + panels) of w over its K.
-    void gemm(const int8_t* a, int64_t rows, bool amx, const PackedMatrix& w, int64_t first_panel, int64_t panels,
-              int32_t* c, bool down) const;
+    // int4: c receives floats and gs points at the rows' group sums.
+    void gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w, int64_t first_panel,
+              int64_t panels, int32_t* c, bool down) const;
     template <class F>
     void parallel_for(ThreadPool& pool, int64_t items, F&& body);
 
@@ -71,11 +75,14 @@ private:
     const JitKernel* amx_dn_ = nullptr;  // K = inter
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
+    int gemv_rows_;  // most rows per GEMV call (16 int8, 8 int4)
+    bool int4_;
+    int64_t groups_h_, groups_i_;  // int4 activation group sums per row
 
     std::vector<RouteRows> rows_;
     std::vector<std::pair<int32_t, int32_t>> gu_items_;  // (route, n block)
     std::vector<int8_t> xq_, hq_;
-    std::vector<float> xs_, hs_, hf_;
+    std::vector<float> xs_, hs_, hf_, xgs_, hgs_;
     std::vector<int32_t> xsum_, hsum_;
     std::vector<std::vector<int32_t>> scratch_;  // per worker
     std::atomic<int64_t> next_{0};

@@ -37,7 +37,8 @@ MF_AVX512 inline __m512 dequant(const int32_t* c, float s, int32_t bias, const f
 
 }  // namespace
 
-MF_AVX512 float quantize_act_row(const float* src, int64_t k, int64_t k_pad, int8_t* dst, int32_t* rowsum) {
+MF_AVX512 float quantize_act_row(const float* src, int64_t k, int64_t k_pad, int8_t* dst, int32_t* rowsum,
+                                 float* group_sums) {
     __m512 amax = _mm512_setzero_ps();
     for (int64_t i = 0; i < k; i += 16) {
         const __mmask16 m = k - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (k - i)) - 1);
@@ -56,6 +57,13 @@ MF_AVX512 float quantize_act_row(const float* src, int64_t k, int64_t k_pad, int
         const __m512i qi = _mm512_cvtps_epi32(q);
         sum = _mm512_add_epi32(sum, qi);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm512_cvtepi32_epi8(qi));
+        if (group_sums) {
+            const int32_t part = _mm512_reduce_add_epi32(qi);
+            if (i % 32 == 0)
+                group_sums[i / 32] = float(part);
+            else
+                group_sums[i / 32] += float(part);
+        }
     }
     *rowsum = _mm512_reduce_add_epi32(sum);
     return a / 127.0f;
@@ -79,6 +87,25 @@ MF_AVX512 void accumulate_scaled(const int32_t* c, const float* w_scale, float c
     for (int64_t n = 0; n < n_valid; n += 16) {
         const __mmask16 m = n_valid - n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n_valid - n)) - 1);
         const __m512 v = dequant(c + n, coef, bias, w_scale + n, m);
+        _mm512_mask_storeu_ps(dst + n, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + n), v));
+    }
+}
+
+MF_AVX512 void silu_mul_pairs_f32(const float* c, float x_scale, int npairs, float* dst) {
+    const __m512 one = _mm512_set1_ps(1.0f), s = _mm512_set1_ps(x_scale);
+    for (int p = 0; p < npairs; ++p) {
+        const __m512 g = _mm512_mul_ps(_mm512_loadu_ps(c + 32 * p), s);
+        const __m512 u = _mm512_mul_ps(_mm512_loadu_ps(c + 32 * p + 16), s);
+        const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        _mm512_storeu_ps(dst + 16 * p, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)), u));
+    }
+}
+
+MF_AVX512 void accumulate_f32(const float* c, float coef, int64_t n_valid, float* dst) {
+    const __m512 s = _mm512_set1_ps(coef);
+    for (int64_t n = 0; n < n_valid; n += 16) {
+        const __mmask16 m = n_valid - n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n_valid - n)) - 1);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, c + n), s);
         _mm512_mask_storeu_ps(dst + n, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + n), v));
     }
 }

@@ -5,9 +5,11 @@
 
 namespace mf {
 
-// dst[0..k) = round(src * 127 / max|src|) (as quantize_row_int8), dst[k..k_pad) = 0; *rowsum = sum of dst.
+// dst[0..k) = round(src * 127 / max|src|) (as quantize_row_int8), dst[k..k_pad) = 0; *rowsum = sum of dst;
+// if group_sums: group_sums[g] = sum of dst over k in [32 g, 32 g + 32) for g < k_pad / 32 (exact in float).
 // Returns the scale max|src| / 127.
-float quantize_act_row(const float* src, int64_t k, int64_t k_pad, int8_t* dst, int32_t* rowsum);
+float quantize_act_row(const float* src, int64_t k, int64_t k_pad, int8_t* dst, int32_t* rowsum,
+                       float* group_sums = nullptr);
 
 // For pairs p < npairs of 16 channels: c holds [gate 16 | up 16] int32 per pair, w_scale the matching packed
 // scales. g = x_scale * w_scale * (c - 128 * x_rowsum) (same for u); dst[16 p + l] = g / (1 + exp(-g)) * u.
@@ -16,5 +18,10 @@ void silu_mul_pairs(const int32_t* c, const float* w_scale, float x_scale, int32
 // dst[n] += coef * w_scale[n] * (c[n] - 128 * rowsum) for n < n_valid.
 void accumulate_scaled(const int32_t* c, const float* w_scale, float coef, int32_t rowsum, int64_t n_valid,
                        float* dst);
+
+// Float variants for kernels that return sum_k x_q[k] * w[n][k] in float (int4): g = x_scale * c.
+void silu_mul_pairs_f32(const float* c, float x_scale, int npairs, float* dst);
+// dst[n] += coef * c[n] for n < n_valid.
+void accumulate_f32(const float* c, float coef, int64_t n_valid, float* dst);
 
 }  // namespace mf

@@ -17,7 +17,11 @@
 namespace mf {
 namespace {
 
-uint64_t expert_weight_bytes(const KernelBenchOptions& o) { return 3ull * uint64_t(o.hidden) * uint64_t(o.inter); }
+// Packed bytes of one expert: int8 1 byte per weight; int4 0.75 (nibbles plus fp32 scale and min per 32).
+uint64_t expert_weight_bytes(const KernelBenchOptions& o) {
+    const uint64_t n = 3ull * uint64_t(o.hidden) * uint64_t(o.inter);
+    return o.wtype == WeightType::int4 ? n / 4 * 3 : n;
+}
 
 uint64_t available_memory() {
     const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
@@ -57,8 +61,10 @@ int default_bench_experts(const KernelBenchOptions& opt, const HostProfile& hp) 
 
 std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, const HostProfile& hp,
                                              const BenchProgress& progress) {
-    if (opt.wtype != WeightType::int8)
-        throw std::runtime_error("--wtype " + enum_name(opt.wtype) + " is not implemented yet; use --wtype int8");
+    if (opt.wtype == WeightType::bf16)
+        throw std::runtime_error("--wtype bf16 is not implemented yet; use --wtype int8 or int4");
+    if (opt.peer_onednn && opt.wtype != WeightType::int8)
+        throw std::runtime_error("--peer onednn compares int8 weights only; use --wtype int8");
     const int threads = opt.threads > 0 ? opt.threads : std::max(1, hp.worker_count());
     const int experts = default_bench_experts(opt, hp);
     const int H = opt.hidden, I = opt.inter;
@@ -79,10 +85,19 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         std::vector<int8_t> g(size_t(I) * H), u(g.size()), d(g.size());
         for (auto* v : {&g, &u, &d})
             for (auto& x : *v) x = int8_t(q(rng));
-        std::vector<float> si(size_t(I), 1e-3f), sh(size_t(H), 1e-3f);
-        w.push_back(pack_expert_ffn_int8({SrcType::int8, I, H, g.data(), 0, si.data()},
-                                         {SrcType::int8, I, H, u.data(), 0, si.data()},
-                                         {SrcType::int8, H, I, d.data(), 0, sh.data()}));
+        if (opt.wtype == WeightType::int8) {
+            std::vector<float> si(size_t(I), 1e-3f), sh(size_t(H), 1e-3f);
+            w.push_back(pack_expert_ffn_int8({SrcType::int8, I, H, g.data(), 0, si.data()},
+                                             {SrcType::int8, I, H, u.data(), 0, si.data()},
+                                             {SrcType::int8, H, I, d.data(), 0, sh.data()}));
+        } else {
+            for (auto* v : {&g, &u, &d})
+                for (auto& x : *v) x = int8_t(x & 15);
+            std::vector<float> sc(size_t(I) * H / 32, 1e-3f), mn(sc.size(), 7e-3f);
+            w.push_back(pack_expert_ffn_int4({SrcType::u4_group, I, H, g.data(), 0, sc.data(), mn.data()},
+                                             {SrcType::u4_group, I, H, u.data(), 0, sc.data(), mn.data()},
+                                             {SrcType::u4_group, H, I, d.data(), 0, sc.data(), mn.data()}));
+        }
         for (int e = 1; e < experts; ++e) w.push_back({w[0].gate_up.clone(), w[0].down.clone()});
     }
     const double pass_bytes = double(experts) * double(w[0].gate_up.weight_bytes() + w[0].down.weight_bytes());

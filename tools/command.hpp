@@ -22,10 +22,13 @@ struct CommandExit {
 };
 
 void add_tune_command(CLI::App& app, const GlobalOptions& g);
-void add_report_command(CLI::App& app, const GlobalOptions& g);
+void add_tokenize_command(CLI::App& app, const GlobalOptions& g);
+void add_run_command(CLI::App& app, const GlobalOptions& g);
+void add_perplexity_command(CLI::App& app, const GlobalOptions& g);
+void add_mkmodel_command(CLI::App& app, const GlobalOptions& g);
 void add_bench_command(CLI::App& app, const GlobalOptions& g);
 void add_kernel_dump_command(CLI::App& app, const GlobalOptions& g);
-void add_tokenize_command(CLI::App& app, const GlobalOptions& g);
+void add_report_command(CLI::App& app, const GlobalOptions& g);
 // Registers a subcommand that says in one line that it is not built yet and exits 2.
 void add_unbuilt_command(CLI::App& app, const std::string& name, const std::string& what, const std::string& issue);
 

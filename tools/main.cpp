@@ -17,13 +17,13 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "moeforge 0.1.0");
 
     mf::add_tune_command(app, g);
-    mf::add_unbuilt_command(app, "run", "Chat with a model (streaming, DeepSeek chat template)", "#5");
+    mf::add_run_command(app, g);
     mf::add_kernel_dump_command(app, g);
     mf::add_report_command(app, g);
     mf::add_bench_command(app, g);
-    mf::add_unbuilt_command(app, "mkmodel", "Write a DeepSeek-V3-architecture model with seeded random weights", "#4");
+    mf::add_mkmodel_command(app, g);
     mf::add_tokenize_command(app, g);
-    mf::add_unbuilt_command(app, "perplexity", "Perplexity over a text file, comparable with llama-perplexity", "#5");
+    mf::add_perplexity_command(app, g);
 
     try {
         app.parse(argc, argv);

@@ -22,8 +22,8 @@ struct GpuInfo {
 
 struct GpuQuery {
     std::vector<GpuInfo> gpus;
-    int driver_version = 0;    // e.g. 13000; 0 when no driver was loaded
-    std::string unavailable;   // why no GPU is listed (empty when gpus is non-empty)
+    int driver_version = 0;   // e.g. 13000; 0 when no driver was loaded
+    std::string unavailable;  // why no GPU is listed (empty when gpus is non-empty)
 };
 
 // Never throws: a machine without a driver or device is a normal answer.
@@ -59,8 +59,8 @@ struct CudaDriverApi {
     CuResult (*module_get_function)(CuFunction*, CuModule, const char*);
     CuResult (*func_set_attribute)(CuFunction, int, int);
     CuResult (*func_get_attribute)(int*, int, CuFunction);
-    CuResult (*launch_kernel)(CuFunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
-                              CuStream, void**, void**);
+    CuResult (*launch_kernel)(CuFunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                              unsigned, CuStream, void**, void**);
     CuResult (*mem_alloc)(CuDevicePtr*, size_t);
     CuResult (*mem_free)(CuDevicePtr);
     CuResult (*mem_host_alloc)(void**, size_t, unsigned);

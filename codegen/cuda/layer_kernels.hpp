@@ -62,9 +62,9 @@ struct RouterTopkDesc {
     int experts = 256;
     int groups = 8;
     int groups_kept = 4;
-    int group_top = 2;   // a group's score sums its group_top best biased scores (V3: 2; V2's max: 1)
+    int group_top = 2;  // a group's score sums its group_top best biased scores (V3: 2; V2's max: 1)
     int top_k = 8;
-    bool sigmoid = true; // false: softmax scores
+    bool sigmoid = true;  // false: softmax scores
     bool normalize = true;
     template <class S, class F>
     static void fields(S& s, F&& f) {

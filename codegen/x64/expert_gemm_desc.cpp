@@ -33,9 +33,13 @@ void enum_parse(const std::string& s, LoopOrder& o) {
         throw std::invalid_argument("unknown loop order '" + s + "' (expected nm or mn)");
 }
 
-int gemv_panels_for(int m, const GemvConfig& cfg) {
+int gemv_zmm_needed(int m, int np, WeightType wtype) {
+    return wtype == WeightType::int4 ? 2 * m * np + 2 * np + 2 : m * np + np;
+}
+
+int gemv_panels_for(int m, const GemvConfig& cfg, WeightType wtype) {
     int p = cfg.panels;
-    while (p > 1 && m * p + p > 32) p /= 2;
+    while (p > 1 && gemv_zmm_needed(m, p, wtype) > 32) p /= 2;
     return p;
 }
 

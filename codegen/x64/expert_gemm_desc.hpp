@@ -34,7 +34,15 @@ struct ExpertGemmArgs {
     int64_t ldc;       // bytes between rows of c
     int64_t m_steps;   // AMX only: row groups of 16 * m_tiles
     int64_t n_steps;   // panel groups (AMX: n_tiles panels; GEMV: panels panels)
+    // int4 only: per row, K_pad / 32 float sums of the row's int8 activations over each group of 32 k (row stride
+    // K_pad / 32 floats). int4 kernels write float results to c: sum_g scale * dot_g - min * group_sum_g.
+    const float* a_group_sums = nullptr;
 };
+
+constexpr int kInt4Group = 32;        // k per int4 scale/min group
+constexpr int kInt4GroupBytes = 384;  // per panel and group: 256 bytes of nibbles, 16 scales, 16 mins
+// Rows one int4 GEMV call handles at most (accumulators for two formats per row).
+constexpr int kInt4GemvMaxRows = 8;
 
 // AMX int8: tdpbsud over 16-row A tiles and 16-column B tiles.
 struct AmxGemmDesc {
@@ -92,7 +100,9 @@ struct GemvConfig {
     bool operator==(const GemvConfig& o) const { return fields_equal(*this, o); }
 };
 
-// Largest of cfg.panels, /2, /4 that fits m rows of accumulators in 32 zmm.
-int gemv_panels_for(int m, const GemvConfig& cfg);
+// Largest of cfg.panels, /2, /4 whose accumulators for m rows fit the zmm file (int4 needs twice as many).
+int gemv_panels_for(int m, const GemvConfig& cfg, WeightType wtype = WeightType::int8);
+// The zmm registers a GEMV kernel needs for m rows of np panels.
+int gemv_zmm_needed(int m, int np, WeightType wtype);
 
 }  // namespace mf

@@ -59,6 +59,8 @@ float load_row(const MatrixSrc& s, int64_t r, std::vector<float>& tmp, int8_t* d
             std::memcpy(dst, static_cast<const int8_t*>(s.data) + r * ld, size_t(s.k));
             return s.scale[r];
         case SrcType::f32: return quantize_row_int8(static_cast<const float*>(s.data) + r * ld, s.k, dst);
+        case SrcType::u4_group:
+            throw std::invalid_argument("pack_int8: a u4_group source packs with pack_int4");
         case SrcType::bf16: {
             const auto* b = static_cast<const uint16_t*>(s.data) + r * ld;
             for (int64_t i = 0; i < s.k; ++i) {

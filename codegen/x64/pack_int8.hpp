@@ -11,15 +11,18 @@
 
 namespace mf {
 
-enum class SrcType { f32, bf16, int8 };
+enum class SrcType { f32, bf16, int8, u4_group };
 
 // A generic weight source; codegen knows no file format. int8 comes with one fp32 scale per row (w = scale * q).
+// u4_group: one byte per weight holding 0..15, with per row and group of 32 along k an fp32 scale and min:
+// w = scale * q - min (Q4_K's sub-block: scale = d * sc, min = dmin * m, both exact in fp32).
 struct MatrixSrc {
     SrcType type = SrcType::f32;
     int64_t n = 0, k = 0;        // rows (output channels) x columns (reduction)
     const void* data = nullptr;  // float, uint16_t (bf16 bits) or int8_t, row r at data + r * ld elements
     int64_t ld = 0;              // elements between rows; 0 means k
-    const float* scale = nullptr;  // int8 only: n scales
+    const float* scale = nullptr;  // int8: n scales; u4_group: n * ceil(k / 32) scales, row-major
+    const float* min = nullptr;    // u4_group: n * ceil(k / 32) mins
 };
 
 // 64-byte aligned (2 MiB and transparent-huge-page advised when large) zero-filled bytes.
@@ -43,11 +46,14 @@ struct PackedMatrix {
     int64_t n = 0, k = 0;          // logical shape of each source
     int64_t n_pad = 0, k_pad = 0;  // per source, padded to kNAlign / kKAlign
     int sources = 1;               // interleaved sources: packed panel P holds panel P / sources of source P % sources
-    AlignedBytes data;             // panels() panels of k_pad * 16 bytes, each byte w + 128
-    std::vector<float> scale;      // per packed column (panel * 16 + lane); 0 in the padding
+    AlignedBytes data;             // int8: panels of k_pad * 16 bytes, each byte w + 128;
+                                   // int4: panels of k_pad / 32 groups of kInt4GroupBytes (see pack_int4.hpp)
+    std::vector<float> scale;      // int8: per packed column (panel * 16 + lane), 0 in the padding
 
     int64_t panels() const { return n_pad / kPanelCols * sources; }
-    int64_t panel_bytes() const { return k_pad * kPanelCols; }
+    int64_t panel_bytes() const {
+        return wtype == WeightType::int4 ? k_pad / kInt4Group * kInt4GroupBytes : k_pad * kPanelCols;
+    }
     const uint8_t* panel(int64_t p) const { return data.data() + p * panel_bytes(); }
     size_t weight_bytes() const { return data.size(); }
     PackedMatrix clone() const;  // a deep copy (new buffer)

@@ -66,7 +66,9 @@ TEST_CASE("cuda nvrtc: every kernel compiles to a CUBIN for sm_90a and sm_86") {
             const CudaBinary bin = compile_cuda_kernel(src, arch, {});
             CHECK_FALSE(bin.from_cache);
             REQUIRE(bin.cubin.size() > 1000);
-            CHECK(bin.cubin.compare(0, 4, "\x7f" "ELF") == 0);
+            CHECK(bin.cubin.compare(0, 4,
+                                    "\x7f"
+                                    "ELF") == 0);
             CHECK(cubin_has_symbol(bin.cubin, src.name));
             CHECK_FALSE(cubin_has_symbol(bin.cubin, src.name + "_not_there"));
             CHECK(bin.log.find("error") == std::string::npos);
@@ -95,8 +97,9 @@ TEST_CASE("cuda nvrtc: a compile error reports the kernel name and NVRTC's log")
         MESSAGE("skipped: built without NVRTC");
         return;
     }
-    CudaKernelSource bad{"broken_kernel", "#include \"bf16.cuh\"\nextern \"C\" __global__ void broken_kernel() { "
-                                          "undeclared_thing = 1; }\n",
+    CudaKernelSource bad{"broken_kernel",
+                         "#include \"bf16.cuh\"\nextern \"C\" __global__ void broken_kernel() { "
+                         "undeclared_thing = 1; }\n",
                          32, 0};
     try {
         compile_cuda_kernel(bad, CudaArch{9, 0, true}, {});
@@ -115,7 +118,8 @@ TEST_CASE("cuda cubin cache: second compile hits, key covers arch and source, wr
         return;
     }
     const fs::path dir = fresh_dir("cubin_cache");
-    const CudaKernelSource src = elementwise_source(ElementwiseDesc{ElementwiseOp::cast, CudaDtype::f32, CudaDtype::bf16});
+    const CudaKernelSource src =
+        elementwise_source(ElementwiseDesc{ElementwiseOp::cast, CudaDtype::f32, CudaDtype::bf16});
     const CudaArch hopper{9, 0, true}, ampere{8, 6, false};
 
     const CudaBinary first = compile_cuda_kernel(src, hopper, dir);
@@ -142,7 +146,8 @@ TEST_CASE("cuda cubin cache: second compile hits, key covers arch and source, wr
         for (const auto& o : nvrtc_options(hopper)) s += o + "\n";
         return s;
     }();
-    const fs::path file = cubin_cache_path(dir, src.name, cubin_cache_key(src.source, opts, hopper.sm_name(), nvrtc_version()));
+    const fs::path file =
+        cubin_cache_path(dir, src.name, cubin_cache_key(src.source, opts, hopper.sm_name(), nvrtc_version()));
     REQUIRE(fs::exists(file));
     std::ofstream(file, std::ios::binary | std::ios::trunc) << "garbage";
     const CudaBinary repaired = compile_cuda_kernel(src, hopper, dir);
@@ -166,7 +171,8 @@ TEST_CASE("cuda nvrtc: PTX of the MLA decode kernel holds mma.sync and ldmatrix"
         return;
     }
     const MlaDecodeDesc v3;
-    const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, MlaDecodeConfig{64, 2}, 90), CudaArch{9, 0, true});
+    const std::string ptx =
+        compile_cuda_ptx(mla_decode_source(v3, MlaDecodeConfig{64, 2}, 90), CudaArch{9, 0, true});
     CHECK(ptx.find(".target sm_90a") != std::string::npos);
     CHECK(ptx.find("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32") != std::string::npos);
     CHECK(ptx.find("ldmatrix.sync.aligned.m8n8.x4.trans") != std::string::npos);

@@ -1,7 +1,8 @@
-// libFuzzer target: the tokenizer on arbitrary bytes. Encoding must not crash, every id must be in range, and
-// decoding must give back the bytes with ill-formed UTF-8 replaced by U+FFFD (which is what was tokenized);
-// the streaming decoder must agree. Uses DeepSeek-V3's tokenizer.json when fetched (tools/fetch_tokenizer.sh),
-// else a vocab of the 256 byte tokens, a few merges and one special token.
+// libFuzzer target: the tokenizer on arbitrary bytes. Encoding must not crash, every id must be in range,
+// chunked pre-tokenization must give the same ids, and decoding must give back the bytes with ill-formed UTF-8
+// replaced by U+FFFD (which is what was tokenized); the streaming decoder must agree. Uses DeepSeek-V3's
+// tokenizer.json when fetched (tools/fetch_tokenizer.sh), else a vocab of the 256 byte tokens, a few merges
+// and one special token.
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -34,11 +35,13 @@ mf::TokenizerVocab fallback_vocab() {
 const mf::Tokenizer& tokenizer() {
     static const std::unique_ptr<mf::Tokenizer> tok = [] {
         std::filesystem::path p;
-        if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) p = x;
-        else if (const char* h = std::getenv("HOME"); h && *h) p = std::filesystem::path(h) / ".cache";
+        if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+            p = x;
+        else if (const char* h = std::getenv("HOME"); h && *h)
+            p = std::filesystem::path(h) / ".cache";
         p /= "moeforge/tokenizer/deepseek-v3/tokenizer.json";
         return std::make_unique<mf::Tokenizer>(std::filesystem::exists(p) ? mf::load_tokenizer_json(p)
-                                                                           : fallback_vocab());
+                                                                          : fallback_vocab());
     }();
     return *tok;
 }
@@ -51,6 +54,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::vector<int32_t> ids = tok.encode(text);
     for (int32_t id : ids)
         if (id < 0 || id >= tok.vocab_size()) std::abort();
+    // Pre-tokenizing in small chunks (as long texts are) must not change the ids.
+    const size_t chunk = size == 0 ? 1 : 1 + data[0] % 64;
+    if (tok.encode(text, {.chunk_bytes = chunk}) != ids) std::abort();
     const std::string expected = mf::sanitize_utf8(text);
     if (tok.decode(ids) != expected) std::abort();
     mf::TokenStreamDecoder stream(tok);

@@ -8,6 +8,7 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "model/tokenizer.hpp"
 #include "model/unicode_utf8.hpp"
@@ -50,7 +51,7 @@ TokenizerVocab small_vocab(const std::vector<std::string>& merges, const std::ve
     return v;
 }
 
-// Textbook BPE: while some neighbouring pair has a merge, merge the best-ranked one (the leftmost among equals).
+// Textbook BPE: while some neighbouring pair has a merge, merge the best-ranked one (leftmost among equals).
 std::vector<std::string> naive_bpe(const std::string& word, const std::vector<std::string>& merges) {
     std::map<std::pair<std::string, std::string>, size_t> rank;
     for (size_t r = 0; r < merges.size(); ++r) {
@@ -137,7 +138,7 @@ TEST_CASE("special tokens: longest match first, optional, and bos") {
     CHECK_FALSE(tok.is_special(256));
 }
 
-TEST_CASE("decode undoes the byte-level spelling; special tokens decode to their text") {
+TEST_CASE("decode undoes the byte-level spelling, special tokens decode to their text") {
     const TokenizerVocab v = small_vocab({"Ġ w", "o r"}, {"<s>"});
     const Tokenizer tok(v);
     const std::string text = "<s>hi world\n\t\x01 é中😀";
@@ -194,6 +195,24 @@ TEST_CASE("the streaming decoder never splits a character and replaces what can 
     }
 }
 
+TEST_CASE("encode from several threads at once gives the single-threaded ids (the word cache is shared)") {
+    const std::vector<std::string> merges = {"a b", "b c", "ab c", "c a", "Ġ a", "Ġa b"};
+    const TokenizerVocab v = small_vocab(merges, {});
+    const Tokenizer tok(v), fresh(v);
+    std::mt19937 rng(3);
+    std::vector<std::string> texts(64);
+    for (std::string& t : texts)
+        for (int i = int(rng() % 200); i > 0; --i) t += "abc "[rng() % 4];
+    std::vector<std::vector<int32_t>> got(texts.size());
+    std::vector<std::thread> threads;
+    for (int w = 0; w < 4; ++w)
+        threads.emplace_back([&, w] {
+            for (size_t i = size_t(w); i < texts.size(); i += 4) got[i] = tok.encode(texts[i]);
+        });
+    for (std::thread& t : threads) t.join();
+    for (size_t i = 0; i < texts.size(); ++i) CHECK(got[i] == fresh.encode(texts[i]));
+}
+
 TEST_CASE("Tokenizer refuses vocabs it cannot tokenize exactly") {
     TokenizerVocab v = small_vocab({}, {});
     v.pre = "llama3";
@@ -245,6 +264,8 @@ TEST_CASE("DeepSeek-V3: decode(encode(text)) == text on the valid corpus, stream
         const std::vector<int32_t> plain = tok.encode(text, {.parse_special = false});
         CHECK(std::none_of(plain.begin(), plain.end(), [&](int32_t id) { return tok.is_special(id); }));
         CHECK(tok.decode(plain) == sanitize_utf8(text));
+        // Chunked pre-tokenization (for long texts) gives the same ids.
+        CHECK(tok.encode(text, {.chunk_bytes = 16}) == ids);
         ++files;
     }
     CHECK(files >= 20);

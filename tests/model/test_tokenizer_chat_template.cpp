@@ -1,5 +1,5 @@
 // DeepSeek-V3's chat template: expected renderings worked out by hand from the Jinja source in
-// tokenizer_config.json (the reference test also compares against that template rendered by its Jinja engine).
+// tokenizer_config.json (the reference test also compares with that template rendered by a Jinja engine).
 #include <doctest/doctest.h>
 
 #include <stdexcept>
@@ -34,13 +34,15 @@ TEST_CASE("chat template: system messages are joined by blank lines and put firs
 
 TEST_CASE("chat template: tool outputs") {
     CHECK(render({{"user", "q"}, {"tool", "r1"}, {"tool", "r2"}, {"assistant", "a"}}, true) ==
-          kBos + "<｜User｜>q<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>r1<｜tool▁output▁end｜>"
-                 "\n<｜tool▁output▁begin｜>r2<｜tool▁output▁end｜><｜tool▁outputs▁end｜>a<｜end▁of▁sentence｜>"
-                 "<｜Assistant｜>");
+          kBos +
+              "<｜User｜>q<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>r1<｜tool▁output▁end｜>"
+              "\n<｜tool▁output▁begin｜>r2<｜tool▁output▁end｜><｜tool▁outputs▁end｜>a<｜end▁of▁sentence｜>"
+              "<｜Assistant｜>");
     // Ending inside tool outputs closes them and adds no generation prompt.
     CHECK(render({{"user", "q"}, {"tool", "r"}}, true) ==
-          kBos + "<｜User｜>q<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>r<｜tool▁output▁end｜>"
-                 "<｜tool▁outputs▁end｜>");
+          kBos +
+              "<｜User｜>q<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>r<｜tool▁output▁end｜>"
+              "<｜tool▁outputs▁end｜>");
     CHECK_THROWS_AS(render({{"robot", "x"}}, true), std::invalid_argument);
 }
 
@@ -48,6 +50,8 @@ TEST_CASE("chat template: recognising DeepSeek-V3's Jinja source") {
     CHECK(is_deepseek_v3_chat_template(""));
     CHECK(is_deepseek_v3_chat_template("{{'<｜User｜>' + message['content']}}{{'<｜Assistant｜>'}}"));
     CHECK_FALSE(is_deepseek_v3_chat_template("{{'<|im_start|>user'}}"));
+    // DeepSeek-R1's generation prompt opens a reasoning block: a different template.
+    CHECK_FALSE(is_deepseek_v3_chat_template("{{'<｜User｜>'}}{{'<｜Assistant｜><think>\\n'}}"));
 }
 
 }  // namespace mf

@@ -9,8 +9,10 @@ namespace mf::test {
 
 // The fetch destination: $XDG_CACHE_HOME/moeforge/tokenizer, else ~/.cache/moeforge/tokenizer.
 inline std::filesystem::path tokenizer_fetch_dir() {
-    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::filesystem::path(x) / "moeforge/tokenizer";
-    if (const char* h = std::getenv("HOME"); h && *h) return std::filesystem::path(h) / ".cache/moeforge/tokenizer";
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+        return std::filesystem::path(x) / "moeforge/tokenizer";
+    if (const char* h = std::getenv("HOME"); h && *h)
+        return std::filesystem::path(h) / ".cache/moeforge/tokenizer";
     return {};
 }
 

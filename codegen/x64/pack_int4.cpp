@@ -1,0 +1,119 @@
+#include "codegen/x64/pack_int4.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace mf {
+namespace {
+
+uint8_t* group_at(const PackedMatrix& pm, int64_t col, int64_t group) {
+    return pm.data.data() + (col / kPanelCols) * pm.panel_bytes() + group * kInt4GroupBytes;
+}
+
+}  // namespace
+
+void quantize_group_int4(const float* src, int n, uint8_t* q, float* scale, float* min) {
+    float lo = 0, hi = 0;
+    for (int i = 0; i < n; ++i) lo = std::min(lo, src[i]), hi = std::max(hi, src[i]);
+    const float s = (hi - lo) / 15.0f;
+    *scale = s;
+    *min = -lo;
+    for (int i = 0; i < n; ++i)
+        q[i] = s > 0 ? uint8_t(std::clamp(std::nearbyint((src[i] - lo) / s), 0.0f, 15.0f)) : 0;
+}
+
+int int4_q(const PackedMatrix& pm, int64_t col, int64_t k) {
+    const uint8_t* g = group_at(pm, col, k / kInt4Group);
+    const int kk = int(k % kInt4Group), r = kk / 8, hi = (kk % 8) / 4, b = kk % 4;
+    const uint8_t v = g[r * 64 + (col % kPanelCols) * 4 + b];
+    return hi ? v >> 4 : v & 15;
+}
+
+float int4_scale(const PackedMatrix& pm, int64_t col, int64_t group) {
+    float f;
+    std::memcpy(&f, group_at(pm, col, group) + 256 + (col % kPanelCols) * 4, 4);
+    return f;
+}
+
+float int4_min(const PackedMatrix& pm, int64_t col, int64_t group) {
+    float f;
+    std::memcpy(&f, group_at(pm, col, group) + 320 + (col % kPanelCols) * 4, 4);
+    return f;
+}
+
+PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs) {
+    if (srcs.empty()) throw std::invalid_argument("pack_int4: no source matrix");
+    const int64_t n = srcs[0].n, k = srcs[0].k;
+    for (const auto& s : srcs) {
+        if (s.n != n || s.k != k || n <= 0 || k <= 0 || !s.data || (s.ld && s.ld < s.k))
+            throw std::invalid_argument("pack_int4: sources must share one positive shape with ld >= k and data");
+        if (s.type == SrcType::int8) throw std::invalid_argument("pack_int4: int8 sources cannot be packed as int4");
+        if (s.type == SrcType::u4_group && (!s.scale || !s.min))
+            throw std::invalid_argument("pack_int4: a u4_group source needs scales and mins");
+    }
+    PackedMatrix pm;
+    pm.wtype = WeightType::int4;
+    pm.n = n;
+    pm.k = k;
+    pm.n_pad = round_up(n, kNAlign);
+    pm.k_pad = round_up(k, kKAlign);
+    pm.sources = int(srcs.size());
+    pm.data = AlignedBytes(size_t(pm.panels() * pm.panel_bytes()));
+    const int64_t groups = (k + kInt4Group - 1) / kInt4Group;
+    std::vector<uint8_t> q(static_cast<size_t>(groups * kInt4Group));
+    std::vector<float> sc(static_cast<size_t>(groups)), mn(static_cast<size_t>(groups)),
+        tmp(static_cast<size_t>(groups * kInt4Group));
+    for (int s = 0; s < pm.sources; ++s) {
+        const MatrixSrc& src = srcs[size_t(s)];
+        const int64_t ld = src.ld ? src.ld : k;
+        for (int64_t r = 0; r < n; ++r) {
+            std::fill(q.begin(), q.end(), 0);
+            if (src.type == SrcType::u4_group) {
+                const auto* row = static_cast<const uint8_t*>(src.data) + r * ld;
+                for (int64_t i = 0; i < k; ++i) {
+                    if (row[i] > 15)
+                        throw std::invalid_argument("pack_int4: u4_group value " + std::to_string(row[i]) +
+                                                    " at row " + std::to_string(r) + " is outside 0..15");
+                    q[size_t(i)] = row[i];
+                }
+                std::copy_n(src.scale + r * groups, groups, sc.begin());
+                std::copy_n(src.min + r * groups, groups, mn.begin());
+            } else {
+                std::fill(tmp.begin(), tmp.end(), 0.0f);
+                for (int64_t i = 0; i < k; ++i) {
+                    if (src.type == SrcType::f32) {
+                        tmp[size_t(i)] = static_cast<const float*>(src.data)[r * ld + i];
+                    } else {
+                        const uint32_t bits = uint32_t(static_cast<const uint16_t*>(src.data)[r * ld + i]) << 16;
+                        std::memcpy(&tmp[size_t(i)], &bits, 4);
+                    }
+                }
+                for (int64_t g = 0; g < groups; ++g) {
+                    const int len = int(std::min<int64_t>(kInt4Group, k - g * kInt4Group));
+                    quantize_group_int4(&tmp[size_t(g * kInt4Group)], len, &q[size_t(g * kInt4Group)],
+                                        &sc[size_t(g)], &mn[size_t(g)]);
+                }
+            }
+            const int64_t col = ((r / kPanelCols) * pm.sources + s) * kPanelCols + r % kPanelCols;
+            const int64_t lane = r % kPanelCols;
+            for (int64_t g = 0; g < groups; ++g) {
+                uint8_t* dst = group_at(pm, col, g);
+                for (int kk = 0; kk < kInt4Group; ++kk) {
+                    const int rr = kk / 8, hi = (kk % 8) / 4, b = kk % 4;
+                    const uint8_t v = q[size_t(g * kInt4Group + kk)];
+                    dst[rr * 64 + lane * 4 + b] |= uint8_t(hi ? v << 4 : v);
+                }
+                std::memcpy(dst + 256 + lane * 4, &sc[size_t(g)], 4);
+                std::memcpy(dst + 320 + lane * 4, &mn[size_t(g)], 4);
+            }
+        }
+    }
+    return pm;
+}
+
+PackedMatrix pack_int4(const MatrixSrc& src) { return pack_int4_interleaved(std::span<const MatrixSrc>(&src, 1)); }
+
+}  // namespace mf

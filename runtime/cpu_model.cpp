@@ -1,0 +1,244 @@
+#include "runtime/cpu_model.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <new>
+#include <stdexcept>
+
+#include <fmt/core.h>
+
+#include "runtime/cpu_topology.hpp"
+#include "runtime/numa_memory.hpp"
+#include "runtime/vector_ops.hpp"
+#include "runtime/weight_matrix.hpp"
+
+namespace mf {
+namespace {
+
+uint64_t mem_available_bytes() {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    uint64_t kb = 0;
+    std::string unit;
+    while (f >> key >> kb >> unit)
+        if (key == "MemAvailable:") return kb * 1024;
+    return 0;
+}
+
+// Bytes the repacked weights will take: every matmul at its compute type, experts at theirs.
+uint64_t estimate_packed_bytes(const DeepSeekV3Config& c, const ModelWeights& w, ComputeType dense, ComputeType experts) {
+    const auto per = [](ComputeType t) { return t == ComputeType::int8 ? 1.0 : t == ComputeType::bf16 ? 2.0 : 4.0; };
+    double b = double(w.output.numel()) * per(dense);
+    for (const auto& l : w.layers) {
+        for (const TensorView* t : {&l.q_a, &l.q_b, &l.kv_a, &l.kv_b, &l.k_b, &l.v_b, &l.o, &l.ffn_gate, &l.ffn_up,
+                                    &l.ffn_down, &l.shexp_gate, &l.shexp_up, &l.shexp_down})
+            if (!t->empty()) b += double(t->numel()) * per(dense);
+        if (!l.router.empty()) b += double(l.router.numel()) * 4;
+        for (size_t e = 0; e < l.exp_gate.size(); ++e)
+            b += double(l.exp_gate[e].numel() + l.exp_up[e].numel() + l.exp_down[e].numel()) * per(experts);
+    }
+    return uint64_t(b);
+}
+
+std::vector<int> worker_cpus(const CpuTopology& topo, int threads) {
+    std::vector<int> cpus;
+    for (const auto& node : topo.numa_nodes)
+        for (int cpu : topo.one_pu_per_core(node.id)) cpus.push_back(cpu);
+    if (cpus.empty()) cpus = topo.one_pu_per_core();
+    if (threads > 0) {
+        if (threads > int(cpus.size())) {  // more workers than cores: add the remaining hardware threads
+            for (const auto& core : topo.cores)
+                for (size_t i = 1; i < core.pus.size() && int(cpus.size()) < threads; ++i) cpus.push_back(core.pus[i]);
+        }
+        if (threads > int(cpus.size()))
+            throw std::runtime_error(fmt::format("--threads {}: this process may run on only {} CPUs", threads,
+                                                 cpus.size()));
+        cpus.resize(size_t(threads));
+    }
+    return cpus;
+}
+
+}  // namespace
+
+std::unique_ptr<CpuModel> CpuModel::load(const std::filesystem::path& path, const RuntimeOptions& opt,
+                                         const LoadProgress& progress) {
+    if (!std::filesystem::exists(path))
+        throw std::runtime_error("model " + path.string() + " does not exist (give a .gguf file or an HF directory)");
+    auto file = Model::open(path);
+    return std::make_unique<CpuModel>(std::move(file), opt, progress);
+}
+
+CpuModel::CpuModel(std::unique_ptr<Model> file, const RuntimeOptions& opt, const LoadProgress& progress)
+    : file_(std::move(file)), opt_(opt), dense_type_(opt.dense_type()), expert_type_(opt.expert_type()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const DeepSeekV3Config& c = file_->config();
+    const ModelWeights& w = file_->weights();
+    if (opt.ctx <= 0 || opt.prefill_chunk <= 0) throw std::runtime_error("--ctx and the prefill chunk must be positive");
+    const uint64_t need = estimate_packed_bytes(c, w, dense_type_, expert_type_) +
+                          uint64_t(c.n_layers) * uint64_t(opt.ctx) * uint64_t(c.kv_lora_rank + c.qk_rope) * 4;
+    const uint64_t avail = mem_available_bytes();
+    if (avail && need > avail)
+        throw std::runtime_error(fmt::format(
+            "out of memory: the repacked weights and a {}-position KV cache need about {:.1f} GiB, only {:.1f} GiB "
+            "are available (try --experts int8, a smaller --ctx, or a machine with more RAM)",
+            opt.ctx, double(need) / (1 << 30), double(avail) / (1 << 30)));
+
+    // Workers: one pinned per physical core, grouped by NUMA node.
+    const CpuTopology topo = read_cpu_topology();
+    const std::vector<int> cpus = worker_cpus(topo, opt.threads);
+    all_pool_ = std::make_unique<ThreadPool>(cpus);
+    pools_.all = all_pool_.get();
+    std::map<int, std::vector<int>> by_node;
+    for (int cpu : cpus)
+        for (const auto& n : topo.numa_nodes)
+            if (std::find(n.pus.begin(), n.pus.end(), cpu) != n.pus.end()) by_node[n.id].push_back(cpu);
+    if (by_node.size() <= 1) {
+        pools_.nodes = {pools_.all};
+    } else {
+        for (auto& [node, node_cpus] : by_node) {
+            node_pools_.push_back(std::make_unique<ThreadPool>(node_cpus));
+            pools_.nodes.push_back(node_pools_.back().get());
+        }
+    }
+    const int nodes = int(pools_.nodes.size());
+
+    uint64_t total = 0, done = 0;
+    for_each_tensor(w, [&](const TensorView& t) { total += t.bytes; });
+    const auto tick = [&](const TensorView& t, std::string_view stage) {
+        done += t.bytes;
+        if (progress && opt.progress) progress(done, total, stage);
+    };
+    try {
+        if (expert_type_ == ComputeType::int8 && c.n_layers > c.n_dense_layers) {
+            ExpertFfnDesc d{WeightType::int8, int(c.hidden), int(c.moe_inter)};
+            for (int n = 0; n < nodes; ++n)
+                drivers_.routed.push_back(std::make_shared<ExpertFfn>(d, opt.expert_ffn, kernels_, pools_.nodes[size_t(n)]->size()));
+        }
+        if (dense_type_ == ComputeType::int8) {
+            if (c.n_layers > c.n_dense_layers && c.n_shared_experts > 0) {
+                ExpertFfnDesc d{WeightType::int8, int(c.hidden), int(c.moe_inter * c.n_shared_experts)};
+                drivers_.shared = std::make_shared<ExpertFfn>(d, opt.expert_ffn, kernels_, threads());
+            }
+            if (c.n_dense_layers > 0) {
+                ExpertFfnDesc d{WeightType::int8, int(c.hidden), int(c.dense_inter)};
+                dense_driver_ = std::make_shared<ExpertFfn>(d, opt.expert_ffn, kernels_, threads());
+            }
+        }
+        rope_ = RopeTable(RopeParams{c.qk_rope, c.rope_theta, c.yarn, c.yarn_factor, c.yarn_original_ctx,
+                                     c.yarn_beta_fast, c.yarn_beta_slow, c.yarn_mscale, c.yarn_mscale_all_dim},
+                          opt.ctx);
+        kv_ = LatentKvCache(c.n_layers, opt.ctx, c.kv_lora_rank, c.qk_rope);
+        tick(w.token_embd, "embedding");
+        attn_.reserve(size_t(c.n_layers));
+        dense_.resize(size_t(c.n_layers));
+        moe_.resize(size_t(c.n_layers));
+        for (int64_t l = 0; l < c.n_layers; ++l) {
+            const LayerWeights& lw = w.layers[size_t(l)];
+            const std::string stage = fmt::format("layer {}/{}", l + 1, c.n_layers);
+            attn_.emplace_back(c, lw, dense_type_, kernels_);
+            for (const TensorView* t : {&lw.attn_norm, &lw.q_a, &lw.q_a_norm, &lw.q_b, &lw.kv_a, &lw.kv_a_norm,
+                                        &lw.kv_b, &lw.k_b, &lw.v_b, &lw.o})
+                if (!t->empty()) tick(*t, stage);
+            ffn_norm_.push_back(weight_vector(lw.ffn_norm));
+            if (!c.is_moe_layer(l)) {
+                dense_[size_t(l)] = FfnBlock(lw.ffn_gate, lw.ffn_up, lw.ffn_down, dense_type_, kernels_, dense_driver_);
+                for (const TensorView* t : {&lw.ffn_norm, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down}) tick(*t, stage);
+                continue;
+            }
+            moe_[size_t(l)] = MoeBlock(c, lw, dense_type_, expert_type_, kernels_, drivers_, nodes, [&](int64_t e) {
+                tick(lw.exp_gate[size_t(e)], stage);
+                tick(lw.exp_up[size_t(e)], stage);
+                tick(lw.exp_down[size_t(e)], stage);
+            });
+            for (const TensorView* t : {&lw.ffn_norm, &lw.router, &lw.router_bias, &lw.shexp_gate, &lw.shexp_up,
+                                        &lw.shexp_down})
+                if (!t->empty()) tick(*t, stage);
+        }
+        output_norm_ = weight_vector(w.output_norm);
+        WeightMatrix head;
+        weight_matrix(w.output.empty() ? w.token_embd : w.output, head);
+        lm_head_ = Linear::pack(head.src, dense_type_, &kernels_);
+        tick(w.output_norm, "lm_head");
+        tick(w.output, "lm_head");
+    } catch (const std::bad_alloc&) {
+        throw std::runtime_error(fmt::format("out of memory repacking {} ({:.1f} GiB available)",
+                                             file_->path().string(), double(mem_available_bytes()) / (1 << 30)));
+    }
+    packed_bytes_ = lm_head_.weight_bytes();
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+        packed_bytes_ += attn_[size_t(l)].weight_bytes() + dense_[size_t(l)].weight_bytes();
+        if (c.is_moe_layer(l)) packed_bytes_ += moe_[size_t(l)].routed_weight_bytes();
+    }
+    load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+CpuModel::~CpuModel() = default;
+
+size_t CpuModel::routed_expert_bytes() const {
+    const DeepSeekV3Config& c = config();
+    for (int64_t l = 0; l < c.n_layers; ++l)
+        if (c.is_moe_layer(l) && c.n_experts > 0) return moe_[size_t(l)].expert_bytes(0);
+    return 0;
+}
+
+std::string CpuModel::describe() const {
+    return fmt::format("{} threads ({} NUMA node{}), dense {}, experts {}, {:.1f} MiB packed in {:.1f} s", threads(),
+                       numa_nodes(), numa_nodes() > 1 ? "s" : "", compute_type_name(dense_type_),
+                       compute_type_name(expert_type_), double(packed_bytes_) / (1 << 20), load_seconds_);
+}
+
+void CpuModel::forward(std::span<const int32_t> tokens, float* logits, int64_t logits_rows) {
+    const int64_t n = int64_t(tokens.size());
+    if (n == 0) return;
+    if (logits_rows < 0 || logits_rows > n) throw std::logic_error("CpuModel::forward: bad logits_rows");
+    if (n_past() + n > capacity())
+        throw std::runtime_error(fmt::format("context full: {} + {} tokens exceed --ctx {}", n_past(), n, capacity()));
+    for (int32_t t : tokens)
+        if (t < 0 || t >= vocab()) throw std::runtime_error(fmt::format("token id {} outside the vocabulary", t));
+    const int64_t chunk = opt_.prefill_chunk;
+    for (int64_t s = 0; s < n; s += chunk) {
+        const int64_t m = std::min(chunk, n - s);
+        // Rows of this chunk among the last logits_rows tokens.
+        const int64_t first_wanted = n - logits_rows;
+        const int64_t lo = std::max(s, first_wanted), hi = s + m;
+        const int64_t rows = std::max<int64_t>(0, hi - lo);
+        forward_chunk(tokens.data() + s, m, rows ? logits + (lo - first_wanted) * vocab() : nullptr, rows);
+    }
+}
+
+void CpuModel::forward_chunk(const int32_t* tokens, int64_t m, float* logits, int64_t logits_rows) {
+    const DeepSeekV3Config& c = config();
+    const int64_t d = c.hidden, pos0 = n_past();
+    std::vector<float> x(static_cast<size_t>(m * d)), tmp(size_t(m * d)), xn(size_t(m * d));
+    {
+        StageClock clock(times_.embedding);
+        for (int64_t i = 0; i < m; ++i) dequantize_row(file_->weights().token_embd, tokens[i], x.data() + i * d);
+    }
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+        {
+            StageClock clock(times_.attention);
+            attn_[size_t(l)].forward(x.data(), m, pos0, kv_, l, rope_, *pools_.all, tmp.data());
+            for (int64_t i = 0; i < m * d; ++i) x[size_t(i)] += tmp[size_t(i)];
+        }
+        for (int64_t i = 0; i < m; ++i)
+            rms_norm_f32(x.data() + i * d, ffn_norm_[size_t(l)].data(), d, c.rms_eps, xn.data() + i * d);
+        if (c.is_moe_layer(l)) {
+            moe_[size_t(l)].forward(xn.data(), m, tmp.data(), pools_, times_);
+        } else {
+            StageClock clock(times_.dense_ffn);
+            dense_[size_t(l)].forward(xn.data(), m, tmp.data(), *pools_.all);
+        }
+        for (int64_t i = 0; i < m * d; ++i) x[size_t(i)] += tmp[size_t(i)];
+    }
+    kv_.commit(m);
+    if (logits_rows <= 0) return;
+    StageClock clock(times_.lm_head);
+    const int64_t first = m - logits_rows;
+    for (int64_t i = first; i < m; ++i)
+        rms_norm_f32(x.data() + i * d, output_norm_.data(), d, c.rms_eps, xn.data() + (i - first) * d);
+    lm_head_.forward(xn.data(), logits_rows, logits, pools_.all);
+}
+
+}  // namespace mf

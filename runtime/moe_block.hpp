@@ -1,0 +1,55 @@
+// A DeepSeek-V3 MoE layer's FFN on the CPU: the router (fp32 projection, then model/'s sigmoid + correction bias +
+// group-limited top-k + normalised weights x routed_scaling_factor), the shared expert, and the routed experts.
+// int8 experts run as one batch through the fused expert FFN driver (every expert with its own token list);
+// bf16 experts run one after another through packed projections. Each expert's packed weights live on the NUMA node
+// whose workers run it (expert e on node e * nodes / n_experts).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "model/deepseek_v3_config.hpp"
+#include "model/deepseek_v3_weights.hpp"
+#include "runtime/ffn_block.hpp"
+#include "runtime/stage_times.hpp"
+
+namespace mf {
+
+// The workers: one pool over every core (dense work), and one per NUMA node (its experts); on a one-node host
+// nodes[0] is `all`.
+struct WorkerPools {
+    ThreadPool* all = nullptr;
+    std::vector<ThreadPool*> nodes;
+};
+
+// Fused int8 FFN drivers per (node, inter), shared by the layers.
+struct ExpertDrivers {
+    std::vector<std::shared_ptr<ExpertFfn>> routed;  // per node: hidden x moe_inter
+    std::shared_ptr<ExpertFfn> shared;               // hidden x (n_shared * moe_inter), on `all`
+};
+
+class MoeBlock {
+public:
+    MoeBlock() = default;
+    // on_expert(e) is called after each routed expert is packed (progress).
+    MoeBlock(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType dense, ComputeType experts,
+             KernelCache& cache, const ExpertDrivers& drivers, int nodes, const std::function<void(int64_t)>& on_expert);
+
+    // xn: [m][hidden] normed rows; out: [m][hidden] = shared(xn) + sum_k w_k expert_k(xn).
+    void forward(const float* xn, int64_t m, float* out, const WorkerPools& pools, StageTimes& times) const;
+
+    size_t routed_weight_bytes() const;
+    size_t expert_bytes(int64_t e) const { return experts_[size_t(e)].weight_bytes(); }
+
+private:
+    DeepSeekV3Config c_;
+    Linear router_;  // [n_experts][hidden] f32
+    std::vector<float> bias_;
+    FfnBlock shared_;
+    std::vector<FfnBlock> experts_;
+    std::vector<int> expert_node_;
+    std::vector<std::shared_ptr<ExpertFfn>> node_drivers_;
+};
+
+}  // namespace mf

@@ -1,0 +1,67 @@
+#include "runtime/rope_yarn.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace mf {
+
+double yarn_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
+
+namespace {
+
+double correction_dim(double rotations, double dim, double base, double max_pos) {
+    return dim * std::log(max_pos / (rotations * 2 * M_PI)) / (2 * std::log(base));
+}
+
+}  // namespace
+
+RopeTable::RopeTable(const RopeParams& p, int64_t positions) : dim_(p.dim), positions_(positions) {
+    if (p.dim <= 0 || p.dim % 2 || positions <= 0) throw std::invalid_argument("RopeTable: bad rope dim or length");
+    const int64_t half = p.dim / 2;
+    inv_freq_.resize(size_t(half));
+    double low = 0, high = 0;
+    if (p.yarn) {
+        low = std::max(0.0, std::floor(correction_dim(p.beta_fast, double(p.dim), p.theta, double(p.original_ctx))));
+        high = std::min(double(p.dim - 1),
+                        std::ceil(correction_dim(p.beta_slow, double(p.dim), p.theta, double(p.original_ctx))));
+        if (low == high) high += 0.001;
+    }
+    for (int64_t i = 0; i < half; ++i) {
+        const float extra = 1.0f / std::pow(p.theta, float(2 * i) / float(p.dim));
+        if (!p.yarn) {
+            inv_freq_[size_t(i)] = extra;
+            continue;
+        }
+        const float inter = extra / p.factor;
+        const float ramp = float(std::clamp((double(i) - low) / (high - low), 0.0, 1.0));
+        const float mask = 1.0f - ramp;  // 1 = keep the extrapolated (original) frequency
+        inv_freq_[size_t(i)] = inter * (1 - mask) + extra * mask;
+    }
+    const double m = p.yarn ? yarn_mscale(p.factor, p.mscale) / yarn_mscale(p.factor, p.mscale_all_dim) : 1.0;
+    cos_.resize(size_t(positions * half));
+    sin_.resize(size_t(positions * half));
+    for (int64_t t = 0; t < positions; ++t)
+        for (int64_t i = 0; i < half; ++i) {
+            const float a = float(t) * inv_freq_[size_t(i)];
+            cos_[size_t(t * half + i)] = float(std::cos(double(a)) * m);
+            sin_[size_t(t * half + i)] = float(std::sin(double(a)) * m);
+        }
+}
+
+void RopeTable::apply(float* v, int64_t heads, int64_t stride, int64_t pos) const {
+    if (pos < 0 || pos >= positions_) throw std::logic_error("RopeTable::apply: position outside the table");
+    const int64_t half = dim_ / 2;
+    const float* c = cos_.data() + pos * half;
+    const float* s = sin_.data() + pos * half;
+    for (int64_t h = 0; h < heads; ++h) {
+        float* x = v + h * stride;
+        for (int64_t i = 0; i < half; ++i) {
+            const float x0 = x[2 * i], x1 = x[2 * i + 1];
+            x[2 * i] = x0 * c[i] - x1 * s[i];
+            x[2 * i + 1] = x0 * s[i] + x1 * c[i];
+        }
+    }
+}
+
+}  // namespace mf

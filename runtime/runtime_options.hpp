@@ -1,0 +1,36 @@
+// What the CPU runtime runs with. Until the tuner's plan file (runtime/plan.hpp, issue #7) lands these are the
+// documented defaults below, and `run`/`bench` say so; every field can be set from the command line.
+//
+//   threads        0 = one pinned worker per physical core (hwloc), grouped by NUMA node
+//   ctx            4096 positions of latent KV cache
+//   prefill_chunk  256 tokens per forward step while prefilling (each chunk appends to the cache)
+//   dense          "auto" = bf16: attention projections, dense FFN, shared expert and lm_head
+//   experts        "auto" = int8 per-channel through the fused JIT expert FFN (AMX / AVX-512 VNNI); "bf16" runs
+//                  them through the bf16 projections. Q4_K/Q5_K/Q6_K/Q8_0 files are dequantised and repacked
+//                  (no int4 kernel yet: Q4_K experts become int8 per-channel).
+//   expert_ffn     the kernels' default ExpertFfnConfig
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "codegen/x64/expert_ffn_desc.hpp"
+#include "runtime/linear.hpp"
+
+namespace mf {
+
+struct RuntimeOptions {
+    int threads = 0;
+    int64_t ctx = 4096;
+    int64_t prefill_chunk = 256;
+    std::string dense = "auto";    // auto | bf16 | int8
+    std::string experts = "auto";  // auto | int8 | bf16
+    ExpertFfnConfig expert_ffn{};
+    bool progress = true;          // repacking progress callbacks are made (the caller draws the bar)
+
+    ComputeType dense_type() const;   // throws std::invalid_argument naming --dense
+    ComputeType expert_type() const;  // throws std::invalid_argument naming --experts
+    // One line: "plan: none (defaults: ...)" for the start-up banner.
+    std::string describe() const;
+};
+
+}  // namespace mf

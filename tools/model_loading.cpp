@@ -1,0 +1,97 @@
+#include "tools/model_loading.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "model/gguf_vocab.hpp"
+#include "model/synthetic_model.hpp"
+#include "tools/cache_dir.hpp"
+#include "tools/progress_bar.hpp"
+
+namespace mf {
+
+void add_runtime_options(CLI::App* cmd, RuntimeOptions& opt, bool ctx_option) {
+    cmd->add_option("--threads", opt.threads,
+                    "Worker threads, each pinned to one physical core (0: one per core, grouped by NUMA node)")
+        ->check(CLI::Range(0, 4096))
+        ->capture_default_str();
+    if (ctx_option)
+        cmd->add_option("--ctx", opt.ctx, "Context length: positions of KV cache (prompt + history + reply)")
+            ->check(CLI::Range(int64_t(8), int64_t(1) << 24))
+            ->capture_default_str();
+    cmd->add_option("--prefill-chunk", opt.prefill_chunk,
+                    "Tokens per forward step while prefilling (each chunk appends to the KV cache)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
+        ->capture_default_str();
+    cmd->add_option("--dense", opt.dense,
+                    "Compute format of attention, dense FFN, shared expert and lm_head: auto (bf16), bf16 or int8 "
+                    "(per-channel)")
+        ->check(CLI::IsMember({"auto", "bf16", "int8"}))
+        ->capture_default_str();
+    cmd->add_option("--experts", opt.experts,
+                    "Compute format of the routed experts: auto (int8), int8 (per-channel, fused JIT kernels) or bf16")
+        ->check(CLI::IsMember({"auto", "bf16", "int8"}))
+        ->capture_default_str();
+}
+
+std::filesystem::path demo_model_path() {
+    const auto dir = cache_dir() / "demo";
+    const auto path = dir / "moeforge-demo-small.gguf";
+    if (std::filesystem::exists(path)) return path;
+    const auto tok = cache_dir() / "tokenizer" / "deepseek-v3" / "tokenizer.json";
+    if (!std::filesystem::exists(tok))
+        throw std::runtime_error("the demo model needs DeepSeek-V3's tokenizer at " + tok.string() +
+                                 ": run tools/fetch_tokenizer.sh first (or pass --model PATH)");
+    std::filesystem::create_directories(dir);
+    fmt::print(stderr, "moeforge: writing the demo model (mkmodel preset 'small', random weights) to {}\n",
+               path.string());
+    SyntheticModelOptions o;
+    o.config = preset_config("small");
+    o.name = "moeforge-demo-small";
+    o.seed = 1;
+    o.wtype = GgmlType::bf16;
+    o.safetensors = false;
+    o.vocab = load_tokenizer_json(tok);
+    ProgressBar bar("demo model");
+    o.progress = [&](uint64_t done, uint64_t total, std::string_view stage) { bar.update(done, total, stage); };
+    const auto tmp = dir / "writing";
+    std::filesystem::remove_all(tmp);
+    std::filesystem::create_directories(tmp);
+    const SyntheticModelResult r = write_synthetic_model(o, tmp);
+    bar.finish();
+    std::filesystem::rename(r.gguf, path);
+    std::filesystem::remove_all(tmp);
+    return path;
+}
+
+std::unique_ptr<CpuModel> load_model_for_cli(const std::filesystem::path& path, const RuntimeOptions& opt) {
+    ProgressBar bar("loading " + path.filename().string());
+    auto model = CpuModel::load(path, opt, [&](uint64_t done, uint64_t total, std::string_view stage) {
+        bar.update(done, total, stage);
+    });
+    bar.finish(fmt::format("{:.1f} MiB repacked", double(model->packed_bytes()) / (1 << 20)));
+    fmt::print(stderr, "moeforge: {}\nmoeforge: {}\n", describe(model->config()), model->describe());
+    fmt::print(stderr, "moeforge: {}\n", opt.describe());
+    return model;
+}
+
+std::unique_ptr<Tokenizer> load_model_tokenizer(const Model& m) {
+    if (m.format() == ModelFormat::gguf) return std::make_unique<Tokenizer>(read_gguf_vocab(*m.gguf_parts().at(0)));
+    const auto json = m.path() / "tokenizer.json";
+    if (!std::filesystem::exists(json))
+        throw std::runtime_error(m.path().string() + " has no tokenizer.json: copy DeepSeek-V3's tokenizer.json there");
+    return std::make_unique<Tokenizer>(load_tokenizer_json(json, int32_t(m.config().vocab_size)));
+}
+
+std::string read_text_file(const std::filesystem::path& path, const std::string& option) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw std::runtime_error(option + ": cannot open " + path.string());
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+}  // namespace mf
