@@ -19,6 +19,7 @@ std::string compute_type_name(ComputeType t) {
         case ComputeType::f32: return "f32";
         case ComputeType::bf16: return "bf16";
         case ComputeType::int8: return "int8";
+        case ComputeType::int4: return "int4";
     }
     return "?";
 }
@@ -27,7 +28,8 @@ ComputeType parse_compute_type(const std::string& s) {
     if (s == "f32") return ComputeType::f32;
     if (s == "bf16") return ComputeType::bf16;
     if (s == "int8") return ComputeType::int8;
-    throw std::invalid_argument("unknown compute type '" + s + "' (expected f32, bf16 or int8)");
+    if (s == "int4") return ComputeType::int4;
+    throw std::invalid_argument("unknown compute type '" + s + "' (expected f32, bf16, int8 or int4)");
 }
 
 namespace {
@@ -148,6 +150,8 @@ Int8Kernels resolve_int8_kernels(KernelCache& cache, int64_t k) {
 Linear Linear::pack(const MatrixSrc& src, ComputeType type, KernelCache* cache, int numa_node) {
     if (src.n <= 0 || src.k <= 0 || !src.data)
         throw std::invalid_argument("Linear::pack: empty weight matrix");
+    if (type == ComputeType::int4)
+        throw std::invalid_argument("Linear::pack: int4 runs only in the fused expert FFN (routed experts)");
     require_isa(type);
     Linear l;
     l.type_ = type;

@@ -32,8 +32,9 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& opt, bool ctx_option) {
         ->check(CLI::IsMember({"auto", "bf16", "int8"}))
         ->capture_default_str();
     cmd->add_option("--experts", opt.experts,
-                    "Compute format of the routed experts: auto (int8), int8 (per-channel, fused JIT kernels) or bf16")
-        ->check(CLI::IsMember({"auto", "bf16", "int8"}))
+                    "Compute format of the routed experts: auto (int4 for Q4_K files, packed exactly; else int8), "
+                    "int8 (per channel), int4 (per group of 32) or bf16")
+        ->check(CLI::IsMember({"auto", "bf16", "int8", "int4"}))
         ->capture_default_str();
 }
 
