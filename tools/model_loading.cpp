@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "model/gguf_vocab.hpp"
@@ -69,11 +70,13 @@ std::filesystem::path demo_model_path() {
 }
 
 std::unique_ptr<CpuModel> load_model_for_cli(const std::filesystem::path& path, const RuntimeOptions& opt) {
-    ProgressBar bar("loading " + path.filename().string());
+    // The bar starts with the first packed tensor, so that a file that does not open fails in one line.
+    std::optional<ProgressBar> bar;
     auto model = CpuModel::load(path, opt, [&](uint64_t done, uint64_t total, std::string_view stage) {
-        bar.update(done, total, stage);
+        if (!bar) bar.emplace("loading " + path.filename().string());
+        bar->update(done, total, stage);
     });
-    bar.finish(fmt::format("{:.1f} MiB repacked", double(model->packed_bytes()) / (1 << 20)));
+    if (bar) bar->finish(fmt::format("{:.1f} MiB repacked", double(model->packed_bytes()) / (1 << 20)));
     fmt::print(stderr, "moeforge: {}\nmoeforge: {}\n", describe(model->config()), model->describe());
     fmt::print(stderr, "moeforge: {}\n", opt.describe());
     return model;
