@@ -1,5 +1,6 @@
-// What the CPU runtime runs with. Until the tuner's plan file (runtime/plan.hpp, issue #7) lands these are the
-// documented defaults below, and `run`/`bench` say so; every field can be set from the command line.
+// What the CPU runtime runs with: the documented defaults below, overridden by the tuned plan (runtime/plan.hpp,
+// applied by the commands: the fused expert FFN config and the worker count) and by the command line. run, bench
+// and perplexity say which.
 //
 //   threads        0 = one pinned worker per physical core (hwloc), grouped by NUMA node
 //   ctx            4096 positions of latent KV cache
@@ -29,6 +30,7 @@ struct RuntimeOptions {
     ExpertFfnConfig expert_ffn{};
     bool progress = true;          // repacking progress callbacks are made (the caller draws the bar)
     std::string plan_note = "no tuned plan: documented defaults";  // where expert_ffn/threads came from
+    std::string plan_file;         // --plan: an explicit plan file (else the cache dir's, else defaults)
 
     ComputeType dense_type() const;   // throws std::invalid_argument naming --dense
     // "auto": int4 where the file's routed experts are q4_K (packed exactly, no fp32 trip), else int8.
