@@ -150,7 +150,7 @@ CpuModel::CpuModel(std::unique_ptr<Model> file, const RuntimeOptions& opt, const
                 for (const TensorView* t : {&lw.ffn_norm, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down}) tick(*t, stage);
                 continue;
             }
-            moe_[size_t(l)] = MoeBlock(c, lw, dense_type_, expert_type_, kernels_, drivers_, nodes, [&](int64_t e) {
+            moe_[size_t(l)] = MoeBlock(c, lw, dense_type_, expert_type_, kernels_, drivers_, pools_, [&](int64_t e) {
                 tick(lw.exp_gate[size_t(e)], stage);
                 tick(lw.exp_up[size_t(e)], stage);
                 tick(lw.exp_down[size_t(e)], stage);
