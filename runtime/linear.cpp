@@ -2,6 +2,10 @@
 
 #include <immintrin.h>
 
+// gcc 12's _mm512_reduce_add_ps reads an intentionally undefined register half: a false -Wmaybe-uninitialized.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -55,6 +59,11 @@ float src_value(const MatrixSrc& s, int64_t r, int64_t c) {
             return f;
         }
         case SrcType::int8: return float(static_cast<const int8_t*>(s.data)[r * ld + c]) * s.scale[r];
+        case SrcType::u4_group: {
+            const int64_t groups = (s.k + 31) / 32;
+            return float(static_cast<const uint8_t*>(s.data)[r * ld + c]) * s.scale[r * groups + c / 32] -
+                   s.min[r * groups + c / 32];
+        }
     }
     return 0;
 }
