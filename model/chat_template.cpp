@@ -61,8 +61,8 @@ std::string render_deepseek_v3_chat(std::span<const ChatMessage> messages, std::
 }
 
 bool is_deepseek_v3_chat_template(std::string_view jinja_source) {
-    return jinja_source.empty() || (jinja_source.find(kUser) != std::string_view::npos &&
-                                    jinja_source.find(kAssistant) != std::string_view::npos);
+    const auto has = [&](std::string_view s) { return jinja_source.find(s) != std::string_view::npos; };
+    return jinja_source.empty() || (has(kUser) && has(kAssistant) && !has("<think>") && !has("</think>"));
 }
 
 }  // namespace mf

@@ -20,7 +20,8 @@ std::string render_deepseek_v3_chat(std::span<const ChatMessage> messages, std::
                                     bool add_generation_prompt);
 
 // Whether a Jinja chat template is DeepSeek-V3's (the one render_deepseek_v3_chat implements): it uses its
-// role markers. An empty template (a file without one) counts as DeepSeek-V3's.
+// role markers and no <think> handling. DeepSeek-R1's templates, which open a <think> block for the reply and
+// drop the reasoning of earlier replies, are not it. An empty template (a file without one) counts as V3's.
 bool is_deepseek_v3_chat_template(std::string_view jinja_source);
 
 }  // namespace mf

@@ -1,8 +1,9 @@
 // The fused routed-expert FFN over a batch of experts, each with its own token list, on the thread pool:
 //     y[t] += gate_e(t) * down_e( SiLU(gate_proj_e x[t]) * up_proj_e x[t] )   for every (expert e, token t) route.
 // int8 weights with one scale per output channel or int4 with a scale and min per group of 32; activations are
-// quantised to int8 per row on the fly. int8 experts with few tokens run the AVX-512 VNNI GEMV, the others AMX;
-// int4 experts always run the int4 GEMV. Work items are claimed through an atomic counter; no lock.
+// quantised to int8 per row on the fly; or bf16 weights with activations rounded to bf16. int8/bf16 experts with
+// few tokens run the AVX-512 GEMV, the others AMX; int4 experts always run the int4 GEMV. Work items are claimed
+// through an atomic counter; no lock.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -26,6 +27,8 @@ struct ExpertFfnWeights {
 // int4: u4_group (exact, e.g. decoded Q4_K) or float/bf16 (quantised per group of 32).
 ExpertFfnWeights pack_expert_ffn_int8(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
 ExpertFfnWeights pack_expert_ffn_int4(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
+// bf16: f32 (rounded) or bf16 sources.
+ExpertFfnWeights pack_expert_ffn_bf16(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
 
 struct ExpertRoute {
     const ExpertFfnWeights* weights = nullptr;
@@ -76,7 +79,8 @@ private:
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
     int gemv_rows_;  // most rows per GEMV call (16 int8, 8 int4)
-    bool int4_;
+    bool int4_, bf16_, float_out_;  // float_out_: kernels return float sums (int4, bf16)
+    int64_t a_row_h_, a_row_i_;     // bytes per activation row (int8: K_pad; bf16: 2 K_pad)
     int64_t groups_h_, groups_i_;  // int4 activation group sums per row
 
     std::vector<RouteRows> rows_;

@@ -91,6 +91,17 @@ MF_AVX512 void accumulate_scaled(const int32_t* c, const float* w_scale, float c
     }
 }
 
+MF_AVX512 void convert_row_bf16(const float* src, int64_t k, int64_t k_pad, uint16_t* dst) {
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    for (int64_t i = 0; i < k_pad; i += 16) {
+        const int64_t left = std::max<int64_t>(0, k - i);
+        const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+        const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + i));
+        const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+    }
+}
+
 MF_AVX512 void silu_mul_pairs_f32(const float* c, float x_scale, int npairs, float* dst) {
     const __m512 one = _mm512_set1_ps(1.0f), s = _mm512_set1_ps(x_scale);
     for (int p = 0; p < npairs; ++p) {

@@ -19,7 +19,10 @@ void silu_mul_pairs(const int32_t* c, const float* w_scale, float x_scale, int32
 void accumulate_scaled(const int32_t* c, const float* w_scale, float coef, int32_t rowsum, int64_t n_valid,
                        float* dst);
 
-// Float variants for kernels that return sum_k x_q[k] * w[n][k] in float (int4): g = x_scale * c.
+// dst[0..k) = src rounded to bf16 (nearest even, as float_to_bf16), dst[k..k_pad) = 0.
+void convert_row_bf16(const float* src, int64_t k, int64_t k_pad, uint16_t* dst);
+
+// Float variants for kernels that return sum_k x_q[k] * w[n][k] in float (int4, bf16): g = x_scale * c.
 void silu_mul_pairs_f32(const float* c, float x_scale, int npairs, float* dst);
 // dst[n] += coef * c[n] for n < n_valid.
 void accumulate_f32(const float* c, float coef, int64_t n_valid, float* dst);

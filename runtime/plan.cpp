@@ -114,7 +114,10 @@ ModelShape model_shape_from_json(const json& j) {
 }
 
 json plan_to_json(const Plan& p) {
-    json kernels = json::array(), trials = json::array();
+    json kernels = json::array(), trials = json::array(), checks = json::array();
+    for (const auto& c : p.checks)
+        checks.push_back({{"m", c.m}, {"experts", c.experts}, {"default_seconds", c.default_seconds},
+                          {"tuned_seconds", c.tuned_seconds}, {"roofline_ratio", c.roofline_ratio}});
     for (const auto& k : p.kernels)
         kernels.push_back({{"family", k.family},       {"role", k.role},
                            {"name", k.name},           {"desc", k.desc},
@@ -148,6 +151,7 @@ json plan_to_json(const Plan& p) {
                   {"dram_read_bytes", h.dram_read_bytes}, {"llc_bytes", h.llc_bytes}}},
         {"trials_columns", {"family", "config", "at_seconds", "seconds", "rung", "is_default", "failed"}},
         {"trials", trials},
+        {"checks", checks},
     };
 }
 
@@ -225,6 +229,12 @@ Plan plan_from_json(const json& j) {
                 p.trials.push_back({t[0].get<std::string>(), t[1].get<std::string>(), t[2].get<double>(),
                                     t[3].get<double>(), t[4].get<int>(), t[5].get<bool>(), t[6].get<bool>()});
             }
+        key = "checks";
+        if (j.contains(key))
+            for (const auto& c : j.at(key))
+                p.checks.push_back({c.at("m").get<int>(), c.at("experts").get<int>(),
+                                    c.at("default_seconds").get<double>(), c.at("tuned_seconds").get<double>(),
+                                    c.at("roofline_ratio").get<double>()});
         return p;
     } catch (const json::exception& e) {
         throw std::runtime_error(fmt::format("plan key '{}': {}", key, e.what()));

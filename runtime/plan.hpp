@@ -97,6 +97,18 @@ struct PlanTrial {
     bool failed = false;     // failed verification or refused by the generator (never timed)
 };
 
+// An independent check after the search: `moeforge bench kernels`'s fused-FFN benchmark (its own batches, more
+// experts per pass) run with the default config and with the plan's, alternately, in the same process.
+struct PlanCheck {
+    int m = 0;
+    int experts = 0;
+    double default_seconds = 0;  // best pass
+    double tuned_seconds = 0;
+    double roofline_ratio = 0;   // tuned ops/s over min(peak, intensity x DRAM bandwidth)
+
+    double speedup() const { return tuned_seconds > 0 ? default_seconds / tuned_seconds : 0; }
+};
+
 struct Plan {
     static constexpr int kVersion = 1;
     int version = kVersion;
@@ -115,6 +127,7 @@ struct Plan {
     GpuPlacement gpu;
     HostFigures host;
     std::vector<PlanTrial> trials;
+    std::vector<PlanCheck> checks;
 
     bool is_default = false;  // true: no tuned plan was found; these are the documented defaults
     std::string source;       // file it was read from, or a note on why the defaults are used

@@ -12,12 +12,17 @@
 #include <tuple>
 
 #include "codegen/kernel_cache.hpp"
+#include "codegen/x64/pack_bf16.hpp"
 #include "runtime/expert_ffn.hpp"
 
 namespace mf {
 namespace {
 
-uint64_t expert_weight_bytes(const KernelBenchOptions& o) { return 3ull * uint64_t(o.hidden) * uint64_t(o.inter); }
+// Packed bytes of one expert: int8 1 byte per weight; int4 0.75 (nibbles plus fp32 scale and min per 32); bf16 2.
+uint64_t expert_weight_bytes(const KernelBenchOptions& o) {
+    const uint64_t n = 3ull * uint64_t(o.hidden) * uint64_t(o.inter);
+    return o.wtype == WeightType::int4 ? n / 4 * 3 : o.wtype == WeightType::bf16 ? 2 * n : n;
+}
 
 uint64_t available_memory() {
     const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
@@ -57,8 +62,8 @@ int default_bench_experts(const KernelBenchOptions& opt, const HostProfile& hp) 
 
 std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, const HostProfile& hp,
                                              const BenchProgress& progress) {
-    if (opt.wtype != WeightType::int8)
-        throw std::runtime_error("--wtype " + enum_name(opt.wtype) + " is not implemented yet; use --wtype int8");
+    if (opt.peer_onednn && opt.wtype != WeightType::int8)
+        throw std::runtime_error("--peer onednn compares int8 weights only; use --wtype int8");
     const int threads = opt.threads > 0 ? opt.threads : std::max(1, hp.worker_count());
     const int experts = default_bench_experts(opt, hp);
     const int H = opt.hidden, I = opt.inter;
@@ -79,10 +84,24 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         std::vector<int8_t> g(size_t(I) * H), u(g.size()), d(g.size());
         for (auto* v : {&g, &u, &d})
             for (auto& x : *v) x = int8_t(q(rng));
-        std::vector<float> si(size_t(I), 1e-3f), sh(size_t(H), 1e-3f);
-        w.push_back(pack_expert_ffn_int8({SrcType::int8, I, H, g.data(), 0, si.data()},
-                                         {SrcType::int8, I, H, u.data(), 0, si.data()},
-                                         {SrcType::int8, H, I, d.data(), 0, sh.data()}));
+        if (opt.wtype == WeightType::int8) {
+            std::vector<float> si(size_t(I), 1e-3f), sh(size_t(H), 1e-3f);
+            w.push_back(pack_expert_ffn_int8({SrcType::int8, I, H, g.data(), 0, si.data()},
+                                             {SrcType::int8, I, H, u.data(), 0, si.data()},
+                                             {SrcType::int8, H, I, d.data(), 0, sh.data()}));
+        } else if (opt.wtype == WeightType::bf16) {
+            std::vector<uint16_t> b(g.size());
+            for (size_t i = 0; i < b.size(); ++i) b[i] = float_to_bf16(float(g[i]) * 1e-3f);
+            w.push_back(pack_expert_ffn_bf16({SrcType::bf16, I, H, b.data()}, {SrcType::bf16, I, H, b.data()},
+                                             {SrcType::bf16, H, I, b.data()}));
+        } else {
+            for (auto* v : {&g, &u, &d})
+                for (auto& x : *v) x = int8_t(x & 15);
+            std::vector<float> sc(size_t(I) * H / 32, 1e-3f), mn(sc.size(), 7e-3f);
+            w.push_back(pack_expert_ffn_int4({SrcType::u4_group, I, H, g.data(), 0, sc.data(), mn.data()},
+                                             {SrcType::u4_group, I, H, u.data(), 0, sc.data(), mn.data()},
+                                             {SrcType::u4_group, H, I, d.data(), 0, sc.data(), mn.data()}));
+        }
         for (int e = 1; e < experts; ++e) w.push_back({w[0].gate_up.clone(), w[0].down.clone()});
     }
     const double pass_bytes = double(experts) * double(w[0].gate_up.weight_bytes() + w[0].down.weight_bytes());
@@ -156,8 +175,9 @@ nlohmann::json kernel_bench_json(const std::vector<KernelBenchRow>& rows) {
 
 std::string render_kernel_bench(const std::vector<KernelBenchRow>& rows, const HostProfile& hp, int threads) {
     std::string s = fmt::format(
-        "{}, {} threads; AMX int8 peak {:.2f} TOPS, DRAM read {:.1f} GB/s; {} experts per pass\n",
-        hp.cpu.model_name, threads, hp.amx_int8.all_cores.value / 1e12, hp.dram_read_total.value / 1e9,
+        "{}, {} threads; AMX peaks int8 {:.2f} TOPS, bf16 {:.2f} TFLOP/s; DRAM read {:.1f} GB/s; {} experts per pass\n",
+        hp.cpu.model_name, threads, hp.amx_int8.all_cores.value / 1e12, hp.amx_bf16.all_cores.value / 1e12,
+        hp.dram_read_total.value / 1e9,
         rows.empty() ? 0 : rows[0].experts);
     s += fmt::format("{:>9} {:>5} {:>5} {:>10} {:>10} {:>10} {:>9} {:>9}\n", "impl", "m", "wtype", "TOPS", "GB/s",
                      "bound", "of bound", "pass ms");

@@ -70,14 +70,15 @@ void add_bench_command(CLI::App& app, const GlobalOptions& g) {
         "Fused routed-expert FFN (gate+up, SiLU*up, down, weighted accumulate) on DeepSeek-V3 shapes (hidden 7168,\n"
         "expert intermediate 2048) for each tokens-per-expert M. Enough experts are cycled that the weights far\n"
         "exceed the last-level cache. Reports ops/s (a multiply-add counts 2), weight bytes/s, and the ratio to the\n"
-        "roofline min(AMX peak, 2M ops/byte x DRAM read bandwidth) from the host profile (measured first if the\n"
+        "roofline min(AMX peak, ops per weight byte x DRAM read bandwidth) from the host profile (measured first if the\n"
         "cache has none for this host). Each M is timed --repeats times and the best pass is kept.");
     k->add_flag("--json", c->json, "Print a JSON list of {m, wtype, impl, ops_per_s, bytes_per_s, roofline_ratio, ...}");
     k->add_option("--m", c->opt.ms, "Tokens per expert to measure, comma separated")
         ->delimiter(',')
         ->check(CLI::Range(1, 65536))
         ->capture_default_str();
-    k->add_option("--wtype", c->wtype, "Weight format: int8 (per-channel scales); int4 and bf16 are not built yet")
+    k->add_option("--wtype", c->wtype, "Weight format: int8 (one scale per output channel), int4 (scale and min per group of 32, as Q4_K),\n"
+                  "bf16 (activations rounded to bf16)")
         ->check(CLI::IsMember({"int8", "int4", "bf16"}))
         ->capture_default_str();
     k->add_option("--threads", c->opt.threads, "Worker threads, pinned one per physical core (0: all cores)")

@@ -20,18 +20,17 @@ struct KernelDumpCli {
 };
 
 template <class T>
-T parse_fields(const std::string& text, const char* option) {
-    if (text.empty()) return T{};
+T parse_fields(const std::string& text, const char* option, const T& base = T{}) {
+    if (text.empty()) return base;
     try {
-        return fields_from_json<T>(nlohmann::json::parse(text));
+        return fields_from_json<T>(nlohmann::json::parse(text), base);
     } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format("{}: {} (expected a JSON object of fields)", option, e.what()));
+        throw std::runtime_error(fmt::format("{}: {}", option, e.what()));
     }
 }
 
 void run_kernel_dump(const KernelDumpCli& c) {
-    ExpertFfnDesc desc{WeightType::int8, 7168, 2048};
-    if (!c.desc_json.empty()) desc = parse_fields<ExpertFfnDesc>(c.desc_json, "--desc");
+    const ExpertFfnDesc desc = parse_fields(c.desc_json, "--desc", ExpertFfnDesc{WeightType::int8, 7168, 2048});
     const ExpertFfnConfig cfg = parse_fields<ExpertFfnConfig>(c.config_json, "--config");
     KernelCache cache;
     const ExpertFfn ffn(desc, cfg, cache, 1);  // resolves (emits) every kernel it may call
@@ -71,7 +70,8 @@ void add_kernel_dump_command(CLI::App& app, const GlobalOptions& g) {
         "disassembly (AMX tile instructions by name). Until the tuner writes plans, the kernels are those of the\n"
         "fused expert FFN for --desc (default: DeepSeek-V3, int8, hidden 7168, intermediate 2048) and --config.");
     cmd->add_option("--desc", c->desc_json,
-                    "FFN problem as JSON, e.g. '{\"wtype\":\"int8\",\"hidden\":7168,\"inter\":2048}'");
+                    "FFN problem as JSON, e.g. '{\"wtype\":\"int4\",\"hidden\":7168,\"inter\":2048}'; omitted fields keep\n"
+                    "DeepSeek-V3's (int8, 7168, 2048)");
     cmd->add_option("--config", c->config_json, "FFN config as JSON (fields as printed under 'config'); omitted "
                                                 "fields keep their defaults");
     cmd->add_flag("--all", c->all, "Every kernel, including the GEMV kernels for each row count 1..16");

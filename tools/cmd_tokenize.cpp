@@ -7,6 +7,9 @@
 #include <sstream>
 
 #include "model/chat_template.hpp"
+#include "model/gguf_file.hpp"
+#include "model/gguf_vocab.hpp"
+#include "model/model.hpp"  // gguf_split_paths
 #include "model/tokenizer.hpp"
 #include "model/unicode_utf8.hpp"
 #include "tools/cache_dir.hpp"
@@ -16,6 +19,7 @@ namespace mf {
 namespace {
 
 struct TokenizeOptions {
+    std::string model;      // a .gguf (any part of a split one) or a Hugging Face checkpoint directory
     std::string tokenizer;  // tokenizer.json, or a directory holding it
     std::string file;
     std::string text;
@@ -76,10 +80,28 @@ std::string printable(std::string_view bytes) {
     return out;
 }
 
+// The vocab of --model (GGUF tokenizer.ggml.* keys, or a checkpoint's tokenizer.json), --tokenizer, or the
+// fetched DeepSeek-V3 tokenizer.json.
+TokenizerVocab load_vocab(const TokenizeOptions& o) {
+    if (o.model.empty()) return load_tokenizer_json(find_tokenizer_json(o));
+    const std::filesystem::path p = o.model;
+    if (std::filesystem::is_directory(p)) {
+        if (!std::filesystem::exists(p / "tokenizer.json"))
+            throw std::runtime_error(fmt::format("--model: {} has no tokenizer.json", p.string()));
+        return load_tokenizer_json(p / "tokenizer.json");
+    }
+    if (!std::filesystem::exists(p))
+        throw std::runtime_error(fmt::format("--model: {} does not exist", p.string()));
+    const GgufFile gguf(gguf_split_paths(p).front());  // the tokenizer keys are in the first part
+    return read_gguf_vocab(gguf);
+}
+
 void run_tokenize(const TokenizeOptions& o) {
+    if (!o.model.empty() && !o.tokenizer.empty())
+        throw std::runtime_error("tokenize: give either --model or --tokenizer, not both");
     if (!o.file.empty() && !o.text.empty())
         throw std::runtime_error("tokenize: give either TEXT or --file, not both");
-    const TokenizerVocab vocab = load_tokenizer_json(find_tokenizer_json(o));
+    const TokenizerVocab vocab = load_vocab(o);
     const Tokenizer tok(vocab);
     std::string text = read_text(o);
     EncodeOptions enc;
@@ -108,13 +130,15 @@ void add_tokenize_command(CLI::App& app, const GlobalOptions& g) {
     auto o = std::make_shared<TokenizeOptions>();
     auto* cmd = app.add_subcommand(
         "tokenize",
-        "Print the token ids of a text as DeepSeek-V3's tokenizer splits it (byte-level BPE; special tokens "
-        "such as\n"
-        "<｜User｜> written in the text become their ids). The tokenizer is DeepSeek-V3's tokenizer.json, "
-        "fetched\n"
-        "once by tools/fetch_tokenizer.sh into the cache dir, or any file given with --tokenizer.");
+        "Print the token ids of a text as DeepSeek-V3's tokenizer splits it (byte-level BPE; special\n"
+        "tokens such as <｜User｜> written in the text become their ids). The tokenizer is a model's\n"
+        "(--model), a tokenizer.json (--tokenizer), or by default DeepSeek-V3's tokenizer.json, fetched\n"
+        "once by tools/fetch_tokenizer.sh into the cache dir.");
     auto* text = cmd->add_option("text", o->text, "The text to tokenize (or use --file)");
     cmd->add_option("--file", o->file, "Tokenize the contents of this file instead of TEXT (read as bytes)");
+    cmd->add_option("--model", o->model,
+                    "Use this model's tokenizer: a .gguf file (its tokenizer.ggml.* keys; any part of a split "
+                    "GGUF) or a Hugging Face checkpoint directory (its tokenizer.json)");
     cmd->add_option(
         "--tokenizer", o->tokenizer,
         "A Hugging Face tokenizer.json (or the directory holding it, with tokenizer_config.json). "

@@ -11,12 +11,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/model.hpp"
 #include "runtime/plan.hpp"
+#include "tools/bench_kernels.hpp"
 #include "tools/cache_dir.hpp"
 #include "tools/command.hpp"
 #include "tools/progress_bar.hpp"
 #include "tune/host_profile.hpp"
 #include "tune/report.hpp"
+#include "tune/trial_store.hpp"
 #include "tune/tuner.hpp"
 
 namespace mf {
@@ -36,6 +39,8 @@ struct TuneOptions {
     bool cpu_only = false;
     int gpu_layers = -1;
     int pool_mib = 0;
+    bool no_check = false;
+    int check_experts = 16;
     std::string out;
 };
 
@@ -76,18 +81,63 @@ HostProfile host_profile_stage(const TuneOptions& o, const std::filesystem::path
     return p;
 }
 
+// The independent check: `bench kernels`'s benchmark with the default config and with the plan's, alternately.
+void check_plan(Plan& plan, const HostProfile& hp, int experts) {
+    std::vector<const PlannedKernel*> ffn;
+    for (const auto& k : plan.kernels)
+        if (k.family == "moe_ffn") ffn.push_back(&k);
+    ProgressBar bar("check with bench kernels");
+    int done = 0;
+    for (const PlannedKernel* k : ffn) {
+        bar.update(uint64_t(done++), ffn.size(), fmt::format("m={}", k->bench_m));
+        if (g_stop) break;
+        KernelBenchOptions opt;
+        opt.ms = {k->bench_m};
+        opt.hidden = plan.shape.hidden;
+        opt.inter = plan.shape.moe_intermediate;
+        opt.repeats = 2;
+        opt.experts = std::min(experts, default_bench_experts(opt, hp));
+        PlanCheck c;
+        c.m = k->bench_m;
+        c.experts = opt.experts;
+        c.default_seconds = c.tuned_seconds = 1e30;
+        const bool same = k->config == k->default_config;  // nothing to compare: time once, report 1.00x
+        for (int round = 0; round < 2; ++round)
+            for (bool tuned : {false, true}) {
+                if (same && (round > 0 || tuned)) continue;
+                opt.cfg = fields_from_json<ExpertFfnConfig>(tuned ? k->config : k->default_config);
+                const auto rows = run_kernel_bench(opt, hp, {});
+                if (rows.empty()) continue;
+                double& best = tuned ? c.tuned_seconds : c.default_seconds;
+                if (rows[0].seconds < best) {
+                    best = rows[0].seconds;
+                    if (tuned || same) c.roofline_ratio = rows[0].roofline_ratio;
+                }
+            }
+        if (same) c.tuned_seconds = c.default_seconds;
+        plan.checks.push_back(c);
+    }
+    bar.finish();
+}
+
 void run_tune(const TuneOptions& o, const GlobalOptions& g) {
-    if (!o.model.empty() && !o.host_only)
-        throw std::runtime_error(
-            "tune --model: reading the shapes from a model file needs the model reader (issue #4), which is not on "
-            "this build yet; leave --model out to tune for DeepSeek-V3/R1's shapes, or give them with --hidden, "
-            "--moe-intermediate, --experts and --top-k");
+    ModelShape shape = o.shape;
+    shape.wtype = o.wtype;
+    if (!o.model.empty() && !o.host_only) {
+        // Only the config is needed; the weights stay mapped, not read.
+        const auto model = Model::open(o.model);
+        const DeepSeekV3Config& c = model->config();
+        shape.hidden = int(c.hidden);
+        shape.moe_intermediate = int(c.moe_inter);
+        shape.experts = int(c.n_experts);
+        shape.top_k = int(c.n_experts_used);
+        shape.moe_layers = int(c.n_layers - c.n_dense_layers);
+        fmt::print(stderr, "model {}: {}\n", o.model, describe(c));
+    }
     const auto dir = cache_dir();
     const HostProfile p = host_profile_stage(o, dir);
     if (o.host_only) return;
 
-    ModelShape shape = o.shape;
-    shape.wtype = o.wtype;
     TuneSettings t;
     t.budget_seconds = o.budget;
     t.trials_file = dir / fmt::format("trials-{}-{}.jsonl", p.fingerprint, shape.key());
@@ -97,6 +147,12 @@ void run_tune(const TuneOptions& o, const GlobalOptions& g) {
     t.pool_bytes = uint64_t(o.pool_mib) << 20;
     t.tool_version = "moeforge 0.1.0";
     t.stop = &g_stop;
+    if (!o.fresh && std::filesystem::exists(t.trials_file)) {
+        const TrialStore earlier(t.trials_file, tune_context(p, shape, t.tool_version));
+        if (earlier.loaded() > 0)
+            fmt::print(stderr, "tune: resuming with {} finished trials from {} (--fresh starts over)\n",
+                       earlier.loaded(), t.trials_file.string());
+    }
     ProgressBar bar(fmt::format("tune {}", shape.key()));
     t.progress = [&](double fraction, const std::string& what) { bar.update(uint64_t(fraction * 1000), 1000, what); };
     g_stop = false;
@@ -113,8 +169,9 @@ void run_tune(const TuneOptions& o, const GlobalOptions& g) {
                    t.trials_file.string());
         throw CommandExit{130};
     }
-    std::signal(SIGINT, old);
     bar.finish(fmt::format("{:.0f} s", plan.tune_seconds));
+    if (!o.no_check) check_plan(plan, p, o.check_experts);
+    std::signal(SIGINT, old);
     const auto plan_path = dir / plan_file_name(p.fingerprint, shape);
     write_plan_file(plan_path, plan);
     const std::filesystem::path out =
@@ -141,7 +198,8 @@ void add_tune_command(CLI::App& app, const GlobalOptions& g) {
     cmd->add_flag("--host-only", opt->host_only, "Stop after the host profile");
     cmd->add_flag("--json", opt->json, "Print the profile as JSON on stdout (progress stays on stderr)");
     cmd->add_option("--model", opt->model,
-                    "Model whose shapes to tune for (GGUF file or HF directory); needs the model reader (#4)");
+                    "Model whose shapes to tune for (GGUF file, any part of a split GGUF, or HF checkpoint directory); "
+                    "overrides --hidden/--moe-intermediate/--experts/--top-k");
     cmd->add_option("--repeats", opt->repeats, "Timed runs per host-profile measurement; the best is kept")
         ->check(CLI::Range(1, 100))
         ->capture_default_str();
@@ -175,8 +233,14 @@ void add_tune_command(CLI::App& app, const GlobalOptions& g) {
                     "Layers whose attention/dense/shared-expert work goes to the GPU (-1: all that fit)")
         ->capture_default_str();
     cmd->add_option("--pool-mib", opt->pool_mib,
-                    "Weight pool per benchmark in MiB (0: twice the last-level cache, at most 2 GiB)")
+                    "Weight pool per benchmark in MiB (0: four times the last-level cache, at most 4 GiB)")
         ->check(CLI::Range(0, 1 << 20))
+        ->capture_default_str();
+    cmd->add_flag("--no-check", opt->no_check,
+                  "Skip the final check, which re-runs `bench kernels`'s FFN benchmark with the default and the tuned "
+                  "config");
+    cmd->add_option("--check-experts", opt->check_experts, "Experts per pass in the final check")
+        ->check(CLI::Range(2, 256))
         ->capture_default_str();
     cmd->add_option("--out", opt->out, "Directory for the report (default: report-<host>-<shape> in the cache dir)");
     cmd->callback([opt, &g] { run_tune(*opt, g); });

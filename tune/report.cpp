@@ -73,7 +73,8 @@ std::string render_roofline_svg(const Plan& p) {
         if (peak <= 0 || bw <= 0) return;
         const double ridge = peak / bw;
         plot.line({{ai_lo, bw * ai_lo}, {ridge, peak}, {ai_hi, peak}}, color, name, dashed);
-        plot.note({ai_hi, peak * 1.15}, fmt::format("{}: {}ops/s", name, si_number(peak)), color, "end");
+        plot.note({ai_hi, dashed ? peak / 1.35 : peak * 1.15}, fmt::format("{}: {}ops/s", name, si_number(peak)),
+                  color, "end");
     };
     roof(amx, "AMX int8 peak", "#333", false);
     roof(vnni, "AVX-512 VNNI peak", "#777", true);
@@ -89,12 +90,16 @@ std::string render_roofline_svg(const Plan& p) {
                 plot.line({}, color, "", false);
                 named = true;
             }
-            const bool label = k.family == "moe_ffn" || k.role == "gate_up";
+            // Only the fused FFN points carry labels (the GEMM points sit close to them).
+            const bool label = k.family == "moe_ffn";
             if (k.default_seconds > 0) plot.point({ai, k.ops / k.default_seconds}, color, "", false);
-            plot.point({ai, k.ops / k.seconds}, color,
-                       label ? fmt::format("{} m={}", k.family == "moe_ffn" ? "FFN" : k.role, k.bench_m) : "");
+            plot.point({ai, k.ops / k.seconds}, color, label ? fmt::format("m={}", k.bench_m) : "");
         }
-        if (named) plot.line({{ai_lo / 10, 1}, {ai_lo / 10, 1}}, color, std::string(fam) + " (tuned ●, default ○)");
+        static const std::map<std::string, std::string> names = {
+            {"moe_ffn", "fused expert FFN (tuned ●, default ○)"},
+            {"gemm_amx", "AMX GEMM, one expert (gate+up, down)"},
+            {"gemv_avx512", "AVX-512 GEMV, one expert (gate+up, down)"}};
+        if (named) plot.line({{ai_lo / 10, 1}, {ai_lo / 10, 1}}, color, names.at(fam));
     }
     return plot.render();
 }
@@ -139,7 +144,7 @@ std::string render_search_svg(const Plan& p, const std::string& prefix, const st
 
 std::string render_handover_svg(const Plan& p) {
     SvgPlot plot("Hand-over: tuned AVX-512 GEMV vs tuned AMX GEMM (gate+up, one expert)", "tokens per expert (m)",
-                 "seconds per call");
+                 "seconds per call (best of two)");
     std::vector<SvgPoint> gemv, amx;
     double lo = 1e300, hi = 0;
     for (const auto& t : p.trials) {
@@ -157,13 +162,13 @@ std::string render_handover_svg(const Plan& p) {
     double mmax = 2;
     for (const auto& q : gemv) mmax = std::max(mmax, q.x);
     plot.x_axis(1, mmax, true);
-    plot.y_axis(hi > 0 ? lo / 1.5 : 1e-4, hi > 0 ? hi * 1.5 : 1, true);
+    plot.y_axis(0, hi > 0 ? hi * 1.3 : 1, false);
     plot.line(gemv, SvgPlot::palette(0), "AVX-512 VNNI GEMV");
     plot.line(amx, SvgPlot::palette(1), "AMX int8 GEMM");
     for (const auto& q : gemv) plot.point(q, SvgPlot::palette(0), "");
     for (const auto& q : amx) plot.point(q, SvgPlot::palette(1), "");
     if (hi > 0)
-        plot.note({1.05, hi * 1.25}, fmt::format("AMX from {} tokens per expert", p.amx_min_tokens), "#333");
+        plot.note({1.05, hi * 1.2}, fmt::format("AMX from {} tokens per expert", p.amx_min_tokens), "#333");
     return plot.render();
 }
 
@@ -172,14 +177,22 @@ std::string render_plan_summary(const Plan& p) {
                                 p.host_fingerprint, p.amx_min_tokens);
     s += fmt::format("  {:>6} {:>8} {:>12} {:>12} {:>8} {:>10}\n", "m", "experts", "default", "tuned", "speed-up",
                      "roofline");
+    auto check_of = [&](int m) -> const PlanCheck* {
+        for (const auto& c : p.checks)
+            if (c.m == m) return &c;
+        return nullptr;
+    };
     for (const auto& k : p.kernels) {
         if (k.family != "moe_ffn") continue;
         const double roof = roofline_ops(p, k);
         s += fmt::format("  {:>6} {:>8} {:>12} {:>12} {:>7.2f}x {:>9.0f}%\n", k.bench_m,
-                         k.bytes > 0 ? int(std::lround(k.bytes / (3.0 * p.shape.hidden * p.shape.moe_intermediate)))
-                                     : 0,
+                         int(std::lround(k.bytes / (3.0 * double((p.shape.hidden + 63) / 64 * 64) *
+                                                    double((p.shape.moe_intermediate + 63) / 64 * 64)))),
                          ms(k.default_seconds), ms(k.seconds), k.speedup(),
                          roof > 0 && k.seconds > 0 ? 100 * k.ops / k.seconds / roof : 0.0);
+        if (const PlanCheck* c = check_of(k.bench_m))
+            s += fmt::format("  {:>6} {:>8} {:>12} {:>12} {:>7.2f}x {:>9.0f}%   (bench kernels check)\n", "", c->experts,
+                             ms(c->default_seconds), ms(c->tuned_seconds), c->speedup(), 100 * c->roofline_ratio);
     }
     return s;
 }
@@ -218,6 +231,23 @@ std::string render_report_markdown(const Plan& p) {
     };
     for (const auto& k : p.kernels)
         if (k.family == "moe_ffn") row(k, false);
+    if (!p.checks.empty()) {
+        s += "\nIndependent check: `moeforge bench kernels`'s FFN benchmark (its own batches of all experts of a pass), "
+             "default and tuned config alternately in the same run, best pass of each:\n\n";
+        s += "| m | experts per pass | default | tuned | speed-up | tuned of roofline |\n";
+        s += "| ---: | ---: | ---: | ---: | ---: | ---: |\n";
+        for (const auto& c : p.checks)
+            s += fmt::format("| {} | {} | {} | {} | **{:.2f}×** | {:.0f}% |\n", c.m, c.experts, ms(c.default_seconds),
+                             ms(c.tuned_seconds), c.speedup(), 100 * c.roofline_ratio);
+    }
+    bool above_roof = false;
+    for (const auto& k : p.kernels) {
+        const double roof = roofline_ops(p, k);
+        if (k.seconds > 0 && roof > 0 && k.ops / k.seconds > 1.05 * roof) above_roof = true;
+    }
+    if (above_roof)
+        s += "\n> **Warning:** some kernels measured faster than the roofline, so the host profile's peaks or bandwidth "
+             "were measured under load. Re-run `moeforge tune` on an idle machine for trustworthy ratios.\n";
     s += "\n![roofline](roofline.svg)\n\n";
     s += "Filled markers: tuned; hollow: default, same run. The roof is min(measured peak, intensity × measured DRAM "
          "read bandwidth).\n\n";
@@ -251,9 +281,11 @@ std::string render_report_markdown(const Plan& p) {
     for (int c : p.threads.cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
     s += fmt::format("- threads: {} workers pinned to cpus {}; NUMA binding of experts: {}\n", p.threads.workers, cpus,
                      p.threads.bind_experts_to_numa ? "on" : "off (one node)");
-    s += fmt::format("- GPU: {}\n\n", p.gpu.cpu_only ? "none (CPU only)"
-                                                      : fmt::format("device {}, {} layers", p.gpu.device,
-                                                                    p.gpu.gpu_layers));
+    s += fmt::format("- GPU: {}\n\n",
+                     p.gpu.cpu_only ? "none (CPU only)"
+                                    : fmt::format("device {}, {}", p.gpu.device,
+                                                  p.gpu.gpu_layers < 0 ? std::string("all layers that fit")
+                                                                       : fmt::format("{} layers", p.gpu.gpu_layers)));
     s += fmt::format("Re-render: `moeforge report --plan plan-{}-{}.json --out DIR`\n", p.host_fingerprint,
                      p.shape.key());
     return s;

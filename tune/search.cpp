@@ -109,6 +109,7 @@ FamilyResult search_family(const std::string& family, std::vector<Candidate>& ca
 
     // 2. Successive halving with roofline pruning; the default is timed first on every rung.
     std::vector<double> last(size_t(n), 0.0);
+    std::vector<std::pair<int, double>> reached(static_cast<size_t>(n), {-1, 0.0});  // (highest rung, its time)
     double len = opt.first_seconds;
     for (int rung = 0; rung < opt.max_rungs && !res.interrupted; ++rung) {
         std::stable_sort(alive.begin(), alive.end(), [&](int a, int b) {
@@ -144,6 +145,24 @@ FamilyResult search_family(const std::string& family, std::vector<Candidate>& ca
             }
             best = std::min(best, t[size_t(i)]);
         }
+        // The default again at the end of the rung: drift during the rung must not favour the candidates.
+        if (t[size_t(def)] > 0 && !res.interrupted && alive.size() > 1) {
+            Candidate& c = cands[size_t(def)];
+            const int again = TrialRecord::kDefaultAgain + rung;
+            double s2;
+            if (const TrialRecord* r = store.find(family, c.label, again); r && r->seconds > 0) {
+                s2 = r->seconds;
+                ++res.resumed;
+                note(*r, true);
+            } else {
+                s2 = c.time(len);
+                ++res.timed;
+                note({family, c.label, again, s2, 0, true, ""}, false);
+            }
+            t[size_t(def)] = std::min(t[size_t(def)], s2);
+        }
+        for (int i : alive)
+            if (t[size_t(i)] > 0) reached[size_t(i)] = {rung, t[size_t(i)]};
         if (t[size_t(def)] > 0) last = t;
         std::vector<int> timed;
         for (int i : alive)
@@ -156,6 +175,13 @@ FamilyResult search_family(const std::string& family, std::vector<Candidate>& ca
         alive = timed;
         len *= opt.growth;
     }
+    for (int i = 0; i < n; ++i)
+        if (reached[size_t(i)].first >= 0) res.ranking.push_back(i);
+    std::stable_sort(res.ranking.begin(), res.ranking.end(), [&](int a, int b) {
+        if (reached[size_t(a)].first != reached[size_t(b)].first)
+            return reached[size_t(a)].first > reached[size_t(b)].first;
+        return reached[size_t(a)].second < reached[size_t(b)].second;
+    });
     if (!(last[size_t(def)] > 0)) {
         res.chosen = def;
         res.interrupted = true;

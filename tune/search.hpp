@@ -3,7 +3,8 @@
 //   - every candidate is verified against its reference before it is ever timed; failures are recorded, not timed;
 //   - roofline pruning: a candidate whose predicted lower bound cannot beat the best measured time is skipped;
 //   - successive halving: all survivors are timed briefly, the best 1/eta go on to a timing `growth` times longer;
-//   - the default config is always timed on every rung, so the final comparison is on the same run and timing;
+//   - the default config is timed first and again last on every rung (the best of both counts), so the final
+//     comparison is on the same run and timing and no position in the rung favours either side;
 //   - a non-default winner must beat the default by more than `tolerance`, and is confirmed by re-timing both
 //     alternately; otherwise the default is kept (so the tuned choice is never slower than the default beyond the
 //     tolerance, measured on the same run).
@@ -50,6 +51,8 @@ struct FamilyResult {
     double default_seconds = 0;
     int verified = 0, failed = 0, pruned = 0, timed = 0, resumed = 0;
     bool interrupted = false;
+    // Timed candidates, best first: by the highest rung reached, then by time on it (seeds for later searches).
+    std::vector<int> ranking;
     std::vector<TrialRecord> trials;  // in the order they finished (resumed ones included)
 };
 

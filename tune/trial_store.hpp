@@ -11,9 +11,11 @@
 
 namespace mf {
 
-// rung -1 is the verification (seconds unused), rungs 0.. are timings, kConfirmRung the winner/default re-timing.
+// rung -1 is the verification (seconds unused), rungs 0.. are timings, kDefaultAgain + r the default's second
+// timing at the end of rung r, kConfirmRung the winner/default re-timing.
 struct TrialRecord {
     static constexpr int kVerifyRung = -1;
+    static constexpr int kDefaultAgain = 50;
     static constexpr int kConfirmRung = 100;
     std::string family;
     std::string label;

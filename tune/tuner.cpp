@@ -48,7 +48,7 @@ std::string utc_now() {
 
 uint64_t default_pool_bytes(const HostProfile& hp) {
     const uint64_t llc = hp.topology.llc_bytes_total();
-    uint64_t b = std::clamp<uint64_t>(2 * llc, 256ull << 20, 2ull << 30);
+    uint64_t b = std::clamp<uint64_t>(4 * llc, 256ull << 20, 4ull << 30);
     const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     if (pages > 0 && page > 0) b = std::min<uint64_t>(b, uint64_t(pages) * uint64_t(page) / 4);
     return std::max<uint64_t>(b, 64ull << 20);
@@ -131,7 +131,10 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
     base.gemv_prefetch = gemvs.front().prefetch;
     base.gemv_k_unroll = gemvs.front().k_unroll;
     add(base);
-    if (m <= gemv_max_m) {
+    // At m <= 16 both paths compete (the hand-over decided on one GEMM; here the whole FFN decides).
+    const bool try_gemv = m <= 16, try_amx = m > gemv_max_m || (m >= 4 && m <= 16);
+    if (try_gemv) {
+        base.gemv_max_m = std::max(gemv_max_m, m);
         for (const GemvConfig& g : gemvs)
             for (int nb : {64, 128, 256, 512})
                 for (int nbd : {128, 256, 512, 1024}) {
@@ -143,12 +146,14 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
                     c.n_block_down = nbd;
                     add(c);
                 }
-    } else {
+    }
+    if (try_amx) {
+        base.gemv_max_m = std::min(gemv_max_m, m - 1);
         for (const AmxGemmConfig& a : amxs)
             for (int nb : {64, 128, 256})
                 for (int nbd : {128, 256, 512})
                     for (int mb : {64, 256, 1024}) {
-                        if (mb > 2 * m && mb != 64) continue;
+                        if (mb > 2 * m && mb != 64) continue;  // one block holds all rows already
                         ExpertFfnConfig c = base;
                         c.m_tiles = a.m_tiles;
                         c.n_tiles = a.n_tiles;
@@ -209,6 +214,9 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
     // Stage 1: the GEMM kernels per role.
     std::map<std::pair<std::string, int>, GemvConfig> best_gemv;
     std::map<std::pair<std::string, int>, AmxGemmConfig> best_amx;
+    // The runners-up too: the fused search starts from the best two of each kernel search.
+    std::map<std::pair<std::string, int>, std::vector<GemvConfig>> top_gemv;
+    std::map<std::pair<std::string, int>, std::vector<AmxGemmConfig>> top_amx;
     {
         ExpertGemmBench bench(pool, cache, plan.host, pool_bytes);
         const double end1 = 0.35 * B;
@@ -221,6 +229,10 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
                 const auto res = run.search(fmt::format("gemv_avx512 {} m{}", r.name, m), cands, run.share(end1, left--));
                 const GemvConfig c = fields_from_json<GemvConfig>(cands[size_t(res.chosen)].config);
                 best_gemv[{r.name, m}] = c;
+                top_gemv[{r.name, m}] = {c};
+                for (int i : res.ranking)
+                    if (top_gemv[{r.name, m}].size() < 2 && i != res.chosen)
+                        top_gemv[{r.name, m}].push_back(fields_from_json<GemvConfig>(cands[size_t(i)].config));
                 const GemvDesc d{WeightType::int8, r.k, m};
                 PlannedKernel k = planned("gemv_avx512", r.name, fields_to_json(d), cands, res, m,
                                           ExpertGemmBench::ops(r, m), ExpertGemmBench::weight_bytes(r),
@@ -235,6 +247,10 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
                 const auto res = run.search(fmt::format("gemm_amx {} m{}", r.name, m), cands, run.share(end1, left--));
                 const AmxGemmConfig c = fields_from_json<AmxGemmConfig>(cands[size_t(res.chosen)].config);
                 best_amx[{r.name, m}] = c;
+                top_amx[{r.name, m}] = {c};
+                for (int i : res.ranking)
+                    if (top_amx[{r.name, m}].size() < 2 && i != res.chosen)
+                        top_amx[{r.name, m}].push_back(fields_from_json<AmxGemmConfig>(cands[size_t(i)].config));
                 const AmxGemmDesc d{WeightType::int8, r.k};
                 PlannedKernel k = planned("gemm_amx", r.name, fields_to_json(d), cands, res, m,
                                           ExpertGemmBench::ops(r, m), ExpertGemmBench::weight_bytes(r),
@@ -255,16 +271,18 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
                 run.check_stop();
                 const GemvConfig g = best_gemv[{r.name, nearest(t.gemv_ms, m)}];
                 const AmxGemmConfig a = best_amx[{r.name, t.amx_ms.front()}];
-                double tg, ta;
+                // Alternating timings, best of two each: one noisy timing must not move the hand-over.
+                double tg = 0, ta = 0;
                 const std::string fam = fmt::format("handover {} m{}", r.name, m);
                 if (auto* x = run.store.find(fam, "gemv", 0)) tg = x->seconds;
-                else {
-                    tg = bench.time_gemv(r, m, g, len);
-                    run.store.add({fam, "gemv", 0, tg, run.elapsed(), true, ""});
-                }
                 if (auto* x = run.store.find(fam, "amx", 0)) ta = x->seconds;
-                else {
-                    ta = bench.time_amx(r, m, a, len);
+                if (tg <= 0 || ta <= 0) {
+                    tg = ta = 1e30;
+                    for (int rep = 0; rep < 2; ++rep) {
+                        tg = std::min(tg, bench.time_gemv(r, m, g, len));
+                        ta = std::min(ta, bench.time_amx(r, m, a, len));
+                    }
+                    run.store.add({fam, "gemv", 0, tg, run.elapsed(), true, ""});
                     run.store.add({fam, "amx", 0, ta, run.elapsed(), false, ""});
                 }
                 run.trials.push_back({fam, "gemv", run.elapsed(), tg, 0, true, false});
@@ -290,12 +308,11 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
             std::vector<GemvConfig> gemvs;
             std::vector<AmxGemmConfig> amxs;
             for (const GemmRole& r : roles) {
-                const GemvConfig g = best_gemv[{r.name, nearest(t.gemv_ms, std::min(m, 16))}];
-                if (std::find(gemvs.begin(), gemvs.end(), g) == gemvs.end()) gemvs.push_back(g);
-                if (amx) {
-                    const AmxGemmConfig a = best_amx[{r.name, nearest(t.amx_ms, m)}];
-                    if (std::find(amxs.begin(), amxs.end(), a) == amxs.end()) amxs.push_back(a);
-                }
+                for (const GemvConfig& g : top_gemv[{r.name, nearest(t.gemv_ms, std::min(m, 16))}])
+                    if (std::find(gemvs.begin(), gemvs.end(), g) == gemvs.end()) gemvs.push_back(g);
+                if (amx)
+                    for (const AmxGemmConfig& a : top_amx[{r.name, nearest(t.amx_ms, m)}])
+                        if (std::find(amxs.begin(), amxs.end(), a) == amxs.end()) amxs.push_back(a);
             }
             if (gemvs.empty()) gemvs.push_back(GemvConfig{});
             if (amxs.empty()) amxs.push_back(AmxGemmConfig{});

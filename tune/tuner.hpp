@@ -3,8 +3,9 @@
 //   1. kernels (35%): the AVX-512 GEMV Config at decode-sized m and the AMX GEMM Config at prefill-sized m, for each
 //      GEMM of an expert (gate+up, down);
 //   2. hand-over (5%): the tokens per expert from which the tuned AMX GEMM beats the tuned GEMV;
-//   3. fused FFN (60%): the driver's Config (work blocks, m block, kernel fields from stage 1, the hand-over) on
-//      batches of m tokens per expert for each benchmark m: these are the plan's "moe_ffn" entries.
+//   3. fused FFN (60%): the driver's Config (work blocks, m block, the best two kernel configs of each stage-1
+//      search, and at m <= 16 both the GEMV and the AMX path) on batches of m tokens per expert for each benchmark
+//      m: these are the plan's "moe_ffn" entries.
 // Each stage runs search_family() (verify, roofline pruning, successive halving, confirmed selection); trials are
 // persisted, so an interrupted run resumes.
 #pragma once
@@ -26,7 +27,7 @@ struct TuneSettings {
     std::vector<int> amx_ms{64, 256};
     std::vector<int> handover_ms{1, 2, 4, 8, 12, 16};
     std::vector<int> ffn_ms{1, 4, 16, 64, 256, 1024};
-    uint64_t pool_bytes = 0;  // weight pool per benchmark; 0: 2 x LLC within [256 MiB, 2 GiB], <= 1/4 of free RAM
+    uint64_t pool_bytes = 0;  // weight pool per benchmark; 0: 4 x LLC within [256 MiB, 4 GiB], <= 1/4 of free RAM
     double tolerance = 0.03;
     std::filesystem::path trials_file;  // empty: in memory only (no resume)
     bool fresh = false;                 // discard the trials of earlier runs

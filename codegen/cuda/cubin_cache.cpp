@@ -59,7 +59,10 @@ std::optional<std::string> read_cached_cubin(const std::filesystem::path& file) 
     ss << f.rdbuf();
     std::string bytes = ss.str();
     // An ELF CUBIN starts with \x7fELF; anything else is a damaged entry.
-    if (bytes.size() < 4 || bytes.compare(0, 4, "\x7f" "ELF") != 0) return std::nullopt;
+    if (bytes.size() < 4 || bytes.compare(0, 4,
+                                          "\x7f"
+                                          "ELF") != 0)
+        return std::nullopt;
     return bytes;
 }
 
@@ -68,8 +71,8 @@ void write_cached_cubin(const std::filesystem::path& file, const std::string& cu
     std::error_code ec;
     std::filesystem::create_directories(file.parent_path(), ec);
     if (ec)
-        throw std::runtime_error("cannot create the CUBIN cache directory " + file.parent_path().string() + ": " +
-                                 ec.message());
+        throw std::runtime_error("cannot create the CUBIN cache directory " + file.parent_path().string() +
+                                 ": " + ec.message());
     const std::string tmp = file.string() + ".tmp." + std::to_string(getpid()) + "." +
                             std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())) + "." +
                             std::to_string(counter++);
@@ -77,7 +80,8 @@ void write_cached_cubin(const std::filesystem::path& file, const std::string& cu
         std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
         if (!f) throw std::runtime_error("cannot write the CUBIN cache file " + tmp);
         f.write(cubin.data(), static_cast<std::streamsize>(cubin.size()));
-        if (!f.flush()) throw std::runtime_error("cannot write the CUBIN cache file " + tmp + " (disk full?)");
+        if (!f.flush())
+            throw std::runtime_error("cannot write the CUBIN cache file " + tmp + " (disk full?)");
     }
     std::filesystem::rename(tmp, file, ec);
     if (ec) {

@@ -1,6 +1,7 @@
 // On-disk CUBIN cache: <dir>/<kernel name>-<128-bit key>.cubin, keyed by everything that changes the binary
-// (stub source, every embedded header, compile options, arch, NVRTC version). Written through a temporary file
-// and a rename, so a concurrent reader sees either nothing or the whole file. The directory is the caller's.
+// (stub source, every embedded header, compile options, arch, NVRTC version). Written through a temporary
+// file and a rename, so a concurrent reader sees either nothing or the whole file. The directory is the
+// caller's.
 #pragma once
 #include <filesystem>
 #include <optional>

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <stdexcept>
+#include <type_traits>
 
 namespace mf {
 namespace {
@@ -17,11 +18,11 @@ struct CublasApi {
     Status (*destroy)(void*);
     Status (*set_stream)(void*, CuStream);
     Status (*set_workspace)(void*, void*, size_t);
-    Status (*gemm_ex)(void*, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
-                      const void*, void*, int, int, int, int);
-    Status (*gemm_strided_batched_ex)(void*, int, int, int, int, int, const void*, const void*, int, int, long long,
-                                      const void*, int, int, long long, const void*, void*, int, int, long long, int,
-                                      int, int);
+    Status (*gemm_ex)(void*, int, int, int, int, int, const void*, const void*, int, int, const void*, int,
+                      int, const void*, void*, int, int, int, int);
+    Status (*gemm_strided_batched_ex)(void*, int, int, int, int, int, const void*, const void*, int, int,
+                                      long long, const void*, int, int, long long, const void*, void*, int,
+                                      int, long long, int, int, int);
     std::string why;
 };
 
@@ -31,7 +32,9 @@ const CublasApi& api() {
         void* lib = dlopen("libcublas.so.13", RTLD_NOW | RTLD_LOCAL);
         if (!lib) lib = dlopen("libcublas.so.12", RTLD_NOW | RTLD_LOCAL);
         if (!lib) {
-            x.why = "libcublas.so.13 (or .12) not found: install the CUDA toolkit's cuBLAS or add it to LD_LIBRARY_PATH";
+            x.why =
+                "libcublas.so.13 (or .12) not found: install the CUDA toolkit's cuBLAS or add it to "
+                "LD_LIBRARY_PATH";
             return x;
         }
         bool ok = true;
@@ -52,10 +55,13 @@ const CublasApi& api() {
 }
 
 void check(Status s, const char* what) {
-    if (s != 0) throw std::runtime_error(std::string("cuBLAS: ") + what + " failed with status " + std::to_string(s));
+    if (s != 0)
+        throw std::runtime_error(std::string("cuBLAS: ") + what + " failed with status " + std::to_string(s));
 }
 
-int type_of(CudaDtype t) { return t == CudaDtype::f32 ? kR32F : kR16BF; }
+int type_of(CudaDtype t) {
+    return t == CudaDtype::f32 ? kR32F : kR16BF;
+}
 
 }  // namespace
 
@@ -72,7 +78,8 @@ CublasGemm::CublasGemm() {
     check(api().create(&handle_), "cublasCreate");
     // A fixed workspace makes the handle usable under CUDA graph capture.
     cu_check(cuda_driver().mem_alloc(&workspace_, kWorkspaceBytes), "cuMemAlloc (cuBLAS workspace)");
-    check(api().set_workspace(handle_, reinterpret_cast<void*>(workspace_), kWorkspaceBytes), "cublasSetWorkspace");
+    check(api().set_workspace(handle_, reinterpret_cast<void*>(workspace_), kWorkspaceBytes),
+          "cublasSetWorkspace");
 }
 
 CublasGemm::~CublasGemm() {
@@ -82,22 +89,23 @@ CublasGemm::~CublasGemm() {
 
 void CublasGemm::run(const GemmShape& s, const void* a, const void* b, void* c, CuStream stream, float alpha,
                      float beta) {
-    // Row-major C = A op(B) is column-major C^T = op(B)^T A^T: cuBLAS sees (M, N, K) = (n, m, k), its A is our B.
+    // Row-major C = A op(B) is column-major C^T = op(B)^T A^T: cuBLAS sees (M, N, K) = (n, m, k), its A is
+    // our B.
     const long long lda = s.lda ? s.lda : s.k;
     const long long ldb = s.ldb ? s.ldb : (s.trans_b == GemmTrans::t ? s.k : s.n);
     const long long ldc = s.ldc ? s.ldc : s.n;
     const int op_b = s.trans_b == GemmTrans::t ? kOpT : kOpN;
     check(api().set_stream(handle_, stream), "cublasSetStream");
     if (s.batch == 1) {
-        check(api().gemm_ex(handle_, op_b, kOpN, s.n, s.m, s.k, &alpha, b, type_of(s.b), static_cast<int>(ldb), a,
-                            type_of(s.a), static_cast<int>(lda), &beta, c, type_of(s.c), static_cast<int>(ldc),
-                            kComputeF32, kGemmDefault),
+        check(api().gemm_ex(handle_, op_b, kOpN, s.n, s.m, s.k, &alpha, b, type_of(s.b),
+                            static_cast<int>(ldb), a, type_of(s.a), static_cast<int>(lda), &beta, c,
+                            type_of(s.c), static_cast<int>(ldc), kComputeF32, kGemmDefault),
               "cublasGemmEx");
     } else {
-        check(api().gemm_strided_batched_ex(handle_, op_b, kOpN, s.n, s.m, s.k, &alpha, b, type_of(s.b),
-                                            static_cast<int>(ldb), s.stride_b, a, type_of(s.a), static_cast<int>(lda),
-                                            s.stride_a, &beta, c, type_of(s.c), static_cast<int>(ldc), s.stride_c,
-                                            s.batch, kComputeF32, kGemmDefault),
+        check(api().gemm_strided_batched_ex(
+                  handle_, op_b, kOpN, s.n, s.m, s.k, &alpha, b, type_of(s.b), static_cast<int>(ldb),
+                  s.stride_b, a, type_of(s.a), static_cast<int>(lda), s.stride_a, &beta, c, type_of(s.c),
+                  static_cast<int>(ldc), s.stride_c, s.batch, kComputeF32, kGemmDefault),
               "cublasGemmStridedBatchedEx");
     }
 }

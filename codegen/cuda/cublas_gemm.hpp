@@ -1,6 +1,7 @@
-// Dense projections through cuBLAS (bf16 operands, fp32 accumulation), loaded with dlopen like the driver, so the
-// binary starts where cuBLAS is absent. Row-major vocabulary: C[m][n] = alpha * A[m][k] . op(B) + beta * C, with
-// B either [n][k] (weights as stored by GGUF / PyTorch Linear: Y = X W^T, Trans::t) or [k][n] (Trans::n).
+// Dense projections through cuBLAS (bf16 operands, fp32 accumulation), loaded with dlopen like the driver, so
+// the binary starts where cuBLAS is absent. Row-major vocabulary: C[m][n] = alpha * A[m][k] . op(B) + beta *
+// C, with B either [n][k] (weights as stored by GGUF / PyTorch Linear: Y = X W^T, Trans::t) or [k][n]
+// (Trans::n).
 #pragma once
 #include <string>
 
@@ -22,8 +23,9 @@ struct GemmShape {
 };
 
 class CublasGemm {
-public:
-    // Loads libcublas.so.13 (or .12) and creates a handle in the current context; throws naming what is missing.
+  public:
+    // Loads libcublas.so.13 (or .12) and creates a handle in the current context; throws naming what is
+    // missing.
     CublasGemm();
     ~CublasGemm();
     CublasGemm(const CublasGemm&) = delete;
@@ -34,7 +36,7 @@ public:
              float beta = 0.f);
     static bool available(std::string* why = nullptr);
 
-private:
+  private:
     void* handle_ = nullptr;
     CuDevicePtr workspace_ = 0;
 };

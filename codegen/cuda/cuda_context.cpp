@@ -21,8 +21,12 @@ CudaContext::~CudaContext() {
     if (ctx_) cuda_driver().primary_ctx_release(device_);
 }
 
-void CudaContext::make_current() const { cu_check(cuda_driver().ctx_set_current(ctx_), "cuCtxSetCurrent"); }
+void CudaContext::make_current() const {
+    cu_check(cuda_driver().ctx_set_current(ctx_), "cuCtxSetCurrent");
+}
 
-void CudaContext::synchronize() const { cu_check(cuda_driver().ctx_synchronize(), "cuCtxSynchronize"); }
+void CudaContext::synchronize() const {
+    cu_check(cuda_driver().ctx_synchronize(), "cuCtxSynchronize");
+}
 
 }  // namespace mf

@@ -6,7 +6,7 @@
 namespace mf {
 
 class CudaContext {
-public:
+  public:
     // Throws std::runtime_error when there is no driver or no such device.
     explicit CudaContext(int ordinal = 0);
     ~CudaContext();
@@ -18,7 +18,7 @@ public:
     void make_current() const;
     void synchronize() const;
 
-private:
+  private:
     GpuInfo info_;
     CuDevice device_ = 0;
     CuContext ctx_ = nullptr;

@@ -9,8 +9,8 @@
 namespace mf {
 namespace {
 
-constexpr int kAttrSmCount = 16, kAttrMemClockKhz = 36, kAttrBusWidth = 37, kAttrL2Bytes = 38, kAttrCcMajor = 75,
-              kAttrCcMinor = 76;
+constexpr int kAttrSmCount = 16, kAttrMemClockKhz = 36, kAttrBusWidth = 37, kAttrL2Bytes = 38,
+              kAttrCcMajor = 75, kAttrCcMinor = 76;
 
 template <class F>
 bool resolve(void* lib, const char* name, F& fn) {
@@ -78,12 +78,19 @@ LoadedDriver load_driver() {
     need("cuEventCreate", a.event_create);
     need("cuEventRecord", a.event_record);
     need("cuEventSynchronize", a.event_synchronize);
-    if (!resolve(lib, "cuEventElapsedTime_v2", a.event_elapsed_time)) need("cuEventElapsedTime", a.event_elapsed_time);
+    if (!resolve(lib, "cuEventElapsedTime_v2", a.event_elapsed_time))
+        need("cuEventElapsedTime", a.event_elapsed_time);
     need("cuEventDestroy_v2", a.event_destroy);
     need("cuGetErrorName", a.get_error_name);
     need("cuGetErrorString", a.get_error_string);
+    resolve(lib, "cuMemHostRegister_v2", a.mem_host_register);
+    resolve(lib, "cuMemHostUnregister", a.mem_host_unregister);
+    resolve(lib, "cuLaunchHostFunc", a.launch_host_func);
+    resolve(lib, "cuStreamQuery", a.stream_query);
+    resolve(lib, "cuEventQuery", a.event_query);
     if (!missing.empty()) {
-        d.why = "libcuda.so.1 lacks driver entry points moeforge needs (" + missing + "): update the NVIDIA driver";
+        d.why = "libcuda.so.1 lacks driver entry points moeforge needs (" + missing +
+                "): update the NVIDIA driver";
         return d;
     }
     if (CuResult r = a.init(0); r != 0) {

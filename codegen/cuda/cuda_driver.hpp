@@ -22,8 +22,8 @@ struct GpuInfo {
 
 struct GpuQuery {
     std::vector<GpuInfo> gpus;
-    int driver_version = 0;    // e.g. 13000; 0 when no driver was loaded
-    std::string unavailable;   // why no GPU is listed (empty when gpus is non-empty)
+    int driver_version = 0;   // e.g. 13000; 0 when no driver was loaded
+    std::string unavailable;  // why no GPU is listed (empty when gpus is non-empty)
 };
 
 // Never throws: a machine without a driver or device is a normal answer.
@@ -59,8 +59,8 @@ struct CudaDriverApi {
     CuResult (*module_get_function)(CuFunction*, CuModule, const char*);
     CuResult (*func_set_attribute)(CuFunction, int, int);
     CuResult (*func_get_attribute)(int*, int, CuFunction);
-    CuResult (*launch_kernel)(CuFunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
-                              CuStream, void**, void**);
+    CuResult (*launch_kernel)(CuFunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                              unsigned, CuStream, void**, void**);
     CuResult (*mem_alloc)(CuDevicePtr*, size_t);
     CuResult (*mem_free)(CuDevicePtr);
     CuResult (*mem_host_alloc)(void**, size_t, unsigned);
@@ -91,6 +91,12 @@ struct CudaDriverApi {
     CuResult (*event_destroy)(CuEvent);
     CuResult (*get_error_name)(CuResult, const char**);
     CuResult (*get_error_string)(CuResult, const char**);
+    // Optional (null when the driver lacks them): for the CPU/GPU hand-off of the hybrid executor.
+    CuResult (*mem_host_register)(void*, size_t, unsigned);  // pin existing host memory
+    CuResult (*mem_host_unregister)(void*);
+    CuResult (*launch_host_func)(CuStream, void (*)(void*), void*);  // a host callback in stream order
+    CuResult (*stream_query)(CuStream);  // 0: idle; 600 (CUDA_ERROR_NOT_READY): busy
+    CuResult (*event_query)(CuEvent);
 };
 
 // Driver constants used by moeforge (values from cuda.h).
@@ -101,6 +107,8 @@ inline constexpr int kCuFuncAttrLocalBytes = 3;
 inline constexpr unsigned kCuStreamNonBlocking = 1;
 inline constexpr int kCuCaptureModeThreadLocal = 1;
 inline constexpr unsigned kCuMemHostAllocPortable = 1;
+inline constexpr unsigned kCuMemHostRegisterPortable = 1;
+inline constexpr CuResult kCuErrorNotReady = 600;
 
 // Loads libcuda.so.1 once (thread-safe) and calls cuInit. Returns null and sets *why when that fails.
 const CudaDriverApi* try_cuda_driver(std::string* why = nullptr);

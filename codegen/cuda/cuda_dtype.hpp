@@ -6,10 +6,12 @@ namespace mf {
 
 enum class CudaDtype { f32, bf16 };
 
-const char* field_text(CudaDtype t);                 // "f32", "bf16"
+const char* field_text(CudaDtype t);  // "f32", "bf16"
 bool field_parse(std::string_view s, CudaDtype& t);
-const char* cuda_device_type(CudaDtype t);           // "float", "mf::bf16" (as device code spells it)
-inline int cuda_dtype_bytes(CudaDtype t) { return t == CudaDtype::f32 ? 4 : 2; }
+const char* cuda_device_type(CudaDtype t);  // "float", "mf::bf16" (as device code spells it)
+inline int cuda_dtype_bytes(CudaDtype t) {
+    return t == CudaDtype::f32 ? 4 : 2;
+}
 
 // Largest dynamic shared memory a block may opt in to on `sm` (major * 10 + minor), in bytes.
 int cuda_max_smem_optin(int sm);

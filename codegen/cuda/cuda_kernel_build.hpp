@@ -1,4 +1,5 @@
-// Source -> CUBIN (NVRTC, disk cache) -> loaded kernel, in one call: how the runtime resolves a plan's CUDA kernel.
+// Source -> CUBIN (NVRTC, disk cache) -> loaded kernel, in one call: how the runtime resolves a plan's CUDA
+// kernel.
 #pragma once
 #include <filesystem>
 #include <memory>

@@ -45,7 +45,8 @@ std::string run_capture(const std::string& cmd) {
 
 std::string find_sass_disassembler() {
     std::vector<std::filesystem::path> dirs;
-    if (const char* h = std::getenv("CUDA_HOME"); h && *h) dirs.emplace_back(std::filesystem::path(h) / "bin");
+    if (const char* h = std::getenv("CUDA_HOME"); h && *h)
+        dirs.emplace_back(std::filesystem::path(h) / "bin");
     dirs.emplace_back("/usr/local/cuda/bin");
     if (const char* path = std::getenv("PATH"))
         for (std::string_view rest = path; !rest.empty();) {
@@ -74,7 +75,8 @@ CudaKernelDump dump_cuda_kernel(const CudaKernelSource& src, const CudaArch& arc
 
     const std::string tool = find_sass_disassembler();
     if (tool.empty()) {
-        d.sass_missing = "no cuobjdump or nvdisasm found (looked in $CUDA_HOME/bin, /usr/local/cuda/bin and PATH)";
+        d.sass_missing =
+            "no cuobjdump or nvdisasm found (looked in $CUDA_HOME/bin, /usr/local/cuda/bin and PATH)";
         return d;
     }
     const auto file = std::filesystem::temp_directory_path() /

@@ -1,5 +1,5 @@
-// What every CUDA kernel family hands to the builder: a ten-line instantiation stub that includes the embedded
-// device headers and defines one extern "C" __global__ entry named after the kernel's descriptor.
+// What every CUDA kernel family hands to the builder: a ten-line instantiation stub that includes the
+// embedded device headers and defines one extern "C" __global__ entry named after the kernel's descriptor.
 #pragma once
 #include <string>
 

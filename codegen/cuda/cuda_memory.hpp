@@ -7,7 +7,7 @@
 namespace mf {
 
 class DeviceBuffer {
-public:
+  public:
     DeviceBuffer() = default;
     explicit DeviceBuffer(size_t bytes);  // throws (naming the size) when the device is out of memory
     ~DeviceBuffer();
@@ -18,21 +18,23 @@ public:
 
     CuDevicePtr ptr() const { return ptr_; }
     template <class T>
-    T* as() const { return reinterpret_cast<T*>(ptr_); }
+    T* as() const {
+        return reinterpret_cast<T*>(ptr_);
+    }
     size_t bytes() const { return bytes_; }
 
     void upload(const void* src, size_t bytes, size_t offset = 0);
     void download(void* dst, size_t bytes, size_t offset = 0) const;
     void fill_bytes(unsigned char value);
 
-private:
+  private:
     CuDevicePtr ptr_ = 0;
     size_t bytes_ = 0;
 };
 
 // Page-locked host memory (portable to all contexts): the staging area for hidden states crossing to the CPU.
 class PinnedBuffer {
-public:
+  public:
     PinnedBuffer() = default;
     explicit PinnedBuffer(size_t bytes);
     ~PinnedBuffer();
@@ -43,10 +45,12 @@ public:
 
     void* data() const { return data_; }
     template <class T>
-    T* as() const { return static_cast<T*>(data_); }
+    T* as() const {
+        return static_cast<T*>(data_);
+    }
     size_t bytes() const { return bytes_; }
 
-private:
+  private:
     void* data_ = nullptr;
     size_t bytes_ = 0;
 };

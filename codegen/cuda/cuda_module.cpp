@@ -14,11 +14,12 @@ CudaKernel::CudaKernel(const std::string& cubin, const std::string& name, unsign
         cu_check(r, ("cuModuleGetFunction " + name).c_str());
     }
     if (dynamic_smem_bytes > 48 * 1024) {
-        if (CuResult r = d.func_set_attribute(fn_, kCuFuncAttrMaxDynamicSmem, static_cast<int>(dynamic_smem_bytes));
+        if (CuResult r =
+                d.func_set_attribute(fn_, kCuFuncAttrMaxDynamicSmem, static_cast<int>(dynamic_smem_bytes));
             r != 0) {
             d.module_unload(module_);
-            cu_check(r, ("raising the shared-memory limit of " + name + " to " + std::to_string(dynamic_smem_bytes) +
-                         " bytes")
+            cu_check(r, ("raising the shared-memory limit of " + name + " to " +
+                         std::to_string(dynamic_smem_bytes) + " bytes")
                             .c_str());
         }
     }
@@ -30,8 +31,8 @@ CudaKernel::~CudaKernel() {
 
 void CudaKernel::launch_raw(Dim3 grid, const void* params, CuStream stream) const {
     void* args[] = {const_cast<void*>(params)};
-    CuResult r = cuda_driver().launch_kernel(fn_, grid.x, grid.y, grid.z, block_threads_, 1, 1, smem_, stream, args,
-                                             nullptr);
+    CuResult r = cuda_driver().launch_kernel(fn_, grid.x, grid.y, grid.z, block_threads_, 1, 1, smem_, stream,
+                                             args, nullptr);
     if (r != 0) cu_check(r, ("cuLaunchKernel " + name_).c_str());
 }
 

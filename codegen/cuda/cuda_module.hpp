@@ -1,4 +1,5 @@
-// A loaded CUBIN and its kernel: the runtime resolves each plan kernel to a CudaKernel once, then only launches.
+// A loaded CUBIN and its kernel: the runtime resolves each plan kernel to a CudaKernel once, then only
+// launches.
 #pragma once
 #include <string>
 
@@ -11,7 +12,7 @@ struct Dim3 {
 };
 
 class CudaKernel {
-public:
+  public:
     // Loads `cubin` into the current context and looks up the extern "C" symbol `name`; raises the kernel's
     // dynamic shared-memory limit to `dynamic_smem_bytes` when that is above the default 48 KiB.
     CudaKernel(const std::string& cubin, const std::string& name, unsigned block_threads,
@@ -30,10 +31,10 @@ public:
     const std::string& name() const { return name_; }
     unsigned block_threads() const { return block_threads_; }
     unsigned dynamic_smem_bytes() const { return smem_; }
-    int registers() const;     // per thread, from the driver
-    int local_bytes() const;   // stack frame / spills per thread
+    int registers() const;    // per thread, from the driver
+    int local_bytes() const;  // stack frame / spills per thread
 
-private:
+  private:
     CuModule module_ = nullptr;
     CuFunction fn_ = nullptr;
     std::string name_;

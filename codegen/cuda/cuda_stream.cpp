@@ -4,23 +4,33 @@
 
 namespace mf {
 
-CudaStream::CudaStream() { cu_check(cuda_driver().stream_create(&stream_, kCuStreamNonBlocking), "cuStreamCreate"); }
+CudaStream::CudaStream() {
+    cu_check(cuda_driver().stream_create(&stream_, kCuStreamNonBlocking), "cuStreamCreate");
+}
 
 CudaStream::~CudaStream() {
     if (stream_) cuda_driver().stream_destroy(stream_);
 }
 
-void CudaStream::synchronize() const { cu_check(cuda_driver().stream_synchronize(stream_), "cuStreamSynchronize"); }
+void CudaStream::synchronize() const {
+    cu_check(cuda_driver().stream_synchronize(stream_), "cuStreamSynchronize");
+}
 
-CudaEvent::CudaEvent() { cu_check(cuda_driver().event_create(&event_, 0), "cuEventCreate"); }
+CudaEvent::CudaEvent() {
+    cu_check(cuda_driver().event_create(&event_, 0), "cuEventCreate");
+}
 
 CudaEvent::~CudaEvent() {
     if (event_) cuda_driver().event_destroy(event_);
 }
 
-void CudaEvent::record(CuStream stream) const { cu_check(cuda_driver().event_record(event_, stream), "cuEventRecord"); }
+void CudaEvent::record(CuStream stream) const {
+    cu_check(cuda_driver().event_record(event_, stream), "cuEventRecord");
+}
 
-void CudaEvent::synchronize() const { cu_check(cuda_driver().event_synchronize(event_), "cuEventSynchronize"); }
+void CudaEvent::synchronize() const {
+    cu_check(cuda_driver().event_synchronize(event_), "cuEventSynchronize");
+}
 
 void CudaEvent::wait_on(CuStream stream) const {
     cu_check(cuda_driver().stream_wait_event(stream, event_, 0), "cuStreamWaitEvent");

@@ -5,7 +5,7 @@
 namespace mf {
 
 class CudaStream {
-public:
+  public:
     CudaStream();  // non-blocking with respect to the legacy default stream
     ~CudaStream();
     CudaStream(const CudaStream&) = delete;
@@ -14,12 +14,12 @@ public:
     CuStream get() const { return stream_; }
     void synchronize() const;
 
-private:
+  private:
     CuStream stream_ = nullptr;
 };
 
 class CudaEvent {
-public:
+  public:
     CudaEvent();  // with timing
     ~CudaEvent();
     CudaEvent(const CudaEvent&) = delete;
@@ -33,14 +33,14 @@ public:
     // Milliseconds from `start` to this event; both must have completed.
     float elapsed_ms_since(const CudaEvent& start) const;
 
-private:
+  private:
     CuEvent event_ = nullptr;
 };
 
-// Capture: graph.begin_capture(s); ...launches on s...; graph.end_capture(s); then graph.launch(s) any number of
-// times. Kernel parameters are baked in at capture: pass per-step values through device memory.
+// Capture: graph.begin_capture(s); ...launches on s...; graph.end_capture(s); then graph.launch(s) any number
+// of times. Kernel parameters are baked in at capture: pass per-step values through device memory.
 class CudaGraph {
-public:
+  public:
     CudaGraph() = default;
     ~CudaGraph();
     CudaGraph(const CudaGraph&) = delete;
@@ -51,7 +51,7 @@ public:
     void launch(CuStream stream) const;
     bool ready() const { return exec_ != nullptr; }
 
-private:
+  private:
     CuGraph graph_ = nullptr;
     CuGraphExec exec_ = nullptr;
 };

@@ -2,11 +2,11 @@
 // A type lists its fields once:
 //     template <class S, class F> static void fields(S& s, F&& f) { f("heads", "h", s.heads); ... }
 // (long name for JSON and printing, short tag for the kernel name). Fields are int, bool or an enum with
-// `const char* field_text(E)` and `bool field_parse(std::string_view, E&)` found by argument-dependent lookup.
+// `const char* field_text(E)` and `bool field_parse(std::string_view, E&)` found by argument-dependent
+// lookup.
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -18,9 +18,12 @@ namespace mf {
 namespace fields_detail {
 template <class V>
 std::string text(const V& v) {
-    if constexpr (std::is_same_v<V, bool>) return v ? "1" : "0";
-    else if constexpr (std::is_enum_v<V>) return field_text(v);
-    else return std::to_string(v);
+    if constexpr (std::is_same_v<V, bool>)
+        return v ? "1" : "0";
+    else if constexpr (std::is_enum_v<V>)
+        return field_text(v);
+    else
+        return std::to_string(v);
 }
 inline uint64_t mix(uint64_t h, uint64_t v) {  // FNV-1a over the value's 8 bytes
     for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ull;
@@ -81,8 +84,10 @@ nlohmann::json fields_to_json(const T& x) {
     nlohmann::json j = nlohmann::json::object();
     T::fields(x, [&](const char* name, const char*, const auto& v) {
         using V = std::decay_t<decltype(v)>;
-        if constexpr (std::is_enum_v<V>) j[name] = field_text(v);
-        else j[name] = v;
+        if constexpr (std::is_enum_v<V>)
+            j[name] = field_text(v);
+        else
+            j[name] = v;
     });
     return j;
 }
@@ -97,13 +102,17 @@ T fields_from_json(const nlohmann::json& j) {
         const auto& e = j.at(name);
         if constexpr (std::is_enum_v<V>) {
             if (!e.is_string() || !field_parse(e.get<std::string>(), v))
-                throw std::runtime_error(std::string("kernel descriptor field '") + name + "' has an unknown value");
+                throw std::runtime_error(std::string("kernel descriptor field '") + name +
+                                         "' has an unknown value");
         } else if constexpr (std::is_same_v<V, bool>) {
-            if (!e.is_boolean()) throw std::runtime_error(std::string("kernel descriptor field '") + name + "' must be a bool");
+            if (!e.is_boolean())
+                throw std::runtime_error(std::string("kernel descriptor field '") + name +
+                                         "' must be a bool");
             v = e.get<bool>();
         } else {
             if (!e.is_number_integer())
-                throw std::runtime_error(std::string("kernel descriptor field '") + name + "' must be an integer");
+                throw std::runtime_error(std::string("kernel descriptor field '") + name +
+                                         "' must be an integer");
             v = e.get<V>();
         }
     });

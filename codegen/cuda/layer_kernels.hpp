@@ -57,14 +57,18 @@ struct YarnParams {
     double beta_slow = 1.0;
 };
 std::vector<float> yarn_inv_freq(const YarnParams& p);
+// YaRN's attention temperature: 0.1 * mscale * ln(factor) + 1 for factor > 1, else 1. DeepSeek-V3's softmax
+// scale is qk_head_dim^-0.5 * yarn_mscale(40, 1)^2 = 192^-0.5 * 1.3689^2 = 0.1352338
+// (MlaDecodeParams::scale).
+double yarn_mscale(double factor, double mscale = 1.0);
 
 struct RouterTopkDesc {
     int experts = 256;
     int groups = 8;
     int groups_kept = 4;
-    int group_top = 2;   // a group's score sums its group_top best biased scores (V3: 2; V2's max: 1)
+    int group_top = 2;  // a group's score sums its group_top best biased scores (V3: 2; V2's max: 1)
     int top_k = 8;
-    bool sigmoid = true; // false: softmax scores
+    bool sigmoid = true;  // false: softmax scores
     bool normalize = true;
     template <class S, class F>
     static void fields(S& s, F&& f) {

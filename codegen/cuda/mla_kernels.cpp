@@ -23,22 +23,33 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (d.dtype != CudaDtype::bf16) return "only a bf16 cache is implemented";
     if (d.heads < 1 || d.heads > 4096) return "heads must be in 1..4096";
     if (d.latent_dim != 512) return "latent_dim must be 512 (8 warps x 64 value columns)";
-    if (d.rope_dim < 0 || (d.latent_dim + d.rope_dim) % 64 != 0) return "latent_dim + rope_dim must be a multiple of 64";
+    if (d.rope_dim < 0 || (d.latent_dim + d.rope_dim) % 64 != 0)
+        return "latent_dim + rope_dim must be a multiple of 64";
     if (d.page_size < 1 || d.page_size > 65536) return "page_size must be in 1..65536";
-    if (c.tile_tokens != 16 && c.tile_tokens != 32 && c.tile_tokens != 64) return "tile_tokens must be 16, 32 or 64";
+    if (c.tile_tokens != 16 && c.tile_tokens != 32 && c.tile_tokens != 64)
+        return "tile_tokens must be 16, 32 or 64";
     if (c.stages != 1 && c.stages != 2) return "stages must be 1 or 2";
     if (sm < 80) return "needs sm_80 or newer (bf16 mma.sync, cp.async)";
+    if (c.cluster != 1 && c.cluster != 2 && c.cluster != 4 && c.cluster != 8)
+        return "cluster must be 1, 2, 4 or 8";
+    if (c.cluster > 1 && sm < 90) return "thread-block clusters need sm_90";
+    const unsigned dim = d.latent_dim + d.rope_dim;
+    if (c.cluster > 1 && unsigned(kMlaHeadsPerBlock * (d.latent_dim + 8) * 4) >
+                             kMlaHeadsPerBlock * dim * 2 + unsigned(c.stages * c.tile_tokens) * dim * 2)
+        return "the cluster merge stages the partial output over the Q/K buffers: needs tile 64, or tile 32 "
+               "with 2 stages";
     if (mla_decode_smem_bytes(d, c) > static_cast<unsigned>(cuda_max_smem_optin(sm)))
-        return fmt::format("needs {} bytes of shared memory, sm_{} allows {}", mla_decode_smem_bytes(d, c), sm,
-                           cuda_max_smem_optin(sm));
+        return fmt::format("needs {} bytes of shared memory, sm_{} allows {}", mla_decode_smem_bytes(d, c),
+                           sm, cuda_max_smem_optin(sm));
     return {};
 }
 
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
-    for (MlaDecodeConfig c : {MlaDecodeConfig{64, 2}, MlaDecodeConfig{32, 2}, MlaDecodeConfig{64, 1},
-                              MlaDecodeConfig{32, 1}, MlaDecodeConfig{16, 2}, MlaDecodeConfig{16, 1}})
+    for (MlaDecodeConfig c :
+         {MlaDecodeConfig{64, 2, 1}, MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1},
+          MlaDecodeConfig{32, 1, 1}, MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
         if (mla_decode_unsupported(d, c, sm).empty()) return c;
-    return MlaDecodeConfig{16, 1};
+    return MlaDecodeConfig{16, 1, 1};
 }
 
 CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm) {
@@ -51,20 +62,27 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
     s.source = fmt::format(
         "#include \"mla_decode.cuh\"\n"
         "// {0}\n"
-        "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
-        "    mf::mla_decode<{3}, {4}, {5}, {6}, {7}, {8}>(p);\n"
+        "extern \"C\" __global__ void {9}__launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
+        "    mf::mla_decode<{3}, {4}, {5}, {6}, {7}, {8}, {10}>(p);\n"
         "}}\n",
         fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim, d.rope_dim,
-        d.page_size, c.tile_tokens, c.stages);
+        d.page_size, c.tile_tokens, c.stages,
+        c.cluster > 1 ? fmt::format("__cluster_dims__({}, 1, 1) ", c.cluster) : "", c.cluster);
     return s;
 }
 
-int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len, int sms) {
+int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
+                          int sms) {
     const int blocks = std::max(1, batch) * ((d.heads + kMlaHeadsPerBlock - 1) / kMlaHeadsPerBlock);
     const int tiles = std::max(1, (max_seq_len + c.tile_tokens - 1) / c.tile_tokens);
-    // One CTA per SM (the kernel uses most of the shared memory): never spill into a second, mostly empty wave.
-    const int splits = std::max(1, sms / blocks);
-    return std::min(splits, tiles);
+    // One CTA per SM (the kernel uses most of the shared memory): never spill into a second, mostly empty
+    // wave.
+    const int splits = std::min(std::max(1, sms / blocks), tiles);
+    return std::max(c.cluster, splits / c.cluster * c.cluster);
+}
+
+int mla_decode_partials(const MlaDecodeConfig& c, int num_splits) {
+    return num_splits / c.cluster;
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {
@@ -73,12 +91,12 @@ Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {
                 static_cast<unsigned>(batch)};
 }
 
-size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, int batch, int num_splits) {
-    return size_t(batch) * d.heads * num_splits * d.latent_dim * sizeof(float);
+size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, int batch, int partials) {
+    return size_t(batch) * d.heads * partials * d.latent_dim * sizeof(float);
 }
 
-size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int num_splits) {
-    return size_t(batch) * d.heads * num_splits * sizeof(float);
+size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int partials) {
+    return size_t(batch) * d.heads * partials * sizeof(float);
 }
 
 std::string mla_combine_name(const MlaDecodeDesc& d) {
@@ -109,7 +127,8 @@ std::string kv_append_name(const MlaDecodeDesc& d) {
 }
 
 CudaKernelSource kv_append_source(const MlaDecodeDesc& d) {
-    if ((d.latent_dim + d.rope_dim) % 8 != 0) throw std::invalid_argument("kv_append: row width must be a multiple of 8");
+    if ((d.latent_dim + d.rope_dim) % 8 != 0)
+        throw std::invalid_argument("kv_append: row width must be a multiple of 8");
     CudaKernelSource s;
     s.name = kv_append_name(d);
     s.block_threads = 128;
@@ -122,6 +141,8 @@ CudaKernelSource kv_append_source(const MlaDecodeDesc& d) {
     return s;
 }
 
-Dim3 kv_append_grid(int n_rows) { return Dim3{static_cast<unsigned>((n_rows + 3) / 4), 1, 1}; }
+Dim3 kv_append_grid(int n_rows) {
+    return Dim3{static_cast<unsigned>((n_rows + 3) / 4), 1, 1};
+}
 
 }  // namespace mf

@@ -1,12 +1,13 @@
-// MLA attention kernels over the paged latent cache: absorbed decode (split over the context), the split combine,
-// and the cache append. Device code: kernels/mla_decode.cuh; launch parameters: kernels/mla_params.cuh.
+// MLA attention kernels over the paged latent cache: absorbed decode (split over the context), the split
+// combine, and the cache append. Device code: kernels/mla_decode.cuh; launch parameters:
+// kernels/mla_params.cuh.
 //
 // Decode of one layer (what the executor does per step):
 //   kv_append(new [c_kv | k_pe] rows)  ->  mla_decode(q_abs = [q_nope W_UK | q_pe])  ->  mla_combine -> o_lat
-// Chunked prefill uses the same kernels: row i of the chunk is one "batch" entry with seq_len = start + i + 1 over
-// one shared page table (block_table_stride 0), which makes attention causal inside the chunk. This is the
-// absorbed form (576-dim q.k, 512-dim p.v): 3.4x the FLOPs of decompressing K/V for long chunks, but one tested
-// kernel, no per-chunk K/V decompression GEMMs and the cache stays the only K/V store.
+// Chunked prefill uses the same kernels: row i of the chunk is one "batch" entry with seq_len = start + i + 1
+// over one shared page table (block_table_stride 0), which makes attention causal inside the chunk. This is
+// the absorbed form (576-dim q.k, 512-dim p.v): 3.4x the FLOPs of decompressing K/V for long chunks, but one
+// tested kernel, no per-chunk K/V decompression GEMMs and the cache stays the only K/V store.
 #pragma once
 #include <string>
 
@@ -39,11 +40,13 @@ struct MlaDecodeDesc {
 struct MlaDecodeConfig {
     int tile_tokens = 64;  // cache tokens per pipeline step: 16, 32 or 64
     int stages = 2;        // K tiles in flight: 1 or 2
+    int cluster = 1;       // splits merged in shared memory by a thread-block cluster (sm_90): 1, 2, 4 or 8
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
         f("tile_tokens", "t", s.tile_tokens);
         f("stages", "s", s.stages);
+        f("cluster", "c", s.cluster);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -60,12 +63,16 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
 // Throws std::invalid_argument when unsupported.
 CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm);
 
-// Splits of the context per row so that batch x head blocks x splits fills the SMs once; at least one tile each.
-int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len, int sms);
+// Splits of the context per row (MlaDecodeParams::num_splits, the grid's x) so that batch x head blocks x
+// splits fills the SMs once, at least one tile each where possible; a multiple of c.cluster.
+int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
+                          int sms);
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits);
-// Workspace of MlaDecodeParams::o_part and lse_part.
-size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, int batch, int num_splits);
-size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int num_splits);
+// Partial outputs per (row, head) that reach global memory: num_splits / c.cluster. The combine's num_splits.
+int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
+// Workspace of MlaDecodeParams::o_part and lse_part for `partials` partial outputs per (row, head).
+size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, int batch, int partials);
+size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int partials);
 
 // The combine kernel of a decode desc (depends on heads and latent_dim only).
 std::string mla_combine_name(const MlaDecodeDesc& d);

@@ -37,7 +37,11 @@ std::vector<std::string> nvrtc_options(const CudaArch& arch) {
 bool cubin_has_symbol(const std::string& cubin, const std::string& name) {
     // The symbol string table holds "\0name\0"; a prefix of a longer name does not match.
     const std::string needle = std::string(1, '\0') + name + std::string(1, '\0');
-    return cubin.size() > 4 && cubin.compare(0, 4, "\x7f" "ELF") == 0 && cubin.find(needle) != std::string::npos;
+    return cubin.size() > 4 &&
+           cubin.compare(0, 4,
+                         "\x7f"
+                         "ELF") == 0 &&
+           cubin.find(needle) != std::string::npos;
 }
 
 #if MOEFORGE_HAVE_CUDA
@@ -51,7 +55,8 @@ void nvrtc_check(nvrtcResult r, const char* what, const std::string& name) {
 }
 
 // Compiles; returns the program (caller destroys) or throws with the log.
-nvrtcProgram compile_program(const CudaKernelSource& src, const std::vector<std::string>& opts, std::string& log) {
+nvrtcProgram compile_program(const CudaKernelSource& src, const std::vector<std::string>& opts,
+                             std::string& log) {
     const auto& headers = embedded_cuda_headers();
     std::vector<std::string> texts, names;
     for (const auto& h : headers) {
@@ -92,7 +97,9 @@ std::string join(const std::vector<std::string>& v) {
 
 }  // namespace
 
-bool nvrtc_available() { return true; }
+bool nvrtc_available() {
+    return true;
+}
 
 int nvrtc_version() {
     int major = 0, minor = 0;
@@ -153,12 +160,17 @@ std::string compile_cuda_ptx(const CudaKernelSource& src, const CudaArch& arch) 
 
 #else  // built without the CUDA toolkit
 
-bool nvrtc_available() { return false; }
-int nvrtc_version() { return 0; }
+bool nvrtc_available() {
+    return false;
+}
+int nvrtc_version() {
+    return 0;
+}
 
 CudaBinary compile_cuda_kernel(const CudaKernelSource& src, const CudaArch&, const std::filesystem::path&) {
-    throw std::runtime_error("cannot compile CUDA kernel " + src.name +
-                             ": moeforge was built without the CUDA toolkit (NVRTC); rebuild with it installed");
+    throw std::runtime_error(
+        "cannot compile CUDA kernel " + src.name +
+        ": moeforge was built without the CUDA toolkit (NVRTC); rebuild with it installed");
 }
 
 std::string compile_cuda_ptx(const CudaKernelSource& src, const CudaArch&) {

@@ -1,5 +1,5 @@
-// Compiles a CudaKernelSource with NVRTC (linked; needs no driver or GPU) against the embedded headers, for one
-// architecture, straight to a CUBIN (no PTX JIT at load), through the on-disk cache.
+// Compiles a CudaKernelSource with NVRTC (linked; needs no driver or GPU) against the embedded headers, for
+// one architecture, straight to a CUBIN (no PTX JIT at load), through the on-disk cache.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -11,8 +11,8 @@ namespace mf {
 
 struct CudaBinary {
     std::string name;
-    std::string cubin;   // ELF, loadable with CudaKernel
-    std::string log;     // NVRTC's log (warnings); empty when loaded from the cache
+    std::string cubin;  // ELF, loadable with CudaKernel
+    std::string log;    // NVRTC's log (warnings); empty when loaded from the cache
     bool from_cache = false;
     unsigned block_threads = 0;
     unsigned dynamic_smem_bytes = 0;
@@ -25,7 +25,8 @@ int nvrtc_version();
 // The options every compile uses for `arch` (part of the cache key).
 std::vector<std::string> nvrtc_options(const CudaArch& arch);
 
-// Throws std::runtime_error with the full compile log when NVRTC rejects the source. `cache_dir` empty: no cache.
+// Throws std::runtime_error with the full compile log when NVRTC rejects the source. `cache_dir` empty: no
+// cache.
 CudaBinary compile_cuda_kernel(const CudaKernelSource& src, const CudaArch& arch,
                                const std::filesystem::path& cache_dir);
 // PTX of the same source for arch.compute_name() (for kernel-dump; never cached).

@@ -1,5 +1,6 @@
 // Descriptors of the expert GEMM kernels (AMX for many tokens, AVX-512 VNNI GEMV for few) and their one ABI.
 //
+// (bf16: the same shapes with 2 bf16 per 4-byte cell, pack_bf16.hpp, fp32 results; int4: pack_int4.hpp.)
 // Both kernels read the same packed weights (codegen/x64/pack_int8.hpp): panels of 16 output channels, each panel
 // K_pad/4 rows of 64 bytes (16 channels x 4 consecutive k), stored as unsigned bytes w + 128. A 1 KiB run of a panel
 // is one AMX B tile (64 k x 16 n); one 64-byte row is one zmm for vpdpbusd. Activations are signed int8, rows of

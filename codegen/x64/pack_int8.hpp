@@ -48,11 +48,14 @@ struct PackedMatrix {
     int sources = 1;               // interleaved sources: packed panel P holds panel P / sources of source P % sources
     AlignedBytes data;             // int8: panels of k_pad * 16 bytes, each byte w + 128;
                                    // int4: panels of k_pad / 32 groups of kInt4GroupBytes (see pack_int4.hpp)
+                                   // bf16: panels of k_pad / 2 rows of 16 channels x 2 k (see pack_bf16.hpp)
     std::vector<float> scale;      // int8: per packed column (panel * 16 + lane), 0 in the padding
 
     int64_t panels() const { return n_pad / kPanelCols * sources; }
     int64_t panel_bytes() const {
-        return wtype == WeightType::int4 ? k_pad / kInt4Group * kInt4GroupBytes : k_pad * kPanelCols;
+        return wtype == WeightType::int4   ? k_pad / kInt4Group * kInt4GroupBytes
+               : wtype == WeightType::bf16 ? k_pad * kPanelCols * 2
+                                           : k_pad * kPanelCols;
     }
     const uint8_t* panel(int64_t p) const { return data.data() + p * panel_bytes(); }
     size_t weight_bytes() const { return data.size(); }

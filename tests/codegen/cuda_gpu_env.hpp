@@ -1,6 +1,7 @@
 // Shared state of the GPU tests: one context, the device's arch, a CUBIN cache under the build dir.
 // Without a GPU (CI) `skip_reason` says why and each GPU test prints it with MESSAGE and returns.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -23,7 +24,9 @@ struct GpuTestEnv {
     std::filesystem::path cache;
     std::string skip_reason;
 
-    std::unique_ptr<CudaKernel> build(const CudaKernelSource& src) const { return build_cuda_kernel(src, arch, cache); }
+    std::unique_ptr<CudaKernel> build(const CudaKernelSource& src) const {
+        return build_cuda_kernel(src, arch, cache);
+    }
 };
 
 inline GpuTestEnv& gpu_test_env() {
@@ -48,11 +51,11 @@ inline GpuTestEnv& gpu_test_env() {
     return env;
 }
 
-#define MF_GPU_TEST_OR_SKIP(env)                                   \
-    auto& env = ::mf::test::gpu_test_env();                        \
-    if (!env.ctx) {                                                \
-        MESSAGE("GPU test skipped: " << env.skip_reason);          \
-        return;                                                    \
+#define MF_GPU_TEST_OR_SKIP(env)                          \
+    auto& env = ::mf::test::gpu_test_env();               \
+    if (!env.ctx) {                                       \
+        MESSAGE("GPU test skipped: " << env.skip_reason); \
+        return;                                           \
     }
 
 inline uint16_t to_bf16(float f) {

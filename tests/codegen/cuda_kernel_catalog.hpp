@@ -1,4 +1,5 @@
-// Every CUDA kernel source moeforge builds, for the compile tests (one list, so a new family cannot be missed).
+// Every CUDA kernel source moeforge builds, for the compile tests (one list, so a new family cannot be
+// missed).
 #pragma once
 #include <vector>
 
@@ -16,6 +17,7 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
     ragged.heads = 20;
     ragged.page_size = 48;
     v.push_back(mla_decode_source(ragged, MlaDecodeConfig{16, 1}, sm));
+    if (sm >= 90) v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 8}, sm));
     v.push_back(mla_combine_source(v3));
     v.push_back(kv_append_source(v3));
     v.push_back(rms_norm_source(RmsNormDesc{7168, CudaDtype::f32, CudaDtype::bf16}));
@@ -23,8 +25,10 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
     v.push_back(rope_source(RopeDesc{64, CudaDtype::bf16, true}));
     v.push_back(rope_source(RopeDesc{64, CudaDtype::f32, false}));
     v.push_back(router_topk_source(RouterTopkDesc{}));
-    v.push_back(elementwise_source(ElementwiseDesc{ElementwiseOp::embedding, CudaDtype::bf16, CudaDtype::f32}));
-    v.push_back(elementwise_source(ElementwiseDesc{ElementwiseOp::silu_mul, CudaDtype::bf16, CudaDtype::bf16}));
+    v.push_back(
+        elementwise_source(ElementwiseDesc{ElementwiseOp::embedding, CudaDtype::bf16, CudaDtype::f32}));
+    v.push_back(
+        elementwise_source(ElementwiseDesc{ElementwiseOp::silu_mul, CudaDtype::bf16, CudaDtype::bf16}));
     v.push_back(elementwise_source(ElementwiseDesc{ElementwiseOp::add, CudaDtype::bf16, CudaDtype::f32}));
     v.push_back(elementwise_source(ElementwiseDesc{ElementwiseOp::cast, CudaDtype::f32, CudaDtype::bf16}));
     return v;

@@ -1,11 +1,12 @@
 // MLA decode benchmark on the device machine: us per layer and cache bytes/s against the measured device copy
 // bandwidth, batch 1/8/64 x context 1K/8K/32K. Runs only with MOEFORGE_CUDA_BENCH=1 (it takes ~1 minute):
 //   MOEFORGE_CUDA_BENCH=1 ./build/tests/test_codegen -tc='cuda bench*'
-// Each case rotates over enough distinct cache pages (>= 256 MiB) that replays do not run from L2, and times a
-// CUDA graph of decode + combine (how the executor runs it) with events.
+// Each case rotates over enough distinct cache pages (>= 256 MiB) that replays do not run from L2, and times
+// a CUDA graph of decode + combine (how the executor runs it) with events.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -27,7 +28,8 @@ double measure_copy_bandwidth(CuStream s) {
     double best = 0;
     for (int rep = 0; rep < 6; ++rep) {
         e0.record(s);
-        for (int i = 0; i < 4; ++i) cu_check(cuda_driver().memcpy_dtod_async(b.ptr(), a.ptr(), bytes, s), "copy");
+        for (int i = 0; i < 4; ++i)
+            cu_check(cuda_driver().memcpy_dtod_async(b.ptr(), a.ptr(), bytes, s), "copy");
         e1.record(s);
         e1.synchronize();
         if (rep) best = std::max(best, 2.0 * 4 * bytes / (e1.elapsed_ms_since(e0) * 1e-3));
@@ -48,14 +50,15 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     const double copy_bw = measure_copy_bandwidth(stream.get());
     CHECK(copy_bw > 1e11);
     const GpuInfo& gpu = env.ctx->info();
-    std::printf("\n%s, sm_%d, %d SMs; device copy bandwidth (read+write) %.0f GB/s\n", gpu.name.c_str(), env.sm,
-                gpu.sms, copy_bw / 1e9);
+    std::printf("\n%s, sm_%d, %d SMs; device copy bandwidth (read+write) %.0f GB/s\n", gpu.name.c_str(),
+                env.sm, gpu.sms, copy_bw / 1e9);
 
     const MlaDecodeDesc d;  // DeepSeek-V3: 128 heads, 512 + 64, page 64, bf16
     const int dim = d.latent_dim + d.rope_dim;
     const size_t row_bytes = size_t(dim) * 2, page_bytes = row_bytes * d.page_size;
     const int max_batch = 64, max_ctx = 32768;
-    const size_t pool_pages = std::max<size_t>(size_t(max_batch) * max_ctx / d.page_size, (size_t(300) << 20) / page_bytes);
+    const size_t pool_pages =
+        std::max<size_t>(size_t(max_batch) * max_ctx / d.page_size, (size_t(300) << 20) / page_bytes);
     DeviceBuffer pool(pool_pages * page_bytes);
     {  // random bf16 data: one 64 MiB random block replicated over the pool
         std::mt19937 rng(42);
@@ -63,15 +66,20 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         const auto r = random_bf16(block / 2, rng);
         DeviceBuffer src = to_device(r);
         for (size_t off = 0; off < pool.bytes(); off += block)
-            cu_check(cuda_driver().memcpy_dtod(pool.ptr() + off, src.ptr(), std::min(block, pool.bytes() - off)), "fill");
+            cu_check(
+                cuda_driver().memcpy_dtod(pool.ptr() + off, src.ptr(), std::min(block, pool.bytes() - off)),
+                "fill");
     }
 
     std::vector<MlaDecodeConfig> configs = {mla_decode_default_config(d, env.sm)};
-    for (MlaDecodeConfig c : {MlaDecodeConfig{32, 2}, MlaDecodeConfig{64, 1}})
+    for (MlaDecodeConfig c :
+         {MlaDecodeConfig{64, 2, 8}, MlaDecodeConfig{64, 2, 4}, MlaDecodeConfig{32, 2, 1}})
         if (mla_decode_unsupported(d, c, env.sm).empty() && !(c == configs[0])) configs.push_back(c);
     const auto combine = env.build(mla_combine_source(d));
 
-    std::printf("\n| config | batch | context | splits | us/layer | decode only us | cache GB/s | floor us | x floor | FlashMLA us |\n");
+    std::printf(
+        "\n| config | batch | context | splits | us/layer | decode only us | cache GB/s | floor us | x floor "
+        "| FlashMLA us |\n");
     std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     const double flashmla[3][3] = {{17.8, 34.0, 66.7}, {21.1, 51.4, 134.9}, {40.4, 260, 1017}};
     for (const MlaDecodeConfig& cfg : configs) {
@@ -85,30 +93,40 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const int pages_per_seq = ctx / d.page_size;
                 const size_t case_pages = size_t(batch) * pages_per_seq;
                 const size_t case_bytes = case_pages * page_bytes;
-                const int rot = static_cast<int>(std::clamp<size_t>(((size_t(256) << 20) + case_bytes - 1) / case_bytes, 1,
-                                                                    pool_pages / case_pages));
+                const int rot = static_cast<int>(std::clamp<size_t>(
+                    ((size_t(256) << 20) + case_bytes - 1) / case_bytes, 1, pool_pages / case_pages));
                 const int splits = mla_decode_num_splits(d, cfg, batch, ctx, gpu.sms);
+                const int partials = mla_decode_partials(cfg, splits);
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);
                 for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
-                std::shuffle(table.begin(), table.end(), rng);  // scattered pages, each used once per rotation set
+                std::shuffle(table.begin(), table.end(),
+                             rng);  // scattered pages, each used once per rotation set
                 DeviceBuffer dtable = to_device(table), dlens = to_device(lens);
                 DeviceBuffer q = to_device(random_bf16(size_t(rot) * batch * d.heads * dim, rng));
-                DeviceBuffer o_part(mla_decode_o_part_bytes(d, batch, splits)), lse(mla_decode_lse_part_bytes(d, batch, splits));
+                DeviceBuffer o_part(mla_decode_o_part_bytes(d, batch, partials)),
+                    lse(mla_decode_lse_part_bytes(d, batch, partials));
                 DeviceBuffer out(size_t(rot) * batch * d.heads * d.latent_dim * 2);
                 auto capture = [&](bool with_combine, CudaGraph& g) {
                     g.begin_capture(stream.get());
                     for (int r = 0; r < rot; ++r) {
                         MlaDecodeParams p{q.as<uint16_t>() + size_t(r) * batch * d.heads * dim,
                                           reinterpret_cast<const uint16_t*>(pool.ptr()),
-                                          dtable.as<int>() + size_t(r) * case_pages, dlens.as<int>(), o_part.as<float>(),
-                                          lse.as<float>(), batch, pages_per_seq, splits, 0.1352338f};
+                                          dtable.as<int>() + size_t(r) * case_pages,
+                                          dlens.as<int>(),
+                                          o_part.as<float>(),
+                                          lse.as<float>(),
+                                          batch,
+                                          pages_per_seq,
+                                          splits,
+                                          0.1352338f};
                         decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
                         if (with_combine)
                             combine->launch(mla_combine_grid(d, batch),
                                             MlaCombineParams{o_part.as<float>(), lse.as<float>(),
-                                                             out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim,
-                                                             batch, splits},
+                                                             out.as<uint16_t>() +
+                                                                 size_t(r) * batch * d.heads * d.latent_dim,
+                                                             batch, partials},
                                             stream.get());
                     }
                     g.end_capture(stream.get());
@@ -137,8 +155,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const double cache = double(batch) * ctx * row_bytes;
                 const double floor_us = cache / copy_bw * 1e6;
                 std::printf("| %s | %d | %d | %d | %.1f | %.1f | %.0f | %.1f | %.2f | %.1f |\n",
-                            fields_name(cfg).c_str(), batch, ctx, splits, us, us_decode, cache / (us * 1e-6) / 1e9,
-                            floor_us, us / floor_us, flashmla[bi][ci]);
+                            fields_name(cfg).c_str(), batch, ctx, splits, us, us_decode,
+                            cache / (us * 1e-6) / 1e9, floor_us, us / floor_us, flashmla[bi][ci]);
                 // the timed outputs are real: finite, not the poison
                 const auto o = from_device<uint16_t>(out, 4096);
                 bool finite = true;

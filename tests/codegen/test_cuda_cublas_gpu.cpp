@@ -28,12 +28,14 @@ TEST_CASE("cuda cublas (GPU): Y = X W^T and the absorbed query as a strided batc
         std::vector<double> ref(size_t(m) * n), got(y.begin(), y.end());
         for (int i = 0; i < m; ++i)
             for (int j = 0; j < n; ++j)
-                for (int p = 0; p < k; ++p) ref[i * n + j] += double(from_bf16(x[i * k + p])) * from_bf16(w[j * k + p]);
+                for (int p = 0; p < k; ++p)
+                    ref[i * n + j] += double(from_bf16(x[i * k + p])) * from_bf16(w[j * k + p]);
         CHECK(rel_l2(got, ref) < 1e-5);
     }
     {  // q_abs[t][h][0:512] = q[t][h][0:128] . W_UK[h] ([128][512]), q rows of 192, q_abs rows of 576
         const int tokens = 3, heads = 4, nope = 128, lat = 512;
-        const auto q = random_bf16(size_t(tokens) * heads * 192, rng), wuk = random_bf16(size_t(heads) * nope * lat, rng);
+        const auto q = random_bf16(size_t(tokens) * heads * 192, rng),
+                   wuk = random_bf16(size_t(heads) * nope * lat, rng);
         DeviceBuffer dq = to_device(q), dw = to_device(wuk), dout(size_t(tokens) * heads * 576 * 2);
         dout.fill_bytes(0);
         GemmShape s;
@@ -49,11 +51,13 @@ TEST_CASE("cuda cublas (GPU): Y = X W^T and the absorbed query as a strided batc
                 for (int j = 0; j < lat; ++j) {
                     double acc = 0;
                     for (int p = 0; p < nope; ++p)
-                        acc += double(from_bf16(q[(t * heads + h) * 192 + p])) * from_bf16(wuk[(size_t(h) * nope + p) * lat + j]);
+                        acc += double(from_bf16(q[(t * heads + h) * 192 + p])) *
+                               from_bf16(wuk[(size_t(h) * nope + p) * lat + j]);
                     ref.push_back(acc);
                     got.push_back(from_bf16(out[(t * heads + h) * 576 + j]));
                 }
-                for (int j = lat; j < 576; ++j) CHECK(out[(t * heads + h) * 576 + j] == 0);  // q_pe slot untouched
+                for (int j = lat; j < 576; ++j)
+                    CHECK(out[(t * heads + h) * 576 + j] == 0);  // q_pe slot untouched
             }
         CHECK(rel_l2(got, ref) < 5e-3);
     }

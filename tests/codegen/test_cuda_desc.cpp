@@ -1,6 +1,8 @@
 // Desc/Config field lists: every field changes the name and the hash; JSON round trips.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "codegen/cuda/layer_kernels.hpp"
 #include "codegen/cuda/mla_kernels.hpp"
 
@@ -20,10 +22,14 @@ void check_every_field_matters(const T& base, NameFn name) {
         T::fields(x, [&](const char*, const char*, auto& v) {
             using V = std::decay_t<decltype(v)>;
             if (k++ != i) return;
-            if constexpr (std::is_same_v<V, bool>) v = !v;
-            else if constexpr (std::is_same_v<V, CudaDtype>) v = v == CudaDtype::f32 ? CudaDtype::bf16 : CudaDtype::f32;
-            else if constexpr (std::is_same_v<V, ElementwiseOp>) v = v == ElementwiseOp::add ? ElementwiseOp::cast : ElementwiseOp::add;
-            else v = v + 1;
+            if constexpr (std::is_same_v<V, bool>)
+                v = !v;
+            else if constexpr (std::is_same_v<V, CudaDtype>)
+                v = v == CudaDtype::f32 ? CudaDtype::bf16 : CudaDtype::f32;
+            else if constexpr (std::is_same_v<V, ElementwiseOp>)
+                v = v == ElementwiseOp::add ? ElementwiseOp::cast : ElementwiseOp::add;
+            else
+                v = v + 1;
         });
         CAPTURE(i);
         CHECK(name(x) != n0);
@@ -39,7 +45,7 @@ void check_every_field_matters(const T& base, NameFn name) {
 TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
-    CHECK(mla_decode_name(d, c) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2");
+    CHECK(mla_decode_name(d, c) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -78,6 +84,25 @@ TEST_CASE("cuda mla: splits fill the SMs once and never exceed the tiles") {
         }
 }
 
+TEST_CASE("cuda mla: cluster configs need sm_90, room to stage the partial, and splits in whole clusters") {
+    const MlaDecodeDesc d;
+    CHECK(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 8}, 90).empty());
+    CHECK(mla_decode_unsupported(d, MlaDecodeConfig{32, 2, 4}, 90).empty());
+    CHECK_FALSE(
+        mla_decode_unsupported(d, MlaDecodeConfig{32, 1, 4}, 90).empty());  // 110.6 KB < 133 KB staged
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{32, 2, 4}, 86).empty());
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 3}, 90).empty());
+    const MlaDecodeConfig c8{64, 2, 8};
+    CHECK(mla_decode_num_splits(d, c8, 1, 8192, 132) == 64);
+    CHECK(mla_decode_partials(c8, 64) == 8);
+    CHECK(mla_decode_num_splits(d, c8, 64, 32768, 132) == 8);  // at least one whole cluster
+    CHECK(mla_decode_num_splits(d, c8, 1, 100, 132) == 8);     // 2 tiles: 6 splits stay empty
+    const auto src = mla_decode_source(d, c8, 90);
+    CHECK(src.source.find("__cluster_dims__(8, 1, 1)") != std::string::npos);
+    CHECK(mla_decode_source(d, MlaDecodeConfig{64, 2, 1}, 90).source.find("__cluster_dims__") ==
+          std::string::npos);
+}
+
 TEST_CASE("cuda rope: YaRN frequencies keep high frequencies and divide low ones by the factor") {
     YarnParams p;  // DeepSeek-V3: 64 dims, theta 10000, factor 40, original 4096, beta 32 / 1
     const auto f = yarn_inv_freq(p);
@@ -87,5 +112,13 @@ TEST_CASE("cuda rope: YaRN frequencies keep high frequencies and divide low ones
     for (size_t i = 1; i < f.size(); ++i) CHECK(f[i] < f[i - 1]);
     p.factor = 1.0;
     const auto plain = yarn_inv_freq(p);
-    for (int i = 0; i < 32; ++i) CHECK(plain[i] == doctest::Approx(std::pow(10000.0, -2.0 * i / 64)).epsilon(1e-6));
+    for (int i = 0; i < 32; ++i)
+        CHECK(plain[i] == doctest::Approx(std::pow(10000.0, -2.0 * i / 64)).epsilon(1e-6));
+}
+
+TEST_CASE("cuda rope: YaRN attention scale of DeepSeek-V3") {
+    CHECK(yarn_mscale(40.0) == doctest::Approx(0.1 * std::log(40.0) + 1.0));
+    CHECK(yarn_mscale(1.0) == 1.0);
+    const double m = yarn_mscale(40.0);
+    CHECK(std::pow(192.0, -0.5) * m * m == doctest::Approx(0.1352338).epsilon(1e-6));
 }

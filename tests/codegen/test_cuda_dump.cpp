@@ -1,4 +1,5 @@
-// kernel-dump's CUDA part: source, includes and PTX (NVRTC only); SASS only where a disassembler is installed.
+// kernel-dump's CUDA part: source, includes and PTX (NVRTC only); SASS only where a disassembler is
+// installed.
 #include <doctest/doctest.h>
 
 #include "codegen/cuda/cuda_kernel_dump.hpp"
@@ -18,7 +19,8 @@ TEST_CASE("cuda dump: MLA decode source, includes, PTX and SASS when a disassemb
     CHECK(dump.name == mla_decode_name(d, c));
     CHECK(dump.arch == "sm_90a");
     CHECK(dump.source.find(dump.name) != std::string::npos);
-    CHECK(dump.includes == std::vector<std::string>{"mla_decode.cuh", "bf16.cuh", "mla_params.cuh", "mma_sm80.cuh"});
+    CHECK(dump.includes == std::vector<std::string>{"mla_decode.cuh", "bf16.cuh", "cluster_sm90.cuh",
+                                                    "mla_params.cuh", "mma_sm80.cuh"});
     CHECK(dump.ptx.find(".entry " + dump.name) != std::string::npos);
     CHECK(dump.cubin_bytes > 1000);
     if (find_sass_disassembler().empty()) {

@@ -1,4 +1,5 @@
-// RMSNorm, rope, router top-k and the elementwise glue against scalar references on ragged shapes. Needs a GPU.
+// RMSNorm, rope, router top-k and the elementwise glue against scalar references on ragged shapes. Needs a
+// GPU.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -25,7 +26,9 @@ std::vector<double> widen(const std::vector<uint16_t>& v) {
     for (size_t i = 0; i < v.size(); ++i) r[i] = from_bf16(v[i]);
     return r;
 }
-std::vector<double> widen(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+std::vector<double> widen(const std::vector<float>& v) {
+    return std::vector<double>(v.begin(), v.end());
+}
 
 }  // namespace
 
@@ -39,7 +42,9 @@ TEST_CASE("cuda rms_norm (GPU): f32 -> bf16 rows and an in-place bf16 norm insid
         DeviceBuffer dx = to_device(x), dw = to_device(w), dy(size_t(rows) * dim * 2);
         dy.fill_bytes(0xff);
         const auto k = env.build(rms_norm_source(RmsNormDesc{dim, CudaDtype::f32, CudaDtype::bf16}));
-        k->launch(rms_norm_grid(rows), RmsNormParams{dx.as<void>(), dy.as<void>(), dw.as<float>(), rows, dim, dim, 1e-6f}, nullptr);
+        k->launch(rms_norm_grid(rows),
+                  RmsNormParams{dx.as<void>(), dy.as<void>(), dw.as<float>(), rows, dim, dim, 1e-6f},
+                  nullptr);
         env.ctx->synchronize();
         std::vector<double> ref(size_t(rows) * dim);
         for (int r = 0; r < rows; ++r) {
@@ -56,7 +61,9 @@ TEST_CASE("cuda rms_norm (GPU): f32 -> bf16 rows and an in-place bf16 norm insid
         const auto w = random_f32(dim, rng, 0.5, 1.5);
         DeviceBuffer dx = to_device(x), dw = to_device(w);
         const auto k = env.build(rms_norm_source(RmsNormDesc{dim, CudaDtype::bf16, CudaDtype::bf16}));
-        k->launch(rms_norm_grid(rows), RmsNormParams{dx.as<void>(), dx.as<void>(), dw.as<float>(), rows, stride, stride, 1e-6f}, nullptr);
+        k->launch(rms_norm_grid(rows),
+                  RmsNormParams{dx.as<void>(), dx.as<void>(), dw.as<float>(), rows, stride, stride, 1e-6f},
+                  nullptr);
         env.ctx->synchronize();
         const auto got = from_device<uint16_t>(dx, x.size());
         std::vector<double> ref = widen(x);
@@ -104,18 +111,29 @@ TEST_CASE("cuda rope (GPU): YaRN rotation, interleaved and half-split pairs, str
             const RopeDesc desc{rope, dt, interleaved};
             const auto k = env.build(rope_source(desc));
             const int es = cuda_dtype_bytes(dt);
-            RopeParams rp{reinterpret_cast<const char*>(dx.as<char>()) + 128 * es, dy.as<char>() + 512 * es, dpos.as<int>(),
-                          dfreq.as<float>(), rows, heads, heads * 192, 192, heads * 576, 576, 1.0f};
+            RopeParams rp{reinterpret_cast<const char*>(dx.as<char>()) + 128 * es,
+                          dy.as<char>() + 512 * es,
+                          dpos.as<int>(),
+                          dfreq.as<float>(),
+                          rows,
+                          heads,
+                          heads * 192,
+                          192,
+                          heads * 576,
+                          576,
+                          1.0f};
             k->launch(rope_grid(desc, rows, heads), rp, nullptr);
             env.ctx->synchronize();
             std::vector<double> got(size_t(rows) * heads * rope), ref(got.size());
-            std::vector<double> y = dt == CudaDtype::bf16 ? widen(from_device<uint16_t>(dy, ny)) : widen(from_device<float>(dy, ny));
+            std::vector<double> y = dt == CudaDtype::bf16 ? widen(from_device<uint16_t>(dy, ny))
+                                                          : widen(from_device<float>(dy, ny));
             for (int r = 0; r < rows; ++r)
                 for (int h = 0; h < heads; ++h)
                     for (int i = 0; i < rope / 2; ++i) {
                         const int i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + rope / 2;
                         const double ang = double(float(pos[r]) * inv_freq[i]);  // fp32 angle, as the kernel
-                        const double a = x[(r * heads + h) * 192 + 128 + i0], b = x[(r * heads + h) * 192 + 128 + i1];
+                        const double a = x[(r * heads + h) * 192 + 128 + i0],
+                                     b = x[(r * heads + h) * 192 + 128 + i1];
                         const size_t o = (size_t(r) * heads + h) * rope;
                         ref[o + i0] = a * std::cos(ang) - b * std::sin(ang);
                         ref[o + i1] = a * std::sin(ang) + b * std::cos(ang);
@@ -133,9 +151,10 @@ TEST_CASE("cuda router top-k (GPU): sigmoid + bias, group-limited, normalised an
         RouterTopkDesc d;
         int tokens;
     };
-    const std::vector<Case> cases = {{RouterTopkDesc{}, 37},
-                                     {RouterTopkDesc{64, 4, 2, 2, 6, true, false}, 9},
-                                     {RouterTopkDesc{160, 1, 1, 1, 6, false, false}, 5}};  // V2-lite-like softmax
+    const std::vector<Case> cases = {
+        {RouterTopkDesc{}, 37},
+        {RouterTopkDesc{64, 4, 2, 2, 6, true, false}, 9},
+        {RouterTopkDesc{160, 1, 1, 1, 6, false, false}, 5}};  // V2-lite-like softmax
     for (const Case& c : cases) {
         const RouterTopkDesc& d = c.d;
         CAPTURE(router_topk_name(d));
@@ -144,7 +163,10 @@ TEST_CASE("cuda router top-k (GPU): sigmoid + bias, group-limited, normalised an
         DeviceBuffer dl = to_device(logits), db = to_device(bias);
         DeviceBuffer ids(size_t(c.tokens) * d.top_k * 4), w(size_t(c.tokens) * d.top_k * 4);
         const auto k = env.build(router_topk_source(d));
-        k->launch(router_topk_grid(c.tokens), RouterTopkParams{dl.as<float>(), db.as<float>(), ids.as<int>(), w.as<float>(), c.tokens, 2.5f}, nullptr);
+        k->launch(
+            router_topk_grid(c.tokens),
+            RouterTopkParams{dl.as<float>(), db.as<float>(), ids.as<int>(), w.as<float>(), c.tokens, 2.5f},
+            nullptr);
         env.ctx->synchronize();
         const auto gid = from_device<int>(ids, size_t(c.tokens) * d.top_k);
         const auto gw = from_device<float>(w, size_t(c.tokens) * d.top_k);
@@ -168,13 +190,15 @@ TEST_CASE("cuda router top-k (GPU): sigmoid + bias, group-limited, normalised an
             std::sort(groups.begin(), groups.end());
             std::vector<std::pair<double, int>> cand;
             for (int gi = 0; gi < d.groups_kept; ++gi)
-                for (int e = groups[gi].second * gs; e < (groups[gi].second + 1) * gs; ++e) cand.push_back({-sel[e], e});
+                for (int e = groups[gi].second * gs; e < (groups[gi].second + 1) * gs; ++e)
+                    cand.push_back({-sel[e], e});
             std::sort(cand.begin(), cand.end());
             double wsum = 0;
             for (int j = 0; j < d.top_k; ++j) wsum += score[cand[j].second];
             for (int j = 0; j < d.top_k; ++j) {
                 CHECK(gid[t * d.top_k + j] == cand[j].second);
-                const double ref_w = (d.normalize ? score[cand[j].second] / wsum : score[cand[j].second]) * 2.5;
+                const double ref_w =
+                    (d.normalize ? score[cand[j].second] / wsum : score[cand[j].second]) * 2.5;
                 CHECK(gw[t * d.top_k + j] == doctest::Approx(ref_w).epsilon(1e-4));
             }
         }
@@ -190,9 +214,11 @@ TEST_CASE("cuda glue (GPU): embedding gather, SiLU * up, residual add, casts") {
         const std::vector<int> ids = {5, 99, 0, -1, 100, 42, 42};
         DeviceBuffer dt = to_device(table), di = to_device(ids), dy(ids.size() * dim * 4);
         dy.fill_bytes(0xff);
-        const auto k = env.build(elementwise_source(ElementwiseDesc{ElementwiseOp::embedding, CudaDtype::bf16, CudaDtype::f32}));
+        const auto k = env.build(
+            elementwise_source(ElementwiseDesc{ElementwiseOp::embedding, CudaDtype::bf16, CudaDtype::f32}));
         const int n = static_cast<int>(ids.size());
-        k->launch(elementwise_grid(static_cast<long long>(n) * dim), EmbeddingParams{dt.as<void>(), di.as<int>(), dy.as<void>(), n, dim, vocab}, nullptr);
+        k->launch(elementwise_grid(static_cast<long long>(n) * dim),
+                  EmbeddingParams{dt.as<void>(), di.as<int>(), dy.as<void>(), n, dim, vocab}, nullptr);
         env.ctx->synchronize();
         const auto y = from_device<float>(dy, ids.size() * dim);
         for (int r = 0; r < n; ++r)
@@ -205,8 +231,10 @@ TEST_CASE("cuda glue (GPU): embedding gather, SiLU * up, residual add, casts") {
         const int rows = 3, dim = 2048 + 5;
         const auto gu = random_bf16(size_t(rows) * 2 * dim, rng, -6, 6);
         DeviceBuffer dg = to_device(gu), dy(size_t(rows) * dim * 2);
-        const auto k = env.build(elementwise_source(ElementwiseDesc{ElementwiseOp::silu_mul, CudaDtype::bf16, CudaDtype::bf16}));
-        SiluMulParams sp{dg.as<void>(), dg.as<uint16_t>() + dim, dy.as<void>(), rows, dim, 2 * dim, 2 * dim, dim};
+        const auto k = env.build(
+            elementwise_source(ElementwiseDesc{ElementwiseOp::silu_mul, CudaDtype::bf16, CudaDtype::bf16}));
+        SiluMulParams sp{
+            dg.as<void>(), dg.as<uint16_t>() + dim, dy.as<void>(), rows, dim, 2 * dim, 2 * dim, dim};
         k->launch(elementwise_grid(static_cast<long long>(rows) * dim), sp, nullptr);
         env.ctx->synchronize();
         std::vector<double> ref(size_t(rows) * dim);

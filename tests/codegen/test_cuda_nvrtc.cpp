@@ -49,15 +49,16 @@ TEST_CASE("cuda embed: every kernels/*.cuh is embedded byte for byte") {
     CHECK(on_disk >= 8);
 }
 
-TEST_CASE("cuda nvrtc: every kernel compiles to a CUBIN for sm_90a and sm_86") {
+TEST_CASE("cuda nvrtc: every kernel compiles to a CUBIN for sm_90a, sm_86, sm_80 and sm_89") {
     if (!nvrtc_available()) {
         MESSAGE("skipped: moeforge was built without the CUDA toolkit, so there is no NVRTC to test");
         return;
     }
     CHECK(nvrtc_version() >= 12000);
-    for (const auto& [major, minor] : {std::pair{9, 0}, std::pair{8, 6}}) {
+    for (const auto& [major, minor] : {std::pair{9, 0}, std::pair{8, 6}, std::pair{8, 0}, std::pair{8, 9}}) {
         const CudaArch arch = CudaArch::for_device(major, minor);
-        CHECK(arch.sm_name() == (major == 9 ? "sm_90a" : "sm_86"));
+        CHECK(arch.sm_name() ==
+              (major == 9 ? std::string("sm_90a") : "sm_" + std::to_string(major * 10 + minor)));
         const auto catalog = test::cuda_kernel_catalog(major * 10 + minor);
         CHECK(catalog.size() >= 13);
         for (const CudaKernelSource& src : catalog) {
@@ -66,7 +67,9 @@ TEST_CASE("cuda nvrtc: every kernel compiles to a CUBIN for sm_90a and sm_86") {
             const CudaBinary bin = compile_cuda_kernel(src, arch, {});
             CHECK_FALSE(bin.from_cache);
             REQUIRE(bin.cubin.size() > 1000);
-            CHECK(bin.cubin.compare(0, 4, "\x7f" "ELF") == 0);
+            CHECK(bin.cubin.compare(0, 4,
+                                    "\x7f"
+                                    "ELF") == 0);
             CHECK(cubin_has_symbol(bin.cubin, src.name));
             CHECK_FALSE(cubin_has_symbol(bin.cubin, src.name + "_not_there"));
             CHECK(bin.log.find("error") == std::string::npos);
@@ -95,8 +98,9 @@ TEST_CASE("cuda nvrtc: a compile error reports the kernel name and NVRTC's log")
         MESSAGE("skipped: built without NVRTC");
         return;
     }
-    CudaKernelSource bad{"broken_kernel", "#include \"bf16.cuh\"\nextern \"C\" __global__ void broken_kernel() { "
-                                          "undeclared_thing = 1; }\n",
+    CudaKernelSource bad{"broken_kernel",
+                         "#include \"bf16.cuh\"\nextern \"C\" __global__ void broken_kernel() { "
+                         "undeclared_thing = 1; }\n",
                          32, 0};
     try {
         compile_cuda_kernel(bad, CudaArch{9, 0, true}, {});
@@ -115,7 +119,8 @@ TEST_CASE("cuda cubin cache: second compile hits, key covers arch and source, wr
         return;
     }
     const fs::path dir = fresh_dir("cubin_cache");
-    const CudaKernelSource src = elementwise_source(ElementwiseDesc{ElementwiseOp::cast, CudaDtype::f32, CudaDtype::bf16});
+    const CudaKernelSource src =
+        elementwise_source(ElementwiseDesc{ElementwiseOp::cast, CudaDtype::f32, CudaDtype::bf16});
     const CudaArch hopper{9, 0, true}, ampere{8, 6, false};
 
     const CudaBinary first = compile_cuda_kernel(src, hopper, dir);
@@ -142,7 +147,8 @@ TEST_CASE("cuda cubin cache: second compile hits, key covers arch and source, wr
         for (const auto& o : nvrtc_options(hopper)) s += o + "\n";
         return s;
     }();
-    const fs::path file = cubin_cache_path(dir, src.name, cubin_cache_key(src.source, opts, hopper.sm_name(), nvrtc_version()));
+    const fs::path file =
+        cubin_cache_path(dir, src.name, cubin_cache_key(src.source, opts, hopper.sm_name(), nvrtc_version()));
     REQUIRE(fs::exists(file));
     std::ofstream(file, std::ios::binary | std::ios::trunc) << "garbage";
     const CudaBinary repaired = compile_cuda_kernel(src, hopper, dir);
@@ -166,7 +172,8 @@ TEST_CASE("cuda nvrtc: PTX of the MLA decode kernel holds mma.sync and ldmatrix"
         return;
     }
     const MlaDecodeDesc v3;
-    const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, MlaDecodeConfig{64, 2}, 90), CudaArch{9, 0, true});
+    const std::string ptx =
+        compile_cuda_ptx(mla_decode_source(v3, MlaDecodeConfig{64, 2}, 90), CudaArch{9, 0, true});
     CHECK(ptx.find(".target sm_90a") != std::string::npos);
     CHECK(ptx.find("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32") != std::string::npos);
     CHECK(ptx.find("ldmatrix.sync.aligned.m8n8.x4.trans") != std::string::npos);

@@ -1,7 +1,8 @@
-// libFuzzer target: the tokenizer on arbitrary bytes. Encoding must not crash, every id must be in range, and
-// decoding must give back the bytes with ill-formed UTF-8 replaced by U+FFFD (which is what was tokenized);
-// the streaming decoder must agree. Uses DeepSeek-V3's tokenizer.json when fetched
-// (tools/fetch_tokenizer.sh), else a vocab of the 256 byte tokens, a few merges and one special token.
+// libFuzzer target: the tokenizer on arbitrary bytes. Encoding must not crash, every id must be in range,
+// chunked pre-tokenization must give the same ids, and decoding must give back the bytes with ill-formed UTF-8
+// replaced by U+FFFD (which is what was tokenized); the streaming decoder must agree. Uses DeepSeek-V3's
+// tokenizer.json when fetched (tools/fetch_tokenizer.sh), else a vocab of the 256 byte tokens, a few merges
+// and one special token.
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -53,6 +54,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::vector<int32_t> ids = tok.encode(text);
     for (int32_t id : ids)
         if (id < 0 || id >= tok.vocab_size()) std::abort();
+    // Pre-tokenizing in small chunks (as long texts are) must not change the ids.
+    const size_t chunk = size == 0 ? 1 : 1 + data[0] % 64;
+    if (tok.encode(text, {.chunk_bytes = chunk}) != ids) std::abort();
     const std::string expected = mf::sanitize_utf8(text);
     if (tok.decode(ids) != expected) std::abort();
     mf::TokenStreamDecoder stream(tok);

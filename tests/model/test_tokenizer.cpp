@@ -8,6 +8,7 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "model/tokenizer.hpp"
 #include "model/unicode_utf8.hpp"
@@ -137,7 +138,7 @@ TEST_CASE("special tokens: longest match first, optional, and bos") {
     CHECK_FALSE(tok.is_special(256));
 }
 
-TEST_CASE("decode undoes the byte-level spelling; special tokens decode to their text") {
+TEST_CASE("decode undoes the byte-level spelling, special tokens decode to their text") {
     const TokenizerVocab v = small_vocab({"Ġ w", "o r"}, {"<s>"});
     const Tokenizer tok(v);
     const std::string text = "<s>hi world\n\t\x01 é中😀";
@@ -192,6 +193,24 @@ TEST_CASE("the streaming decoder never splits a character and replaces what can 
         all += s.flush();
         CHECK(all == sanitize_utf8(tok.decode(ids)));
     }
+}
+
+TEST_CASE("encode from several threads at once gives the single-threaded ids (the word cache is shared)") {
+    const std::vector<std::string> merges = {"a b", "b c", "ab c", "c a", "Ġ a", "Ġa b"};
+    const TokenizerVocab v = small_vocab(merges, {});
+    const Tokenizer tok(v), fresh(v);
+    std::mt19937 rng(3);
+    std::vector<std::string> texts(64);
+    for (std::string& t : texts)
+        for (int i = int(rng() % 200); i > 0; --i) t += "abc "[rng() % 4];
+    std::vector<std::vector<int32_t>> got(texts.size());
+    std::vector<std::thread> threads;
+    for (int w = 0; w < 4; ++w)
+        threads.emplace_back([&, w] {
+            for (size_t i = size_t(w); i < texts.size(); i += 4) got[i] = tok.encode(texts[i]);
+        });
+    for (std::thread& t : threads) t.join();
+    for (size_t i = 0; i < texts.size(); ++i) CHECK(got[i] == fresh.encode(texts[i]));
 }
 
 TEST_CASE("Tokenizer refuses vocabs it cannot tokenize exactly") {

@@ -50,6 +50,8 @@ TEST_CASE("chat template: recognising DeepSeek-V3's Jinja source") {
     CHECK(is_deepseek_v3_chat_template(""));
     CHECK(is_deepseek_v3_chat_template("{{'<｜User｜>' + message['content']}}{{'<｜Assistant｜>'}}"));
     CHECK_FALSE(is_deepseek_v3_chat_template("{{'<|im_start|>user'}}"));
+    // DeepSeek-R1's generation prompt opens a reasoning block: a different template.
+    CHECK_FALSE(is_deepseek_v3_chat_template("{{'<｜User｜>'}}{{'<｜Assistant｜><think>\\n'}}"));
 }
 
 }  // namespace mf

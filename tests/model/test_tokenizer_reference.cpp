@@ -73,6 +73,7 @@ std::string random_text(std::mt19937& rng) {
 
 struct Reference {
     std::vector<std::vector<int32_t>> ids;  // per file
+    std::vector<std::string> decoded;       // per file: the reference's decode of its ids
     json chats;                             // [{text, ids}]
     std::string unicode;                    // the Unicode version of node's regex engine
 };
@@ -87,11 +88,13 @@ Reference run_reference(const std::vector<fs::path>& files, const fs::path& work
                                         test::tokenizer_fetch_dir().string(), (work / "request.json").string(),
                                         (work / "reference.json").string(), (work / "reference.err").string());
     const int rc = std::system(cmd.c_str());
-    INFO("node stderr: " << read_bytes(work / "reference.err"));
+    const std::string err = read_bytes(work / "reference.err");  // its end: node echoes minified source first
+    INFO("node stderr: " << (err.size() > 1500 ? "..." + err.substr(err.size() - 1500) : err));
     REQUIRE(rc == 0);
     const json out = json::parse(read_bytes(work / "reference.json"));
     Reference r;
     for (const json& ids : out.at("ids")) r.ids.push_back(ids.get<std::vector<int32_t>>());
+    for (const json& d : out.at("decoded")) r.decoded.push_back(d.get<std::string>());
     r.chats = out.at("chats");
     r.unicode = out.at("unicode");
     REQUIRE(r.ids.size() == files.size());
@@ -153,6 +156,8 @@ TEST_CASE("tokenizer gives the reference's ids on the corpus, random texts and c
         const std::string text = read_bytes(files[i]);
         const std::vector<int32_t> got = tok.encode(text);
         ids_compared += ref.ids[i].size();
+        // Decoding: our bytes, read as a JavaScript string reads them, are the reference's decode.
+        CHECK(sanitize_utf8(tok.decode(ref.ids[i])) == ref.decoded[i]);
         if (got != ref.ids[i]) {
             ++mismatched;
             const std::string label = i < corpus_files ? files[i].filename().string() : files[i].string();

@@ -166,7 +166,7 @@ TEST_CASE("CPU runtime vs fp32 reference: k-quant files (q4_K, q5_K, q6_K) and t
     check_against_reference(legacy, {"bf16 legacy attn_kv_b", GgmlType::bf16, "bf16", "bf16", 0.999}, 2);
 }
 
-TEST_CASE("chunked prefill equals one-shot prefill; greedy generation is deterministic") {
+TEST_CASE("chunked prefill equals one-shot prefill, greedy generation is deterministic") {
     test::ScratchDir dir("runtime-chunks");
     const auto path = make_model(dir.path(), preset_config("tiny"), GgmlType::bf16);
     for (const char* type : {"bf16", "int8"}) {

@@ -51,6 +51,7 @@ Plan sample_plan() {
     p.trials = {{"gemm_amx k7168 m256", "mt2nt2nmpf0", 0.5, 0.01, 0, true, false},
                 {"gemm_amx k7168 m256", "mt1nt4mnpf4", 0.9, 0.008, 1, false, false},
                 {"gemm_amx k7168 m256", "mt4nt4mnpf4", 0.95, 0, -1, false, true}};
+    p.checks = {{1, 16, 0.02, 0.018, 0.8}, {256, 16, 0.5, 0.4, 0.3}};
     return p;
 }
 
@@ -68,6 +69,8 @@ TEST_CASE("plan: JSON round trip keeps every field") {
     CHECK(q.kernels[1].family == "gemv_avx512");
     CHECK(fields_from_json<GemvConfig>(q.kernels[1].config) == GemvConfig{4, 16, 2});
     CHECK(q.kernels[1].speedup() == doctest::Approx(1.2));
+    REQUIRE(q.checks.size() == 2);
+    CHECK(q.checks[1].speedup() == doctest::Approx(1.25));
     REQUIRE(q.trials.size() == 3);
     CHECK(q.trials[2].failed);
     CHECK_FALSE(q.trials[1].failed);

@@ -43,6 +43,7 @@ Plan sample() {
     }
     for (int i = 0; i < 10; ++i)
         p.trials.push_back({"moe_ffn m1", "c" + std::to_string(i), 0.1 * i, 1.0 - 0.02 * i, i < 8 ? 0 : 1, i == 0, false});
+    p.checks = {{1, 16, 0.030, 0.024, 0.8}};
     p.trials.push_back({"handover gate_up m4", "gemv", 1, 0.001, 0, true, false});
     p.trials.push_back({"handover gate_up m4", "amx", 1, 0.002, 0, false, false});
     p.trials.push_back({"handover gate_up m16", "gemv", 1, 0.004, 0, true, false});
@@ -55,12 +56,19 @@ Plan sample() {
 TEST_CASE("report: tables carry the speed-up and the changed fields") {
     const Plan p = sample();
     const std::string md = render_report_markdown(p);
-    CHECK(count(md, "**1.25×**") == 3);
+    CHECK(count(md, "**1.25×**") == 4);  // three kernels and the bench-kernels check
+    CHECK(md.find("Independent check") != std::string::npos);
+    CHECK(md.find("Warning") == std::string::npos);
     CHECK(md.find("n_block: 128 → 256") != std::string::npos);
     CHECK(md.find("![roofline](roofline.svg)") != std::string::npos);
     CHECK(config_changes({{"a", 1}}, {{"a", 1}}) == "default");
     const std::string summary = render_plan_summary(p);
-    CHECK(count(summary, "1.25x") == 3);
+    CHECK(count(summary, "1.25x") == 4);
+    CHECK(summary.find("bench kernels check") != std::string::npos);
+    // A kernel faster than the roofline means the profile was measured under load: the report says so.
+    Plan q = p;
+    q.kernels[0].seconds /= 3;
+    CHECK(render_report_markdown(q).find("Warning") != std::string::npos);
 }
 
 TEST_CASE("report: roofline against the measured peaks, one marker per tuned and default point") {

@@ -80,7 +80,11 @@ TEST_CASE("search: successive halving finds the optimum and times fewer than all
     // Rung 0 times every verified candidate once; later rungs only the survivors.
     CHECK(r.timed < 45 * 2);
     for (int b = 0; b < 5; ++b) CHECK(s.timed_calls.count("a7b" + std::to_string(b)) == 0);
-    CHECK(s.timed_calls["a0b0"] >= 3);  // the default: every rung and the confirmation
+    CHECK(s.timed_calls["a0b0"] >= 6);  // the default: first and last on every rung, and the confirmation
+    // The ranking starts with the winner of the last rung and holds no candidate that failed verification.
+    REQUIRE(!r.ranking.empty());
+    CHECK(cands[size_t(r.ranking.front())].label == "a5b2");
+    for (int i : r.ranking) CHECK(cands[size_t(i)].config["a"] != 7);
 }
 
 TEST_CASE("search: the roofline bound prunes candidates that cannot beat the best") {

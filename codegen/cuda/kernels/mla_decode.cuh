@@ -11,8 +11,13 @@
 // 1152 bytes, a multiple of 128, so without the swizzle ldmatrix would hit one bank 8 times); P [64][TILE+8]
 // padded; small row buffers. With STAGES == 2 the next tile streams in (cp.async) while this one is computed.
 // Each split writes its normalised partial O (fp32) and its log2-sum-exp; mla_combine merges the splits.
+// CLUSTER > 1 (sm_90): CLUSTER consecutive splits form a thread-block cluster; each stages its partial O in its own
+// shared memory (over the Q/K buffers, rows padded to LATENT + 8 floats), and after a cluster barrier CTA rank r
+// merges rows r*64/CLUSTER.. of all CLUSTER partials through distributed shared memory, so only
+// num_splits / CLUSTER partials per head reach global memory (at batch 1 the partials outweigh the cache itself).
 #pragma once
 #include "bf16.cuh"
+#include "cluster_sm90.cuh"
 #include "mla_params.cuh"
 #include "mma_sm80.cuh"
 
@@ -38,7 +43,7 @@ __device__ __forceinline__ unsigned swz(int r, int c) {
     return (unsigned)(r * D * 2 + ((c ^ (r & 7)) << 4));
 }
 
-template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES>
+template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, int CLUSTER>
 __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     constexpr int D = LATENT + ROPE;
     constexpr int CH = D / 8;  // 16-byte chunks per row
@@ -49,6 +54,9 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     static_assert(D % 64 == 0, "rows must be whole groups of 8 chunks for the swizzle");
     static_assert(TILE == 16 || TILE == 32 || TILE == 64, "tile of 16, 32 or 64 tokens");
     static_assert(STAGES == 1 || STAGES == 2, "one or two K stages");
+    static_assert(CLUSTER == 1 || CLUSTER == 2 || CLUSTER == 4 || CLUSTER == 8, "cluster of 1, 2, 4 or 8 splits");
+    static_assert(CLUSTER == 1 || HB * (LATENT + 8) * 4 <= Smem::q_bytes + STAGES * Smem::k_bytes,
+                  "the staged partial O must fit over the Q and K buffers");
 
     extern __shared__ __align__(128) unsigned char smem[];
     unsigned char* sQ = smem;
@@ -70,7 +78,7 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     const int n_tiles = t_end > t_begin ? (t_end - t_begin + TILE - 1) / TILE : 0;
 
     const size_t part_row = (size_t)b * HEADS;  // + head, then * num_splits + split
-    if (n_tiles == 0) {
+    if (CLUSTER == 1 && n_tiles == 0) {
         for (int r = tid; r < HB; r += blockDim.x)
             if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
         return;
@@ -246,7 +254,8 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
         l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
         l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
     }
-    __syncthreads();  // red_max / s_alpha are reused below
+    cp_async_wait_all();  // a split with no tiles still has its prologue copies in flight
+    __syncthreads();      // red_max / s_alpha (and with CLUSTER > 1 the Q/K buffers) are reused below
     if (t == 0) {
         red_sum[th * HB + hg * 16 + g] = l_run[0];
         red_sum[th * HB + hg * 16 + g + 8] = l_run[1];
@@ -256,43 +265,117 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
         }
     }
     __syncthreads();
+    if constexpr (CLUSTER == 1) {
 #pragma unroll
-    for (int mt = 0; mt < 4; ++mt)
+        for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int row = mt * 16 + g + 8 * h;
+            for (int h = 0; h < 2; ++h) {
+                const int row = mt * 16 + g + 8 * h;
+                const int head = head0 + row;
+                if (head >= HEADS) continue;
+                const float l = red_sum[row] + red_sum[HB + row];
+                const float inv = 1.f / l;
+                const size_t prow = (part_row + head) * p.num_splits + split;
+                float* dst = p.o_part + prow * LATENT + warp * 64;
+#pragma unroll
+                for (int nt = 0; nt < 8; ++nt)
+                    *reinterpret_cast<float2*>(dst + nt * 8 + 2 * t) =
+                        make_float2(o[mt][nt][2 * h] * inv, o[mt][nt][2 * h + 1] * inv);
+                if (warp == 0 && t == 0) p.lse_part[prow] = s_alpha[row] + log2f(l);
+            }
+    } else {
+        // stage the normalised partial and its lse in this CTA's shared memory (Q/K are no longer read)
+        constexpr int OS = LATENT + 8;  // padded row stride in floats
+        float* sO = reinterpret_cast<float*>(smem);
+        float* s_lse = red_max;
+#pragma unroll
+        for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int row = mt * 16 + g + 8 * h;
+                const float l = red_sum[row] + red_sum[HB + row];
+                const float inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+                for (int nt = 0; nt < 8; ++nt)
+                    *reinterpret_cast<float2*>(sO + row * OS + warp * 64 + nt * 8 + 2 * t) =
+                        make_float2(o[mt][nt][2 * h] * inv, o[mt][nt][2 * h + 1] * inv);
+                if (warp == 0 && t == 0) s_lse[row] = l > 0.f ? s_alpha[row] + log2f(l) : neg_inf();
+            }
+        cluster_sync();
+        constexpr int RPC = HB / CLUSTER;  // rows merged by each CTA of the cluster
+        const unsigned rank = cluster_ctarank();
+        const int n_parts = p.num_splits / CLUSTER, part = split / CLUSTER;
+        const unsigned sO_a = smem_addr(sO), lse_a = smem_addr(s_lse);
+        for (int idx = tid; idx < RPC * (LATENT / 4); idx += kMlaWarps * 32) {
+            const int row = rank * RPC + idx / (LATENT / 4), c = (idx % (LATENT / 4)) * 4;
             const int head = head0 + row;
             if (head >= HEADS) continue;
-            const float l = red_sum[row] + red_sum[HB + row];
-            const float inv = 1.f / l;
-            const size_t prow = (part_row + head) * p.num_splits + split;
-            float* dst = p.o_part + prow * LATENT + warp * 64;
+            float lse[CLUSTER];
+            float m = neg_inf();
 #pragma unroll
-            for (int nt = 0; nt < 8; ++nt)
-                *reinterpret_cast<float2*>(dst + nt * 8 + 2 * t) =
-                    make_float2(o[mt][nt][2 * h] * inv, o[mt][nt][2 * h + 1] * inv);
-            if (warp == 0 && t == 0) p.lse_part[prow] = s_alpha[row] + log2f(l);
+            for (int r = 0; r < CLUSTER; ++r) {
+                lse[r] = ld_cluster_f32(cluster_map(lse_a + row * 4, r));
+                m = fmaxf(m, lse[r]);
+            }
+            float acc[4] = {0.f, 0.f, 0.f, 0.f}, wsum = 0.f;
+#pragma unroll
+            for (int r = 0; r < CLUSTER; ++r) {
+                const float w = lse[r] == neg_inf() ? 0.f : exp2f(lse[r] - m);
+                const float4 v = ld_cluster_f32x4(cluster_map(sO_a + (row * OS + c) * 4, r));
+                wsum += w;
+                acc[0] += w * v.x;
+                acc[1] += w * v.y;
+                acc[2] += w * v.z;
+                acc[3] += w * v.w;
+            }
+            const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
+            const size_t prow = (part_row + head) * n_parts + part;
+            *reinterpret_cast<float4*>(p.o_part + prow * LATENT + c) =
+                make_float4(acc[0] * inv, acc[1] * inv, acc[2] * inv, acc[3] * inv);
+            if (c == 0) p.lse_part[prow] = wsum > 0.f ? m + log2f(wsum) : neg_inf();
         }
+        cluster_sync();  // no CTA leaves while another still reads its shared memory
+    }
 }
 
 // One CTA of LATENT / 4 threads per (head, row); each thread merges 4 latent columns over all splits.
+// The split weights are computed in parallel (one split per thread, in chunks of the block size) into shared
+// memory, so no thread walks the log-sum-exps one dependent load at a time; the partial loads are unrolled.
 template <int HEADS, int LATENT>
 __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
-    const int h = blockIdx.x, b = blockIdx.y;
+    constexpr int THREADS = LATENT / 4;
+    static_assert(THREADS % 32 == 0, "whole warps");
+    __shared__ float s_w[THREADS];
+    __shared__ float s_max[THREADS / 32];
+    const int h = blockIdx.x, b = blockIdx.y, tid = threadIdx.x;
     const size_t row = (size_t)b * HEADS + h;
     const float* lse = p.lse_part + row * p.num_splits;
+    const int n = p.num_splits;
+
     float m = neg_inf();
-    for (int s = 0; s < p.num_splits; ++s) m = fmaxf(m, lse[s]);
-    const int c = threadIdx.x * 4;
+    for (int s = tid; s < n; s += THREADS) m = fmaxf(m, lse[s]);
+    m = warp_max(m);
+    if ((tid & 31) == 0) s_max[tid >> 5] = m;
+    __syncthreads();
+#pragma unroll
+    for (int w = 0; w < THREADS / 32; ++w) m = fmaxf(m, s_max[w]);
+
+    const int c = tid * 4;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     float wsum = 0.f;
-    if (m != neg_inf()) {
-        for (int s = 0; s < p.num_splits; ++s) {
-            const float l = lse[s];
-            if (l == neg_inf()) continue;
-            const float w = exp2f(l - m);
+    const float* src = p.o_part + row * n * LATENT + c;
+    for (int s0 = 0; s0 < n; s0 += THREADS) {
+        __syncthreads();  // the previous chunk's weights are consumed
+        const float l = s0 + tid < n ? lse[s0 + tid] : neg_inf();
+        s_w[tid] = l == neg_inf() ? 0.f : exp2f(l - m);  // a split with no tokens wrote no partial: weight 0
+        __syncthreads();
+        const int cnt = min(THREADS, n - s0);
+#pragma unroll 8
+        for (int j = 0; j < cnt; ++j) {
+            const float w = s_w[j];
+            const float4 v = w != 0.f ? *reinterpret_cast<const float4*>(src + (size_t)(s0 + j) * LATENT)
+                                      : make_float4(0.f, 0.f, 0.f, 0.f);
             wsum += w;
-            const float4 v = *reinterpret_cast<const float4*>(p.o_part + (row * p.num_splits + s) * LATENT + c);
             acc[0] += w * v.x;
             acc[1] += w * v.y;
             acc[2] += w * v.z;

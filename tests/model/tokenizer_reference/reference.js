@@ -6,7 +6,8 @@
 //
 // FETCH_DIR is where tools/fetch_tokenizer.sh put the package (…/moeforge/tokenizer). REQUEST_JSON:
 //   {"files": [path, ...], "chats": path to chats.json}
-// Prints {"ids": [[...] per file], "chats": [{"text": rendered template, "ids": [...]}, ...], "unicode": version}.
+// Prints {"ids": [[...] per file], "decoded": [text of those ids, per file],
+//         "chats": [{"text": rendered template, "ids": [...]}, ...], "unicode": version}.
 // Files are read as bytes and decoded as a JavaScript string does (ill-formed UTF-8 becomes U+FFFD); ids are
 // the text's own tokens, without the bos that the chat template or the caller adds.
 "use strict";
@@ -28,8 +29,12 @@ const tokenizer = TokenizerLoader.fromPreTrained({
 const encode = (text) => tokenizer.encode(text, { add_special_tokens: false });
 
 const request = JSON.parse(fs.readFileSync(requestPath, "utf8"));
-const out = { ids: [], chats: [], unicode: process.versions.unicode };
-for (const file of request.files) out.ids.push(encode(fs.readFileSync(file).toString("utf8")));
+const out = { ids: [], decoded: [], chats: [], unicode: process.versions.unicode };
+for (const file of request.files) {
+    const ids = encode(fs.readFileSync(file).toString("utf8"));
+    out.ids.push(ids);
+    out.decoded.push(ids.length ? tokenizer.decode(ids) : "");  // decode refuses an empty list
+}
 for (const chat of request.chats ? JSON.parse(fs.readFileSync(request.chats, "utf8")) : []) {
     const text = tokenizer.apply_chat_template(chat.messages, {
         tokenize: false,

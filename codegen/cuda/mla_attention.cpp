@@ -1,0 +1,65 @@
+#include "codegen/cuda/mla_attention.hpp"
+
+#include <stdexcept>
+
+#include "codegen/cuda/cuda_kernel_build.hpp"
+
+namespace mf {
+
+MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& config, const CudaArch& arch,
+                           const std::filesystem::path& cache_dir)
+    : desc_(desc), config_(config) {
+    const int sm = arch.major * 10 + arch.minor;
+    decode_ = build_cuda_kernel(mla_decode_source(desc, config, sm), arch, cache_dir);
+    combine_ = build_cuda_kernel(mla_combine_source(desc), arch, cache_dir);
+    append_ = build_cuda_kernel(kv_append_source(desc), arch, cache_dir);
+}
+
+MlaAttention::~MlaAttention() = default;
+
+int MlaAttention::num_splits(int batch, int max_seq_len, int sms) const {
+    return mla_decode_num_splits(desc_, config_, batch, max_seq_len, sms);
+}
+
+size_t MlaAttention::workspace_bytes(int batch, int num_splits) const {
+    const int partials = mla_decode_partials(config_, num_splits);
+    // o_part, then lse_part at a 256-byte boundary
+    const size_t o = (mla_decode_o_part_bytes(desc_, batch, partials) + 255) / 256 * 256;
+    return o + mla_decode_lse_part_bytes(desc_, batch, partials);
+}
+
+void MlaAttention::append(const unsigned short* src, int src_stride, int n, const int* positions,
+                          const int* block_table, int block_table_stride, unsigned short* kv_cache,
+                          CuStream stream) const {
+    if (n <= 0) return;
+    if (src_stride % 8 != 0 || src_stride < desc_.latent_dim + desc_.rope_dim)
+        throw std::invalid_argument(
+            "MlaAttention::append: src_stride must be a multiple of 8 and hold a whole row");
+    append_->launch(kv_append_grid(n),
+                    KvAppendParams{src, kv_cache, block_table, positions, block_table_stride, src_stride, n},
+                    stream);
+}
+
+void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cache, const int* block_table,
+                          int block_table_stride, const int* seq_lens, int batch, int num_splits, float scale,
+                          const DeviceBuffer& workspace, unsigned short* out, CuStream stream) const {
+    if (batch <= 0) return;
+    if (num_splits < 1 || num_splits % config_.cluster != 0)
+        throw std::invalid_argument(
+            "MlaAttention::decode: num_splits must be a positive multiple of the cluster size");
+    if (workspace.bytes() < workspace_bytes(batch, num_splits))
+        throw std::invalid_argument(
+            "MlaAttention::decode: workspace smaller than workspace_bytes(batch, num_splits)");
+    const int partials = mla_decode_partials(config_, num_splits);
+    float* o_part = workspace.as<float>();
+    float* lse = reinterpret_cast<float*>(
+        workspace.ptr() + (mla_decode_o_part_bytes(desc_, batch, partials) + 255) / 256 * 256);
+    decode_->launch(mla_decode_grid(desc_, batch, num_splits),
+                    MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch,
+                                    block_table_stride, num_splits, scale},
+                    stream);
+    combine_->launch(mla_combine_grid(desc_, batch), MlaCombineParams{o_part, lse, out, batch, partials},
+                     stream);
+}
+
+}  // namespace mf

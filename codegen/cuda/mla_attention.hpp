@@ -1,0 +1,53 @@
+// The MLA attention of one layer shape on the GPU, resolved once: the decode, combine and cache-append
+// kernels of a (desc, config), compiled (or taken from the CUBIN cache) and loaded, plus the launch
+// arithmetic. What the hybrid executor holds per model; every call below only launches (graph-capturable).
+//
+//   MlaAttention attn(desc, config, arch, cache_dir);            // needs a current CudaContext
+//   const int splits = attn.num_splits(batch, max_ctx, sms);      // fixed per captured graph
+//   DeviceBuffer ws(attn.workspace_bytes(batch, splits));
+//   attn.append(new_rows, stream);                                // [c_kv | k_pe] of this step into the
+//   pages attn.decode(q_abs, table, table_stride, seq_lens, batch, splits, ws, o_lat, stream);
+#pragma once
+#include <filesystem>
+#include <memory>
+
+#include "codegen/cuda/cuda_memory.hpp"
+#include "codegen/cuda/mla_kernels.hpp"
+
+namespace mf {
+
+class MlaAttention {
+  public:
+    // Throws std::invalid_argument when (desc, config) is unsupported on `arch`, std::runtime_error when
+    // NVRTC or the driver fails.
+    MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& config, const CudaArch& arch,
+                 const std::filesystem::path& cache_dir);
+    ~MlaAttention();
+    MlaAttention(const MlaAttention&) = delete;
+    MlaAttention& operator=(const MlaAttention&) = delete;
+
+    const MlaDecodeDesc& desc() const { return desc_; }
+    const MlaDecodeConfig& config() const { return config_; }
+
+    int num_splits(int batch, int max_seq_len, int sms) const;
+    size_t workspace_bytes(int batch, int num_splits) const;
+
+    // Writes n rows of [latent | rope] bf16 (row stride src_stride, a multiple of 8) to token positions[i] of
+    // the sequence whose page table is block_table + i * block_table_stride.
+    void append(const unsigned short* src, int src_stride, int n, const int* positions,
+                const int* block_table, int block_table_stride, unsigned short* kv_cache,
+                CuStream stream) const;
+
+    // out[b][h][0:latent] (bf16) = softmax_t(scale * q[b][h] . cache[t]) . cache[t][0:latent], t <
+    // seq_lens[b]. `workspace` holds at least workspace_bytes(batch, num_splits).
+    void decode(const unsigned short* q, const unsigned short* kv_cache, const int* block_table,
+                int block_table_stride, const int* seq_lens, int batch, int num_splits, float scale,
+                const DeviceBuffer& workspace, unsigned short* out, CuStream stream) const;
+
+  private:
+    MlaDecodeDesc desc_;
+    MlaDecodeConfig config_;
+    std::unique_ptr<CudaKernel> decode_, combine_, append_;
+};
+
+}  // namespace mf
