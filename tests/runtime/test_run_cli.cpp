@@ -149,7 +149,7 @@ TEST_CASE("moeforge perplexity: llama-perplexity windows, --json and --logits-ou
     CHECK(s.err.find("needs at least 64") != std::string::npos);
 }
 
-TEST_CASE("moeforge run: a tuned plan in the cache dir is used; another host's plan is refused") {
+TEST_CASE("moeforge run: a tuned plan in the cache dir is used, another host plan is refused") {
     if (!std::filesystem::exists(tokenizer_json())) {
         MESSAGE("skipped: no DeepSeek-V3 tokenizer at " << tokenizer_json().string());
         return;
