@@ -187,7 +187,8 @@ size_t CpuModel::routed_expert_bytes() const {
 }
 
 std::string CpuModel::describe() const {
-    return fmt::format("{} threads ({} NUMA node{}), dense {}, experts {}, {:.1f} MiB packed in {:.1f} s", threads(),
+    return fmt::format("{} thread{} ({} NUMA node{}), dense {}, experts {}, {:.1f} MiB packed in {:.1f} s", threads(),
+                       threads() > 1 ? "s" : "",
                        numa_nodes(), numa_nodes() > 1 ? "s" : "", compute_type_name(dense_type_),
                        compute_type_name(expert_type_), double(packed_bytes_) / (1 << 20), load_seconds_);
 }

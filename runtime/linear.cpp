@@ -232,7 +232,9 @@ void Linear::forward(const float* x, int64_t ldx, int64_t m, float* y, int64_t l
     const int64_t units = linear_units(n_);
     const float* scale = ab.scale.data();
     const int32_t* sum = ab.sum.data();
-    if (!pool) {
+    // Below ~256K multiply-adds a dispatch to the workers costs more than the work (small models, tests).
+    constexpr int64_t kSerialMacs = int64_t(1) << 18;
+    if (!pool || pool->size() == 1 || m * n_ * k_ < kSerialMacs) {
         run_units(act, scale, sum, m, y, ldy, 0, units, nullptr);
         return;
     }

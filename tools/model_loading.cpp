@@ -95,7 +95,15 @@ void apply_plan(const Model& m, RuntimeOptions& opt) {
     quick.measure = false;
     HostProfile here = capture_host_profile(quick);
     compute_fingerprint(here);
-    const Plan plan = load_plan(cache_dir(), here.fingerprint, shape, opt.plan_file);
+    Plan plan;
+    try {
+        plan = load_plan(cache_dir(), here.fingerprint, shape, opt.plan_file);
+    } catch (const PlanMismatch& e) {
+        if (!opt.plan_file.empty()) throw;  // an explicit --plan that does not fit is an error
+        // The cache dir's plan for this host and expert shape was tuned for another layer count or routing.
+        opt.plan_note = std::string("the cached plan does not fit (") + e.what() + "): documented defaults";
+        return;
+    }
     if (plan.is_default) {
         opt.plan_note = "no tuned plan for this host and shape (run `moeforge tune`): documented defaults";
         return;

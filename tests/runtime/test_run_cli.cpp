@@ -11,6 +11,8 @@
 
 #include "model/synthetic_model.hpp"
 #include "runtime/logits_file.hpp"
+#include "runtime/plan.hpp"
+#include "tune/host_profile.hpp"
 #include "tests/model/scratch_dir.hpp"
 
 using namespace mf;
@@ -41,11 +43,12 @@ struct Run {
     std::string out, err;
 };
 
-// Runs `moeforge ARGS` with `input` on stdin.
-Run moeforge(const test::ScratchDir& dir, const std::string& args, const std::string& input = "") {
+// Runs `moeforge ARGS` with `input` on stdin (and `env` before the command, e.g. "XDG_CACHE_HOME=...").
+Run moeforge(const test::ScratchDir& dir, const std::string& args, const std::string& input = "",
+             const std::string& env = "") {
     const auto in = dir / "stdin.txt", out = dir / "stdout.txt", err = dir / "stderr.txt";
     std::ofstream(in, std::ios::binary) << input;
-    const std::string cmd = std::string(MOEFORGE_BINARY_DIR) + "/moeforge " + args + " < " + in.string() + " > " +
+    const std::string cmd = env + " " + std::string(MOEFORGE_BINARY_DIR) + "/moeforge " + args + " < " + in.string() + " > " +
                             out.string() + " 2> " + err.string();
     const int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
@@ -144,4 +147,43 @@ TEST_CASE("moeforge perplexity: llama-perplexity windows, --json and --logits-ou
     Run s = moeforge(dir, "perplexity --model " + model.string() + " --ctx 32 --file " + (dir / "short.txt").string());
     CHECK(s.rc == 1);
     CHECK(s.err.find("needs at least 64") != std::string::npos);
+}
+
+TEST_CASE("moeforge run: a tuned plan in the cache dir is used, another host plan is refused") {
+    if (!std::filesystem::exists(tokenizer_json())) {
+        MESSAGE("skipped: no DeepSeek-V3 tokenizer at " << tokenizer_json().string());
+        return;
+    }
+    test::ScratchDir dir("run-plan");
+    const auto model = tiny_with_real_tokenizer(dir);
+    const auto cache = dir / "cache";
+    std::filesystem::create_directories(cache / "moeforge");
+    HostProfileOptions quick;
+    quick.measure = false;
+    HostProfile here = capture_host_profile(quick);
+    compute_fingerprint(here);
+    const DeepSeekV3Config c = preset_config("tiny");
+    ModelShape shape;
+    shape.hidden = int(c.hidden);
+    shape.moe_intermediate = int(c.moe_inter);
+    shape.experts = int(c.n_experts);
+    shape.top_k = int(c.n_experts_used);
+    shape.moe_layers = int(c.n_layers - c.n_dense_layers);
+    shape.wtype = "int8";
+    Plan plan = default_plan(here.fingerprint, shape);
+    plan.is_default = false;
+    write_plan_file(cache / "moeforge" / plan_file_name(here.fingerprint, shape), plan);
+    const std::string args = "run --model " + model.string() + " --threads 1 --temperature 0 --max-tokens 3 --prompt hi";
+    Run r = moeforge(dir, args, "", "XDG_CACHE_HOME=" + cache.string());
+    CAPTURE(r.err);
+    CHECK(r.rc == 0);
+    CHECK(r.err.find("tuned plan") != std::string::npos);
+
+    Plan other = plan;
+    other.host_fingerprint = "0123456789abcdef";
+    write_plan_file(dir / "other.json", other);
+    Run refused = moeforge(dir, args + " --plan " + (dir / "other.json").string());
+    CHECK(refused.rc == 1);
+    CHECK(refused.err.find("0123456789abcdef") != std::string::npos);
+    CHECK(refused.err.find(here.fingerprint) != std::string::npos);
 }
