@@ -52,6 +52,7 @@ private:
         postamble();
 
         // Palette 1, eight tiles of 16 rows x 64 bytes.
+        mark_data_start();
         align(64);
         L(cfg);
         db(1);

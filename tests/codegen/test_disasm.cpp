@@ -3,6 +3,7 @@
 
 #include "codegen/kernel_cache.hpp"
 #include "codegen/x64/disasm_x64.hpp"
+#include "codegen/x64/peak_amx.hpp"
 
 using namespace mf;
 
@@ -29,4 +30,22 @@ TEST_CASE("Zydis decodes AMX tile instructions and VNNI from generated kernels")
     CHECK(g.find("vpdpbusd zmm") != std::string::npos);
     CHECK(g.find("{1to16}") != std::string::npos);
     CHECK(g.find("prefetcht0") != std::string::npos);
+}
+
+TEST_CASE("Zydis names tdpbssd and tileloadd in the host profile's AMX peak loop") {
+    if (!have_disassembler()) {
+        MESSAGE("built without Zydis: skipped");
+        return;
+    }
+    auto k = make_peak_amx_kernel({AmxPeakDtype::int8});
+    REQUIRE(k->create() == JitStatus::ok);
+    const std::string a = disassemble_x64(static_cast<const uint8_t*>(k->entry()), k->code_size(), k->text_size());
+    CHECK(a.find("tileloadd tmm4") != std::string::npos);
+    CHECK(a.find("tdpbssd tmm0, tmm4, tmm6") != std::string::npos);
+    CHECK(a.find("tdpbssd tmm3, tmm5, tmm7") != std::string::npos);
+    CHECK(a.find("undecodable") == std::string::npos);
+    auto b = make_peak_amx_kernel({AmxPeakDtype::bf16});
+    REQUIRE(b->create() == JitStatus::ok);
+    CHECK(disassemble_x64(static_cast<const uint8_t*>(b->entry()), b->code_size(), b->text_size())
+              .find("tdpbf16ps tmm0, tmm4, tmm6") != std::string::npos);
 }
