@@ -3,17 +3,17 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "codegen/x64/gemm_amx_int8.hpp"
+#include "codegen/x64/gemm_amx.hpp"
+#include "codegen/x64/gemv_avx512.hpp"
 #include "codegen/x64/gemv_avx512_int4.hpp"
-#include "codegen/x64/gemv_avx512_int8.hpp"
 
 namespace mf {
 
 std::unique_ptr<JitKernel> make_kernel(const AmxGemmDesc& d, const AmxGemmConfig& c) {
-    return make_gemm_amx_int8(d, c);
+    return make_gemm_amx(d, c);
 }
 std::unique_ptr<JitKernel> make_kernel(const GemvDesc& d, const GemvConfig& c) {
-    return d.wtype == WeightType::int4 ? make_gemv_avx512_int4(d, c) : make_gemv_avx512_int8(d, c);
+    return d.wtype == WeightType::int4 ? make_gemv_avx512_int4(d, c) : make_gemv_avx512(d, c);
 }
 
 const CachedKernel& KernelCache::get_impl(const std::string& name, const Maker& make) {

@@ -4,14 +4,14 @@
 //     template <class S, class F> static void visit(S& s, F&& f) { f("k", "k", s.k); ... }
 // where f(json_key, name_tag, field). Fields are integers or enums with enum_name()/enum_parse() overloads.
 #pragma once
+#include <fmt/format.h>
+
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 namespace mf {
 
@@ -86,10 +86,10 @@ nlohmann::json fields_to_json(const T& t) {
     return j;
 }
 
-// Missing keys keep their defaults; a key of the wrong type or an unknown enum name throws, naming the key.
+// Missing keys keep base's values; a key of the wrong type or an unknown enum name throws, naming the key.
 template <class T>
-T fields_from_json(const nlohmann::json& j) {
-    T t{};
+T fields_from_json(const nlohmann::json& j, const T& base = T{}) {
+    T t = base;
     T::visit(t, [&](const char* key, const char*, auto& x) {
         if (!j.contains(key)) return;
         using V = std::decay_t<decltype(x)>;

@@ -1,5 +1,5 @@
-// The GGML block formats moeforge reads and writes, with llama.cpp's exact bit layouts, and row-wise conversion
-// between them and fp32. The runtime feeds kernels from these; model/ itself knows no kernel.
+// The GGML block formats moeforge reads and writes, with llama.cpp's exact bit layouts, and row-wise
+// conversion between them and fp32. The runtime feeds kernels from these; model/ itself knows no kernel.
 //
 //   q8_0: 32 values in 34 B   x = d * q                       (d fp16, q int8)
 //   q4_K: 256 values in 144 B x = d*sc[j]*q - dmin*m[j]       (8 sub-blocks of 32; 6-bit sc/m; q 0..15)
@@ -22,10 +22,10 @@ struct BlockQ8_0 {
 static_assert(sizeof(BlockQ8_0) == 34);
 
 struct BlockQ4K {
-    uint16_t d;           // fp16 super-block scale of the 6-bit sub-block scales
-    uint16_t dmin;        // fp16 super-block scale of the 6-bit sub-block mins
-    uint8_t scales[12];   // 8 scales + 8 mins, 6 bits each (see q4k_scale_min)
-    uint8_t qs[128];      // nibbles: byte 32*c + l holds value 64c+l (low) and 64c+32+l (high)
+    uint16_t d;          // fp16 super-block scale of the 6-bit sub-block scales
+    uint16_t dmin;       // fp16 super-block scale of the 6-bit sub-block mins
+    uint8_t scales[12];  // 8 scales + 8 mins, 6 bits each (see q4k_scale_min)
+    uint8_t qs[128];     // nibbles: byte 32*c + l holds value 64c+l (low) and 64c+32+l (high)
 };
 static_assert(sizeof(BlockQ4K) == 144);
 
@@ -53,16 +53,16 @@ void q4k_pack_scales(const uint8_t sc[8], const uint8_t m[8], uint8_t scales[12]
 
 // A q4_K block unpacked for an int4 per-group kernel: value i = scale[i/32] * q[i] - min[i/32].
 struct Q4KGroups {
-    float scale[8];   // d * sc[j]
-    float min[8];     // dmin * m[j]
-    uint8_t q[256];   // 0..15, in value order
+    float scale[8];  // d * sc[j]
+    float min[8];    // dmin * m[j]
+    uint8_t q[256];  // 0..15, in value order
 };
 void q4k_unpack(const BlockQ4K& b, Q4KGroups& dst);
 
 // Row conversion; n must be a whole number of blocks of `type` (callers check with ggml_row_bytes).
-// dequantize_row supports f32, f16, bf16, q8_0, q4_K, q5_K, q6_K and f8_e4m3 (no block scale: multiply after).
-// quantize_row supports f32, f16, bf16, q8_0, q4_K, q5_K, q6_K, f8_e4m3. Both throw std::invalid_argument for
-// any other type.
+// dequantize_row supports f32, f16, bf16, q8_0, q4_K, q5_K, q6_K and f8_e4m3 (no block scale: multiply
+// after). quantize_row supports f32, f16, bf16, q8_0, q4_K, q5_K, q6_K, f8_e4m3. Both throw
+// std::invalid_argument for any other type.
 void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
 bool can_dequantize(GgmlType type);

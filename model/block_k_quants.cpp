@@ -1,5 +1,5 @@
-// q4_K, q5_K and q6_K: quantisation (a plain min/max fit per sub-block, then 6- or 8-bit sub-block scales under
-// an fp16 super-block scale) and dequantisation in llama.cpp's bit order and float order.
+// q4_K, q5_K and q6_K: quantisation (a plain min/max fit per sub-block, then 6- or 8-bit sub-block scales
+// under an fp16 super-block scale) and dequantisation in llama.cpp's bit order and float order.
 #include <algorithm>
 #include <cmath>
 
@@ -9,12 +9,16 @@
 namespace mf {
 namespace {
 
-float fp16_round(float x) { return f16_to_f32(f32_to_f16(x)); }
+float fp16_round(float x) {
+    return f16_to_f32(f32_to_f16(x));
+}
 
-int clamp_round(float v, int lo, int hi) { return std::clamp(int(std::lround(v)), lo, hi); }
+int clamp_round(float v, int lo, int hi) {
+    return std::clamp(int(std::lround(v)), lo, hi);
+}
 
-// Shared by q4_K (levels 15) and q5_K (levels 31): per sub-block of 32, x ~ scale*q - min with q in 0..levels.
-// Writes d, dmin, the packed scales and q[256] (unpacked levels).
+// Shared by q4_K (levels 15) and q5_K (levels 31): per sub-block of 32, x ~ scale*q - min with q in
+// 0..levels. Writes d, dmin, the packed scales and q[256] (unpacked levels).
 void fit_k_block(const float* x, int levels, uint16_t& d_out, uint16_t& dmin_out, uint8_t scales[12],
                  uint8_t q[256]) {
     float scale[8], minv[8];
@@ -107,7 +111,8 @@ void quantize_row_q4_k(const float* src, BlockQ4K* dst, int64_t n) {
         uint8_t q[256];
         fit_k_block(src + i * kQK_K, 15, b.d, b.dmin, b.scales, q);
         for (int c = 0; c < 4; ++c)
-            for (int l = 0; l < 32; ++l) b.qs[32 * c + l] = uint8_t(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
+            for (int l = 0; l < 32; ++l)
+                b.qs[32 * c + l] = uint8_t(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
     }
 }
 
@@ -196,8 +201,8 @@ void quantize_row_q6_k(const float* src, BlockQ6K* dst, int64_t n) {
             for (int l = 0; l < 32; ++l) {
                 b.ql[64 * h + l] = uint8_t((qq[l] & 0xf) | ((qq[l + 64] & 0xf) << 4));
                 b.ql[64 * h + l + 32] = uint8_t((qq[l + 32] & 0xf) | ((qq[l + 96] & 0xf) << 4));
-                b.qh[32 * h + l] = uint8_t((qq[l] >> 4) | ((qq[l + 32] >> 4) << 2) | ((qq[l + 64] >> 4) << 4) |
-                                           ((qq[l + 96] >> 4) << 6));
+                b.qh[32 * h + l] = uint8_t((qq[l] >> 4) | ((qq[l + 32] >> 4) << 2) |
+                                           ((qq[l + 64] >> 4) << 4) | ((qq[l + 96] >> 4) << 6));
             }
         }
     }

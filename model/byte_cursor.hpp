@@ -10,16 +10,17 @@
 namespace mf {
 
 class ByteCursor {
-public:
-    ByteCursor(const uint8_t* data, uint64_t size, std::string file) : data_(data), size_(size), file_(std::move(file)) {}
+  public:
+    ByteCursor(const uint8_t* data, uint64_t size, std::string file)
+        : data_(data), size_(size), file_(std::move(file)) {}
 
     uint64_t pos() const { return pos_; }
     uint64_t remaining() const { return size_ - pos_; }
     const std::string& file() const { return file_; }
 
     [[noreturn]] void fail(std::string_view what) const {
-        throw std::runtime_error(file_ + ": " + std::string(what) + " (at byte " + std::to_string(pos_) + " of " +
-                                 std::to_string(size_) + ")");
+        throw std::runtime_error(file_ + ": " + std::string(what) + " (at byte " + std::to_string(pos_) +
+                                 " of " + std::to_string(size_) + ")");
     }
     void need(uint64_t n, std::string_view what) const {
         if (n > remaining())
@@ -42,7 +43,7 @@ public:
     }
     void seek(uint64_t p) { pos_ = p; }
 
-private:
+  private:
     const uint8_t* data_;
     uint64_t size_;
     uint64_t pos_ = 0;

@@ -51,11 +51,12 @@ void DeepSeekV3Config::validate(const std::string& where) const {
         if (n_experts % n_groups)
             fail(fmt::format("{} experts do not split into {} groups", n_experts, n_groups));
         if (n_experts_used > n_groups_used * experts_per_group())
-            fail(fmt::format("top-{} cannot be chosen from {} groups of {} experts", n_experts_used, n_groups_used,
-                             experts_per_group()));
+            fail(fmt::format("top-{} cannot be chosen from {} groups of {} experts", n_experts_used,
+                             n_groups_used, experts_per_group()));
     }
     if (!(rms_eps > 0) || !(rope_theta > 0)) fail("rms_norm_eps and rope_theta must be positive");
-    if (yarn && (!(yarn_factor > 0) || yarn_original_ctx <= 0)) fail("YaRN factor/original context must be positive");
+    if (yarn && (!(yarn_factor > 0) || yarn_original_ctx <= 0))
+        fail("YaRN factor/original context must be positive");
 }
 
 DeepSeekV3Config config_from_gguf(const GgufFile& f) {
@@ -77,16 +78,20 @@ DeepSeekV3Config config_from_gguf(const GgufFile& f) {
     c.norm_topk_prob = f.opt_bool(k("expert_weights_norm")).value_or(false);
     const uint64_t gating = f.opt_uint(k("expert_gating_func")).value_or(1);
     if (gating != 1 && gating != 2)
-        f.fail(fmt::format("key 'deepseek2.expert_gating_func' = {} (1 softmax and 2 sigmoid are known)", gating));
+        f.fail(fmt::format("key 'deepseek2.expert_gating_func' = {} (1 softmax and 2 sigmoid are known)",
+                           gating));
     c.sigmoid_gating = gating == 2;
-    // Group-limited routing keys appeared in late 2025; older DeepSeek-V3/R1 files (256 experts) get V3's 8/4.
+    // Group-limited routing keys appeared in late 2025; older DeepSeek-V3/R1 files (256 experts) get V3's
+    // 8/4.
     const bool v3_experts = c.n_experts == 256;
     c.n_groups = int64_t(f.opt_uint(k("expert_group_count")).value_or(v3_experts ? 8 : 1));
     c.n_groups_used = int64_t(f.opt_uint(k("expert_group_used_count")).value_or(v3_experts ? 4 : 1));
     c.q_lora_rank = int64_t(f.opt_uint(k("attention.q_lora_rank")).value_or(0));
     if (c.q_lora_rank == 0)
-        f.fail("key 'deepseek2.attention.q_lora_rank' is missing or 0: models without a q LoRA (DeepSeek-V2-Lite) "
-               "are not supported");
+        f.fail(
+            "key 'deepseek2.attention.q_lora_rank' is missing or 0: models without a q LoRA "
+            "(DeepSeek-V2-Lite) "
+            "are not supported");
     c.kv_lora_rank = int64_t(f.get_uint(k("attention.kv_lora_rank")));
     c.qk_rope = int64_t(f.get_uint(k("rope.dimension_count")));
     const int64_t key_len = int64_t(f.get_uint(k("attention.key_length")));
@@ -95,15 +100,17 @@ DeepSeekV3Config config_from_gguf(const GgufFile& f) {
         const int64_t kmla = int64_t(f.get_uint(k("attention.key_length_mla")));
         c.v_head = int64_t(f.get_uint(k("attention.value_length_mla")));
         if (key_len != c.kv_lora_rank + c.qk_rope || value_len != c.kv_lora_rank)
-            f.fail(fmt::format("MLA layout: key_length {} / value_length {} should be kv_lora_rank + rope = {} / "
-                               "kv_lora_rank = {}",
-                               key_len, value_len, c.kv_lora_rank + c.qk_rope, c.kv_lora_rank));
+            f.fail(fmt::format(
+                "MLA layout: key_length {} / value_length {} should be kv_lora_rank + rope = {} / "
+                "kv_lora_rank = {}",
+                key_len, value_len, c.kv_lora_rank + c.qk_rope, c.kv_lora_rank));
         c.qk_nope = kmla - c.qk_rope;
     } else {
         c.qk_nope = key_len - c.qk_rope;
         c.v_head = value_len;
     }
-    if (c.qk_nope <= 0) f.fail(fmt::format("key length {} is not larger than the rope dimension {}", key_len, c.qk_rope));
+    if (c.qk_nope <= 0)
+        f.fail(fmt::format("key length {} is not larger than the rope dimension {}", key_len, c.qk_rope));
     c.rms_eps = float(f.get_float(k("attention.layer_norm_rms_epsilon")));
     c.rope_theta = float(f.opt_float(k("rope.freq_base")).value_or(10000.0));
     c.max_positions = int64_t(f.opt_uint(k("context_length")).value_or(163840));
@@ -114,9 +121,10 @@ DeepSeekV3Config config_from_gguf(const GgufFile& f) {
     if (c.yarn) {
         c.yarn_factor = float(f.get_float(k("rope.scaling.factor")));
         c.yarn_original_ctx = int64_t(f.get_uint(k("rope.scaling.original_context_length")));
-        // llama.cpp's yarn_log_multiplier is 0.1 * mscale_all_dim; GGUF cannot carry a separate mscale, so the
-        // cos/sin scale m(mscale)/m(mscale_all_dim) is 1, as in DeepSeek-V3.
-        c.yarn_mscale_all_dim = float(f.opt_float(k("rope.scaling.yarn_log_multiplier")).value_or(0.0)) / 0.1f;
+        // llama.cpp's yarn_log_multiplier is 0.1 * mscale_all_dim; GGUF cannot carry a separate mscale, so
+        // the cos/sin scale m(mscale)/m(mscale_all_dim) is 1, as in DeepSeek-V3.
+        c.yarn_mscale_all_dim =
+            float(f.opt_float(k("rope.scaling.yarn_log_multiplier")).value_or(0.0)) / 0.1f;
         c.yarn_mscale = c.yarn_mscale_all_dim;
         c.yarn_beta_fast = float(f.opt_float(k("rope.scaling.yarn_beta_fast")).value_or(32.0));
         c.yarn_beta_slow = float(f.opt_float(k("rope.scaling.yarn_beta_slow")).value_or(1.0));
@@ -167,8 +175,10 @@ DeepSeekV3Config config_from_hf_json(const nlohmann::json& j, const std::string&
         num("rms_norm_eps", c.rms_eps);
         num("rope_theta", c.rope_theta);
         num("max_position_embeddings", c.max_positions);
-        if (j.contains("bos_token_id") && j["bos_token_id"].is_number()) c.bos_id = j["bos_token_id"].get<int32_t>();
-        if (j.contains("eos_token_id") && j["eos_token_id"].is_number()) c.eos_id = j["eos_token_id"].get<int32_t>();
+        if (j.contains("bos_token_id") && j["bos_token_id"].is_number())
+            c.bos_id = j["bos_token_id"].get<int32_t>();
+        if (j.contains("eos_token_id") && j["eos_token_id"].is_number())
+            c.eos_id = j["eos_token_id"].get<int32_t>();
         if (j.contains("norm_topk_prob")) c.norm_topk_prob = j["norm_topk_prob"].get<bool>();
         c.sigmoid_gating = j.value("scoring_func", std::string("sigmoid")) == "sigmoid";
         c.yarn = false;
@@ -296,12 +306,13 @@ void write_gguf_config(GgufWriter& w, const DeepSeekV3Config& c, bool mla_layout
 }
 
 std::string describe(const DeepSeekV3Config& c) {
-    return fmt::format("DeepSeek-V3: {} layers ({} dense, FFN {}), hidden {}, {} heads (q_lora {}, kv_lora {}, "
-                       "qk {}+{}, v {}), {} experts of {} in {} groups (top-{} of {} groups, {} shared), vocab {}{}",
-                       c.n_layers, c.n_dense_layers, c.dense_inter, c.hidden, c.n_heads, c.q_lora_rank, c.kv_lora_rank,
-                       c.qk_nope, c.qk_rope, c.v_head, c.n_experts, c.moe_inter, c.n_groups, c.n_experts_used,
-                       c.n_groups_used, c.n_shared_experts, c.vocab_size,
-                       c.yarn ? fmt::format(", YaRN x{} over {}", c.yarn_factor, c.yarn_original_ctx) : "");
+    return fmt::format(
+        "DeepSeek-V3: {} layers ({} dense, FFN {}), hidden {}, {} heads (q_lora {}, kv_lora {}, "
+        "qk {}+{}, v {}), {} experts of {} in {} groups (top-{} of {} groups, {} shared), vocab {}{}",
+        c.n_layers, c.n_dense_layers, c.dense_inter, c.hidden, c.n_heads, c.q_lora_rank, c.kv_lora_rank,
+        c.qk_nope, c.qk_rope, c.v_head, c.n_experts, c.moe_inter, c.n_groups, c.n_experts_used,
+        c.n_groups_used, c.n_shared_experts, c.vocab_size,
+        c.yarn ? fmt::format(", YaRN x{} over {}", c.yarn_factor, c.yarn_original_ctx) : "");
 }
 
 }  // namespace mf

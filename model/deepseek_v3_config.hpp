@@ -1,5 +1,5 @@
-// DeepSeek-V3 hyper-parameters, filled from a GGUF's deepseek2.* keys or an HF config.json (defaults: the real
-// 671B model), and written back to either. Both readers produce the same Config for the same model.
+// DeepSeek-V3 hyper-parameters, filled from a GGUF's deepseek2.* keys or an HF config.json (defaults: the
+// real 671B model), and written back to either. Both readers produce the same Config for the same model.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -12,19 +12,19 @@ class GgufWriter;
 
 struct DeepSeekV3Config {
     int64_t vocab_size = 129280;
-    int64_t hidden = 7168;            // D
-    int64_t n_layers = 61;            // without the MTP layer
-    int64_t n_dense_layers = 3;       // first_k_dense_replace / leading_dense_block_count
-    int64_t dense_inter = 18432;      // FFN width of the dense layers
-    int64_t moe_inter = 2048;         // width of each routed and shared expert
-    int64_t n_experts = 256;          // routed experts per MoE layer
-    int64_t n_experts_used = 8;       // top-k
+    int64_t hidden = 7168;        // D
+    int64_t n_layers = 61;        // without the MTP layer
+    int64_t n_dense_layers = 3;   // first_k_dense_replace / leading_dense_block_count
+    int64_t dense_inter = 18432;  // FFN width of the dense layers
+    int64_t moe_inter = 2048;     // width of each routed and shared expert
+    int64_t n_experts = 256;      // routed experts per MoE layer
+    int64_t n_experts_used = 8;   // top-k
     int64_t n_shared_experts = 1;
-    int64_t n_groups = 8;             // expert groups (n_group)
-    int64_t n_groups_used = 4;        // groups kept (topk_group)
-    float routed_scaling = 2.5f;      // routed_scaling_factor
-    bool norm_topk_prob = true;       // normalise the top-k weights before scaling
-    bool sigmoid_gating = true;       // sigmoid router scores (false: softmax, DeepSeek-V2)
+    int64_t n_groups = 8;         // expert groups (n_group)
+    int64_t n_groups_used = 4;    // groups kept (topk_group)
+    float routed_scaling = 2.5f;  // routed_scaling_factor
+    bool norm_topk_prob = true;   // normalise the top-k weights before scaling
+    bool sigmoid_gating = true;   // sigmoid router scores (false: softmax, DeepSeek-V2)
     int64_t n_heads = 128;
     int64_t q_lora_rank = 1536;
     int64_t kv_lora_rank = 512;
@@ -33,7 +33,7 @@ struct DeepSeekV3Config {
     int64_t v_head = 128;
     float rms_eps = 1e-6f;
     float rope_theta = 10000.0f;
-    bool yarn = true;                 // YaRN scaling on (else plain rope, no attention mscale)
+    bool yarn = true;  // YaRN scaling on (else plain rope, no attention mscale)
     float yarn_factor = 40.0f;
     int64_t yarn_original_ctx = 4096;
     float yarn_beta_fast = 32.0f;

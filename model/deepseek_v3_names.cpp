@@ -38,7 +38,9 @@ const std::vector<ExpertTensorName>& expert_tensor_names() {
     return names;
 }
 
-std::string gguf_layer_tensor(int64_t layer, const char* suffix) { return fmt::format("blk.{}.{}", layer, suffix); }
+std::string gguf_layer_tensor(int64_t layer, const char* suffix) {
+    return fmt::format("blk.{}.{}", layer, suffix);
+}
 std::string hf_layer_tensor(int64_t layer, const char* suffix) {
     return fmt::format("model.layers.{}.{}", layer, suffix);
 }

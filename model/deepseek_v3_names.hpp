@@ -1,5 +1,5 @@
-// Tensor names of DeepSeek-V3 in both file formats: llama.cpp's deepseek2 GGUF names and the HF checkpoint names.
-// Readers bind by these tables and mkmodel writes by them, so the two always agree.
+// Tensor names of DeepSeek-V3 in both file formats: llama.cpp's deepseek2 GGUF names and the HF checkpoint
+// names. Readers bind by these tables and mkmodel writes by them, so the two always agree.
 #pragma once
 #include <string>
 #include <vector>
@@ -24,8 +24,8 @@ struct ExpertTensorName {
 };
 const std::vector<ExpertTensorName>& expert_tensor_names();
 
-std::string gguf_layer_tensor(int64_t layer, const char* suffix);            // "blk.3.attn_q_a.weight"
-std::string hf_layer_tensor(int64_t layer, const char* suffix);              // "model.layers.3.self_attn..."
+std::string gguf_layer_tensor(int64_t layer, const char* suffix);  // "blk.3.attn_q_a.weight"
+std::string hf_layer_tensor(int64_t layer, const char* suffix);    // "model.layers.3.self_attn..."
 std::string hf_expert_tensor(int64_t layer, int64_t expert, const char* suffix);
 
 constexpr const char* kGgufTokenEmbd = "token_embd.weight";

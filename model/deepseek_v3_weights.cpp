@@ -10,17 +10,19 @@
 namespace mf {
 namespace {
 
-void check(const TensorView& t, std::vector<int64_t> expected, const std::string& role, const std::string& where) {
+void check(const TensorView& t, std::vector<int64_t> expected, const std::string& role,
+           const std::string& where) {
     if (t.empty()) throw std::runtime_error(fmt::format("{}: missing tensor '{}' ({})", where, t.name, role));
     if (t.shape != expected)
-        throw std::runtime_error(fmt::format("{}: tensor '{}' ({}) has shape [{}], the config implies [{}]", where,
-                                             t.name, role, fmt::join(t.shape, ", "), fmt::join(expected, ", ")));
+        throw std::runtime_error(fmt::format("{}: tensor '{}' ({}) has shape [{}], the config implies [{}]",
+                                             where, t.name, role, fmt::join(t.shape, ", "),
+                                             fmt::join(expected, ", ")));
     if (!can_dequantize(t.type))
-        throw std::runtime_error(fmt::format("{}: tensor '{}' has type {}, which moeforge does not read", where,
-                                             t.name, ggml_type_name(t.type)));
+        throw std::runtime_error(fmt::format("{}: tensor '{}' has type {}, which moeforge does not read",
+                                             where, t.name, ggml_type_name(t.type)));
     if (!ggml_row_bytes(uint32_t(t.type), uint64_t(t.cols())))
-        throw std::runtime_error(fmt::format("{}: tensor '{}': rows of {} values are not whole {} blocks", where,
-                                             t.name, t.cols(), ggml_type_name(t.type)));
+        throw std::runtime_error(fmt::format("{}: tensor '{}': rows of {} values are not whole {} blocks",
+                                             where, t.name, t.cols(), ggml_type_name(t.type)));
 }
 
 }  // namespace
@@ -31,7 +33,8 @@ void validate_weights(const DeepSeekV3Config& c, const ModelWeights& w, const st
     check(w.output_norm, {D}, "output norm", where);
     check(w.output, {c.vocab_size, D}, "output (lm_head)", where);
     if (int64_t(w.layers.size()) != c.n_layers)
-        throw std::runtime_error(fmt::format("{}: {} layers bound, the config has {}", where, w.layers.size(), c.n_layers));
+        throw std::runtime_error(
+            fmt::format("{}: {} layers bound, the config has {}", where, w.layers.size(), c.n_layers));
     for (int64_t i = 0; i < c.n_layers; ++i) {
         const LayerWeights& l = w.layers[size_t(i)];
         const std::string lw = fmt::format("layer {} ", i);
@@ -59,8 +62,8 @@ void validate_weights(const DeepSeekV3Config& c, const ModelWeights& w, const st
         check(l.router_bias, {c.n_experts}, lw + "router bias", where);
         if (int64_t(l.exp_gate.size()) != c.n_experts || l.exp_up.size() != l.exp_gate.size() ||
             l.exp_down.size() != l.exp_gate.size())
-            throw std::runtime_error(fmt::format("{}: layer {}: {} experts bound, the config has {}", where, i,
-                                                 l.exp_gate.size(), c.n_experts));
+            throw std::runtime_error(fmt::format("{}: layer {}: {} experts bound, the config has {}", where,
+                                                 i, l.exp_gate.size(), c.n_experts));
         for (int64_t e = 0; e < c.n_experts; ++e) {
             const std::string ew = fmt::format("{}expert {} ", lw, e);
             check(l.exp_gate[size_t(e)], {c.moe_inter, D}, ew + "gate", where);

@@ -21,7 +21,7 @@ uint16_t f32_to_f16(float x) {
     const uint32_t u = f32_bits(x);
     const uint16_t sign = uint16_t((u >> 16) & 0x8000);
     const uint32_t abs = u & 0x7fffffffu;
-    if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00);  // NaN
+    if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00);   // NaN
     if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00);  // rounds to >= 65520: inf
     if (abs < 0x38800000u) {
         // below the smallest normal fp16 (2^-14): subnormal result, value / 2^-24 rounded to nearest even

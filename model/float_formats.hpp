@@ -20,7 +20,9 @@ inline float f32_from_bits(uint32_t u) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float x);  // round to nearest even; overflow gives ±inf, NaN stays NaN
 
-inline float bf16_to_f32(uint16_t h) { return f32_from_bits(uint32_t(h) << 16); }
+inline float bf16_to_f32(uint16_t h) {
+    return f32_from_bits(uint32_t(h) << 16);
+}
 uint16_t f32_to_bf16(float x);  // round to nearest even; NaN stays NaN
 
 float f8e4m3_to_f32(uint8_t b);

@@ -19,22 +19,29 @@ uint64_t min_value_bytes(GgufValueType t) {
     switch (t) {
         case GgufValueType::u8:
         case GgufValueType::i8:
-        case GgufValueType::boolean: return 1;
+        case GgufValueType::boolean:
+            return 1;
         case GgufValueType::u16:
-        case GgufValueType::i16: return 2;
+        case GgufValueType::i16:
+            return 2;
         case GgufValueType::u32:
         case GgufValueType::i32:
-        case GgufValueType::f32: return 4;
+        case GgufValueType::f32:
+            return 4;
         case GgufValueType::u64:
         case GgufValueType::i64:
         case GgufValueType::f64:
-        case GgufValueType::string: return 8;
-        case GgufValueType::array: return 12;
+        case GgufValueType::string:
+            return 8;
+        case GgufValueType::array:
+            return 12;
     }
     return 1;
 }
 
-bool valid_value_type(uint32_t t) { return t <= 12; }
+bool valid_value_type(uint32_t t) {
+    return t <= 12;
+}
 
 std::string read_string(ByteCursor& c, const std::string& what) {
     const uint64_t n = c.read<uint64_t>(what + ": string length");
@@ -47,27 +54,51 @@ std::string read_string(ByteCursor& c, const std::string& what) {
 void read_value(ByteCursor& c, GgufValueType t, GgufValue& v, const std::string& key, int depth) {
     v.type = t;
     switch (t) {
-        case GgufValueType::u8: v.u = c.read<uint8_t>(key); return;
-        case GgufValueType::i8: v.i = c.read<int8_t>(key); return;
-        case GgufValueType::u16: v.u = c.read<uint16_t>(key); return;
-        case GgufValueType::i16: v.i = c.read<int16_t>(key); return;
-        case GgufValueType::u32: v.u = c.read<uint32_t>(key); return;
-        case GgufValueType::i32: v.i = c.read<int32_t>(key); return;
-        case GgufValueType::u64: v.u = c.read<uint64_t>(key); return;
-        case GgufValueType::i64: v.i = c.read<int64_t>(key); return;
-        case GgufValueType::f32: v.f = c.read<float>(key); return;
-        case GgufValueType::f64: v.f = c.read<double>(key); return;
+        case GgufValueType::u8:
+            v.u = c.read<uint8_t>(key);
+            return;
+        case GgufValueType::i8:
+            v.i = c.read<int8_t>(key);
+            return;
+        case GgufValueType::u16:
+            v.u = c.read<uint16_t>(key);
+            return;
+        case GgufValueType::i16:
+            v.i = c.read<int16_t>(key);
+            return;
+        case GgufValueType::u32:
+            v.u = c.read<uint32_t>(key);
+            return;
+        case GgufValueType::i32:
+            v.i = c.read<int32_t>(key);
+            return;
+        case GgufValueType::u64:
+            v.u = c.read<uint64_t>(key);
+            return;
+        case GgufValueType::i64:
+            v.i = c.read<int64_t>(key);
+            return;
+        case GgufValueType::f32:
+            v.f = c.read<float>(key);
+            return;
+        case GgufValueType::f64:
+            v.f = c.read<double>(key);
+            return;
         case GgufValueType::boolean: {
             const uint8_t b = c.read<uint8_t>(key);
             if (b > 1) c.fail(fmt::format("key '{}': bool value {} is neither 0 nor 1", key, b));
             v.u = b;
             return;
         }
-        case GgufValueType::string: v.str = read_string(c, "key '" + key + "'"); return;
+        case GgufValueType::string:
+            v.str = read_string(c, "key '" + key + "'");
+            return;
         case GgufValueType::array: {
-            if (depth >= kMaxArrayDepth) c.fail(fmt::format("key '{}': arrays nested deeper than {}", key, depth));
+            if (depth >= kMaxArrayDepth)
+                c.fail(fmt::format("key '{}': arrays nested deeper than {}", key, depth));
             const uint32_t et = c.read<uint32_t>("key '" + key + "': array element type");
-            if (!valid_value_type(et)) c.fail(fmt::format("key '{}': unknown array element type {}", key, et));
+            if (!valid_value_type(et))
+                c.fail(fmt::format("key '{}': unknown array element type {}", key, et));
             v.elem_type = GgufValueType(et);
             const uint64_t n = c.read<uint64_t>("key '" + key + "': array length");
             if (n > c.remaining() / min_value_bytes(v.elem_type))
@@ -77,15 +108,26 @@ void read_value(ByteCursor& c, GgufValueType t, GgufValue& v, const std::string&
             for (uint64_t k = 0; k < n; ++k) {
                 read_value(c, v.elem_type, item, key, depth + 1);
                 switch (v.elem_type) {
-                    case GgufValueType::string: v.strings.push_back(std::move(item.str)); break;
+                    case GgufValueType::string:
+                        v.strings.push_back(std::move(item.str));
+                        break;
                     case GgufValueType::f32:
-                    case GgufValueType::f64: v.floats.push_back(item.f); break;
-                    case GgufValueType::array: v.arrays.push_back(std::move(item)); item = GgufValue{}; break;
+                    case GgufValueType::f64:
+                        v.floats.push_back(item.f);
+                        break;
+                    case GgufValueType::array:
+                        v.arrays.push_back(std::move(item));
+                        item = GgufValue{};
+                        break;
                     case GgufValueType::i8:
                     case GgufValueType::i16:
                     case GgufValueType::i32:
-                    case GgufValueType::i64: v.ints.push_back(item.i); break;
-                    default: v.ints.push_back(int64_t(item.u)); break;
+                    case GgufValueType::i64:
+                        v.ints.push_back(item.i);
+                        break;
+                    default:
+                        v.ints.push_back(int64_t(item.u));
+                        break;
                 }
             }
             return;
@@ -97,8 +139,8 @@ void read_value(ByteCursor& c, GgufValueType t, GgufValue& v, const std::string&
 }  // namespace
 
 const char* gguf_value_type_name(GgufValueType t) {
-    static const char* names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array",
-                                  "u64", "i64", "f64"};
+    static const char* names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
+                                  "bool", "string", "array", "u64", "i64", "f64"};
     return uint32_t(t) <= 12 ? names[uint32_t(t)] : "unknown";
 }
 
@@ -106,7 +148,9 @@ uint64_t GgufValue::array_size() const {
     return strings.size() + ints.size() + floats.size() + arrays.size();
 }
 
-void GgufFile::fail(const std::string& what) const { throw std::runtime_error(path().string() + ": " + what); }
+void GgufFile::fail(const std::string& what) const {
+    throw std::runtime_error(path().string() + ": " + what);
+}
 
 GgufFile::GgufFile(const std::filesystem::path& path) : map_(path) {
     ByteCursor c(map_.data(), map_.size(), path.string());
@@ -114,12 +158,14 @@ GgufFile::GgufFile(const std::filesystem::path& path) : map_(path) {
     if (magic != kGgufMagic) c.fail("not a GGUF file (bad magic)");
     version_ = c.read<uint32_t>("version");
     if (version_ == 1) c.fail("GGUF version 1 is not supported (convert the file with a current llama.cpp)");
-    if (version_ != 2 && version_ != 3) c.fail(fmt::format("unsupported GGUF version {} (2 and 3 are read)", version_));
+    if (version_ != 2 && version_ != 3)
+        c.fail(fmt::format("unsupported GGUF version {} (2 and 3 are read)", version_));
     const uint64_t n_tensors = c.read<uint64_t>("tensor count");
     const uint64_t n_kv = c.read<uint64_t>("metadata count");
     // A key needs at least 8 (length) + 4 (type) + 1 bytes, a tensor info at least 8 + 4 + 8 + 4 + 8.
     if (n_kv > c.remaining() / 13) c.fail(fmt::format("metadata count {} cannot fit in the file", n_kv));
-    if (n_tensors > c.remaining() / 32) c.fail(fmt::format("tensor count {} cannot fit in the file", n_tensors));
+    if (n_tensors > c.remaining() / 32)
+        c.fail(fmt::format("tensor count {} cannot fit in the file", n_tensors));
 
     kv_.reserve(n_kv);
     for (uint64_t k = 0; k < n_kv; ++k) {
@@ -174,14 +220,15 @@ GgufFile::GgufFile(const std::filesystem::path& path) : map_(path) {
     }
     data_offset_ = (c.pos() + alignment_ - 1) / alignment_ * alignment_;
     if (data_offset_ > map_.size() && !tensors_.empty())
-        fail(fmt::format("the data section would start at byte {}, past the end of the file ({} bytes)", data_offset_,
-                         map_.size()));
+        fail(fmt::format("the data section would start at byte {}, past the end of the file ({} bytes)",
+                         data_offset_, map_.size()));
     const uint64_t data_size = map_.size() > data_offset_ ? map_.size() - data_offset_ : 0;
     for (auto& ti : tensors_) {
         if (ti.offset > data_size || ti.n_bytes > data_size - ti.offset)
-            fail(fmt::format("tensor '{}': data [{}, {}) lies beyond the end of the file (data section is {} bytes; "
-                             "the file is truncated?)",
-                             ti.name, ti.offset, ti.offset + ti.n_bytes, data_size));
+            fail(fmt::format(
+                "tensor '{}': data [{}, {}) lies beyond the end of the file (data section is {} bytes; "
+                "the file is truncated?)",
+                ti.name, ti.offset, ti.offset + ti.n_bytes, data_size));
         ti.data = map_.data() + data_offset_ + ti.offset;
     }
 }
@@ -198,10 +245,12 @@ const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
 
 namespace {
 bool is_unsigned(GgufValueType t) {
-    return t == GgufValueType::u8 || t == GgufValueType::u16 || t == GgufValueType::u32 || t == GgufValueType::u64;
+    return t == GgufValueType::u8 || t == GgufValueType::u16 || t == GgufValueType::u32 ||
+           t == GgufValueType::u64;
 }
 bool is_signed(GgufValueType t) {
-    return t == GgufValueType::i8 || t == GgufValueType::i16 || t == GgufValueType::i32 || t == GgufValueType::i64;
+    return t == GgufValueType::i8 || t == GgufValueType::i16 || t == GgufValueType::i32 ||
+           t == GgufValueType::i64;
 }
 }  // namespace
 

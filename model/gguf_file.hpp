@@ -1,6 +1,7 @@
-// A GGUF file (versions 2 and 3), memory-mapped: metadata of every value type, tensor infos and the tensor data.
-// Every count, size, string length and offset is checked against the file before use; errors name the file,
-// the key or tensor, and what is wrong. One GgufFile is one file; a split model is several (see model.hpp).
+// A GGUF file (versions 2 and 3), memory-mapped: metadata of every value type, tensor infos and the tensor
+// data. Every count, size, string length and offset is checked against the file before use; errors name the
+// file, the key or tensor, and what is wrong. One GgufFile is one file; a split model is several (see
+// model.hpp).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -16,8 +17,19 @@
 namespace mf {
 
 enum class GgufValueType : uint32_t {
-    u8 = 0, i8 = 1, u16 = 2, i16 = 3, u32 = 4, i32 = 5, f32 = 6, boolean = 7, string = 8, array = 9,
-    u64 = 10, i64 = 11, f64 = 12,
+    u8 = 0,
+    i8 = 1,
+    u16 = 2,
+    i16 = 3,
+    u32 = 4,
+    i32 = 5,
+    f32 = 6,
+    boolean = 7,
+    string = 8,
+    array = 9,
+    u64 = 10,
+    i64 = 11,
+    f64 = 12,
 };
 const char* gguf_value_type_name(GgufValueType t);
 
@@ -25,14 +37,14 @@ const char* gguf_value_type_name(GgufValueType t);
 struct GgufValue {
     GgufValueType type = GgufValueType::u8;
     GgufValueType elem_type = GgufValueType::u8;  // arrays only
-    uint64_t u = 0;      // u8..u64, and bool (0/1)
-    int64_t i = 0;       // i8..i64
-    double f = 0;        // f32, f64
-    std::string str;     // string
-    std::vector<std::string> strings;  // array of string
-    std::vector<int64_t> ints;         // array of any integer or bool (u64 above 2^63 is stored bit-cast)
-    std::vector<double> floats;        // array of f32/f64
-    std::vector<GgufValue> arrays;     // array of arrays
+    uint64_t u = 0;                               // u8..u64, and bool (0/1)
+    int64_t i = 0;                                // i8..i64
+    double f = 0;                                 // f32, f64
+    std::string str;                              // string
+    std::vector<std::string> strings;             // array of string
+    std::vector<int64_t> ints;      // array of any integer or bool (u64 above 2^63 is stored bit-cast)
+    std::vector<double> floats;     // array of f32/f64
+    std::vector<GgufValue> arrays;  // array of arrays
     uint64_t array_size() const;
 };
 
@@ -47,7 +59,7 @@ struct GgufTensorInfo {
 };
 
 class GgufFile {
-public:
+  public:
     explicit GgufFile(const std::filesystem::path& path);
 
     const std::filesystem::path& path() const { return map_.path(); }
@@ -76,7 +88,7 @@ public:
 
     [[noreturn]] void fail(const std::string& what) const;
 
-private:
+  private:
     MappedFile map_;
     uint32_t version_ = 0;
     uint64_t alignment_ = 32;

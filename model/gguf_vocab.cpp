@@ -18,7 +18,8 @@ TokenizerVocab read_gguf_vocab(const GgufFile& f) {
         f.fail("key 'tokenizer.ggml.tokens' is missing or not an array of strings");
     v.tokens = tokens->strings;
     if (const GgufValue* tt = f.find("tokenizer.ggml.token_type")) {
-        if (tt->type != GgufValueType::array || tt->array_size() != v.tokens.size() || tt->ints.size() != v.tokens.size())
+        if (tt->type != GgufValueType::array || tt->array_size() != v.tokens.size() ||
+            tt->ints.size() != v.tokens.size())
             f.fail(fmt::format("key 'tokenizer.ggml.token_type' should be {} integers", v.tokens.size()));
         for (int64_t t : tt->ints) v.token_types.push_back(int32_t(t));
     } else {
@@ -60,9 +61,10 @@ void write_gguf_vocab(GgufWriter& w, const TokenizerVocab& v) {
 
 void pad_vocab(TokenizerVocab& v, size_t n) {
     if (v.tokens.size() > n)
-        throw std::runtime_error(fmt::format("the tokenizer has {} tokens, more than the model's vocabulary of {}",
-                                             v.tokens.size(), n));
-    if (v.token_types.size() < v.tokens.size()) v.token_types.resize(v.tokens.size(), int32_t(TokenType::normal));
+        throw std::runtime_error(fmt::format(
+            "the tokenizer has {} tokens, more than the model's vocabulary of {}", v.tokens.size(), n));
+    if (v.token_types.size() < v.tokens.size())
+        v.token_types.resize(v.tokens.size(), int32_t(TokenType::normal));
     for (size_t i = v.tokens.size(); i < n; ++i) {
         v.tokens.push_back(fmt::format("[PAD{}]", i));
         v.token_types.push_back(int32_t(TokenType::unused));

@@ -8,7 +8,17 @@
 
 namespace mf {
 namespace {
-enum : uint32_t { kU8 = 0, kU16 = 2, kI32 = 5, kU32 = 4, kF32 = 6, kBool = 7, kString = 8, kArray = 9, kU64 = 10 };
+enum : uint32_t {
+    kU8 = 0,
+    kU16 = 2,
+    kI32 = 5,
+    kU32 = 4,
+    kF32 = 6,
+    kBool = 7,
+    kString = 8,
+    kArray = 9,
+    kU64 = 10
+};
 }
 
 GgufWriter::GgufWriter(std::filesystem::path path, uint32_t alignment)
@@ -38,11 +48,21 @@ void GgufWriter::key(const std::string& k, uint32_t type) {
     ++n_kv_;
 }
 
-void GgufWriter::add_string(const std::string& k, const std::string& v) { key(k, kString), put_str(v); }
-void GgufWriter::add_u32(const std::string& k, uint32_t v) { key(k, kU32), put(&v, 4); }
-void GgufWriter::add_u16(const std::string& k, uint16_t v) { key(k, kU16), put(&v, 2); }
-void GgufWriter::add_i32(const std::string& k, int32_t v) { key(k, kI32), put(&v, 4); }
-void GgufWriter::add_f32(const std::string& k, float v) { key(k, kF32), put(&v, 4); }
+void GgufWriter::add_string(const std::string& k, const std::string& v) {
+    key(k, kString), put_str(v);
+}
+void GgufWriter::add_u32(const std::string& k, uint32_t v) {
+    key(k, kU32), put(&v, 4);
+}
+void GgufWriter::add_u16(const std::string& k, uint16_t v) {
+    key(k, kU16), put(&v, 2);
+}
+void GgufWriter::add_i32(const std::string& k, int32_t v) {
+    key(k, kI32), put(&v, 4);
+}
+void GgufWriter::add_f32(const std::string& k, float v) {
+    key(k, kF32), put(&v, 4);
+}
 void GgufWriter::add_bool(const std::string& k, bool v) {
     key(k, kBool);
     const uint8_t b = v;
@@ -74,8 +94,8 @@ uint64_t GgufWriter::add_tensor(const std::string& name, GgmlType type, const st
     for (uint64_t d : ne) n *= d;
     const auto row = ggml_row_bytes(uint32_t(type), ne.at(0));
     if (!row)
-        throw std::invalid_argument(fmt::format("GgufWriter: tensor '{}': a row of {} is not whole {} blocks", name,
-                                                ne.at(0), ggml_type_name(type)));
+        throw std::invalid_argument(fmt::format("GgufWriter: tensor '{}': a row of {} is not whole {} blocks",
+                                                name, ne.at(0), ggml_type_name(type)));
     const uint64_t bytes = *row * (n / ne[0]);
     const uint64_t len = name.size();
     infos_.append(reinterpret_cast<const char*>(&len), 8).append(name);
@@ -97,7 +117,8 @@ void GgufWriter::write(const void* p, size_t n) {
 
 void GgufWriter::pad_to(uint64_t boundary) {
     static const char zeros[256] = {};
-    while (file_pos_ % boundary) write(zeros, size_t(std::min<uint64_t>(boundary - file_pos_ % boundary, 256)));
+    while (file_pos_ % boundary)
+        write(zeros, size_t(std::min<uint64_t>(boundary - file_pos_ % boundary, 256)));
 }
 
 void GgufWriter::begin_data() {
@@ -117,7 +138,8 @@ void GgufWriter::begin_data() {
 void GgufWriter::append(const void* src, size_t n) {
     const auto* p = static_cast<const uint8_t*>(src);
     while (n > 0) {
-        if (current_ >= tensors_.size()) throw std::logic_error("GgufWriter: more data than the tensors declared");
+        if (current_ >= tensors_.size())
+            throw std::logic_error("GgufWriter: more data than the tensors declared");
         const uint64_t take = std::min<uint64_t>(n, tensors_[current_].bytes - written_);
         write(p, size_t(take));
         p += take, n -= size_t(take), written_ += take;

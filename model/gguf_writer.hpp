@@ -1,7 +1,7 @@
-// Writes a GGUF v3 file the way llama.cpp's loader expects it: metadata, tensor infos, then each tensor's data
-// in info order, each padded to general.alignment. Data is streamed: declare every tensor, call begin_data(),
-// then append() bytes in order (any chunk size); finish() checks everything arrived and renames the file into
-// place (it is written as PATH.part until then).
+// Writes a GGUF v3 file the way llama.cpp's loader expects it: metadata, tensor infos, then each tensor's
+// data in info order, each padded to general.alignment. Data is streamed: declare every tensor, call
+// begin_data(), then append() bytes in order (any chunk size); finish() checks everything arrived and renames
+// the file into place (it is written as PATH.part until then).
 #pragma once
 #include <cstdint>
 #include <cstdio>
@@ -14,7 +14,7 @@
 namespace mf {
 
 class GgufWriter {
-public:
+  public:
     explicit GgufWriter(std::filesystem::path path, uint32_t alignment = 32);
     ~GgufWriter();
     GgufWriter(const GgufWriter&) = delete;
@@ -33,13 +33,13 @@ public:
     // ne in GGML order (ne[0] contiguous). Returns the tensor's data size in bytes.
     uint64_t add_tensor(const std::string& name, GgmlType type, const std::vector<uint64_t>& ne);
 
-    void begin_data();                        // writes header, metadata and tensor infos
-    void append(const void* src, size_t n);   // tensor data, in info order
+    void begin_data();                       // writes header, metadata and tensor infos
+    void append(const void* src, size_t n);  // tensor data, in info order
     void finish();
 
     uint64_t data_bytes() const { return data_size_; }  // total of the data section, padding included
 
-private:
+  private:
     struct Pending {
         std::string name;
         uint64_t bytes;
@@ -58,8 +58,8 @@ private:
     std::string infos_;
     std::vector<Pending> tensors_;
     uint64_t data_size_ = 0;
-    size_t current_ = 0;      // tensor being appended
-    uint64_t written_ = 0;    // bytes of it written so far
+    size_t current_ = 0;    // tensor being appended
+    uint64_t written_ = 0;  // bytes of it written so far
     uint64_t file_pos_ = 0;
     bool started_ = false, finished_ = false;
 };

@@ -1,5 +1,5 @@
-// A Hugging Face checkpoint directory: config.json plus model.safetensors.index.json and its shards (or a single
-// model.safetensors), all memory-mapped. Tensors are found by name across shards.
+// A Hugging Face checkpoint directory: config.json plus model.safetensors.index.json and its shards (or a
+// single model.safetensors), all memory-mapped. Tensors are found by name across shards.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -13,7 +13,7 @@
 namespace mf {
 
 class HfCheckpoint {
-public:
+  public:
     // Throws std::runtime_error naming the file and what is wrong (missing config/index/shard, a tensor the
     // index names but its shard lacks, bad JSON).
     explicit HfCheckpoint(const std::filesystem::path& dir);
@@ -24,7 +24,7 @@ public:
     size_t tensor_count() const { return index_.size(); }
     const std::vector<std::unique_ptr<SafetensorsFile>>& shards() const { return shards_; }
 
-private:
+  private:
     std::filesystem::path dir_;
     nlohmann::json config_;
     std::vector<std::unique_ptr<SafetensorsFile>> shards_;

@@ -6,7 +6,7 @@
 namespace mf {
 
 class MappedFile {
-public:
+  public:
     // Throws std::runtime_error naming the file if it cannot be opened or mapped.
     explicit MappedFile(const std::filesystem::path& path);
     ~MappedFile();
@@ -17,7 +17,7 @@ public:
     uint64_t size() const { return size_; }
     const std::filesystem::path& path() const { return path_; }
 
-private:
+  private:
     std::filesystem::path path_;
     const uint8_t* data_ = nullptr;
     uint64_t size_ = 0;

@@ -25,8 +25,8 @@ std::vector<std::filesystem::path> gguf_split_paths(const std::filesystem::path&
     for (int i = 1; i <= count; ++i) {
         auto p = gguf_split_path(m[1].str(), i, count);
         if (!std::filesystem::exists(p))
-            throw std::runtime_error(fmt::format("{}: part {} of {} of this split model is missing ({})", s, i, count,
-                                                 p.string()));
+            throw std::runtime_error(fmt::format("{}: part {} of {} of this split model is missing ({})", s,
+                                                 i, count, p.string()));
         parts.push_back(p);
     }
     return parts;
@@ -37,14 +37,15 @@ std::unique_ptr<Model> Model::open(const std::filesystem::path& path) {
     m->path_ = path;
     if (std::filesystem::is_directory(path)) {
         if (!is_hf_checkpoint_dir(path))
-            throw std::runtime_error(path.string() +
-                                     ": a directory without config.json (expected a Hugging Face checkpoint)");
+            throw std::runtime_error(
+                path.string() + ": a directory without config.json (expected a Hugging Face checkpoint)");
         m->format_ = ModelFormat::safetensors;
         m->hf_ = std::make_unique<HfCheckpoint>(path);
         m->config_ = config_from_hf_json(m->hf_->config(), (path / "config.json").string());
         m->bind_hf();
     } else {
-        if (!std::filesystem::exists(path)) throw std::runtime_error(path.string() + ": no such file or directory");
+        if (!std::filesystem::exists(path))
+            throw std::runtime_error(path.string() + ": no such file or directory");
         m->format_ = ModelFormat::gguf;
         const auto paths = gguf_split_paths(path);
         for (const auto& p : paths) m->gguf_.push_back(std::make_unique<GgufFile>(p));
@@ -54,12 +55,14 @@ std::unique_ptr<Model> Model::open(const std::filesystem::path& path) {
                 const GgufFile& f = *m->gguf_[i];
                 const auto no = f.opt_uint("split.no"), count = f.opt_uint("split.count");
                 if (!no || !count || *no != i || *count != paths.size())
-                    f.fail(fmt::format("split.no/split.count should be {}/{} for this part", i, paths.size()));
+                    f.fail(
+                        fmt::format("split.no/split.count should be {}/{} for this part", i, paths.size()));
                 total += f.tensors().size();
             }
             const uint64_t declared = m->gguf_[0]->get_uint("split.tensors.count");
             if (declared != total)
-                m->gguf_[0]->fail(fmt::format("split.tensors.count is {} but the parts hold {} tensors", declared, total));
+                m->gguf_[0]->fail(
+                    fmt::format("split.tensors.count is {} but the parts hold {} tensors", declared, total));
         }
         m->config_ = config_from_gguf(*m->gguf_[0]);
         m->bind_gguf();
@@ -112,11 +115,12 @@ void Model::bind_gguf() {
             const TensorView all_experts = get(gguf_layer_tensor(i, n.gguf));
             auto& dst = l.*n.member;
             if (all_experts.empty())
-                throw std::runtime_error(fmt::format("{}: missing tensor '{}' (layer {} routed experts)", path_.string(),
-                                                     all_experts.name, i));
+                throw std::runtime_error(fmt::format("{}: missing tensor '{}' (layer {} routed experts)",
+                                                     path_.string(), all_experts.name, i));
             if (all_experts.shape.size() != 3 || all_experts.shape[0] != c.n_experts)
-                throw std::runtime_error(fmt::format("{}: tensor '{}' should be 3-D with {} experts outermost",
-                                                     path_.string(), all_experts.name, c.n_experts));
+                throw std::runtime_error(
+                    fmt::format("{}: tensor '{}' should be 3-D with {} experts outermost", path_.string(),
+                                all_experts.name, c.n_experts));
             const uint64_t per_expert = all_experts.bytes / uint64_t(c.n_experts);
             for (int64_t e = 0; e < c.n_experts; ++e) {
                 TensorView v = all_experts;
@@ -139,20 +143,23 @@ void Model::bind_hf() {
         v.name = name;
         const auto type = safetensors_dtype_to_ggml(t->dtype);
         if (!type)
-            throw std::runtime_error(fmt::format("{}: tensor '{}' has dtype {} (moeforge reads F32, F16, BF16 and "
-                                                 "F8_E4M3 with _scale_inv)",
-                                                 where, name, t->dtype));
+            throw std::runtime_error(
+                fmt::format("{}: tensor '{}' has dtype {} (moeforge reads F32, F16, BF16 and "
+                            "F8_E4M3 with _scale_inv)",
+                            where, name, t->dtype));
         v.type = *type;
         for (uint64_t d : t->shape) v.shape.push_back(int64_t(d));
         v.data = t->data;
         v.bytes = t->n_bytes;
         if (v.type == GgmlType::f8_e4m3) {
             const SafetensorsTensor* s = hf_->find(name + "_scale_inv");
-            if (!s) throw std::runtime_error(where + ": FP8 tensor '" + name + "' has no '" + name + "_scale_inv'");
+            if (!s)
+                throw std::runtime_error(where + ": FP8 tensor '" + name + "' has no '" + name +
+                                         "_scale_inv'");
             const uint64_t br = (uint64_t(v.rows()) + 127) / 128, bc = (uint64_t(v.cols()) + 127) / 128;
             if (s->dtype != "F32" || s->shape != std::vector<uint64_t>{br, bc})
-                throw std::runtime_error(fmt::format("{}: '{}_scale_inv' should be F32 [{}, {}] (128x128 blocks)",
-                                                     where, name, br, bc));
+                throw std::runtime_error(fmt::format(
+                    "{}: '{}_scale_inv' should be F32 [{}, {}] (128x128 blocks)", where, name, br, bc));
             v.scale_inv = reinterpret_cast<const float*>(s->data);
         }
         return v;

@@ -16,8 +16,9 @@ namespace mf {
 enum class ModelFormat { gguf, safetensors };
 
 class Model {
-public:
-    // Throws std::runtime_error naming the file and what is wrong (format, config, a missing or misshapen tensor).
+  public:
+    // Throws std::runtime_error naming the file and what is wrong (format, config, a missing or misshapen
+    // tensor).
     static std::unique_ptr<Model> open(const std::filesystem::path& path);
 
     ModelFormat format() const { return format_; }
@@ -30,7 +31,7 @@ public:
     // GGUF with attn_k_b/attn_v_b (llama.cpp's MLA layout) rather than attn_kv_b.
     bool mla_layout() const { return !weights_.layers.empty() && weights_.layers[0].kv_b.empty(); }
 
-private:
+  private:
     Model() = default;
     void bind_gguf();
     void bind_hf();

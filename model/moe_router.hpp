@@ -1,6 +1,6 @@
-// DeepSeek-V3's router for one token: sigmoid scores, e_score_correction_bias for choosing only, group-limited
-// top-k (group score = sum of its 2 best biased scores; keep topk_group groups), weights = the unbiased scores of
-// the chosen experts, normalised, times routed_scaling_factor.
+// DeepSeek-V3's router for one token: sigmoid scores, e_score_correction_bias for choosing only,
+// group-limited top-k (group score = sum of its 2 best biased scores; keep topk_group groups), weights = the
+// unbiased scores of the chosen experts, normalised, times routed_scaling_factor.
 #pragma once
 #include <vector>
 

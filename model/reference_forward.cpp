@@ -18,13 +18,15 @@ void matmul_f32(const Vec& w, int64_t rows, int64_t cols, const float* x, int64_
     for (int64_t t = 0; t < T; ++t)
         for (int64_t r = 0; r < rows; ++r) {
             double acc = 0;
-            for (int64_t k = 0; k < cols; ++k) acc += double(w[size_t(r * cols + k)]) * double(x[t * cols + k]);
+            for (int64_t k = 0; k < cols; ++k)
+                acc += double(w[size_t(r * cols + k)]) * double(x[t * cols + k]);
             y[t * rows + r] = float(acc);
         }
 }
 
 // down(SiLU(gate(x)) * up(x)) for T tokens; out is [T][D].
-void ffn(const TensorView& gate, const TensorView& up, const TensorView& down, const float* x, int64_t T, float* out) {
+void ffn(const TensorView& gate, const TensorView& up, const TensorView& down, const float* x, int64_t T,
+         float* out) {
     const int64_t inter = gate.rows();
     Vec g(size_t(T * inter)), u(size_t(T * inter));
     matmul(gate, x, T, g.data());
@@ -44,7 +46,8 @@ void attention(const DeepSeekV3Config& c, const LayerWeights& l, const Vec& h, i
     Vec cq(size_t(T * ql)), q(size_t(T * H * qk));
     matmul(l.q_a, h.data(), T, cq.data());
     const Vec qn = dequantize(l.q_a_norm);
-    for (int64_t t = 0; t < T; ++t) rms_norm(&cq[size_t(t * ql)], qn.data(), ql, c.rms_eps, &cq[size_t(t * ql)]);
+    for (int64_t t = 0; t < T; ++t)
+        rms_norm(&cq[size_t(t * ql)], qn.data(), ql, c.rms_eps, &cq[size_t(t * ql)]);
     matmul(l.q_b, cq.data(), T, q.data());
 
     // kv: x -> kv_a = [c_kv | k_pe]; c_kv -> RMSNorm -> kv_b = per head [k_nope | v]
@@ -53,7 +56,8 @@ void attention(const DeepSeekV3Config& c, const LayerWeights& l, const Vec& h, i
     const Vec kvn = dequantize(l.kv_a_norm);
     for (int64_t t = 0; t < T; ++t) {
         rms_norm(&kva[size_t(t * (kvl + rope))], kvn.data(), kvl, c.rms_eps, &ckv[size_t(t * kvl)]);
-        for (int64_t i = 0; i < rope; ++i) kpe[size_t(t * rope + i)] = kva[size_t(t * (kvl + rope) + kvl + i)];
+        for (int64_t i = 0; i < rope; ++i)
+            kpe[size_t(t * rope + i)] = kva[size_t(t * (kvl + rope) + kvl + i)];
     }
     const Vec kvb_w = dense_kv_b(c, l);
     Vec kvb(size_t(T * H * (nope + vd)));
@@ -61,7 +65,8 @@ void attention(const DeepSeekV3Config& c, const LayerWeights& l, const Vec& h, i
 
     // rope on q_pe (every head) and on the one shared k_pe, at position t
     for (int64_t t = 0; t < T; ++t) {
-        for (int64_t hd = 0; hd < H; ++hd) rope_interleaved(&q[size_t((t * H + hd) * qk + nope)], rope, t, inv_freq, cs);
+        for (int64_t hd = 0; hd < H; ++hd)
+            rope_interleaved(&q[size_t((t * H + hd) * qk + nope)], rope, t, inv_freq, cs);
         rope_interleaved(&kpe[size_t(t * rope)], rope, t, inv_freq, cs);
     }
 
@@ -76,7 +81,8 @@ void attention(const DeepSeekV3Config& c, const LayerWeights& l, const Vec& h, i
                 const float* kj = &kvb[size_t((j * H + hd) * (nope + vd))];
                 double s = 0;
                 for (int64_t d = 0; d < nope; ++d) s += double(qi[d]) * double(kj[d]);
-                for (int64_t d = 0; d < rope; ++d) s += double(qi[nope + d]) * double(kpe[size_t(j * rope + d)]);
+                for (int64_t d = 0; d < rope; ++d)
+                    s += double(qi[nope + d]) * double(kpe[size_t(j * rope + d)]);
                 p[size_t(j)] = float(s) * scale;
                 mx = std::max(mx, p[size_t(j)]);
             }
@@ -149,12 +155,14 @@ std::vector<float> reference_forward(const DeepSeekV3Config& c, const ModelWeigh
         const LayerWeights& l = w.layers[size_t(li)];
         // attention block: x += o(MLA(RMSNorm(x)))
         const Vec an = dequantize(l.attn_norm);
-        for (int64_t t = 0; t < T; ++t) rms_norm(&x[size_t(t * D)], an.data(), D, c.rms_eps, &h[size_t(t * D)]);
+        for (int64_t t = 0; t < T; ++t)
+            rms_norm(&x[size_t(t * D)], an.data(), D, c.rms_eps, &h[size_t(t * D)]);
         attention(c, l, h, T, inv_freq, delta.data());
         for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];
         // FFN block: x += FFN(RMSNorm(x)), dense or MoE
         const Vec fn = dequantize(l.ffn_norm);
-        for (int64_t t = 0; t < T; ++t) rms_norm(&x[size_t(t * D)], fn.data(), D, c.rms_eps, &h[size_t(t * D)]);
+        for (int64_t t = 0; t < T; ++t)
+            rms_norm(&x[size_t(t * D)], fn.data(), D, c.rms_eps, &h[size_t(t * D)]);
         if (c.is_moe_layer(li))
             moe(c, l, h, T, delta.data());
         else

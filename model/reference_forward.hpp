@@ -1,6 +1,7 @@
-// The fp32 reference forward of DeepSeek-V3: clear, slow, obviously correct. Every fast path is tested against it.
-// MLA without absorption, YaRN rope on the 64-dim rope parts (interleaved pairs), causal softmax attention,
-// dense FFN or MoE (sigmoid router with e_score_correction_bias, group-limited top-k, shared expert), RMSNorm.
+// The fp32 reference forward of DeepSeek-V3: clear, slow, obviously correct. Every fast path is tested
+// against it. MLA without absorption, YaRN rope on the 64-dim rope parts (interleaved pairs), causal softmax
+// attention, dense FFN or MoE (sigmoid router with e_score_correction_bias, group-limited top-k, shared
+// expert), RMSNorm.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -16,7 +16,8 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out) 
 std::vector<float> yarn_inv_freq(const DeepSeekV3Config& c) {
     const int64_t dim = c.qk_rope, half = dim / 2;
     std::vector<float> inv(static_cast<size_t>(half));
-    for (int64_t i = 0; i < half; ++i) inv[size_t(i)] = float(std::pow(double(c.rope_theta), -double(2 * i) / double(dim)));
+    for (int64_t i = 0; i < half; ++i)
+        inv[size_t(i)] = float(std::pow(double(c.rope_theta), -double(2 * i) / double(dim)));
     if (!c.yarn || c.yarn_factor <= 1.0f) return inv;
     // The dimension index whose wavelength completes `rotations` turns over the original context.
     auto correction_dim = [&](double rotations) {
@@ -28,18 +29,22 @@ std::vector<float> yarn_inv_freq(const DeepSeekV3Config& c) {
     if (high == low) high += 0.001;
     for (int64_t i = 0; i < half; ++i) {
         const double ramp = std::clamp((double(i) - low) / (high - low), 0.0, 1.0);
-        const double keep = 1.0 - ramp;  // 1: extrapolate (original frequency), 0: interpolate (divided by factor)
-        inv[size_t(i)] = float(double(inv[size_t(i)]) / c.yarn_factor * (1.0 - keep) + double(inv[size_t(i)]) * keep);
+        const double keep =
+            1.0 - ramp;  // 1: extrapolate (original frequency), 0: interpolate (divided by factor)
+        inv[size_t(i)] =
+            float(double(inv[size_t(i)]) / c.yarn_factor * (1.0 - keep) + double(inv[size_t(i)]) * keep);
     }
     return inv;
 }
 
 float rope_cos_sin_scale(const DeepSeekV3Config& c) {
     if (!c.yarn) return 1.0f;
-    return yarn_get_mscale(c.yarn_factor, c.yarn_mscale) / yarn_get_mscale(c.yarn_factor, c.yarn_mscale_all_dim);
+    return yarn_get_mscale(c.yarn_factor, c.yarn_mscale) /
+           yarn_get_mscale(c.yarn_factor, c.yarn_mscale_all_dim);
 }
 
-void rope_interleaved(float* x, int64_t dim, int64_t pos, const std::vector<float>& inv_freq, float cs_scale) {
+void rope_interleaved(float* x, int64_t dim, int64_t pos, const std::vector<float>& inv_freq,
+                      float cs_scale) {
     for (int64_t i = 0; i < dim / 2; ++i) {
         const double angle = double(pos) * double(inv_freq[size_t(i)]);
         const float c = float(std::cos(angle)) * cs_scale, s = float(std::sin(angle)) * cs_scale;

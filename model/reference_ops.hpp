@@ -12,8 +12,12 @@ namespace mf {
 // out = x / sqrt(mean(x^2) + eps) * w   (out may alias x)
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* out);
 
-inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+inline float silu(float x) {
+    return x / (1.0f + std::exp(-x));
+}
+inline float sigmoid(float x) {
+    return 1.0f / (1.0f + std::exp(-x));
+}
 
 // Rotary frequencies of the qk_rope/2 pairs: theta^(-2i/d), blended under YaRN between inv_freq/factor (low
 // frequencies) and inv_freq (high) by a linear ramp between the beta_fast and beta_slow correction dims.

@@ -32,8 +32,10 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : map_(path)
     uint64_t header_len;
     std::memcpy(&header_len, map_.data(), 8);
     if (header_len > map_.size() - 8)
-        fail(fmt::format("header length {} is beyond the end of the file ({} bytes)", header_len, map_.size()));
-    if (header_len > (uint64_t(1) << 30)) fail(fmt::format("header length {} is implausibly large", header_len));
+        fail(fmt::format("header length {} is beyond the end of the file ({} bytes)", header_len,
+                         map_.size()));
+    if (header_len > (uint64_t(1) << 30))
+        fail(fmt::format("header length {} is implausibly large", header_len));
     const uint8_t* data = map_.data() + 8 + header_len;
     const uint64_t data_size = map_.size() - 8 - header_len;
     nlohmann::json header;
@@ -78,11 +80,11 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : map_(path)
         const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
         if (begin > end) fail(fmt::format("{}: data_offsets [{}, {}) run backwards", what, begin, end));
         if (end > data_size)
-            fail(fmt::format("{}: data [{}, {}) lies beyond the end of the data ({} bytes; truncated file?)", what,
-                             begin, end, data_size));
+            fail(fmt::format("{}: data [{}, {}) lies beyond the end of the data ({} bytes; truncated file?)",
+                             what, begin, end, data_size));
         if (end - begin != n * *esize)
-            fail(fmt::format("{}: {} bytes of data for {} {} values ({} bytes expected)", what, end - begin, n,
-                             t.dtype, n * *esize));
+            fail(fmt::format("{}: {} bytes of data for {} {} values ({} bytes expected)", what, end - begin,
+                             n, t.dtype, n * *esize));
         t.data = data + begin;
         t.n_bytes = end - begin;
         index_[name] = tensors_.size();

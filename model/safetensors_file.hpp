@@ -1,5 +1,6 @@
-// One .safetensors file, memory-mapped: an 8-byte header length, a JSON header naming each tensor's dtype, shape
-// and [begin, end) data offsets, then the data. Every offset, size and shape is checked against the file.
+// One .safetensors file, memory-mapped: an 8-byte header length, a JSON header naming each tensor's dtype,
+// shape and [begin, end) data offsets, then the data. Every offset, size and shape is checked against the
+// file.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -28,14 +29,14 @@ std::optional<GgmlType> safetensors_dtype_to_ggml(const std::string& dtype);
 std::optional<uint32_t> safetensors_dtype_size(const std::string& dtype);
 
 class SafetensorsFile {
-public:
+  public:
     explicit SafetensorsFile(const std::filesystem::path& path);
     const std::filesystem::path& path() const { return map_.path(); }
     const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }
     const SafetensorsTensor* find(const std::string& name) const;
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
-private:
+  private:
     MappedFile map_;
     std::vector<SafetensorsTensor> tensors_;
     std::unordered_map<std::string, size_t> index_;

@@ -50,7 +50,8 @@ void SafetensorsWriter::begin_data() {
 
 void SafetensorsWriter::append(const void* src, size_t n) {
     if (!f_) begin_data();
-    if (written_ + n > data_size_) throw std::logic_error("SafetensorsWriter: more data than the tensors declared");
+    if (written_ + n > data_size_)
+        throw std::logic_error("SafetensorsWriter: more data than the tensors declared");
     if (n && std::fwrite(src, 1, n, f_) != n)
         throw std::runtime_error(tmp_.string() + ": write failed: " + std::strerror(errno));
     written_ += n;
@@ -59,8 +60,8 @@ void SafetensorsWriter::append(const void* src, size_t n) {
 void SafetensorsWriter::finish() {
     if (!f_) begin_data();
     if (written_ != data_size_)
-        throw std::logic_error(fmt::format("SafetensorsWriter: {}: {} of {} data bytes written", path_.string(),
-                                           written_, data_size_));
+        throw std::logic_error(fmt::format("SafetensorsWriter: {}: {} of {} data bytes written",
+                                           path_.string(), written_, data_size_));
     const int rc = std::fclose(f_);
     f_ = nullptr;
     if (rc != 0) throw std::runtime_error(tmp_.string() + ": close failed: " + std::strerror(errno));

@@ -11,13 +11,16 @@
 
 namespace mf {
 
-std::vector<std::string> preset_names() { return {"tiny", "small", "v3-slice-N"}; }
+std::vector<std::string> preset_names() {
+    return {"tiny", "small", "v3-slice-N"};
+}
 
 DeepSeekV3Config preset_config(const std::string& preset) {
     DeepSeekV3Config c;  // DeepSeek-V3 defaults
     if (preset == "tiny") {
-        // Every architectural feature at toy widths: 1 dense + 3 MoE layers, 16 experts in 4 groups (top-4 from
-        // 2 groups), a shared expert, MLA with a q LoRA and 16-dim rope, YaRN. Rows are multiples of 32 (q8_0).
+        // Every architectural feature at toy widths: 1 dense + 3 MoE layers, 16 experts in 4 groups (top-4
+        // from 2 groups), a shared expert, MLA with a q LoRA and 16-dim rope, YaRN. Rows are multiples of 32
+        // (q8_0).
         c.hidden = 64, c.n_layers = 4, c.n_dense_layers = 1, c.dense_inter = 128, c.moe_inter = 32;
         c.n_experts = 16, c.n_experts_used = 4, c.n_groups = 4, c.n_groups_used = 2, c.n_shared_experts = 1;
         c.n_heads = 4, c.q_lora_rank = 64, c.kv_lora_rank = 32, c.qk_nope = 32, c.qk_rope = 16, c.v_head = 32;
@@ -27,7 +30,8 @@ DeepSeekV3Config preset_config(const std::string& preset) {
         // A demo model of a few hundred MB: widths that fit every block format (multiples of 256).
         c.hidden = 512, c.n_layers = 8, c.n_dense_layers = 1, c.dense_inter = 1536, c.moe_inter = 256;
         c.n_experts = 64, c.n_experts_used = 6, c.n_groups = 8, c.n_groups_used = 4, c.n_shared_experts = 1;
-        c.n_heads = 8, c.q_lora_rank = 256, c.kv_lora_rank = 256, c.qk_nope = 64, c.qk_rope = 64, c.v_head = 64;
+        c.n_heads = 8, c.q_lora_rank = 256, c.kv_lora_rank = 256, c.qk_nope = 64, c.qk_rope = 64,
+        c.v_head = 64;
         return c;
     }
     const std::string slice = "v3-slice-";
@@ -41,7 +45,8 @@ DeepSeekV3Config preset_config(const std::string& preset) {
             n = 0;
         }
         if (n < 1 || n > 61)
-            throw std::invalid_argument("preset '" + preset + "': N must be 1 to 61 layers (e.g. v3-slice-4)");
+            throw std::invalid_argument("preset '" + preset +
+                                        "': N must be 1 to 61 layers (e.g. v3-slice-4)");
         c.n_layers = n;
         c.n_dense_layers = n > 3 ? 3 : std::min<int64_t>(n, 1);  // the 3 dense layers first when N > 3
         if (n == 1) c.n_dense_layers = 0;                        // one layer: a MoE layer, the common case
@@ -68,14 +73,15 @@ GgmlType fit_type(GgmlType want, int64_t cols, const std::string& name, std::vec
 
 std::vector<PlannedTensor> plan_synthetic_tensors(const DeepSeekV3Config& c, GgmlType wtype,
                                                   std::vector<std::string>* notes) {
-    const GgmlType main_type = wtype == GgmlType::f32 ? GgmlType::f32
+    const GgmlType main_type = wtype == GgmlType::f32   ? GgmlType::f32
                                : wtype == GgmlType::f16 ? GgmlType::f16
                                                         : GgmlType::bf16;
     const int64_t D = c.hidden, H = c.n_heads, L = c.n_layers;
     const float residual = 1.0f / std::sqrt(2.0f * float(L));
     auto inv_sqrt = [](int64_t n) { return 1.0f / std::sqrt(float(n)); };
     std::vector<PlannedTensor> out;
-    auto add = [&](std::string hf, std::string gguf, std::vector<int64_t> shape, GgmlType t, float sd, float center) {
+    auto add = [&](std::string hf, std::string gguf, std::vector<int64_t> shape, GgmlType t, float sd,
+                   float center) {
         PlannedTensor p;
         p.hf_name = std::move(hf), p.gguf_name = std::move(gguf), p.shape = std::move(shape);
         p.gguf_type = t, p.stddev = sd, p.center = center;
@@ -101,7 +107,8 @@ std::vector<PlannedTensor> plan_synthetic_tensors(const DeepSeekV3Config& c, Ggm
         matrix("attn_q_b.weight", H * c.qk_head_dim(), c.q_lora_rank, main_type, inv_sqrt(c.q_lora_rank));
         matrix("attn_kv_a_mqa.weight", c.kv_lora_rank + c.qk_rope, D, main_type, inv_sqrt(D));
         layer("attn_kv_a_norm.weight", {c.kv_lora_rank}, GgmlType::f32, norm_sd, 1);
-        matrix("attn_kv_b.weight", H * (c.qk_nope + c.v_head), c.kv_lora_rank, main_type, inv_sqrt(c.kv_lora_rank));
+        matrix("attn_kv_b.weight", H * (c.qk_nope + c.v_head), c.kv_lora_rank, main_type,
+               inv_sqrt(c.kv_lora_rank));
         out.back().kv_b = true;
         matrix("attn_output.weight", D, H * c.v_head, main_type, inv_sqrt(H * c.v_head) * residual);
         layer("ffn_norm.weight", {D}, GgmlType::f32, norm_sd, 1);
@@ -119,8 +126,8 @@ std::vector<PlannedTensor> plan_synthetic_tensors(const DeepSeekV3Config& c, Ggm
             const bool down = n.member == &LayerWeights::exp_down;
             for (int64_t e = 0; e < c.n_experts; ++e) {
                 add(hf_expert_tensor(i, e, n.hf), gguf_layer_tensor(i, n.gguf),
-                    down ? std::vector<int64_t>{D, c.moe_inter} : std::vector<int64_t>{c.moe_inter, D}, down ? dn : gu,
-                    down ? inv_sqrt(c.moe_inter) * residual : inv_sqrt(D), 0);
+                    down ? std::vector<int64_t>{D, c.moe_inter} : std::vector<int64_t>{c.moe_inter, D},
+                    down ? dn : gu, down ? inv_sqrt(c.moe_inter) * residual : inv_sqrt(D), 0);
                 out.back().expert = e;
             }
         }

@@ -17,19 +17,20 @@ struct PlannedTensor {
     bool kv_b = false;           // GGUF MLA layout writes it as attn_k_b + attn_v_b
     std::vector<int64_t> shape;  // HF row-major: [rows][cols] or [n]
     GgmlType gguf_type = GgmlType::f32;
-    float stddev = 0;            // values uniform in center +- sqrt(3)*stddev
+    float stddev = 0;  // values uniform in center +- sqrt(3)*stddev
     float center = 0;
 
     int64_t rows() const { return shape.size() == 1 ? 1 : shape[0]; }
     int64_t cols() const { return shape.back(); }
 };
 
-// In HF order: embedding, each layer (attention, then dense FFN or router + experts + shared expert), final norm,
-// lm_head. `notes` collects the tensors whose rows do not fit `wtype` and the fallback chosen.
+// In HF order: embedding, each layer (attention, then dense FFN or router + experts + shared expert), final
+// norm, lm_head. `notes` collects the tensors whose rows do not fit `wtype` and the fallback chosen.
 std::vector<PlannedTensor> plan_synthetic_tensors(const DeepSeekV3Config& c, GgmlType wtype,
                                                   std::vector<std::string>* notes);
 
-// Rows [row0, row0+n) of the tensor's fp32 values (before any quantisation), deterministic in (seed, name, row).
+// Rows [row0, row0+n) of the tensor's fp32 values (before any quantisation), deterministic in (seed, name,
+// row).
 void generate_rows(const PlannedTensor& t, uint64_t seed, int64_t row0, int64_t n, float* dst);
 
 }  // namespace mf

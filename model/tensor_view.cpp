@@ -14,7 +14,8 @@ int64_t TensorView::rows() const {
 
 uint64_t TensorView::row_bytes() const {
     const auto b = ggml_row_bytes(uint32_t(type), uint64_t(cols()));
-    if (!b) throw std::logic_error("TensorView '" + name + "': row is not whole blocks");  // checked at binding
+    if (!b)
+        throw std::logic_error("TensorView '" + name + "': row is not whole blocks");  // checked at binding
     return *b;
 }
 

@@ -9,20 +9,22 @@
 namespace mf {
 
 struct TensorView {
-    std::string name;             // as named in the file (GGUF or HF)
+    std::string name;  // as named in the file (GGUF or HF)
     GgmlType type = GgmlType::f32;
-    std::vector<int64_t> shape;   // row-major, outermost first: shape.back() values per contiguous row
-    const void* data = nullptr;   // into the mapping
+    std::vector<int64_t> shape;  // row-major, outermost first: shape.back() values per contiguous row
+    const void* data = nullptr;  // into the mapping
     uint64_t bytes = 0;
     // f8_e4m3 only: fp32 scale_inv of 128x128 blocks, [ceil(rows/128)][ceil(cols/128)] (w = fp8 * scale_inv).
     const float* scale_inv = nullptr;
 
     bool empty() const { return data == nullptr; }
     int64_t cols() const { return shape.empty() ? 0 : shape.back(); }
-    int64_t rows() const;         // product of all but the last dimension
+    int64_t rows() const;  // product of all but the last dimension
     int64_t numel() const { return rows() * cols(); }
-    uint64_t row_bytes() const;   // bytes of one row
-    const uint8_t* row_ptr(int64_t row) const { return static_cast<const uint8_t*>(data) + uint64_t(row) * row_bytes(); }
+    uint64_t row_bytes() const;  // bytes of one row
+    const uint8_t* row_ptr(int64_t row) const {
+        return static_cast<const uint8_t*>(data) + uint64_t(row) * row_bytes();
+    }
 };
 
 // Row `row` of `t` as fp32 (any type dequantize_row knows; f8_e4m3 applies its block scale).

@@ -29,7 +29,9 @@ uint64_t mem_available_bytes() {
 
 // Bytes the repacked weights will take: every matmul at its compute type, experts at theirs.
 uint64_t estimate_packed_bytes(const DeepSeekV3Config& c, const ModelWeights& w, ComputeType dense, ComputeType experts) {
-    const auto per = [](ComputeType t) { return t == ComputeType::int8 ? 1.0 : t == ComputeType::bf16 ? 2.0 : 4.0; };
+    const auto per = [](ComputeType t) {
+        return t == ComputeType::int4 ? 0.625 : t == ComputeType::int8 ? 1.0 : t == ComputeType::bf16 ? 2.0 : 4.0;
+    };
     double b = double(w.output.numel()) * per(dense);
     for (const auto& l : w.layers) {
         for (const TensorView* t : {&l.q_a, &l.q_b, &l.kv_a, &l.kv_b, &l.k_b, &l.v_b, &l.o, &l.ffn_gate, &l.ffn_up,
@@ -71,7 +73,7 @@ std::unique_ptr<CpuModel> CpuModel::load(const std::filesystem::path& path, cons
 }
 
 CpuModel::CpuModel(std::unique_ptr<Model> file, const RuntimeOptions& opt, const LoadProgress& progress)
-    : file_(std::move(file)), opt_(opt), dense_type_(opt.dense_type()), expert_type_(opt.expert_type()) {
+    : file_(std::move(file)), opt_(opt), dense_type_(opt.dense_type()), expert_type_(opt.expert_type(*file_)) {
     const auto t0 = std::chrono::steady_clock::now();
     const DeepSeekV3Config& c = file_->config();
     const ModelWeights& w = file_->weights();
@@ -111,8 +113,9 @@ CpuModel::CpuModel(std::unique_ptr<Model> file, const RuntimeOptions& opt, const
         if (progress && opt.progress) progress(done, total, stage);
     };
     try {
-        if (expert_type_ == ComputeType::int8 && c.n_layers > c.n_dense_layers) {
-            ExpertFfnDesc d{WeightType::int8, int(c.hidden), int(c.moe_inter)};
+        if ((expert_type_ == ComputeType::int8 || expert_type_ == ComputeType::int4) && c.n_layers > c.n_dense_layers) {
+            ExpertFfnDesc d{expert_type_ == ComputeType::int4 ? WeightType::int4 : WeightType::int8, int(c.hidden),
+                            int(c.moe_inter)};
             for (int n = 0; n < nodes; ++n)
                 drivers_.routed.push_back(std::make_shared<ExpertFfn>(d, opt.expert_ffn, kernels_, pools_.nodes[size_t(n)]->size()));
         }
@@ -147,7 +150,7 @@ CpuModel::CpuModel(std::unique_ptr<Model> file, const RuntimeOptions& opt, const
                 for (const TensorView* t : {&lw.ffn_norm, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down}) tick(*t, stage);
                 continue;
             }
-            moe_[size_t(l)] = MoeBlock(c, lw, dense_type_, expert_type_, kernels_, drivers_, nodes, [&](int64_t e) {
+            moe_[size_t(l)] = MoeBlock(c, lw, dense_type_, expert_type_, kernels_, drivers_, pools_, [&](int64_t e) {
                 tick(lw.exp_gate[size_t(e)], stage);
                 tick(lw.exp_up[size_t(e)], stage);
                 tick(lw.exp_down[size_t(e)], stage);
@@ -184,7 +187,8 @@ size_t CpuModel::routed_expert_bytes() const {
 }
 
 std::string CpuModel::describe() const {
-    return fmt::format("{} threads ({} NUMA node{}), dense {}, experts {}, {:.1f} MiB packed in {:.1f} s", threads(),
+    return fmt::format("{} thread{} ({} NUMA node{}), dense {}, experts {}, {:.1f} MiB packed in {:.1f} s", threads(),
+                       threads() > 1 ? "s" : "",
                        numa_nodes(), numa_nodes() > 1 ? "s" : "", compute_type_name(dense_type_),
                        compute_type_name(expert_type_), double(packed_bytes_) / (1 << 20), load_seconds_);
 }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "codegen/isa.hpp"
+#include "codegen/x64/pack_bf16.hpp"
 #include "codegen/x64/pack_int4.hpp"
 #include "runtime/expert_ffn_epilogue.hpp"
 
@@ -27,13 +28,22 @@ ExpertFfnWeights pack_expert_ffn_int4(const MatrixSrc& gate, const MatrixSrc& up
     return {pack_int4_interleaved(gu), pack_int4(down)};
 }
 
+ExpertFfnWeights pack_expert_ffn_bf16(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down) {
+    if (down.n != gate.k || down.k != gate.n)
+        throw std::invalid_argument("pack_expert_ffn_bf16: down must be [" + std::to_string(gate.k) + "][" +
+                                    std::to_string(gate.n) + "] to match gate/up [inter][hidden]");
+    const MatrixSrc gu[] = {gate, up};
+    return {pack_bf16_interleaved(gu), pack_bf16(down)};
+}
+
 ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, KernelCache& cache, int workers)
     : desc_(desc), cfg_(cfg) {
     const auto bad = [&](const std::string& what) {
         throw std::runtime_error("expert FFN " + kernel_name(desc, cfg) + ": " + what);
     };
-    if (desc.wtype == WeightType::bf16) bad("bf16 weights are not implemented yet (int8 and int4 are)");
     int4_ = desc.wtype == WeightType::int4;
+    bf16_ = desc.wtype == WeightType::bf16;
+    float_out_ = int4_ || bf16_;
     if (desc.hidden <= 0 || desc.inter <= 0) bad("hidden and inter must be positive");
     if (cfg.n_block <= 0 || cfg.n_block % kNAlign || cfg.n_block_down <= 0 || cfg.n_block_down % kNAlign)
         bad("n_block and n_block_down must be positive multiples of 64");
@@ -41,13 +51,18 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (cfg.m_block < 1) bad("m_block must be positive");
     const IsaSet isa = detect_cpu_isa();
     if (!isa.has(IsaFeature::avx512_vnni)) bad("this CPU lacks AVX-512 VNNI, which the expert kernels need");
+    if (bf16_ && !isa.has(IsaFeature::avx512_bf16))
+        bad("this CPU lacks AVX-512 BF16, which bf16 weights need");
     kp_h_ = round_up(desc.hidden, kKAlign);
     kp_i_ = round_up(desc.inter, kKAlign);
     n_pad_h_ = round_up(desc.hidden, kNAlign);
     n_pad_i_ = round_up(desc.inter, kNAlign);
     groups_h_ = kp_h_ / kInt4Group;
     groups_i_ = kp_i_ / kInt4Group;
-    const bool amx = !int4_ && isa.has(IsaFeature::amx_int8) && request_amx_permission();
+    a_row_h_ = kp_h_ * (bf16_ ? 2 : 1);
+    a_row_i_ = kp_i_ * (bf16_ ? 2 : 1);
+    const bool amx =
+        !int4_ && isa.has(bf16_ ? IsaFeature::amx_bf16 : IsaFeature::amx_int8) && request_amx_permission();
     if (amx) {
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, cfg.amx());
         amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, cfg.amx());
@@ -64,20 +79,25 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     scratch_.assign(size_t(std::max(workers, 1)), std::vector<int32_t>(size_t(m_block_ * cols)));
 }
 
-void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w, int64_t first,
-                     int64_t panels, int32_t* c, bool down) const {
+void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w,
+                     int64_t first, int64_t panels, int32_t* c, bool down) const {
     const int64_t ldc = panels * 64;
     if (amx) {
-        const ExpertGemmArgs args{a,   w.panel(first), c, ldc, (rows + m_step_rows_ - 1) / m_step_rows_,
-                                  panels / cfg_.n_tiles};
+        const ExpertGemmArgs args{
+            a, w.panel(first), c, ldc, (rows + m_step_rows_ - 1) / m_step_rows_, panels / cfg_.n_tiles};
         (*(down ? amx_dn_ : amx_gu_))(&args);
         return;
     }
-    const int64_t lda = down ? kp_i_ : kp_h_, groups = down ? groups_i_ : groups_h_;
+    const int64_t lda = down ? a_row_i_ : a_row_h_, groups = down ? groups_i_ : groups_h_;
     for (int64_t r0 = 0; r0 < rows; r0 += gemv_rows_) {
         const int m = int(std::min<int64_t>(gemv_rows_, rows - r0));
-        const ExpertGemmArgs args{a + r0 * lda,  w.panel(first), c + r0 * (ldc / 4), ldc, 0,
-                                  panels / cfg_.gemv(m, desc_.wtype).panels, gs ? gs + r0 * groups : nullptr};
+        const ExpertGemmArgs args{a + r0 * lda,
+                                  w.panel(first),
+                                  c + r0 * (ldc / 4),
+                                  ldc,
+                                  0,
+                                  panels / cfg_.gemv(m, desc_.wtype).panels,
+                                  gs ? gs + r0 * groups : nullptr};
         (*(down ? gemv_dn_ : gemv_gu_)[size_t(m - 1)])(&args);
     }
 }
@@ -96,7 +116,8 @@ void ExpertFfn::parallel_for(ThreadPool& pool, int64_t items, F&& body) {
 }
 
 void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
-    if (pool.size() > int(scratch_.size())) throw std::invalid_argument("ExpertFfn::run: pool larger than workers");
+    if (pool.size() > int(scratch_.size()))
+        throw std::invalid_argument("ExpertFfn::run: pool larger than workers");
     const int64_t hidden = desc_.hidden, inter = desc_.inter;
     // Rows of every route in the activation buffers, and the gate/up work items.
     rows_.clear();
@@ -109,11 +130,12 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         if (rt.gates.size() != rt.tokens.size() || (m && !rt.weights))
             throw std::invalid_argument("ExpertFfn::run: route " + std::to_string(r) +
                                         " needs weights and one gate per token");
-        if (m && (rt.weights->gate_up.wtype != desc_.wtype || rt.weights->down.wtype != desc_.wtype ||
-                  rt.weights->gate_up.k != hidden || rt.weights->gate_up.n != inter ||
-                  rt.weights->gate_up.sources != 2 || rt.weights->down.k != inter || rt.weights->down.n != hidden))
-            throw std::invalid_argument("ExpertFfn::run: route " + std::to_string(r) + " weights do not match " +
-                                        kernel_name(desc_, cfg_));
+        if (m &&
+            (rt.weights->gate_up.wtype != desc_.wtype || rt.weights->down.wtype != desc_.wtype ||
+             rt.weights->gate_up.k != hidden || rt.weights->gate_up.n != inter ||
+             rt.weights->gate_up.sources != 2 || rt.weights->down.k != inter || rt.weights->down.n != hidden))
+            throw std::invalid_argument("ExpertFfn::run: route " + std::to_string(r) +
+                                        " weights do not match " + kernel_name(desc_, cfg_));
         const bool amx = amx_gu_ && m > gemv_max_m_;
         const int64_t padded = amx ? round_up(m, m_step_rows_) : m;
         rows_.push_back({total, m, padded, amx});
@@ -125,8 +147,8 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     for (size_t r = 0; r < rows_.size(); ++r)
         std::fill_n(row_route.begin() + rows_[r].offset, rows_[r].padded, int32_t(r));
     if (int64_t(xs_.size()) < total) {
-        xq_.resize(size_t(total * kp_h_));
-        hq_.resize(size_t(total * kp_i_));
+        xq_.resize(size_t(total * a_row_h_));
+        hq_.resize(size_t(total * a_row_i_));
         hf_.resize(size_t(total * n_pad_i_));
         xs_.resize(size_t(total));
         hs_.resize(size_t(total));
@@ -145,13 +167,19 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         for (int64_t row = item * kRowsPerItem; row < std::min(total, (item + 1) * kRowsPerItem); ++row) {
             const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
             const int64_t i = row - rr.offset;
-            int8_t* dst = xq_.data() + row * kp_h_;
+            int8_t* dst = xq_.data() + row * a_row_h_;
             if (i < rr.rows) {
                 const int64_t t = b.routes[size_t(row_route[size_t(row)])].tokens[size_t(i)];
-                xs_[size_t(row)] = quantize_act_row(b.x + t * b.ldx, hidden, kp_h_, dst, &xsum_[size_t(row)],
-                                                    int4_ ? &xgs_[size_t(row * groups_h_)] : nullptr);
+                if (bf16_) {
+                    convert_row_bf16(b.x + t * b.ldx, hidden, kp_h_, reinterpret_cast<uint16_t*>(dst));
+                    xs_[size_t(row)] = 1.0f;
+                } else {
+                    xs_[size_t(row)] =
+                        quantize_act_row(b.x + t * b.ldx, hidden, kp_h_, dst, &xsum_[size_t(row)],
+                                         int4_ ? &xgs_[size_t(row * groups_h_)] : nullptr);
+                }
             } else {
-                std::memset(dst, 0, size_t(kp_h_));
+                std::memset(dst, 0, size_t(a_row_h_));
                 xs_[size_t(row)] = 0;
                 xsum_[size_t(row)] = 0;
             }
@@ -168,17 +196,19 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         int32_t* c = scratch_[size_t(worker)].data();
         for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
-            gemm(xq_.data() + (rr.offset + m0) * kp_h_, int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr,
-                 rows, rr.amx, w, first, panels, c, false);
+            gemm(xq_.data() + (rr.offset + m0) * a_row_h_,
+                 int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr.amx, w, first,
+                 panels, c, false);
             for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                 const int64_t row = rr.offset + i;
                 const int32_t* ci = c + (i - m0) * panels * kPanelCols;
                 float* dst = hf_.data() + row * n_pad_i_ + c0;
-                if (int4_)
-                    silu_mul_pairs_f32(reinterpret_cast<const float*>(ci), xs_[size_t(row)], int(panels / 2), dst);
+                if (float_out_)
+                    silu_mul_pairs_f32(reinterpret_cast<const float*>(ci), xs_[size_t(row)], int(panels / 2),
+                                       dst);
                 else
-                    silu_mul_pairs(ci, w.scale.data() + first * kPanelCols, xs_[size_t(row)], xsum_[size_t(row)],
-                                   int(panels / 2), dst);
+                    silu_mul_pairs(ci, w.scale.data() + first * kPanelCols, xs_[size_t(row)],
+                                   xsum_[size_t(row)], int(panels / 2), dst);
             }
         }
     });
@@ -187,22 +217,31 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     parallel_for(pool, row_items, [&](int, int64_t item) {
         for (int64_t row = item * kRowsPerItem; row < std::min(total, (item + 1) * kRowsPerItem); ++row) {
             const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
-            int8_t* dst = hq_.data() + row * kp_i_;
+            int8_t* dst = hq_.data() + row * a_row_i_;
             if (row - rr.offset < rr.rows) {
-                hs_[size_t(row)] = quantize_act_row(hf_.data() + row * n_pad_i_, inter, kp_i_, dst, &hsum_[size_t(row)],
-                                                    int4_ ? &hgs_[size_t(row * groups_i_)] : nullptr);
+                if (bf16_) {
+                    convert_row_bf16(hf_.data() + row * n_pad_i_, inter, kp_i_,
+                                     reinterpret_cast<uint16_t*>(dst));
+                    hs_[size_t(row)] = 1.0f;
+                } else {
+                    hs_[size_t(row)] =
+                        quantize_act_row(hf_.data() + row * n_pad_i_, inter, kp_i_, dst, &hsum_[size_t(row)],
+                                         int4_ ? &hgs_[size_t(row * groups_i_)] : nullptr);
+                }
             } else {
-                std::memset(dst, 0, size_t(kp_i_));
+                std::memset(dst, 0, size_t(a_row_i_));
                 hs_[size_t(row)] = 0;
                 hsum_[size_t(row)] = 0;
             }
         }
     });
 
-    // 4. down per block of hidden channels over all experts, accumulated into y: each item owns its columns of y.
+    // 4. down per block of hidden channels over all experts, accumulated into y: each item owns its columns
+    // of y.
     const int64_t dn_items = (n_pad_h_ + cfg_.n_block_down - 1) / cfg_.n_block_down;
     parallel_for(pool, dn_items, [&](int worker, int64_t item) {
-        const int64_t c0 = item * cfg_.n_block_down, ncols = std::min<int64_t>(cfg_.n_block_down, n_pad_h_ - c0);
+        const int64_t c0 = item * cfg_.n_block_down,
+                      ncols = std::min<int64_t>(cfg_.n_block_down, n_pad_h_ - c0);
         const int64_t first = c0 / kPanelCols, panels = ncols / kPanelCols;
         const int64_t n_valid = std::min(ncols, hidden - c0);
         int32_t* c = scratch_[size_t(worker)].data();
@@ -211,19 +250,20 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             const ExpertRoute& rt = b.routes[r];
             for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
                 const int64_t rows = std::min(m_block_, rr.padded - m0);
-                gemm(hq_.data() + (rr.offset + m0) * kp_i_,
-                     int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr.amx, rt.weights->down,
-                     first, panels, c, true);
+                gemm(hq_.data() + (rr.offset + m0) * a_row_i_,
+                     int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr.amx,
+                     rt.weights->down, first, panels, c, true);
                 for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                     const int64_t row = rr.offset + i;
                     const int64_t t = rt.tokens[size_t(i)];
                     const float coef = rt.gates[size_t(i)] * hs_[size_t(row)];
-                    if (int4_)
+                    if (float_out_)
                         accumulate_f32(reinterpret_cast<const float*>(c + (i - m0) * ncols), coef, n_valid,
                                        b.y + t * b.ldy + c0);
                     else
-                        accumulate_scaled(c + (i - m0) * ncols, rt.weights->down.scale.data() + first * kPanelCols,
-                                          coef, hsum_[size_t(row)], n_valid, b.y + t * b.ldy + c0);
+                        accumulate_scaled(c + (i - m0) * ncols,
+                                          rt.weights->down.scale.data() + first * kPanelCols, coef,
+                                          hsum_[size_t(row)], n_valid, b.y + t * b.ldy + c0);
                 }
             }
         }

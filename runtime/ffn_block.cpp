@@ -14,11 +14,14 @@ FfnBlock::FfnBlock(const TensorView& gate, const TensorView& up, const TensorVie
                    KernelCache& cache, std::shared_ptr<ExpertFfn> driver, int numa_node)
     : type_(type), hidden_(gate.cols()), inter_(gate.rows()), driver_(std::move(driver)) {
     WeightMatrix g, u, d;
-    weight_matrix(gate, g);
-    weight_matrix(up, u);
-    weight_matrix(down, d);
-    if (type == ComputeType::int8) {
-        fused_ = std::make_unique<ExpertFfnWeights>(pack_expert_ffn_int8(g.src, u.src, d.src));
+    const auto load = type == ComputeType::int4 ? weight_matrix_int4
+                                                : [](const TensorView& v, WeightMatrix& w) { weight_matrix(v, w); };
+    load(gate, g);
+    load(up, u);
+    load(down, d);
+    if (type == ComputeType::int8 || type == ComputeType::int4) {
+        fused_ = std::make_unique<ExpertFfnWeights>(type == ComputeType::int8 ? pack_expert_ffn_int8(g.src, u.src, d.src)
+                                                                              : pack_expert_ffn_int4(g.src, u.src, d.src));
         bind_to_numa_node(fused_->gate_up.data.data(), fused_->gate_up.data.size(), numa_node);
         bind_to_numa_node(fused_->down.data.data(), fused_->down.data.size(), numa_node);
         return;

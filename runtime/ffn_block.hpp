@@ -1,5 +1,5 @@
 // One SwiGLU FFN y = down(SiLU(gate x) * up x): a dense layer's FFN, the shared expert, or (bf16 experts) one routed
-// expert. int8 runs through the kernels' fused expert FFN driver (one route holding every token, gate weight 1);
+// expert. int8 (and int4, routed experts only) runs through the kernels' fused expert FFN driver (one route holding every token, gate weight 1);
 // bf16 through three packed Linear projections.
 #pragma once
 #include <cstdint>

@@ -2,6 +2,10 @@
 
 #include <immintrin.h>
 
+// gcc 12's _mm512_reduce_add_ps reads an intentionally undefined register half: a false -Wmaybe-uninitialized.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -19,6 +23,7 @@ std::string compute_type_name(ComputeType t) {
         case ComputeType::f32: return "f32";
         case ComputeType::bf16: return "bf16";
         case ComputeType::int8: return "int8";
+        case ComputeType::int4: return "int4";
     }
     return "?";
 }
@@ -27,7 +32,8 @@ ComputeType parse_compute_type(const std::string& s) {
     if (s == "f32") return ComputeType::f32;
     if (s == "bf16") return ComputeType::bf16;
     if (s == "int8") return ComputeType::int8;
-    throw std::invalid_argument("unknown compute type '" + s + "' (expected f32, bf16 or int8)");
+    if (s == "int4") return ComputeType::int4;
+    throw std::invalid_argument("unknown compute type '" + s + "' (expected f32, bf16, int8 or int4)");
 }
 
 namespace {
@@ -53,6 +59,11 @@ float src_value(const MatrixSrc& s, int64_t r, int64_t c) {
             return f;
         }
         case SrcType::int8: return float(static_cast<const int8_t*>(s.data)[r * ld + c]) * s.scale[r];
+        case SrcType::u4_group: {
+            const int64_t groups = (s.k + 31) / 32;
+            return float(static_cast<const uint8_t*>(s.data)[r * ld + c]) * s.scale[r * groups + c / 32] -
+                   s.min[r * groups + c / 32];
+        }
     }
     return 0;
 }
@@ -148,6 +159,8 @@ Int8Kernels resolve_int8_kernels(KernelCache& cache, int64_t k) {
 Linear Linear::pack(const MatrixSrc& src, ComputeType type, KernelCache* cache, int numa_node) {
     if (src.n <= 0 || src.k <= 0 || !src.data)
         throw std::invalid_argument("Linear::pack: empty weight matrix");
+    if (type == ComputeType::int4)
+        throw std::invalid_argument("Linear::pack: int4 runs only in the fused expert FFN (routed experts)");
     require_isa(type);
     Linear l;
     l.type_ = type;
@@ -219,7 +232,9 @@ void Linear::forward(const float* x, int64_t ldx, int64_t m, float* y, int64_t l
     const int64_t units = linear_units(n_);
     const float* scale = ab.scale.data();
     const int32_t* sum = ab.sum.data();
-    if (!pool) {
+    // Below ~256K multiply-adds a dispatch to the workers costs more than the work (small models, tests).
+    constexpr int64_t kSerialMacs = int64_t(1) << 18;
+    if (!pool || pool->size() == 1 || m * n_ * k_ < kSerialMacs) {
         run_units(act, scale, sum, m, y, ldy, 0, units, nullptr);
         return;
     }

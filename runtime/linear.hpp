@@ -19,7 +19,7 @@ class ThreadPool;
 class KernelCache;
 class JitKernel;
 
-enum class ComputeType { f32, bf16, int8 };
+enum class ComputeType { f32, bf16, int8, int4 };  // int4: routed experts only (fused expert FFN)
 std::string compute_type_name(ComputeType t);
 ComputeType parse_compute_type(const std::string& s);  // throws std::invalid_argument naming the value
 

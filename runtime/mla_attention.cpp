@@ -109,8 +109,10 @@ void MlaAttention::forward(const float* x, int64_t m, int64_t pos0, LatentKvCach
 
     // Per head: absorb W_UK into the query, attend over the latent rows, expand through W_UV.
     std::vector<float> o(static_cast<size_t>(m * heads_ * v_head_));
-    const int workers = pool.size();
-    pool.run([&](int w) {
+    // Heads are split over the workers; small problems (tiny models, one worker) run on the calling thread.
+    const int64_t macs = m * heads_ * (2 * kv_lora_ * (nope_ + v_head_) + (pos0 + m) * (row + kv_lora_));
+    const int workers = pool.size() == 1 || macs < (int64_t(1) << 18) ? 1 : pool.size();
+    const auto heads_of = [&](int w) {
         HeadScratch& s = head_scratch();
         s.q.resize(size_t(m * row));
         s.o_lat.resize(size_t(m * kv_lora_));
@@ -132,7 +134,11 @@ void MlaAttention::forward(const float* x, int64_t m, int64_t pos0, LatentKvCach
             }
             uv_[size_t(h)].forward(s.o_lat.data(), kv_lora_, m, o.data() + h * v_head_, heads_ * v_head_, nullptr);
         }
-    });
+    };
+    if (workers == 1)
+        heads_of(0);
+    else
+        pool.run([&](int w) { heads_of(w); });
     o_.forward(o.data(), m, out, &pool);
 }
 

@@ -1,5 +1,6 @@
 #include "runtime/moe_block.hpp"
 
+#include <atomic>
 #include <stdexcept>
 
 #include "model/moe_router.hpp"
@@ -9,7 +10,7 @@
 namespace mf {
 
 MoeBlock::MoeBlock(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType dense, ComputeType experts,
-                   KernelCache& cache, const ExpertDrivers& drivers, int nodes,
+                   KernelCache& cache, const ExpertDrivers& drivers, const WorkerPools& pools,
                    const std::function<void(int64_t)>& on_expert)
     : c_(c), node_drivers_(drivers.routed) {
     WeightMatrix r;
@@ -19,14 +20,26 @@ MoeBlock::MoeBlock(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType
     if (!w.shexp_gate.empty())
         shared_ = FfnBlock(w.shexp_gate, w.shexp_up, w.shexp_down, dense, cache,
                            dense == ComputeType::int8 ? drivers.shared : nullptr);
-    experts_.reserve(size_t(c.n_experts));
-    for (int64_t e = 0; e < c.n_experts; ++e) {
-        const int node = int(e * nodes / c.n_experts);
-        expert_node_.push_back(node);
-        experts_.emplace_back(w.exp_gate[size_t(e)], w.exp_up[size_t(e)], w.exp_down[size_t(e)], experts, cache,
-                              nullptr, nodes > 1 ? node : -1);
-        if (on_expert) on_expert(e);
+    const int nodes = int(pools.nodes.size());
+    experts_.resize(size_t(c.n_experts));
+    for (int64_t e = 0; e < c.n_experts; ++e) expert_node_.push_back(int(e * nodes / c.n_experts));
+    // Each node's workers pack that node's experts (first touch and mbind keep the pages there).
+    for (int node = 0; node < nodes; ++node) {
+        ThreadPool& pool = *pools.nodes[size_t(node)];
+        std::vector<int64_t> mine;
+        for (int64_t e = 0; e < c.n_experts; ++e)
+            if (expert_node_[size_t(e)] == node) mine.push_back(e);
+        std::atomic<size_t> next{0};
+        pool.run([&](int) {
+            for (size_t i; (i = next.fetch_add(1)) < mine.size();) {
+                const int64_t e = mine[i];
+                experts_[size_t(e)] = FfnBlock(w.exp_gate[size_t(e)], w.exp_up[size_t(e)], w.exp_down[size_t(e)],
+                                               experts, cache, nullptr, nodes > 1 ? node : -1);
+            }
+        });
     }
+    if (on_expert)
+        for (int64_t e = 0; e < c.n_experts; ++e) on_expert(e);
 }
 
 size_t MoeBlock::routed_weight_bytes() const {

@@ -32,9 +32,11 @@ struct ExpertDrivers {
 class MoeBlock {
 public:
     MoeBlock() = default;
-    // on_expert(e) is called after each routed expert is packed (progress).
+    // The routed experts are packed in parallel on `pool` (each by a worker of its NUMA node where there are
+    // several); on_expert(e) is then called for each, on the calling thread (progress).
     MoeBlock(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType dense, ComputeType experts,
-             KernelCache& cache, const ExpertDrivers& drivers, int nodes, const std::function<void(int64_t)>& on_expert);
+             KernelCache& cache, const ExpertDrivers& drivers, const WorkerPools& pools,
+             const std::function<void(int64_t)>& on_expert);
 
     // xn: [m][hidden] normed rows; out: [m][hidden] = shared(xn) + sum_k w_k expert_k(xn).
     void forward(const float* xn, int64_t m, float* out, const WorkerPools& pools, StageTimes& times) const;

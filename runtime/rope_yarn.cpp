@@ -6,7 +6,6 @@
 
 namespace mf {
 
-double yarn_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
 
 namespace {
 

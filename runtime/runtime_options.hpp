@@ -1,13 +1,14 @@
-// What the CPU runtime runs with. Until the tuner's plan file (runtime/plan.hpp, issue #7) lands these are the
-// documented defaults below, and `run`/`bench` say so; every field can be set from the command line.
+// What the CPU runtime runs with: the documented defaults below, overridden by the tuned plan (runtime/plan.hpp,
+// applied by the commands: the fused expert FFN config and the worker count) and by the command line. run, bench
+// and perplexity say which.
 //
 //   threads        0 = one pinned worker per physical core (hwloc), grouped by NUMA node
 //   ctx            4096 positions of latent KV cache
 //   prefill_chunk  256 tokens per forward step while prefilling (each chunk appends to the cache)
 //   dense          "auto" = bf16: attention projections, dense FFN, shared expert and lm_head
-//   experts        "auto" = int8 per-channel through the fused JIT expert FFN (AMX / AVX-512 VNNI); "bf16" runs
-//                  them through the bf16 projections. Q4_K/Q5_K/Q6_K/Q8_0 files are dequantised and repacked
-//                  (no int4 kernel yet: Q4_K experts become int8 per-channel).
+//   experts        "auto" = int4 per group of 32 (exact) for Q4_K experts, else int8 per channel, both through
+//                  the fused JIT expert FFN (AMX / AVX-512 VNNI); "bf16" runs them through the bf16 projections.
+//                  Other block formats (Q5_K, Q6_K, Q8_0, F8) are dequantised and repacked.
 //   expert_ffn     the kernels' default ExpertFfnConfig
 #pragma once
 #include <cstdint>
@@ -18,17 +19,23 @@
 
 namespace mf {
 
+class Model;
+
 struct RuntimeOptions {
     int threads = 0;
     int64_t ctx = 4096;
     int64_t prefill_chunk = 256;
     std::string dense = "auto";    // auto | bf16 | int8
-    std::string experts = "auto";  // auto | int8 | bf16
+    std::string experts = "auto";  // auto | int8 | int4 | bf16
     ExpertFfnConfig expert_ffn{};
     bool progress = true;          // repacking progress callbacks are made (the caller draws the bar)
+    std::string plan_note = "no tuned plan: documented defaults";  // where expert_ffn/threads came from
+    std::string plan_file;         // --plan: an explicit plan file (else the cache dir's, else defaults)
 
     ComputeType dense_type() const;   // throws std::invalid_argument naming --dense
-    ComputeType expert_type() const;  // throws std::invalid_argument naming --experts
+    // "auto": int4 where the file's routed experts are q4_K (packed exactly, no fp32 trip), else int8.
+    // Throws std::invalid_argument naming --experts.
+    ComputeType expert_type(const Model& m) const;
     // One line: "plan: none (defaults: ...)" for the start-up banner.
     std::string describe() const;
 };

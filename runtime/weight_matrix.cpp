@@ -59,6 +59,36 @@ void weight_matrix_transposed(const TensorView& v, WeightMatrix& dst, int64_t ro
     dst.src = MatrixSrc{SrcType::f32, k, rows, dst.storage.data(), 0, nullptr};
 }
 
+void weight_matrix_int4(const TensorView& v, WeightMatrix& dst) {
+    if (v.type != GgmlType::q4_k) {
+        weight_matrix(v, dst);
+        return;
+    }
+    const int64_t n = v.rows(), k = v.cols(), groups = k / 32, blocks = k / kQK_K;
+    dst.storage.assign(size_t(n * groups), 0.0f);
+    dst.u4_min.assign(size_t(n * groups), 0.0f);
+    dst.u4.resize(size_t(n * k));
+    Q4KGroups g;
+    for (int64_t r = 0; r < n; ++r) {
+        const auto* b = reinterpret_cast<const BlockQ4K*>(v.row_ptr(r));
+        for (int64_t j = 0; j < blocks; ++j) {
+            q4k_unpack(b[j], g);
+            std::copy(g.q, g.q + kQK_K, dst.u4.begin() + r * k + j * kQK_K);
+            for (int s = 0; s < 8; ++s) {
+                dst.storage[size_t(r * groups + j * 8 + s)] = g.scale[s];
+                dst.u4_min[size_t(r * groups + j * 8 + s)] = g.min[s];
+            }
+        }
+    }
+    dst.src = MatrixSrc{};
+    dst.src.type = SrcType::u4_group;
+    dst.src.n = n;
+    dst.src.k = k;
+    dst.src.data = dst.u4.data();
+    dst.src.scale = dst.storage.data();
+    dst.src.min = dst.u4_min.data();
+}
+
 std::vector<float> weight_vector(const TensorView& v) {
     check_readable(v);
     std::vector<float> out(static_cast<size_t>(v.numel()));

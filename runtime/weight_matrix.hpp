@@ -13,6 +13,8 @@ namespace mf {
 struct WeightMatrix {
     MatrixSrc src;
     std::vector<float> storage;  // the dequantised values when the view could not be used in place
+    std::vector<uint8_t> u4;     // u4_group: one 0..15 value per weight
+    std::vector<float> u4_min;   // u4_group: per row and group of 32 (scales go in storage)
     WeightMatrix() = default;
     WeightMatrix(const WeightMatrix&) = delete;
     WeightMatrix& operator=(const WeightMatrix&) = delete;
@@ -23,6 +25,10 @@ struct WeightMatrix {
 void weight_matrix(const TensorView& v, WeightMatrix& dst, int64_t row0 = 0, int64_t rows = -1);
 // The transpose of rows [row0, row0 + rows) of v: a [v.cols()][rows] fp32 source.
 void weight_matrix_transposed(const TensorView& v, WeightMatrix& dst, int64_t row0, int64_t rows);
+// An [rows][cols] source for the int4 packer: q4_K rows decoded exactly into 4-bit values with a scale and min per
+// group of 32 (SrcType::u4_group, no fp32 trip); any other type as in weight_matrix() (the packer then quantises
+// per group of 32).
+void weight_matrix_int4(const TensorView& v, WeightMatrix& dst);
 // A 1-D tensor (norm weight, router bias) as fp32.
 std::vector<float> weight_vector(const TensorView& v);
 

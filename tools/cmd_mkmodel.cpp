@@ -1,8 +1,8 @@
-// `moeforge mkmodel`: a DeepSeek-V3-architecture model with seeded random weights, as GGUF (llama.cpp's deepseek2)
-// and/or a Hugging Face safetensors directory, carrying the real DeepSeek-V3 tokenizer.
-#include <CLI/CLI.hpp>
+// `moeforge mkmodel`: a DeepSeek-V3-architecture model with seeded random weights, as GGUF (llama.cpp's
+// deepseek2) and/or a Hugging Face safetensors directory, carrying the real DeepSeek-V3 tokenizer.
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <map>
 #include <stdexcept>
@@ -30,8 +30,9 @@ struct MkmodelOptions {
 
 const std::map<std::string, GgmlType>& wtypes() {
     static const std::map<std::string, GgmlType> m = {
-        {"f32", GgmlType::f32},   {"bf16", GgmlType::bf16}, {"f16", GgmlType::f16},   {"q8_0", GgmlType::q8_0},
-        {"q4_k", GgmlType::q4_k}, {"q5_k", GgmlType::q5_k}, {"q6_k", GgmlType::q6_k},
+        {"f32", GgmlType::f32},   {"bf16", GgmlType::bf16}, {"f16", GgmlType::f16},
+        {"q8_0", GgmlType::q8_0}, {"q4_k", GgmlType::q4_k}, {"q5_k", GgmlType::q5_k},
+        {"q6_k", GgmlType::q6_k},
     };
     return m;
 }
@@ -54,31 +55,38 @@ void run_mkmodel(const MkmodelOptions& o, const GlobalOptions& g) {
     so.gguf_mla_layout = o.gguf_layout == "mla";
     so.gguf_split_bytes = uint64_t(o.split_gb * 1e9);
     so.shard_bytes = uint64_t(o.shard_gb * 1e9);
-    const std::filesystem::path tok =
-        o.tokenizer.empty() ? cache_dir() / "tokenizer" / "deepseek-v3" / "tokenizer.json" : std::filesystem::path(o.tokenizer);
+    const std::filesystem::path tok = o.tokenizer.empty()
+                                          ? cache_dir() / "tokenizer" / "deepseek-v3" / "tokenizer.json"
+                                          : std::filesystem::path(o.tokenizer);
     if (!std::filesystem::exists(tok))
-        throw std::runtime_error("tokenizer " + tok.string() +
-                                 " not found: run tools/fetch_tokenizer.sh to fetch DeepSeek-V3's tokenizer.json, or "
-                                 "pass --tokenizer PATH");
+        throw std::runtime_error(
+            "tokenizer " + tok.string() +
+            " not found: run tools/fetch_tokenizer.sh to fetch DeepSeek-V3's tokenizer.json, or "
+            "pass --tokenizer PATH");
     so.vocab = load_tokenizer_json(tok);
     so.tokenizer_json = tok;
 
     const std::filesystem::path out(o.out);
     std::filesystem::create_directories(out);
-    const double estimate = double(synthetic_model_gguf_bytes(so.config, so.wtype)) * (so.gguf + so.safetensors);
+    const double estimate =
+        double(synthetic_model_gguf_bytes(so.config, so.wtype)) * (so.gguf + so.safetensors);
     const auto space = std::filesystem::space(out);
     if (double(space.available) < estimate)
         throw std::runtime_error(fmt::format("{} has {} free, the model needs about {}", out.string(),
                                              human_bytes(double(space.available)), human_bytes(estimate)));
     fmt::print("{}\n", describe(so.config));
-    fmt::print("writing about {} to {} (weights in {}, seed {})\n", human_bytes(estimate), out.string(), o.wtype, o.seed);
+    fmt::print("writing about {} to {} (weights in {}, seed {})\n", human_bytes(estimate), out.string(),
+               o.wtype, o.seed);
     std::fflush(stdout);
 
     ProgressBar bar("mkmodel");
-    so.progress = [&](uint64_t done, uint64_t total, std::string_view stage) { bar.update(done, total, stage); };
+    so.progress = [&](uint64_t done, uint64_t total, std::string_view stage) {
+        bar.update(done, total, stage);
+    };
     const auto res = write_synthetic_model(so, out);
-    bar.finish();
-    if (!res.gguf.empty()) fmt::print("gguf:        {} ({})\n", res.gguf.string(), human_bytes(double(res.gguf_bytes)));
+    bar.finish(fmt::format("wrote {}", human_bytes(double(res.gguf_bytes + res.hf_bytes))));
+    if (!res.gguf.empty())
+        fmt::print("gguf:        {} ({})\n", res.gguf.string(), human_bytes(double(res.gguf_bytes)));
     if (!res.hf_dir.empty())
         fmt::print("safetensors: {}/ ({})\n", res.hf_dir.string(), human_bytes(double(res.hf_bytes)));
     for (const auto& n : res.notes)
@@ -95,33 +103,44 @@ void add_mkmodel_command(CLI::App& app, const GlobalOptions& g) {
     auto* cmd = app.add_subcommand(
         "mkmodel",
         "Write a DeepSeek-V3-architecture model with seeded random weights, for tests and benchmarks.\n"
-        "The weights are scaled so activations stay O(1) through every layer (unit-variance embedding, projections\n"
-        "with std 1/sqrt(fan_in), the ones writing the residual stream a further 1/sqrt(2*layers)). The GGUF is\n"
-        "llama.cpp's arch deepseek2; the safetensors directory is what transformers' DeepseekV3ForCausalLM loads.\n"
+        "The weights are scaled so activations stay O(1) through every layer (unit-variance embedding, "
+        "projections\n"
+        "with std 1/sqrt(fan_in), the ones writing the residual stream a further 1/sqrt(2*layers)). The GGUF "
+        "is\n"
+        "llama.cpp's arch deepseek2; the safetensors directory is what transformers' DeepseekV3ForCausalLM "
+        "loads.\n"
         "Both copies hold identical weights (after dequantisation) and the real DeepSeek-V3 tokenizer.");
-    cmd->add_option("--preset", o->preset,
-                    "tiny: every feature at toy widths (hidden 64, 4 layers: 1 dense + 3 MoE, 16 experts in 4 groups,\n"
-                    "top-4 of 2 groups, shared expert, MLA, YaRN), ~35 MB per format;\n"
-                    "small: a demo model (hidden 512, 8 layers, 64 experts of 256, top-6), a few hundred MB;\n"
-                    "v3-slice-N: full DeepSeek-V3 widths with N layers (the 3 dense ones first when N > 3),\n"
-                    "~23 GB per MoE layer in bf16, ~6.5 GB in q4_k")
+    cmd->add_option(
+           "--preset", o->preset,
+           "tiny: every feature at toy widths (hidden 64, 4 layers: 1 dense + 3 MoE, 16 experts in 4 "
+           "groups,\n"
+           "top-4 of 2 groups, shared expert, MLA, YaRN), ~35 MB per format;\n"
+           "small: a demo model (hidden 512, 8 layers, 64 experts of 256, top-6), a few hundred MB;\n"
+           "v3-slice-N: full DeepSeek-V3 widths with N layers: the 3 dense ones first when N > 3, one dense\n"
+           "layer first when N is 2 or 3, v3-slice-1 is one MoE layer; ~23 GB per MoE layer in bf16,\n"
+           "~6.3 GB in q4_k, plus 3.7 GB of bf16 embedding and lm_head")
         ->required();
-    cmd->add_option("--out", o->out, "Output directory: gets NAME.gguf and/or NAME-hf/ (NAME defaults to the preset)")
+    cmd->add_option("--out", o->out,
+                    "Output directory: gets NAME.gguf and/or NAME-hf/ (NAME defaults to the preset)")
         ->required();
     cmd->add_option("--format", o->format, "Which files to write")
         ->check(CLI::IsMember({"gguf", "safetensors", "both"}))
         ->capture_default_str();
-    cmd->add_option("--seed", o->seed, "Seed of the weights: the same seed gives the same model")->capture_default_str();
-    cmd->add_option("--wtype", o->wtype,
-                    "Type of the FFN weights (dense FFN, routed and shared experts). Attention and embeddings are bf16\n"
-                    "(f32/f16 when --wtype is f32/f16); norms, router and its bias f32. Rows that are not whole\n"
-                    "blocks of the type (tiny's 64-wide rows under k-quants) fall back to q8_0, then bf16. The\n"
-                    "safetensors copy stores quantised types as their exact f32 dequantisation")
+    cmd->add_option("--seed", o->seed, "Seed of the weights: the same seed gives the same model")
+        ->capture_default_str();
+    cmd->add_option(
+           "--wtype", o->wtype,
+           "Type of the FFN weights (dense FFN, routed and shared experts). Attention and embeddings are "
+           "bf16\n"
+           "(f32/f16 when --wtype is f32/f16); norms, router and its bias f32. Rows that are not whole\n"
+           "blocks of the type (tiny's 64-wide rows under k-quants) fall back to q8_0, then bf16. The\n"
+           "safetensors copy stores quantised types as their exact f32 dequantisation")
         ->check(CLI::IsMember({"f32", "bf16", "f16", "q8_0", "q4_k", "q5_k", "q6_k"}))
         ->capture_default_str();
-    cmd->add_option("--tokenizer", o->tokenizer,
-                    "DeepSeek-V3's tokenizer.json (default: $cache/tokenizer/deepseek-v3/tokenizer.json, fetched by "
-                    "tools/fetch_tokenizer.sh)");
+    cmd->add_option(
+        "--tokenizer", o->tokenizer,
+        "DeepSeek-V3's tokenizer.json (default: $cache/tokenizer/deepseek-v3/tokenizer.json, fetched by "
+        "tools/fetch_tokenizer.sh)");
     cmd->add_option("--name", o->name, "Base name of the files and general.name (default: the preset)");
     cmd->add_option("--gguf-layout", o->gguf_layout,
                     "mla: attn_k_b/attn_v_b per layer (llama.cpp since mid-2025); legacy: one attn_kv_b")

@@ -4,11 +4,15 @@
 #include <fmt/core.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "model/gguf_vocab.hpp"
 #include "model/synthetic_model.hpp"
+#include "codegen/kernel_fields.hpp"
+#include "runtime/plan.hpp"
 #include "tools/cache_dir.hpp"
+#include "tune/host_profile.hpp"
 #include "tools/progress_bar.hpp"
 
 namespace mf {
@@ -32,9 +36,13 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& opt, bool ctx_option) {
         ->check(CLI::IsMember({"auto", "bf16", "int8"}))
         ->capture_default_str();
     cmd->add_option("--experts", opt.experts,
-                    "Compute format of the routed experts: auto (int8), int8 (per-channel, fused JIT kernels) or bf16")
-        ->check(CLI::IsMember({"auto", "bf16", "int8"}))
+                    "Compute format of the routed experts: auto (int4 for Q4_K files, packed exactly; else int8), "
+                    "int8 (per channel), int4 (per group of 32) or bf16")
+        ->check(CLI::IsMember({"auto", "bf16", "int8", "int4"}))
         ->capture_default_str();
+    cmd->add_option("--plan", opt.plan_file,
+                    "Tuned plan file to use (default: the one `moeforge tune` saved in the cache dir for this host and "
+                    "model shape, else documented defaults)");
 }
 
 std::filesystem::path demo_model_path() {
@@ -67,12 +75,59 @@ std::filesystem::path demo_model_path() {
     return path;
 }
 
-std::unique_ptr<CpuModel> load_model_for_cli(const std::filesystem::path& path, const RuntimeOptions& opt) {
-    ProgressBar bar("loading " + path.filename().string());
-    auto model = CpuModel::load(path, opt, [&](uint64_t done, uint64_t total, std::string_view stage) {
-        bar.update(done, total, stage);
+namespace {
+
+// The tuned plan for this host and the model's expert shape (cache dir, or --plan), applied to the options: the
+// fused expert FFN's config for decode (tokens per expert = 1) and the worker count. Without a plan: the defaults,
+// and the note says so. A plan for another host or shape is refused (PlanMismatch, one line).
+void apply_plan(const Model& m, RuntimeOptions& opt) {
+    const DeepSeekV3Config& c = m.config();
+    if (c.n_layers <= c.n_dense_layers) return;
+    ModelShape shape;
+    shape.hidden = int(c.hidden);
+    shape.moe_intermediate = int(c.moe_inter);
+    shape.experts = int(c.n_experts);
+    shape.top_k = int(c.n_experts_used);
+    shape.moe_layers = int(c.n_layers - c.n_dense_layers);
+    shape.wtype = compute_type_name(opt.expert_type(m));
+    shape.group_size = shape.wtype == "int4" ? 32 : 0;
+    HostProfileOptions quick;
+    quick.measure = false;
+    HostProfile here = capture_host_profile(quick);
+    compute_fingerprint(here);
+    Plan plan;
+    try {
+        plan = load_plan(cache_dir(), here.fingerprint, shape, opt.plan_file);
+    } catch (const PlanMismatch& e) {
+        if (!opt.plan_file.empty()) throw;  // an explicit --plan that does not fit is an error
+        // The cache dir's plan for this host and expert shape was tuned for another layer count or routing.
+        opt.plan_note = std::string("the cached plan does not fit (") + e.what() + "): documented defaults";
+        return;
+    }
+    if (plan.is_default) {
+        opt.plan_note = "no tuned plan for this host and shape (run `moeforge tune`): documented defaults";
+        return;
+    }
+    if (const PlannedKernel* k = plan.find("moe_ffn", "expert", 1)) opt.expert_ffn = fields_from_json<ExpertFfnConfig>(k->config);
+    if (opt.threads == 0 && plan.threads.workers > 0) opt.threads = plan.threads.workers;
+    opt.plan_note = "tuned plan " + (plan.source.empty() ? plan_file_name(here.fingerprint, shape) : plan.source);
+}
+
+}  // namespace
+
+std::unique_ptr<CpuModel> load_model_for_cli(const std::filesystem::path& path, const RuntimeOptions& options) {
+    if (!std::filesystem::exists(path))
+        throw std::runtime_error("model " + path.string() + " does not exist (give a .gguf file or an HF directory)");
+    auto file = Model::open(path);
+    RuntimeOptions opt = options;
+    apply_plan(*file, opt);
+    // The bar starts with the first packed tensor, so that a file that does not open fails in one line.
+    std::optional<ProgressBar> bar;
+    auto model = std::make_unique<CpuModel>(std::move(file), opt, [&](uint64_t done, uint64_t total, std::string_view stage) {
+        if (!bar) bar.emplace("loading " + path.filename().string());
+        bar->update(done, total, stage);
     });
-    bar.finish(fmt::format("{:.1f} MiB repacked", double(model->packed_bytes()) / (1 << 20)));
+    if (bar) bar->finish(fmt::format("{:.1f} MiB repacked", double(model->packed_bytes()) / (1 << 20)));
     fmt::print(stderr, "moeforge: {}\nmoeforge: {}\n", describe(model->config()), model->describe());
     fmt::print(stderr, "moeforge: {}\n", opt.describe());
     return model;

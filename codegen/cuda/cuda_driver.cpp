@@ -83,6 +83,11 @@ LoadedDriver load_driver() {
     need("cuEventDestroy_v2", a.event_destroy);
     need("cuGetErrorName", a.get_error_name);
     need("cuGetErrorString", a.get_error_string);
+    resolve(lib, "cuMemHostRegister_v2", a.mem_host_register);
+    resolve(lib, "cuMemHostUnregister", a.mem_host_unregister);
+    resolve(lib, "cuLaunchHostFunc", a.launch_host_func);
+    resolve(lib, "cuStreamQuery", a.stream_query);
+    resolve(lib, "cuEventQuery", a.event_query);
     if (!missing.empty()) {
         d.why = "libcuda.so.1 lacks driver entry points moeforge needs (" + missing +
                 "): update the NVIDIA driver";

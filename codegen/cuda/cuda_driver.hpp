@@ -91,6 +91,12 @@ struct CudaDriverApi {
     CuResult (*event_destroy)(CuEvent);
     CuResult (*get_error_name)(CuResult, const char**);
     CuResult (*get_error_string)(CuResult, const char**);
+    // Optional (null when the driver lacks them): for the CPU/GPU hand-off of the hybrid executor.
+    CuResult (*mem_host_register)(void*, size_t, unsigned);  // pin existing host memory
+    CuResult (*mem_host_unregister)(void*);
+    CuResult (*launch_host_func)(CuStream, void (*)(void*), void*);  // a host callback in stream order
+    CuResult (*stream_query)(CuStream);  // 0: idle; 600 (CUDA_ERROR_NOT_READY): busy
+    CuResult (*event_query)(CuEvent);
 };
 
 // Driver constants used by moeforge (values from cuda.h).
@@ -101,6 +107,8 @@ inline constexpr int kCuFuncAttrLocalBytes = 3;
 inline constexpr unsigned kCuStreamNonBlocking = 1;
 inline constexpr int kCuCaptureModeThreadLocal = 1;
 inline constexpr unsigned kCuMemHostAllocPortable = 1;
+inline constexpr unsigned kCuMemHostRegisterPortable = 1;
+inline constexpr CuResult kCuErrorNotReady = 600;
 
 // Loads libcuda.so.1 once (thread-safe) and calls cuInit. Returns null and sets *why when that fails.
 const CudaDriverApi* try_cuda_driver(std::string* why = nullptr);

@@ -115,3 +115,10 @@ TEST_CASE("cuda rope: YaRN frequencies keep high frequencies and divide low ones
     for (int i = 0; i < 32; ++i)
         CHECK(plain[i] == doctest::Approx(std::pow(10000.0, -2.0 * i / 64)).epsilon(1e-6));
 }
+
+TEST_CASE("cuda rope: YaRN attention scale of DeepSeek-V3") {
+    CHECK(yarn_mscale(40.0) == doctest::Approx(0.1 * std::log(40.0) + 1.0));
+    CHECK(yarn_mscale(1.0) == 1.0);
+    const double m = yarn_mscale(40.0);
+    CHECK(std::pow(192.0, -0.5) * m * m == doctest::Approx(0.1352338).epsilon(1e-6));
+}

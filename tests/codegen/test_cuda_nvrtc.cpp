@@ -49,15 +49,16 @@ TEST_CASE("cuda embed: every kernels/*.cuh is embedded byte for byte") {
     CHECK(on_disk >= 8);
 }
 
-TEST_CASE("cuda nvrtc: every kernel compiles to a CUBIN for sm_90a and sm_86") {
+TEST_CASE("cuda nvrtc: every kernel compiles to a CUBIN for sm_90a, sm_86, sm_80 and sm_89") {
     if (!nvrtc_available()) {
         MESSAGE("skipped: moeforge was built without the CUDA toolkit, so there is no NVRTC to test");
         return;
     }
     CHECK(nvrtc_version() >= 12000);
-    for (const auto& [major, minor] : {std::pair{9, 0}, std::pair{8, 6}}) {
+    for (const auto& [major, minor] : {std::pair{9, 0}, std::pair{8, 6}, std::pair{8, 0}, std::pair{8, 9}}) {
         const CudaArch arch = CudaArch::for_device(major, minor);
-        CHECK(arch.sm_name() == (major == 9 ? "sm_90a" : "sm_86"));
+        CHECK(arch.sm_name() ==
+              (major == 9 ? std::string("sm_90a") : "sm_" + std::to_string(major * 10 + minor)));
         const auto catalog = test::cuda_kernel_catalog(major * 10 + minor);
         CHECK(catalog.size() >= 13);
         for (const CudaKernelSource& src : catalog) {

@@ -1,5 +1,6 @@
-// libFuzzer target: the GGUF reader, the deepseek2 config and tokenizer keys, and binding the weights. Any input
-// must either open or throw std::runtime_error; every tensor the reader accepts must lie inside the file.
+// libFuzzer target: the GGUF reader, the deepseek2 config and tokenizer keys, and binding the weights. Any
+// input must either open or throw std::runtime_error; every tensor the reader accepts must lie inside the
+// file.
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>

@@ -1,4 +1,5 @@
-// The readers open files (they mmap), so a fuzzer writes its input to a per-process file in /dev/shm (or /tmp).
+// The readers open files (they mmap), so a fuzzer writes its input to a per-process file in /dev/shm (or
+// /tmp).
 #pragma once
 #include <unistd.h>
 
@@ -21,7 +22,8 @@ inline std::filesystem::path input_dir() {
 
 inline std::filesystem::path write_input(const std::string& name, const uint8_t* data, size_t size) {
     const auto p = input_dir() / name;
-    std::ofstream(p, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), std::streamsize(size));
+    std::ofstream(p, std::ios::binary | std::ios::trunc)
+        .write(reinterpret_cast<const char*>(data), std::streamsize(size));
     return p;
 }
 

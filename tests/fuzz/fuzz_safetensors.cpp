@@ -1,5 +1,5 @@
-// libFuzzer target: the safetensors reader, and an HF checkpoint directory (a fixed tiny config.json beside the
-// fuzzed model.safetensors) bound as DeepSeek-V3 weights. Any input opens or throws std::runtime_error.
+// libFuzzer target: the safetensors reader, and an HF checkpoint directory (a fixed tiny config.json beside
+// the fuzzed model.safetensors) bound as DeepSeek-V3 weights. Any input opens or throws std::runtime_error.
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -14,7 +14,8 @@ namespace {
 // The config make_fuzz_seeds uses for its safetensors seed (keep the two in step).
 mf::DeepSeekV3Config micro_config() {
     mf::DeepSeekV3Config c;
-    c.vocab_size = 64, c.hidden = 32, c.n_layers = 2, c.n_dense_layers = 1, c.dense_inter = 32, c.moe_inter = 32;
+    c.vocab_size = 64, c.hidden = 32, c.n_layers = 2, c.n_dense_layers = 1, c.dense_inter = 32,
+    c.moe_inter = 32;
     c.n_experts = 4, c.n_experts_used = 2, c.n_groups = 2, c.n_groups_used = 1, c.n_shared_experts = 1;
     c.n_heads = 2, c.q_lora_rank = 32, c.kv_lora_rank = 32, c.qk_nope = 16, c.qk_rope = 8, c.v_head = 16;
     return c;
@@ -23,7 +24,8 @@ mf::DeepSeekV3Config micro_config() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static const bool config_written = [] {
-        std::ofstream(mf::fuzz::input_dir() / "config.json") << mf::config_to_hf_json(micro_config(), "float32").dump();
+        std::ofstream(mf::fuzz::input_dir() / "config.json")
+            << mf::config_to_hf_json(micro_config(), "float32").dump();
         return true;
     }();
     (void)config_written;

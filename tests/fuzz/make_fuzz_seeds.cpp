@@ -12,7 +12,8 @@ namespace {
 
 mf::DeepSeekV3Config micro_config() {  // keep in step with fuzz_safetensors.cpp
     mf::DeepSeekV3Config c;
-    c.vocab_size = 64, c.hidden = 32, c.n_layers = 2, c.n_dense_layers = 1, c.dense_inter = 32, c.moe_inter = 32;
+    c.vocab_size = 64, c.hidden = 32, c.n_layers = 2, c.n_dense_layers = 1, c.dense_inter = 32,
+    c.moe_inter = 32;
     c.n_experts = 4, c.n_experts_used = 2, c.n_groups = 2, c.n_groups_used = 1, c.n_shared_experts = 1;
     c.n_heads = 2, c.q_lora_rank = 32, c.kv_lora_rank = 32, c.qk_nope = 16, c.qk_rope = 8, c.v_head = 16;
     return c;
@@ -55,9 +56,13 @@ int main(int argc, char** argv) {
                                            std::filesystem::copy_options::overwrite_existing);
             }
     } else {
-        const char* texts[] = {"Hello, world! The quick brown fox.", "你好，世界。深度求索", "日本語のテキストです",
-                               "emoji 😀🎉 and numbers 1234567 3.14", "def f(x):\n    return x  # code\n",
-                               "   \t\n  spaces   ", "\xff\xfe invalid \xc3\x28 utf8 \xe2\x82"};
+        const char* texts[] = {"Hello, world! The quick brown fox.",
+                               "你好，世界。深度求索",
+                               "日本語のテキストです",
+                               "emoji 😀🎉 and numbers 1234567 3.14",
+                               "def f(x):\n    return x  # code\n",
+                               "   \t\n  spaces   ",
+                               "\xff\xfe invalid \xc3\x28 utf8 \xe2\x82"};
         for (const char* t : texts) std::ofstream(dir / ("seed-" + std::to_string(n++))) << t;
     }
     std::filesystem::remove_all(tmp);

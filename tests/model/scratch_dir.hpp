@@ -1,14 +1,15 @@
 // A fresh directory under the build tree for one test, removed afterwards.
 #pragma once
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 
 namespace mf::test {
 
 class ScratchDir {
-public:
+  public:
     explicit ScratchDir(const std::string& tag) {
         static std::atomic<int> counter{0};
         path_ = std::filesystem::path(MOEFORGE_BINARY_DIR) / "test-scratch" /
@@ -23,7 +24,7 @@ public:
     const std::filesystem::path& path() const { return path_; }
     std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 

@@ -19,8 +19,8 @@ TEST_CASE("fp16, bf16 and fp8 e4m3 conversions hit known bit patterns") {
     CHECK(f32_to_f16(65504.0f) == 0x7bff);
     CHECK(f32_to_f16(70000.0f) == 0x7c00);
     CHECK(f32_to_f16(0x1p-24f) == 0x0001);
-    CHECK(f32_to_f16(1.0f + 0x1p-11f) == 0x3c00);       // tie: to even
-    CHECK(f32_to_f16(1.0f + 3 * 0x1p-11f) == 0x3c02);   // tie: to even (up)
+    CHECK(f32_to_f16(1.0f + 0x1p-11f) == 0x3c00);      // tie: to even
+    CHECK(f32_to_f16(1.0f + 3 * 0x1p-11f) == 0x3c02);  // tie: to even (up)
     CHECK(f16_to_f32(0x3555) == doctest::Approx(0.33325195));
     CHECK(f16_to_f32(0x0001) == 0x1p-24f);
     CHECK(std::isinf(f16_to_f32(0x7c00)));
@@ -54,9 +54,9 @@ TEST_CASE("q8_0: a hand-built block decodes to d * q") {
 }
 
 namespace {
-// The q4_K/q5_K scale bytes written out from the format description: bytes 0-3 hold sc[0..3] in their low 6 bits
-// and the top 2 bits of sc[4..7]; bytes 4-7 the same for the mins; bytes 8-11 the low nibbles of sc[4..7] (low)
-// and m[4..7] (high).
+// The q4_K/q5_K scale bytes written out from the format description: bytes 0-3 hold sc[0..3] in their low 6
+// bits and the top 2 bits of sc[4..7]; bytes 4-7 the same for the mins; bytes 8-11 the low nibbles of
+// sc[4..7] (low) and m[4..7] (high).
 void pack_by_hand(const int sc[8], const int m[8], uint8_t out[12]) {
     for (int j = 0; j < 4; ++j) {
         out[j] = uint8_t(sc[j] | ((sc[j + 4] >> 4) << 6));
@@ -66,7 +66,7 @@ void pack_by_hand(const int sc[8], const int m[8], uint8_t out[12]) {
 }
 }  // namespace
 
-TEST_CASE("q4_K: a hand-built block decodes bit-exactly; its groups unpack to the same values") {
+TEST_CASE("q4_K: a hand-built block decodes bit-exactly, its groups unpack to the same values") {
     const int sc[8] = {1, 2, 3, 4, 17, 33, 63, 5};
     const int m[8] = {0, 1, 2, 3, 20, 40, 63, 6};
     BlockQ4K b;
@@ -123,8 +123,8 @@ TEST_CASE("q6_K: a hand-built block decodes bit-exactly") {
     float y[256];
     dequantize_row(GgmlType::q6_k, &b, y, 256);
     for (int i = 0; i < 256; ++i) {
-        // value i: half n, quarter k of that half, lane l; low nibble from ql (quarters 2,3 use the high nibble
-        // of the bytes quarters 0,1 use), 2 high bits from qh at bit 2k.
+        // value i: half n, quarter k of that half, lane l; low nibble from ql (quarters 2,3 use the high
+        // nibble of the bytes quarters 0,1 use), 2 high bits from qh at bit 2k.
         const int n = i / 128, k = (i % 128) / 32, l = i % 32;
         const uint8_t lb = b.ql[64 * n + l + (k & 1) * 32];
         const int low = k < 2 ? (lb & 15) : (lb >> 4);
@@ -149,10 +149,11 @@ TEST_CASE("dequant(quant(x)) stays within each format's error bound") {
     std::vector<float> x(static_cast<size_t>(n));
     for (auto& v : x) v = nd(rng);
     x[5] = 40.0f;  // an outlier inside one block
-    for (const RoundTrip& rt : {RoundTrip{GgmlType::f32, 4, 0.0}, RoundTrip{GgmlType::f16, 2, 0.001},
-                                RoundTrip{GgmlType::bf16, 2, 0.005}, RoundTrip{GgmlType::q8_0, 34, 0.01},
-                                RoundTrip{GgmlType::q6_k, 210, 0.03}, RoundTrip{GgmlType::q5_k, 176, 0.06},
-                                RoundTrip{GgmlType::q4_k, 144, 0.12}, RoundTrip{GgmlType::f8_e4m3, 1, 0.05}}) {
+    for (const RoundTrip& rt :
+         {RoundTrip{GgmlType::f32, 4, 0.0}, RoundTrip{GgmlType::f16, 2, 0.001},
+          RoundTrip{GgmlType::bf16, 2, 0.005}, RoundTrip{GgmlType::q8_0, 34, 0.01},
+          RoundTrip{GgmlType::q6_k, 210, 0.03}, RoundTrip{GgmlType::q5_k, 176, 0.06},
+          RoundTrip{GgmlType::q4_k, 144, 0.12}, RoundTrip{GgmlType::f8_e4m3, 1, 0.05}}) {
         CAPTURE(ggml_type_name(rt.type));
         const auto bytes = ggml_row_bytes(uint32_t(rt.type), uint64_t(n));
         REQUIRE(bytes);
@@ -166,17 +167,19 @@ TEST_CASE("dequant(quant(x)) stays within each format's error bound") {
         // Per-block bound for the integer formats: an error of at most one quantisation step of that block
         // (range / levels), whatever the outlier does to the neighbours.
         const int block = rt.type == GgmlType::q8_0 ? 32 : rt.type == GgmlType::q6_k ? 16 : 32;
-        const int levels = rt.type == GgmlType::q8_0 ? 254 : rt.type == GgmlType::q6_k ? 62
-                           : rt.type == GgmlType::q5_k ? 31 : 15;
+        const int levels = rt.type == GgmlType::q8_0   ? 254
+                           : rt.type == GgmlType::q6_k ? 62
+                           : rt.type == GgmlType::q5_k ? 31
+                                                       : 15;
         if (rt.type == GgmlType::q8_0 || rt.type == GgmlType::q6_k || rt.type == GgmlType::q5_k ||
             rt.type == GgmlType::q4_k) {
             for (int64_t b0 = 0; b0 < n; b0 += block) {
                 float lo = 0, hi = 0;
                 for (int i = 0; i < block; ++i) lo = std::min(lo, x[b0 + i]), hi = std::max(hi, x[b0 + i]);
-                const float range = rt.type == GgmlType::q4_k || rt.type == GgmlType::q5_k
-                                        ? hi - lo
-                                        : 2 * std::max(-lo, hi);
-                for (int i = 0; i < block; ++i) CHECK(std::fabs(y[b0 + i] - x[b0 + i]) <= range / levels * 1.01f + 1e-6f);
+                const float range =
+                    rt.type == GgmlType::q4_k || rt.type == GgmlType::q5_k ? hi - lo : 2 * std::max(-lo, hi);
+                for (int i = 0; i < block; ++i)
+                    CHECK(std::fabs(y[b0 + i] - x[b0 + i]) <= range / levels * 1.01f + 1e-6f);
             }
         }
     }

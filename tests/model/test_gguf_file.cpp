@@ -17,8 +17,8 @@ using namespace mf;
 
 namespace {
 
-// Builds GGUF bytes field by field, independently of GgufWriter. Offsets of interesting fields are recorded so
-// tests can corrupt them.
+// Builds GGUF bytes field by field, independently of GgufWriter. Offsets of interesting fields are recorded
+// so tests can corrupt them.
 struct GgufBytes {
     std::string b;
     template <class T>
@@ -39,8 +39,8 @@ struct GgufBytes {
 
 struct Sample {
     GgufBytes g;
-    size_t version_at, n_tensors_at, n_kv_at, str_len_at, arr_len_at, bool_at, ndims_at, dim_at, type_at, offset_at,
-        type_key_at, elem_type_at, tensor2_offset_at;
+    size_t version_at, n_tensors_at, n_kv_at, str_len_at, arr_len_at, bool_at, ndims_at, dim_at, type_at,
+        offset_at, type_key_at, elem_type_at, tensor2_offset_at;
 };
 
 // Two tensors (f32 [3][4] and q8_0 [2][32]), one key of every type, an array of strings and a nested array.
@@ -144,7 +144,8 @@ TEST_CASE("GGUF reader: every metadata type, tensor infos, alignment and data (v
         CHECK(nested->arrays[1].floats == std::vector<double>{2.5});
         CHECK(f.find("k.bools")->ints == std::vector<int64_t>{0, 1});
         CHECK_THROWS_WITH_AS(f.get_uint("k.i8"), doctest::Contains("negative"), std::runtime_error);
-        CHECK_THROWS_WITH_AS(f.get_uint("k.string"), doctest::Contains("expected an integer"), std::runtime_error);
+        CHECK_THROWS_WITH_AS(f.get_uint("k.string"), doctest::Contains("expected an integer"),
+                             std::runtime_error);
         CHECK_THROWS_WITH_AS(f.get_uint("nope"), doctest::Contains("missing key 'nope'"), std::runtime_error);
         REQUIRE(f.tensors().size() == 2);
         const GgufTensorInfo* t = f.find_tensor("t.f32");
@@ -183,12 +184,16 @@ TEST_CASE("GGUF reader: each corrupted header field names what is wrong") {
     const std::vector<Case> cases = {
         {"magic", [](Sample& s) { s.g.b[0] = 'X'; }, "bad magic"},
         {"version 1", [](Sample& s) { poke<uint32_t>(s.g.b, s.version_at, 1); }, "version 1"},
-        {"version 9", [](Sample& s) { poke<uint32_t>(s.g.b, s.version_at, 9); }, "unsupported GGUF version 9"},
-        {"tensor count", [](Sample& s) { poke<uint64_t>(s.g.b, s.n_tensors_at, 1ull << 60); }, "tensor count"},
+        {"version 9", [](Sample& s) { poke<uint32_t>(s.g.b, s.version_at, 9); },
+         "unsupported GGUF version 9"},
+        {"tensor count", [](Sample& s) { poke<uint64_t>(s.g.b, s.n_tensors_at, 1ull << 60); },
+         "tensor count"},
         {"kv count", [](Sample& s) { poke<uint64_t>(s.g.b, s.n_kv_at, ~0ull); }, "metadata count"},
-        {"string length", [](Sample& s) { poke<uint64_t>(s.g.b, s.str_len_at, 1ull << 62); }, "string length"},
+        {"string length", [](Sample& s) { poke<uint64_t>(s.g.b, s.str_len_at, 1ull << 62); },
+         "string length"},
         {"value type", [](Sample& s) { poke<uint32_t>(s.g.b, s.type_key_at, 13); }, "unknown value type 13"},
-        {"array type", [](Sample& s) { poke<uint32_t>(s.g.b, s.elem_type_at, 99); }, "unknown array element type"},
+        {"array type", [](Sample& s) { poke<uint32_t>(s.g.b, s.elem_type_at, 99); },
+         "unknown array element type"},
         {"array length", [](Sample& s) { poke<uint64_t>(s.g.b, s.arr_len_at, 1ull << 61); }, "cannot fit"},
         {"bool", [](Sample& s) { poke<uint8_t>(s.g.b, s.bool_at, 2); }, "neither 0 nor 1"},
         {"n_dims 0", [](Sample& s) { poke<uint32_t>(s.g.b, s.ndims_at, 0); }, "tensor 't.f32': 0 dimensions"},
@@ -196,10 +201,14 @@ TEST_CASE("GGUF reader: each corrupted header field names what is wrong") {
         {"dim 0", [](Sample& s) { poke<uint64_t>(s.g.b, s.dim_at, 0); }, "dimension 0 is 0"},
         {"dim huge", [](Sample& s) { poke<uint64_t>(s.g.b, s.dim_at, 1ull << 50); }, "dimension 0 is"},
         {"ggml type", [](Sample& s) { poke<uint32_t>(s.g.b, s.type_at, 77); }, "unknown GGML type 77"},
-        {"fp8 id is not GGUF", [](Sample& s) { poke<uint32_t>(s.g.b, s.type_at, 0x1000); }, "unknown GGML type"},
-        {"row vs block", [](Sample& s) { poke<uint32_t>(s.g.b, s.type_at, 8); }, "not a whole number of q8_0 blocks"},
-        {"misaligned offset", [](Sample& s) { poke<uint64_t>(s.g.b, s.offset_at, 8); }, "not a multiple of the alignment"},
-        {"offset beyond", [](Sample& s) { poke<uint64_t>(s.g.b, s.tensor2_offset_at, 1ull << 40); }, "beyond the end"},
+        {"fp8 id is not GGUF", [](Sample& s) { poke<uint32_t>(s.g.b, s.type_at, 0x1000); },
+         "unknown GGML type"},
+        {"row vs block", [](Sample& s) { poke<uint32_t>(s.g.b, s.type_at, 8); },
+         "not a whole number of q8_0 blocks"},
+        {"misaligned offset", [](Sample& s) { poke<uint64_t>(s.g.b, s.offset_at, 8); },
+         "not a multiple of the alignment"},
+        {"offset beyond", [](Sample& s) { poke<uint64_t>(s.g.b, s.tensor2_offset_at, 1ull << 40); },
+         "beyond the end"},
     };
     for (const auto& c : cases) {
         CAPTURE(c.label);

@@ -1,6 +1,6 @@
 // The fp32 reference forward against llama.cpp itself: mkmodel's tiny model (f32 weights, both GGUF attention
-// layouts) through llama.cpp's deepseek2 graph via node-llama-cpp, comparing the next-token probabilities at every
-// position. Runs where node and node-llama-cpp are installed (see the skip message), else skips.
+// layouts) through llama.cpp's deepseek2 graph via node-llama-cpp, comparing the next-token probabilities at
+// every position. Runs where node and node-llama-cpp are installed (see the skip message), else skips.
 #include <doctest/doctest.h>
 #include <fmt/core.h>
 
@@ -40,14 +40,19 @@ std::string run(const std::string& cmd) {
 TEST_CASE("reference forward matches llama.cpp's deepseek2 on mkmodel's tiny model") {
     const auto entry = node_llama_cpp_entry();
     if (!std::filesystem::exists(entry) || run("node --version 2>/dev/null").empty()) {
-        MESSAGE("skipped: llama.cpp for node is not installed; to run this comparison: npm i -E node-llama-cpp@3.21.1 "
-                "--prefix " << (cache_dir() / "llama-cpp-node").string() << " (or set MOEFORGE_NODE_LLAMA_CPP to its "
-                "dist/index.js)");
+        MESSAGE(
+            "skipped: llama.cpp for node is not installed; to run this comparison: npm i -E "
+            "node-llama-cpp@3.21.1 "
+            "--prefix "
+            << (cache_dir() / "llama-cpp-node").string()
+            << " (or set MOEFORGE_NODE_LLAMA_CPP to its "
+               "dist/index.js)");
         return;
     }
     test::ScratchDir dir("llama-cpp");
     const std::vector<int32_t> tokens = {0, 17, 299, 5000, 129279, 42, 42, 1, 7, 100000};
-    const std::string script = std::string(MOEFORGE_SOURCE_DIR) + "/tests/model/llama_cpp_reference/probabilities.mjs";
+    const std::string script =
+        std::string(MOEFORGE_SOURCE_DIR) + "/tests/model/llama_cpp_reference/probabilities.mjs";
     std::vector<std::filesystem::path> files;
     std::vector<std::unique_ptr<Model>> models;
     for (bool mla : {true, false}) {
@@ -55,7 +60,8 @@ TEST_CASE("reference forward matches llama.cpp's deepseek2 on mkmodel's tiny mod
         o.config = preset_config("tiny");
         o.name = mla ? "tiny-mla" : "tiny-legacy";
         o.seed = 3;
-        o.wtype = GgmlType::f32;  // llama.cpp keeps f32 activations for f32 weights: a like-for-like comparison
+        o.wtype =
+            GgmlType::f32;  // llama.cpp keeps f32 activations for f32 weights: a like-for-like comparison
         o.gguf_mla_layout = mla;
         o.safetensors = false;
         for (int i = 0; i < 256; ++i) o.vocab.tokens.push_back(fmt::format("<{}>", i));
@@ -63,7 +69,8 @@ TEST_CASE("reference forward matches llama.cpp's deepseek2 on mkmodel's tiny mod
         files.push_back(write_synthetic_model(o, dir.path()).gguf);
         models.push_back(Model::open(files.back()));
     }
-    std::string cmd = fmt::format("node '{}' '{}' '{}' 8", script, entry.string(), nlohmann::json(tokens).dump());
+    std::string cmd =
+        fmt::format("node '{}' '{}' '{}' 8", script, entry.string(), nlohmann::json(tokens).dump());
     for (const auto& f : files) cmd += " '" + f.string() + "'";
     const std::string out = run(cmd + " 2>&1");
     nlohmann::json all;

@@ -60,8 +60,9 @@ void check_same_weights(const Model& a, const Model& b) {
     for (int64_t i = 0; i < c.n_layers; ++i) {
         const auto& la = a.weights().layers[size_t(i)];
         const auto& lb = b.weights().layers[size_t(i)];
-        for (auto m : {&LayerWeights::attn_norm, &LayerWeights::q_a, &LayerWeights::q_a_norm, &LayerWeights::q_b,
-                       &LayerWeights::kv_a, &LayerWeights::kv_a_norm, &LayerWeights::o, &LayerWeights::ffn_norm})
+        for (auto m :
+             {&LayerWeights::attn_norm, &LayerWeights::q_a, &LayerWeights::q_a_norm, &LayerWeights::q_b,
+              &LayerWeights::kv_a, &LayerWeights::kv_a_norm, &LayerWeights::o, &LayerWeights::ffn_norm})
             same(la.*m, lb.*m);
         CHECK(dense_kv_b(c, la) == dense_kv_b(c, lb));
         if (!c.is_moe_layer(i)) {
@@ -69,9 +70,11 @@ void check_same_weights(const Model& a, const Model& b) {
             continue;
         }
         same(la.router, lb.router), same(la.router_bias, lb.router_bias);
-        same(la.shexp_gate, lb.shexp_gate), same(la.shexp_up, lb.shexp_up), same(la.shexp_down, lb.shexp_down);
+        same(la.shexp_gate, lb.shexp_gate), same(la.shexp_up, lb.shexp_up),
+            same(la.shexp_down, lb.shexp_down);
         for (int64_t e = 0; e < c.n_experts; ++e)
-            same(la.exp_gate[size_t(e)], lb.exp_gate[size_t(e)]), same(la.exp_up[size_t(e)], lb.exp_up[size_t(e)]),
+            same(la.exp_gate[size_t(e)], lb.exp_gate[size_t(e)]),
+                same(la.exp_up[size_t(e)], lb.exp_up[size_t(e)]),
                 same(la.exp_down[size_t(e)], lb.exp_down[size_t(e)]);
     }
 }
@@ -80,7 +83,7 @@ const std::vector<int32_t> kTokens = {0, 17, 299, 5000, 129279, 42, 42, 1};
 
 }  // namespace
 
-TEST_CASE("mkmodel tiny: both readers give the same config, weights and logits; the forward is deterministic") {
+TEST_CASE("mkmodel tiny: both readers give the same config, weights and logits, the forward is deterministic") {
     test::ScratchDir dir("tiny");
     for (GgmlType wtype : {GgmlType::bf16, GgmlType::q8_0}) {
         CAPTURE(ggml_type_name(wtype));
@@ -120,12 +123,14 @@ TEST_CASE("mkmodel tiny: both readers give the same config, weights and logits; 
         // Causality: the logits of the first 4 tokens do not depend on what follows.
         const std::vector<int32_t> prefix(kTokens.begin(), kTokens.begin() + 4);
         const auto lp = reference_forward(g->config(), g->weights(), prefix);
-        for (size_t i = 0; i < lp.size(); ++i) REQUIRE(std::fabs(lp[i] - lg[i]) <= 1e-5f * (1 + std::fabs(lg[i])));
+        for (size_t i = 0; i < lp.size(); ++i)
+            REQUIRE(std::fabs(lp[i] - lg[i]) <= 1e-5f * (1 + std::fabs(lg[i])));
         CHECK_THROWS_AS(reference_forward(g->config(), g->weights(), {129280}), std::invalid_argument);
     }
 }
 
-TEST_CASE("legacy attn_kv_b GGUF layout, split GGUF parts and a sharded HF directory open as the same model") {
+TEST_CASE(
+    "legacy attn_kv_b GGUF layout, split GGUF parts and a sharded HF directory open as the same model") {
     test::ScratchDir dir("tiny-split");
     const auto legacy = make_tiny(dir / "legacy", GgmlType::bf16, false);
     const auto split = make_tiny(dir / "split", GgmlType::bf16, true, 4 << 20, 6 << 20);
@@ -180,10 +185,12 @@ TEST_CASE("FP8 e4m3 experts with 128x128 scale_inv blocks load and dequantise") 
             std::vector<float> scale(br * bc, 0.0f);
             for (size_t r = 0; r < rows; ++r)
                 for (size_t c = 0; c < cols; ++c)
-                    scale[r / 128 * bc + c / 128] = std::max(scale[r / 128 * bc + c / 128], std::fabs(v[r * cols + c]) / 448.0f);
+                    scale[r / 128 * bc + c / 128] =
+                        std::max(scale[r / 128 * bc + c / 128], std::fabs(v[r * cols + c]) / 448.0f);
             std::vector<uint8_t> q(v.size());
             for (size_t r = 0; r < rows; ++r)
-                for (size_t c = 0; c < cols; ++c) q[r * cols + c] = f32_to_f8e4m3(v[r * cols + c] / scale[r / 128 * bc + c / 128]);
+                for (size_t c = 0; c < cols; ++c)
+                    q[r * cols + c] = f32_to_f8e4m3(v[r * cols + c] / scale[r / 128 * bc + c / 128]);
             w.append(q.data(), q.size());
             w.append(scale.data(), scale.size() * 4);
         }
@@ -211,7 +218,8 @@ TEST_CASE("a GGUF whose tensors disagree with its config names the tensor") {
         const size_t at = b.find(find);
         REQUIRE(at != std::string::npos);
         edit(b, at);
-        std::ofstream(dir / "bad.gguf", std::ios::binary | std::ios::trunc).write(b.data(), std::streamsize(b.size()));
+        std::ofstream(dir / "bad.gguf", std::ios::binary | std::ios::trunc)
+            .write(b.data(), std::streamsize(b.size()));
         try {
             Model::open(dir / "bad.gguf");
         } catch (const std::runtime_error& e) {
@@ -236,4 +244,33 @@ TEST_CASE("a GGUF whose tensors disagree with its config names the tensor") {
         b[v] = 'D';
     });
     CHECK(err.find("Deepseek2") != std::string::npos);
+}
+
+TEST_CASE(
+    "k-quant experts (q4_K, q5_K, q6_K) load identically through both readers and give the same logits") {
+    test::ScratchDir dir("kquant");
+    DeepSeekV3Config c = preset_config("tiny");
+    c.vocab_size = 512, c.hidden = 256, c.n_layers = 2, c.n_dense_layers = 1, c.dense_inter = 256,
+    c.moe_inter = 256;
+    c.n_experts = 8, c.n_groups = 4, c.n_groups_used = 2, c.n_experts_used = 2;
+    for (GgmlType wtype : {GgmlType::q4_k, GgmlType::q5_k, GgmlType::q6_k}) {
+        CAPTURE(ggml_type_name(wtype));
+        SyntheticModelOptions o;
+        o.config = c;
+        o.name = "k";
+        o.wtype = wtype;
+        o.vocab = test_vocab();
+        const auto res = write_synthetic_model(o, dir.path());
+        CHECK(res.notes.empty());
+        const auto g = Model::open(res.gguf);
+        const auto h = Model::open(res.hf_dir);
+        CHECK(g->weights().layers[0].ffn_down.type == wtype);
+        CHECK(g->weights().layers[1].exp_down[7].type == wtype);
+        CHECK(g->weights().layers[1].shexp_up.type == wtype);
+        CHECK(h->weights().layers[1].exp_down[7].type == GgmlType::f32);
+        check_same_weights(*g, *h);
+        const std::vector<int32_t> tokens = {1, 2, 3, 511};
+        CHECK(reference_forward(g->config(), g->weights(), tokens) ==
+              reference_forward(h->config(), h->weights(), tokens));
+    }
 }

@@ -40,8 +40,8 @@ TEST_CASE("YaRN inv_freq of DeepSeek-V3 matches the YaRN paper's formula") {
         const double expected = base * (1 - t) + base / 40.0 * t;
         CHECK(inv[size_t(i)] == doctest::Approx(expected).epsilon(1e-6));
     }
-    CHECK(inv[0] == 1.0f);                                                    // fastest pair untouched
-    CHECK(inv[31] == doctest::Approx(std::pow(10000.0, -62.0 / 64) / 40));   // slowest pair interpolated
+    CHECK(inv[0] == 1.0f);                                                  // fastest pair untouched
+    CHECK(inv[31] == doctest::Approx(std::pow(10000.0, -62.0 / 64) / 40));  // slowest pair interpolated
     DeepSeekV3Config plain = c;
     plain.yarn = false;
     CHECK(yarn_inv_freq(plain)[31] == doctest::Approx(std::pow(10000.0, -62.0 / 64)));
@@ -74,11 +74,12 @@ TEST_CASE("router: group-limited top-k on a crafted example") {
     // Groups {0,1} {2,3} {4,5} {6,7}. Expert 6 has the single best score, but group 3's top-2 sum is poor;
     // the bias lifts expert 3 for choosing while its weight stays the unbiased sigmoid.
     auto logit = [](double p) { return float(std::log(p / (1 - p))); };  // sigmoid^-1
-    const float logits[8] = {logit(0.6), logit(0.5), logit(0.3), logit(0.2), logit(0.55), logit(0.5), logit(0.9),
-                             logit(0.01)};
+    const float logits[8] = {logit(0.6),  logit(0.5), logit(0.3), logit(0.2),
+                             logit(0.55), logit(0.5), logit(0.9), logit(0.01)};
     const float bias[8] = {0, 0, 0, 0.5f, 0, 0, 0, 0};
     const RoutedExperts r = route_token(c, logits, bias);
-    // Biased scores: .6 .5 | .3 .7 | .55 .5 | .9 .01 -> group sums 1.1, 1.0, 1.05, 0.91 -> keep groups 0 and 2.
+    // Biased scores: .6 .5 | .3 .7 | .55 .5 | .9 .01 -> group sums 1.1, 1.0, 1.05, 0.91 -> keep groups 0
+    // and 2.
     CHECK(r.groups == std::vector<int>{0, 2});
     // Among experts 0,1,4,5 (biased .6 .5 .55 .5): 0, 4, then 1 (tie with 5 goes to the lower index).
     CHECK(r.ids == std::vector<int>{0, 4, 1});
@@ -115,14 +116,14 @@ TEST_CASE("config.json round trip and the DeepSeek-V3 release's config") {
     CHECK(config_from_hf_json(official, "config.json") == DeepSeekV3Config{});
     auto bad = official;
     bad["n_group"] = 7;
-    CHECK_THROWS_WITH_AS(config_from_hf_json(bad, "config.json"), doctest::Contains("do not split into 7 groups"),
-                         std::runtime_error);
+    CHECK_THROWS_WITH_AS(config_from_hf_json(bad, "config.json"),
+                         doctest::Contains("do not split into 7 groups"), std::runtime_error);
     bad = official;
     bad["model_type"] = "llama";
     CHECK_THROWS_WITH_AS(config_from_hf_json(bad, "config.json"), doctest::Contains("model_type is 'llama'"),
                          std::runtime_error);
     bad = official;
     bad["hidden_size"] = "big";
-    CHECK_THROWS_WITH_AS(config_from_hf_json(bad, "config.json"), doctest::Contains("'hidden_size' is not a number"),
-                         std::runtime_error);
+    CHECK_THROWS_WITH_AS(config_from_hf_json(bad, "config.json"),
+                         doctest::Contains("'hidden_size' is not a number"), std::runtime_error);
 }

@@ -101,18 +101,24 @@ TEST_CASE("safetensors: every truncation and each bad header field is a clear er
         {"header length", huge, "header length"},
         {"not json", file_with_header("{\"a\": [", 0), "not valid JSON"},
         {"not object", file_with_header("[1, 2]", 0), "not a JSON object"},
-        {"no dtype", file_with_header(R"({"a": {"shape": [1], "data_offsets": [0, 4]}})", 4), "missing string 'dtype'"},
+        {"no dtype", file_with_header(R"({"a": {"shape": [1], "data_offsets": [0, 4]}})", 4),
+         "missing string 'dtype'"},
         {"bad dtype", file_with_header(R"({"a": {"dtype": "F7", "shape": [1], "data_offsets": [0, 4]}})", 4),
          "unknown dtype 'F7'"},
-        {"negative dim", file_with_header(R"({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4),
+        {"negative dim",
+         file_with_header(R"({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4),
          "non-negative"},
         {"backwards", file_with_header(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}})", 4),
          "run backwards"},
         {"beyond", file_with_header(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})", 2),
          "beyond the end"},
-        {"size mismatch", file_with_header(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}})", 4),
+        {"size mismatch",
+         file_with_header(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}})", 4),
          "8 bytes expected"},
-        {"overflow", file_with_header(R"({"a": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 4]}})", 4),
+        {"overflow",
+         file_with_header(
+             R"({"a": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 4]}})",
+             4),
          "overflows"},
     };
     for (const auto& c : cases) {
@@ -167,8 +173,10 @@ TEST_CASE("HF checkpoint: index + shards, single file, and the errors of a broke
     std::ofstream(dir / "model.safetensors.index.json", std::ios::trunc)
         << R"({"weight_map": {"x": "model-00009-of-00009.safetensors"}})";
     CHECK_THROWS_WITH_AS(HfCheckpoint(dir.path()), doctest::Contains("is missing"), std::runtime_error);
-    std::ofstream(dir / "model.safetensors.index.json", std::ios::trunc) << R"({"weight_map": {"x": "../etc/passwd"}})";
-    CHECK_THROWS_WITH_AS(HfCheckpoint(dir.path()), doctest::Contains("not a plain file name"), std::runtime_error);
+    std::ofstream(dir / "model.safetensors.index.json", std::ios::trunc)
+        << R"({"weight_map": {"x": "../etc/passwd"}})";
+    CHECK_THROWS_WITH_AS(HfCheckpoint(dir.path()), doctest::Contains("not a plain file name"),
+                         std::runtime_error);
     std::filesystem::remove(dir / "model.safetensors.index.json");
     CHECK_THROWS_WITH_AS(HfCheckpoint(dir.path()), doctest::Contains("neither"), std::runtime_error);
     std::filesystem::rename(dir / "model-00001-of-00002.safetensors", dir / "model.safetensors");

@@ -58,7 +58,7 @@ TEST_CASE("RopeTable: YaRN frequencies and interleaved rotation against the form
     CHECK_THROWS(t.apply(w, 1, 64, 300));
 }
 
-TEST_CASE("LogitsWriter: .npy header and rows round-trip; an unfinished file says 0 rows") {
+TEST_CASE("LogitsWriter: .npy header and rows round-trip, an unfinished file says 0 rows") {
     const auto path = std::filesystem::temp_directory_path() / "moeforge_test_logits.npy";
     {
         LogitsWriter w(path, 5);

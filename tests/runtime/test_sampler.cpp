@@ -78,7 +78,7 @@ TEST_CASE("repetition penalty lowers recent tokens once each, in both signs") {
     CHECK(w.sample(std::vector<float>{3.f, 2.f, 0.f}, std::vector<int32_t>{0, 2}) == 0);
 }
 
-TEST_CASE("the same seed gives the same tokens; a different seed differs") {
+TEST_CASE("the same seed gives the same tokens, a different seed differs") {
     std::vector<float> logits(1000);
     for (size_t i = 0; i < logits.size(); ++i) logits[i] = float(std::sin(double(i)));
     mf::SamplerParams p;

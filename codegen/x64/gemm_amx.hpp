@@ -1,4 +1,5 @@
-// AMX int8 expert GEMM: C[m][n] = sum_k a[m][k] * b_u8[n][k] over packed weights (see expert_gemm_desc.hpp).
+// AMX expert GEMM over packed weights: int8 (tdpbsud, int32 C) or bf16 (tdpbf16ps, fp32 C); see
+// expert_gemm_desc.hpp.
 #pragma once
 #include <memory>
 
@@ -8,6 +9,6 @@
 namespace mf {
 
 // Returns an un-created kernel; call create() and check its status (bad_desc for an unsupported Config).
-std::unique_ptr<JitKernel> make_gemm_amx_int8(const AmxGemmDesc& desc, const AmxGemmConfig& cfg);
+std::unique_ptr<JitKernel> make_gemm_amx(const AmxGemmDesc& desc, const AmxGemmConfig& cfg);
 
 }  // namespace mf

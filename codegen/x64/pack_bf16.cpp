@@ -1,0 +1,69 @@
+#include "codegen/x64/pack_bf16.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace mf {
+
+uint16_t float_to_bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return uint16_t(u >> 16);
+}
+
+float bf16_to_float(uint16_t b) {
+    const uint32_t u = uint32_t(b) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+float packed_bf16(const PackedMatrix& pm, int64_t col, int64_t k) {
+    const uint8_t* p = pm.panel(col / kPanelCols) + (k / 2) * 64 + (col % kPanelCols) * 4 + (k % 2) * 2;
+    uint16_t b;
+    std::memcpy(&b, p, 2);
+    return bf16_to_float(b);
+}
+
+PackedMatrix pack_bf16_interleaved(std::span<const MatrixSrc> srcs) {
+    if (srcs.empty()) throw std::invalid_argument("pack_bf16: no source matrix");
+    const int64_t n = srcs[0].n, k = srcs[0].k;
+    for (const auto& s : srcs) {
+        if (s.n != n || s.k != k || n <= 0 || k <= 0 || !s.data || (s.ld && s.ld < s.k))
+            throw std::invalid_argument(
+                "pack_bf16: sources must share one positive shape with ld >= k and data");
+        if (s.type != SrcType::f32 && s.type != SrcType::bf16)
+            throw std::invalid_argument("pack_bf16: only f32 and bf16 sources can be packed as bf16");
+    }
+    PackedMatrix pm;
+    pm.wtype = WeightType::bf16;
+    pm.n = n;
+    pm.k = k;
+    pm.n_pad = round_up(n, kNAlign);
+    pm.k_pad = round_up(k, kKAlign);
+    pm.sources = int(srcs.size());
+    pm.data = AlignedBytes(size_t(pm.panels() * pm.panel_bytes()));
+    for (int s = 0; s < pm.sources; ++s) {
+        const MatrixSrc& src = srcs[size_t(s)];
+        const int64_t ld = src.ld ? src.ld : k;
+        for (int64_t r = 0; r < n; ++r) {
+            const int64_t p = (r / kPanelCols) * pm.sources + s, lane = r % kPanelCols;
+            uint8_t* dst = pm.data.data() + p * pm.panel_bytes() + lane * 4;
+            for (int64_t kk = 0; kk < k; ++kk) {
+                const uint16_t b = src.type == SrcType::bf16
+                                       ? static_cast<const uint16_t*>(src.data)[r * ld + kk]
+                                       : float_to_bf16(static_cast<const float*>(src.data)[r * ld + kk]);
+                std::memcpy(dst + (kk / 2) * 64 + (kk % 2) * 2, &b, 2);
+            }
+        }
+    }
+    return pm;
+}
+
+PackedMatrix pack_bf16(const MatrixSrc& src) {
+    return pack_bf16_interleaved(std::span<const MatrixSrc>(&src, 1));
+}
+
+}  // namespace mf
