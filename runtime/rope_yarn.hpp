@@ -22,9 +22,6 @@ struct RopeParams {
     float mscale_all_dim = 1.0f;
 };
 
-// YaRN's m(scale, mscale) = 0.1 * mscale * ln(scale) + 1, or 1 for scale <= 1.
-double yarn_mscale(double scale, double mscale);
-
 class RopeTable {
 public:
     RopeTable() = default;
