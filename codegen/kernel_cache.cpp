@@ -4,8 +4,8 @@
 #include <stdexcept>
 
 #include "codegen/x64/gemm_amx.hpp"
-#include "codegen/x64/gemv_avx512_int4.hpp"
 #include "codegen/x64/gemv_avx512.hpp"
+#include "codegen/x64/gemv_avx512_int4.hpp"
 
 namespace mf {
 

@@ -1,5 +1,5 @@
-// Thread-safe in-memory cache of JIT kernels keyed by (Desc, Config). Kernels are resolved once, before the hot
-// path; entries live as long as the cache and record their emission time for kernel-dump and the tuner.
+// Thread-safe in-memory cache of JIT kernels keyed by (Desc, Config). Kernels are resolved once, before the
+// hot path; entries live as long as the cache and record their emission time for kernel-dump and the tuner.
 #pragma once
 #include <functional>
 #include <map>
@@ -30,7 +30,7 @@ std::unique_ptr<JitKernel> make_kernel(const AmxGemmDesc& d, const AmxGemmConfig
 std::unique_ptr<JitKernel> make_kernel(const GemvDesc& d, const GemvConfig& c);
 
 class KernelCache {
-public:
+  public:
     // The entry for (d, c), emitting it on first use. Check entry.status before calling entry.kernel.
     template <class D, class C>
     const CachedKernel& get(const D& d, const C& c) {
@@ -57,7 +57,7 @@ public:
     std::vector<const CachedKernel*> entries() const;
     double total_emit_seconds() const;
 
-private:
+  private:
     using Maker = std::function<std::unique_ptr<CachedKernel>()>;
     const CachedKernel& get_impl(const std::string& name, const Maker& make);
     [[noreturn]] static void throw_refused(const CachedKernel& e);

@@ -4,14 +4,14 @@
 //     template <class S, class F> static void visit(S& s, F&& f) { f("k", "k", s.k); ... }
 // where f(json_key, name_tag, field). Fields are integers or enums with enum_name()/enum_parse() overloads.
 #pragma once
+#include <fmt/format.h>
+
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 namespace mf {
 

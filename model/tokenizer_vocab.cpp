@@ -56,7 +56,7 @@ bool is_deepseek_v3_pre_tokenizer(const json& pre) {
     for (size_t i = 0; i < 3; ++i) {
         const json& s = (*list)[i];
         const json* pattern = find_key(s, "pattern");
-        if (s.value("type", "") != "Split" || !pattern || pattern->value("Regex", "") != regexes[i] ||
+        if (s.value("type", "") != "Split" || !pattern || pattern->value("Regex", "") != regexes[i].get<std::string>() ||
             s.value("behavior", "") != "Isolated" || s.value("invert", true))
             return false;
     }

@@ -51,7 +51,8 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (cfg.m_block < 1) bad("m_block must be positive");
     const IsaSet isa = detect_cpu_isa();
     if (!isa.has(IsaFeature::avx512_vnni)) bad("this CPU lacks AVX-512 VNNI, which the expert kernels need");
-    if (bf16_ && !isa.has(IsaFeature::avx512_bf16)) bad("this CPU lacks AVX-512 BF16, which bf16 weights need");
+    if (bf16_ && !isa.has(IsaFeature::avx512_bf16))
+        bad("this CPU lacks AVX-512 BF16, which bf16 weights need");
     kp_h_ = round_up(desc.hidden, kKAlign);
     kp_i_ = round_up(desc.inter, kKAlign);
     n_pad_h_ = round_up(desc.hidden, kNAlign);
@@ -60,7 +61,8 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     groups_i_ = kp_i_ / kInt4Group;
     a_row_h_ = kp_h_ * (bf16_ ? 2 : 1);
     a_row_i_ = kp_i_ * (bf16_ ? 2 : 1);
-    const bool amx = !int4_ && isa.has(bf16_ ? IsaFeature::amx_bf16 : IsaFeature::amx_int8) && request_amx_permission();
+    const bool amx =
+        !int4_ && isa.has(bf16_ ? IsaFeature::amx_bf16 : IsaFeature::amx_int8) && request_amx_permission();
     if (amx) {
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, cfg.amx());
         amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, cfg.amx());
@@ -77,20 +79,25 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     scratch_.assign(size_t(std::max(workers, 1)), std::vector<int32_t>(size_t(m_block_ * cols)));
 }
 
-void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w, int64_t first,
-                     int64_t panels, int32_t* c, bool down) const {
+void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w,
+                     int64_t first, int64_t panels, int32_t* c, bool down) const {
     const int64_t ldc = panels * 64;
     if (amx) {
-        const ExpertGemmArgs args{a,   w.panel(first), c, ldc, (rows + m_step_rows_ - 1) / m_step_rows_,
-                                  panels / cfg_.n_tiles};
+        const ExpertGemmArgs args{
+            a, w.panel(first), c, ldc, (rows + m_step_rows_ - 1) / m_step_rows_, panels / cfg_.n_tiles};
         (*(down ? amx_dn_ : amx_gu_))(&args);
         return;
     }
     const int64_t lda = down ? a_row_i_ : a_row_h_, groups = down ? groups_i_ : groups_h_;
     for (int64_t r0 = 0; r0 < rows; r0 += gemv_rows_) {
         const int m = int(std::min<int64_t>(gemv_rows_, rows - r0));
-        const ExpertGemmArgs args{a + r0 * lda,  w.panel(first), c + r0 * (ldc / 4), ldc, 0,
-                                  panels / cfg_.gemv(m, desc_.wtype).panels, gs ? gs + r0 * groups : nullptr};
+        const ExpertGemmArgs args{a + r0 * lda,
+                                  w.panel(first),
+                                  c + r0 * (ldc / 4),
+                                  ldc,
+                                  0,
+                                  panels / cfg_.gemv(m, desc_.wtype).panels,
+                                  gs ? gs + r0 * groups : nullptr};
         (*(down ? gemv_dn_ : gemv_gu_)[size_t(m - 1)])(&args);
     }
 }
@@ -109,7 +116,8 @@ void ExpertFfn::parallel_for(ThreadPool& pool, int64_t items, F&& body) {
 }
 
 void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
-    if (pool.size() > int(scratch_.size())) throw std::invalid_argument("ExpertFfn::run: pool larger than workers");
+    if (pool.size() > int(scratch_.size()))
+        throw std::invalid_argument("ExpertFfn::run: pool larger than workers");
     const int64_t hidden = desc_.hidden, inter = desc_.inter;
     // Rows of every route in the activation buffers, and the gate/up work items.
     rows_.clear();
@@ -122,11 +130,12 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         if (rt.gates.size() != rt.tokens.size() || (m && !rt.weights))
             throw std::invalid_argument("ExpertFfn::run: route " + std::to_string(r) +
                                         " needs weights and one gate per token");
-        if (m && (rt.weights->gate_up.wtype != desc_.wtype || rt.weights->down.wtype != desc_.wtype ||
-                  rt.weights->gate_up.k != hidden || rt.weights->gate_up.n != inter ||
-                  rt.weights->gate_up.sources != 2 || rt.weights->down.k != inter || rt.weights->down.n != hidden))
-            throw std::invalid_argument("ExpertFfn::run: route " + std::to_string(r) + " weights do not match " +
-                                        kernel_name(desc_, cfg_));
+        if (m &&
+            (rt.weights->gate_up.wtype != desc_.wtype || rt.weights->down.wtype != desc_.wtype ||
+             rt.weights->gate_up.k != hidden || rt.weights->gate_up.n != inter ||
+             rt.weights->gate_up.sources != 2 || rt.weights->down.k != inter || rt.weights->down.n != hidden))
+            throw std::invalid_argument("ExpertFfn::run: route " + std::to_string(r) +
+                                        " weights do not match " + kernel_name(desc_, cfg_));
         const bool amx = amx_gu_ && m > gemv_max_m_;
         const int64_t padded = amx ? round_up(m, m_step_rows_) : m;
         rows_.push_back({total, m, padded, amx});
@@ -165,8 +174,9 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                     convert_row_bf16(b.x + t * b.ldx, hidden, kp_h_, reinterpret_cast<uint16_t*>(dst));
                     xs_[size_t(row)] = 1.0f;
                 } else {
-                    xs_[size_t(row)] = quantize_act_row(b.x + t * b.ldx, hidden, kp_h_, dst, &xsum_[size_t(row)],
-                                                        int4_ ? &xgs_[size_t(row * groups_h_)] : nullptr);
+                    xs_[size_t(row)] =
+                        quantize_act_row(b.x + t * b.ldx, hidden, kp_h_, dst, &xsum_[size_t(row)],
+                                         int4_ ? &xgs_[size_t(row * groups_h_)] : nullptr);
                 }
             } else {
                 std::memset(dst, 0, size_t(a_row_h_));
@@ -186,17 +196,19 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         int32_t* c = scratch_[size_t(worker)].data();
         for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
-            gemm(xq_.data() + (rr.offset + m0) * a_row_h_, int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr,
-                 rows, rr.amx, w, first, panels, c, false);
+            gemm(xq_.data() + (rr.offset + m0) * a_row_h_,
+                 int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr.amx, w, first,
+                 panels, c, false);
             for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                 const int64_t row = rr.offset + i;
                 const int32_t* ci = c + (i - m0) * panels * kPanelCols;
                 float* dst = hf_.data() + row * n_pad_i_ + c0;
                 if (float_out_)
-                    silu_mul_pairs_f32(reinterpret_cast<const float*>(ci), xs_[size_t(row)], int(panels / 2), dst);
+                    silu_mul_pairs_f32(reinterpret_cast<const float*>(ci), xs_[size_t(row)], int(panels / 2),
+                                       dst);
                 else
-                    silu_mul_pairs(ci, w.scale.data() + first * kPanelCols, xs_[size_t(row)], xsum_[size_t(row)],
-                                   int(panels / 2), dst);
+                    silu_mul_pairs(ci, w.scale.data() + first * kPanelCols, xs_[size_t(row)],
+                                   xsum_[size_t(row)], int(panels / 2), dst);
             }
         }
     });
@@ -208,12 +220,13 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             int8_t* dst = hq_.data() + row * a_row_i_;
             if (row - rr.offset < rr.rows) {
                 if (bf16_) {
-                    convert_row_bf16(hf_.data() + row * n_pad_i_, inter, kp_i_, reinterpret_cast<uint16_t*>(dst));
+                    convert_row_bf16(hf_.data() + row * n_pad_i_, inter, kp_i_,
+                                     reinterpret_cast<uint16_t*>(dst));
                     hs_[size_t(row)] = 1.0f;
                 } else {
-                    hs_[size_t(row)] = quantize_act_row(hf_.data() + row * n_pad_i_, inter, kp_i_, dst,
-                                                        &hsum_[size_t(row)],
-                                                        int4_ ? &hgs_[size_t(row * groups_i_)] : nullptr);
+                    hs_[size_t(row)] =
+                        quantize_act_row(hf_.data() + row * n_pad_i_, inter, kp_i_, dst, &hsum_[size_t(row)],
+                                         int4_ ? &hgs_[size_t(row * groups_i_)] : nullptr);
                 }
             } else {
                 std::memset(dst, 0, size_t(a_row_i_));
@@ -223,10 +236,12 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         }
     });
 
-    // 4. down per block of hidden channels over all experts, accumulated into y: each item owns its columns of y.
+    // 4. down per block of hidden channels over all experts, accumulated into y: each item owns its columns
+    // of y.
     const int64_t dn_items = (n_pad_h_ + cfg_.n_block_down - 1) / cfg_.n_block_down;
     parallel_for(pool, dn_items, [&](int worker, int64_t item) {
-        const int64_t c0 = item * cfg_.n_block_down, ncols = std::min<int64_t>(cfg_.n_block_down, n_pad_h_ - c0);
+        const int64_t c0 = item * cfg_.n_block_down,
+                      ncols = std::min<int64_t>(cfg_.n_block_down, n_pad_h_ - c0);
         const int64_t first = c0 / kPanelCols, panels = ncols / kPanelCols;
         const int64_t n_valid = std::min(ncols, hidden - c0);
         int32_t* c = scratch_[size_t(worker)].data();
@@ -236,8 +251,8 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
                 const int64_t rows = std::min(m_block_, rr.padded - m0);
                 gemm(hq_.data() + (rr.offset + m0) * a_row_i_,
-                     int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr.amx, rt.weights->down,
-                     first, panels, c, true);
+                     int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr.amx,
+                     rt.weights->down, first, panels, c, true);
                 for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                     const int64_t row = rr.offset + i;
                     const int64_t t = rt.tokens[size_t(i)];
@@ -246,8 +261,9 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                         accumulate_f32(reinterpret_cast<const float*>(c + (i - m0) * ncols), coef, n_valid,
                                        b.y + t * b.ldy + c0);
                     else
-                        accumulate_scaled(c + (i - m0) * ncols, rt.weights->down.scale.data() + first * kPanelCols,
-                                          coef, hsum_[size_t(row)], n_valid, b.y + t * b.ldy + c0);
+                        accumulate_scaled(c + (i - m0) * ncols,
+                                          rt.weights->down.scale.data() + first * kPanelCols, coef,
+                                          hsum_[size_t(row)], n_valid, b.y + t * b.ldy + c0);
                 }
             }
         }

@@ -1,9 +1,10 @@
 // The fused routed-expert FFN over a batch of experts, each with its own token list, on the thread pool:
-//     y[t] += gate_e(t) * down_e( SiLU(gate_proj_e x[t]) * up_proj_e x[t] )   for every (expert e, token t) route.
-// int8 weights with one scale per output channel or int4 with a scale and min per group of 32; activations are
-// quantised to int8 per row on the fly; or bf16 weights with activations rounded to bf16. int8/bf16 experts with
-// few tokens run the AVX-512 GEMV, the others AMX; int4 experts always run the int4 GEMV. Work items are claimed
-// through an atomic counter; no lock.
+//     y[t] += gate_e(t) * down_e( SiLU(gate_proj_e x[t]) * up_proj_e x[t] )   for every (expert e, token t)
+//     route.
+// int8 weights with one scale per output channel or int4 with a scale and min per group of 32; activations
+// are quantised to int8 per row on the fly; or bf16 weights with activations rounded to bf16. int8/bf16
+// experts with few tokens run the AVX-512 GEMV, the others AMX; int4 experts always run the int4 GEMV. Work
+// items are claimed through an atomic counter; no lock.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -45,7 +46,7 @@ struct ExpertFfnBatch {
 };
 
 class ExpertFfn {
-public:
+  public:
     // Resolves every kernel up front (throws std::runtime_error for a Config no kernel accepts). Without AMX
     // (cpu or OS permission) every expert takes the GEMV path, 16 rows at a time.
     ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, KernelCache& cache, int workers);
@@ -57,7 +58,7 @@ public:
     const ExpertFfnDesc& desc() const { return desc_; }
     const ExpertFfnConfig& config() const { return cfg_; }
 
-private:
+  private:
     struct RouteRows {
         int64_t offset;  // first row in the activation buffers
         int64_t rows;    // routed tokens
@@ -66,22 +67,22 @@ private:
     };
     // C[rows][panels*16] int32 = A rows x packed panels [first, first + panels) of w over its K.
     // int4: c receives floats and gs points at the rows' group sums.
-    void gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w, int64_t first_panel,
-              int64_t panels, int32_t* c, bool down) const;
+    void gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w,
+              int64_t first_panel, int64_t panels, int32_t* c, bool down) const;
     template <class F>
     void parallel_for(ThreadPool& pool, int64_t items, F&& body);
 
     ExpertFfnDesc desc_;
     ExpertFfnConfig cfg_;
     int64_t kp_h_, kp_i_, n_pad_h_, n_pad_i_, m_step_rows_, m_block_;
-    const JitKernel* amx_gu_ = nullptr;  // K = hidden
-    const JitKernel* amx_dn_ = nullptr;  // K = inter
+    const JitKernel* amx_gu_ = nullptr;                // K = hidden
+    const JitKernel* amx_dn_ = nullptr;                // K = inter
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
-    int gemv_rows_;  // most rows per GEMV call (16 int8, 8 int4)
+    int gemv_rows_;                 // most rows per GEMV call (16 int8, 8 int4)
     bool int4_, bf16_, float_out_;  // float_out_: kernels return float sums (int4, bf16)
     int64_t a_row_h_, a_row_i_;     // bytes per activation row (int8: K_pad; bf16: 2 K_pad)
-    int64_t groups_h_, groups_i_;  // int4 activation group sums per row
+    int64_t groups_h_, groups_i_;   // int4 activation group sums per row
 
     std::vector<RouteRows> rows_;
     std::vector<std::pair<int32_t, int32_t>> gu_items_;  // (route, n block)

@@ -14,10 +14,12 @@
 namespace mf {
 namespace {
 
-// exp(x) to about 2 ulp: 2^(x log2 e) split into 2^n (scalef) and a degree-6 polynomial of 2^f, f in [-0.5, 0.5].
+// exp(x) to about 2 ulp: 2^(x log2 e) split into 2^n (scalef) and a degree-6 polynomial of 2^f, f in [-0.5,
+// 0.5].
 MF_AVX512 inline __m512 exp_ps(__m512 x) {
-    const __m512 t = _mm512_mul_ps(_mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f)),
-                                   _mm512_set1_ps(1.44269504088896341f));
+    const __m512 t =
+        _mm512_mul_ps(_mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f)),
+                      _mm512_set1_ps(1.44269504088896341f));
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_mul_ps(_mm512_sub_ps(t, n), _mm512_set1_ps(0.693147180559945309f));
     __m512 p = _mm512_set1_ps(1.0f / 720);
@@ -32,7 +34,8 @@ MF_AVX512 inline __m512 exp_ps(__m512 x) {
 
 MF_AVX512 inline __m512 dequant(const int32_t* c, float s, int32_t bias, const float* ws, __mmask16 m) {
     const __m512i v = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, c), _mm512_set1_epi32(bias));
-    return _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(s)), _mm512_maskz_loadu_ps(m, ws));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(s)),
+                         _mm512_maskz_loadu_ps(m, ws));
 }
 
 }  // namespace
@@ -69,8 +72,8 @@ MF_AVX512 float quantize_act_row(const float* src, int64_t k, int64_t k_pad, int
     return a / 127.0f;
 }
 
-MF_AVX512 void silu_mul_pairs(const int32_t* c, const float* w_scale, float x_scale, int32_t x_rowsum, int npairs,
-                              float* dst) {
+MF_AVX512 void silu_mul_pairs(const int32_t* c, const float* w_scale, float x_scale, int32_t x_rowsum,
+                              int npairs, float* dst) {
     const int32_t bias = 128 * x_rowsum;
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int p = 0; p < npairs; ++p) {
@@ -81,8 +84,8 @@ MF_AVX512 void silu_mul_pairs(const int32_t* c, const float* w_scale, float x_sc
     }
 }
 
-MF_AVX512 void accumulate_scaled(const int32_t* c, const float* w_scale, float coef, int32_t rowsum, int64_t n_valid,
-                                 float* dst) {
+MF_AVX512 void accumulate_scaled(const int32_t* c, const float* w_scale, float coef, int32_t rowsum,
+                                 int64_t n_valid, float* dst) {
     const int32_t bias = 128 * rowsum;
     for (int64_t n = 0; n < n_valid; n += 16) {
         const __mmask16 m = n_valid - n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n_valid - n)) - 1);
@@ -97,8 +100,10 @@ MF_AVX512 void convert_row_bf16(const float* src, int64_t k, int64_t k_pad, uint
         const int64_t left = std::max<int64_t>(0, k - i);
         const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
         const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + i));
-        const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+        const __m512i r =
+            _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                            _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
     }
 }
 

@@ -13,7 +13,8 @@ float quantize_act_row(const float* src, int64_t k, int64_t k_pad, int8_t* dst, 
 
 // For pairs p < npairs of 16 channels: c holds [gate 16 | up 16] int32 per pair, w_scale the matching packed
 // scales. g = x_scale * w_scale * (c - 128 * x_rowsum) (same for u); dst[16 p + l] = g / (1 + exp(-g)) * u.
-void silu_mul_pairs(const int32_t* c, const float* w_scale, float x_scale, int32_t x_rowsum, int npairs, float* dst);
+void silu_mul_pairs(const int32_t* c, const float* w_scale, float x_scale, int32_t x_rowsum, int npairs,
+                    float* dst);
 
 // dst[n] += coef * w_scale[n] * (c[n] - 128 * rowsum) for n < n_valid.
 void accumulate_scaled(const int32_t* c, const float* w_scale, float coef, int32_t rowsum, int64_t n_valid,

@@ -123,7 +123,8 @@ json plan_to_json(const Plan& p) {
                            {"name", k.name},           {"desc", k.desc},
                            {"config", k.config},       {"default_config", k.default_config},
                            {"m_min", k.m_min},         {"m_max", k.m_max},
-                           {"bench_m", k.bench_m},     {"seconds", k.seconds},
+                           {"bench_m", k.bench_m},     {"bench_experts", k.bench_experts},
+                           {"seconds", k.seconds},
                            {"default_seconds", k.default_seconds}, {"ops", k.ops},
                            {"bytes", k.bytes},         {"verified", k.verified}});
     for (const auto& t : p.trials)
@@ -188,6 +189,7 @@ Plan plan_from_json(const json& j) {
             pk.m_min = k.at("m_min").get<int>();
             pk.m_max = k.at("m_max").get<int>();
             pk.bench_m = k.value("bench_m", 0);
+            pk.bench_experts = k.value("bench_experts", 1);
             pk.seconds = k.value("seconds", 0.0);
             pk.default_seconds = k.value("default_seconds", 0.0);
             pk.ops = k.value("ops", 0.0);

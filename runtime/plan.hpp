@@ -46,6 +46,7 @@ struct PlannedKernel {
     nlohmann::json default_config = nlohmann::json::object();
     int m_min = 1, m_max = 1 << 30;
     int bench_m = 0;              // tokens per expert of the benchmark problem
+    int bench_experts = 1;        // experts in one call of the benchmark problem
     double seconds = 0;           // chosen config, seconds per call of the benchmark problem
     double default_seconds = 0;   // default config, same problem, same run
     double ops = 0;               // multiply-adds x 2 of one call

@@ -6,10 +6,8 @@
 
 namespace mf {
 
-namespace {
 
-// YaRN's m(scale, mscale) = 0.1 * mscale * ln(scale) + 1, or 1 for scale <= 1.
-double yarn_m(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
+namespace {
 
 double correction_dim(double rotations, double dim, double base, double max_pos) {
     return dim * std::log(max_pos / (rotations * 2 * M_PI)) / (2 * std::log(base));
@@ -39,7 +37,7 @@ RopeTable::RopeTable(const RopeParams& p, int64_t positions) : dim_(p.dim), posi
         const float mask = 1.0f - ramp;  // 1 = keep the extrapolated (original) frequency
         inv_freq_[size_t(i)] = inter * (1 - mask) + extra * mask;
     }
-    const double m = p.yarn ? yarn_m(p.factor, p.mscale) / yarn_m(p.factor, p.mscale_all_dim) : 1.0;
+    const double m = p.yarn ? yarn_mscale(p.factor, p.mscale) / yarn_mscale(p.factor, p.mscale_all_dim) : 1.0;
     cos_.resize(size_t(positions * half));
     sin_.resize(size_t(positions * half));
     for (int64_t t = 0; t < positions; ++t)

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "codegen/rope_yarn.hpp"
+
 namespace mf {
 
 struct RopeParams {
@@ -21,6 +23,7 @@ struct RopeParams {
     float mscale = 1.0f;
     float mscale_all_dim = 1.0f;
 };
+
 
 class RopeTable {
 public:

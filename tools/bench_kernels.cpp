@@ -18,7 +18,8 @@
 namespace mf {
 namespace {
 
-// Packed bytes of one expert: int8 1 byte per weight; int4 0.75 (nibbles plus fp32 scale and min per 32); bf16 2.
+// Packed bytes of one expert: int8 1 byte per weight; int4 0.75 (nibbles plus fp32 scale and min per 32);
+// bf16 2.
 uint64_t expert_weight_bytes(const KernelBenchOptions& o) {
     const uint64_t n = 3ull * uint64_t(o.hidden) * uint64_t(o.inter);
     return o.wtype == WeightType::int4 ? n / 4 * 3 : o.wtype == WeightType::bf16 ? 2 * n : n;
@@ -48,15 +49,18 @@ int default_bench_experts(const KernelBenchOptions& opt, const HostProfile& hp) 
     const uint64_t cap = budget / per;
     if (opt.experts > 0) {
         if (uint64_t(opt.experts) > cap)
-            throw std::runtime_error(fmt::format("--experts {} needs {} MiB of weights but only {} MiB (half the "
-                                                 "available memory) may be used; lower --experts",
-                                                 opt.experts, opt.experts * per >> 20, budget >> 20));
+            throw std::runtime_error(
+                fmt::format("--experts {} needs {} MiB of weights but only {} MiB (half the "
+                            "available memory) may be used; lower --experts",
+                            opt.experts, opt.experts * per >> 20, budget >> 20));
         return opt.experts;
     }
     const uint64_t llc = std::max<uint64_t>(hp.topology.llc_bytes_total(), 32ull << 20);
-    const uint64_t want = std::max<uint64_t>(8, (4 * llc + expert_weight_bytes(opt) - 1) / expert_weight_bytes(opt));
+    const uint64_t want =
+        std::max<uint64_t>(8, (4 * llc + expert_weight_bytes(opt) - 1) / expert_weight_bytes(opt));
     const uint64_t e = std::min(want, cap);
-    if (e < 2) throw std::runtime_error("not enough free memory for two experts' weights; close other programs");
+    if (e < 2)
+        throw std::runtime_error("not enough free memory for two experts' weights; close other programs");
     return int(e);
 }
 
@@ -75,7 +79,8 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         ++done;
     };
 
-    // Weights: one random expert packed, copied to the others (the kernels' speed does not depend on the values).
+    // Weights: one random expert packed, copied to the others (the kernels' speed does not depend on the
+    // values).
     tick(fmt::format("packing {} experts ({} MiB)", experts, experts * expert_weight_bytes(opt) >> 20));
     std::vector<ExpertFfnWeights> w;
     {
@@ -104,7 +109,8 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         }
         for (int e = 1; e < experts; ++e) w.push_back({w[0].gate_up.clone(), w[0].down.clone()});
     }
-    const double pass_bytes = double(experts) * double(w[0].gate_up.weight_bytes() + w[0].down.weight_bytes());
+    const double pass_bytes =
+        double(experts) * double(w[0].gate_up.weight_bytes() + w[0].down.weight_bytes());
 
     std::vector<int> cpus = hp.topology.one_pu_per_core();
     if (cpus.empty()) cpus.push_back(0);
@@ -150,8 +156,10 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         if (opt.peer_onednn) {
             const double s = onednn_expert_pass_seconds(H, I, experts, m, threads, opt.repeats,
                                                         [&] { tick(fmt::format("M={} oneDNN", m)); });
-            if (s < 0) throw std::runtime_error("--peer onednn: this build has no oneDNN (install libdnnl-dev)");
-            KernelBenchRow p{"onednn", m, opt.wtype, experts, s, ops / s, pass_bytes / s, row.roofline, 0, row.bound};
+            if (s < 0)
+                throw std::runtime_error("--peer onednn: this build has no oneDNN (install libdnnl-dev)");
+            KernelBenchRow p{"onednn",     m, opt.wtype, experts, s, ops / s, pass_bytes / s,
+                             row.roofline, 0, row.bound};
             p.roofline_ratio = p.ops_per_s / p.roofline;
             rows.push_back(p);
         }
@@ -175,16 +183,15 @@ nlohmann::json kernel_bench_json(const std::vector<KernelBenchRow>& rows) {
 
 std::string render_kernel_bench(const std::vector<KernelBenchRow>& rows, const HostProfile& hp, int threads) {
     std::string s = fmt::format(
-        "{}, {} threads; AMX peaks int8 {:.2f} TOPS, bf16 {:.2f} TFLOP/s; DRAM read {:.1f} GB/s; {} experts per pass\n",
+        "{}, {} threads; AMX peaks int8 {:.2f} TOPS, bf16 {:.2f} TFLOP/s; DRAM read {:.1f} GB/s; {} experts "
+        "per pass\n",
         hp.cpu.model_name, threads, hp.amx_int8.all_cores.value / 1e12, hp.amx_bf16.all_cores.value / 1e12,
-        hp.dram_read_total.value / 1e9,
-        rows.empty() ? 0 : rows[0].experts);
-    s += fmt::format("{:>9} {:>5} {:>5} {:>10} {:>10} {:>10} {:>9} {:>9}\n", "impl", "m", "wtype", "TOPS", "GB/s",
-                     "bound", "of bound", "pass ms");
+        hp.dram_read_total.value / 1e9, rows.empty() ? 0 : rows[0].experts);
+    s += fmt::format("{:>9} {:>5} {:>5} {:>10} {:>10} {:>10} {:>9} {:>9}\n", "impl", "m", "wtype", "TOPS",
+                     "GB/s", "bound", "of bound", "pass ms");
     for (const auto& r : rows)
         s += fmt::format("{:>9} {:>5} {:>5} {:>10.3f} {:>10.1f} {:>10} {:>8.1f}% {:>9.1f}\n", r.impl, r.m,
-                         enum_name(r.wtype), r.ops_per_s / 1e12, r.bytes_per_s / 1e9,
-                         r.bound,
+                         enum_name(r.wtype), r.ops_per_s / 1e12, r.bytes_per_s / 1e9, r.bound,
                          100 * r.roofline_ratio, r.seconds * 1e3);
     return s;
 }

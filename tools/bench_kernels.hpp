@@ -1,12 +1,12 @@
 // `moeforge bench kernels`: the fused expert FFN on model-sized shapes, per tokens-per-expert M, against the
-// roofline min(AMX peak, arithmetic intensity x DRAM bandwidth) of the host profile; optionally oneDNN beside it.
+// roofline min(AMX peak, arithmetic intensity x DRAM bandwidth) of the host profile; optionally oneDNN beside
+// it.
 #pragma once
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "codegen/x64/expert_ffn_desc.hpp"
 #include "tune/host_profile.hpp"
@@ -48,8 +48,8 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
 nlohmann::json kernel_bench_json(const std::vector<KernelBenchRow>& rows);
 std::string render_kernel_bench(const std::vector<KernelBenchRow>& rows, const HostProfile& hp, int threads);
 
-// The oneDNN side (tools/bench_onednn_peer.cpp): int8 matmuls gate, up, down per expert with the same shapes and
-// weight bytes. Returns the best pass time in seconds, or a negative value when oneDNN is not built in.
+// The oneDNN side (tools/bench_onednn_peer.cpp): int8 matmuls gate, up, down per expert with the same shapes
+// and weight bytes. Returns the best pass time in seconds, or a negative value when oneDNN is not built in.
 double onednn_expert_pass_seconds(int hidden, int inter, int experts, int m, int threads, int repeats,
                                   const std::function<void()>& tick);
 

@@ -1,6 +1,7 @@
-// oneDNN beside moeforge in `bench kernels --peer onednn`: per expert three int8 matmuls (gate, up: [m][hidden] x
-// [hidden][inter]; down: [m][inter] x [inter][hidden]) with per-channel output scales and fp32 results, weights
-// reordered once into oneDNN's preferred (AMX/VNNI) layout. No SiLU and no scatter: that favours oneDNN.
+// oneDNN beside moeforge in `bench kernels --peer onednn`: per expert three int8 matmuls (gate, up:
+// [m][hidden] x [hidden][inter]; down: [m][inter] x [inter][hidden]) with per-channel output scales and fp32
+// results, weights reordered once into oneDNN's preferred (AMX/VNNI) layout. No SiLU and no scatter: that
+// favours oneDNN.
 #include <dlfcn.h>
 
 #include <chrono>
@@ -61,7 +62,8 @@ double onednn_expert_pass_seconds(int hidden, int inter, int experts, int m, int
         const auto t0 = std::chrono::steady_clock::now();
         for (int e = 0; e < experts; ++e)
             for (PeerMatmul* mm : {&gate, &up, &down})
-                mm->prim.execute(st, {{DNNL_ARG_SRC, mm->src}, {DNNL_ARG_WEIGHTS, mm->weights[size_t(e)]},
+                mm->prim.execute(st, {{DNNL_ARG_SRC, mm->src},
+                                      {DNNL_ARG_WEIGHTS, mm->weights[size_t(e)]},
                                       {DNNL_ARG_DST, mm->dst}});
         st.wait();
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -75,7 +77,9 @@ double onednn_expert_pass_seconds(int hidden, int inter, int experts, int m, int
 
 #else
 
-double onednn_expert_pass_seconds(int, int, int, int, int, int, const std::function<void()>&) { return -1; }
+double onednn_expert_pass_seconds(int, int, int, int, int, int, const std::function<void()>&) {
+    return -1;
+}
 
 #endif
 

@@ -1,8 +1,8 @@
-// `moeforge bench`: kernel-level benchmarks (`bench kernels`) now; model-level prefill/decode (`bench --model`)
-// joins the same command later.
-#include <CLI/CLI.hpp>
+// `moeforge bench`: kernel-level benchmarks (`bench kernels`) now; model-level prefill/decode (`bench
+// --model`) joins the same command later.
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "tools/bench_kernels.hpp"
@@ -54,12 +54,14 @@ void run_bench_kernels(const BenchKernelsCli& c) {
 
 void add_bench_command(CLI::App& app, const GlobalOptions& g) {
     auto* bench = app.add_subcommand(
-        "bench", "Benchmarks: `bench kernels` measures the routed-expert kernels against this host's roofline");
+        "bench",
+        "Benchmarks: `bench kernels` measures the routed-expert kernels against this host's roofline");
     bench->require_subcommand(0, 1);
     bench->callback([bench] {
         if (bench->get_subcommands().empty()) {
-            fmt::print(stderr, "moeforge bench: model benchmarks (--model) are not built yet (issue #5); "
-                               "try `moeforge bench kernels`.\n");
+            fmt::print(stderr,
+                       "moeforge bench: model benchmarks (--model) are not built yet (issue #5); "
+                       "try `moeforge bench kernels`.\n");
             throw CommandExit{kExitNotBuilt};
         }
     });
@@ -67,31 +69,41 @@ void add_bench_command(CLI::App& app, const GlobalOptions& g) {
     auto c = std::make_shared<BenchKernelsCli>();
     auto* k = bench->add_subcommand(
         "kernels",
-        "Fused routed-expert FFN (gate+up, SiLU*up, down, weighted accumulate) on DeepSeek-V3 shapes (hidden 7168,\n"
-        "expert intermediate 2048) for each tokens-per-expert M. Enough experts are cycled that the weights far\n"
-        "exceed the last-level cache. Reports ops/s (a multiply-add counts 2), weight bytes/s, and the ratio to the\n"
-        "roofline min(AMX peak, ops per weight byte x DRAM read bandwidth) from the host profile (measured first if the\n"
+        "Fused routed-expert FFN (gate+up, SiLU*up, down, weighted accumulate) on DeepSeek-V3 shapes (hidden "
+        "7168,\n"
+        "expert intermediate 2048) for each tokens-per-expert M. Enough experts are cycled that the weights "
+        "far\n"
+        "exceed the last-level cache. Reports ops/s (a multiply-add counts 2), weight bytes/s, and the ratio "
+        "to the\n"
+        "roofline min(AMX peak, ops per weight byte x DRAM read bandwidth) from the host profile (measured "
+        "first if the\n"
         "cache has none for this host). Each M is timed --repeats times and the best pass is kept.");
-    k->add_flag("--json", c->json, "Print a JSON list of {m, wtype, impl, ops_per_s, bytes_per_s, roofline_ratio, ...}");
+    k->add_flag("--json", c->json,
+                "Print a JSON list of {m, wtype, impl, ops_per_s, bytes_per_s, roofline_ratio, ...}");
     k->add_option("--m", c->opt.ms, "Tokens per expert to measure, comma separated")
         ->delimiter(',')
         ->check(CLI::Range(1, 65536))
         ->capture_default_str();
-    k->add_option("--wtype", c->wtype, "Weight format: int8 (one scale per output channel), int4 (scale and min per group of 32, as Q4_K),\n"
+    k->add_option("--wtype", c->wtype,
+                  "Weight format: int8 (one scale per output channel), int4 (scale and min per group of 32, "
+                  "as Q4_K),\n"
                   "bf16 (activations rounded to bf16)")
         ->check(CLI::IsMember({"int8", "int4", "bf16"}))
         ->capture_default_str();
     k->add_option("--threads", c->opt.threads, "Worker threads, pinned one per physical core (0: all cores)")
         ->check(CLI::Range(0, 4096));
-    k->add_option("--experts", c->opt.experts,
-                  "Experts cycled per pass (0: enough for 4x the last-level cache, at most half the free memory)")
+    k->add_option(
+         "--experts", c->opt.experts,
+         "Experts cycled per pass (0: enough for 4x the last-level cache, at most half the free memory)")
         ->check(CLI::Range(0, 100000));
     k->add_option("--repeats", c->opt.repeats, "Timed passes per M; the best is reported")
         ->check(CLI::Range(1, 100))
         ->capture_default_str();
-    k->add_option("--peer", c->peer, "Also time another implementation on the same shapes and weight bytes: onednn");
-    k->add_option("--config", c->config_json,
-                  "Kernel config as JSON, e.g. '{\"gemv_max_m\":4,\"n_block\":256}' (fields as kernel-dump prints)");
+    k->add_option("--peer", c->peer,
+                  "Also time another implementation on the same shapes and weight bytes: onednn");
+    k->add_option(
+        "--config", c->config_json,
+        "Kernel config as JSON, e.g. '{\"gemv_max_m\":4,\"n_block\":256}' (fields as kernel-dump prints)");
     k->callback([c] { run_bench_kernels(*c); });
 }
 

@@ -1,8 +1,9 @@
 // `moeforge kernel-dump`: every x86 kernel the routed-expert FFN uses: name, descriptor, config, code size,
-// emission time and disassembly (Zydis; AMX instructions by name). CUDA kernels join when the GPU side exists.
-#include <CLI/CLI.hpp>
+// emission time and disassembly (Zydis; AMX instructions by name). CUDA kernels join when the GPU side
+// exists.
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "codegen/kernel_cache.hpp"
@@ -30,7 +31,8 @@ T parse_fields(const std::string& text, const char* option, const T& base = T{})
 }
 
 void run_kernel_dump(const KernelDumpCli& c) {
-    const ExpertFfnDesc desc = parse_fields(c.desc_json, "--desc", ExpertFfnDesc{WeightType::int8, 7168, 2048});
+    const ExpertFfnDesc desc =
+        parse_fields(c.desc_json, "--desc", ExpertFfnDesc{WeightType::int8, 7168, 2048});
     const ExpertFfnConfig cfg = parse_fields<ExpertFfnConfig>(c.config_json, "--config");
     KernelCache cache;
     const ExpertFfn ffn(desc, cfg, cache, 1);  // resolves (emits) every kernel it may call
@@ -40,24 +42,33 @@ void run_kernel_dump(const KernelDumpCli& c) {
                    fields_to_string(desc), fields_to_string(cfg), ffn.uses_amx() ? "yes" : "no (GEMV only)",
                    have_disassembler() ? "Zydis" : "none (raw bytes)");
     for (const CachedKernel* e : cache.entries()) {
-        const bool shown = c.all || e->name.starts_with("gemm_amx") || e->name.find("_m1__") != std::string::npos ||
+        const bool shown = c.all || e->name.starts_with("gemm_amx") ||
+                           e->name.find("_m1__") != std::string::npos ||
                            e->name.find("_m4__") != std::string::npos;
         if (!shown || (!c.filter.empty() && e->name.find(c.filter) == std::string::npos)) continue;
         const JitKernel& k = *e->kernel;
-        const std::string dis =
-            c.no_disasm ? "" : disassemble_x64(static_cast<const uint8_t*>(k.entry()), k.code_size(), k.text_size());
+        const std::string dis = c.no_disasm ? ""
+                                            : disassemble_x64(static_cast<const uint8_t*>(k.entry()),
+                                                              k.code_size(), k.text_size());
         if (c.json) {
-            list.push_back({{"name", e->name}, {"desc", e->desc_json}, {"config", e->config_json},
-                            {"code_bytes", k.code_size()}, {"emit_seconds", e->emit_seconds},
+            list.push_back({{"name", e->name},
+                            {"desc", e->desc_json},
+                            {"config", e->config_json},
+                            {"code_bytes", k.code_size()},
+                            {"emit_seconds", e->emit_seconds},
                             {"disassembly", dis}});
             continue;
         }
-        fmt::print("== {}\n  desc:   {}\n  config: {}\n  code:   {} bytes ({} of instructions, then data), emitted in {:.3f} ms\n",
-                   e->name, e->desc_text, e->config_text, k.code_size(), k.text_size(), e->emit_seconds * 1e3);
+        fmt::print(
+            "== {}\n  desc:   {}\n  config: {}\n  code:   {} bytes ({} of instructions, then data), emitted "
+            "in {:.3f} ms\n",
+            e->name, e->desc_text, e->config_text, k.code_size(), k.text_size(), e->emit_seconds * 1e3);
         fmt::print("{}\n", dis);
     }
-    if (c.json) fmt::print("{}\n", list.dump(2));
-    else if (!c.all) fmt::print("(GEMV kernels for 2..16 rows other than 4 hidden; --all shows them)\n");
+    if (c.json)
+        fmt::print("{}\n", list.dump(2));
+    else if (!c.all)
+        fmt::print("(GEMV kernels for 2..16 rows other than 4 hidden; --all shows them)\n");
 }
 
 }  // namespace
@@ -67,17 +78,22 @@ void add_kernel_dump_command(CLI::App& app, const GlobalOptions& g) {
     auto* cmd = app.add_subcommand(
         "kernel-dump",
         "Print the generated routed-expert kernels: descriptor, config, code size, emission time and x86\n"
-        "disassembly (AMX tile instructions by name). Until the tuner writes plans, the kernels are those of the\n"
-        "fused expert FFN for --desc (default: DeepSeek-V3, int8, hidden 7168, intermediate 2048) and --config.");
+        "disassembly (AMX tile instructions by name). Until the tuner writes plans, the kernels are those of "
+        "the\n"
+        "fused expert FFN for --desc (default: DeepSeek-V3, int8, hidden 7168, intermediate 2048) and "
+        "--config.");
     cmd->add_option("--desc", c->desc_json,
-                    "FFN problem as JSON, e.g. '{\"wtype\":\"int4\",\"hidden\":7168,\"inter\":2048}'; omitted fields keep\n"
+                    "FFN problem as JSON, e.g. '{\"wtype\":\"int4\",\"hidden\":7168,\"inter\":2048}'; "
+                    "omitted fields keep\n"
                     "DeepSeek-V3's (int8, 7168, 2048)");
-    cmd->add_option("--config", c->config_json, "FFN config as JSON (fields as printed under 'config'); omitted "
-                                                "fields keep their defaults");
+    cmd->add_option("--config", c->config_json,
+                    "FFN config as JSON (fields as printed under 'config'); omitted "
+                    "fields keep their defaults");
     cmd->add_flag("--all", c->all, "Every kernel, including the GEMV kernels for each row count 1..16");
     cmd->add_option("--filter", c->filter, "Only kernels whose name contains this text");
     cmd->add_flag("--no-disasm", c->no_disasm, "Descriptors and sizes only");
-    cmd->add_flag("--json", c->json, "JSON list of {name, desc, config, code_bytes, emit_seconds, disassembly}");
+    cmd->add_flag("--json", c->json,
+                  "JSON list of {name, desc, config, code_bytes, emit_seconds, disassembly}");
     cmd->callback([c] { run_kernel_dump(*c); });
 }
 

@@ -13,6 +13,7 @@
 
 #include "model/model.hpp"
 #include "runtime/plan.hpp"
+#include "codegen/x64/expert_gemm_desc.hpp"
 #include "tools/bench_kernels.hpp"
 #include "tools/cache_dir.hpp"
 #include "tools/command.hpp"
@@ -95,6 +96,7 @@ void check_plan(Plan& plan, const HostProfile& hp, int experts) {
         opt.ms = {k->bench_m};
         opt.hidden = plan.shape.hidden;
         opt.inter = plan.shape.moe_intermediate;
+        enum_parse(plan.shape.wtype, opt.wtype);
         opt.repeats = 2;
         opt.experts = std::min(experts, default_bench_experts(opt, hp));
         PlanCheck c;
@@ -123,6 +125,7 @@ void check_plan(Plan& plan, const HostProfile& hp, int experts) {
 void run_tune(const TuneOptions& o, const GlobalOptions& g) {
     ModelShape shape = o.shape;
     shape.wtype = o.wtype;
+    shape.group_size = o.wtype == "int4" ? kInt4Group : 0;  // the int4 kernels' group along K (Q4_K's sub-block)
     if (!o.model.empty() && !o.host_only) {
         // Only the config is needed; the weights stay mapped, not read.
         const auto model = Model::open(o.model);
@@ -210,7 +213,9 @@ void add_tune_command(CLI::App& app, const GlobalOptions& g) {
                     "Seconds for the kernel search (after the host profile); more finds better configs")
         ->check(CLI::Range(5.0, 86400.0))
         ->capture_default_str();
-    cmd->add_option("--wtype", opt->wtype, "Compute format of the routed experts' weights")
+    cmd->add_option("--wtype", opt->wtype,
+                    "Compute format of the routed experts' weights (int4: groups of 32 along K, as `run` uses for "
+                    "Q4_K models; GEMV path only)")
         ->check(CLI::IsMember({"int8", "int4", "bf16"}))
         ->capture_default_str();
     cmd->add_option("--hidden", opt->shape.hidden, "Model width (DeepSeek-V3: 7168)")

@@ -26,9 +26,10 @@ HostProfile load_or_capture_host_profile() {
         }
     }
     ProgressBar bar("host profile");
-    HostProfile p = capture_host_profile(HostProfileOptions{}, [&](std::string_view stage, int done, int total) {
-        bar.update(uint64_t(done), uint64_t(total), stage);
-    });
+    HostProfile p =
+        capture_host_profile(HostProfileOptions{}, [&](std::string_view stage, int done, int total) {
+            bar.update(uint64_t(done), uint64_t(total), stage);
+        });
     bar.finish();
     const std::string text = host_profile_to_json(p).dump(2) + "\n";
     write_file_atomic(cache_dir() / fmt::format("host-{}.json", p.fingerprint), text);

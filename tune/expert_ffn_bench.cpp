@@ -1,5 +1,7 @@
 #include "tune/expert_ffn_bench.hpp"
 
+#include "codegen/x64/pack_int4.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,28 +19,48 @@ int ffn_bench_experts(const ModelShape& s, int m) {
 
 namespace {
 
-void fill_bytes(uint8_t* p, size_t bytes, uint64_t seed) {
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 12345;
-    for (size_t i = 0; i + 8 <= bytes; i += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        std::memcpy(p + i, &x, 8);
+// Weights of one expert in the layout of `wtype`: int8 from random int8 sources with one scale per row, int4 from
+// random 4-bit sources with a scale and a min per group of 32 (both exact in their packed form). The kernels' speed
+// does not depend on the values; the reference reads them back through dequant().
+struct ExpertSources {
+    int64_t n = 0, k = 0, groups = 0;  // groups along k (1 for int8)
+    std::vector<int8_t> q;             // int8: -127..127; int4: 0..15
+    std::vector<float> scale, min;     // [n][groups]
+    MatrixSrc src(WeightType t) const {
+        return t == WeightType::int4 ? MatrixSrc{SrcType::u4_group, n, k, q.data(), 0, scale.data(), min.data()}
+                                     : MatrixSrc{SrcType::int8, n, k, q.data(), 0, scale.data()};
     }
+    // Row r dequantised: w = scale * q (- min for int4).
+    void dequant_row(int64_t r, std::vector<double>& dst) const {
+        dst.resize(size_t(k));
+        for (int64_t c = 0; c < k; ++c) {
+            const size_t g = size_t(r * groups + (groups > 1 ? c / kInt4Group : 0));
+            dst[size_t(c)] = double(scale[g]) * q[size_t(r * k + c)] - double(min[g]);
+        }
+    }
+};
+
+ExpertSources random_sources(WeightType t, int64_t n, int64_t k, float scale_range, std::mt19937& rng) {
+    ExpertSources e;
+    e.n = n;
+    e.k = k;
+    e.groups = t == WeightType::int4 ? (k + kInt4Group - 1) / kInt4Group : 1;
+    std::uniform_int_distribution<int> q8(-127, 127), q4(0, 15);
+    std::uniform_real_distribution<float> sd(0.5f, 2.0f), md(0.0f, 1.0f);
+    e.q.resize(size_t(n * k));
+    for (auto& b : e.q) b = int8_t(t == WeightType::int4 ? q4(rng) : q8(rng));
+    e.scale.resize(size_t(n * e.groups));
+    e.min.assign(size_t(n * e.groups), 0.0f);
+    const float unit = t == WeightType::int4 ? scale_range * 127 / 15 : scale_range;
+    for (auto& f : e.scale) f = sd(rng) * unit;
+    if (t == WeightType::int4)
+        for (size_t i = 0; i < e.min.size(); ++i) e.min[i] = md(rng) * e.scale[i] * 15;
+    return e;
 }
 
-// A packed matrix with random bytes in the layout the packer produces (no quantisation pass: timing only).
-PackedMatrix random_packed(int64_t n, int64_t k, int sources, uint64_t seed) {
-    PackedMatrix m;
-    m.n = n;
-    m.k = k;
-    m.n_pad = round_up(n, kNAlign);
-    m.k_pad = round_up(k, kKAlign);
-    m.sources = sources;
-    m.data = AlignedBytes(size_t(m.panels() * m.panel_bytes()));
-    fill_bytes(m.data.data(), m.data.size(), seed);
-    m.scale.assign(size_t(m.panels() * kPanelCols), 1.0f / 4096);
-    return m;
+ExpertFfnWeights pack_expert(WeightType t, const ExpertSources& g, const ExpertSources& u, const ExpertSources& d) {
+    return t == WeightType::int4 ? pack_expert_ffn_int4(g.src(t), u.src(t), d.src(t))
+                                 : pack_expert_ffn_int8(g.src(t), u.src(t), d.src(t));
 }
 
 }  // namespace
@@ -46,8 +68,7 @@ PackedMatrix random_packed(int64_t n, int64_t k, int sources, uint64_t seed) {
 // One expert of the verification batch with its int8 weights and scales kept for the reference.
 struct ExpertFfnBench::VerifyProblem {
     struct Expert {
-        std::vector<int8_t> g, u, d;  // [inter][hidden], [inter][hidden], [hidden][inter]
-        std::vector<float> gs, us, ds;
+        ExpertSources g, u, d;  // gate, up [inter][hidden]; down [hidden][inter]
         ExpertFfnWeights packed;
     };
     std::vector<Expert> experts;
@@ -60,16 +81,23 @@ struct ExpertFfnBench::VerifyProblem {
 
 ExpertFfnBench::ExpertFfnBench(ThreadPool& pool, KernelCache& cache, const ModelShape& shape, uint64_t pool_bytes)
     : threads_(pool), cache_(cache), shape_(shape) {
-    const double per_expert = 3.0 * double(round_up(shape.hidden, kNAlign)) * double(round_up(shape.moe_intermediate, kNAlign));
+    const ExpertFfnDesc d = desc();
+    ExpertFfnWeights first;
+    {
+        std::mt19937 rng(11);
+        const ExpertSources g = random_sources(d.wtype, d.inter, d.hidden, 1e-3f, rng);
+        const ExpertSources u = random_sources(d.wtype, d.inter, d.hidden, 1e-3f, rng);
+        const ExpertSources dn = random_sources(d.wtype, d.hidden, d.inter, 1e-3f, rng);
+        first = pack_expert(d.wtype, g, u, dn);
+    }
+    const double per_expert = double(first.gate_up.weight_bytes() + first.down.weight_bytes());
     const int n = std::max(2, int(double(pool_bytes) / per_expert));
     pool_.resize(size_t(n));
-    // Each worker fills its own experts, so the pages land on its NUMA node.
+    // Each worker copies its own experts, so the pages land on its NUMA node.
     threads_.run([&](int w) {
-        for (int e = w; e < n; e += threads_.size()) {
-            pool_[size_t(e)].gate_up = random_packed(shape.moe_intermediate, shape.hidden, 2, uint64_t(2 * e + 1));
-            pool_[size_t(e)].down = random_packed(shape.hidden, shape.moe_intermediate, 1, uint64_t(2 * e + 2));
-        }
+        for (int e = w + 1; e < n; e += threads_.size()) pool_[size_t(e)] = {first.gate_up.clone(), first.down.clone()};
     });
+    pool_[0] = std::move(first);
 }
 
 ExpertFfnBench::~ExpertFfnBench() = default;
@@ -87,8 +115,8 @@ double ExpertFfnBench::ops(int m) const {
 }
 
 double ExpertFfnBench::weight_bytes(int m) const {
-    return 3.0 * double(round_up(shape_.hidden, kNAlign)) * double(round_up(shape_.moe_intermediate, kKAlign)) *
-           ffn_bench_experts(shape_, m);
+    const auto& w = pool_.front();
+    return double(w.gate_up.weight_bytes() + w.down.weight_bytes()) * ffn_bench_experts(shape_, m);
 }
 
 ExpertFfn& ExpertFfnBench::driver(const ExpertFfnConfig& c) {
@@ -102,30 +130,19 @@ ExpertFfn& ExpertFfnBench::driver(const ExpertFfnConfig& c) {
 const ExpertFfnBench::VerifyProblem& ExpertFfnBench::verify_problem() {
     if (verify_) return *verify_;
     auto v = std::make_unique<VerifyProblem>();
+    const ExpertFfnDesc fd = desc();
     const int H = shape_.hidden, I = shape_.moe_intermediate;
     std::mt19937 rng(2027);
-    std::uniform_int_distribution<int> q(-127, 127);
-    std::uniform_real_distribution<float> s(0.5f / 127, 2.0f / 127), xd(-1, 1), gd(0.1f, 1);
+    std::uniform_real_distribution<float> xd(-1, 1), gd(0.1f, 1);
     // Routes: token 0 to experts 0, 1 and 2; expert 0 has 1 token, 1 has 3, 2 has 21, 3 none (ragged M).
     const int counts[] = {1, 3, 21, 0};
     int next_token = 1;
     for (int e = 0; e < 4; ++e) {
         VerifyProblem::Expert x;
-        for (auto* w : {&x.g, &x.u}) {
-            w->resize(size_t(I) * H);
-            for (auto& b : *w) b = int8_t(q(rng));
-        }
-        x.d.resize(size_t(H) * I);
-        for (auto& b : x.d) b = int8_t(q(rng));
-        for (auto* sc : {&x.gs, &x.us}) {
-            sc->resize(size_t(I));
-            for (auto& f : *sc) f = s(rng) / std::sqrt(float(H));
-        }
-        x.ds.resize(size_t(H));
-        for (auto& f : x.ds) f = s(rng) / std::sqrt(float(I));
-        x.packed = pack_expert_ffn_int8(MatrixSrc{SrcType::int8, I, H, x.g.data(), 0, x.gs.data()},
-                                        MatrixSrc{SrcType::int8, I, H, x.u.data(), 0, x.us.data()},
-                                        MatrixSrc{SrcType::int8, H, I, x.d.data(), 0, x.ds.data()});
+        x.g = random_sources(fd.wtype, I, H, 1.0f / 127 / std::sqrt(float(H)), rng);
+        x.u = random_sources(fd.wtype, I, H, 1.0f / 127 / std::sqrt(float(H)), rng);
+        x.d = random_sources(fd.wtype, H, I, 1.0f / 127 / std::sqrt(float(I)), rng);
+        x.packed = pack_expert(fd.wtype, x.g, x.u, x.d);
         v->experts.push_back(std::move(x));
         std::vector<int32_t> toks;
         if (counts[e] > 0) toks.push_back(0);
@@ -138,33 +155,44 @@ const ExpertFfnBench::VerifyProblem& ExpertFfnBench::verify_problem() {
     v->n_tokens = next_token;
     v->x.resize(size_t(v->n_tokens) * H);
     for (auto& f : v->x) f = xd(rng);
-    // Scalar reference: quantise x per row (the packer's rule), int32 dots, SiLU(gate) * up, requantise, down,
-    // router-weighted accumulate.
+    // Scalar reference in double over the dequantised weights: quantise x per row to int8 (the packer's rule),
+    // gate and up, SiLU(gate) * up, requantise, down, router-weighted accumulate.
     v->ref.assign(size_t(v->n_tokens) * H, 0.0f);
-    std::vector<int8_t> xq(static_cast<size_t>(H)), hq(static_cast<size_t>(I));
-    std::vector<float> h(static_cast<size_t>(I));
+    std::vector<double> wg, wu, wd;
     for (size_t e = 0; e < v->experts.size(); ++e) {
         const auto& ex = v->experts[e];
-        for (size_t i = 0; i < v->tokens[e].size(); ++i) {
-            const int t = v->tokens[e][i];
-            const float sx = quantize_row_int8(&v->x[size_t(t) * H], H, xq.data());
-            for (int n = 0; n < I; ++n) {
-                int32_t gi = 0, ui = 0;
-                const int8_t* gw = &ex.g[size_t(n) * H];
-                const int8_t* uw = &ex.u[size_t(n) * H];
+        const size_t nt = v->tokens[e].size();
+        if (!nt) continue;
+        std::vector<std::vector<double>> xa(nt, std::vector<double>(static_cast<size_t>(H)));
+        std::vector<std::vector<float>> h(nt, std::vector<float>(static_cast<size_t>(I)));
+        std::vector<int8_t> q8(static_cast<size_t>(std::max(H, I)));
+        for (size_t i = 0; i < nt; ++i) {
+            const float sx = quantize_row_int8(&v->x[size_t(v->tokens[e][i]) * H], H, q8.data());
+            for (int k = 0; k < H; ++k) xa[i][size_t(k)] = double(sx) * q8[size_t(k)];
+        }
+        for (int n = 0; n < I; ++n) {
+            ex.g.dequant_row(n, wg);
+            ex.u.dequant_row(n, wu);
+            for (size_t i = 0; i < nt; ++i) {
+                double g = 0, u = 0;
                 for (int k = 0; k < H; ++k) {
-                    gi += int32_t(xq[size_t(k)]) * gw[k];
-                    ui += int32_t(xq[size_t(k)]) * uw[k];
+                    g += xa[i][size_t(k)] * wg[size_t(k)];
+                    u += xa[i][size_t(k)] * wu[size_t(k)];
                 }
-                const double g = double(sx) * ex.gs[size_t(n)] * gi, u = double(sx) * ex.us[size_t(n)] * ui;
-                h[size_t(n)] = float(g / (1 + std::exp(-g)) * u);
+                h[i][size_t(n)] = float(g / (1 + std::exp(-g)) * u);
             }
-            const float sh = quantize_row_int8(h.data(), I, hq.data());
-            for (int n = 0; n < H; ++n) {
-                int32_t di = 0;
-                const int8_t* dw = &ex.d[size_t(n) * I];
-                for (int k = 0; k < I; ++k) di += int32_t(hq[size_t(k)]) * dw[k];
-                v->ref[size_t(t) * H + size_t(n)] += float(v->gates[e][i] * double(sh) * ex.ds[size_t(n)] * di);
+        }
+        std::vector<std::vector<double>> ha(nt, std::vector<double>(static_cast<size_t>(I)));
+        for (size_t i = 0; i < nt; ++i) {
+            const float sh = quantize_row_int8(h[i].data(), I, q8.data());
+            for (int k = 0; k < I; ++k) ha[i][size_t(k)] = double(sh) * q8[size_t(k)];
+        }
+        for (int n = 0; n < H; ++n) {
+            ex.d.dequant_row(n, wd);
+            for (size_t i = 0; i < nt; ++i) {
+                double acc = 0;
+                for (int k = 0; k < I; ++k) acc += ha[i][size_t(k)] * wd[size_t(k)];
+                v->ref[size_t(v->tokens[e][i]) * H + size_t(n)] += float(v->gates[e][i] * acc);
             }
         }
     }

@@ -186,8 +186,7 @@ std::string render_plan_summary(const Plan& p) {
         if (k.family != "moe_ffn") continue;
         const double roof = roofline_ops(p, k);
         s += fmt::format("  {:>6} {:>8} {:>12} {:>12} {:>7.2f}x {:>9.0f}%\n", k.bench_m,
-                         int(std::lround(k.bytes / (3.0 * double((p.shape.hidden + 63) / 64 * 64) *
-                                                    double((p.shape.moe_intermediate + 63) / 64 * 64)))),
+                         k.bench_experts,
                          ms(k.default_seconds), ms(k.seconds), k.speedup(),
                          roof > 0 && k.seconds > 0 ? 100 * k.ops / k.seconds / roof : 0.0);
         if (const PlanCheck* c = check_of(k.bench_m))
@@ -278,7 +277,10 @@ std::string render_report_markdown(const Plan& p) {
     }
     s += "\n## Placement\n\n";
     std::string cpus;
-    for (int c : p.threads.cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
+    for (int c : p.threads.cpus) {
+        if (!cpus.empty()) cpus += ',';
+        cpus += std::to_string(c);
+    }
     s += fmt::format("- threads: {} workers pinned to cpus {}; NUMA binding of experts: {}\n", p.threads.workers, cpus,
                      p.threads.bind_experts_to_numa ? "on" : "off (one node)");
     s += fmt::format("- GPU: {}\n\n",

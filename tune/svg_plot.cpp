@@ -112,7 +112,10 @@ std::string SvgPlot::render() const {
     s += fmt::format(R"svg(<text x="{}" y="22" font-size="15" font-weight="bold" text-anchor="middle">{}</text>)svg", w_ / 2,
                      xml_escape(title_));
     s += '\n';
-    // Ticks and grid.
+    // Ticks and grid; plain numbers in [0.01, 1000), engineering notation outside.
+    auto label = [](double v) {
+        return std::fabs(v) >= 0.01 && std::fabs(v) < 1000 ? fmt::format("{:g}", v) : si_number(v);
+    };
     auto ticks = [](double lo, double hi, bool log) {
         std::vector<double> t;
         if (log) {
@@ -143,14 +146,14 @@ std::string SvgPlot::render() const {
         s += fmt::format(R"svg(<line x1="{0:.1f}" y1="{1}" x2="{0:.1f}" y2="{2}" stroke="#e4e4e4"/>)svg", px(x), kTop,
                          h_ - kBottom);
         s += fmt::format(R"svg(<text x="{:.1f}" y="{}" font-size="11" text-anchor="middle">{}</text>)svg", px(x),
-                         h_ - kBottom + 16, si_number(x));
+                         h_ - kBottom + 16, label(x));
         s += '\n';
     }
     for (double y : ticks(y0_, y1_, ylog_)) {
         s += fmt::format(R"svg(<line x1="{0}" y1="{1:.1f}" x2="{2}" y2="{1:.1f}" stroke="#e4e4e4"/>)svg", kLeft, py(y),
                          w_ - kRight);
         s += fmt::format(R"svg(<text x="{}" y="{:.1f}" font-size="11" text-anchor="end">{}</text>)svg", kLeft - 6, py(y) + 4,
-                         si_number(y));
+                         label(y));
         s += '\n';
     }
     s += fmt::format(R"svg(<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#333"/>)svg", kLeft, kTop,

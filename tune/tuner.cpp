@@ -116,7 +116,7 @@ PlannedKernel planned(const std::string& family, const std::string& role, const 
 // Fused-FFN candidates at m tokens per expert: the default, then variations of the fields that matter on the path
 // m takes (GEMV or AMX), seeded with the stage-1 winners.
 std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<GemvConfig>& gemvs,
-                                      const std::vector<AmxGemmConfig>& amxs) {
+                                      const std::vector<AmxGemmConfig>& amxs, bool amx) {
     std::vector<ExpertFfnConfig> v{ExpertFfnConfig{}};
     auto add = [&](ExpertFfnConfig c) {
         if (std::find(v.begin(), v.end(), c) == v.end()) v.push_back(c);
@@ -132,9 +132,9 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
     base.gemv_k_unroll = gemvs.front().k_unroll;
     add(base);
     // At m <= 16 both paths compete (the hand-over decided on one GEMM; here the whole FFN decides).
-    const bool try_gemv = m <= 16, try_amx = m > gemv_max_m || (m >= 4 && m <= 16);
+    const bool try_gemv = m <= 16 || !amx, try_amx = amx && (m > gemv_max_m || (m >= 4 && m <= 16));
     if (try_gemv) {
-        base.gemv_max_m = std::max(gemv_max_m, m);
+        base.gemv_max_m = std::min(16, std::max(gemv_max_m, m));
         for (const GemvConfig& g : gemvs)
             for (int nb : {64, 128, 256, 512})
                 for (int nbd : {128, 256, 512, 1024}) {
@@ -171,13 +171,19 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
 }  // namespace
 
 Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t) {
-    if (s.wtype != "int8")
-        throw std::runtime_error(fmt::format("tune: --wtype {} is not implemented by the expert kernels yet (int8 is)",
+    if (s.wtype != "int8" && s.wtype != "int4")
+        throw std::runtime_error(fmt::format("tune: --wtype {} is not implemented by the expert kernels yet (int8 and "
+                                             "int4 are)",
                                              s.wtype));
+    if (s.wtype == "int4" && s.group_size != kInt4Group)
+        throw std::runtime_error(fmt::format("tune: int4 weights use groups of {} along K (model shape says {})",
+                                             kInt4Group, s.group_size));
+    // int4 runs the fused FFN on the GEMV path only (its per-group scales do not fit AMX tiles): no kernel stage.
+    const bool int4 = s.wtype == "int4";
     const IsaSet isa = detect_cpu_isa();
     if (!isa.has(IsaFeature::avx512_vnni))
         throw std::runtime_error("tune: this CPU lacks AVX-512 VNNI, which every expert kernel needs");
-    const bool amx = isa.has(IsaFeature::amx_int8) && request_amx_permission();
+    const bool amx = !int4 && isa.has(IsaFeature::amx_int8) && request_amx_permission();
 
     Run run{t, TrialStore(t.trials_file, tune_context(hp, s, t.tool_version))};
     if (t.fresh) run.store.clear();
@@ -211,13 +217,14 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
     const auto roles = expert_gemm_roles(s);
     const double B = t.budget_seconds;
 
-    // Stage 1: the GEMM kernels per role.
+    // Stage 1: the GEMM kernels per role (int8).
     std::map<std::pair<std::string, int>, GemvConfig> best_gemv;
     std::map<std::pair<std::string, int>, AmxGemmConfig> best_amx;
     // The runners-up too: the fused search starts from the best two of each kernel search.
     std::map<std::pair<std::string, int>, std::vector<GemvConfig>> top_gemv;
     std::map<std::pair<std::string, int>, std::vector<AmxGemmConfig>> top_amx;
-    {
+    plan.amx_min_tokens = 17;
+    if (!int4) {
         ExpertGemmBench bench(pool, cache, plan.host, pool_bytes);
         const double end1 = 0.35 * B;
         int left = int(roles.size() * (t.gemv_ms.size() + (amx ? t.amx_ms.size() : 0)));
@@ -262,7 +269,6 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
         }
 
         // Stage 2: the hand-over, on gate+up (the larger GEMM), tuned GEMV against tuned AMX.
-        plan.amx_min_tokens = 17;
         if (amx) {
             const GemmRole& r = roles.front();
             const double len = std::max(0.02, 0.05 * B / double(2 * t.handover_ms.size()) / 3);
@@ -314,11 +320,14 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
                     for (const AmxGemmConfig& a : top_amx[{r.name, nearest(t.amx_ms, m)}])
                         if (std::find(amxs.begin(), amxs.end(), a) == amxs.end()) amxs.push_back(a);
             }
+            if (int4)  // no kernel stage: a small grid of the int4 GEMV's own fields (k_unroll is fixed at 1)
+                for (int np : {1, 2, 4})
+                    for (int pf : {0, 8, 32}) gemvs.push_back(GemvConfig{np, pf, 1});
             if (gemvs.empty()) gemvs.push_back(GemvConfig{});
             if (amxs.empty()) amxs.push_back(AmxGemmConfig{});
             gemvs.push_back(GemvConfig{});
             amxs.push_back(AmxGemmConfig{});
-            const auto cfgs = ffn_grid(m, gemv_max_m, gemvs, amxs);
+            const auto cfgs = ffn_grid(m, gemv_max_m, gemvs, amxs, amx);
             auto cands = bench.candidates(m, cfgs, 0);
             const bool path_amx = amx && m > gemv_max_m;
             const double peak = path_amx ? plan.host.amx_int8_ops : plan.host.avx512_vnni_ops;
@@ -333,6 +342,7 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
                                       bench.weight_bytes(m), kernel_name(bench.desc(), c));
             k.m_min = ranges[i].first;
             k.m_max = ranges[i].second;
+            k.bench_experts = ffn_bench_experts(s, m);
             plan.kernels.push_back(k);
         }
     }

@@ -2,6 +2,7 @@
 // routing and the elementwise glue. Device code: kernels/{rms_norm,rope,router_topk,elementwise}.cuh; launch
 // parameters: kernels/layer_params.cuh. Each family: a Desc (one field list), a name, a source, a grid.
 #pragma once
+#include "codegen/rope_yarn.hpp"
 #include <string>
 #include <vector>
 
@@ -45,22 +46,6 @@ std::string rope_name(const RopeDesc& d);
 CudaKernelSource rope_source(const RopeDesc& d);
 Dim3 rope_grid(const RopeDesc& d, int rows, int heads);
 
-// YaRN inverse frequencies (rope_dim / 2 values): theta^(-2i/d) blended between itself / factor (low
-// frequencies) and itself (high) by a linear ramp between the beta_fast and beta_slow correction dims.
-// factor <= 1 gives plain RoPE. Matches DeepSeek-V3's yarn_find_correction_range / yarn_linear_ramp_mask.
-struct YarnParams {
-    int rope_dim = 64;
-    double theta = 10000.0;
-    double factor = 40.0;
-    int original_context = 4096;
-    double beta_fast = 32.0;
-    double beta_slow = 1.0;
-};
-std::vector<float> yarn_inv_freq(const YarnParams& p);
-// YaRN's attention temperature: 0.1 * mscale * ln(factor) + 1 for factor > 1, else 1. DeepSeek-V3's softmax
-// scale is qk_head_dim^-0.5 * yarn_mscale(40, 1)^2 = 192^-0.5 * 1.3689^2 = 0.1352338
-// (MlaDecodeParams::scale).
-double yarn_mscale(double factor, double mscale = 1.0);
 
 struct RouterTopkDesc {
     int experts = 256;

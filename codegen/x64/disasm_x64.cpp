@@ -18,7 +18,8 @@ std::string hex_bytes(const uint8_t* p, size_t n) {
 std::string raw_lines(const uint8_t* code, size_t from, size_t to, const char* what) {
     std::string out;
     for (size_t off = from; off < to; off += 16)
-        out += fmt::format("  0x{:04x}  {:<32} ({})\n", off, hex_bytes(code + off, std::min<size_t>(16, to - off)), what);
+        out += fmt::format("  0x{:04x}  {:<32} ({})\n", off,
+                           hex_bytes(code + off, std::min<size_t>(16, to - off)), what);
     return out;
 }
 
@@ -39,7 +40,8 @@ std::string disassemble_x64(const uint8_t* code, size_t size, size_t text_bytes)
     size_t off = 0;
     while (off < text_bytes) {
         ZydisDisassembledInstruction insn;
-        if (!ZYAN_SUCCESS(ZydisDisassembleIntel(ZYDIS_MACHINE_MODE_LONG_64, off, code + off, text_bytes - off, &insn))) {
+        if (!ZYAN_SUCCESS(ZydisDisassembleIntel(ZYDIS_MACHINE_MODE_LONG_64, off, code + off, text_bytes - off,
+                                                &insn))) {
             out += fmt::format("  0x{:04x}  {:<24} (undecodable)\n", off, hex_bytes(code + off, 1));
             ++off;
             continue;
@@ -50,7 +52,8 @@ std::string disassemble_x64(const uint8_t* code, size_t size, size_t text_bytes)
     }
     return out + raw_lines(code, text_bytes, size, "data");
 #else
-    return raw_lines(code, 0, text_bytes, "code; built without Zydis") + raw_lines(code, text_bytes, size, "data");
+    return raw_lines(code, 0, text_bytes, "code; built without Zydis") +
+           raw_lines(code, text_bytes, size, "data");
 #endif
 }
 

@@ -1,6 +1,6 @@
 // The fused expert FFN (gate+up GEMM, SiLU(gate)*up, requantise, down GEMM, router-weighted accumulate) as a
-// problem (Desc) and the tuner's choices (Config). The driver lives in runtime/expert_ffn.hpp; the GEMM kernels it
-// calls are derived from these through amx_desc()/gemv_desc() and friends.
+// problem (Desc) and the tuner's choices (Config). The driver lives in runtime/expert_ffn.hpp; the GEMM
+// kernels it calls are derived from these through amx_desc()/gemv_desc() and friends.
 #pragma once
 #include "codegen/kernel_fields.hpp"
 #include "codegen/x64/expert_gemm_desc.hpp"
@@ -22,22 +22,22 @@ struct ExpertFfnDesc {
 };
 
 struct ExpertFfnConfig {
-    int gemv_max_m = 15;      // experts with at most this many tokens take the AVX-512 GEMV path (0..16), else AMX
-                              // (int4 always takes the GEMV path: its per-group scales do not fit AMX tiles)
-    int m_tiles = 1;          // AMX accumulator block (see AmxGemmConfig)
+    int gemv_max_m = 15;  // experts with at most this many tokens take the AVX-512 GEMV path (0..16), else
+                          // AMX (int4 always takes the GEMV path: its per-group scales do not fit AMX tiles)
+    int m_tiles = 1;  // AMX accumulator block (see AmxGemmConfig)
     int n_tiles = 2;
     LoopOrder order = LoopOrder::mn;
-    int amx_prefetch = 0;     // AMX: B tiles ahead prefetched to L2
-    int gemv_panels = 2;      // GEMV: panels streamed together
-    int gemv_prefetch = 32;   // GEMV: cache lines ahead
-    int gemv_k_unroll = 4;    // GEMV: 64-byte rows per loop trip
-    int n_block = 64;         // gate/up work item: intermediate channels (multiple of 64)
-    int n_block_down = 64;    // down work item: hidden channels (multiple of 64; 7168 / 64 = 112 items
-                              // balance 16 threads within 1/7)
-    int m_block = 64;         // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
-    // Defaults: the A block (m_block x hidden int8) and a work item's B (2 n_block x hidden) both fit a 2 MiB L2
-    // and B streams past a fixed A (order mn); gemv_max_m, m_tiles, m_block and gemv_prefetch as measured best on
-    // the 16-core Emerald Rapids device (bench kernels: m=16 65% -> 94% of roofline, m>=256 +10-15%).
+    int amx_prefetch = 0;    // AMX: B tiles ahead prefetched to L2
+    int gemv_panels = 2;     // GEMV: panels streamed together
+    int gemv_prefetch = 32;  // GEMV: cache lines ahead
+    int gemv_k_unroll = 4;   // GEMV: 64-byte rows per loop trip
+    int n_block = 64;        // gate/up work item: intermediate channels (multiple of 64)
+    int n_block_down = 64;   // down work item: hidden channels (multiple of 64; 7168 / 64 = 112 items
+                             // balance 16 threads within 1/7)
+    int m_block = 64;        // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
+    // Defaults: the A block (m_block x hidden int8) and a work item's B (2 n_block x hidden) both fit a 2 MiB
+    // L2 and B streams past a fixed A (order mn); gemv_max_m, m_tiles, m_block and gemv_prefetch as measured
+    // best on the 16-core Emerald Rapids device (bench kernels: m=16 65% -> 94% of roofline, m>=256 +10-15%).
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("gemv_max_m", "g", s.gemv_max_m);

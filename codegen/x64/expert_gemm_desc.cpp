@@ -6,9 +6,12 @@ namespace mf {
 
 std::string enum_name(WeightType t) {
     switch (t) {
-        case WeightType::int8: return "int8";
-        case WeightType::int4: return "int4";
-        case WeightType::bf16: return "bf16";
+        case WeightType::int8:
+            return "int8";
+        case WeightType::int4:
+            return "int4";
+        case WeightType::bf16:
+            return "bf16";
     }
     return "?";
 }
@@ -22,7 +25,9 @@ void enum_parse(const std::string& s, WeightType& t) {
     throw std::invalid_argument("unknown weight type '" + s + "' (expected int8, int4 or bf16)");
 }
 
-std::string enum_name(LoopOrder o) { return o == LoopOrder::nm ? "nm" : "mn"; }
+std::string enum_name(LoopOrder o) {
+    return o == LoopOrder::nm ? "nm" : "mn";
+}
 
 void enum_parse(const std::string& s, LoopOrder& o) {
     if (s == "nm")

@@ -1,11 +1,11 @@
 // Descriptors of the expert GEMM kernels (AMX for many tokens, AVX-512 VNNI GEMV for few) and their one ABI.
 //
 // (bf16: the same shapes with 2 bf16 per 4-byte cell, pack_bf16.hpp, fp32 results; int4: pack_int4.hpp.)
-// Both kernels read the same packed weights (codegen/x64/pack_int8.hpp): panels of 16 output channels, each panel
-// K_pad/4 rows of 64 bytes (16 channels x 4 consecutive k), stored as unsigned bytes w + 128. A 1 KiB run of a panel
-// is one AMX B tile (64 k x 16 n); one 64-byte row is one zmm for vpdpbusd. Activations are signed int8, rows of
-// K_pad bytes. Both kernels produce C[m][n] = sum_k a[m][k] * (w[n][k] + 128) in int32; the caller subtracts
-// 128 * rowsum(a[m]) and applies the scales.
+// Both kernels read the same packed weights (codegen/x64/pack_int8.hpp): panels of 16 output channels, each
+// panel K_pad/4 rows of 64 bytes (16 channels x 4 consecutive k), stored as unsigned bytes w + 128. A 1 KiB
+// run of a panel is one AMX B tile (64 k x 16 n); one 64-byte row is one zmm for vpdpbusd. Activations are
+// signed int8, rows of K_pad bytes. Both kernels produce C[m][n] = sum_k a[m][k] * (w[n][k] + 128) in int32;
+// the caller subtracts 128 * rowsum(a[m]) and applies the scales.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -22,21 +22,25 @@ enum class LoopOrder : int { nm = 0, mn = 1 };  // outer loop first: nm = N bloc
 std::string enum_name(LoopOrder o);
 void enum_parse(const std::string& s, LoopOrder& o);
 
-constexpr int kPanelCols = 16;   // output channels per packed panel
-constexpr int kKAlign = 64;      // K is padded to this (one AMX int8 tile row)
-constexpr int kNAlign = 64;      // N is padded to this (4 panels), so 1, 2 or 4 panels per step always divide
-inline int64_t round_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
+constexpr int kPanelCols = 16;  // output channels per packed panel
+constexpr int kKAlign = 64;     // K is padded to this (one AMX int8 tile row)
+constexpr int kNAlign = 64;     // N is padded to this (4 panels), so 1, 2 or 4 panels per step always divide
+inline int64_t round_up(int64_t x, int64_t a) {
+    return (x + a - 1) / a * a;
+}
 
 // The one argument struct of both kernels (rdi points at it).
 struct ExpertGemmArgs {
-    const int8_t* a;   // activations: rows of K_pad signed bytes (AMX: 16 * m_tiles * m_steps rows; GEMV: m rows)
+    const int8_t*
+        a;  // activations: rows of K_pad signed bytes (AMX: 16 * m_tiles * m_steps rows; GEMV: m rows)
     const uint8_t* b;  // first packed panel to use
     int32_t* c;        // int32 results; row r at c + r * ldc bytes, panel p at +64 p bytes
     int64_t ldc;       // bytes between rows of c
     int64_t m_steps;   // AMX only: row groups of 16 * m_tiles
     int64_t n_steps;   // panel groups (AMX: n_tiles panels; GEMV: panels panels)
-    // int4 only: per row, K_pad / 32 float sums of the row's int8 activations over each group of 32 k (row stride
-    // K_pad / 32 floats). int4 kernels write float results to c: sum_g scale * dot_g - min * group_sum_g.
+    // int4 only: per row, K_pad / 32 float sums of the row's int8 activations over each group of 32 k (row
+    // stride K_pad / 32 floats). int4 kernels write float results to c: sum_g scale * dot_g - min *
+    // group_sum_g.
     const float* a_group_sums = nullptr;
 };
 
@@ -59,7 +63,8 @@ struct AmxGemmDesc {
 };
 
 struct AmxGemmConfig {
-    int m_tiles = 2;  // accumulator block is m_tiles x n_tiles tiles; m_tiles*n_tiles + m_tiles + n_tiles <= 8
+    int m_tiles =
+        2;  // accumulator block is m_tiles x n_tiles tiles; m_tiles*n_tiles + m_tiles + n_tiles <= 8
     int n_tiles = 2;  // 1, 2 or 4
     LoopOrder order = LoopOrder::nm;
     int prefetch = 0;  // B tiles ahead to prefetch into L2 (0 = none)

@@ -8,21 +8,23 @@ namespace {
 // int8: tdpbsud (signed activations x unsigned weights, int32 C); bf16: tdpbf16ps (fp32 C). A k step is one
 // 64-byte tile row: 64 k of int8 or 32 k of bf16.
 // Tiles: tmm[i*nt + j] accumulate C block (i, j) for i < mt, j < nt; then mt A tiles, then nt B tiles.
-//        All tiles are 16 rows x 64 bytes (A: 16 tokens x 64 bytes of k; B: 16 rows of 16 channels x 4 bytes of
-//        k (4 int8 or 2 bf16); C: 16x16 int32 or fp32).
-// Registers: rdi args; r8 A of the current row group, r9 B of the current panel group, r10 C of the current block,
+//        All tiles are 16 rows x 64 bytes (A: 16 tokens x 64 bytes of k; B: 16 rows of 16 channels x 4 bytes
+//        of k (4 int8 or 2 bf16); C: 16x16 int32 or fp32).
+// Registers: rdi args; r8 A of the current row group, r9 B of the current panel group, r10 C of the current
+// block,
 //            rcx start of the inner loop's C, r11 ldc, r12 = K_pad (A row stride), r13 = 64 (B row stride),
-//            r14 m count, r15 n count, rsi/rdx A/B walking along K, rax k count (then a scratch), rbx C store row,
-//            rbp = 16 * mt * ldc.
+//            r14 m count, r15 n count, rsi/rdx A/B walking along K, rax k count (then a scratch), rbx C store
+//            row, rbp = 16 * mt * ldc.
 class GemmAmx : public JitKernel {
-public:
+  public:
     GemmAmx(const AmxGemmDesc& d, const AmxGemmConfig& c) : JitKernel(kernel_name(d, c)), d_(d), c_(c) {}
 
-private:
+  private:
     JitStatus check() const override {
         if (d_.wtype == WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
         const int mt = c_.m_tiles, nt = c_.n_tiles;
-        if (mt < 1 || nt < 1 || nt > 4 || (nt & (nt - 1)) || mt * nt + mt + nt > 8) return JitStatus::bad_desc;
+        if (mt < 1 || nt < 1 || nt > 4 || (nt & (nt - 1)) || mt * nt + mt + nt > 8)
+            return JitStatus::bad_desc;
         if (c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
         return JitStatus::ok;
     }

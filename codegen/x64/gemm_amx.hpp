@@ -1,4 +1,5 @@
-// AMX expert GEMM over packed weights: int8 (tdpbsud, int32 C) or bf16 (tdpbf16ps, fp32 C); see expert_gemm_desc.hpp.
+// AMX expert GEMM over packed weights: int8 (tdpbsud, int32 C) or bf16 (tdpbf16ps, fp32 C); see
+// expert_gemm_desc.hpp.
 #pragma once
 #include <memory>
 

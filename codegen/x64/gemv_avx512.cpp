@@ -5,24 +5,25 @@
 namespace mf {
 namespace {
 
-// Each weight byte is read once: np panels stream side by side, one 64-byte row (16 channels x 4 k int8, or x 2 k
-// bf16) per zmm. int8: vpdpbusd into int32; bf16: vdpbf16ps into fp32.
-// zmm: acc(r, p) = zmm[r*np + p] for row r < m and panel p < np (int32, 16 channels); zmm[m*np + p] holds the
+// Each weight byte is read once: np panels stream side by side, one 64-byte row (16 channels x 4 k int8, or x
+// 2 k bf16) per zmm. int8: vpdpbusd into int32; bf16: vdpbf16ps into fp32. zmm: acc(r, p) = zmm[r*np + p] for
+// row r < m and panel p < np (int32, 16 channels); zmm[m*np + p] holds the
 //      weight row of panel p. Activations are never held in registers: vpdpbusd takes each row's 4 bytes of k
 //      as an embedded {1to16} broadcast (signed), the weights as the unsigned operand.
 // Registers: rdi args; r8 A; r9 B of the current panel group; r10 C of the current panel group; r11 ldc;
 //            r15 panel groups left; rdx B walking along K; rax byte offset into the A rows; rcx k trips left;
 //            rbx C store row.
 class GemvAvx512 : public JitKernel {
-public:
+  public:
     GemvAvx512(const GemvDesc& d, const GemvConfig& c) : JitKernel(kernel_name(d, c)), d_(d), c_(c) {}
 
-private:
+  private:
     JitStatus check() const override {
         if (d_.wtype == WeightType::int4 || d_.k <= 0 || d_.m < 1 || d_.m > 16) return JitStatus::bad_desc;
         const int np = c_.panels;
         if (np < 1 || np > 4 || (np & (np - 1)) || d_.m * np + np > 32) return JitStatus::bad_desc;
-        if (c_.k_unroll < 1 || 16 % c_.k_unroll || c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
+        if (c_.k_unroll < 1 || 16 % c_.k_unroll || c_.prefetch < 0 || c_.prefetch > 64)
+            return JitStatus::bad_desc;
         return JitStatus::ok;
     }
 
@@ -31,7 +32,7 @@ private:
         const int m = d_.m, np = c_.panels, ku = c_.k_unroll;
         const bool bf16 = d_.wtype == WeightType::bf16;
         const int64_t kp = round_up(d_.k, kKAlign) * (bf16 ? 2 : 1);  // A row bytes
-        const int64_t rows = kp / 4, pstride = rows * 64;              // 64-byte weight rows per panel
+        const int64_t rows = kp / 4, pstride = rows * 64;             // 64-byte weight rows per panel
         auto acc = [&](int r, int p) { return Zmm(r * np + p); };
         auto wrow = [&](int p) { return Zmm(m * np + p); };
         Xbyak::Label outer, k_loop, done;

@@ -14,10 +14,10 @@ namespace {
 //            rdx B walking; rax byte offset into A rows (32 per group); rsi group sums; r12 their byte offset
 //            (4 per group); rcx groups left; rbx C store row.
 class GemvAvx512Int4 : public JitKernel {
-public:
+  public:
     GemvAvx512Int4(const GemvDesc& d, const GemvConfig& c) : JitKernel(kernel_name(d, c)), d_(d), c_(c) {}
 
-private:
+  private:
     JitStatus check() const override {
         if (d_.wtype != WeightType::int4 || d_.k <= 0 || d_.m < 1 || d_.m > kInt4GemvMaxRows)
             return JitStatus::bad_desc;

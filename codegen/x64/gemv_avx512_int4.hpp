@@ -1,4 +1,5 @@
-// AVX-512 VNNI GEMV over int4 per-group weights (pack_int4.hpp) for 1..8 rows; float results (see ExpertGemmArgs).
+// AVX-512 VNNI GEMV over int4 per-group weights (pack_int4.hpp) for 1..8 rows; float results (see
+// ExpertGemmArgs).
 #pragma once
 #include <memory>
 

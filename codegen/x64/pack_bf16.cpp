@@ -32,7 +32,8 @@ PackedMatrix pack_bf16_interleaved(std::span<const MatrixSrc> srcs) {
     const int64_t n = srcs[0].n, k = srcs[0].k;
     for (const auto& s : srcs) {
         if (s.n != n || s.k != k || n <= 0 || k <= 0 || !s.data || (s.ld && s.ld < s.k))
-            throw std::invalid_argument("pack_bf16: sources must share one positive shape with ld >= k and data");
+            throw std::invalid_argument(
+                "pack_bf16: sources must share one positive shape with ld >= k and data");
         if (s.type != SrcType::f32 && s.type != SrcType::bf16)
             throw std::invalid_argument("pack_bf16: only f32 and bf16 sources can be packed as bf16");
     }
@@ -61,6 +62,8 @@ PackedMatrix pack_bf16_interleaved(std::span<const MatrixSrc> srcs) {
     return pm;
 }
 
-PackedMatrix pack_bf16(const MatrixSrc& src) { return pack_bf16_interleaved(std::span<const MatrixSrc>(&src, 1)); }
+PackedMatrix pack_bf16(const MatrixSrc& src) {
+    return pack_bf16_interleaved(std::span<const MatrixSrc>(&src, 1));
+}
 
 }  // namespace mf

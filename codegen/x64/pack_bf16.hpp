@@ -1,6 +1,6 @@
 // Packing into the bf16 panel layout of the AMX bf16 GEMM and the AVX-512 BF16 GEMV: per panel of 16 output
-// channels, k_pad / 2 rows of 64 bytes; row r holds channel j's k = 2 r, 2 r + 1 at bytes 4 j, 4 j + 2 (one AMX B tile
-// is 16 such rows = 32 k; one row is one vdpbf16ps operand). Padding is zero.
+// channels, k_pad / 2 rows of 64 bytes; row r holds channel j's k = 2 r, 2 r + 1 at bytes 4 j, 4 j + 2 (one
+// AMX B tile is 16 such rows = 32 k; one row is one vdpbf16ps operand). Padding is zero.
 #pragma once
 #include "codegen/x64/pack_int8.hpp"
 

@@ -10,10 +10,13 @@ namespace mf {
 
 float packed_value(const PackedMatrix& pm, int64_t col, int64_t k) {
     switch (pm.wtype) {
-        case WeightType::int8: return pm.scale[size_t(col)] * float(pm.q(col, k));
+        case WeightType::int8:
+            return pm.scale[size_t(col)] * float(pm.q(col, k));
         case WeightType::int4:
-            return int4_scale(pm, col, k / kInt4Group) * float(int4_q(pm, col, k)) - int4_min(pm, col, k / kInt4Group);
-        case WeightType::bf16: return packed_bf16(pm, col, k);
+            return int4_scale(pm, col, k / kInt4Group) * float(int4_q(pm, col, k)) -
+                   int4_min(pm, col, k / kInt4Group);
+        case WeightType::bf16:
+            return packed_bf16(pm, col, k);
     }
     return 0;
 }

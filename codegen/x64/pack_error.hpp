@@ -6,9 +6,9 @@
 namespace mf {
 
 struct PackError {
-    double max_abs = 0;      // max |packed - source|
-    double rms = 0;          // root mean square of (packed - source)
-    double rms_source = 0;   // root mean square of the source
+    double max_abs = 0;     // max |packed - source|
+    double rms = 0;         // root mean square of (packed - source)
+    double rms_source = 0;  // root mean square of the source
     double relative() const { return rms_source > 0 ? rms / rms_source : 0; }  // rms / rms_source
 };
 

@@ -49,8 +49,10 @@ PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs) {
     const int64_t n = srcs[0].n, k = srcs[0].k;
     for (const auto& s : srcs) {
         if (s.n != n || s.k != k || n <= 0 || k <= 0 || !s.data || (s.ld && s.ld < s.k))
-            throw std::invalid_argument("pack_int4: sources must share one positive shape with ld >= k and data");
-        if (s.type == SrcType::int8) throw std::invalid_argument("pack_int4: int8 sources cannot be packed as int4");
+            throw std::invalid_argument(
+                "pack_int4: sources must share one positive shape with ld >= k and data");
+        if (s.type == SrcType::int8)
+            throw std::invalid_argument("pack_int4: int8 sources cannot be packed as int4");
         if (s.type == SrcType::u4_group && (!s.scale || !s.min))
             throw std::invalid_argument("pack_int4: a u4_group source needs scales and mins");
     }
@@ -87,7 +89,8 @@ PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs) {
                     if (src.type == SrcType::f32) {
                         tmp[size_t(i)] = static_cast<const float*>(src.data)[r * ld + i];
                     } else {
-                        const uint32_t bits = uint32_t(static_cast<const uint16_t*>(src.data)[r * ld + i]) << 16;
+                        const uint32_t bits = uint32_t(static_cast<const uint16_t*>(src.data)[r * ld + i])
+                                              << 16;
                         std::memcpy(&tmp[size_t(i)], &bits, 4);
                     }
                 }
@@ -114,6 +117,8 @@ PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs) {
     return pm;
 }
 
-PackedMatrix pack_int4(const MatrixSrc& src) { return pack_int4_interleaved(std::span<const MatrixSrc>(&src, 1)); }
+PackedMatrix pack_int4(const MatrixSrc& src) {
+    return pack_int4_interleaved(std::span<const MatrixSrc>(&src, 1));
+}
 
 }  // namespace mf

@@ -1,6 +1,7 @@
 // Packing into the int4 per-group layout the int4 GEMV streams. Per panel of 16 output channels and per group
 // of 32 k (kInt4GroupBytes = 384 bytes, one sequential stream per panel):
-//   bytes [0, 256):   4 rows of 64 bytes; row r, byte 4 j + b: low nibble q[j][8 r + b], high nibble q[j][8 r + 4 + b]
+//   bytes [0, 256):   4 rows of 64 bytes; row r, byte 4 j + b: low nibble q[j][8 r + b], high nibble q[j][8 r
+//   + 4 + b]
 //                     (so masking / shifting a row gives two vpdpbusd operands of 16 channels x 4 k)
 //   bytes [256, 320): 16 fp32 scales, [320, 384): 16 fp32 mins, of the group's channels
 // w = scale * q - min with q in 0..15. Padding (k up to 64, channels up to 64) has q = scale = min = 0.
@@ -9,8 +10,8 @@
 
 namespace mf {
 
-// u4_group sources are taken as is (exact: Q4_K fits without loss); float / bf16 sources are quantised per group
-// (min/max, round to nearest). int8 sources are refused.
+// u4_group sources are taken as is (exact: Q4_K fits without loss); float / bf16 sources are quantised per
+// group (min/max, round to nearest). int8 sources are refused.
 PackedMatrix pack_int4(const MatrixSrc& src);
 PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs);
 

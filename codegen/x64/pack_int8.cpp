@@ -17,20 +17,24 @@ AlignedBytes::AlignedBytes(size_t bytes) : size_(bytes) {
     const size_t align = bytes >= huge ? huge : 64;
     const size_t rounded = round_up(int64_t(bytes), int64_t(align));
     auto* p = static_cast<uint8_t*>(std::aligned_alloc(align, rounded));
-    if (!p) throw std::runtime_error("out of memory packing weights (" + std::to_string(bytes >> 20) + " MiB)");
+    if (!p)
+        throw std::runtime_error("out of memory packing weights (" + std::to_string(bytes >> 20) + " MiB)");
     if (align == huge) madvise(p, rounded, MADV_HUGEPAGE);
     std::memset(p, 0, rounded);
     p_.reset(p);
 }
 
-void AlignedBytes::Free::operator()(uint8_t* p) const { std::free(p); }
+void AlignedBytes::Free::operator()(uint8_t* p) const {
+    std::free(p);
+}
 
 float quantize_row_int8(const float* src, int64_t k, int8_t* dst) {
     float amax = 0;
     for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::fabs(src[i]));
     const float scale = amax / 127.0f;
     const float inv = amax > 0 ? 127.0f / amax : 0.0f;
-    for (int64_t i = 0; i < k; ++i) dst[i] = int8_t(std::clamp(std::nearbyint(src[i] * inv), -127.0f, 127.0f));
+    for (int64_t i = 0; i < k; ++i)
+        dst[i] = int8_t(std::clamp(std::nearbyint(src[i] * inv), -127.0f, 127.0f));
     return scale;
 }
 
@@ -58,7 +62,8 @@ float load_row(const MatrixSrc& s, int64_t r, std::vector<float>& tmp, int8_t* d
         case SrcType::int8:
             std::memcpy(dst, static_cast<const int8_t*>(s.data) + r * ld, size_t(s.k));
             return s.scale[r];
-        case SrcType::f32: return quantize_row_int8(static_cast<const float*>(s.data) + r * ld, s.k, dst);
+        case SrcType::f32:
+            return quantize_row_int8(static_cast<const float*>(s.data) + r * ld, s.k, dst);
         case SrcType::u4_group:
             throw std::invalid_argument("pack_int8: a u4_group source packs with pack_int4");
         case SrcType::bf16: {
@@ -80,9 +85,11 @@ PackedMatrix pack_int8_interleaved(std::span<const MatrixSrc> srcs) {
     const int64_t n = srcs[0].n, k = srcs[0].k;
     for (const auto& s : srcs) {
         if (s.n != n || s.k != k || n <= 0 || k <= 0 || !s.data || (s.ld && s.ld < s.k))
-            throw std::invalid_argument("pack_int8: sources must share one positive shape [" + std::to_string(n) +
-                                        "][" + std::to_string(k) + "] with ld >= k and data");
-        if (s.type == SrcType::int8 && !s.scale) throw std::invalid_argument("pack_int8: int8 source needs scales");
+            throw std::invalid_argument("pack_int8: sources must share one positive shape [" +
+                                        std::to_string(n) + "][" + std::to_string(k) +
+                                        "] with ld >= k and data");
+        if (s.type == SrcType::int8 && !s.scale)
+            throw std::invalid_argument("pack_int8: int8 source needs scales");
     }
     PackedMatrix pm;
     pm.n = n;
@@ -101,11 +108,14 @@ PackedMatrix pack_int8_interleaved(std::span<const MatrixSrc> srcs) {
             const int64_t p = (r / kPanelCols) * pm.sources + s, lane = r % kPanelCols;
             uint8_t* dst = pm.data.data() + p * pm.panel_bytes() + lane * 4;
             pm.scale[size_t(p * kPanelCols + lane)] = sc;
-            for (int64_t kk = 0; kk < k; ++kk) dst[(kk / 4) * 64 + kk % 4] = uint8_t(int(row[size_t(kk)]) + 128);
+            for (int64_t kk = 0; kk < k; ++kk)
+                dst[(kk / 4) * 64 + kk % 4] = uint8_t(int(row[size_t(kk)]) + 128);
         }
     return pm;
 }
 
-PackedMatrix pack_int8(const MatrixSrc& src) { return pack_int8_interleaved(std::span<const MatrixSrc>(&src, 1)); }
+PackedMatrix pack_int8(const MatrixSrc& src) {
+    return pack_int8_interleaved(std::span<const MatrixSrc>(&src, 1));
+}
 
 }  // namespace mf

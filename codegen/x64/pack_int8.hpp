@@ -1,5 +1,5 @@
-// Packing of row-major [N][K] weights ("out x in": each output channel's row contiguous along K) into the int8
-// panel layout both expert kernels stream (see expert_gemm_desc.hpp). Done once at load.
+// Packing of row-major [N][K] weights ("out x in": each output channel's row contiguous along K) into the
+// int8 panel layout both expert kernels stream (see expert_gemm_desc.hpp). Done once at load.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -13,27 +13,27 @@ namespace mf {
 
 enum class SrcType { f32, bf16, int8, u4_group };
 
-// A generic weight source; codegen knows no file format. int8 comes with one fp32 scale per row (w = scale * q).
-// u4_group: one byte per weight holding 0..15, with per row and group of 32 along k an fp32 scale and min:
-// w = scale * q - min (Q4_K's sub-block: scale = d * sc, min = dmin * m, both exact in fp32).
+// A generic weight source; codegen knows no file format. int8 comes with one fp32 scale per row (w = scale *
+// q). u4_group: one byte per weight holding 0..15, with per row and group of 32 along k an fp32 scale and
+// min: w = scale * q - min (Q4_K's sub-block: scale = d * sc, min = dmin * m, both exact in fp32).
 struct MatrixSrc {
     SrcType type = SrcType::f32;
-    int64_t n = 0, k = 0;        // rows (output channels) x columns (reduction)
-    const void* data = nullptr;  // float, uint16_t (bf16 bits) or int8_t, row r at data + r * ld elements
-    int64_t ld = 0;              // elements between rows; 0 means k
+    int64_t n = 0, k = 0;          // rows (output channels) x columns (reduction)
+    const void* data = nullptr;    // float, uint16_t (bf16 bits) or int8_t, row r at data + r * ld elements
+    int64_t ld = 0;                // elements between rows; 0 means k
     const float* scale = nullptr;  // int8: n scales; u4_group: n * ceil(k / 32) scales, row-major
     const float* min = nullptr;    // u4_group: n * ceil(k / 32) mins
 };
 
 // 64-byte aligned (2 MiB and transparent-huge-page advised when large) zero-filled bytes.
 class AlignedBytes {
-public:
+  public:
     AlignedBytes() = default;
     explicit AlignedBytes(size_t bytes);
     uint8_t* data() const { return p_.get(); }
     size_t size() const { return size_; }
 
-private:
+  private:
     struct Free {
         void operator()(uint8_t* p) const;
     };
@@ -45,11 +45,11 @@ struct PackedMatrix {
     WeightType wtype = WeightType::int8;
     int64_t n = 0, k = 0;          // logical shape of each source
     int64_t n_pad = 0, k_pad = 0;  // per source, padded to kNAlign / kKAlign
-    int sources = 1;               // interleaved sources: packed panel P holds panel P / sources of source P % sources
-    AlignedBytes data;             // int8: panels of k_pad * 16 bytes, each byte w + 128;
-                                   // int4: panels of k_pad / 32 groups of kInt4GroupBytes (see pack_int4.hpp)
-                                   // bf16: panels of k_pad / 2 rows of 16 channels x 2 k (see pack_bf16.hpp)
-    std::vector<float> scale;      // int8: per packed column (panel * 16 + lane), 0 in the padding
+    int sources = 1;    // interleaved sources: packed panel P holds panel P / sources of source P % sources
+    AlignedBytes data;  // int8: panels of k_pad * 16 bytes, each byte w + 128;
+                        // int4: panels of k_pad / 32 groups of kInt4GroupBytes (see pack_int4.hpp)
+                        // bf16: panels of k_pad / 2 rows of 16 channels x 2 k (see pack_bf16.hpp)
+    std::vector<float> scale;  // int8: per packed column (panel * 16 + lane), 0 in the padding
 
     int64_t panels() const { return n_pad / kPanelCols * sources; }
     int64_t panel_bytes() const {
@@ -64,10 +64,11 @@ struct PackedMatrix {
     int8_t q(int64_t col, int64_t kk) const;
 };
 
-// Float sources are quantised per output channel (scale = max|w| / 127, round to nearest); int8 is taken as is.
+// Float sources are quantised per output channel (scale = max|w| / 127, round to nearest); int8 is taken as
+// is.
 PackedMatrix pack_int8(const MatrixSrc& src);
-// Several sources of one shape interleaved by panel (e.g. gate and up, so one GEMM pass yields both for the same
-// channels): packed panel 2p is gate panel p, 2p + 1 up panel p.
+// Several sources of one shape interleaved by panel (e.g. gate and up, so one GEMM pass yields both for the
+// same channels): packed panel 2p is gate panel p, 2p + 1 up panel p.
 PackedMatrix pack_int8_interleaved(std::span<const MatrixSrc> srcs);
 
 // Per-channel int8 quantisation of one row (the packer's rule, shared by references): returns the scale.

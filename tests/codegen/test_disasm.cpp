@@ -12,7 +12,8 @@ TEST_CASE("Zydis decodes AMX tile instructions and VNNI from generated kernels")
         return;
     }
     KernelCache cache;
-    const auto& amx = cache.require(AmxGemmDesc{WeightType::int8, 256}, AmxGemmConfig{2, 2, LoopOrder::nm, 0});
+    const auto& amx =
+        cache.require(AmxGemmDesc{WeightType::int8, 256}, AmxGemmConfig{2, 2, LoopOrder::nm, 0});
     const std::string a =
         disassemble_x64(static_cast<const uint8_t*>(amx.entry()), amx.code_size(), amx.text_size());
     CHECK(a.find("ldtilecfg") != std::string::npos);

@@ -1,5 +1,5 @@
-// Expert GEMM kernels (AMX int8, AVX-512 VNNI GEMV) against a scalar int32 reference on ragged shapes; packing;
-// descriptor field lists; the JIT cache.
+// Expert GEMM kernels (AMX int8, AVX-512 VNNI GEMV) against a scalar int32 reference on ragged shapes;
+// packing; descriptor field lists; the JIT cache.
 #include <doctest/doctest.h>
 
 #include <random>
@@ -21,20 +21,23 @@ bool have_amx() {
     }();
     return ok;
 }
-bool have_vnni() { return detect_cpu_isa().has(IsaFeature::avx512_vnni); }
+bool have_vnni() {
+    return detect_cpu_isa().has(IsaFeature::avx512_vnni);
+}
 
 struct IntCase {
     int m, n, k;
 };
 
 // Scalar reference: C[m][n] = sum_k a[m][k] * (w[n][k] + 128), the kernels' contract.
-std::vector<int32_t> ref_gemm(const std::vector<int8_t>& a, int64_t lda, const std::vector<int8_t>& w, int m, int n,
-                              int k) {
+std::vector<int32_t> ref_gemm(const std::vector<int8_t>& a, int64_t lda, const std::vector<int8_t>& w, int m,
+                              int n, int k) {
     std::vector<int32_t> c(size_t(m) * n);
     for (int i = 0; i < m; ++i)
         for (int j = 0; j < n; ++j) {
             int32_t s = 0;
-            for (int kk = 0; kk < k; ++kk) s += int32_t(a[size_t(i * lda + kk)]) * (int32_t(w[size_t(j) * k + kk]) + 128);
+            for (int kk = 0; kk < k; ++kk)
+                s += int32_t(a[size_t(i * lda + kk)]) * (int32_t(w[size_t(j) * k + kk]) + 128);
             c[size_t(i) * n + j] = s;
         }
     return c;
@@ -131,9 +134,13 @@ TEST_CASE("AMX int8 GEMM equals the scalar reference on ragged shapes") {
         return;
     }
     KernelCache cache;
-    const IntCase cases[] = {{1, 16, 64}, {17, 50, 100}, {40, 130, 7168 / 8 + 3}, {100, 64, 200}, {33, 200, 2048}};
-    const AmxGemmConfig cfgs[] = {{2, 2, LoopOrder::nm, 0}, {1, 2, LoopOrder::mn, 2}, {1, 1, LoopOrder::nm, 0},
-                                  {3, 1, LoopOrder::mn, 0}, {2, 1, LoopOrder::nm, 4}};
+    const IntCase cases[] = {
+        {1, 16, 64}, {17, 50, 100}, {40, 130, 7168 / 8 + 3}, {100, 64, 200}, {33, 200, 2048}};
+    const AmxGemmConfig cfgs[] = {{2, 2, LoopOrder::nm, 0},
+                                  {1, 2, LoopOrder::mn, 2},
+                                  {1, 1, LoopOrder::nm, 0},
+                                  {3, 1, LoopOrder::mn, 0},
+                                  {2, 1, LoopOrder::nm, 4}};
     uint32_t seed = 10;
     for (const auto& tc : cases)
         for (const auto& cfg : cfgs) {
@@ -153,7 +160,8 @@ TEST_CASE("AMX int8 GEMM equals the scalar reference on ragged shapes") {
             const auto ref = ref_gemm(p.a, p.lda, p.w, tc.m, tc.n, tc.k);
             int bad = 0;
             for (int i = 0; i < tc.m; ++i)
-                for (int j = 0; j < tc.n; ++j) bad += c[size_t(i) * (ldc / 4) + j] != ref[size_t(i) * tc.n + j];
+                for (int j = 0; j < tc.n; ++j)
+                    bad += c[size_t(i) * (ldc / 4) + j] != ref[size_t(i) * tc.n + j];
             CHECK(bad == 0);
         }
 }
@@ -176,7 +184,8 @@ TEST_CASE("AVX-512 VNNI GEMV equals the scalar reference for 1..16 rows") {
             Problem p = make_problem(m, n, k, seed++);
             const int64_t ldc = p.packed.panels() * 64;
             std::vector<int32_t> c(size_t(m) * size_t(ldc / 4), -1);
-            const ExpertGemmArgs args{p.a.data(), p.packed.panel(0), c.data(), ldc, 0, p.packed.panels() / cfg.panels};
+            const ExpertGemmArgs args{
+                p.a.data(), p.packed.panel(0), c.data(), ldc, 0, p.packed.panels() / cfg.panels};
             cache.require(desc, cfg)(&args);
             const auto ref = ref_gemm(p.a, p.lda, p.w, m, n, k);
             int bad = 0;
@@ -216,7 +225,8 @@ TEST_CASE("JIT cache: one entry per (desc, config), shared across threads, refus
     CHECK(seen[0]->status == JitStatus::ok);
     CHECK(seen[0]->emit_seconds > 0);
     CHECK(seen[0]->kernel->code_size() > 0);
-    const CachedKernel& bad = cache.get(AmxGemmDesc{WeightType::int8, 64}, AmxGemmConfig{2, 4, LoopOrder::nm, 0});
+    const CachedKernel& bad =
+        cache.get(AmxGemmDesc{WeightType::int8, 64}, AmxGemmConfig{2, 4, LoopOrder::nm, 0});
     CHECK(bad.status == JitStatus::bad_desc);
     CHECK_THROWS_AS(cache.require(AmxGemmDesc{WeightType::int8, 64}, AmxGemmConfig{2, 4, LoopOrder::nm, 0}),
                     std::runtime_error);

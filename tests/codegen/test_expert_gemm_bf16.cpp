@@ -1,5 +1,6 @@
 // bf16 packing, AMX bf16 GEMM and AVX-512 BF16 GEMV against a double reference over the same bf16 values.
-// Error metric: |c - ref| <= 1e-5 * sum_k |a w| + 1e-30 per element (fp32 accumulation of exact bf16 products).
+// Error metric: |c - ref| <= 1e-5 * sum_k |a w| + 1e-30 per element (fp32 accumulation of exact bf16
+// products).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -43,7 +44,8 @@ int count_bad(const Bf16Problem& p, int m, const float* c, int64_t ldc_floats) {
         for (int j = 0; j < p.n; ++j) {
             double ref = 0, mag = 0;
             for (int kk = 0; kk < p.k; ++kk) {
-                const double t = double(bf16_to_float(p.a[size_t(r * p.lda + kk)])) * bf16_to_float(p.w[size_t(j) * p.k + kk]);
+                const double t = double(bf16_to_float(p.a[size_t(r * p.lda + kk)])) *
+                                 bf16_to_float(p.w[size_t(j) * p.k + kk]);
                 ref += t;
                 mag += std::fabs(t);
             }
@@ -56,12 +58,13 @@ int count_bad(const Bf16Problem& p, int m, const float* c, int64_t ldc_floats) {
 
 TEST_CASE("bf16 packing rounds to nearest even and lays out pairs") {
     CHECK(float_to_bf16(1.0f) == 0x3f80);
-    CHECK(float_to_bf16(1.0f + 1.0f / 256) == 0x3f80);           // tie, even stays
-    CHECK(float_to_bf16(1.0f + 3.0f / 256) == 0x3f82);           // tie, odd rounds up
+    CHECK(float_to_bf16(1.0f + 1.0f / 256) == 0x3f80);  // tie, even stays
+    CHECK(float_to_bf16(1.0f + 3.0f / 256) == 0x3f82);  // tie, odd rounds up
     CHECK(bf16_to_float(float_to_bf16(-2.5f)) == -2.5f);
     const Bf16Problem p = make(1, 20, 70, 1);
     for (int j = 0; j < 20; ++j)
-        for (int kk = 0; kk < 70; ++kk) CHECK(packed_bf16(p.packed, j, kk) == bf16_to_float(p.w[size_t(j) * 70 + kk]));
+        for (int kk = 0; kk < 70; ++kk)
+            CHECK(packed_bf16(p.packed, j, kk) == bf16_to_float(p.w[size_t(j) * 70 + kk]));
     CHECK(packed_bf16(p.packed, 3, 100) == 0.0f);
 }
 
@@ -69,13 +72,18 @@ TEST_CASE("AMX bf16 GEMM and AVX-512 BF16 GEMV match the reference on ragged sha
     const IsaSet isa = detect_cpu_isa();
     KernelCache cache;
     if (isa.has(IsaFeature::amx_bf16) && request_amx_permission()) {
-        for (const auto cfg : {AmxGemmConfig{2, 2, LoopOrder::nm, 0}, AmxGemmConfig{1, 2, LoopOrder::mn, 0}}) {
+        for (const auto cfg :
+             {AmxGemmConfig{2, 2, LoopOrder::nm, 0}, AmxGemmConfig{1, 2, LoopOrder::mn, 0}}) {
             const int m = 37, n = 70, k = 130, rows = 16 * cfg.m_tiles, steps = (m + rows - 1) / rows;
             Bf16Problem p = make(steps * rows, n, k, 7);
             const int64_t ldc = p.packed.panels() * 64;
             std::vector<float> c(size_t(steps * rows) * size_t(ldc / 4), -1.0f);
-            const ExpertGemmArgs args{reinterpret_cast<const int8_t*>(p.a.data()), p.packed.panel(0),
-                                      reinterpret_cast<int32_t*>(c.data()), ldc, steps, p.packed.panels() / cfg.n_tiles};
+            const ExpertGemmArgs args{reinterpret_cast<const int8_t*>(p.a.data()),
+                                      p.packed.panel(0),
+                                      reinterpret_cast<int32_t*>(c.data()),
+                                      ldc,
+                                      steps,
+                                      p.packed.panels() / cfg.n_tiles};
             cache.require(AmxGemmDesc{WeightType::bf16, k}, cfg)(&args);
             CHECK(count_bad(p, m, c.data(), ldc / 4) == 0);
         }
@@ -91,8 +99,12 @@ TEST_CASE("AMX bf16 GEMM and AVX-512 BF16 GEMV match the reference on ragged sha
         Bf16Problem p = make(m, 16 * m + 5, 64 * m + 17, uint32_t(m));
         const int64_t ldc = p.packed.panels() * 64;
         std::vector<float> c(size_t(m) * size_t(ldc / 4), -1.0f);
-        const ExpertGemmArgs args{reinterpret_cast<const int8_t*>(p.a.data()), p.packed.panel(0),
-                                  reinterpret_cast<int32_t*>(c.data()), ldc, 0, p.packed.panels() / cfg.panels};
+        const ExpertGemmArgs args{reinterpret_cast<const int8_t*>(p.a.data()),
+                                  p.packed.panel(0),
+                                  reinterpret_cast<int32_t*>(c.data()),
+                                  ldc,
+                                  0,
+                                  p.packed.panels() / cfg.panels};
         cache.require(GemvDesc{WeightType::bf16, p.k, m}, cfg)(&args);
         CHECK(count_bad(p, m, c.data(), ldc / 4) == 0);
     }

@@ -33,7 +33,8 @@ Q4Source q4k_like(int n, int k, std::mt19937& rng) {
     s.min.resize(s.scale.size());
     for (int r = 0; r < n; ++r)
         for (int g = 0; g < s.groups; ++g) {
-            const float d = std::ldexp(float(mant(rng)), e(rng) - 10), dmin = std::ldexp(float(mant(rng)), e(rng) - 10);
+            const float d = std::ldexp(float(mant(rng)), e(rng) - 10),
+                        dmin = std::ldexp(float(mant(rng)), e(rng) - 10);
             s.scale[size_t(r) * s.groups + g] = d * float(six(rng));
             s.min[size_t(r) * s.groups + g] = dmin * float(six(rng));
         }
@@ -45,7 +46,8 @@ Q4Source q4k_like(int n, int k, std::mt19937& rng) {
 TEST_CASE("int4 packing holds Q4_K sub-blocks exactly, float sources quantise per group") {
     std::mt19937 rng(5);
     const Q4Source s = q4k_like(37, 100, rng);
-    const PackedMatrix pm = pack_int4(MatrixSrc{SrcType::u4_group, s.n, s.k, s.q.data(), 0, s.scale.data(), s.min.data()});
+    const PackedMatrix pm =
+        pack_int4(MatrixSrc{SrcType::u4_group, s.n, s.k, s.q.data(), 0, s.scale.data(), s.min.data()});
     CHECK(pm.wtype == WeightType::int4);
     CHECK(pm.k_pad == 128);
     int bad = 0;
@@ -66,7 +68,8 @@ TEST_CASE("int4 packing holds Q4_K sub-blocks exactly, float sources quantise pe
     for (int r = 0; r < 20; ++r)
         for (int kk = 0; kk < 70; ++kk) {
             const float sc = int4_scale(pf, r, kk / 32), mn = int4_min(pf, r, kk / 32);
-            CHECK(std::fabs(sc * float(int4_q(pf, r, kk)) - mn - w[size_t(r) * 70 + kk]) <= sc * 0.5001f + 1e-6f);
+            CHECK(std::fabs(sc * float(int4_q(pf, r, kk)) - mn - w[size_t(r) * 70 + kk]) <=
+                  sc * 0.5001f + 1e-6f);
         }
 }
 
@@ -98,8 +101,9 @@ TEST_CASE("int4 GEMV equals the scalar per-group reference for 1..8 rows") {
                 }
             const int64_t ldc = pm.panels() * 64;
             std::vector<float> c(size_t(m) * size_t(ldc / 4), -1.0f);
-            ExpertGemmArgs args{a.data(), pm.panel(0), reinterpret_cast<int32_t*>(c.data()), ldc, 0,
-                                pm.panels() / cfg.panels, gs.data()};
+            ExpertGemmArgs args{a.data(), pm.panel(0), reinterpret_cast<int32_t*>(c.data()),
+                                ldc,      0,           pm.panels() / cfg.panels,
+                                gs.data()};
             cache.require(desc, cfg)(&args);
             int bad = 0;
             for (int r = 0; r < m; ++r)
@@ -127,7 +131,8 @@ TEST_CASE("pack_error: zero for an exact Q4_K source, bounded for float requanti
             const size_t g = size_t(r) * s.groups + kk / 32;
             deq[size_t(r) * s.k + kk] = s.scale[g] * float(s.q[size_t(r) * s.k + kk]) - s.min[g];
         }
-    const PackedMatrix p4 = pack_int4(MatrixSrc{SrcType::u4_group, s.n, s.k, s.q.data(), 0, s.scale.data(), s.min.data()});
+    const PackedMatrix p4 =
+        pack_int4(MatrixSrc{SrcType::u4_group, s.n, s.k, s.q.data(), 0, s.scale.data(), s.min.data()});
     const PackError e4 = pack_error(p4, deq.data());
     CHECK(e4.max_abs <= 1e-6 * e4.rms_source);  // only the float evaluation of scale * q - min differs
     // The same weights requantised to int8 per channel: error within half a step of the row's scale.

@@ -1,5 +1,5 @@
-// The fused expert FFN against a scalar reference that quantises the same way (tight tolerance) and against the
-// plain fp32 FFN (quantisation-level tolerance), over ragged shapes and awkward routings.
+// The fused expert FFN against a scalar reference that quantises the same way (tight tolerance) and against
+// the plain fp32 FFN (quantisation-level tolerance), over ragged shapes and awkward routings.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -54,7 +54,8 @@ std::vector<float> random_matrix(WeightType wt, int n, int k, float mag, std::mt
         for (size_t i = 0; i < sc.size(); ++i) sc[i] = s(rng) * mag / 15, mn[i] = sc[i] * 7.5f;
         for (int r = 0; r < n; ++r)
             for (int c = 0; c < k; ++c)
-                w[size_t(r) * k + c] = sc[size_t(r * groups + c / 32)] * q4[size_t(r) * k + c] - mn[size_t(r * groups + c / 32)];
+                w[size_t(r) * k + c] =
+                    sc[size_t(r * groups + c / 32)] * q4[size_t(r) * k + c] - mn[size_t(r * groups + c / 32)];
         src = {SrcType::u4_group, n, k, q4.data(), 0, sc.data(), mn.data()};
     }
     return w;
@@ -69,9 +70,12 @@ RefExpert random_expert(WeightType wt, int hidden, int inter, std::mt19937& rng)
     std::vector<uint8_t> q4[3];
     std::vector<float> sc[3], mn[3];
     std::vector<uint16_t> b16[3];
-    e.g = random_matrix(wt, inter, hidden, 1 / std::sqrt(float(hidden)), rng, sg, q8[0], q4[0], sc[0], mn[0], b16[0]);
-    e.u = random_matrix(wt, inter, hidden, 1 / std::sqrt(float(hidden)), rng, su, q8[1], q4[1], sc[1], mn[1], b16[1]);
-    e.d = random_matrix(wt, hidden, inter, 1 / std::sqrt(float(inter)), rng, sd, q8[2], q4[2], sc[2], mn[2], b16[2]);
+    e.g = random_matrix(wt, inter, hidden, 1 / std::sqrt(float(hidden)), rng, sg, q8[0], q4[0], sc[0], mn[0],
+                        b16[0]);
+    e.u = random_matrix(wt, inter, hidden, 1 / std::sqrt(float(hidden)), rng, su, q8[1], q4[1], sc[1], mn[1],
+                        b16[1]);
+    e.d = random_matrix(wt, hidden, inter, 1 / std::sqrt(float(inter)), rng, sd, q8[2], q4[2], sc[2], mn[2],
+                        b16[2]);
     e.packed = wt == WeightType::int8   ? pack_expert_ffn_int8(sg, su, sd)
                : wt == WeightType::int4 ? pack_expert_ffn_int4(sg, su, sd)
                                         : pack_expert_ffn_bf16(sg, su, sd);
@@ -79,9 +83,9 @@ RefExpert random_expert(WeightType wt, int hidden, int inter, std::mt19937& rng)
     return e;
 }
 
-// Scalar reference of one route, in double over the dequantised weights: quantise x (quantize_row_int8), dots,
-// SiLU with std::exp, requantise h, down, accumulate. `fp32_acts` skips both activation quantisations (the
-// plain FFN over the same weights).
+// Scalar reference of one route, in double over the dequantised weights: quantise x (quantize_row_int8),
+// dots, SiLU with std::exp, requantise h, down, accumulate. `fp32_acts` skips both activation quantisations
+// (the plain FFN over the same weights).
 void ref_route(const RefExpert& e, const float* x, float gate, float* y, bool fp32_acts) {
     const int H = e.hidden, I = e.inter;
     std::vector<float> xf(x, x + H), h(static_cast<size_t>(I));
@@ -90,7 +94,9 @@ void ref_route(const RefExpert& e, const float* x, float gate, float* y, bool fp
     for (int n = 0; n < I; ++n) {
         double g = 0, u = 0;
         for (int k = 0; k < H; ++k) {
-            const double xv = fp32_acts ? double(x[k]) : e.bf16 ? bf16_to_float(float_to_bf16(x[k])) : double(sx) * xq[size_t(k)];
+            const double xv = fp32_acts ? double(x[k])
+                              : e.bf16  ? bf16_to_float(float_to_bf16(x[k]))
+                                        : double(sx) * xq[size_t(k)];
             g += xv * e.g[size_t(n) * H + k];
             u += xv * e.u[size_t(n) * H + k];
         }
@@ -165,9 +171,9 @@ void run_scenario(WeightType wt, const Scenario& sc, const ExpertFfnConfig& cfg,
     CAPTURE(max_ref);
     CAPTURE(err_q);
     CAPTURE(err_f);
-    // Same quantisation: only float rounding (int4 group scaling in float, dequantisation order) and the vector
-    // exp (~1e-7 relative) differ (observed: below 1e-6 of max|y|). The bound leaves room for a rare flip of one
-    // intermediate int8 rounding.
+    // Same quantisation: only float rounding (int4 group scaling in float, dequantisation order) and the
+    // vector exp (~1e-7 relative) differ (observed: below 1e-6 of max|y|). The bound leaves room for a rare
+    // flip of one intermediate int8 rounding.
     CHECK(err_q <= 1e-4 * max_ref);
     // Against fp32 activations: int8 quantisation of x and h (about 1% each) bounds the error.
     CHECK(err_f <= 5e-2 * max_ref + 1e-6);
@@ -204,11 +210,13 @@ TEST_CASE("activation quantisation equals the packer's scalar rule bit for bit")
 
 TEST_CASE("fused expert FFN matches the scalar reference") {
     if (!detect_cpu_isa().has(IsaFeature::avx512_vnni)) {
-    
         return;
     }
     const std::vector<Scenario> scenarios = {
-        {"ragged mix with an empty expert", 200, 100, 64,
+        {"ragged mix with an empty expert",
+         200,
+         100,
+         64,
          {{}, {3}, {0, 5, 9}, iota_tokens(17, 3), iota_tokens(40), {1, 2, 3, 4, 60}}},
         {"one token routed to 8 experts", 130, 72, 4, {{2}, {2}, {2}, {2}, {2}, {2}, {2}, {2}}},
         {"all tokens to one expert", 96, 140, 100, {{}, iota_tokens(100), {}}},
@@ -234,6 +242,7 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
             for (int threads : {1, 3}) {
                 run_scenario(WeightType::int8, sc, *cfg, threads);
                 if (cfg != &all_amx) run_scenario(WeightType::int4, sc, *cfg, threads);
-                if (detect_cpu_isa().has(IsaFeature::avx512_bf16)) run_scenario(WeightType::bf16, sc, *cfg, threads);
+                if (detect_cpu_isa().has(IsaFeature::avx512_bf16))
+                    run_scenario(WeightType::bf16, sc, *cfg, threads);
             }
 }

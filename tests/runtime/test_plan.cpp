@@ -44,6 +44,7 @@ Plan sample_plan() {
     p.kernels[1].ops = 2.0 * 7168 * 4096;
     p.kernels[1].bytes = 7168.0 * 4096;
     p.kernels[1].bench_m = 4;
+    p.kernels[1].bench_experts = 8;
     p.kernels[1].verified = true;
     p.threads = {2, {0, 1}, {0, 0}, 1, false};
     p.gpu = {false, 1, 40};
@@ -69,6 +70,7 @@ TEST_CASE("plan: JSON round trip keeps every field") {
     CHECK(q.kernels[1].family == "gemv_avx512");
     CHECK(fields_from_json<GemvConfig>(q.kernels[1].config) == GemvConfig{4, 16, 2});
     CHECK(q.kernels[1].speedup() == doctest::Approx(1.2));
+    CHECK(q.kernels[1].bench_experts == 8);
     REQUIRE(q.checks.size() == 2);
     CHECK(q.checks[1].speedup() == doctest::Approx(1.25));
     REQUIRE(q.trials.size() == 3);

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "tune/report.hpp"
 #include "tune/svg_plot.hpp"
 
@@ -33,6 +35,7 @@ Plan sample() {
         k.family = "moe_ffn";
         k.role = "expert";
         k.bench_m = m;
+        k.bench_experts = 8;
         k.ops = 2.0 * 3 * 7168 * 2048 * m * 8;
         k.bytes = 3.0 * 7168 * 2048 * 8;
         k.seconds = std::max(k.bytes / 90e9, k.ops / 20e12);
@@ -42,7 +45,7 @@ Plan sample() {
         p.kernels.push_back(k);
     }
     for (int i = 0; i < 10; ++i)
-        p.trials.push_back({"moe_ffn m1", "c" + std::to_string(i), 0.1 * i, 1.0 - 0.02 * i, i < 8 ? 0 : 1, i == 0, false});
+        p.trials.push_back({"moe_ffn m1", fmt::format("c{}", i), 0.1 * i, 1.0 - 0.02 * i, i < 8 ? 0 : 1, i == 0, false});
     p.checks = {{1, 16, 0.030, 0.024, 0.8}};
     p.trials.push_back({"handover gate_up m4", "gemv", 1, 0.001, 0, true, false});
     p.trials.push_back({"handover gate_up m4", "amx", 1, 0.002, 0, false, false});

@@ -133,6 +133,34 @@ TEST_CASE("tuner: a short tune writes a plan of verified choices never slower th
     CHECK(plan_to_json(plan_from_json(plan_to_json(p))) == plan_to_json(p));
 }
 
+TEST_CASE("tuner: int4 fused-FFN candidates match the reference over dequantised per-group weights") {
+    if (!have_vnni()) {
+        MESSAGE("no AVX-512 VNNI: skipped");
+        return;
+    }
+    ThreadPool pool(read_cpu_topology().one_pu_per_core());
+    KernelCache cache;
+    ModelShape s = small_shape();
+    s.wtype = "int4";
+    s.group_size = 32;
+    ExpertFfnBench fb(pool, cache, s, 4 << 20);
+    std::vector<ExpertFfnConfig> cfgs{ExpertFfnConfig{}};
+    for (int np : {1, 4})
+        for (int nb : {64, 128}) {
+            ExpertFfnConfig c;
+            c.gemv_panels = np;
+            c.gemv_prefetch = 0;
+            c.n_block = nb;
+            c.n_block_down = 64;
+            cfgs.push_back(c);
+        }
+    for (auto& x : fb.candidates(3, cfgs, 0)) {
+        CAPTURE(x.label);
+        CHECK(x.verify() == "");
+        CHECK(x.time(0.001) > 0);
+    }
+}
+
 TEST_CASE("tuner: m ranges split at geometric midpoints and cover every m") {
     const auto r = m_ranges({1, 4, 16, 64, 256, 1024});
     REQUIRE(r.size() == 6);
