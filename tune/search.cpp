@@ -109,6 +109,7 @@ FamilyResult search_family(const std::string& family, std::vector<Candidate>& ca
 
     // 2. Successive halving with roofline pruning; the default is timed first on every rung.
     std::vector<double> last(size_t(n), 0.0);
+    bool bounds_ok = true;
     std::vector<std::pair<int, double>> reached(static_cast<size_t>(n), {-1, 0.0});  // (highest rung, its time)
     double len = opt.first_seconds;
     for (int rung = 0; rung < opt.max_rungs && !res.interrupted; ++rung) {
@@ -129,7 +130,7 @@ FamilyResult search_family(const std::string& family, std::vector<Candidate>& ca
                 budget_hit = true;
                 break;
             }
-            if (i != def && c.bound_seconds > 0 && c.bound_seconds >= best) {
+            if (bounds_ok && i != def && c.bound_seconds > 0 && c.bound_seconds >= best) {
                 ++res.pruned;
                 note({family, c.label, rung, 0, 0, false, "pruned"}, true);
                 continue;
@@ -144,6 +145,9 @@ FamilyResult search_family(const std::string& family, std::vector<Candidate>& ca
                 note({family, c.label, rung, t[size_t(i)], 0, c.is_default, ""}, false);
             }
             best = std::min(best, t[size_t(i)]);
+            // A time below its own lower bound means the host figures behind the bounds are wrong (a profile
+            // measured under load): stop trusting them for this family.
+            if (c.bound_seconds > 0 && t[size_t(i)] < c.bound_seconds) bounds_ok = false;
         }
         // The default again at the end of the rung: drift during the rung must not favour the candidates.
         if (t[size_t(def)] > 0 && !res.interrupted && alive.size() > 1) {

@@ -1,7 +1,8 @@
 // The parameter search, generic over kernel families: a family is a list of Candidates (config JSON + a verify and a
 // timing callback) for one benchmark problem. The search is not exhaustive:
 //   - every candidate is verified against its reference before it is ever timed; failures are recorded, not timed;
-//   - roofline pruning: a candidate whose predicted lower bound cannot beat the best measured time is skipped;
+//   - roofline pruning: a candidate whose predicted lower bound cannot beat the best measured time is skipped
+//     (unless some measured time fell below its bound: then the host figures are wrong and pruning stops);
 //   - successive halving: all survivors are timed briefly, the best 1/eta go on to a timing `growth` times longer;
 //   - the default config is timed first and again last on every rung (the best of both counts), so the final
 //     comparison is on the same run and timing and no position in the rung favours either side;

@@ -63,6 +63,7 @@ int nearest(const std::vector<int>& pts, int m) {
 
 // The search state shared by the stages: the budget clock, the store, the trial log.
 struct Run {
+    Run(const TuneSettings& settings, TrialStore s) : t(settings), store(std::move(s)) {}
     const TuneSettings& t;
     TrialStore store;
     Clock::time_point start = Clock::now();

@@ -100,6 +100,15 @@ TEST_CASE("search: the roofline bound prunes candidates that cannot beat the bes
         if (t.error == "pruned") CHECK(s.timed_calls.count(t.label) == 0);
 }
 
+TEST_CASE("search: bounds above the measured times (a profile taken under load) stop the pruning") {
+    Synthetic s;
+    auto cands = s.make(5, 0, 2.0);  // "lower bounds" twice the true cost: wrong
+    TrialStore store({}, "test");
+    const FamilyResult r = search_family("synthetic", cands, SearchOptions{}, store);
+    CHECK(r.pruned == 0);
+    CHECK(cands[size_t(r.chosen)].label == "a5b2");
+}
+
 TEST_CASE("search: a failing default is an error, not a silent choice") {
     Synthetic s;
     auto cands = s.make(7, 0);
