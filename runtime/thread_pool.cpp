@@ -24,7 +24,7 @@ bool pin_current_thread(int cpu) {
 ThreadPool::ThreadPool(std::vector<int> cpus) : cpus_(std::move(cpus)) {
     const bool pinned = !cpus_.empty();
     if (!pinned) cpus_.push_back(-1);
-    for (int i = 0; i < int(cpus_.size()); ++i) workers_.emplace_back([this, i] { worker_main(i); });
+    for (int i = 1; i < int(cpus_.size()); ++i) workers_.emplace_back([this, i] { worker_main(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -39,9 +39,19 @@ void ThreadPool::dispatch(JobFn fn, void* ctx) {
     job_ctx_ = ctx;
     has_error_.store(false, std::memory_order_relaxed);
     error_ = nullptr;
-    pending_.store(size(), std::memory_order_relaxed);
+    pending_.store(size() - 1, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
+    if (std::this_thread::get_id() != pinned_caller_) {
+        if (cpus_[0] >= 0) pin_current_thread(cpus_[0]);
+        pinned_caller_ = std::this_thread::get_id();
+    }
+    try {
+        fn(ctx, 0);
+    } catch (...) {
+        bool expected = false;
+        if (has_error_.compare_exchange_strong(expected, true)) error_ = std::current_exception();
+    }
     for (int spins = 0;; ++spins) {
         const int left = pending_.load(std::memory_order_acquire);
         if (left == 0) break;

@@ -1,5 +1,7 @@
 // Workers pinned one per given OS cpu. run() hands every worker the same job and returns when all are done;
 // dispatch is an atomic generation counter (spin, then futex wait), so the hot path takes no lock.
+// The calling thread is worker 0 (pinned to the first cpu when it first dispatches): a caller that only waited
+// would be one more runnable thread than there are cores, and every hand-off would pay for it.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -16,7 +18,7 @@ public:
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
-    int size() const { return int(workers_.size()); }
+    int size() const { return int(cpus_.size()); }
     int cpu_of(int worker) const { return cpus_.at(worker); }
 
     // Calls job(worker_index) on every worker concurrently; blocks until all have returned.
@@ -33,7 +35,8 @@ private:
     void worker_main(int index);
 
     std::vector<int> cpus_;
-    std::vector<std::thread> workers_;
+    std::vector<std::thread> workers_;  // workers 1..size()-1
+    std::thread::id pinned_caller_;
     JobFn job_fn_ = nullptr;
     void* job_ctx_ = nullptr;
     std::atomic<uint64_t> generation_{0};

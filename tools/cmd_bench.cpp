@@ -1,11 +1,11 @@
-// `moeforge bench`: kernel-level benchmarks (`bench kernels`) now; model-level prefill/decode (`bench
-// --model`) joins the same command later.
+// `moeforge bench`: model-level prefill/decode (`bench --model`) and kernel-level benchmarks (`bench kernels`).
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "tools/bench_kernels.hpp"
+#include "tools/bench_model.hpp"
 #include "tools/command.hpp"
 #include "tools/host_profile_cache.hpp"
 #include "tools/progress_bar.hpp"
@@ -55,15 +55,18 @@ void run_bench_kernels(const BenchKernelsCli& c) {
 void add_bench_command(CLI::App& app, const GlobalOptions& g) {
     auto* bench = app.add_subcommand(
         "bench",
-        "Benchmarks: `bench kernels` measures the routed-expert kernels against this host's roofline");
+        "Benchmarks. `bench --model PATH`: prefill and decode tokens/s of a model with the time of each stage\n"
+        "(attention, router, routed experts, shared expert, lm_head, sampling) and the routed experts' share of\n"
+        "the measured DRAM bandwidth during decode. `bench kernels`: the routed-expert kernels against this\n"
+        "host's roofline.");
     bench->require_subcommand(0, 1);
-    bench->callback([bench] {
-        if (bench->get_subcommands().empty()) {
-            fmt::print(stderr,
-                       "moeforge bench: model benchmarks (--model) are not built yet (issue #5); "
-                       "try `moeforge bench kernels`.\n");
-            throw CommandExit{kExitNotBuilt};
-        }
+    auto model_opt = std::make_shared<BenchModelOptions>();
+    add_bench_model_options(bench, *model_opt);
+    bench->callback([bench, model_opt] {
+        if (!bench->get_subcommands().empty()) return;
+        if (model_opt->model.empty())
+            throw std::runtime_error("bench needs --model PATH (a model benchmark) or the subcommand `kernels`");
+        run_bench_model(*model_opt);
     });
 
     auto c = std::make_shared<BenchKernelsCli>();
