@@ -126,17 +126,8 @@ class GemmAmx : public JitKernel {
         tilerelease();
         postamble();
 
-        // Tile configuration as data (a compiler may drop stores to a config struct): palette 1,
-        // mt*nt + mt + nt tiles of 16 rows x 64 bytes.
-        const int tiles = mt * nt + mt + nt;
-        mark_data_start();
-        align(64);
-        L(cfg);
-        db(1);
-        db(0);
-        for (int i = 0; i < 14; ++i) db(0);
-        for (int t = 0; t < 16; ++t) dw(t < tiles ? 64 : 0);
-        for (int t = 0; t < 16; ++t) db(t < tiles ? 16 : 0);
+        // Tile configuration as data (a compiler may drop stores to a config struct): mt*nt + mt + nt tiles.
+        emit_full_tile_config(cfg, mt * nt + mt + nt);
     }
 
     AmxGemmDesc d_;

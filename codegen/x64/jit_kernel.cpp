@@ -33,6 +33,17 @@ void JitKernel::preamble() {
     for (const auto* r : {&rbx, &rbp, &r12, &r13, &r14, &r15}) push(*r);
 }
 
+void JitKernel::emit_full_tile_config(Xbyak::Label& cfg, int tiles) {
+    mark_data_start();
+    align(64);
+    L(cfg);
+    db(1);  // palette
+    db(0);  // start row
+    for (int i = 0; i < 14; ++i) db(0);
+    for (int t = 0; t < 16; ++t) dw(t < tiles ? 64 : 0);  // bytes per row
+    for (int t = 0; t < 16; ++t) db(t < tiles ? 16 : 0);  // rows
+}
+
 void JitKernel::postamble() {
     for (const auto* r : {&r15, &r14, &r13, &r12, &rbp, &rbx}) pop(*r);
     vzeroupper();

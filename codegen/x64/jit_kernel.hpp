@@ -46,6 +46,9 @@ protected:
     const Xbyak::Reg64& abi_args() const { return rdi; }
     // Call where constant data starts (after the last instruction), so disassembly stops there.
     void mark_data_start() { text_size_ = getSize(); }
+    // Emits, after the code, an AMX palette-1 tile configuration for `tiles` tiles of 16 rows x 64 bytes and
+    // binds `cfg` to it: ldtilecfg reads it from the code stream, so no compiler can drop its stores.
+    void emit_full_tile_config(Xbyak::Label& cfg, int tiles);
 
 private:
     std::string name_;

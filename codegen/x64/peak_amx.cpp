@@ -51,15 +51,7 @@ private:
         tilerelease();
         postamble();
 
-        // Palette 1, eight tiles of 16 rows x 64 bytes.
-        mark_data_start();
-        align(64);
-        L(cfg);
-        db(1);
-        db(0);
-        for (int i = 0; i < 14; ++i) db(0);
-        for (int t = 0; t < 16; ++t) dw(t < 8 ? 64 : 0);
-        for (int t = 0; t < 16; ++t) db(t < 8 ? 16 : 0);
+        emit_full_tile_config(cfg, 8);
     }
 
     PeakAmxDesc desc_;
