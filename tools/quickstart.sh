@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 tools/install_deps.sh
 [ -x tools/fetch_tokenizer.sh ] && tools/fetch_tokenizer.sh
 tools/build.sh
-build/moeforge tune --host-only
+# Host profile, then a one-minute kernel search for DeepSeek-V3/R1's shapes (the plan real models use; the
+# random-weight demo has other shapes and runs on the documented defaults). Re-running resumes the search.
+build/moeforge tune --budget "${MOEFORGE_TUNE_BUDGET:-60}"
 exec build/moeforge run "$@"
