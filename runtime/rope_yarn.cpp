@@ -6,37 +6,12 @@
 
 namespace mf {
 
-
-namespace {
-
-double correction_dim(double rotations, double dim, double base, double max_pos) {
-    return dim * std::log(max_pos / (rotations * 2 * M_PI)) / (2 * std::log(base));
-}
-
-}  // namespace
-
 RopeTable::RopeTable(const RopeParams& p, int64_t positions) : dim_(p.dim), positions_(positions) {
     if (p.dim <= 0 || p.dim % 2 || positions <= 0) throw std::invalid_argument("RopeTable: bad rope dim or length");
     const int64_t half = p.dim / 2;
-    inv_freq_.resize(size_t(half));
-    double low = 0, high = 0;
-    if (p.yarn) {
-        low = std::max(0.0, std::floor(correction_dim(p.beta_fast, double(p.dim), p.theta, double(p.original_ctx))));
-        high = std::min(double(p.dim - 1),
-                        std::ceil(correction_dim(p.beta_slow, double(p.dim), p.theta, double(p.original_ctx))));
-        if (low == high) high += 0.001;
-    }
-    for (int64_t i = 0; i < half; ++i) {
-        const float extra = 1.0f / std::pow(p.theta, float(2 * i) / float(p.dim));
-        if (!p.yarn) {
-            inv_freq_[size_t(i)] = extra;
-            continue;
-        }
-        const float inter = extra / p.factor;
-        const float ramp = float(std::clamp((double(i) - low) / (high - low), 0.0, 1.0));
-        const float mask = 1.0f - ramp;  // 1 = keep the extrapolated (original) frequency
-        inv_freq_[size_t(i)] = inter * (1 - mask) + extra * mask;
-    }
+    // factor 1 turns YaRN's blend into plain RoPE.
+    inv_freq_ = yarn_inv_freq(YarnParams{int(p.dim), p.theta, p.yarn ? p.factor : 1.0, int(p.original_ctx),
+                                         p.beta_fast, p.beta_slow});
     const double m = p.yarn ? yarn_mscale(p.factor, p.mscale) / yarn_mscale(p.factor, p.mscale_all_dim) : 1.0;
     cos_.resize(size_t(positions * half));
     sin_.resize(size_t(positions * half));

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install_deps.sh
 [ -x tools/fetch_tokenizer.sh ] && tools/fetch_tokenizer.sh
-tools/build.sh
+tools/build.sh -DMOEFORGE_TESTS=OFF   # the chat needs no test binaries; tools/test.sh turns them back on
 # Host profile, then a one-minute kernel search for DeepSeek-V3/R1's shapes (the plan real models use; the
 # random-weight demo has other shapes and runs on the documented defaults). Re-running resumes the search.
 build/moeforge tune --budget "${MOEFORGE_TUNE_BUDGET:-60}"

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 tools/install_deps.sh
 [ -x tools/fetch_tokenizer.sh ] && tools/fetch_tokenizer.sh
-tools/build.sh
+tools/build.sh -DMOEFORGE_TESTS=ON
 ctest --test-dir build --output-on-failure -j"$(nproc)"
 if [ -x tests/fuzz/run_fuzzers.sh ] && command -v clang++ >/dev/null 2>&1; then
   cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
