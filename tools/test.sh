@@ -10,7 +10,7 @@ tools/build.sh -DMOEFORGE_TESTS=ON
 ctest --test-dir build --output-on-failure -j"$(nproc)"
 if [ -x tests/fuzz/run_fuzzers.sh ] && command -v clang++ >/dev/null 2>&1; then
   cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
-    -DMOEFORGE_FUZZ=ON >/dev/null
+    >/dev/null
   tests/fuzz/run_fuzzers.sh build-fuzz "${MOEFORGE_FUZZ_SECONDS:-20}"
 fi
 echo "tools/test.sh: all tests passed in $(( $(date +%s) - start )) s"
