@@ -1,6 +1,6 @@
 // `moeforge kernel-dump`: every x86 kernel the routed-expert FFN uses: name, descriptor, config, code size,
-// emission time and disassembly (Zydis; AMX instructions by name). CUDA kernels join when the GPU side
-// exists.
+// emission time and disassembly (Zydis; AMX instructions by name); with --cuda, the GPU kernels (source, PTX,
+// SASS) instead.
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
@@ -11,6 +11,7 @@
 #include "codegen/x64/expert_ffn_desc.hpp"
 #include "runtime/expert_ffn.hpp"
 #include "tools/command.hpp"
+#include "tools/kernel_dump_cuda.hpp"
 
 namespace mf {
 namespace {
@@ -18,6 +19,8 @@ namespace {
 struct KernelDumpCli {
     std::string desc_json, config_json, filter;
     bool all = false, no_disasm = false, json = false;
+    bool cuda = false;
+    CudaDumpOptions cuda_opt;
 };
 
 template <class T>
@@ -31,6 +34,12 @@ T parse_fields(const std::string& text, const char* option, const T& base = T{})
 }
 
 void run_kernel_dump(const KernelDumpCli& c) {
+    if (c.cuda) {
+        CudaDumpOptions o = c.cuda_opt;
+        o.filter = c.filter;
+        fmt::print("{}", render_cuda_kernel_dump(o));
+        return;
+    }
     const ExpertFfnDesc desc =
         parse_fields(c.desc_json, "--desc", ExpertFfnDesc{WeightType::int8, 7168, 2048});
     const ExpertFfnConfig cfg = parse_fields<ExpertFfnConfig>(c.config_json, "--config");
@@ -94,6 +103,12 @@ void add_kernel_dump_command(CLI::App& app, const GlobalOptions& g) {
     cmd->add_flag("--no-disasm", c->no_disasm, "Descriptors and sizes only");
     cmd->add_flag("--json", c->json,
                   "JSON list of {name, desc, config, code_bytes, emit_seconds, disassembly}");
+    cmd->add_flag("--cuda", c->cuda,
+                  "The GPU kernels of a DeepSeek-V3 layer instead: NVRTC instantiation source, included headers, PTX\n"
+                  "size and SASS (where cuobjdump or nvdisasm is installed). Needs NVRTC, not a GPU");
+    cmd->add_option("--sm", c->cuda_opt.sm, "With --cuda: compute capability x10 to compile for (default: the GPU's, else 90)")
+        ->check(CLI::Range(50, 200));
+    cmd->add_flag("--ptx", c->cuda_opt.ptx, "With --cuda: print the whole PTX");
     cmd->callback([c] { run_kernel_dump(*c); });
 }
 

@@ -1,0 +1,65 @@
+#include "tools/kernel_dump_cuda.hpp"
+
+#include <fmt/format.h>
+
+#include <vector>
+
+#include "codegen/cuda/cuda_driver.hpp"
+#include "codegen/cuda/cuda_kernel_dump.hpp"
+#include "codegen/cuda/layer_kernels.hpp"
+#include "codegen/cuda/mla_kernels.hpp"
+
+namespace mf {
+namespace {
+
+int default_sm() {
+    const GpuQuery q = query_cuda_gpus();
+    return q.gpus.empty() ? 90 : q.gpus[0].cc_major * 10 + q.gpus[0].cc_minor;
+}
+
+size_t count_lines(const std::string& s) {
+    size_t n = 0;
+    for (char c : s) n += c == '\n';
+    return n;
+}
+
+}  // namespace
+
+std::string render_cuda_kernel_dump(const CudaDumpOptions& o) {
+    const int sm = o.sm > 0 ? o.sm : default_sm();
+    const CudaArch arch = CudaArch::for_device(sm / 10, sm % 10);
+    const MlaDecodeDesc mla{};  // DeepSeek-V3: 128 heads, 512 latent + 64 rope, pages of 64 tokens, bf16
+    std::vector<CudaKernelSource> sources = {
+        mla_decode_source(mla, mla_decode_default_config(mla, sm), sm),
+        mla_combine_source(mla),
+        kv_append_source(mla),
+        rms_norm_source(RmsNormDesc{}),
+        rope_source(RopeDesc{}),
+        router_topk_source(RouterTopkDesc{}),
+    };
+    for (ElementwiseOp op : {ElementwiseOp::embedding, ElementwiseOp::silu_mul, ElementwiseOp::add, ElementwiseOp::cast})
+        sources.push_back(elementwise_source(ElementwiseDesc{op}));
+
+    std::string out = fmt::format("CUDA kernels of a DeepSeek-V3 layer for {} (defaults; plans do not carry CUDA "
+                                  "descriptors yet)\n\n",
+                                  arch.sm_name());
+    for (const CudaKernelSource& src : sources) {
+        if (!o.filter.empty() && src.name.find(o.filter) == std::string::npos) continue;
+        const CudaKernelDump d = dump_cuda_kernel(src, arch);
+        std::string includes;
+        for (const auto& h : d.includes) includes += (includes.empty() ? "" : " ") + h;
+        out += fmt::format("== {}\n  arch:     {}, cubin {} bytes, {} threads per block, {} B dynamic shared memory\n"
+                           "  includes: {}\n--- source\n{}\n",
+                           d.name, d.arch, d.cubin_bytes, src.block_threads, src.dynamic_smem_bytes, includes,
+                           d.source);
+        if (o.ptx)
+            out += "--- ptx\n" + d.ptx + "\n";
+        else
+            out += fmt::format("--- ptx: {} lines (--ptx prints them)\n", count_lines(d.ptx));
+        out += d.sass.empty() ? fmt::format("--- sass: {}\n\n", d.sass_missing)
+                              : fmt::format("--- sass ({})\n{}\n", d.sass_tool, d.sass);
+    }
+    return out;
+}
+
+}  // namespace mf
