@@ -48,6 +48,18 @@ RoutedExperts route_token(const DeepSeekV3Config& c, const float* logits, const 
     for (int g : r.groups)
         for (int64_t e = g * per_group; e < (g + 1) * per_group; ++e) masked[size_t(e)] = choice[size_t(e)];
     r.ids = top_k(masked, c.n_experts_used);
+    r.margin = std::numeric_limits<float>::infinity();
+    if (c.n_groups_used < c.n_groups) {
+        const auto kept_all = top_k(group_score, c.n_groups_used + 1);
+        r.margin = group_score[size_t(kept_all[size_t(c.n_groups_used - 1)])] -
+                   group_score[size_t(kept_all[size_t(c.n_groups_used)])];
+    }
+    if (c.n_experts_used < n) {
+        const auto chosen_all = top_k(masked, c.n_experts_used + 1);
+        const float next = masked[size_t(chosen_all[size_t(c.n_experts_used)])];
+        if (std::isfinite(next))
+            r.margin = std::min(r.margin, masked[size_t(chosen_all[size_t(c.n_experts_used - 1)])] - next);
+    }
 
     double sum = 0;
     for (int e : r.ids) sum += score[size_t(e)];

@@ -12,6 +12,10 @@ struct RoutedExperts {
     std::vector<int> ids;        // n_experts_used expert ids, best first
     std::vector<float> weights;  // their weights
     std::vector<int> groups;     // the groups kept, best first
+    // The narrowest decision: the smallest gap between a chosen and a rejected expert's biased score (within the
+    // kept groups), or between a kept and a dropped group's score. Below the compute format's noise, another
+    // implementation may legitimately choose differently.
+    float margin = 0;
 };
 
 // logits: router outputs (x . W_gate) for all n_experts; bias: e_score_correction_bias (may be null).

@@ -1,5 +1,7 @@
 #include "model/reference_forward.hpp"
 
+#include <limits>
+
 #include <fmt/core.h>
 
 #include <cmath>
@@ -99,7 +101,8 @@ void attention(const DeepSeekV3Config& c, const LayerWeights& l, const Vec& h, i
 }
 
 // The MoE block for T tokens: per token, route, run the chosen experts and the shared expert.
-void moe(const DeepSeekV3Config& c, const LayerWeights& l, const Vec& h, int64_t T, float* out) {
+// margins (may be null): per token, lowered to this layer's routing margin where that is smaller.
+void moe(const DeepSeekV3Config& c, const LayerWeights& l, const Vec& h, int64_t T, float* out, float* margins) {
     const int64_t D = c.hidden;
     Vec logits(size_t(T * c.n_experts));
     matmul(l.router, h.data(), T, logits.data());
@@ -110,6 +113,7 @@ void moe(const DeepSeekV3Config& c, const LayerWeights& l, const Vec& h, int64_t
         float* dst = out + t * D;
         std::fill(dst, dst + D, 0.0f);
         const RoutedExperts r = route_token(c, &logits[size_t(t * c.n_experts)], bias.data());
+        if (margins) margins[t] = std::min(margins[t], r.margin);
         for (size_t k = 0; k < r.ids.size(); ++k) {
             const auto e = size_t(r.ids[k]);
             ffn(l.exp_gate[e], l.exp_up[e], l.exp_down[e], x, 1, y.data());
@@ -151,6 +155,7 @@ std::vector<float> reference_forward(const DeepSeekV3Config& c, const ModelWeigh
         dequantize_row(w.token_embd, tokens[size_t(t)], &x[size_t(t * D)]);
     }
     const Vec inv_freq = yarn_inv_freq(c);
+    if (trace) trace->route_margin.assign(size_t(T), std::numeric_limits<float>::infinity());
     for (int64_t li = 0; li < c.n_layers; ++li) {
         const LayerWeights& l = w.layers[size_t(li)];
         // attention block: x += o(MLA(RMSNorm(x)))
@@ -164,7 +169,7 @@ std::vector<float> reference_forward(const DeepSeekV3Config& c, const ModelWeigh
         for (int64_t t = 0; t < T; ++t)
             rms_norm(&x[size_t(t * D)], fn.data(), D, c.rms_eps, &h[size_t(t * D)]);
         if (c.is_moe_layer(li))
-            moe(c, l, h, T, delta.data());
+            moe(c, l, h, T, delta.data(), trace ? trace->route_margin.data() : nullptr);
         else
             ffn(l.ffn_gate, l.ffn_up, l.ffn_down, h.data(), T, delta.data());
         for (size_t i = 0; i < x.size(); ++i) x[i] += delta[i];

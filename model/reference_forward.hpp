@@ -13,6 +13,8 @@ namespace mf {
 
 struct ReferenceTrace {
     std::vector<float> layer_rms;  // RMS of the residual stream after each layer, over all tokens
+    // Per token: the smallest routing margin (RoutedExperts::margin) over the MoE layers; +inf without MoE.
+    std::vector<float> route_margin;
 };
 
 // Logits [T][vocab] for the token sequence (positions 0..T-1). Throws std::invalid_argument for a token id

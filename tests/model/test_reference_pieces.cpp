@@ -87,6 +87,8 @@ TEST_CASE("router: group-limited top-k on a crafted example") {
     CHECK(r.weights[0] == doctest::Approx(0.6 / sum * 2.5));
     CHECK(r.weights[1] == doctest::Approx(0.55 / sum * 2.5));
     CHECK(r.weights[2] == doctest::Approx(0.5 / sum * 2.5));
+    // The narrowest decision: expert 1 beat expert 5 on a tie (the group gap 1.05 - 1.0 is wider).
+    CHECK(r.margin == doctest::Approx(0.0).epsilon(1e-6));
 
     // Without the group limit expert 6 (0.9) is picked first.
     c.n_groups = 1, c.n_groups_used = 1;
@@ -94,6 +96,9 @@ TEST_CASE("router: group-limited top-k on a crafted example") {
     CHECK(all.ids == std::vector<int>{6, 3, 0});
     // The weight of the bias-lifted expert 3 is its unbiased 0.2.
     CHECK(all.weights[1] == doctest::Approx(0.2 / (0.9 + 0.2 + 0.6) * 2.5));
+    CHECK(all.margin == doctest::Approx(0.6 - 0.55));  // third chosen (0.6) against the best rejected (0.55)
+    c.n_groups = 4, c.n_groups_used = 2, c.n_experts_used = 1;
+    CHECK(route_token(c, logits, bias).margin == doctest::Approx(0.6 - 0.55));  // experts 0 vs 4 (groups: 0.05)
 }
 
 TEST_CASE("config.json round trip and the DeepSeek-V3 release's config") {

@@ -62,12 +62,11 @@ std::vector<double> row_cosines(const std::vector<float>& a, const std::vector<f
 
 struct RowStats {
     double worst = 1, median = 1;
-    int below = 0;  // rows under the target
 };
 
-RowStats row_stats(std::vector<double> cos, double target) {
+RowStats row_stats(std::vector<double> cos) {
     RowStats s;
-    for (double c : cos) s.worst = std::min(s.worst, c), s.below += c < target;
+    for (double c : cos) s.worst = std::min(s.worst, c);
     std::sort(cos.begin(), cos.end());
     s.median = cos[cos.size() / 2];
     return s;
@@ -83,16 +82,22 @@ struct Case {
     double min_cosine;  // the target for bf16 and int8 compute; int4-class files are reported
 };
 
-// The target applies per row of logits. The router's top-k is a discrete choice: where two experts' biased
-// scores are closer than the compute format's noise, a token may take the other expert in one layer, which moves
-// that row's logits well beyond rounding. So: every row but at most one meets the target, the median row meets
-// it, and no row falls below 0.98 (a flipped row, not a broken one).
-void check_rows(const char* what, const std::vector<double>& cos, double target) {
-    const RowStats s = row_stats(cos, target);
+// The target applies per row of logits, except where the reference's router itself stood at a near tie: the top-k
+// is a discrete choice, and where a chosen and a rejected expert's biased scores (or two groups' scores) differ by
+// less than bf16/int8 noise on the router's input (~2^-8 relative: kTieMargin in sigmoid-score units), the runtime
+// may take the other expert, which moves that row beyond rounding. Those rows must still be >= 0.98 (a flipped
+// choice, not a broken one); the reference reports each token's narrowest routing margin.
+constexpr float kTieMargin = 0.003f;
+
+void check_rows(const char* what, const std::vector<double>& cos, const std::vector<float>& margin, double target) {
     CAPTURE(what);
-    CHECK(s.median >= target);
-    CHECK(s.below <= 1);
-    CHECK(s.worst >= 0.98);
+    REQUIRE(margin.size() == cos.size());
+    CHECK(row_stats(cos).median >= target);
+    for (size_t r = 0; r < cos.size(); ++r) {
+        CAPTURE(r);
+        CAPTURE(margin[r]);
+        CHECK(cos[r] >= (margin[r] >= kTieMargin ? target : 0.98));
+    }
 }
 
 void check_against_reference(const std::filesystem::path& path, const Case& k, int threads) {
@@ -104,7 +109,8 @@ void check_against_reference(const std::filesystem::path& path, const Case& k, i
     auto model = CpuModel::load(path, opt);
     const auto& c = model->config();
     const int64_t vocab = c.vocab_size, T = int64_t(kPrompt.size());
-    const std::vector<float> ref = reference_forward(c, model->file().weights(), kPrompt);
+    ReferenceTrace trace;
+    const std::vector<float> ref = reference_forward(c, model->file().weights(), kPrompt, &trace);
 
     std::vector<float> one(size_t(T * vocab));
     model->forward(kPrompt, one.data(), T);
@@ -113,12 +119,12 @@ void check_against_reference(const std::filesystem::path& path, const Case& k, i
     std::vector<float> steps(size_t(T * vocab));
     for (int64_t i = 0; i < T; ++i) model->forward(std::span(&kPrompt[size_t(i)], 1), steps.data() + i * vocab, 1);
     const auto cp = row_cosines(one, ref, vocab), cd = row_cosines(steps, ref, vocab);
-    const RowStats sp = row_stats(cp, k.min_cosine), sd = row_stats(cd, k.min_cosine);
+    const RowStats sp = row_stats(cp), sd = row_stats(cd);
     MESSAGE(std::string(k.label) << ", " << threads << " thread(s): cosine vs fp32 reference, median/worst row: "
                                  << "prefill " << sp.median << " / " << sp.worst << ", token by token " << sd.median
                                  << " / " << sd.worst);
-    check_rows("prefill", cp, k.min_cosine);
-    check_rows("token by token", cd, k.min_cosine);
+    check_rows("prefill", cp, trace.route_margin, k.min_cosine);
+    check_rows("token by token", cd, trace.route_margin, k.min_cosine);
     // Prefill and decode compute every row alike: the two paths agree far more closely than either with fp32.
     for (double c2 : row_cosines(one, steps, vocab)) CHECK(c2 > 0.99999);
 }
