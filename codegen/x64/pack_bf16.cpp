@@ -28,23 +28,11 @@ float packed_bf16(const PackedMatrix& pm, int64_t col, int64_t k) {
 }
 
 PackedMatrix pack_bf16_interleaved(std::span<const MatrixSrc> srcs) {
-    if (srcs.empty()) throw std::invalid_argument("pack_bf16: no source matrix");
-    const int64_t n = srcs[0].n, k = srcs[0].k;
-    for (const auto& s : srcs) {
-        if (s.n != n || s.k != k || n <= 0 || k <= 0 || !s.data || (s.ld && s.ld < s.k))
-            throw std::invalid_argument(
-                "pack_bf16: sources must share one positive shape with ld >= k and data");
+    PackedMatrix pm = allocate_packed(srcs, WeightType::bf16, "pack_bf16");
+    const int64_t n = pm.n, k = pm.k;
+    for (const auto& s : srcs)
         if (s.type != SrcType::f32 && s.type != SrcType::bf16)
             throw std::invalid_argument("pack_bf16: only f32 and bf16 sources can be packed as bf16");
-    }
-    PackedMatrix pm;
-    pm.wtype = WeightType::bf16;
-    pm.n = n;
-    pm.k = k;
-    pm.n_pad = round_up(n, kNAlign);
-    pm.k_pad = round_up(k, kKAlign);
-    pm.sources = int(srcs.size());
-    pm.data = AlignedBytes(size_t(pm.panels() * pm.panel_bytes()));
     for (int s = 0; s < pm.sources; ++s) {
         const MatrixSrc& src = srcs[size_t(s)];
         const int64_t ld = src.ld ? src.ld : k;

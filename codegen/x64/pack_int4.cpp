@@ -45,25 +45,14 @@ float int4_min(const PackedMatrix& pm, int64_t col, int64_t group) {
 }
 
 PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs) {
-    if (srcs.empty()) throw std::invalid_argument("pack_int4: no source matrix");
-    const int64_t n = srcs[0].n, k = srcs[0].k;
+    PackedMatrix pm = allocate_packed(srcs, WeightType::int4, "pack_int4");
+    const int64_t n = pm.n, k = pm.k;
     for (const auto& s : srcs) {
-        if (s.n != n || s.k != k || n <= 0 || k <= 0 || !s.data || (s.ld && s.ld < s.k))
-            throw std::invalid_argument(
-                "pack_int4: sources must share one positive shape with ld >= k and data");
         if (s.type == SrcType::int8)
             throw std::invalid_argument("pack_int4: int8 sources cannot be packed as int4");
         if (s.type == SrcType::u4_group && (!s.scale || !s.min))
             throw std::invalid_argument("pack_int4: a u4_group source needs scales and mins");
     }
-    PackedMatrix pm;
-    pm.wtype = WeightType::int4;
-    pm.n = n;
-    pm.k = k;
-    pm.n_pad = round_up(n, kNAlign);
-    pm.k_pad = round_up(k, kKAlign);
-    pm.sources = int(srcs.size());
-    pm.data = AlignedBytes(size_t(pm.panels() * pm.panel_bytes()));
     const int64_t groups = (k + kInt4Group - 1) / kInt4Group;
     std::vector<uint8_t> q(static_cast<size_t>(groups * kInt4Group));
     std::vector<float> sc(static_cast<size_t>(groups)), mn(static_cast<size_t>(groups)),

@@ -80,24 +80,30 @@ float load_row(const MatrixSrc& s, int64_t r, std::vector<float>& tmp, int8_t* d
 
 }  // namespace
 
-PackedMatrix pack_int8_interleaved(std::span<const MatrixSrc> srcs) {
-    if (srcs.empty()) throw std::invalid_argument("pack_int8: no source matrix");
+PackedMatrix allocate_packed(std::span<const MatrixSrc> srcs, WeightType wtype, const char* packer) {
+    if (srcs.empty()) throw std::invalid_argument(std::string(packer) + ": no source matrix");
     const int64_t n = srcs[0].n, k = srcs[0].k;
-    for (const auto& s : srcs) {
+    for (const auto& s : srcs)
         if (s.n != n || s.k != k || n <= 0 || k <= 0 || !s.data || (s.ld && s.ld < s.k))
-            throw std::invalid_argument("pack_int8: sources must share one positive shape [" +
-                                        std::to_string(n) + "][" + std::to_string(k) +
-                                        "] with ld >= k and data");
-        if (s.type == SrcType::int8 && !s.scale)
-            throw std::invalid_argument("pack_int8: int8 source needs scales");
-    }
+            throw std::invalid_argument(std::string(packer) + ": sources must share one positive shape [" +
+                                        std::to_string(n) + "][" + std::to_string(k) + "] with ld >= k and data");
     PackedMatrix pm;
+    pm.wtype = wtype;
     pm.n = n;
     pm.k = k;
     pm.n_pad = round_up(n, kNAlign);
     pm.k_pad = round_up(k, kKAlign);
     pm.sources = int(srcs.size());
     pm.data = AlignedBytes(size_t(pm.panels() * pm.panel_bytes()));
+    return pm;
+}
+
+PackedMatrix pack_int8_interleaved(std::span<const MatrixSrc> srcs) {
+    PackedMatrix pm = allocate_packed(srcs, WeightType::int8, "pack_int8");
+    const int64_t n = pm.n, k = pm.k;
+    for (const auto& s : srcs)
+        if (s.type == SrcType::int8 && !s.scale)
+            throw std::invalid_argument("pack_int8: int8 source needs scales");
     pm.scale.assign(size_t(pm.panels() * kPanelCols), 0.0f);
     std::memset(pm.data.data(), 128, pm.data.size());  // padding weights are 0 (stored + 128)
     std::vector<int8_t> row(static_cast<size_t>(k));

@@ -64,6 +64,10 @@ struct PackedMatrix {
     int8_t q(int64_t col, int64_t kk) const;
 };
 
+// The common first step of every packer: checks that `srcs` share one positive shape with ld >= k and data
+// (std::invalid_argument naming `packer` otherwise) and allocates the panels of `wtype` for them, uninitialised.
+PackedMatrix allocate_packed(std::span<const MatrixSrc> srcs, WeightType wtype, const char* packer);
+
 // Float sources are quantised per output channel (scale = max|w| / 127, round to nearest); int8 is taken as
 // is.
 PackedMatrix pack_int8(const MatrixSrc& src);
