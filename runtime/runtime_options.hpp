@@ -10,6 +10,10 @@
 //                  the fused JIT expert FFN (AMX / AVX-512 VNNI); "bf16" runs them through the bf16 projections.
 //                  Other block formats (Q5_K, Q6_K, Q8_0, F8) are dequantised and repacked.
 //   expert_ffn     the kernels' default ExpertFfnConfig
+//   gpu_layers     0 = CPU only (the library's default); -1 = hybrid when a CUDA GPU is usable: every layer's
+//                  attention, dense FFN, shared expert and router on the GPU as far as its memory holds them (the
+//                  commands' default); N = the first N layers (an error without a GPU). Routed experts always run
+//                  on the CPU.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -28,6 +32,9 @@ struct RuntimeOptions {
     std::string dense = "auto";    // auto | bf16 | int8
     std::string experts = "auto";  // auto | int8 | int4 | bf16
     ExpertFfnConfig expert_ffn{};
+    int gpu_layers = 0;
+    int gpu_device = 0;            // CUDA device ordinal
+    std::string cubin_cache;       // folder of compiled GPU kernels ("": <tmp>/moeforge-cubins)
     bool progress = true;          // repacking progress callbacks are made (the caller draws the bar)
     std::string plan_note = "no tuned plan: documented defaults";  // where expert_ffn/threads came from
     std::string plan_file;         // --plan: an explicit plan file (else the cache dir's, else defaults)
