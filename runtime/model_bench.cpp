@@ -154,11 +154,9 @@ std::string render_model_bench(const ModelBenchResult& r) {
         // Shares of the whole step: the GPU idle while the CPU runs routed experts (beyond the shared expert it
         // overlaps), and the CPU blocked while the GPU runs attention and the rest.
         const auto share = [](double part, const StageTimes& t) { return t.total() > 0 ? 100 * part / t.total() : 0.0; };
-        s += fmt::format("  GPU waits for CPU {:>5.1f}% {:>9.1f}%   (share of the step)
-", share(p.gpu_waits_cpu, p),
+        s += fmt::format("  GPU waits for CPU {:>5.1f}% {:>9.1f}%   (share of the step)\n", share(p.gpu_waits_cpu, p),
                          share(d.gpu_waits_cpu, d));
-        s += fmt::format("  CPU waits for GPU {:>5.1f}% {:>9.1f}%
-", share(p.cpu_waits_gpu, p), share(d.cpu_waits_gpu, d));
+        s += fmt::format("  CPU waits for GPU {:>5.1f}% {:>9.1f}%\n", share(p.cpu_waits_gpu, p), share(d.cpu_waits_gpu, d));
     }
     s += fmt::format("routed experts during decode: {:.1f} MB/token, {:.2f} GB/s in the expert stage, {:.2f} GB/s "
                      "over the whole step",
