@@ -12,8 +12,12 @@ std::string mla_decode_name(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
 }
 
 unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
-    // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.
     const unsigned dim = d.latent_dim + d.rope_dim;
+    if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
+        const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;
+        return 1024 + q + c.stages * k + 64 * 128 + 3 * 64 * 4;
+    }
+    // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.
     const unsigned q = kMlaHeadsPerBlock * dim * 2, k = c.tile_tokens * dim * 2;
     const unsigned p = kMlaHeadsPerBlock * (c.tile_tokens + 8) * 2, rows = 5 * kMlaHeadsPerBlock * 4;
     return q + c.stages * k + p + rows;
@@ -28,7 +32,15 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (d.page_size < 1 || d.page_size > 65536) return "page_size must be in 1..65536";
     if (c.tile_tokens != 16 && c.tile_tokens != 32 && c.tile_tokens != 64)
         return "tile_tokens must be 16, 32 or 64";
-    if (c.stages != 1 && c.stages != 2) return "stages must be 1 or 2";
+    if (c.wgmma != 0 && c.wgmma != 1) return "wgmma must be 0 or 1";
+    if (c.wgmma) {
+        if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
+        if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
+        if (c.stages < 2 || c.stages > 4) return "the wgmma kernel takes 2 to 4 stages";
+        if (c.cluster != 1) return "the wgmma kernel has no cluster merge (cluster must be 1)";
+    } else if (c.stages != 1 && c.stages != 2) {
+        return "stages must be 1 or 2";
+    }
     if (sm < 80) return "needs sm_80 or newer (bf16 mma.sync, cp.async)";
     if (c.cluster != 1 && c.cluster != 2 && c.cluster != 4 && c.cluster != 8)
         return "cluster must be 1, 2, 4 or 8";
@@ -52,6 +64,19 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     return MlaDecodeConfig{16, 1, 1};
 }
 
+std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int sm) {
+    std::vector<MlaDecodeConfig> v = {mla_decode_default_config(d, sm)};
+    auto add = [&](const MlaDecodeConfig& c) {
+        if (mla_decode_unsupported(d, c, sm).empty() && std::find(v.begin(), v.end(), c) == v.end())
+            v.push_back(c);
+    };
+    for (int wg : {1, 0})
+        for (int tile : {64, 32, 16})
+            for (int stages : {2, 3, 4, 1})
+                for (int cluster : {1, 2, 4, 8}) add(MlaDecodeConfig{tile, stages, cluster, wg});
+    return v;
+}
+
 CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm) {
     if (std::string why = mla_decode_unsupported(d, c, sm); !why.empty())
         throw std::invalid_argument("MLA decode kernel " + mla_decode_name(d, c) + ": " + why);
@@ -59,6 +84,17 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
     s.name = mla_decode_name(d, c);
     s.block_threads = kMlaDecodeThreads;
     s.dynamic_smem_bytes = mla_decode_smem_bytes(d, c);
+    if (c.wgmma) {
+        s.source = fmt::format(
+            "#include \"mla_decode_wgmma.cuh\"\n"
+            "// {0}\n"
+            "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}>(p);\n"
+            "}}\n",
+            fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
+            d.rope_dim, d.page_size, c.tile_tokens, c.stages);
+        return s;
+    }
     s.source = fmt::format(
         "#include \"mla_decode.cuh\"\n"
         "// {0}\n"

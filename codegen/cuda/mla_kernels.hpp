@@ -10,6 +10,7 @@
 // tested kernel, no per-chunk K/V decompression GEMMs and the cache stays the only K/V store.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "codegen/cuda/cuda_dtype.hpp"
 #include "codegen/cuda/cuda_kernel_source.hpp"
@@ -37,16 +38,21 @@ struct MlaDecodeDesc {
     bool operator==(const MlaDecodeDesc& o) const { return fields_equal(*this, o); }
 };
 
+// The kernel variant and its tile choices. wgmma = 0: the portable mma.sync kernel (kernels/mla_decode.cuh,
+// sm_80+). wgmma = 1: the Hopper kernel (kernels/mla_decode_wgmma.cuh, sm_90a only): warpgroup MMA from
+// shared memory, tiles 32 or 64, 2-4 stages, no cluster.
 struct MlaDecodeConfig {
     int tile_tokens = 64;  // cache tokens per pipeline step: 16, 32 or 64
-    int stages = 2;        // K tiles in flight: 1 or 2
+    int stages = 2;        // K tiles in flight: 1 or 2 (mma.sync), 2 to 4 (wgmma)
     int cluster = 1;       // splits merged in shared memory by a thread-block cluster (sm_90): 1, 2, 4 or 8
+    int wgmma = 0;         // 1: the sm_90a warpgroup-MMA kernel
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
         f("tile_tokens", "t", s.tile_tokens);
         f("stages", "s", s.stages);
         f("cluster", "c", s.cluster);
+        f("wgmma", "wg", s.wgmma);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -60,6 +66,8 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
 std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm);
 // The largest-tile config that fits `sm`'s shared memory.
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
+// Every config supported for (d, sm), default first: what the tuner searches and the benchmark times.
+std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int sm);
 // Throws std::invalid_argument when unsupported.
 CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm);
 
