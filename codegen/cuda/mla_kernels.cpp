@@ -33,6 +33,7 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.tile_tokens != 16 && c.tile_tokens != 32 && c.tile_tokens != 64)
         return "tile_tokens must be 16, 32 or 64";
     if (c.wgmma != 0 && c.wgmma != 1) return "wgmma must be 0 or 1";
+    if (c.min_split_tiles < 1 || c.min_split_tiles > 64) return "min_split_tiles must be in 1..64";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -74,6 +75,11 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         for (int tile : {64, 32, 16})
             for (int stages : {2, 3, 4, 1})
                 for (int cluster : {1, 2, 4, 8}) add(MlaDecodeConfig{tile, stages, cluster, wg});
+    // longer splits (fewer partials) for the kernels fast enough to want them
+    for (int mt : {2, 4}) {
+        add(MlaDecodeConfig{64, 2, 1, 1, mt});
+        add(MlaDecodeConfig{32, 4, 1, 1, mt});
+    }
     return v;
 }
 
@@ -113,7 +119,7 @@ int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int 
     const int tiles = std::max(1, (max_seq_len + c.tile_tokens - 1) / c.tile_tokens);
     // One CTA per SM (the kernel uses most of the shared memory): never spill into a second, mostly empty
     // wave.
-    const int splits = std::min(std::max(1, sms / blocks), tiles);
+    const int splits = std::min(std::max(1, sms / blocks), std::max(1, tiles / c.min_split_tiles));
     return std::max(c.cluster, splits / c.cluster * c.cluster);
 }
 

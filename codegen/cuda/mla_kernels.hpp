@@ -46,6 +46,9 @@ struct MlaDecodeConfig {
     int stages = 2;        // K tiles in flight: 1 or 2 (mma.sync), 2 to 4 (wgmma)
     int cluster = 1;       // splits merged in shared memory by a thread-block cluster (sm_90): 1, 2, 4 or 8
     int wgmma = 0;         // 1: the sm_90a warpgroup-MMA kernel
+    // Launch choice, not code: each split of the context takes at least this many tiles (1..64), trading SM
+    // fill against partial-output traffic (at batch 1 a split's fp32 partial outweighs its cache tokens).
+    int min_split_tiles = 1;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -53,6 +56,7 @@ struct MlaDecodeConfig {
         f("stages", "s", s.stages);
         f("cluster", "c", s.cluster);
         f("wgmma", "wg", s.wgmma);
+        f("min_split_tiles", "mt", s.min_split_tiles);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

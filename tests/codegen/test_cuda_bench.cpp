@@ -75,8 +75,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // the portable kernel first so that a fault in a newer variant cannot hide its rows.
     std::vector<MlaDecodeConfig> configs = {mla_decode_default_config(d, env.sm)};
     for (MlaDecodeConfig c : {MlaDecodeConfig{32, 2, 1, 0}, MlaDecodeConfig{64, 2, 1, 1},
-                              MlaDecodeConfig{32, 2, 1, 1}, MlaDecodeConfig{32, 3, 1, 1},
-                              MlaDecodeConfig{32, 4, 1, 1}})
+                              MlaDecodeConfig{64, 2, 1, 1, 4}, MlaDecodeConfig{32, 2, 1, 1},
+                              MlaDecodeConfig{32, 3, 1, 1}, MlaDecodeConfig{32, 4, 1, 1},
+                              MlaDecodeConfig{32, 4, 1, 1, 4}})
         if (mla_decode_unsupported(d, c, env.sm).empty() && !(c == configs[0])) configs.push_back(c);
     const auto combine = env.build(mla_combine_source(d));
 

@@ -45,7 +45,7 @@ void check_every_field_matters(const T& base, NameFn name) {
 TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
-    CHECK(mla_decode_name(d, c) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0");
+    CHECK(mla_decode_name(d, c) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -82,6 +82,17 @@ TEST_CASE("cuda mla: splits fill the SMs once and never exceed the tiles") {
             CHECK(s <= (len + 63) / 64);
             CHECK((s == 1 || b * 2 * s <= 132));
         }
+}
+
+TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
+    const MlaDecodeDesc d;
+    const MlaDecodeConfig c4{64, 2, 1, 1, 4};
+    CHECK(mla_decode_num_splits(d, c4, 1, 8192, 132) == 32);  // 128 tiles / 4
+    CHECK(mla_decode_num_splits(d, c4, 1, 1024, 132) == 4);
+    CHECK(mla_decode_num_splits(d, c4, 1, 100, 132) == 1);
+    CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
+    CHECK(mla_decode_name(d, c4) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4");
 }
 
 TEST_CASE("cuda mla: cluster configs need sm_90, room to stage the partial, and splits in whole clusters") {
@@ -141,7 +152,7 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
                 for (size_t j = 0; j < i; ++j) CHECK_FALSE(v[i] == v[j]);
                 wgmma += v[i].wgmma;
             }
-            CHECK((sm == 90) == (wgmma == 4));  // t64 s2, t32 s2/s3/s4
+            CHECK((sm == 90) == (wgmma == 8));  // t64 s2, t32 s2/s3/s4; t64 s2 and t32 s4 with longer splits
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

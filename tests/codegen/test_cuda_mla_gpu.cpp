@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <sstream>
 
 #include "codegen/cuda/mla_attention.hpp"
 #include "tests/codegen/cuda_gpu_env.hpp"
@@ -111,6 +112,45 @@ std::vector<double> mla_gpu(const GpuTestEnv& env, const MlaProblem& p, const Ml
     return r;
 }
 
+// Where a wrong result is wrong, to tell a device run's failure apart without a debugger: rel. error per
+// row, per head block of 64, per 64-column block of the latent (a row with one token isolates P.V: its output
+// is that token's latent whatever Q.K gives), and the first NaN.
+std::string describe_error(const MlaProblem& p, const std::vector<double>& got, const std::vector<double>& ref) {
+    const int lat = p.d.latent_dim, heads = p.d.heads;
+    auto err_over = [&](auto&& pick) {
+        double num = 0, den = 0;
+        for (int b = 0; b < p.batch; ++b)
+            for (int h = 0; h < heads; ++h)
+                for (int c = 0; c < lat; ++c) {
+                    if (!pick(b, h, c)) continue;
+                    const size_t i = (size_t(b) * heads + h) * lat + c;
+                    const double e = std::isnan(got[i]) ? 1e30 : got[i] - ref[i];
+                    num += e * e;
+                    den += ref[i] * ref[i];
+                }
+        return std::sqrt(num / (den > 0 ? den : 1));
+    };
+    std::ostringstream s;
+    s << "rows (len: err):";
+    for (int b = 0; b < p.batch; ++b)
+        s << " " << p.lens[b] << ": " << err_over([&](int bb, int, int) { return bb == b; });
+    s << "; head blocks:";
+    for (int h0 = 0; h0 < heads; h0 += 64)
+        s << " " << err_over([&](int, int h, int) { return h >= h0 && h < h0 + 64; });
+    s << "; 64-column blocks:";
+    for (int c0 = 0; c0 < lat; c0 += 64)
+        s << " " << err_over([&](int, int, int c) { return c >= c0 && c < c0 + 64; });
+    s << "; heads 0-7 of row 0, column 0 (got/ref):";
+    for (int h = 0; h < std::min(heads, 8); ++h) s << " " << got[size_t(h) * lat] << "/" << ref[size_t(h) * lat];
+    for (size_t i = 0; i < got.size(); ++i)
+        if (std::isnan(got[i])) {
+            s << "; first NaN at row " << i / (size_t(heads) * lat) << " head " << i / lat % heads << " column "
+              << i % lat;
+            break;
+        }
+    return s.str();
+}
+
 // Every supported config of one kernel family (wgmma 0: mma.sync, 1: the sm_90a kernel) on ragged shapes
 // against the reference. The families run as separate test cases (separate processes in
 // tests/bench/cuda_device_run.sh), so a device fault in one cannot hide the other's results.
@@ -149,6 +189,7 @@ void check_decode_family(const GpuTestEnv& env, int wgmma) {
             const double err = rel_l2(got, ref);
             CAPTURE(err);
             CHECK(err < 1e-2);  // bf16 P and bf16 output: ~3e-3 expected
+            if (!(err < 1e-2)) MESSAGE(describe_error(p, got, ref));
             ++ran;
             // rows with no context give zeros
             for (int b = 0; b < p.batch; ++b)
@@ -221,8 +262,10 @@ TEST_CASE(
             CAPTURE(name);
             CAPTURE(splits);
             const int s = splits == 0 ? 0 : (splits + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
-            const double err = rel_l2(mla_gpu(env, pf, cfg, s), ref);
+            const auto got = mla_gpu(env, pf, cfg, s);
+            const double err = rel_l2(got, ref);
             CAPTURE(err);
             CHECK(err < 1e-2);
+            if (!(err < 1e-2)) MESSAGE(describe_error(pf, got, ref));
         }
 }
