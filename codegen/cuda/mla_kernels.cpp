@@ -34,6 +34,8 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "tile_tokens must be 16, 32 or 64";
     if (c.wgmma != 0 && c.wgmma != 1) return "wgmma must be 0 or 1";
     if (c.min_split_tiles < 1 || c.min_split_tiles > 64) return "min_split_tiles must be in 1..64";
+    if (c.partial_bf16 != 0 && c.partial_bf16 != 1) return "partial_bf16 must be 0 or 1";
+    if (c.partial_bf16 && !c.wgmma) return "bf16 partials are implemented in the wgmma kernel only";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -80,6 +82,11 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         add(MlaDecodeConfig{64, 2, 1, 1, mt});
         add(MlaDecodeConfig{32, 4, 1, 1, mt});
     }
+    // half the partial traffic
+    for (int mt : {1, 4}) {
+        add(MlaDecodeConfig{64, 2, 1, 1, mt, 1});
+        add(MlaDecodeConfig{32, 4, 1, 1, mt, 1});
+    }
     return v;
 }
 
@@ -95,10 +102,10 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             "#include \"mla_decode_wgmma.cuh\"\n"
             "// {0}\n"
             "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}>(p);\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}>(p);\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
-            d.rope_dim, d.page_size, c.tile_tokens, c.stages);
+            d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float");
         return s;
     }
     s.source = fmt::format(
@@ -133,30 +140,30 @@ Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {
                 static_cast<unsigned>(batch)};
 }
 
-size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, int batch, int partials) {
-    return size_t(batch) * d.heads * partials * d.latent_dim * sizeof(float);
+size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials) {
+    return size_t(batch) * d.heads * partials * d.latent_dim * (c.partial_bf16 ? 2 : 4);
 }
 
 size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int partials) {
     return size_t(batch) * d.heads * partials * sizeof(float);
 }
 
-std::string mla_combine_name(const MlaDecodeDesc& d) {
-    return fmt::format("mla_combine_h{}_lat{}", d.heads, d.latent_dim);
+std::string mla_combine_name(const MlaDecodeDesc& d, bool bf16_partials) {
+    return fmt::format("mla_combine_h{}_lat{}{}", d.heads, d.latent_dim, bf16_partials ? "_pbf16" : "");
 }
 
-CudaKernelSource mla_combine_source(const MlaDecodeDesc& d) {
+CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials) {
     if (d.latent_dim % 4 != 0 || d.latent_dim / 4 > 1024)
         throw std::invalid_argument("MLA combine: latent_dim must be a multiple of 4, at most 4096");
     CudaKernelSource s;
-    s.name = mla_combine_name(d);
+    s.name = mla_combine_name(d, bf16_partials);
     s.block_threads = d.latent_dim / 4;
     s.source = fmt::format(
         "#include \"mla_decode.cuh\"\n"
         "extern \"C\" __global__ void __launch_bounds__({0}) {1}(const mf::MlaCombineParams p) {{\n"
-        "    mf::mla_combine<{2}, {3}>(p);\n"
+        "    mf::mla_combine<{2}, {3}, {4}>(p);\n"
         "}}\n",
-        s.block_threads, s.name, d.heads, d.latent_dim);
+        s.block_threads, s.name, d.heads, d.latent_dim, bf16_partials ? "mf::bf16" : "float");
     return s;
 }
 

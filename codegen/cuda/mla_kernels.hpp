@@ -49,6 +49,8 @@ struct MlaDecodeConfig {
     // Launch choice, not code: each split of the context takes at least this many tiles (1..64), trading SM
     // fill against partial-output traffic (at batch 1 a split's fp32 partial outweighs its cache tokens).
     int min_split_tiles = 1;
+    // 1: partial outputs in bf16 (half the workspace traffic of fp32; wgmma kernel only).
+    int partial_bf16 = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -57,6 +59,7 @@ struct MlaDecodeConfig {
         f("cluster", "c", s.cluster);
         f("wgmma", "wg", s.wgmma);
         f("min_split_tiles", "mt", s.min_split_tiles);
+        f("partial_bf16", "pb", s.partial_bf16);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -82,13 +85,14 @@ int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits);
 // Partial outputs per (row, head) that reach global memory: num_splits / c.cluster. The combine's num_splits.
 int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
-// Workspace of MlaDecodeParams::o_part and lse_part for `partials` partial outputs per (row, head).
-size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, int batch, int partials);
+// Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials` partial
+// outputs per (row, head).
+size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials);
 size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int partials);
 
-// The combine kernel of a decode desc (depends on heads and latent_dim only).
-std::string mla_combine_name(const MlaDecodeDesc& d);
-CudaKernelSource mla_combine_source(const MlaDecodeDesc& d);
+// The combine kernel of a decode desc (depends on heads and latent_dim only) for fp32 or bf16 partials.
+std::string mla_combine_name(const MlaDecodeDesc& d, bool bf16_partials = false);
+CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials = false);
 Dim3 mla_combine_grid(const MlaDecodeDesc& d, int batch);
 
 // The cache append of a decode desc (depends on latent + rope and page_size).

@@ -75,11 +75,11 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // the portable kernel first so that a fault in a newer variant cannot hide its rows.
     std::vector<MlaDecodeConfig> configs = {mla_decode_default_config(d, env.sm)};
     for (MlaDecodeConfig c : {MlaDecodeConfig{32, 2, 1, 0}, MlaDecodeConfig{64, 2, 1, 1},
-                              MlaDecodeConfig{64, 2, 1, 1, 4}, MlaDecodeConfig{32, 2, 1, 1},
-                              MlaDecodeConfig{32, 3, 1, 1}, MlaDecodeConfig{32, 4, 1, 1},
-                              MlaDecodeConfig{32, 4, 1, 1, 4}})
+                              MlaDecodeConfig{64, 2, 1, 1, 4}, MlaDecodeConfig{32, 3, 1, 1}, MlaDecodeConfig{32, 4, 1, 1},
+                              MlaDecodeConfig{32, 4, 1, 1, 4}, MlaDecodeConfig{64, 2, 1, 1, 1, 1},
+                              MlaDecodeConfig{64, 2, 1, 1, 4, 1}})
         if (mla_decode_unsupported(d, c, env.sm).empty() && !(c == configs[0])) configs.push_back(c);
-    const auto combine = env.build(mla_combine_source(d));
+    const auto combine_f32 = env.build(mla_combine_source(d)), combine_bf16 = env.build(mla_combine_source(d, true));
 
     std::printf(
         "\n| config | batch | context | splits | us/layer | decode only us | cache GB/s | floor us | x floor "
@@ -88,6 +88,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     const double flashmla[3][3] = {{17.8, 34.0, 66.7}, {21.1, 51.4, 134.9}, {40.4, 260, 1017}};
     for (const MlaDecodeConfig& cfg : configs) {
         const auto decode = env.build(mla_decode_source(d, cfg, env.sm));
+        const auto& combine = cfg.partial_bf16 ? combine_bf16 : combine_f32;
         std::printf("<!-- %s: %d registers, %d bytes local, %u bytes shared -->\n", decode->name().c_str(),
                     decode->registers(), decode->local_bytes(), decode->dynamic_smem_bytes());
         const int batches[3] = {1, 8, 64}, contexts[3] = {1024, 8192, 32768};
@@ -108,7 +109,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                              rng);  // scattered pages, each used once per rotation set
                 DeviceBuffer dtable = to_device(table), dlens = to_device(lens);
                 DeviceBuffer q = to_device(random_bf16(size_t(rot) * batch * d.heads * dim, rng));
-                DeviceBuffer o_part(mla_decode_o_part_bytes(d, batch, partials)),
+                DeviceBuffer o_part(mla_decode_o_part_bytes(d, cfg, batch, partials)),
                     lse(mla_decode_lse_part_bytes(d, batch, partials));
                 DeviceBuffer out(size_t(rot) * batch * d.heads * d.latent_dim * 2);
                 auto capture = [&](bool with_combine, CudaGraph& g) {

@@ -341,7 +341,22 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
 // One CTA of LATENT / 4 threads per (head, row); each thread merges 4 latent columns over all splits.
 // The split weights are computed in parallel (one split per thread, in chunks of the block size) into shared
 // memory, so no thread walks the log-sum-exps one dependent load at a time; the partial loads are unrolled.
-template <int HEADS, int LATENT>
+// Four consecutive partial values as fp32.
+template <class PT>
+__device__ __forceinline__ float4 load_part4(const PT* src);
+template <>
+__device__ __forceinline__ float4 load_part4<float>(const float* src) {
+    return *reinterpret_cast<const float4*>(src);
+}
+template <>
+__device__ __forceinline__ float4 load_part4<bf16>(const bf16* src) {
+    const uint2 v = *reinterpret_cast<const uint2*>(src);
+    return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u), __uint_as_float(v.y << 16),
+                       __uint_as_float(v.y & 0xffff0000u));
+}
+
+// PT: the partials' type (float, or bf16 from the wgmma kernel's partial_bf16 configs).
+template <int HEADS, int LATENT, class PT = float>
 __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
     constexpr int THREADS = LATENT / 4;
     static_assert(THREADS % 32 == 0, "whole warps");
@@ -363,7 +378,7 @@ __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
     const int c = tid * 4;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     float wsum = 0.f;
-    const float* src = p.o_part + row * n * LATENT + c;
+    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + c;
     for (int s0 = 0; s0 < n; s0 += THREADS) {
         __syncthreads();  // the previous chunk's weights are consumed
         const float l = s0 + tid < n ? lse[s0 + tid] : neg_inf();
@@ -373,8 +388,8 @@ __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
 #pragma unroll 8
         for (int j = 0; j < cnt; ++j) {
             const float w = s_w[j];
-            const float4 v = w != 0.f ? *reinterpret_cast<const float4*>(src + (size_t)(s0 + j) * LATENT)
-                                      : make_float4(0.f, 0.f, 0.f, 0.f);
+            const float4 v =
+                w != 0.f ? load_part4<PT>(src + (size_t)(s0 + j) * LATENT) : make_float4(0.f, 0.f, 0.f, 0.f);
             wsum += w;
             acc[0] += w * v.x;
             acc[1] += w * v.y;

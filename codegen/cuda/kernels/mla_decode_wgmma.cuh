@@ -50,7 +50,8 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
         wgmma_m64n32k16_ss(s, da, db, accumulate);
 }
 
-template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES>
+// PT: the type of the partial outputs in p.o_part (float, or bf16 for half the traffic; mla_combine<.., PT>).
+template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     constexpr int D = LATENT + ROPE;
     constexpr int CH = D / 8;  // 16-byte chunks per row
@@ -240,11 +241,15 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         const float l = s_l[row];
         const float inv = 1.f / l;
         const size_t prow = (part_row + head) * p.num_splits + split;
-        float* dst = p.o_part + prow * LATENT + wg * NV;
+        PT* dst = reinterpret_cast<PT*>(p.o_part) + prow * LATENT + wg * NV;
 #pragma unroll
-        for (int j = 0; j < NV / 8; ++j)
-            *reinterpret_cast<float2*>(dst + 8 * j + 2 * t) =
-                make_float2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+        for (int j = 0; j < NV / 8; ++j) {
+            const float v0 = o[4 * j + 2 * h] * inv, v1 = o[4 * j + 2 * h + 1] * inv;
+            if constexpr (sizeof(PT) == 4)
+                *reinterpret_cast<float2*>(dst + 8 * j + 2 * t) = make_float2(v0, v1);
+            else
+                *reinterpret_cast<unsigned*>(dst + 8 * j + 2 * t) = pack_bf16x2(v0, v1);
+        }
         if (wg == 0 && t == 0) p.lse_part[prow] = s_m[row] + log2f(l);
     }
 }

@@ -12,7 +12,7 @@ struct MlaDecodeParams {
     const unsigned short* kv_cache;  // [pages][page_size][latent + rope] bf16: c_kv | k_pe
     const int* block_table;          // [batch][block_table_stride] page ids
     const int* seq_lens;             // [batch] visible tokens per row (0 allowed: that row's output is zero)
-    float* o_part;                   // [batch][heads][num_splits][latent] fp32 workspace
+    float* o_part;                   // [batch][heads][num_splits][latent] fp32 (or bf16) workspace
     float* lse_part;                 // [batch][heads][num_splits] fp32 workspace (log2 domain)
     int batch;
     int block_table_stride;
@@ -22,7 +22,7 @@ struct MlaDecodeParams {
 
 // Merges the splits: out[b][h][:] = sum_s w_s o_part[b][h][s][:], w = softmax over s of lse_part.
 struct MlaCombineParams {
-    const float* o_part;
+    const float* o_part;             // fp32, or bf16 behind a float pointer (bf16-partials combine)
     const float* lse_part;
     unsigned short* out;             // [batch][heads][latent] bf16
     int batch;
