@@ -153,11 +153,11 @@ std::string mla_combine_name(const MlaDecodeDesc& d, bool bf16_partials) {
 }
 
 CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials) {
-    if (d.latent_dim % 4 != 0 || d.latent_dim / 4 > 1024)
-        throw std::invalid_argument("MLA combine: latent_dim must be a multiple of 4, at most 4096");
+    if (d.latent_dim % 128 != 0 || d.latent_dim > 1024)
+        throw std::invalid_argument("MLA combine: latent_dim must be a multiple of 128, at most 1024");
     CudaKernelSource s;
     s.name = mla_combine_name(d, bf16_partials);
-    s.block_threads = d.latent_dim / 4;
+    s.block_threads = d.latent_dim / 4 * kMlaCombineSplitGroups;
     s.source = fmt::format(
         "#include \"mla_decode.cuh\"\n"
         "extern \"C\" __global__ void __launch_bounds__({0}) {1}(const mf::MlaCombineParams p) {{\n"

@@ -338,9 +338,6 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     }
 }
 
-// One CTA of LATENT / 4 threads per (head, row); each thread merges 4 latent columns over all splits.
-// The split weights are computed in parallel (one split per thread, in chunks of the block size) into shared
-// memory, so no thread walks the log-sum-exps one dependent load at a time; the partial loads are unrolled.
 // Four consecutive partial values as fp32.
 template <class PT>
 __device__ __forceinline__ float4 load_part4(const PT* src);
@@ -355,14 +352,23 @@ __device__ __forceinline__ float4 load_part4<bf16>(const bf16* src) {
                        __uint_as_float(v.y & 0xffff0000u));
 }
 
-// PT: the partials' type (float, or bf16 from the wgmma kernel's partial_bf16 configs).
+// One CTA per (head, row): LATENT / 4 column threads (4 latent columns each) x kMlaCombineSplitGroups split
+// groups; group g merges splits g, g + 4, ... so that each thread has few partial loads in flight one after the
+// other (at batch 1 there are ~64 splits: one group alone waited ~8 L2 round trips). The split weights are
+// computed in parallel (one split per thread, in chunks of the block size) into shared memory; the groups'
+// sums meet in shared memory. PT: the partials' type (float, or bf16 from partial_bf16 configs).
 template <int HEADS, int LATENT, class PT = float>
 __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
-    constexpr int THREADS = LATENT / 4;
-    static_assert(THREADS % 32 == 0, "whole warps");
+    constexpr int CT = LATENT / 4;
+    constexpr int SG = kMlaCombineSplitGroups;
+    constexpr int THREADS = CT * SG;
+    static_assert(CT % 32 == 0, "whole warps per split group");
     __shared__ float s_w[THREADS];
     __shared__ float s_max[THREADS / 32];
+    __shared__ float4 s_acc[SG - 1][CT];
+    __shared__ float s_wsum[SG - 1][CT];
     const int h = blockIdx.x, b = blockIdx.y, tid = threadIdx.x;
+    const int ct = tid % CT, grp = tid / CT;
     const size_t row = (size_t)b * HEADS + h;
     const float* lse = p.lse_part + row * p.num_splits;
     const int n = p.num_splits;
@@ -375,7 +381,7 @@ __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
 #pragma unroll
     for (int w = 0; w < THREADS / 32; ++w) m = fmaxf(m, s_max[w]);
 
-    const int c = tid * 4;
+    const int c = ct * 4;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     float wsum = 0.f;
     const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + c;
@@ -385,8 +391,8 @@ __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
         s_w[tid] = l == neg_inf() ? 0.f : exp2f(l - m);  // a split with no tokens wrote no partial: weight 0
         __syncthreads();
         const int cnt = min(THREADS, n - s0);
-#pragma unroll 8
-        for (int j = 0; j < cnt; ++j) {
+#pragma unroll 4
+        for (int j = grp; j < cnt; j += SG) {
             const float w = s_w[j];
             const float4 v =
                 w != 0.f ? load_part4<PT>(src + (size_t)(s0 + j) * LATENT) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -396,6 +402,21 @@ __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
             acc[2] += w * v.z;
             acc[3] += w * v.w;
         }
+    }
+    if (grp > 0) {
+        s_acc[grp - 1][ct] = make_float4(acc[0], acc[1], acc[2], acc[3]);
+        s_wsum[grp - 1][ct] = wsum;
+    }
+    __syncthreads();
+    if (grp > 0) return;
+#pragma unroll
+    for (int g = 0; g < SG - 1; ++g) {
+        const float4 a = s_acc[g][ct];
+        acc[0] += a.x;
+        acc[1] += a.y;
+        acc[2] += a.z;
+        acc[3] += a.w;
+        wsum += s_wsum[g][ct];
     }
     const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
     unsigned* dst = reinterpret_cast<unsigned*>(p.out + row * LATENT + c);

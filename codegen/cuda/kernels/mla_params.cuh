@@ -20,6 +20,9 @@ struct MlaDecodeParams {
     float scale;                     // softmax scale applied to q.k (e.g. 192^-0.5 * mscale^2)
 };
 
+// Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
+constexpr int kMlaCombineSplitGroups = 4;
+
 // Merges the splits: out[b][h][:] = sum_s w_s o_part[b][h][s][:], w = softmax over s of lse_part.
 struct MlaCombineParams {
     const float* o_part;             // fp32, or bf16 behind a float pointer (bf16-partials combine)
