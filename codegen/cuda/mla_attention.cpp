@@ -54,12 +54,15 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     float* o_part = workspace.as<float>();
     float* lse = reinterpret_cast<float*>(
         workspace.ptr() + (mla_decode_o_part_bytes(desc_, config_, batch, partials) + 255) / 256 * 256);
+    // one split per row: the decode kernel writes the output itself, no combine
+    const bool direct = mla_decode_writes_output(config_, num_splits);
     decode_->launch(mla_decode_grid(desc_, batch, num_splits),
-                    MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch,
-                                    block_table_stride, num_splits, scale},
+                    MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch, block_table_stride,
+                                    num_splits, scale, direct ? out : nullptr},
                     stream);
-    combine_->launch(mla_combine_grid(desc_, batch), MlaCombineParams{o_part, lse, out, batch, partials},
-                     stream);
+    if (!direct)
+        combine_->launch(mla_combine_grid(desc_, batch), MlaCombineParams{o_part, lse, out, batch, partials},
+                         stream);
 }
 
 }  // namespace mf

@@ -134,6 +134,10 @@ int mla_decode_partials(const MlaDecodeConfig& c, int num_splits) {
     return num_splits / c.cluster;
 }
 
+bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits) {
+    return num_splits == 1 && c.cluster == 1;
+}
+
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {
     return Dim3{static_cast<unsigned>(num_splits),
                 static_cast<unsigned>((d.heads + kMlaHeadsPerBlock - 1) / kMlaHeadsPerBlock),

@@ -85,6 +85,9 @@ int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits);
 // Partial outputs per (row, head) that reach global memory: num_splits / c.cluster. The combine's num_splits.
 int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
+// True when the decode kernel writes the final output itself (MlaDecodeParams::out; one split, no cluster):
+// then there is no combine launch.
+bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits);
 // Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials` partial
 // outputs per (row, head).
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials);

@@ -102,6 +102,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                     ((size_t(256) << 20) + case_bytes - 1) / case_bytes, 1, pool_pages / case_pages));
                 const int splits = mla_decode_num_splits(d, cfg, batch, ctx, gpu.sms);
                 const int partials = mla_decode_partials(cfg, splits);
+                const bool direct = mla_decode_writes_output(cfg, splits);
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);
                 for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
@@ -124,13 +125,14 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                           batch,
                                           pages_per_seq,
                                           splits,
-                                          0.1352338f};
+                                          0.1352338f,
+                                          nullptr};
+                        uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
+                        if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
                         decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
-                        if (with_combine)
+                        if (with_combine && !direct)
                             combine->launch(mla_combine_grid(d, batch),
-                                            MlaCombineParams{o_part.as<float>(), lse.as<float>(),
-                                                             out.as<uint16_t>() +
-                                                                 size_t(r) * batch * d.heads * d.latent_dim,
+                                            MlaCombineParams{o_part.as<float>(), lse.as<float>(), out_r,
                                                              batch, partials},
                                             stream.get());
                     }

@@ -171,6 +171,7 @@ void check_decode_family(const GpuTestEnv& env, int wgmma) {
         {"v3 heads, batch 1, 3000 tokens, default splits", 128, 64, {3000}, 0},
         {"20 heads, ragged batch with empty splits", 20, 48, {1, 0, 300, 1500}, 0},
         {"v3 heads, forced 6 splits", 128, 64, {70, 900}, 6},
+        {"v3 heads, one split (output written by the decode kernel), incl. an empty row", 128, 64, {0, 65, 300}, 1},
     };
     int ran = 0;
     for (const Case& c : cases) {
@@ -256,7 +257,7 @@ TEST_CASE(
     const auto ref = mla_reference(pf);
     for (int wgmma : {0, 1})  // the portable kernel first: a fault in the sm_90a one cannot hide its result
         for (const MlaDecodeConfig& cfg : mla_decode_candidates(d, env.sm))
-        for (int splits : {0, 3}) {
+        for (int splits : {0, 1, 3}) {
             if (cfg.wgmma != wgmma) continue;
             const std::string name = mla_decode_name(d, cfg);
             CAPTURE(name);

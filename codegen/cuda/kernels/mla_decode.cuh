@@ -43,6 +43,14 @@ __device__ __forceinline__ unsigned swz(int r, int c) {
     return (unsigned)(r * D * 2 + ((c ^ (r & 7)) << 4));
 }
 
+// Zeros rows 0 .. min(64, rows_left) - 1 of a [rows][LATENT] bf16 output block (a row without context).
+template <int LATENT>
+__device__ __forceinline__ void mla_zero_rows(bf16* dst, int rows_left, int tid, int threads) {
+    const int rows = min(rows_left, 64);
+    for (int i = tid; i < rows * (LATENT / 8); i += threads)
+        reinterpret_cast<uint4*>(dst)[i] = make_uint4(0u, 0u, 0u, 0u);
+}
+
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, int CLUSTER>
 __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     constexpr int D = LATENT + ROPE;
@@ -78,9 +86,13 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     const int n_tiles = t_end > t_begin ? (t_end - t_begin + TILE - 1) / TILE : 0;
 
     const size_t part_row = (size_t)b * HEADS;  // + head, then * num_splits + split
+    const bool direct = CLUSTER == 1 && p.num_splits == 1 && p.out != nullptr;  // final output, no partials
     if (CLUSTER == 1 && n_tiles == 0) {
-        for (int r = tid; r < HB; r += blockDim.x)
-            if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+        if (direct)
+            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
+        else
+            for (int r = tid; r < HB; r += blockDim.x)
+                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
         return;
     }
 
@@ -276,6 +288,14 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
                 const float l = red_sum[row] + red_sum[HB + row];
                 const float inv = 1.f / l;
                 const size_t prow = (part_row + head) * p.num_splits + split;
+                if (direct) {
+                    bf16* dst = p.out + (part_row + head) * LATENT + warp * 64;
+#pragma unroll
+                    for (int nt = 0; nt < 8; ++nt)
+                        *reinterpret_cast<unsigned*>(dst + nt * 8 + 2 * t) =
+                            pack_bf16x2(o[mt][nt][2 * h] * inv, o[mt][nt][2 * h + 1] * inv);
+                    continue;
+                }
                 float* dst = p.o_part + prow * LATENT + warp * 64;
 #pragma unroll
                 for (int nt = 0; nt < 8; ++nt)

@@ -18,6 +18,7 @@
 //   64 bytes of each row); alpha, l, m [64] fp32 each. Tile i + STAGES - 1 streams in while tile i is computed.
 #pragma once
 #include "bf16.cuh"
+#include "mla_decode.cuh"  // mla_zero_rows
 #include "mla_params.cuh"
 #include "mma_sm80.cuh"
 #include "wgmma_sm90.cuh"
@@ -85,9 +86,13 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const int n_tiles = t_end > t_begin ? (t_end - t_begin + TILE - 1) / TILE : 0;
 
     const size_t part_row = (size_t)b * HEADS;  // + head, then * num_splits + split
+    const bool direct = p.num_splits == 1 && p.out != nullptr;  // final bf16 output, no partials
     if (n_tiles == 0) {
-        for (int r = tid; r < HB; r += blockDim.x)
-            if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+        if (direct)
+            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
+        else
+            for (int r = tid; r < HB; r += blockDim.x)
+                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
         return;
     }
 
@@ -241,6 +246,14 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         const float l = s_l[row];
         const float inv = 1.f / l;
         const size_t prow = (part_row + head) * p.num_splits + split;
+        if (direct) {
+            bf16* out = p.out + (part_row + head) * LATENT + wg * NV;
+#pragma unroll
+            for (int j = 0; j < NV / 8; ++j)
+                *reinterpret_cast<unsigned*>(out + 8 * j + 2 * t) =
+                    pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+            continue;
+        }
         PT* dst = reinterpret_cast<PT*>(p.o_part) + prow * LATENT + wg * NV;
 #pragma unroll
         for (int j = 0; j < NV / 8; ++j) {

@@ -18,6 +18,9 @@ struct MlaDecodeParams {
     int block_table_stride;
     int num_splits;                  // gridDim.x; each split takes a contiguous, tile-aligned range of the context
     float scale;                     // softmax scale applied to q.k (e.g. 192^-0.5 * mscale^2)
+    // [batch][heads][latent] bf16, or null. With num_splits == 1 (and no cluster) and out set, the decode kernel
+    // writes the final output here (zeros for rows without context) and no partials: no combine step.
+    unsigned short* out;
 };
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
