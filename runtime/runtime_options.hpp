@@ -9,12 +9,14 @@
 //   experts        "auto" = int4 per group of 32 (exact) for Q4_K experts, else int8 per channel, both through
 //                  the fused JIT expert FFN (AMX / AVX-512 VNNI); "bf16" runs them through the bf16 projections.
 //                  Other block formats (Q5_K, Q6_K, Q8_0, F8) are dequantised and repacked.
-//   expert_ffn     the kernels' default ExpertFfnConfig
+//   expert_ffn     the kernels' default ExpertFfnConfig; a tuned plan sets one per range of tokens per expert
+//                  (expert_ffn_by_m: decode, small batches and prefill chunks each get their own)
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "codegen/x64/expert_ffn_desc.hpp"
+#include "runtime/expert_ffn_set.hpp"
 #include "runtime/linear.hpp"
 
 namespace mf {
@@ -27,7 +29,8 @@ struct RuntimeOptions {
     int64_t prefill_chunk = 256;
     std::string dense = "auto";    // auto | bf16 | int8
     std::string experts = "auto";  // auto | int8 | int4 | bf16
-    ExpertFfnConfig expert_ffn{};
+    ExpertFfnConfig expert_ffn{};                // for token counts no entry of expert_ffn_by_m holds
+    std::vector<ExpertFfnChoice> expert_ffn_by_m;  // the plan's config per range of tokens per expert
     bool progress = true;          // repacking progress callbacks are made (the caller draws the bar)
     std::string plan_note = "no tuned plan: documented defaults";  // where expert_ffn/threads came from
     std::string plan_file;         // --plan: an explicit plan file (else the cache dir's, else defaults)
