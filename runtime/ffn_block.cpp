@@ -11,7 +11,7 @@
 namespace mf {
 
 FfnBlock::FfnBlock(const TensorView& gate, const TensorView& up, const TensorView& down, ComputeType type,
-                   KernelCache& cache, std::shared_ptr<ExpertFfn> driver, int numa_node)
+                   KernelCache& cache, std::shared_ptr<ExpertFfnSet> driver, int numa_node)
     : type_(type), hidden_(gate.cols()), inter_(gate.rows()), driver_(std::move(driver)) {
     WeightMatrix g, u, d;
     const auto load = type == ComputeType::int4 ? weight_matrix_int4

@@ -7,7 +7,7 @@
 
 #include "codegen/kernel_cache.hpp"
 #include "model/tensor_view.hpp"
-#include "runtime/expert_ffn.hpp"
+#include "runtime/expert_ffn_set.hpp"
 #include "runtime/linear.hpp"
 #include "runtime/runtime_options.hpp"
 
@@ -19,7 +19,7 @@ public:
     // gate, up: [inter][hidden]; down: [hidden][inter]. driver: the int8 fused FFN driver for this (hidden, inter),
     // shared between blocks of one shape (null for bf16, or for routed experts run as a batch by MoeBlock).
     FfnBlock(const TensorView& gate, const TensorView& up, const TensorView& down, ComputeType type,
-             KernelCache& cache, std::shared_ptr<ExpertFfn> driver, int numa_node = -1);
+             KernelCache& cache, std::shared_ptr<ExpertFfnSet> driver, int numa_node = -1);
 
     // y[m][hidden] (+)= weight * ffn(x[m][hidden]); accumulate=false overwrites y.
     void forward(const float* x, int64_t m, float* y, ThreadPool& pool, bool accumulate = false) const;
@@ -36,7 +36,7 @@ private:
     int64_t hidden_ = 0, inter_ = 0;
     Linear gate_, up_, down_;
     std::unique_ptr<ExpertFfnWeights> fused_;
-    std::shared_ptr<ExpertFfn> driver_;
+    std::shared_ptr<ExpertFfnSet> driver_;
 };
 
 }  // namespace mf

@@ -179,16 +179,16 @@ ModelRunner::ModelRunner(std::unique_ptr<Model> file, const RuntimeOptions& opt,
             ExpertFfnDesc d{expert_type_ == ComputeType::int4 ? WeightType::int4 : WeightType::int8, int(c.hidden),
                             int(c.moe_inter)};
             for (int n = 0; n < nodes; ++n)
-                drivers_.routed.push_back(std::make_shared<ExpertFfn>(d, opt.expert_ffn, kernels_, pools_.nodes[size_t(n)]->size()));
+                drivers_.routed.push_back(std::make_shared<ExpertFfnSet>(d, opt.expert_ffn_by_m, opt.expert_ffn, kernels_, pools_.nodes[size_t(n)]->size()));
         }
         if (dense_type_ == ComputeType::int8) {
             if (c.n_layers > c.n_dense_layers && c.n_shared_experts > 0) {
                 ExpertFfnDesc d{WeightType::int8, int(c.hidden), int(c.moe_inter * c.n_shared_experts)};
-                drivers_.shared = std::make_shared<ExpertFfn>(d, opt.expert_ffn, kernels_, threads());
+                drivers_.shared = std::make_shared<ExpertFfnSet>(d, opt.expert_ffn_by_m, opt.expert_ffn, kernels_, threads());
             }
             if (c.n_dense_layers > 0) {
                 ExpertFfnDesc d{WeightType::int8, int(c.hidden), int(c.dense_inter)};
-                dense_driver_ = std::make_shared<ExpertFfn>(d, opt.expert_ffn, kernels_, threads());
+                dense_driver_ = std::make_shared<ExpertFfnSet>(d, opt.expert_ffn_by_m, opt.expert_ffn, kernels_, threads());
             }
         }
         rope_ = RopeTable(RopeParams{c.qk_rope, c.rope_theta, c.yarn, c.yarn_factor, c.yarn_original_ctx,

@@ -79,7 +79,7 @@ private:
     WorkerPools pools_;
     KernelCache kernels_;
     ExpertDrivers drivers_;
-    std::shared_ptr<ExpertFfn> dense_driver_;
+    std::shared_ptr<ExpertFfnSet> dense_driver_;
     RopeTable rope_;
     LatentKvCache kv_;
     std::vector<CpuMlaAttention> attn_;

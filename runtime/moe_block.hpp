@@ -23,10 +23,10 @@ struct WorkerPools {
     std::vector<ThreadPool*> nodes;
 };
 
-// Fused int8 FFN drivers per (node, inter), shared by the layers.
+// Fused int8/int4 FFN drivers (a tuned config per tokens-per-expert range) per (node, inter), shared by the layers.
 struct ExpertDrivers {
-    std::vector<std::shared_ptr<ExpertFfn>> routed;  // per node: hidden x moe_inter
-    std::shared_ptr<ExpertFfn> shared;               // hidden x (n_shared * moe_inter), on `all`
+    std::vector<std::shared_ptr<ExpertFfnSet>> routed;  // per node: hidden x moe_inter
+    std::shared_ptr<ExpertFfnSet> shared;               // hidden x (n_shared * moe_inter), on `all`
 };
 
 class MoeBlock {
@@ -66,7 +66,7 @@ private:
     FfnBlock shared_;
     std::vector<FfnBlock> experts_;
     std::vector<int> expert_node_;
-    std::vector<std::shared_ptr<ExpertFfn>> node_drivers_;
+    std::vector<std::shared_ptr<ExpertFfnSet>> node_drivers_;
 };
 
 }  // namespace mf

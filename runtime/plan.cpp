@@ -17,8 +17,21 @@ namespace mf {
 using nlohmann::json;
 
 std::string ModelShape::key() const {
-    std::string s = fmt::format("h{}-i{}-e{}-k{}-{}", hidden, moe_intermediate, experts, top_k, wtype);
+    std::string s = fmt::format("h{}-i{}-k{}-{}", hidden, moe_intermediate, top_k, wtype);
     if (group_size > 0) s += fmt::format("-g{}", group_size);
+    return s + fmt::format("-mla{}x{}r{}", heads, kv_lora_rank, qk_rope);
+}
+
+ModelShape model_shape_of(const DeepSeekV3Config& c, const std::string& expert_wtype) {
+    ModelShape s;
+    s.hidden = int(c.hidden);
+    s.moe_intermediate = int(c.moe_inter);
+    s.top_k = int(c.n_experts_used);
+    s.wtype = expert_wtype;
+    s.group_size = expert_wtype == "int4" ? kInt4Group : 0;
+    s.heads = int(c.n_heads);
+    s.kv_lora_rank = int(c.kv_lora_rank);
+    s.qk_rope = int(c.qk_rope);
     return s;
 }
 
@@ -93,22 +106,23 @@ std::string plan_file_name(const std::string& host_fingerprint, const ModelShape
 }
 
 json model_shape_to_json(const ModelShape& s) {
-    return {{"hidden", s.hidden},         {"moe_intermediate", s.moe_intermediate}, {"experts", s.experts},
-            {"top_k", s.top_k},           {"moe_layers", s.moe_layers},             {"wtype", s.wtype},
-            {"group_size", s.group_size}};
+    return {{"hidden", s.hidden},   {"moe_intermediate", s.moe_intermediate}, {"top_k", s.top_k},
+            {"wtype", s.wtype},     {"group_size", s.group_size},             {"heads", s.heads},
+            {"kv_lora_rank", s.kv_lora_rank}, {"qk_rope", s.qk_rope}};
 }
 
 ModelShape model_shape_from_json(const json& j) {
     ModelShape s;
     s.hidden = j.at("hidden").get<int>();
     s.moe_intermediate = j.at("moe_intermediate").get<int>();
-    s.experts = j.at("experts").get<int>();
     s.top_k = j.at("top_k").get<int>();
-    s.moe_layers = j.at("moe_layers").get<int>();
     s.wtype = j.at("wtype").get<std::string>();
     s.group_size = j.at("group_size").get<int>();
-    if (s.hidden <= 0 || s.moe_intermediate <= 0 || s.experts <= 0 || s.top_k <= 0 || s.top_k > s.experts ||
-        s.moe_layers < 0 || s.group_size < 0)
+    s.heads = j.at("heads").get<int>();
+    s.kv_lora_rank = j.at("kv_lora_rank").get<int>();
+    s.qk_rope = j.at("qk_rope").get<int>();
+    if (s.hidden <= 0 || s.moe_intermediate <= 0 || s.top_k <= 0 || s.top_k > 4096 || s.group_size < 0 ||
+        s.heads <= 0 || s.kv_lora_rank <= 0 || s.qk_rope < 0)
         throw std::runtime_error("model shape out of range: " + j.dump());
     return s;
 }
@@ -116,7 +130,8 @@ ModelShape model_shape_from_json(const json& j) {
 json plan_to_json(const Plan& p) {
     json kernels = json::array(), trials = json::array(), checks = json::array();
     for (const auto& c : p.checks)
-        checks.push_back({{"m", c.m}, {"experts", c.experts}, {"default_seconds", c.default_seconds},
+        checks.push_back({{"m", c.m}, {"experts", c.experts}, {"experts_per_call", c.experts_per_call},
+                          {"default_seconds", c.default_seconds},
                           {"tuned_seconds", c.tuned_seconds}, {"roofline_ratio", c.roofline_ratio}});
     for (const auto& k : p.kernels)
         kernels.push_back({{"family", k.family},       {"role", k.role},
@@ -161,6 +176,10 @@ Plan plan_from_json(const json& j) {
     try {
         Plan p;
         p.version = j.at("version").get<int>();
+        if (p.version == 1)
+            throw std::runtime_error(
+                "plan version 1 was keyed by layer and expert counts; version 2 keys plans by the kernels' shapes "
+                "(so a v3-slice model shares the full model's plan): run `moeforge tune` again to rewrite it");
         if (p.version != Plan::kVersion)
             throw std::runtime_error(fmt::format("plan version {} is not the supported version {}; run `moeforge tune` "
                                                  "again to rewrite it",
@@ -235,8 +254,8 @@ Plan plan_from_json(const json& j) {
         if (j.contains(key))
             for (const auto& c : j.at(key))
                 p.checks.push_back({c.at("m").get<int>(), c.at("experts").get<int>(),
-                                    c.at("default_seconds").get<double>(), c.at("tuned_seconds").get<double>(),
-                                    c.at("roofline_ratio").get<double>()});
+                                    c.value("experts_per_call", 0), c.at("default_seconds").get<double>(),
+                                    c.at("tuned_seconds").get<double>(), c.at("roofline_ratio").get<double>()});
         return p;
     } catch (const json::exception& e) {
         throw std::runtime_error(fmt::format("plan key '{}': {}", key, e.what()));
@@ -286,6 +305,24 @@ void check_plan_matches(const Plan& p, const std::string& host_fingerprint, cons
                                        where, p.shape.key(), shape.key()));
 }
 
+namespace {
+
+// Version 1 plans were named with layer/expert counts and no attention shape ("...-e256-k8-int8.json"): name one
+// if this host has such a file, so the user knows why it is not used.
+std::string older_plan_note(const std::filesystem::path& cache_dir, const std::string& host_fingerprint) {
+    std::error_code ec;
+    const std::string prefix = "plan-" + host_fingerprint + "-";
+    for (const auto& e : std::filesystem::directory_iterator(cache_dir, ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.rfind(prefix, 0) == 0 && name.find("-mla") == std::string::npos && name.size() > 5 &&
+            name.compare(name.size() - 5, 5, ".json") == 0)
+            return "; " + name + " there is a version 1 plan, keyed by layer counts, which this version does not read";
+    }
+    return "";
+}
+
+}  // namespace
+
 Plan load_plan(const std::filesystem::path& cache_dir, const std::string& host_fingerprint, const ModelShape& shape,
                const std::filesystem::path& explicit_file) {
     std::filesystem::path path = explicit_file;
@@ -294,8 +331,8 @@ Plan load_plan(const std::filesystem::path& cache_dir, const std::string& host_f
         if (!std::filesystem::exists(path)) {
             Plan p = default_plan(host_fingerprint, shape);
             p.source = fmt::format("no tuned plan {} for this host and shape: using the documented defaults "
-                                   "(run `moeforge tune` to fit the kernels to this machine)",
-                                   path.string());
+                                   "(run `moeforge tune` to fit the kernels to this machine{})",
+                                   path.string(), older_plan_note(cache_dir, host_fingerprint));
             return p;
         }
     }

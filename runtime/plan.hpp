@@ -13,20 +13,26 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/deepseek_v3_config.hpp"
+
 namespace mf {
 
-// The shapes the experts' kernels see; DeepSeek-V3/R1's by default. `wtype` is the CPU compute format of the
-// routed experts ("int8", "int4" or "bf16"); `group_size` is the int4 group along K (0 for the other formats).
+// What the tuned kernels depend on, and nothing else: the plan's key. The routed experts' widths, experts per token
+// (the decode batch of one token routes to top_k experts) and compute format ("int8", "int4" or "bf16"; group_size
+// is the int4 group along K, 0 for the other formats) for the CPU kernels; the MLA attention shape (heads, latent
+// and rope widths of the cache) for the GPU decode kernel. Layer and expert counts are not part of it: a
+// `v3-slice-N` model (DeepSeek-V3's widths, fewer layers) uses the full model's plan. DeepSeek-V3/R1's by default.
 struct ModelShape {
     int hidden = 7168;
     int moe_intermediate = 2048;
-    int experts = 256;
     int top_k = 8;
-    int moe_layers = 58;
     std::string wtype = "int8";
     int group_size = 0;
+    int heads = 128;        // MLA attention heads
+    int kv_lora_rank = 512; // latent (c_kv) width of the cache
+    int qk_rope = 64;       // rope (k_pe) width of the cache
 
-    // "h7168-i2048-e256-k8-int8" (+ "-g<group>" for int4): the shape part of a plan's file name.
+    // "h7168-i2048-k8-int8-mla128x512r64" (int4: "...-int4-g32-mla..."): the shape part of a plan's file name.
     std::string key() const;
     bool operator==(const ModelShape&) const = default;
 };
@@ -102,7 +108,8 @@ struct PlanTrial {
 // experts per pass) run with the default config and with the plan's, alternately, in the same process.
 struct PlanCheck {
     int m = 0;
-    int experts = 0;
+    int experts = 0;             // distinct experts streamed per pass
+    int experts_per_call = 0;    // experts per driver call: the search's benchmark problem (bench_experts)
     double default_seconds = 0;  // best pass
     double tuned_seconds = 0;
     double roofline_ratio = 0;   // tuned ops/s over min(peak, intensity x DRAM bandwidth)
@@ -111,7 +118,9 @@ struct PlanCheck {
 };
 
 struct Plan {
-    static constexpr int kVersion = 1;
+    // 2: the shape key holds what the kernels depend on (no layer or expert counts; MLA attention shape added),
+    //    checks record experts per call. Version 1 files are refused with a line saying to re-run tune.
+    static constexpr int kVersion = 2;
     int version = kVersion;
     std::string host_fingerprint;
     std::string host_description;  // the fingerprint's readable text
@@ -144,6 +153,10 @@ Plan default_plan(const std::string& host_fingerprint, const ModelShape& shape);
 
 // "plan-<fingerprint>-<shape key>.json"
 std::string plan_file_name(const std::string& host_fingerprint, const ModelShape& shape);
+
+// The plan key of a model: its routed experts' and attention's widths with the experts' compute format
+// ("int8", "int4" (groups of 32) or "bf16").
+ModelShape model_shape_of(const DeepSeekV3Config& c, const std::string& expert_wtype);
 
 nlohmann::json plan_to_json(const Plan& p);
 // Throws std::runtime_error naming the missing/bad key or an unsupported version.

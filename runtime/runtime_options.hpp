@@ -9,7 +9,8 @@
 //   experts        "auto" = int4 per group of 32 (exact) for Q4_K experts, else int8 per channel, both through
 //                  the fused JIT expert FFN (AMX / AVX-512 VNNI); "bf16" runs them through the bf16 projections.
 //                  Other block formats (Q5_K, Q6_K, Q8_0, F8) are dequantised and repacked.
-//   expert_ffn     the kernels' default ExpertFfnConfig
+//   expert_ffn     the kernels' default ExpertFfnConfig; a tuned plan sets one per range of tokens per expert
+//                  (expert_ffn_by_m: decode, small batches and prefill chunks each get their own)
 //   gpu_layers     0 = CPU only (the library's default); -1 = hybrid when a CUDA GPU is usable: every layer's
 //                  attention, dense FFN, shared expert and router on the GPU as far as its memory holds them (the
 //                  commands' default); N = the first N layers (an error without a GPU). Routed experts always run
@@ -19,6 +20,7 @@
 #include <string>
 
 #include "codegen/x64/expert_ffn_desc.hpp"
+#include "runtime/expert_ffn_set.hpp"
 #include "runtime/linear.hpp"
 
 namespace mf {
@@ -31,7 +33,8 @@ struct RuntimeOptions {
     int64_t prefill_chunk = 256;
     std::string dense = "auto";    // auto | bf16 | int8
     std::string experts = "auto";  // auto | int8 | int4 | bf16
-    ExpertFfnConfig expert_ffn{};
+    ExpertFfnConfig expert_ffn{};                // for token counts no entry of expert_ffn_by_m holds
+    std::vector<ExpertFfnChoice> expert_ffn_by_m;  // the plan's config per range of tokens per expert
     int gpu_layers = 0;
     int gpu_device = 0;            // CUDA device ordinal
     std::string cubin_cache;       // folder of compiled GPU kernels ("": <tmp>/moeforge-cubins)

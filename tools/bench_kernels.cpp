@@ -130,7 +130,8 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         std::vector<int32_t> tokens(static_cast<size_t>(m));
         for (int i = 0; i < m; ++i) tokens[size_t(i)] = i;
         const std::vector<float> gates(size_t(m), 0.125f);
-        const int batch = std::clamp(8192 / m, 1, experts);
+        const int batch = opt.experts_per_call > 0 ? std::min(opt.experts_per_call, experts)
+                                                   : std::clamp(8192 / m, 1, experts);
         auto pass = [&] {
             const auto t0 = std::chrono::steady_clock::now();
             for (int e0 = 0; e0 < experts; e0 += batch) {

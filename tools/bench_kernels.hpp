@@ -19,6 +19,7 @@ struct KernelBenchOptions {
     int hidden = 7168, inter = 2048;  // DeepSeek-V3 routed expert
     int threads = 0;                  // 0: one per physical core
     int experts = 0;                  // 0: enough for 4x the LLC, within half the available memory
+    int experts_per_call = 0;         // experts per driver call; 0: as many as hold ~8k routed rows
     int repeats = 3;                  // timed passes per M; the best is kept
     bool peer_onednn = false;
     ExpertFfnConfig cfg;

@@ -82,7 +82,9 @@ HostProfile host_profile_stage(const TuneOptions& o, const std::filesystem::path
     return p;
 }
 
-// The independent check: `bench kernels`'s benchmark with the default config and with the plan's, alternately.
+// The independent check: `bench kernels`'s benchmark with the default config and with the plan's, alternately. It
+// poses the search's problem (the same experts per driver call, k->bench_experts) on its own weights, inputs and
+// timing loop, over more distinct experts per pass (a whole number of calls).
 void check_plan(Plan& plan, const HostProfile& hp, int experts) {
     std::vector<const PlannedKernel*> ffn;
     for (const auto& k : plan.kernels)
@@ -98,10 +100,13 @@ void check_plan(Plan& plan, const HostProfile& hp, int experts) {
         opt.inter = plan.shape.moe_intermediate;
         enum_parse(plan.shape.wtype, opt.wtype);
         opt.repeats = 2;
+        opt.experts_per_call = std::max(1, k->bench_experts);
         opt.experts = std::min(experts, default_bench_experts(opt, hp));
+        opt.experts = std::max(opt.experts_per_call, opt.experts / opt.experts_per_call * opt.experts_per_call);
         PlanCheck c;
         c.m = k->bench_m;
         c.experts = opt.experts;
+        c.experts_per_call = opt.experts_per_call;
         c.default_seconds = c.tuned_seconds = 1e30;
         const bool same = k->config == k->default_config;  // nothing to compare: time once, report 1.00x
         for (int round = 0; round < 2; ++round)
@@ -130,11 +135,7 @@ void run_tune(const TuneOptions& o, const GlobalOptions& g) {
         // Only the config is needed; the weights stay mapped, not read.
         const auto model = Model::open(o.model);
         const DeepSeekV3Config& c = model->config();
-        shape.hidden = int(c.hidden);
-        shape.moe_intermediate = int(c.moe_inter);
-        shape.experts = int(c.n_experts);
-        shape.top_k = int(c.n_experts_used);
-        shape.moe_layers = int(c.n_layers - c.n_dense_layers);
+        shape = model_shape_of(c, o.wtype);
         fmt::print(stderr, "model {}: {}\n", o.model, describe(c));
     }
     const auto dir = cache_dir();
@@ -202,7 +203,8 @@ void add_tune_command(CLI::App& app, const GlobalOptions& g) {
     cmd->add_flag("--json", opt->json, "Print the profile as JSON on stdout (progress stays on stderr)");
     cmd->add_option("--model", opt->model,
                     "Model whose shapes to tune for (GGUF file, any part of a split GGUF, or HF checkpoint directory); "
-                    "overrides --hidden/--moe-intermediate/--experts/--top-k");
+                    "overrides --hidden/--moe-intermediate/--top-k. The plan is keyed by the widths the kernels see, not by "
+                    "layer or expert counts, so it also serves v3-slice models of the same widths");
     cmd->add_option("--repeats", opt->repeats, "Timed runs per host-profile measurement; the best is kept")
         ->check(CLI::Range(1, 100))
         ->capture_default_str();
@@ -223,9 +225,6 @@ void add_tune_command(CLI::App& app, const GlobalOptions& g) {
         ->capture_default_str();
     cmd->add_option("--moe-intermediate", opt->shape.moe_intermediate, "Routed expert width (DeepSeek-V3: 2048)")
         ->check(CLI::Range(64, 65536))
-        ->capture_default_str();
-    cmd->add_option("--experts", opt->shape.experts, "Routed experts per layer (DeepSeek-V3: 256)")
-        ->check(CLI::Range(1, 4096))
         ->capture_default_str();
     cmd->add_option("--top-k", opt->shape.top_k, "Experts per token (DeepSeek-V3: 8)")
         ->check(CLI::Range(1, 64))

@@ -10,6 +10,7 @@
 #include "model/gguf_vocab.hpp"
 #include "model/synthetic_model.hpp"
 #include "codegen/kernel_fields.hpp"
+#include "runtime/expert_ffn_set.hpp"
 #include "runtime/plan.hpp"
 #include "tools/cache_dir.hpp"
 #include "tune/host_profile.hpp"
@@ -87,20 +88,13 @@ std::filesystem::path demo_model_path() {
 
 namespace {
 
-// The tuned plan for this host and the model's expert shape (cache dir, or --plan), applied to the options: the
-// fused expert FFN's config for decode (tokens per expert = 1) and the worker count. Without a plan: the defaults,
+// The tuned plan for this host and the model's kernel shapes (cache dir, or --plan), applied to the options: the
+// fused expert FFN's config per range of tokens per expert (every "moe_ffn" entry) and the worker count. Without a plan: the defaults,
 // and the note says so. A plan for another host or shape is refused (PlanMismatch, one line).
 void apply_plan(const Model& m, RuntimeOptions& opt) {
     const DeepSeekV3Config& c = m.config();
     if (c.n_layers <= c.n_dense_layers) return;
-    ModelShape shape;
-    shape.hidden = int(c.hidden);
-    shape.moe_intermediate = int(c.moe_inter);
-    shape.experts = int(c.n_experts);
-    shape.top_k = int(c.n_experts_used);
-    shape.moe_layers = int(c.n_layers - c.n_dense_layers);
-    shape.wtype = compute_type_name(opt.expert_type(m));
-    shape.group_size = shape.wtype == "int4" ? 32 : 0;
+    const ModelShape shape = model_shape_of(c, compute_type_name(opt.expert_type(m)));
     HostProfileOptions quick;
     quick.measure = false;
     HostProfile here = capture_host_profile(quick);
@@ -110,7 +104,7 @@ void apply_plan(const Model& m, RuntimeOptions& opt) {
         plan = load_plan(cache_dir(), here.fingerprint, shape, opt.plan_file);
     } catch (const PlanMismatch& e) {
         if (!opt.plan_file.empty()) throw;  // an explicit --plan that does not fit is an error
-        // The cache dir's plan for this host and expert shape was tuned for another layer count or routing.
+        // The cache dir's plan under this host's and shape's name does not match them (copied from elsewhere).
         opt.plan_note = std::string("the cached plan does not fit (") + e.what() + "): documented defaults";
         return;
     }
@@ -118,11 +112,14 @@ void apply_plan(const Model& m, RuntimeOptions& opt) {
         opt.plan_note = "no tuned plan for this host and shape (run `moeforge tune`): documented defaults";
         return;
     }
+    opt.expert_ffn_by_m = expert_ffn_choices(plan);
     if (const PlannedKernel* k = plan.find("moe_ffn", "expert", 1)) opt.expert_ffn = fields_from_json<ExpertFfnConfig>(k->config);
     if (opt.threads == 0 && plan.threads.workers > 0) opt.threads = plan.threads.workers;
-    if (opt.gpu_layers == -1 && plan.gpu.cpu_only) opt.gpu_layers = 0;
+    // A plan tuned with a GPU places layers on it; one tuned without leaves the choice to the command line.
     if (opt.gpu_layers == -1 && !plan.gpu.cpu_only) opt.gpu_layers = plan.gpu.gpu_layers, opt.gpu_device = plan.gpu.device;
-    opt.plan_note = "tuned plan " + (plan.source.empty() ? plan_file_name(here.fingerprint, shape) : plan.source);
+    opt.plan_note = fmt::format("tuned plan {} ({} expert FFN configs by tokens per expert)",
+                                plan.source.empty() ? plan_file_name(here.fingerprint, shape) : plan.source,
+                                opt.expert_ffn_by_m.size());
 }
 
 }  // namespace

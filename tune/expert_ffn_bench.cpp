@@ -13,8 +13,7 @@
 namespace mf {
 
 int ffn_bench_experts(const ModelShape& s, int m) {
-    const int e = m <= 64 ? s.top_k : m <= 256 ? 4 : 1;
-    return std::max(1, std::min(e, s.experts));
+    return std::max(1, m <= 64 ? s.top_k : m <= 256 ? 4 : 1);
 }
 
 namespace {

@@ -9,6 +9,7 @@
 #include "codegen/kernel_fields.hpp"
 #include "codegen/x64/expert_ffn_desc.hpp"
 #include "codegen/x64/expert_gemm_desc.hpp"
+#include "model/synthetic_model.hpp"
 #include "runtime/plan.hpp"
 
 using namespace mf;
@@ -26,7 +27,7 @@ struct TempDir {
 
 Plan sample_plan() {
     ModelShape s;
-    s.experts = 64;
+    s.top_k = 6;
     s.wtype = "int4";
     s.group_size = 32;
     Plan p = default_plan("0123456789abcdef", s);
@@ -52,7 +53,7 @@ Plan sample_plan() {
     p.trials = {{"gemm_amx k7168 m256", "mt2nt2nmpf0", 0.5, 0.01, 0, true, false},
                 {"gemm_amx k7168 m256", "mt1nt4mnpf4", 0.9, 0.008, 1, false, false},
                 {"gemm_amx k7168 m256", "mt4nt4mnpf4", 0.95, 0, -1, false, true}};
-    p.checks = {{1, 16, 0.02, 0.018, 0.8}, {256, 16, 0.5, 0.4, 0.3}};
+    p.checks = {{1, 16, 8, 0.02, 0.018, 0.8}, {256, 16, 4, 0.5, 0.4, 0.3}};
     return p;
 }
 
@@ -84,7 +85,7 @@ TEST_CASE("plan: file round trip and file name spell host and shape") {
     TempDir dir;
     const Plan p = sample_plan();
     const auto path = dir.path / plan_file_name(p.host_fingerprint, p.shape);
-    CHECK(path.filename() == "plan-0123456789abcdef-h7168-i2048-e64-k8-int4-g32.json");
+    CHECK(path.filename() == "plan-0123456789abcdef-h7168-i2048-k6-int4-g32-mla128x512r64.json");
     write_plan_file(path, p);
     const Plan q = read_plan_file(path);
     CHECK(plan_to_json(q) == plan_to_json(p));
@@ -151,9 +152,55 @@ TEST_CASE("plan: bad files are rejected naming the key") {
     j["threads"].erase("cpus");
     CHECK_THROWS_WITH_AS(plan_from_json(j), doctest::Contains("threads"), std::runtime_error);
     j = plan_to_json(sample_plan());
-    j["shape"]["top_k"] = 1000;
+    j["shape"]["top_k"] = 0;
     CHECK_THROWS_WITH_AS(plan_from_json(j), doctest::Contains("shape"), std::runtime_error);
     const auto path = dir.path / "broken.json";
     std::ofstream(path) << "{ \"version\": 1, ";
     CHECK_THROWS_WITH_AS(read_plan_file(path), doctest::Contains("broken.json"), std::runtime_error);
+}
+
+TEST_CASE("plan: the key holds what the kernels see, so a v3-slice model finds the full model's plan") {
+    const ModelShape full = model_shape_of(DeepSeekV3Config{}, "int8");
+    CHECK(full == ModelShape{});
+    CHECK(full.key() == "h7168-i2048-k8-int8-mla128x512r64");
+    for (const char* preset : {"v3-slice-1", "v3-slice-4"}) {
+        CAPTURE(preset);
+        const DeepSeekV3Config c = preset_config(preset);
+        CHECK(c.n_layers < DeepSeekV3Config{}.n_layers);  // fewer layers, same widths
+        CHECK(model_shape_of(c, "int8") == full);
+    }
+    // What the kernels see is in the key: widths, experts per token, format, attention shape.
+    DeepSeekV3Config c;
+    c.moe_inter = 1024;
+    CHECK_FALSE(model_shape_of(c, "int8") == full);
+    c = DeepSeekV3Config{};
+    c.n_experts_used = 6;
+    CHECK_FALSE(model_shape_of(c, "int8") == full);
+    c = DeepSeekV3Config{};
+    c.n_heads = 16;
+    CHECK(model_shape_of(c, "int8").key() == "h7168-i2048-k8-int8-mla16x512r64");
+    CHECK(model_shape_of(DeepSeekV3Config{}, "int4").key() == "h7168-i2048-k8-int4-g32-mla128x512r64");
+
+    TempDir dir;
+    Plan p = default_plan("0123456789abcdef", full);
+    p.is_default = false;
+    write_plan_file(dir.path / plan_file_name(p.host_fingerprint, full), p);
+    const Plan q = load_plan(dir.path, p.host_fingerprint, model_shape_of(preset_config("v3-slice-2"), "int8"));
+    CHECK_FALSE(q.is_default);
+}
+
+TEST_CASE("plan: a version 1 plan (keyed by layer counts) is refused with what to do") {
+    TempDir dir;
+    nlohmann::json j = plan_to_json(sample_plan());
+    j["version"] = 1;
+    j["shape"] = {{"hidden", 7168}, {"moe_intermediate", 2048}, {"experts", 256}, {"top_k", 8},
+                  {"moe_layers", 58}, {"wtype", "int8"}, {"group_size", 0}};
+    CHECK_THROWS_WITH_AS(plan_from_json(j), doctest::Contains("version 1"), std::runtime_error);
+    CHECK_THROWS_WITH_AS(plan_from_json(j), doctest::Contains("moeforge tune"), std::runtime_error);
+    // Under its old name in the cache dir it is not read, and the defaults' note names it.
+    std::ofstream(dir.path / "plan-0123456789abcdef-h7168-i2048-e256-k8-int8.json") << j.dump();
+    const Plan d = load_plan(dir.path, "0123456789abcdef", ModelShape{});
+    CHECK(d.is_default);
+    CHECK(d.source.find("plan-0123456789abcdef-h7168-i2048-e256-k8-int8.json") != std::string::npos);
+    CHECK(d.source.find("version 1") != std::string::npos);
 }

@@ -163,13 +163,7 @@ TEST_CASE("moeforge run: a tuned plan in the cache dir is used, another host pla
     HostProfile here = capture_host_profile(quick);
     compute_fingerprint(here);
     const DeepSeekV3Config c = preset_config("tiny");
-    ModelShape shape;
-    shape.hidden = int(c.hidden);
-    shape.moe_intermediate = int(c.moe_inter);
-    shape.experts = int(c.n_experts);
-    shape.top_k = int(c.n_experts_used);
-    shape.moe_layers = int(c.n_layers - c.n_dense_layers);
-    shape.wtype = "int8";
+    const ModelShape shape = model_shape_of(c, "int8");
     Plan plan = default_plan(here.fingerprint, shape);
     plan.is_default = false;
     write_plan_file(cache / "moeforge" / plan_file_name(here.fingerprint, shape), plan);

@@ -46,7 +46,7 @@ Plan sample() {
     }
     for (int i = 0; i < 10; ++i)
         p.trials.push_back({"moe_ffn m1", fmt::format("c{}", i), 0.1 * i, 1.0 - 0.02 * i, i < 8 ? 0 : 1, i == 0, false});
-    p.checks = {{1, 16, 0.030, 0.024, 0.8}};
+    p.checks = {{1, 16, 8, 0.030, 0.024, 0.8}};
     p.trials.push_back({"handover gate_up m4", "gemv", 1, 0.001, 0, true, false});
     p.trials.push_back({"handover gate_up m4", "amx", 1, 0.002, 0, false, false});
     p.trials.push_back({"handover gate_up m16", "gemv", 1, 0.004, 0, true, false});

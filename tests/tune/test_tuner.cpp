@@ -24,7 +24,6 @@ ModelShape small_shape() {
     ModelShape s;
     s.hidden = 320;  // ragged against the 64-wide panels and K blocks
     s.moe_intermediate = 192;
-    s.experts = 16;
     s.top_k = 4;
     return s;
 }
