@@ -79,6 +79,9 @@ GpuLayers::GpuLayers(const Model& file, const GpuLayersOptions& opt, ThreadPool&
     const CudaArch arch = CudaArch::for_device(gpu.cc_major, gpu.cc_minor);
     const auto build = [&](const CudaKernelSource& s) { return build_cuda_kernel(s, arch, opt.cubin_cache); };
     stream_ = std::make_unique<CudaStream>();
+    handoff_ = std::make_unique<CudaEvent>();
+    shared_done_ = std::make_unique<CudaEvent>();
+    step_done_ = std::make_unique<CudaEvent>();
     blas_ = std::make_unique<CublasGemm>();
     const MlaDecodeDesc md = mla_desc(c);
     attn_ = std::make_unique<MlaAttention>(md, mla_decode_default_config(md, sm), arch, opt.cubin_cache);
@@ -209,10 +212,10 @@ GpuMoeHandoff GpuLayers::advance() {
     if (pending_routed_) {
         // The GPU ran the shared expert while the CPU ran the routed experts; the rest of that time it idled.
         const CudaDriverApi& api = cuda_driver();
-        const bool shared_done = api.event_query ? api.event_query(shared_done_.get()) == 0 : true;
+        const bool shared_done = api.event_query ? api.event_query(shared_done_->get()) == 0 : true;
         if (shared_done) {
-            if (!api.event_query) shared_done_.synchronize();
-            const double shared_s = double(shared_done_.elapsed_ms_since(handoff_)) * 1e-3;
+            if (!api.event_query) shared_done_->synchronize();
+            const double shared_s = double(shared_done_->elapsed_ms_since(*handoff_)) * 1e-3;
             times_.gpu_waits_cpu += std::max(0.0, t_enter - wake_time_ - shared_s);
         }
     }
@@ -229,14 +232,14 @@ GpuMoeHandoff GpuLayers::advance() {
     if (moe < 0) {
         done_ = true;
         next_layer_ = opt_.layers;
-        step_done_.record(stream_->get());
+        step_done_->record(stream_->get());
         return {};
     }
-    handoff_.record(stream_->get());
+    handoff_->record(stream_->get());
     if (w_[size_t(moe)].ffn_inter > 0) run_graph_or_direct(seg, 1, [&] { enqueue_shared(moe); });
-    shared_done_.record(stream_->get());
+    shared_done_->record(stream_->get());
     const double t_wait = now_seconds();
-    handoff_.synchronize();
+    handoff_->synchronize();
     wake_time_ = now_seconds();
     times_.cpu_waits_gpu += wake_time_ - t_wait;
     next_layer_ = moe + 1;
@@ -247,7 +250,7 @@ GpuMoeHandoff GpuLayers::advance() {
 void GpuLayers::finish(float* logits, float* hidden) {
     if (!done_) throw std::logic_error("GpuLayers::finish before the last advance");
     const double t_wait = now_seconds();
-    step_done_.synchronize();
+    step_done_->synchronize();
     times_.cpu_waits_gpu += now_seconds() - t_wait;
     if (opt_.lm_head) {
         if (logits_rows_ > 0 && logits)

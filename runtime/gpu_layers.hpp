@@ -104,7 +104,7 @@ private:
     DeviceBuffer step_;  // ids | positions | seq_lens, int32 [3][max_rows]
     DeviceBuffer x_, xa_, qa_, q_, kva_, qabs_, olat_, o_, xn_, router_logits_, ids_, weights_, gu_, h_, routed_, logits_;
     PinnedBuffer step_host_, xn_host_, ids_host_, weights_host_, routed_host_, logits_host_, hidden_host_;
-    CudaEvent handoff_, shared_done_, step_done_;
+    std::unique_ptr<CudaEvent> handoff_, shared_done_, step_done_;  // made once the context is current
     std::map<std::tuple<int64_t, int, int, int64_t>, std::unique_ptr<CudaGraph>> graphs_;
     int sms_ = 0;
     float cos_sin_scale_ = 1.0f;
