@@ -18,6 +18,7 @@
 //   64 bytes of each row); alpha, l, m [64] fp32 each. Tile i + STAGES - 1 streams in while tile i is computed.
 #pragma once
 #include "bf16.cuh"
+#include "grid_dependency.cuh"
 #include "mla_decode.cuh"  // mla_zero_rows
 #include "mla_params.cuh"
 #include "mma_sm80.cuh"
@@ -52,8 +53,10 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 }
 
 // PT: the type of the partial outputs in p.o_part (float, or bf16 for half the traffic; mla_combine<.., PT>).
-template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT>
+// PDL: let the combine kernel (launched as a programmatic dependent) start as soon as SMs free up.
+template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
+    if constexpr (PDL) griddep_launch_dependents();
     constexpr int D = LATENT + ROPE;
     constexpr int CH = D / 8;  // 16-byte chunks per row
     constexpr int HB = 64;     // heads per CTA (the wgmma M)
