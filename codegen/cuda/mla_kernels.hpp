@@ -92,15 +92,16 @@ int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
 // True when the decode kernel writes the final output itself (MlaDecodeParams::out; one split, no cluster):
 // then there is no combine launch.
 bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits);
-// Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials` partial
-// outputs per (row, head).
+// Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials`
+// partial outputs per (row, head).
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials);
 size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int partials);
 
 // The combine kernel of a decode desc (depends on heads and latent_dim only) for fp32 or bf16 partials;
 // `dependent`: launched with CudaKernel::launch_dependent after the decode (config pdl).
 std::string mla_combine_name(const MlaDecodeDesc& d, bool bf16_partials = false, bool dependent = false);
-CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials = false, bool dependent = false);
+CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials = false,
+                                    bool dependent = false);
 // The combine of a decode config.
 CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c);
 Dim3 mla_combine_grid(const MlaDecodeDesc& d, int batch);

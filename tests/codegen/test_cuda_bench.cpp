@@ -74,11 +74,11 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // One or two configs per kernel variant (the cluster configs measured 1.2-2x slower: left to the tuner),
     // the portable kernel first so that a fault in a newer variant cannot hide its rows.
     std::vector<MlaDecodeConfig> configs = {mla_decode_default_config(d, env.sm)};
-    for (MlaDecodeConfig c : {MlaDecodeConfig{32, 2, 1, 0}, MlaDecodeConfig{64, 2, 1, 1},
-                              MlaDecodeConfig{64, 2, 1, 1, 4}, MlaDecodeConfig{32, 3, 1, 1}, MlaDecodeConfig{32, 4, 1, 1},
-                              MlaDecodeConfig{32, 4, 1, 1, 4}, MlaDecodeConfig{64, 2, 1, 1, 1, 1},
-                              MlaDecodeConfig{64, 2, 1, 1, 4, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1},
-                              MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1}})
+    for (MlaDecodeConfig c :
+         {MlaDecodeConfig{32, 2, 1, 0}, MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{64, 2, 1, 1, 4},
+          MlaDecodeConfig{32, 3, 1, 1}, MlaDecodeConfig{32, 4, 1, 1}, MlaDecodeConfig{32, 4, 1, 1, 4},
+          MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1, 1, 4, 1},
+          MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1}})
         if (mla_decode_unsupported(d, c, env.sm).empty() && !(c == configs[0])) configs.push_back(c);
 
     std::printf(
@@ -130,7 +130,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
                         decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
-                        const MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out_r, batch, partials};
+                        const MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out_r, batch,
+                                                  partials};
                         if (with_combine && !direct) {
                             if (cfg.pdl)
                                 combine->launch_dependent(mla_combine_grid(d, batch), cp, stream.get());

@@ -105,7 +105,8 @@ TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with 
     CHECK(mla_decode_source(d, b16, 90).source.find("mf::bf16, false>(p)") != std::string::npos);
     CHECK(mla_decode_source(d, f32, 90).source.find("float, false>(p)") != std::string::npos);
     CHECK(mla_combine_name(d, true) != mla_combine_name(d));
-    CHECK(mla_combine_source(d, true).source.find("mla_combine<128, 512, mf::bf16, false>") != std::string::npos);
+    CHECK(mla_combine_source(d, true).source.find("mla_combine<128, 512, mf::bf16, false>") !=
+          std::string::npos);
 }
 
 TEST_CASE("cuda mla: pdl launches the combine as a programmatic dependent (wgmma kernel only)") {
