@@ -115,7 +115,8 @@ std::vector<double> mla_gpu(const GpuTestEnv& env, const MlaProblem& p, const Ml
 // Where a wrong result is wrong, to tell a device run's failure apart without a debugger: rel. error per
 // row, per head block of 64, per 64-column block of the latent (a row with one token isolates P.V: its output
 // is that token's latent whatever Q.K gives), and the first NaN.
-std::string describe_error(const MlaProblem& p, const std::vector<double>& got, const std::vector<double>& ref) {
+std::string describe_error(const MlaProblem& p, const std::vector<double>& got,
+                           const std::vector<double>& ref) {
     const int lat = p.d.latent_dim, heads = p.d.heads;
     auto err_over = [&](auto&& pick) {
         double num = 0, den = 0;
@@ -141,11 +142,12 @@ std::string describe_error(const MlaProblem& p, const std::vector<double>& got, 
     for (int c0 = 0; c0 < lat; c0 += 64)
         s << " " << err_over([&](int, int, int c) { return c >= c0 && c < c0 + 64; });
     s << "; heads 0-7 of row 0, column 0 (got/ref):";
-    for (int h = 0; h < std::min(heads, 8); ++h) s << " " << got[size_t(h) * lat] << "/" << ref[size_t(h) * lat];
+    for (int h = 0; h < std::min(heads, 8); ++h)
+        s << " " << got[size_t(h) * lat] << "/" << ref[size_t(h) * lat];
     for (size_t i = 0; i < got.size(); ++i)
         if (std::isnan(got[i])) {
-            s << "; first NaN at row " << i / (size_t(heads) * lat) << " head " << i / lat % heads << " column "
-              << i % lat;
+            s << "; first NaN at row " << i / (size_t(heads) * lat) << " head " << i / lat % heads
+              << " column " << i % lat;
             break;
         }
     return s.str();
@@ -171,7 +173,11 @@ void check_decode_family(const GpuTestEnv& env, int wgmma) {
         {"v3 heads, batch 1, 3000 tokens, default splits", 128, 64, {3000}, 0},
         {"20 heads, ragged batch with empty splits", 20, 48, {1, 0, 300, 1500}, 0},
         {"v3 heads, forced 6 splits", 128, 64, {70, 900}, 6},
-        {"v3 heads, one split (output written by the decode kernel), incl. an empty row", 128, 64, {0, 65, 300}, 1},
+        {"v3 heads, one split (output written by the decode kernel), incl. an empty row",
+         128,
+         64,
+         {0, 65, 300},
+         1},
     };
     int ran = 0;
     for (const Case& c : cases) {
@@ -257,16 +263,16 @@ TEST_CASE(
     const auto ref = mla_reference(pf);
     for (int wgmma : {0, 1})  // the portable kernel first: a fault in the sm_90a one cannot hide its result
         for (const MlaDecodeConfig& cfg : mla_decode_candidates(d, env.sm))
-        for (int splits : {0, 1, 3}) {
-            if (cfg.wgmma != wgmma) continue;
-            const std::string name = mla_decode_name(d, cfg);
-            CAPTURE(name);
-            CAPTURE(splits);
-            const int s = splits == 0 ? 0 : (splits + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
-            const auto got = mla_gpu(env, pf, cfg, s);
-            const double err = rel_l2(got, ref);
-            CAPTURE(err);
-            CHECK(err < 1e-2);
-            if (!(err < 1e-2)) MESSAGE(describe_error(pf, got, ref));
-        }
+            for (int splits : {0, 1, 3}) {
+                if (cfg.wgmma != wgmma) continue;
+                const std::string name = mla_decode_name(d, cfg);
+                CAPTURE(name);
+                CAPTURE(splits);
+                const int s = splits == 0 ? 0 : (splits + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
+                const auto got = mla_gpu(env, pf, cfg, s);
+                const double err = rel_l2(got, ref);
+                CAPTURE(err);
+                CHECK(err < 1e-2);
+                if (!(err < 1e-2)) MESSAGE(describe_error(pf, got, ref));
+            }
 }
