@@ -150,6 +150,7 @@ void run_tune(const TuneOptions& o, const GlobalOptions& g) {
     t.gpu_layers = o.gpu_layers;
     t.pool_bytes = uint64_t(o.pool_mib) << 20;
     t.tool_version = "moeforge 0.1.0";
+    t.cubin_dir = dir / "cubin";
     t.stop = &g_stop;
     if (!o.fresh && std::filesystem::exists(t.trials_file)) {
         const TrialStore earlier(t.trials_file, tune_context(p, shape, t.tool_version));
