@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -10,6 +11,10 @@
 #include <numeric>
 #include <random>
 #include <stdexcept>
+#include <thread>
+
+#include <pthread.h>
+#include <sched.h>
 
 #include "codegen/cuda/cuda_context.hpp"
 #include "codegen/cuda/cuda_stream.hpp"
@@ -63,6 +68,14 @@ const std::vector<int> kVerifyRagged{1, 0, 777, 130};     // a ragged batch with
 constexpr size_t kRotationBytes = size_t(256) << 20;       // distinct cache bytes a timed graph walks through
 constexpr float kScale = 0.1352338f;
 
+// The thread may run on any cpu (a thread inherits its creator's pinning; the tuner's caller is a pinned worker).
+void unpin_current_thread() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < CPU_SETSIZE; ++i) CPU_SET(i, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 json merged(const MlaDecodeConfig& c, const MlaSplitPolicy& p) {
     json j = fields_to_json(c);
     const json policy = fields_to_json(p);
@@ -80,6 +93,7 @@ struct MlaDecodeBench::Impl {
     MlaDecodeDesc d;
     std::unique_ptr<CudaStream> stream;
     double copy_bw = 0;
+    bool precompiled = false;
 
     std::map<std::string, std::unique_ptr<MlaAttention>> attn;  // by decode kernel name
     std::map<std::string, std::string> refused;
@@ -99,6 +113,29 @@ struct MlaDecodeBench::Impl {
 
     int dim() const { return d.latent_dim + d.rope_dim; }
     size_t page_bytes() const { return size_t(d.page_size) * dim() * 2; }
+
+    // Compiles into the CUBIN cache (or finds there) every kernel the candidates need, on all cores at once: NVRTC
+    // takes seconds per decode kernel, which would otherwise come out of the search's budget one at a time.
+    // Failures are left for the candidate's verification to report.
+    void precompile(const std::vector<MlaDecodeConfig>& cfgs) {
+        std::vector<CudaKernelSource> srcs{mla_combine_source(d), kv_append_source(d)};
+        for (const MlaDecodeConfig& c : cfgs)
+            if (mla_decode_unsupported(d, c, sm).empty()) srcs.push_back(mla_decode_source(d, c, sm));
+        std::atomic<size_t> next{0};
+        const size_t n = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, srcs.size());
+        std::vector<std::thread> threads;
+        for (size_t i = 0; i < n; ++i)
+            threads.emplace_back([&] {
+                unpin_current_thread();
+                for (size_t k; (k = next.fetch_add(1)) < srcs.size();) {
+                    try {
+                        compile_cuda_kernel(srcs[k], arch, cubin_dir);
+                    } catch (const std::exception&) {
+                    }
+                }
+            });
+        for (auto& t : threads) t.join();
+    }
 
     MlaAttention* attention(const MlaDecodeConfig& c, std::string* why) {
         const std::string name = mla_decode_name(d, c);
@@ -282,13 +319,19 @@ std::vector<Candidate> MlaDecodeBench::candidates(int context) {
     const MlaSplitPolicy def_pol{};
     const json def = merged(def_cfg, def_pol);
     std::vector<json> all{def};
+    std::vector<MlaDecodeConfig> cfgs{def_cfg};
     for (const json& c : json_grid(fields_to_json(def_cfg), mla_decode_search_space())) {
         const MlaDecodeConfig cfg = fields_from_json<MlaDecodeConfig>(c);
         if (!mla_decode_unsupported(m.d, cfg, m.sm).empty()) continue;
+        if (std::find(cfgs.begin(), cfgs.end(), cfg) == cfgs.end()) cfgs.push_back(cfg);
         for (const json& p : json_grid(fields_to_json(def_pol), mla_split_search_space())) {
             const json j = merged(cfg, fields_from_json<MlaSplitPolicy>(p));
             if (std::find(all.begin(), all.end(), j) == all.end()) all.push_back(j);
         }
+    }
+    if (!m.precompiled) {
+        m.precompile(cfgs);
+        m.precompiled = true;
     }
     std::vector<Candidate> v;
     for (size_t i = 0; i < all.size(); ++i) {

@@ -217,7 +217,10 @@ std::string render_plan_summary(const Plan& p) {
                          ms(k.default_seconds), ms(k.seconds), k.speedup(),
                          roof > 0 && k.seconds > 0 ? 100 * k.ops / k.seconds / roof : 0.0);
         if (const PlanCheck* c = check_of(k.bench_m))
-            s += fmt::format("  {:>6} {:>8} {:>12} {:>12} {:>7.2f}x {:>9.0f}%   (bench kernels check)\n", "", c->experts,
+            s += fmt::format("  {:>6} {:>8} {:>12} {:>12} {:>7.2f}x {:>9.0f}%   (bench kernels check)\n", "",
+                             c->experts_per_call > 0 ? fmt::format("{}x{}", c->experts_per_call,
+                                                                   c->experts / c->experts_per_call)
+                                                     : std::to_string(c->experts),
                              ms(c->default_seconds), ms(c->tuned_seconds), c->speedup(), 100 * c->roofline_ratio);
     }
     if (const std::string gpu = mla_decode_rows(p, false); !gpu.empty())
