@@ -22,7 +22,8 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 std::string tune_context(const HostProfile& hp, const ModelShape& s, const std::string& tool_version) {
-    return fmt::format("{} | {} | {}", tool_version, hp.fingerprint, s.key());
+    // "bench r2": the benchmark problems changed (every expert of a call takes the same tokens); older trials differ.
+    return fmt::format("{} | bench r2 | {} | {}", tool_version, hp.fingerprint, s.key());
 }
 
 std::vector<std::pair<int, int>> m_ranges(const std::vector<int>& points) {
