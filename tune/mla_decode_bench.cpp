@@ -187,8 +187,10 @@ struct MlaDecodeBench::Impl {
     Case& case_for(int context) {
         if (auto it = cases.find(context); it != cases.end()) return it->second;
         ctx->make_current();
-        if (!pool.bytes()) {
-            pool_pages = (kRotationBytes + page_bytes() - 1) / page_bytes() + 2 * size_t(32768 / d.page_size + 1);
+        const size_t seq_pages = size_t(context + d.page_size - 1) / size_t(d.page_size);
+        if (pool_pages < seq_pages) {  // grows only: the cases' tables index pages, never addresses
+            pool_pages = std::max((kRotationBytes + page_bytes() - 1) / page_bytes() + 2 * seq_pages, pool_pages);
+            pool = DeviceBuffer();
             pool = DeviceBuffer(pool_pages * page_bytes());
             std::mt19937 rng(42);  // one random 16 MiB block replicated over the pool
             const size_t block = size_t(16) << 20;
