@@ -176,10 +176,15 @@ struct MlaDecodeBench::Impl {
         std::string err;
         MlaAttention* a = attention(c, &err);
         for (size_t i = 0; a && i < problems.size() && err.empty(); ++i) {
-            const double e = mla_relative_l2(mla_decode_run(*a, problems[i], splits[i]), refs[i]);
-            if (!(e <= kMlaDecodeTolerance))
-                err = fmt::format("{} with {} splits: relative L2 error {:.3g} against the reference (tolerance {})",
-                                  mla_decode_name(d, c), splits[i], e, kMlaDecodeTolerance);
+            try {
+                const double e = mla_relative_l2(mla_decode_run(*a, problems[i], splits[i]), refs[i]);
+                if (!(e <= kMlaDecodeTolerance))
+                    err = fmt::format("{} with {} splits: relative L2 error {:.3g} against the reference (tolerance "
+                                      "{})",
+                                      mla_decode_name(d, c), splits[i], e, kMlaDecodeTolerance);
+            } catch (const std::exception& e) {  // a launch the driver refuses is a failed candidate
+                err = fmt::format("{} with {} splits: {}", mla_decode_name(d, c), splits[i], e.what());
+            }
         }
         return verified[key] = err;
     }
