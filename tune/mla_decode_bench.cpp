@@ -1,6 +1,8 @@
 #include "tune/mla_decode_bench.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,9 +14,6 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
-
-#include <pthread.h>
-#include <sched.h>
 
 #include "codegen/cuda/cuda_context.hpp"
 #include "codegen/cuda/cuda_stream.hpp"
@@ -47,8 +46,8 @@ std::vector<json> json_grid(const json& base, const std::vector<MlaFieldValues>&
     std::vector<json> out{base};
     for (const MlaFieldValues& f : space) {
         if (!base.contains(f.field))
-            throw std::logic_error(fmt::format("{}:{}: the search space names '{}', which the config lacks", __FILE__,
-                                               __LINE__, f.field));
+            throw std::logic_error(fmt::format("{}:{}: the search space names '{}', which the config lacks",
+                                               __FILE__, __LINE__, f.field));
         std::vector<json> next;
         for (const json& j : out)
             for (int v : f.values) {
@@ -63,12 +62,13 @@ std::vector<json> json_grid(const json& base, const std::vector<MlaFieldValues>&
 
 namespace {
 
-constexpr int kVerifyLong = 3000;                          // one row of this many tokens
-const std::vector<int> kVerifyRagged{1, 0, 777, 130};     // a ragged batch with an empty row
-constexpr size_t kRotationBytes = size_t(256) << 20;       // distinct cache bytes a timed graph walks through
+constexpr int kVerifyLong = 3000;                      // one row of this many tokens
+const std::vector<int> kVerifyRagged{1, 0, 777, 130};  // a ragged batch with an empty row
+constexpr size_t kRotationBytes = size_t(256) << 20;   // distinct cache bytes a timed graph walks through
 constexpr float kScale = 0.1352338f;
 
-// The thread may run on any cpu (a thread inherits its creator's pinning; the tuner's caller is a pinned worker).
+// The thread may run on any cpu (a thread inherits its creator's pinning; the tuner's caller is a pinned
+// worker).
 void unpin_current_thread() {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -114,9 +114,9 @@ struct MlaDecodeBench::Impl {
     int dim() const { return d.latent_dim + d.rope_dim; }
     size_t page_bytes() const { return size_t(d.page_size) * dim() * 2; }
 
-    // Compiles into the CUBIN cache (or finds there) every kernel the candidates need, on all cores at once: NVRTC
-    // takes seconds per decode kernel, which would otherwise come out of the search's budget one at a time.
-    // Failures are left for the candidate's verification to report.
+    // Compiles into the CUBIN cache (or finds there) every kernel the candidates need, on all cores at once:
+    // NVRTC takes seconds per decode kernel, which would otherwise come out of the search's budget one at a
+    // time. Failures are left for the candidate's verification to report.
     void precompile(const std::vector<MlaDecodeConfig>& cfgs) {
         std::vector<CudaKernelSource> srcs{mla_combine_source(d), kv_append_source(d)};
         for (const MlaDecodeConfig& c : cfgs)
@@ -168,8 +168,8 @@ struct MlaDecodeBench::Impl {
         }
         std::vector<int> splits;
         for (const auto& pr : problems)
-            splits.push_back(mla_decode_splits(d, c, p, pr.batch, *std::max_element(pr.lens.begin(), pr.lens.end()),
-                                               sms));
+            splits.push_back(
+                mla_decode_splits(d, c, p, pr.batch, *std::max_element(pr.lens.begin(), pr.lens.end()), sms));
         std::string key = mla_decode_name(d, c);
         for (int s : splits) key += fmt::format("_{}", s);
         if (auto it = verified.find(key); it != verified.end()) return it->second;
@@ -179,9 +179,10 @@ struct MlaDecodeBench::Impl {
             try {
                 const double e = mla_relative_l2(mla_decode_run(*a, problems[i], splits[i]), refs[i]);
                 if (!(e <= kMlaDecodeTolerance))
-                    err = fmt::format("{} with {} splits: relative L2 error {:.3g} against the reference (tolerance "
-                                      "{})",
-                                      mla_decode_name(d, c), splits[i], e, kMlaDecodeTolerance);
+                    err = fmt::format(
+                        "{} with {} splits: relative L2 error {:.3g} against the reference (tolerance "
+                        "{})",
+                        mla_decode_name(d, c), splits[i], e, kMlaDecodeTolerance);
             } catch (const std::exception& e) {  // a launch the driver refuses is a failed candidate
                 err = fmt::format("{} with {} splits: {}", mla_decode_name(d, c), splits[i], e.what());
             }
@@ -194,7 +195,8 @@ struct MlaDecodeBench::Impl {
         ctx->make_current();
         const size_t seq_pages = size_t(context + d.page_size - 1) / size_t(d.page_size);
         if (pool_pages < seq_pages) {  // grows only: the cases' tables index pages, never addresses
-            pool_pages = std::max((kRotationBytes + page_bytes() - 1) / page_bytes() + 2 * seq_pages, pool_pages);
+            pool_pages =
+                std::max((kRotationBytes + page_bytes() - 1) / page_bytes() + 2 * seq_pages, pool_pages);
             pool = DeviceBuffer();
             pool = DeviceBuffer(pool_pages * page_bytes());
             std::mt19937 rng(42);  // one random 16 MiB block replicated over the pool
@@ -235,14 +237,16 @@ struct MlaDecodeBench::Impl {
         if (!a) throw std::runtime_error(why);
         Case& c = case_for(context);
         const int splits = mla_decode_splits(d, cfg, pol, 1, context, sms);
-        if (workspace.bytes() < a->workspace_bytes(1, splits)) workspace = DeviceBuffer(a->workspace_bytes(1, splits));
+        if (workspace.bytes() < a->workspace_bytes(1, splits))
+            workspace = DeviceBuffer(a->workspace_bytes(1, splits));
         const CuStream s = stream->get();
         CudaGraph g;
         g.begin_capture(s);
         for (int r = 0; r < c.rot; ++r)
             a->decode(c.q.as<uint16_t>() + size_t(r) * d.heads * dim(), pool.as<uint16_t>(),
-                      c.table.as<int>() + size_t(r) * c.pages_per_seq, c.pages_per_seq, c.lens.as<int>(), 1, splits,
-                      kScale, workspace, c.out.as<uint16_t>() + size_t(r) * d.heads * d.latent_dim, s);
+                      c.table.as<int>() + size_t(r) * c.pages_per_seq, c.pages_per_seq, c.lens.as<int>(), 1,
+                      splits, kScale, workspace, c.out.as<uint16_t>() + size_t(r) * d.heads * d.latent_dim,
+                      s);
         g.end_capture(s);
         g.launch(s);  // warm-up (and the first load of the module's code)
         stream->synchronize();
@@ -257,7 +261,8 @@ struct MlaDecodeBench::Impl {
             e1.synchronize();
             const double sec = e1.elapsed_ms_since(e0) * 1e-3;
             best = std::min(best, sec / (double(n) * c.rot));
-            const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            const double wall =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             if (batch >= 2 && wall >= seconds) break;
             n = std::clamp(int(seconds / 4 / std::max(sec / n, 1e-7)), 1, 10000);  // batches of ~seconds / 4
         }
@@ -274,7 +279,8 @@ struct MlaDecodeBench::Impl {
         double bw = 0;
         for (int rep = 0; rep < 6; ++rep) {
             e0.record(s);
-            for (int i = 0; i < 4; ++i) cu_check(cuda_driver().memcpy_dtod_async(b.ptr(), a.ptr(), bytes, s), "copy");
+            for (int i = 0; i < 4; ++i)
+                cu_check(cuda_driver().memcpy_dtod_async(b.ptr(), a.ptr(), bytes, s), "copy");
             e1.record(s);
             e1.synchronize();
             if (rep) bw = std::max(bw, 2.0 * 4 * double(bytes) / (e1.elapsed_ms_since(e0) * 1e-3));
@@ -288,7 +294,8 @@ MlaDecodeBench::~MlaDecodeBench() {
     if (impl_ && impl_->ctx) impl_->ctx->make_current();
 }
 
-std::unique_ptr<MlaDecodeBench> MlaDecodeBench::open(const ModelShape& shape, const std::filesystem::path& cubin_dir,
+std::unique_ptr<MlaDecodeBench> MlaDecodeBench::open(const ModelShape& shape,
+                                                     const std::filesystem::path& cubin_dir,
                                                      std::string* why) {
     if (!nvrtc_available()) {
         *why = "this build has no NVRTC (CUDA toolkit not found at configure time)";
@@ -307,8 +314,8 @@ std::unique_ptr<MlaDecodeBench> MlaDecodeBench::open(const ModelShape& shape, co
     impl->sms = q.gpus[0].sms;
     const MlaDecodeConfig def = mla_decode_default_config(impl->d, impl->sm);
     if (std::string w = mla_decode_unsupported(impl->d, def, impl->sm); !w.empty()) {
-        *why = fmt::format("the MLA decode kernel does not support this shape on {} (sm_{}): {}", q.gpus[0].name,
-                           impl->sm, w);
+        *why = fmt::format("the MLA decode kernel does not support this shape on {} (sm_{}): {}",
+                           q.gpus[0].name, impl->sm, w);
         return nullptr;
     }
     std::error_code ec;
@@ -355,16 +362,24 @@ std::vector<Candidate> MlaDecodeBench::candidates(int context) {
     return v;
 }
 
-std::string MlaDecodeBench::gpu_name() const { return impl_->ctx->info().name; }
-int MlaDecodeBench::sm() const { return impl_->sm; }
-int MlaDecodeBench::device() const { return impl_->ctx->info().ordinal; }
+std::string MlaDecodeBench::gpu_name() const {
+    return impl_->ctx->info().name;
+}
+int MlaDecodeBench::sm() const {
+    return impl_->sm;
+}
+int MlaDecodeBench::device() const {
+    return impl_->ctx->info().ordinal;
+}
 
 double MlaDecodeBench::copy_bandwidth() {
     if (impl_->copy_bw <= 0) impl_->copy_bw = impl_->measure_copy_bandwidth();
     return impl_->copy_bw;
 }
 
-json MlaDecodeBench::desc_json() const { return fields_to_json(impl_->d); }
+json MlaDecodeBench::desc_json() const {
+    return fields_to_json(impl_->d);
+}
 
 std::string MlaDecodeBench::kernel_name(const json& config) const {
     return mla_decode_name(impl_->d, fields_from_json<MlaDecodeConfig>(config));

@@ -1,18 +1,18 @@
 // Benchmark problems and candidates for the MLA decode kernel on the GPU (codegen/cuda/mla_kernels.hpp): one
-// layer's absorbed decode + split combine at batch 1 over `context` cached tokens, for the model's attention shape.
-// A candidate is an MlaDecodeConfig (tile_tokens, stages, cluster, ...) with an MlaSplitPolicy (how many splits of
-// the context a launch uses). Each is verified against the scalar reference (codegen/cuda/mla_reference) on a batch
-// of one long row and on a ragged batch before it is timed; timing replays a CUDA graph of decode + combine over
-// enough distinct cache pages (>= 256 MiB) that the L2 does not hold them, between CUDA events.
+// layer's absorbed decode + split combine at batch 1 over `context` cached tokens, for the model's attention
+// shape. A candidate is an MlaDecodeConfig (tile_tokens, stages, cluster, ...) with an MlaSplitPolicy (how
+// many splits of the context a launch uses). Each is verified against the scalar reference
+// (codegen/cuda/mla_reference) on a batch of one long row and on a ragged batch before it is timed; timing
+// replays a CUDA graph of decode + combine over enough distinct cache pages (>= 256 MiB) that the L2 does not
+// hold them, between CUDA events.
 //
 // The header holds no CUDA type, so the tuner's CPU code includes it freely; everything CUDA is inside.
 #pragma once
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/plan.hpp"
 #include "tune/search.hpp"
@@ -23,12 +23,13 @@ class MlaDecodeBench {
   public:
     // Null, with *why saying so, when there is no NVRTC, no GPU, or the kernel does not support the shape.
     // CUBINs go to cubin_dir (created).
-    static std::unique_ptr<MlaDecodeBench> open(const ModelShape& shape, const std::filesystem::path& cubin_dir,
-                                                std::string* why);
+    static std::unique_ptr<MlaDecodeBench> open(const ModelShape& shape,
+                                                const std::filesystem::path& cubin_dir, std::string* why);
     ~MlaDecodeBench();
 
-    // Candidates at batch 1 and `context` tokens: the default (the largest-tile config that fits, the SM-filling
-    // split count) first, then every supported combination of the config fields' and split policy's values.
+    // Candidates at batch 1 and `context` tokens: the default (the largest-tile config that fits, the
+    // SM-filling split count) first, then every supported combination of the config fields' and split
+    // policy's values.
     std::vector<Candidate> candidates(int context);
 
     std::string gpu_name() const;
@@ -51,8 +52,8 @@ class MlaDecodeBench {
     std::unique_ptr<Impl> impl_;
 };
 
-// The value lists the search tries per field, applied over the default's JSON: a field the kernel gains later is
-// one more entry (fields a build's MlaDecodeConfig lacks are refused, so the list cannot drift silently).
+// The value lists the search tries per field, applied over the default's JSON: a field the kernel gains later
+// is one more entry (fields a build's MlaDecodeConfig lacks are refused, so the list cannot drift silently).
 struct MlaFieldValues {
     const char* field;
     std::vector<int> values;

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <numeric>
 
-
 namespace mf {
 namespace {
 
@@ -24,7 +23,8 @@ DeviceBuffer upload(const std::vector<T>& v) {
 
 }  // namespace
 
-MlaDecodeProblem make_mla_decode_problem(const MlaDecodeDesc& d, const std::vector<int>& lens, std::mt19937& rng) {
+MlaDecodeProblem make_mla_decode_problem(const MlaDecodeDesc& d, const std::vector<int>& lens,
+                                         std::mt19937& rng) {
     MlaDecodeProblem p;
     p.d = d;
     p.batch = static_cast<int>(lens.size());
@@ -61,7 +61,8 @@ std::vector<double> mla_decode_reference(const MlaDecodeProblem& p) {
         const int len = p.lens[size_t(b)];
         const int* table = p.table.data() + size_t(b) * p.table_stride;
         auto row = [&](int t) {
-            return p.cache.data() + (size_t(table[t / p.d.page_size]) * p.d.page_size + t % p.d.page_size) * dim;
+            return p.cache.data() +
+                   (size_t(table[t / p.d.page_size]) * p.d.page_size + t % p.d.page_size) * dim;
         };
         std::vector<double> s(static_cast<size_t>(len));
         for (int h = 0; h < p.d.heads; ++h) {
@@ -96,8 +97,8 @@ std::vector<double> mla_decode_run(const MlaAttention& attn, const MlaDecodeProb
     DeviceBuffer out(n_out * 2);
     out.fill_bytes(0xff);  // NaN: every element must be written
     ws.fill_bytes(0xff);
-    attn.decode(q.as<uint16_t>(), cache.as<uint16_t>(), table.as<int>(), p.table_stride, lens.as<int>(), p.batch,
-                splits, p.scale, ws, out.as<uint16_t>(), nullptr);
+    attn.decode(q.as<uint16_t>(), cache.as<uint16_t>(), table.as<int>(), p.table_stride, lens.as<int>(),
+                p.batch, splits, p.scale, ws, out.as<uint16_t>(), nullptr);
     cu_check(cuda_driver().ctx_synchronize(), "MLA decode run");
     std::vector<uint16_t> raw(n_out);
     out.download(raw.data(), n_out * 2);

@@ -1,6 +1,6 @@
-// A scalar reference of MLA decode in double (softmax(scale q.k) over the paged latent cache, times the latent
-// part), the random problems it is checked on, and one decode + combine run on the GPU for comparison. Shared by
-// the GPU tests (tests/codegen) and the tuner's verification of every MLA decode candidate (tune/).
+// A scalar reference of MLA decode in double (softmax(scale q.k) over the paged latent cache, times the
+// latent part), the random problems it is checked on, and one decode + combine run on the GPU for comparison.
+// Shared by the GPU tests (tests/codegen) and the tuner's verification of every MLA decode candidate (tune/).
 #pragma once
 #include <cstdint>
 #include <random>
@@ -15,16 +15,17 @@ struct MlaDecodeProblem {
     int batch = 0;
     std::vector<uint16_t> q;      // bf16 [batch][heads][latent + rope]
     std::vector<uint16_t> cache;  // bf16 [pages][page_size][latent + rope]
-    std::vector<int> table;       // [batch or 1][table_stride] page ids (stride 0: one table shared by all rows)
+    std::vector<int> table;  // [batch or 1][table_stride] page ids (stride 0: one table shared by all rows)
     int table_stride = 0;
-    std::vector<int> lens;        // [batch] tokens of context per row
-    float scale = 0.1352338f;     // softmax scale (DeepSeek-V3's 1/sqrt(192) with YaRN's mscale)
+    std::vector<int> lens;     // [batch] tokens of context per row
+    float scale = 0.1352338f;  // softmax scale (DeepSeek-V3's 1/sqrt(192) with YaRN's mscale)
     int dim() const { return d.latent_dim + d.rope_dim; }
 };
 
-// Random bf16 q and cache in [-1, 1). Pages of every row are drawn shuffled from one pool so a wrong page lookup
-// shows, and three pages nobody owns hold NaN.
-MlaDecodeProblem make_mla_decode_problem(const MlaDecodeDesc& d, const std::vector<int>& lens, std::mt19937& rng);
+// Random bf16 q and cache in [-1, 1). Pages of every row are drawn shuffled from one pool so a wrong page
+// lookup shows, and three pages nobody owns hold NaN.
+MlaDecodeProblem make_mla_decode_problem(const MlaDecodeDesc& d, const std::vector<int>& lens,
+                                         std::mt19937& rng);
 
 // out[b][h][0:latent]; rows without context give zeros.
 std::vector<double> mla_decode_reference(const MlaDecodeProblem& p);

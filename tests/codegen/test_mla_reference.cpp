@@ -1,5 +1,5 @@
-// The scalar MLA decode reference (codegen/cuda/mla_reference) that GPU tests and the tuner check kernels against:
-// checked here on the CPU against closed forms, so a GPU run's agreement with it means something.
+// The scalar MLA decode reference (codegen/cuda/mla_reference) that GPU tests and the tuner check kernels
+// against: checked here on the CPU against closed forms, so a GPU run's agreement with it means something.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,7 +9,8 @@
 
 using namespace mf;
 
-TEST_CASE("mla reference: equal scores average the rows, a dominant key picks its row, empty rows give zeros") {
+TEST_CASE(
+    "mla reference: equal scores average the rows, a dominant key picks its row, empty rows give zeros") {
     MlaDecodeDesc d;
     d.heads = 3;
     d.page_size = 16;
@@ -37,7 +38,8 @@ TEST_CASE("mla reference: equal scores average the rows, a dominant key picks it
     // Head 1's query is 100 x key 17 (rope part included): key 17 dominates, the output is its latent row.
     for (int i = 0; i < dim; ++i) p.q[size_t(dim + i)] = bf16_from_float(100 * bf16_to_float32(row(17)[i]));
     ref = mla_decode_reference(p);
-    for (int i = 0; i < 512; ++i) CHECK(ref[512 + size_t(i)] == doctest::Approx(bf16_to_float32(row(17)[i])).epsilon(1e-6));
+    for (int i = 0; i < 512; ++i)
+        CHECK(ref[512 + size_t(i)] == doctest::Approx(bf16_to_float32(row(17)[i])).epsilon(1e-6));
 
     CHECK(mla_relative_l2(ref, ref) == 0.0);
     std::vector<double> bad = ref;

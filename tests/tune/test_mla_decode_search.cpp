@@ -1,6 +1,6 @@
-// The GPU search of the MLA decode kernel: the candidate grid and the split policy on any machine; on a GPU, every
-// candidate against the scalar reference, the timed search, and tune_plan writing "mla_decode" entries. Without a
-// GPU those cases print "skipped:" and the reason.
+// The GPU search of the MLA decode kernel: the candidate grid and the split policy on any machine; on a GPU,
+// every candidate against the scalar reference, the timed search, and tune_plan writing "mla_decode" entries.
+// Without a GPU those cases print "skipped:" and the reason.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -44,10 +44,12 @@ TEST_CASE("mla search: the grid spans every value of every field over the base a
     CHECK_NOTHROW(json_grid(fields_to_json(MlaSplitPolicy{}), mla_split_search_space()));
 }
 
-TEST_CASE("mla search: the default split policy is the kernel's own split count, the others move it as documented") {
+TEST_CASE(
+    "mla search: the default split policy is the kernel's own split count, the others move it as "
+    "documented") {
     const MlaDecodeDesc d;
-    for (const MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1}, MlaDecodeConfig{32, 2, 4}, MlaDecodeConfig{16, 1, 1},
-                                    MlaDecodeConfig{64, 1, 8}})
+    for (const MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1}, MlaDecodeConfig{32, 2, 4},
+                                    MlaDecodeConfig{16, 1, 1}, MlaDecodeConfig{64, 1, 8}})
         for (int batch : {1, 3, 64})
             for (int len : {1, 100, 1024, 8192, 32768})
                 for (int sms : {1, 78, 132}) {
@@ -64,7 +66,8 @@ TEST_CASE("mla search: the default split policy is the kernel's own split count,
     CHECK(mla_decode_splits(d, c, {200, 1}, 1, 32768, 132) == 132);
     CHECK(mla_decode_splits(d, c, {100, 1}, 1, 1024, 132) == 16);  // one tile per split
     CHECK(mla_decode_splits(d, c, {100, 4}, 1, 1024, 132) == 4);   // four tiles per split
-    CHECK(mla_decode_splits(d, MlaDecodeConfig{64, 2, 8}, {100, 4}, 1, 1024, 132) == 8);  // at least one cluster
+    CHECK(mla_decode_splits(d, MlaDecodeConfig{64, 2, 8}, {100, 4}, 1, 1024, 132) ==
+          8);  // at least one cluster
     CHECK(mla_decode_splits(d, MlaDecodeConfig{64, 2, 4}, {50, 1}, 1, 32768, 132) == 32);  // a multiple of 4
     CHECK(mla_split_policy_invalid({100, 1}).empty());
     CHECK_FALSE(mla_split_policy_invalid({0, 1}).empty());
@@ -136,4 +139,25 @@ TEST_CASE("mla search (GPU): tune_plan writes verified mla_decode entries never 
     CHECK(p.host.gpu_copy_bytes > 0);
     CHECK_FALSE(p.gpu.name.empty());
     CHECK(p.notes.empty());
+}
+
+TEST_CASE("mla search: every split policy field changes its name, hash and JSON") {
+    const MlaSplitPolicy base;
+    const json j = fields_to_json(base);
+    CHECK(fields_from_json<MlaSplitPolicy>(j) == base);
+    int i = 0;
+    MlaSplitPolicy::fields(base, [&](const char* name, const char*, const int&) {
+        MlaSplitPolicy p = base;
+        int k = 0;
+        MlaSplitPolicy::fields(p, [&](const char*, const char*, int& v) {
+            if (k++ == i) v += 1;
+        });
+        CAPTURE(name);
+        CHECK_FALSE(p == base);
+        CHECK(fields_hash(p) != fields_hash(base));
+        CHECK(fields_name(p) != fields_name(base));
+        CHECK(fields_to_json(p).at(name) != j.at(name));
+        ++i;
+    });
+    CHECK(i == 2);
 }
