@@ -24,7 +24,7 @@ double GenerationStats::decode_tok_s() const {
     return decode_seconds > 0 && generated > 1 ? double(generated - 1) / decode_seconds : 0;
 }
 
-Generator::Generator(CpuModel& model, const SamplerParams& params) : model_(model), sampler_(params) {
+Generator::Generator(ModelRunner& model, const SamplerParams& params) : model_(model), sampler_(params) {
     cached_.reserve(size_t(model.capacity()));
 }
 

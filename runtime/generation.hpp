@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "runtime/cpu_model.hpp"
+#include "runtime/model_runner.hpp"
 #include "runtime/sampler.hpp"
 
 namespace mf {
@@ -33,7 +33,7 @@ using TokenSink = std::function<void(int32_t token, std::span<const float> logit
 
 class Generator {
 public:
-    Generator(CpuModel& model, const SamplerParams& params);
+    Generator(ModelRunner& model, const SamplerParams& params);
 
     GenerationStats generate(std::span<const int32_t> context, int64_t max_tokens, std::span<const int32_t> stop_ids,
                              const std::atomic<bool>* stop, const TokenSink& sink);
@@ -43,7 +43,7 @@ public:
     void reset();
 
 private:
-    CpuModel& model_;
+    ModelRunner& model_;
     Sampler sampler_;
     std::vector<int32_t> cached_;
     std::vector<float> logits_;

@@ -8,8 +8,8 @@ namespace mf {
 
 LatentKvCache::LatentKvCache(int64_t layers, int64_t capacity, int64_t kv_lora, int64_t rope)
     : layers_(layers), capacity_(capacity), kv_lora_(kv_lora), rope_(rope) {
-    if (layers <= 0 || capacity <= 0 || kv_lora <= 0 || rope < 0)
-        throw std::invalid_argument("LatentKvCache: sizes must be positive");
+    if (layers < 0 || capacity <= 0 || kv_lora <= 0 || rope < 0)  // 0 layers: all on the GPU, positions counted here
+        throw std::invalid_argument("LatentKvCache: bad sizes");
     const uint64_t n = uint64_t(layers) * uint64_t(capacity) * uint64_t(kv_lora + rope);
     try {
         data_.assign(n, 0.0f);

@@ -26,12 +26,13 @@ nlohmann::json stages_json(const StageTimes& s, double tokens) {
     return {{"embedding", s.embedding * k}, {"attention", s.attention * k},       {"router", s.router * k},
             {"routed_experts", s.routed_experts * k}, {"shared_expert", s.shared_expert * k},
             {"dense_ffn", s.dense_ffn * k}, {"lm_head", s.lm_head * k},            {"sampling", s.sampling * k},
-            {"total", s.total() * k}};
+            {"gpu_layers", s.gpu_layers * k}, {"cpu_waits_gpu", s.cpu_waits_gpu * k},
+            {"gpu_waits_cpu", s.gpu_waits_cpu * k}, {"total", s.total() * k}};
 }
 
 }  // namespace
 
-ModelBenchResult run_model_bench(CpuModel& model, const ModelBenchOptions& opt,
+ModelBenchResult run_model_bench(ModelRunner& model, const ModelBenchOptions& opt,
                                  const std::function<void(const std::string&)>& progress) {
     if (opt.prompt_lens.empty() || opt.gen < 1) throw std::runtime_error("bench: need a prompt length and --gen >= 1");
     int64_t longest = 0;
@@ -148,6 +149,15 @@ std::string render_model_bench(const ModelBenchResult& r) {
     row("lm_head", p.lm_head, d.lm_head);
     row("sampling", p.sampling, d.sampling);
     row("embedding", p.embedding, d.embedding);
+    if (p.gpu_layers > 0 || d.gpu_layers > 0) {
+        row("gpu layers", p.gpu_layers, d.gpu_layers);
+        // Shares of the whole step: the GPU idle while the CPU runs routed experts (beyond the shared expert it
+        // overlaps), and the CPU blocked while the GPU runs attention and the rest.
+        const auto share = [](double part, const StageTimes& t) { return t.total() > 0 ? 100 * part / t.total() : 0.0; };
+        s += fmt::format("  GPU waits for CPU {:>5.1f}% {:>9.1f}%   (share of the step)\n", share(p.gpu_waits_cpu, p),
+                         share(d.gpu_waits_cpu, d));
+        s += fmt::format("  CPU waits for GPU {:>5.1f}% {:>9.1f}%\n", share(p.cpu_waits_gpu, p), share(d.cpu_waits_gpu, d));
+    }
     s += fmt::format("routed experts during decode: {:.1f} MB/token, {:.2f} GB/s in the expert stage, {:.2f} GB/s "
                      "over the whole step",
                      r.routed_bytes_per_token / 1e6, r.routed_bytes_per_s / 1e9, r.routed_bytes_per_s_step / 1e9);

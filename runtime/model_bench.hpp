@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/cpu_model.hpp"
+#include "runtime/model_runner.hpp"
 
 namespace mf {
 
@@ -39,11 +39,11 @@ struct ModelBenchResult {
     double routed_bytes_per_s = 0;       // during the routed-expert stage
     double routed_bytes_per_s_step = 0;  // over the whole decode step
     double dram_bytes_per_s = 0;
-    std::string runtime;  // CpuModel::describe()
+    std::string runtime;  // ModelRunner::describe()
 };
 
 // The model's cache must hold max(prompt_lens) + gen positions (throws std::runtime_error naming --ctx otherwise).
-ModelBenchResult run_model_bench(CpuModel& model, const ModelBenchOptions& opt,
+ModelBenchResult run_model_bench(ModelRunner& model, const ModelBenchOptions& opt,
                                  const std::function<void(const std::string&)>& progress = {});
 
 // JSON keys: "prefill_tok_s" ({"512": x, ...}), "decode_tok_s", "stages" ({"prefill_<n>": {stage: ms/token},

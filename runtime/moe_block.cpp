@@ -11,13 +11,15 @@ namespace mf {
 
 MoeBlock::MoeBlock(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType dense, ComputeType experts,
                    KernelCache& cache, const ExpertDrivers& drivers, const WorkerPools& pools,
-                   const std::function<void(int64_t)>& on_expert)
+                   const std::function<void(int64_t)>& on_expert, bool routed_only)
     : c_(c), node_drivers_(drivers.routed) {
-    WeightMatrix r;
-    weight_matrix(w.router, r);
-    router_ = Linear::pack(r.src, ComputeType::f32, &cache);
-    if (!w.router_bias.empty()) bias_ = weight_vector(w.router_bias);
-    if (!w.shexp_gate.empty())
+    if (!routed_only) {
+        WeightMatrix r;
+        weight_matrix(w.router, r);
+        router_ = Linear::pack(r.src, ComputeType::f32, &cache);
+    }
+    if (!w.router_bias.empty() && !routed_only) bias_ = weight_vector(w.router_bias);
+    if (!w.shexp_gate.empty() && !routed_only)
         shared_ = FfnBlock(w.shexp_gate, w.shexp_up, w.shexp_down, dense, cache,
                            dense == ComputeType::int8 ? drivers.shared : nullptr);
     const int nodes = int(pools.nodes.size());
@@ -49,19 +51,20 @@ size_t MoeBlock::routed_weight_bytes() const {
 }
 
 void MoeBlock::forward(const float* xn, int64_t m, float* out, const WorkerPools& pools, StageTimes& times) const {
+    if (router_.empty()) throw std::logic_error("MoeBlock::forward on a routed-only block");
     const int64_t d = c_.hidden, ne = c_.n_experts;
-    // Router.
-    std::vector<std::vector<int32_t>> tokens(static_cast<size_t>(ne));
-    std::vector<std::vector<float>> gates(static_cast<size_t>(ne));
+    ExpertTokens r;
+    r.tokens.resize(size_t(ne));
+    r.gates.resize(size_t(ne));
     {
         StageClock clock(times.router);
         std::vector<float> logits(static_cast<size_t>(m * ne));
         router_.forward(xn, m, logits.data(), pools.all);
         for (int64_t i = 0; i < m; ++i) {
-            const RoutedExperts r = route_token(c_, logits.data() + i * ne, bias_.empty() ? nullptr : bias_.data());
-            for (size_t k = 0; k < r.ids.size(); ++k) {
-                tokens[size_t(r.ids[k])].push_back(int32_t(i));
-                gates[size_t(r.ids[k])].push_back(r.weights[k]);
+            const RoutedExperts re = route_token(c_, logits.data() + i * ne, bias_.empty() ? nullptr : bias_.data());
+            for (size_t k = 0; k < re.ids.size(); ++k) {
+                r.tokens[size_t(re.ids[k])].push_back(int32_t(i));
+                r.gates[size_t(re.ids[k])].push_back(re.weights[k]);
             }
         }
     }
@@ -73,6 +76,33 @@ void MoeBlock::forward(const float* xn, int64_t m, float* out, const WorkerPools
         else
             std::fill(out, out + m * d, 0.0f);
     }
+    run_routed(xn, r, out, pools, times);
+}
+
+void MoeBlock::forward_routed(const float* xn, int64_t m, const int32_t* ids, const float* weights, float* out,
+                              const WorkerPools& pools, StageTimes& times) const {
+    const int64_t ne = c_.n_experts, k = c_.n_experts_used;
+    ExpertTokens r;
+    r.tokens.resize(size_t(ne));
+    r.gates.resize(size_t(ne));
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < k; ++j) {
+            const int32_t e = ids[i * k + j];
+            if (e < 0 || e >= ne)
+                throw std::runtime_error("routed expert id " + std::to_string(e) + " outside the layer's " +
+                                         std::to_string(ne) + " experts");
+            r.tokens[size_t(e)].push_back(int32_t(i));
+            r.gates[size_t(e)].push_back(weights[i * k + j]);
+        }
+    std::fill(out, out + m * c_.hidden, 0.0f);
+    run_routed(xn, r, out, pools, times);
+}
+
+void MoeBlock::run_routed(const float* xn, const ExpertTokens& r, float* out, const WorkerPools& pools,
+                          StageTimes& times) const {
+    const int64_t d = c_.hidden, ne = c_.n_experts;
+    const auto& tokens = r.tokens;
+    const auto& gates = r.gates;
     StageClock clock(times.routed_experts);
     ++times.routed_steps;
     for (int64_t e = 0; e < ne; ++e)

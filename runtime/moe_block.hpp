@@ -33,18 +33,33 @@ class MoeBlock {
 public:
     MoeBlock() = default;
     // The routed experts are packed in parallel on `pool` (each by a worker of its NUMA node where there are
-    // several); on_expert(e) is then called for each, on the calling thread (progress).
+    // several); on_expert(e) is then called for each, on the calling thread (progress). routed_only: the router
+    // and the shared expert live elsewhere (on the GPU) and only forward_routed() may be called.
     MoeBlock(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType dense, ComputeType experts,
              KernelCache& cache, const ExpertDrivers& drivers, const WorkerPools& pools,
-             const std::function<void(int64_t)>& on_expert);
+             const std::function<void(int64_t)>& on_expert, bool routed_only = false);
 
     // xn: [m][hidden] normed rows; out: [m][hidden] = shared(xn) + sum_k w_k expert_k(xn).
     void forward(const float* xn, int64_t m, float* out, const WorkerPools& pools, StageTimes& times) const;
+    // The routed experts alone, for a routing made elsewhere: ids and weights are [m][n_experts_used] (weights
+    // already normalised and scaled); out: [m][hidden] = sum_k weights[k] expert_ids[k](xn) (overwritten).
+    // Throws std::runtime_error on an expert id outside the layer.
+    void forward_routed(const float* xn, int64_t m, const int32_t* ids, const float* weights, float* out,
+                        const WorkerPools& pools, StageTimes& times) const;
 
     size_t routed_weight_bytes() const;
     size_t expert_bytes(int64_t e) const { return experts_[size_t(e)].weight_bytes(); }
 
 private:
+    // Per expert: the rows routed to it and their router weights.
+    struct ExpertTokens {
+        std::vector<std::vector<int32_t>> tokens;
+        std::vector<std::vector<float>> gates;
+    };
+    // out += sum over experts of gate x expert(xn rows).
+    void run_routed(const float* xn, const ExpertTokens& r, float* out, const WorkerPools& pools,
+                    StageTimes& times) const;
+
     DeepSeekV3Config c_;
     Linear router_;  // [n_experts][hidden] f32
     std::vector<float> bias_;

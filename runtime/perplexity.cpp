@@ -17,7 +17,7 @@ double token_nll(std::span<const float> logits, int32_t target) {
     return std::log(sum) - (double(logits[size_t(target)]) - mx);
 }
 
-PerplexityResult compute_perplexity(CpuModel& model, std::span<const int32_t> tokens, const PerplexityOptions& opt,
+PerplexityResult compute_perplexity(ModelRunner& model, std::span<const int32_t> tokens, const PerplexityOptions& opt,
                                     const std::function<void(const PerplexityChunk&)>& on_chunk,
                                     LogitsWriter* logits_out) {
     const int64_t ctx = opt.ctx;

@@ -8,7 +8,7 @@
 #include <functional>
 #include <span>
 
-#include "runtime/cpu_model.hpp"
+#include "runtime/model_runner.hpp"
 #include "runtime/logits_file.hpp"
 
 namespace mf {
@@ -36,7 +36,7 @@ struct PerplexityResult {
 
 // Throws std::runtime_error when the text has fewer than 2 * ctx tokens (llama-perplexity's minimum) or ctx does not
 // fit the model's cache.
-PerplexityResult compute_perplexity(CpuModel& model, std::span<const int32_t> tokens, const PerplexityOptions& opt,
+PerplexityResult compute_perplexity(ModelRunner& model, std::span<const int32_t> tokens, const PerplexityOptions& opt,
                                     const std::function<void(const PerplexityChunk&)>& on_chunk = {},
                                     LogitsWriter* logits_out = nullptr);
 

@@ -11,6 +11,10 @@
 //                  Other block formats (Q5_K, Q6_K, Q8_0, F8) are dequantised and repacked.
 //   expert_ffn     the kernels' default ExpertFfnConfig; a tuned plan sets one per range of tokens per expert
 //                  (expert_ffn_by_m: decode, small batches and prefill chunks each get their own)
+//   gpu_layers     0 = CPU only (the library's default); -1 = hybrid when a CUDA GPU is usable: every layer's
+//                  attention, dense FFN, shared expert and router on the GPU as far as its memory holds them (the
+//                  commands' default); N = the first N layers (an error without a GPU). Routed experts always run
+//                  on the CPU.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -31,6 +35,9 @@ struct RuntimeOptions {
     std::string experts = "auto";  // auto | int8 | int4 | bf16
     ExpertFfnConfig expert_ffn{};                // for token counts no entry of expert_ffn_by_m holds
     std::vector<ExpertFfnChoice> expert_ffn_by_m;  // the plan's config per range of tokens per expert
+    int gpu_layers = 0;
+    int gpu_device = 0;            // CUDA device ordinal
+    std::string cubin_cache;       // folder of compiled GPU kernels ("": <tmp>/moeforge-cubins)
     bool progress = true;          // repacking progress callbacks are made (the caller draws the bar)
     std::string plan_note = "no tuned plan: documented defaults";  // where expert_ffn/threads came from
     std::string plan_file;         // --plan: an explicit plan file (else the cache dir's, else defaults)

@@ -60,7 +60,7 @@ LineStatus read_line(std::string& line) {
 
 class ChatRunner {
 public:
-    ChatRunner(const RunOptions& o, CpuModel& model, const Tokenizer& tok)
+    ChatRunner(const RunOptions& o, ModelRunner& model, const Tokenizer& tok)
         : o_(o), model_(model), tok_(tok), gen_(model, o.sampling), chat_(tok, model.capacity(), o.system) {
         stop_ids_ = {tok.eos_id()};
         if (!o.logits_out.empty()) logits_ = std::make_unique<LogitsWriter>(o.logits_out, model.vocab());
@@ -155,7 +155,7 @@ public:
 
 private:
     const RunOptions& o_;
-    CpuModel& model_;
+    ModelRunner& model_;
     const Tokenizer& tok_;
     Generator gen_;
     ChatSession chat_;

@@ -1,17 +1,51 @@
 #!/usr/bin/env bash
-# What we run on the GPU device machine (no internet, no apt; Xbyak headers carried in .deps/xbyak):
-# build, the whole test suite (GPU tests run there instead of skipping), the host profile, and the benchmarks
-# given as arguments (e.g. "kernels"). Logs go to $OUT (or ./device-out).
+# What we run on the GPU device machine (no internet, no apt): Xbyak headers in .deps/xbyak, the tokenizer in
+# .deps/cache (XDG_CACHE_HOME), oneDNN (Debian's libdnnl, headers + library + CMake config) in .deps/dnnl, all
+# carried there by the device tool. Builds, then runs the steps given (default: tests), logs under $OUT:
+#   tests         the whole ctest suite (GPU tests run there instead of skipping) + the host profile
+#   cuda-bench    the MLA decode benchmark table (tests/bench/cuda_mla_decode_results.md)
+#   kernels       bench kernels, int8 and int4, with oneDNN side by side where it was found
+#   hybrid-N      mkmodel v3-slice-N (q4_K experts), then bench --model hybrid and --cpu-only
+#   tune-S        moeforge tune --budget S (CPU and GPU searches), then the report
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-device-out}; mkdir -p "$out"
+export XDG_CACHE_HOME="$PWD/.deps/cache"
+dnnl=()
+[[ -d .deps/dnnl ]] && dnnl=(-Ddnnl_DIR="$PWD/.deps/dnnl/lib/x86_64-linux-gnu/cmake/dnnl")
+steps=("$@"); [[ ${#steps[@]} -eq 0 ]] && steps=(tests)
 {
-  echo "== machine"; nproc; free -g | head -2; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  echo "== machine $(date -u +%FT%TZ)"; nproc; free -g | head -2
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   echo "== configure + build"
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DXBYAK_INCLUDE_DIR="$PWD/.deps" -DCMAKE_DISABLE_FIND_PACKAGE_zydis=ON \
-    2>&1 | grep -E "moeforge|Error|error|Could not" ; cmake --build build -j"$(nproc)" 2>&1 | grep -E "error|Error|warning: unused" | head -40
-  echo "== tests"; ctest --test-dir build --output-on-failure -j4 2>&1 | tail -40
-  echo "== host profile"; build/moeforge tune --host-only --json > "$out/host-profile.json"
-  build/moeforge tune --host-only
-  for b in "$@"; do echo "== bench $b"; build/moeforge bench $b; done
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMOEFORGE_TESTS=ON -DXBYAK_INCLUDE_DIR="$PWD/.deps" \
+    -DCMAKE_DISABLE_FIND_PACKAGE_zydis=ON "${dnnl[@]}" 2>&1 | grep -E "moeforge|Error|error|Could not"
+  cmake --build build -j"$(nproc)" 2>&1 | grep -E "error|Error" | head -40
+  build/moeforge tune --host-only --json > "$out/host-profile.json" 2>/dev/null
+  for step in "${steps[@]}"; do
+    echo "== $step $(date -u +%T)"
+    case "$step" in
+      tests)
+        ctest --test-dir build --output-on-failure -j8 2>&1 | tail -60
+        ./build/tests/test_runtime -tc='hybrid*' 2>&1 | grep -E "MESSAGE|cosine|GPU|runtime|passed|failed" | head -40 ;;
+      cuda-bench)
+        MOEFORGE_CUDA_BENCH=1 ./build/tests/test_codegen -tc='cuda bench*' 2>&1 | tail -80 ;;
+      kernels)
+        build/moeforge tune --host-only
+        build/moeforge bench kernels --wtype int8 --peer onednn 2>&1
+        build/moeforge bench kernels --wtype int4 2>&1 ;;
+      hybrid-*)
+        n=${step#hybrid-}; dir=/tmp/moeforge-slice
+        [[ -f $dir/v3-slice-$n.gguf ]] || build/moeforge mkmodel --preset "v3-slice-$n" --wtype q4_k --format gguf \
+          --out "$dir" 2>&1 | tail -2
+        build/moeforge bench --model "$dir/v3-slice-$n.gguf" --prompt-len 128,512 --gen 32 2>&1 | tail -25
+        build/moeforge bench --model "$dir/v3-slice-$n.gguf" --prompt-len 128,512 --gen 32 --cpu-only \
+          2>&1 | tail -25 ;;
+      tune-*)
+        build/moeforge tune --budget "${step#tune-}" 2>&1 | tail -40
+        cp -r "$XDG_CACHE_HOME/moeforge/reports" "$out/" 2>/dev/null ;;
+      *) echo "unknown step $step" ;;
+    esac
+  done
+  echo "== done $(date -u +%T)"
 } 2>&1 | tee "$out/device.log"

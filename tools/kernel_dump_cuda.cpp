@@ -33,6 +33,7 @@ std::string render_cuda_kernel_dump(const CudaDumpOptions& o) {
     MlaDecodeDesc mla{};  // DeepSeek-V3: 128 heads, 512 latent + 64 rope, pages of 64 tokens, bf16
     std::vector<CudaKernelSource> sources;
     std::string origin = "defaults";
+    bool bf16_partials = false;  // a plan's config writes bf16 partials: its combine variant too
     if (o.plan) {
         std::vector<std::string> uses;
         for (const PlannedKernel& k : o.plan->kernels) {
@@ -47,6 +48,7 @@ std::string render_cuda_kernel_dump(const CudaDumpOptions& o) {
                 continue;
             }
             uses.push_back(fmt::format("contexts {}: {}", range, mla_decode_name(mla, c)));
+            bf16_partials = bf16_partials || c.partial_bf16;
             if (std::none_of(sources.begin(), sources.end(),
                              [&](const CudaKernelSource& s) { return s.name == mla_decode_name(mla, c); }))
                 sources.push_back(mla_decode_source(mla, c, sm));
@@ -61,6 +63,7 @@ std::string render_cuda_kernel_dump(const CudaDumpOptions& o) {
     }
     if (sources.empty())  // no plan, a plan without CUDA kernels, or none of them runs on this arch
         sources.push_back(mla_decode_source(mla, mla_decode_default_config(mla, sm), sm));
+    if (bf16_partials) sources.push_back(mla_combine_source(mla, true));
     for (CudaKernelSource s : {
         mla_combine_source(mla),
         kv_append_source(mla),

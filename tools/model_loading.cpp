@@ -41,6 +41,16 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& opt, bool ctx_option) {
                     "int8 (per channel), int4 (per group of 32) or bf16")
         ->check(CLI::IsMember({"auto", "bf16", "int8", "int4"}))
         ->capture_default_str();
+    // The commands default to hybrid when a GPU is usable (the library's RuntimeOptions default is CPU only).
+    opt.gpu_layers = -1;
+    cmd->add_option("--gpu-layers", opt.gpu_layers,
+                    "Layers whose attention, dense FFN, shared expert and router run on the GPU (routed experts "
+                    "always run on the CPU); the rest run wholly on the CPU. -1: every layer that fits when a CUDA "
+                    "GPU is usable, else CPU only")
+        ->check(CLI::Range(-1, 1 << 20))
+        ->capture_default_str();
+    cmd->add_flag_callback("--cpu-only", [&opt] { opt.gpu_layers = 0; }, "Run everything on the CPU (same as --gpu-layers 0)");
+    cmd->add_option("--gpu", opt.gpu_device, "CUDA device ordinal for the GPU layers")->check(CLI::Range(0, 64))->capture_default_str();
     cmd->add_option("--plan", opt.plan_file,
                     "Tuned plan file to use (default: the one `moeforge tune` saved in the cache dir for this host and "
                     "model shape, else documented defaults)");
@@ -105,6 +115,8 @@ void apply_plan(const Model& m, RuntimeOptions& opt) {
     opt.expert_ffn_by_m = expert_ffn_choices(plan);
     if (const PlannedKernel* k = plan.find("moe_ffn", "expert", 1)) opt.expert_ffn = fields_from_json<ExpertFfnConfig>(k->config);
     if (opt.threads == 0 && plan.threads.workers > 0) opt.threads = plan.threads.workers;
+    // A plan tuned with a GPU places layers on it; one tuned without leaves the choice to the command line.
+    if (opt.gpu_layers == -1 && !plan.gpu.cpu_only) opt.gpu_layers = plan.gpu.gpu_layers, opt.gpu_device = plan.gpu.device;
     opt.plan_note = fmt::format("tuned plan {} ({} expert FFN configs by tokens per expert)",
                                 plan.source.empty() ? plan_file_name(here.fingerprint, shape) : plan.source,
                                 opt.expert_ffn_by_m.size());
@@ -112,15 +124,16 @@ void apply_plan(const Model& m, RuntimeOptions& opt) {
 
 }  // namespace
 
-std::unique_ptr<CpuModel> load_model_for_cli(const std::filesystem::path& path, const RuntimeOptions& options) {
+std::unique_ptr<ModelRunner> load_model_for_cli(const std::filesystem::path& path, const RuntimeOptions& options) {
     if (!std::filesystem::exists(path))
         throw std::runtime_error("model " + path.string() + " does not exist (give a .gguf file or an HF directory)");
     auto file = Model::open(path);
     RuntimeOptions opt = options;
     apply_plan(*file, opt);
+    if (opt.cubin_cache.empty()) opt.cubin_cache = (cache_dir() / "cubins").string();
     // The bar starts with the first packed tensor, so that a file that does not open fails in one line.
     std::optional<ProgressBar> bar;
-    auto model = std::make_unique<CpuModel>(std::move(file), opt, [&](uint64_t done, uint64_t total, std::string_view stage) {
+    auto model = std::make_unique<ModelRunner>(std::move(file), opt, [&](uint64_t done, uint64_t total, std::string_view stage) {
         if (!bar) bar.emplace("loading " + path.filename().string());
         bar->update(done, total, stage);
     });

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "model/tokenizer.hpp"
-#include "runtime/cpu_model.hpp"
+#include "runtime/model_runner.hpp"
 #include "runtime/runtime_options.hpp"
 
 namespace CLI {
@@ -22,7 +22,7 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& opt, bool ctx_option = t
 std::filesystem::path demo_model_path();
 
 // Loads and repacks with a progress bar on stderr; prints one line describing the runtime.
-std::unique_ptr<CpuModel> load_model_for_cli(const std::filesystem::path& path, const RuntimeOptions& opt);
+std::unique_ptr<ModelRunner> load_model_for_cli(const std::filesystem::path& path, const RuntimeOptions& opt);
 
 // The model's own tokenizer (GGUF tokenizer.ggml.* keys, or tokenizer.json in an HF directory).
 std::unique_ptr<Tokenizer> load_model_tokenizer(const Model& m);

@@ -25,19 +25,9 @@ namespace mf {
 
 using nlohmann::json;
 
-const std::vector<MlaFieldValues>& mla_decode_search_space() {
-    static const std::vector<MlaFieldValues> v = {
-        {"tile_tokens", {16, 32, 64}},
-        {"stages", {1, 2}},
-        {"cluster", {1, 2, 4, 8}},
-    };
-    return v;
-}
-
 const std::vector<MlaFieldValues>& mla_split_search_space() {
     static const std::vector<MlaFieldValues> v = {
         {"split_sm_fill_pct", {50, 100, 200}},
-        {"split_min_tiles", {1, 2, 4}},
     };
     return v;
 }
@@ -118,7 +108,8 @@ struct MlaDecodeBench::Impl {
     // NVRTC takes seconds per decode kernel, which would otherwise come out of the search's budget one at a
     // time. Failures are left for the candidate's verification to report.
     void precompile(const std::vector<MlaDecodeConfig>& cfgs) {
-        std::vector<CudaKernelSource> srcs{mla_combine_source(d), kv_append_source(d)};
+        std::vector<CudaKernelSource> srcs{mla_combine_source(d, false), mla_combine_source(d, true),
+                                           kv_append_source(d)};
         for (const MlaDecodeConfig& c : cfgs)
             if (mla_decode_unsupported(d, c, sm).empty()) srcs.push_back(mla_decode_source(d, c, sm));
         std::atomic<size_t> next{0};
@@ -333,11 +324,9 @@ std::vector<Candidate> MlaDecodeBench::candidates(int context) {
     const MlaSplitPolicy def_pol{};
     const json def = merged(def_cfg, def_pol);
     std::vector<json> all{def};
-    std::vector<MlaDecodeConfig> cfgs{def_cfg};
-    for (const json& c : json_grid(fields_to_json(def_cfg), mla_decode_search_space())) {
-        const MlaDecodeConfig cfg = fields_from_json<MlaDecodeConfig>(c);
-        if (!mla_decode_unsupported(m.d, cfg, m.sm).empty()) continue;
-        if (std::find(cfgs.begin(), cfgs.end(), cfg) == cfgs.end()) cfgs.push_back(cfg);
+    // The kernel's own list of every config supported here (default first), times the split policies.
+    const std::vector<MlaDecodeConfig> cfgs = mla_decode_candidates(m.d, m.sm);
+    for (const MlaDecodeConfig& cfg : cfgs) {
         for (const json& p : json_grid(fields_to_json(def_pol), mla_split_search_space())) {
             const json j = merged(cfg, fields_from_json<MlaSplitPolicy>(p));
             if (std::find(all.begin(), all.end(), j) == all.end()) all.push_back(j);

@@ -1,10 +1,10 @@
 // Benchmark problems and candidates for the MLA decode kernel on the GPU (codegen/cuda/mla_kernels.hpp): one
 // layer's absorbed decode + split combine at batch 1 over `context` cached tokens, for the model's attention
-// shape. A candidate is an MlaDecodeConfig (tile_tokens, stages, cluster, ...) with an MlaSplitPolicy (how
-// many splits of the context a launch uses). Each is verified against the scalar reference
-// (codegen/cuda/mla_reference) on a batch of one long row and on a ragged batch before it is timed; timing
-// replays a CUDA graph of decode + combine over enough distinct cache pages (>= 256 MiB) that the L2 does not
-// hold them, between CUDA events.
+// shape. A candidate is one of mla_decode_candidates() (tile, stages, cluster, wgmma, min_split_tiles, bf16
+// partials) with an MlaSplitPolicy (how much of the GPU a launch's splits aim to fill). Each is verified
+// against the scalar reference (codegen/cuda/mla_reference) on a batch of one long row and on a ragged batch
+// before it is timed; timing replays a CUDA graph of decode + combine over enough distinct cache pages (>=
+// 256 MiB) that the L2 does not hold them, between CUDA events.
 //
 // The header holds no CUDA type, so the tuner's CPU code includes it freely; everything CUDA is inside.
 #pragma once
@@ -52,14 +52,14 @@ class MlaDecodeBench {
     std::unique_ptr<Impl> impl_;
 };
 
-// The value lists the search tries per field, applied over the default's JSON: a field the kernel gains later
-// is one more entry (fields a build's MlaDecodeConfig lacks are refused, so the list cannot drift silently).
+// The values the search tries per split-policy field (codegen/cuda/mla_split_policy.hpp), over the default's
+// JSON; the kernel configs come from mla_decode_candidates(). A policy field added later is one more entry (a
+// field the policy lacks is refused, so the list cannot drift silently).
 struct MlaFieldValues {
     const char* field;
     std::vector<int> values;
 };
-const std::vector<MlaFieldValues>& mla_decode_search_space();  // MlaDecodeConfig fields
-const std::vector<MlaFieldValues>& mla_split_search_space();   // MlaSplitPolicy fields
+const std::vector<MlaFieldValues>& mla_split_search_space();
 
 // Every combination of `space`'s values over `base` (base's other keys kept), in a stable order.
 std::vector<nlohmann::json> json_grid(const nlohmann::json& base, const std::vector<MlaFieldValues>& space);

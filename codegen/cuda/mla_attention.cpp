@@ -11,7 +11,7 @@ MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& con
     : desc_(desc), config_(config) {
     const int sm = arch.major * 10 + arch.minor;
     decode_ = build_cuda_kernel(mla_decode_source(desc, config, sm), arch, cache_dir);
-    combine_ = build_cuda_kernel(mla_combine_source(desc), arch, cache_dir);
+    combine_ = build_cuda_kernel(mla_combine_source(desc, config.partial_bf16 != 0), arch, cache_dir);
     append_ = build_cuda_kernel(kv_append_source(desc), arch, cache_dir);
 }
 
@@ -24,7 +24,7 @@ int MlaAttention::num_splits(int batch, int max_seq_len, int sms) const {
 size_t MlaAttention::workspace_bytes(int batch, int num_splits) const {
     const int partials = mla_decode_partials(config_, num_splits);
     // o_part, then lse_part at a 256-byte boundary
-    const size_t o = (mla_decode_o_part_bytes(desc_, batch, partials) + 255) / 256 * 256;
+    const size_t o = (mla_decode_o_part_bytes(desc_, config_, batch, partials) + 255) / 256 * 256;
     return o + mla_decode_lse_part_bytes(desc_, batch, partials);
 }
 
@@ -53,13 +53,16 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     const int partials = mla_decode_partials(config_, num_splits);
     float* o_part = workspace.as<float>();
     float* lse = reinterpret_cast<float*>(
-        workspace.ptr() + (mla_decode_o_part_bytes(desc_, batch, partials) + 255) / 256 * 256);
+        workspace.ptr() + (mla_decode_o_part_bytes(desc_, config_, batch, partials) + 255) / 256 * 256);
+    // one split per row: the decode kernel writes the output itself, no combine
+    const bool direct = mla_decode_writes_output(config_, num_splits);
     decode_->launch(mla_decode_grid(desc_, batch, num_splits),
-                    MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch,
-                                    block_table_stride, num_splits, scale},
+                    MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch, block_table_stride,
+                                    num_splits, scale, direct ? out : nullptr},
                     stream);
-    combine_->launch(mla_combine_grid(desc_, batch), MlaCombineParams{o_part, lse, out, batch, partials},
-                     stream);
+    if (!direct)
+        combine_->launch(mla_combine_grid(desc_, batch), MlaCombineParams{o_part, lse, out, batch, partials},
+                         stream);
 }
 
 }  // namespace mf

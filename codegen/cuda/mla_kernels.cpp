@@ -12,8 +12,12 @@ std::string mla_decode_name(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
 }
 
 unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
-    // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.
     const unsigned dim = d.latent_dim + d.rope_dim;
+    if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
+        const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;
+        return 1024 + q + c.stages * k + 64 * 128 + 3 * 64 * 4;
+    }
+    // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.
     const unsigned q = kMlaHeadsPerBlock * dim * 2, k = c.tile_tokens * dim * 2;
     const unsigned p = kMlaHeadsPerBlock * (c.tile_tokens + 8) * 2, rows = 5 * kMlaHeadsPerBlock * 4;
     return q + c.stages * k + p + rows;
@@ -28,7 +32,18 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (d.page_size < 1 || d.page_size > 65536) return "page_size must be in 1..65536";
     if (c.tile_tokens != 16 && c.tile_tokens != 32 && c.tile_tokens != 64)
         return "tile_tokens must be 16, 32 or 64";
-    if (c.stages != 1 && c.stages != 2) return "stages must be 1 or 2";
+    if (c.wgmma != 0 && c.wgmma != 1) return "wgmma must be 0 or 1";
+    if (c.min_split_tiles < 1 || c.min_split_tiles > 64) return "min_split_tiles must be in 1..64";
+    if (c.partial_bf16 != 0 && c.partial_bf16 != 1) return "partial_bf16 must be 0 or 1";
+    if (c.partial_bf16 && !c.wgmma) return "bf16 partials are implemented in the wgmma kernel only";
+    if (c.wgmma) {
+        if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
+        if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
+        if (c.stages < 2 || c.stages > 4) return "the wgmma kernel takes 2 to 4 stages";
+        if (c.cluster != 1) return "the wgmma kernel has no cluster merge (cluster must be 1)";
+    } else if (c.stages != 1 && c.stages != 2) {
+        return "stages must be 1 or 2";
+    }
     if (sm < 80) return "needs sm_80 or newer (bf16 mma.sync, cp.async)";
     if (c.cluster != 1 && c.cluster != 2 && c.cluster != 4 && c.cluster != 8)
         return "cluster must be 1, 2, 4 or 8";
@@ -52,6 +67,29 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     return MlaDecodeConfig{16, 1, 1};
 }
 
+std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int sm) {
+    std::vector<MlaDecodeConfig> v = {mla_decode_default_config(d, sm)};
+    auto add = [&](const MlaDecodeConfig& c) {
+        if (mla_decode_unsupported(d, c, sm).empty() && std::find(v.begin(), v.end(), c) == v.end())
+            v.push_back(c);
+    };
+    for (int wg : {1, 0})
+        for (int tile : {64, 32, 16})
+            for (int stages : {2, 3, 4, 1})
+                for (int cluster : {1, 2, 4, 8}) add(MlaDecodeConfig{tile, stages, cluster, wg});
+    // longer splits (fewer partials) for the kernels fast enough to want them
+    for (int mt : {2, 4}) {
+        add(MlaDecodeConfig{64, 2, 1, 1, mt});
+        add(MlaDecodeConfig{32, 4, 1, 1, mt});
+    }
+    // half the partial traffic
+    for (int mt : {1, 4}) {
+        add(MlaDecodeConfig{64, 2, 1, 1, mt, 1});
+        add(MlaDecodeConfig{32, 4, 1, 1, mt, 1});
+    }
+    return v;
+}
+
 CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm) {
     if (std::string why = mla_decode_unsupported(d, c, sm); !why.empty())
         throw std::invalid_argument("MLA decode kernel " + mla_decode_name(d, c) + ": " + why);
@@ -59,6 +97,17 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
     s.name = mla_decode_name(d, c);
     s.block_threads = kMlaDecodeThreads;
     s.dynamic_smem_bytes = mla_decode_smem_bytes(d, c);
+    if (c.wgmma) {
+        s.source = fmt::format(
+            "#include \"mla_decode_wgmma.cuh\"\n"
+            "// {0}\n"
+            "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}>(p);\n"
+            "}}\n",
+            fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
+            d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float");
+        return s;
+    }
     s.source = fmt::format(
         "#include \"mla_decode.cuh\"\n"
         "// {0}\n"
@@ -77,12 +126,16 @@ int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int 
     const int tiles = std::max(1, (max_seq_len + c.tile_tokens - 1) / c.tile_tokens);
     // One CTA per SM (the kernel uses most of the shared memory): never spill into a second, mostly empty
     // wave.
-    const int splits = std::min(std::max(1, sms / blocks), tiles);
+    const int splits = std::min(std::max(1, sms / blocks), std::max(1, tiles / c.min_split_tiles));
     return std::max(c.cluster, splits / c.cluster * c.cluster);
 }
 
 int mla_decode_partials(const MlaDecodeConfig& c, int num_splits) {
     return num_splits / c.cluster;
+}
+
+bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits) {
+    return num_splits == 1 && c.cluster == 1;
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {
@@ -91,30 +144,30 @@ Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {
                 static_cast<unsigned>(batch)};
 }
 
-size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, int batch, int partials) {
-    return size_t(batch) * d.heads * partials * d.latent_dim * sizeof(float);
+size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials) {
+    return size_t(batch) * d.heads * partials * d.latent_dim * (c.partial_bf16 ? 2 : 4);
 }
 
 size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int partials) {
     return size_t(batch) * d.heads * partials * sizeof(float);
 }
 
-std::string mla_combine_name(const MlaDecodeDesc& d) {
-    return fmt::format("mla_combine_h{}_lat{}", d.heads, d.latent_dim);
+std::string mla_combine_name(const MlaDecodeDesc& d, bool bf16_partials) {
+    return fmt::format("mla_combine_h{}_lat{}{}", d.heads, d.latent_dim, bf16_partials ? "_pbf16" : "");
 }
 
-CudaKernelSource mla_combine_source(const MlaDecodeDesc& d) {
-    if (d.latent_dim % 4 != 0 || d.latent_dim / 4 > 1024)
-        throw std::invalid_argument("MLA combine: latent_dim must be a multiple of 4, at most 4096");
+CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials) {
+    if (d.latent_dim % 128 != 0 || d.latent_dim > 1024)
+        throw std::invalid_argument("MLA combine: latent_dim must be a multiple of 128, at most 1024");
     CudaKernelSource s;
-    s.name = mla_combine_name(d);
-    s.block_threads = d.latent_dim / 4;
+    s.name = mla_combine_name(d, bf16_partials);
+    s.block_threads = d.latent_dim / 4 * kMlaCombineSplitGroups;
     s.source = fmt::format(
         "#include \"mla_decode.cuh\"\n"
         "extern \"C\" __global__ void __launch_bounds__({0}) {1}(const mf::MlaCombineParams p) {{\n"
-        "    mf::mla_combine<{2}, {3}>(p);\n"
+        "    mf::mla_combine<{2}, {3}, {4}>(p);\n"
         "}}\n",
-        s.block_threads, s.name, d.heads, d.latent_dim);
+        s.block_threads, s.name, d.heads, d.latent_dim, bf16_partials ? "mf::bf16" : "float");
     return s;
 }
 

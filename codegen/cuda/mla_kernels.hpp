@@ -10,6 +10,7 @@
 // tested kernel, no per-chunk K/V decompression GEMMs and the cache stays the only K/V store.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "codegen/cuda/cuda_dtype.hpp"
 #include "codegen/cuda/cuda_kernel_source.hpp"
@@ -37,16 +38,28 @@ struct MlaDecodeDesc {
     bool operator==(const MlaDecodeDesc& o) const { return fields_equal(*this, o); }
 };
 
+// The kernel variant and its tile choices. wgmma = 0: the portable mma.sync kernel (kernels/mla_decode.cuh,
+// sm_80+). wgmma = 1: the Hopper kernel (kernels/mla_decode_wgmma.cuh, sm_90a only): warpgroup MMA from
+// shared memory, tiles 32 or 64, 2-4 stages, no cluster.
 struct MlaDecodeConfig {
     int tile_tokens = 64;  // cache tokens per pipeline step: 16, 32 or 64
-    int stages = 2;        // K tiles in flight: 1 or 2
+    int stages = 2;        // K tiles in flight: 1 or 2 (mma.sync), 2 to 4 (wgmma)
     int cluster = 1;       // splits merged in shared memory by a thread-block cluster (sm_90): 1, 2, 4 or 8
+    int wgmma = 0;         // 1: the sm_90a warpgroup-MMA kernel
+    // Launch choice, not code: each split of the context takes at least this many tiles (1..64), trading SM
+    // fill against partial-output traffic (at batch 1 a split's fp32 partial outweighs its cache tokens).
+    int min_split_tiles = 1;
+    // 1: partial outputs in bf16 (half the workspace traffic of fp32; wgmma kernel only).
+    int partial_bf16 = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
         f("tile_tokens", "t", s.tile_tokens);
         f("stages", "s", s.stages);
         f("cluster", "c", s.cluster);
+        f("wgmma", "wg", s.wgmma);
+        f("min_split_tiles", "mt", s.min_split_tiles);
+        f("partial_bf16", "pb", s.partial_bf16);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -60,6 +73,8 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
 std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm);
 // The largest-tile config that fits `sm`'s shared memory.
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
+// Every config supported for (d, sm), default first: what the tuner searches and the benchmark times.
+std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int sm);
 // Throws std::invalid_argument when unsupported.
 CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm);
 
@@ -70,13 +85,17 @@ int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits);
 // Partial outputs per (row, head) that reach global memory: num_splits / c.cluster. The combine's num_splits.
 int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
-// Workspace of MlaDecodeParams::o_part and lse_part for `partials` partial outputs per (row, head).
-size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, int batch, int partials);
+// True when the decode kernel writes the final output itself (MlaDecodeParams::out; one split, no cluster):
+// then there is no combine launch.
+bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits);
+// Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials` partial
+// outputs per (row, head).
+size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials);
 size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int partials);
 
-// The combine kernel of a decode desc (depends on heads and latent_dim only).
-std::string mla_combine_name(const MlaDecodeDesc& d);
-CudaKernelSource mla_combine_source(const MlaDecodeDesc& d);
+// The combine kernel of a decode desc (depends on heads and latent_dim only) for fp32 or bf16 partials.
+std::string mla_combine_name(const MlaDecodeDesc& d, bool bf16_partials = false);
+CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials = false);
 Dim3 mla_combine_grid(const MlaDecodeDesc& d, int batch);
 
 // The cache append of a decode desc (depends on latent + rope and page_size).

@@ -27,7 +27,7 @@ fi
 # one process per group, so a device fault in one cannot take the others with it
 status=0
 for tc in 'cuda nvrtc*,cuda embed*,cuda cubin*,cuda desc*,cuda mla:*,cuda rope:*,cuda dump*' 'cuda mla decode (GPU)*' \
-          'cuda mla prefill (GPU)*' 'cuda rms_norm*,cuda rope (GPU)*,cuda router*,cuda glue*' 'cuda cublas*'; do
+          'cuda mla decode wgmma (GPU)*' 'cuda mla prefill (GPU)*' 'cuda rms_norm*,cuda rope (GPU)*,cuda router*,cuda glue*' 'cuda cublas*'; do
     log="$OUT_DIR/test_$(echo "$tc" | tr -c 'a-z0-9' '_' | cut -c1-40).log"
     timeout 300 ./build/tests/test_codegen -tc="$tc" > "$log" 2>&1
     rc=$?

@@ -45,7 +45,7 @@ void check_every_field_matters(const T& base, NameFn name) {
 TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
-    CHECK(mla_decode_name(d, c) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1");
+    CHECK(mla_decode_name(d, c) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -84,6 +84,30 @@ TEST_CASE("cuda mla: splits fill the SMs once and never exceed the tiles") {
         }
 }
 
+TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
+    const MlaDecodeDesc d;
+    const MlaDecodeConfig c4{64, 2, 1, 1, 4};
+    CHECK(mla_decode_num_splits(d, c4, 1, 8192, 132) == 32);  // 128 tiles / 4
+    CHECK(mla_decode_num_splits(d, c4, 1, 1024, 132) == 4);
+    CHECK(mla_decode_num_splits(d, c4, 1, 100, 132) == 1);
+    CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
+    CHECK(mla_decode_name(d, c4) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0");
+}
+
+TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
+    const MlaDecodeDesc d;
+    const MlaDecodeConfig f32{64, 2, 1, 1}, b16{64, 2, 1, 1, 1, 1};
+    CHECK(mla_decode_o_part_bytes(d, f32, 3, 5) == size_t(3) * 128 * 5 * 512 * 4);
+    CHECK(mla_decode_o_part_bytes(d, b16, 3, 5) == size_t(3) * 128 * 5 * 512 * 2);
+    CHECK(mla_decode_unsupported(d, b16, 90).empty());
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 1}, 90).empty());
+    CHECK(mla_decode_source(d, b16, 90).source.find("mf::bf16>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, f32, 90).source.find("float>(p)") != std::string::npos);
+    CHECK(mla_combine_name(d, true) != mla_combine_name(d));
+    CHECK(mla_combine_source(d, true).source.find("mla_combine<128, 512, mf::bf16>") != std::string::npos);
+}
+
 TEST_CASE("cuda mla: cluster configs need sm_90, room to stage the partial, and splits in whole clusters") {
     const MlaDecodeDesc d;
     CHECK(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 8}, 90).empty());
@@ -101,6 +125,51 @@ TEST_CASE("cuda mla: cluster configs need sm_90, room to stage the partial, and 
     CHECK(src.source.find("__cluster_dims__(8, 1, 1)") != std::string::npos);
     CHECK(mla_decode_source(d, MlaDecodeConfig{64, 2, 1}, 90).source.find("__cluster_dims__") ==
           std::string::npos);
+}
+
+TEST_CASE("cuda mla: the wgmma kernel runs on sm_90 only, tiles 32/64, 2-4 stages within 227 KiB") {
+    const MlaDecodeDesc d;
+    for (const MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{32, 2, 1, 1},
+                                    MlaDecodeConfig{32, 3, 1, 1}, MlaDecodeConfig{32, 4, 1, 1}}) {
+        CAPTURE(fields_print(c));
+        CHECK(mla_decode_unsupported(d, c, 90).empty());
+        CHECK(mla_decode_smem_bytes(d, c) <= 227u * 1024);
+        for (int sm : {80, 86, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
+        const auto src = mla_decode_source(d, c, 90);
+        CHECK(src.source.find("mla_decode_wgmma<") != std::string::npos);
+        CHECK(src.source.find("mla_decode_wgmma.cuh") != std::string::npos);
+    }
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 3, 1, 1}, 90).empty());  // 304 KB
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{16, 2, 1, 1}, 90).empty());
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 1, 1, 1}, 90).empty());
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 2, 1}, 90).empty());
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 2}, 90).empty());
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{32, 3, 1, 0}, 90).empty());  // mma.sync: 1 or 2
+    // 2 x 72 KiB of K + 72 KiB of Q + P + 1 KiB alignment slack
+    CHECK(mla_decode_smem_bytes(d, MlaDecodeConfig{64, 2, 1, 1}) == 1024 + 73728 + 2 * 73728 + 8192 + 768);
+}
+
+TEST_CASE("cuda mla: decode candidates are the supported configs, default first, no repeats") {
+    for (int sm : {80, 86, 89, 90}) {
+        CAPTURE(sm);
+        for (int heads : {128, 20}) {
+            MlaDecodeDesc d;
+            d.heads = heads;
+            const auto v = mla_decode_candidates(d, sm);
+            REQUIRE_FALSE(v.empty());
+            CHECK(v[0] == mla_decode_default_config(d, sm));
+            int wgmma = 0;
+            for (size_t i = 0; i < v.size(); ++i) {
+                CAPTURE(fields_print(v[i]));
+                CHECK(mla_decode_unsupported(d, v[i], sm).empty());
+                for (size_t j = 0; j < i; ++j) CHECK_FALSE(v[i] == v[j]);
+                wgmma += v[i].wgmma;
+            }
+            // t64 s2, t32 s2/s3/s4; t64 s2 and t32 s4 with longer splits (mt 2, 4), bf16 partials (mt 1, 4)
+            CHECK((sm == 90) == (wgmma == 12));
+            if (sm == 90) CHECK(v.size() >= 10);
+        }
+    }
 }
 
 TEST_CASE("cuda rope: YaRN frequencies keep high frequencies and divide low ones by the factor") {

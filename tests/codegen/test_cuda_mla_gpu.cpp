@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <sstream>
 
 #include "codegen/cuda/mla_attention.hpp"
 #include "codegen/cuda/mla_reference.hpp"
@@ -24,49 +25,106 @@ std::vector<double> mla_gpu(const GpuTestEnv& env, const MlaDecodeProblem& p, co
     return mla_decode_run(attn, p, splits);
 }
 
-}  // namespace
+// Where a wrong result is wrong, to tell a device run's failure apart without a debugger: rel. error per
+// row, per head block of 64, per 64-column block of the latent (a row with one token isolates P.V: its output
+// is that token's latent whatever Q.K gives), and the first NaN.
+std::string describe_error(const MlaDecodeProblem& p, const std::vector<double>& got, const std::vector<double>& ref) {
+    const int lat = p.d.latent_dim, heads = p.d.heads;
+    auto err_over = [&](auto&& pick) {
+        double num = 0, den = 0;
+        for (int b = 0; b < p.batch; ++b)
+            for (int h = 0; h < heads; ++h)
+                for (int c = 0; c < lat; ++c) {
+                    if (!pick(b, h, c)) continue;
+                    const size_t i = (size_t(b) * heads + h) * lat + c;
+                    const double e = std::isnan(got[i]) ? 1e30 : got[i] - ref[i];
+                    num += e * e;
+                    den += ref[i] * ref[i];
+                }
+        return std::sqrt(num / (den > 0 ? den : 1));
+    };
+    std::ostringstream s;
+    s << "rows (len: err):";
+    for (int b = 0; b < p.batch; ++b)
+        s << " " << p.lens[b] << ": " << err_over([&](int bb, int, int) { return bb == b; });
+    s << "; head blocks:";
+    for (int h0 = 0; h0 < heads; h0 += 64)
+        s << " " << err_over([&](int, int h, int) { return h >= h0 && h < h0 + 64; });
+    s << "; 64-column blocks:";
+    for (int c0 = 0; c0 < lat; c0 += 64)
+        s << " " << err_over([&](int, int, int c) { return c >= c0 && c < c0 + 64; });
+    s << "; heads 0-7 of row 0, column 0 (got/ref):";
+    for (int h = 0; h < std::min(heads, 8); ++h) s << " " << got[size_t(h) * lat] << "/" << ref[size_t(h) * lat];
+    for (size_t i = 0; i < got.size(); ++i)
+        if (std::isnan(got[i])) {
+            s << "; first NaN at row " << i / (size_t(heads) * lat) << " head " << i / lat % heads << " column "
+              << i % lat;
+            break;
+        }
+    return s.str();
+}
 
-TEST_CASE("cuda mla decode (GPU): absorbed split-K decode matches the reference on ragged shapes") {
-    MF_GPU_TEST_OR_SKIP(env);
+// Every supported config of one kernel family (wgmma 0: mma.sync, 1: the sm_90a kernel) on ragged shapes
+// against the reference. The families run as separate test cases (separate processes in
+// tests/bench/cuda_device_run.sh), so a device fault in one cannot hide the other's results.
+void check_decode_family(const GpuTestEnv& env, int wgmma) {
     std::mt19937 rng(1234);
     struct Case {
         const char* label;
         int heads, page;
-        MlaDecodeConfig cfg;
         std::vector<int> lens;
-        int splits;
+        int splits;  // 0: the heuristic's count; else rounded up to a whole number of clusters
     };
-    std::vector<Case> cases = {
-        {"v3 heads, batch 1, 1000 tokens, default splits", 128, 64, {64, 2}, {1000}, 0},
-        {"v3 heads, ragged batch incl. empty and 1-token rows", 128, 64, {64, 2}, {1, 0, 777, 130, 2049}, 0},
-        {"20 heads (padded head block), page 48, tile 16", 20, 48, {16, 1}, {5, 300, 61}, 0},
-        {"tile 32, 2 stages, more splits than tiles", 128, 16, {32, 2}, {33, 95}, 7},
-        {"tile 64, 1 stage, one split", 72, 64, {64, 1}, {500, 129}, 1},
-        {"cluster of 8 (sm_90), batch 1, default splits", 128, 64, {64, 2, 8}, {3000}, 0},
-        {"cluster of 4 (sm_90), ragged batch with empty splits", 20, 48, {32, 2, 4}, {1, 0, 300, 1500}, 0},
-        {"cluster of 2 (sm_90), forced 6 splits", 128, 64, {64, 1, 2}, {70, 900}, 6},
+    const std::vector<Case> cases = {
+        {"v3 heads, batch 1, 1000 tokens, default splits", 128, 64, {1000}, 0},
+        {"v3 heads, ragged batch incl. empty and 1-token rows", 128, 64, {1, 0, 777, 130, 2049}, 0},
+        {"20 heads (padded head block), page 48", 20, 48, {5, 300, 61}, 0},
+        {"more splits than tiles, page 16", 128, 16, {33, 95}, 7},
+        {"72 heads, one split, context not a multiple of the tile", 72, 64, {500, 129}, 1},
+        {"v3 heads, batch 1, 3000 tokens, default splits", 128, 64, {3000}, 0},
+        {"20 heads, ragged batch with empty splits", 20, 48, {1, 0, 300, 1500}, 0},
+        {"v3 heads, forced 6 splits", 128, 64, {70, 900}, 6},
+        {"v3 heads, one split (output written by the decode kernel), incl. an empty row", 128, 64, {0, 65, 300}, 1},
     };
+    int ran = 0;
     for (const Case& c : cases) {
         CAPTURE(c.label);
         MlaDecodeDesc d;
         d.heads = c.heads;
         d.page_size = c.page;
-        if (!mla_decode_unsupported(d, c.cfg, env.sm).empty()) {
-            MESSAGE("config skipped on this GPU: " << mla_decode_unsupported(d, c.cfg, env.sm));
-            continue;
-        }
         const MlaDecodeProblem p = make_mla_decode_problem(d, c.lens, rng);
         const auto ref = mla_decode_reference(p);
-        const auto got = mla_gpu(env, p, c.cfg, c.splits);
-        const double err = rel_l2(got, ref);
-        CAPTURE(err);
-        CHECK(err < 1e-2);  // bf16 P and bf16 output: ~3e-3 expected
-        // rows with no context give zeros
-        for (int b = 0; b < p.batch; ++b)
-            if (p.lens[b] == 0)
-                for (size_t i = 0; i < size_t(d.heads) * d.latent_dim; ++i)
-                    CHECK(got[size_t(b) * d.heads * d.latent_dim + i] == 0.0);
+        for (const MlaDecodeConfig& cfg : mla_decode_candidates(d, env.sm)) {
+            if (cfg.wgmma != wgmma) continue;
+            const std::string name = mla_decode_name(d, cfg);
+            CAPTURE(name);
+            const int splits = c.splits == 0 ? 0 : (c.splits + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
+            const auto got = mla_gpu(env, p, cfg, splits);
+            const double err = rel_l2(got, ref);
+            CAPTURE(err);
+            CHECK(err < 1e-2);  // bf16 P and bf16 output: ~3e-3 expected
+            if (!(err < 1e-2)) MESSAGE(describe_error(p, got, ref));
+            ++ran;
+            // rows with no context give zeros
+            for (int b = 0; b < p.batch; ++b)
+                if (p.lens[b] == 0)
+                    for (size_t i = 0; i < size_t(d.heads) * d.latent_dim; ++i)
+                        CHECK(got[size_t(b) * d.heads * d.latent_dim + i] == 0.0);
+        }
     }
+    if (ran == 0) MESSAGE("skipped: no MLA decode config of this family runs on sm_" << env.sm);
+}
+
+}  // namespace
+
+TEST_CASE("cuda mla decode (GPU): every mma.sync config matches the reference on ragged shapes") {
+    MF_GPU_TEST_OR_SKIP(env);
+    check_decode_family(env, 0);
+}
+
+TEST_CASE("cuda mla decode wgmma (GPU): every sm_90a config matches the reference on ragged shapes") {
+    MF_GPU_TEST_OR_SKIP(env);
+    check_decode_family(env, 1);
 }
 
 TEST_CASE(
@@ -110,15 +168,18 @@ TEST_CASE(
     for (int i = 0; i < chunk; ++i) pf.lens[i] = start + i + 1;
     pf.q = random_bf16(size_t(chunk) * d.heads * dim, rng);
     const auto ref = mla_decode_reference(pf);
-    for (int splits : {0, 3}) {
-        CAPTURE(splits);
-        const double err = rel_l2(mla_gpu(env, pf, mla_decode_default_config(d, env.sm), splits), ref);
-        CAPTURE(err);
-        CHECK(err < 1e-2);
-    }
-    if (env.sm >= 90) {
-        const double err = rel_l2(mla_gpu(env, pf, MlaDecodeConfig{64, 2, 8}, 0), ref);
-        CAPTURE(err);
-        CHECK(err < 1e-2);
-    }
+    for (int wgmma : {0, 1})  // the portable kernel first: a fault in the sm_90a one cannot hide its result
+        for (const MlaDecodeConfig& cfg : mla_decode_candidates(d, env.sm))
+        for (int splits : {0, 1, 3}) {
+            if (cfg.wgmma != wgmma) continue;
+            const std::string name = mla_decode_name(d, cfg);
+            CAPTURE(name);
+            CAPTURE(splits);
+            const int s = splits == 0 ? 0 : (splits + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
+            const auto got = mla_gpu(env, pf, cfg, s);
+            const double err = rel_l2(got, ref);
+            CAPTURE(err);
+            CHECK(err < 1e-2);
+            if (!(err < 1e-2)) MESSAGE(describe_error(pf, got, ref));
+        }
 }

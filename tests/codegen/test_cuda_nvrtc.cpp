@@ -179,3 +179,28 @@ TEST_CASE("cuda nvrtc: PTX of the MLA decode kernel holds mma.sync and ldmatrix"
     CHECK(ptx.find("ldmatrix.sync.aligned.m8n8.x4.trans") != std::string::npos);
     CHECK(ptx.find("cp.async.cg.shared.global") != std::string::npos);
 }
+
+TEST_CASE("cuda nvrtc: PTX of the sm_90a MLA decode kernel holds wgmma with a transposed-B PV product") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    for (const MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{32, 4, 1, 1}}) {
+        const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
+        CAPTURE(fields_print(c));
+        CHECK(ptx.find(".target sm_90a") != std::string::npos);
+        const std::string qk = "wgmma.mma_async.sync.aligned.m64n" + std::to_string(c.tile_tokens) +
+                               "k16.f32.bf16.bf16";
+        CHECK(ptx.find(qk) != std::string::npos);
+        CHECK(ptx.find("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") != std::string::npos);
+        CHECK(ptx.find("p, 1, 1, 0, 1;") != std::string::npos);  // imm-trans-b = 1 for V
+        CHECK(ptx.find("fence.proxy.async.shared::cta") != std::string::npos);
+        CHECK(ptx.find("mma.sync") == std::string::npos);
+        size_t n = 0;  // 36 Q.K steps + TILE/16 P.V steps, all unrolled
+        for (size_t at = ptx.find("wgmma.mma_async"); at != std::string::npos;
+             at = ptx.find("wgmma.mma_async", at + 1))
+            ++n;
+        CHECK(n == size_t(36 + c.tile_tokens / 16));
+    }
+}

@@ -56,7 +56,7 @@ Plan sample_plan() {
     mla.role = "decode";
     mla.name = "mla_decode_bf16_h128_lat512_rope64_pg64__t32_s2_c4";
     mla.desc = {{"dtype", "bf16"}, {"heads", 128}, {"latent_dim", 512}, {"rope_dim", 64}, {"page_size", 64}};
-    mla.config = {{"tile_tokens", 32}, {"stages", 2}, {"cluster", 4}, {"split_sm_fill_pct", 50}, {"split_min_tiles", 2}};
+    mla.config = {{"tile_tokens", 32}, {"stages", 2}, {"cluster", 4}, {"min_split_tiles", 2}, {"split_sm_fill_pct", 50}};
     mla.m_min = 2897;
     mla.m_max = 16384;
     mla.bench_m = 8192;
@@ -96,7 +96,7 @@ TEST_CASE("plan: JSON round trip keeps every field") {
     CHECK(q.notes == std::vector<std::string>{"a note"});
     const PlannedKernel* m = q.find("mla_decode", "decode", 8192);
     REQUIRE(m);
-    CHECK(m->config.at("split_min_tiles") == 2);
+    CHECK(m->config.at("split_sm_fill_pct") == 50);
     CHECK(m->desc.at("heads") == 128);
     CHECK(q.find("mla_decode", "decode", 1024) == nullptr);
 }

@@ -43,6 +43,14 @@ __device__ __forceinline__ unsigned swz(int r, int c) {
     return (unsigned)(r * D * 2 + ((c ^ (r & 7)) << 4));
 }
 
+// Zeros rows 0 .. min(64, rows_left) - 1 of a [rows][LATENT] bf16 output block (a row without context).
+template <int LATENT>
+__device__ __forceinline__ void mla_zero_rows(bf16* dst, int rows_left, int tid, int threads) {
+    const int rows = min(rows_left, 64);
+    for (int i = tid; i < rows * (LATENT / 8); i += threads)
+        reinterpret_cast<uint4*>(dst)[i] = make_uint4(0u, 0u, 0u, 0u);
+}
+
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, int CLUSTER>
 __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     constexpr int D = LATENT + ROPE;
@@ -78,9 +86,13 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     const int n_tiles = t_end > t_begin ? (t_end - t_begin + TILE - 1) / TILE : 0;
 
     const size_t part_row = (size_t)b * HEADS;  // + head, then * num_splits + split
+    const bool direct = CLUSTER == 1 && p.num_splits == 1 && p.out != nullptr;  // final output, no partials
     if (CLUSTER == 1 && n_tiles == 0) {
-        for (int r = tid; r < HB; r += blockDim.x)
-            if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+        if (direct)
+            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
+        else
+            for (int r = tid; r < HB; r += blockDim.x)
+                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
         return;
     }
 
@@ -276,6 +288,14 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
                 const float l = red_sum[row] + red_sum[HB + row];
                 const float inv = 1.f / l;
                 const size_t prow = (part_row + head) * p.num_splits + split;
+                if (direct) {
+                    bf16* dst = p.out + (part_row + head) * LATENT + warp * 64;
+#pragma unroll
+                    for (int nt = 0; nt < 8; ++nt)
+                        *reinterpret_cast<unsigned*>(dst + nt * 8 + 2 * t) =
+                            pack_bf16x2(o[mt][nt][2 * h] * inv, o[mt][nt][2 * h + 1] * inv);
+                    continue;
+                }
                 float* dst = p.o_part + prow * LATENT + warp * 64;
 #pragma unroll
                 for (int nt = 0; nt < 8; ++nt)
@@ -338,16 +358,37 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     }
 }
 
-// One CTA of LATENT / 4 threads per (head, row); each thread merges 4 latent columns over all splits.
-// The split weights are computed in parallel (one split per thread, in chunks of the block size) into shared
-// memory, so no thread walks the log-sum-exps one dependent load at a time; the partial loads are unrolled.
-template <int HEADS, int LATENT>
+// Four consecutive partial values as fp32.
+template <class PT>
+__device__ __forceinline__ float4 load_part4(const PT* src);
+template <>
+__device__ __forceinline__ float4 load_part4<float>(const float* src) {
+    return *reinterpret_cast<const float4*>(src);
+}
+template <>
+__device__ __forceinline__ float4 load_part4<bf16>(const bf16* src) {
+    const uint2 v = *reinterpret_cast<const uint2*>(src);
+    return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u), __uint_as_float(v.y << 16),
+                       __uint_as_float(v.y & 0xffff0000u));
+}
+
+// One CTA per (head, row): LATENT / 4 column threads (4 latent columns each) x kMlaCombineSplitGroups split
+// groups; group g merges splits g, g + 4, ... so that each thread has few partial loads in flight one after the
+// other (at batch 1 there are ~64 splits: one group alone waited ~8 L2 round trips). The split weights are
+// computed in parallel (one split per thread, in chunks of the block size) into shared memory; the groups'
+// sums meet in shared memory. PT: the partials' type (float, or bf16 from partial_bf16 configs).
+template <int HEADS, int LATENT, class PT = float>
 __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
-    constexpr int THREADS = LATENT / 4;
-    static_assert(THREADS % 32 == 0, "whole warps");
+    constexpr int CT = LATENT / 4;
+    constexpr int SG = kMlaCombineSplitGroups;
+    constexpr int THREADS = CT * SG;
+    static_assert(CT % 32 == 0, "whole warps per split group");
     __shared__ float s_w[THREADS];
     __shared__ float s_max[THREADS / 32];
+    __shared__ float4 s_acc[SG - 1][CT];
+    __shared__ float s_wsum[SG - 1][CT];
     const int h = blockIdx.x, b = blockIdx.y, tid = threadIdx.x;
+    const int ct = tid % CT, grp = tid / CT;
     const size_t row = (size_t)b * HEADS + h;
     const float* lse = p.lse_part + row * p.num_splits;
     const int n = p.num_splits;
@@ -360,27 +401,42 @@ __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
 #pragma unroll
     for (int w = 0; w < THREADS / 32; ++w) m = fmaxf(m, s_max[w]);
 
-    const int c = tid * 4;
+    const int c = ct * 4;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     float wsum = 0.f;
-    const float* src = p.o_part + row * n * LATENT + c;
+    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + c;
     for (int s0 = 0; s0 < n; s0 += THREADS) {
         __syncthreads();  // the previous chunk's weights are consumed
         const float l = s0 + tid < n ? lse[s0 + tid] : neg_inf();
         s_w[tid] = l == neg_inf() ? 0.f : exp2f(l - m);  // a split with no tokens wrote no partial: weight 0
         __syncthreads();
         const int cnt = min(THREADS, n - s0);
-#pragma unroll 8
-        for (int j = 0; j < cnt; ++j) {
+#pragma unroll 4
+        for (int j = grp; j < cnt; j += SG) {
             const float w = s_w[j];
-            const float4 v = w != 0.f ? *reinterpret_cast<const float4*>(src + (size_t)(s0 + j) * LATENT)
-                                      : make_float4(0.f, 0.f, 0.f, 0.f);
+            const float4 v =
+                w != 0.f ? load_part4<PT>(src + (size_t)(s0 + j) * LATENT) : make_float4(0.f, 0.f, 0.f, 0.f);
             wsum += w;
             acc[0] += w * v.x;
             acc[1] += w * v.y;
             acc[2] += w * v.z;
             acc[3] += w * v.w;
         }
+    }
+    if (grp > 0) {
+        s_acc[grp - 1][ct] = make_float4(acc[0], acc[1], acc[2], acc[3]);
+        s_wsum[grp - 1][ct] = wsum;
+    }
+    __syncthreads();
+    if (grp > 0) return;
+#pragma unroll
+    for (int g = 0; g < SG - 1; ++g) {
+        const float4 a = s_acc[g][ct];
+        acc[0] += a.x;
+        acc[1] += a.y;
+        acc[2] += a.z;
+        acc[3] += a.w;
+        wsum += s_wsum[g][ct];
     }
     const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
     unsigned* dst = reinterpret_cast<unsigned*>(p.out + row * LATENT + c);

@@ -12,17 +12,23 @@ struct MlaDecodeParams {
     const unsigned short* kv_cache;  // [pages][page_size][latent + rope] bf16: c_kv | k_pe
     const int* block_table;          // [batch][block_table_stride] page ids
     const int* seq_lens;             // [batch] visible tokens per row (0 allowed: that row's output is zero)
-    float* o_part;                   // [batch][heads][num_splits][latent] fp32 workspace
+    float* o_part;                   // [batch][heads][num_splits][latent] fp32 (or bf16) workspace
     float* lse_part;                 // [batch][heads][num_splits] fp32 workspace (log2 domain)
     int batch;
     int block_table_stride;
     int num_splits;                  // gridDim.x; each split takes a contiguous, tile-aligned range of the context
     float scale;                     // softmax scale applied to q.k (e.g. 192^-0.5 * mscale^2)
+    // [batch][heads][latent] bf16, or null. With num_splits == 1 (and no cluster) and out set, the decode kernel
+    // writes the final output here (zeros for rows without context) and no partials: no combine step.
+    unsigned short* out;
 };
+
+// Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
+constexpr int kMlaCombineSplitGroups = 4;
 
 // Merges the splits: out[b][h][:] = sum_s w_s o_part[b][h][s][:], w = softmax over s of lse_part.
 struct MlaCombineParams {
-    const float* o_part;
+    const float* o_part;             // fp32, or bf16 behind a float pointer (bf16-partials combine)
     const float* lse_part;
     unsigned short* out;             // [batch][heads][latent] bf16
     int batch;

@@ -1,4 +1,4 @@
-#include "runtime/cpu_model.hpp"
+#include "runtime/model_runner.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -9,7 +9,10 @@
 
 #include <fmt/core.h>
 
+#include "codegen/cuda/cublas_gemm.hpp"
+#include "codegen/cuda/nvrtc_compiler.hpp"
 #include "runtime/cpu_topology.hpp"
+#include "runtime/gpu_layers.hpp"
 #include "runtime/numa_memory.hpp"
 #include "runtime/vector_ops.hpp"
 #include "runtime/weight_matrix.hpp"
@@ -27,17 +30,22 @@ uint64_t mem_available_bytes() {
     return 0;
 }
 
-// Bytes the repacked weights will take: every matmul at its compute type, experts at theirs.
-uint64_t estimate_packed_bytes(const DeepSeekV3Config& c, const ModelWeights& w, ComputeType dense, ComputeType experts) {
+// Bytes the repacked weights will take in host memory: every matmul at its compute type, experts at theirs; the
+// non-expert weights of the first gpu_layers layers (and lm_head when all are there) live on the GPU instead.
+uint64_t estimate_packed_bytes(const DeepSeekV3Config& c, const ModelWeights& w, ComputeType dense, ComputeType experts,
+                               int64_t gpu_layers) {
     const auto per = [](ComputeType t) {
         return t == ComputeType::int4 ? 0.625 : t == ComputeType::int8 ? 1.0 : t == ComputeType::bf16 ? 2.0 : 4.0;
     };
-    double b = double(w.output.numel()) * per(dense);
-    for (const auto& l : w.layers) {
-        for (const TensorView* t : {&l.q_a, &l.q_b, &l.kv_a, &l.kv_b, &l.k_b, &l.v_b, &l.o, &l.ffn_gate, &l.ffn_up,
-                                    &l.ffn_down, &l.shexp_gate, &l.shexp_up, &l.shexp_down})
-            if (!t->empty()) b += double(t->numel()) * per(dense);
-        if (!l.router.empty()) b += double(l.router.numel()) * 4;
+    double b = gpu_layers == c.n_layers ? 0.0 : double(w.output.numel()) * per(dense);
+    for (int64_t i = 0; i < int64_t(w.layers.size()); ++i) {
+        const LayerWeights& l = w.layers[size_t(i)];
+        if (i >= gpu_layers) {
+            for (const TensorView* t : {&l.q_a, &l.q_b, &l.kv_a, &l.kv_b, &l.k_b, &l.v_b, &l.o, &l.ffn_gate, &l.ffn_up,
+                                        &l.ffn_down, &l.shexp_gate, &l.shexp_up, &l.shexp_down})
+                if (!t->empty()) b += double(t->numel()) * per(dense);
+            if (!l.router.empty()) b += double(l.router.numel()) * 4;
+        }
         for (size_t e = 0; e < l.exp_gate.size(); ++e)
             b += double(l.exp_gate[e].numel() + l.exp_up[e].numel() + l.exp_down[e].numel()) * per(experts);
     }
@@ -62,24 +70,78 @@ std::vector<int> worker_cpus(const CpuTopology& topo, int threads) {
     return cpus;
 }
 
+// How many leading layers run on the GPU (RuntimeOptions::gpu_layers), and a note on the placement. Without a usable
+// GPU: 0 when the GPU was only wanted if present (-1), an error naming the reason when it was asked for (N > 0).
+int64_t place_gpu_layers(const DeepSeekV3Config& c, const ModelWeights& w, const RuntimeOptions& opt,
+                         std::string& note) {
+    if (opt.gpu_layers == 0) {
+        note = "CPU only";
+        return 0;
+    }
+    const bool asked = opt.gpu_layers > 0;
+    std::string why;
+    GpuInfo gpu;
+    if (!nvrtc_available()) {
+        why = "moeforge was built without CUDA (NVRTC)";
+    } else if (const GpuQuery q = query_cuda_gpus(); q.gpus.empty()) {
+        why = "no CUDA GPU (" + q.unavailable + ")";
+    } else if (opt.gpu_device < 0 || opt.gpu_device >= int(q.gpus.size())) {
+        why = fmt::format("there is no CUDA device {} ({} found)", opt.gpu_device, q.gpus.size());
+    } else {
+        gpu = q.gpus[size_t(opt.gpu_device)];
+        why = GpuLayers::unsupported(c, gpu.cc_major * 10 + gpu.cc_minor);
+        if (std::string blas; why.empty() && !CublasGemm::available(&blas)) why = blas;
+    }
+    if (!why.empty()) {
+        if (asked) throw std::runtime_error(fmt::format("--gpu-layers {}: {} (use --cpu-only)", opt.gpu_layers, why));
+        note = "CPU only: " + why;
+        return 0;
+    }
+    // Memory: the embedding and lm_head tables, activations for one chunk, then layer after layer with its cache.
+    const uint64_t row = uint64_t(c.kv_lora_rank + c.qk_rope), chunk = uint64_t(opt.prefill_chunk);
+    const uint64_t fixed = uint64_t(w.token_embd.numel()) * 2 + uint64_t(c.vocab_size) * c.hidden * 2 +
+                           chunk * uint64_t(c.vocab_size) * 4 + chunk * uint64_t(c.n_heads) * row * 8 +
+                           chunk * uint64_t(c.hidden) * 32 + (uint64_t(1) << 30);
+    const uint64_t budget = gpu.memory_bytes / 10 * 9;
+    uint64_t used = fixed;
+    int64_t fit = 0;
+    while (fit < c.n_layers) {
+        const uint64_t layer = gpu_layer_bytes(c, fit) + uint64_t(opt.ctx) * row * 2;
+        if (used + layer > budget) break;
+        used += layer;
+        ++fit;
+    }
+    const int64_t want = asked ? std::min<int64_t>(opt.gpu_layers, c.n_layers) : c.n_layers;
+    if (asked && want > fit)
+        throw std::runtime_error(fmt::format("--gpu-layers {}: only {} layers fit in {}'s {:.1f} GiB at --ctx {} "
+                                             "(ask for fewer, or a smaller --ctx)",
+                                             opt.gpu_layers, fit, gpu.name, double(gpu.memory_bytes) / (1 << 30),
+                                             opt.ctx));
+    const int64_t n = std::min(want, fit);
+    note = n == 0 ? "CPU only: " + gpu.name + " cannot hold a layer" : "";
+    return n;
+}
+
 }  // namespace
 
-std::unique_ptr<CpuModel> CpuModel::load(const std::filesystem::path& path, const RuntimeOptions& opt,
+std::unique_ptr<ModelRunner> ModelRunner::load(const std::filesystem::path& path, const RuntimeOptions& opt,
                                          const LoadProgress& progress) {
     if (!std::filesystem::exists(path))
         throw std::runtime_error("model " + path.string() + " does not exist (give a .gguf file or an HF directory)");
     auto file = Model::open(path);
-    return std::make_unique<CpuModel>(std::move(file), opt, progress);
+    return std::make_unique<ModelRunner>(std::move(file), opt, progress);
 }
 
-CpuModel::CpuModel(std::unique_ptr<Model> file, const RuntimeOptions& opt, const LoadProgress& progress)
+ModelRunner::ModelRunner(std::unique_ptr<Model> file, const RuntimeOptions& opt, const LoadProgress& progress)
     : file_(std::move(file)), opt_(opt), dense_type_(opt.dense_type()), expert_type_(opt.expert_type(*file_)) {
     const auto t0 = std::chrono::steady_clock::now();
     const DeepSeekV3Config& c = file_->config();
     const ModelWeights& w = file_->weights();
     if (opt.ctx <= 0 || opt.prefill_chunk <= 0) throw std::runtime_error("--ctx and the prefill chunk must be positive");
-    const uint64_t need = estimate_packed_bytes(c, w, dense_type_, expert_type_) +
-                          uint64_t(c.n_layers) * uint64_t(opt.ctx) * uint64_t(c.kv_lora_rank + c.qk_rope) * 4;
+    gpu_layers_ = int(place_gpu_layers(c, w, opt, placement_));
+    const int64_t g = gpu_layers_;
+    const uint64_t need = estimate_packed_bytes(c, w, dense_type_, expert_type_, g) +
+                          uint64_t(c.n_layers - g) * uint64_t(opt.ctx) * uint64_t(c.kv_lora_rank + c.qk_rope) * 4;
     const uint64_t avail = mem_available_bytes();
     if (avail && need > avail)
         throw std::runtime_error(fmt::format(
@@ -132,7 +194,26 @@ CpuModel::CpuModel(std::unique_ptr<Model> file, const RuntimeOptions& opt, const
         rope_ = RopeTable(RopeParams{c.qk_rope, c.rope_theta, c.yarn, c.yarn_factor, c.yarn_original_ctx,
                                      c.yarn_beta_fast, c.yarn_beta_slow, c.yarn_mscale, c.yarn_mscale_all_dim},
                           opt.ctx);
-        kv_ = LatentKvCache(c.n_layers, opt.ctx, c.kv_lora_rank, c.qk_rope);
+        kv_ = LatentKvCache(c.n_layers - g, opt.ctx, c.kv_lora_rank, c.qk_rope);  // the CPU layers' cache
+        if (g > 0) {
+            GpuLayersOptions go;
+            go.device = opt.gpu_device;
+            go.layers = int(g);
+            go.lm_head = g == c.n_layers;
+            go.ctx = opt.ctx;
+            go.max_rows = opt.prefill_chunk;
+            go.cubin_cache = opt.cubin_cache.empty() ? std::filesystem::temp_directory_path() / "moeforge-cubins"
+                                                     : std::filesystem::path(opt.cubin_cache);
+            gpu_ = std::make_unique<GpuLayers>(*file_, go, *pools_.all, times_, [&](int64_t l) {
+                const LayerWeights& lw = w.layers[size_t(l)];
+                for (const TensorView* t : {&lw.attn_norm, &lw.q_a, &lw.q_a_norm, &lw.q_b, &lw.kv_a, &lw.kv_a_norm,
+                                            &lw.kv_b, &lw.k_b, &lw.v_b, &lw.o, &lw.ffn_norm, &lw.ffn_gate, &lw.ffn_up,
+                                            &lw.ffn_down, &lw.router, &lw.router_bias, &lw.shexp_gate, &lw.shexp_up,
+                                            &lw.shexp_down})
+                    if (!t->empty()) tick(*t, fmt::format("GPU layer {}/{}", l + 1, c.n_layers));
+            });
+            placement_ = gpu_->describe();
+        }
         tick(w.token_embd, "embedding");
         attn_.reserve(size_t(c.n_layers));
         dense_.resize(size_t(c.n_layers));
@@ -140,6 +221,17 @@ CpuModel::CpuModel(std::unique_ptr<Model> file, const RuntimeOptions& opt, const
         for (int64_t l = 0; l < c.n_layers; ++l) {
             const LayerWeights& lw = w.layers[size_t(l)];
             const std::string stage = fmt::format("layer {}/{}", l + 1, c.n_layers);
+            if (l < g) {  // on the GPU but for its routed experts
+                attn_.emplace_back();
+                ffn_norm_.emplace_back();
+                if (c.is_moe_layer(l))
+                    moe_[size_t(l)] = MoeBlock(c, lw, dense_type_, expert_type_, kernels_, drivers_, pools_, [&](int64_t e) {
+                        tick(lw.exp_gate[size_t(e)], stage);
+                        tick(lw.exp_up[size_t(e)], stage);
+                        tick(lw.exp_down[size_t(e)], stage);
+                    }, /*routed_only=*/true);
+                continue;
+            }
             attn_.emplace_back(c, lw, dense_type_, kernels_);
             for (const TensorView* t : {&lw.attn_norm, &lw.q_a, &lw.q_a_norm, &lw.q_b, &lw.kv_a, &lw.kv_a_norm,
                                         &lw.kv_b, &lw.k_b, &lw.v_b, &lw.o})
@@ -159,44 +251,47 @@ CpuModel::CpuModel(std::unique_ptr<Model> file, const RuntimeOptions& opt, const
                                         &lw.shexp_down})
                 if (!t->empty()) tick(*t, stage);
         }
-        output_norm_ = weight_vector(w.output_norm);
-        WeightMatrix head;
-        weight_matrix(w.output.empty() ? w.token_embd : w.output, head);
-        lm_head_ = Linear::pack(head.src, dense_type_, &kernels_);
+        if (g < c.n_layers) {
+            output_norm_ = weight_vector(w.output_norm);
+            WeightMatrix head;
+            weight_matrix(w.output.empty() ? w.token_embd : w.output, head);
+            lm_head_ = Linear::pack(head.src, dense_type_, &kernels_);
+        }
         tick(w.output_norm, "lm_head");
         tick(w.output, "lm_head");
     } catch (const std::bad_alloc&) {
+        gpu_.reset();
         throw std::runtime_error(fmt::format("out of memory repacking {} ({:.1f} GiB available)",
                                              file_->path().string(), double(mem_available_bytes()) / (1 << 30)));
     }
     packed_bytes_ = lm_head_.weight_bytes();
     for (int64_t l = 0; l < c.n_layers; ++l) {
-        packed_bytes_ += attn_[size_t(l)].weight_bytes() + dense_[size_t(l)].weight_bytes();
+        if (l >= g) packed_bytes_ += attn_[size_t(l)].weight_bytes() + dense_[size_t(l)].weight_bytes();
         if (c.is_moe_layer(l)) packed_bytes_ += moe_[size_t(l)].routed_weight_bytes();
     }
     load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-CpuModel::~CpuModel() = default;
+ModelRunner::~ModelRunner() = default;
 
-size_t CpuModel::routed_expert_bytes() const {
+size_t ModelRunner::routed_expert_bytes() const {
     const DeepSeekV3Config& c = config();
     for (int64_t l = 0; l < c.n_layers; ++l)
         if (c.is_moe_layer(l) && c.n_experts > 0) return moe_[size_t(l)].expert_bytes(0);
     return 0;
 }
 
-std::string CpuModel::describe() const {
-    return fmt::format("{} thread{} ({} NUMA node{}), dense {}, experts {}, {:.1f} MiB packed in {:.1f} s", threads(),
-                       threads() > 1 ? "s" : "",
-                       numa_nodes(), numa_nodes() > 1 ? "s" : "", compute_type_name(dense_type_),
-                       compute_type_name(expert_type_), double(packed_bytes_) / (1 << 20), load_seconds_);
+std::string ModelRunner::describe() const {
+    return fmt::format("{} thread{} ({} NUMA node{}), dense {}, experts {}, {:.1f} MiB packed in {:.1f} s; {}",
+                       threads(), threads() > 1 ? "s" : "", numa_nodes(), numa_nodes() > 1 ? "s" : "",
+                       compute_type_name(dense_type_), compute_type_name(expert_type_),
+                       double(packed_bytes_) / (1 << 20), load_seconds_, placement_);
 }
 
-void CpuModel::forward(std::span<const int32_t> tokens, float* logits, int64_t logits_rows) {
+void ModelRunner::forward(std::span<const int32_t> tokens, float* logits, int64_t logits_rows) {
     const int64_t n = int64_t(tokens.size());
     if (n == 0) return;
-    if (logits_rows < 0 || logits_rows > n) throw std::logic_error("CpuModel::forward: bad logits_rows");
+    if (logits_rows < 0 || logits_rows > n) throw std::logic_error("ModelRunner::forward: bad logits_rows");
     if (n_past() + n > capacity())
         throw std::runtime_error(fmt::format("context full: {} + {} tokens exceed --ctx {}", n_past(), n, capacity()));
     for (int32_t t : tokens)
@@ -212,18 +307,34 @@ void CpuModel::forward(std::span<const int32_t> tokens, float* logits, int64_t l
     }
 }
 
-void CpuModel::forward_chunk(const int32_t* tokens, int64_t m, float* logits, int64_t logits_rows) {
+void ModelRunner::forward_chunk(const int32_t* tokens, int64_t m, float* logits, int64_t logits_rows) {
     const DeepSeekV3Config& c = config();
     const int64_t d = c.hidden, pos0 = n_past();
     std::vector<float> x(static_cast<size_t>(m * d)), tmp(size_t(m * d)), xn(size_t(m * d));
-    {
+    const int64_t g = gpu_layers_;
+    if (gpu_) {
+        // The GPU runs its layers; at each MoE layer it hands the normed rows and the routing over and the CPU runs
+        // the routed experts while the GPU runs the shared expert.
+        const double routed_before = times_.routed_experts;
+        const auto t0 = std::chrono::steady_clock::now();
+        gpu_->begin(tokens, m, pos0, logits_rows);
+        for (GpuMoeHandoff h; (h = gpu_->advance()).layer >= 0;)
+            moe_[size_t(h.layer)].forward_routed(h.xn, m, h.ids, h.weights, h.routed, pools_, times_);
+        gpu_->finish(logits, x.data());
+        times_.gpu_layers += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() -
+                             (times_.routed_experts - routed_before);
+        if (gpu_->has_lm_head()) {
+            kv_.commit(m);
+            return;
+        }
+    } else {
         StageClock clock(times_.embedding);
         for (int64_t i = 0; i < m; ++i) dequantize_row(file_->weights().token_embd, tokens[i], x.data() + i * d);
     }
-    for (int64_t l = 0; l < c.n_layers; ++l) {
+    for (int64_t l = g; l < c.n_layers; ++l) {
         {
             StageClock clock(times_.attention);
-            attn_[size_t(l)].forward(x.data(), m, pos0, kv_, l, rope_, *pools_.all, tmp.data());
+            attn_[size_t(l)].forward(x.data(), m, pos0, kv_, l - g, rope_, *pools_.all, tmp.data());
             for (int64_t i = 0; i < m * d; ++i) x[size_t(i)] += tmp[size_t(i)];
         }
         for (int64_t i = 0; i < m; ++i)

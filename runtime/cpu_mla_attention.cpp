@@ -1,4 +1,4 @@
-#include "runtime/mla_attention.hpp"
+#include "runtime/cpu_mla_attention.hpp"
 
 #include <stdexcept>
 
@@ -28,7 +28,7 @@ HeadScratch& head_scratch() {
 
 }  // namespace
 
-MlaAttention::MlaAttention(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType type, KernelCache& cache)
+CpuMlaAttention::CpuMlaAttention(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType type, KernelCache& cache)
     : hidden_(c.hidden),
       heads_(c.n_heads),
       nope_(c.qk_nope),
@@ -68,18 +68,18 @@ MlaAttention::MlaAttention(const DeepSeekV3Config& c, const LayerWeights& w, Com
     }
 }
 
-size_t MlaAttention::weight_bytes() const {
+size_t CpuMlaAttention::weight_bytes() const {
     size_t b = q_a_.weight_bytes() + (q_b_.empty() ? 0 : q_b_.weight_bytes()) + kv_a_.weight_bytes() + o_.weight_bytes();
     for (const auto& l : uk_) b += l.weight_bytes();
     for (const auto& l : uv_) b += l.weight_bytes();
     return b;
 }
 
-void MlaAttention::forward(const float* x, int64_t m, int64_t pos0, LatentKvCache& kv, int64_t layer,
+void CpuMlaAttention::forward(const float* x, int64_t m, int64_t pos0, LatentKvCache& kv, int64_t layer,
                            const RopeTable& rope, ThreadPool& pool, float* out) const {
     const int64_t qk = nope_ + rope_dim_, row = kv_lora_ + rope_dim_;
     if (kv.row_size() != row || pos0 + m > kv.capacity())
-        throw std::logic_error("MlaAttention: cache shape or capacity does not fit the chunk");
+        throw std::logic_error("CpuMlaAttention: cache shape or capacity does not fit the chunk");
     std::vector<float> xn(static_cast<size_t>(m * hidden_));
     for (int64_t i = 0; i < m; ++i)
         rms_norm_f32(x + i * hidden_, attn_norm_.data(), hidden_, eps_, xn.data() + i * hidden_);

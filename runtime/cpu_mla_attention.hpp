@@ -19,10 +19,10 @@ namespace mf {
 
 class ThreadPool;
 
-class MlaAttention {
+class CpuMlaAttention {
 public:
-    MlaAttention() = default;
-    MlaAttention(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType type, KernelCache& cache);
+    CpuMlaAttention() = default;
+    CpuMlaAttention(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType type, KernelCache& cache);
 
     // x: [m][hidden] residual stream rows (attn_norm is applied here); out: [m][hidden] attention output.
     // Writes the cache rows of positions [pos0, pos0 + m) of `layer`; the caller commits them after all layers.

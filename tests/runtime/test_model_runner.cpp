@@ -10,7 +10,7 @@
 
 #include "model/reference_forward.hpp"
 #include "model/synthetic_model.hpp"
-#include "runtime/cpu_model.hpp"
+#include "runtime/model_runner.hpp"
 #include "runtime/generation.hpp"
 #include "tests/model/scratch_dir.hpp"
 
@@ -106,7 +106,7 @@ void check_against_reference(const std::filesystem::path& path, const Case& k, i
     opt.ctx = 64;
     opt.dense = k.dense;
     opt.experts = k.experts;
-    auto model = CpuModel::load(path, opt);
+    auto model = ModelRunner::load(path, opt);
     const auto& c = model->config();
     const int64_t vocab = c.vocab_size, T = int64_t(kPrompt.size());
     ReferenceTrace trace;
@@ -182,9 +182,9 @@ TEST_CASE("chunked prefill equals one-shot prefill, greedy generation is determi
         opt.ctx = 64;
         opt.dense = opt.experts = type;
         opt.prefill_chunk = 256;
-        auto whole = CpuModel::load(path, opt);
+        auto whole = ModelRunner::load(path, opt);
         opt.prefill_chunk = 5;
-        auto chunked = CpuModel::load(path, opt);
+        auto chunked = ModelRunner::load(path, opt);
         const int64_t vocab = whole->vocab(), T = int64_t(kPrompt.size());
         std::vector<float> a(size_t(T * vocab)), b(size_t(T * vocab));
         whole->forward(kPrompt, a.data(), T);

@@ -1,0 +1,270 @@
+// MLA decode, Hopper path (sm_90a only): warpgroup MMA (wgmma) with both operands in shared memory and a
+// multistage cp.async ring. Same contract as mla_decode<> in mla_decode.cuh: same grid (splits, head blocks
+// of 64, rows), same MlaDecodeParams, same normalised fp32 partials + log2-sum-exp for mla_combine.
+//
+// One CTA = one split of the context x 64 heads x one query row; 2 warpgroups (256 threads), one CTA per SM.
+// Warp w of warpgroup wg = w / 4 owns heads 16 (w % 4) .. +15 in both phases (the wgmma accumulator layout
+// puts warp w % 4 on rows 16 (w % 4)..), so a thread's two softmax rows are also its two output rows.
+// Per tile of TILE cache tokens (K = V = the tile's [latent | rope] rows; V = the first LATENT columns):
+//   phase A (warpgroup 0): S[64][TILE] = Q . K^T, D / 16 wgmma m64nTILEk16, Q and K from shared memory
+//            (K-major). The online softmax needs only quad shuffles (each warp holds 16 heads whole);
+//            P = exp2(S - m) goes to shared memory as bf16 (K-major, swizzled), the rescale alpha per head
+//            next to it.
+//   phase B (both warpgroups): O[64][256 wg .. +255] = alpha O + P . V, TILE / 16 wgmma m64n256k16, P and V
+//            from shared memory; V is the K tile read MN-major (transposed B), 128 fp32 accumulators/thread.
+// Warpgroup 1 idles during phase A (a first version; see tests/bench/cuda_mla_decode_results.md).
+// Shared memory, 1024-byte aligned (128-byte swizzle atoms, see wgmma_sm90.cuh), bytes:
+//   Q [D/64 column blocks][64 rows][128]; STAGES x K [D/64][TILE][128]; P [64][128] (TILE 32 fills the first
+//   64 bytes of each row); alpha, l, m [64] fp32 each. Tile i + STAGES - 1 streams in while tile i is computed.
+#pragma once
+#include "bf16.cuh"
+#include "mla_decode.cuh"  // mla_zero_rows
+#include "mla_params.cuh"
+#include "mma_sm80.cuh"
+#include "wgmma_sm90.cuh"
+
+namespace mf {
+
+template <int LATENT, int ROPE, int TILE, int STAGES>
+struct MlaWgmmaSmem {
+    static constexpr int D = LATENT + ROPE;
+    static constexpr int q_bytes = (D / 64) * 64 * 128;
+    static constexpr int k_bytes = (D / 64) * TILE * 128;
+    static constexpr int p_bytes = 64 * 128;
+    static constexpr int row_bytes = 3 * 64 * 4;
+    static constexpr int align_slack = 1024;  // the dynamic window is rounded up to 1024 bytes at run time
+    static constexpr int total = align_slack + q_bytes + STAGES * k_bytes + p_bytes + row_bytes;
+};
+
+// Byte offset of 16-byte chunk c (0 .. D/8 - 1) of row r in a [D/64][ROWS][128 B] 128-byte-swizzled tile.
+template <int ROWS>
+__device__ __forceinline__ unsigned sw128(int r, int c) {
+    return (unsigned)((c >> 3) * (ROWS * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+
+template <int TILE>
+__device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long long da, unsigned long long db,
+                                         int accumulate) {
+    if constexpr (TILE == 64)
+        wgmma_m64n64k16_ss(s, da, db, accumulate);
+    else
+        wgmma_m64n32k16_ss(s, da, db, accumulate);
+}
+
+// PT: the type of the partial outputs in p.o_part (float, or bf16 for half the traffic; mla_combine<.., PT>).
+template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT>
+__device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
+    constexpr int D = LATENT + ROPE;
+    constexpr int CH = D / 8;  // 16-byte chunks per row
+    constexpr int HB = 64;     // heads per CTA (the wgmma M)
+    constexpr int NV = LATENT / 2;  // value columns per warpgroup
+    using Smem = MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>;
+    static_assert(NV == 256, "phase B gives each warpgroup one m64n256 accumulator: LATENT must be 512");
+    static_assert(D % 64 == 0, "rows must be whole 128-byte swizzle atoms");
+    static_assert(TILE == 32 || TILE == 64, "tile of 32 or 64 tokens");
+    static_assert(STAGES >= 2 && STAGES <= 4, "2 to 4 K stages");
+
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
+    unsigned char* sQ = smem;
+    unsigned char* sK = sQ + Smem::q_bytes;
+    unsigned char* sP = sK + STAGES * Smem::k_bytes;
+    float* s_alpha = reinterpret_cast<float*>(sP + Smem::p_bytes);  // [HB]
+    float* s_l = s_alpha + HB;                                       // [HB]
+    float* s_m = s_l + HB;                                           // [HB]
+
+    const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wg = warp >> 2, g = lane >> 2, t = lane & 3;
+    const int row0 = (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8 (S, P and O)
+
+    const int len = p.seq_lens[b];
+    const int tiles_total = (len + TILE - 1) / TILE;
+    const int tiles_per_split = (tiles_total + p.num_splits - 1) / p.num_splits;
+    const int t_begin = split * tiles_per_split * TILE;
+    const int t_end = min(len, t_begin + tiles_per_split * TILE);
+    const int n_tiles = t_end > t_begin ? (t_end - t_begin + TILE - 1) / TILE : 0;
+
+    const size_t part_row = (size_t)b * HEADS;  // + head, then * num_splits + split
+    const bool direct = p.num_splits == 1 && p.out != nullptr;  // final bf16 output, no partials
+    if (n_tiles == 0) {
+        if (direct)
+            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
+        else
+            for (int r = tid; r < HB; r += blockDim.x)
+                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+        return;
+    }
+
+    const int* table = p.block_table + (size_t)b * p.block_table_stride;
+    auto load_tile = [&](int i, int stage) {
+        unsigned char* dst = sK + stage * Smem::k_bytes;
+        for (int idx = tid; idx < TILE * CH; idx += 256) {
+            const int r = idx / CH, c = idx % CH;
+            const int tok = t_begin + i * TILE + r;
+            const bool valid = tok < t_end;
+            const unsigned short* src = p.kv_cache;
+            if (valid) src += ((size_t)table[tok / PAGE] * PAGE + tok % PAGE) * D + c * 8;
+            cp_async_16(dst + sw128<TILE>(r, c), src, valid);
+        }
+    };
+
+    // Q rows of this head block (rows past HEADS are zero) go with tile 0; then tiles 1 .. STAGES - 2. One
+    // commit group per tile, empty ones included, so that "group i" is always tile i.
+    for (int idx = tid; idx < HB * CH; idx += 256) {
+        const int r = idx / CH, c = idx % CH;
+        const bool valid = head0 + r < HEADS;
+        const unsigned short* src = p.q;
+        if (valid) src += (part_row + head0 + r) * D + c * 8;
+        cp_async_16(sQ + sw128<HB>(r, c), src, valid);
+    }
+#pragma unroll
+    for (int st = 0; st < STAGES - 1; ++st) {
+        if (st < n_tiles) load_tile(st, st);
+        cp_async_commit();
+    }
+
+    const float sl2 = p.scale * 1.4426950408889634f;
+    float m_run[2] = {neg_inf(), neg_inf()};  // warpgroup 0: running max of rows row0, row0 + 8 (log2 domain)
+    float l_run[2] = {0.f, 0.f};              // warpgroup 0: this thread's partial row sums
+    float o[NV / 2];
+#pragma unroll
+    for (int e = 0; e < NV / 2; ++e) o[e] = 0.f;
+
+    const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK), sPa = smem_addr(sP);
+    for (int i = 0; i < n_tiles; ++i) {
+        cp_async_wait_group<STAGES - 2>();  // tile i (and Q) landed for this thread's copies
+        fence_proxy_async_smem();           // ... and are visible to wgmma after the barrier
+        __syncthreads();                    // also: phase B of tile i - 1 is done in both warpgroups
+        {
+            const int next = i + STAGES - 1;  // into the stage tile i - 1 used
+            if (next < n_tiles) load_tile(next, next % STAGES);
+            cp_async_commit();
+        }
+        const unsigned sKa = sKa0 + (i % STAGES) * Smem::k_bytes;
+        const int tile_start = t_begin + i * TILE;
+
+        if (wg == 0) {
+            // ---- phase A: S = Q K^T
+            float s[TILE / 2];
+#pragma unroll
+            for (int e = 0; e < TILE / 2; ++e) s[e] = 0.f;
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < D / 16; ++ks) {
+                const unsigned long long da =
+                    wgmma_desc_sw128(sQa + (ks >> 2) * (HB * 128) + (ks & 3) * 32, 16, 1024);
+                const unsigned long long db =
+                    wgmma_desc_sw128(sKa + (ks >> 2) * (TILE * 128) + (ks & 3) * 32, 16, 1024);
+                wgmma_qk<TILE>(s, da, db, ks > 0);
+            }
+            wgmma_commit();
+            wgmma_wait<0>();
+            wgmma_pin(s);
+
+            // scale, mask the tail, online softmax over rows row0 and row0 + 8
+            float mx[2] = {neg_inf(), neg_inf()};
+#pragma unroll
+            for (int e = 0; e < TILE / 2; ++e) {
+                const int tok = tile_start + (e >> 2) * 8 + 2 * t + (e & 1);
+                s[e] = tok < t_end ? s[e] * sl2 : neg_inf();
+                mx[(e >> 1) & 1] = fmaxf(mx[(e >> 1) & 1], s[e]);
+            }
+            float alpha[2];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+                const float m_new = fmaxf(m_run[h], mx[h]);  // finite: every tile has a valid token
+                alpha[h] = exp2f(m_run[h] - m_new);          // m_run = -inf on the first tile: alpha = 0
+                m_run[h] = m_new;
+                l_run[h] *= alpha[h];
+            }
+#pragma unroll
+            for (int j = 0; j < TILE / 8; ++j) {
+                const float p0 = exp2f(s[4 * j] - m_run[0]), p1 = exp2f(s[4 * j + 1] - m_run[0]);
+                const float p2 = exp2f(s[4 * j + 2] - m_run[1]), p3 = exp2f(s[4 * j + 3] - m_run[1]);
+                l_run[0] += p0 + p1;
+                l_run[1] += p2 + p3;
+                // cols 8j + 2t, +1 = chunk j, bytes 4t..4t+3 of rows row0 and row0 + 8 (same r & 7)
+                const unsigned off = row0 * 128 + ((j ^ (row0 & 7)) << 4) + 4 * t;
+                *reinterpret_cast<unsigned*>(sP + off) = pack_bf16x2(p0, p1);
+                *reinterpret_cast<unsigned*>(sP + off + 8 * 128) = pack_bf16x2(p2, p3);
+            }
+            if (t == 0) {
+                s_alpha[row0] = alpha[0];
+                s_alpha[row0 + 8] = alpha[1];
+            }
+            fence_proxy_async_smem();
+        }
+        __syncthreads();
+
+        // ---- phase B: O = alpha O + P V over this warpgroup's 256 value columns
+        const float a0 = s_alpha[row0], a1 = s_alpha[row0 + 8];
+#pragma unroll
+        for (int j = 0; j < NV / 8; ++j) {
+            o[4 * j] *= a0;
+            o[4 * j + 1] *= a0;
+            o[4 * j + 2] *= a1;
+            o[4 * j + 3] *= a1;
+        }
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < TILE / 16; ++kk) {
+            const unsigned long long da = wgmma_desc_sw128(sPa + kk * 32, 16, 1024);
+            // V rows (tokens) kk*16 .., columns from block 4 wg: atoms 1024 bytes apart in k, TILE * 128 in n
+            const unsigned long long db =
+                wgmma_desc_sw128(sKa + (wg * 4) * (TILE * 128) + kk * 16 * 128, TILE * 128, 1024);
+            wgmma_m64n256k16_ss_tb(o, da, db, 1);
+        }
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_pin(o);
+    }
+    cp_async_wait_all();  // only empty groups can be left; keeps the exit clean
+
+    // ---- row sums (warpgroup 0), then the normalised partial output and its log2-sum-exp
+    if (wg == 0) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
+            l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
+        }
+        if (t == 0) {
+            s_l[row0] = l_run[0];
+            s_l[row0 + 8] = l_run[1];
+            s_m[row0] = m_run[0];
+            s_m[row0 + 8] = m_run[1];
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int row = row0 + 8 * h;
+        const int head = head0 + row;
+        if (head >= HEADS) continue;
+        const float l = s_l[row];
+        const float inv = 1.f / l;
+        const size_t prow = (part_row + head) * p.num_splits + split;
+        if (direct) {
+            bf16* out = p.out + (part_row + head) * LATENT + wg * NV;
+#pragma unroll
+            for (int j = 0; j < NV / 8; ++j)
+                *reinterpret_cast<unsigned*>(out + 8 * j + 2 * t) =
+                    pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+            continue;
+        }
+        PT* dst = reinterpret_cast<PT*>(p.o_part) + prow * LATENT + wg * NV;
+#pragma unroll
+        for (int j = 0; j < NV / 8; ++j) {
+            const float v0 = o[4 * j + 2 * h] * inv, v1 = o[4 * j + 2 * h + 1] * inv;
+            if constexpr (sizeof(PT) == 4)
+                *reinterpret_cast<float2*>(dst + 8 * j + 2 * t) = make_float2(v0, v1);
+            else
+                *reinterpret_cast<unsigned*>(dst + 8 * j + 2 * t) = pack_bf16x2(v0, v1);
+        }
+        if (wg == 0 && t == 0) p.lse_part[prow] = s_m[row] + log2f(l);
+    }
+}
+
+}  // namespace mf
