@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -99,10 +100,13 @@ void check_plan(Plan& plan, const HostProfile& hp, int experts) {
         opt.hidden = plan.shape.hidden;
         opt.inter = plan.shape.moe_intermediate;
         enum_parse(plan.shape.wtype, opt.wtype);
-        opt.repeats = 2;
         opt.experts_per_call = std::max(1, k->bench_experts);
         opt.experts = std::min(experts, default_bench_experts(opt, hp));
         opt.experts = std::max(opt.experts_per_call, opt.experts / opt.experts_per_call * opt.experts_per_call);
+        // Passes enough for about 0.3 s per config and round (a decode-sized pass lasts tens of ms: one noisy pass
+        // must not decide), estimated from the search's time per call.
+        const double pass_s = std::max(k->default_seconds, k->seconds) * opt.experts / opt.experts_per_call;
+        opt.repeats = std::clamp(pass_s > 0 ? int(0.3 / pass_s) : 2, 2, 12);
         PlanCheck c;
         c.m = k->bench_m;
         c.experts = opt.experts;
