@@ -26,8 +26,9 @@ ExpertFfnSet::ExpertFfnSet(const ExpertFfnDesc& desc, const std::vector<ExpertFf
                                                  kernel_name(desc, c.config), c.m_min, c.m_max));
         for (const Range& r : ranges_)
             if (c.m_min <= r.m_max && r.m_min <= c.m_max)
-                throw std::runtime_error(fmt::format("expert FFN configs: token ranges {}..{} and {}..{} overlap",
-                                                     r.m_min, r.m_max, c.m_min, c.m_max));
+                throw std::runtime_error(
+                    fmt::format("expert FFN configs: token ranges {}..{} and {}..{} overlap", r.m_min,
+                                r.m_max, c.m_min, c.m_max));
         ExpertFfn* d = nullptr;
         for (const auto& x : drivers_)
             if (x->config() == c.config) d = x.get();

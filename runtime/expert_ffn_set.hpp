@@ -1,8 +1,8 @@
 // The fused expert FFN with a tuned config per range of tokens per expert: the plan's "moe_ffn" entries
-// (PlannedKernel m_min..m_max) as drivers resolved up front, one per distinct config. Each batch runs on the driver
-// whose range holds its tokens per expert: the routed rows over the experts that received any, rounded to the
-// nearest whole number (a decode step of one token is 1; a prefill chunk of 256 tokens over 256 experts of which
-// 8 are picked per token is about 8). Token counts no range holds run the fallback config.
+// (PlannedKernel m_min..m_max) as drivers resolved up front, one per distinct config. Each batch runs on the
+// driver whose range holds its tokens per expert: the routed rows over the experts that received any, rounded
+// to the nearest whole number (a decode step of one token is 1; a prefill chunk of 256 tokens over 256
+// experts of which 8 are picked per token is about 8). Token counts no range holds run the fallback config.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -20,7 +20,8 @@ struct ExpertFfnChoice {
 
 struct Plan;
 
-// The plan's "moe_ffn" entries as choices, in the plan's order (throws std::runtime_error naming a bad config).
+// The plan's "moe_ffn" entries as choices, in the plan's order (throws std::runtime_error naming a bad
+// config).
 std::vector<ExpertFfnChoice> expert_ffn_choices(const Plan& plan);
 
 class ExpertFfnSet {

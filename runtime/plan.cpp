@@ -161,13 +161,16 @@ json plan_to_json(const Plan& p) {
         {"threads", {{"workers", th.workers}, {"cpus", th.cpus}, {"numa_node_of_worker", th.numa_node_of_worker},
                      {"threads_per_expert", th.threads_per_expert},
                      {"bind_experts_to_numa", th.bind_experts_to_numa}}},
-        {"gpu", {{"cpu_only", p.gpu.cpu_only}, {"device", p.gpu.device}, {"gpu_layers", p.gpu.gpu_layers}}},
+        {"gpu", {{"cpu_only", p.gpu.cpu_only}, {"device", p.gpu.device}, {"gpu_layers", p.gpu.gpu_layers},
+                 {"name", p.gpu.name}, {"sm", p.gpu.sm}}},
         {"host", {{"cpu_name", h.cpu_name}, {"cores", h.cores}, {"amx_int8_ops", h.amx_int8_ops},
                   {"amx_bf16_flops", h.amx_bf16_flops}, {"avx512_vnni_ops", h.avx512_vnni_ops},
-                  {"dram_read_bytes", h.dram_read_bytes}, {"llc_bytes", h.llc_bytes}}},
+                  {"dram_read_bytes", h.dram_read_bytes}, {"llc_bytes", h.llc_bytes},
+                  {"gpu_copy_bytes", h.gpu_copy_bytes}}},
         {"trials_columns", {"family", "config", "at_seconds", "seconds", "rung", "is_default", "failed"}},
         {"trials", trials},
         {"checks", checks},
+        {"notes", p.notes},
     };
 }
 
@@ -234,6 +237,8 @@ Plan plan_from_json(const json& j) {
         p.gpu.cpu_only = g.at("cpu_only").get<bool>();
         p.gpu.device = g.at("device").get<int>();
         p.gpu.gpu_layers = g.at("gpu_layers").get<int>();
+        p.gpu.name = g.value("name", "");
+        p.gpu.sm = g.value("sm", 0);
         key = "host";
         const auto& h = j.at(key);
         p.host.cpu_name = h.at("cpu_name").get<std::string>();
@@ -243,6 +248,9 @@ Plan plan_from_json(const json& j) {
         p.host.avx512_vnni_ops = h.at("avx512_vnni_ops").get<double>();
         p.host.dram_read_bytes = h.at("dram_read_bytes").get<double>();
         p.host.llc_bytes = h.at("llc_bytes").get<uint64_t>();
+        p.host.gpu_copy_bytes = h.value("gpu_copy_bytes", 0.0);
+        key = "notes";
+        if (j.contains(key)) p.notes = j.at(key).get<std::vector<std::string>>();
         key = "trials";
         if (j.contains(key))
             for (const auto& t : j.at(key)) {

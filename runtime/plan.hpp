@@ -41,7 +41,10 @@ struct ModelShape {
 // "gemm_amx" / "gemv_avx512": the GEMMs inside it, roles "gate_up" / "down"), the kernel's own Desc and Config JSON,
 // its name (which spells both), and the range of tokens per expert [m_min, m_max] it serves. The runtime takes the
 // "moe_ffn" entry whose range holds the batch's tokens per expert; for "gemv_avx512" the Desc's m is the benchmark's
-// and the runtime substitutes the actual m. Figures are from the tune run that chose it:
+// and the runtime substitutes the actual m. "mla_decode" (role "decode", GPU): the MLA decode kernel's
+// MlaDecodeDesc and its MlaDecodeConfig with the MlaSplitPolicy's fields in the same object
+// (codegen/cuda/mla_split_policy.hpp); its range is of context tokens at batch 1 (bench_m: the benchmark's context,
+// bench_experts: its batch). Figures are from the tune run that chose it:
 // seconds per call of the benchmark problem, for the chosen config and for the default config, at bench_m tokens.
 struct PlannedKernel {
     std::string family;
@@ -79,6 +82,8 @@ struct GpuPlacement {
     bool cpu_only = true;
     int device = 0;
     int gpu_layers = -1;
+    std::string name;  // the GPU the plan's CUDA kernels were tuned on ("" when none were)
+    int sm = 0;        // its compute capability x10
 };
 
 // The host figures the plan was tuned against (from the host profile), kept so the report can be re-rendered
@@ -91,6 +96,7 @@ struct HostFigures {
     double avx512_vnni_ops = 0;
     double dram_read_bytes = 0;   // bytes/s, all nodes
     uint64_t llc_bytes = 0;
+    double gpu_copy_bytes = 0;    // device-to-device copy, read + write bytes/s (0: no GPU tuned)
 };
 
 // One finished trial of the search, for the report's best-so-far curves.
@@ -138,6 +144,7 @@ struct Plan {
     HostFigures host;
     std::vector<PlanTrial> trials;
     std::vector<PlanCheck> checks;
+    std::vector<std::string> notes;  // what the search skipped and why (e.g. "GPU search skipped: no CUDA GPU")
 
     bool is_default = false;  // true: no tuned plan was found; these are the documented defaults
     std::string source;       // file it was read from, or a note on why the defaults are used

@@ -11,7 +11,10 @@
 #include "codegen/x64/expert_ffn_desc.hpp"
 #include "runtime/expert_ffn.hpp"
 #include "tools/command.hpp"
+#include "runtime/plan.hpp"
+#include "tools/cache_dir.hpp"
 #include "tools/kernel_dump_cuda.hpp"
+#include "tune/host_profile.hpp"
 
 namespace mf {
 namespace {
@@ -21,6 +24,7 @@ struct KernelDumpCli {
     bool all = false, no_disasm = false, json = false;
     bool cuda = false;
     CudaDumpOptions cuda_opt;
+    std::string plan_file;
 };
 
 template <class T>
@@ -37,6 +41,20 @@ void run_kernel_dump(const KernelDumpCli& c) {
     if (c.cuda) {
         CudaDumpOptions o = c.cuda_opt;
         o.filter = c.filter;
+        // The plan's CUDA kernels: --plan, else this host's plan for DeepSeek-V3's shape if tune wrote one.
+        std::filesystem::path path = c.plan_file;
+        if (path.empty()) {
+            HostProfileOptions quick;
+            quick.measure = false;
+            const HostProfile id = capture_host_profile(quick);
+            path = cache_dir() / plan_file_name(id.fingerprint, ModelShape{});
+            if (!std::filesystem::exists(path)) path.clear();
+        }
+        Plan plan;
+        if (!path.empty()) {
+            plan = read_plan_file(path);
+            o.plan = &plan;
+        }
         fmt::print("{}", render_cuda_kernel_dump(o));
         return;
     }
@@ -104,11 +122,16 @@ void add_kernel_dump_command(CLI::App& app, const GlobalOptions& g) {
     cmd->add_flag("--json", c->json,
                   "JSON list of {name, desc, config, code_bytes, emit_seconds, disassembly}");
     cmd->add_flag("--cuda", c->cuda,
-                  "The GPU kernels of a DeepSeek-V3 layer instead: NVRTC instantiation source, included headers, PTX\n"
-                  "size and SASS (where cuobjdump or nvdisasm is installed). Needs NVRTC, not a GPU");
+                  "The GPU kernels of a DeepSeek-V3 layer instead (the plan's tuned MLA decode kernels where it has\n"
+                  "them): NVRTC instantiation source, included headers, PTX size and SASS (where cuobjdump or nvdisasm\n"
+                  "is installed). Needs NVRTC, not a GPU");
     cmd->add_option("--sm", c->cuda_opt.sm, "With --cuda: compute capability x10 to compile for (default: the GPU's, else 90)")
         ->check(CLI::Range(50, 200));
     cmd->add_flag("--ptx", c->cuda_opt.ptx, "With --cuda: print the whole PTX");
+    cmd->add_option("--plan", c->plan_file,
+                    "With --cuda: the plan whose tuned MLA decode kernels to show (default: this host's plan for "
+                    "DeepSeek-V3's shape in the cache dir if `moeforge tune` wrote one, else the defaults)")
+        ->check(CLI::ExistingFile);
     cmd->callback([c] { run_kernel_dump(*c); });
 }
 

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -99,10 +100,13 @@ void check_plan(Plan& plan, const HostProfile& hp, int experts) {
         opt.hidden = plan.shape.hidden;
         opt.inter = plan.shape.moe_intermediate;
         enum_parse(plan.shape.wtype, opt.wtype);
-        opt.repeats = 2;
         opt.experts_per_call = std::max(1, k->bench_experts);
         opt.experts = std::min(experts, default_bench_experts(opt, hp));
         opt.experts = std::max(opt.experts_per_call, opt.experts / opt.experts_per_call * opt.experts_per_call);
+        // Passes enough for about 0.3 s per config and round (a decode-sized pass lasts tens of ms: one noisy pass
+        // must not decide), estimated from the search's time per call.
+        const double pass_s = std::max(k->default_seconds, k->seconds) * opt.experts / opt.experts_per_call;
+        opt.repeats = std::clamp(pass_s > 0 ? int(0.3 / pass_s) : 2, 2, 12);
         PlanCheck c;
         c.m = k->bench_m;
         c.experts = opt.experts;
@@ -150,6 +154,7 @@ void run_tune(const TuneOptions& o, const GlobalOptions& g) {
     t.gpu_layers = o.gpu_layers;
     t.pool_bytes = uint64_t(o.pool_mib) << 20;
     t.tool_version = "moeforge 0.1.0";
+    t.cubin_dir = dir / "cubin";
     t.stop = &g_stop;
     if (!o.fresh && std::filesystem::exists(t.trials_file)) {
         const TrialStore earlier(t.trials_file, tune_context(p, shape, t.tool_version));
@@ -195,8 +200,11 @@ void add_tune_command(CLI::App& app, const GlobalOptions& g) {
         "kernels to it. The profile is saved in the cache dir ($XDG_CACHE_HOME/moeforge or ~/.cache/moeforge).\n"
         "Then search the expert kernels' tuning parameters for the model's shapes (DeepSeek-V3/R1's by default):\n"
         "every candidate is checked against a scalar reference before it is timed, candidates that cannot beat the\n"
-        "best are pruned by the roofline, and the rest go through successive halving. Writes the plan\n"
-        "(plan-<host>-<shape>.json, which `moeforge run` loads) and a report (Markdown + SVG charts).\n"
+        "best are pruned by the roofline, and the rest go through successive halving. With a CUDA GPU, 15% of the\n"
+        "budget searches the MLA decode kernel (tile, stages, cluster, split count policy) at batch 1 over 1K, 8K\n"
+        "and 32K tokens of context, each candidate checked against a CPU reference first. Writes the plan\n"
+        "(plan-<host>-<shape>.json, keyed by the widths the kernels see, which `moeforge run` loads for any model\n"
+        "of those widths) and a report (Markdown + SVG charts).\n"
         "Ctrl-C stops after the current trial; running the same command again resumes.\n"
         "Run it on an idle machine: the peaks and the kernels are measured, not looked up.");
     cmd->add_flag("--host-only", opt->host_only, "Stop after the host profile");
@@ -232,7 +240,8 @@ void add_tune_command(CLI::App& app, const GlobalOptions& g) {
     cmd->add_flag("--fresh", opt->fresh, "Forget the trials of earlier (interrupted) runs and start over");
     cmd->add_flag("--reuse-profile", opt->reuse_profile,
                   "Reuse this host's saved profile instead of measuring it again (fast; for re-tuning)");
-    cmd->add_flag("--cpu-only", opt->cpu_only, "Plan for the CPU only, even where a GPU is present");
+    cmd->add_flag("--cpu-only", opt->cpu_only,
+                  "Plan for the CPU only, even where a GPU is present (skips the GPU kernel search)");
     cmd->add_option("--gpu-layers", opt->gpu_layers,
                     "Layers whose attention/dense/shared-expert work goes to the GPU (-1: all that fit)")
         ->capture_default_str();

@@ -6,7 +6,8 @@
 #   cuda-bench    the MLA decode benchmark table (tests/bench/cuda_mla_decode_results.md)
 #   kernels       bench kernels, int8 and int4, with oneDNN side by side where it was found
 #   hybrid-N      mkmodel v3-slice-N (q4_K experts), then bench --model hybrid and --cpu-only
-#   tune-S        moeforge tune --budget S (CPU and GPU searches), then the report
+#   tune-S        moeforge tune --budget S (CPU and GPU searches; report in $OUT/tune-report), then the plan's MLA
+#                 decode kernels (kernel-dump)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-device-out}; mkdir -p "$out"
@@ -42,8 +43,8 @@ steps=("$@"); [[ ${#steps[@]} -eq 0 ]] && steps=(tests)
         build/moeforge bench --model "$dir/v3-slice-$n.gguf" --prompt-len 128,512 --gen 32 --cpu-only \
           2>&1 | tail -25 ;;
       tune-*)
-        build/moeforge tune --budget "${step#tune-}" 2>&1 | tail -40
-        cp -r "$XDG_CACHE_HOME/moeforge/reports" "$out/" 2>/dev/null ;;
+        build/moeforge tune --budget "${step#tune-}" --out "$out/tune-report" 2>&1 | tail -40
+        build/moeforge kernel-dump --cuda --filter mla_decode 2>&1 | head -12 ;;
       *) echo "unknown step $step" ;;
     esac
   done

@@ -232,7 +232,7 @@ std::string ExpertFfnBench::verify(const ExpertFfnConfig& c) {
 double ExpertFfnBench::time(int m, const ExpertFfnConfig& c, double seconds) {
     ExpertFfn& d = driver(c);
     const int experts = ffn_bench_experts(shape_, m), H = shape_.hidden;
-    const int n_tokens = m * experts;
+    const int n_tokens = m;  // every expert of the call takes the same m tokens (see the header)
     if (int(x_.size()) < n_tokens * H) {
         x_.resize(size_t(n_tokens) * H);
         std::mt19937 rng(5);
@@ -246,9 +246,7 @@ double ExpertFfnBench::time(int m, const ExpertFfnConfig& c, double seconds) {
     std::vector<ExpertRoute> routes(static_cast<size_t>(experts));
     auto call = [&] {
         for (int e = 0; e < experts; ++e)
-            routes[size_t(e)] = {&pool_[size_t((next_ + uint64_t(e)) % pool_.size())],
-                                 std::span<const int32_t>(tokens_).subspan(size_t(e) * size_t(m), size_t(m)),
-                                 std::span<const float>(gates_).subspan(size_t(e) * size_t(m), size_t(m))};
+            routes[size_t(e)] = {&pool_[size_t((next_ + uint64_t(e)) % pool_.size())], tokens_, gates_};
         next_ += uint64_t(experts);
         d.run(threads_, ExpertFfnBatch{x_.data(), H, y_.data(), H, routes});
     };

@@ -18,7 +18,10 @@
 namespace mf {
 
 // Experts in one benchmark batch of m tokens per expert: top-k experts for decode-sized m, fewer for large m so a
-// call stays short (the work per expert grows with m).
+// call stays short (the work per expert grows with m). Every expert of the call takes the same m tokens: at m = 1
+// this is a decode step (one token routed to its top-k experts), and as no benchmark call has more experts than
+// top-k, it is how m tokens each routed to top-k experts meet. `bench kernels` (tune's final check) poses the same
+// calls: this many experts per call, all on the same m tokens.
 int ffn_bench_experts(const ModelShape& s, int m);
 
 class ExpertFfnBench {

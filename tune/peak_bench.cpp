@@ -97,9 +97,18 @@ PeakSet measure_avx512_peak(ThreadPool& pool, Avx512PeakOp op, const BenchTiming
 }
 
 DramReadResult measure_dram_read(const CpuTopology& topo, uint64_t buffer_bytes, const BenchTiming& t) {
+    // Variants, best of all kept: software prefetch distances (on some hosts, VMs among them, the hardware
+    // prefetchers alone do not reach the bandwidth the expert kernels get), and half the buffer where that is
+    // still far beyond the LLC.
     const StreamReadDesc desc{1024};
-    auto k = make_stream_read_kernel(desc);
-    if (k->create() != JitStatus::ok) throw std::runtime_error("cannot emit " + k->name() + ": " + k->error());
+    std::vector<std::unique_ptr<JitKernel>> kernels;
+    for (int pf : {0, 1024, 4096}) {
+        kernels.push_back(make_stream_read_kernel({desc.unroll_bytes, pf}));
+        JitKernel& k = *kernels.back();
+        if (k.create() != JitStatus::ok) throw std::runtime_error("cannot emit " + k.name() + ": " + k.error());
+    }
+    std::vector<int> halvings{0};
+    if (buffer_bytes / 2 >= std::max<uint64_t>(1ull << 30, 4 * topo.llc_bytes_total())) halvings.push_back(1);
 
     // Worker w belongs to node_of[w] and reads slice slot_of[w] of that node's buffer.
     const int nodes = int(topo.numa_nodes.size());
@@ -130,26 +139,33 @@ DramReadResult measure_dram_read(const CpuTopology& topo, uint64_t buffer_bytes,
         std::memset(buffers[n] + slice[n] * slot_of[w], int(w + 1), slice[n]);
     });
 
-    auto run = [&](int only_node) {
+    // Each worker reads the first slice >> halving bytes of its slice (a multiple of the unroll).
+    auto run = [&](int only_node, const JitKernel& k, int halving) {
         std::vector<uint64_t> out(8 * cpus.size());
         const auto t0 = Clock::now();
         pool.run([&](int w) {
             const int n = node_of[w];
             if (only_node >= 0 && n != only_node) return;
-            StreamReadArgs a{buffers[n] + slice[n] * slot_of[w], slice[n], &out[8 * w]};
-            (*k)(&a);
+            StreamReadArgs a{buffers[n] + slice[n] * slot_of[w], (slice[n] >> halving) / unit * unit, &out[8 * w]};
+            k(&a);
         });
         const double s = seconds_since(t0);
         uint64_t bytes = 0;
         for (int n = 0; n < nodes; ++n)
-            if (only_node < 0 || only_node == n) bytes += slice[n] * per_node_workers[n];
+            if (only_node < 0 || only_node == n) bytes += (slice[n] >> halving) / unit * unit * per_node_workers[n];
         return double(bytes) / s;
     };
     auto measure = [&](int only_node) {
-        run(only_node);  // warm the TLB and the prefetchers
-        std::vector<double> rates;
-        for (int r = 0; r < t.repeats; ++r) rates.push_back(run(only_node));
-        return summarize(rates);
+        Measured best;
+        for (const auto& k : kernels)
+            for (int halving : halvings) {
+                run(only_node, *k, halving);  // warm the TLB and the prefetchers
+                std::vector<double> rates;
+                for (int r = 0; r < t.repeats; ++r) rates.push_back(run(only_node, *k, halving));
+                const Measured m = summarize(rates);
+                if (m.value > best.value) best = m;
+            }
+        return best;
     };
 
     DramReadResult res;

@@ -18,7 +18,9 @@ struct BenchTiming {
 PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming& t);
 PeakSet measure_avx512_peak(ThreadPool& pool, Avx512PeakOp op, const BenchTiming& t);
 
-// Each worker of each pool streams its slice of a buffer placed on that pool's NUMA node; all pools run together.
+// Each worker of each pool streams its slice of a buffer placed on that pool's NUMA node; all pools run together:
+// best of three software-prefetch distances (none, 1 KiB, 4 KiB ahead) and of the whole and half the buffer (when
+// half is still >= max(1 GiB, 4 x LLC)).
 // Returns the per-node figures (in pools order) and the total.
 struct DramReadResult {
     std::vector<Measured> per_node;

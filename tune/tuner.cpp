@@ -13,6 +13,7 @@
 #include "codegen/kernel_cache.hpp"
 #include "tune/expert_ffn_bench.hpp"
 #include "tune/expert_gemm_bench.hpp"
+#include "tune/mla_decode_bench.hpp"
 #include "tune/trial_store.hpp"
 
 namespace mf {
@@ -21,7 +22,8 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 std::string tune_context(const HostProfile& hp, const ModelShape& s, const std::string& tool_version) {
-    return fmt::format("{} | {} | {}", tool_version, hp.fingerprint, s.key());
+    // "bench r2": the benchmark problems changed (every expert of a call takes the same tokens); older trials differ.
+    return fmt::format("{} | bench r2 | {} | {}", tool_version, hp.fingerprint, s.key());
 }
 
 std::vector<std::pair<int, int>> m_ranges(const std::vector<int>& points) {
@@ -212,11 +214,23 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
     plan.gpu.cpu_only = t.cpu_only || hp.gpu.gpus.empty();
     plan.gpu.gpu_layers = plan.gpu.cpu_only ? 0 : t.gpu_layers;
 
+    // The GPU search, when there is a GPU to search on: opened first so the CPU stages leave it its share.
+    std::unique_ptr<MlaDecodeBench> gpu;
+    if (t.cpu_only)
+        plan.notes.push_back("GPU search skipped: --cpu-only");
+    else if (t.cubin_dir.empty() || t.mla_contexts.empty())
+        plan.notes.push_back("GPU search skipped: not asked for (no CUBIN cache dir or no contexts)");
+    else {
+        std::string why;
+        gpu = MlaDecodeBench::open(s, t.cubin_dir, &why);
+        if (!gpu) plan.notes.push_back("GPU search skipped: " + why);
+    }
+
     ThreadPool pool(cpus);
     KernelCache cache;
     const uint64_t pool_bytes = t.pool_bytes ? t.pool_bytes : default_pool_bytes(hp);
     const auto roles = expert_gemm_roles(s);
-    const double B = t.budget_seconds;
+    const double B = t.budget_seconds * (gpu ? 1 - std::clamp(t.gpu_share, 0.0, 0.9) : 1.0);
 
     // Stage 1: the GEMM kernels per role (int8).
     std::map<std::pair<std::string, int>, GemvConfig> best_gemv;
@@ -344,6 +358,28 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
             k.m_min = ranges[i].first;
             k.m_max = ranges[i].second;
             k.bench_experts = ffn_bench_experts(s, m);
+            plan.kernels.push_back(k);
+        }
+    }
+    // Stage 4: the MLA decode kernel on the GPU per context, batch 1.
+    if (gpu) {
+        plan.gpu.name = gpu->gpu_name();
+        plan.gpu.sm = gpu->sm();
+        plan.gpu.device = gpu->device();
+        plan.host.gpu_copy_bytes = gpu->copy_bandwidth();
+        const auto ranges = m_ranges(t.mla_contexts);
+        int left = int(t.mla_contexts.size());
+        for (size_t i = 0; i < t.mla_contexts.size(); ++i) {
+            const int ctx = t.mla_contexts[i];
+            auto cands = gpu->candidates(ctx);
+            const auto res = run.search(fmt::format("mla_decode ctx{}", ctx), cands,
+                                        std::max(2.0, run.share(t.budget_seconds, left--)));
+            const json& chosen = cands[size_t(res.chosen)].config;
+            PlannedKernel k = planned("mla_decode", "decode", gpu->desc_json(), cands, res, ctx, gpu->ops(ctx),
+                                      gpu->cache_bytes(ctx), gpu->kernel_name(chosen));
+            k.m_min = ranges[i].first;
+            k.m_max = ranges[i].second;
+            k.bench_experts = 1;  // batch
             plan.kernels.push_back(k);
         }
     }

@@ -1,5 +1,7 @@
 #include "codegen/cuda/cuda_dtype.hpp"
 
+#include <cstring>
+
 namespace mf {
 
 const char* field_text(CudaDtype t) {
@@ -33,6 +35,21 @@ int cuda_max_smem_optin(int sm) {
         default:
             return 99 * 1024;  // sm_86, sm_89, sm_120 and unknown: the consumer-part limit
     }
+}
+
+uint16_t bf16_from_float(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffff) > 0x7f800000) return 0x7fc0;
+    u += 0x7fff + ((u >> 16) & 1);
+    return static_cast<uint16_t>(u >> 16);
+}
+
+float bf16_to_float32(uint16_t h) {
+    const uint32_t u = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
 }
 
 }  // namespace mf

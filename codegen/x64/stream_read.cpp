@@ -4,7 +4,9 @@ namespace mf {
 namespace {
 
 // Registers: zmm0..zmm(u-1) one accumulator per cache line of an iteration (u = unroll_bytes / 64, at most 16);
-// rsi cursor, r8 end, rdx out. Independent accumulators keep the loads from serialising on vpaddq latency.
+// rsi cursor, r8 end, rdx out. Independent accumulators keep the loads from serialising on vpaddq latency. With a
+// prefetch distance, each line's load is preceded by a prefetcht0 of the line that far ahead (a prefetch past the
+// end of the buffer cannot fault).
 class StreamReadKernel : public JitKernel {
 public:
     explicit StreamReadKernel(const StreamReadDesc& d) : JitKernel(d.name()), desc_(d) {}
@@ -12,7 +14,10 @@ public:
 private:
     JitStatus check() const override {
         const int u = desc_.unroll_bytes;
-        return (u >= 64 && u % 64 == 0 && u / 64 <= 16) ? JitStatus::ok : JitStatus::bad_desc;
+        const int pf = desc_.prefetch_bytes;
+        return (u >= 64 && u % 64 == 0 && u / 64 <= 16 && pf >= 0 && pf % 64 == 0 && pf <= (1 << 20))
+                   ? JitStatus::ok
+                   : JitStatus::bad_desc;
     }
 
     void generate() override {
@@ -27,7 +32,10 @@ private:
         cmp(rsi, r8);
         jae(done, T_NEAR);
         L(loop);
-        for (int i = 0; i < lines; ++i) vpaddq(Xbyak::Zmm(i), Xbyak::Zmm(i), ptr[rsi + 64 * i]);
+        for (int i = 0; i < lines; ++i) {
+            if (desc_.prefetch_bytes) prefetcht0(ptr[rsi + desc_.prefetch_bytes + 64 * i]);
+            vpaddq(Xbyak::Zmm(i), Xbyak::Zmm(i), ptr[rsi + 64 * i]);
+        }
         add(rsi, desc_.unroll_bytes);
         cmp(rsi, r8);
         jb(loop, T_NEAR);

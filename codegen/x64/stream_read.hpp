@@ -12,7 +12,12 @@ namespace mf {
 
 struct StreamReadDesc {
     int unroll_bytes = 512;  // bytes per loop iteration, a multiple of 64
-    std::string name() const { return "stream_read_u64sum_" + std::to_string(unroll_bytes) + "b"; }
+    int prefetch_bytes = 0;  // software prefetch (prefetcht0) this far ahead of each line read, a multiple of 64;
+                             // 0: none (the hardware prefetchers alone)
+    std::string name() const {
+        return "stream_read_u64sum_" + std::to_string(unroll_bytes) + "b" +
+               (prefetch_bytes ? "_pf" + std::to_string(prefetch_bytes) : "");
+    }
 };
 
 // bytes: a multiple of desc.unroll_bytes; src 64-byte aligned. out[i] = sum of the u64 words at index = i mod 8.

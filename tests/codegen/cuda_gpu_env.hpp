@@ -58,20 +58,8 @@ inline GpuTestEnv& gpu_test_env() {
         return;                                           \
     }
 
-inline uint16_t to_bf16(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if ((u & 0x7fffffff) > 0x7f800000) return 0x7fc0;
-    u += 0x7fff + ((u >> 16) & 1);
-    return static_cast<uint16_t>(u >> 16);
-}
-
-inline float from_bf16(uint16_t h) {
-    const uint32_t u = static_cast<uint32_t>(h) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
+inline uint16_t to_bf16(float f) { return bf16_from_float(f); }
+inline float from_bf16(uint16_t h) { return bf16_to_float32(h); }
 
 inline std::vector<uint16_t> random_bf16(size_t n, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
     std::uniform_real_distribution<float> d(lo, hi);

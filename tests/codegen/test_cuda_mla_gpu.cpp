@@ -1,4 +1,5 @@
-// MLA decode / combine / cache append against a scalar reference (double) on ragged shapes. Needs a GPU.
+// MLA decode / combine / cache append against the scalar reference (codegen/cuda/mla_reference, double) on ragged
+// shapes. Needs a GPU.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <sstream>
 
 #include "codegen/cuda/mla_attention.hpp"
+#include "codegen/cuda/mla_reference.hpp"
 #include "tests/codegen/cuda_gpu_env.hpp"
 
 using namespace mf;
@@ -14,109 +16,19 @@ using namespace mf::test;
 
 namespace {
 
-constexpr float kScale = 0.1352338f;
-
-struct MlaProblem {
-    MlaDecodeDesc d;
-    int batch = 0;
-    std::vector<uint16_t> q;      // [batch][heads][dim]
-    std::vector<uint16_t> cache;  // [pages][page][dim]
-    std::vector<int> table;       // [batch or 1][table_stride]
-    int table_stride = 0;
-    std::vector<int> lens;  // [batch]
-    int dim() const { return d.latent_dim + d.rope_dim; }
-};
-
-// Pages of every row are drawn shuffled from one pool so a wrong page lookup shows.
-MlaProblem make_problem(const MlaDecodeDesc& d, const std::vector<int>& lens, std::mt19937& rng) {
-    MlaProblem p;
-    p.d = d;
-    p.batch = static_cast<int>(lens.size());
-    p.lens = lens;
-    const int dim = p.dim();
-    int max_pages = 1, total_pages = 0;
-    for (int len : lens) {
-        max_pages = std::max(max_pages, (len + d.page_size - 1) / d.page_size);
-        total_pages += (len + d.page_size - 1) / d.page_size;
-    }
-    total_pages += 3;  // unused pages hold garbage the kernel must not read
-    std::vector<int> ids(total_pages);
-    std::iota(ids.begin(), ids.end(), 0);
-    std::shuffle(ids.begin(), ids.end(), rng);
-    p.table_stride = max_pages;
-    p.table.assign(size_t(p.batch) * max_pages, -1);
-    int next = 0;
-    for (int b = 0; b < p.batch; ++b)
-        for (int i = 0; i < (lens[b] + d.page_size - 1) / d.page_size; ++i)
-            p.table[b * max_pages + i] = ids[next++];
-    p.cache = random_bf16(size_t(total_pages) * d.page_size * dim, rng);
-    for (int i = next; i < total_pages; ++i)  // NaN in pages nobody owns
-        std::fill_n(p.cache.begin() + size_t(ids[i]) * d.page_size * dim, size_t(d.page_size) * dim,
-                    uint16_t(0x7fc0));
-    p.q = random_bf16(size_t(p.batch) * d.heads * dim, rng);
-    return p;
-}
-
-std::vector<double> mla_reference(const MlaProblem& p) {
-    const int dim = p.dim(), lat = p.d.latent_dim;
-    std::vector<double> out(size_t(p.batch) * p.d.heads * lat, 0.0);
-    for (int b = 0; b < p.batch; ++b) {
-        const int len = p.lens[b];
-        const int* table = p.table.data() + size_t(b) * p.table_stride;
-        for (int h = 0; h < p.d.heads; ++h) {
-            const uint16_t* q = p.q.data() + (size_t(b) * p.d.heads + h) * dim;
-            std::vector<double> s(len);
-            double mx = -INFINITY;
-            for (int t = 0; t < len; ++t) {
-                const uint16_t* k =
-                    p.cache.data() +
-                    (size_t(table[t / p.d.page_size]) * p.d.page_size + t % p.d.page_size) * dim;
-                double acc = 0;
-                for (int i = 0; i < dim; ++i) acc += double(from_bf16(q[i])) * from_bf16(k[i]);
-                s[t] = acc * kScale;
-                mx = std::max(mx, s[t]);
-            }
-            double sum = 0;
-            for (int t = 0; t < len; ++t) sum += (s[t] = std::exp(s[t] - mx));
-            double* o = out.data() + (size_t(b) * p.d.heads + h) * lat;
-            for (int t = 0; t < len; ++t) {
-                const uint16_t* k =
-                    p.cache.data() +
-                    (size_t(table[t / p.d.page_size]) * p.d.page_size + t % p.d.page_size) * dim;
-                for (int i = 0; i < lat; ++i) o[i] += s[t] / sum * from_bf16(k[i]);
-            }
-        }
-    }
-    return out;
-}
-
 // Runs decode + combine through MlaAttention; `splits` 0 picks the heuristic's count for the device.
-std::vector<double> mla_gpu(const GpuTestEnv& env, const MlaProblem& p, const MlaDecodeConfig& c,
+std::vector<double> mla_gpu(const GpuTestEnv& env, const MlaDecodeProblem& p, const MlaDecodeConfig& c,
                             int splits) {
     const MlaAttention attn(p.d, c, env.arch, env.cache);
     const int max_len = *std::max_element(p.lens.begin(), p.lens.end());
     if (splits == 0) splits = attn.num_splits(p.batch, max_len, env.ctx->info().sms);
-    DeviceBuffer q = to_device(p.q), cache = to_device(p.cache), table = to_device(p.table),
-                 lens = to_device(p.lens);
-    DeviceBuffer ws(attn.workspace_bytes(p.batch, splits));
-    const size_t n_out = size_t(p.batch) * p.d.heads * p.d.latent_dim;
-    DeviceBuffer out(n_out * 2);
-    out.fill_bytes(0xff);  // NaN: every element must be written
-    ws.fill_bytes(0xff);
-    attn.decode(q.as<uint16_t>(), cache.as<uint16_t>(), table.as<int>(), p.table_stride, lens.as<int>(),
-                p.batch, splits, kScale, ws, out.as<uint16_t>(), nullptr);
-    env.ctx->synchronize();
-    const auto raw = from_device<uint16_t>(out, n_out);
-    std::vector<double> r(n_out);
-    for (size_t i = 0; i < n_out; ++i) r[i] = from_bf16(raw[i]);
-    return r;
+    return mla_decode_run(attn, p, splits);
 }
 
 // Where a wrong result is wrong, to tell a device run's failure apart without a debugger: rel. error per
 // row, per head block of 64, per 64-column block of the latent (a row with one token isolates P.V: its output
 // is that token's latent whatever Q.K gives), and the first NaN.
-std::string describe_error(const MlaProblem& p, const std::vector<double>& got,
-                           const std::vector<double>& ref) {
+std::string describe_error(const MlaDecodeProblem& p, const std::vector<double>& got, const std::vector<double>& ref) {
     const int lat = p.d.latent_dim, heads = p.d.heads;
     auto err_over = [&](auto&& pick) {
         double num = 0, den = 0;
@@ -185,8 +97,8 @@ void check_decode_family(const GpuTestEnv& env, int wgmma) {
         MlaDecodeDesc d;
         d.heads = c.heads;
         d.page_size = c.page;
-        const MlaProblem p = make_problem(d, c.lens, rng);
-        const auto ref = mla_reference(p);
+        const MlaDecodeProblem p = make_mla_decode_problem(d, c.lens, rng);
+        const auto ref = mla_decode_reference(p);
         for (const MlaDecodeConfig& cfg : mla_decode_candidates(d, env.sm)) {
             if (cfg.wgmma != wgmma) continue;
             const std::string name = mla_decode_name(d, cfg);
@@ -228,7 +140,7 @@ TEST_CASE(
     d.page_size = 32;
     const int start = 45, chunk = 23, dim = d.latent_dim + d.rope_dim;
     // one sequence: pages for start + chunk tokens; the first `start` tokens are already cached
-    MlaProblem p = make_problem(d, {start + chunk}, rng);
+    MlaDecodeProblem p = make_mla_decode_problem(d, {start + chunk}, rng);
     std::vector<uint16_t> new_rows_src = random_bf16(size_t(chunk) * (dim + 8), rng);  // stride dim + 8
     for (int i = 0; i < chunk; ++i) {  // the host mirror gets what the append must write
         const int pos = start + i;
@@ -254,13 +166,13 @@ TEST_CASE(
     CHECK(from_device<uint16_t>(cache, p.cache.size()) == p.cache);
 
     // queries: row i sees start + i + 1 tokens through the one table
-    MlaProblem pf = p;
+    MlaDecodeProblem pf = p;
     pf.batch = chunk;
     pf.table_stride = 0;
     pf.lens.resize(chunk);
     for (int i = 0; i < chunk; ++i) pf.lens[i] = start + i + 1;
     pf.q = random_bf16(size_t(chunk) * d.heads * dim, rng);
-    const auto ref = mla_reference(pf);
+    const auto ref = mla_decode_reference(pf);
     for (int wgmma : {0, 1})  // the portable kernel first: a fault in the sm_90a one cannot hide its result
         for (const MlaDecodeConfig& cfg : mla_decode_candidates(d, env.sm))
             for (int splits : {0, 1, 3}) {

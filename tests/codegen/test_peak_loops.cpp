@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "codegen/isa.hpp"
@@ -130,6 +131,8 @@ TEST_CASE("peak kernels refuse impossible descriptors instead of emitting") {
     CHECK(k->create() == mf::JitStatus::bad_desc);
     auto s = mf::make_stream_read_kernel({96});
     CHECK(s->create() == mf::JitStatus::bad_desc);
+    auto pf = mf::make_stream_read_kernel({512, 100});
+    CHECK(pf->create() == mf::JitStatus::bad_desc);
 }
 
 TEST_CASE("stream_read sums every 64-bit word by lane") {
@@ -137,8 +140,9 @@ TEST_CASE("stream_read sums every 64-bit word by lane") {
         MESSAGE("skipped: no AVX-512");
         return;
     }
-    for (int unroll : {64, 512, 1024}) {
-        auto k = mf::make_stream_read_kernel({unroll});
+    for (auto [unroll, prefetch] : {std::pair{64, 0}, {512, 0}, {1024, 0}, {512, 1024}, {1024, 4096}}) {
+        CAPTURE(prefetch);
+        auto k = mf::make_stream_read_kernel({unroll, prefetch});
         REQUIRE(k->create() == mf::JitStatus::ok);
         const size_t words = size_t(unroll) / 8 * 37;
         std::vector<uint64_t, std::allocator<uint64_t>> buf(words + 8);

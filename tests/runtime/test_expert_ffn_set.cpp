@@ -1,5 +1,5 @@
-// The plan's per-m expert FFN configs: the batch's tokens per expert picks the config whose range holds it, the
-// result is the chosen config's own result, and the plan's "moe_ffn" entries become the choices.
+// The plan's per-m expert FFN configs: the batch's tokens per expert picks the config whose range holds it,
+// the result is the chosen config's own result, and the plan's "moe_ffn" entries become the choices.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -45,7 +45,8 @@ TEST_CASE("expert FFN set: tokens per expert is routed rows over experts with ro
                                    {nullptr, {}, {}},
                                    {nullptr, t8, g},
                                    {nullptr, t3, std::span<const float>(g).first(3)}};
-    CHECK(ExpertFfnSet::tokens_per_expert(batch(mixed)) == 4);  // 12 rows / 3 experts (the empty one not counted)
+    CHECK(ExpertFfnSet::tokens_per_expert(batch(mixed)) ==
+          4);  // 12 rows / 3 experts (the empty one not counted)
     std::vector<ExpertRoute> none{{nullptr, {}, {}}};
     CHECK(ExpertFfnSet::tokens_per_expert(batch(none)) == 0);
 }
@@ -57,7 +58,8 @@ TEST_CASE("expert FFN set: each token count runs the config of its range, the fa
     }
     const ExpertFfnDesc desc{WeightType::int8, 256, 128};
     KernelCache cache;
-    const ExpertFfnConfig fallback = config_with(64, 15), small = config_with(128, 16), mid = config_with(128, 2);
+    const ExpertFfnConfig fallback = config_with(64, 15), small = config_with(128, 16),
+                          mid = config_with(128, 2);
     const std::vector<ExpertFfnChoice> choices{{1, 2, small}, {3, 8, mid}, {9, 32, small}};
     ExpertFfnSet set(desc, choices, fallback, cache, 1);
     CHECK(set.drivers() == 3);  // the two ranges of `small` share one driver
@@ -74,7 +76,8 @@ TEST_CASE("expert FFN set: each token count runs the config of its range, the fa
     CHECK_THROWS_WITH_AS(ExpertFfnSet(desc, {{5, 4, small}}, fallback, cache, 1), doctest::Contains("range"),
                          std::runtime_error);
 
-    // A batch of 3 experts with 4, 5 and 4 tokens (4 per expert) gives exactly what the `mid` config gives alone.
+    // A batch of 3 experts with 4, 5 and 4 tokens (4 per expert) gives exactly what the `mid` config gives
+    // alone.
     std::mt19937 rng(3);
     std::vector<ExpertFfnWeights> w;
     for (int e = 0; e < 3; ++e) w.push_back(random_int8_expert(desc.hidden, desc.inter, rng));
@@ -83,7 +86,8 @@ TEST_CASE("expert FFN set: each token count runs the config of its range, the fa
     std::uniform_real_distribution<float> xd(-1, 1);
     for (auto& v : x) v = xd(rng);
     const std::vector<int32_t> ta{0, 1, 2, 3}, tb{1, 2, 3, 4, 5}, tc{0, 2, 4, 5};
-    const std::vector<float> ga{0.5f, 0.25f, 1, 0.75f}, gb{1, 1, 0.5f, 0.5f, 0.25f}, gc{0.3f, 0.6f, 0.9f, 0.1f};
+    const std::vector<float> ga{0.5f, 0.25f, 1, 0.75f}, gb{1, 1, 0.5f, 0.5f, 0.25f},
+        gc{0.3f, 0.6f, 0.9f, 0.1f};
     const std::vector<ExpertRoute> routes{{&w[0], ta, ga}, {&w[1], tb, gb}, {&w[2], tc, gc}};
     std::vector<float> y_set(x.size(), 0.0f), y_mid(x.size(), 0.0f);
     ThreadPool pool(std::vector<int>{});

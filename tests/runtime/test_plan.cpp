@@ -48,8 +48,19 @@ Plan sample_plan() {
     p.kernels[1].bench_experts = 8;
     p.kernels[1].verified = true;
     p.threads = {2, {0, 1}, {0, 0}, 1, false};
-    p.gpu = {false, 1, 40};
-    p.host = {"Test CPU", 2, 4.8e12, 3.3e12, 1.1e12, 1.56e10, 480ull << 20};
+    p.gpu = {false, 1, 40, "NVIDIA H200", 90};
+    p.host = {"Test CPU", 2, 4.8e12, 3.3e12, 1.1e12, 1.56e10, 480ull << 20, 3.9e12};
+    p.notes = {"a note"};
+    PlannedKernel mla;  // a GPU entry: config and split policy in one object, a range of contexts
+    mla.family = "mla_decode";
+    mla.role = "decode";
+    mla.name = "mla_decode_bf16_h128_lat512_rope64_pg64__t32_s2_c4";
+    mla.desc = {{"dtype", "bf16"}, {"heads", 128}, {"latent_dim", 512}, {"rope_dim", 64}, {"page_size", 64}};
+    mla.config = {{"tile_tokens", 32}, {"stages", 2}, {"cluster", 4}, {"min_split_tiles", 2}, {"split_sm_fill_pct", 50}};
+    mla.m_min = 2897;
+    mla.m_max = 16384;
+    mla.bench_m = 8192;
+    p.kernels.push_back(mla);
     p.trials = {{"gemm_amx k7168 m256", "mt2nt2nmpf0", 0.5, 0.01, 0, true, false},
                 {"gemm_amx k7168 m256", "mt1nt4mnpf4", 0.9, 0.008, 1, false, false},
                 {"gemm_amx k7168 m256", "mt4nt4mnpf4", 0.95, 0, -1, false, true}};
@@ -79,6 +90,15 @@ TEST_CASE("plan: JSON round trip keeps every field") {
     CHECK_FALSE(q.trials[1].failed);
     CHECK(q.trials[1].config == "mt1nt4mnpf4");
     CHECK(q.trials[1].seconds == 0.008);
+    CHECK(q.gpu.name == "NVIDIA H200");
+    CHECK(q.gpu.sm == 90);
+    CHECK(q.host.gpu_copy_bytes == 3.9e12);
+    CHECK(q.notes == std::vector<std::string>{"a note"});
+    const PlannedKernel* m = q.find("mla_decode", "decode", 8192);
+    REQUIRE(m);
+    CHECK(m->config.at("split_sm_fill_pct") == 50);
+    CHECK(m->desc.at("heads") == 128);
+    CHECK(q.find("mla_decode", "decode", 1024) == nullptr);
 }
 
 TEST_CASE("plan: file round trip and file name spell host and shape") {

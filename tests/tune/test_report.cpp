@@ -107,3 +107,42 @@ TEST_CASE("svg: numbers in engineering notation and escaped text") {
     CHECK(si_number(0) == "0");
     CHECK(xml_escape("a<b & \"c\"") == "a&lt;b &amp; &quot;c&quot;");
 }
+
+TEST_CASE("report: the GPU's MLA decode entries get their own table against the copy-bandwidth floor") {
+    Plan p = sample();
+    const std::string cpu_svg = render_roofline_svg(p);
+    p.gpu = {false, 0, -1, "NVIDIA H200", 90};
+    p.host.gpu_copy_bytes = 4e12;
+    for (int ctx : {1024, 32768}) {
+        PlannedKernel k;
+        k.family = "mla_decode";
+        k.role = "decode";
+        k.name = "mla_decode_bf16_h128_lat512_rope64_pg64__t32_s2_c4";
+        k.bench_m = ctx;
+        k.bench_experts = 1;
+        k.bytes = ctx * 576.0 * 2;
+        k.ops = 2.0 * 128 * ctx * 1088;
+        k.seconds = 2 * k.bytes / p.host.gpu_copy_bytes;  // twice the floor
+        k.default_seconds = k.seconds * 1.5;
+        k.config = {{"tile_tokens", 32}, {"cluster", 4}, {"split_sm_fill_pct", 50}};
+        k.default_config = {{"tile_tokens", 64}, {"cluster", 1}, {"split_sm_fill_pct", 100}};
+        p.kernels.push_back(k);
+    }
+    const std::string md = render_report_markdown(p);
+    CHECK(md.find("## GPU: MLA decode, batch 1 (NVIDIA H200, sm_90)") != std::string::npos);
+    CHECK(count(md, "**1.50×**") == 2);
+    CHECK(count(md, "| 2.00× |") == 2);  // x floor
+    CHECK(md.find("split_sm_fill_pct: 100 → 50") != std::string::npos);
+    CHECK(md.find("search-mla_decode.svg") != std::string::npos);
+    CHECK(md.find("Warning") == std::string::npos);  // GPU kernels are not held against the CPU roofline
+    CHECK(render_roofline_svg(p) == cpu_svg);
+    const std::string summary = render_plan_summary(p);
+    CHECK(summary.find("MLA decode on NVIDIA H200 (sm_90), batch 1") != std::string::npos);
+    CHECK(count(summary, "1.50x") == 2);
+    // Without a GPU the plan's note says why the GPU search was skipped, in the report and the summary.
+    Plan cpu = sample();
+    cpu.notes = {"GPU search skipped: no CUDA GPU here"};
+    CHECK(render_report_markdown(cpu).find("- GPU search skipped: no CUDA GPU here") != std::string::npos);
+    CHECK(render_plan_summary(cpu).find("GPU search skipped") != std::string::npos);
+    CHECK(render_report_markdown(cpu).find("## GPU") == std::string::npos);
+}
