@@ -68,12 +68,19 @@ struct AmxGemmConfig {
     int n_tiles = 2;  // 1, 2 or 4
     LoopOrder order = LoopOrder::nm;
     int prefetch = 0;  // B tiles ahead to prefetch into L2 (0 = none)
+    int k_block = 0;   // k steps (64 bytes of an A row) per K chunk; C leaves the tiles between chunks
+                       // (0 = all of K in one chunk: C stays in tiles)
+    int pf_a = 0;      // k steps ahead to prefetch A tiles into L1 (prefetcht0 per row; 0 = none, <= 16)
+    int pf_b = 0;      // k steps ahead to prefetch B tiles into L1 (0 = none, <= 16)
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);
         f("n_tiles", "nt", s.n_tiles);
         f("order", "", s.order);
         f("prefetch", "pf", s.prefetch);
+        f("k_block", "kb", s.k_block);
+        f("pf_a", "pa", s.pf_a);
+        f("pf_b", "pb", s.pf_b);
     }
     bool operator==(const AmxGemmConfig& o) const { return fields_equal(*this, o); }
 };
