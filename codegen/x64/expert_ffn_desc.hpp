@@ -23,7 +23,7 @@ struct ExpertFfnDesc {
 
 struct ExpertFfnConfig {
     int gemv_max_m = 15;  // experts with at most this many tokens take the AVX-512 GEMV path (0..16), else
-                          // AMX (int4 always takes the GEMV path: its per-group scales do not fit AMX tiles)
+                          // AMX (int4: the AMX int4 kernel, m_tiles and n_tiles capped at 2)
     int m_tiles = 1;  // AMX accumulator block (see AmxGemmConfig)
     int n_tiles = 2;
     LoopOrder order = LoopOrder::mn;

@@ -42,6 +42,9 @@ struct ExpertGemmArgs {
     // stride K_pad / 32 floats). int4 kernels write float results to c: sum_g scale * dot_g - min *
     // group_sum_g.
     const float* a_group_sums = nullptr;
+    // AMX int4 only (gemm_amx_int4.hpp): args.b holds the panels unpacked to the int8 layout; this points at
+    // the packed int4 data of the same first panel, for its per-group scales and mins.
+    const uint8_t* b_groups = nullptr;
 };
 
 constexpr int kInt4Group = 32;        // k per int4 scale/min group

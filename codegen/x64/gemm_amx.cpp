@@ -1,5 +1,7 @@
 #include "codegen/x64/gemm_amx.hpp"
 
+#include "codegen/x64/gemm_amx_int4.hpp"
+
 #include <algorithm>
 #include <cstddef>
 
@@ -207,6 +209,7 @@ class GemmAmx : public JitKernel {
 }  // namespace
 
 std::unique_ptr<JitKernel> make_gemm_amx(const AmxGemmDesc& desc, const AmxGemmConfig& cfg) {
+    if (desc.wtype == WeightType::int4) return make_gemm_amx_int4(desc, cfg);
     return std::make_unique<GemmAmx>(desc, cfg);
 }
 
