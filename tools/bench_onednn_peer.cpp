@@ -11,6 +11,9 @@
 #include "tools/bench_kernels.hpp"
 
 #ifdef MOEFORGE_HAVE_DNNL
+#include <sched.h>
+#include <unistd.h>
+
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
 
@@ -51,6 +54,21 @@ PeerMatmul make_matmul(const dnnl::engine& eng, dnnl::stream& st, int m, int k, 
 
 double onednn_expert_pass_seconds(int hidden, int inter, int experts, int m, int threads, int repeats,
                                   const std::function<void()>& tick) {
+    // OpenMP threads inherit the affinity of the thread that starts them, and ours is pinned to one core (it is our
+    // pool's worker 0): widen it to every CPU while oneDNN runs (device run: 16 OpenMP threads on one core, 1000x
+    // slower), then pin it back.
+    cpu_set_t pinned, all;
+    const bool have_mask = sched_getaffinity(0, sizeof(pinned), &pinned) == 0;
+    CPU_ZERO(&all);
+    for (int c = 0; c < CPU_SETSIZE && c < int(sysconf(_SC_NPROCESSORS_ONLN)); ++c) CPU_SET(c, &all);
+    if (have_mask) sched_setaffinity(0, sizeof(all), &all);
+    struct RestoreMask {
+        bool on;
+        cpu_set_t mask;
+        ~RestoreMask() {
+            if (on) sched_setaffinity(0, sizeof(mask), &mask);
+        }
+    } restore{have_mask, pinned};
     // libdnnl uses OpenMP; set its thread count without linking libgomp ourselves.
     if (auto* set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"))) set(threads);
     dnnl::engine eng(dnnl::engine::kind::cpu, 0);

@@ -63,7 +63,7 @@ std::vector<float> run_rows(ModelRunner& m, const std::vector<int32_t>& tokens, 
 }
 
 // Where the reference router stood at a near tie (margin below ~bf16 noise on its input), the two runtimes may
-// pick different experts: such rows need only agree loosely (see test_model_runner.cpp).
+// pick different experts (see test_model_runner.cpp).
 constexpr float kTieMargin = 0.003f;
 
 }  // namespace
@@ -127,14 +127,23 @@ TEST_CASE("hybrid runtime (GPU) vs CPU runtime: chunked prefill, graph-replayed 
         CHECK(hybrid->gpu_layers() == (layers < 0 ? 3 : layers));
         MESSAGE(hybrid->describe());
         const std::vector<float> got = run_rows(*hybrid, tokens, prefill);
+        // Rows before the first near tie must agree to rounding. A near-tie row may take the other expert (in this
+        // 2-of-8 toy that moves its logits far: the device run saw 0.89 at a margin of 3e-5), and every later row
+        // attends to that row's cache entry, so later rows agree a little less; most rows still meet the strict bar.
         double worst = 1;
+        int strict = 0;
+        bool after_tie = false;
         for (size_t r = 0; r < tokens.size(); ++r) {
             CAPTURE(r);
             CAPTURE(trace.route_margin[r]);
             const double cs = cosine(got.data() + r * V, want.data() + r * V, V);
             worst = std::min(worst, cs);
-            CHECK(cs >= (trace.route_margin[r] >= kTieMargin ? 0.999 : 0.98));
+            strict += cs >= 0.999;
+            const bool tie = trace.route_margin[r] < kTieMargin;
+            CHECK(cs >= (tie ? 0.8 : after_tie ? 0.995 : 0.999));
+            after_tie = after_tie || tie;
         }
+        CHECK(strict >= int(tokens.size()) * 9 / 10);
         MESSAGE("gpu_layers " << layers << ": worst row cosine vs the CPU runtime " << worst);
         const StageTimes& t = hybrid->times();
         CHECK(t.gpu_layers > 0);
