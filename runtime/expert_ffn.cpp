@@ -61,13 +61,14 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     groups_i_ = kp_i_ / kInt4Group;
     a_row_h_ = kp_h_ * (bf16_ ? 2 : 1);
     a_row_i_ = kp_i_ * (bf16_ ? 2 : 1);
-    const bool amx =
-        !int4_ && isa.has(bf16_ ? IsaFeature::amx_bf16 : IsaFeature::amx_int8) && request_amx_permission();
+    const bool amx = isa.has(bf16_ ? IsaFeature::amx_bf16 : IsaFeature::amx_int8) && request_amx_permission();
     if (amx) {
-        amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, cfg.amx());
-        amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, cfg.amx());
+        AmxGemmConfig ac = cfg.amx();
+        if (int4_) ac = AmxGemmConfig{std::min(cfg.m_tiles, 2), std::min(cfg.n_tiles, 2), cfg.order};
+        amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, ac);
+        amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, ac);
     }
-    m_step_rows_ = amx ? 16 * cfg.m_tiles : 16;
+    m_step_rows_ = amx ? 16 * (int4_ ? std::min(cfg.m_tiles, 2) : cfg.m_tiles) : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = amx ? cfg.gemv_max_m : 1 << 30;
     gemv_rows_ = int4_ ? kInt4GemvMaxRows : 16;
@@ -77,14 +78,33 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     }
     const int64_t cols = std::max<int64_t>(2 * cfg.n_block, cfg.n_block_down);
     scratch_.assign(size_t(std::max(workers, 1)), std::vector<int32_t>(size_t(m_block_ * cols)));
+    if (amx && int4_) {
+        const int64_t bytes = std::max(2 * cfg.n_block * kp_h_, cfg.n_block_down * kp_i_);
+        for (int w = 0; w < std::max(workers, 1); ++w) unpacked_.emplace_back(size_t(bytes));
+    }
+}
+
+const uint8_t* ExpertFfn::unpack_for(int worker, bool amx, const PackedMatrix& w, int64_t first,
+                                      int64_t panels) {
+    if (!amx || !int4_) return nullptr;
+    uint8_t* dst = unpacked_[size_t(worker)].data();
+    unpack_int4_panels(w, first, panels, dst);
+    return dst;
 }
 
 void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w,
-                     int64_t first, int64_t panels, int32_t* c, bool down) const {
+                     int64_t first, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked) const {
     const int64_t ldc = panels * 64;
     if (amx) {
-        const ExpertGemmArgs args{
-            a, w.panel(first), c, ldc, (rows + m_step_rows_ - 1) / m_step_rows_, panels / cfg_.n_tiles};
+        const int nt = int4_ ? std::min(cfg_.n_tiles, 2) : cfg_.n_tiles;
+        const ExpertGemmArgs args{a,
+                            int4_ ? unpacked : w.panel(first),
+                            c,
+                            ldc,
+                            (rows + m_step_rows_ - 1) / m_step_rows_,
+                            panels / nt,
+                            gs,
+                            int4_ ? w.panel(first) : nullptr};
         (*(down ? amx_dn_ : amx_gu_))(&args);
         return;
     }
@@ -182,6 +202,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 std::memset(dst, 0, size_t(a_row_h_));
                 xs_[size_t(row)] = 0;
                 xsum_[size_t(row)] = 0;
+                if (int4_) std::fill_n(&xgs_[size_t(row * groups_h_)], groups_h_, 0.0f);
             }
         }
     });
@@ -194,11 +215,12 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         const int64_t c0 = int64_t(jb) * cfg_.n_block, ncols = std::min<int64_t>(cfg_.n_block, n_pad_i_ - c0);
         const int64_t first = c0 / kPanelCols * 2, panels = 2 * ncols / kPanelCols;
         int32_t* c = scratch_[size_t(worker)].data();
+        const uint8_t* unpacked = unpack_for(worker, rr.amx, w, first, panels);
         for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
             gemm(xq_.data() + (rr.offset + m0) * a_row_h_,
                  int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr.amx, w, first,
-                 panels, c, false);
+                 panels, c, false, unpacked);
             for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                 const int64_t row = rr.offset + i;
                 const int32_t* ci = c + (i - m0) * panels * kPanelCols;
@@ -232,6 +254,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 std::memset(dst, 0, size_t(a_row_i_));
                 hs_[size_t(row)] = 0;
                 hsum_[size_t(row)] = 0;
+                if (int4_) std::fill_n(&hgs_[size_t(row * groups_i_)], groups_i_, 0.0f);
             }
         }
     });
@@ -248,11 +271,13 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         for (size_t r = 0; r < rows_.size(); ++r) {
             const RouteRows& rr = rows_[r];
             const ExpertRoute& rt = b.routes[r];
+            const uint8_t* unpacked =
+                rr.rows ? unpack_for(worker, rr.amx, rt.weights->down, first, panels) : nullptr;
             for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
                 const int64_t rows = std::min(m_block_, rr.padded - m0);
                 gemm(hq_.data() + (rr.offset + m0) * a_row_i_,
                      int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr.amx,
-                     rt.weights->down, first, panels, c, true);
+                     rt.weights->down, first, panels, c, true, unpacked);
                 for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                     const int64_t row = rr.offset + i;
                     const int64_t t = rt.tokens[size_t(i)];

@@ -2,9 +2,10 @@
 //     y[t] += gate_e(t) * down_e( SiLU(gate_proj_e x[t]) * up_proj_e x[t] )   for every (expert e, token t)
 //     route.
 // int8 weights with one scale per output channel or int4 with a scale and min per group of 32; activations
-// are quantised to int8 per row on the fly; or bf16 weights with activations rounded to bf16. int8/bf16
-// experts with few tokens run the AVX-512 GEMV, the others AMX; int4 experts always run the int4 GEMV. Work
-// items are claimed through an atomic counter; no lock.
+// are quantised to int8 per row on the fly; or bf16 weights with activations rounded to bf16. Experts with
+// few tokens run the AVX-512 GEMV, the others AMX (int4: each work item first unpacks its panels to int8 once,
+// then the AMX int4 kernel applies the per-group scales and mins). Work items are claimed through an atomic
+// counter; no lock.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -66,9 +67,12 @@ class ExpertFfn {
         bool amx;
     };
     // C[rows][panels*16] int32 = A rows x packed panels [first, first + panels) of w over its K.
-    // int4: c receives floats and gs points at the rows' group sums.
+    // int4: c receives floats and gs points at the rows' group sums; with amx, `unpacked` holds the panels
+    // unpacked by unpack_int4_panels.
     void gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w,
-              int64_t first_panel, int64_t panels, int32_t* c, bool down) const;
+              int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked) const;
+    // int4 AMX routes: unpacks panels [first, first + panels) of w into the worker's buffer (nullptr otherwise).
+    const uint8_t* unpack_for(int worker, bool amx, const PackedMatrix& w, int64_t first, int64_t panels);
     template <class F>
     void parallel_for(ThreadPool& pool, int64_t items, F&& body);
 
@@ -90,6 +94,7 @@ class ExpertFfn {
     std::vector<float> xs_, hs_, hf_, xgs_, hgs_;
     std::vector<int32_t> xsum_, hsum_;
     std::vector<std::vector<int32_t>> scratch_;  // per worker
+    std::vector<AlignedBytes> unpacked_;          // per worker: int4 panels unpacked for AMX
     std::atomic<int64_t> next_{0};
 };
 

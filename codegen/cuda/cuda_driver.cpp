@@ -88,6 +88,7 @@ LoadedDriver load_driver() {
     resolve(lib, "cuLaunchHostFunc", a.launch_host_func);
     resolve(lib, "cuStreamQuery", a.stream_query);
     resolve(lib, "cuEventQuery", a.event_query);
+    resolve(lib, "cuLaunchKernelEx", a.launch_kernel_ex);
     if (!missing.empty()) {
         d.why = "libcuda.so.1 lacks driver entry points moeforge needs (" + missing +
                 "): update the NVIDIA driver";

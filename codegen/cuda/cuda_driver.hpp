@@ -97,6 +97,9 @@ struct CudaDriverApi {
     CuResult (*launch_host_func)(CuStream, void (*)(void*), void*);  // a host callback in stream order
     CuResult (*stream_query)(CuStream);  // 0: idle; 600 (CUDA_ERROR_NOT_READY): busy
     CuResult (*event_query)(CuEvent);
+    // Optional: cuLaunchKernelEx (launch attributes: programmatic dependent launch). `config` is a
+    // CuLaunchConfig (cuda_module.cpp), laid out as cuda.h's CUlaunchConfig.
+    CuResult (*launch_kernel_ex)(const void* config, CuFunction, void**, void**);
 };
 
 // Driver constants used by moeforge (values from cuda.h).

@@ -36,6 +36,40 @@ void CudaKernel::launch_raw(Dim3 grid, const void* params, CuStream stream) cons
     if (r != 0) cu_check(r, ("cuLaunchKernel " + name_).c_str());
 }
 
+namespace {
+
+// cuda.h's CUlaunchAttribute / CUlaunchConfig (driver ABI): id, 4 bytes padding, a 64-byte value union.
+struct CuLaunchAttribute {
+    int id;
+    char pad[4];
+    union {
+        char bytes[64];
+        int i;
+    } value;
+};
+struct CuLaunchConfig {
+    unsigned grid_x, grid_y, grid_z, block_x, block_y, block_z, smem;
+    CuStream stream;
+    CuLaunchAttribute* attrs;
+    unsigned num_attrs;
+};
+static_assert(sizeof(CuLaunchAttribute) == 72, "CUlaunchAttribute layout");
+static_assert(sizeof(CuLaunchConfig) == 56, "CUlaunchConfig layout");
+constexpr int kCuLaunchAttrProgrammaticStreamSerialization = 6;
+
+}  // namespace
+
+void CudaKernel::launch_dependent_raw(Dim3 grid, const void* params, CuStream stream) const {
+    if (!cuda_driver().launch_kernel_ex) return launch_raw(grid, params, stream);
+    CuLaunchAttribute attr{};
+    attr.id = kCuLaunchAttrProgrammaticStreamSerialization;
+    attr.value.i = 1;
+    CuLaunchConfig cfg{grid.x, grid.y, grid.z, block_threads_, 1, 1, smem_, stream, &attr, 1};
+    void* args[] = {const_cast<void*>(params)};
+    CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn_, args, nullptr);
+    if (r != 0) cu_check(r, ("cuLaunchKernelEx " + name_).c_str());
+}
+
 int CudaKernel::registers() const {
     int v = 0;
     cu_check(cuda_driver().func_get_attribute(&v, kCuFuncAttrNumRegs, fn_), "cuFuncGetAttribute");

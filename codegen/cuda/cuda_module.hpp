@@ -27,6 +27,14 @@ class CudaKernel {
         launch_raw(grid, &params, stream);
     }
     void launch_raw(Dim3 grid, const void* params, CuStream stream) const;
+    // Programmatic dependent launch (sm_90+): this kernel may start while the previous kernel in `stream`
+    // still runs; it must execute griddepcontrol.wait before reading that kernel's results. Falls back to
+    // launch() where the driver lacks cuLaunchKernelEx. Capturable into CUDA graphs.
+    template <class Params>
+    void launch_dependent(Dim3 grid, const Params& params, CuStream stream) const {
+        launch_dependent_raw(grid, &params, stream);
+    }
+    void launch_dependent_raw(Dim3 grid, const void* params, CuStream stream) const;
 
     const std::string& name() const { return name_; }
     unsigned block_threads() const { return block_threads_; }

@@ -11,7 +11,7 @@ MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& con
     : desc_(desc), config_(config) {
     const int sm = arch.major * 10 + arch.minor;
     decode_ = build_cuda_kernel(mla_decode_source(desc, config, sm), arch, cache_dir);
-    combine_ = build_cuda_kernel(mla_combine_source(desc, config.partial_bf16 != 0), arch, cache_dir);
+    combine_ = build_cuda_kernel(mla_combine_source(desc, config), arch, cache_dir);
     append_ = build_cuda_kernel(kv_append_source(desc), arch, cache_dir);
 }
 
@@ -57,12 +57,15 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     // one split per row: the decode kernel writes the output itself, no combine
     const bool direct = mla_decode_writes_output(config_, num_splits);
     decode_->launch(mla_decode_grid(desc_, batch, num_splits),
-                    MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch, block_table_stride,
-                                    num_splits, scale, direct ? out : nullptr},
+                    MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch,
+                                    block_table_stride, num_splits, scale, direct ? out : nullptr},
                     stream);
-    if (!direct)
-        combine_->launch(mla_combine_grid(desc_, batch), MlaCombineParams{o_part, lse, out, batch, partials},
-                         stream);
+    if (direct) return;
+    const MlaCombineParams cp{o_part, lse, out, batch, partials};
+    if (config_.pdl)
+        combine_->launch_dependent(mla_combine_grid(desc_, batch), cp, stream);
+    else
+        combine_->launch(mla_combine_grid(desc_, batch), cp, stream);
 }
 
 }  // namespace mf

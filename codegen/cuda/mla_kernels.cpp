@@ -36,6 +36,8 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.min_split_tiles < 1 || c.min_split_tiles > 64) return "min_split_tiles must be in 1..64";
     if (c.partial_bf16 != 0 && c.partial_bf16 != 1) return "partial_bf16 must be 0 or 1";
     if (c.partial_bf16 && !c.wgmma) return "bf16 partials are implemented in the wgmma kernel only";
+    if (c.pdl != 0 && c.pdl != 1) return "pdl must be 0 or 1";
+    if (c.pdl && !c.wgmma) return "the programmatic combine launch is implemented for the wgmma kernel only";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -87,6 +89,9 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         add(MlaDecodeConfig{64, 2, 1, 1, mt, 1});
         add(MlaDecodeConfig{32, 4, 1, 1, mt, 1});
     }
+    // the combine's launch overlapping the decode's tail
+    for (int pb : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, pb, 1});
+    add(MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1});
     return v;
 }
 
@@ -102,10 +107,11 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             "#include \"mla_decode_wgmma.cuh\"\n"
             "// {0}\n"
             "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}>(p);\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}>(p);\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
-            d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float");
+            d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float",
+            c.pdl ? "true" : "false");
         return s;
     }
     s.source = fmt::format(
@@ -152,22 +158,28 @@ size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int partials
     return size_t(batch) * d.heads * partials * sizeof(float);
 }
 
-std::string mla_combine_name(const MlaDecodeDesc& d, bool bf16_partials) {
-    return fmt::format("mla_combine_h{}_lat{}{}", d.heads, d.latent_dim, bf16_partials ? "_pbf16" : "");
+std::string mla_combine_name(const MlaDecodeDesc& d, bool bf16_partials, bool dependent) {
+    return fmt::format("mla_combine_h{}_lat{}{}{}", d.heads, d.latent_dim, bf16_partials ? "_pbf16" : "",
+                       dependent ? "_pdl" : "");
 }
 
-CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials) {
+CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
+    return mla_combine_source(d, c.partial_bf16 != 0, c.pdl != 0);
+}
+
+CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials, bool dependent) {
     if (d.latent_dim % 128 != 0 || d.latent_dim > 1024)
         throw std::invalid_argument("MLA combine: latent_dim must be a multiple of 128, at most 1024");
     CudaKernelSource s;
-    s.name = mla_combine_name(d, bf16_partials);
+    s.name = mla_combine_name(d, bf16_partials, dependent);
     s.block_threads = d.latent_dim / 4 * kMlaCombineSplitGroups;
     s.source = fmt::format(
         "#include \"mla_decode.cuh\"\n"
         "extern \"C\" __global__ void __launch_bounds__({0}) {1}(const mf::MlaCombineParams p) {{\n"
-        "    mf::mla_combine<{2}, {3}, {4}>(p);\n"
+        "    mf::mla_combine<{2}, {3}, {4}, {5}>(p);\n"
         "}}\n",
-        s.block_threads, s.name, d.heads, d.latent_dim, bf16_partials ? "mf::bf16" : "float");
+        s.block_threads, s.name, d.heads, d.latent_dim, bf16_partials ? "mf::bf16" : "float",
+        dependent ? "true" : "false");
     return s;
 }
 

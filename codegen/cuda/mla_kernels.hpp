@@ -51,6 +51,9 @@ struct MlaDecodeConfig {
     int min_split_tiles = 1;
     // 1: partial outputs in bf16 (half the workspace traffic of fp32; wgmma kernel only).
     int partial_bf16 = 0;
+    // 1: the combine is launched as a programmatic dependent of the decode (sm_90, wgmma kernel only): its
+    // launch overlaps the decode's tail.
+    int pdl = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -60,6 +63,7 @@ struct MlaDecodeConfig {
         f("wgmma", "wg", s.wgmma);
         f("min_split_tiles", "mt", s.min_split_tiles);
         f("partial_bf16", "pb", s.partial_bf16);
+        f("pdl", "pdl", s.pdl);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -88,14 +92,18 @@ int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
 // True when the decode kernel writes the final output itself (MlaDecodeParams::out; one split, no cluster):
 // then there is no combine launch.
 bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits);
-// Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials` partial
-// outputs per (row, head).
+// Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials`
+// partial outputs per (row, head).
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials);
 size_t mla_decode_lse_part_bytes(const MlaDecodeDesc& d, int batch, int partials);
 
-// The combine kernel of a decode desc (depends on heads and latent_dim only) for fp32 or bf16 partials.
-std::string mla_combine_name(const MlaDecodeDesc& d, bool bf16_partials = false);
-CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials = false);
+// The combine kernel of a decode desc (depends on heads and latent_dim only) for fp32 or bf16 partials;
+// `dependent`: launched with CudaKernel::launch_dependent after the decode (config pdl).
+std::string mla_combine_name(const MlaDecodeDesc& d, bool bf16_partials = false, bool dependent = false);
+CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials = false,
+                                    bool dependent = false);
+// The combine of a decode config.
+CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c);
 Dim3 mla_combine_grid(const MlaDecodeDesc& d, int batch);
 
 // The cache append of a decode desc (depends on latent + rope and page_size).

@@ -23,7 +23,7 @@ struct ExpertFfnDesc {
 
 struct ExpertFfnConfig {
     int gemv_max_m = 15;  // experts with at most this many tokens take the AVX-512 GEMV path (0..16), else
-                          // AMX (int4 always takes the GEMV path: its per-group scales do not fit AMX tiles)
+                          // AMX (int4: the AMX int4 kernel, m_tiles and n_tiles capped at 2)
     int m_tiles = 1;  // AMX accumulator block (see AmxGemmConfig)
     int n_tiles = 2;
     LoopOrder order = LoopOrder::mn;
@@ -35,6 +35,9 @@ struct ExpertFfnConfig {
     int n_block_down = 64;   // down work item: hidden channels (multiple of 64; 7168 / 64 = 112 items
                              // balance 16 threads within 1/7)
     int m_block = 64;        // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
+    int amx_k_block = 0;     // AMX: k steps (64 bytes) per K chunk, C through memory between chunks (0 = none)
+    int amx_pf_a = 0;        // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
+    int amx_pf_b = 0;        // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
     // Defaults: the A block (m_block x hidden int8) and a work item's B (2 n_block x hidden) both fit a 2 MiB
     // L2 and B streams past a fixed A (order mn); gemv_max_m, m_tiles, m_block and gemv_prefetch as measured
     // best on the 16-core Emerald Rapids device (bench kernels: m=16 65% -> 94% of roofline, m>=256 +10-15%).
@@ -51,10 +54,15 @@ struct ExpertFfnConfig {
         f("n_block", "n", s.n_block);
         f("n_block_down", "nd", s.n_block_down);
         f("m_block", "m", s.m_block);
+        f("amx_k_block", "akb", s.amx_k_block);
+        f("amx_pf_a", "apa", s.amx_pf_a);
+        f("amx_pf_b", "apb", s.amx_pf_b);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 
-    AmxGemmConfig amx() const { return {m_tiles, n_tiles, order, amx_prefetch}; }
+    AmxGemmConfig amx() const {
+        return {m_tiles, n_tiles, order, amx_prefetch, amx_k_block, amx_pf_a, amx_pf_b};
+    }
     GemvConfig gemv(int m, WeightType wtype) const {
         GemvConfig g{gemv_panels, gemv_prefetch, wtype == WeightType::int4 ? 1 : gemv_k_unroll};
         g.panels = gemv_panels_for(m, g, wtype);

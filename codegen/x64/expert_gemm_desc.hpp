@@ -42,6 +42,9 @@ struct ExpertGemmArgs {
     // stride K_pad / 32 floats). int4 kernels write float results to c: sum_g scale * dot_g - min *
     // group_sum_g.
     const float* a_group_sums = nullptr;
+    // AMX int4 only (gemm_amx_int4.hpp): args.b holds the panels unpacked to the int8 layout; this points at
+    // the packed int4 data of the same first panel, for its per-group scales and mins.
+    const uint8_t* b_groups = nullptr;
 };
 
 constexpr int kInt4Group = 32;        // k per int4 scale/min group
@@ -68,12 +71,19 @@ struct AmxGemmConfig {
     int n_tiles = 2;  // 1, 2 or 4
     LoopOrder order = LoopOrder::nm;
     int prefetch = 0;  // B tiles ahead to prefetch into L2 (0 = none)
+    int k_block = 0;   // k steps (64 bytes of an A row) per K chunk; C leaves the tiles between chunks
+                       // (0 = all of K in one chunk: C stays in tiles)
+    int pf_a = 0;      // k steps ahead to prefetch A tiles into L1 (prefetcht0 per row; 0 = none, <= 16)
+    int pf_b = 0;      // k steps ahead to prefetch B tiles into L1 (0 = none, <= 16)
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);
         f("n_tiles", "nt", s.n_tiles);
         f("order", "", s.order);
         f("prefetch", "pf", s.prefetch);
+        f("k_block", "kb", s.k_block);
+        f("pf_a", "pa", s.pf_a);
+        f("pf_b", "pb", s.pf_b);
     }
     bool operator==(const AmxGemmConfig& o) const { return fields_equal(*this, o); }
 };

@@ -1,5 +1,8 @@
 #include "codegen/x64/gemm_amx.hpp"
 
+#include "codegen/x64/gemm_amx_int4.hpp"
+
+#include <algorithm>
 #include <cstddef>
 
 namespace mf {
@@ -10,11 +13,14 @@ namespace {
 // Tiles: tmm[i*nt + j] accumulate C block (i, j) for i < mt, j < nt; then mt A tiles, then nt B tiles.
 //        All tiles are 16 rows x 64 bytes (A: 16 tokens x 64 bytes of k; B: 16 rows of 16 channels x 4 bytes
 //        of k (4 int8 or 2 bf16); C: 16x16 int32 or fp32).
+// K chunks (k_block > 0): the m/n loops run once per chunk of k_block k steps; C goes back to memory between
+//        chunks (the first chunk starts from zero, later ones reload it), so one chunk's A rows stay in L1
+//        while the n loop streams B (order mn), or one chunk's B panels stay in L1 across the m loop (nm).
 // Registers: rdi args; r8 A of the current row group, r9 B of the current panel group, r10 C of the current
-// block,
-//            rcx start of the inner loop's C, r11 ldc, r12 = K_pad (A row stride), r13 = 64 (B row stride),
-//            r14 m count, r15 n count, rsi/rdx A/B walking along K, rax k count (then a scratch), rbx C store
-//            row, rbp = 16 * mt * ldc.
+//            block, rcx start of the inner loop's C, r11 ldc, r12 = K_pad (A row stride), r13 = 64 (B row
+//            stride), r14 m count, r15 n count, rsi/rdx A/B walking along K, rax k count (then a scratch),
+//            rbx C row / scratch, rbp = 16 * mt * ldc. Stack: [rsp] byte offset of the current chunk in an A
+//            row (B offset: 16x that).
 class GemmAmx : public JitKernel {
   public:
     GemmAmx(const AmxGemmDesc& d, const AmxGemmConfig& c) : JitKernel(kernel_name(d, c)), d_(d), c_(c) {}
@@ -26,6 +32,8 @@ class GemmAmx : public JitKernel {
         if (mt < 1 || nt < 1 || nt > 4 || (nt & (nt - 1)) || mt * nt + mt + nt > 8)
             return JitStatus::bad_desc;
         if (c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
+        if (c_.k_block < 0 || c_.pf_a < 0 || c_.pf_a > 16 || c_.pf_b < 0 || c_.pf_b > 16)
+            return JitStatus::bad_desc;
         return JitStatus::ok;
     }
 
@@ -33,35 +41,21 @@ class GemmAmx : public JitKernel {
     bool bf16() const { return d_.wtype == WeightType::bf16; }
     int64_t lda() const { return round_up(d_.k, kKAlign) * (bf16() ? 2 : 1); }  // A row bytes
     int64_t k_steps() const { return lda() / 64; }
+    // K steps per chunk; == k_steps() when C stays in tiles across all of K.
+    int64_t chunk() const { return c_.k_block > 0 ? std::min<int64_t>(c_.k_block, k_steps()) : k_steps(); }
+    bool chunked() const { return chunk() < k_steps(); }
 
-    void block() {
+    // Stores (or loads) the block's C tiles at r10.
+    void c_tiles(bool load) {
         const int mt = c_.m_tiles, nt = c_.n_tiles;
-        const int64_t kp = lda(), pstride = k_steps() * 1024;
-        for (int t = 0; t < mt * nt; ++t) tilezero(tile(t));
-        mov(rsi, r8);
-        mov(rdx, r9);
-        mov(rax, k_steps());
-        Xbyak::Label k_loop;
-        L(k_loop);
-        for (int i = 0; i < mt; ++i) tileloadd(tile(mt * nt + i), ptr[rsi + r12 + i * 16 * kp]);
-        for (int j = 0; j < nt; ++j) {
-            tileloadd(tile(mt * nt + mt + j), ptr[rdx + r13 + j * pstride]);
-            if (c_.prefetch) prefetcht1(ptr[rdx + j * pstride + c_.prefetch * 1024]);
-        }
-        for (int i = 0; i < mt; ++i)
-            for (int j = 0; j < nt; ++j) {
-                if (bf16())
-                    tdpbf16ps(tile(i * nt + j), tile(mt * nt + i), tile(mt * nt + mt + j));
-                else
-                    tdpbsud(tile(i * nt + j), tile(mt * nt + i), tile(mt * nt + mt + j));
-            }
-        add(rsi, 64);
-        add(rdx, 1024);
-        dec(rax);
-        jnz(k_loop, T_NEAR);
         mov(rbx, r10);
         for (int i = 0; i < mt; ++i) {
-            for (int j = 0; j < nt; ++j) tilestored(ptr[rbx + r11 + j * 64], tile(i * nt + j));
+            for (int j = 0; j < nt; ++j) {
+                if (load)
+                    tileloadd(tile(i * nt + j), ptr[rbx + r11 + j * 64]);
+                else
+                    tilestored(ptr[rbx + r11 + j * 64], tile(i * nt + j));
+            }
             if (i + 1 < mt) {
                 mov(rax, r11);
                 shl(rax, 4);
@@ -70,27 +64,99 @@ class GemmAmx : public JitKernel {
         }
     }
 
+    void block() {
+        const int mt = c_.m_tiles, nt = c_.n_tiles;
+        const int64_t kp = lda(), pstride = k_steps() * 1024;
+        if (chunked()) {
+            Xbyak::Label reload, go;
+            cmp(qword[rsp], 0);
+            jne(reload, T_NEAR);
+            for (int t = 0; t < mt * nt; ++t) tilezero(tile(t));
+            jmp(go, T_NEAR);
+            L(reload);
+            c_tiles(true);
+            L(go);
+            // this chunk's steps: min(chunk, k_steps - offset / 64)
+            mov(rax, k_steps() * 64);
+            sub(rax, qword[rsp]);
+            shr(rax, 6);
+            mov(rbx, chunk());
+            cmp(rax, rbx);
+            cmovg(rax, rbx);
+        } else {
+            for (int t = 0; t < mt * nt; ++t) tilezero(tile(t));
+            mov(rax, k_steps());
+        }
+        mov(rsi, r8);
+        mov(rdx, r9);
+        Xbyak::Label k_loop;
+        L(k_loop);
+        // Each tile is loaded just before its first product (tiles are not renamed: a load waits for the
+        // products still reading the previous contents), so loads overlap the products of earlier tiles.
+        for (int i = 0; i < mt; ++i) {
+            tileloadd(tile(mt * nt + i), ptr[rsi + r12 + i * 16 * kp]);
+            if (c_.pf_a)
+                for (int r = 0; r < 16; ++r) prefetcht0(ptr[rsi + (i * 16 + r) * kp + c_.pf_a * 64]);
+            for (int j = 0; j < nt; ++j) {
+                if (i == 0) {
+                    tileloadd(tile(mt * nt + mt + j), ptr[rdx + r13 + j * pstride]);
+                    if (c_.prefetch) prefetcht1(ptr[rdx + j * pstride + c_.prefetch * 1024]);
+                    if (c_.pf_b)
+                        for (int r = 0; r < 16; ++r)
+                            prefetcht0(ptr[rdx + j * pstride + c_.pf_b * 1024 + r * 64]);
+                }
+                if (bf16())
+                    tdpbf16ps(tile(i * nt + j), tile(mt * nt + i), tile(mt * nt + mt + j));
+                else
+                    tdpbsud(tile(i * nt + j), tile(mt * nt + i), tile(mt * nt + mt + j));
+            }
+        }
+        add(rsi, 64);
+        add(rdx, 1024);
+        dec(rax);
+        jnz(k_loop, T_NEAR);
+        c_tiles(false);
+    }
+
+    // r8 = args.a + chunk offset; r9 = args.b + 16 * chunk offset.
+    void a_start() {
+        mov(r8, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+        if (chunked()) add(r8, qword[rsp]);
+    }
+    void b_start() {
+        if (chunked()) {
+            mov(r9, qword[rsp]);
+            shl(r9, 4);
+            add(r9, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+        } else {
+            mov(r9, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+        }
+    }
+
     void generate() override {
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         const int64_t kp = lda(), pstride = k_steps() * 1024;
-        Xbyak::Label cfg, outer, inner, done;
+        Xbyak::Label cfg, chunk_loop, outer, inner, done;
         preamble();
+        sub(rsp, 16);
         ldtilecfg(ptr[rip + cfg]);
         mov(r11, ptr[rdi + offsetof(ExpertGemmArgs, ldc)]);
         mov(r12, kp);
         mov(r13, 64);
         imul(rbp, r11, 16 * mt);
-        mov(rcx, ptr[rdi + offsetof(ExpertGemmArgs, c)]);
         cmp(qword[rdi + offsetof(ExpertGemmArgs, m_steps)], 0);
         jle(done, T_NEAR);
         cmp(qword[rdi + offsetof(ExpertGemmArgs, n_steps)], 0);
         jle(done, T_NEAR);
+        mov(qword[rsp], 0);
+        L(chunk_loop);
+        mov(rcx, ptr[rdi + offsetof(ExpertGemmArgs, c)]);
         if (c_.order == LoopOrder::nm) {
             // for each panel group: for each row group: block
-            mov(r9, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+            b_start();
             mov(r15, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
             L(outer);
-            mov(r8, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+            a_start();
             mov(r14, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
             mov(r10, rcx);
             L(inner);
@@ -105,10 +171,10 @@ class GemmAmx : public JitKernel {
             jnz(outer, T_NEAR);
         } else {
             // for each row group: for each panel group: block
-            mov(r8, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+            a_start();
             mov(r14, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
             L(outer);
-            mov(r9, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+            b_start();
             mov(r15, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
             mov(r10, rcx);
             L(inner);
@@ -122,8 +188,14 @@ class GemmAmx : public JitKernel {
             dec(r14);
             jnz(outer, T_NEAR);
         }
+        if (chunked()) {
+            add(qword[rsp], int(chunk() * 64));
+            cmp(qword[rsp], int(k_steps() * 64));
+            jl(chunk_loop, T_NEAR);
+        }
         L(done);
         tilerelease();
+        add(rsp, 16);
         postamble();
 
         // Tile configuration as data (a compiler may drop stores to a config struct): mt*nt + mt + nt tiles.
@@ -137,6 +209,7 @@ class GemmAmx : public JitKernel {
 }  // namespace
 
 std::unique_ptr<JitKernel> make_gemm_amx(const AmxGemmDesc& desc, const AmxGemmConfig& cfg) {
+    if (desc.wtype == WeightType::int4) return make_gemm_amx_int4(desc, cfg);
     return std::make_unique<GemmAmx>(desc, cfg);
 }
 

@@ -25,6 +25,24 @@ void quantize_group_int4(const float* src, int n, uint8_t* q, float* scale, floa
         q[i] = s > 0 ? uint8_t(std::clamp(std::nearbyint((src[i] - lo) / s), 0.0f, 15.0f)) : 0;
 }
 
+void unpack_int4_panels(const PackedMatrix& pm, int64_t first, int64_t count, uint8_t* dst) {
+    // Row r of a group holds k-quads 2r (low nibbles) and 2r + 1 (high nibbles) of the 16 channels.
+    constexpr uint64_t kLow = 0x0f0f0f0f0f0f0f0full;
+    const int64_t groups = pm.k_pad / kInt4Group;
+    for (int64_t p = 0; p < count; ++p) {
+        const uint8_t* src = pm.panel(first + p);
+        for (int64_t g = 0; g < groups; ++g, src += kInt4GroupBytes, dst += 512)
+            for (int r = 0; r < 4; ++r)
+                for (int w = 0; w < 8; ++w) {
+                    uint64_t v;
+                    std::memcpy(&v, src + r * 64 + w * 8, 8);
+                    const uint64_t lo = v & kLow, hi = (v >> 4) & kLow;
+                    std::memcpy(dst + (2 * r) * 64 + w * 8, &lo, 8);
+                    std::memcpy(dst + (2 * r + 1) * 64 + w * 8, &hi, 8);
+                }
+    }
+}
+
 int int4_q(const PackedMatrix& pm, int64_t col, int64_t k) {
     const uint8_t* g = group_at(pm, col, k / kInt4Group);
     const int kk = int(k % kInt4Group), r = kk / 8, hi = (kk % 8) / 4, b = kk % 4;

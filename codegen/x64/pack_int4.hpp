@@ -15,6 +15,10 @@ namespace mf {
 PackedMatrix pack_int4(const MatrixSrc& src);
 PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs);
 
+// Unpacks `count` packed int4 panels from `first` into the int8 panel layout (pack_int8.hpp) with the raw
+// q in 0..15 (no +128): dst receives count * k_pad * 16 bytes. The AMX int4 GEMM reads these.
+void unpack_int4_panels(const PackedMatrix& pm, int64_t first, int64_t count, uint8_t* dst);
+
 // Accessors of a packed int4 matrix, for tests and references.
 int int4_q(const PackedMatrix& pm, int64_t col, int64_t k);
 float int4_scale(const PackedMatrix& pm, int64_t col, int64_t group);

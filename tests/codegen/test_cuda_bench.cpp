@@ -74,12 +74,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // One or two configs per kernel variant (the cluster configs measured 1.2-2x slower: left to the tuner),
     // the portable kernel first so that a fault in a newer variant cannot hide its rows.
     std::vector<MlaDecodeConfig> configs = {mla_decode_default_config(d, env.sm)};
-    for (MlaDecodeConfig c : {MlaDecodeConfig{32, 2, 1, 0}, MlaDecodeConfig{64, 2, 1, 1},
-                              MlaDecodeConfig{64, 2, 1, 1, 4}, MlaDecodeConfig{32, 3, 1, 1}, MlaDecodeConfig{32, 4, 1, 1},
-                              MlaDecodeConfig{32, 4, 1, 1, 4}, MlaDecodeConfig{64, 2, 1, 1, 1, 1},
-                              MlaDecodeConfig{64, 2, 1, 1, 4, 1}})
+    for (MlaDecodeConfig c :
+         {MlaDecodeConfig{32, 2, 1, 0}, MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{64, 2, 1, 1, 4},
+          MlaDecodeConfig{32, 3, 1, 1}, MlaDecodeConfig{32, 4, 1, 1}, MlaDecodeConfig{32, 4, 1, 1, 4},
+          MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1, 1, 4, 1},
+          MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1}})
         if (mla_decode_unsupported(d, c, env.sm).empty() && !(c == configs[0])) configs.push_back(c);
-    const auto combine_f32 = env.build(mla_combine_source(d)), combine_bf16 = env.build(mla_combine_source(d, true));
 
     std::printf(
         "\n| config | batch | context | splits | us/layer | decode only us | cache GB/s | floor us | x floor "
@@ -88,7 +88,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     const double flashmla[3][3] = {{17.8, 34.0, 66.7}, {21.1, 51.4, 134.9}, {40.4, 260, 1017}};
     for (const MlaDecodeConfig& cfg : configs) {
         const auto decode = env.build(mla_decode_source(d, cfg, env.sm));
-        const auto& combine = cfg.partial_bf16 ? combine_bf16 : combine_f32;
+        const auto combine = env.build(mla_combine_source(d, cfg));
         std::printf("<!-- %s: %d registers, %d bytes local, %u bytes shared -->\n", decode->name().c_str(),
                     decode->registers(), decode->local_bytes(), decode->dynamic_smem_bytes());
         const int batches[3] = {1, 8, 64}, contexts[3] = {1024, 8192, 32768};
@@ -130,11 +130,14 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
                         decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
-                        if (with_combine && !direct)
-                            combine->launch(mla_combine_grid(d, batch),
-                                            MlaCombineParams{o_part.as<float>(), lse.as<float>(), out_r,
-                                                             batch, partials},
-                                            stream.get());
+                        const MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out_r, batch,
+                                                  partials};
+                        if (with_combine && !direct) {
+                            if (cfg.pdl)
+                                combine->launch_dependent(mla_combine_grid(d, batch), cp, stream.get());
+                            else
+                                combine->launch(mla_combine_grid(d, batch), cp, stream.get());
+                        }
                     }
                     g.end_capture(stream.get());
                 };

@@ -20,7 +20,7 @@ TEST_CASE("cuda dump: MLA decode source, includes, PTX and SASS when a disassemb
     CHECK(dump.arch == "sm_90a");
     CHECK(dump.source.find(dump.name) != std::string::npos);
     CHECK(dump.includes == std::vector<std::string>{"mla_decode.cuh", "bf16.cuh", "cluster_sm90.cuh",
-                                                    "mla_params.cuh", "mma_sm80.cuh"});
+                                                    "grid_dependency.cuh", "mla_params.cuh", "mma_sm80.cuh"});
     CHECK(dump.ptx.find(".entry " + dump.name) != std::string::npos);
     CHECK(dump.cubin_bytes > 1000);
     if (find_sass_disassembler().empty()) {

@@ -54,11 +54,12 @@ std::string describe_error(const MlaDecodeProblem& p, const std::vector<double>&
     for (int c0 = 0; c0 < lat; c0 += 64)
         s << " " << err_over([&](int, int, int c) { return c >= c0 && c < c0 + 64; });
     s << "; heads 0-7 of row 0, column 0 (got/ref):";
-    for (int h = 0; h < std::min(heads, 8); ++h) s << " " << got[size_t(h) * lat] << "/" << ref[size_t(h) * lat];
+    for (int h = 0; h < std::min(heads, 8); ++h)
+        s << " " << got[size_t(h) * lat] << "/" << ref[size_t(h) * lat];
     for (size_t i = 0; i < got.size(); ++i)
         if (std::isnan(got[i])) {
-            s << "; first NaN at row " << i / (size_t(heads) * lat) << " head " << i / lat % heads << " column "
-              << i % lat;
+            s << "; first NaN at row " << i / (size_t(heads) * lat) << " head " << i / lat % heads
+              << " column " << i % lat;
             break;
         }
     return s.str();
@@ -84,7 +85,11 @@ void check_decode_family(const GpuTestEnv& env, int wgmma) {
         {"v3 heads, batch 1, 3000 tokens, default splits", 128, 64, {3000}, 0},
         {"20 heads, ragged batch with empty splits", 20, 48, {1, 0, 300, 1500}, 0},
         {"v3 heads, forced 6 splits", 128, 64, {70, 900}, 6},
-        {"v3 heads, one split (output written by the decode kernel), incl. an empty row", 128, 64, {0, 65, 300}, 1},
+        {"v3 heads, one split (output written by the decode kernel), incl. an empty row",
+         128,
+         64,
+         {0, 65, 300},
+         1},
     };
     int ran = 0;
     for (const Case& c : cases) {
@@ -170,16 +175,16 @@ TEST_CASE(
     const auto ref = mla_decode_reference(pf);
     for (int wgmma : {0, 1})  // the portable kernel first: a fault in the sm_90a one cannot hide its result
         for (const MlaDecodeConfig& cfg : mla_decode_candidates(d, env.sm))
-        for (int splits : {0, 1, 3}) {
-            if (cfg.wgmma != wgmma) continue;
-            const std::string name = mla_decode_name(d, cfg);
-            CAPTURE(name);
-            CAPTURE(splits);
-            const int s = splits == 0 ? 0 : (splits + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
-            const auto got = mla_gpu(env, pf, cfg, s);
-            const double err = rel_l2(got, ref);
-            CAPTURE(err);
-            CHECK(err < 1e-2);
-            if (!(err < 1e-2)) MESSAGE(describe_error(pf, got, ref));
-        }
+            for (int splits : {0, 1, 3}) {
+                if (cfg.wgmma != wgmma) continue;
+                const std::string name = mla_decode_name(d, cfg);
+                CAPTURE(name);
+                CAPTURE(splits);
+                const int s = splits == 0 ? 0 : (splits + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
+                const auto got = mla_gpu(env, pf, cfg, s);
+                const double err = rel_l2(got, ref);
+                CAPTURE(err);
+                CHECK(err < 1e-2);
+                if (!(err < 1e-2)) MESSAGE(describe_error(pf, got, ref));
+            }
 }

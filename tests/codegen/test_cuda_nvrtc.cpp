@@ -190,8 +190,8 @@ TEST_CASE("cuda nvrtc: PTX of the sm_90a MLA decode kernel holds wgmma with a tr
         const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
         CAPTURE(fields_print(c));
         CHECK(ptx.find(".target sm_90a") != std::string::npos);
-        const std::string qk = "wgmma.mma_async.sync.aligned.m64n" + std::to_string(c.tile_tokens) +
-                               "k16.f32.bf16.bf16";
+        const std::string qk =
+            "wgmma.mma_async.sync.aligned.m64n" + std::to_string(c.tile_tokens) + "k16.f32.bf16.bf16";
         CHECK(ptx.find(qk) != std::string::npos);
         CHECK(ptx.find("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") != std::string::npos);
         CHECK(ptx.find("p, 1, 1, 0, 1;") != std::string::npos);  // imm-trans-b = 1 for V

@@ -73,7 +73,8 @@ TEST_CASE("AMX bf16 GEMM and AVX-512 BF16 GEMV match the reference on ragged sha
     KernelCache cache;
     if (isa.has(IsaFeature::amx_bf16) && request_amx_permission()) {
         for (const auto cfg :
-             {AmxGemmConfig{2, 2, LoopOrder::nm, 0}, AmxGemmConfig{1, 2, LoopOrder::mn, 0}}) {
+             {AmxGemmConfig{2, 2, LoopOrder::nm, 0}, AmxGemmConfig{1, 2, LoopOrder::mn, 0},
+              AmxGemmConfig{2, 2, LoopOrder::nm, 0, 2, 1, 1}}) {
             const int m = 37, n = 70, k = 130, rows = 16 * cfg.m_tiles, steps = (m + rows - 1) / rows;
             Bf16Problem p = make(steps * rows, n, k, 7);
             const int64_t ldc = p.packed.panels() * 64;

@@ -144,3 +144,65 @@ TEST_CASE("pack_error: zero for an exact Q4_K source, bounded for float requanti
     CHECK(e8.relative() > 0);
     CHECK(e8.relative() < 0.02);
 }
+
+TEST_CASE("AMX int4 GEMM (unpacked panels, per-group scale and min) equals the per-group reference") {
+    if (!detect_cpu_isa().has(IsaFeature::amx_int8) || !request_amx_permission()) {
+        MESSAGE("no AMX on this host: skipped");
+        return;
+    }
+    KernelCache cache;
+    std::mt19937 rng(31);
+    std::uniform_int_distribution<int> xd(-127, 127);
+    struct Case {
+        int m, n, k;
+    };
+    const Case cases[] = {{1, 16, 32}, {17, 50, 100}, {40, 130, 7168 / 8 + 3}, {33, 64, 2048}};
+    const AmxGemmConfig cfgs[] = {
+        {2, 2, LoopOrder::nm, 0}, {1, 2, LoopOrder::mn, 0}, {2, 1, LoopOrder::mn, 0}, {1, 1, LoopOrder::nm, 0}};
+    for (const Case& tc : cases)
+        for (const AmxGemmConfig& cfg : cfgs) {
+            const AmxGemmDesc desc{WeightType::int4, tc.k};
+            CAPTURE(kernel_name(desc, cfg));
+            CAPTURE(tc.m);
+            const Q4Source s = q4k_like(tc.n, tc.k, rng);
+            const PackedMatrix pm = pack_int4(
+                MatrixSrc{SrcType::u4_group, tc.n, tc.k, s.q.data(), 0, s.scale.data(), s.min.data()});
+            const int64_t kp = pm.k_pad, groups = kp / 32;
+            const int rows = 16 * cfg.m_tiles, m_steps = (tc.m + rows - 1) / rows;
+            std::vector<int8_t> a(size_t(m_steps * rows) * size_t(kp), 0);
+            std::vector<float> gs(size_t(m_steps * rows) * size_t(groups), 0.0f);
+            for (int r = 0; r < tc.m; ++r)
+                for (int kk = 0; kk < tc.k; ++kk) {
+                    a[size_t(r * kp + kk)] = int8_t(xd(rng));
+                    gs[size_t(r * groups + kk / 32)] += float(a[size_t(r * kp + kk)]);
+                }
+            std::vector<uint8_t> unpacked(size_t(pm.panels() * kp * 16));
+            unpack_int4_panels(pm, 0, pm.panels(), unpacked.data());
+            const int64_t ldc = pm.panels() * 64;
+            std::vector<float> c(size_t(m_steps * rows) * size_t(ldc / 4), -1.0f);
+            ExpertGemmArgs args{a.data(), unpacked.data(), reinterpret_cast<int32_t*>(c.data()),
+                                ldc,      m_steps,         pm.panels() / cfg.n_tiles,
+                                gs.data(), pm.panel(0)};
+            cache.require(desc, cfg)(&args);
+            int bad = 0;
+            for (int r = 0; r < tc.m; ++r)
+                for (int j = 0; j < tc.n; ++j) {
+                    float f = 0;
+                    for (int g = 0; g < s.groups; ++g) {
+                        int32_t dot = 0;
+                        for (int kk = g * 32; kk < std::min(tc.k, g * 32 + 32); ++kk)
+                            dot += int32_t(a[size_t(r * kp + kk)]) * s.q[size_t(j) * tc.k + kk];
+                        f = std::fma(float(dot), s.scale[size_t(j) * s.groups + g], f);
+                        f = std::fma(-s.min[size_t(j) * s.groups + g], gs[size_t(r * groups + g)], f);
+                    }
+                    bad += c[size_t(r) * (ldc / 4) + j] != f;
+                }
+            CHECK(bad == 0);
+            // M = 0: nothing is written.
+            std::vector<float> c0(c.size(), -1.0f);
+            args.c = reinterpret_cast<int32_t*>(c0.data());
+            args.m_steps = 0;
+            cache.require(desc, cfg)(&args);
+            CHECK(std::count(c0.begin(), c0.end(), -1.0f) == std::ptrdiff_t(c0.size()));
+        }
+}

@@ -236,12 +236,20 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     all_gemv.gemv_panels = 4;
     all_gemv.n_block = 128;
     all_gemv.n_block_down = 192;
+    ExpertFfnConfig chunked = base;  // AMX K chunks and L1 prefetch (int4: m/n tiles only)
+    chunked.gemv_max_m = 2;
+    chunked.m_tiles = 2;
+    chunked.n_tiles = 2;
+    chunked.order = LoopOrder::nm;
+    chunked.amx_k_block = 1;
+    chunked.amx_pf_a = 1;
+    chunked.amx_pf_b = 2;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
-        for (const auto* cfg : {&base, &all_amx, &all_gemv, &def})
+        for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &def})
             for (int threads : {1, 3}) {
                 run_scenario(WeightType::int8, sc, *cfg, threads);
-                if (cfg != &all_amx) run_scenario(WeightType::int4, sc, *cfg, threads);
+                run_scenario(WeightType::int4, sc, *cfg, threads);
                 if (detect_cpu_isa().has(IsaFeature::avx512_bf16))
                     run_scenario(WeightType::bf16, sc, *cfg, threads);
             }

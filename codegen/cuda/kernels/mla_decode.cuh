@@ -18,6 +18,7 @@
 #pragma once
 #include "bf16.cuh"
 #include "cluster_sm90.cuh"
+#include "grid_dependency.cuh"
 #include "mla_params.cuh"
 #include "mma_sm80.cuh"
 
@@ -376,9 +377,11 @@ __device__ __forceinline__ float4 load_part4<bf16>(const bf16* src) {
 // groups; group g merges splits g, g + 4, ... so that each thread has few partial loads in flight one after the
 // other (at batch 1 there are ~64 splits: one group alone waited ~8 L2 round trips). The split weights are
 // computed in parallel (one split per thread, in chunks of the block size) into shared memory; the groups'
-// sums meet in shared memory. PT: the partials' type (float, or bf16 from partial_bf16 configs).
-template <int HEADS, int LATENT, class PT = float>
+// sums meet in shared memory. PT: the partials' type (float, or bf16 from partial_bf16 configs). WAIT: launched
+// as a programmatic dependent of the decode kernel (config pdl): waits for the decode grid before reading.
+template <int HEADS, int LATENT, class PT = float, bool WAIT = false>
 __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
+    if constexpr (WAIT) griddep_wait();
     constexpr int CT = LATENT / 4;
     constexpr int SG = kMlaCombineSplitGroups;
     constexpr int THREADS = CT * SG;

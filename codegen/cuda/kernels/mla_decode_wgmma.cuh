@@ -18,6 +18,7 @@
 //   64 bytes of each row); alpha, l, m [64] fp32 each. Tile i + STAGES - 1 streams in while tile i is computed.
 #pragma once
 #include "bf16.cuh"
+#include "grid_dependency.cuh"
 #include "mla_decode.cuh"  // mla_zero_rows
 #include "mla_params.cuh"
 #include "mma_sm80.cuh"
@@ -52,8 +53,10 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 }
 
 // PT: the type of the partial outputs in p.o_part (float, or bf16 for half the traffic; mla_combine<.., PT>).
-template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT>
+// PDL: let the combine kernel (launched as a programmatic dependent) start as soon as SMs free up.
+template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
+    if constexpr (PDL) griddep_launch_dependents();
     constexpr int D = LATENT + ROPE;
     constexpr int CH = D / 8;  // 16-byte chunks per row
     constexpr int HB = 64;     // heads per CTA (the wgmma M)
@@ -99,13 +102,25 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const int* table = p.block_table + (size_t)b * p.block_table_stride;
     auto load_tile = [&](int i, int stage) {
         unsigned char* dst = sK + stage * Smem::k_bytes;
-        for (int idx = tid; idx < TILE * CH; idx += 256) {
-            const int r = idx / CH, c = idx % CH;
-            const int tok = t_begin + i * TILE + r;
-            const bool valid = tok < t_end;
-            const unsigned short* src = p.kv_cache;
-            if (valid) src += ((size_t)table[tok / PAGE] * PAGE + tok % PAGE) * D + c * 8;
-            cp_async_16(dst + sw128<TILE>(r, c), src, valid);
+        const int tok0 = t_begin + i * TILE;  // < t_end
+        if constexpr (PAGE % TILE == 0) {
+            // tiles start at multiples of TILE, so a tile lies in one page: one page-table read per tile
+            const unsigned short* base = p.kv_cache + ((size_t)table[tok0 / PAGE] * PAGE + tok0 % PAGE) * D;
+#pragma unroll 6
+            for (int idx = tid; idx < TILE * CH; idx += 256) {
+                const int r = idx / CH, c = idx % CH;
+                const bool valid = tok0 + r < t_end;
+                cp_async_16(dst + sw128<TILE>(r, c), valid ? base + r * D + c * 8 : p.kv_cache, valid);
+            }
+        } else {
+            for (int idx = tid; idx < TILE * CH; idx += 256) {
+                const int r = idx / CH, c = idx % CH;
+                const int tok = tok0 + r;
+                const bool valid = tok < t_end;
+                const unsigned short* src = p.kv_cache;
+                if (valid) src += ((size_t)table[tok / PAGE] * PAGE + tok % PAGE) * D + c * 8;
+                cp_async_16(dst + sw128<TILE>(r, c), src, valid);
+            }
         }
     };
 

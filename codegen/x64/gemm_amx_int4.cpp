@@ -1,0 +1,190 @@
+#include "codegen/x64/gemm_amx_int4.hpp"
+
+#include <cstddef>
+
+namespace mf {
+namespace {
+
+// Tiles: tmm[i*nt + j] the int32 dot of one group for C block (i, j) (16 x 16), then mt A tiles (16 tokens x 32
+//        bytes: one group of k), then nt B tiles (8 rows x 64 bytes: one group of 16 channels x 32 k).
+// zmm:   zmm0..15 rotating row values / accumulators, zmm16 + 2j / zmm17 + 2j scales / mins of panel j, zmm31
+//        zero.
+// Registers: rdi args; r8 A of the row group, r9 B of the panel group, r10 C of the block, r11 ldc, r12 = K_pad
+//            (A row stride), r13 = 64 (B row stride and tile scratch stride), r14 m count, r15 n count, rsi / rdx
+//            A / B walking along the groups, rax group count, rbx scales of the current group, rcx group sums
+//            of the current group, rbp C row.
+// Stack: [rsp, +mt*nt KiB) the dot tiles stored for the AVX-512 part (64-byte aligned); then slots
+//        kSavedRsp, kGroupsBase (scales of the panel group), kSumsBase (group sums of the row group), kCColumn
+//        (C of the panel group's first row).
+class GemmAmxInt4 : public JitKernel {
+  public:
+    GemmAmxInt4(const AmxGemmDesc& d, const AmxGemmConfig& c) : JitKernel(kernel_name(d, c)), d_(d), c_(c) {}
+
+  private:
+    JitStatus check() const override {
+        if (d_.wtype != WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
+        const int mt = c_.m_tiles, nt = c_.n_tiles;
+        if (mt < 1 || mt > 2 || nt < 1 || nt > 2 || c_.k_block != 0) return JitStatus::bad_desc;
+        return JitStatus::ok;
+    }
+
+    int64_t kp() const { return round_up(d_.k, kKAlign); }
+    int64_t groups() const { return kp() / kInt4Group; }
+    int64_t scratch() const { return int64_t(c_.m_tiles) * c_.n_tiles * 1024; }
+    Xbyak::Address slot(int i) { return qword[rsp + scratch() + 8 * i]; }
+    static constexpr int kSavedRsp = 0, kGroupsBase = 1, kSumsBase = 2, kCColumn = 3;
+
+    void block() {
+        const int mt = c_.m_tiles, nt = c_.n_tiles;
+        const int64_t lda = kp(), pstride = kp() * kPanelCols, G = groups();
+        // Zero the float block.
+        mov(rbp, r10);
+        for (int row = 0; row < 16 * mt; ++row) {
+            for (int j = 0; j < nt; ++j) vmovups(ptr[rbp + j * 64], zmm31);
+            add(rbp, r11);
+        }
+        mov(rsi, r8);
+        mov(rdx, r9);
+        mov(rbx, slot(kGroupsBase));
+        mov(rcx, slot(kSumsBase));
+        mov(rax, G);
+        Xbyak::Label g_loop;
+        L(g_loop);
+        for (int i = 0; i < mt; ++i) {
+            tileloadd(Xbyak::Tmm(mt * nt + i), ptr[rsi + r12 + i * 16 * lda]);
+            for (int j = 0; j < nt; ++j) {
+                if (i == 0) tileloadd(Xbyak::Tmm(mt * nt + mt + j), ptr[rdx + r13 + j * pstride]);
+                tilezero(Xbyak::Tmm(i * nt + j));
+                tdpbsud(Xbyak::Tmm(i * nt + j), Xbyak::Tmm(mt * nt + i), Xbyak::Tmm(mt * nt + mt + j));
+            }
+        }
+        for (int t = 0; t < mt * nt; ++t) tilestored(ptr[rsp + r13 + t * 1024], Xbyak::Tmm(t));
+        for (int j = 0; j < nt; ++j) {
+            vmovups(Xbyak::Zmm(16 + 2 * j), ptr[rbx + j * G * kInt4GroupBytes + 256]);
+            vmovups(Xbyak::Zmm(17 + 2 * j), ptr[rbx + j * G * kInt4GroupBytes + 320]);
+        }
+        mov(rbp, r10);
+        int z = 0;
+        for (int i = 0; i < mt; ++i)
+            for (int r = 0; r < 16; ++r) {
+                const int row = i * 16 + r;
+                for (int j = 0; j < nt; ++j) {
+                    const Xbyak::Zmm v(z), acc(z + 1);
+                    z = (z + 2) % 16;
+                    vcvtdq2ps(v, ptr[rsp + (i * nt + j) * 1024 + r * 64]);
+                    vmovups(acc, ptr[rbp + j * 64]);
+                    vfmadd231ps(acc, v, Xbyak::Zmm(16 + 2 * j));
+                    vfnmadd231ps(acc, Xbyak::Zmm(17 + 2 * j), ptr_b[rcx + row * G * 4]);
+                    vmovups(ptr[rbp + j * 64], acc);
+                }
+                add(rbp, r11);
+            }
+        add(rsi, kInt4Group);
+        add(rdx, 512);
+        add(rbx, kInt4GroupBytes);
+        add(rcx, 4);
+        dec(rax);
+        jnz(g_loop, T_NEAR);
+    }
+
+    void generate() override {
+        const int mt = c_.m_tiles, nt = c_.n_tiles;
+        const int64_t lda = kp(), pstride = kp() * kPanelCols, G = groups();
+        const int64_t a_step = 16 * mt * lda, gs_step = 16 * mt * G * 4;
+        const int64_t b_step = nt * pstride, bg_step = nt * G * kInt4GroupBytes;
+        Xbyak::Label cfg, outer, inner, done;
+        preamble();
+        mov(rax, rsp);
+        sub(rsp, int(scratch() + 64 + 32));
+        and_(rsp, -64);
+        mov(slot(kSavedRsp), rax);
+        ldtilecfg(ptr[rip + cfg]);
+        vpxord(zmm31, zmm31, zmm31);
+        mov(r11, ptr[rdi + offsetof(ExpertGemmArgs, ldc)]);
+        mov(r12, lda);
+        mov(r13, 64);
+        cmp(qword[rdi + offsetof(ExpertGemmArgs, m_steps)], 0);
+        jle(done, T_NEAR);
+        cmp(qword[rdi + offsetof(ExpertGemmArgs, n_steps)], 0);
+        jle(done, T_NEAR);
+        const bool nm = c_.order == LoopOrder::nm;
+        // Outer loop state: nm walks panel groups outside (r15), mn row groups (r14).
+        mov(r9, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+        mov(r8, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, b_groups)]);
+        mov(slot(kGroupsBase), rax);
+        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, a_group_sums)]);
+        mov(slot(kSumsBase), rax);
+        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, c)]);
+        mov(slot(kCColumn), rax);
+        mov(nm ? r15 : r14, ptr[rdi + (nm ? offsetof(ExpertGemmArgs, n_steps) : offsetof(ExpertGemmArgs, m_steps))]);
+        L(outer);
+        // Inner loop restarts the other dimension.
+        if (nm) {
+            mov(r8, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+            mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, a_group_sums)]);
+            mov(slot(kSumsBase), rax);
+            mov(r14, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+        } else {
+            mov(r9, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+            mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, b_groups)]);
+            mov(slot(kGroupsBase), rax);
+            mov(r15, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
+        }
+        mov(r10, slot(kCColumn));
+        L(inner);
+        block();
+        if (nm) {
+            add(r8, a_step);
+            add(qword[rsp + scratch() + 8 * kSumsBase], int(gs_step));
+            imul(rax, r11, 16 * mt);
+            add(r10, rax);
+            dec(r14);
+        } else {
+            add(r9, b_step);
+            add(qword[rsp + scratch() + 8 * kGroupsBase], int(bg_step));
+            add(r10, nt * 64);
+            dec(r15);
+        }
+        jnz(inner, T_NEAR);
+        if (nm) {
+            add(r9, b_step);
+            add(qword[rsp + scratch() + 8 * kGroupsBase], int(bg_step));
+            add(qword[rsp + scratch() + 8 * kCColumn], nt * 64);
+            dec(r15);
+        } else {
+            add(r8, a_step);
+            add(qword[rsp + scratch() + 8 * kSumsBase], int(gs_step));
+            imul(rax, r11, 16 * mt);
+            add(slot(kCColumn), rax);
+            dec(r14);
+        }
+        jnz(outer, T_NEAR);
+        L(done);
+        tilerelease();
+        mov(rsp, slot(kSavedRsp));
+        postamble();
+
+        // Tile configuration as data: C tiles 16 x 64 bytes, A tiles 16 x 32 bytes, B tiles 8 x 64 bytes.
+        mark_data_start();
+        align(64);
+        L(cfg);
+        db(1);
+        db(0);
+        for (int i = 0; i < 14; ++i) db(0);
+        const int nc = mt * nt, tiles = nc + mt + nt;
+        for (int t = 0; t < 16; ++t) dw(t >= tiles ? 0 : t >= nc && t < nc + mt ? kInt4Group : 64);
+        for (int t = 0; t < 16; ++t) db(t >= tiles ? 0 : t >= nc + mt ? 8 : 16);
+    }
+
+    AmxGemmDesc d_;
+    AmxGemmConfig c_;
+};
+
+}  // namespace
+
+std::unique_ptr<JitKernel> make_gemm_amx_int4(const AmxGemmDesc& desc, const AmxGemmConfig& cfg) {
+    return std::make_unique<GemmAmxInt4>(desc, cfg);
+}
+
+}  // namespace mf
