@@ -181,8 +181,8 @@ Plan plan_from_json(const json& j) {
         p.version = j.at("version").get<int>();
         if (p.version == 1)
             throw std::runtime_error(
-                "plan version 1 was keyed by layer and expert counts; version 2 keys plans by the kernels' shapes "
-                "(so a v3-slice model shares the full model's plan): run `moeforge tune` again to rewrite it");
+                "plan version 1 (keyed by layer and expert counts) is not read by this version, which keys plans by "
+                "the kernels' shapes so that a v3-slice model shares the full model's plan");
         if (p.version != Plan::kVersion)
             throw std::runtime_error(fmt::format("plan version {} is not the supported version {}; run `moeforge tune` "
                                                  "again to rewrite it",

@@ -225,7 +225,7 @@ void add_tune_command(CLI::App& app, const GlobalOptions& g) {
         ->capture_default_str();
     cmd->add_option("--wtype", opt->wtype,
                     "Compute format of the routed experts' weights (int4: groups of 32 along K, as `run` uses for "
-                    "Q4_K models; GEMV path only)")
+                    "Q4_K models)")
         ->check(CLI::IsMember({"int8", "int4", "bf16"}))
         ->capture_default_str();
     cmd->add_option("--hidden", opt->shape.hidden, "Model width (DeepSeek-V3: 7168)")

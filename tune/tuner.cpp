@@ -181,12 +181,13 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
     if (s.wtype == "int4" && s.group_size != kInt4Group)
         throw std::runtime_error(fmt::format("tune: int4 weights use groups of {} along K (model shape says {})",
                                              kInt4Group, s.group_size));
-    // int4 runs the fused FFN on the GEMV path only (its per-group scales do not fit AMX tiles): no kernel stage.
+    // int4 has no kernel stage and no separate hand-over: its GEMV and AMX configs (the AMX int4 GEMM takes m_tiles
+    // and n_tiles of 1 or 2) are searched inside the fused FFN, where the hand-over is one more field.
     const bool int4 = s.wtype == "int4";
     const IsaSet isa = detect_cpu_isa();
     if (!isa.has(IsaFeature::avx512_vnni))
         throw std::runtime_error("tune: this CPU lacks AVX-512 VNNI, which every expert kernel needs");
-    const bool amx = !int4 && isa.has(IsaFeature::amx_int8) && request_amx_permission();
+    const bool amx = isa.has(IsaFeature::amx_int8) && request_amx_permission();
 
     Run run{t, TrialStore(t.trials_file, tune_context(hp, s, t.tool_version))};
     if (t.fresh) run.store.clear();
@@ -335,9 +336,14 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
                     for (const AmxGemmConfig& a : top_amx[{r.name, nearest(t.amx_ms, m)}])
                         if (std::find(amxs.begin(), amxs.end(), a) == amxs.end()) amxs.push_back(a);
             }
-            if (int4)  // no kernel stage: a small grid of the int4 GEMV's own fields (k_unroll is fixed at 1)
+            if (int4) {  // no kernel stage: small grids of the int4 kernels' own fields (GEMV k_unroll is fixed at 1)
                 for (int np : {1, 2, 4})
                     for (int pf : {0, 8, 32}) gemvs.push_back(GemvConfig{np, pf, 1});
+                if (amx)
+                    for (int mt : {1, 2})
+                        for (int nt : {1, 2})
+                            for (LoopOrder o : {LoopOrder::mn, LoopOrder::nm}) amxs.push_back(AmxGemmConfig{mt, nt, o});
+            }
             if (gemvs.empty()) gemvs.push_back(GemvConfig{});
             if (amxs.empty()) amxs.push_back(AmxGemmConfig{});
             gemvs.push_back(GemvConfig{});
