@@ -84,7 +84,15 @@ GpuLayers::GpuLayers(const Model& file, const GpuLayersOptions& opt, ThreadPool&
     step_done_ = std::make_unique<CudaEvent>();
     blas_ = std::make_unique<CublasGemm>();
     const MlaDecodeDesc md = mla_desc(c);
-    attn_ = std::make_unique<MlaAttention>(md, mla_decode_default_config(md, sm), arch, opt.cubin_cache);
+    attn_.push_back(std::make_unique<MlaAttention>(md, mla_decode_default_config(md, sm), arch, opt.cubin_cache));
+    for (const MlaDecodeChoice& ch : opt.mla_decode_by_ctx) {
+        if (!mla_decode_unsupported(md, ch.config, sm).empty() || !mla_split_policy_invalid(ch.split).empty())
+            continue;  // a plan from another GPU: its choice does not build here, the default serves
+        size_t i = 0;
+        while (i < attn_.size() && !(attn_[i]->config() == ch.config)) ++i;
+        if (i == attn_.size()) attn_.push_back(std::make_unique<MlaAttention>(md, ch.config, arch, opt.cubin_cache));
+        decode_choice_.push_back({ch, i});
+    }
     const int D = int(c.hidden), lora = int(c.kv_lora_rank), row = int(c.kv_lora_rank + c.qk_rope);
     norm_f32_bf16_ = build(rms_norm_source(RmsNormDesc{D, CudaDtype::f32, CudaDtype::bf16}));
     norm_f32_f32_ = build(rms_norm_source(RmsNormDesc{D, CudaDtype::f32, CudaDtype::f32}));
@@ -129,9 +137,11 @@ GpuLayers::GpuLayers(const Model& file, const GpuLayersOptions& opt, ThreadPool&
     inv_freq_.upload(inv.data(), inv.size() * 4);
     size_t ws = 0;
     for (int64_t b = 1;; b = std::min(b * 2, opt.max_rows)) {
-        ws = std::max(ws, attn_->workspace_bytes(int(b), attn_->num_splits(int(b), int(opt.ctx), sms_)));
+        ws = std::max(ws, attn_[0]->workspace_bytes(int(b), attn_[0]->num_splits(int(b), int(opt.ctx), sms_)));
         if (b == opt.max_rows) break;
     }
+    for (const auto& [ch, i] : decode_choice_)
+        ws = std::max(ws, attn_[i]->workspace_bytes(1, mla_decode_splits(md, ch.config, ch.split, 1, int(opt.ctx), sms_)));
     workspace_ = device_buffer(ws);
 
     // Activations.
@@ -179,9 +189,11 @@ GpuLayers::~GpuLayers() {
 
 std::string GpuLayers::describe() const {
     const GpuInfo& g = ctx_->info();
-    return fmt::format("GPU {} (sm_{}{}, {} SMs): {} of {} layers{}, {:.2f} GiB, MLA {}", g.name, g.cc_major, g.cc_minor,
-                       g.sms, opt_.layers, c_.n_layers, opt_.lm_head ? " + lm_head" : "",
-                       double(device_bytes_) / double(1ull << 30), fields_name(attn_->config()));
+    return fmt::format("GPU {} (sm_{}{}, {} SMs): {} of {} layers{}, {:.2f} GiB, MLA {}{}", g.name, g.cc_major,
+                       g.cc_minor, g.sms, opt_.layers, c_.n_layers, opt_.lm_head ? " + lm_head" : "",
+                       double(device_bytes_) / double(1ull << 30), fields_name(attn_[0]->config()),
+                       decode_choice_.empty() ? std::string(" (defaults)")
+                                              : fmt::format(" + {} tuned decode configs", decode_choice_.size()));
 }
 
 void GpuLayers::begin(const int32_t* tokens, int64_t m, int64_t pos0, int64_t logits_rows) {
@@ -200,9 +212,18 @@ void GpuLayers::begin(const int32_t* tokens, int64_t m, int64_t pos0, int64_t lo
     if (m == 1) {  // decode: the split count of a power-of-two context bucket, so few graphs cover every length
         int64_t bucket = kPageSize;
         while (bucket < pos0 + 1) bucket *= 2;
-        splits_ = attn_->num_splits(1, int(std::min(bucket, opt_.ctx)), sms_);
+        bucket = std::min(bucket, opt_.ctx);
+        attn_index_ = 0;
+        splits_ = attn_[0]->num_splits(1, int(bucket), sms_);
+        for (const auto& [ch, i] : decode_choice_)
+            if (bucket >= ch.ctx_min && bucket <= ch.ctx_max) {
+                attn_index_ = i;
+                splits_ = mla_decode_splits(attn_[i]->desc(), ch.config, ch.split, 1, int(bucket), sms_);
+                break;
+            }
     } else {
-        splits_ = attn_->num_splits(int(m), int(pos0 + m), sms_);
+        attn_index_ = 0;
+        splits_ = attn_[0]->num_splits(int(m), int(pos0 + m), sms_);
     }
 }
 
@@ -265,7 +286,7 @@ void GpuLayers::run_graph_or_direct(int64_t segment, int part, const std::functi
         enqueue();
         return;
     }
-    auto& g = graphs_[{segment, part, splits_, logits_rows_}];
+    auto& g = graphs_[{segment, part, splits_, logits_rows_, attn_index_}];
     if (!g) {
         auto graph = std::make_unique<CudaGraph>();
         graph->begin_capture(stream_->get());
@@ -404,9 +425,10 @@ void GpuLayers::enqueue_attention(int64_t l) {
     uk.lda = H * qk, uk.ldb = nope, uk.ldc = H * row;
     uk.batch = int(H), uk.stride_a = qk, uk.stride_b = lora * nope, uk.stride_c = row;
     blas_->run(uk, at<void>(q_), at<void>(w.uk), at<void>(qabs_), s);
-    attn_->append(at<unsigned short>(kva_), int(row), int(m), positions, at<int>(block_table_), 0,
+    const MlaAttention& attn = *attn_[attn_index_];
+    attn.append(at<unsigned short>(kva_), int(row), int(m), positions, at<int>(block_table_), 0,
                   at<unsigned short>(kv_[size_t(l)]), s);
-    attn_->decode(at<unsigned short>(qabs_), at<unsigned short>(kv_[size_t(l)]), at<int>(block_table_), 0, seq_lens,
+    attn.decode(at<unsigned short>(qabs_), at<unsigned short>(kv_[size_t(l)]), at<int>(block_table_), 0, seq_lens,
                   int(m), splits_, c_.attention_scale(), workspace_, at<unsigned short>(olat_), s);
     // o[h] = o_lat[h] W_UV[h]^T, then the output projection accumulates into the residual stream.
     GemmShape uv;

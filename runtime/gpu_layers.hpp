@@ -26,6 +26,7 @@
 #include "codegen/cuda/cuda_stream.hpp"
 #include "codegen/cuda/mla_attention.hpp"
 #include "runtime/gpu_layer_weights.hpp"
+#include "runtime/runtime_options.hpp"
 
 namespace mf {
 
@@ -41,6 +42,7 @@ struct GpuLayersOptions {
     int64_t max_rows = 256;  // rows of one forward step (the prefill chunk)
     bool graphs = true;      // replay decode steps as CUDA graphs
     std::filesystem::path cubin_cache;
+    std::vector<MlaDecodeChoice> mla_decode_by_ctx;  // tuned decode kernels per context range (batch 1)
 };
 
 // An MoE layer's hand-off to the CPU, in pinned host memory valid until the next advance().
@@ -94,7 +96,8 @@ private:
     std::unique_ptr<CudaContext> ctx_;
     std::unique_ptr<CudaStream> stream_;
     std::unique_ptr<CublasGemm> blas_;
-    std::unique_ptr<MlaAttention> attn_;
+    std::vector<std::unique_ptr<MlaAttention>> attn_;  // [0]: the default config (prefill); then the plan's
+    std::vector<std::pair<MlaDecodeChoice, size_t>> decode_choice_;  // with its index in attn_
     std::unique_ptr<CudaKernel> norm_f32_bf16_, norm_f32_f32_, norm_q_, norm_kv_, rope_, router_, embed_, silu_, add_;
     std::vector<GpuLayerWeights> w_;
     DeviceBuffer embedding_, lm_head_, output_norm_;
@@ -105,7 +108,7 @@ private:
     DeviceBuffer x_, xa_, qa_, q_, kva_, qabs_, olat_, o_, xn_, router_logits_, ids_, weights_, gu_, h_, routed_, logits_;
     PinnedBuffer step_host_, xn_host_, ids_host_, weights_host_, routed_host_, logits_host_, hidden_host_;
     std::unique_ptr<CudaEvent> handoff_, shared_done_, step_done_;  // made once the context is current
-    std::map<std::tuple<int64_t, int, int, int64_t>, std::unique_ptr<CudaGraph>> graphs_;
+    std::map<std::tuple<int64_t, int, int, int64_t, size_t>, std::unique_ptr<CudaGraph>> graphs_;
     int sms_ = 0;
     float cos_sin_scale_ = 1.0f;
     uint64_t device_bytes_ = 0;
@@ -113,6 +116,7 @@ private:
     // The step in flight.
     int64_t m_ = 0, pos0_ = 0, logits_rows_ = 0, next_layer_ = 0, segment_ = 0;
     int splits_ = 1;
+    size_t attn_index_ = 0;
     bool pending_routed_ = false, done_ = false;
     double wake_time_ = 0;  // when the CPU got the last hand-off (steady seconds)
 };

@@ -202,6 +202,7 @@ ModelRunner::ModelRunner(std::unique_ptr<Model> file, const RuntimeOptions& opt,
             go.lm_head = g == c.n_layers;
             go.ctx = opt.ctx;
             go.max_rows = opt.prefill_chunk;
+            go.mla_decode_by_ctx = opt.mla_decode_by_ctx;
             go.cubin_cache = opt.cubin_cache.empty() ? std::filesystem::temp_directory_path() / "moeforge-cubins"
                                                      : std::filesystem::path(opt.cubin_cache);
             gpu_ = std::make_unique<GpuLayers>(*file_, go, *pools_.all, times_, [&](int64_t l) {

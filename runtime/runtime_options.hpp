@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <string>
 
+#include "codegen/cuda/mla_kernels.hpp"
+#include "codegen/cuda/mla_split_policy.hpp"
 #include "codegen/x64/expert_ffn_desc.hpp"
 #include "runtime/expert_ffn_set.hpp"
 #include "runtime/linear.hpp"
@@ -26,6 +28,13 @@
 namespace mf {
 
 class Model;
+
+// The plan's MLA decode kernel for decode steps whose context lies in [ctx_min, ctx_max] (batch 1).
+struct MlaDecodeChoice {
+    int ctx_min = 1, ctx_max = 1 << 30;
+    MlaDecodeConfig config;
+    MlaSplitPolicy split;
+};
 
 struct RuntimeOptions {
     int threads = 0;
@@ -38,6 +47,7 @@ struct RuntimeOptions {
     int gpu_layers = 0;
     int gpu_device = 0;            // CUDA device ordinal
     std::string cubin_cache;       // folder of compiled GPU kernels ("": <tmp>/moeforge-cubins)
+    std::vector<MlaDecodeChoice> mla_decode_by_ctx;  // tuned decode kernels (else the default config)
     bool progress = true;          // repacking progress callbacks are made (the caller draws the bar)
     std::string plan_note = "no tuned plan: documented defaults";  // where expert_ffn/threads came from
     std::string plan_file;         // --plan: an explicit plan file (else the cache dir's, else defaults)

@@ -115,6 +115,10 @@ void apply_plan(const Model& m, RuntimeOptions& opt) {
     opt.expert_ffn_by_m = expert_ffn_choices(plan);
     if (const PlannedKernel* k = plan.find("moe_ffn", "expert", 1)) opt.expert_ffn = fields_from_json<ExpertFfnConfig>(k->config);
     if (opt.threads == 0 && plan.threads.workers > 0) opt.threads = plan.threads.workers;
+    for (const PlannedKernel& k : plan.kernels)
+        if (k.family == "mla_decode")
+            opt.mla_decode_by_ctx.push_back({k.m_min, k.m_max, fields_from_json<MlaDecodeConfig>(k.config),
+                                             fields_from_json<MlaSplitPolicy>(k.config)});
     // A plan tuned with a GPU places layers on it; one tuned without leaves the choice to the command line.
     if (opt.gpu_layers == -1 && !plan.gpu.cpu_only) opt.gpu_layers = plan.gpu.gpu_layers, opt.gpu_device = plan.gpu.device;
     opt.plan_note = fmt::format("tuned plan {} ({} expert FFN configs by tokens per expert)",

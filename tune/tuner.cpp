@@ -372,6 +372,8 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
         plan.gpu.name = gpu->gpu_name();
         plan.gpu.sm = gpu->sm();
         plan.gpu.device = gpu->device();
+        plan.gpu.cpu_only = false;  // tuned with a GPU: run and bench place layers on it (all that fit)
+        plan.gpu.gpu_layers = -1;
         plan.host.gpu_copy_bytes = gpu->copy_bandwidth();
         const auto ranges = m_ranges(t.mla_contexts);
         int left = int(t.mla_contexts.size());
