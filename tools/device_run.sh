@@ -6,7 +6,8 @@
 #   cuda-bench    the MLA decode benchmark table (tests/bench/cuda_mla_decode_results.md)
 #   kernels       bench kernels, int8 and int4, with oneDNN side by side where it was found
 #   hybrid-N      mkmodel v3-slice-N (q4_K experts), then bench --model hybrid and --cpu-only
-#   tune-S        moeforge tune --budget S (CPU and GPU searches; report in $OUT/tune-report), then the plan's MLA
+#   gpu-tests     only the GPU cases, the hybrid runtime and the placement rules
+#   tune-S        moeforge tune --budget S $TUNE_ARGS (CPU and GPU searches; report in $OUT/tune-report), then the plan's MLA
 #                 decode kernels (kernel-dump)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,9 @@ steps=("$@"); [[ ${#steps[@]} -eq 0 ]] && steps=(tests)
   for step in "${steps[@]}"; do
     echo "== $step $(date -u +%T)"
     case "$step" in
+      gpu-tests)  # the GPU cases and the hybrid runtime only
+        ctest --test-dir build --output-on-failure -j4 -R "GPU|hybrid|placement|mla search|kernel-dump" 2>&1 | tail -30
+        ./build/tests/test_runtime -tc='hybrid*' 2>&1 | grep -E "MESSAGE|cosine|GPU|runtime|passed|failed" | head -40 ;;
       tests)
         ctest --test-dir build --output-on-failure -j8 2>&1 | tail -60
         ./build/tests/test_runtime -tc='hybrid*' 2>&1 | grep -E "MESSAGE|cosine|GPU|runtime|passed|failed" | head -40 ;;
@@ -43,7 +47,7 @@ steps=("$@"); [[ ${#steps[@]} -eq 0 ]] && steps=(tests)
         build/moeforge bench --model "$dir/v3-slice-$n.gguf" --prompt-len 128,512 --gen 32 --cpu-only \
           2>&1 | tail -25 ;;
       tune-*)
-        build/moeforge tune --budget "${step#tune-}" --out "$out/tune-report" 2>&1 | tail -40
+        build/moeforge tune --budget "${step#tune-}" --out "$out/tune-report" ${TUNE_ARGS:-} 2>&1 | tail -40
         build/moeforge kernel-dump --cuda --filter mla_decode 2>&1 | head -12 ;;
       *) echo "unknown step $step" ;;
     esac
