@@ -62,9 +62,11 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 }
 
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
-    for (MlaDecodeConfig c :
-         {MlaDecodeConfig{64, 2, 1}, MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1},
-          MlaDecodeConfig{32, 1, 1}, MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
+    // sm_90: the wgmma kernel (H200, 2026-11-27: 1.4x the mma.sync kernel at batch 64, faster at every shape
+    // measured; tests/bench/cuda_mla_decode_results.md)
+    for (MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{64, 2, 1},
+                              MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
+                              MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
         if (mla_decode_unsupported(d, c, sm).empty()) return c;
     return MlaDecodeConfig{16, 1, 1};
 }
