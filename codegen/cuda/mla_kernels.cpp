@@ -15,7 +15,7 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
     const unsigned dim = d.latent_dim + d.rope_dim;
     if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;
-        return 1024 + q + c.stages * k + 64 * 128 + 3 * 64 * 4;
+        return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4;
     }
     // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.
     const unsigned q = kMlaHeadsPerBlock * dim * 2, k = c.tile_tokens * dim * 2;
@@ -38,6 +38,9 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.partial_bf16 && !c.wgmma) return "bf16 partials are implemented in the wgmma kernel only";
     if (c.pdl != 0 && c.pdl != 1) return "pdl must be 0 or 1";
     if (c.pdl && !c.wgmma) return "the programmatic combine launch is implemented for the wgmma kernel only";
+    if (c.qk_split != 0 && c.qk_split != 1) return "qk_split must be 0 or 1";
+    if (c.qk_split && (!c.wgmma || c.tile_tokens != 64))
+        return "qk_split is implemented for the wgmma kernel with 64-token tiles";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -62,9 +65,11 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 }
 
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
-    for (MlaDecodeConfig c :
-         {MlaDecodeConfig{64, 2, 1}, MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1},
-          MlaDecodeConfig{32, 1, 1}, MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
+    // sm_90: the wgmma kernel (H200, 2026-11-27: 1.4x the mma.sync kernel at batch 64, faster at every shape
+    // measured; tests/bench/cuda_mla_decode_results.md)
+    for (MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{64, 2, 1},
+                              MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
+                              MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
         if (mla_decode_unsupported(d, c, sm).empty()) return c;
     return MlaDecodeConfig{16, 1, 1};
 }
@@ -92,6 +97,8 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     // the combine's launch overlapping the decode's tail
     for (int pb : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, pb, 1});
     add(MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1});
+    // Q K^T on both warpgroups
+    for (int pdl : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, pdl, 1});
     return v;
 }
 
@@ -107,11 +114,11 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             "#include \"mla_decode_wgmma.cuh\"\n"
             "// {0}\n"
             "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}>(p);\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}>(p);\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
             d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float",
-            c.pdl ? "true" : "false");
+            c.pdl ? "true" : "false", c.qk_split ? "true" : "false");
         return s;
     }
     s.source = fmt::format(

@@ -54,6 +54,8 @@ struct MlaDecodeConfig {
     // 1: the combine is launched as a programmatic dependent of the decode (sm_90, wgmma kernel only): its
     // launch overlaps the decode's tail.
     int pdl = 0;
+    // 1: both warpgroups compute Q K^T, each for half of the tile (wgmma kernel, tile 64).
+    int qk_split = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -64,6 +66,7 @@ struct MlaDecodeConfig {
         f("min_split_tiles", "mt", s.min_split_tiles);
         f("partial_bf16", "pb", s.partial_bf16);
         f("pdl", "pdl", s.pdl);
+        f("qk_split", "qs", s.qk_split);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

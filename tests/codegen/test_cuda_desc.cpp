@@ -45,7 +45,7 @@ void check_every_field_matters(const T& base, NameFn name) {
 TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
-    CHECK(mla_decode_name(d, c) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0");
+    CHECK(mla_decode_name(d, c) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -92,7 +92,8 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 100, 132) == 1);
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
-    CHECK(mla_decode_name(d, c4) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0");
+    CHECK(mla_decode_name(d, c4) ==
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -102,11 +103,21 @@ TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with 
     CHECK(mla_decode_o_part_bytes(d, b16, 3, 5) == size_t(3) * 128 * 5 * 512 * 2);
     CHECK(mla_decode_unsupported(d, b16, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 1}, 90).empty());
-    CHECK(mla_decode_source(d, b16, 90).source.find("mf::bf16, false>(p)") != std::string::npos);
-    CHECK(mla_decode_source(d, f32, 90).source.find("float, false>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, b16, 90).source.find("mf::bf16, false, false>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, f32, 90).source.find("float, false, false>(p)") != std::string::npos);
     CHECK(mla_combine_name(d, true) != mla_combine_name(d));
     CHECK(mla_combine_source(d, true).source.find("mla_combine<128, 512, mf::bf16, false>") !=
           std::string::npos);
+}
+
+TEST_CASE("cuda mla: qk_split needs the wgmma kernel with 64-token tiles") {
+    const MlaDecodeDesc d;
+    const MlaDecodeConfig c{64, 2, 1, 1, 1, 0, 0, 1};
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true>(p)") != std::string::npos);
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{32, 3, 1, 1, 1, 0, 0, 1}, 90).empty());
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 0, 1}, 90).empty());
+    CHECK(mla_decode_smem_bytes(d, c) <= 227u * 1024);
 }
 
 TEST_CASE("cuda mla: pdl launches the combine as a programmatic dependent (wgmma kernel only)") {
@@ -114,7 +125,7 @@ TEST_CASE("cuda mla: pdl launches the combine as a programmatic dependent (wgmma
     const MlaDecodeConfig c{64, 2, 1, 1, 1, 1, 1};
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 1}, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find("mf::bf16, true>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find("mf::bf16, true, false>(p)") != std::string::npos);
     const auto comb = mla_combine_source(d, c);
     CHECK(comb.name == mla_combine_name(d, true, true));
     CHECK(comb.source.find("mla_combine<128, 512, mf::bf16, true>") != std::string::npos);
@@ -159,7 +170,7 @@ TEST_CASE("cuda mla: the wgmma kernel runs on sm_90 only, tiles 32/64, 2-4 stage
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 2}, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{32, 3, 1, 0}, 90).empty());  // mma.sync: 1 or 2
     // 2 x 72 KiB of K + 72 KiB of Q + P + 1 KiB alignment slack
-    CHECK(mla_decode_smem_bytes(d, MlaDecodeConfig{64, 2, 1, 1}) == 1024 + 73728 + 2 * 73728 + 8192 + 768);
+    CHECK(mla_decode_smem_bytes(d, MlaDecodeConfig{64, 2, 1, 1}) == 1024 + 73728 + 2 * 73728 + 8192 + 1280);
 }
 
 TEST_CASE("cuda mla: decode candidates are the supported configs, default first, no repeats") {
@@ -179,8 +190,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
                 wgmma += v[i].wgmma;
             }
             // t64 s2, t32 s2/s3/s4; t64 s2 and t32 s4 with longer splits (mt 2, 4), bf16 partials (mt 1, 4);
-            // t64 s2 with the dependent combine launch (fp32, bf16, bf16 + mt 4)
-            CHECK((sm == 90) == (wgmma == 15));
+            // t64 s2 with the dependent combine launch (fp32, bf16, bf16 + mt 4); t64 s2 qk_split (pdl 0, 1)
+            CHECK((sm == 90) == (wgmma == 17));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

@@ -79,9 +79,10 @@ TEST_CASE("cuda nvrtc: every kernel compiles to a CUBIN for sm_90a, sm_86, sm_80
     }
 }
 
-TEST_CASE("cuda nvrtc: the Hopper MLA decode uses the big-tile config, sm_86 one that fits 99 KiB") {
+TEST_CASE("cuda nvrtc: the Hopper MLA decode uses the big-tile wgmma config, sm_86 one that fits 99 KiB") {
     const MlaDecodeDesc v3;
-    CHECK(mla_decode_default_config(v3, 90) == MlaDecodeConfig{64, 2});
+    CHECK(mla_decode_default_config(v3, 90) == MlaDecodeConfig{64, 2, 1, 1});  // the wgmma kernel
+    CHECK(mla_decode_default_config(v3, 89).wgmma == 0);
     CHECK(mla_decode_smem_bytes(v3, MlaDecodeConfig{64, 2}) <= 227u * 1024);
     const MlaDecodeConfig c86 = mla_decode_default_config(v3, 86);
     CHECK(mla_decode_smem_bytes(v3, c86) <= 99u * 1024);
@@ -186,12 +187,14 @@ TEST_CASE("cuda nvrtc: PTX of the sm_90a MLA decode kernel holds wgmma with a tr
         return;
     }
     const MlaDecodeDesc v3;
-    for (const MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{32, 4, 1, 1}}) {
+    for (const MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{32, 4, 1, 1},
+                                    MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1}}) {
         const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
         CAPTURE(fields_print(c));
         CHECK(ptx.find(".target sm_90a") != std::string::npos);
+        const int cols = c.qk_split ? c.tile_tokens / 2 : c.tile_tokens;  // S columns per warpgroup
         const std::string qk =
-            "wgmma.mma_async.sync.aligned.m64n" + std::to_string(c.tile_tokens) + "k16.f32.bf16.bf16";
+            "wgmma.mma_async.sync.aligned.m64n" + std::to_string(cols) + "k16.f32.bf16.bf16";
         CHECK(ptx.find(qk) != std::string::npos);
         CHECK(ptx.find("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") != std::string::npos);
         CHECK(ptx.find("p, 1, 1, 0, 1;") != std::string::npos);  // imm-trans-b = 1 for V

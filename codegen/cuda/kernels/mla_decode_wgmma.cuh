@@ -12,10 +12,13 @@
 //            next to it.
 //   phase B (both warpgroups): O[64][256 wg .. +255] = alpha O + P . V, TILE / 16 wgmma m64n256k16, P and V
 //            from shared memory; V is the K tile read MN-major (transposed B), 128 fp32 accumulators/thread.
-// Warpgroup 1 idles during phase A (a first version; see tests/bench/cuda_mla_decode_results.md).
+// Warpgroup 1 idles during phase A unless QKS (config qk_split): then each warpgroup computes S for half of the
+// tile's tokens and the two row maxima meet in shared memory. The normalised output rows leave through shared
+// memory (staged over Q/K) as whole-row 16-byte stores.
 // Shared memory, 1024-byte aligned (128-byte swizzle atoms, see wgmma_sm90.cuh), bytes:
 //   Q [D/64 column blocks][64 rows][128]; STAGES x K [D/64][TILE][128]; P [64][128] (TILE 32 fills the first
-//   64 bytes of each row); alpha, l, m [64] fp32 each. Tile i + STAGES - 1 streams in while tile i is computed.
+//   64 bytes of each row); alpha [64], row max [2][64], row sum [2][64] fp32. Tile i + STAGES - 1 streams in
+//   while tile i is computed.
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -32,7 +35,7 @@ struct MlaWgmmaSmem {
     static constexpr int q_bytes = (D / 64) * 64 * 128;
     static constexpr int k_bytes = (D / 64) * TILE * 128;
     static constexpr int p_bytes = 64 * 128;
-    static constexpr int row_bytes = 3 * 64 * 4;
+    static constexpr int row_bytes = 5 * 64 * 4;  // alpha, row max [2], row sum [2]
     static constexpr int align_slack = 1024;  // the dynamic window is rounded up to 1024 bytes at run time
     static constexpr int total = align_slack + q_bytes + STAGES * k_bytes + p_bytes + row_bytes;
 };
@@ -52,11 +55,45 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
         wgmma_m64n32k16_ss(s, da, db, accumulate);
 }
 
+// Normalises this thread's accumulators (rows row0 and row0 + 8, columns LATENT/2 * wg ..) by inv[h], stages
+// all 64 rows in shared memory as OT (rows padded so that the stores are conflict-free), then writes rows
+// 0 .. rows - 1 to dst + r * dst_stride elements with 16-byte stores, whole rows per warp (the scattered 8- or
+// 4-byte stores straight from the accumulators cost several us per CTA at batch 1).
+template <class OT, int LATENT, int NACC>
+__device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
+                                               int row0, int wg, int t, int tid, OT* dst, size_t dst_stride,
+                                               int rows) {
+    constexpr int SO = LATENT * (int)sizeof(OT) + (sizeof(OT) == 4 ? 32 : 16);  // bytes per staged row
+    static_assert(NACC == LATENT / 4, "LATENT / 2 columns x 2 rows over 4 lanes");
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int j = 0; j < NACC / 4; ++j) {
+            const float v0 = o[4 * j + 2 * h] * inv[h], v1 = o[4 * j + 2 * h + 1] * inv[h];
+            unsigned char* at =
+                stage + (row0 + 8 * h) * SO + (wg * (LATENT / 2) + 8 * j + 2 * t) * (int)sizeof(OT);
+            if constexpr (sizeof(OT) == 4)
+                *reinterpret_cast<float2*>(at) = make_float2(v0, v1);
+            else
+                *reinterpret_cast<unsigned*>(at) = pack_bf16x2(v0, v1);
+        }
+    __syncthreads();
+    constexpr int CPR = LATENT * (int)sizeof(OT) / 16;  // 16-byte chunks per row
+    for (int idx = tid; idx < rows * CPR; idx += 256) {
+        const int r = idx / CPR, c = idx % CPR;
+        const uint4 v = *reinterpret_cast<const uint4*>(stage + r * SO + c * 16);
+        *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(dst + r * dst_stride) + c * 16) = v;
+    }
+}
+
 // PT: the type of the partial outputs in p.o_part (float, or bf16 for half the traffic; mla_combine<.., PT>).
 // PDL: let the combine kernel (launched as a programmatic dependent) start as soon as SMs free up.
-template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL>
+// QKS: both warpgroups compute S, each for half of the tile's tokens (two wgmma chains; the row max is exchanged
+// through shared memory), instead of warpgroup 0 alone while warpgroup 1 waits.
+template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (PDL) griddep_launch_dependents();
+    constexpr int NA = QKS ? TILE / 2 : TILE;  // S columns (tokens) per computing warpgroup
     constexpr int D = LATENT + ROPE;
     constexpr int CH = D / 8;  // 16-byte chunks per row
     constexpr int HB = 64;     // heads per CTA (the wgmma M)
@@ -66,6 +103,10 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     static_assert(D % 64 == 0, "rows must be whole 128-byte swizzle atoms");
     static_assert(TILE == 32 || TILE == 64, "tile of 32 or 64 tokens");
     static_assert(STAGES >= 2 && STAGES <= 4, "2 to 4 K stages");
+    static_assert(NA == 32 || NA == 64, "S tiles of 32 or 64 tokens per warpgroup");
+    static_assert(64 * (LATENT * 4 + 32) <= MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::q_bytes +
+                                                STAGES * MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::k_bytes,
+                  "the output rows are staged over the Q and K buffers");
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
@@ -73,8 +114,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     unsigned char* sK = sQ + Smem::q_bytes;
     unsigned char* sP = sK + STAGES * Smem::k_bytes;
     float* s_alpha = reinterpret_cast<float*>(sP + Smem::p_bytes);  // [HB]
-    float* s_l = s_alpha + HB;                                       // [HB]
-    float* s_m = s_l + HB;                                           // [HB]
+    float* red_max = s_alpha + HB;                                   // [2][HB]
+    float* red_sum = red_max + 2 * HB;                               // [2][HB]
 
     const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -140,8 +181,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
 
     const float sl2 = p.scale * 1.4426950408889634f;
-    float m_run[2] = {neg_inf(), neg_inf()};  // warpgroup 0: running max of rows row0, row0 + 8 (log2 domain)
-    float l_run[2] = {0.f, 0.f};              // warpgroup 0: this thread's partial row sums
+    float m_run[2] = {neg_inf(), neg_inf()};  // running max of rows row0, row0 + 8 (log2 domain; the same in
+                                              // both warpgroups with QKS, else warpgroup 0's)
+    float l_run[2] = {0.f, 0.f};              // this thread's partial row sums (computing warpgroups)
     float o[NV / 2];
 #pragma unroll
     for (int e = 0; e < NV / 2; ++e) o[e] = 0.f;
@@ -159,19 +201,21 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         const unsigned sKa = sKa0 + (i % STAGES) * Smem::k_bytes;
         const int tile_start = t_begin + i * TILE;
 
-        if (wg == 0) {
-            // ---- phase A: S = Q K^T
-            float s[TILE / 2];
+        // ---- phase A: S = Q K^T (QKS: each warpgroup its half of the tile's tokens, else warpgroup 0 alone)
+        float alpha[2] = {1.f, 1.f};
+        if (QKS || wg == 0) {
+            float s[NA / 2];
 #pragma unroll
-            for (int e = 0; e < TILE / 2; ++e) s[e] = 0.f;
+            for (int e = 0; e < NA / 2; ++e) s[e] = 0.f;
+            const int tok_off = QKS ? wg * NA : 0;  // first token of this warpgroup's columns in the tile
             wgmma_fence();
 #pragma unroll
             for (int ks = 0; ks < D / 16; ++ks) {
                 const unsigned long long da =
                     wgmma_desc_sw128(sQa + (ks >> 2) * (HB * 128) + (ks & 3) * 32, 16, 1024);
-                const unsigned long long db =
-                    wgmma_desc_sw128(sKa + (ks >> 2) * (TILE * 128) + (ks & 3) * 32, 16, 1024);
-                wgmma_qk<TILE>(s, da, db, ks > 0);
+                const unsigned long long db = wgmma_desc_sw128(
+                    sKa + (ks >> 2) * (TILE * 128) + tok_off * 128 + (ks & 3) * 32, 16, 1024);
+                wgmma_qk<NA>(s, da, db, ks > 0);
             }
             wgmma_commit();
             wgmma_wait<0>();
@@ -180,33 +224,46 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             // scale, mask the tail, online softmax over rows row0 and row0 + 8
             float mx[2] = {neg_inf(), neg_inf()};
 #pragma unroll
-            for (int e = 0; e < TILE / 2; ++e) {
-                const int tok = tile_start + (e >> 2) * 8 + 2 * t + (e & 1);
+            for (int e = 0; e < NA / 2; ++e) {
+                const int tok = tile_start + tok_off + (e >> 2) * 8 + 2 * t + (e & 1);
                 s[e] = tok < t_end ? s[e] * sl2 : neg_inf();
                 mx[(e >> 1) & 1] = fmaxf(mx[(e >> 1) & 1], s[e]);
             }
-            float alpha[2];
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+            }
+            if constexpr (QKS) {  // the other half's row max (a half may be all masked: -inf)
+                if (t == 0) {
+                    red_max[wg * HB + row0] = mx[0];
+                    red_max[wg * HB + row0 + 8] = mx[1];
+                }
+                __syncthreads();  // both warpgroups are here (QKS)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    mx[h] = fmaxf(red_max[row0 + 8 * h], red_max[HB + row0 + 8 * h]);
+            }
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
                 const float m_new = fmaxf(m_run[h], mx[h]);  // finite: every tile has a valid token
                 alpha[h] = exp2f(m_run[h] - m_new);          // m_run = -inf on the first tile: alpha = 0
                 m_run[h] = m_new;
                 l_run[h] *= alpha[h];
             }
 #pragma unroll
-            for (int j = 0; j < TILE / 8; ++j) {
+            for (int j = 0; j < NA / 8; ++j) {
                 const float p0 = exp2f(s[4 * j] - m_run[0]), p1 = exp2f(s[4 * j + 1] - m_run[0]);
                 const float p2 = exp2f(s[4 * j + 2] - m_run[1]), p3 = exp2f(s[4 * j + 3] - m_run[1]);
                 l_run[0] += p0 + p1;
                 l_run[1] += p2 + p3;
-                // cols 8j + 2t, +1 = chunk j, bytes 4t..4t+3 of rows row0 and row0 + 8 (same r & 7)
-                const unsigned off = row0 * 128 + ((j ^ (row0 & 7)) << 4) + 4 * t;
+                // cols c = tok_off + 8j + 2t, +1: chunk c / 8, bytes 4t..4t+3 of rows row0 and row0 + 8
+                const int chunk = tok_off / 8 + j;
+                const unsigned off = row0 * 128 + ((chunk ^ (row0 & 7)) << 4) + 4 * t;
                 *reinterpret_cast<unsigned*>(sP + off) = pack_bf16x2(p0, p1);
                 *reinterpret_cast<unsigned*>(sP + off + 8 * 128) = pack_bf16x2(p2, p3);
             }
-            if (t == 0) {
+            if (!QKS && t == 0) {
                 s_alpha[row0] = alpha[0];
                 s_alpha[row0 + 8] = alpha[1];
             }
@@ -215,13 +272,16 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         __syncthreads();
 
         // ---- phase B: O = alpha O + P V over this warpgroup's 256 value columns
-        const float a0 = s_alpha[row0], a1 = s_alpha[row0 + 8];
+        if constexpr (!QKS) {  // warpgroup 1 takes warpgroup 0's factors (same rows)
+            alpha[0] = s_alpha[row0];
+            alpha[1] = s_alpha[row0 + 8];
+        }
 #pragma unroll
         for (int j = 0; j < NV / 8; ++j) {
-            o[4 * j] *= a0;
-            o[4 * j + 1] *= a0;
-            o[4 * j + 2] *= a1;
-            o[4 * j + 3] *= a1;
+            o[4 * j] *= alpha[0];
+            o[4 * j + 1] *= alpha[0];
+            o[4 * j + 2] *= alpha[1];
+            o[4 * j + 3] *= alpha[1];
         }
         wgmma_fence();
 #pragma unroll
@@ -238,48 +298,36 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
     cp_async_wait_all();  // only empty groups can be left; keeps the exit clean
 
-    // ---- row sums (warpgroup 0), then the normalised partial output and its log2-sum-exp
-    if (wg == 0) {
+    // ---- row sums (each computing warpgroup holds the sums over its columns), the log2-sum-exp, then the
+    // normalised rows through shared memory (the Q/K buffers are free once both warpgroups passed the barrier)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
-            l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
-        }
-        if (t == 0) {
-            s_l[row0] = l_run[0];
-            s_l[row0 + 8] = l_run[1];
-            s_m[row0] = m_run[0];
-            s_m[row0 + 8] = m_run[1];
-        }
+    for (int h = 0; h < 2; ++h) {
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
+    }
+    if (t == 0 && (QKS || wg == 0)) {
+        red_sum[wg * HB + row0] = l_run[0];
+        red_sum[wg * HB + row0 + 8] = l_run[1];
     }
     __syncthreads();
+    float inv[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int row = row0 + 8 * h;
-        const int head = head0 + row;
-        if (head >= HEADS) continue;
-        const float l = s_l[row];
-        const float inv = 1.f / l;
-        const size_t prow = (part_row + head) * p.num_splits + split;
-        if (direct) {
-            bf16* out = p.out + (part_row + head) * LATENT + wg * NV;
-#pragma unroll
-            for (int j = 0; j < NV / 8; ++j)
-                *reinterpret_cast<unsigned*>(out + 8 * j + 2 * t) =
-                    pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
-            continue;
-        }
-        PT* dst = reinterpret_cast<PT*>(p.o_part) + prow * LATENT + wg * NV;
-#pragma unroll
-        for (int j = 0; j < NV / 8; ++j) {
-            const float v0 = o[4 * j + 2 * h] * inv, v1 = o[4 * j + 2 * h + 1] * inv;
-            if constexpr (sizeof(PT) == 4)
-                *reinterpret_cast<float2*>(dst + 8 * j + 2 * t) = make_float2(v0, v1);
-            else
-                *reinterpret_cast<unsigned*>(dst + 8 * j + 2 * t) = pack_bf16x2(v0, v1);
-        }
-        if (wg == 0 && t == 0) p.lse_part[prow] = s_m[row] + log2f(l);
+        const float l = red_sum[row] + (QKS ? red_sum[HB + row] : 0.f);
+        inv[h] = 1.f / l;
+        if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
+            p.lse_part[(part_row + head0 + row) * p.num_splits + split] = m_run[h] + log2f(l);
     }
+    const int rows = min(HB, HEADS - head0);
+    if (direct)
+        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
+                                     (size_t)LATENT, rows);
+    else
+        mla_store_rows<PT, LATENT>(
+            smem, o, inv, row0, wg, t, tid,
+            reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
+            (size_t)p.num_splits * LATENT, rows);
 }
 
 }  // namespace mf
