@@ -48,6 +48,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (cfg.n_block <= 0 || cfg.n_block % kNAlign || cfg.n_block_down <= 0 || cfg.n_block_down % kNAlign)
         bad("n_block and n_block_down must be positive multiples of 64");
     if (cfg.gemv_max_m < 0 || cfg.gemv_max_m > 16) bad("gemv_max_m must be in 0..16");
+    if (cfg.int4_amx_min_m < 0) bad("int4_amx_min_m must be 0 (GEMV only) or positive");
     if (cfg.m_block < 1) bad("m_block must be positive");
     const IsaSet isa = detect_cpu_isa();
     if (!isa.has(IsaFeature::avx512_vnni)) bad("this CPU lacks AVX-512 VNNI, which the expert kernels need");
@@ -61,16 +62,22 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     groups_i_ = kp_i_ / kInt4Group;
     a_row_h_ = kp_h_ * (bf16_ ? 2 : 1);
     a_row_i_ = kp_i_ * (bf16_ ? 2 : 1);
-    const bool amx = isa.has(bf16_ ? IsaFeature::amx_bf16 : IsaFeature::amx_int8) && request_amx_permission();
+    const bool amx = (!int4_ || cfg.int4_amx_min_m > 0) &&
+                     isa.has(bf16_ ? IsaFeature::amx_bf16 : IsaFeature::amx_int8) && request_amx_permission();
     if (amx) {
         AmxGemmConfig ac = cfg.amx();
-        if (int4_) ac = AmxGemmConfig{std::min(cfg.m_tiles, 2), std::min(cfg.n_tiles, 2), cfg.order};
+        if (int4_) {  // the int4 kernel holds two sets of dot tiles: m_tiles * n_tiles <= 2
+            ac = AmxGemmConfig{std::min(cfg.m_tiles, 2), std::min(cfg.n_tiles, 2), cfg.order};
+            if (ac.m_tiles * ac.n_tiles > 2) ac.n_tiles = 1;
+        }
+        amx_mt_ = ac.m_tiles;
+        amx_nt_ = ac.n_tiles;
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, ac);
         amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, ac);
     }
-    m_step_rows_ = amx ? 16 * (int4_ ? std::min(cfg.m_tiles, 2) : cfg.m_tiles) : 16;
+    m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
-    gemv_max_m_ = amx ? cfg.gemv_max_m : 1 << 30;
+    gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;
     gemv_rows_ = int4_ ? kInt4GemvMaxRows : 16;
     for (int m = 1; m <= gemv_rows_; ++m) {
         gemv_gu_.push_back(&cache.require(GemvDesc{desc.wtype, desc.hidden, m}, cfg.gemv(m, desc.wtype)));
@@ -96,13 +103,12 @@ void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, c
                      int64_t first, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked) const {
     const int64_t ldc = panels * 64;
     if (amx) {
-        const int nt = int4_ ? std::min(cfg_.n_tiles, 2) : cfg_.n_tiles;
         const ExpertGemmArgs args{a,
                             int4_ ? unpacked : w.panel(first),
                             c,
                             ldc,
                             (rows + m_step_rows_ - 1) / m_step_rows_,
-                            panels / nt,
+                            panels / amx_nt_,
                             gs,
                             int4_ ? w.panel(first) : nullptr};
         (*(down ? amx_dn_ : amx_gu_))(&args);

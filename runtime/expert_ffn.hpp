@@ -83,6 +83,7 @@ class ExpertFfn {
     const JitKernel* amx_dn_ = nullptr;                // K = inter
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
+    int amx_mt_ = 1, amx_nt_ = 1;   // tiles of the AMX kernels (int4 caps them)
     int gemv_rows_;                 // most rows per GEMV call (16 int8, 8 int4)
     bool int4_, bf16_, float_out_;  // float_out_: kernels return float sums (int4, bf16)
     int64_t a_row_h_, a_row_i_;     // bytes per activation row (int8: K_pad; bf16: 2 K_pad)

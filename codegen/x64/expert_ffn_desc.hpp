@@ -23,7 +23,10 @@ struct ExpertFfnDesc {
 
 struct ExpertFfnConfig {
     int gemv_max_m = 15;  // experts with at most this many tokens take the AVX-512 GEMV path (0..16), else
-                          // AMX (int4: the AMX int4 kernel, m_tiles and n_tiles capped at 2)
+                          // AMX (int8, bf16)
+    int int4_amx_min_m = 0;  // int4: experts with at least this many tokens take the AMX int4 kernel (m_tiles *
+                             // n_tiles capped at 2), the others the int4 GEMV; 0 = GEMV only (on the 2-core VM
+                             // the AMX int4 kernel is no faster than the GEMV yet)
     int m_tiles = 1;  // AMX accumulator block (see AmxGemmConfig)
     int n_tiles = 2;
     LoopOrder order = LoopOrder::mn;
@@ -44,6 +47,7 @@ struct ExpertFfnConfig {
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("gemv_max_m", "g", s.gemv_max_m);
+        f("int4_amx_min_m", "q", s.int4_amx_min_m);
         f("m_tiles", "mt", s.m_tiles);
         f("n_tiles", "nt", s.n_tiles);
         f("order", "", s.order);

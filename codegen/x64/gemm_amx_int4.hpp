@@ -14,7 +14,8 @@
 
 namespace mf {
 
-// desc.wtype must be int4; cfg: m_tiles, n_tiles in {1, 2} and order; k_block must be 0 (C is in memory anyway).
+// desc.wtype must be int4; cfg: m_tiles * n_tiles <= 2 (two sets of dot tiles alternate between groups) and
+// order; k_block must be 0 (C is in memory anyway).
 std::unique_ptr<JitKernel> make_gemm_amx_int4(const AmxGemmDesc& desc, const AmxGemmConfig& cfg);
 
 }  // namespace mf
