@@ -66,10 +66,8 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
                      isa.has(bf16_ ? IsaFeature::amx_bf16 : IsaFeature::amx_int8) && request_amx_permission();
     if (amx) {
         AmxGemmConfig ac = cfg.amx();
-        if (int4_) {  // the int4 kernel holds two sets of dot tiles: m_tiles * n_tiles <= 2
-            ac = AmxGemmConfig{std::min(cfg.m_tiles, 2), std::min(cfg.n_tiles, 2), cfg.order};
-            if (ac.m_tiles * ac.n_tiles > 2) ac.n_tiles = 1;
-        }
+        // int4: one dot tile per set, so the float accumulators stay in registers (measured fastest).
+        if (int4_) ac = AmxGemmConfig{1, 1, cfg.order};
         amx_mt_ = ac.m_tiles;
         amx_nt_ = ac.n_tiles;
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, ac);

@@ -8,8 +8,8 @@ namespace {
 // Tiles: two sets (even / odd groups) of mt*nt C tiles, tmm[s*mt*nt + i*nt + j] the int32 dot of one group
 //        for C block (i, j) (16 x 16), then mt A tiles (16 tokens x 32 bytes: one group of k), then nt B tiles
 //        (8 rows x 64 bytes: one group of 16 channels x 32 k). mt * nt <= 2.
-// zmm:   zmm0..15 rotating row values / accumulators, zmm16 + 2j / zmm17 + 2j scales / mins of panel j, zmm31
-//        zero.
+// zmm:   zmm0..15 rotating row values / accumulators (one C tile: the 16 rows' accumulators, zmm18..21 row
+//        values), zmm16 + 2j / zmm17 + 2j scales / mins of panel j, zmm31 zero.
 // Registers: rdi args; r8 A of the row group, r9 B of the panel group, r10 C of the block, r11 ldc, r12 = K_pad
 //            (A row stride), r13 = 64 (B row stride and tile scratch stride), r14 m count, r15 n count, rsi / rdx
 //            A / B walking along the groups, rax group count, rbx scales of the current group, rcx group sums
@@ -31,6 +31,8 @@ class GemmAmxInt4 : public JitKernel {
 
     int64_t kp() const { return round_up(d_.k, kKAlign); }
     int64_t groups() const { return kp() / kInt4Group; }
+    // One C tile per set: the float accumulators live in zmm0..15 instead of memory.
+    bool regs_acc() const { return c_.m_tiles * c_.n_tiles == 1; }
     int64_t scratch() const { return 2 * int64_t(c_.m_tiles) * c_.n_tiles * 1024; }
     Xbyak::Address slot(int i) { return qword[rsp + scratch() + 8 * i]; }
     static constexpr int kSavedRsp = 0, kGroupsBase = 1, kSumsBase = 2, kCColumn = 3;
@@ -64,6 +66,17 @@ class GemmAmxInt4 : public JitKernel {
             vmovups(Xbyak::Zmm(16 + 2 * j), ptr[rbx + j * G * kInt4GroupBytes + 256]);
             vmovups(Xbyak::Zmm(17 + 2 * j), ptr[rbx + j * G * kInt4GroupBytes + 320]);
         }
+        if (regs_acc()) {  // zmm0..15 hold the block's 16 rows
+            for (int r = 0; r < 16; ++r) {
+                const Xbyak::Zmm v(18 + r % 4);
+                vcvtdq2ps(v, ptr[rsp + set * 1024 + r * 64]);
+                vfmadd231ps(Xbyak::Zmm(r), v, zmm16);
+                vfnmadd231ps(Xbyak::Zmm(r), zmm17, ptr_b[rcx + r * G * 4]);
+            }
+            add(rbx, kInt4GroupBytes);
+            add(rcx, 4);
+            return;
+        }
         mov(rbp, r10);
         int z = 0;
         for (int i = 0; i < mt; ++i)
@@ -89,10 +102,14 @@ class GemmAmxInt4 : public JitKernel {
     void block() {
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         const int64_t G = groups();
-        mov(rbp, r10);
-        for (int row = 0; row < 16 * mt; ++row) {
-            for (int j = 0; j < nt; ++j) vmovups(ptr[rbp + j * 64], zmm31);
-            add(rbp, r11);
+        if (regs_acc()) {
+            for (int r = 0; r < 16; ++r) vpxord(Xbyak::Zmm(r), Xbyak::Zmm(r), Xbyak::Zmm(r));
+        } else {
+            mov(rbp, r10);
+            for (int row = 0; row < 16 * mt; ++row) {
+                for (int j = 0; j < nt; ++j) vmovups(ptr[rbp + j * 64], zmm31);
+                add(rbp, r11);
+            }
         }
         mov(rsi, r8);
         mov(rdx, r9);
@@ -113,6 +130,13 @@ class GemmAmxInt4 : public JitKernel {
         group_tiles(1);
         group_floats(0);
         group_floats(1);
+        if (regs_acc()) {
+            mov(rbp, r10);
+            for (int r = 0; r < 16; ++r) {
+                vmovups(ptr[rbp], Xbyak::Zmm(r));
+                add(rbp, r11);
+            }
+        }
     }
 
     void generate() override {
