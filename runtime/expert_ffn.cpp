@@ -1,5 +1,7 @@
 #include "runtime/expert_ffn.hpp"
 
+#include <xmmintrin.h>
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -279,6 +281,12 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 rr.rows ? unpack_for(worker, rr.amx, rt.weights->down, first, panels) : nullptr;
             for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
                 const int64_t rows = std::min(m_block_, rr.padded - m0);
+                // The block's output rows are scattered (one token each); start fetching them into L2 now
+                // so the accumulate after the GEMM does not wait on each row in turn.
+                for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i)
+                    for (int64_t n = 0; n < n_valid; n += 16)
+                        _mm_prefetch(reinterpret_cast<const char*>(b.y + rt.tokens[size_t(i)] * b.ldy + c0 + n),
+                                     _MM_HINT_T1);
                 gemm(hq_.data() + (rr.offset + m0) * a_row_i_,
                      int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr.amx,
                      rt.weights->down, first, panels, c, true, unpacked);
