@@ -6,17 +6,18 @@ namespace mf {
 namespace {
 
 // Tiles: two sets (even / odd groups) of mt*nt C tiles, tmm[s*mt*nt + i*nt + j] the int32 dot of one group
-//        for C block (i, j) (16 x 16), then mt A tiles (16 tokens x 32 bytes: one group of k), then nt B tiles
-//        (8 rows x 64 bytes: one group of 16 channels x 32 k). mt * nt <= 2.
+//        for C block (i, j) (16 x 16), then mt A tiles (16 tokens x 32 bytes: one group of k), then nt B
+//        tiles (8 rows x 64 bytes: one group of 16 channels x 32 k). mt * nt <= 2.
 // zmm:   zmm0..15 rotating row values / accumulators (one C tile: the 16 rows' accumulators, zmm18..21 row
 //        values), zmm16 + 2j / zmm17 + 2j scales / mins of panel j, zmm31 zero.
-// Registers: rdi args; r8 A of the row group, r9 B of the panel group, r10 C of the block, r11 ldc, r12 = K_pad
-//            (A row stride), r13 = 64 (B row stride and tile scratch stride), r14 m count, r15 n count, rsi / rdx
-//            A / B walking along the groups, rax group count, rbx scales of the current group, rcx group sums
-//            of the current group, rbp C row.
+// Registers: rdi args; r8 A of the row group, r9 B of the panel group, r10 C of the block, r11 ldc, r12 =
+// K_pad
+//            (A row stride), r13 = 64 (B row stride and tile scratch stride), r14 m count, r15 n count, rsi /
+//            rdx A / B walking along the groups, rax group count, rbx scales of the current group, rcx group
+//            sums of the current group, rbp C row.
 // Stack: [rsp, +2*mt*nt KiB) the dot tiles of both sets stored for the AVX-512 part (64-byte aligned); slots
-//        kSavedRsp, kGroupsBase (scales of the panel group), kSumsBase (group sums of the row group), kCColumn
-//        (C of the panel group's first row).
+//        kSavedRsp, kGroupsBase (scales of the panel group), kSumsBase (group sums of the row group),
+//        kCColumn (C of the panel group's first row).
 class GemmAmxInt4 : public JitKernel {
   public:
     GemmAmxInt4(const AmxGemmDesc& d, const AmxGemmConfig& c) : JitKernel(kernel_name(d, c)), d_(d), c_(c) {}
@@ -52,7 +53,8 @@ class GemmAmxInt4 : public JitKernel {
                 tdpbsud(c, Xbyak::Tmm(a0 + i), Xbyak::Tmm(b0 + j));
             }
         }
-        for (int t = 0; t < nc; ++t) tilestored(ptr[rsp + r13 + (set * nc + t) * 1024], Xbyak::Tmm(set * nc + t));
+        for (int t = 0; t < nc; ++t)
+            tilestored(ptr[rsp + r13 + (set * nc + t) * 1024], Xbyak::Tmm(set * nc + t));
         add(rsi, kInt4Group);
         add(rdx, 512);
     }
@@ -169,7 +171,8 @@ class GemmAmxInt4 : public JitKernel {
         mov(slot(kSumsBase), rax);
         mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, c)]);
         mov(slot(kCColumn), rax);
-        mov(nm ? r15 : r14, ptr[rdi + (nm ? offsetof(ExpertGemmArgs, n_steps) : offsetof(ExpertGemmArgs, m_steps))]);
+        mov(nm ? r15 : r14,
+            ptr[rdi + (nm ? offsetof(ExpertGemmArgs, n_steps) : offsetof(ExpertGemmArgs, m_steps))]);
         L(outer);
         // Inner loop restarts the other dimension.
         if (nm) {
