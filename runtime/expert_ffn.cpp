@@ -1,5 +1,7 @@
 #include "runtime/expert_ffn.hpp"
 
+#include <xmmintrin.h>
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -48,6 +50,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (cfg.n_block <= 0 || cfg.n_block % kNAlign || cfg.n_block_down <= 0 || cfg.n_block_down % kNAlign)
         bad("n_block and n_block_down must be positive multiples of 64");
     if (cfg.gemv_max_m < 0 || cfg.gemv_max_m > 16) bad("gemv_max_m must be in 0..16");
+    if (cfg.int4_amx_min_m < 0) bad("int4_amx_min_m must be 0 (GEMV only) or positive");
     if (cfg.m_block < 1) bad("m_block must be positive");
     const IsaSet isa = detect_cpu_isa();
     if (!isa.has(IsaFeature::avx512_vnni)) bad("this CPU lacks AVX-512 VNNI, which the expert kernels need");
@@ -61,16 +64,24 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     groups_i_ = kp_i_ / kInt4Group;
     a_row_h_ = kp_h_ * (bf16_ ? 2 : 1);
     a_row_i_ = kp_i_ * (bf16_ ? 2 : 1);
-    const bool amx = isa.has(bf16_ ? IsaFeature::amx_bf16 : IsaFeature::amx_int8) && request_amx_permission();
+    const bool amx = (!int4_ || cfg.int4_amx_min_m > 0) &&
+                     isa.has(bf16_ ? IsaFeature::amx_bf16 : IsaFeature::amx_int8) && request_amx_permission();
     if (amx) {
         AmxGemmConfig ac = cfg.amx();
-        if (int4_) ac = AmxGemmConfig{std::min(cfg.m_tiles, 2), std::min(cfg.n_tiles, 2), cfg.order};
+        // int4: one dot tile per set, so the float accumulators stay in registers (measured fastest).
+        if (int4_) ac = AmxGemmConfig{1, 1, cfg.order};
+        amx_mt_ = ac.m_tiles;
+        amx_nt_ = ac.n_tiles;
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, ac);
         amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, ac);
+        AmxGemmConfig narrow = ac;
+        narrow.m_tiles = 1;
+        amx_gu16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, narrow);
+        amx_dn16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, narrow);
     }
-    m_step_rows_ = amx ? 16 * (int4_ ? std::min(cfg.m_tiles, 2) : cfg.m_tiles) : 16;
+    m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
-    gemv_max_m_ = amx ? cfg.gemv_max_m : 1 << 30;
+    gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;
     gemv_rows_ = int4_ ? kInt4GemvMaxRows : 16;
     for (int m = 1; m <= gemv_rows_; ++m) {
         gemv_gu_.push_back(&cache.require(GemvDesc{desc.wtype, desc.hidden, m}, cfg.gemv(m, desc.wtype)));
@@ -92,20 +103,23 @@ const uint8_t* ExpertFfn::unpack_for(int worker, bool amx, const PackedMatrix& w
     return dst;
 }
 
-void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w,
+void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
                      int64_t first, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked) const {
     const int64_t ldc = panels * 64;
-    if (amx) {
-        const int nt = int4_ ? std::min(cfg_.n_tiles, 2) : cfg_.n_tiles;
+    if (rr.amx) {
+        const int64_t step = rr.narrow ? 16 : m_step_rows_;
         const ExpertGemmArgs args{a,
                             int4_ ? unpacked : w.panel(first),
                             c,
                             ldc,
-                            (rows + m_step_rows_ - 1) / m_step_rows_,
-                            panels / nt,
+                            (rows + step - 1) / step,
+                            panels / amx_nt_,
                             gs,
                             int4_ ? w.panel(first) : nullptr};
-        (*(down ? amx_dn_ : amx_gu_))(&args);
+        if (rr.narrow)
+            (*(down ? amx_dn16_ : amx_gu16_))(&args);
+        else
+            (*(down ? amx_dn_ : amx_gu_))(&args);
         return;
     }
     const int64_t lda = down ? a_row_i_ : a_row_h_, groups = down ? groups_i_ : groups_h_;
@@ -156,9 +170,9 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
              rt.weights->gate_up.sources != 2 || rt.weights->down.k != inter || rt.weights->down.n != hidden))
             throw std::invalid_argument("ExpertFfn::run: route " + std::to_string(r) +
                                         " weights do not match " + kernel_name(desc_, cfg_));
-        const bool amx = amx_gu_ && m > gemv_max_m_;
-        const int64_t padded = amx ? round_up(m, m_step_rows_) : m;
-        rows_.push_back({total, m, padded, amx});
+        const bool amx = amx_gu_ && m > gemv_max_m_, narrow = amx && m <= 16;
+        const int64_t padded = amx ? round_up(m, narrow ? 16 : m_step_rows_) : m;
+        rows_.push_back({total, m, padded, amx, narrow});
         total += padded;
         for (int64_t j = 0; m && j < gu_blocks; ++j) gu_items_.emplace_back(int32_t(r), int32_t(j));
     }
@@ -219,7 +233,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
             gemm(xq_.data() + (rr.offset + m0) * a_row_h_,
-                 int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr.amx, w, first,
+                 int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr, w, first,
                  panels, c, false, unpacked);
             for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                 const int64_t row = rr.offset + i;
@@ -275,8 +289,14 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 rr.rows ? unpack_for(worker, rr.amx, rt.weights->down, first, panels) : nullptr;
             for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
                 const int64_t rows = std::min(m_block_, rr.padded - m0);
+                // The block's output rows are scattered (one token each); start fetching them into L2 now
+                // so the accumulate after the GEMM does not wait on each row in turn.
+                for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i)
+                    for (int64_t n = 0; n < n_valid; n += 16)
+                        _mm_prefetch(reinterpret_cast<const char*>(b.y + rt.tokens[size_t(i)] * b.ldy + c0 + n),
+                                     _MM_HINT_T1);
                 gemm(hq_.data() + (rr.offset + m0) * a_row_i_,
-                     int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr.amx,
+                     int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr,
                      rt.weights->down, first, panels, c, true, unpacked);
                 for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                     const int64_t row = rr.offset + i;

@@ -63,13 +63,14 @@ class ExpertFfn {
     struct RouteRows {
         int64_t offset;  // first row in the activation buffers
         int64_t rows;    // routed tokens
-        int64_t padded;  // rows reserved (AMX: multiple of 16 * m_tiles)
+        int64_t padded;  // rows reserved (AMX: multiple of 16 * m_tiles, or 16 when narrow)
         bool amx;
+        bool narrow;     // AMX with one row tile (at most 16 rows: m_tiles > 1 would pad them)
     };
     // C[rows][panels*16] int32 = A rows x packed panels [first, first + panels) of w over its K.
     // int4: c receives floats and gs points at the rows' group sums; with amx, `unpacked` holds the panels
     // unpacked by unpack_int4_panels.
-    void gemm(const int8_t* a, const float* gs, int64_t rows, bool amx, const PackedMatrix& w,
+    void gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
               int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked) const;
     // int4 AMX routes: unpacks panels [first, first + panels) of w into the worker's buffer (nullptr otherwise).
     const uint8_t* unpack_for(int worker, bool amx, const PackedMatrix& w, int64_t first, int64_t panels);
@@ -81,8 +82,11 @@ class ExpertFfn {
     int64_t kp_h_, kp_i_, n_pad_h_, n_pad_i_, m_step_rows_, m_block_;
     const JitKernel* amx_gu_ = nullptr;                // K = hidden
     const JitKernel* amx_dn_ = nullptr;                // K = inter
+    const JitKernel* amx_gu16_ = nullptr;              // the same with m_tiles = 1, for routes of <= 16 rows
+    const JitKernel* amx_dn16_ = nullptr;
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
+    int amx_mt_ = 1, amx_nt_ = 1;   // tiles of the AMX kernels (int4 caps them)
     int gemv_rows_;                 // most rows per GEMV call (16 int8, 8 int4)
     bool int4_, bf16_, float_out_;  // float_out_: kernels return float sums (int4, bf16)
     int64_t a_row_h_, a_row_i_;     // bytes per activation row (int8: K_pad; bf16: 2 K_pad)

@@ -23,10 +23,14 @@ struct ExpertFfnDesc {
 
 struct ExpertFfnConfig {
     int gemv_max_m = 15;  // experts with at most this many tokens take the AVX-512 GEMV path (0..16), else
-                          // AMX (int4: the AMX int4 kernel, m_tiles and n_tiles capped at 2)
-    int m_tiles = 1;  // AMX accumulator block (see AmxGemmConfig)
+                          // AMX (int8, bf16)
+    int int4_amx_min_m = 128;  // int4: experts with at least this many tokens take the AMX int4 kernel (one
+                               // 16 x 16 tile: m_tiles / n_tiles are int8 / bf16 only), the others the int4
+                               // GEMV; 0 = GEMV only. 2-core VM: GEMV ahead at M=16, even at 64, AMX
+                               // +20-35% at M >= 256
+    int m_tiles = 2;  // AMX accumulator block (see AmxGemmConfig)
     int n_tiles = 2;
-    LoopOrder order = LoopOrder::mn;
+    LoopOrder order = LoopOrder::nm;
     int amx_prefetch = 0;    // AMX: B tiles ahead prefetched to L2
     int gemv_panels = 2;     // GEMV: panels streamed together
     int gemv_prefetch = 32;  // GEMV: cache lines ahead
@@ -39,11 +43,15 @@ struct ExpertFfnConfig {
     int amx_pf_a = 0;        // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
     int amx_pf_b = 0;        // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
     // Defaults: the A block (m_block x hidden int8) and a work item's B (2 n_block x hidden) both fit a 2 MiB
-    // L2 and B streams past a fixed A (order mn); gemv_max_m, m_tiles, m_block and gemv_prefetch as measured
-    // best on the 16-core Emerald Rapids device (bench kernels: m=16 65% -> 94% of roofline, m>=256 +10-15%).
+    // L2; gemv_max_m, m_block and gemv_prefetch as measured best on the 16-core Emerald Rapids device (bench
+    // kernels: m=16 65% -> 94% of roofline). 2x2 tiles, order nm: since the AMX kernel loads each tile just
+    // before its first product, on the 2-core VM (one thread) +10% at M=64 and +16-26% at M=256/1024 over
+    // the earlier 1x2 mn; K chunks and L1 prefetch measured slower there (tilestored + reload costs more than
+    // the L1 reuse saves), so they default off.
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("gemv_max_m", "g", s.gemv_max_m);
+        f("int4_amx_min_m", "q", s.int4_amx_min_m);
         f("m_tiles", "mt", s.m_tiles);
         f("n_tiles", "nt", s.n_tiles);
         f("order", "", s.order);

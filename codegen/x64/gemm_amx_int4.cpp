@@ -5,17 +5,19 @@
 namespace mf {
 namespace {
 
-// Tiles: tmm[i*nt + j] the int32 dot of one group for C block (i, j) (16 x 16), then mt A tiles (16 tokens x 32
-//        bytes: one group of k), then nt B tiles (8 rows x 64 bytes: one group of 16 channels x 32 k).
-// zmm:   zmm0..15 rotating row values / accumulators, zmm16 + 2j / zmm17 + 2j scales / mins of panel j, zmm31
-//        zero.
-// Registers: rdi args; r8 A of the row group, r9 B of the panel group, r10 C of the block, r11 ldc, r12 = K_pad
-//            (A row stride), r13 = 64 (B row stride and tile scratch stride), r14 m count, r15 n count, rsi / rdx
-//            A / B walking along the groups, rax group count, rbx scales of the current group, rcx group sums
-//            of the current group, rbp C row.
-// Stack: [rsp, +mt*nt KiB) the dot tiles stored for the AVX-512 part (64-byte aligned); then slots
-//        kSavedRsp, kGroupsBase (scales of the panel group), kSumsBase (group sums of the row group), kCColumn
-//        (C of the panel group's first row).
+// Tiles: two sets (even / odd groups) of mt*nt C tiles, tmm[s*mt*nt + i*nt + j] the int32 dot of one group
+//        for C block (i, j) (16 x 16), then mt A tiles (16 tokens x 32 bytes: one group of k), then nt B
+//        tiles (8 rows x 64 bytes: one group of 16 channels x 32 k). mt * nt <= 2.
+// zmm:   zmm0..15 rotating row values / accumulators (one C tile: the 16 rows' accumulators, zmm18..21 row
+//        values), zmm16 + 2j / zmm17 + 2j scales / mins of panel j, zmm31 zero.
+// Registers: rdi args; r8 A of the row group, r9 B of the panel group, r10 C of the block, r11 ldc, r12 =
+// K_pad
+//            (A row stride), r13 = 64 (B row stride and tile scratch stride), r14 m count, r15 n count, rsi /
+//            rdx A / B walking along the groups, rax group count, rbx scales of the current group, rcx group
+//            sums of the current group, rbp C row.
+// Stack: [rsp, +2*mt*nt KiB) the dot tiles of both sets stored for the AVX-512 part (64-byte aligned); slots
+//        kSavedRsp, kGroupsBase (scales of the panel group), kSumsBase (group sums of the row group),
+//        kCColumn (C of the panel group's first row).
 class GemmAmxInt4 : public JitKernel {
   public:
     GemmAmxInt4(const AmxGemmDesc& d, const AmxGemmConfig& c) : JitKernel(kernel_name(d, c)), d_(d), c_(c) {}
@@ -24,44 +26,58 @@ class GemmAmxInt4 : public JitKernel {
     JitStatus check() const override {
         if (d_.wtype != WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
         const int mt = c_.m_tiles, nt = c_.n_tiles;
-        if (mt < 1 || mt > 2 || nt < 1 || nt > 2 || c_.k_block != 0) return JitStatus::bad_desc;
+        if (mt < 1 || nt < 1 || mt * nt > 2 || c_.k_block != 0) return JitStatus::bad_desc;
         return JitStatus::ok;
     }
 
     int64_t kp() const { return round_up(d_.k, kKAlign); }
     int64_t groups() const { return kp() / kInt4Group; }
-    int64_t scratch() const { return int64_t(c_.m_tiles) * c_.n_tiles * 1024; }
+    // One C tile per set: the float accumulators live in zmm0..15 instead of memory.
+    bool regs_acc() const { return c_.m_tiles * c_.n_tiles == 1; }
+    int64_t scratch() const { return 2 * int64_t(c_.m_tiles) * c_.n_tiles * 1024; }
     Xbyak::Address slot(int i) { return qword[rsp + scratch() + 8 * i]; }
     static constexpr int kSavedRsp = 0, kGroupsBase = 1, kSumsBase = 2, kCColumn = 3;
 
-    void block() {
-        const int mt = c_.m_tiles, nt = c_.n_tiles;
-        const int64_t lda = kp(), pstride = kp() * kPanelCols, G = groups();
-        // Zero the float block.
-        mov(rbp, r10);
-        for (int row = 0; row < 16 * mt; ++row) {
-            for (int j = 0; j < nt; ++j) vmovups(ptr[rbp + j * 64], zmm31);
-            add(rbp, r11);
-        }
-        mov(rsi, r8);
-        mov(rdx, r9);
-        mov(rbx, slot(kGroupsBase));
-        mov(rcx, slot(kSumsBase));
-        mov(rax, G);
-        Xbyak::Label g_loop;
-        L(g_loop);
+    // Tile work of one group into C set `set`: zero, load A and B, multiply, store the dots to the set's
+    // scratch. Advances rsi / rdx to the next group.
+    void group_tiles(int set) {
+        const int mt = c_.m_tiles, nt = c_.n_tiles, nc = mt * nt;
+        const int64_t lda = kp(), pstride = kp() * kPanelCols;
+        const int a0 = 2 * nc, b0 = 2 * nc + mt;
         for (int i = 0; i < mt; ++i) {
-            tileloadd(Xbyak::Tmm(mt * nt + i), ptr[rsi + r12 + i * 16 * lda]);
+            tileloadd(Xbyak::Tmm(a0 + i), ptr[rsi + r12 + i * 16 * lda]);
             for (int j = 0; j < nt; ++j) {
-                if (i == 0) tileloadd(Xbyak::Tmm(mt * nt + mt + j), ptr[rdx + r13 + j * pstride]);
-                tilezero(Xbyak::Tmm(i * nt + j));
-                tdpbsud(Xbyak::Tmm(i * nt + j), Xbyak::Tmm(mt * nt + i), Xbyak::Tmm(mt * nt + mt + j));
+                if (i == 0) tileloadd(Xbyak::Tmm(b0 + j), ptr[rdx + r13 + j * pstride]);
+                const Xbyak::Tmm c(set * nc + i * nt + j);
+                tilezero(c);
+                tdpbsud(c, Xbyak::Tmm(a0 + i), Xbyak::Tmm(b0 + j));
             }
         }
-        for (int t = 0; t < mt * nt; ++t) tilestored(ptr[rsp + r13 + t * 1024], Xbyak::Tmm(t));
+        for (int t = 0; t < nc; ++t)
+            tilestored(ptr[rsp + r13 + (set * nc + t) * 1024], Xbyak::Tmm(set * nc + t));
+        add(rsi, kInt4Group);
+        add(rdx, 512);
+    }
+
+    // AVX-512 part of one group whose dots are in scratch set `set`: c = fma(dot, scale, c), then
+    // c = fma(-min, group_sum, c). rbx / rcx point at the group's scales / sums; advances them.
+    void group_floats(int set) {
+        const int mt = c_.m_tiles, nt = c_.n_tiles, nc = mt * nt;
+        const int64_t G = groups();
         for (int j = 0; j < nt; ++j) {
             vmovups(Xbyak::Zmm(16 + 2 * j), ptr[rbx + j * G * kInt4GroupBytes + 256]);
             vmovups(Xbyak::Zmm(17 + 2 * j), ptr[rbx + j * G * kInt4GroupBytes + 320]);
+        }
+        if (regs_acc()) {  // zmm0..15 hold the block's 16 rows
+            for (int r = 0; r < 16; ++r) {
+                const Xbyak::Zmm v(18 + r % 4);
+                vcvtdq2ps(v, ptr[rsp + set * 1024 + r * 64]);
+                vfmadd231ps(Xbyak::Zmm(r), v, zmm16);
+                vfnmadd231ps(Xbyak::Zmm(r), zmm17, ptr_b[rcx + r * G * 4]);
+            }
+            add(rbx, kInt4GroupBytes);
+            add(rcx, 4);
+            return;
         }
         mov(rbp, r10);
         int z = 0;
@@ -71,7 +87,7 @@ class GemmAmxInt4 : public JitKernel {
                 for (int j = 0; j < nt; ++j) {
                     const Xbyak::Zmm v(z), acc(z + 1);
                     z = (z + 2) % 16;
-                    vcvtdq2ps(v, ptr[rsp + (i * nt + j) * 1024 + r * 64]);
+                    vcvtdq2ps(v, ptr[rsp + (set * nc + i * nt + j) * 1024 + r * 64]);
                     vmovups(acc, ptr[rbp + j * 64]);
                     vfmadd231ps(acc, v, Xbyak::Zmm(16 + 2 * j));
                     vfnmadd231ps(acc, Xbyak::Zmm(17 + 2 * j), ptr_b[rcx + row * G * 4]);
@@ -79,12 +95,50 @@ class GemmAmxInt4 : public JitKernel {
                 }
                 add(rbp, r11);
             }
-        add(rsi, kInt4Group);
-        add(rdx, 512);
         add(rbx, kInt4GroupBytes);
         add(rcx, 4);
-        dec(rax);
-        jnz(g_loop, T_NEAR);
+    }
+
+    // Software pipeline over the groups (G is even): the tiles of group g run while AVX-512 scales group
+    // g - 1 from the other scratch set.
+    void block() {
+        const int mt = c_.m_tiles, nt = c_.n_tiles;
+        const int64_t G = groups();
+        if (regs_acc()) {
+            for (int r = 0; r < 16; ++r) vpxord(Xbyak::Zmm(r), Xbyak::Zmm(r), Xbyak::Zmm(r));
+        } else {
+            mov(rbp, r10);
+            for (int row = 0; row < 16 * mt; ++row) {
+                for (int j = 0; j < nt; ++j) vmovups(ptr[rbp + j * 64], zmm31);
+                add(rbp, r11);
+            }
+        }
+        mov(rsi, r8);
+        mov(rdx, r9);
+        mov(rbx, slot(kGroupsBase));
+        mov(rcx, slot(kSumsBase));
+        group_tiles(0);
+        if (G > 2) {
+            mov(rax, (G - 2) / 2);
+            Xbyak::Label pair;
+            L(pair);
+            group_tiles(1);
+            group_floats(0);
+            group_tiles(0);
+            group_floats(1);
+            dec(rax);
+            jnz(pair, T_NEAR);
+        }
+        group_tiles(1);
+        group_floats(0);
+        group_floats(1);
+        if (regs_acc()) {
+            mov(rbp, r10);
+            for (int r = 0; r < 16; ++r) {
+                vmovups(ptr[rbp], Xbyak::Zmm(r));
+                add(rbp, r11);
+            }
+        }
     }
 
     void generate() override {
@@ -117,7 +171,8 @@ class GemmAmxInt4 : public JitKernel {
         mov(slot(kSumsBase), rax);
         mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, c)]);
         mov(slot(kCColumn), rax);
-        mov(nm ? r15 : r14, ptr[rdi + (nm ? offsetof(ExpertGemmArgs, n_steps) : offsetof(ExpertGemmArgs, m_steps))]);
+        mov(nm ? r15 : r14,
+            ptr[rdi + (nm ? offsetof(ExpertGemmArgs, n_steps) : offsetof(ExpertGemmArgs, m_steps))]);
         L(outer);
         // Inner loop restarts the other dimension.
         if (nm) {
@@ -172,7 +227,7 @@ class GemmAmxInt4 : public JitKernel {
         db(1);
         db(0);
         for (int i = 0; i < 14; ++i) db(0);
-        const int nc = mt * nt, tiles = nc + mt + nt;
+        const int nc = 2 * mt * nt, tiles = nc + mt + nt;
         for (int t = 0; t < 16; ++t) dw(t >= tiles ? 0 : t >= nc && t < nc + mt ? kInt4Group : 64);
         for (int t = 0; t < 16; ++t) db(t >= tiles ? 0 : t >= nc + mt ? 8 : 16);
     }

@@ -2,10 +2,10 @@
 //
 // The caller first unpacks the panels it will use into the int8 panel layout (unpack_int4_panels: q in 0..15,
 // K_pad/4 rows of 64 bytes per panel, so one group is 8 rows = 512 bytes) and passes them as args.b; args.
-// b_groups points at the packed int4 data of the same first panel (for the scales and mins) and a_group_sums at
-// the rows' per-group activation sums. Per group g one tdpbsud over K = 32 gives dot_g in int32; AVX-512 then
-// accumulates c = fma(dot_g, scale, c) and c = fma(-min, group_sum_g, c) in float, in group order, so the
-// result equals the int4 GEMV's bit for bit.
+// b_groups points at the packed int4 data of the same first panel (for the scales and mins) and a_group_sums
+// at the rows' per-group activation sums. Per group g one tdpbsud over K = 32 gives dot_g in int32; AVX-512
+// then accumulates c = fma(dot_g, scale, c) and c = fma(-min, group_sum_g, c) in float, in group order, so
+// the result equals the int4 GEMV's bit for bit.
 #pragma once
 #include <memory>
 
@@ -14,7 +14,8 @@
 
 namespace mf {
 
-// desc.wtype must be int4; cfg: m_tiles, n_tiles in {1, 2} and order; k_block must be 0 (C is in memory anyway).
+// desc.wtype must be int4; cfg: m_tiles * n_tiles <= 2 (two sets of dot tiles alternate between groups) and
+// order; k_block must be 0 (C is in memory anyway).
 std::unique_ptr<JitKernel> make_gemm_amx_int4(const AmxGemmDesc& desc, const AmxGemmConfig& cfg);
 
 }  // namespace mf

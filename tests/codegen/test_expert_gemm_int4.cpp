@@ -158,7 +158,7 @@ TEST_CASE("AMX int4 GEMM (unpacked panels, per-group scale and min) equals the p
     };
     const Case cases[] = {{1, 16, 32}, {17, 50, 100}, {40, 130, 7168 / 8 + 3}, {33, 64, 2048}};
     const AmxGemmConfig cfgs[] = {
-        {2, 2, LoopOrder::nm, 0}, {1, 2, LoopOrder::mn, 0}, {2, 1, LoopOrder::mn, 0}, {1, 1, LoopOrder::nm, 0}};
+        {2, 1, LoopOrder::nm, 0}, {1, 2, LoopOrder::mn, 0}, {2, 1, LoopOrder::mn, 0}, {1, 1, LoopOrder::nm, 0}};
     for (const Case& tc : cases)
         for (const AmxGemmConfig& cfg : cfgs) {
             const AmxGemmDesc desc{WeightType::int4, tc.k};
@@ -205,4 +205,7 @@ TEST_CASE("AMX int4 GEMM (unpacked panels, per-group scale and min) equals the p
             cache.require(desc, cfg)(&args);
             CHECK(std::count(c0.begin(), c0.end(), -1.0f) == std::ptrdiff_t(c0.size()));
         }
+    // Four dot tiles per set would need 12 tiles.
+    CHECK(cache.get(AmxGemmDesc{WeightType::int4, 64}, AmxGemmConfig{2, 2, LoopOrder::nm, 0}).status ==
+          JitStatus::bad_desc);
 }

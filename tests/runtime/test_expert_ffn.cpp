@@ -226,8 +226,10 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     base.n_block = 64;
     base.n_block_down = 64;
     base.m_block = 32;
+    base.int4_amx_min_m = 16;
     ExpertFfnConfig all_amx = base;
     all_amx.gemv_max_m = 0;
+    all_amx.int4_amx_min_m = 1;
     all_amx.order = LoopOrder::mn;
     all_amx.m_tiles = 3;
     all_amx.n_tiles = 1;
@@ -238,6 +240,7 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     all_gemv.n_block_down = 192;
     ExpertFfnConfig chunked = base;  // AMX K chunks and L1 prefetch (int4: m/n tiles only)
     chunked.gemv_max_m = 2;
+    chunked.int4_amx_min_m = 3;
     chunked.m_tiles = 2;
     chunked.n_tiles = 2;
     chunked.order = LoopOrder::nm;
