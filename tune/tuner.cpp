@@ -167,6 +167,25 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
                         c.m_block = mb;
                         add(c);
                     }
+        // The AMX loop's K chunks and L1 tile prefetch, and (int4 only) the tokens per expert from which its AMX
+        // kernel replaces the GEMV, around the first tile shape.
+        ExpertFfnConfig a = base;
+        a.m_tiles = amxs.front().m_tiles, a.n_tiles = amxs.front().n_tiles, a.order = amxs.front().order;
+        for (int kb : {16, 32}) {
+            ExpertFfnConfig c = a;
+            c.amx_k_block = kb;
+            add(c);
+        }
+        for (int pf : {1, 2}) {
+            ExpertFfnConfig c = a;
+            c.amx_pf_a = c.amx_pf_b = pf;
+            add(c);
+        }
+        for (int q : {32, std::max(m, 32)}) {
+            ExpertFfnConfig c = a;
+            c.int4_amx_min_m = q;
+            add(c);
+        }
     }
     return v;
 }
