@@ -5,6 +5,7 @@
 #   tests         the whole ctest suite (GPU tests run there instead of skipping) + the host profile
 #   cuda-bench    the MLA decode benchmark table (tests/bench/cuda_mla_decode_results.md)
 #   kernels       bench kernels, int8 and int4, with oneDNN side by side where it was found
+#   kernels-cmp   int8 with session 1's tile defaults, int4 without its AMX path (same binary, for comparison)
 #   hybrid-N      mkmodel v3-slice-N (q4_K experts), then bench --model hybrid and --cpu-only
 #   gpu-tests     only the GPU cases, the hybrid runtime and the placement rules
 #   tune-S        moeforge tune --budget S $TUNE_ARGS (CPU and GPU searches; report in $OUT/tune-report), then the plan's MLA
@@ -39,6 +40,9 @@ steps=("$@"); [[ ${#steps[@]} -eq 0 ]] && steps=(tests)
         build/moeforge tune --host-only
         build/moeforge bench kernels --wtype int8 --peer onednn 2>&1
         build/moeforge bench kernels --wtype int4 2>&1 ;;
+      kernels-cmp)  # the defaults of session 1 (1x2 tiles, mn) and the GEMV-only int4 path, same binary
+        build/moeforge bench kernels --wtype int8 --m 64,256,1024 --config '{"m_tiles":1,"n_tiles":2,"order":"mn"}' 2>&1 | tail -5
+        build/moeforge bench kernels --wtype int4 --m 64,256,1024 --config '{"int4_amx_min_m":0}' 2>&1 | tail -5 ;;
       hybrid-*)
         n=${step#hybrid-}; dir=/tmp/moeforge-slice
         [[ -f $dir/v3-slice-$n.gguf ]] || build/moeforge mkmodel --preset "v3-slice-$n" --wtype q4_k --format gguf \
