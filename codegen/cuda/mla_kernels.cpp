@@ -41,6 +41,10 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.qk_split != 0 && c.qk_split != 1) return "qk_split must be 0 or 1";
     if (c.qk_split && (!c.wgmma || c.tile_tokens != 64))
         return "qk_split is implemented for the wgmma kernel with 64-token tiles";
+    if (c.qk_chains != 1 && c.qk_chains != 2 && c.qk_chains != 4) return "qk_chains must be 1, 2 or 4";
+    if (c.qk_chains != 1 && !c.wgmma) return "qk_chains applies to the wgmma kernel only";
+    if ((d.latent_dim + d.rope_dim) / 16 % c.qk_chains != 0)
+        return "(latent_dim + rope_dim) / 16 k-steps must divide among the qk_chains";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -99,6 +103,11 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     add(MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1});
     // Q K^T on both warpgroups
     for (int pdl : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, pdl, 1});
+    // independent Q K^T accumulator chains
+    add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2});
+    for (int chains : {2, 4}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, chains});
+    add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4});
+    add(MlaDecodeConfig{32, 3, 1, 1, 1, 0, 0, 0, 2});
     return v;
 }
 
@@ -114,11 +123,11 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             "#include \"mla_decode_wgmma.cuh\"\n"
             "// {0}\n"
             "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}>(p);\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}>(p);\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
             d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float",
-            c.pdl ? "true" : "false", c.qk_split ? "true" : "false");
+            c.pdl ? "true" : "false", c.qk_split ? "true" : "false", c.qk_chains);
         return s;
     }
     s.source = fmt::format(

@@ -90,7 +90,9 @@ __device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float
 // PDL: let the combine kernel (launched as a programmatic dependent) start as soon as SMs free up.
 // QKS: both warpgroups compute S, each for half of the tile's tokens (two wgmma chains; the row max is exchanged
 // through shared memory), instead of warpgroup 0 alone while warpgroup 1 waits.
-template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS>
+// CHAINS: independent accumulator sets for Q K^T (1, 2 or 4), summed after the last k-step.
+template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
+          int CHAINS>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (PDL) griddep_launch_dependents();
     constexpr int NA = QKS ? TILE / 2 : TILE;  // S columns (tokens) per computing warpgroup
@@ -104,6 +106,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     static_assert(TILE == 32 || TILE == 64, "tile of 32 or 64 tokens");
     static_assert(STAGES >= 2 && STAGES <= 4, "2 to 4 K stages");
     static_assert(NA == 32 || NA == 64, "S tiles of 32 or 64 tokens per warpgroup");
+    static_assert(CHAINS == 1 || CHAINS == 2 || CHAINS == 4, "1, 2 or 4 Q K^T accumulator chains");
+    static_assert((LATENT + ROPE) / 16 % CHAINS == 0, "whole k-steps per chain");
     static_assert(64 * (LATENT * 4 + 32) <= MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::q_bytes +
                                                 STAGES * MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::k_bytes,
                   "the output rows are staged over the Q and K buffers");
@@ -204,9 +208,14 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         // ---- phase A: S = Q K^T (QKS: each warpgroup its half of the tile's tokens, else warpgroup 0 alone)
         float alpha[2] = {1.f, 1.f};
         if (QKS || wg == 0) {
-            float s[NA / 2];
+            // CHAINS independent accumulators, k-step ks into chain ks % CHAINS: a wgmma that accumulates into
+            // the previous one's registers waits for it, so one chain of 36 small (n32/n64) wgmmas runs at their
+            // latency, not the tensor cores' rate (H200 run 1: ~150 cycles per m64n64k16 step)
+            float sc[CHAINS][NA / 2];
 #pragma unroll
-            for (int e = 0; e < NA / 2; ++e) s[e] = 0.f;
+            for (int c = 0; c < CHAINS; ++c)
+#pragma unroll
+                for (int e = 0; e < NA / 2; ++e) sc[c][e] = 0.f;
             const int tok_off = QKS ? wg * NA : 0;  // first token of this warpgroup's columns in the tile
             wgmma_fence();
 #pragma unroll
@@ -215,11 +224,19 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                     wgmma_desc_sw128(sQa + (ks >> 2) * (HB * 128) + (ks & 3) * 32, 16, 1024);
                 const unsigned long long db = wgmma_desc_sw128(
                     sKa + (ks >> 2) * (TILE * 128) + tok_off * 128 + (ks & 3) * 32, 16, 1024);
-                wgmma_qk<NA>(s, da, db, ks > 0);
+                wgmma_qk<NA>(sc[ks % CHAINS], da, db, ks >= CHAINS);
             }
             wgmma_commit();
             wgmma_wait<0>();
-            wgmma_pin(s);
+#pragma unroll
+            for (int c = 0; c < CHAINS; ++c) wgmma_pin(sc[c]);
+            float s[NA / 2];
+#pragma unroll
+            for (int e = 0; e < NA / 2; ++e) {
+                s[e] = sc[0][e];
+#pragma unroll
+                for (int c = 1; c < CHAINS; ++c) s[e] += sc[c][e];
+            }
 
             // scale, mask the tail, online softmax over rows row0 and row0 + 8
             float mx[2] = {neg_inf(), neg_inf()};
