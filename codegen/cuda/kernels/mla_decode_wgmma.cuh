@@ -197,26 +197,20 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         cp_async_wait_group<STAGES - 2>();  // tile i (and Q) landed for this thread's copies
         fence_proxy_async_smem();           // ... and are visible to wgmma after the barrier
         __syncthreads();                    // also: phase B of tile i - 1 is done in both warpgroups
-        {
-            const int next = i + STAGES - 1;  // into the stage tile i - 1 used
-            if (next < n_tiles) load_tile(next, next % STAGES);
-            cp_async_commit();
-        }
         const unsigned sKa = sKa0 + (i % STAGES) * Smem::k_bytes;
         const int tile_start = t_begin + i * TILE;
 
         // ---- phase A: S = Q K^T (QKS: each warpgroup its half of the tile's tokens, else warpgroup 0 alone)
-        float alpha[2] = {1.f, 1.f};
+        // CHAINS independent accumulators, k-step ks into chain ks % CHAINS: a wgmma that accumulates into the
+        // previous one's registers waits for it, so one chain of 36 small (n32/n64) wgmmas runs at their
+        // latency, not the tensor cores' rate (H200 run 1: ~150 cycles per m64n64k16 step)
+        const int tok_off = QKS ? wg * NA : 0;  // first token of this warpgroup's columns in the tile
+        float sc[CHAINS][NA / 2];
         if (QKS || wg == 0) {
-            // CHAINS independent accumulators, k-step ks into chain ks % CHAINS: a wgmma that accumulates into
-            // the previous one's registers waits for it, so one chain of 36 small (n32/n64) wgmmas runs at their
-            // latency, not the tensor cores' rate (H200 run 1: ~150 cycles per m64n64k16 step)
-            float sc[CHAINS][NA / 2];
 #pragma unroll
             for (int c = 0; c < CHAINS; ++c)
 #pragma unroll
                 for (int e = 0; e < NA / 2; ++e) sc[c][e] = 0.f;
-            const int tok_off = QKS ? wg * NA : 0;  // first token of this warpgroup's columns in the tile
             wgmma_fence();
 #pragma unroll
             for (int ks = 0; ks < D / 16; ++ks) {
@@ -227,6 +221,14 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                 wgmma_qk<NA>(sc[ks % CHAINS], da, db, ks >= CHAINS);
             }
             wgmma_commit();
+        }
+        {  // the next tile's copies go out while the tensor cores run phase A
+            const int next = i + STAGES - 1;  // into the stage tile i - 1 used
+            if (next < n_tiles) load_tile(next, next % STAGES);
+            cp_async_commit();
+        }
+        float alpha[2] = {1.f, 1.f};
+        if (QKS || wg == 0) {
             wgmma_wait<0>();
 #pragma unroll
             for (int c = 0; c < CHAINS; ++c) wgmma_pin(sc[c]);
@@ -293,12 +295,14 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             alpha[0] = s_alpha[row0];
             alpha[1] = s_alpha[row0 + 8];
         }
+        if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // the max moved for some row
 #pragma unroll
-        for (int j = 0; j < NV / 8; ++j) {
-            o[4 * j] *= alpha[0];
-            o[4 * j + 1] *= alpha[0];
-            o[4 * j + 2] *= alpha[1];
-            o[4 * j + 3] *= alpha[1];
+            for (int j = 0; j < NV / 8; ++j) {
+                o[4 * j] *= alpha[0];
+                o[4 * j + 1] *= alpha[0];
+                o[4 * j + 2] *= alpha[1];
+                o[4 * j + 3] *= alpha[1];
+            }
         }
         wgmma_fence();
 #pragma unroll
