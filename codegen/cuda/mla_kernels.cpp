@@ -184,8 +184,8 @@ CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, const MlaDecodeConfi
 }
 
 CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials, bool dependent) {
-    if (d.latent_dim % 128 != 0 || d.latent_dim > 1024)
-        throw std::invalid_argument("MLA combine: latent_dim must be a multiple of 128, at most 1024");
+    if (d.latent_dim % 128 != 0 || d.latent_dim / 4 * kMlaCombineSplitGroups > 1024)
+        throw std::invalid_argument("MLA combine: latent_dim must be a multiple of 128, at most 512");
     CudaKernelSource s;
     s.name = mla_combine_name(d, bf16_partials, dependent);
     s.block_threads = d.latent_dim / 4 * kMlaCombineSplitGroups;

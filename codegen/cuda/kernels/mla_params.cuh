@@ -24,7 +24,7 @@ struct MlaDecodeParams {
 };
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
-constexpr int kMlaCombineSplitGroups = 4;
+constexpr int kMlaCombineSplitGroups = 8;
 
 // Merges the splits: out[b][h][:] = sum_s w_s o_part[b][h][s][:], w = softmax over s of lse_part.
 struct MlaCombineParams {
