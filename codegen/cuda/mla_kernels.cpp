@@ -108,6 +108,7 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     for (int chains : {2, 4}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, chains});
     add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4});
     add(MlaDecodeConfig{32, 3, 1, 1, 1, 0, 0, 0, 2});
+    add(MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1, 1, 4});  // all of the above with bf16 partials
     return v;
 }
 

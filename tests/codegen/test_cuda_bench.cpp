@@ -79,7 +79,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
          {MlaDecodeConfig{64, 2, 1, 0}, mla_decode_default_config(d, env.sm), MlaDecodeConfig{32, 3, 1, 1},
           MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1},
           MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 2},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4}})
+          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4},
+          MlaDecodeConfig{64, 2, 1, 1, 1, 1, 0}, MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1, 1, 4}})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
