@@ -45,6 +45,8 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.qk_chains != 1 && !c.wgmma) return "qk_chains applies to the wgmma kernel only";
     if ((d.latent_dim + d.rope_dim) / 16 % c.qk_chains != 0)
         return "(latent_dim + rope_dim) / 16 k-steps must divide among the qk_chains";
+    if (c.profile != 0 && c.profile != 1) return "profile must be 0 or 1";
+    if (c.profile && !c.wgmma) return "profile applies to the wgmma kernel only";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -124,11 +126,12 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             "#include \"mla_decode_wgmma.cuh\"\n"
             "// {0}\n"
             "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}>(p);\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {13}>(p);\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
             d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float",
-            c.pdl ? "true" : "false", c.qk_split ? "true" : "false", c.qk_chains);
+            c.pdl ? "true" : "false", c.qk_split ? "true" : "false", c.qk_chains,
+            c.profile ? "true" : "false");
         return s;
     }
     s.source = fmt::format(

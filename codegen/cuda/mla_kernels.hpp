@@ -59,6 +59,9 @@ struct MlaDecodeConfig {
     // Independent accumulator chains for Q K^T in the wgmma kernel: 1, 2 or 4 (breaks the dependency between
     // consecutive small wgmmas; costs NA/2 registers per extra chain).
     int qk_chains = 1;
+    // 1: the kernel records per-step cycle counts of one CTA into MlaDecodeParams::profile (benchmark aid,
+    // wgmma kernel only; never a tuning candidate).
+    int profile = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -71,6 +74,7 @@ struct MlaDecodeConfig {
         f("pdl", "pdl", s.pdl);
         f("qk_split", "qs", s.qk_split);
         f("qk_chains", "qc", s.qk_chains);
+        f("profile", "prof", s.profile);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

@@ -91,10 +91,22 @@ __device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float
 // QKS: both warpgroups compute S, each for half of the tile's tokens (two wgmma chains; the row max is exchanged
 // through shared memory), instead of warpgroup 0 alone while warpgroup 1 waits.
 // CHAINS: independent accumulator sets for Q K^T (1, 2 or 4), summed after the last k-step.
+// PROF: threads 0 and 128 (one per warpgroup) of CTA (0, 0, 0) add up clock64() cycles per step and write them to
+// p.profile[wg * 8 + k], k = prologue, wait for the tile (copies + barrier), phase A (wgmmas + issuing the next
+// copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate).
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
-          int CHAINS>
+          int CHAINS, bool PROF>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (PDL) griddep_launch_dependents();
+    long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long long prof_t = PROF ? clock64() : 0;
+    auto mark = [&](int k) {
+        if constexpr (PROF) {
+            const long long now = clock64();
+            prof[k] += now - prof_t;
+            prof_t = now;
+        }
+    };
     constexpr int NA = QKS ? TILE / 2 : TILE;  // S columns (tokens) per computing warpgroup
     constexpr int D = LATENT + ROPE;
     constexpr int CH = D / 8;  // 16-byte chunks per row
@@ -193,10 +205,12 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     for (int e = 0; e < NV / 2; ++e) o[e] = 0.f;
 
     const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK), sPa = smem_addr(sP);
+    mark(0);
     for (int i = 0; i < n_tiles; ++i) {
         cp_async_wait_group<STAGES - 2>();  // tile i (and Q) landed for this thread's copies
         fence_proxy_async_smem();           // ... and are visible to wgmma after the barrier
         __syncthreads();                    // also: phase B of tile i - 1 is done in both warpgroups
+        mark(1);
         const unsigned sKa = sKa0 + (i % STAGES) * Smem::k_bytes;
         const int tile_start = t_begin + i * TILE;
 
@@ -232,6 +246,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             wgmma_wait<0>();
 #pragma unroll
             for (int c = 0; c < CHAINS; ++c) wgmma_pin(sc[c]);
+            mark(2);
             float s[NA / 2];
 #pragma unroll
             for (int e = 0; e < NA / 2; ++e) {
@@ -288,7 +303,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             }
             fence_proxy_async_smem();
         }
+        mark(3);
         __syncthreads();
+        mark(4);
 
         // ---- phase B: O = alpha O + P V over this warpgroup's 256 value columns
         if constexpr (!QKS) {  // warpgroup 1 takes warpgroup 0's factors (same rows)
@@ -316,6 +333,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         wgmma_commit();
         wgmma_wait<0>();
         wgmma_pin(o);
+        mark(5);
     }
     cp_async_wait_all();  // only empty groups can be left; keeps the exit clean
 
@@ -349,6 +367,13 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             smem, o, inv, row0, wg, t, tid,
             reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
             (size_t)p.num_splits * LATENT, rows);
+    if constexpr (PROF) {
+        mark(6);
+        prof[7] = n_tiles;
+        if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
+#pragma unroll
+            for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];
+    }
 }
 
 }  // namespace mf
