@@ -58,7 +58,7 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     const bool direct = mla_decode_writes_output(config_, num_splits);
     decode_->launch(mla_decode_grid(desc_, batch, num_splits),
                     MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch,
-                                    block_table_stride, num_splits, scale, direct ? out : nullptr},
+                                    block_table_stride, num_splits, scale, direct ? out : nullptr, nullptr},
                     stream);
     if (direct) return;
     const MlaCombineParams cp{o_part, lse, out, batch, partials};

@@ -41,6 +41,12 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.qk_split != 0 && c.qk_split != 1) return "qk_split must be 0 or 1";
     if (c.qk_split && (!c.wgmma || c.tile_tokens != 64))
         return "qk_split is implemented for the wgmma kernel with 64-token tiles";
+    if (c.qk_chains != 1 && c.qk_chains != 2 && c.qk_chains != 4) return "qk_chains must be 1, 2 or 4";
+    if (c.qk_chains != 1 && !c.wgmma) return "qk_chains applies to the wgmma kernel only";
+    if ((d.latent_dim + d.rope_dim) / 16 % c.qk_chains != 0)
+        return "(latent_dim + rope_dim) / 16 k-steps must divide among the qk_chains";
+    if (c.profile != 0 && c.profile != 1) return "profile must be 0 or 1";
+    if (c.profile && !c.wgmma) return "profile applies to the wgmma kernel only";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -99,6 +105,12 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     add(MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1});
     // Q K^T on both warpgroups
     for (int pdl : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, pdl, 1});
+    // independent Q K^T accumulator chains
+    add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2});
+    for (int chains : {2, 4}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, chains});
+    add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4});
+    add(MlaDecodeConfig{32, 3, 1, 1, 1, 0, 0, 0, 2});
+    add(MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1, 1, 4});  // all of the above with bf16 partials
     return v;
 }
 
@@ -114,11 +126,12 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             "#include \"mla_decode_wgmma.cuh\"\n"
             "// {0}\n"
             "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}>(p);\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {13}>(p);\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
             d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float",
-            c.pdl ? "true" : "false", c.qk_split ? "true" : "false");
+            c.pdl ? "true" : "false", c.qk_split ? "true" : "false", c.qk_chains,
+            c.profile ? "true" : "false");
         return s;
     }
     s.source = fmt::format(
@@ -175,8 +188,8 @@ CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, const MlaDecodeConfi
 }
 
 CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials, bool dependent) {
-    if (d.latent_dim % 128 != 0 || d.latent_dim > 1024)
-        throw std::invalid_argument("MLA combine: latent_dim must be a multiple of 128, at most 1024");
+    if (d.latent_dim % 128 != 0 || d.latent_dim / 4 * kMlaCombineSplitGroups > 1024)
+        throw std::invalid_argument("MLA combine: latent_dim must be a multiple of 128, at most 512");
     CudaKernelSource s;
     s.name = mla_combine_name(d, bf16_partials, dependent);
     s.block_threads = d.latent_dim / 4 * kMlaCombineSplitGroups;

@@ -56,6 +56,12 @@ struct MlaDecodeConfig {
     int pdl = 0;
     // 1: both warpgroups compute Q K^T, each for half of the tile (wgmma kernel, tile 64).
     int qk_split = 0;
+    // Independent accumulator chains for Q K^T in the wgmma kernel: 1, 2 or 4 (breaks the dependency between
+    // consecutive small wgmmas; costs NA/2 registers per extra chain).
+    int qk_chains = 1;
+    // 1: the kernel records per-step cycle counts of one CTA into MlaDecodeParams::profile (benchmark aid,
+    // wgmma kernel only; never a tuning candidate).
+    int profile = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -67,6 +73,8 @@ struct MlaDecodeConfig {
         f("partial_bf16", "pb", s.partial_bf16);
         f("pdl", "pdl", s.pdl);
         f("qk_split", "qs", s.qk_split);
+        f("qk_chains", "qc", s.qk_chains);
+        f("profile", "prof", s.profile);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

@@ -24,6 +24,9 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         v.push_back(mla_decode_source(ragged, MlaDecodeConfig{32, 2, 1, 1}, sm));
         v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1}, sm));
         v.push_back(mla_decode_source(ragged, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1}, sm));
+        v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4}, sm));
+        v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2}, sm));
+        v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4, 1}, sm));  // profile
     }
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));

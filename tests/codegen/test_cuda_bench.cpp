@@ -76,9 +76,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // newer variant cannot hide its rows.
     std::vector<MlaDecodeConfig> configs;
     for (MlaDecodeConfig c :
-         {MlaDecodeConfig{64, 2, 1, 0}, MlaDecodeConfig{32, 2, 1, 0}, mla_decode_default_config(d, env.sm),
-          MlaDecodeConfig{32, 3, 1, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1}})
+         {MlaDecodeConfig{64, 2, 1, 0}, mla_decode_default_config(d, env.sm), MlaDecodeConfig{32, 3, 1, 1},
+          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1},
+          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 2},
+          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4},
+          MlaDecodeConfig{64, 2, 1, 1, 1, 1, 0}, MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1, 1, 4},
+          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 1, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4, 1}})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -115,6 +118,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 DeviceBuffer o_part(mla_decode_o_part_bytes(d, cfg, batch, partials)),
                     lse(mla_decode_lse_part_bytes(d, batch, partials));
                 DeviceBuffer out(size_t(rot) * batch * d.heads * d.latent_dim * 2);
+                DeviceBuffer prof(16 * sizeof(unsigned long long));
+                prof.fill_bytes(0);
                 auto capture = [&](bool with_combine, CudaGraph& g) {
                     g.begin_capture(stream.get());
                     for (int r = 0; r < rot; ++r) {
@@ -128,7 +133,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                           pages_per_seq,
                                           splits,
                                           0.1352338f,
-                                          nullptr};
+                                          nullptr,
+                                          cfg.profile ? prof.as<unsigned long long>() : nullptr};
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
                         decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
@@ -164,6 +170,18 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 capture(true, full);
                 capture(false, only);
                 const double us = time_us(full), us_decode = time_us(only);
+                if (cfg.profile) {  // cycles per tile of each step in CTA (0, 0, 0), per warpgroup
+                    const auto v = from_device<unsigned long long>(prof, 16);
+                    for (int w = 0; w < 2; ++w) {
+                        const double n = std::max<double>(1, double(v[w * 8 + 7]));
+                        std::printf(
+                            "<!-- profile b%d ctx%d wg%d, %llu tiles: prologue %llu, epilogue %llu cycles; "
+                            "per tile: "
+                            "wait %.0f, phase A %.0f, softmax %.0f, barrier %.0f, phase B %.0f -->\n",
+                            batch, ctx, w, v[w * 8 + 7], v[w * 8 + 0], v[w * 8 + 6], v[w * 8 + 1] / n,
+                            v[w * 8 + 2] / n, v[w * 8 + 3] / n, v[w * 8 + 4] / n, v[w * 8 + 5] / n);
+                    }
+                }
                 const double cache = double(batch) * ctx * row_bytes;
                 const double floor_us = cache / copy_bw * 1e6;
                 std::printf("| %s | %d | %d | %d | %.1f | %.1f | %.0f | %.1f | %.2f | %.1f |\n",

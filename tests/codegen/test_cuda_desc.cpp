@@ -45,7 +45,8 @@ void check_every_field_matters(const T& base, NameFn name) {
 TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
-    CHECK(mla_decode_name(d, c) == "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0");
+    CHECK(mla_decode_name(d, c) ==
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -93,7 +94,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -103,8 +104,10 @@ TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with 
     CHECK(mla_decode_o_part_bytes(d, b16, 3, 5) == size_t(3) * 128 * 5 * 512 * 2);
     CHECK(mla_decode_unsupported(d, b16, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 1}, 90).empty());
-    CHECK(mla_decode_source(d, b16, 90).source.find("mf::bf16, false, false>(p)") != std::string::npos);
-    CHECK(mla_decode_source(d, f32, 90).source.find("float, false, false>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, b16, 90).source.find("mf::bf16, false, false, 1, false>(p)") !=
+          std::string::npos);
+    CHECK(mla_decode_source(d, f32, 90).source.find("float, false, false, 1, false>(p)") !=
+          std::string::npos);
     CHECK(mla_combine_name(d, true) != mla_combine_name(d));
     CHECK(mla_combine_source(d, true).source.find("mla_combine<128, 512, mf::bf16, false>") !=
           std::string::npos);
@@ -114,10 +117,33 @@ TEST_CASE("cuda mla: qk_split needs the wgmma kernel with 64-token tiles") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c{64, 2, 1, 1, 1, 0, 0, 1};
     CHECK(mla_decode_unsupported(d, c, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true, 1, false>(p)") != std::string::npos);
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{32, 3, 1, 1, 1, 0, 0, 1}, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 0, 1}, 90).empty());
     CHECK(mla_decode_smem_bytes(d, c) <= 227u * 1024);
+}
+
+TEST_CASE("cuda mla: qk_chains splits the 36 Q K^T k-steps over 1, 2 or 4 accumulators (wgmma kernel)") {
+    const MlaDecodeDesc d;
+    const MlaDecodeConfig c{64, 2, 1, 1, 1, 0, 0, 1, 4};
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true, 4, false>(p)") != std::string::npos);
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 3}, 90).empty());
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 0, 0, 2}, 90).empty());
+    MlaDecodeDesc odd = d;
+    odd.rope_dim = 0;  // 512 / 16 = 32 k-steps: 4 chains fine; 576 / 16 = 36: fine too
+    CHECK(mla_decode_unsupported(odd, c, 90).empty());
+}
+
+TEST_CASE("cuda mla: profile builds the wgmma kernel with cycle counters, never a tuning candidate") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 2, 1, 1};
+    c.profile = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, true>(p)") != std::string::npos);
+    for (const MlaDecodeConfig& x : mla_decode_candidates(d, 90)) CHECK(x.profile == 0);
+    c.wgmma = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
 }
 
 TEST_CASE("cuda mla: pdl launches the combine as a programmatic dependent (wgmma kernel only)") {
@@ -125,7 +151,8 @@ TEST_CASE("cuda mla: pdl launches the combine as a programmatic dependent (wgmma
     const MlaDecodeConfig c{64, 2, 1, 1, 1, 1, 1};
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 1}, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find("mf::bf16, true, false>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find("mf::bf16, true, false, 1, false>(p)") !=
+          std::string::npos);
     const auto comb = mla_combine_source(d, c);
     CHECK(comb.name == mla_combine_name(d, true, true));
     CHECK(comb.source.find("mla_combine<128, 512, mf::bf16, true>") != std::string::npos);
@@ -191,7 +218,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             }
             // t64 s2, t32 s2/s3/s4; t64 s2 and t32 s4 with longer splits (mt 2, 4), bf16 partials (mt 1, 4);
             // t64 s2 with the dependent combine launch (fp32, bf16, bf16 + mt 4); t64 s2 qk_split (pdl 0, 1)
-            CHECK((sm == 90) == (wgmma == 17));
+            // ... and 2 or 4 independent Q K^T chains (t64 qs0 qc2, qs1 qc2/qc4, qs1 qc4 pdl, t32 s3 qc2)
+            CHECK((sm == 90) == (wgmma == 23));  // + qs1 qc4 pdl1 with bf16 partials
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

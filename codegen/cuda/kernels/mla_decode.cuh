@@ -374,8 +374,9 @@ __device__ __forceinline__ float4 load_part4<bf16>(const bf16* src) {
 }
 
 // One CTA per (head, row): LATENT / 4 column threads (4 latent columns each) x kMlaCombineSplitGroups split
-// groups; group g merges splits g, g + 4, ... so that each thread has few partial loads in flight one after the
-// other (at batch 1 there are ~64 splits: one group alone waited ~8 L2 round trips). The split weights are
+// groups; group g merges splits g, g + 8, ..., loading 8 partials before using the first, so that a thread
+// waits on one or two L2 round trips (at batch 1 there are ~64 splits: one group alone waited ~8; H200 run 1:
+// the combine still cost 3-5 us at batch 1 with 4 groups and dependent loads). The split weights are
 // computed in parallel (one split per thread, in chunks of the block size) into shared memory; the groups'
 // sums meet in shared memory. PT: the partials' type (float, or bf16 from partial_bf16 configs). WAIT: launched
 // as a programmatic dependent of the decode kernel (config pdl): waits for the decode grid before reading.
@@ -414,16 +415,24 @@ __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
         s_w[tid] = l == neg_inf() ? 0.f : exp2f(l - m);  // a split with no tokens wrote no partial: weight 0
         __syncthreads();
         const int cnt = min(THREADS, n - s0);
-#pragma unroll 4
-        for (int j = grp; j < cnt; j += SG) {
-            const float w = s_w[j];
-            const float4 v =
-                w != 0.f ? load_part4<PT>(src + (size_t)(s0 + j) * LATENT) : make_float4(0.f, 0.f, 0.f, 0.f);
-            wsum += w;
-            acc[0] += w * v.x;
-            acc[1] += w * v.y;
-            acc[2] += w * v.z;
-            acc[3] += w * v.w;
+        constexpr int B = 8;  // partial loads in flight per thread: all issued before the first is used
+        for (int j0 = grp; j0 < cnt; j0 += SG * B) {
+            float w[B];
+            float4 v[B];
+#pragma unroll
+            for (int u = 0; u < B; ++u) {
+                const int j = j0 + u * SG;
+                w[u] = j < cnt ? s_w[j] : 0.f;
+                v[u] = w[u] != 0.f ? load_part4<PT>(src + (size_t)(s0 + j) * LATENT) : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+#pragma unroll
+            for (int u = 0; u < B; ++u) {
+                wsum += w[u];
+                acc[0] += w[u] * v[u].x;
+                acc[1] += w[u] * v[u].y;
+                acc[2] += w[u] * v[u].z;
+                acc[3] += w[u] * v[u].w;
+            }
         }
     }
     if (grp > 0) {

@@ -90,9 +90,23 @@ __device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float
 // PDL: let the combine kernel (launched as a programmatic dependent) start as soon as SMs free up.
 // QKS: both warpgroups compute S, each for half of the tile's tokens (two wgmma chains; the row max is exchanged
 // through shared memory), instead of warpgroup 0 alone while warpgroup 1 waits.
-template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS>
+// CHAINS: independent accumulator sets for Q K^T (1, 2 or 4), summed after the last k-step.
+// PROF: threads 0 and 128 (one per warpgroup) of CTA (0, 0, 0) add up clock64() cycles per step and write them to
+// p.profile[wg * 8 + k], k = prologue, wait for the tile (copies + barrier), phase A (wgmmas + issuing the next
+// copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate).
+template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
+          int CHAINS, bool PROF>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (PDL) griddep_launch_dependents();
+    long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long long prof_t = PROF ? clock64() : 0;
+    auto mark = [&](int k) {
+        if constexpr (PROF) {
+            const long long now = clock64();
+            prof[k] += now - prof_t;
+            prof_t = now;
+        }
+    };
     constexpr int NA = QKS ? TILE / 2 : TILE;  // S columns (tokens) per computing warpgroup
     constexpr int D = LATENT + ROPE;
     constexpr int CH = D / 8;  // 16-byte chunks per row
@@ -104,6 +118,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     static_assert(TILE == 32 || TILE == 64, "tile of 32 or 64 tokens");
     static_assert(STAGES >= 2 && STAGES <= 4, "2 to 4 K stages");
     static_assert(NA == 32 || NA == 64, "S tiles of 32 or 64 tokens per warpgroup");
+    static_assert(CHAINS == 1 || CHAINS == 2 || CHAINS == 4, "1, 2 or 4 Q K^T accumulator chains");
+    static_assert((LATENT + ROPE) / 16 % CHAINS == 0, "whole k-steps per chain");
     static_assert(64 * (LATENT * 4 + 32) <= MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::q_bytes +
                                                 STAGES * MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::k_bytes,
                   "the output rows are staged over the Q and K buffers");
@@ -189,25 +205,26 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     for (int e = 0; e < NV / 2; ++e) o[e] = 0.f;
 
     const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK), sPa = smem_addr(sP);
+    mark(0);
     for (int i = 0; i < n_tiles; ++i) {
         cp_async_wait_group<STAGES - 2>();  // tile i (and Q) landed for this thread's copies
         fence_proxy_async_smem();           // ... and are visible to wgmma after the barrier
         __syncthreads();                    // also: phase B of tile i - 1 is done in both warpgroups
-        {
-            const int next = i + STAGES - 1;  // into the stage tile i - 1 used
-            if (next < n_tiles) load_tile(next, next % STAGES);
-            cp_async_commit();
-        }
+        mark(1);
         const unsigned sKa = sKa0 + (i % STAGES) * Smem::k_bytes;
         const int tile_start = t_begin + i * TILE;
 
         // ---- phase A: S = Q K^T (QKS: each warpgroup its half of the tile's tokens, else warpgroup 0 alone)
-        float alpha[2] = {1.f, 1.f};
+        // CHAINS independent accumulators, k-step ks into chain ks % CHAINS: a wgmma that accumulates into the
+        // previous one's registers waits for it, so one chain of 36 small (n32/n64) wgmmas runs at their
+        // latency, not the tensor cores' rate (H200 run 1: ~150 cycles per m64n64k16 step)
+        const int tok_off = QKS ? wg * NA : 0;  // first token of this warpgroup's columns in the tile
+        float sc[CHAINS][NA / 2];
         if (QKS || wg == 0) {
-            float s[NA / 2];
 #pragma unroll
-            for (int e = 0; e < NA / 2; ++e) s[e] = 0.f;
-            const int tok_off = QKS ? wg * NA : 0;  // first token of this warpgroup's columns in the tile
+            for (int c = 0; c < CHAINS; ++c)
+#pragma unroll
+                for (int e = 0; e < NA / 2; ++e) sc[c][e] = 0.f;
             wgmma_fence();
 #pragma unroll
             for (int ks = 0; ks < D / 16; ++ks) {
@@ -215,11 +232,28 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                     wgmma_desc_sw128(sQa + (ks >> 2) * (HB * 128) + (ks & 3) * 32, 16, 1024);
                 const unsigned long long db = wgmma_desc_sw128(
                     sKa + (ks >> 2) * (TILE * 128) + tok_off * 128 + (ks & 3) * 32, 16, 1024);
-                wgmma_qk<NA>(s, da, db, ks > 0);
+                wgmma_qk<NA>(sc[ks % CHAINS], da, db, ks >= CHAINS);
             }
             wgmma_commit();
+        }
+        {  // the next tile's copies go out while the tensor cores run phase A
+            const int next = i + STAGES - 1;  // into the stage tile i - 1 used
+            if (next < n_tiles) load_tile(next, next % STAGES);
+            cp_async_commit();
+        }
+        float alpha[2] = {1.f, 1.f};
+        if (QKS || wg == 0) {
             wgmma_wait<0>();
-            wgmma_pin(s);
+#pragma unroll
+            for (int c = 0; c < CHAINS; ++c) wgmma_pin(sc[c]);
+            mark(2);
+            float s[NA / 2];
+#pragma unroll
+            for (int e = 0; e < NA / 2; ++e) {
+                s[e] = sc[0][e];
+#pragma unroll
+                for (int c = 1; c < CHAINS; ++c) s[e] += sc[c][e];
+            }
 
             // scale, mask the tail, online softmax over rows row0 and row0 + 8
             float mx[2] = {neg_inf(), neg_inf()};
@@ -269,19 +303,23 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             }
             fence_proxy_async_smem();
         }
+        mark(3);
         __syncthreads();
+        mark(4);
 
         // ---- phase B: O = alpha O + P V over this warpgroup's 256 value columns
         if constexpr (!QKS) {  // warpgroup 1 takes warpgroup 0's factors (same rows)
             alpha[0] = s_alpha[row0];
             alpha[1] = s_alpha[row0 + 8];
         }
+        if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // the max moved for some row
 #pragma unroll
-        for (int j = 0; j < NV / 8; ++j) {
-            o[4 * j] *= alpha[0];
-            o[4 * j + 1] *= alpha[0];
-            o[4 * j + 2] *= alpha[1];
-            o[4 * j + 3] *= alpha[1];
+            for (int j = 0; j < NV / 8; ++j) {
+                o[4 * j] *= alpha[0];
+                o[4 * j + 1] *= alpha[0];
+                o[4 * j + 2] *= alpha[1];
+                o[4 * j + 3] *= alpha[1];
+            }
         }
         wgmma_fence();
 #pragma unroll
@@ -295,6 +333,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         wgmma_commit();
         wgmma_wait<0>();
         wgmma_pin(o);
+        mark(5);
     }
     cp_async_wait_all();  // only empty groups can be left; keeps the exit clean
 
@@ -328,6 +367,13 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             smem, o, inv, row0, wg, t, tid,
             reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
             (size_t)p.num_splits * LATENT, rows);
+    if constexpr (PROF) {
+        mark(6);
+        prof[7] = n_tiles;
+        if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
+#pragma unroll
+            for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];
+    }
 }
 
 }  // namespace mf

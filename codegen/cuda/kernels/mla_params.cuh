@@ -21,10 +21,13 @@ struct MlaDecodeParams {
     // [batch][heads][latent] bf16, or null. With num_splits == 1 (and no cluster) and out set, the decode kernel
     // writes the final output here (zeros for rows without context) and no partials: no combine step.
     unsigned short* out;
+    // [2][8] or null: cycle counts of CTA (0, 0, 0) from kernels built with config profile = 1 (see
+    // mla_decode_wgmma.cuh); for the benchmark.
+    unsigned long long* profile;
 };
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
-constexpr int kMlaCombineSplitGroups = 4;
+constexpr int kMlaCombineSplitGroups = 8;
 
 // Merges the splits: out[b][h][:] = sum_s w_s o_part[b][h][s][:], w = softmax over s of lse_part.
 struct MlaCombineParams {
