@@ -71,9 +71,9 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 }
 
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
-    // sm_90: the wgmma kernel (H200, 2026-11-27: 1.4x the mma.sync kernel at batch 64, faster at every shape
-    // measured; tests/bench/cuda_mla_decode_results.md)
-    for (MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{64, 2, 1},
+    // sm_90: the wgmma kernel with bf16 partials (H200, 2026-11-27 run 2: the fastest config measured at
+    // every shape; tests/bench/cuda_mla_decode_results.md)
+    for (MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
                               MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
                               MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
         if (mla_decode_unsupported(d, c, sm).empty()) return c;
