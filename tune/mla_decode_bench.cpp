@@ -1,5 +1,7 @@
 #include "tune/mla_decode_bench.hpp"
 
+#include "codegen/cuda/copy_bandwidth.hpp"
+
 #include <fmt/format.h>
 #include <pthread.h>
 #include <sched.h>
@@ -262,21 +264,7 @@ struct MlaDecodeBench::Impl {
 
     double measure_copy_bandwidth() {
         ctx->make_current();
-        const size_t bytes = size_t(512) << 20;
-        DeviceBuffer a(bytes), b(bytes);
-        a.fill_bytes(0x5a);
-        const CuStream s = stream->get();
-        CudaEvent e0, e1;
-        double bw = 0;
-        for (int rep = 0; rep < 6; ++rep) {
-            e0.record(s);
-            for (int i = 0; i < 4; ++i)
-                cu_check(cuda_driver().memcpy_dtod_async(b.ptr(), a.ptr(), bytes, s), "copy");
-            e1.record(s);
-            e1.synchronize();
-            if (rep) bw = std::max(bw, 2.0 * 4 * double(bytes) / (e1.elapsed_ms_since(e0) * 1e-3));
-        }
-        return bw;
+        return measure_device_copy_bandwidth(stream->get());
     }
 };
 

@@ -5,6 +5,8 @@
 // a CUDA graph of decode + combine (how the executor runs it) with events.
 #include <doctest/doctest.h>
 
+#include "codegen/cuda/copy_bandwidth.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -17,28 +19,6 @@
 using namespace mf;
 using namespace mf::test;
 
-namespace {
-
-// (read + write) bytes per second of a large device-to-device copy, best of 5.
-double measure_copy_bandwidth(CuStream s) {
-    const size_t bytes = size_t(1) << 30;
-    DeviceBuffer a(bytes), b(bytes);
-    a.fill_bytes(0x5a);
-    CudaEvent e0, e1;
-    double best = 0;
-    for (int rep = 0; rep < 6; ++rep) {
-        e0.record(s);
-        for (int i = 0; i < 4; ++i)
-            cu_check(cuda_driver().memcpy_dtod_async(b.ptr(), a.ptr(), bytes, s), "copy");
-        e1.record(s);
-        e1.synchronize();
-        if (rep) best = std::max(best, 2.0 * 4 * bytes / (e1.elapsed_ms_since(e0) * 1e-3));
-    }
-    return best;
-}
-
-}  // namespace
-
 TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy bandwidth") {
     const char* on = std::getenv("MOEFORGE_CUDA_BENCH");
     if (!on || std::string(on) != "1") {
@@ -47,7 +27,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     }
     MF_GPU_TEST_OR_SKIP(env);
     CudaStream stream;
-    const double copy_bw = measure_copy_bandwidth(stream.get());
+    const double copy_bw = measure_device_copy_bandwidth(stream.get(), size_t(1) << 30);
     CHECK(copy_bw > 1e11);
     const GpuInfo& gpu = env.ctx->info();
     std::printf("\n%s, sm_%d, %d SMs; device copy bandwidth (read+write) %.0f GB/s\n", gpu.name.c_str(),
