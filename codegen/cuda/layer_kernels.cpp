@@ -10,7 +10,22 @@ namespace mf {
 
 namespace {
 constexpr unsigned kNormThreads = 256, kRopeThreads = 128, kRouterThreads = 128, kEltThreads = 256;
+
+// The stub every layer kernel shares: its header, and one extern "C" entry taking `params` by value that calls
+// mf::`call`(p).
+CudaKernelSource layer_kernel_source(std::string name, const char* header, unsigned threads, const char* params,
+                                     const std::string& call) {
+    CudaKernelSource s{std::move(name), "", threads, 0};
+    s.source = fmt::format(
+        "#include \"{}\"\n"
+        "extern \"C\" __global__ void __launch_bounds__({}) {}(const mf::{} p) {{\n"
+        "    mf::{}(p);\n"
+        "}}\n",
+        header, threads, s.name, params, call);
+    return s;
 }
+
+}  // namespace
 
 std::string rms_norm_name(const RmsNormDesc& d) {
     return "rms_norm_" + fields_name(d);
@@ -18,14 +33,9 @@ std::string rms_norm_name(const RmsNormDesc& d) {
 
 CudaKernelSource rms_norm_source(const RmsNormDesc& d) {
     if (d.dim < 1) throw std::invalid_argument("rms_norm: dim must be positive");
-    CudaKernelSource s{rms_norm_name(d), "", kNormThreads, 0};
-    s.source = fmt::format(
-        "#include \"rms_norm.cuh\"\n"
-        "extern \"C\" __global__ void __launch_bounds__({0}) {1}(const mf::RmsNormParams p) {{\n"
-        "    mf::rms_norm<{2}, {3}, {4}, {0}>(p);\n"
-        "}}\n",
-        kNormThreads, s.name, cuda_device_type(d.src), cuda_device_type(d.dst), d.dim);
-    return s;
+    return layer_kernel_source(rms_norm_name(d), "rms_norm.cuh", kNormThreads, "RmsNormParams",
+                               fmt::format("rms_norm<{}, {}, {}, {}>", cuda_device_type(d.src),
+                                           cuda_device_type(d.dst), d.dim, kNormThreads));
 }
 
 Dim3 rms_norm_grid(int rows) {
@@ -39,14 +49,9 @@ std::string rope_name(const RopeDesc& d) {
 CudaKernelSource rope_source(const RopeDesc& d) {
     if (d.rope_dim < 2 || d.rope_dim % 2)
         throw std::invalid_argument("rope: rope_dim must be even and positive");
-    CudaKernelSource s{rope_name(d), "", kRopeThreads, 0};
-    s.source = fmt::format(
-        "#include \"rope.cuh\"\n"
-        "extern \"C\" __global__ void __launch_bounds__({0}) {1}(const mf::RopeParams p) {{\n"
-        "    mf::rope<{2}, {3}, {4}>(p);\n"
-        "}}\n",
-        kRopeThreads, s.name, cuda_device_type(d.dtype), d.rope_dim, d.interleaved ? "true" : "false");
-    return s;
+    return layer_kernel_source(rope_name(d), "rope.cuh", kRopeThreads, "RopeParams",
+                               fmt::format("rope<{}, {}, {}>", cuda_device_type(d.dtype), d.rope_dim,
+                                           d.interleaved ? "true" : "false"));
 }
 
 Dim3 rope_grid(const RopeDesc& d, int rows, int heads) {
@@ -65,15 +70,10 @@ CudaKernelSource router_topk_source(const RouterTopkDesc& d) {
         throw std::invalid_argument(
             "router_topk: unsupported routing shape " + fields_print(d) +
             " (experts divisible by groups, groups_kept <= groups, top_k <= 32 and <= kept experts)");
-    CudaKernelSource s{router_topk_name(d), "", kRouterThreads, 0};
-    s.source = fmt::format(
-        "#include \"router_topk.cuh\"\n"
-        "extern \"C\" __global__ void __launch_bounds__({0}) {1}(const mf::RouterTopkParams p) {{\n"
-        "    mf::router_topk<{2}, {3}, {4}, {5}, {6}, {7}, {8}>(p);\n"
-        "}}\n",
-        kRouterThreads, s.name, d.experts, d.groups, d.groups_kept, d.group_top, d.top_k,
-        d.sigmoid ? "true" : "false", d.normalize ? "true" : "false");
-    return s;
+    return layer_kernel_source(router_topk_name(d), "router_topk.cuh", kRouterThreads, "RouterTopkParams",
+                               fmt::format("router_topk<{}, {}, {}, {}, {}, {}, {}>", d.experts, d.groups,
+                                           d.groups_kept, d.group_top, d.top_k, d.sigmoid ? "true" : "false",
+                                           d.normalize ? "true" : "false"));
 }
 
 Dim3 router_topk_grid(int tokens) {
@@ -125,14 +125,8 @@ CudaKernelSource elementwise_source(const ElementwiseDesc& d) {
             fn = "cast", params = "ElementwiseParams";
             break;
     }
-    CudaKernelSource s{elementwise_name(d), "", kEltThreads, 0};
-    s.source = fmt::format(
-        "#include \"elementwise.cuh\"\n"
-        "extern \"C\" __global__ void __launch_bounds__({0}) {1}(const mf::{2} p) {{\n"
-        "    mf::{3}<{4}, {5}>(p);\n"
-        "}}\n",
-        kEltThreads, s.name, params, fn, cuda_device_type(d.src), cuda_device_type(d.dst));
-    return s;
+    return layer_kernel_source(elementwise_name(d), "elementwise.cuh", kEltThreads, params,
+                               fmt::format("{}<{}, {}>", fn, cuda_device_type(d.src), cuda_device_type(d.dst)));
 }
 
 Dim3 elementwise_grid(long long elements) {
