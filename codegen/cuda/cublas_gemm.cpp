@@ -95,9 +95,13 @@ void CublasGemm::run(const GemmShape& s, const void* a, const void* b, void* c, 
     const long long ldb = s.ldb ? s.ldb : (s.trans_b == GemmTrans::t ? s.k : s.n);
     const long long ldc = s.ldc ? s.ldc : s.n;
     const int op_b = s.trans_b == GemmTrans::t ? kOpT : kOpN;
-    check(api().set_stream(handle_, stream), "cublasSetStream");
-    // cublasSetStream resets the workspace to cuBLAS's own pool, which would allocate inside a graph capture.
-    check(api().set_workspace(handle_, reinterpret_cast<void*>(workspace_), kWorkspaceBytes), "cublasSetWorkspace");
+    if (!stream_set_ || stream != stream_) {
+        check(api().set_stream(handle_, stream), "cublasSetStream");
+        // cublasSetStream resets the workspace to cuBLAS's own pool, which would allocate inside a graph capture.
+        check(api().set_workspace(handle_, reinterpret_cast<void*>(workspace_), kWorkspaceBytes),
+              "cublasSetWorkspace");
+        stream_ = stream, stream_set_ = true;
+    }
     if (s.batch == 1) {
         check(api().gemm_ex(handle_, op_b, kOpN, s.n, s.m, s.k, &alpha, b, type_of(s.b),
                             static_cast<int>(ldb), a, type_of(s.a), static_cast<int>(lda), &beta, c,

@@ -39,6 +39,8 @@ class CublasGemm {
   private:
     void* handle_ = nullptr;
     CuDevicePtr workspace_ = 0;
+    CuStream stream_ = nullptr;  // the handle's stream (set again only when a call brings another)
+    bool stream_set_ = false;
 };
 
 }  // namespace mf
