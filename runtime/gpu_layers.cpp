@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
-#include <type_traits>
 
 #include <fmt/core.h>
 
@@ -36,15 +35,6 @@ RouterTopkDesc router_desc(const DeepSeekV3Config& c) {
 
 DeviceBuffer device_buffer(uint64_t bytes) {
     return DeviceBuffer(size_t(std::max<uint64_t>(bytes, 256)));
-}
-
-// The device address of element `elements` of b viewed as T (void: the start).
-template <class T>
-T* at(const DeviceBuffer& b, int64_t elements = 0) {
-    if constexpr (std::is_void_v<T>)
-        return reinterpret_cast<void*>(b.ptr());
-    else
-        return reinterpret_cast<T*>(b.ptr()) + elements;
 }
 
 }  // namespace
@@ -317,7 +307,7 @@ void GpuLayers::gemm(int64_t m, int64_t n, int64_t k, const void* a, int64_t lda
 void GpuLayers::enqueue_norm(const DeviceBuffer& weight, const void* src, void* dst, bool f32_dst, int64_t rows) {
     const int D = int(c_.hidden);
     (f32_dst ? norm_f32_f32_ : norm_f32_bf16_)
-        ->launch(rms_norm_grid(int(rows)), RmsNormParams{src, dst, at<float>(weight), int(rows), D, D, c_.rms_eps},
+        ->launch(rms_norm_grid(int(rows)), RmsNormParams{src, dst, weight.as<float>(), int(rows), D, D, c_.rms_eps},
                  stream_->get());
 }
 
@@ -328,33 +318,33 @@ void GpuLayers::enqueue_segment(int64_t first, int64_t moe_layer, bool start, bo
     if (start) {
         cu_check(api.memcpy_htod_async(step_.ptr(), step_host_.data(), size_t(3 * R * 4), s), "cuMemcpyHtoDAsync");
         embed_->launch(elementwise_grid(m * D),
-                       EmbeddingParams{at<void>(embedding_), at<int>(step_), at<void>(x_), int(m), int(D),
+                       EmbeddingParams{embedding_.as<void>(), step_.as<int>(), x_.as<void>(), int(m), int(D),
                                        int(c_.vocab_size)},
                        s);
     }
     if (add_routed) {
         cu_check(api.memcpy_htod_async(routed_.ptr(), routed_host_.data(), size_t(m * D * 4), s), "cuMemcpyHtoDAsync");
-        add_->launch(elementwise_grid(m * D), ElementwiseParams{at<void>(routed_), at<void>(x_), m * D}, s);
+        add_->launch(elementwise_grid(m * D), ElementwiseParams{routed_.as<void>(), x_.as<void>(), m * D}, s);
     }
     const int64_t last = moe_layer >= 0 ? moe_layer : opt_.layers;
     for (int64_t l = first; l < last; ++l) {  // dense layers: attention and FFN, all here
         enqueue_attention(l);
-        enqueue_norm(w_[size_t(l)].ffn_norm, at<void>(x_), at<void>(xa_), false, m);
+        enqueue_norm(w_[size_t(l)].ffn_norm, x_.as<void>(), xa_.as<void>(), false, m);
         enqueue_ffn(w_[size_t(l)]);
     }
     if (moe_layer >= 0) {
         const GpuLayerWeights& w = w_[size_t(moe_layer)];
         const int64_t E = c_.n_experts, K = c_.n_experts_used;
         enqueue_attention(moe_layer);
-        enqueue_norm(w.ffn_norm, at<void>(x_), at<void>(xn_), true, m);
-        if (w.ffn_inter > 0) enqueue_norm(w.ffn_norm, at<void>(x_), at<void>(xa_), false, m);
+        enqueue_norm(w.ffn_norm, x_.as<void>(), xn_.as<void>(), true, m);
+        if (w.ffn_inter > 0) enqueue_norm(w.ffn_norm, x_.as<void>(), xa_.as<void>(), false, m);
         GemmShape g;
         g.m = int(m), g.n = int(E), g.k = int(D);
         g.a = g.b = g.c = CudaDtype::f32;
-        blas_->run(g, at<void>(xn_), at<void>(w.router), at<void>(router_logits_), s);
+        blas_->run(g, xn_.as<void>(), w.router.as<void>(), router_logits_.as<void>(), s);
         router_->launch(router_topk_grid(int(m)),
-                        RouterTopkParams{at<float>(router_logits_), w.router_bias.bytes() ? at<float>(w.router_bias) : nullptr,
-                                         at<int>(ids_), at<float>(weights_), int(m), c_.routed_scaling},
+                        RouterTopkParams{router_logits_.as<float>(), w.router_bias.bytes() ? w.router_bias.as<float>() : nullptr,
+                                         ids_.as<int>(), weights_.as<float>(), int(m), c_.routed_scaling},
                         s);
         cu_check(api.memcpy_dtoh_async(xn_host_.data(), xn_.ptr(), size_t(m * D * 4), s), "cuMemcpyDtoHAsync");
         cu_check(api.memcpy_dtoh_async(ids_host_.data(), ids_.ptr(), size_t(m * K * 4), s), "cuMemcpyDtoHAsync");
@@ -364,8 +354,8 @@ void GpuLayers::enqueue_segment(int64_t first, int64_t moe_layer, bool start, bo
     if (opt_.lm_head) {
         const int64_t rows = logits_rows_, V = c_.vocab_size;
         if (rows == 0) return;
-        enqueue_norm(output_norm_, at<float>(x_, (m - rows) * D), at<void>(xa_), false, rows);
-        gemm(rows, V, D, at<void>(xa_), D, at<void>(lm_head_), at<void>(logits_), V, true, 0.0f);
+        enqueue_norm(output_norm_, x_.as<float>() + (m - rows) * D, xa_.as<void>(), false, rows);
+        gemm(rows, V, D, xa_.as<void>(), D, lm_head_.as<void>(), logits_.as<void>(), V, true, 0.0f);
         cu_check(api.memcpy_dtoh_async(logits_host_.data(), logits_.ptr(), size_t(rows * V * 4), s), "cuMemcpyDtoHAsync");
     } else {
         cu_check(api.memcpy_dtoh_async(hidden_host_.data(), x_.ptr(), size_t(m * D * 4), s), "cuMemcpyDtoHAsync");
@@ -378,12 +368,12 @@ void GpuLayers::enqueue_shared(int64_t layer) {
 
 void GpuLayers::enqueue_ffn(const GpuLayerWeights& w) {
     const int64_t m = m_, D = c_.hidden, I = w.ffn_inter;
-    gemm(m, 2 * I, D, at<void>(xa_), D, at<void>(w.gate_up), at<void>(gu_), 2 * I, false, 0.0f);
+    gemm(m, 2 * I, D, xa_.as<void>(), D, w.gate_up.as<void>(), gu_.as<void>(), 2 * I, false, 0.0f);
     silu_->launch(elementwise_grid(m * I),
-                  SiluMulParams{at<void>(gu_), at<uint16_t>(gu_, I), at<void>(h_), int(m), int(I), int(2 * I),
+                  SiluMulParams{gu_.as<void>(), gu_.as<uint16_t>() + I, h_.as<void>(), int(m), int(I), int(2 * I),
                                 int(2 * I), int(I)},
                   stream_->get());
-    gemm(m, D, I, at<void>(h_), I, at<void>(w.down), at<void>(x_), D, true, 1.0f);  // x += down(...)
+    gemm(m, D, I, h_.as<void>(), I, w.down.as<void>(), x_.as<void>(), D, true, 1.0f);  // x += down(...)
 }
 
 void GpuLayers::enqueue_attention(int64_t l) {
@@ -392,31 +382,31 @@ void GpuLayers::enqueue_attention(int64_t l) {
     const int64_t m = m_, R = opt_.max_rows, D = c_.hidden, H = c_.n_heads, qk = c_.qk_head_dim(),
                   nope = c_.qk_nope, lora = c_.kv_lora_rank, rope = c_.qk_rope, row = lora + rope, vh = c_.v_head,
                   ql = c_.q_lora_rank;
-    const int* positions = at<int>(step_, R);
-    const int* seq_lens = at<int>(step_, 2 * R);
-    enqueue_norm(w.attn_norm, at<void>(x_), at<void>(xa_), false, m);
+    const int* positions = step_.as<int>() + R;
+    const int* seq_lens = step_.as<int>() + 2 * R;
+    enqueue_norm(w.attn_norm, x_.as<void>(), xa_.as<void>(), false, m);
     if (ql > 0) {
-        gemm(m, ql, D, at<void>(xa_), D, at<void>(w.q_a), at<void>(qa_), ql, false, 0.0f);
+        gemm(m, ql, D, xa_.as<void>(), D, w.q_a.as<void>(), qa_.as<void>(), ql, false, 0.0f);
         norm_q_->launch(rms_norm_grid(int(m)),
-                        RmsNormParams{at<void>(qa_), at<void>(qa_), at<float>(w.q_a_norm), int(m), int(ql), int(ql),
+                        RmsNormParams{qa_.as<void>(), qa_.as<void>(), w.q_a_norm.as<float>(), int(m), int(ql), int(ql),
                                       c_.rms_eps},
                         s);
-        gemm(m, H * qk, ql, at<void>(qa_), ql, at<void>(w.q_b), at<void>(q_), H * qk, false, 0.0f);
+        gemm(m, H * qk, ql, qa_.as<void>(), ql, w.q_b.as<void>(), q_.as<void>(), H * qk, false, 0.0f);
     } else {
-        gemm(m, H * qk, D, at<void>(xa_), D, at<void>(w.q_a), at<void>(q_), H * qk, false, 0.0f);
+        gemm(m, H * qk, D, xa_.as<void>(), D, w.q_a.as<void>(), q_.as<void>(), H * qk, false, 0.0f);
     }
-    gemm(m, row, D, at<void>(xa_), D, at<void>(w.kv_a), at<void>(kva_), row, false, 0.0f);
+    gemm(m, row, D, xa_.as<void>(), D, w.kv_a.as<void>(), kva_.as<void>(), row, false, 0.0f);
     norm_kv_->launch(rms_norm_grid(int(m)),
-                     RmsNormParams{at<void>(kva_), at<void>(kva_), at<float>(w.kv_a_norm), int(m), int(row), int(row),
+                     RmsNormParams{kva_.as<void>(), kva_.as<void>(), w.kv_a_norm.as<float>(), int(m), int(row), int(row),
                                    c_.rms_eps},
                      s);
     const RopeDesc rd{int(rope), CudaDtype::bf16, true};
     rope_->launch(rope_grid(rd, int(m), 1),
-                  RopeParams{at<uint16_t>(kva_, lora), at<uint16_t>(kva_, lora), positions, at<float>(inv_freq_), int(m),
+                  RopeParams{kva_.as<uint16_t>() + lora, kva_.as<uint16_t>() + lora, positions, inv_freq_.as<float>(), int(m),
                              1, int(row), 0, int(row), 0, cos_sin_scale_},
                   s);
     rope_->launch(rope_grid(rd, int(m), int(H)),
-                  RopeParams{at<uint16_t>(q_, nope), at<uint16_t>(qabs_, lora), positions, at<float>(inv_freq_), int(m),
+                  RopeParams{q_.as<uint16_t>() + nope, qabs_.as<uint16_t>() + lora, positions, inv_freq_.as<float>(), int(m),
                              int(H), int(H * qk), int(qk), int(H * row), int(row), cos_sin_scale_},
                   s);
     // q_lat[h] = q_nope[h] W_UK[h] into the first kv_lora values of each head's absorbed query.
@@ -424,19 +414,19 @@ void GpuLayers::enqueue_attention(int64_t l) {
     uk.m = int(m), uk.n = int(lora), uk.k = int(nope);
     uk.lda = H * qk, uk.ldb = nope, uk.ldc = H * row;
     uk.batch = int(H), uk.stride_a = qk, uk.stride_b = lora * nope, uk.stride_c = row;
-    blas_->run(uk, at<void>(q_), at<void>(w.uk), at<void>(qabs_), s);
+    blas_->run(uk, q_.as<void>(), w.uk.as<void>(), qabs_.as<void>(), s);
     const MlaAttention& attn = *attn_[attn_index_];
-    attn.append(at<unsigned short>(kva_), int(row), int(m), positions, at<int>(block_table_), 0,
-                  at<unsigned short>(kv_[size_t(l)]), s);
-    attn.decode(at<unsigned short>(qabs_), at<unsigned short>(kv_[size_t(l)]), at<int>(block_table_), 0, seq_lens,
-                  int(m), splits_, c_.attention_scale(), workspace_, at<unsigned short>(olat_), s);
+    attn.append(kva_.as<unsigned short>(), int(row), int(m), positions, block_table_.as<int>(), 0,
+                  kv_[size_t(l)].as<unsigned short>(), s);
+    attn.decode(qabs_.as<unsigned short>(), kv_[size_t(l)].as<unsigned short>(), block_table_.as<int>(), 0, seq_lens,
+                  int(m), splits_, c_.attention_scale(), workspace_, olat_.as<unsigned short>(), s);
     // o[h] = o_lat[h] W_UV[h]^T, then the output projection accumulates into the residual stream.
     GemmShape uv;
     uv.m = int(m), uv.n = int(vh), uv.k = int(lora);
     uv.lda = H * lora, uv.ldb = lora, uv.ldc = H * vh;
     uv.batch = int(H), uv.stride_a = lora, uv.stride_b = vh * lora, uv.stride_c = vh;
-    blas_->run(uv, at<void>(olat_), at<void>(w.uv), at<void>(o_), s);
-    gemm(m, D, H * vh, at<void>(o_), H * vh, at<void>(w.o), at<void>(x_), D, true, 1.0f);
+    blas_->run(uv, olat_.as<void>(), w.uv.as<void>(), o_.as<void>(), s);
+    gemm(m, D, H * vh, o_.as<void>(), H * vh, w.o.as<void>(), x_.as<void>(), D, true, 1.0f);
 }
 
 }  // namespace mf
