@@ -3,7 +3,8 @@
 # .deps/cache (XDG_CACHE_HOME), oneDNN (Debian's libdnnl, headers + library + CMake config) in .deps/dnnl, all
 # carried there by the device tool. Builds, then runs the steps given (default: tests), logs under $OUT:
 #   tests         the whole ctest suite (GPU tests run there instead of skipping) + the host profile
-#   cuda-bench    the MLA decode benchmark table (tests/bench/cuda_mla_decode_results.md)
+#   cuda-bench    the MLA decode benchmark table (tests/bench/cuda_mla_decode_results.md); all of it, with the
+#                 profile lines, in $OUT/cuda-bench.log
 #   kernels       bench kernels, int8 and int4, with oneDNN side by side where it was found
 #   kernels-cmp   int8 with session 1's tile defaults, int4 without its AMX path (same binary, for comparison)
 #   hybrid-N      mkmodel v3-slice-N (q4_K experts), then bench --model hybrid and --cpu-only
@@ -35,7 +36,8 @@ steps=("$@"); [[ ${#steps[@]} -eq 0 ]] && steps=(tests)
         ctest --test-dir build --output-on-failure -j8 2>&1 | tail -60
         ./build/tests/test_runtime -tc='hybrid*' 2>&1 | grep -E "MESSAGE|cosine|GPU|runtime|passed|failed" | head -40 ;;
       cuda-bench)
-        MOEFORGE_CUDA_BENCH=1 ./build/tests/test_codegen -tc='cuda bench*' 2>&1 | tail -80 ;;
+        MOEFORGE_CUDA_BENCH=1 ./build/tests/test_codegen -tc='cuda bench*' > "$out/cuda-bench.log" 2>&1
+        grep -v '^<!-- profile' "$out/cuda-bench.log" | tail -80 ;;
       kernels)
         build/moeforge tune --host-only
         build/moeforge bench kernels --wtype int8 --peer onednn 2>&1
