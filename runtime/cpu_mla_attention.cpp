@@ -31,6 +31,17 @@ HeadScratch& head_scratch() {
     return s;
 }
 
+// The calling thread's activations of one forward: normed rows, q LoRA, queries, new latent rows, head outputs.
+// Grown on demand and kept, so a decode step allocates nothing.
+struct ForwardBuffers {
+    std::vector<float> xn, cq, q, ckv, o;
+};
+
+float* grown(std::vector<float>& v, int64_t n) {
+    if (v.size() < size_t(n)) v.resize(size_t(n));
+    return v.data();
+}
+
 }  // namespace
 
 CpuMlaAttention::CpuMlaAttention(const DeepSeekV3Config& c, const LayerWeights& w, ComputeType type, KernelCache& cache)
@@ -84,37 +95,36 @@ void CpuMlaAttention::forward(const float* x, int64_t m, int64_t pos0, LatentKvC
     const int64_t qk = nope_ + rope_dim_, row = kv_lora_ + rope_dim_;
     if (kv.row_size() != row || pos0 + m > kv.capacity())
         throw std::logic_error("CpuMlaAttention: cache shape or capacity does not fit the chunk");
-    std::vector<float> xn(static_cast<size_t>(m * hidden_));
-    for (int64_t i = 0; i < m; ++i)
-        rms_norm_f32(x + i * hidden_, attn_norm_.data(), hidden_, eps_, xn.data() + i * hidden_);
+    thread_local ForwardBuffers fb;
+    float* xn = grown(fb.xn, m * hidden_);
+    for (int64_t i = 0; i < m; ++i) rms_norm_f32(x + i * hidden_, attn_norm_.data(), hidden_, eps_, xn + i * hidden_);
 
     // Queries: [m][H * (nope + rope)].
-    std::vector<float> q(static_cast<size_t>(m * heads_ * qk));
+    float* q = grown(fb.q, m * heads_ * qk);
     if (q_lora_ > 0) {
-        std::vector<float> cq(static_cast<size_t>(m * q_lora_));
-        q_a_.forward(xn.data(), m, cq.data(), &pool);
-        for (int64_t i = 0; i < m; ++i)
-            rms_norm_f32(cq.data() + i * q_lora_, q_a_norm_.data(), q_lora_, eps_, cq.data() + i * q_lora_);
-        q_b_.forward(cq.data(), m, q.data(), &pool);
+        float* cq = grown(fb.cq, m * q_lora_);
+        q_a_.forward(xn, m, cq, &pool);
+        for (int64_t i = 0; i < m; ++i) rms_norm_f32(cq + i * q_lora_, q_a_norm_.data(), q_lora_, eps_, cq + i * q_lora_);
+        q_b_.forward(cq, m, q, &pool);
     } else {
-        q_a_.forward(xn.data(), m, q.data(), &pool);
+        q_a_.forward(xn, m, q, &pool);
     }
     // Latent KV rows of the new positions go straight into the cache.
-    std::vector<float> ckv(static_cast<size_t>(m * row));
-    kv_a_.forward(xn.data(), m, ckv.data(), &pool);
+    float* ckv = grown(fb.ckv, m * row);
+    kv_a_.forward(xn, m, ckv, &pool);
     for (int64_t i = 0; i < m; ++i) {
         float* dst = kv.row(layer, pos0 + i);
-        const float* src = ckv.data() + i * row;
+        const float* src = ckv + i * row;
         rms_norm_f32(src, kv_a_norm_.data(), kv_lora_, eps_, dst);
         for (int64_t j = 0; j < rope_dim_; ++j) dst[kv_lora_ + j] = src[kv_lora_ + j];
         rope.apply(dst + kv_lora_, 1, rope_dim_, pos0 + i);
-        rope.apply(q.data() + i * heads_ * qk + nope_, heads_, qk, pos0 + i);
+        rope.apply(q + i * heads_ * qk + nope_, heads_, qk, pos0 + i);
     }
 
     // Per group of heads and chunk of queries: absorb W_UK into the queries, attend over the latent rows, expand
     // through W_UV. Each worker owns a contiguous range of heads; small problems (tiny models, one worker) run on
     // the calling thread.
-    std::vector<float> o(static_cast<size_t>(m * heads_ * v_head_));
+    float* o = grown(fb.o, m * heads_ * v_head_);
     const int64_t macs = m * heads_ * (2 * kv_lora_ * (nope_ + v_head_) + (pos0 + m) * (row + kv_lora_));
     const int workers = pool.size() == 1 || macs < (int64_t(1) << 18) ? 1 : pool.size();
     const float* rows = kv.row(layer, 0);
@@ -129,7 +139,7 @@ void CpuMlaAttention::forward(const float* x, int64_t m, int64_t pos0, LatentKvC
             const int64_t gn = std::min(gmax, h1 - g0);
             for (int64_t i0 = 0; i0 < m; i0 += qc) {
                 const int64_t mq = std::min(qc, m - i0);
-                const float* qi = q.data() + i0 * heads_ * qk;
+                const float* qi = q + i0 * heads_ * qk;
                 for (int64_t g = 0; g < gn; ++g) {
                     const int64_t h = g0 + g;
                     float* dst = s.q.data() + g * row;
@@ -142,7 +152,7 @@ void CpuMlaAttention::forward(const float* x, int64_t m, int64_t pos0, LatentKvC
                                   scale_, s.o_lat.data() + i * gn * kv_lora_, kv_lora_);
                 for (int64_t g = 0; g < gn; ++g)
                     uv_.forward(g0 + g, s.o_lat.data() + g * kv_lora_, gn * kv_lora_, mq,
-                                o.data() + i0 * heads_ * v_head_ + (g0 + g) * v_head_, heads_ * v_head_);
+                                o + i0 * heads_ * v_head_ + (g0 + g) * v_head_, heads_ * v_head_);
             }
         }
     };
@@ -150,7 +160,7 @@ void CpuMlaAttention::forward(const float* x, int64_t m, int64_t pos0, LatentKvC
         heads_of(0);
     else
         pool.run([&](int w) { heads_of(w); });
-    o_.forward(o.data(), m, out, &pool);
+    o_.forward(o, m, out, &pool);
 }
 
 }  // namespace mf
