@@ -19,7 +19,7 @@ struct AttentionBenchOptions {
 };
 
 struct AttentionBenchRow {
-    std::string phase;   // "prefill" or "decode"
+    std::string phase;   // "prefill", "decode" or "projections" (q_a, q_b, kv_a, o alone at m = 1)
     int64_t tokens = 0;  // prefill: chunk size; decode: 1
     int64_t ctx = 0;     // positions attended by the (last) token
     double ms_per_token = 0;

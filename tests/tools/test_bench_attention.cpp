@@ -1,5 +1,5 @@
-// `moeforge bench attention` on the tiny preset: one prefill row and one decode row per context, in order, with
-// finite positive times; a bad preset, format or thread count is a one-line user error.
+// `moeforge bench attention` on the tiny preset: one prefill row, one decode row per context and the projections
+// alone, in order, with finite positive times; a bad preset, format or thread count is a one-line user error.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -18,12 +18,13 @@ TEST_CASE("bench attention: rows per phase and context, user errors") {
     o.steps = 2;
     const AttentionBenchResult r = run_attention_bench(o);
     CHECK(r.header.find("4 heads") != std::string::npos);
-    REQUIRE(r.rows.size() == 3);
+    REQUIRE(r.rows.size() == 4);
     CHECK(r.rows[0].phase == "prefill");
     CHECK(r.rows[0].tokens == 7);
     CHECK(r.rows[1].phase == "decode");
     CHECK(r.rows[1].ctx == 1);
     CHECK(r.rows[2].ctx == 37);
+    CHECK(r.rows[3].phase == "projections");
     for (const auto& row : r.rows) {
         CHECK(std::isfinite(row.ms_per_token));
         CHECK(row.ms_per_token > 0);
