@@ -1,7 +1,10 @@
 #include "runtime/cpu_mla_attention.hpp"
 
+#include <algorithm>
+#include <memory>
 #include <stdexcept>
 
+#include "runtime/cpu_mla_latent_attend.hpp"
 #include "runtime/thread_pool.hpp"
 #include "runtime/vector_ops.hpp"
 #include "runtime/weight_matrix.hpp"
@@ -15,15 +18,28 @@ Linear pack_view(const TensorView& v, ComputeType type, KernelCache& cache, int6
     return Linear::pack(wm.src, type, &cache);
 }
 
+constexpr int64_t kQueryChunk = 16;  // queries per absorb / attend / expand round of a head group
+
+// One worker's [q_lat | q_pe] and o_lat rows for a head group and query chunk: [query][head][...].
 struct HeadScratch {
-    std::vector<float> q;       // [m][kv_lora + rope]: [q_lat | q_pe] per query
-    std::vector<float> scores;  // [context]
-    std::vector<float> o_lat;   // [m][kv_lora]
+    std::vector<float> q;
+    std::vector<float> o_lat;
 };
 
 HeadScratch& head_scratch() {
     thread_local HeadScratch s;
     return s;
+}
+
+// The calling thread's activations of one forward: normed rows, q LoRA, queries, new latent rows, head outputs.
+// Grown on demand and kept, so a decode step allocates nothing.
+struct ForwardBuffers {
+    std::vector<float> xn, cq, q, ckv, o;
+};
+
+float* grown(std::vector<float>& v, int64_t n) {
+    if (v.size() < size_t(n)) v.resize(size_t(n));
+    return v.data();
 }
 
 }  // namespace
@@ -49,30 +65,29 @@ CpuMlaAttention::CpuMlaAttention(const DeepSeekV3Config& c, const LayerWeights& 
     }
     kv_a_ = pack_view(w.kv_a, type, cache);
     o_ = pack_view(w.o, type, cache);
-    uk_.resize(size_t(heads_));
-    uv_.resize(size_t(heads_));
+    // Per head: W_UK as [kv_lora][nope] (q_nope -> latent), W_UV as [v_head][kv_lora] (latent -> value).
+    const auto uk = std::make_unique<WeightMatrix[]>(size_t(heads_));
+    const auto uv = std::make_unique<WeightMatrix[]>(size_t(heads_));
+    std::vector<MatrixSrc> uk_src, uv_src;
     for (int64_t h = 0; h < heads_; ++h) {
-        WeightMatrix wm;
         if (!w.k_b.empty()) {
-            weight_matrix(w.k_b, wm, h * kv_lora_, kv_lora_);  // [kv_lora][nope]
-            uk_[size_t(h)] = Linear::pack(wm.src, type, &cache);
-            weight_matrix(w.v_b, wm, h * v_head_, v_head_);  // [v_head][kv_lora]
-            uv_[size_t(h)] = Linear::pack(wm.src, type, &cache);
+            weight_matrix(w.k_b, uk[size_t(h)], h * kv_lora_, kv_lora_);
+            weight_matrix(w.v_b, uv[size_t(h)], h * v_head_, v_head_);
         } else {
             const int64_t r0 = h * (nope_ + v_head_);
-            weight_matrix_transposed(w.kv_b, wm, r0, nope_);  // W_UK[h]^T: [kv_lora][nope]
-            uk_[size_t(h)] = Linear::pack(wm.src, type, &cache);
-            weight_matrix(w.kv_b, wm, r0 + nope_, v_head_);  // W_UV[h]: [v_head][kv_lora]
-            uv_[size_t(h)] = Linear::pack(wm.src, type, &cache);
+            weight_matrix_transposed(w.kv_b, uk[size_t(h)], r0, nope_);  // W_UK[h]^T
+            weight_matrix(w.kv_b, uv[size_t(h)], r0 + nope_, v_head_);
         }
+        uk_src.push_back(uk[size_t(h)].src);
+        uv_src.push_back(uv[size_t(h)].src);
     }
+    uk_ = HeadGemv::pack(uk_src, type);
+    uv_ = HeadGemv::pack(uv_src, type);
 }
 
 size_t CpuMlaAttention::weight_bytes() const {
     size_t b = q_a_.weight_bytes() + (q_b_.empty() ? 0 : q_b_.weight_bytes()) + kv_a_.weight_bytes() + o_.weight_bytes();
-    for (const auto& l : uk_) b += l.weight_bytes();
-    for (const auto& l : uv_) b += l.weight_bytes();
-    return b;
+    return b + uk_.weight_bytes() + uv_.weight_bytes();
 }
 
 void CpuMlaAttention::forward(const float* x, int64_t m, int64_t pos0, LatentKvCache& kv, int64_t layer,
@@ -80,66 +95,72 @@ void CpuMlaAttention::forward(const float* x, int64_t m, int64_t pos0, LatentKvC
     const int64_t qk = nope_ + rope_dim_, row = kv_lora_ + rope_dim_;
     if (kv.row_size() != row || pos0 + m > kv.capacity())
         throw std::logic_error("CpuMlaAttention: cache shape or capacity does not fit the chunk");
-    std::vector<float> xn(static_cast<size_t>(m * hidden_));
-    for (int64_t i = 0; i < m; ++i)
-        rms_norm_f32(x + i * hidden_, attn_norm_.data(), hidden_, eps_, xn.data() + i * hidden_);
+    thread_local ForwardBuffers fb;
+    float* xn = grown(fb.xn, m * hidden_);
+    for (int64_t i = 0; i < m; ++i) rms_norm_f32(x + i * hidden_, attn_norm_.data(), hidden_, eps_, xn + i * hidden_);
 
     // Queries: [m][H * (nope + rope)].
-    std::vector<float> q(static_cast<size_t>(m * heads_ * qk));
+    float* q = grown(fb.q, m * heads_ * qk);
     if (q_lora_ > 0) {
-        std::vector<float> cq(static_cast<size_t>(m * q_lora_));
-        q_a_.forward(xn.data(), m, cq.data(), &pool);
-        for (int64_t i = 0; i < m; ++i)
-            rms_norm_f32(cq.data() + i * q_lora_, q_a_norm_.data(), q_lora_, eps_, cq.data() + i * q_lora_);
-        q_b_.forward(cq.data(), m, q.data(), &pool);
+        float* cq = grown(fb.cq, m * q_lora_);
+        q_a_.forward(xn, m, cq, &pool);
+        for (int64_t i = 0; i < m; ++i) rms_norm_f32(cq + i * q_lora_, q_a_norm_.data(), q_lora_, eps_, cq + i * q_lora_);
+        q_b_.forward(cq, m, q, &pool);
     } else {
-        q_a_.forward(xn.data(), m, q.data(), &pool);
+        q_a_.forward(xn, m, q, &pool);
     }
     // Latent KV rows of the new positions go straight into the cache.
-    std::vector<float> ckv(static_cast<size_t>(m * row));
-    kv_a_.forward(xn.data(), m, ckv.data(), &pool);
+    float* ckv = grown(fb.ckv, m * row);
+    kv_a_.forward(xn, m, ckv, &pool);
     for (int64_t i = 0; i < m; ++i) {
         float* dst = kv.row(layer, pos0 + i);
-        const float* src = ckv.data() + i * row;
+        const float* src = ckv + i * row;
         rms_norm_f32(src, kv_a_norm_.data(), kv_lora_, eps_, dst);
         for (int64_t j = 0; j < rope_dim_; ++j) dst[kv_lora_ + j] = src[kv_lora_ + j];
         rope.apply(dst + kv_lora_, 1, rope_dim_, pos0 + i);
-        rope.apply(q.data() + i * heads_ * qk + nope_, heads_, qk, pos0 + i);
+        rope.apply(q + i * heads_ * qk + nope_, heads_, qk, pos0 + i);
     }
 
-    // Per head: absorb W_UK into the query, attend over the latent rows, expand through W_UV.
-    std::vector<float> o(static_cast<size_t>(m * heads_ * v_head_));
-    // Heads are split over the workers; small problems (tiny models, one worker) run on the calling thread.
+    // Per group of heads and chunk of queries: absorb W_UK into the queries, attend over the latent rows, expand
+    // through W_UV. Each worker owns a contiguous range of heads; small problems (tiny models, one worker) run on
+    // the calling thread.
+    float* o = grown(fb.o, m * heads_ * v_head_);
     const int64_t macs = m * heads_ * (2 * kv_lora_ * (nope_ + v_head_) + (pos0 + m) * (row + kv_lora_));
     const int workers = pool.size() == 1 || macs < (int64_t(1) << 18) ? 1 : pool.size();
+    const float* rows = kv.row(layer, 0);
     const auto heads_of = [&](int w) {
+        const int64_t h0 = heads_ * w / workers, h1 = heads_ * (w + 1) / workers;
+        if (h0 >= h1) return;
         HeadScratch& s = head_scratch();
-        s.q.resize(size_t(m * row));
-        s.o_lat.resize(size_t(m * kv_lora_));
-        s.scores.resize(size_t(pos0 + m));
-        for (int64_t h = w; h < heads_; h += workers) {
-            const float* qh = q.data() + h * qk;
-            uk_[size_t(h)].forward(qh, heads_ * qk, m, s.q.data(), row, nullptr);
-            for (int64_t i = 0; i < m; ++i)
-                for (int64_t j = 0; j < rope_dim_; ++j)
-                    s.q[size_t(i * row + kv_lora_ + j)] = qh[i * heads_ * qk + nope_ + j];
-            for (int64_t i = 0; i < m; ++i) {
-                const int64_t ctx = pos0 + i + 1;
-                const float* qi = s.q.data() + i * row;
-                for (int64_t t = 0; t < ctx; ++t) s.scores[size_t(t)] = dot_f32(qi, kv.row(layer, t), row) * scale_;
-                softmax_f32(s.scores.data(), ctx);
-                float* ol = s.o_lat.data() + i * kv_lora_;
-                std::fill(ol, ol + kv_lora_, 0.0f);
-                for (int64_t t = 0; t < ctx; ++t) axpy_f32(s.scores[size_t(t)], kv.row(layer, t), ol, kv_lora_);
+        const int64_t gmax = std::min<int64_t>(kLatentAttendMaxHeads, h1 - h0), qc = std::min(m, kQueryChunk);
+        if (s.q.size() < size_t(qc * gmax * row)) s.q.resize(size_t(qc * gmax * row));
+        if (s.o_lat.size() < size_t(qc * gmax * kv_lora_)) s.o_lat.resize(size_t(qc * gmax * kv_lora_));
+        for (int64_t g0 = h0; g0 < h1; g0 += gmax) {
+            const int64_t gn = std::min(gmax, h1 - g0);
+            for (int64_t i0 = 0; i0 < m; i0 += qc) {
+                const int64_t mq = std::min(qc, m - i0);
+                const float* qi = q + i0 * heads_ * qk;
+                for (int64_t g = 0; g < gn; ++g) {
+                    const int64_t h = g0 + g;
+                    float* dst = s.q.data() + g * row;
+                    uk_.forward(h, qi + h * qk, heads_ * qk, mq, dst, gn * row);
+                    for (int64_t i = 0; i < mq; ++i)
+                        std::copy_n(qi + i * heads_ * qk + h * qk + nope_, rope_dim_, dst + i * gn * row + kv_lora_);
+                }
+                for (int64_t i = 0; i < mq; ++i)
+                    attend_latent(s.q.data() + i * gn * row, row, int(gn), rows, row, pos0 + i0 + i + 1, kv_lora_,
+                                  scale_, s.o_lat.data() + i * gn * kv_lora_, kv_lora_);
+                for (int64_t g = 0; g < gn; ++g)
+                    uv_.forward(g0 + g, s.o_lat.data() + g * kv_lora_, gn * kv_lora_, mq,
+                                o + i0 * heads_ * v_head_ + (g0 + g) * v_head_, heads_ * v_head_);
             }
-            uv_[size_t(h)].forward(s.o_lat.data(), kv_lora_, m, o.data() + h * v_head_, heads_ * v_head_, nullptr);
         }
     };
     if (workers == 1)
         heads_of(0);
     else
         pool.run([&](int w) { heads_of(w); });
-    o_.forward(o.data(), m, out, &pool);
+    o_.forward(o, m, out, &pool);
 }
 
 }  // namespace mf

@@ -4,13 +4,17 @@
 //   c_kv = RMSNorm(c_kv); rope(q_pe, k_pe); the cache row of the position becomes [c_kv | k_pe];
 //   q_lat[h] = q_nope[h] W_UK[h] (512); score[h,t] = ([q_lat | q_pe] . cache[t]) * scale (576-dim dot);
 //   p = causal softmax; o_lat[h] = sum_t p c_kv[t]; o[h] = o_lat[h] W_UV[h]^T; out = concat(o) W_o.
-// Projections are packed Linear (bf16 or int8); heads are split over the workers.
+// The big projections are packed Linear (bf16 or int8); W_UK and W_UV are one HeadGemv each (every head in one
+// buffer). After the projections, one dispatch: each worker takes a contiguous range of heads and, per group of up
+// to 8 heads and per chunk of queries, absorbs W_UK, attends over the latent rows (cpu_mla_latent_attend.hpp: one
+// pass over the cache per group) and expands through W_UV; no allocation once the scratch has grown.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "model/deepseek_v3_config.hpp"
 #include "model/deepseek_v3_weights.hpp"
+#include "runtime/cpu_mla_head_gemv.hpp"
 #include "runtime/kv_cache.hpp"
 #include "runtime/linear.hpp"
 #include "runtime/rope_yarn.hpp"
@@ -36,8 +40,8 @@ private:
     float eps_ = 1e-6f, scale_ = 1.0f;
     std::vector<float> attn_norm_, q_a_norm_, kv_a_norm_;
     Linear q_a_, q_b_, kv_a_;  // q_a_ is [H*192][hidden] itself when q_lora_rank is 0
-    std::vector<Linear> uk_;   // per head: [kv_lora][nope] (q_nope -> latent)
-    std::vector<Linear> uv_;   // per head: [v_head][kv_lora] (latent -> value)
+    HeadGemv uk_;              // per head: [kv_lora][nope] (q_nope -> latent)
+    HeadGemv uv_;              // per head: [v_head][kv_lora] (latent -> value)
     Linear o_;
 };
 

@@ -39,6 +39,8 @@ ComputeType parse_compute_type(const std::string& s) {
 namespace {
 
 constexpr int64_t kFloatKAlign = 32;
+// Reduction block of the f32/bf16 projections over several rows: 64 activation rows of a block take 256 KiB in bf16.
+constexpr int64_t kFloatKBlock = 2048;
 
 inline uint16_t round_bf16(float x) {
     uint32_t u;
@@ -69,7 +71,8 @@ float src_value(const MatrixSrc& s, int64_t r, int64_t c) {
 }
 
 __attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl"))) void bf16_block(
-    const uint16_t* x, int64_t ldx, int mr, const uint16_t* w, int64_t ldw, int nr, int64_t kp, float* y, int64_t ldy) {
+    const uint16_t* x, int64_t ldx, int mr, const uint16_t* w, int64_t ldw, int nr, int64_t kp, float* y, int64_t ldy,
+    bool add) {
     __m512 acc[4][4];
     for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
@@ -82,11 +85,11 @@ __attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl"))) void bf16_block(
                 acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)xv[i], (__m512bh)wv[j]);
     }
     for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) y[i * ldy + j] = _mm512_reduce_add_ps(acc[i][j]);
+        for (int j = 0; j < nr; ++j) y[i * ldy + j] = (add ? y[i * ldy + j] : 0.0f) + _mm512_reduce_add_ps(acc[i][j]);
 }
 
 __attribute__((target("avx512f"))) void f32_block(const float* x, int64_t ldx, int mr, const float* w, int64_t ldw,
-                                                   int nr, int64_t kp, float* y, int64_t ldy) {
+                                                   int nr, int64_t kp, float* y, int64_t ldy, bool add) {
     __m512 acc[4][4];
     for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
@@ -98,7 +101,7 @@ __attribute__((target("avx512f"))) void f32_block(const float* x, int64_t ldx, i
             for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_fmadd_ps(xv[i], wv[j], acc[i][j]);
     }
     for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) y[i * ldy + j] = _mm512_reduce_add_ps(acc[i][j]);
+        for (int j = 0; j < nr; ++j) y[i * ldy + j] = (add ? y[i * ldy + j] : 0.0f) + _mm512_reduce_add_ps(acc[i][j]);
 }
 
 // Activations prepared once per call, shared read-only by the workers.
@@ -252,19 +255,27 @@ void Linear::run_units(const void* act, const float* act_scale, const int32_t* a
                        int64_t ldy, int64_t unit0, int64_t unit1, int32_t*) const {
     const int64_t n0 = unit0 * 64, n1 = std::min(n_, unit1 * 64);
     if (type_ == ComputeType::f32 || type_ == ComputeType::bf16) {
+        // Several rows (prefill chunks): k blocks of kFloatKBlock, weight tiles outermost within a block, so each
+        // 4-row weight tile is read from memory once and meets every activation row while the block of activations
+        // stays in L2 (not once per 4 activation rows); later blocks add to y. One to four rows: one block, as the
+        // weights stream through once either way.
         const size_t elem = type_ == ComputeType::f32 ? 4 : 2;
-        for (int64_t i0 = 0; i0 < m; i0 += 4) {
-            const int mr = int(std::min<int64_t>(4, m - i0));
+        const int64_t kb = m > 4 ? kFloatKBlock : k_pad_;
+        for (int64_t k0 = 0; k0 < k_pad_; k0 += kb) {
+            const int64_t kn = std::min(kb, k_pad_ - k0);
             for (int64_t j0 = n0; j0 < n1; j0 += 4) {
                 const int nr = int(std::min<int64_t>(4, n1 - j0));
-                const uint8_t* w = rows_.data() + size_t(j0 * k_pad_) * elem;
-                const uint8_t* x = static_cast<const uint8_t*>(act) + size_t(i0 * k_pad_) * elem;
-                if (type_ == ComputeType::f32)
-                    f32_block(reinterpret_cast<const float*>(x), k_pad_, mr, reinterpret_cast<const float*>(w), k_pad_,
-                              nr, k_pad_, y + i0 * ldy + j0, ldy);
-                else
-                    bf16_block(reinterpret_cast<const uint16_t*>(x), k_pad_, mr, reinterpret_cast<const uint16_t*>(w),
-                               k_pad_, nr, k_pad_, y + i0 * ldy + j0, ldy);
+                const uint8_t* w = rows_.data() + size_t(j0 * k_pad_ + k0) * elem;
+                for (int64_t i0 = 0; i0 < m; i0 += 4) {
+                    const int mr = int(std::min<int64_t>(4, m - i0));
+                    const uint8_t* x = static_cast<const uint8_t*>(act) + size_t(i0 * k_pad_ + k0) * elem;
+                    if (type_ == ComputeType::f32)
+                        f32_block(reinterpret_cast<const float*>(x), k_pad_, mr, reinterpret_cast<const float*>(w),
+                                  k_pad_, nr, kn, y + i0 * ldy + j0, ldy, k0 > 0);
+                    else
+                        bf16_block(reinterpret_cast<const uint16_t*>(x), k_pad_, mr,
+                                   reinterpret_cast<const uint16_t*>(w), k_pad_, nr, kn, y + i0 * ldy + j0, ldy, k0 > 0);
+                }
             }
         }
         return;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "model/deepseek_v3_config.hpp"
@@ -51,11 +52,24 @@ public:
     size_t expert_bytes(int64_t e) const { return experts_[size_t(e)].weight_bytes(); }
 
 private:
-    // Per expert: the rows routed to it and their router weights.
+    // Per expert: the rows routed to it and their router weights, as one counting sort of the (row, expert) pairs:
+    // expert e's rows are tokens[offset[e], offset[e + 1]) in increasing order, their weights gates[...] alike.
+    // Kept per thread and reused, so a decode step allocates nothing here once it has grown.
     struct ExpertTokens {
-        std::vector<std::vector<int32_t>> tokens;
-        std::vector<std::vector<float>> gates;
+        std::vector<int32_t> offset;  // n_experts + 1
+        std::vector<int32_t> tokens;  // m * n_experts_used
+        std::vector<float> gates;
+        std::vector<int32_t> ids;     // [m][n_experts_used] the routing being sorted
+        std::vector<float> weights;
+        int64_t count(int64_t e) const { return offset[size_t(e) + 1] - offset[size_t(e)]; }
+        std::span<const int32_t> tokens_of(int64_t e) const {
+            return {tokens.data() + offset[size_t(e)], size_t(count(e))};
+        }
+        std::span<const float> gates_of(int64_t e) const { return {gates.data() + offset[size_t(e)], size_t(count(e))}; }
     };
+    // Sorts r.ids / r.weights ([m][n_experts_used]) by expert into r's offset / tokens / gates.
+    void sort_by_expert(int64_t m, ExpertTokens& r) const;
+    static ExpertTokens& routing_scratch();  // the calling thread's
     // out += sum over experts of gate x expert(xn rows).
     void run_routed(const float* xn, const ExpertTokens& r, float* out, const WorkerPools& pools,
                     StageTimes& times) const;

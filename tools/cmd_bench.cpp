@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tools/bench_attention.hpp"
 #include "tools/bench_kernels.hpp"
 #include "tools/bench_model.hpp"
 #include "tools/command.hpp"
@@ -58,7 +59,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& g) {
         "Benchmarks. `bench --model PATH`: prefill and decode tokens/s of a model with the time of each stage\n"
         "(attention, router, routed experts, shared expert, lm_head, sampling) and the routed experts' share of\n"
         "the measured DRAM bandwidth during decode. `bench kernels`: the routed-expert kernels against this\n"
-        "host's roofline.");
+        "host's roofline. `bench attention`: one CPU attention layer, no model file.");
     bench->require_subcommand(0, 1);
     auto model_opt = std::make_shared<BenchModelOptions>();
     add_bench_model_options(bench, *model_opt);
@@ -108,6 +109,32 @@ void add_bench_command(CLI::App& app, const GlobalOptions& g) {
         "--config", c->config_json,
         "Kernel config as JSON, e.g. '{\"gemv_max_m\":4,\"n_block\":256}' (fields as kernel-dump prints)");
     k->callback([c] { run_bench_kernels(*c); });
+
+    auto a = std::make_shared<AttentionBenchOptions>();
+    auto* at = bench->add_subcommand(
+        "attention",
+        "One MLA attention layer on the CPU (norms, q/kv projections, the absorbed per-head attention over the\n"
+        "latent cache, output projection) at DeepSeek-V3's widths, with seeded random weights: no model file.\n"
+        "Times a prefill chunk from position 0, then single-token decode steps at each context length (the cache\n"
+        "rows before it hold random latent rows); reports ms per token and the packed weights' bytes per second.");
+    at->add_option("--preset", a->preset, "Widths of a mkmodel preset (v3-slice-N: DeepSeek-V3's; tiny, small)")
+        ->capture_default_str();
+    at->add_option("--dense", a->dense, "Compute format of the projections: bf16 or int8 (per channel)")
+        ->check(CLI::IsMember({"bf16", "int8"}))
+        ->capture_default_str();
+    at->add_option("--threads", a->threads, "Worker threads, pinned one per physical core (0: all cores)")
+        ->check(CLI::Range(0, 4096));
+    at->add_option("--prefill", a->prefill, "Tokens of the prefill chunk (0: no prefill)")
+        ->check(CLI::Range(int64_t(0), int64_t(1) << 16))
+        ->capture_default_str();
+    at->add_option("--ctx", a->ctx, "Context lengths of the decode steps, comma separated")
+        ->delimiter(',')
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
+        ->capture_default_str();
+    at->add_option("--steps", a->steps, "Decode steps per context length; the best is reported")
+        ->check(CLI::Range(1, 10000))
+        ->capture_default_str();
+    at->callback([a] { fmt::print("{}", render_attention_bench(run_attention_bench(*a))); });
 }
 
 }  // namespace mf

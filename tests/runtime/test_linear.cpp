@@ -33,7 +33,7 @@ TEST_CASE("Linear: f32, bf16 and int8 against a scalar reference on ragged shape
     std::mt19937 rng(7);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     const Shape shapes[] = {{1, 1, 1}, {1, 70, 33}, {3, 129, 100}, {5, 64, 64}, {16, 200, 150}, {17, 65, 257},
-                            {40, 130, 96}, {70, 33, 500}};
+                            {40, 130, 96}, {70, 33, 500}, {9, 37, 4500}};  // k > 2048: several k blocks
     // Stated tolerances (relative L2 error of the output): f32 exact up to rounding; bf16 rounds weights and
     // activations to 8 bits of mantissa; int8 quantises both per row/channel to 127 levels.
     const std::pair<ComputeType, double> types[] = {
