@@ -70,38 +70,74 @@ float src_value(const MatrixSrc& s, int64_t r, int64_t c) {
     return 0;
 }
 
-__attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl"))) void bf16_block(
-    const uint16_t* x, int64_t ldx, int mr, const uint16_t* w, int64_t ldw, int nr, int64_t kp, float* y, int64_t ldy,
-    bool add) {
-    __m512 acc[4][4];
-    for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+// MR activation rows x NR weight rows over kp columns, at compile-time sizes so the MR x NR accumulators stay in
+// registers (runtime sizes left branches and spills in the inner loop).
+template <int MR, int NR>
+__attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl"))) void bf16_tile(
+    const uint16_t* x, int64_t ldx, const uint16_t* w, int64_t ldw, int64_t kp, float* y, int64_t ldy, bool add) {
+    __m512 acc[MR][NR];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
     for (int64_t kk = 0; kk < kp; kk += 32) {
-        __m512i wv[4], xv[4];
-        for (int j = 0; j < nr; ++j) wv[j] = _mm512_loadu_si512(w + j * ldw + kk);
-        for (int i = 0; i < mr; ++i) xv[i] = _mm512_loadu_si512(x + i * ldx + kk);
-        for (int i = 0; i < mr; ++i)
-            for (int j = 0; j < nr; ++j)
+        __m512i wv[NR], xv[MR];
+        for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_si512(w + j * ldw + kk);
+        for (int i = 0; i < MR; ++i) xv[i] = _mm512_loadu_si512(x + i * ldx + kk);
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j)
                 acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)xv[i], (__m512bh)wv[j]);
     }
-    for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) y[i * ldy + j] = (add ? y[i * ldy + j] : 0.0f) + _mm512_reduce_add_ps(acc[i][j]);
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) y[i * ldy + j] = (add ? y[i * ldy + j] : 0.0f) + _mm512_reduce_add_ps(acc[i][j]);
 }
 
-__attribute__((target("avx512f"))) void f32_block(const float* x, int64_t ldx, int mr, const float* w, int64_t ldw,
-                                                   int nr, int64_t kp, float* y, int64_t ldy, bool add) {
-    __m512 acc[4][4];
-    for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+template <int MR, int NR>
+__attribute__((target("avx512f"))) void f32_tile(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t kp,
+                                                  float* y, int64_t ldy, bool add) {
+    __m512 acc[MR][NR];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
     for (int64_t kk = 0; kk < kp; kk += 16) {
-        __m512 wv[4], xv[4];
-        for (int j = 0; j < nr; ++j) wv[j] = _mm512_loadu_ps(w + j * ldw + kk);
-        for (int i = 0; i < mr; ++i) xv[i] = _mm512_loadu_ps(x + i * ldx + kk);
-        for (int i = 0; i < mr; ++i)
-            for (int j = 0; j < nr; ++j) acc[i][j] = _mm512_fmadd_ps(xv[i], wv[j], acc[i][j]);
+        __m512 wv[NR], xv[MR];
+        for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_ps(w + j * ldw + kk);
+        for (int i = 0; i < MR; ++i) xv[i] = _mm512_loadu_ps(x + i * ldx + kk);
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv[i], wv[j], acc[i][j]);
     }
-    for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) y[i * ldy + j] = (add ? y[i * ldy + j] : 0.0f) + _mm512_reduce_add_ps(acc[i][j]);
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) y[i * ldy + j] = (add ? y[i * ldy + j] : 0.0f) + _mm512_reduce_add_ps(acc[i][j]);
+}
+
+template <class T>
+using TileFn = void (*)(const T*, int64_t, const T*, int64_t, int64_t, float*, int64_t, bool);
+
+template <class T, template <int, int> class Pick, int MR>
+constexpr TileFn<T> tile_for_rows(int nr) {
+    return nr == 1 ? Pick<MR, 1>::fn : nr == 2 ? Pick<MR, 2>::fn : nr == 3 ? Pick<MR, 3>::fn : Pick<MR, 4>::fn;
+}
+template <int MR, int NR>
+struct PickBf16 {
+    static constexpr TileFn<uint16_t> fn = bf16_tile<MR, NR>;
+};
+template <int MR, int NR>
+struct PickF32 {
+    static constexpr TileFn<float> fn = f32_tile<MR, NR>;
+};
+template <class T, template <int, int> class Pick>
+TileFn<T> tile_fn(int mr, int nr) {
+    return mr == 1 ? tile_for_rows<T, Pick, 1>(nr)
+           : mr == 2 ? tile_for_rows<T, Pick, 2>(nr)
+           : mr == 3 ? tile_for_rows<T, Pick, 3>(nr)
+                     : tile_for_rows<T, Pick, 4>(nr);
+}
+
+void bf16_block(const uint16_t* x, int64_t ldx, int mr, const uint16_t* w, int64_t ldw, int nr, int64_t kp, float* y,
+                int64_t ldy, bool add) {
+    tile_fn<uint16_t, PickBf16>(mr, nr)(x, ldx, w, ldw, kp, y, ldy, add);
+}
+
+void f32_block(const float* x, int64_t ldx, int mr, const float* w, int64_t ldw, int nr, int64_t kp, float* y,
+               int64_t ldy, bool add) {
+    tile_fn<float, PickF32>(mr, nr)(x, ldx, w, ldw, kp, y, ldy, add);
 }
 
 // Activations prepared once per call, shared read-only by the workers.
