@@ -14,7 +14,10 @@ namespace {
 std::vector<int> top_k(const std::vector<float>& v, int64_t k) {
     std::vector<int> idx(v.size());
     std::iota(idx.begin(), idx.end(), 0);
-    std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return v[size_t(a)] > v[size_t(b)]; });
+    // Only the first k are ordered (a decode step routes every token of every MoE layer through here).
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int a, int b) {
+        return v[size_t(a)] > v[size_t(b)] || (v[size_t(a)] == v[size_t(b)] && a < b);
+    });
     idx.resize(size_t(k));
     return idx;
 }
