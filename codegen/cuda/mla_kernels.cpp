@@ -15,7 +15,7 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
     const unsigned dim = d.latent_dim + d.rope_dim;
     if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;
-        return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4;
+        return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4 + 64;
     }
     // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.
     const unsigned q = kMlaHeadsPerBlock * dim * 2, k = c.tile_tokens * dim * 2;
@@ -47,6 +47,14 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "(latent_dim + rope_dim) / 16 k-steps must divide among the qk_chains";
     if (c.profile != 0 && c.profile != 1) return "profile must be 0 or 1";
     if (c.profile && !c.wgmma) return "profile applies to the wgmma kernel only";
+    if (c.tma < 0 || c.tma > 2) return "tma must be 0, 1 or 2";
+    if (c.tma && !c.wgmma) return "TMA tile loads are implemented in the wgmma kernel only";
+    if (c.tma && d.page_size % c.tile_tokens != 0)
+        return "TMA tile loads need a page size that is a multiple of tile_tokens (one box per page)";
+    if (c.tma == 2 && (d.heads + kMlaHeadsPerBlock - 1) / kMlaHeadsPerBlock % 2 != 0)
+        return "TMA multicast pairs head blocks: needs an even number of 64-head blocks";
+    if (c.decode_pdl != 0 && c.decode_pdl != 1) return "decode_pdl must be 0 or 1";
+    if (c.decode_pdl && !c.wgmma) return "decode_pdl is implemented for the wgmma kernel only";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -111,6 +119,23 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4});
     add(MlaDecodeConfig{32, 3, 1, 1, 1, 0, 0, 0, 2});
     add(MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1, 1, 4});  // all of the above with bf16 partials
+    // K tiles by TMA (one thread), multicast to the head-block pair; the decode as a programmatic dependent
+    for (int tma : {1, 2}) {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.tma = tma;
+        add(c);
+        c.pdl = 1;
+        c.decode_pdl = 1;
+        add(c);
+    }
+    {
+        MlaDecodeConfig c{32, 4, 1, 1, 1, 1};
+        c.tma = 2;
+        add(c);
+        c = MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1};
+        c.decode_pdl = 1;
+        add(c);
+    }
     return v;
 }
 
@@ -125,13 +150,16 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
         s.source = fmt::format(
             "#include \"mla_decode_wgmma.cuh\"\n"
             "// {0}\n"
-            "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {13}>(p);\n"
+            "extern \"C\" __global__ void {14}__launch_bounds__({1}, 1) {2}(const {15}mf::MlaDecodeParams p) "
+            "{{\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {16}, {17}, {13}>(p);\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
             d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float",
             c.pdl ? "true" : "false", c.qk_split ? "true" : "false", c.qk_chains,
-            c.profile ? "true" : "false");
+            c.profile ? "true" : "false", c.tma == 2 ? "__cluster_dims__(1, 2, 1) " : "",
+            // the tensor map must stay in parameter space: TMA reads it by address
+            c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false");
         return s;
     }
     s.source = fmt::format(
@@ -144,6 +172,25 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
         d.page_size, c.tile_tokens, c.stages,
         c.cluster > 1 ? fmt::format("__cluster_dims__({}, 1, 1) ", c.cluster) : "", c.cluster);
     return s;
+}
+
+void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, MlaDecodeParams& p) {
+    if (!c.tma) return;
+    const CudaDriverApi& api = cuda_driver();
+    if (!api.tensor_map_encode_tiled)
+        throw std::runtime_error(
+            "MLA decode: the CUDA driver lacks cuTensorMapEncodeTiled (TMA configs need driver 12.0+); pick a "
+            "config with tma 0");
+    const uint64_t dim = d.latent_dim + d.rope_dim;
+    // [rows][dim] bf16; rows: any page id the table may name (the coordinates are 32-bit signed)
+    const uint64_t global_dim[2] = {dim, uint64_t(1) << 31};
+    const uint64_t global_stride[1] = {dim * 2};
+    const uint32_t box[2] = {64, static_cast<uint32_t>(c.tile_tokens)}, elem_stride[2] = {1, 1};
+    cu_check(api.tensor_map_encode_tiled(&p.kv_map, kCuTensorMapBf16, 2, const_cast<unsigned short*>(p.kv_cache),
+                                         global_dim, global_stride, box, elem_stride, kCuTensorMapInterleaveNone,
+                                         kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B,
+                                         kCuTensorMapOobFillNone),
+             "cuTensorMapEncodeTiled (MLA cache)");
 }
 
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,

@@ -62,6 +62,13 @@ struct MlaDecodeConfig {
     // 1: the kernel records per-step cycle counts of one CTA into MlaDecodeParams::profile (benchmark aid,
     // wgmma kernel only; never a tuning candidate).
     int profile = 0;
+    // K tiles by TMA (wgmma kernel, page a multiple of the tile): 0 cp.async from all threads; 1 bulk tensor
+    // copies issued by one thread; 2 the same, multicast to the two head-block CTAs of a cluster (1, 2, 1)
+    // (half the L2->SM traffic; needs an even number of head blocks). Launch with mla_decode_bind_cache.
+    int tma = 0;
+    // 1: the decode is launched as a programmatic dependent of the previous kernel in the stream (sm_90,
+    // wgmma kernel): its CTAs start while that kernel drains and wait for it before reading anything.
+    int decode_pdl = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -75,6 +82,8 @@ struct MlaDecodeConfig {
         f("qk_split", "qs", s.qk_split);
         f("qk_chains", "qc", s.qk_chains);
         f("profile", "prof", s.profile);
+        f("tma", "tma", s.tma);
+        f("decode_pdl", "dpdl", s.decode_pdl);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -92,6 +101,11 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
 std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int sm);
 // Throws std::invalid_argument when unsupported.
 CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm);
+
+// Fills p.kv_map (the cache p.kv_cache as a TMA tensor map) when c loads tiles by TMA; a no-op otherwise.
+// Host-only (cuTensorMapEncodeTiled, no GPU work): call it after setting p.kv_cache, before each launch.
+// Throws std::runtime_error when the driver lacks tensor maps.
+void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, MlaDecodeParams& p);
 
 // Splits of the context per row (MlaDecodeParams::num_splits, the grid's x) so that batch x head blocks x
 // splits fills the SMs once, at least one tile each where possible; a multiple of c.cluster.

@@ -27,6 +27,16 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4}, sm));
         v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2}, sm));
         v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4, 1}, sm));  // profile
+        for (int tma : {1, 2}) {  // TMA tile loads (2: multicast over a cluster), with both PDL launches
+            MlaDecodeConfig c{64, 2, 1, 1, 1, 1, 1};
+            c.tma = tma;
+            c.decode_pdl = 1;
+            v.push_back(mla_decode_source(v3, c, sm));
+        }
+        MlaDecodeConfig c{32, 4, 1, 1, 1, 1};
+        c.tma = 2;
+        c.profile = 1;
+        v.push_back(mla_decode_source(v3, c, sm));
     }
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));

@@ -51,17 +51,25 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 "fill");
     }
 
-    // One or two configs per kernel variant (the cluster configs measured 1.2-2x slower, min_split_tiles 4
-    // and bf16 partials slower at batch 1: left to the tuner), the portable kernel first so that a fault in a
-    // newer variant cannot hide its rows.
+    // The default, then one config per new variant (older variants: tests/bench/cuda_mla_decode_results.md;
+    // the cluster merge, qk_split and qk_chains measured slower), the riskiest last so that a fault in a
+    // newer variant cannot hide the rows before it; then the profiled builds (cycles per step).
+    const MlaDecodeConfig base = mla_decode_default_config(d, env.sm);  // sm_90: t64 s2 wgmma pb1
+    auto with = [](MlaDecodeConfig c, int pdl, int decode_pdl, int tma, int profile) {
+        c.pdl = pdl;
+        c.decode_pdl = decode_pdl;
+        c.tma = tma;
+        c.profile = profile;
+        return c;
+    };
+    MlaDecodeConfig t32 = base;
+    t32.tile_tokens = 32;
+    t32.stages = 4;
     std::vector<MlaDecodeConfig> configs;
     for (MlaDecodeConfig c :
-         {MlaDecodeConfig{64, 2, 1, 0}, mla_decode_default_config(d, env.sm), MlaDecodeConfig{32, 3, 1, 1},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 2},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 1, 0}, MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1, 1, 4},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 1, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4, 1}})
+         {base, with(base, 1, 0, 0, 0), with(base, 1, 1, 0, 0), with(base, 0, 0, 1, 0), with(base, 0, 0, 2, 0),
+          with(base, 1, 1, 2, 0), with(t32, 0, 0, 2, 0), with(base, 0, 0, 0, 1), with(base, 0, 0, 1, 1),
+          with(base, 0, 0, 2, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -114,10 +122,15 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                           splits,
                                           0.1352338f,
                                           nullptr,
-                                          cfg.profile ? prof.as<unsigned long long>() : nullptr};
+                                          cfg.profile ? prof.as<unsigned long long>() : nullptr,
+                                          {}};
+                        mla_decode_bind_cache(d, cfg, p);
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
-                        decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
+                        if (cfg.decode_pdl)
+                            decode->launch_dependent(mla_decode_grid(d, batch, splits), p, stream.get());
+                        else
+                            decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
                         const MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out_r, batch,
                                                   partials};
                         if (with_combine && !direct) {

@@ -17,14 +17,20 @@
 // memory (staged over Q/K) as whole-row 16-byte stores.
 // Shared memory, 1024-byte aligned (128-byte swizzle atoms, see wgmma_sm90.cuh), bytes:
 //   Q [D/64 column blocks][64 rows][128]; STAGES x K [D/64][TILE][128]; P [64][128] (TILE 32 fills the first
-//   64 bytes of each row); alpha [64], row max [2][64], row sum [2][64] fp32. Tile i + STAGES - 1 streams in
-//   while tile i is computed.
+//   64 bytes of each row); alpha [64], row max [2][64], row sum [2][64] fp32; full [STAGES], empty [STAGES]
+//   mbarriers (TMA). Tile i + STAGES - 1 streams in while tile i is computed.
+// K tiles arrive by cp.async (all 256 threads, 16 bytes each) or, with TMA (config tma, page a multiple of the
+// tile), by thread 128 (warpgroup 1 idles in phase A) as D/64 swizzled boxes of 64 columns x TILE rows counted
+// on the stage's full mbarrier. TMA 2: the two head-block CTAs of one (row, split) form a cluster (1, 2, 1)
+// and read the same tiles, so each issues half of every tile's boxes multicast to both (half the L2->SM
+// traffic); a stage is refilled once both CTAs arrived on the issuer's empty mbarrier.
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
 #include "mla_decode.cuh"  // mla_zero_rows
 #include "mla_params.cuh"
 #include "mma_sm80.cuh"
+#include "tma_sm90.cuh"
 #include "wgmma_sm90.cuh"
 
 namespace mf {
@@ -36,8 +42,9 @@ struct MlaWgmmaSmem {
     static constexpr int k_bytes = (D / 64) * TILE * 128;
     static constexpr int p_bytes = 64 * 128;
     static constexpr int row_bytes = 5 * 64 * 4;  // alpha, row max [2], row sum [2]
+    static constexpr int bar_bytes = 64;          // full [STAGES], empty [STAGES] mbarriers, 8 bytes each
     static constexpr int align_slack = 1024;  // the dynamic window is rounded up to 1024 bytes at run time
-    static constexpr int total = align_slack + q_bytes + STAGES * k_bytes + p_bytes + row_bytes;
+    static constexpr int total = align_slack + q_bytes + STAGES * k_bytes + p_bytes + row_bytes + bar_bytes;
 };
 
 // Byte offset of 16-byte chunk c (0 .. D/8 - 1) of row r in a [D/64][ROWS][128 B] 128-byte-swizzled tile.
@@ -91,12 +98,15 @@ __device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float
 // QKS: both warpgroups compute S, each for half of the tile's tokens (two wgmma chains; the row max is exchanged
 // through shared memory), instead of warpgroup 0 alone while warpgroup 1 waits.
 // CHAINS: independent accumulator sets for Q K^T (1, 2 or 4), summed after the last k-step.
+// TMA: 0 K tiles by cp.async; 1 by TMA; 2 by TMA multicast over the cluster (1, 2, 1) of the head-block pair.
+// DPDL: launched as a programmatic dependent of the previous kernel: waits for it before the first global read.
 // PROF: threads 0 and 128 (one per warpgroup) of CTA (0, 0, 0) add up clock64() cycles per step and write them to
 // p.profile[wg * 8 + k], k = prologue, wait for the tile (copies + barrier), phase A (wgmmas + issuing the next
 // copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate).
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
-          int CHAINS, bool PROF>
+          int CHAINS, int TMA, bool DPDL, bool PROF>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
+    if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
     long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     long long prof_t = PROF ? clock64() : 0;
@@ -120,6 +130,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     static_assert(NA == 32 || NA == 64, "S tiles of 32 or 64 tokens per warpgroup");
     static_assert(CHAINS == 1 || CHAINS == 2 || CHAINS == 4, "1, 2 or 4 Q K^T accumulator chains");
     static_assert((LATENT + ROPE) / 16 % CHAINS == 0, "whole k-steps per chain");
+    static_assert(TMA == 0 || PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
+    static_assert(STAGES * 8 <= 32, "the mbarrier block holds 4 stages");
     static_assert(64 * (LATENT * 4 + 32) <= MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::q_bytes +
                                                 STAGES * MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::k_bytes,
                   "the output rows are staged over the Q and K buffers");
@@ -132,6 +144,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     float* s_alpha = reinterpret_cast<float*>(sP + Smem::p_bytes);  // [HB]
     float* red_max = s_alpha + HB;                                   // [2][HB]
     float* red_sum = red_max + 2 * HB;                               // [2][HB]
+    const unsigned bar_full = smem_addr(red_sum + 2 * HB), bar_empty = bar_full + 32;  // + 8 * stage
 
     const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -157,6 +170,39 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
 
     const int* table = p.block_table + (size_t)b * p.block_table_stride;
+    constexpr int NB = D / 64;  // 64-column boxes per tile
+    // TMA 2: this CTA issues boxes [cb0, cb1) of every tile, multicast to both CTAs of the pair
+    const unsigned rank = TMA == 2 ? cluster_ctarank() : 0;
+    const int cb0 = TMA == 2 ? (int)rank * ((NB + 1) / 2) : 0, cb1 = TMA == 2 && rank == 0 ? (NB + 1) / 2 : NB;
+    if constexpr (TMA != 0) {
+        if (tid == 128) {
+            tma_prefetch_map(&p.kv_map);
+            for (int st = 0; st < STAGES; ++st) {
+                mbar_init(bar_full + 8 * st, 1);
+                if (TMA == 2) mbar_init(bar_empty + 8 * st, 2);  // one arrival per CTA of the pair
+            }
+            mbar_init_fence();
+        }
+        if constexpr (TMA == 2)
+            cluster_sync();  // both CTAs' barriers exist before either copies or arrives
+        else
+            __syncthreads();
+    }
+    // Thread 128 only: tile i into `stage`, its page read ahead (page_next: the page of tile i).
+    int page_next = TMA != 0 && tid == 128 ? table[t_begin / PAGE] : 0;
+    auto issue_tile = [&](int i, int stage) {
+        const int tok0 = t_begin + i * TILE;
+        const int row = page_next * PAGE + tok0 % PAGE;
+        if (i + 1 < n_tiles) page_next = table[(tok0 + TILE) / PAGE];
+        const unsigned full = bar_full + 8 * stage, dst = smem_addr(sK + stage * Smem::k_bytes);
+        mbar_arrive_expect_tx(full, Smem::k_bytes);  // the whole tile lands here, whoever issued the boxes
+        for (int cb = cb0; cb < cb1; ++cb) {
+            if constexpr (TMA == 2)
+                tma_load_2d_multicast(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full, 3);
+            else
+                tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+        }
+    };
     auto load_tile = [&](int i, int stage) {
         unsigned char* dst = sK + stage * Smem::k_bytes;
         const int tok0 = t_begin + i * TILE;  // < t_end
@@ -190,10 +236,16 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         if (valid) src += (part_row + head0 + r) * D + c * 8;
         cp_async_16(sQ + sw128<HB>(r, c), src, valid);
     }
+    if constexpr (TMA != 0) {
+        cp_async_commit();  // Q: group 0
+        if (tid == 128)
+            for (int st = 0; st < STAGES - 1 && st < n_tiles; ++st) issue_tile(st, st);
+    } else {
 #pragma unroll
-    for (int st = 0; st < STAGES - 1; ++st) {
-        if (st < n_tiles) load_tile(st, st);
-        cp_async_commit();
+        for (int st = 0; st < STAGES - 1; ++st) {
+            if (st < n_tiles) load_tile(st, st);
+            cp_async_commit();
+        }
     }
 
     const float sl2 = p.scale * 1.4426950408889634f;
@@ -207,12 +259,25 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK), sPa = smem_addr(sP);
     mark(0);
     for (int i = 0; i < n_tiles; ++i) {
-        cp_async_wait_group<STAGES - 2>();  // tile i (and Q) landed for this thread's copies
+        const int tile_start = t_begin + i * TILE;
+        if constexpr (TMA != 0) {
+            cp_async_wait_group<0>();  // Q (only the first time)
+            mbar_wait(bar_full + 8 * (i % STAGES), (i / STAGES) & 1);
+            if (t_end - tile_start < TILE) {  // the tail rows of the last tile hold stale data: zero them
+                const int valid = t_end - tile_start;
+                unsigned char* k = sK + (i % STAGES) * Smem::k_bytes;
+                for (int idx = tid; idx < (TILE - valid) * CH; idx += 256) {
+                    const int r = valid + idx / CH, c = idx % CH;
+                    *reinterpret_cast<uint4*>(k + sw128<TILE>(r, c)) = make_uint4(0, 0, 0, 0);
+                }
+            }
+        } else {
+            cp_async_wait_group<STAGES - 2>();  // tile i (and Q) landed for this thread's copies
+        }
         fence_proxy_async_smem();           // ... and are visible to wgmma after the barrier
         __syncthreads();                    // also: phase B of tile i - 1 is done in both warpgroups
         mark(1);
         const unsigned sKa = sKa0 + (i % STAGES) * Smem::k_bytes;
-        const int tile_start = t_begin + i * TILE;
 
         // ---- phase A: S = Q K^T (QKS: each warpgroup its half of the tile's tokens, else warpgroup 0 alone)
         // CHAINS independent accumulators, k-step ks into chain ks % CHAINS: a wgmma that accumulates into the
@@ -238,8 +303,20 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         }
         {  // the next tile's copies go out while the tensor cores run phase A
             const int next = i + STAGES - 1;  // into the stage tile i - 1 used
-            if (next < n_tiles) load_tile(next, next % STAGES);
-            cp_async_commit();
+            if constexpr (TMA != 0) {
+                if (tid == 128 && next < n_tiles) {
+                    if (TMA == 2 && i >= 1) {  // both CTAs are done with tile i - 1 = next - STAGES
+                        const unsigned empty = bar_empty + 8 * (next % STAGES);
+                        mbar_arrive_cluster(empty, 0);
+                        mbar_arrive_cluster(empty, 1);
+                        mbar_wait(empty, ((i - 1) / STAGES) & 1);
+                    }
+                    issue_tile(next, next % STAGES);
+                }
+            } else {
+                if (next < n_tiles) load_tile(next, next % STAGES);
+                cp_async_commit();
+            }
         }
         float alpha[2] = {1.f, 1.f};
         if (QKS || wg == 0) {
@@ -336,6 +413,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         mark(5);
     }
     cp_async_wait_all();  // only empty groups can be left; keeps the exit clean
+    if constexpr (TMA == 2) cluster_arrive_relaxed();  // (waited for at the exit: see there)
 
     // ---- row sums (each computing warpgroup holds the sums over its columns), the log2-sum-exp, then the
     // normalised rows through shared memory (the Q/K buffers are free once both warpgroups passed the barrier)
@@ -367,6 +445,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             smem, o, inv, row0, wg, t, tid,
             reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
             (size_t)p.num_splits * LATENT, rows);
+    if constexpr (TMA == 2)  // no CTA leaves while its pair may still touch its shared memory
+        cluster_wait();
     if constexpr (PROF) {
         mark(6);
         prof[7] = n_tiles;
