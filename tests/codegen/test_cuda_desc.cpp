@@ -178,7 +178,7 @@ TEST_CASE("cuda mla: cluster configs need sm_90, room to stage the partial, and 
           std::string::npos);
 }
 
-TEST_CASE("cuda mla: TMA tile loads (1) and their multicast over a head-block cluster (2); decode_pdl") {
+TEST_CASE("cuda mla: TMA tile loads (1) and their multicast over a head-block cluster (2), decode_pdl") {
     MlaDecodeDesc d;
     MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
     for (int tma : {1, 2}) {
