@@ -57,7 +57,7 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     // one split per row: the decode kernel writes the output itself, no combine
     const bool direct = mla_decode_writes_output(config_, num_splits);
     MlaDecodeParams p{q,     kv_cache,   block_table, seq_lens, o_part, lse, batch, block_table_stride,
-                      num_splits, scale, direct ? out : nullptr, nullptr, {}};
+                      num_splits, scale, direct ? out : nullptr, nullptr, {}, {}};
     mla_decode_bind_cache(desc_, config_, p);
     if (config_.decode_pdl)
         decode_->launch_dependent(mla_decode_grid(desc_, batch, num_splits), p, stream);

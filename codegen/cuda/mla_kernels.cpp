@@ -15,7 +15,7 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
     const unsigned dim = d.latent_dim + d.rope_dim;
     if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;
-        return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4 + 64;
+        return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4 + 128;
     }
     // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.
     const unsigned q = kMlaHeadsPerBlock * dim * 2, k = c.tile_tokens * dim * 2;
@@ -59,7 +59,9 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
         if (c.stages < 2 || c.stages > 4) return "the wgmma kernel takes 2 to 4 stages";
-        if (c.cluster != 1) return "the wgmma kernel has no cluster merge (cluster must be 1)";
+        if (c.cluster != 1 && (c.cluster != 2 || !c.tma))
+            return "the wgmma kernel pairs splits (cluster 2, sharing Q by TMA multicast: needs tma 1 or 2) or "
+                   "runs without a cluster (cluster 1)";
     } else if (c.stages != 1 && c.stages != 2) {
         return "stages must be 1 or 2";
     }
@@ -128,9 +130,21 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.decode_pdl = 1;
         add(c);
     }
+    // ... and split pairs sharing Q and merging their partials (cluster 2)
+    for (int tma : {1, 2}) {
+        MlaDecodeConfig c{64, 2, 2, 1, 1, 1};
+        c.tma = tma;
+        add(c);
+    }
     {
-        MlaDecodeConfig c{32, 4, 1, 1, 1, 1};
+        MlaDecodeConfig c{64, 2, 2, 1, 1, 1, 1};
         c.tma = 2;
+        c.decode_pdl = 1;
+        add(c);
+        c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
+        c.tma = 2;
+        add(c);
+        c.cluster = 2;
         add(c);
         c = MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1};
         c.decode_pdl = 1;
@@ -152,14 +166,18 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             "// {0}\n"
             "extern \"C\" __global__ void {14}__launch_bounds__({1}, 1) {2}(const {15}mf::MlaDecodeParams p) "
             "{{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {16}, {17}, {13}>(p);\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {16}, {18}, {17}, {13}>(p);"
+            "\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
             d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float",
             c.pdl ? "true" : "false", c.qk_split ? "true" : "false", c.qk_chains,
-            c.profile ? "true" : "false", c.tma == 2 ? "__cluster_dims__(1, 2, 1) " : "",
-            // the tensor map must stay in parameter space: TMA reads it by address
-            c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false");
+            c.profile ? "true" : "false",
+            c.tma == 2 || c.cluster > 1
+                ? fmt::format("__cluster_dims__({}, {}, 1) ", c.cluster, c.tma == 2 ? 2 : 1)
+                : std::string(),
+            // the tensor maps must stay in parameter space: TMA reads them by address
+            c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster);
         return s;
     }
     s.source = fmt::format(
@@ -191,6 +209,16 @@ void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, Mla
                                          kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B,
                                          kCuTensorMapOobFillNone),
              "cuTensorMapEncodeTiled (MLA cache)");
+    if (c.cluster == 2) {  // q [batch][heads][dim]: boxes of 64 columns x 64 heads (padded heads read as zeros)
+        const uint64_t q_dim[3] = {dim, uint64_t(d.heads), uint64_t(std::max(1, p.batch))};
+        const uint64_t q_stride[2] = {dim * 2, dim * 2 * d.heads};
+        const uint32_t q_box[3] = {64, 64, 1}, q_elem[3] = {1, 1, 1};
+        cu_check(api.tensor_map_encode_tiled(&p.q_map, kCuTensorMapBf16, 3, const_cast<unsigned short*>(p.q), q_dim,
+                                             q_stride, q_box, q_elem, kCuTensorMapInterleaveNone,
+                                             kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B,
+                                             kCuTensorMapOobFillNone),
+                 "cuTensorMapEncodeTiled (MLA q)");
+    }
 }
 
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,

@@ -40,7 +40,7 @@ struct MlaDecodeDesc {
 
 // The kernel variant and its tile choices. wgmma = 0: the portable mma.sync kernel (kernels/mla_decode.cuh,
 // sm_80+). wgmma = 1: the Hopper kernel (kernels/mla_decode_wgmma.cuh, sm_90a only): warpgroup MMA from
-// shared memory, tiles 32 or 64, 2-4 stages, no cluster.
+// shared memory, tiles 32 or 64, 2-4 stages; cluster 2 (with tma): split pairs share Q, merge their partials.
 struct MlaDecodeConfig {
     int tile_tokens = 64;  // cache tokens per pipeline step: 16, 32 or 64
     int stages = 2;        // K tiles in flight: 1 or 2 (mma.sync), 2 to 4 (wgmma)

@@ -37,6 +37,14 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         c.tma = 2;
         c.profile = 1;
         v.push_back(mla_decode_source(v3, c, sm));
+        c = MlaDecodeConfig{64, 2, 2, 1, 1, 1};  // split pairs: fp32 and bf16 partials, with and without multicast K
+        c.tma = 2;
+        v.push_back(mla_decode_source(v3, c, sm));
+        c = MlaDecodeConfig{64, 2, 2, 1};
+        c.tma = 1;
+        MlaDecodeDesc ragged64 = ragged;  // TMA: a page of whole tiles
+        ragged64.page_size = 64;
+        v.push_back(mla_decode_source(ragged64, c, sm));
     }
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));

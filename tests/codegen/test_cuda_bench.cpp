@@ -55,7 +55,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // the cluster merge, qk_split and qk_chains measured slower), the riskiest last so that a fault in a
     // newer variant cannot hide the rows before it; then the profiled builds (cycles per step).
     const MlaDecodeConfig base = mla_decode_default_config(d, env.sm);  // sm_90: t64 s2 wgmma pb1
-    auto with = [](MlaDecodeConfig c, int pdl, int decode_pdl, int tma, int profile) {
+    auto with = [](MlaDecodeConfig c, int pdl, int decode_pdl, int tma, int profile, int cluster = 1) {
+        c.cluster = cluster;
         c.pdl = pdl;
         c.decode_pdl = decode_pdl;
         c.tma = tma;
@@ -68,8 +69,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     std::vector<MlaDecodeConfig> configs;
     for (MlaDecodeConfig c :
          {base, with(base, 1, 0, 0, 0), with(base, 1, 1, 0, 0), with(base, 0, 0, 1, 0), with(base, 0, 0, 2, 0),
-          with(base, 1, 1, 2, 0), with(t32, 0, 0, 2, 0), with(base, 0, 0, 0, 1), with(base, 0, 0, 1, 1),
-          with(base, 0, 0, 2, 1)})
+          with(base, 1, 1, 2, 0), with(t32, 0, 0, 2, 0), with(base, 0, 0, 2, 0, 2), with(base, 1, 1, 2, 0, 2),
+          with(t32, 0, 0, 2, 0, 2), with(base, 0, 0, 0, 1), with(base, 0, 0, 1, 1), with(base, 0, 0, 2, 1),
+          with(base, 0, 0, 2, 1, 2)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -123,6 +125,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                           0.1352338f,
                                           nullptr,
                                           cfg.profile ? prof.as<unsigned long long>() : nullptr,
+                                          {},
                                           {}};
                         mla_decode_bind_cache(d, cfg, p);
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;

@@ -104,9 +104,9 @@ TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with 
     CHECK(mla_decode_o_part_bytes(d, b16, 3, 5) == size_t(3) * 128 * 5 * 512 * 2);
     CHECK(mla_decode_unsupported(d, b16, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 1}, 90).empty());
-    CHECK(mla_decode_source(d, b16, 90).source.find("mf::bf16, false, false, 1, 0, false, false>(p)") !=
+    CHECK(mla_decode_source(d, b16, 90).source.find("mf::bf16, false, false, 1, 0, 1, false, false>(p)") !=
           std::string::npos);
-    CHECK(mla_decode_source(d, f32, 90).source.find("float, false, false, 1, 0, false, false>(p)") !=
+    CHECK(mla_decode_source(d, f32, 90).source.find("float, false, false, 1, 0, 1, false, false>(p)") !=
           std::string::npos);
     CHECK(mla_combine_name(d, true) != mla_combine_name(d));
     CHECK(mla_combine_source(d, true).source.find("mla_combine<128, 512, mf::bf16, false>") !=
@@ -117,7 +117,8 @@ TEST_CASE("cuda mla: qk_split needs the wgmma kernel with 64-token tiles") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c{64, 2, 1, 1, 1, 0, 0, 1};
     CHECK(mla_decode_unsupported(d, c, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true, 1, 0, false, false>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true, 1, 0, 1, false, false>(p)") !=
+          std::string::npos);
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{32, 3, 1, 1, 1, 0, 0, 1}, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 0, 1}, 90).empty());
     CHECK(mla_decode_smem_bytes(d, c) <= 227u * 1024);
@@ -127,7 +128,8 @@ TEST_CASE("cuda mla: qk_chains splits the 36 Q K^T k-steps over 1, 2 or 4 accumu
     const MlaDecodeDesc d;
     const MlaDecodeConfig c{64, 2, 1, 1, 1, 0, 0, 1, 4};
     CHECK(mla_decode_unsupported(d, c, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true, 4, 0, false, false>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true, 4, 0, 1, false, false>(p)") !=
+          std::string::npos);
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 3}, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 0, 0, 2}, 90).empty());
     MlaDecodeDesc odd = d;
@@ -140,7 +142,7 @@ TEST_CASE("cuda mla: profile builds the wgmma kernel with cycle counters, never 
     MlaDecodeConfig c{64, 2, 1, 1};
     c.profile = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 0, false, true>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 0, 1, false, true>(p)") != std::string::npos);
     for (const MlaDecodeConfig& x : mla_decode_candidates(d, 90)) CHECK(x.profile == 0);
     c.wgmma = 0;
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
@@ -151,7 +153,7 @@ TEST_CASE("cuda mla: pdl launches the combine as a programmatic dependent (wgmma
     const MlaDecodeConfig c{64, 2, 1, 1, 1, 1, 1};
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 1}, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find("mf::bf16, true, false, 1, 0, false, false>(p)") !=
+    CHECK(mla_decode_source(d, c, 90).source.find("mf::bf16, true, false, 1, 0, 1, false, false>(p)") !=
           std::string::npos);
     const auto comb = mla_combine_source(d, c);
     CHECK(comb.name == mla_combine_name(d, true, true));
@@ -188,7 +190,7 @@ TEST_CASE("cuda mla: TMA tile loads (1) and their multicast over a head-block cl
         const auto src = mla_decode_source(d, c, 90);
         CHECK(src.source.find("const __grid_constant__ mf::MlaDecodeParams p") != std::string::npos);
         CHECK((src.source.find("__cluster_dims__(1, 2, 1)") != std::string::npos) == (tma == 2));
-        CHECK(src.source.find(", 1, " + std::to_string(tma) + ", false, false>(p)") != std::string::npos);
+        CHECK(src.source.find(", 1, " + std::to_string(tma) + ", 1, false, false>(p)") != std::string::npos);
         CHECK(src.dynamic_smem_bytes <= 227u * 1024);
         for (int sm : {80, 89}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
     }
@@ -211,8 +213,27 @@ TEST_CASE("cuda mla: TMA tile loads (1) and their multicast over a head-block cl
     CHECK(p.kv_map.opaque[0] == 7);
     c.decode_pdl = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find(", 0, true, false>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find(", 0, 1, true, false>(p)") != std::string::npos);
     c.wgmma = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+}
+
+TEST_CASE("cuda mla: split pairs (cluster 2) share Q by TMA multicast and merge their partials") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 2, 2, 1, 1, 1};
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());  // Q multicast needs the TMA path
+    c.tma = 2;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    auto src = mla_decode_source(d, c, 90);
+    CHECK(src.source.find("__cluster_dims__(2, 2, 1)") != std::string::npos);
+    CHECK(src.source.find(", 1, 2, 2, false, false>(p)") != std::string::npos);
+    c.tma = 1;
+    src = mla_decode_source(d, c, 90);
+    CHECK(src.source.find("__cluster_dims__(2, 1, 1)") != std::string::npos);
+    CHECK(mla_decode_partials(c, 66) == 33);
+    CHECK(mla_decode_num_splits(d, c, 1, 8192, 132) % 2 == 0);
+    CHECK_FALSE(mla_decode_writes_output(c, 2));
+    c.cluster = 4;
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
 }
 
@@ -236,7 +257,7 @@ TEST_CASE("cuda mla: the wgmma kernel runs on sm_90 only, tiles 32/64, 2-4 stage
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{32, 3, 1, 0}, 90).empty());  // mma.sync: 1 or 2
     // 2 x 72 KiB of K + 72 KiB of Q + P + row vectors + mbarriers + 1 KiB alignment slack
     CHECK(mla_decode_smem_bytes(d, MlaDecodeConfig{64, 2, 1, 1}) ==
-          1024 + 73728 + 2 * 73728 + 8192 + 1280 + 64);
+          1024 + 73728 + 2 * 73728 + 8192 + 1280 + 128);
 }
 
 TEST_CASE("cuda mla: decode candidates are the supported configs, default first, no repeats") {
@@ -260,7 +281,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and 2 or 4 independent Q K^T chains (t64 qs0 qc2, qs1 qc2/qc4, qs1 qc4 pdl, t32 s3 qc2)
             // + qs1 qc4 pdl1 with bf16 partials; t64 pb1 with TMA 1 and 2 (each also with both PDL launches),
             // t32 s4 pb1 TMA 2, t64 pb1 with both PDL launches (TMA 2 needs two head blocks: not at 20 heads)
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 29 : 26)));
+            // ... split pairs (cluster 2): t64 pb1 TMA 1, TMA 2 (also with both PDL launches), t32 s4 TMA 2
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 33 : 27)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

@@ -34,6 +34,9 @@ struct MlaDecodeParams {
     // boxes of 64 columns x tile rows, for the configs that load tiles by TMA (config tma; filled by
     // mla_decode_bind_cache). Such kernels take the params as a __grid_constant__ parameter.
     TmaMap kv_map;
+    // q as a 3-D tensor [batch][heads][latent + rope] with boxes of 64 columns x 64 heads (config cluster 2:
+    // a split pair shares Q by multicast; filled by mla_decode_bind_cache).
+    TmaMap q_map;
 };
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).

@@ -91,6 +91,16 @@ __device__ __forceinline__ void tma_load_2d_multicast(unsigned dst, const TmaMap
         : "memory");
 }
 
+// Box at (c0, c1, c2) of a 3-D map into every CTA of the cluster in `cta_mask`.
+__device__ __forceinline__ void tma_load_3d_multicast(unsigned dst, const TmaMap* map, int c0, int c1, int c2,
+                                                      unsigned bar, unsigned short cta_mask) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster "
+        "[%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(dst),
+        "l"(reinterpret_cast<unsigned long long>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "h"(cta_mask)
+        : "memory");
+}
+
 // Cluster barrier in two halves, so that work can go on between them.
 __device__ __forceinline__ void cluster_arrive_relaxed() {
     asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
