@@ -81,9 +81,12 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 }
 
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
-    // sm_90: the wgmma kernel with bf16 partials (H200, 2026-11-27 run 2: the fastest config measured at
-    // every shape; tests/bench/cuda_mla_decode_results.md)
-    for (MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
+    // sm_90: the wgmma kernel with bf16 partials and TMA tile loads (H200, session 3 run 1: 1.35x faster than
+    // cp.async at batch 64, 1.2x at batch 1 32K; tests/bench/cuda_mla_decode_results.md); cp.async where the
+    // page is not a multiple of the tile
+    MlaDecodeConfig tma{64, 2, 1, 1, 1, 1};
+    tma.tma = 1;
+    for (MlaDecodeConfig c : {tma, MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
                               MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
                               MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
         if (mla_decode_unsupported(d, c, sm).empty()) return c;
@@ -145,6 +148,19 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.tma = 2;
         add(c);
         c.cluster = 2;
+        add(c);
+    }
+    // Q K^T on both warpgroups with TMA loads (phase A no longer waits on cp.async traffic), also in pairs
+    for (int cluster : {1, 2})
+        for (int tma : {1, 2}) {
+            MlaDecodeConfig c{64, 2, cluster, 1, 1, 1, 0, 1};
+            c.tma = tma;
+            add(c);
+        }
+    {
+        MlaDecodeConfig c{64, 2, 2, 1, 1, 1, 1, 1};
+        c.tma = 2;
+        c.decode_pdl = 1;
         add(c);
         c = MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1};
         c.decode_pdl = 1;

@@ -45,6 +45,10 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         MlaDecodeDesc ragged64 = ragged;  // TMA: a page of whole tiles
         ragged64.page_size = 64;
         v.push_back(mla_decode_source(ragged64, c, sm));
+        c = MlaDecodeConfig{64, 2, 2, 1, 1, 1, 1, 1};  // qk_split with TMA, pairs, both PDL launches
+        c.tma = 2;
+        c.decode_pdl = 1;
+        v.push_back(mla_decode_source(v3, c, sm));
     }
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));

@@ -7,6 +7,8 @@
 
 #include "codegen/cuda/copy_bandwidth.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -51,15 +53,17 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 "fill");
     }
 
-    // The default, then one config per new variant (older variants: tests/bench/cuda_mla_decode_results.md;
-    // the cluster merge, qk_split and qk_chains measured slower), the riskiest last so that a fault in a
-    // newer variant cannot hide the rows before it; then the profiled builds (cycles per step).
-    const MlaDecodeConfig base = mla_decode_default_config(d, env.sm);  // sm_90: t64 s2 wgmma pb1
-    auto with = [](MlaDecodeConfig c, int pdl, int decode_pdl, int tma, int profile, int cluster = 1) {
-        c.cluster = cluster;
-        c.pdl = pdl;
-        c.decode_pdl = decode_pdl;
+    // The cp.async baseline (session 2's default), then the TMA variants of session 3 (older variants:
+    // tests/bench/cuda_mla_decode_results.md), the riskiest last so that a fault in a newer variant cannot
+    // hide the rows before it; then the profiled builds (cycles per step). A summary (us/layer, one line per
+    // config) closes the output, so that a log's tail keeps every config.
+    MlaDecodeConfig base{64, 2, 1, 1, 1, 1};  // t64 s2 wgmma pb1
+    auto with = [](MlaDecodeConfig c, int tma, int cluster, int qk_split, int pdl, int profile = 0) {
         c.tma = tma;
+        c.cluster = cluster;
+        c.qk_split = qk_split;
+        c.pdl = pdl;
+        c.decode_pdl = pdl;
         c.profile = profile;
         return c;
     };
@@ -68,10 +72,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     t32.stages = 4;
     std::vector<MlaDecodeConfig> configs;
     for (MlaDecodeConfig c :
-         {base, with(base, 1, 0, 0, 0), with(base, 1, 1, 0, 0), with(base, 0, 0, 1, 0), with(base, 0, 0, 2, 0),
-          with(base, 1, 1, 2, 0), with(t32, 0, 0, 2, 0), with(base, 0, 0, 2, 0, 2), with(base, 1, 1, 2, 0, 2),
-          with(t32, 0, 0, 2, 0, 2), with(base, 0, 0, 0, 1), with(base, 0, 0, 1, 1), with(base, 0, 0, 2, 1),
-          with(base, 0, 0, 2, 1, 2)})
+         {base, with(base, 1, 1, 0, 0), with(base, 2, 1, 0, 0), with(base, 2, 1, 0, 1), with(base, 1, 1, 1, 0),
+          with(base, 2, 1, 1, 0), with(base, 2, 2, 0, 0), with(base, 2, 2, 0, 1), with(base, 2, 2, 1, 1),
+          with(t32, 2, 1, 0, 0), with(t32, 2, 2, 0, 0), with(base, 2, 1, 1, 0, 1), with(base, 2, 2, 1, 1, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -81,12 +84,14 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         "| FlashMLA us |\n");
     std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     const double flashmla[3][3] = {{17.8, 34.0, 66.7}, {21.1, 51.4, 134.9}, {40.4, 260, 1017}};
+    std::vector<std::string> summary;
     for (const MlaDecodeConfig& cfg : configs) {
         const auto decode = env.build(mla_decode_source(d, cfg, env.sm));
         const auto combine = env.build(mla_combine_source(d, cfg));
         std::printf("<!-- %s: %d registers, %d bytes local, %u bytes shared -->\n", decode->name().c_str(),
                     decode->registers(), decode->local_bytes(), decode->dynamic_smem_bytes());
         const int batches[3] = {1, 8, 64}, contexts[3] = {1024, 8192, 32768};
+        std::string line = "| " + fields_name(cfg) + " |";
         for (int bi = 0; bi < 3; ++bi)
             for (int ci = 0; ci < 3; ++ci) {
                 const int batch = batches[bi], ctx = contexts[ci];
@@ -166,7 +171,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 capture(true, full);
                 capture(false, only);
                 const double us = time_us(full), us_decode = time_us(only);
-                if (cfg.profile) {  // cycles per tile of each step in CTA (0, 0, 0), per warpgroup
+                line += fmt::format(" {:.1f} / {:.1f} |", us, us_decode);
+                // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1 8K, batch 64 32K)
+                if (cfg.profile && ((batch == 1 && ctx == 8192) || (batch == 64 && ctx == 32768))) {
                     const auto v = from_device<unsigned long long>(prof, 16);
                     for (int w = 0; w < 2; ++w) {
                         const double n = std::max<double>(1, double(v[w * 8 + 7]));
@@ -190,6 +197,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 for (uint16_t v : o) finite = finite && std::isfinite(from_bf16(v));
                 CHECK(finite);
             }
+        summary.push_back(line);
     }
+    std::printf("\nSummary, us/layer / decode-only us (batch x context):\n| config |");
+    for (int b : {1, 8, 64})
+        for (int c : {1, 8, 32}) std::printf(" %dx%dK |", b, c);
+    std::printf("\n");
+    for (const std::string& l : summary) std::printf("%s\n", l.c_str());
     std::fflush(stdout);
 }
