@@ -12,6 +12,8 @@ MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& con
     const int sm = arch.major * 10 + arch.minor;
     decode_ = build_cuda_kernel(mla_decode_source(desc, config, sm), arch, cache_dir);
     combine_ = build_cuda_kernel(mla_combine_source(desc, config), arch, cache_dir);
+    if (config.combine_warp)
+        combine_warp_ = build_cuda_kernel(mla_combine_warp_source(desc, config), arch, cache_dir);
     append_ = build_cuda_kernel(kv_append_source(desc), arch, cache_dir);
 }
 
@@ -65,10 +67,13 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
         decode_->launch(mla_decode_grid(desc_, batch, num_splits), p, stream);
     if (direct) return;
     const MlaCombineParams cp{o_part, lse, out, batch, partials};
+    const bool warps = mla_combine_uses_warps(config_, partials);
+    const CudaKernel& combine = warps ? *combine_warp_ : *combine_;
+    const Dim3 grid = warps ? mla_combine_warp_grid(desc_, batch) : mla_combine_grid(desc_, batch);
     if (config_.pdl)
-        combine_->launch_dependent(mla_combine_grid(desc_, batch), cp, stream);
+        combine.launch_dependent(grid, cp, stream);
     else
-        combine_->launch(mla_combine_grid(desc_, batch), cp, stream);
+        combine.launch(grid, cp, stream);
 }
 
 }  // namespace mf

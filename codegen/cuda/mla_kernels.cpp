@@ -55,6 +55,7 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "TMA multicast pairs head blocks: needs an even number of 64-head blocks";
     if (c.decode_pdl != 0 && c.decode_pdl != 1) return "decode_pdl must be 0 or 1";
     if (c.decode_pdl && !c.wgmma) return "decode_pdl is implemented for the wgmma kernel only";
+    if (c.combine_warp != 0 && c.combine_warp != 1) return "combine_warp must be 0 or 1";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -148,6 +149,17 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.tma = 2;
         add(c);
         c.cluster = 2;
+        add(c);
+    }
+    // the per-warp combine (batch 8 and up), on the default and on split pairs
+    {
+        MlaDecodeConfig c = mla_decode_default_config(d, sm);
+        c.combine_warp = 1;
+        add(c);
+        c = MlaDecodeConfig{64, 2, 2, 1, 1, 1, 1};
+        c.tma = 2;
+        c.decode_pdl = 1;
+        c.combine_warp = 1;
         add(c);
     }
     // Q K^T on both warpgroups with TMA loads (phase A no longer waits on cp.async traffic), also in pairs
@@ -296,6 +308,38 @@ CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials, 
 
 Dim3 mla_combine_grid(const MlaDecodeDesc& d, int batch) {
     return Dim3{static_cast<unsigned>(d.heads), static_cast<unsigned>(batch), 1};
+}
+
+std::string mla_combine_warp_name(const MlaDecodeDesc& d, bool bf16_partials, bool dependent) {
+    return fmt::format("mla_combine_warp_h{}_lat{}{}{}", d.heads, d.latent_dim, bf16_partials ? "_pbf16" : "",
+                       dependent ? "_pdl" : "");
+}
+
+CudaKernelSource mla_combine_warp_source(const MlaDecodeDesc& d, bool bf16_partials, bool dependent) {
+    if (d.latent_dim % 256 != 0)
+        throw std::invalid_argument("MLA per-warp combine: latent_dim must be a multiple of 256");
+    CudaKernelSource s;
+    s.name = mla_combine_warp_name(d, bf16_partials, dependent);
+    s.block_threads = 256;
+    s.source = fmt::format(
+        "#include \"mla_combine_warp.cuh\"\n"
+        "extern \"C\" __global__ void __launch_bounds__(256) {0}(const mf::MlaCombineParams p) {{\n"
+        "    mf::mla_combine_warp<{1}, {2}, {3}, {4}>(p);\n"
+        "}}\n",
+        s.name, d.heads, d.latent_dim, bf16_partials ? "mf::bf16" : "float", dependent ? "true" : "false");
+    return s;
+}
+
+CudaKernelSource mla_combine_warp_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
+    return mla_combine_warp_source(d, c.partial_bf16 != 0, c.pdl != 0);
+}
+
+Dim3 mla_combine_warp_grid(const MlaDecodeDesc& d, int batch) {
+    return Dim3{static_cast<unsigned>((d.heads + 7) / 8), static_cast<unsigned>(batch), 1};
+}
+
+bool mla_combine_uses_warps(const MlaDecodeConfig& c, int partials) {
+    return c.combine_warp != 0 && partials <= kMlaCombineWarpMaxSplits;
 }
 
 std::string kv_append_name(const MlaDecodeDesc& d) {

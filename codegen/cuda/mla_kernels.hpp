@@ -69,6 +69,9 @@ struct MlaDecodeConfig {
     // 1: the decode is launched as a programmatic dependent of the previous kernel in the stream (sm_90,
     // wgmma kernel): its CTAs start while that kernel drains and wait for it before reading anything.
     int decode_pdl = 0;
+    // 1: with at most kMlaCombineWarpMaxSplits partials per head, the combine runs one warp per (row, head)
+    // (kernels/mla_combine_warp.cuh; one wave at batch 8) instead of one 1024-thread CTA per (row, head).
+    int combine_warp = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -84,6 +87,7 @@ struct MlaDecodeConfig {
         f("profile", "prof", s.profile);
         f("tma", "tma", s.tma);
         f("decode_pdl", "dpdl", s.decode_pdl);
+        f("combine_warp", "cw", s.combine_warp);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -130,6 +134,13 @@ CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials =
 // The combine of a decode config.
 CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c);
 Dim3 mla_combine_grid(const MlaDecodeDesc& d, int batch);
+// The per-warp combine (config combine_warp), and whether a launch with `partials` partials per head uses it.
+std::string mla_combine_warp_name(const MlaDecodeDesc& d, bool bf16_partials = false, bool dependent = false);
+CudaKernelSource mla_combine_warp_source(const MlaDecodeDesc& d, bool bf16_partials = false,
+                                         bool dependent = false);
+CudaKernelSource mla_combine_warp_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c);
+Dim3 mla_combine_warp_grid(const MlaDecodeDesc& d, int batch);
+bool mla_combine_uses_warps(const MlaDecodeConfig& c, int partials);
 
 // The cache append of a decode desc (depends on latent + rope and page_size).
 std::string kv_append_name(const MlaDecodeDesc& d);

@@ -53,6 +53,8 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));
     v.push_back(mla_combine_source(v3, true, true));
+    v.push_back(mla_combine_warp_source(v3));
+    v.push_back(mla_combine_warp_source(v3, true, true));
     v.push_back(kv_append_source(v3));
     v.push_back(rms_norm_source(RmsNormDesc{7168, CudaDtype::f32, CudaDtype::bf16}));
     v.push_back(rms_norm_source(RmsNormDesc{512, CudaDtype::bf16, CudaDtype::bf16}));

@@ -58,7 +58,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // hide the rows before it; then the profiled builds (cycles per step). A summary (us/layer, one line per
     // config) closes the output, so that a log's tail keeps every config.
     MlaDecodeConfig base{64, 2, 1, 1, 1, 1};  // t64 s2 wgmma pb1
-    auto with = [](MlaDecodeConfig c, int tma, int cluster, int qk_split, int pdl, int profile = 0) {
+    auto with = [](MlaDecodeConfig c, int tma, int cluster, int qk_split, int pdl, int profile = 0, int cw = 0) {
+        c.combine_warp = cw;
         c.tma = tma;
         c.cluster = cluster;
         c.qk_split = qk_split;
@@ -74,7 +75,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     for (MlaDecodeConfig c :
          {base, with(base, 1, 1, 0, 0), with(base, 2, 1, 0, 0), with(base, 2, 1, 0, 1), with(base, 1, 1, 1, 0),
           with(base, 2, 1, 1, 0), with(base, 2, 2, 0, 0), with(base, 2, 2, 0, 1), with(base, 2, 2, 1, 1),
-          with(t32, 2, 1, 0, 0), with(t32, 2, 2, 0, 0), with(base, 2, 1, 1, 0, 1), with(base, 2, 2, 1, 1, 1)})
+          with(base, 1, 1, 0, 0, 0, 1), with(base, 2, 2, 0, 1, 0, 1), with(t32, 2, 1, 0, 0), with(t32, 2, 2, 0, 0),
+          with(base, 2, 1, 1, 0, 1), with(base, 2, 2, 1, 1, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -87,7 +89,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     std::vector<std::string> summary;
     for (const MlaDecodeConfig& cfg : configs) {
         const auto decode = env.build(mla_decode_source(d, cfg, env.sm));
-        const auto combine = env.build(mla_combine_source(d, cfg));
+        const auto combine_cta = env.build(mla_combine_source(d, cfg));
+        const auto combine_warp = cfg.combine_warp ? env.build(mla_combine_warp_source(d, cfg)) : nullptr;
         std::printf("<!-- %s: %d registers, %d bytes local, %u bytes shared -->\n", decode->name().c_str(),
                     decode->registers(), decode->local_bytes(), decode->dynamic_smem_bytes());
         const int batches[3] = {1, 8, 64}, contexts[3] = {1024, 8192, 32768};
@@ -141,11 +144,14 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                             decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
                         const MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out_r, batch,
                                                   partials};
+                        const bool warps = mla_combine_uses_warps(cfg, partials);
+                        const CudaKernel& combine = warps ? *combine_warp : *combine_cta;
+                        const Dim3 cgrid = warps ? mla_combine_warp_grid(d, batch) : mla_combine_grid(d, batch);
                         if (with_combine && !direct) {
                             if (cfg.pdl)
-                                combine->launch_dependent(mla_combine_grid(d, batch), cp, stream.get());
+                                combine.launch_dependent(cgrid, cp, stream.get());
                             else
-                                combine->launch(mla_combine_grid(d, batch), cp, stream.get());
+                                combine.launch(cgrid, cp, stream.get());
                         }
                     }
                     g.end_capture(stream.get());

@@ -46,7 +46,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -94,7 +94,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -218,6 +218,25 @@ TEST_CASE("cuda mla: TMA tile loads (1) and their multicast over a head-block cl
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
 }
 
+TEST_CASE("cuda mla: combine_warp: one warp per (row, head) when the partials are few") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+    CHECK_FALSE(mla_combine_uses_warps(c, 8));
+    c.combine_warp = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_combine_uses_warps(c, 8));
+    CHECK(mla_combine_uses_warps(c, kMlaCombineWarpMaxSplits));
+    CHECK_FALSE(mla_combine_uses_warps(c, kMlaCombineWarpMaxSplits + 1));
+    const auto src = mla_combine_warp_source(d, c);
+    CHECK(src.name == mla_combine_warp_name(d, true, false));
+    CHECK(src.block_threads == 256);
+    CHECK(src.source.find("mla_combine_warp<128, 512, mf::bf16, false>") != std::string::npos);
+    CHECK(mla_combine_warp_grid(d, 3).x == 16);
+    CHECK(mla_combine_warp_grid(d, 3).y == 3);
+    c.combine_warp = 2;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+}
+
 TEST_CASE("cuda mla: split pairs (cluster 2) share Q by TMA multicast and merge their partials") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c{64, 2, 2, 1, 1, 1};
@@ -283,7 +302,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // t32 s4 pb1 TMA 2, t64 pb1 with both PDL launches (TMA 2 needs two head blocks: not at 20 heads)
             // ... split pairs (cluster 2): t64 pb1 TMA 1, TMA 2 (also with both PDL launches), t32 s4 TMA 2
             // ... and qk_split with TMA 1 and 2, without and with split pairs, and qs1 c2 TMA 2 with both PDL
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 38 : 29)));
+            // ... and the per-warp combine on the default and on TMA 2 pairs with both PDL launches
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 40 : 30)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

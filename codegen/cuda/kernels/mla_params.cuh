@@ -41,6 +41,8 @@ struct MlaDecodeParams {
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
 constexpr int kMlaCombineSplitGroups = 8;
+// The per-warp combine (kernels/mla_combine_warp.cuh) serves at most this many partials per head.
+constexpr int kMlaCombineWarpMaxSplits = 16;
 
 // Merges the splits: out[b][h][:] = sum_s w_s o_part[b][h][s][:], w = softmax over s of lse_part.
 struct MlaCombineParams {
