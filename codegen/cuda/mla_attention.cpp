@@ -67,7 +67,7 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
         decode_->launch(mla_decode_grid(desc_, batch, num_splits), p, stream);
     if (direct) return;
     const MlaCombineParams cp{o_part, lse, out, batch, partials};
-    const bool warps = mla_combine_uses_warps(config_, partials);
+    const bool warps = mla_combine_uses_warps(desc_, config_, batch, partials);
     const CudaKernel& combine = warps ? *combine_warp_ : *combine_;
     const Dim3 grid = warps ? mla_combine_warp_grid(desc_, batch) : mla_combine_grid(desc_, batch);
     if (config_.pdl)

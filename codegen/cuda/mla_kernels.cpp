@@ -82,11 +82,12 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 }
 
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
-    // sm_90: the wgmma kernel with bf16 partials and TMA tile loads (H200, session 3 run 1: 1.35x faster than
-    // cp.async at batch 64, 1.2x at batch 1 32K; tests/bench/cuda_mla_decode_results.md); cp.async where the
-    // page is not a multiple of the tile
+    // sm_90: the wgmma kernel with bf16 partials, TMA tile loads and the per-warp combine for few splits (H200,
+    // session 3: 1.33x faster than cp.async at batch 64, 1.25x at batch 1 32K, 1.7x at batch 8 1K;
+    // tests/bench/cuda_mla_decode_results.md); cp.async where the page is not a multiple of the tile
     MlaDecodeConfig tma{64, 2, 1, 1, 1, 1};
     tma.tma = 1;
+    tma.combine_warp = 1;
     for (MlaDecodeConfig c : {tma, MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
                               MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
                               MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
@@ -151,9 +152,9 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.cluster = 2;
         add(c);
     }
-    // the per-warp combine (batch 8 and up), on the default and on split pairs
+    // the per-warp combine (batch 8 and up), on the cp.async kernel and on split pairs
     {
-        MlaDecodeConfig c = mla_decode_default_config(d, sm);
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
         c.combine_warp = 1;
         add(c);
         c = MlaDecodeConfig{64, 2, 2, 1, 1, 1, 1};
@@ -338,8 +339,8 @@ Dim3 mla_combine_warp_grid(const MlaDecodeDesc& d, int batch) {
     return Dim3{static_cast<unsigned>((d.heads + 7) / 8), static_cast<unsigned>(batch), 1};
 }
 
-bool mla_combine_uses_warps(const MlaDecodeConfig& c, int partials) {
-    return c.combine_warp != 0 && partials <= kMlaCombineWarpMaxSplits;
+bool mla_combine_uses_warps(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials) {
+    return c.combine_warp != 0 && partials <= kMlaCombineWarpMaxSplits && batch * d.heads >= 256;
 }
 
 std::string kv_append_name(const MlaDecodeDesc& d) {

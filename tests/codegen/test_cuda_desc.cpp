@@ -221,12 +221,13 @@ TEST_CASE("cuda mla: TMA tile loads (1) and their multicast over a head-block cl
 TEST_CASE("cuda mla: combine_warp: one warp per (row, head) when the partials are few") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
-    CHECK_FALSE(mla_combine_uses_warps(c, 8));
+    CHECK_FALSE(mla_combine_uses_warps(d, c, 8, 8));
     c.combine_warp = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
-    CHECK(mla_combine_uses_warps(c, 8));
-    CHECK(mla_combine_uses_warps(c, kMlaCombineWarpMaxSplits));
-    CHECK_FALSE(mla_combine_uses_warps(c, kMlaCombineWarpMaxSplits + 1));
+    CHECK(mla_combine_uses_warps(d, c, 8, 8));
+    CHECK(mla_combine_uses_warps(d, c, 2, kMlaCombineWarpMaxSplits));
+    CHECK_FALSE(mla_combine_uses_warps(d, c, 8, kMlaCombineWarpMaxSplits + 1));
+    CHECK_FALSE(mla_combine_uses_warps(d, c, 1, 8));  // 16 CTAs would carry all the partials
     const auto src = mla_combine_warp_source(d, c);
     CHECK(src.name == mla_combine_warp_name(d, true, false));
     CHECK(src.block_threads == 256);
@@ -302,8 +303,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // t32 s4 pb1 TMA 2, t64 pb1 with both PDL launches (TMA 2 needs two head blocks: not at 20 heads)
             // ... split pairs (cluster 2): t64 pb1 TMA 1, TMA 2 (also with both PDL launches), t32 s4 TMA 2
             // ... and qk_split with TMA 1 and 2, without and with split pairs, and qs1 c2 TMA 2 with both PDL
-            // ... and the per-warp combine on the default and on TMA 2 pairs with both PDL launches
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 40 : 30)));
+            // ... and the per-warp combine on the cp.async kernel and on TMA 2 pairs with both PDL launches
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 41 : 31)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

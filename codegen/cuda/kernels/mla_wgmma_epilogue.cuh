@@ -77,6 +77,9 @@ __device__ __forceinline__ void mla_unpack16(const float4& raw, float (&v)[16 / 
 // the cluster synchronised. This CTA merges rows 32 * (self & 1) .. + 31 of both and writes them as partial
 // `part` of num_parts: dst + row * dst_stride elements, lse_dst[row * num_parts]. Rows at or past `rows` (padded
 // heads) are skipped. The caller synchronises the cluster again before either CTA leaves.
+// Each thread owns one 16-byte column chunk of 32 * 16 / LATENT*sizeof(OT) rows and loads all of them (own rows
+// from shared memory, the peer's through DSMEM) before using the first: one DSMEM round trip per 8 rows (H200,
+// session 3 run 2: one round trip per row made the epilogue 12k-25k cycles).
 template <class OT, int LATENT>
 __device__ __forceinline__ void mla_merge_split_pair(const unsigned char* stage, const float* s_lse, unsigned self,
                                                      int tid, OT* dst, size_t dst_stride, float* lse_dst,
@@ -84,41 +87,49 @@ __device__ __forceinline__ void mla_merge_split_pair(const unsigned char* stage,
     constexpr int SO = mla_stage_stride<OT, LATENT>();
     constexpr int CPR = LATENT * (int)sizeof(OT) / 16;  // 16-byte chunks per row
     constexpr int E = 16 / (int)sizeof(OT);             // values per chunk
-    const unsigned st_a[2] = {cluster_map(smem_addr(stage), self), cluster_map(smem_addr(stage), self ^ 1u)};
-    const unsigned lse_a[2] = {cluster_map(smem_addr(s_lse), self), cluster_map(smem_addr(s_lse), self ^ 1u)};
-    const int r0 = 32 * (int)(self & 1u);
-    for (int idx = tid; idx < 32 * CPR; idx += 256) {
-        const int r = r0 + idx / CPR, c = idx % CPR;
-        if (r >= rows) continue;
-        float l[2], m = neg_inf();
+    constexpr int RPP = 256 / CPR;                      // rows per pass of the 256 threads
+    constexpr int PASSES = 32 / RPP;                    // rows per thread
+    constexpr int BATCH = PASSES < 8 ? PASSES : 8;      // rows loaded before the first is used
+    static_assert(256 % CPR == 0 && 32 % RPP == 0 && PASSES % BATCH == 0, "whole passes");
+    const unsigned peer = self ^ 1u;
+    const unsigned st_peer = cluster_map(smem_addr(stage), peer), lse_peer = cluster_map(smem_addr(s_lse), peer);
+    const int c = tid % CPR, r0 = 32 * (int)(self & 1u) + tid / CPR;
 #pragma unroll
-        for (int k = 0; k < 2; ++k) {
-            l[k] = ld_cluster_f32(lse_a[k] + r * 4);
-            m = fmaxf(m, l[k]);
-        }
-        float w[2], wsum = 0.f;
+    for (int k0 = 0; k0 < PASSES; k0 += BATCH) {
+        float l_own[BATCH], l_peer[BATCH];
+        float4 raw_own[BATCH], raw_peer[BATCH];
 #pragma unroll
-        for (int k = 0; k < 2; ++k) {
-            w[k] = l[k] == neg_inf() ? 0.f : exp2f(l[k] - m);
-            wsum += w[k];
+        for (int k = 0; k < BATCH; ++k) {
+            const int r = r0 + (k0 + k) * RPP;
+            l_own[k] = s_lse[r];
+            l_peer[k] = ld_cluster_f32(lse_peer + r * 4);
+            raw_own[k] = *reinterpret_cast<const float4*>(stage + r * SO + c * 16);
+            raw_peer[k] = ld_cluster_f32x4(st_peer + r * SO + c * 16);
         }
-        const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
-        float a[E], b[E];
-        mla_unpack16<OT>(ld_cluster_f32x4(st_a[0] + r * SO + c * 16), a);
-        mla_unpack16<OT>(ld_cluster_f32x4(st_a[1] + r * SO + c * 16), b);
-        float v[E];
 #pragma unroll
-        for (int e = 0; e < E; ++e) v[e] = (w[0] * a[e] + w[1] * b[e]) * inv;
-        uint4 out;
-        if constexpr (sizeof(OT) == 4) {
-            out = make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]),
-                             __float_as_uint(v[3]));
-        } else {
-            out = make_uint4(pack_bf16x2(v[0], v[1]), pack_bf16x2(v[2], v[3]), pack_bf16x2(v[4], v[5]),
-                             pack_bf16x2(v[6], v[7]));
+        for (int k = 0; k < BATCH; ++k) {
+            const int r = r0 + (k0 + k) * RPP;
+            if (r >= rows) continue;
+            const float m = fmaxf(l_own[k], l_peer[k]);
+            const float w0 = l_own[k] == neg_inf() ? 0.f : exp2f(l_own[k] - m);
+            const float w1 = l_peer[k] == neg_inf() ? 0.f : exp2f(l_peer[k] - m);
+            const float wsum = w0 + w1, inv = wsum > 0.f ? 1.f / wsum : 0.f;
+            float a[E], b[E], v[E];
+            mla_unpack16<OT>(raw_own[k], a);
+            mla_unpack16<OT>(raw_peer[k], b);
+#pragma unroll
+            for (int e = 0; e < E; ++e) v[e] = (w0 * a[e] + w1 * b[e]) * inv;
+            uint4 out;
+            if constexpr (sizeof(OT) == 4) {
+                out = make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]),
+                                 __float_as_uint(v[3]));
+            } else {
+                out = make_uint4(pack_bf16x2(v[0], v[1]), pack_bf16x2(v[2], v[3]), pack_bf16x2(v[4], v[5]),
+                                 pack_bf16x2(v[6], v[7]));
+            }
+            *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(dst + r * dst_stride) + c * 16) = out;
+            if (c == 0) lse_dst[(size_t)r * num_parts] = wsum > 0.f ? m + log2f(wsum) : neg_inf();
         }
-        *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(dst + r * dst_stride) + c * 16) = out;
-        if (c == 0) lse_dst[(size_t)r * num_parts] = wsum > 0.f ? m + log2f(wsum) : neg_inf();
     }
 }
 
