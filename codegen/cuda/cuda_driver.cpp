@@ -89,6 +89,7 @@ LoadedDriver load_driver() {
     resolve(lib, "cuStreamQuery", a.stream_query);
     resolve(lib, "cuEventQuery", a.event_query);
     resolve(lib, "cuLaunchKernelEx", a.launch_kernel_ex);
+    resolve(lib, "cuTensorMapEncodeTiled", a.tensor_map_encode_tiled);
     if (!missing.empty()) {
         d.why = "libcuda.so.1 lacks driver entry points moeforge needs (" + missing +
                 "): update the NVIDIA driver";

@@ -100,6 +100,11 @@ struct CudaDriverApi {
     // Optional: cuLaunchKernelEx (launch attributes: programmatic dependent launch). `config` is a
     // CuLaunchConfig (cuda_module.cpp), laid out as cuda.h's CUlaunchConfig.
     CuResult (*launch_kernel_ex)(const void* config, CuFunction, void**, void**);
+    // Optional: cuTensorMapEncodeTiled (TMA descriptors, sm_90+). `map` points to 128 bytes, 64-byte aligned.
+    CuResult (*tensor_map_encode_tiled)(void* map, int dtype, uint32_t rank, void* global, const uint64_t* dims,
+                                        const uint64_t* strides, const uint32_t* box,
+                                        const uint32_t* elem_strides, int interleave, int swizzle, int l2_promotion,
+                                        int oob_fill);
 };
 
 // Driver constants used by moeforge (values from cuda.h).
@@ -112,6 +117,11 @@ inline constexpr int kCuCaptureModeThreadLocal = 1;
 inline constexpr unsigned kCuMemHostAllocPortable = 1;
 inline constexpr unsigned kCuMemHostRegisterPortable = 1;
 inline constexpr CuResult kCuErrorNotReady = 600;
+inline constexpr int kCuTensorMapBf16 = 9;  // CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+inline constexpr int kCuTensorMapInterleaveNone = 0;
+inline constexpr int kCuTensorMapSwizzle128B = 3;
+inline constexpr int kCuTensorMapL2Promotion256B = 3;
+inline constexpr int kCuTensorMapOobFillNone = 0;
 
 // Loads libcuda.so.1 once (thread-safe) and calls cuInit. Returns null and sets *why when that fails.
 const CudaDriverApi* try_cuda_driver(std::string* why = nullptr);

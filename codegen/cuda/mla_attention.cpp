@@ -12,6 +12,8 @@ MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& con
     const int sm = arch.major * 10 + arch.minor;
     decode_ = build_cuda_kernel(mla_decode_source(desc, config, sm), arch, cache_dir);
     combine_ = build_cuda_kernel(mla_combine_source(desc, config), arch, cache_dir);
+    if (config.combine_warp)
+        combine_warp_ = build_cuda_kernel(mla_combine_warp_source(desc, config), arch, cache_dir);
     append_ = build_cuda_kernel(kv_append_source(desc), arch, cache_dir);
 }
 
@@ -56,16 +58,22 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
         workspace.ptr() + (mla_decode_o_part_bytes(desc_, config_, batch, partials) + 255) / 256 * 256);
     // one split per row: the decode kernel writes the output itself, no combine
     const bool direct = mla_decode_writes_output(config_, num_splits);
-    decode_->launch(mla_decode_grid(desc_, batch, num_splits),
-                    MlaDecodeParams{q, kv_cache, block_table, seq_lens, o_part, lse, batch,
-                                    block_table_stride, num_splits, scale, direct ? out : nullptr, nullptr},
-                    stream);
+    MlaDecodeParams p{q,     kv_cache,   block_table, seq_lens, o_part, lse, batch, block_table_stride,
+                      num_splits, scale, direct ? out : nullptr, nullptr, {}, {}};
+    mla_decode_bind_cache(desc_, config_, p);
+    if (config_.decode_pdl)
+        decode_->launch_dependent(mla_decode_grid(desc_, batch, num_splits), p, stream);
+    else
+        decode_->launch(mla_decode_grid(desc_, batch, num_splits), p, stream);
     if (direct) return;
     const MlaCombineParams cp{o_part, lse, out, batch, partials};
+    const bool warps = mla_combine_uses_warps(desc_, config_, batch, partials);
+    const CudaKernel& combine = warps ? *combine_warp_ : *combine_;
+    const Dim3 grid = warps ? mla_combine_warp_grid(desc_, batch) : mla_combine_grid(desc_, batch);
     if (config_.pdl)
-        combine_->launch_dependent(mla_combine_grid(desc_, batch), cp, stream);
+        combine.launch_dependent(grid, cp, stream);
     else
-        combine_->launch(mla_combine_grid(desc_, batch), cp, stream);
+        combine.launch(grid, cp, stream);
 }
 
 }  // namespace mf

@@ -47,7 +47,7 @@ class MlaAttention {
   private:
     MlaDecodeDesc desc_;
     MlaDecodeConfig config_;
-    std::unique_ptr<CudaKernel> decode_, combine_, append_;
+    std::unique_ptr<CudaKernel> decode_, combine_, combine_warp_, append_;  // combine_warp_: config combine_warp
 };
 
 }  // namespace mf

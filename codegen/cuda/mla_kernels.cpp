@@ -15,7 +15,7 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
     const unsigned dim = d.latent_dim + d.rope_dim;
     if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;
-        return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4;
+        return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4 + 128;
     }
     // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.
     const unsigned q = kMlaHeadsPerBlock * dim * 2, k = c.tile_tokens * dim * 2;
@@ -47,11 +47,22 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "(latent_dim + rope_dim) / 16 k-steps must divide among the qk_chains";
     if (c.profile != 0 && c.profile != 1) return "profile must be 0 or 1";
     if (c.profile && !c.wgmma) return "profile applies to the wgmma kernel only";
+    if (c.tma < 0 || c.tma > 2) return "tma must be 0, 1 or 2";
+    if (c.tma && !c.wgmma) return "TMA tile loads are implemented in the wgmma kernel only";
+    if (c.tma && d.page_size % c.tile_tokens != 0)
+        return "TMA tile loads need a page size that is a multiple of tile_tokens (one box per page)";
+    if (c.tma == 2 && (d.heads + kMlaHeadsPerBlock - 1) / kMlaHeadsPerBlock % 2 != 0)
+        return "TMA multicast pairs head blocks: needs an even number of 64-head blocks";
+    if (c.decode_pdl != 0 && c.decode_pdl != 1) return "decode_pdl must be 0 or 1";
+    if (c.decode_pdl && !c.wgmma) return "decode_pdl is implemented for the wgmma kernel only";
+    if (c.combine_warp != 0 && c.combine_warp != 1) return "combine_warp must be 0 or 1";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
         if (c.stages < 2 || c.stages > 4) return "the wgmma kernel takes 2 to 4 stages";
-        if (c.cluster != 1) return "the wgmma kernel has no cluster merge (cluster must be 1)";
+        if (c.cluster != 1 && (c.cluster != 2 || !c.tma))
+            return "the wgmma kernel pairs splits (cluster 2, sharing Q by TMA multicast: needs tma 1 or 2) or "
+                   "runs without a cluster (cluster 1)";
     } else if (c.stages != 1 && c.stages != 2) {
         return "stages must be 1 or 2";
     }
@@ -71,9 +82,13 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 }
 
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
-    // sm_90: the wgmma kernel with bf16 partials (H200, 2026-11-27 run 2: the fastest config measured at
-    // every shape; tests/bench/cuda_mla_decode_results.md)
-    for (MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
+    // sm_90: the wgmma kernel with bf16 partials, TMA tile loads and the per-warp combine for few splits (H200,
+    // session 3: 1.33x faster than cp.async at batch 64, 1.25x at batch 1 32K, 1.7x at batch 8 1K;
+    // tests/bench/cuda_mla_decode_results.md); cp.async where the page is not a multiple of the tile
+    MlaDecodeConfig tma{64, 2, 1, 1, 1, 1};
+    tma.tma = 1;
+    tma.combine_warp = 1;
+    for (MlaDecodeConfig c : {tma, MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
                               MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
                               MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
         if (mla_decode_unsupported(d, c, sm).empty()) return c;
@@ -111,6 +126,59 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4});
     add(MlaDecodeConfig{32, 3, 1, 1, 1, 0, 0, 0, 2});
     add(MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1, 1, 4});  // all of the above with bf16 partials
+    // K tiles by TMA (one thread), multicast to the head-block pair; the decode as a programmatic dependent
+    for (int tma : {1, 2}) {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.tma = tma;
+        add(c);
+        c.pdl = 1;
+        c.decode_pdl = 1;
+        add(c);
+    }
+    // ... and split pairs sharing Q and merging their partials (cluster 2)
+    for (int tma : {1, 2}) {
+        MlaDecodeConfig c{64, 2, 2, 1, 1, 1};
+        c.tma = tma;
+        add(c);
+    }
+    {
+        MlaDecodeConfig c{64, 2, 2, 1, 1, 1, 1};
+        c.tma = 2;
+        c.decode_pdl = 1;
+        add(c);
+        c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
+        c.tma = 2;
+        add(c);
+        c.cluster = 2;
+        add(c);
+    }
+    // the per-warp combine (batch 8 and up), on the cp.async kernel and on split pairs
+    {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.combine_warp = 1;
+        add(c);
+        c = MlaDecodeConfig{64, 2, 2, 1, 1, 1, 1};
+        c.tma = 2;
+        c.decode_pdl = 1;
+        c.combine_warp = 1;
+        add(c);
+    }
+    // Q K^T on both warpgroups with TMA loads (phase A no longer waits on cp.async traffic), also in pairs
+    for (int cluster : {1, 2})
+        for (int tma : {1, 2}) {
+            MlaDecodeConfig c{64, 2, cluster, 1, 1, 1, 0, 1};
+            c.tma = tma;
+            add(c);
+        }
+    {
+        MlaDecodeConfig c{64, 2, 2, 1, 1, 1, 1, 1};
+        c.tma = 2;
+        c.decode_pdl = 1;
+        add(c);
+        c = MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1};
+        c.decode_pdl = 1;
+        add(c);
+    }
     return v;
 }
 
@@ -125,13 +193,20 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
         s.source = fmt::format(
             "#include \"mla_decode_wgmma.cuh\"\n"
             "// {0}\n"
-            "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const mf::MlaDecodeParams p) {{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {13}>(p);\n"
+            "extern \"C\" __global__ void {14}__launch_bounds__({1}, 1) {2}(const {15}mf::MlaDecodeParams p) "
+            "{{\n"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {16}, {18}, {17}, {13}>(p);"
+            "\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
             d.rope_dim, d.page_size, c.tile_tokens, c.stages, c.partial_bf16 ? "mf::bf16" : "float",
             c.pdl ? "true" : "false", c.qk_split ? "true" : "false", c.qk_chains,
-            c.profile ? "true" : "false");
+            c.profile ? "true" : "false",
+            c.tma == 2 || c.cluster > 1
+                ? fmt::format("__cluster_dims__({}, {}, 1) ", c.cluster, c.tma == 2 ? 2 : 1)
+                : std::string(),
+            // the tensor maps must stay in parameter space: TMA reads them by address
+            c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster);
         return s;
     }
     s.source = fmt::format(
@@ -144,6 +219,35 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
         d.page_size, c.tile_tokens, c.stages,
         c.cluster > 1 ? fmt::format("__cluster_dims__({}, 1, 1) ", c.cluster) : "", c.cluster);
     return s;
+}
+
+void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, MlaDecodeParams& p) {
+    if (!c.tma) return;
+    const CudaDriverApi& api = cuda_driver();
+    if (!api.tensor_map_encode_tiled)
+        throw std::runtime_error(
+            "MLA decode: the CUDA driver lacks cuTensorMapEncodeTiled (TMA configs need driver 12.0+); pick a "
+            "config with tma 0");
+    const uint64_t dim = d.latent_dim + d.rope_dim;
+    // [rows][dim] bf16; rows: any page id the table may name (the coordinates are 32-bit signed)
+    const uint64_t global_dim[2] = {dim, uint64_t(1) << 31};
+    const uint64_t global_stride[1] = {dim * 2};
+    const uint32_t box[2] = {64, static_cast<uint32_t>(c.tile_tokens)}, elem_stride[2] = {1, 1};
+    cu_check(api.tensor_map_encode_tiled(&p.kv_map, kCuTensorMapBf16, 2, const_cast<unsigned short*>(p.kv_cache),
+                                         global_dim, global_stride, box, elem_stride, kCuTensorMapInterleaveNone,
+                                         kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B,
+                                         kCuTensorMapOobFillNone),
+             "cuTensorMapEncodeTiled (MLA cache)");
+    if (c.cluster == 2) {  // q [batch][heads][dim]: boxes of 64 columns x 64 heads (padded heads read as zeros)
+        const uint64_t q_dim[3] = {dim, uint64_t(d.heads), uint64_t(std::max(1, p.batch))};
+        const uint64_t q_stride[2] = {dim * 2, dim * 2 * d.heads};
+        const uint32_t q_box[3] = {64, 64, 1}, q_elem[3] = {1, 1, 1};
+        cu_check(api.tensor_map_encode_tiled(&p.q_map, kCuTensorMapBf16, 3, const_cast<unsigned short*>(p.q), q_dim,
+                                             q_stride, q_box, q_elem, kCuTensorMapInterleaveNone,
+                                             kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B,
+                                             kCuTensorMapOobFillNone),
+                 "cuTensorMapEncodeTiled (MLA q)");
+    }
 }
 
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
@@ -205,6 +309,38 @@ CudaKernelSource mla_combine_source(const MlaDecodeDesc& d, bool bf16_partials, 
 
 Dim3 mla_combine_grid(const MlaDecodeDesc& d, int batch) {
     return Dim3{static_cast<unsigned>(d.heads), static_cast<unsigned>(batch), 1};
+}
+
+std::string mla_combine_warp_name(const MlaDecodeDesc& d, bool bf16_partials, bool dependent) {
+    return fmt::format("mla_combine_warp_h{}_lat{}{}{}", d.heads, d.latent_dim, bf16_partials ? "_pbf16" : "",
+                       dependent ? "_pdl" : "");
+}
+
+CudaKernelSource mla_combine_warp_source(const MlaDecodeDesc& d, bool bf16_partials, bool dependent) {
+    if (d.latent_dim % 256 != 0)
+        throw std::invalid_argument("MLA per-warp combine: latent_dim must be a multiple of 256");
+    CudaKernelSource s;
+    s.name = mla_combine_warp_name(d, bf16_partials, dependent);
+    s.block_threads = 256;
+    s.source = fmt::format(
+        "#include \"mla_combine_warp.cuh\"\n"
+        "extern \"C\" __global__ void __launch_bounds__(256) {0}(const mf::MlaCombineParams p) {{\n"
+        "    mf::mla_combine_warp<{1}, {2}, {3}, {4}>(p);\n"
+        "}}\n",
+        s.name, d.heads, d.latent_dim, bf16_partials ? "mf::bf16" : "float", dependent ? "true" : "false");
+    return s;
+}
+
+CudaKernelSource mla_combine_warp_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
+    return mla_combine_warp_source(d, c.partial_bf16 != 0, c.pdl != 0);
+}
+
+Dim3 mla_combine_warp_grid(const MlaDecodeDesc& d, int batch) {
+    return Dim3{static_cast<unsigned>((d.heads + 7) / 8), static_cast<unsigned>(batch), 1};
+}
+
+bool mla_combine_uses_warps(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials) {
+    return c.combine_warp != 0 && partials <= kMlaCombineWarpMaxSplits && batch * d.heads >= 256;
 }
 
 std::string kv_append_name(const MlaDecodeDesc& d) {

@@ -27,10 +27,34 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4}, sm));
         v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2}, sm));
         v.push_back(mla_decode_source(v3, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4, 1}, sm));  // profile
+        for (int tma : {1, 2}) {  // TMA tile loads (2: multicast over a cluster), with both PDL launches
+            MlaDecodeConfig c{64, 2, 1, 1, 1, 1, 1};
+            c.tma = tma;
+            c.decode_pdl = 1;
+            v.push_back(mla_decode_source(v3, c, sm));
+        }
+        MlaDecodeConfig c{32, 4, 1, 1, 1, 1};
+        c.tma = 2;
+        c.profile = 1;
+        v.push_back(mla_decode_source(v3, c, sm));
+        c = MlaDecodeConfig{64, 2, 2, 1, 1, 1};  // split pairs: fp32 and bf16 partials, with and without multicast K
+        c.tma = 2;
+        v.push_back(mla_decode_source(v3, c, sm));
+        c = MlaDecodeConfig{64, 2, 2, 1};
+        c.tma = 1;
+        MlaDecodeDesc ragged64 = ragged;  // TMA: a page of whole tiles
+        ragged64.page_size = 64;
+        v.push_back(mla_decode_source(ragged64, c, sm));
+        c = MlaDecodeConfig{64, 2, 2, 1, 1, 1, 1, 1};  // qk_split with TMA, pairs, both PDL launches
+        c.tma = 2;
+        c.decode_pdl = 1;
+        v.push_back(mla_decode_source(v3, c, sm));
     }
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));
     v.push_back(mla_combine_source(v3, true, true));
+    v.push_back(mla_combine_warp_source(v3));
+    v.push_back(mla_combine_warp_source(v3, true, true));
     v.push_back(kv_append_source(v3));
     v.push_back(rms_norm_source(RmsNormDesc{7168, CudaDtype::f32, CudaDtype::bf16}));
     v.push_back(rms_norm_source(RmsNormDesc{512, CudaDtype::bf16, CudaDtype::bf16}));

@@ -7,6 +7,8 @@
 
 #include "codegen/cuda/copy_bandwidth.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -51,17 +53,27 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 "fill");
     }
 
-    // One or two configs per kernel variant (the cluster configs measured 1.2-2x slower, min_split_tiles 4
-    // and bf16 partials slower at batch 1: left to the tuner), the portable kernel first so that a fault in a
-    // newer variant cannot hide its rows.
+    // The cp.async baseline (session 2's default), the default, then the variants under test (older variants:
+    // tests/bench/cuda_mla_decode_results.md), the riskiest last so that a fault in a newer variant cannot
+    // hide the rows before it; then the profiled builds (cycles per step). A summary (us/layer, one line per
+    // config) closes the output, so that a log's tail keeps every config.
+    MlaDecodeConfig base{64, 2, 1, 1, 1, 1};  // t64 s2 wgmma pb1
+    auto with = [](MlaDecodeConfig c, int tma, int cluster, int qk_split, int pdl, int profile = 0, int cw = 0) {
+        c.combine_warp = cw;
+        c.tma = tma;
+        c.cluster = cluster;
+        c.qk_split = qk_split;
+        c.pdl = pdl;
+        c.decode_pdl = pdl;
+        c.profile = profile;
+        return c;
+    };
     std::vector<MlaDecodeConfig> configs;
+    // session 3 run 2 (tests/bench/cuda_mla_decode_results.md): qk_split and t32 lost to t64 with TMA; the split
+    // pairs (cluster 2) lost to a slow merge, rewritten since
     for (MlaDecodeConfig c :
-         {MlaDecodeConfig{64, 2, 1, 0}, mla_decode_default_config(d, env.sm), MlaDecodeConfig{32, 3, 1, 1},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 2},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 1, 0}, MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1, 1, 4},
-          MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 1, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4, 1}})
+         {base, mla_decode_default_config(d, env.sm), with(base, 1, 2, 0, 0, 0, 1), with(base, 2, 2, 0, 0, 0, 1),
+          with(base, 2, 2, 0, 1, 0, 1), with(base, 1, 1, 0, 0, 1, 1), with(base, 1, 2, 0, 0, 1, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -71,12 +83,15 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         "| FlashMLA us |\n");
     std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     const double flashmla[3][3] = {{17.8, 34.0, 66.7}, {21.1, 51.4, 134.9}, {40.4, 260, 1017}};
+    std::vector<std::string> summary;
     for (const MlaDecodeConfig& cfg : configs) {
         const auto decode = env.build(mla_decode_source(d, cfg, env.sm));
-        const auto combine = env.build(mla_combine_source(d, cfg));
+        const auto combine_cta = env.build(mla_combine_source(d, cfg));
+        const auto combine_warp = cfg.combine_warp ? env.build(mla_combine_warp_source(d, cfg)) : nullptr;
         std::printf("<!-- %s: %d registers, %d bytes local, %u bytes shared -->\n", decode->name().c_str(),
                     decode->registers(), decode->local_bytes(), decode->dynamic_smem_bytes());
         const int batches[3] = {1, 8, 64}, contexts[3] = {1024, 8192, 32768};
+        std::string line = "| " + fields_name(cfg) + " |";
         for (int bi = 0; bi < 3; ++bi)
             for (int ci = 0; ci < 3; ++ci) {
                 const int batch = batches[bi], ctx = contexts[ci];
@@ -114,17 +129,26 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                           splits,
                                           0.1352338f,
                                           nullptr,
-                                          cfg.profile ? prof.as<unsigned long long>() : nullptr};
+                                          cfg.profile ? prof.as<unsigned long long>() : nullptr,
+                                          {},
+                                          {}};
+                        mla_decode_bind_cache(d, cfg, p);
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
-                        decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
+                        if (cfg.decode_pdl)
+                            decode->launch_dependent(mla_decode_grid(d, batch, splits), p, stream.get());
+                        else
+                            decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
                         const MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out_r, batch,
                                                   partials};
+                        const bool warps = mla_combine_uses_warps(d, cfg, batch, partials);
+                        const CudaKernel& combine = warps ? *combine_warp : *combine_cta;
+                        const Dim3 cgrid = warps ? mla_combine_warp_grid(d, batch) : mla_combine_grid(d, batch);
                         if (with_combine && !direct) {
                             if (cfg.pdl)
-                                combine->launch_dependent(mla_combine_grid(d, batch), cp, stream.get());
+                                combine.launch_dependent(cgrid, cp, stream.get());
                             else
-                                combine->launch(mla_combine_grid(d, batch), cp, stream.get());
+                                combine.launch(cgrid, cp, stream.get());
                         }
                     }
                     g.end_capture(stream.get());
@@ -150,7 +174,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 capture(true, full);
                 capture(false, only);
                 const double us = time_us(full), us_decode = time_us(only);
-                if (cfg.profile) {  // cycles per tile of each step in CTA (0, 0, 0), per warpgroup
+                line += fmt::format(" {:.1f} / {:.1f} |", us, us_decode);
+                // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1 8K, batch 64 32K)
+                if (cfg.profile && ((batch == 1 && ctx == 8192) || (batch == 64 && ctx == 32768))) {
                     const auto v = from_device<unsigned long long>(prof, 16);
                     for (int w = 0; w < 2; ++w) {
                         const double n = std::max<double>(1, double(v[w * 8 + 7]));
@@ -174,6 +200,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 for (uint16_t v : o) finite = finite && std::isfinite(from_bf16(v));
                 CHECK(finite);
             }
+        summary.push_back(line);
     }
+    std::printf("\nSummary, us/layer / decode-only us (batch x context):\n| config |");
+    for (int b : {1, 8, 64})
+        for (int c : {1, 8, 32}) std::printf(" %dx%dK |", b, c);
+    std::printf("\n");
+    for (const std::string& l : summary) std::printf("%s\n", l.c_str());
     std::fflush(stdout);
 }

@@ -46,7 +46,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -94,7 +94,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -104,9 +104,9 @@ TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with 
     CHECK(mla_decode_o_part_bytes(d, b16, 3, 5) == size_t(3) * 128 * 5 * 512 * 2);
     CHECK(mla_decode_unsupported(d, b16, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 1}, 90).empty());
-    CHECK(mla_decode_source(d, b16, 90).source.find("mf::bf16, false, false, 1, false>(p)") !=
+    CHECK(mla_decode_source(d, b16, 90).source.find("mf::bf16, false, false, 1, 0, 1, false, false>(p)") !=
           std::string::npos);
-    CHECK(mla_decode_source(d, f32, 90).source.find("float, false, false, 1, false>(p)") !=
+    CHECK(mla_decode_source(d, f32, 90).source.find("float, false, false, 1, 0, 1, false, false>(p)") !=
           std::string::npos);
     CHECK(mla_combine_name(d, true) != mla_combine_name(d));
     CHECK(mla_combine_source(d, true).source.find("mla_combine<128, 512, mf::bf16, false>") !=
@@ -117,7 +117,8 @@ TEST_CASE("cuda mla: qk_split needs the wgmma kernel with 64-token tiles") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c{64, 2, 1, 1, 1, 0, 0, 1};
     CHECK(mla_decode_unsupported(d, c, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true, 1, false>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true, 1, 0, 1, false, false>(p)") !=
+          std::string::npos);
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{32, 3, 1, 1, 1, 0, 0, 1}, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 0, 1}, 90).empty());
     CHECK(mla_decode_smem_bytes(d, c) <= 227u * 1024);
@@ -127,7 +128,8 @@ TEST_CASE("cuda mla: qk_chains splits the 36 Q K^T k-steps over 1, 2 or 4 accumu
     const MlaDecodeDesc d;
     const MlaDecodeConfig c{64, 2, 1, 1, 1, 0, 0, 1, 4};
     CHECK(mla_decode_unsupported(d, c, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true, 4, false>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find("float, false, true, 4, 0, 1, false, false>(p)") !=
+          std::string::npos);
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 3}, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 0, 0, 2}, 90).empty());
     MlaDecodeDesc odd = d;
@@ -140,7 +142,7 @@ TEST_CASE("cuda mla: profile builds the wgmma kernel with cycle counters, never 
     MlaDecodeConfig c{64, 2, 1, 1};
     c.profile = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find(", 1, true>(p)") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 0, 1, false, true>(p)") != std::string::npos);
     for (const MlaDecodeConfig& x : mla_decode_candidates(d, 90)) CHECK(x.profile == 0);
     c.wgmma = 0;
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
@@ -151,7 +153,7 @@ TEST_CASE("cuda mla: pdl launches the combine as a programmatic dependent (wgmma
     const MlaDecodeConfig c{64, 2, 1, 1, 1, 1, 1};
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 1}, 90).empty());
-    CHECK(mla_decode_source(d, c, 90).source.find("mf::bf16, true, false, 1, false>(p)") !=
+    CHECK(mla_decode_source(d, c, 90).source.find("mf::bf16, true, false, 1, 0, 1, false, false>(p)") !=
           std::string::npos);
     const auto comb = mla_combine_source(d, c);
     CHECK(comb.name == mla_combine_name(d, true, true));
@@ -178,6 +180,83 @@ TEST_CASE("cuda mla: cluster configs need sm_90, room to stage the partial, and 
           std::string::npos);
 }
 
+TEST_CASE("cuda mla: TMA tile loads (1) and their multicast over a head-block cluster (2), decode_pdl") {
+    MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+    for (int tma : {1, 2}) {
+        c.tma = tma;
+        CAPTURE(tma);
+        CHECK(mla_decode_unsupported(d, c, 90).empty());
+        const auto src = mla_decode_source(d, c, 90);
+        CHECK(src.source.find("const __grid_constant__ mf::MlaDecodeParams p") != std::string::npos);
+        CHECK((src.source.find("__cluster_dims__(1, 2, 1)") != std::string::npos) == (tma == 2));
+        CHECK(src.source.find(", 1, " + std::to_string(tma) + ", 1, false, false>(p)") != std::string::npos);
+        CHECK(src.dynamic_smem_bytes <= 227u * 1024);
+        for (int sm : {80, 89}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
+    }
+    CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 0, 1, 0, 0, 0, 1, 0, 1}, 90).empty());
+    MlaDecodeDesc odd = d;
+    odd.page_size = 48;  // a 64-token tile would cross pages: one box per page no longer holds
+    CHECK_FALSE(mla_decode_unsupported(odd, c, 90).empty());
+    odd = d;
+    odd.heads = 64;  // one head block: no pair to multicast to
+    CHECK_FALSE(mla_decode_unsupported(odd, c, 90).empty());
+    c.tma = 1;
+    CHECK(mla_decode_unsupported(odd, c, 90).empty());
+    c.tma = 3;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+    // tma 0 keeps the cp.async kernel and leaves the tensor map alone (no driver needed)
+    c.tma = 0;
+    MlaDecodeParams p{};
+    p.kv_map.opaque[0] = 7;
+    mla_decode_bind_cache(d, c, p);
+    CHECK(p.kv_map.opaque[0] == 7);
+    c.decode_pdl = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_source(d, c, 90).source.find(", 0, 1, true, false>(p)") != std::string::npos);
+    c.wgmma = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+}
+
+TEST_CASE("cuda mla: combine_warp: one warp per (row, head) when the partials are few") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+    CHECK_FALSE(mla_combine_uses_warps(d, c, 8, 8));
+    c.combine_warp = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_combine_uses_warps(d, c, 8, 8));
+    CHECK(mla_combine_uses_warps(d, c, 2, kMlaCombineWarpMaxSplits));
+    CHECK_FALSE(mla_combine_uses_warps(d, c, 8, kMlaCombineWarpMaxSplits + 1));
+    CHECK_FALSE(mla_combine_uses_warps(d, c, 1, 8));  // 16 CTAs would carry all the partials
+    const auto src = mla_combine_warp_source(d, c);
+    CHECK(src.name == mla_combine_warp_name(d, true, false));
+    CHECK(src.block_threads == 256);
+    CHECK(src.source.find("mla_combine_warp<128, 512, mf::bf16, false>") != std::string::npos);
+    CHECK(mla_combine_warp_grid(d, 3).x == 16);
+    CHECK(mla_combine_warp_grid(d, 3).y == 3);
+    c.combine_warp = 2;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+}
+
+TEST_CASE("cuda mla: split pairs (cluster 2) share Q by TMA multicast and merge their partials") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 2, 2, 1, 1, 1};
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());  // Q multicast needs the TMA path
+    c.tma = 2;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    auto src = mla_decode_source(d, c, 90);
+    CHECK(src.source.find("__cluster_dims__(2, 2, 1)") != std::string::npos);
+    CHECK(src.source.find(", 1, 2, 2, false, false>(p)") != std::string::npos);
+    c.tma = 1;
+    src = mla_decode_source(d, c, 90);
+    CHECK(src.source.find("__cluster_dims__(2, 1, 1)") != std::string::npos);
+    CHECK(mla_decode_partials(c, 66) == 33);
+    CHECK(mla_decode_num_splits(d, c, 1, 8192, 132) % 2 == 0);
+    CHECK_FALSE(mla_decode_writes_output(c, 2));
+    c.cluster = 4;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+}
+
 TEST_CASE("cuda mla: the wgmma kernel runs on sm_90 only, tiles 32/64, 2-4 stages within 227 KiB") {
     const MlaDecodeDesc d;
     for (const MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{32, 2, 1, 1},
@@ -196,8 +275,9 @@ TEST_CASE("cuda mla: the wgmma kernel runs on sm_90 only, tiles 32/64, 2-4 stage
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 2, 1}, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 2}, 90).empty());
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{32, 3, 1, 0}, 90).empty());  // mma.sync: 1 or 2
-    // 2 x 72 KiB of K + 72 KiB of Q + P + 1 KiB alignment slack
-    CHECK(mla_decode_smem_bytes(d, MlaDecodeConfig{64, 2, 1, 1}) == 1024 + 73728 + 2 * 73728 + 8192 + 1280);
+    // 2 x 72 KiB of K + 72 KiB of Q + P + row vectors + mbarriers + 1 KiB alignment slack
+    CHECK(mla_decode_smem_bytes(d, MlaDecodeConfig{64, 2, 1, 1}) ==
+          1024 + 73728 + 2 * 73728 + 8192 + 1280 + 128);
 }
 
 TEST_CASE("cuda mla: decode candidates are the supported configs, default first, no repeats") {
@@ -219,7 +299,12 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // t64 s2, t32 s2/s3/s4; t64 s2 and t32 s4 with longer splits (mt 2, 4), bf16 partials (mt 1, 4);
             // t64 s2 with the dependent combine launch (fp32, bf16, bf16 + mt 4); t64 s2 qk_split (pdl 0, 1)
             // ... and 2 or 4 independent Q K^T chains (t64 qs0 qc2, qs1 qc2/qc4, qs1 qc4 pdl, t32 s3 qc2)
-            CHECK((sm == 90) == (wgmma == 23));  // + qs1 qc4 pdl1 with bf16 partials
+            // + qs1 qc4 pdl1 with bf16 partials; t64 pb1 with TMA 1 and 2 (each also with both PDL launches),
+            // t32 s4 pb1 TMA 2, t64 pb1 with both PDL launches (TMA 2 needs two head blocks: not at 20 heads)
+            // ... split pairs (cluster 2): t64 pb1 TMA 1, TMA 2 (also with both PDL launches), t32 s4 TMA 2
+            // ... and qk_split with TMA 1 and 2, without and with split pairs, and qs1 c2 TMA 2 with both PDL
+            // ... and the per-warp combine on the cp.async kernel and on TMA 2 pairs with both PDL launches
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 41 : 31)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

@@ -17,14 +17,25 @@
 // memory (staged over Q/K) as whole-row 16-byte stores.
 // Shared memory, 1024-byte aligned (128-byte swizzle atoms, see wgmma_sm90.cuh), bytes:
 //   Q [D/64 column blocks][64 rows][128]; STAGES x K [D/64][TILE][128]; P [64][128] (TILE 32 fills the first
-//   64 bytes of each row); alpha [64], row max [2][64], row sum [2][64] fp32. Tile i + STAGES - 1 streams in
-//   while tile i is computed.
+//   64 bytes of each row); alpha [64], row max [2][64], row sum [2][64] fp32; full [STAGES], empty [STAGES]
+//   mbarriers (TMA). Tile i + STAGES - 1 streams in while tile i is computed.
+// K tiles arrive by cp.async (all 256 threads, 16 bytes each) or, with TMA (config tma, page a multiple of the
+// tile), by thread 128 (warpgroup 1 idles in phase A) as D/64 swizzled boxes of 64 columns x TILE rows counted
+// on the stage's full mbarrier. TMA 2: the two head-block CTAs of one (row, split) form a cluster (1, 2, 1)
+// and read the same tiles, so each issues half of every tile's boxes multicast to both (half the L2->SM
+// traffic); a stage is refilled once both CTAs arrived on the issuer's empty mbarrier.
+// CX 2 (config cluster 2, with TMA): two consecutive splits join the cluster (2, 1 or 2, 1): they read the same Q
+// rows, so each issues half of Q's boxes multicast to both, and they merge their partial outputs in distributed
+// shared memory (mla_wgmma_epilogue.cuh): half the partials to write and to combine. A split without tokens
+// still takes part (its pair needs its half of Q and its empty partial).
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
 #include "mla_decode.cuh"  // mla_zero_rows
 #include "mla_params.cuh"
+#include "mla_wgmma_epilogue.cuh"
 #include "mma_sm80.cuh"
+#include "tma_sm90.cuh"
 #include "wgmma_sm90.cuh"
 
 namespace mf {
@@ -36,8 +47,9 @@ struct MlaWgmmaSmem {
     static constexpr int k_bytes = (D / 64) * TILE * 128;
     static constexpr int p_bytes = 64 * 128;
     static constexpr int row_bytes = 5 * 64 * 4;  // alpha, row max [2], row sum [2]
+    static constexpr int bar_bytes = 128;  // full [4], empty [4], q mbarriers, 8 bytes each
     static constexpr int align_slack = 1024;  // the dynamic window is rounded up to 1024 bytes at run time
-    static constexpr int total = align_slack + q_bytes + STAGES * k_bytes + p_bytes + row_bytes;
+    static constexpr int total = align_slack + q_bytes + STAGES * k_bytes + p_bytes + row_bytes + bar_bytes;
 };
 
 // Byte offset of 16-byte chunk c (0 .. D/8 - 1) of row r in a [D/64][ROWS][128 B] 128-byte-swizzled tile.
@@ -55,48 +67,20 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
         wgmma_m64n32k16_ss(s, da, db, accumulate);
 }
 
-// Normalises this thread's accumulators (rows row0 and row0 + 8, columns LATENT/2 * wg ..) by inv[h], stages
-// all 64 rows in shared memory as OT (rows padded so that the stores are conflict-free), then writes rows
-// 0 .. rows - 1 to dst + r * dst_stride elements with 16-byte stores, whole rows per warp (the scattered 8- or
-// 4-byte stores straight from the accumulators cost several us per CTA at batch 1).
-template <class OT, int LATENT, int NACC>
-__device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
-                                               int row0, int wg, int t, int tid, OT* dst, size_t dst_stride,
-                                               int rows) {
-    constexpr int SO = LATENT * (int)sizeof(OT) + (sizeof(OT) == 4 ? 32 : 16);  // bytes per staged row
-    static_assert(NACC == LATENT / 4, "LATENT / 2 columns x 2 rows over 4 lanes");
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int j = 0; j < NACC / 4; ++j) {
-            const float v0 = o[4 * j + 2 * h] * inv[h], v1 = o[4 * j + 2 * h + 1] * inv[h];
-            unsigned char* at =
-                stage + (row0 + 8 * h) * SO + (wg * (LATENT / 2) + 8 * j + 2 * t) * (int)sizeof(OT);
-            if constexpr (sizeof(OT) == 4)
-                *reinterpret_cast<float2*>(at) = make_float2(v0, v1);
-            else
-                *reinterpret_cast<unsigned*>(at) = pack_bf16x2(v0, v1);
-        }
-    __syncthreads();
-    constexpr int CPR = LATENT * (int)sizeof(OT) / 16;  // 16-byte chunks per row
-    for (int idx = tid; idx < rows * CPR; idx += 256) {
-        const int r = idx / CPR, c = idx % CPR;
-        const uint4 v = *reinterpret_cast<const uint4*>(stage + r * SO + c * 16);
-        *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(dst + r * dst_stride) + c * 16) = v;
-    }
-}
-
 // PT: the type of the partial outputs in p.o_part (float, or bf16 for half the traffic; mla_combine<.., PT>).
 // PDL: let the combine kernel (launched as a programmatic dependent) start as soon as SMs free up.
 // QKS: both warpgroups compute S, each for half of the tile's tokens (two wgmma chains; the row max is exchanged
 // through shared memory), instead of warpgroup 0 alone while warpgroup 1 waits.
 // CHAINS: independent accumulator sets for Q K^T (1, 2 or 4), summed after the last k-step.
+// TMA: 0 K tiles by cp.async; 1 by TMA; 2 by TMA multicast over the cluster (1, 2, 1) of the head-block pair.
+// DPDL: launched as a programmatic dependent of the previous kernel: waits for it before the first global read.
 // PROF: threads 0 and 128 (one per warpgroup) of CTA (0, 0, 0) add up clock64() cycles per step and write them to
 // p.profile[wg * 8 + k], k = prologue, wait for the tile (copies + barrier), phase A (wgmmas + issuing the next
 // copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate).
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
-          int CHAINS, bool PROF>
+          int CHAINS, int TMA, int CX, bool DPDL, bool PROF>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
+    if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
     long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     long long prof_t = PROF ? clock64() : 0;
@@ -120,6 +104,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     static_assert(NA == 32 || NA == 64, "S tiles of 32 or 64 tokens per warpgroup");
     static_assert(CHAINS == 1 || CHAINS == 2 || CHAINS == 4, "1, 2 or 4 Q K^T accumulator chains");
     static_assert((LATENT + ROPE) / 16 % CHAINS == 0, "whole k-steps per chain");
+    static_assert(TMA == 0 || PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
+    static_assert(STAGES * 8 <= 32, "the mbarrier block holds 4 stages");
+    static_assert(CX == 1 || (CX == 2 && TMA != 0), "a split pair shares Q through TMA multicast");
     static_assert(64 * (LATENT * 4 + 32) <= MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::q_bytes +
                                                 STAGES * MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::k_bytes,
                   "the output rows are staged over the Q and K buffers");
@@ -132,6 +119,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     float* s_alpha = reinterpret_cast<float*>(sP + Smem::p_bytes);  // [HB]
     float* red_max = s_alpha + HB;                                   // [2][HB]
     float* red_sum = red_max + 2 * HB;                               // [2][HB]
+    const unsigned bar_full = smem_addr(red_sum + 2 * HB), bar_empty = bar_full + 32;  // + 8 * stage
+    const unsigned bar_q = bar_full + 64;
 
     const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -145,18 +134,65 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const int t_end = min(len, t_begin + tiles_per_split * TILE);
     const int n_tiles = t_end > t_begin ? (t_end - t_begin + TILE - 1) / TILE : 0;
 
-    const size_t part_row = (size_t)b * HEADS;  // + head, then * num_splits + split
+    const size_t part_row = (size_t)b * HEADS;  // + head, then * n_parts + part
+    const int n_parts = p.num_splits / CX, part = split / CX;  // partials written (CX 2: one per split pair)
+    const int xr = CX == 2 ? split & 1 : 0, yr = TMA == 2 ? blockIdx.y & 1 : 0;  // cluster coordinates
+    const unsigned rank = xr + CX * yr;                                        // %cluster_ctarank
     const bool direct = p.num_splits == 1 && p.out != nullptr;  // final bf16 output, no partials
-    if (n_tiles == 0) {
+    // the whole cluster leaves here or none of it: the pair's first split has no tokens, so neither has any
+    if (CX == 1 ? n_tiles == 0 : (split - xr) * tiles_per_split * TILE >= len) {
         if (direct)
             mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
-        else
+        else if (xr == 0)
             for (int r = tid; r < HB; r += blockDim.x)
-                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
         return;
     }
 
     const int* table = p.block_table + (size_t)b * p.block_table_stride;
+    constexpr int NB = D / 64;  // 64-column boxes per tile
+    // TMA 2: this CTA issues boxes [cb0, cb1) of every tile, multicast to the head-block pair (ranks xr, xr + CX)
+    const int cb0 = TMA == 2 ? yr * ((NB + 1) / 2) : 0, cb1 = TMA == 2 && yr == 0 ? (NB + 1) / 2 : NB;
+    const unsigned short k_mask = (unsigned short)((1u << xr) | (1u << (xr + CX)));
+    if constexpr (TMA != 0) {
+        if (tid == 128) {
+            tma_prefetch_map(&p.kv_map);
+            for (int st = 0; st < STAGES; ++st) {
+                mbar_init(bar_full + 8 * st, 1);
+                if (TMA == 2) mbar_init(bar_empty + 8 * st, 2);  // one arrival per CTA of the pair
+            }
+            mbar_init(bar_q, 1);
+            mbar_init_fence();
+        }
+        if constexpr (TMA == 2 || CX == 2)
+            cluster_sync();  // every CTA's barriers exist before any copies or arrives
+        else
+            __syncthreads();
+    }
+    if constexpr (CX == 2) {  // Q: boxes [q0, q1) from this split, multicast to the split pair of this head block
+        if (tid == 128) {
+            const int q0 = xr * ((NB + 1) / 2), q1 = xr == 0 ? (NB + 1) / 2 : NB;
+            mbar_arrive_expect_tx(bar_q, Smem::q_bytes);
+            for (int cb = q0; cb < q1; ++cb)
+                tma_load_3d_multicast(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, bar_q,
+                                      (unsigned short)(3u << (CX * yr)));
+        }
+    }
+    // Thread 128 only: tile i into `stage`, its page read ahead (page_next: the page of tile i).
+    int page_next = TMA != 0 && tid == 128 && n_tiles > 0 ? table[t_begin / PAGE] : 0;
+    auto issue_tile = [&](int i, int stage) {
+        const int tok0 = t_begin + i * TILE;
+        const int row = page_next * PAGE + tok0 % PAGE;
+        if (i + 1 < n_tiles) page_next = table[(tok0 + TILE) / PAGE];
+        const unsigned full = bar_full + 8 * stage, dst = smem_addr(sK + stage * Smem::k_bytes);
+        mbar_arrive_expect_tx(full, Smem::k_bytes);  // the whole tile lands here, whoever issued the boxes
+        for (int cb = cb0; cb < cb1; ++cb) {
+            if constexpr (TMA == 2)
+                tma_load_2d_multicast(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full, k_mask);
+            else
+                tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+        }
+    };
     auto load_tile = [&](int i, int stage) {
         unsigned char* dst = sK + stage * Smem::k_bytes;
         const int tok0 = t_begin + i * TILE;  // < t_end
@@ -183,17 +219,23 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
 
     // Q rows of this head block (rows past HEADS are zero) go with tile 0; then tiles 1 .. STAGES - 2. One
     // commit group per tile, empty ones included, so that "group i" is always tile i.
-    for (int idx = tid; idx < HB * CH; idx += 256) {
+    for (int idx = tid; CX == 1 && idx < HB * CH; idx += 256) {
         const int r = idx / CH, c = idx % CH;
         const bool valid = head0 + r < HEADS;
         const unsigned short* src = p.q;
         if (valid) src += (part_row + head0 + r) * D + c * 8;
         cp_async_16(sQ + sw128<HB>(r, c), src, valid);
     }
+    if constexpr (TMA != 0) {
+        cp_async_commit();  // Q: group 0
+        if (tid == 128)
+            for (int st = 0; st < STAGES - 1 && st < n_tiles; ++st) issue_tile(st, st);
+    } else {
 #pragma unroll
-    for (int st = 0; st < STAGES - 1; ++st) {
-        if (st < n_tiles) load_tile(st, st);
-        cp_async_commit();
+        for (int st = 0; st < STAGES - 1; ++st) {
+            if (st < n_tiles) load_tile(st, st);
+            cp_async_commit();
+        }
     }
 
     const float sl2 = p.scale * 1.4426950408889634f;
@@ -205,14 +247,28 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     for (int e = 0; e < NV / 2; ++e) o[e] = 0.f;
 
     const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK), sPa = smem_addr(sP);
+    if constexpr (CX == 2) mbar_wait(bar_q, 0);  // also before the epilogue reuses Q's space (no tiles)
     mark(0);
     for (int i = 0; i < n_tiles; ++i) {
-        cp_async_wait_group<STAGES - 2>();  // tile i (and Q) landed for this thread's copies
+        const int tile_start = t_begin + i * TILE;
+        if constexpr (TMA != 0) {
+            cp_async_wait_group<0>();  // Q (only the first time)
+            mbar_wait(bar_full + 8 * (i % STAGES), (i / STAGES) & 1);
+            if (t_end - tile_start < TILE) {  // the tail rows of the last tile hold stale data: zero them
+                const int valid = t_end - tile_start;
+                unsigned char* k = sK + (i % STAGES) * Smem::k_bytes;
+                for (int idx = tid; idx < (TILE - valid) * CH; idx += 256) {
+                    const int r = valid + idx / CH, c = idx % CH;
+                    *reinterpret_cast<uint4*>(k + sw128<TILE>(r, c)) = make_uint4(0, 0, 0, 0);
+                }
+            }
+        } else {
+            cp_async_wait_group<STAGES - 2>();  // tile i (and Q) landed for this thread's copies
+        }
         fence_proxy_async_smem();           // ... and are visible to wgmma after the barrier
         __syncthreads();                    // also: phase B of tile i - 1 is done in both warpgroups
         mark(1);
         const unsigned sKa = sKa0 + (i % STAGES) * Smem::k_bytes;
-        const int tile_start = t_begin + i * TILE;
 
         // ---- phase A: S = Q K^T (QKS: each warpgroup its half of the tile's tokens, else warpgroup 0 alone)
         // CHAINS independent accumulators, k-step ks into chain ks % CHAINS: a wgmma that accumulates into the
@@ -238,8 +294,20 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         }
         {  // the next tile's copies go out while the tensor cores run phase A
             const int next = i + STAGES - 1;  // into the stage tile i - 1 used
-            if (next < n_tiles) load_tile(next, next % STAGES);
-            cp_async_commit();
+            if constexpr (TMA != 0) {
+                if (tid == 128 && next < n_tiles) {
+                    if (TMA == 2 && i >= 1) {  // both CTAs are done with tile i - 1 = next - STAGES
+                        const unsigned empty = bar_empty + 8 * (next % STAGES);
+                        mbar_arrive_cluster(empty, xr);
+                        mbar_arrive_cluster(empty, xr + CX);
+                        mbar_wait(empty, ((i - 1) / STAGES) & 1);
+                    }
+                    issue_tile(next, next % STAGES);
+                }
+            } else {
+                if (next < n_tiles) load_tile(next, next % STAGES);
+                cp_async_commit();
+            }
         }
         float alpha[2] = {1.f, 1.f};
         if (QKS || wg == 0) {
@@ -336,6 +404,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         mark(5);
     }
     cp_async_wait_all();  // only empty groups can be left; keeps the exit clean
+    if constexpr (TMA == 2 && CX == 1) cluster_arrive_relaxed();  // (waited for at the exit: see there)
 
     // ---- row sums (each computing warpgroup holds the sums over its columns), the log2-sum-exp, then the
     // normalised rows through shared memory (the Q/K buffers are free once both warpgroups passed the barrier)
@@ -350,16 +419,25 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
     __syncthreads();
     float inv[2];
+    const int rows = min(HB, HEADS - head0);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int row = row0 + 8 * h;
-        const float l = red_sum[row] + (QKS ? red_sum[HB + row] : 0.f);
-        inv[h] = 1.f / l;
-        if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
-            p.lse_part[(part_row + head0 + row) * p.num_splits + split] = m_run[h] + log2f(l);
+        const float l = red_sum[row] + (QKS ? red_sum[HB + row] : 0.f);  // 0 only for a split without tokens
+        inv[h] = l > 0.f ? 1.f / l : 0.f;
+        const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();
+        if (CX == 2 && wg == 0 && t == 0) red_max[row] = lse;  // for the pair merge
+        if (CX == 1 && !direct && wg == 0 && t == 0 && head0 + row < HEADS)
+            p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
     }
-    const int rows = min(HB, HEADS - head0);
-    if (direct)
+    if constexpr (CX == 2) {
+        mla_stage_rows<PT, LATENT>(smem, o, inv, row0, wg, t);
+        cluster_sync();  // both splits' rows and lse are staged
+        mla_merge_split_pair<PT, LATENT>(
+            smem, red_max, rank, tid, reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * n_parts + part) * LATENT,
+            (size_t)n_parts * LATENT, p.lse_part + (part_row + head0) * n_parts + part, n_parts, rows);
+        cluster_sync();  // no CTA leaves while its pair still reads its shared memory
+    } else if (direct)
         mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
                                      (size_t)LATENT, rows);
     else
@@ -367,6 +445,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             smem, o, inv, row0, wg, t, tid,
             reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
             (size_t)p.num_splits * LATENT, rows);
+    if constexpr (TMA == 2 && CX == 1)  // no CTA leaves while its pair may still touch its shared memory
+        cluster_wait();
     if constexpr (PROF) {
         mark(6);
         prof[7] = n_tiles;

@@ -4,6 +4,12 @@
 
 namespace mf {
 
+// A CUDA tensor map (cuda.h's CUtensorMap: 128 opaque bytes, 64-byte aligned), made on the host by
+// cuTensorMapEncodeTiled and read by TMA copies (kernels/tma_sm90.cuh).
+struct alignas(64) TmaMap {
+    unsigned long long opaque[16];
+};
+
 // Absorbed MLA attention over a paged latent cache, one query row (all heads of one token) per batch entry.
 // Row b sees cache tokens [0, seq_lens[b]) through block_table[b * block_table_stride + token / page_size];
 // a stride of 0 shares one table among all rows (chunked prefill: row i is query token i of one sequence).
@@ -24,10 +30,19 @@ struct MlaDecodeParams {
     // [2][8] or null: cycle counts of CTA (0, 0, 0) from kernels built with config profile = 1 (see
     // mla_decode_wgmma.cuh); for the benchmark.
     unsigned long long* profile;
+    // The cache as a 2-D tensor [rows = page * page_size + token][latent + rope] bf16 with 128-byte-swizzled
+    // boxes of 64 columns x tile rows, for the configs that load tiles by TMA (config tma; filled by
+    // mla_decode_bind_cache). Such kernels take the params as a __grid_constant__ parameter.
+    TmaMap kv_map;
+    // q as a 3-D tensor [batch][heads][latent + rope] with boxes of 64 columns x 64 heads (config cluster 2:
+    // a split pair shares Q by multicast; filled by mla_decode_bind_cache).
+    TmaMap q_map;
 };
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
 constexpr int kMlaCombineSplitGroups = 8;
+// The per-warp combine (kernels/mla_combine_warp.cuh) serves at most this many partials per head.
+constexpr int kMlaCombineWarpMaxSplits = 16;
 
 // Merges the splits: out[b][h][:] = sum_s w_s o_part[b][h][s][:], w = softmax over s of lse_part.
 struct MlaCombineParams {

@@ -1,0 +1,136 @@
+// Epilogue of the Hopper MLA decode (mla_decode_wgmma.cuh): the normalised output rows leave through shared
+// memory as whole-row 16-byte stores, and (cluster 2) the partials of two consecutive splits are merged in
+// distributed shared memory so that one partial per split pair reaches global memory.
+//
+// Accumulator layout (wgmma m64n256, per warpgroup wg = its 256 columns): thread (warp w % 4, g = lane / 4,
+// t = lane % 4) holds rows row0 = 16 (w % 4) + g and row0 + 8, columns wg * 256 + 8 j + 2 t, + 1 (j < 32).
+// Staged rows: 64 rows of LATENT OT values, SO bytes apart (padded so that the staging stores hit distinct banks).
+#pragma once
+#include "bf16.cuh"
+#include "cluster_sm90.cuh"
+#include "mma_sm80.cuh"  // smem_addr
+
+namespace mf {
+
+template <class OT, int LATENT>
+__host__ __device__ constexpr int mla_stage_stride() {
+    return LATENT * (int)sizeof(OT) + (sizeof(OT) == 4 ? 32 : 16);
+}
+
+// Normalises this thread's accumulators by inv[h] and stages all 64 rows in shared memory as OT. The caller
+// synchronises before the rows are read.
+template <class OT, int LATENT, int NACC>
+__device__ __forceinline__ void mla_stage_rows(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
+                                               int row0, int wg, int t) {
+    constexpr int SO = mla_stage_stride<OT, LATENT>();
+    static_assert(NACC == LATENT / 4, "LATENT / 2 columns x 2 rows over 4 lanes");
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int j = 0; j < NACC / 4; ++j) {
+            const float v0 = o[4 * j + 2 * h] * inv[h], v1 = o[4 * j + 2 * h + 1] * inv[h];
+            unsigned char* at =
+                stage + (row0 + 8 * h) * SO + (wg * (LATENT / 2) + 8 * j + 2 * t) * (int)sizeof(OT);
+            if constexpr (sizeof(OT) == 4)
+                *reinterpret_cast<float2*>(at) = make_float2(v0, v1);
+            else
+                *reinterpret_cast<unsigned*>(at) = pack_bf16x2(v0, v1);
+        }
+}
+
+// Stages the rows (mla_stage_rows), then writes rows 0 .. rows - 1 to dst + r * dst_stride elements with 16-byte
+// stores, whole rows per warp (the scattered 8- or 4-byte stores straight from the accumulators cost several us
+// per CTA at batch 1).
+template <class OT, int LATENT, int NACC>
+__device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
+                                               int row0, int wg, int t, int tid, OT* dst, size_t dst_stride,
+                                               int rows) {
+    constexpr int SO = mla_stage_stride<OT, LATENT>();
+    mla_stage_rows<OT, LATENT>(stage, o, inv, row0, wg, t);
+    __syncthreads();
+    constexpr int CPR = LATENT * (int)sizeof(OT) / 16;  // 16-byte chunks per row
+    for (int idx = tid; idx < rows * CPR; idx += 256) {
+        const int r = idx / CPR, c = idx % CPR;
+        const uint4 v = *reinterpret_cast<const uint4*>(stage + r * SO + c * 16);
+        *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(dst + r * dst_stride) + c * 16) = v;
+    }
+}
+
+// 16 bytes of OT as floats (4 fp32 or 8 bf16) and back.
+template <class OT>
+__device__ __forceinline__ void mla_unpack16(const float4& raw, float (&v)[16 / sizeof(OT)]) {
+    if constexpr (sizeof(OT) == 4) {
+        v[0] = raw.x, v[1] = raw.y, v[2] = raw.z, v[3] = raw.w;
+    } else {
+        const unsigned w[4] = {__float_as_uint(raw.x), __float_as_uint(raw.y), __float_as_uint(raw.z),
+                               __float_as_uint(raw.w)};
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            v[2 * k] = __uint_as_float(w[k] << 16);
+            v[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+        }
+    }
+}
+
+// Cluster of two splits (ranks `self` and `self ^ 1` of the cluster, same head block): both staged their
+// normalised rows (stage, SO bytes apart) and log2-sum-exps (s_lse[64], -inf for a split without tokens), and
+// the cluster synchronised. This CTA merges rows 32 * (self & 1) .. + 31 of both and writes them as partial
+// `part` of num_parts: dst + row * dst_stride elements, lse_dst[row * num_parts]. Rows at or past `rows` (padded
+// heads) are skipped. The caller synchronises the cluster again before either CTA leaves.
+// Each thread owns one 16-byte column chunk of 32 * 16 / LATENT*sizeof(OT) rows and loads all of them (own rows
+// from shared memory, the peer's through DSMEM) before using the first: one DSMEM round trip per 8 rows (H200,
+// session 3 run 2: one round trip per row made the epilogue 12k-25k cycles).
+template <class OT, int LATENT>
+__device__ __forceinline__ void mla_merge_split_pair(const unsigned char* stage, const float* s_lse, unsigned self,
+                                                     int tid, OT* dst, size_t dst_stride, float* lse_dst,
+                                                     int num_parts, int rows) {
+    constexpr int SO = mla_stage_stride<OT, LATENT>();
+    constexpr int CPR = LATENT * (int)sizeof(OT) / 16;  // 16-byte chunks per row
+    constexpr int E = 16 / (int)sizeof(OT);             // values per chunk
+    constexpr int RPP = 256 / CPR;                      // rows per pass of the 256 threads
+    constexpr int PASSES = 32 / RPP;                    // rows per thread
+    constexpr int BATCH = PASSES < 8 ? PASSES : 8;      // rows loaded before the first is used
+    static_assert(256 % CPR == 0 && 32 % RPP == 0 && PASSES % BATCH == 0, "whole passes");
+    const unsigned peer = self ^ 1u;
+    const unsigned st_peer = cluster_map(smem_addr(stage), peer), lse_peer = cluster_map(smem_addr(s_lse), peer);
+    const int c = tid % CPR, r0 = 32 * (int)(self & 1u) + tid / CPR;
+#pragma unroll
+    for (int k0 = 0; k0 < PASSES; k0 += BATCH) {
+        float l_own[BATCH], l_peer[BATCH];
+        float4 raw_own[BATCH], raw_peer[BATCH];
+#pragma unroll
+        for (int k = 0; k < BATCH; ++k) {
+            const int r = r0 + (k0 + k) * RPP;
+            l_own[k] = s_lse[r];
+            l_peer[k] = ld_cluster_f32(lse_peer + r * 4);
+            raw_own[k] = *reinterpret_cast<const float4*>(stage + r * SO + c * 16);
+            raw_peer[k] = ld_cluster_f32x4(st_peer + r * SO + c * 16);
+        }
+#pragma unroll
+        for (int k = 0; k < BATCH; ++k) {
+            const int r = r0 + (k0 + k) * RPP;
+            if (r >= rows) continue;
+            const float m = fmaxf(l_own[k], l_peer[k]);
+            const float w0 = l_own[k] == neg_inf() ? 0.f : exp2f(l_own[k] - m);
+            const float w1 = l_peer[k] == neg_inf() ? 0.f : exp2f(l_peer[k] - m);
+            const float wsum = w0 + w1, inv = wsum > 0.f ? 1.f / wsum : 0.f;
+            float a[E], b[E], v[E];
+            mla_unpack16<OT>(raw_own[k], a);
+            mla_unpack16<OT>(raw_peer[k], b);
+#pragma unroll
+            for (int e = 0; e < E; ++e) v[e] = (w0 * a[e] + w1 * b[e]) * inv;
+            uint4 out;
+            if constexpr (sizeof(OT) == 4) {
+                out = make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]),
+                                 __float_as_uint(v[3]));
+            } else {
+                out = make_uint4(pack_bf16x2(v[0], v[1]), pack_bf16x2(v[2], v[3]), pack_bf16x2(v[4], v[5]),
+                                 pack_bf16x2(v[6], v[7]));
+            }
+            *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(dst + r * dst_stride) + c * 16) = out;
+            if (c == 0) lse_dst[(size_t)r * num_parts] = wsum > 0.f ? m + log2f(wsum) : neg_inf();
+        }
+    }
+}
+
+}  // namespace mf
