@@ -1,5 +1,5 @@
 // MLA decode, Hopper path (sm_90a only): warpgroup MMA (wgmma) with both operands in shared memory and a
-// multistage cp.async ring. Same contract as mla_decode<> in mla_decode.cuh: same grid (splits, head blocks
+// multistage ring filled by cp.async or TMA. Same contract as mla_decode<> in mla_decode.cuh: same grid (splits, head blocks
 // of 64, rows), same MlaDecodeParams, same normalised fp32 partials + log2-sum-exp for mla_combine.
 //
 // One CTA = one split of the context x 64 heads x one query row; 2 warpgroups (256 threads), one CTA per SM.
@@ -17,8 +17,9 @@
 // memory (staged over Q/K) as whole-row 16-byte stores.
 // Shared memory, 1024-byte aligned (128-byte swizzle atoms, see wgmma_sm90.cuh), bytes:
 //   Q [D/64 column blocks][64 rows][128]; STAGES x K [D/64][TILE][128]; P [64][128] (TILE 32 fills the first
-//   64 bytes of each row); alpha [64], row max [2][64], row sum [2][64] fp32; full [STAGES], empty [STAGES]
-//   mbarriers (TMA). Tile i + STAGES - 1 streams in while tile i is computed.
+//   64 bytes of each row); alpha [64], row max [2][64], row sum [2][64] fp32; full [4], empty [4], q mbarriers
+//   (TMA). Tile i + STAGES - 1 streams in while tile i is computed. t64 s2: 231,808 bytes of the 232,448.
+// Registers (ptxas, t64 s2): 228-254 per thread, no spills: warpgroup 0 holds O (128 fp32) and S (32).
 // K tiles arrive by cp.async (all 256 threads, 16 bytes each) or, with TMA (config tma, page a multiple of the
 // tile), by thread 128 (warpgroup 1 idles in phase A) as D/64 swizzled boxes of 64 columns x TILE rows counted
 // on the stage's full mbarrier. TMA 2: the two head-block CTAs of one (row, split) form a cluster (1, 2, 1)
