@@ -15,7 +15,9 @@ struct BenchTiming {
     int repeats = 5;
 };
 
-PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming& t);
+// random_reload = false: the TMUL loop on operands loaded once (zeros); true: operands reloaded from random data
+// before every product, as in a GEMM (PeakAmxDesc::reload).
+PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming& t, bool random_reload = false);
 PeakSet measure_avx512_peak(ThreadPool& pool, Avx512PeakOp op, const BenchTiming& t);
 
 // Each worker of each pool streams its slice of a buffer placed on that pool's NUMA node; all pools run together:

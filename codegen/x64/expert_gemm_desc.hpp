@@ -75,6 +75,9 @@ struct AmxGemmConfig {
                        // (0 = all of K in one chunk: C stays in tiles)
     int pf_a = 0;      // k steps ahead to prefetch A tiles into L1 (prefetcht0 per row; 0 = none, <= 16)
     int pf_b = 0;      // k steps ahead to prefetch B tiles into L1 (0 = none, <= 16)
+    int pf_next = 0;   // K chunks only: cache lines of the NEXT chunk's A rows, then B panels, prefetched into L2
+                       // per k step (0 = none, <= 32), so a chunk's operands arrive while the previous one
+                       // computes instead of in a burst of tile loads that miss L2
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);
@@ -84,6 +87,7 @@ struct AmxGemmConfig {
         f("k_block", "kb", s.k_block);
         f("pf_a", "pa", s.pf_a);
         f("pf_b", "pb", s.pf_b);
+        f("pf_next", "pn", s.pf_next);
     }
     bool operator==(const AmxGemmConfig& o) const { return fields_equal(*this, o); }
 };

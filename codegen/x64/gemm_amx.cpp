@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 
 namespace mf {
 namespace {
@@ -16,23 +17,43 @@ namespace {
 // K chunks (k_block > 0): the m/n loops run once per chunk of k_block k steps; C goes back to memory between
 //        chunks (the first chunk starts from zero, later ones reload it), so one chunk's A rows stay in L1
 //        while the n loop streams B (order mn), or one chunk's B panels stay in L1 across the m loop (nm).
+// Next-chunk prefetch (pf_next > 0 with K chunks): while chunk c computes, each k step prefetches pf_next
+//        cache lines of chunk c+1 into L2, walking a stream of regions: first every A row of the call (the
+//        chunk's k range of the row), then every B panel (the chunk's tiles of the panel). The tile loads of
+//        chunk c+1 then hit L2 instead of waiting on L3/DRAM in a burst at the chunk's start.
 // Registers: rdi args; r8 A of the current row group, r9 B of the current panel group, r10 C of the current
 //            block, rcx start of the inner loop's C, r11 ldc, r12 = K_pad (A row stride), r13 = 64 (B row
 //            stride), r14 m count, r15 n count, rsi/rdx A/B walking along K, rax k count (then a scratch),
-//            rbx C row / scratch, rbp = 16 * mt * ldc. Stack: [rsp] byte offset of the current chunk in an A
-//            row (B offset: 16x that).
+//            rbx C row / scratch (in the k loop: the prefetch stream's next line), rbp scratch.
+// Stack: see the kS* offsets below.
 class GemmAmx : public JitKernel {
   public:
     GemmAmx(const AmxGemmDesc& d, const AmxGemmConfig& c) : JitKernel(kernel_name(d, c)), d_(d), c_(c) {}
 
   private:
+    // Stack slots (bytes from rsp).
+    static constexpr int kSChunk = 0;       // byte offset of the current chunk in an A row (B offset: 16x that)
+    static constexpr int kSCStep = 8;       // 16 * mt * ldc: C bytes of one row group
+    static constexpr int kSPfPtr = 16;      // prefetch stream: next line
+    static constexpr int kSPfLeft = 24;     // lines left in the current region
+    static constexpr int kSPfRegions = 32;  // regions left in the current phase (0: stream done)
+    static constexpr int kSPfPhase = 40;    // 0: A rows, 1: B panels
+    static constexpr int kSPfLines = 48;    // lines per region of the current phase
+    static constexpr int kSPfJump = 56;     // bytes from a region's end to the next region's start
+    static constexpr int kSPfBRegions = 64;  // the B phase's regions, lines, jump and first line
+    static constexpr int kSPfBLines = 72;
+    static constexpr int kSPfBJump = 80;
+    static constexpr int kSPfBBase = 88;
+    static constexpr int kFrame = 96;
+
     JitStatus check() const override {
         if (d_.wtype == WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         if (mt < 1 || nt < 1 || nt > 4 || (nt & (nt - 1)) || mt * nt + mt + nt > 8)
             return JitStatus::bad_desc;
         if (c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
-        if (c_.k_block < 0 || c_.pf_a < 0 || c_.pf_a > 16 || c_.pf_b < 0 || c_.pf_b > 16)
+        if (c_.k_block < 0 || c_.pf_a < 0 || c_.pf_a > 16 || c_.pf_b < 0 || c_.pf_b > 16 || c_.pf_next < 0 ||
+            c_.pf_next > 32)
             return JitStatus::bad_desc;
         return JitStatus::ok;
     }
@@ -44,6 +65,80 @@ class GemmAmx : public JitKernel {
     // K steps per chunk; == k_steps() when C stays in tiles across all of K.
     int64_t chunk() const { return c_.k_block > 0 ? std::min<int64_t>(c_.k_block, k_steps()) : k_steps(); }
     bool chunked() const { return chunk() < k_steps(); }
+    bool pf_next() const { return chunked() && c_.pf_next > 0; }
+
+    // Sets up the prefetch stream of the chunk after the current one (none after the last). Uses rax, rbx, rsi.
+    void pf_stream_start() {
+        const int64_t kp = lda(), pstride = k_steps() * 1024;
+        Xbyak::Label last, set;
+        mov(rax, qword[rsp + kSChunk]);
+        add(rax, int(chunk() * 64));  // the next chunk's byte offset in an A row
+        cmp(rax, int(k_steps() * 64));
+        jge(last, T_NEAR);
+        // its k steps: min(chunk, k_steps - offset / 64)
+        mov(rbx, k_steps() * 64);
+        sub(rbx, rax);
+        shr(rbx, 6);
+        mov(rsi, chunk());
+        cmp(rbx, rsi);
+        cmovg(rbx, rsi);
+        mov(qword[rsp + kSPfLines], rbx);  // A: one line per k step of each row
+        mov(qword[rsp + kSPfLeft], rbx);
+        mov(rsi, kp);
+        shl(rbx, 6);
+        sub(rsi, rbx);
+        mov(qword[rsp + kSPfJump], rsi);
+        shl(rbx, 4);  // B: 16 lines (one tile) per k step of each panel
+        mov(rsi, pstride);
+        sub(rsi, rbx);
+        mov(qword[rsp + kSPfBJump], rsi);
+        shr(rbx, 6);
+        mov(qword[rsp + kSPfBLines], rbx);
+        mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+        add(rbx, rax);
+        mov(qword[rsp + kSPfPtr], rbx);
+        shl(rax, 4);
+        add(rax, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+        mov(qword[rsp + kSPfBBase], rax);
+        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+        imul(rax, rax, 16 * c_.m_tiles);
+        mov(qword[rsp + kSPfRegions], rax);
+        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
+        imul(rax, rax, c_.n_tiles);
+        mov(qword[rsp + kSPfBRegions], rax);
+        mov(qword[rsp + kSPfPhase], 0);
+        jmp(set, T_NEAR);
+        L(last);
+        mov(qword[rsp + kSPfRegions], 0);
+        mov(qword[rsp + kSPfPhase], 1);
+        L(set);
+    }
+
+    // One line of the prefetch stream (rbx), then the stream's bookkeeping. Uses rbp.
+    void pf_stream_line() {
+        Xbyak::Label skip;
+        cmp(qword[rsp + kSPfRegions], 0);
+        je(skip, T_NEAR);
+        prefetcht1(ptr[rbx]);
+        add(rbx, 64);
+        dec(qword[rsp + kSPfLeft]);
+        jnz(skip, T_NEAR);
+        add(rbx, qword[rsp + kSPfJump]);
+        mov(rbp, qword[rsp + kSPfLines]);
+        mov(qword[rsp + kSPfLeft], rbp);
+        dec(qword[rsp + kSPfRegions]);
+        jnz(skip, T_NEAR);
+        cmp(qword[rsp + kSPfPhase], 0);
+        jne(skip, T_NEAR);
+        mov(qword[rsp + kSPfPhase], 1);  // A rows done: the B panels follow
+        for (auto [dst, src] : {std::pair{kSPfRegions, kSPfBRegions}, {kSPfLines, kSPfBLines},
+                                {kSPfLeft, kSPfBLines}, {kSPfJump, kSPfBJump}}) {
+            mov(rbp, qword[rsp + src]);
+            mov(qword[rsp + dst], rbp);
+        }
+        mov(rbx, qword[rsp + kSPfBBase]);
+        L(skip);
+    }
 
     // Stores (or loads) the block's C tiles at r10.
     void c_tiles(bool load) {
@@ -89,8 +184,11 @@ class GemmAmx : public JitKernel {
         }
         mov(rsi, r8);
         mov(rdx, r9);
+        if (pf_next()) mov(rbx, qword[rsp + kSPfPtr]);
         Xbyak::Label k_loop;
         L(k_loop);
+        if (pf_next())
+            for (int q = 0; q < c_.pf_next; ++q) pf_stream_line();
         // Each tile is loaded just before its first product (tiles are not renamed: a load waits for the
         // products still reading the previous contents), so loads overlap the products of earlier tiles.
         for (int i = 0; i < mt; ++i) {
@@ -115,6 +213,7 @@ class GemmAmx : public JitKernel {
         add(rdx, 1024);
         dec(rax);
         jnz(k_loop, T_NEAR);
+        if (pf_next()) mov(qword[rsp + kSPfPtr], rbx);
         c_tiles(false);
     }
 
@@ -138,18 +237,20 @@ class GemmAmx : public JitKernel {
         const int64_t kp = lda(), pstride = k_steps() * 1024;
         Xbyak::Label cfg, chunk_loop, outer, inner, done;
         preamble();
-        sub(rsp, 16);
+        sub(rsp, kFrame);
         ldtilecfg(ptr[rip + cfg]);
         mov(r11, ptr[rdi + offsetof(ExpertGemmArgs, ldc)]);
         mov(r12, kp);
         mov(r13, 64);
-        imul(rbp, r11, 16 * mt);
+        imul(rax, r11, 16 * mt);
+        mov(qword[rsp + kSCStep], rax);
         cmp(qword[rdi + offsetof(ExpertGemmArgs, m_steps)], 0);
         jle(done, T_NEAR);
         cmp(qword[rdi + offsetof(ExpertGemmArgs, n_steps)], 0);
         jle(done, T_NEAR);
-        mov(qword[rsp], 0);
+        mov(qword[rsp + kSChunk], 0);
         L(chunk_loop);
+        if (pf_next()) pf_stream_start();
         mov(rcx, ptr[rdi + offsetof(ExpertGemmArgs, c)]);
         if (c_.order == LoopOrder::nm) {
             // for each panel group: for each row group: block
@@ -162,7 +263,7 @@ class GemmAmx : public JitKernel {
             L(inner);
             block();
             add(r8, 16 * mt * kp);
-            add(r10, rbp);
+            add(r10, qword[rsp + kSCStep]);
             dec(r14);
             jnz(inner, T_NEAR);
             add(r9, nt * pstride);
@@ -184,7 +285,7 @@ class GemmAmx : public JitKernel {
             dec(r15);
             jnz(inner, T_NEAR);
             add(r8, 16 * mt * kp);
-            add(rcx, rbp);
+            add(rcx, qword[rsp + kSCStep]);
             dec(r14);
             jnz(outer, T_NEAR);
         }
@@ -195,7 +296,7 @@ class GemmAmx : public JitKernel {
         }
         L(done);
         tilerelease();
-        add(rsp, 16);
+        add(rsp, kFrame);
         postamble();
 
         // Tile configuration as data (a compiler may drop stores to a config struct): mt*nt + mt + nt tiles.

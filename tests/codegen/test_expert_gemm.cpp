@@ -93,7 +93,7 @@ TEST_CASE("descriptor field lists drive equality, hash and name") {
     check_fields(GemvDesc{WeightType::int8, 7168, 4});
     check_fields(GemvConfig{});
     CHECK(kernel_name(AmxGemmDesc{WeightType::int8, 7168}, AmxGemmConfig{2, 2, LoopOrder::nm, 0}) ==
-          "gemm_amx_int8_k7168__mt2nt2nmpf0kb0pa0pb0");
+          "gemm_amx_int8_k7168__mt2nt2nmpf0kb0pa0pb0pn0");
 }
 
 TEST_CASE("packing: layout and per-channel quantisation of float and bf16 sources") {
@@ -144,7 +144,11 @@ TEST_CASE("AMX int8 GEMM equals the scalar reference on ragged shapes") {
                                   // K chunks (C through memory between chunks; last chunk shorter), L1 prefetch
                                   {2, 2, LoopOrder::nm, 0, 3, 0, 2},
                                   {2, 2, LoopOrder::mn, 0, 2, 1, 0},
-                                  {1, 2, LoopOrder::nm, 2, 1, 2, 4}};
+                                  {1, 2, LoopOrder::nm, 2, 1, 2, 4},
+                                  // K chunks with the next chunk's A rows and B panels prefetched into L2
+                                  {2, 2, LoopOrder::nm, 0, 3, 0, 0, 5},
+                                  {1, 2, LoopOrder::mn, 0, 2, 0, 0, 32},
+                                  {3, 1, LoopOrder::nm, 0, 1, 0, 0, 1}};
     uint32_t seed = 10;
     for (const auto& tc : cases)
         for (const auto& cfg : cfgs) {

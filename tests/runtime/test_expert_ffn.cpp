@@ -247,6 +247,7 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     chunked.amx_k_block = 1;
     chunked.amx_pf_a = 1;
     chunked.amx_pf_b = 2;
+    chunked.amx_pf_next = 3;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
         for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &def})
