@@ -69,7 +69,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (amx) {
         AmxGemmConfig ac = cfg.amx();
         // int4: one dot tile per set, so the float accumulators stay in registers (measured fastest).
-        if (int4_) ac = AmxGemmConfig{1, 1, cfg.order};
+        if (int4_) ac = AmxGemmConfig{1, 1, cfg.order};  // rows, not tiles
         amx_mt_ = ac.m_tiles;
         amx_nt_ = ac.n_tiles;
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, ac);
@@ -87,6 +87,10 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
         gemv_gu_.push_back(&cache.require(GemvDesc{desc.wtype, desc.hidden, m}, cfg.gemv(m, desc.wtype)));
         gemv_dn_.push_back(&cache.require(GemvDesc{desc.wtype, desc.inter, m}, cfg.gemv(m, desc.wtype)));
     }
+    // int4's AMX kernel reads rows; the int8/bf16 one takes them tiled when the config asks.
+    a_tiled_ = amx && !int4_ && cfg.amx_a_tiled;
+    if (a_tiled_)
+        row_tmp_.assign(size_t(std::max(workers, 1)), std::vector<int8_t>(size_t(std::max(a_row_h_, a_row_i_))));
     const int64_t cols = std::max<int64_t>(2 * cfg.n_block, cfg.n_block_down);
     scratch_.assign(size_t(std::max(workers, 1)), std::vector<int32_t>(size_t(m_block_ * cols)));
     if (amx && int4_) {
@@ -197,11 +201,13 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     const int64_t row_items = (total + kRowsPerItem - 1) / kRowsPerItem;
 
     // 1. Quantise the routed input rows (padding rows are zero).
-    parallel_for(pool, row_items, [&](int, int64_t item) {
+    // AMX routes with tiled activations: each row is made in the worker's row buffer, then stored tiled.
+    parallel_for(pool, row_items, [&](int worker, int64_t item) {
         for (int64_t row = item * kRowsPerItem; row < std::min(total, (item + 1) * kRowsPerItem); ++row) {
             const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
             const int64_t i = row - rr.offset;
-            int8_t* dst = xq_.data() + row * a_row_h_;
+            const bool tiled = a_tiled_ && rr.amx;
+            int8_t* dst = tiled ? row_tmp_[size_t(worker)].data() : xq_.data() + row * a_row_h_;
             if (i < rr.rows) {
                 const int64_t t = b.routes[size_t(row_route[size_t(row)])].tokens[size_t(i)];
                 if (bf16_) {
@@ -218,6 +224,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 xsum_[size_t(row)] = 0;
                 if (int4_) std::fill_n(&xgs_[size_t(row * groups_h_)], groups_h_, 0.0f);
             }
+            if (tiled) store_act_row_tiled(dst, a_row_h_, i, xq_.data() + rr.offset * a_row_h_);
         }
     });
 
@@ -250,10 +257,11 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     });
 
     // 3. Requantise the intermediate rows.
-    parallel_for(pool, row_items, [&](int, int64_t item) {
+    parallel_for(pool, row_items, [&](int worker, int64_t item) {
         for (int64_t row = item * kRowsPerItem; row < std::min(total, (item + 1) * kRowsPerItem); ++row) {
             const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
-            int8_t* dst = hq_.data() + row * a_row_i_;
+            const bool tiled = a_tiled_ && rr.amx;
+            int8_t* dst = tiled ? row_tmp_[size_t(worker)].data() : hq_.data() + row * a_row_i_;
             if (row - rr.offset < rr.rows) {
                 if (bf16_) {
                     convert_row_bf16(hf_.data() + row * n_pad_i_, inter, kp_i_,
@@ -270,6 +278,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 hsum_[size_t(row)] = 0;
                 if (int4_) std::fill_n(&hgs_[size_t(row * groups_i_)], groups_i_, 0.0f);
             }
+            if (tiled) store_act_row_tiled(dst, a_row_i_, row - rr.offset, hq_.data() + rr.offset * a_row_i_);
         }
     });
 

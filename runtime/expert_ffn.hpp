@@ -97,6 +97,8 @@ class ExpertFfn {
     std::vector<int8_t> xq_, hq_;
     std::vector<float> xs_, hs_, hf_, xgs_, hgs_;
     std::vector<int32_t> xsum_, hsum_;
+    bool a_tiled_ = false;                        // AMX routes' activations stored tiled (store_act_row_tiled)
+    std::vector<std::vector<int8_t>> row_tmp_;    // per worker: one activation row before it is stored tiled
     std::vector<std::vector<int32_t>> scratch_;  // per worker
     std::vector<AlignedBytes> unpacked_;          // per worker: int4 panels unpacked for AMX
     std::atomic<int64_t> next_{0};

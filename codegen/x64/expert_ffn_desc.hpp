@@ -43,6 +43,7 @@ struct ExpertFfnConfig {
     int amx_pf_a = 0;        // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
     int amx_pf_b = 0;        // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
     int amx_pf_next = 0;     // AMX with K chunks: lines of the next chunk prefetched into L2 per k step (0 = none)
+    int amx_a_tiled = 0;     // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
     // Defaults: the A block (m_block x hidden int8) and a work item's B (2 n_block x hidden) both fit a 2 MiB
     // L2; gemv_max_m, m_block and gemv_prefetch as measured best on the 16-core Emerald Rapids device (bench
     // kernels: m=16 65% -> 94% of roofline). 2x2 tiles, order nm: since the AMX kernel loads each tile just
@@ -67,11 +68,12 @@ struct ExpertFfnConfig {
         f("amx_pf_a", "apa", s.amx_pf_a);
         f("amx_pf_b", "apb", s.amx_pf_b);
         f("amx_pf_next", "apn", s.amx_pf_next);
+        f("amx_a_tiled", "aat", s.amx_a_tiled);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 
     AmxGemmConfig amx() const {
-        return {m_tiles, n_tiles, order, amx_prefetch, amx_k_block, amx_pf_a, amx_pf_b, amx_pf_next};
+        return {m_tiles, n_tiles, order, amx_prefetch, amx_k_block, amx_pf_a, amx_pf_b, amx_a_tiled, amx_pf_next};
     }
     GemvConfig gemv(int m, WeightType wtype) const {
         GemvConfig g{gemv_panels, gemv_prefetch, wtype == WeightType::int4 ? 1 : gemv_k_unroll};

@@ -53,7 +53,7 @@ class GemmAmx : public JitKernel {
             return JitStatus::bad_desc;
         if (c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
         if (c_.k_block < 0 || c_.pf_a < 0 || c_.pf_a > 16 || c_.pf_b < 0 || c_.pf_b > 16 || c_.pf_next < 0 ||
-            c_.pf_next > 32)
+            c_.pf_next > 32 || c_.a_tiled < 0 || c_.a_tiled > 1)
             return JitStatus::bad_desc;
         return JitStatus::ok;
     }
@@ -66,6 +66,7 @@ class GemmAmx : public JitKernel {
     int64_t chunk() const { return c_.k_block > 0 ? std::min<int64_t>(c_.k_block, k_steps()) : k_steps(); }
     bool chunked() const { return chunk() < k_steps(); }
     bool pf_next() const { return chunked() && c_.pf_next > 0; }
+    bool a_tiled() const { return c_.a_tiled != 0; }
 
     // Sets up the prefetch stream of the chunk after the current one (none after the last). Uses rax, rbx, rsi.
     void pf_stream_start() {
@@ -82,26 +83,47 @@ class GemmAmx : public JitKernel {
         mov(rsi, chunk());
         cmp(rbx, rsi);
         cmovg(rbx, rsi);
-        mov(qword[rsp + kSPfLines], rbx);  // A: one line per k step of each row
-        mov(qword[rsp + kSPfLeft], rbx);
-        mov(rsi, kp);
-        shl(rbx, 6);
-        sub(rsi, rbx);
-        mov(qword[rsp + kSPfJump], rsi);
-        shl(rbx, 4);  // B: 16 lines (one tile) per k step of each panel
-        mov(rsi, pstride);
-        sub(rsi, rbx);
-        mov(qword[rsp + kSPfBJump], rsi);
-        shr(rbx, 6);
-        mov(qword[rsp + kSPfBLines], rbx);
-        mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
-        add(rbx, rax);
-        mov(qword[rsp + kSPfPtr], rbx);
-        shl(rax, 4);
-        add(rax, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
-        mov(qword[rsp + kSPfBBase], rax);
-        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
-        imul(rax, rax, 16 * c_.m_tiles);
+        if (a_tiled()) {
+            // A: like B, 16 lines (one tile) per k step of each row tile, row tiles k_steps KiB apart
+            shl(rbx, 4);
+            mov(qword[rsp + kSPfLines], rbx);
+            mov(qword[rsp + kSPfLeft], rbx);
+            mov(qword[rsp + kSPfBLines], rbx);
+            shl(rbx, 6);
+            mov(rsi, pstride);
+            sub(rsi, rbx);
+            mov(qword[rsp + kSPfJump], rsi);
+            mov(qword[rsp + kSPfBJump], rsi);
+            shl(rax, 4);
+            mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+            add(rbx, rax);
+            mov(qword[rsp + kSPfPtr], rbx);
+            add(rax, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+            mov(qword[rsp + kSPfBBase], rax);
+            mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+            imul(rax, rax, c_.m_tiles);
+        } else {
+            mov(qword[rsp + kSPfLines], rbx);  // A: one line per k step of each row
+            mov(qword[rsp + kSPfLeft], rbx);
+            mov(rsi, kp);
+            shl(rbx, 6);
+            sub(rsi, rbx);
+            mov(qword[rsp + kSPfJump], rsi);
+            shl(rbx, 4);  // B: 16 lines (one tile) per k step of each panel
+            mov(rsi, pstride);
+            sub(rsi, rbx);
+            mov(qword[rsp + kSPfBJump], rsi);
+            shr(rbx, 6);
+            mov(qword[rsp + kSPfBLines], rbx);
+            mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+            add(rbx, rax);
+            mov(qword[rsp + kSPfPtr], rbx);
+            shl(rax, 4);
+            add(rax, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+            mov(qword[rsp + kSPfBBase], rax);
+            mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+            imul(rax, rax, 16 * c_.m_tiles);
+        }
         mov(qword[rsp + kSPfRegions], rax);
         mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
         imul(rax, rax, c_.n_tiles);
@@ -192,9 +214,12 @@ class GemmAmx : public JitKernel {
         // Each tile is loaded just before its first product (tiles are not renamed: a load waits for the
         // products still reading the previous contents), so loads overlap the products of earlier tiles.
         for (int i = 0; i < mt; ++i) {
-            tileloadd(tile(mt * nt + i), ptr[rsi + r12 + i * 16 * kp]);
+            // Row tile i of A: 16 rows kp apart (row-major), or one contiguous KiB (tiled), 16 kp further on.
+            tileloadd(tile(mt * nt + i), ptr[rsi + (a_tiled() ? r13 : r12) + i * 16 * kp]);
             if (c_.pf_a)
-                for (int r = 0; r < 16; ++r) prefetcht0(ptr[rsi + (i * 16 + r) * kp + c_.pf_a * 64]);
+                for (int r = 0; r < 16; ++r)
+                    prefetcht0(a_tiled() ? ptr[rsi + i * 16 * kp + r * 64 + c_.pf_a * 1024]
+                                         : ptr[rsi + (i * 16 + r) * kp + c_.pf_a * 64]);
             for (int j = 0; j < nt; ++j) {
                 if (i == 0) {
                     tileloadd(tile(mt * nt + mt + j), ptr[rdx + r13 + j * pstride]);
@@ -209,7 +234,7 @@ class GemmAmx : public JitKernel {
                     tdpbsud(tile(i * nt + j), tile(mt * nt + i), tile(mt * nt + mt + j));
             }
         }
-        add(rsi, 64);
+        add(rsi, a_tiled() ? 1024 : 64);
         add(rdx, 1024);
         dec(rax);
         jnz(k_loop, T_NEAR);
@@ -220,7 +245,15 @@ class GemmAmx : public JitKernel {
     // r8 = args.a + chunk offset; r9 = args.b + 16 * chunk offset.
     void a_start() {
         mov(r8, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
-        if (chunked()) add(r8, qword[rsp]);
+        if (chunked()) {
+            if (a_tiled()) {
+                mov(rax, qword[rsp]);
+                shl(rax, 4);
+                add(r8, rax);
+            } else {
+                add(r8, qword[rsp]);
+            }
+        }
     }
     void b_start() {
         if (chunked()) {
