@@ -13,6 +13,13 @@
 #include "runtime/expert_ffn_epilogue.hpp"
 
 namespace mf {
+namespace {
+
+int8_t* act(const AlignedBytes& b) {
+    return reinterpret_cast<int8_t*>(b.data());
+}
+
+}  // namespace
 
 ExpertFfnWeights pack_expert_ffn_int8(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down) {
     if (down.n != gate.k || down.k != gate.n)
@@ -185,8 +192,9 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     for (size_t r = 0; r < rows_.size(); ++r)
         std::fill_n(row_route.begin() + rows_[r].offset, rows_[r].padded, int32_t(r));
     if (int64_t(xs_.size()) < total) {
-        xq_.resize(size_t(total * a_row_h_));
-        hq_.resize(size_t(total * a_row_i_));
+        // Activations (int8 or bf16 rows, or tiles): 2 MiB pages once they are that large (AlignedBytes).
+        xq_ = AlignedBytes(size_t(total * a_row_h_));
+        hq_ = AlignedBytes(size_t(total * a_row_i_));
         hf_.resize(size_t(total * n_pad_i_));
         xs_.resize(size_t(total));
         hs_.resize(size_t(total));
@@ -207,7 +215,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
             const int64_t i = row - rr.offset;
             const bool tiled = a_tiled_ && rr.amx;
-            int8_t* dst = tiled ? row_tmp_[size_t(worker)].data() : xq_.data() + row * a_row_h_;
+            int8_t* dst = tiled ? row_tmp_[size_t(worker)].data() : act(xq_) + row * a_row_h_;
             if (i < rr.rows) {
                 const int64_t t = b.routes[size_t(row_route[size_t(row)])].tokens[size_t(i)];
                 if (bf16_) {
@@ -224,7 +232,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 xsum_[size_t(row)] = 0;
                 if (int4_) std::fill_n(&xgs_[size_t(row * groups_h_)], groups_h_, 0.0f);
             }
-            if (tiled) store_act_row_tiled(dst, a_row_h_, i, xq_.data() + rr.offset * a_row_h_);
+            if (tiled) store_act_row_tiled(dst, a_row_h_, i, act(xq_) + rr.offset * a_row_h_);
         }
     });
 
@@ -239,7 +247,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         const uint8_t* unpacked = unpack_for(worker, rr.amx, w, first, panels);
         for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
-            gemm(xq_.data() + (rr.offset + m0) * a_row_h_,
+            gemm(act(xq_) + (rr.offset + m0) * a_row_h_,
                  int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr, w, first,
                  panels, c, false, unpacked);
             for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
@@ -261,7 +269,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         for (int64_t row = item * kRowsPerItem; row < std::min(total, (item + 1) * kRowsPerItem); ++row) {
             const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
             const bool tiled = a_tiled_ && rr.amx;
-            int8_t* dst = tiled ? row_tmp_[size_t(worker)].data() : hq_.data() + row * a_row_i_;
+            int8_t* dst = tiled ? row_tmp_[size_t(worker)].data() : act(hq_) + row * a_row_i_;
             if (row - rr.offset < rr.rows) {
                 if (bf16_) {
                     convert_row_bf16(hf_.data() + row * n_pad_i_, inter, kp_i_,
@@ -278,7 +286,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 hsum_[size_t(row)] = 0;
                 if (int4_) std::fill_n(&hgs_[size_t(row * groups_i_)], groups_i_, 0.0f);
             }
-            if (tiled) store_act_row_tiled(dst, a_row_i_, row - rr.offset, hq_.data() + rr.offset * a_row_i_);
+            if (tiled) store_act_row_tiled(dst, a_row_i_, row - rr.offset, act(hq_) + rr.offset * a_row_i_);
         }
     });
 
@@ -304,7 +312,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                     for (int64_t n = 0; n < n_valid; n += 16)
                         _mm_prefetch(reinterpret_cast<const char*>(b.y + rt.tokens[size_t(i)] * b.ldy + c0 + n),
                                      _MM_HINT_T1);
-                gemm(hq_.data() + (rr.offset + m0) * a_row_i_,
+                gemm(act(hq_) + (rr.offset + m0) * a_row_i_,
                      int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr,
                      rt.weights->down, first, panels, c, true, unpacked);
                 for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {

@@ -94,7 +94,7 @@ class ExpertFfn {
 
     std::vector<RouteRows> rows_;
     std::vector<std::pair<int32_t, int32_t>> gu_items_;  // (route, n block)
-    std::vector<int8_t> xq_, hq_;
+    AlignedBytes xq_, hq_;  // quantised activations of every route's rows (hidden, intermediate)
     std::vector<float> xs_, hs_, hf_, xgs_, hgs_;
     std::vector<int32_t> xsum_, hsum_;
     bool a_tiled_ = false;                        // AMX routes' activations stored tiled (store_act_row_tiled)

@@ -77,9 +77,10 @@ struct AmxGemmConfig {
     int pf_b = 0;      // k steps ahead to prefetch B tiles into L1 (0 = none, <= 16)
     int a_tiled = 0;   // A layout: 0 = rows of K_pad bytes; 1 = tiled (store_act_row_tiled): each 16-row group
                        // is k_steps contiguous 1 KiB tiles, so a tile load reads 16 consecutive lines
-    int pf_next = 0;   // K chunks only: cache lines of the NEXT chunk's A rows, then B panels, prefetched into L2
-                       // per k step (0 = none, <= 32), so a chunk's operands arrive while the previous one
-                       // computes instead of in a burst of tile loads that miss L2
+    int pf_next = 0;   // K chunks only: the NEXT chunk's A rows (tiles), then B panels, prefetched into L2, spread
+                       // evenly over the current chunk's k steps, at most pf_next lines per k step (0 = none,
+                       // <= 32): the operands arrive while the previous chunk computes instead of in a burst of
+                       // tile loads that miss L2
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);

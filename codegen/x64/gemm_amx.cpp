@@ -44,7 +44,9 @@ class GemmAmx : public JitKernel {
     static constexpr int kSPfBLines = 72;
     static constexpr int kSPfBJump = 80;
     static constexpr int kSPfBBase = 88;
-    static constexpr int kFrame = 96;
+    static constexpr int kSPfRate = 96;    // lines per k step in this chunk
+    static constexpr int kSPfCount = 104;  // lines left in this k step
+    static constexpr int kFrame = 112;
 
     JitStatus check() const override {
         if (d_.wtype == WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
@@ -129,6 +131,30 @@ class GemmAmx : public JitKernel {
         imul(rax, rax, c_.n_tiles);
         mov(qword[rsp + kSPfBRegions], rax);
         mov(qword[rsp + kSPfPhase], 0);
+        // Lines per k step: the stream spread evenly over this chunk's k steps (a burst at the chunk's start
+        // measured slower), at most pf_next: ceil((A regions x lines + B regions x lines) / (this chunk's k steps
+        // x m_steps x n_steps)).
+        mov(rax, qword[rsp + kSPfRegions]);
+        imul(rax, qword[rsp + kSPfLines]);
+        mov(rsi, qword[rsp + kSPfBRegions]);
+        imul(rsi, qword[rsp + kSPfBLines]);
+        add(rax, rsi);
+        mov(rsi, k_steps() * 64);
+        sub(rsi, qword[rsp + kSChunk]);
+        shr(rsi, 6);
+        mov(rbx, chunk());
+        cmp(rsi, rbx);
+        cmovg(rsi, rbx);  // this chunk's k steps
+        imul(rsi, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+        imul(rsi, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
+        add(rax, rsi);
+        dec(rax);
+        xor_(edx, edx);
+        div(rsi);
+        mov(rbx, c_.pf_next);
+        cmp(rax, rbx);
+        cmovg(rax, rbx);
+        mov(qword[rsp + kSPfRate], rax);
         jmp(set, T_NEAR);
         L(last);
         mov(qword[rsp + kSPfRegions], 0);
@@ -209,8 +235,18 @@ class GemmAmx : public JitKernel {
         if (pf_next()) mov(rbx, qword[rsp + kSPfPtr]);
         Xbyak::Label k_loop;
         L(k_loop);
-        if (pf_next())
-            for (int q = 0; q < c_.pf_next; ++q) pf_stream_line();
+        if (pf_next()) {
+            Xbyak::Label line, none;
+            mov(rbp, qword[rsp + kSPfRate]);
+            test(rbp, rbp);
+            jz(none, T_NEAR);
+            mov(qword[rsp + kSPfCount], rbp);
+            L(line);
+            pf_stream_line();
+            dec(qword[rsp + kSPfCount]);
+            jnz(line, T_NEAR);
+            L(none);
+        }
         // Each tile is loaded just before its first product (tiles are not renamed: a load waits for the
         // products still reading the previous contents), so loads overlap the products of earlier tiles.
         for (int i = 0; i < mt; ++i) {
