@@ -99,7 +99,10 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (a_tiled_)
         row_tmp_.assign(size_t(std::max(workers, 1)), std::vector<int8_t>(size_t(std::max(a_row_h_, a_row_i_))));
     const int64_t cols = std::max<int64_t>(2 * cfg.n_block, cfg.n_block_down);
-    scratch_.assign(size_t(std::max(workers, 1)), std::vector<int32_t>(size_t(m_block_ * cols)));
+    // C blocks: 64-byte aligned (a tile row is one cache line; malloc's 16-byte alignment split every row in two,
+    // and which drivers got it varied run to run by +-6%).
+    scratch_.clear();
+    for (int w = 0; w < std::max(workers, 1); ++w) scratch_.emplace_back(size_t(m_block_ * cols) * sizeof(int32_t));
     if (amx && int4_) {
         const int64_t bytes = std::max(2 * cfg.n_block * kp_h_, cfg.n_block_down * kp_i_);
         for (int w = 0; w < std::max(workers, 1); ++w) unpacked_.emplace_back(size_t(bytes));
@@ -115,18 +118,21 @@ const uint8_t* ExpertFfn::unpack_for(int worker, bool amx, const PackedMatrix& w
 }
 
 void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
-                     int64_t first, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked) const {
+                     int64_t first, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked,
+                     const int8_t* a_next, const uint8_t* b_next) const {
     const int64_t ldc = panels * 64;
     if (rr.amx) {
         const int64_t step = rr.narrow ? 16 : m_step_rows_;
         const ExpertGemmArgs args{a,
-                            int4_ ? unpacked : w.panel(first),
-                            c,
-                            ldc,
-                            (rows + step - 1) / step,
-                            panels / amx_nt_,
-                            gs,
-                            int4_ ? w.panel(first) : nullptr};
+                                  int4_ ? unpacked : w.panel(first),
+                                  c,
+                                  ldc,
+                                  (rows + step - 1) / step,
+                                  panels / amx_nt_,
+                                  gs,
+                                  int4_ ? w.panel(first) : nullptr,
+                                  int4_ ? nullptr : a_next,
+                                  int4_ ? nullptr : b_next};
         if (rr.narrow)
             (*(down ? amx_dn16_ : amx_gu16_))(&args);
         else
@@ -243,13 +249,16 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         const PackedMatrix& w = b.routes[size_t(r)].weights->gate_up;
         const int64_t c0 = int64_t(jb) * cfg_.n_block, ncols = std::min<int64_t>(cfg_.n_block, n_pad_i_ - c0);
         const int64_t first = c0 / kPanelCols * 2, panels = 2 * ncols / kPanelCols;
-        int32_t* c = scratch_[size_t(worker)].data();
+        auto* c = reinterpret_cast<int32_t*>(scratch_[size_t(worker)].data());
         const uint8_t* unpacked = unpack_for(worker, rr.amx, w, first, panels);
         for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
+            // The next call of this item, if any, has the next rows and the same panels.
+            const bool more = m0 + m_block_ < rr.rows;
             gemm(act(xq_) + (rr.offset + m0) * a_row_h_,
                  int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr, w, first,
-                 panels, c, false, unpacked);
+                 panels, c, false, unpacked, more ? act(xq_) + (rr.offset + m0 + m_block_) * a_row_h_ : nullptr,
+                 more ? w.panel(first) : nullptr);
             for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                 const int64_t row = rr.offset + i;
                 const int32_t* ci = c + (i - m0) * panels * kPanelCols;
@@ -298,7 +307,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                       ncols = std::min<int64_t>(cfg_.n_block_down, n_pad_h_ - c0);
         const int64_t first = c0 / kPanelCols, panels = ncols / kPanelCols;
         const int64_t n_valid = std::min(ncols, hidden - c0);
-        int32_t* c = scratch_[size_t(worker)].data();
+        auto* c = reinterpret_cast<int32_t*>(scratch_[size_t(worker)].data());
         for (size_t r = 0; r < rows_.size(); ++r) {
             const RouteRows& rr = rows_[r];
             const ExpertRoute& rt = b.routes[r];
@@ -312,9 +321,22 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                     for (int64_t n = 0; n < n_valid; n += 16)
                         _mm_prefetch(reinterpret_cast<const char*>(b.y + rt.tokens[size_t(i)] * b.ldy + c0 + n),
                                      _MM_HINT_T1);
+                // The item's next AMX call: the route's next rows, else the next AMX route's first rows.
+                const int8_t* a_next = nullptr;
+                const uint8_t* b_next = nullptr;
+                if (m0 + m_block_ < rr.rows) {
+                    a_next = act(hq_) + (rr.offset + m0 + m_block_) * a_row_i_;
+                    b_next = rt.weights->down.panel(first);
+                } else {
+                    for (size_t r2 = r + 1; r2 < rows_.size() && !a_next; ++r2)
+                        if (rows_[r2].rows && rows_[r2].amx) {
+                            a_next = act(hq_) + rows_[r2].offset * a_row_i_;
+                            b_next = b.routes[r2].weights->down.panel(first);
+                        }
+                }
                 gemm(act(hq_) + (rr.offset + m0) * a_row_i_,
                      int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr,
-                     rt.weights->down, first, panels, c, true, unpacked);
+                     rt.weights->down, first, panels, c, true, unpacked, a_next, b_next);
                 for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                     const int64_t row = rr.offset + i;
                     const int64_t t = rt.tokens[size_t(i)];

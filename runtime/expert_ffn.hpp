@@ -70,8 +70,11 @@ class ExpertFfn {
     // C[rows][panels*16] int32 = A rows x packed panels [first, first + panels) of w over its K.
     // int4: c receives floats and gs points at the rows' group sums; with amx, `unpacked` holds the panels
     // unpacked by unpack_int4_panels.
+    // a_next / b_next: the A rows and first panel of the worker's next AMX call (ExpertGemmArgs::a_next), or
+    // nullptr.
     void gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
-              int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked) const;
+              int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked,
+              const int8_t* a_next = nullptr, const uint8_t* b_next = nullptr) const;
     // int4 AMX routes: unpacks panels [first, first + panels) of w into the worker's buffer (nullptr otherwise).
     const uint8_t* unpack_for(int worker, bool amx, const PackedMatrix& w, int64_t first, int64_t panels);
     template <class F>
@@ -99,7 +102,7 @@ class ExpertFfn {
     std::vector<int32_t> xsum_, hsum_;
     bool a_tiled_ = false;                        // AMX routes' activations stored tiled (store_act_row_tiled)
     std::vector<std::vector<int8_t>> row_tmp_;    // per worker: one activation row before it is stored tiled
-    std::vector<std::vector<int32_t>> scratch_;  // per worker
+    std::vector<AlignedBytes> scratch_;           // per worker: int32 (or float) C of one kernel call
     std::vector<AlignedBytes> unpacked_;          // per worker: int4 panels unpacked for AMX
     std::atomic<int64_t> next_{0};
 };

@@ -45,6 +45,11 @@ struct ExpertGemmArgs {
     // AMX int4 only (gemm_amx_int4.hpp): args.b holds the panels unpacked to the int8 layout; this points at
     // the packed int4 data of the same first panel, for its per-group scales and mins.
     const uint8_t* b_groups = nullptr;
+    // AMX int8/bf16 with K chunks and pf_next: the caller's next call on the same kernel (its args.a and args.b;
+    // nullptr: none). During the last chunk the prefetch stream fetches that call's first chunk, assuming the same
+    // m_steps and n_steps.
+    const int8_t* a_next = nullptr;
+    const uint8_t* b_next = nullptr;
 };
 
 constexpr int kInt4Group = 32;        // k per int4 scale/min group

@@ -46,7 +46,9 @@ class GemmAmx : public JitKernel {
     static constexpr int kSPfBBase = 88;
     static constexpr int kSPfRate = 96;    // lines per k step in this chunk
     static constexpr int kSPfCount = 104;  // lines left in this k step
-    static constexpr int kFrame = 112;
+    static constexpr int kSPfA = 112;      // the A and B the stream's chunk belongs to (this call's or the next's)
+    static constexpr int kSPfB = 120;
+    static constexpr int kFrame = 128;
 
     JitStatus check() const override {
         if (d_.wtype == WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
@@ -70,14 +72,27 @@ class GemmAmx : public JitKernel {
     bool pf_next() const { return chunked() && c_.pf_next > 0; }
     bool a_tiled() const { return c_.a_tiled != 0; }
 
-    // Sets up the prefetch stream of the chunk after the current one (none after the last). Uses rax, rbx, rsi.
+    // Sets up the prefetch stream of the chunk after the current one: after the last, the first chunk of the
+    // caller's next call (args.a_next / b_next), or none. Uses rax, rbx, rsi, rdx.
     void pf_stream_start() {
         const int64_t kp = lda(), pstride = k_steps() * 1024;
-        Xbyak::Label last, set;
+        Xbyak::Label last, set, have;
+        mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+        mov(qword[rsp + kSPfA], rbx);
+        mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+        mov(qword[rsp + kSPfB], rbx);
         mov(rax, qword[rsp + kSChunk]);
         add(rax, int(chunk() * 64));  // the next chunk's byte offset in an A row
         cmp(rax, int(k_steps() * 64));
-        jge(last, T_NEAR);
+        jl(have, T_NEAR);
+        mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, a_next)]);
+        test(rbx, rbx);
+        jz(last, T_NEAR);
+        mov(qword[rsp + kSPfA], rbx);
+        mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, b_next)]);
+        mov(qword[rsp + kSPfB], rbx);
+        xor_(eax, eax);
+        L(have);
         // its k steps: min(chunk, k_steps - offset / 64)
         mov(rbx, k_steps() * 64);
         sub(rbx, rax);
@@ -97,10 +112,10 @@ class GemmAmx : public JitKernel {
             mov(qword[rsp + kSPfJump], rsi);
             mov(qword[rsp + kSPfBJump], rsi);
             shl(rax, 4);
-            mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+            mov(rbx, qword[rsp + kSPfA]);
             add(rbx, rax);
             mov(qword[rsp + kSPfPtr], rbx);
-            add(rax, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+            add(rax, qword[rsp + kSPfB]);
             mov(qword[rsp + kSPfBBase], rax);
             mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
             imul(rax, rax, c_.m_tiles);
@@ -117,11 +132,11 @@ class GemmAmx : public JitKernel {
             mov(qword[rsp + kSPfBJump], rsi);
             shr(rbx, 6);
             mov(qword[rsp + kSPfBLines], rbx);
-            mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+            mov(rbx, qword[rsp + kSPfA]);
             add(rbx, rax);
             mov(qword[rsp + kSPfPtr], rbx);
             shl(rax, 4);
-            add(rax, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+            add(rax, qword[rsp + kSPfB]);
             mov(qword[rsp + kSPfBBase], rax);
             mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
             imul(rax, rax, 16 * c_.m_tiles);

@@ -171,7 +171,11 @@ TEST_CASE("AMX int8 GEMM equals the scalar reference on ragged shapes") {
             std::vector<int8_t> a = p.a;  // the kernel's A: p.a's rows, tiled when the config asks
             if (cfg.a_tiled)
                 for (int i = 0; i < m_steps * rows; ++i) store_act_row_tiled(&p.a[size_t(i * p.lda)], p.lda, i, a.data());
-            const ExpertGemmArgs args{a.data(), p.packed.panel(0), c.data(), ldc, m_steps, n_steps};
+            ExpertGemmArgs args{a.data(), p.packed.panel(0), c.data(), ldc, m_steps, n_steps};
+            if (cfg.pf_next && tc.m > 20) {  // a next call named: its first chunk is prefetched (here: this one)
+                args.a_next = a.data();
+                args.b_next = p.packed.panel(0);
+            }
             kern(&args);
             const auto ref = ref_gemm(p.a, p.lda, p.w, tc.m, tc.n, tc.k);
             int bad = 0;
