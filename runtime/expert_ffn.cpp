@@ -81,11 +81,20 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
         amx_nt_ = ac.n_tiles;
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, ac);
         amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, ac);
-        AmxGemmConfig narrow = ac;
+        // Routes under amx_chunk_min_m tokens (narrow ones among them) run all of K at once.
+        AmxGemmConfig whole = ac;
+        whole.k_block = whole.pf_next = 0;
+        const bool split = ac.k_block > 0 && cfg.amx_chunk_min_m > 0;
+        if (split) {
+            amx_guw_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, whole);
+            amx_dnw_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, whole);
+        }
+        AmxGemmConfig narrow = split ? whole : ac;
         narrow.m_tiles = 1;
         amx_gu16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, narrow);
         amx_dn16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, narrow);
     }
+    if (cfg.amx_chunk_min_m < 0) bad("amx_chunk_min_m must be 0 (chunk every route) or positive");
     m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;
@@ -135,6 +144,8 @@ void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const Route
                                   int4_ ? nullptr : b_next};
         if (rr.narrow)
             (*(down ? amx_dn16_ : amx_gu16_))(&args);
+        else if (rr.whole)
+            (*(down ? amx_dnw_ : amx_guw_))(&args);
         else
             (*(down ? amx_dn_ : amx_gu_))(&args);
         return;
@@ -189,7 +200,8 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                                         " weights do not match " + kernel_name(desc_, cfg_));
         const bool amx = amx_gu_ && m > gemv_max_m_, narrow = amx && m <= 16;
         const int64_t padded = amx ? round_up(m, narrow ? 16 : m_step_rows_) : m;
-        rows_.push_back({total, m, padded, amx, narrow});
+        const bool whole = amx && amx_guw_ && m < cfg_.amx_chunk_min_m;
+        rows_.push_back({total, m, padded, amx, narrow, whole});
         total += padded;
         for (int64_t j = 0; m && j < gu_blocks; ++j) gu_items_.emplace_back(int32_t(r), int32_t(j));
     }

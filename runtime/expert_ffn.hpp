@@ -66,6 +66,7 @@ class ExpertFfn {
         int64_t padded;  // rows reserved (AMX: multiple of 16 * m_tiles, or 16 when narrow)
         bool amx;
         bool narrow;     // AMX with one row tile (at most 16 rows: m_tiles > 1 would pad them)
+        bool whole;      // AMX over all of K at once (fewer rows than amx_chunk_min_m)
     };
     // C[rows][panels*16] int32 = A rows x packed panels [first, first + panels) of w over its K.
     // int4: c receives floats and gs points at the rows' group sums; with amx, `unpacked` holds the panels
@@ -87,6 +88,8 @@ class ExpertFfn {
     const JitKernel* amx_dn_ = nullptr;                // K = inter
     const JitKernel* amx_gu16_ = nullptr;              // the same with m_tiles = 1, for routes of <= 16 rows
     const JitKernel* amx_dn16_ = nullptr;
+    const JitKernel* amx_guw_ = nullptr;               // the same without K chunks (amx_chunk_min_m), else null
+    const JitKernel* amx_dnw_ = nullptr;
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
     int amx_mt_ = 1, amx_nt_ = 1;   // tiles of the AMX kernels (int4 caps them)

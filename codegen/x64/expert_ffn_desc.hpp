@@ -35,21 +35,26 @@ struct ExpertFfnConfig {
     int gemv_panels = 2;     // GEMV: panels streamed together
     int gemv_prefetch = 32;  // GEMV: cache lines ahead
     int gemv_k_unroll = 4;   // GEMV: 64-byte rows per loop trip
-    int n_block = 64;        // gate/up work item: intermediate channels (multiple of 64)
-    int n_block_down = 64;   // down work item: hidden channels (multiple of 64; 7168 / 64 = 112 items
-                             // balance 16 threads within 1/7)
-    int m_block = 64;        // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
-    int amx_k_block = 0;     // AMX: k steps (64 bytes) per K chunk, C through memory between chunks (0 = none)
-    int amx_pf_a = 0;        // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
-    int amx_pf_b = 0;        // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
-    int amx_pf_next = 0;     // AMX with K chunks: lines of the next chunk prefetched into L2 per k step (0 = none)
-    int amx_a_tiled = 0;     // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
-    // Defaults: the A block (m_block x hidden int8) and a work item's B (2 n_block x hidden) both fit a 2 MiB
-    // L2; gemv_max_m, m_block and gemv_prefetch as measured best on the 16-core Emerald Rapids device (bench
-    // kernels: m=16 65% -> 94% of roofline). 2x2 tiles, order nm: since the AMX kernel loads each tile just
-    // before its first product, on the 2-core VM (one thread) +10% at M=64 and +16-26% at M=256/1024 over
-    // the earlier 1x2 mn; K chunks and L1 prefetch measured slower there (tilestored + reload costs more than
-    // the L1 reuse saves), so they default off.
+    int n_block = 128;        // gate/up work item: intermediate channels (multiple of 64)
+    int n_block_down = 448;   // down work item: hidden channels (multiple of 64): 7168 / 448 = 16 items. Each
+                              // item reads every route's intermediate rows, so fewer, wider items read them less
+                              // often (VM, one thread: +8-14% at m = 256/1024 over 64)
+    int m_block = 256;        // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
+    int amx_k_block = 8;      // AMX: k steps (64 bytes) per K chunk, C through memory between chunks (0 = none)
+    int amx_pf_a = 0;         // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
+    int amx_pf_b = 0;         // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
+    int amx_pf_next = 32;     // AMX with K chunks: at most this many lines of the next chunk (or call) prefetched
+                              // into L2 per k step, spread over the chunk (0 = none)
+    int amx_a_tiled = 1;      // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
+    int amx_chunk_min_m = 128;  // with amx_k_block: routes of fewer tokens run the whole-K kernel (no chunks, no
+                                // next-chunk prefetch); 0 = every AMX route chunked. VM: chunks lose at m = 64
+    // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product). From 128
+    // tokens per expert the AMX kernel runs K in chunks of 8 steps: a chunk's B panels (2 x 8 KiB) stay in L1
+    // while its row groups stream their A tiles from L2, and the next chunk's A tiles and B panels are
+    // prefetched into L2 meanwhile (tiled activations make those contiguous KiBs). 2-core VM, one thread, the
+    // same process: +16-24% at m = 256/1024 over whole-K calls of 64 rows x 64 channels, equal or better at
+    // m = 1/4/64. gemv_max_m and gemv_prefetch as measured best on the 16-core Emerald Rapids device (bench
+    // kernels: m=16 65% -> 94% of roofline).
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("gemv_max_m", "g", s.gemv_max_m);
@@ -69,6 +74,7 @@ struct ExpertFfnConfig {
         f("amx_pf_b", "apb", s.amx_pf_b);
         f("amx_pf_next", "apn", s.amx_pf_next);
         f("amx_a_tiled", "aat", s.amx_a_tiled);
+        f("amx_chunk_min_m", "acm", s.amx_chunk_min_m);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 
