@@ -1,6 +1,6 @@
 // `moeforge bench kernels`: the fused expert FFN on model-sized shapes, per tokens-per-expert M, against the
 // roofline min(AMX peak, arithmetic intensity x DRAM bandwidth) of the host profile (AMX peak: measured on random
-// operands reloaded per product, PeakAmxDesc::reload); optionally oneDNN beside it.
+// operands held in tiles); optionally oneDNN beside it.
 #pragma once
 #include <functional>
 #include <nlohmann/json_fwd.hpp>

@@ -65,7 +65,9 @@ struct AlignedBuffer {
 
 }  // namespace
 
-PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming& t, bool random_reload) {
+PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming& t, AmxPeakOperands operands) {
+    const bool random_reload = operands == AmxPeakOperands::random_reload;
+    const bool random = operands != AmxPeakOperands::zero;
     const PeakAmxDesc desc{dtype, random_reload};
     auto k = make_peak_amx_kernel(desc);
     if (k->create() != JitStatus::ok) throw std::runtime_error("cannot emit " + k->name() + ": " + k->error());
@@ -79,7 +81,7 @@ PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming
     for (int w = 0; w < pool.size(); ++w) {
         auto a = std::make_unique<AlignedBuffer>(operand_bytes), b = std::make_unique<AlignedBuffer>(operand_bytes),
              c = std::make_unique<AlignedBuffer>(4096);
-        if (random_reload)
+        if (random)
             for (uint8_t* p : {a->p, b->p}) {
                 if (dtype == AmxPeakDtype::int8) {
                     for (size_t i = 0; i < operand_bytes; ++i) p[i] = uint8_t(rng());

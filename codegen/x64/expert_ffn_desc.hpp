@@ -35,26 +35,26 @@ struct ExpertFfnConfig {
     int gemv_panels = 2;     // GEMV: panels streamed together
     int gemv_prefetch = 32;  // GEMV: cache lines ahead
     int gemv_k_unroll = 4;   // GEMV: 64-byte rows per loop trip
-    int n_block = 128;        // gate/up work item: intermediate channels (multiple of 64)
-    int n_block_down = 448;   // down work item: hidden channels (multiple of 64): 7168 / 448 = 16 items. Each
+    int n_block = 64;         // gate/up work item: intermediate channels (multiple of 64)
+    int n_block_down = 256;   // down work item: hidden channels (multiple of 64): 7168 / 256 = 28 items. Each
                               // item reads every route's intermediate rows, so fewer, wider items read them less
-                              // often (VM, one thread: +8-14% at m = 256/1024 over 64)
+                              // often
     int m_block = 256;        // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
-    int amx_k_block = 8;      // AMX: k steps (64 bytes) per K chunk, C through memory between chunks (0 = none)
+    int amx_k_block = 0;      // AMX: k steps (64 bytes) per K chunk, C through memory between chunks (0 = none)
     int amx_pf_a = 0;         // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
     int amx_pf_b = 0;         // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
     int amx_pf_next = 32;     // AMX with K chunks: at most this many lines of the next chunk (or call) prefetched
                               // into L2 per k step, spread over the chunk (0 = none)
-    int amx_a_tiled = 1;      // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
+    int amx_a_tiled = 0;      // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
     int amx_chunk_min_m = 128;  // with amx_k_block: routes of fewer tokens run the whole-K kernel (no chunks, no
                                 // next-chunk prefetch); 0 = every AMX route chunked. VM: chunks lose at m = 64
-    // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product). From 128
-    // tokens per expert the AMX kernel runs K in chunks of 8 steps: a chunk's B panels (2 x 8 KiB) stay in L1
-    // while its row groups stream their A tiles from L2, and the next chunk's A tiles and B panels are
-    // prefetched into L2 meanwhile (tiled activations make those contiguous KiBs). 2-core VM, one thread, the
-    // same process: +16-24% at m = 256/1024 over whole-K calls of 64 rows x 64 channels, equal or better at
-    // m = 1/4/64. gemv_max_m and gemv_prefetch as measured best on the 16-core Emerald Rapids device (bench
-    // kernels: m=16 65% -> 94% of roofline).
+    // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
+    // call. n_block_down 256 and m_block 256: best measured on the 16-core device (session 3: 11.3 / 12.1 TOPS at
+    // m = 256 / 1024, against 10.7-11.4 / 11.1-12.2 for 64 / 64, within its run-to-run noise).
+    // On the 2-core VM, K chunks of 8 with tiled activations ('{"amx_k_block":8,"amx_a_tiled":1,"n_block":128,
+    // "n_block_down":448}') run +15-24% at m = 256 / 1024, one or two threads; on the device they measured equal
+    // (aligned C scratch) to 25% slower (before it): a tuner candidate, not the default.
+    // gemv_max_m and gemv_prefetch as measured best on the device (bench kernels: m=16 65% -> 94% of roofline).
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("gemv_max_m", "g", s.gemv_max_m);

@@ -12,11 +12,11 @@ enum class AmxPeakDtype { int8, bf16 };
 
 struct PeakAmxDesc {
     AmxPeakDtype dtype = AmxPeakDtype::int8;
-    // false: the operand tiles are loaded once and multiplied over and over (the TMUL's own limit; with zero
-    // operands, as the host profile ran it first, the highest figure the hardware shows).
-    // true: every product reads freshly loaded operands, as any GEMM does: each iteration walks 4 pairs of A
-    // tiles and 4 pairs of B tiles (8 KiB each, L1-resident) in the 2x2 order of the expert GEMM. On random data
-    // this is the honest peak for real operands (measured ~17-20% below the zero-operand figure).
+    // false: the operand tiles are loaded once and multiplied over and over: the AMX unit's own rate (the peak;
+    // on random operands it is the honest one for real data, zeros run faster on some hosts).
+    // true: not a peak but a reference loop: every product reads freshly loaded operands from L1, as a GEMM's
+    // inner loop does; each iteration walks 4 pairs of A tiles and 4 pairs of B tiles (8 KiB each) in the 2x2
+    // order of the expert GEMM ("L1-fed 2x2 loop").
     bool reload = false;
     std::string name() const;
     // Multiply-add operations (2 per MAC) done by one loop iteration.
