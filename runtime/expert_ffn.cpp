@@ -13,6 +13,13 @@
 #include "runtime/expert_ffn_epilogue.hpp"
 
 namespace mf {
+namespace {
+
+int8_t* act(const AlignedBytes& b) {
+    return reinterpret_cast<int8_t*>(b.data());
+}
+
+}  // namespace
 
 ExpertFfnWeights pack_expert_ffn_int8(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down) {
     if (down.n != gate.k || down.k != gate.n)
@@ -69,16 +76,25 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (amx) {
         AmxGemmConfig ac = cfg.amx();
         // int4: one dot tile per set, so the float accumulators stay in registers (measured fastest).
-        if (int4_) ac = AmxGemmConfig{1, 1, cfg.order};
+        if (int4_) ac = AmxGemmConfig{1, 1, cfg.order};  // rows, not tiles
         amx_mt_ = ac.m_tiles;
         amx_nt_ = ac.n_tiles;
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, ac);
         amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, ac);
-        AmxGemmConfig narrow = ac;
+        // Routes under amx_chunk_min_m tokens (narrow ones among them) run all of K at once.
+        AmxGemmConfig whole = ac;
+        whole.k_block = whole.pf_next = 0;
+        const bool split = ac.k_block > 0 && cfg.amx_chunk_min_m > 0;
+        if (split) {
+            amx_guw_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, whole);
+            amx_dnw_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, whole);
+        }
+        AmxGemmConfig narrow = split ? whole : ac;
         narrow.m_tiles = 1;
         amx_gu16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, narrow);
         amx_dn16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, narrow);
     }
+    if (cfg.amx_chunk_min_m < 0) bad("amx_chunk_min_m must be 0 (chunk every route) or positive");
     m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;
@@ -87,8 +103,15 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
         gemv_gu_.push_back(&cache.require(GemvDesc{desc.wtype, desc.hidden, m}, cfg.gemv(m, desc.wtype)));
         gemv_dn_.push_back(&cache.require(GemvDesc{desc.wtype, desc.inter, m}, cfg.gemv(m, desc.wtype)));
     }
+    // int4's AMX kernel reads rows; the int8/bf16 one takes them tiled when the config asks.
+    a_tiled_ = amx && !int4_ && cfg.amx_a_tiled;
+    if (a_tiled_)
+        row_tmp_.assign(size_t(std::max(workers, 1)), std::vector<int8_t>(size_t(std::max(a_row_h_, a_row_i_))));
     const int64_t cols = std::max<int64_t>(2 * cfg.n_block, cfg.n_block_down);
-    scratch_.assign(size_t(std::max(workers, 1)), std::vector<int32_t>(size_t(m_block_ * cols)));
+    // C blocks: 64-byte aligned (a tile row is one cache line; malloc's 16-byte alignment split every row in two,
+    // and which drivers got it varied run to run by +-6%).
+    scratch_.clear();
+    for (int w = 0; w < std::max(workers, 1); ++w) scratch_.emplace_back(size_t(m_block_ * cols) * sizeof(int32_t));
     if (amx && int4_) {
         const int64_t bytes = std::max(2 * cfg.n_block * kp_h_, cfg.n_block_down * kp_i_);
         for (int w = 0; w < std::max(workers, 1); ++w) unpacked_.emplace_back(size_t(bytes));
@@ -104,20 +127,25 @@ const uint8_t* ExpertFfn::unpack_for(int worker, bool amx, const PackedMatrix& w
 }
 
 void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
-                     int64_t first, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked) const {
+                     int64_t first, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked,
+                     const int8_t* a_next, const uint8_t* b_next) const {
     const int64_t ldc = panels * 64;
     if (rr.amx) {
         const int64_t step = rr.narrow ? 16 : m_step_rows_;
         const ExpertGemmArgs args{a,
-                            int4_ ? unpacked : w.panel(first),
-                            c,
-                            ldc,
-                            (rows + step - 1) / step,
-                            panels / amx_nt_,
-                            gs,
-                            int4_ ? w.panel(first) : nullptr};
+                                  int4_ ? unpacked : w.panel(first),
+                                  c,
+                                  ldc,
+                                  (rows + step - 1) / step,
+                                  panels / amx_nt_,
+                                  gs,
+                                  int4_ ? w.panel(first) : nullptr,
+                                  int4_ ? nullptr : a_next,
+                                  int4_ ? nullptr : b_next};
         if (rr.narrow)
             (*(down ? amx_dn16_ : amx_gu16_))(&args);
+        else if (rr.whole)
+            (*(down ? amx_dnw_ : amx_guw_))(&args);
         else
             (*(down ? amx_dn_ : amx_gu_))(&args);
         return;
@@ -172,7 +200,8 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                                         " weights do not match " + kernel_name(desc_, cfg_));
         const bool amx = amx_gu_ && m > gemv_max_m_, narrow = amx && m <= 16;
         const int64_t padded = amx ? round_up(m, narrow ? 16 : m_step_rows_) : m;
-        rows_.push_back({total, m, padded, amx, narrow});
+        const bool whole = amx && amx_guw_ && m < cfg_.amx_chunk_min_m;
+        rows_.push_back({total, m, padded, amx, narrow, whole});
         total += padded;
         for (int64_t j = 0; m && j < gu_blocks; ++j) gu_items_.emplace_back(int32_t(r), int32_t(j));
     }
@@ -181,8 +210,9 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     for (size_t r = 0; r < rows_.size(); ++r)
         std::fill_n(row_route.begin() + rows_[r].offset, rows_[r].padded, int32_t(r));
     if (int64_t(xs_.size()) < total) {
-        xq_.resize(size_t(total * a_row_h_));
-        hq_.resize(size_t(total * a_row_i_));
+        // Activations (int8 or bf16 rows, or tiles): 2 MiB pages once they are that large (AlignedBytes).
+        xq_ = AlignedBytes(size_t(total * a_row_h_));
+        hq_ = AlignedBytes(size_t(total * a_row_i_));
         hf_.resize(size_t(total * n_pad_i_));
         xs_.resize(size_t(total));
         hs_.resize(size_t(total));
@@ -197,11 +227,13 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     const int64_t row_items = (total + kRowsPerItem - 1) / kRowsPerItem;
 
     // 1. Quantise the routed input rows (padding rows are zero).
-    parallel_for(pool, row_items, [&](int, int64_t item) {
+    // AMX routes with tiled activations: each row is made in the worker's row buffer, then stored tiled.
+    parallel_for(pool, row_items, [&](int worker, int64_t item) {
         for (int64_t row = item * kRowsPerItem; row < std::min(total, (item + 1) * kRowsPerItem); ++row) {
             const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
             const int64_t i = row - rr.offset;
-            int8_t* dst = xq_.data() + row * a_row_h_;
+            const bool tiled = a_tiled_ && rr.amx;
+            int8_t* dst = tiled ? row_tmp_[size_t(worker)].data() : act(xq_) + row * a_row_h_;
             if (i < rr.rows) {
                 const int64_t t = b.routes[size_t(row_route[size_t(row)])].tokens[size_t(i)];
                 if (bf16_) {
@@ -218,6 +250,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 xsum_[size_t(row)] = 0;
                 if (int4_) std::fill_n(&xgs_[size_t(row * groups_h_)], groups_h_, 0.0f);
             }
+            if (tiled) store_act_row_tiled(dst, a_row_h_, i, act(xq_) + rr.offset * a_row_h_);
         }
     });
 
@@ -228,13 +261,16 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         const PackedMatrix& w = b.routes[size_t(r)].weights->gate_up;
         const int64_t c0 = int64_t(jb) * cfg_.n_block, ncols = std::min<int64_t>(cfg_.n_block, n_pad_i_ - c0);
         const int64_t first = c0 / kPanelCols * 2, panels = 2 * ncols / kPanelCols;
-        int32_t* c = scratch_[size_t(worker)].data();
+        auto* c = reinterpret_cast<int32_t*>(scratch_[size_t(worker)].data());
         const uint8_t* unpacked = unpack_for(worker, rr.amx, w, first, panels);
         for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
-            gemm(xq_.data() + (rr.offset + m0) * a_row_h_,
+            // The next call of this item, if any, has the next rows and the same panels.
+            const bool more = m0 + m_block_ < rr.rows;
+            gemm(act(xq_) + (rr.offset + m0) * a_row_h_,
                  int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr, w, first,
-                 panels, c, false, unpacked);
+                 panels, c, false, unpacked, more ? act(xq_) + (rr.offset + m0 + m_block_) * a_row_h_ : nullptr,
+                 more ? w.panel(first) : nullptr);
             for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                 const int64_t row = rr.offset + i;
                 const int32_t* ci = c + (i - m0) * panels * kPanelCols;
@@ -250,10 +286,11 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     });
 
     // 3. Requantise the intermediate rows.
-    parallel_for(pool, row_items, [&](int, int64_t item) {
+    parallel_for(pool, row_items, [&](int worker, int64_t item) {
         for (int64_t row = item * kRowsPerItem; row < std::min(total, (item + 1) * kRowsPerItem); ++row) {
             const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
-            int8_t* dst = hq_.data() + row * a_row_i_;
+            const bool tiled = a_tiled_ && rr.amx;
+            int8_t* dst = tiled ? row_tmp_[size_t(worker)].data() : act(hq_) + row * a_row_i_;
             if (row - rr.offset < rr.rows) {
                 if (bf16_) {
                     convert_row_bf16(hf_.data() + row * n_pad_i_, inter, kp_i_,
@@ -270,6 +307,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 hsum_[size_t(row)] = 0;
                 if (int4_) std::fill_n(&hgs_[size_t(row * groups_i_)], groups_i_, 0.0f);
             }
+            if (tiled) store_act_row_tiled(dst, a_row_i_, row - rr.offset, act(hq_) + rr.offset * a_row_i_);
         }
     });
 
@@ -281,7 +319,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                       ncols = std::min<int64_t>(cfg_.n_block_down, n_pad_h_ - c0);
         const int64_t first = c0 / kPanelCols, panels = ncols / kPanelCols;
         const int64_t n_valid = std::min(ncols, hidden - c0);
-        int32_t* c = scratch_[size_t(worker)].data();
+        auto* c = reinterpret_cast<int32_t*>(scratch_[size_t(worker)].data());
         for (size_t r = 0; r < rows_.size(); ++r) {
             const RouteRows& rr = rows_[r];
             const ExpertRoute& rt = b.routes[r];
@@ -295,9 +333,22 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                     for (int64_t n = 0; n < n_valid; n += 16)
                         _mm_prefetch(reinterpret_cast<const char*>(b.y + rt.tokens[size_t(i)] * b.ldy + c0 + n),
                                      _MM_HINT_T1);
-                gemm(hq_.data() + (rr.offset + m0) * a_row_i_,
+                // The item's next AMX call: the route's next rows, else the next AMX route's first rows.
+                const int8_t* a_next = nullptr;
+                const uint8_t* b_next = nullptr;
+                if (m0 + m_block_ < rr.rows) {
+                    a_next = act(hq_) + (rr.offset + m0 + m_block_) * a_row_i_;
+                    b_next = rt.weights->down.panel(first);
+                } else {
+                    for (size_t r2 = r + 1; r2 < rows_.size() && !a_next; ++r2)
+                        if (rows_[r2].rows && rows_[r2].amx) {
+                            a_next = act(hq_) + rows_[r2].offset * a_row_i_;
+                            b_next = b.routes[r2].weights->down.panel(first);
+                        }
+                }
+                gemm(act(hq_) + (rr.offset + m0) * a_row_i_,
                      int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr,
-                     rt.weights->down, first, panels, c, true, unpacked);
+                     rt.weights->down, first, panels, c, true, unpacked, a_next, b_next);
                 for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                     const int64_t row = rr.offset + i;
                     const int64_t t = rt.tokens[size_t(i)];

@@ -66,12 +66,16 @@ class ExpertFfn {
         int64_t padded;  // rows reserved (AMX: multiple of 16 * m_tiles, or 16 when narrow)
         bool amx;
         bool narrow;     // AMX with one row tile (at most 16 rows: m_tiles > 1 would pad them)
+        bool whole;      // AMX over all of K at once (fewer rows than amx_chunk_min_m)
     };
     // C[rows][panels*16] int32 = A rows x packed panels [first, first + panels) of w over its K.
     // int4: c receives floats and gs points at the rows' group sums; with amx, `unpacked` holds the panels
     // unpacked by unpack_int4_panels.
+    // a_next / b_next: the A rows and first panel of the worker's next AMX call (ExpertGemmArgs::a_next), or
+    // nullptr.
     void gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
-              int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked) const;
+              int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked,
+              const int8_t* a_next = nullptr, const uint8_t* b_next = nullptr) const;
     // int4 AMX routes: unpacks panels [first, first + panels) of w into the worker's buffer (nullptr otherwise).
     const uint8_t* unpack_for(int worker, bool amx, const PackedMatrix& w, int64_t first, int64_t panels);
     template <class F>
@@ -84,6 +88,8 @@ class ExpertFfn {
     const JitKernel* amx_dn_ = nullptr;                // K = inter
     const JitKernel* amx_gu16_ = nullptr;              // the same with m_tiles = 1, for routes of <= 16 rows
     const JitKernel* amx_dn16_ = nullptr;
+    const JitKernel* amx_guw_ = nullptr;               // the same without K chunks (amx_chunk_min_m), else null
+    const JitKernel* amx_dnw_ = nullptr;
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
     int amx_mt_ = 1, amx_nt_ = 1;   // tiles of the AMX kernels (int4 caps them)
@@ -94,10 +100,12 @@ class ExpertFfn {
 
     std::vector<RouteRows> rows_;
     std::vector<std::pair<int32_t, int32_t>> gu_items_;  // (route, n block)
-    std::vector<int8_t> xq_, hq_;
+    AlignedBytes xq_, hq_;  // quantised activations of every route's rows (hidden, intermediate)
     std::vector<float> xs_, hs_, hf_, xgs_, hgs_;
     std::vector<int32_t> xsum_, hsum_;
-    std::vector<std::vector<int32_t>> scratch_;  // per worker
+    bool a_tiled_ = false;                        // AMX routes' activations stored tiled (store_act_row_tiled)
+    std::vector<std::vector<int8_t>> row_tmp_;    // per worker: one activation row before it is stored tiled
+    std::vector<AlignedBytes> scratch_;           // per worker: int32 (or float) C of one kernel call
     std::vector<AlignedBytes> unpacked_;          // per worker: int4 panels unpacked for AMX
     std::atomic<int64_t> next_{0};
 };

@@ -1,6 +1,6 @@
 // `moeforge bench kernels`: the fused expert FFN on model-sized shapes, per tokens-per-expert M, against the
-// roofline min(AMX peak, arithmetic intensity x DRAM bandwidth) of the host profile; optionally oneDNN beside
-// it.
+// roofline min(AMX peak, arithmetic intensity x DRAM bandwidth) of the host profile (AMX peak: measured on random
+// operands held in tiles); optionally oneDNN beside it.
 #pragma once
 #include <functional>
 #include <nlohmann/json_fwd.hpp>
@@ -36,6 +36,7 @@ struct KernelBenchRow {
     double roofline = 0;        // ops/s bound
     double roofline_ratio = 0;  // ops_per_s / roofline
     const char* bound = "";     // "memory" or "compute": which side of the roofline binds
+    double zero_peak_ratio = 0;  // ops_per_s / the zero-operand AMX peak (the ratio earlier versions reported)
 };
 
 using BenchProgress = std::function<void(std::string_view stage, int done, int total)>;

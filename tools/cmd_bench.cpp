@@ -81,7 +81,9 @@ void add_bench_command(CLI::App& app, const GlobalOptions& g) {
         "to the\n"
         "roofline min(AMX peak, ops per weight byte x DRAM read bandwidth) from the host profile (measured "
         "first if the\n"
-        "cache has none for this host). Each M is timed --repeats times and the best pass is kept.");
+        "cache has none for this host). The AMX peak is measured on random operands held in tiles (the unit's\n"
+        "rate on real data; zero operands can run faster: that figure is shown too, with each M's ratio to it in\n"
+        "'of 0-peak'). Each M is timed --repeats times and the best pass is kept.");
     k->add_flag("--json", c->json,
                 "Print a JSON list of {m, wtype, impl, ops_per_s, bytes_per_s, roofline_ratio, ...}");
     k->add_option("--m", c->opt.ms, "Tokens per expert to measure, comma separated")

@@ -63,7 +63,7 @@ HostProfile capture_host_profile(const HostProfileOptions& opt, const ProfilePro
     const bool amx_bf16 = p.amx_permitted && p.isa.has(IsaFeature::amx_bf16);
     const bool vnni = p.isa.has(IsaFeature::avx512_vnni);
     const bool fma512 = p.isa.has(IsaFeature::avx512f);
-    const int total = 1 + int(amx) + int(amx_bf16) + int(vnni) + int(fma512);
+    const int total = 1 + 3 * int(amx) + 3 * int(amx_bf16) + int(vnni) + int(fma512);
     int done = 0;
     auto step = [&](std::string_view what) {
         if (progress) progress(what, done, total);
@@ -73,7 +73,19 @@ HostProfile capture_host_profile(const HostProfileOptions& opt, const ProfilePro
     {
         ThreadPool pool(p.topology.one_pu_per_core());
         if (amx) step("AMX int8 peak"), p.amx_int8 = measure_amx_peak(pool, AmxPeakDtype::int8, timing);
+        if (amx) {
+            step("AMX int8 peak, random operands");
+            p.amx_int8_random = measure_amx_peak(pool, AmxPeakDtype::int8, timing, AmxPeakOperands::random);
+            step("AMX int8 L1-fed 2x2 loop, random operands");
+            p.amx_int8_l1_loop = measure_amx_peak(pool, AmxPeakDtype::int8, timing, AmxPeakOperands::random_reload);
+        }
         if (amx_bf16) step("AMX bf16 peak"), p.amx_bf16 = measure_amx_peak(pool, AmxPeakDtype::bf16, timing);
+        if (amx_bf16) {
+            step("AMX bf16 peak, random operands");
+            p.amx_bf16_random = measure_amx_peak(pool, AmxPeakDtype::bf16, timing, AmxPeakOperands::random);
+            step("AMX bf16 L1-fed 2x2 loop, random operands");
+            p.amx_bf16_l1_loop = measure_amx_peak(pool, AmxPeakDtype::bf16, timing, AmxPeakOperands::random_reload);
+        }
         if (vnni)
             step("AVX-512 VNNI peak"), p.avx512_vnni_int8 = measure_avx512_peak(pool, Avx512PeakOp::vnni_int8, timing);
         if (fma512)
@@ -87,6 +99,30 @@ HostProfile capture_host_profile(const HostProfileOptions& opt, const ProfilePro
     p.dram_buffer_bytes = dram.buffer_bytes;
     if (progress) progress("done", total, total);
     return p;
+}
+
+bool add_random_amx_peaks(HostProfile& p, const HostProfileOptions& opt) {
+    const bool int8 = p.amx_permitted && p.isa.has(IsaFeature::amx_int8) &&
+                      (p.amx_int8_random.all_cores.value <= 0 || p.amx_int8_l1_loop.all_cores.value <= 0);
+    const bool bf16 = p.amx_permitted && p.isa.has(IsaFeature::amx_bf16) &&
+                      (p.amx_bf16_random.all_cores.value <= 0 || p.amx_bf16_l1_loop.all_cores.value <= 0);
+    if (!int8 && !bf16) return false;
+    const BenchTiming timing{opt.seconds_per_run, opt.repeats};
+    ThreadPool pool(p.topology.one_pu_per_core());
+    if (int8) {
+        p.amx_int8_random = measure_amx_peak(pool, AmxPeakDtype::int8, timing, AmxPeakOperands::random);
+        p.amx_int8_l1_loop = measure_amx_peak(pool, AmxPeakDtype::int8, timing, AmxPeakOperands::random_reload);
+    }
+    if (bf16) {
+        p.amx_bf16_random = measure_amx_peak(pool, AmxPeakDtype::bf16, timing, AmxPeakOperands::random);
+        p.amx_bf16_l1_loop = measure_amx_peak(pool, AmxPeakDtype::bf16, timing, AmxPeakOperands::random_reload);
+    }
+    return true;
+}
+
+const PeakSet& amx_roofline_peak(const HostProfile& p, bool bf16) {
+    const PeakSet& random = bf16 ? p.amx_bf16_random : p.amx_int8_random;
+    return random.all_cores.value > 0 ? random : bf16 ? p.amx_bf16 : p.amx_int8;
 }
 
 }  // namespace mf

@@ -37,6 +37,12 @@ struct HostProfile {
 
     // ops/s (int8 multiply-adds count 2) and FLOP/s; measured with one thread per physical core.
     PeakSet amx_int8, amx_bf16, avx512_vnni_int8, avx512_fma_fp32;
+    // The AMX peaks on random operands held in tiles: the unit's rate on real data, the compute side of the
+    // kernels' roofline. Zero when not measured (older profiles).
+    PeakSet amx_int8_random, amx_bf16_random;
+    // Reference, not a peak: the L1-fed 2x2 loop on random data (PeakAmxDesc::reload), what a GEMM's inner loop
+    // reaches when every operand tile is loaded from L1 before its products.
+    PeakSet amx_int8_l1_loop, amx_bf16_l1_loop;
     std::vector<Measured> dram_read_per_node;  // bytes/s, index = position in topology.numa_nodes
     Measured dram_read_total;
     uint64_t dram_buffer_bytes = 0;
@@ -58,6 +64,14 @@ struct HostProfileOptions {
 using ProfileProgress = std::function<void(std::string_view stage, int done, int total)>;
 
 HostProfile capture_host_profile(const HostProfileOptions& opt, const ProfileProgress& progress = {});
+
+// Measures the random-operand AMX peaks and L1-fed loops of a profile that has none (one saved before they
+// existed) on one thread per physical core; returns whether it measured anything.
+bool add_random_amx_peaks(HostProfile& p, const HostProfileOptions& opt = {});
+
+// The AMX compute peak (all cores) a roofline divides by: the random-operand figure when measured, else the
+// zero-operand one.
+const PeakSet& amx_roofline_peak(const HostProfile& p, bool bf16);
 
 // Fills fingerprint/fingerprint_text from the identity, ISA and topology.
 void compute_fingerprint(HostProfile& p);

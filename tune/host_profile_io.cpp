@@ -57,7 +57,9 @@ json host_profile_to_json(const HostProfile& p) {
         {"gpu_unavailable", p.gpu.unavailable},
         {"cuda_driver_version", p.gpu.driver_version},
         {"peaks", {{"amx_int8", p.amx_int8}, {"amx_bf16", p.amx_bf16}, {"avx512_vnni_int8", p.avx512_vnni_int8},
-                   {"avx512_fma_fp32", p.avx512_fma_fp32}}},
+                   {"avx512_fma_fp32", p.avx512_fma_fp32}, {"amx_int8_random", p.amx_int8_random},
+                   {"amx_bf16_random", p.amx_bf16_random}, {"amx_int8_l1_loop", p.amx_int8_l1_loop},
+                   {"amx_bf16_l1_loop", p.amx_bf16_l1_loop}}},
         {"amx_int8_peak_ops", p.amx_int8.all_cores.value},
         {"amx_bf16_peak_flops", p.amx_bf16.all_cores.value},
         {"dram_read_bytes_per_s", p.dram_read_total.value},
@@ -106,6 +108,11 @@ HostProfile host_profile_from_json(const json& j) {
         p.amx_bf16 = pk.at("amx_bf16").get<PeakSet>();
         p.avx512_vnni_int8 = pk.at("avx512_vnni_int8").get<PeakSet>();
         p.avx512_fma_fp32 = pk.at("avx512_fma_fp32").get<PeakSet>();
+        // Random-operand AMX peaks: absent from profiles saved before they were measured.
+        if (pk.contains("amx_int8_random")) p.amx_int8_random = pk.at("amx_int8_random").get<PeakSet>();
+        if (pk.contains("amx_bf16_random")) p.amx_bf16_random = pk.at("amx_bf16_random").get<PeakSet>();
+        if (pk.contains("amx_int8_l1_loop")) p.amx_int8_l1_loop = pk.at("amx_int8_l1_loop").get<PeakSet>();
+        if (pk.contains("amx_bf16_l1_loop")) p.amx_bf16_l1_loop = pk.at("amx_bf16_l1_loop").get<PeakSet>();
         const auto& d = j.at("dram_read");
         for (const auto& m : d.at("per_node")) p.dram_read_per_node.push_back(m.get<Measured>());
         p.dram_read_total = d.at("total").get<Measured>();
@@ -173,7 +180,13 @@ std::string render_host_profile(const HostProfile& p) {
         row(fmt::format("{} all cores", k), rate(ps.all_cores, scale, unit));
     };
     peak("AMX int8", p.amx_int8, 1e12, "TOPS");
+    if (p.amx_int8_random.all_cores.value > 0) peak("AMX int8 random ops", p.amx_int8_random, 1e12, "TOPS");
+    if (p.amx_int8_l1_loop.all_cores.value > 0)
+        peak("AMX int8 L1-fed 2x2 loop (not a peak)", p.amx_int8_l1_loop, 1e12, "TOPS");
     peak("AMX bf16", p.amx_bf16, 1e12, "TFLOP/s");
+    if (p.amx_bf16_random.all_cores.value > 0) peak("AMX bf16 random ops", p.amx_bf16_random, 1e12, "TFLOP/s");
+    if (p.amx_bf16_l1_loop.all_cores.value > 0)
+        peak("AMX bf16 L1-fed 2x2 loop (not a peak)", p.amx_bf16_l1_loop, 1e12, "TFLOP/s");
     peak("AVX-512 VNNI int8", p.avx512_vnni_int8, 1e12, "TOPS");
     peak("AVX-512 FMA fp32", p.avx512_fma_fp32, 1e12, "TFLOP/s");
     for (size_t i = 0; i < p.dram_read_per_node.size() && i < t.numa_nodes.size(); ++i)

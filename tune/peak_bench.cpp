@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 #include <vector>
 
@@ -64,19 +65,40 @@ struct AlignedBuffer {
 
 }  // namespace
 
-PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming& t) {
-    auto k = make_peak_amx_kernel(PeakAmxDesc{dtype});
+PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming& t, AmxPeakOperands operands) {
+    const bool random_reload = operands == AmxPeakOperands::random_reload;
+    const bool random = operands != AmxPeakOperands::zero;
+    const PeakAmxDesc desc{dtype, random_reload};
+    auto k = make_peak_amx_kernel(desc);
     if (k->create() != JitStatus::ok) throw std::runtime_error("cannot emit " + k->name() + ": " + k->error());
-    // Small operands keep integer and fp32 accumulations exact; only the time matters here.
+    // Zero operands (the TMUL's best case) or random ones: int8 any byte (the int32 sums wrap; only the time
+    // matters), bf16 values in [-1, 1] (fp32 sums stay finite).
     std::vector<std::unique_ptr<AlignedBuffer>> bufs;
     std::vector<PeakAmxArgs> args;
+    std::mt19937 rng(17);
+    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+    const size_t operand_bytes = random_reload ? 8192 : 2048;
     for (int w = 0; w < pool.size(); ++w) {
-        auto a = std::make_unique<AlignedBuffer>(2048), b = std::make_unique<AlignedBuffer>(2048),
+        auto a = std::make_unique<AlignedBuffer>(operand_bytes), b = std::make_unique<AlignedBuffer>(operand_bytes),
              c = std::make_unique<AlignedBuffer>(4096);
+        if (random)
+            for (uint8_t* p : {a->p, b->p}) {
+                if (dtype == AmxPeakDtype::int8) {
+                    for (size_t i = 0; i < operand_bytes; ++i) p[i] = uint8_t(rng());
+                } else {
+                    for (size_t i = 0; i < operand_bytes; i += 2) {
+                        const float f = unit(rng);
+                        uint32_t u;
+                        std::memcpy(&u, &f, 4);
+                        const uint16_t h = uint16_t(u >> 16);
+                        std::memcpy(p + i, &h, 2);
+                    }
+                }
+            }
         args.push_back({a->p, b->p, c->p, 0});
         bufs.push_back(std::move(a)), bufs.push_back(std::move(b)), bufs.push_back(std::move(c));
     }
-    const uint64_t ops = PeakAmxDesc{dtype}.ops_per_iter();
+    const uint64_t ops = desc.ops_per_iter();
     return {time_compute_loop(pool, *k, ops, false, t, args), time_compute_loop(pool, *k, ops, true, t, args)};
 }
 

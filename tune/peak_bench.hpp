@@ -15,7 +15,11 @@ struct BenchTiming {
     int repeats = 5;
 };
 
-PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming& t);
+// The TMUL loop on operands held in tiles, zero or random (the AMX peak); reload: the L1-fed 2x2 loop
+// (PeakAmxDesc::reload, random operands reloaded before every product), a reference figure, not a peak.
+enum class AmxPeakOperands { zero, random, random_reload };
+PeakSet measure_amx_peak(ThreadPool& pool, AmxPeakDtype dtype, const BenchTiming& t,
+                         AmxPeakOperands operands = AmxPeakOperands::zero);
 PeakSet measure_avx512_peak(ThreadPool& pool, Avx512PeakOp op, const BenchTiming& t);
 
 // Each worker of each pool streams its slice of a buffer placed on that pool's NUMA node; all pools run together:

@@ -35,19 +35,26 @@ struct ExpertFfnConfig {
     int gemv_panels = 2;     // GEMV: panels streamed together
     int gemv_prefetch = 32;  // GEMV: cache lines ahead
     int gemv_k_unroll = 4;   // GEMV: 64-byte rows per loop trip
-    int n_block = 64;        // gate/up work item: intermediate channels (multiple of 64)
-    int n_block_down = 64;   // down work item: hidden channels (multiple of 64; 7168 / 64 = 112 items
-                             // balance 16 threads within 1/7)
-    int m_block = 64;        // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
-    int amx_k_block = 0;     // AMX: k steps (64 bytes) per K chunk, C through memory between chunks (0 = none)
-    int amx_pf_a = 0;        // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
-    int amx_pf_b = 0;        // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
-    // Defaults: the A block (m_block x hidden int8) and a work item's B (2 n_block x hidden) both fit a 2 MiB
-    // L2; gemv_max_m, m_block and gemv_prefetch as measured best on the 16-core Emerald Rapids device (bench
-    // kernels: m=16 65% -> 94% of roofline). 2x2 tiles, order nm: since the AMX kernel loads each tile just
-    // before its first product, on the 2-core VM (one thread) +10% at M=64 and +16-26% at M=256/1024 over
-    // the earlier 1x2 mn; K chunks and L1 prefetch measured slower there (tilestored + reload costs more than
-    // the L1 reuse saves), so they default off.
+    int n_block = 64;         // gate/up work item: intermediate channels (multiple of 64)
+    int n_block_down = 256;   // down work item: hidden channels (multiple of 64): 7168 / 256 = 28 items. Each
+                              // item reads every route's intermediate rows, so fewer, wider items read them less
+                              // often
+    int m_block = 256;        // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
+    int amx_k_block = 0;      // AMX: k steps (64 bytes) per K chunk, C through memory between chunks (0 = none)
+    int amx_pf_a = 0;         // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
+    int amx_pf_b = 0;         // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
+    int amx_pf_next = 32;     // AMX with K chunks: at most this many lines of the next chunk (or call) prefetched
+                              // into L2 per k step, spread over the chunk (0 = none)
+    int amx_a_tiled = 0;      // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
+    int amx_chunk_min_m = 128;  // with amx_k_block: routes of fewer tokens run the whole-K kernel (no chunks, no
+                                // next-chunk prefetch); 0 = every AMX route chunked. VM: chunks lose at m = 64
+    // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
+    // call. n_block_down 256 and m_block 256: best measured on the 16-core device (session 3: 11.3 / 12.1 TOPS at
+    // m = 256 / 1024, against 10.7-11.4 / 11.1-12.2 for 64 / 64, within its run-to-run noise).
+    // On the 2-core VM, K chunks of 8 with tiled activations ('{"amx_k_block":8,"amx_a_tiled":1,"n_block":128,
+    // "n_block_down":448}') run +15-24% at m = 256 / 1024, one or two threads; on the device they measured equal
+    // (aligned C scratch) to 25% slower (before it): a tuner candidate, not the default.
+    // gemv_max_m and gemv_prefetch as measured best on the device (bench kernels: m=16 65% -> 94% of roofline).
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("gemv_max_m", "g", s.gemv_max_m);
@@ -65,11 +72,14 @@ struct ExpertFfnConfig {
         f("amx_k_block", "akb", s.amx_k_block);
         f("amx_pf_a", "apa", s.amx_pf_a);
         f("amx_pf_b", "apb", s.amx_pf_b);
+        f("amx_pf_next", "apn", s.amx_pf_next);
+        f("amx_a_tiled", "aat", s.amx_a_tiled);
+        f("amx_chunk_min_m", "acm", s.amx_chunk_min_m);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 
     AmxGemmConfig amx() const {
-        return {m_tiles, n_tiles, order, amx_prefetch, amx_k_block, amx_pf_a, amx_pf_b};
+        return {m_tiles, n_tiles, order, amx_prefetch, amx_k_block, amx_pf_a, amx_pf_b, amx_a_tiled, amx_pf_next};
     }
     GemvConfig gemv(int m, WeightType wtype) const {
         GemvConfig g{gemv_panels, gemv_prefetch, wtype == WeightType::int4 ? 1 : gemv_k_unroll};

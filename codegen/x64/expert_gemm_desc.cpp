@@ -1,5 +1,6 @@
 #include "codegen/x64/expert_gemm_desc.hpp"
 
+#include <cstring>
 #include <stdexcept>
 
 namespace mf {
@@ -46,6 +47,12 @@ int gemv_panels_for(int m, const GemvConfig& cfg, WeightType wtype) {
     int p = cfg.panels;
     while (p > 1 && gemv_zmm_needed(m, p, wtype) > 32) p /= 2;
     return p;
+}
+
+void store_act_row_tiled(const void* row, int64_t row_bytes, int64_t i, void* block) {
+    const auto* src = static_cast<const uint8_t*>(row);
+    uint8_t* dst = static_cast<uint8_t*>(block) + (i / 16) * 16 * row_bytes + (i % 16) * 64;
+    for (int64_t s = 0; s < row_bytes / 64; ++s) std::memcpy(dst + s * 1024, src + s * 64, 64);
 }
 
 }  // namespace mf

@@ -45,6 +45,11 @@ struct ExpertGemmArgs {
     // AMX int4 only (gemm_amx_int4.hpp): args.b holds the panels unpacked to the int8 layout; this points at
     // the packed int4 data of the same first panel, for its per-group scales and mins.
     const uint8_t* b_groups = nullptr;
+    // AMX int8/bf16 with K chunks and pf_next: the caller's next call on the same kernel (its args.a and args.b;
+    // nullptr: none). During the last chunk the prefetch stream fetches that call's first chunk, assuming the same
+    // m_steps and n_steps.
+    const int8_t* a_next = nullptr;
+    const uint8_t* b_next = nullptr;
 };
 
 constexpr int kInt4Group = 32;        // k per int4 scale/min group
@@ -75,6 +80,12 @@ struct AmxGemmConfig {
                        // (0 = all of K in one chunk: C stays in tiles)
     int pf_a = 0;      // k steps ahead to prefetch A tiles into L1 (prefetcht0 per row; 0 = none, <= 16)
     int pf_b = 0;      // k steps ahead to prefetch B tiles into L1 (0 = none, <= 16)
+    int a_tiled = 0;   // A layout: 0 = rows of K_pad bytes; 1 = tiled (store_act_row_tiled): each 16-row group
+                       // is k_steps contiguous 1 KiB tiles, so a tile load reads 16 consecutive lines
+    int pf_next = 0;   // K chunks only: the NEXT chunk's A rows (tiles), then B panels, prefetched into L2, spread
+                       // evenly over the current chunk's k steps, at most pf_next lines per k step (0 = none,
+                       // <= 32): the operands arrive while the previous chunk computes instead of in a burst of
+                       // tile loads that miss L2
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);
@@ -84,6 +95,8 @@ struct AmxGemmConfig {
         f("k_block", "kb", s.k_block);
         f("pf_a", "pa", s.pf_a);
         f("pf_b", "pb", s.pf_b);
+        f("a_tiled", "at", s.a_tiled);
+        f("pf_next", "pn", s.pf_next);
     }
     bool operator==(const AmxGemmConfig& o) const { return fields_equal(*this, o); }
 };
@@ -115,6 +128,11 @@ struct GemvConfig {
     }
     bool operator==(const GemvConfig& o) const { return fields_equal(*this, o); }
 };
+
+// Stores activation row i of an AMX A block in the tiled layout (AmxGemmConfig::a_tiled): 64-byte piece s of the
+// row (row_bytes = K_pad, or 2 K_pad for bf16) goes to block + (i / 16) * 16 * row_bytes + s * 1024 + (i % 16) * 64.
+// Row groups sit where the row-major layout has them, so a block of rows starts at the same offset in both.
+void store_act_row_tiled(const void* row, int64_t row_bytes, int64_t i, void* block);
 
 // Largest of cfg.panels, /2, /4 whose accumulators for m rows fit the zmm file (int4 needs twice as many).
 int gemv_panels_for(int m, const GemvConfig& cfg, WeightType wtype = WeightType::int8);

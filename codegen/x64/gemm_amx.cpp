@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 
 namespace mf {
 namespace {
@@ -16,23 +17,47 @@ namespace {
 // K chunks (k_block > 0): the m/n loops run once per chunk of k_block k steps; C goes back to memory between
 //        chunks (the first chunk starts from zero, later ones reload it), so one chunk's A rows stay in L1
 //        while the n loop streams B (order mn), or one chunk's B panels stay in L1 across the m loop (nm).
+// Next-chunk prefetch (pf_next > 0 with K chunks): while chunk c computes, each k step prefetches pf_next
+//        cache lines of chunk c+1 into L2, walking a stream of regions: first every A row of the call (the
+//        chunk's k range of the row), then every B panel (the chunk's tiles of the panel). The tile loads of
+//        chunk c+1 then hit L2 instead of waiting on L3/DRAM in a burst at the chunk's start.
 // Registers: rdi args; r8 A of the current row group, r9 B of the current panel group, r10 C of the current
 //            block, rcx start of the inner loop's C, r11 ldc, r12 = K_pad (A row stride), r13 = 64 (B row
 //            stride), r14 m count, r15 n count, rsi/rdx A/B walking along K, rax k count (then a scratch),
-//            rbx C row / scratch, rbp = 16 * mt * ldc. Stack: [rsp] byte offset of the current chunk in an A
-//            row (B offset: 16x that).
+//            rbx C row / scratch (in the k loop: the prefetch stream's next line), rbp scratch.
+// Stack: see the kS* offsets below.
 class GemmAmx : public JitKernel {
   public:
     GemmAmx(const AmxGemmDesc& d, const AmxGemmConfig& c) : JitKernel(kernel_name(d, c)), d_(d), c_(c) {}
 
   private:
+    // Stack slots (bytes from rsp).
+    static constexpr int kSChunk = 0;       // byte offset of the current chunk in an A row (B offset: 16x that)
+    static constexpr int kSCStep = 8;       // 16 * mt * ldc: C bytes of one row group
+    static constexpr int kSPfPtr = 16;      // prefetch stream: next line
+    static constexpr int kSPfLeft = 24;     // lines left in the current region
+    static constexpr int kSPfRegions = 32;  // regions left in the current phase (0: stream done)
+    static constexpr int kSPfPhase = 40;    // 0: A rows, 1: B panels
+    static constexpr int kSPfLines = 48;    // lines per region of the current phase
+    static constexpr int kSPfJump = 56;     // bytes from a region's end to the next region's start
+    static constexpr int kSPfBRegions = 64;  // the B phase's regions, lines, jump and first line
+    static constexpr int kSPfBLines = 72;
+    static constexpr int kSPfBJump = 80;
+    static constexpr int kSPfBBase = 88;
+    static constexpr int kSPfRate = 96;    // lines per k step in this chunk
+    static constexpr int kSPfCount = 104;  // lines left in this k step
+    static constexpr int kSPfA = 112;      // the A and B the stream's chunk belongs to (this call's or the next's)
+    static constexpr int kSPfB = 120;
+    static constexpr int kFrame = 128;
+
     JitStatus check() const override {
         if (d_.wtype == WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         if (mt < 1 || nt < 1 || nt > 4 || (nt & (nt - 1)) || mt * nt + mt + nt > 8)
             return JitStatus::bad_desc;
         if (c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
-        if (c_.k_block < 0 || c_.pf_a < 0 || c_.pf_a > 16 || c_.pf_b < 0 || c_.pf_b > 16)
+        if (c_.k_block < 0 || c_.pf_a < 0 || c_.pf_a > 16 || c_.pf_b < 0 || c_.pf_b > 16 || c_.pf_next < 0 ||
+            c_.pf_next > 32 || c_.a_tiled < 0 || c_.a_tiled > 1)
             return JitStatus::bad_desc;
         return JitStatus::ok;
     }
@@ -44,6 +69,139 @@ class GemmAmx : public JitKernel {
     // K steps per chunk; == k_steps() when C stays in tiles across all of K.
     int64_t chunk() const { return c_.k_block > 0 ? std::min<int64_t>(c_.k_block, k_steps()) : k_steps(); }
     bool chunked() const { return chunk() < k_steps(); }
+    bool pf_next() const { return chunked() && c_.pf_next > 0; }
+    bool a_tiled() const { return c_.a_tiled != 0; }
+
+    // Sets up the prefetch stream of the chunk after the current one: after the last, the first chunk of the
+    // caller's next call (args.a_next / b_next), or none. Uses rax, rbx, rsi, rdx.
+    void pf_stream_start() {
+        const int64_t kp = lda(), pstride = k_steps() * 1024;
+        Xbyak::Label last, set, have;
+        mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
+        mov(qword[rsp + kSPfA], rbx);
+        mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, b)]);
+        mov(qword[rsp + kSPfB], rbx);
+        mov(rax, qword[rsp + kSChunk]);
+        add(rax, int(chunk() * 64));  // the next chunk's byte offset in an A row
+        cmp(rax, int(k_steps() * 64));
+        jl(have, T_NEAR);
+        mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, a_next)]);
+        test(rbx, rbx);
+        jz(last, T_NEAR);
+        mov(qword[rsp + kSPfA], rbx);
+        mov(rbx, ptr[rdi + offsetof(ExpertGemmArgs, b_next)]);
+        mov(qword[rsp + kSPfB], rbx);
+        xor_(eax, eax);
+        L(have);
+        // its k steps: min(chunk, k_steps - offset / 64)
+        mov(rbx, k_steps() * 64);
+        sub(rbx, rax);
+        shr(rbx, 6);
+        mov(rsi, chunk());
+        cmp(rbx, rsi);
+        cmovg(rbx, rsi);
+        if (a_tiled()) {
+            // A: like B, 16 lines (one tile) per k step of each row tile, row tiles k_steps KiB apart
+            shl(rbx, 4);
+            mov(qword[rsp + kSPfLines], rbx);
+            mov(qword[rsp + kSPfLeft], rbx);
+            mov(qword[rsp + kSPfBLines], rbx);
+            shl(rbx, 6);
+            mov(rsi, pstride);
+            sub(rsi, rbx);
+            mov(qword[rsp + kSPfJump], rsi);
+            mov(qword[rsp + kSPfBJump], rsi);
+            shl(rax, 4);
+            mov(rbx, qword[rsp + kSPfA]);
+            add(rbx, rax);
+            mov(qword[rsp + kSPfPtr], rbx);
+            add(rax, qword[rsp + kSPfB]);
+            mov(qword[rsp + kSPfBBase], rax);
+            mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+            imul(rax, rax, c_.m_tiles);
+        } else {
+            mov(qword[rsp + kSPfLines], rbx);  // A: one line per k step of each row
+            mov(qword[rsp + kSPfLeft], rbx);
+            mov(rsi, kp);
+            shl(rbx, 6);
+            sub(rsi, rbx);
+            mov(qword[rsp + kSPfJump], rsi);
+            shl(rbx, 4);  // B: 16 lines (one tile) per k step of each panel
+            mov(rsi, pstride);
+            sub(rsi, rbx);
+            mov(qword[rsp + kSPfBJump], rsi);
+            shr(rbx, 6);
+            mov(qword[rsp + kSPfBLines], rbx);
+            mov(rbx, qword[rsp + kSPfA]);
+            add(rbx, rax);
+            mov(qword[rsp + kSPfPtr], rbx);
+            shl(rax, 4);
+            add(rax, qword[rsp + kSPfB]);
+            mov(qword[rsp + kSPfBBase], rax);
+            mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+            imul(rax, rax, 16 * c_.m_tiles);
+        }
+        mov(qword[rsp + kSPfRegions], rax);
+        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
+        imul(rax, rax, c_.n_tiles);
+        mov(qword[rsp + kSPfBRegions], rax);
+        mov(qword[rsp + kSPfPhase], 0);
+        // Lines per k step: the stream spread evenly over this chunk's k steps (a burst at the chunk's start
+        // measured slower), at most pf_next: ceil((A regions x lines + B regions x lines) / (this chunk's k steps
+        // x m_steps x n_steps)).
+        mov(rax, qword[rsp + kSPfRegions]);
+        imul(rax, qword[rsp + kSPfLines]);
+        mov(rsi, qword[rsp + kSPfBRegions]);
+        imul(rsi, qword[rsp + kSPfBLines]);
+        add(rax, rsi);
+        mov(rsi, k_steps() * 64);
+        sub(rsi, qword[rsp + kSChunk]);
+        shr(rsi, 6);
+        mov(rbx, chunk());
+        cmp(rsi, rbx);
+        cmovg(rsi, rbx);  // this chunk's k steps
+        imul(rsi, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+        imul(rsi, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
+        add(rax, rsi);
+        dec(rax);
+        xor_(edx, edx);
+        div(rsi);
+        mov(rbx, c_.pf_next);
+        cmp(rax, rbx);
+        cmovg(rax, rbx);
+        mov(qword[rsp + kSPfRate], rax);
+        jmp(set, T_NEAR);
+        L(last);
+        mov(qword[rsp + kSPfRegions], 0);
+        mov(qword[rsp + kSPfPhase], 1);
+        L(set);
+    }
+
+    // One line of the prefetch stream (rbx), then the stream's bookkeeping. Uses rbp.
+    void pf_stream_line() {
+        Xbyak::Label skip;
+        cmp(qword[rsp + kSPfRegions], 0);
+        je(skip, T_NEAR);
+        prefetcht1(ptr[rbx]);
+        add(rbx, 64);
+        dec(qword[rsp + kSPfLeft]);
+        jnz(skip, T_NEAR);
+        add(rbx, qword[rsp + kSPfJump]);
+        mov(rbp, qword[rsp + kSPfLines]);
+        mov(qword[rsp + kSPfLeft], rbp);
+        dec(qword[rsp + kSPfRegions]);
+        jnz(skip, T_NEAR);
+        cmp(qword[rsp + kSPfPhase], 0);
+        jne(skip, T_NEAR);
+        mov(qword[rsp + kSPfPhase], 1);  // A rows done: the B panels follow
+        for (auto [dst, src] : {std::pair{kSPfRegions, kSPfBRegions}, {kSPfLines, kSPfBLines},
+                                {kSPfLeft, kSPfBLines}, {kSPfJump, kSPfBJump}}) {
+            mov(rbp, qword[rsp + src]);
+            mov(qword[rsp + dst], rbp);
+        }
+        mov(rbx, qword[rsp + kSPfBBase]);
+        L(skip);
+    }
 
     // Stores (or loads) the block's C tiles at r10.
     void c_tiles(bool load) {
@@ -89,14 +247,30 @@ class GemmAmx : public JitKernel {
         }
         mov(rsi, r8);
         mov(rdx, r9);
+        if (pf_next()) mov(rbx, qword[rsp + kSPfPtr]);
         Xbyak::Label k_loop;
         L(k_loop);
+        if (pf_next()) {
+            Xbyak::Label line, none;
+            mov(rbp, qword[rsp + kSPfRate]);
+            test(rbp, rbp);
+            jz(none, T_NEAR);
+            mov(qword[rsp + kSPfCount], rbp);
+            L(line);
+            pf_stream_line();
+            dec(qword[rsp + kSPfCount]);
+            jnz(line, T_NEAR);
+            L(none);
+        }
         // Each tile is loaded just before its first product (tiles are not renamed: a load waits for the
         // products still reading the previous contents), so loads overlap the products of earlier tiles.
         for (int i = 0; i < mt; ++i) {
-            tileloadd(tile(mt * nt + i), ptr[rsi + r12 + i * 16 * kp]);
+            // Row tile i of A: 16 rows kp apart (row-major), or one contiguous KiB (tiled), 16 kp further on.
+            tileloadd(tile(mt * nt + i), ptr[rsi + (a_tiled() ? r13 : r12) + i * 16 * kp]);
             if (c_.pf_a)
-                for (int r = 0; r < 16; ++r) prefetcht0(ptr[rsi + (i * 16 + r) * kp + c_.pf_a * 64]);
+                for (int r = 0; r < 16; ++r)
+                    prefetcht0(a_tiled() ? ptr[rsi + i * 16 * kp + r * 64 + c_.pf_a * 1024]
+                                         : ptr[rsi + (i * 16 + r) * kp + c_.pf_a * 64]);
             for (int j = 0; j < nt; ++j) {
                 if (i == 0) {
                     tileloadd(tile(mt * nt + mt + j), ptr[rdx + r13 + j * pstride]);
@@ -111,17 +285,26 @@ class GemmAmx : public JitKernel {
                     tdpbsud(tile(i * nt + j), tile(mt * nt + i), tile(mt * nt + mt + j));
             }
         }
-        add(rsi, 64);
+        add(rsi, a_tiled() ? 1024 : 64);
         add(rdx, 1024);
         dec(rax);
         jnz(k_loop, T_NEAR);
+        if (pf_next()) mov(qword[rsp + kSPfPtr], rbx);
         c_tiles(false);
     }
 
     // r8 = args.a + chunk offset; r9 = args.b + 16 * chunk offset.
     void a_start() {
         mov(r8, ptr[rdi + offsetof(ExpertGemmArgs, a)]);
-        if (chunked()) add(r8, qword[rsp]);
+        if (chunked()) {
+            if (a_tiled()) {
+                mov(rax, qword[rsp]);
+                shl(rax, 4);
+                add(r8, rax);
+            } else {
+                add(r8, qword[rsp]);
+            }
+        }
     }
     void b_start() {
         if (chunked()) {
@@ -138,18 +321,20 @@ class GemmAmx : public JitKernel {
         const int64_t kp = lda(), pstride = k_steps() * 1024;
         Xbyak::Label cfg, chunk_loop, outer, inner, done;
         preamble();
-        sub(rsp, 16);
+        sub(rsp, kFrame);
         ldtilecfg(ptr[rip + cfg]);
         mov(r11, ptr[rdi + offsetof(ExpertGemmArgs, ldc)]);
         mov(r12, kp);
         mov(r13, 64);
-        imul(rbp, r11, 16 * mt);
+        imul(rax, r11, 16 * mt);
+        mov(qword[rsp + kSCStep], rax);
         cmp(qword[rdi + offsetof(ExpertGemmArgs, m_steps)], 0);
         jle(done, T_NEAR);
         cmp(qword[rdi + offsetof(ExpertGemmArgs, n_steps)], 0);
         jle(done, T_NEAR);
-        mov(qword[rsp], 0);
+        mov(qword[rsp + kSChunk], 0);
         L(chunk_loop);
+        if (pf_next()) pf_stream_start();
         mov(rcx, ptr[rdi + offsetof(ExpertGemmArgs, c)]);
         if (c_.order == LoopOrder::nm) {
             // for each panel group: for each row group: block
@@ -162,7 +347,7 @@ class GemmAmx : public JitKernel {
             L(inner);
             block();
             add(r8, 16 * mt * kp);
-            add(r10, rbp);
+            add(r10, qword[rsp + kSCStep]);
             dec(r14);
             jnz(inner, T_NEAR);
             add(r9, nt * pstride);
@@ -184,7 +369,7 @@ class GemmAmx : public JitKernel {
             dec(r15);
             jnz(inner, T_NEAR);
             add(r8, 16 * mt * kp);
-            add(rcx, rbp);
+            add(rcx, qword[rsp + kSCStep]);
             dec(r14);
             jnz(outer, T_NEAR);
         }
@@ -195,7 +380,7 @@ class GemmAmx : public JitKernel {
         }
         L(done);
         tilerelease();
-        add(rsp, 16);
+        add(rsp, kFrame);
         postamble();
 
         // Tile configuration as data (a compiler may drop stores to a config struct): mt*nt + mt + nt tiles.

@@ -8,6 +8,8 @@ namespace {
 // Tiles: tmm0..3 accumulators (2x2 block of C), tmm4/tmm5 the two A tiles, tmm6/tmm7 the two B tiles.
 // Registers: rdi args, rax A, rcx B, rdx C, r8 remaining iterations, r9 row stride (64 bytes).
 // The four products of one iteration are independent, so the TMUL pipeline never waits on an accumulator.
+// reload: each iteration runs 4 steps u; step u loads A_u / B_u tiles just before their first product, in the
+// order of the expert GEMM's k step (A0 B0 | B1 | A1), so each load has a product of slack.
 class PeakAmxKernel : public JitKernel {
 public:
     explicit PeakAmxKernel(const PeakAmxDesc& d) : JitKernel(d.name()), desc_(d) {}
@@ -30,16 +32,23 @@ private:
         test(r8, r8);
         jz(done, T_NEAR);
         L(loop);
-        if (desc_.dtype == AmxPeakDtype::int8) {
-            tdpbssd(tmm0, tmm4, tmm6);
-            tdpbssd(tmm1, tmm4, tmm7);
-            tdpbssd(tmm2, tmm5, tmm6);
-            tdpbssd(tmm3, tmm5, tmm7);
-        } else {
-            tdpbf16ps(tmm0, tmm4, tmm6);
-            tdpbf16ps(tmm1, tmm4, tmm7);
-            tdpbf16ps(tmm2, tmm5, tmm6);
-            tdpbf16ps(tmm3, tmm5, tmm7);
+        auto product = [&](const Xbyak::Tmm& c, const Xbyak::Tmm& a, const Xbyak::Tmm& b) {
+            if (desc_.dtype == AmxPeakDtype::int8)
+                tdpbssd(c, a, b);
+            else
+                tdpbf16ps(c, a, b);
+        };
+        for (int u = 0; u < (desc_.reload ? 4 : 1); ++u) {
+            if (desc_.reload) {
+                tileloadd(tmm4, ptr[rax + r9 + u * 2048]);
+                tileloadd(tmm6, ptr[rcx + r9 + u * 2048]);
+            }
+            product(tmm0, tmm4, tmm6);
+            if (desc_.reload) tileloadd(tmm7, ptr[rcx + r9 + u * 2048 + 1024]);
+            product(tmm1, tmm4, tmm7);
+            if (desc_.reload) tileloadd(tmm5, ptr[rax + r9 + u * 2048 + 1024]);
+            product(tmm2, tmm5, tmm6);
+            product(tmm3, tmm5, tmm7);
         }
         dec(r8);
         jnz(loop, T_NEAR);
@@ -60,12 +69,13 @@ private:
 }  // namespace
 
 std::string PeakAmxDesc::name() const {
-    return dtype == AmxPeakDtype::int8 ? "peak_amx_int8_2x2" : "peak_amx_bf16_2x2";
+    return std::string(dtype == AmxPeakDtype::int8 ? "peak_amx_int8_2x2" : "peak_amx_bf16_2x2") +
+           (reload ? "_reload" : "");
 }
 
 uint64_t PeakAmxDesc::ops_per_iter() const {
     const uint64_t k = dtype == AmxPeakDtype::int8 ? 64 : 32;
-    return 4 * 2 * 16 * 16 * k;
+    return (reload ? 4 : 1) * 4 * 2 * 16 * 16 * k;
 }
 
 std::unique_ptr<JitKernel> make_peak_amx_kernel(const PeakAmxDesc& desc) {

@@ -93,7 +93,7 @@ TEST_CASE("descriptor field lists drive equality, hash and name") {
     check_fields(GemvDesc{WeightType::int8, 7168, 4});
     check_fields(GemvConfig{});
     CHECK(kernel_name(AmxGemmDesc{WeightType::int8, 7168}, AmxGemmConfig{2, 2, LoopOrder::nm, 0}) ==
-          "gemm_amx_int8_k7168__mt2nt2nmpf0kb0pa0pb0");
+          "gemm_amx_int8_k7168__mt2nt2nmpf0kb0pa0pb0at0pn0");
 }
 
 TEST_CASE("packing: layout and per-channel quantisation of float and bf16 sources") {
@@ -144,7 +144,16 @@ TEST_CASE("AMX int8 GEMM equals the scalar reference on ragged shapes") {
                                   // K chunks (C through memory between chunks; last chunk shorter), L1 prefetch
                                   {2, 2, LoopOrder::nm, 0, 3, 0, 2},
                                   {2, 2, LoopOrder::mn, 0, 2, 1, 0},
-                                  {1, 2, LoopOrder::nm, 2, 1, 2, 4}};
+                                  {1, 2, LoopOrder::nm, 2, 1, 2, 4},
+                                  // K chunks with the next chunk's A rows and B panels prefetched into L2
+                                  {2, 2, LoopOrder::nm, 0, 3, 0, 0, 0, 5},
+                                  {1, 2, LoopOrder::mn, 0, 2, 0, 0, 0, 32},
+                                  {3, 1, LoopOrder::nm, 0, 1, 0, 0, 0, 1},
+                                  // A tiled (store_act_row_tiled): whole K, K chunks, L1 prefetch, next-chunk prefetch
+                                  {2, 2, LoopOrder::nm, 0, 0, 0, 0, 1},
+                                  {2, 1, LoopOrder::mn, 2, 0, 3, 1, 1},
+                                  {2, 2, LoopOrder::nm, 0, 3, 1, 0, 1, 7},
+                                  {1, 2, LoopOrder::mn, 0, 2, 0, 0, 1, 32}};
     uint32_t seed = 10;
     for (const auto& tc : cases)
         for (const auto& cfg : cfgs) {
@@ -159,7 +168,14 @@ TEST_CASE("AMX int8 GEMM equals the scalar reference on ragged shapes") {
             const int64_t ldc = p.packed.panels() * 64;
             std::vector<int32_t> c(size_t(m_steps * rows) * size_t(ldc / 4), -1);
             const JitKernel& kern = cache.require(AmxGemmDesc{WeightType::int8, tc.k}, cfg);
-            const ExpertGemmArgs args{p.a.data(), p.packed.panel(0), c.data(), ldc, m_steps, n_steps};
+            std::vector<int8_t> a = p.a;  // the kernel's A: p.a's rows, tiled when the config asks
+            if (cfg.a_tiled)
+                for (int i = 0; i < m_steps * rows; ++i) store_act_row_tiled(&p.a[size_t(i * p.lda)], p.lda, i, a.data());
+            ExpertGemmArgs args{a.data(), p.packed.panel(0), c.data(), ldc, m_steps, n_steps};
+            if (cfg.pf_next && tc.m > 20) {  // a next call named: its first chunk is prefetched (here: this one)
+                args.a_next = a.data();
+                args.b_next = p.packed.panel(0);
+            }
             kern(&args);
             const auto ref = ref_gemm(p.a, p.lda, p.w, tc.m, tc.n, tc.k);
             int bad = 0;

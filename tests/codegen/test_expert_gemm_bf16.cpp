@@ -74,12 +74,17 @@ TEST_CASE("AMX bf16 GEMM and AVX-512 BF16 GEMV match the reference on ragged sha
     if (isa.has(IsaFeature::amx_bf16) && request_amx_permission()) {
         for (const auto cfg :
              {AmxGemmConfig{2, 2, LoopOrder::nm, 0}, AmxGemmConfig{1, 2, LoopOrder::mn, 0},
-              AmxGemmConfig{2, 2, LoopOrder::nm, 0, 2, 1, 1}}) {
+              AmxGemmConfig{2, 2, LoopOrder::nm, 0, 2, 1, 1},
+              // A tiled: whole K, and K chunks with the next chunk prefetched
+              AmxGemmConfig{2, 2, LoopOrder::nm, 0, 0, 0, 0, 1}, AmxGemmConfig{1, 2, LoopOrder::mn, 0, 2, 0, 0, 1, 9}}) {
             const int m = 37, n = 70, k = 130, rows = 16 * cfg.m_tiles, steps = (m + rows - 1) / rows;
             Bf16Problem p = make(steps * rows, n, k, 7);
+            std::vector<uint16_t> a = p.a;  // the kernel's A: p.a's rows, tiled when the config asks
+            if (cfg.a_tiled)
+                for (int i = 0; i < steps * rows; ++i) store_act_row_tiled(&p.a[size_t(i * p.lda)], 2 * p.lda, i, a.data());
             const int64_t ldc = p.packed.panels() * 64;
             std::vector<float> c(size_t(steps * rows) * size_t(ldc / 4), -1.0f);
-            const ExpertGemmArgs args{reinterpret_cast<const int8_t*>(p.a.data()),
+            const ExpertGemmArgs args{reinterpret_cast<const int8_t*>(a.data()),
                                       p.packed.panel(0),
                                       reinterpret_cast<int32_t*>(c.data()),
                                       ldc,

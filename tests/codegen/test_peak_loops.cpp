@@ -58,6 +58,40 @@ TEST_CASE("peak_amx int8: C = iters * A x B for every tile pair") {
                 }
 }
 
+TEST_CASE("peak_amx int8 reload: C = iters * sum over the 4 operand pairs, read afresh each product") {
+    const mf::IsaSet isa = mf::detect_cpu_isa();
+    if (!isa.has(mf::IsaFeature::amx_int8) || !mf::request_amx_permission()) {
+        MESSAGE("skipped: this CPU/OS has no usable AMX int8");
+        return;
+    }
+    std::mt19937 rng(9);
+    std::uniform_int_distribution<int> d(-3, 3);
+    Tile a[8], b[8];  // pair u: A tiles a[2u], a[2u+1]; B tiles b[2u], b[2u+1]
+    for (auto* ts : {a, b})
+        for (int t = 0; t < 8; ++t)
+            for (auto& x : ts[t].bytes) x = uint8_t(int8_t(d(rng)));
+    alignas(64) int32_t c[4][16][16];
+    const mf::PeakAmxDesc desc{mf::AmxPeakDtype::int8, true};
+    CHECK(desc.ops_per_iter() == 4 * mf::PeakAmxDesc{mf::AmxPeakDtype::int8}.ops_per_iter());
+    auto k = mf::make_peak_amx_kernel(desc);
+    REQUIRE(k->create() == mf::JitStatus::ok);
+    CHECK(k->name() == "peak_amx_int8_2x2_reload");
+    const uint64_t iters = 13;
+    mf::PeakAmxArgs args{a, b, c, iters};
+    (*k)(&args);
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j)
+            for (int m = 0; m < 16; ++m)
+                for (int n = 0; n < 16; ++n) {
+                    int64_t dot = 0;
+                    for (int u = 0; u < 4; ++u)
+                        for (int kk = 0; kk < 64; ++kk)
+                            dot += int8_t(a[2 * u + i].bytes[m * 64 + kk]) *
+                                   int8_t(b[2 * u + j].bytes[(kk / 4) * 64 + n * 4 + kk % 4]);
+                    REQUIRE(c[2 * i + j][m][n] == int64_t(iters) * dot);
+                }
+}
+
 TEST_CASE("peak_amx bf16: C = iters * A x B, exact on small integers") {
     const mf::IsaSet isa = mf::detect_cpu_isa();
     if (!isa.has(mf::IsaFeature::amx_bf16) || !mf::request_amx_permission()) {

@@ -247,9 +247,21 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     chunked.amx_k_block = 1;
     chunked.amx_pf_a = 1;
     chunked.amx_pf_b = 2;
+    chunked.amx_pf_next = 3;
+    ExpertFfnConfig tiled = base;  // AMX activations tiled, whole K and K chunks with the next one prefetched
+    tiled.gemv_max_m = 2;
+    tiled.amx_a_tiled = 1;
+    ExpertFfnConfig tiled_chunked = tiled;
+    tiled_chunked.amx_k_block = 2;
+    tiled_chunked.amx_pf_next = 5;
+    tiled_chunked.m_tiles = 1;
+    tiled_chunked.n_tiles = 2;
+    tiled_chunked.order = LoopOrder::mn;
+    ExpertFfnConfig split = tiled_chunked;  // chunked kernels from 30 tokens per route (40, 100), whole-K below (17)
+    split.amx_chunk_min_m = 30;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
-        for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &def})
+        for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &def})
             for (int threads : {1, 3}) {
                 run_scenario(WeightType::int8, sc, *cfg, threads);
                 run_scenario(WeightType::int4, sc, *cfg, threads);
