@@ -10,7 +10,8 @@
 // runs on the tensor cores. Warp w of either warpgroup holds heads 16 (w % 4) .. + 15 (rows row0, row0 + 8) in
 // S, P and O alike, so the row state handed over is per thread pair (tid, tid ^ 128).
 // Shared memory (1024-byte aligned, 128-byte swizzle atoms): Q [9][64][128]; 2 K stages [9][64][128]; alpha [2][64],
-// row max [2][64] (by tile parity), row sums [2][64]; mbarriers full [2], empty [2], ready [2]: 222,848 bytes.
+// row max [2][64] (by tile parity), row sums [2][64]; mbarriers full [2], empty [2], ready [2]: 222,848 bytes
+// + 1 KB alignment slack = 223,872 (the tma 1 kernel: 231,808).
 // P(i) has no buffer of its own: it goes into column block 8 of tile i's own stage (the 64 rope columns), dead
 // once S(i) is done, since P V reads only the 512 latent columns.
 //
@@ -27,7 +28,10 @@
 // Every wait depends only on earlier steps of the other warpgroup, and a barrier never gets two phases ahead of
 // a waiter: ready(i + 2) needs m(i + 1), which the other warpgroup writes after consuming ready(i); tile i + 2's
 // release needs the other warpgroup's PV(i + 1), issued after its arrival for tile i.
-// Registers: O (128 fp32) and S (32) in every thread, as warpgroup 0 of the wgmma kernel.
+// Registers: O (128 fp32) and S (32) in every thread, as warpgroup 0 of the wgmma kernel (ptxas, NVRTC 13, sm_90a:
+// 211 bf16 partials, 234 fp32 + profile; no spills, no wgmma serialization). ptxas serializes every wgmma when
+// an accumulator may be in flight on some path it cannot rule out, hence the shape of the loop: tile 0 runs
+// before it, every pass owns a tile, the waits are unconditional, and the spin waits converge (__syncwarp).
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
