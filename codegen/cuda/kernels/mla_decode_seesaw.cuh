@@ -29,7 +29,7 @@
 // a waiter: ready(i + 2) needs m(i + 1), which the other warpgroup writes after consuming ready(i); tile i + 2's
 // release needs the other warpgroup's PV(i + 1), issued after its arrival for tile i.
 // Registers: O (128 fp32) and S (32) in every thread, as warpgroup 0 of the wgmma kernel (ptxas, NVRTC 13, sm_90a:
-// 211 bf16 partials, 234 fp32 + profile; no spills, no wgmma serialization). ptxas serializes every wgmma when
+// 212 bf16 partials, 231 fp32 + profile; no spills, no wgmma serialization). ptxas serializes every wgmma when
 // an accumulator may be in flight on some path it cannot rule out, hence the shape of the loop: tile 0 runs
 // before it, every pass owns a tile, the waits are unconditional, and the spin waits converge (__syncwarp).
 #pragma once
@@ -59,6 +59,14 @@ struct MlaSeesawSmem {
 // One arrival (release, CTA scope) on the mbarrier at shared::cta offset `bar`.
 __device__ __forceinline__ void mbar_arrive_local(unsigned bar) {
     asm volatile("mbarrier.arrive.release.cta.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+
+// One arrival per warp, once every lane got here: __syncwarp orders the lanes' earlier shared-memory writes (and
+// their completed wgmma reads) before lane 0's release, so a waiter's acquire sees the whole warp's (one
+// serialized mbarrier update per warp instead of 32).
+__device__ __forceinline__ void mbar_arrive_warp(unsigned bar, int lane) {
+    __syncwarp();
+    if (lane == 0) mbar_arrive_local(bar);
 }
 
 // Barrier of the 128 threads of one warpgroup (hardware barrier `id`, 1 or 2; 0 is __syncthreads).
@@ -168,8 +176,8 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         tma_prefetch_map(&p.kv_map);
         for (int st = 0; st < 2; ++st) {
             mbar_init(bar_full + 8 * st, 1);
-            mbar_init(bar_empty + 8 * st, 256);  // every thread of both warpgroups, once per tile
-            mbar_init(bar_ready + 8 * st, 128);  // every thread of the owning warpgroup
+            mbar_init(bar_empty + 8 * st, 8);  // every warp of both warpgroups, once per tile
+            mbar_init(bar_ready + 8 * st, 4);  // every warp of the owning warpgroup
         }
         mbar_init_fence();
     }
@@ -265,7 +273,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
             s_max[(j & 1) * HB + row0 + 8] = m_run[1];
         }
         fence_proxy_async_smem();
-        mbar_arrive_local(bar_ready + 8 * (j & 1));
+        mbar_arrive_warp(bar_ready + 8 * (j & 1), lane);  // after each lane's proxy fence
         mark(3);
     };
     // 8. PV(j) once the whole warpgroup wrote P(j)
@@ -312,7 +320,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         // 1. done with tile j - 2 (own: its PV was issued at the end of the previous pass)
         wgmma_wait<0>();
         wgmma_pin(o);
-        if (j >= 2) mbar_arrive_local(bar_empty + 8 * (j & 1));
+        if (j >= 2) mbar_arrive_warp(bar_empty + 8 * (j & 1), lane);
         // 2. refill its stage with tile j once both warpgroups released tile j - 2
         if (j >= 2 && issuer) {
             mbar_wait(bar_empty + 8 * (j & 1), ((j - 2) >> 1) & 1);
@@ -331,7 +339,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         // 7. done with tile j - 1
         wgmma_wait<0>();
         wgmma_pin(o);
-        mbar_arrive_local(bar_empty + 8 * ((j - 1) & 1));
+        mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);
         mark(4);
         own_pv(j, alpha);
     }
