@@ -15,21 +15,24 @@
 // P(i) has no buffer of its own: it goes into column block 8 of tile i's own stage (the 64 rope columns), dead
 // once S(i) is done, since P V reads only the 512 latent columns.
 //
-// Pass j of warpgroup w (j = w, w + 2, ... < n_tiles; tile 0 runs before the loop as steps 3, 5, 6, 8; a last
+// Pass j of warpgroup w (j = w, w + 2, ... < n_tiles; tile 0 runs before the loop as steps 3, 5, 6, 7; a last
 // pass j == n_tiles, when the other warpgroup owns the last tile, is steps 1 and 4 only):
 //   1. wait for PV(j - 2) (own, issued at the end of the previous pass); arrive on empty[j % 2]
 //   2. (its elected thread) wait until both warpgroups released tile j - 2, then TMA tile j into that stage
 //   3. wait full[j % 2]; zero the tail rows of a last partial tile; issue S(j)
 //   4. wait ready[(j - 1) % 2]; read alpha(j - 1), m(j - 1); rescale O and l; issue PV(j - 1)
-//   5. wait for S(j) (PV(j - 1) may still run); warpgroup barrier: no warp still reads the rope block
+//   5. wait for S(j) and PV(j - 1); arrive on empty[(j - 1) % 2]; warpgroup barrier: no warp still reads the
+//      rope block
 //   6. softmax of S(j) -> P(j) into the rope block, alpha(j), m(j) to shared memory; arrive on ready[j % 2]
-//   7. wait for PV(j - 1); arrive on empty[(j - 1) % 2]
-//   8. wait ready[j % 2] (all of P(j)); rescale O; issue PV(j)
+//   7. wait ready[j % 2] (all of P(j)); rescale O; issue PV(j)
+// The stage of tile j - 2 takes tile j, so S(j) waits for both warpgroups' PV(j - 2) plus the copy: each
+// releases a tile as soon as its PV of it is done (the owner at step 1, the other at step 5, before its
+// softmax), which bounds a tile to about max((PV + copy + S + softmax) / 2, PV + softmax).
 // Every wait depends only on earlier steps of the other warpgroup, and a barrier never gets two phases ahead of
-// a waiter: ready(i + 2) needs m(i + 1), which the other warpgroup writes after consuming ready(i); tile i + 2's
-// release needs the other warpgroup's PV(i + 1), issued after its arrival for tile i.
+// a waiter: ready(i + 2) needs m(i + 1), which the other warpgroup writes after consuming ready(i); the other
+// warpgroup releases tile i + 2 after its PV(i + 2), which needs P(i + 2), written after the owner released i.
 // Registers: O (128 fp32) and S (32) in every thread, as warpgroup 0 of the wgmma kernel (ptxas, NVRTC 13, sm_90a:
-// 212 bf16 partials, 231 fp32 + profile; no spills, no wgmma serialization). ptxas serializes every wgmma when
+// 216 bf16 partials, 226 fp32 + profile; no spills, no wgmma serialization). ptxas serializes every wgmma when
 // an accumulator may be in flight on some path it cannot rule out, hence the shape of the loop: tile 0 runs
 // before it, every pass owns a tile, the waits are unconditional, and the spin waits converge (__syncwarp).
 #pragma once
@@ -276,7 +279,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         mbar_arrive_warp(bar_ready + 8 * (j & 1), lane);  // after each lane's proxy fence
         mark(3);
     };
-    // 8. PV(j) once the whole warpgroup wrote P(j)
+    // 7. PV(j) once the whole warpgroup wrote P(j)
     auto own_pv = [&](int j, const float (&alpha)[2]) {
         mbar_wait(bar_ready + 8 * (j & 1), (j >> 1) & 1);
         __syncwarp();
@@ -330,17 +333,15 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         float s[32], alpha[2];
         compute_s(j, s);
         other_pv(j - 1);
-        // 5. S(j) is done (PV(j - 1), committed after it, may still run); so is every warp's part of it
-        wgmma_wait<1>();
-        wgmma_pin(s);
-        warpgroup_sync(wg_bar);
-        mark(2);
-        softmax(j, s, alpha);
-        // 7. done with tile j - 1
+        // 5. S(j) and PV(j - 1) are done, in every warp of this warpgroup: release tile j - 1 now, not after the
+        // softmax (its stage takes tile j + 1, which the other warpgroup's S(j + 1) waits for)
         wgmma_wait<0>();
+        wgmma_pin(s);
         wgmma_pin(o);
         mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);
-        mark(4);
+        warpgroup_sync(wg_bar);  // no warp still reads the rope block that P(j) overwrites
+        mark(2);
+        softmax(j, s, alpha);
         own_pv(j, alpha);
     }
     if (j == n_tiles) {  // the other warpgroup owns the last tile: only its PV is left
