@@ -15,7 +15,7 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
     const unsigned dim = d.latent_dim + d.rope_dim;
     if (c.seesaw) {  // mirrors MlaSeesawSmem in kernels/mla_decode_seesaw.cuh: no P buffer (P sits in the rope block)
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * 64 * 128;
-        return 1024 + q + 2 * k + 6 * 64 * 4 + 128;
+        return 1024 + q + 2 * k + 6 * 64 * 4 + 256;
     }
     if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;

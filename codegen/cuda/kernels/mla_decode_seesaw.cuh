@@ -10,24 +10,25 @@
 // runs on the tensor cores. Warp w of either warpgroup holds heads 16 (w % 4) .. + 15 (rows row0, row0 + 8) in
 // S, P and O alike, so the row state handed over is per thread pair (tid, tid ^ 128).
 // Shared memory (1024-byte aligned, 128-byte swizzle atoms): Q [9][64][128]; 2 K stages [9][64][128]; alpha [2][64],
-// row max [2][64] (by tile parity), row sums [2][64]; mbarriers full [2], empty [2], ready [2]: 222,848 bytes
-// + 1 KB alignment slack = 223,872 (the tma 1 kernel: 231,808).
+// row max [2][64] (by tile parity), row sums [2][64]; mbarriers full [2][9], empty [2], ready [2]: 222,976 bytes
+// + 1 KB alignment slack = 224,000 (the tma 1 kernel: 231,808).
 // P(i) has no buffer of its own: it goes into column block 8 of tile i's own stage (the 64 rope columns), dead
 // once S(i) is done, since P V reads only the 512 latent columns.
 //
-// Pass j of warpgroup w (j = w, w + 2, ... < n_tiles; tile 0 runs before the loop as steps 3, 5, 6, 7; a last
+// Pass j of warpgroup w (j = w, w + 2, ... < n_tiles; tile 0 runs before the loop as steps 3, 5, 6, 8; a last
 // pass j == n_tiles, when the other warpgroup owns the last tile, is steps 1 and 4 only):
 //   1. wait for PV(j - 2) (own, issued at the end of the previous pass); arrive on empty[j % 2]
 //   2. (its elected thread) wait until both warpgroups released tile j - 2, then TMA tile j into that stage
-//   3. wait full[j % 2]; zero the tail rows of a last partial tile; issue S(j)
+//   3. zero the tail rows of a last partial tile; issue S(j), the 4 k-steps of each 64-column box once its
+//      full barrier says it landed (one barrier per box: S starts with the first box, not the last)
 //   4. wait ready[(j - 1) % 2]; read alpha(j - 1), m(j - 1); rescale O and l; issue PV(j - 1)
-//   5. wait for S(j) and PV(j - 1); arrive on empty[(j - 1) % 2]; warpgroup barrier: no warp still reads the
-//      rope block
+//   5. wait for S(j) (PV(j - 1) may still run); warpgroup barrier: no warp still reads the rope block
 //   6. softmax of S(j) -> P(j) into the rope block, alpha(j), m(j) to shared memory; arrive on ready[j % 2]
-//   7. wait ready[j % 2] (all of P(j)); rescale O; issue PV(j)
-// The stage of tile j - 2 takes tile j, so S(j) waits for both warpgroups' PV(j - 2) plus the copy: each
-// releases a tile as soon as its PV of it is done (the owner at step 1, the other at step 5, before its
-// softmax), which bounds a tile to about max((PV + copy + S + softmax) / 2, PV + softmax).
+//   7. wait for PV(j - 1); arrive on empty[(j - 1) % 2]
+//   8. wait ready[j % 2] (all of P(j)); rescale O; issue PV(j)
+// With 2 stages the stage of tile j - 2 takes tile j: its copy starts only once both warpgroups are done with
+// PV(j - 2), and S(j) follows the copy. The copy latency is on the critical path (the tma 1 kernel issues each
+// copy a whole tile ahead): S consumes the 9 boxes as they land, one full barrier per box.
 // Every wait depends only on earlier steps of the other warpgroup, and a barrier never gets two phases ahead of
 // a waiter: ready(i + 2) needs m(i + 1), which the other warpgroup writes after consuming ready(i); the other
 // warpgroup releases tile i + 2 after its PV(i + 2), which needs P(i + 2), written after the owner released i.
@@ -54,7 +55,7 @@ struct MlaSeesawSmem {
     static constexpr int q_bytes = (D / 64) * 64 * 128;
     static constexpr int k_bytes = (D / 64) * 64 * 128;  // one stage: 64 tokens
     static constexpr int row_bytes = 6 * 64 * 4;         // alpha [2], row max [2], row sum [2]
-    static constexpr int bar_bytes = 128;                // full [2], empty [2], ready [2], 8 bytes each
+    static constexpr int bar_bytes = 256;  // full [2][D / 64] (one per column block), empty [2], ready [2], 8 B each
     static constexpr int align_slack = 1024;
     static constexpr int total = align_slack + q_bytes + 2 * k_bytes + row_bytes + bar_bytes;
 };
@@ -77,18 +78,27 @@ __device__ __forceinline__ void warpgroup_sync(int id) {
     asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
 }
 
-// S[64][64] = Q K^T for the stage at sKa (36 k-steps; commits one wgmma group).
+// S[64][64] = Q K^T for the stage at sKa (36 k-steps; commits one wgmma group). Column block kb's 4 k-steps
+// go out once its box landed (full barrier full + 8 kb, phase parity `parity`): S starts with the first box
+// instead of the last one.
 template <int D>
-__device__ __forceinline__ void seesaw_qk(float (&s)[32], unsigned sQa, unsigned sKa) {
+__device__ __forceinline__ void seesaw_qk(float (&s)[32], unsigned sQa, unsigned sKa, unsigned full,
+                                          unsigned parity) {
 #pragma unroll
     for (int e = 0; e < 32; ++e) s[e] = 0.f;
-    wgmma_pin(s);  // the zeros are written before the fence (register arithmetic may move across asm volatile)
-    wgmma_fence();
+    wgmma_pin(s);  // the zeros are written before the first fence (register arithmetic may move across asm)
 #pragma unroll
-    for (int ks = 0; ks < D / 16; ++ks) {
-        const unsigned long long da = wgmma_desc_sw128(sQa + (ks >> 2) * (64 * 128) + (ks & 3) * 32, 16, 1024);
-        const unsigned long long db = wgmma_desc_sw128(sKa + (ks >> 2) * (64 * 128) + (ks & 3) * 32, 16, 1024);
-        wgmma_m64n64k16_ss(s, da, db, ks > 0);
+    for (int kb = 0; kb < D / 64; ++kb) {
+        mbar_wait(full + 8 * kb, parity);
+        __syncwarp();  // the spin loop exits lane by lane: converge before the .aligned wgmma
+        wgmma_fence();  // (else ptxas inserts one on the spin loop's path and serializes every wgmma)
+#pragma unroll
+        for (int k4 = 0; k4 < 4; ++k4) {
+            const int ks = kb * 4 + k4;
+            const unsigned long long da = wgmma_desc_sw128(sQa + kb * (64 * 128) + k4 * 32, 16, 1024);
+            const unsigned long long db = wgmma_desc_sw128(sKa + kb * (64 * 128) + k4 * 32, 16, 1024);
+            wgmma_m64n64k16_ss(s, da, db, ks > 0);
+        }
     }
     wgmma_commit();
 }
@@ -150,7 +160,8 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
     float* s_alpha = reinterpret_cast<float*>(sK + 2 * Smem::k_bytes);  // [2][HB] by tile parity
     float* s_max = s_alpha + 2 * HB;                                     // [2][HB] by tile parity
     float* red_sum = s_max + 2 * HB;                                     // [2][HB] by warpgroup
-    const unsigned bar_full = smem_addr(red_sum + 2 * HB), bar_empty = bar_full + 16, bar_ready = bar_full + 32;
+    // full [stage][column block] (+ 8 (NB stage + kb)), then empty [2], ready [2] (+ 8 stage)
+    const unsigned bar_full = smem_addr(red_sum + 2 * HB), bar_empty = bar_full + 16 * NB, bar_ready = bar_empty + 16;
 
     const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -178,7 +189,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
     if (tid == 0) {
         tma_prefetch_map(&p.kv_map);
         for (int st = 0; st < 2; ++st) {
-            mbar_init(bar_full + 8 * st, 1);
+            for (int kb = 0; kb < NB; ++kb) mbar_init(bar_full + 8 * (NB * st + kb), 1);
             mbar_init(bar_empty + 8 * st, 8);  // every warp of both warpgroups, once per tile
             mbar_init(bar_ready + 8 * st, 4);  // every warp of the owning warpgroup
         }
@@ -202,9 +213,11 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         const int tok0 = t_begin + i * TILE;
         const int row = page_next * PAGE + tok0 % PAGE;
         if (i + 2 < n_tiles) page_next = table[(tok0 + 2 * TILE) / PAGE];
-        const unsigned full = bar_full + 8 * (i & 1), dst = smem_addr(sK + (i & 1) * Smem::k_bytes);
-        mbar_arrive_expect_tx(full, Smem::k_bytes);
-        for (int cb = 0; cb < NB; ++cb) tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+        const unsigned full = bar_full + 8 * NB * (i & 1), dst = smem_addr(sK + (i & 1) * Smem::k_bytes);
+        for (int cb = 0; cb < NB; ++cb) {  // one barrier per box: S consumes the boxes as they land
+            mbar_arrive_expect_tx(full + 8 * cb, TILE * 128);
+            tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full + 8 * cb);
+        }
     };
     if (issuer && wg < n_tiles) issue_tile(wg);
     cp_async_wait_all();
@@ -219,12 +232,16 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
     for (int e = 0; e < 128; ++e) o[e] = 0.f;
     const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK);
     const int wg_bar = 1 + wg;
+    // every box of tile i landed (in the order of a tile's boxes)
+    auto wait_tile = [&](int i) {
+        for (int kb = 0; kb < NB; ++kb) mbar_wait(bar_full + 8 * (NB * (i & 1) + kb), (i >> 1) & 1);
+        __syncwarp();  // the spin loops exit lane by lane: converge before the .aligned wgmma instructions
+    };
     // 3. S(j) = Q K(j)^T, the tail rows of a last partial tile zeroed first (this warpgroup owns tile j)
     auto compute_s = [&](int j, float (&s)[32]) {
-        mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);
-        __syncwarp();  // the spin loops exit lane by lane: converge before the .aligned wgmma instructions
         const int valid = t_end - (t_begin + j * TILE);
         if (valid < TILE) {  // the tail rows hold stale data: zero their latent columns (V)
+            wait_tile(j);
             unsigned char* k = sK + (j & 1) * Smem::k_bytes;
             for (int idx = tid & 127; idx < (TILE - valid) * (LATENT / 8); idx += 128) {
                 const int r = valid + idx / (LATENT / 8), c = idx % (LATENT / 8);
@@ -234,7 +251,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
             warpgroup_sync(wg_bar);
         }
         mark(1);
-        seesaw_qk<D>(s, sQa, sKa0 + (j & 1) * Smem::k_bytes);
+        seesaw_qk<D>(s, sQa, sKa0 + (j & 1) * Smem::k_bytes, bar_full + 8 * NB * (j & 1), (j >> 1) & 1);
         mark(2);
     };
     // 6. the online softmax of S(j) (complete in every warp of this warpgroup; m_run = m(j - 1)): P(j) into the
@@ -279,7 +296,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         mbar_arrive_warp(bar_ready + 8 * (j & 1), lane);  // after each lane's proxy fence
         mark(3);
     };
-    // 7. PV(j) once the whole warpgroup wrote P(j)
+    // 8. PV(j) once the whole warpgroup wrote P(j)
     auto own_pv = [&](int j, const float (&alpha)[2]) {
         mbar_wait(bar_ready + 8 * (j & 1), (j >> 1) & 1);
         __syncwarp();
@@ -291,7 +308,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
     // 4. PV(i) of a tile i of the other warpgroup (O is not in flight); m_run becomes m(i)
     auto other_pv = [&](int i) {
         const int par = i & 1;
-        mbar_wait(bar_full + 8 * par, (i >> 1) & 1);  // long complete; orders the tile's bytes for this thread
+        wait_tile(i);  // long complete; orders the tile's bytes for this thread
         mbar_wait(bar_ready + 8 * par, (i >> 1) & 1);
         __syncwarp();
         fence_proxy_async_smem();
@@ -333,15 +350,20 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         float s[32], alpha[2];
         compute_s(j, s);
         other_pv(j - 1);
-        // 5. S(j) and PV(j - 1) are done, in every warp of this warpgroup: release tile j - 1 now, not after the
-        // softmax (its stage takes tile j + 1, which the other warpgroup's S(j + 1) waits for)
-        wgmma_wait<0>();
+        // 5. S(j) is done (PV(j - 1), committed after it, may still run), in every warp of this warpgroup: no
+        // warp still reads the rope block that P(j) overwrites
+        wgmma_wait<1>();
         wgmma_pin(s);
-        wgmma_pin(o);
-        mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);
-        warpgroup_sync(wg_bar);  // no warp still reads the rope block that P(j) overwrites
+        warpgroup_sync(wg_bar);
         mark(2);
         softmax(j, s, alpha);
+        // 7. PV(j - 1) is done: release tile j - 1 (after the softmax, which need not wait for PV(j - 1); the
+        // event-driven model in tests/bench/cuda_mla_decode_results.md prefers this order below ~2.3k cycles of
+        // copy latency and loses ~90 cycles above)
+        wgmma_wait<0>();
+        wgmma_pin(o);
+        mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);
+        mark(4);
         own_pv(j, alpha);
     }
     if (j == n_tiles) {  // the other warpgroup owns the last tile: only its PV is left
