@@ -22,9 +22,9 @@
 //   3. zero the tail rows of a last partial tile; issue S(j), the 4 k-steps of each 64-column box once its
 //      full barrier says it landed (one barrier per box: S starts with the first box, not the last)
 //   4. wait ready[(j - 1) % 2]; read alpha(j - 1), m(j - 1); rescale O and l; issue PV(j - 1)
-//   5. wait for S(j) (PV(j - 1) may still run); warpgroup barrier: no warp still reads the rope block
+//   5. wait for S(j) and PV(j - 1); arrive on empty[(j - 1) % 2]; warpgroup barrier: no warp still reads the
+//      rope block
 //   6. softmax of S(j) -> P(j) into the rope block, alpha(j), m(j) to shared memory; arrive on ready[j % 2]
-//   7. wait for PV(j - 1); arrive on empty[(j - 1) % 2]
 //   8. wait ready[j % 2] (all of P(j)); rescale O; issue PV(j)
 // With 2 stages the stage of tile j - 2 takes tile j: its copy starts only once both warpgroups are done with
 // PV(j - 2), and S(j) follows the copy. The copy latency is on the critical path (the tma 1 kernel issues each
@@ -33,7 +33,7 @@
 // a waiter: ready(i + 2) needs m(i + 1), which the other warpgroup writes after consuming ready(i); the other
 // warpgroup releases tile i + 2 after its PV(i + 2), which needs P(i + 2), written after the owner released i.
 // Registers: O (128 fp32) and S (32) in every thread, as warpgroup 0 of the wgmma kernel (ptxas, NVRTC 13, sm_90a:
-// 216 bf16 partials, 226 fp32 + profile; no spills, no wgmma serialization). ptxas serializes every wgmma when
+// 224 bf16 partials, 247 fp32 + profile; no spills, no wgmma serialization). ptxas serializes every wgmma when
 // an accumulator may be in flight on some path it cannot rule out, hence the shape of the loop: tile 0 runs
 // before it, every pass owns a tile, the waits are unconditional, and the spin waits converge (__syncwarp).
 #pragma once
@@ -350,20 +350,16 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         float s[32], alpha[2];
         compute_s(j, s);
         other_pv(j - 1);
-        // 5. S(j) is done (PV(j - 1), committed after it, may still run), in every warp of this warpgroup: no
-        // warp still reads the rope block that P(j) overwrites
-        wgmma_wait<1>();
-        wgmma_pin(s);
-        warpgroup_sync(wg_bar);
-        mark(2);
-        softmax(j, s, alpha);
-        // 7. PV(j - 1) is done: release tile j - 1 (after the softmax, which need not wait for PV(j - 1); the
-        // event-driven model in tests/bench/cuda_mla_decode_results.md prefers this order below ~2.3k cycles of
-        // copy latency and loses ~90 cycles above)
+        // 5. S(j) and PV(j - 1) are done, in every warp of this warpgroup: release tile j - 1 now, before the
+        // softmax (its stage takes tile j + 1, whose copy the other warpgroup's S(j + 1) waits for: on the H200,
+        // bee7e8a, that wait chain was the whole gap to the default)
         wgmma_wait<0>();
+        wgmma_pin(s);
         wgmma_pin(o);
         mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);
-        mark(4);
+        warpgroup_sync(wg_bar);  // no warp still reads the rope block that P(j) overwrites
+        mark(2);
+        softmax(j, s, alpha);
         own_pv(j, alpha);
     }
     if (j == n_tiles) {  // the other warpgroup owns the last tile: only its PV is left
