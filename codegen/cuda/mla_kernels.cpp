@@ -13,6 +13,10 @@ std::string mla_decode_name(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
 
 unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
     const unsigned dim = d.latent_dim + d.rope_dim;
+    if (c.seesaw) {  // mirrors MlaSeesawSmem in kernels/mla_decode_seesaw.cuh: no P buffer (P sits in the rope block)
+        const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * 64 * 128;
+        return 1024 + q + 2 * k + 6 * 64 * 4 + 256;
+    }
     if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;
         return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4 + 128;
@@ -56,6 +60,13 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.decode_pdl != 0 && c.decode_pdl != 1) return "decode_pdl must be 0 or 1";
     if (c.decode_pdl && !c.wgmma) return "decode_pdl is implemented for the wgmma kernel only";
     if (c.combine_warp != 0 && c.combine_warp != 1) return "combine_warp must be 0 or 1";
+    if (c.seesaw != 0 && c.seesaw != 1) return "seesaw must be 0 or 1";
+    if (c.seesaw && (!c.wgmma || c.tma != 1 || c.tile_tokens != 64 || c.stages != 2 || c.cluster != 1 ||
+                     c.qk_split != 0 || c.qk_chains != 1))
+        return "seesaw needs the wgmma kernel with tma 1, 64-token tiles, 2 stages, cluster 1, qk_split 0 and "
+               "qk_chains 1";
+    if (c.seesaw && d.rope_dim != 64)
+        return "seesaw keeps P in the tile's 64 rope columns: rope_dim must be 64";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -179,6 +190,14 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.decode_pdl = 1;
         add(c);
     }
+    // the seesaw schedule on the default's settings (tma 1, bf16 partials, per-warp combine)
+    {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.seesaw = 1;
+        add(c);
+    }
     return v;
 }
 
@@ -189,6 +208,19 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
     s.name = mla_decode_name(d, c);
     s.block_threads = kMlaDecodeThreads;
     s.dynamic_smem_bytes = mla_decode_smem_bytes(d, c);
+    if (c.seesaw) {
+        s.source = fmt::format(
+            "#include \"mla_decode_seesaw.cuh\"\n"
+            "// {0}\n"
+            "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const __grid_constant__ "
+            "mf::MlaDecodeParams p) {{\n"
+            "    mf::mla_decode_seesaw<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}>(p);\n"
+            "}}\n",
+            fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
+            d.rope_dim, d.page_size, c.partial_bf16 ? "mf::bf16" : "float", c.pdl ? "true" : "false",
+            c.decode_pdl ? "true" : "false", c.profile ? "true" : "false");
+        return s;
+    }
     if (c.wgmma) {
         s.source = fmt::format(
             "#include \"mla_decode_wgmma.cuh\"\n"

@@ -72,6 +72,10 @@ struct MlaDecodeConfig {
     // 1: with at most kMlaCombineWarpMaxSplits partials per head, the combine runs one warp per (row, head)
     // (kernels/mla_combine_warp.cuh; one wave at batch 8) instead of one 1024-thread CTA per (row, head).
     int combine_warp = 0;
+    // 1: the seesaw schedule (kernels/mla_decode_seesaw.cuh): tiles alternate between the two warpgroups for
+    // Q K^T + softmax (one warpgroup's S on the tensor cores while the other is in softmax), both do P V; needs
+    // wgmma, tma 1, 64-token tiles, 2 stages, no cluster, rope_dim 64 (P goes into the tile's rope columns).
+    int seesaw = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -88,6 +92,7 @@ struct MlaDecodeConfig {
         f("tma", "tma", s.tma);
         f("decode_pdl", "dpdl", s.decode_pdl);
         f("combine_warp", "cw", s.combine_warp);
+        f("seesaw", "ss", s.seesaw);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

@@ -69,11 +69,15 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         return c;
     };
     std::vector<MlaDecodeConfig> configs;
-    // session 3 run 2 (tests/bench/cuda_mla_decode_results.md): qk_split and t32 lost to t64 with TMA; the split
-    // pairs (cluster 2) lost to a slow merge, rewritten since
-    for (MlaDecodeConfig c :
-         {base, mla_decode_default_config(d, env.sm), with(base, 1, 2, 0, 0, 0, 1), with(base, 2, 2, 0, 0, 0, 1),
-          with(base, 2, 2, 0, 1, 0, 1), with(base, 1, 1, 0, 0, 1, 1), with(base, 1, 2, 0, 0, 1, 1)})
+    // session 3 run 3 (tests/bench/cuda_mla_decode_results.md): split pairs (cluster 2) and multicast lost to
+    // the default (tma 1, per-warp combine); now the seesaw schedule against it, each also profiled
+    const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
+    auto seesaw = [](MlaDecodeConfig c) {
+        c.seesaw = 1;
+        return c;
+    };
+    for (MlaDecodeConfig c : {base, def, with(base, 1, 1, 0, 0, 1, 1), seesaw(with(base, 1, 1, 0, 0, 0, 1)),
+                              seesaw(with(base, 1, 1, 0, 0, 1, 1))})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

@@ -211,3 +211,27 @@ TEST_CASE("cuda nvrtc: PTX of the sm_90a MLA decode kernel holds wgmma with a tr
         CHECK(n == size_t(36 + c.tile_tokens / 16));
     }
 }
+
+TEST_CASE("cuda nvrtc: PTX of the seesaw MLA decode: S and P V steps unrolled at each call site, mbarrier handoffs") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+    c.tma = 1;
+    c.seesaw = 1;
+    const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
+    auto count = [&](const std::string& what) {
+        size_t n = 0;
+        for (size_t at = ptx.find(what); at != std::string::npos; at = ptx.find(what, at + 1)) ++n;
+        return n;
+    };
+    // S: tile 0 and the loop (36 k-steps each); P V: own tile (tile 0, loop), other's tile (loop, last pass)
+    CHECK(count("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
+    CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 4 * 4);
+    CHECK(count("cp.async.bulk.tensor.2d") >= 1);
+    CHECK(count("mbarrier.arrive.release.cta.shared::cta.b64") >= 3);  // empty (twice), ready
+    CHECK(count("bar.sync") >= 1);  // the warpgroup barrier
+    CHECK(count("mma.sync") == 0);
+}
