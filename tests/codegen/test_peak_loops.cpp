@@ -25,26 +25,25 @@ uint16_t bf16_of_small_int(int v) {
     return uint16_t(u >> 16);  // exact for small integers
 }
 
-}  // namespace
-
-TEST_CASE("peak_amx int8: C = iters * A x B for every tile pair") {
+bool amx_int8_usable() {
     const mf::IsaSet isa = mf::detect_cpu_isa();
-    if (!isa.has(mf::IsaFeature::amx_int8) || !mf::request_amx_permission()) {
-        MESSAGE("skipped: this CPU/OS has no usable AMX int8");
-        return;
-    }
-    std::mt19937 rng(7);
+    return isa.has(mf::IsaFeature::amx_int8) && mf::request_amx_permission();
+}
+
+// Runs the int8 2x2 peak loop (reload: 4 operand pairs per iteration, else 1) on random tiles and checks every C
+// element against iters x the sum of the pairs' scalar dot products.
+void check_peak_amx_int8(bool reload, unsigned seed, uint64_t iters) {
+    std::mt19937 rng(seed);
     std::uniform_int_distribution<int> d(-3, 3);
-    Tile a[2], b[2];
-    for (auto& t : a)
-        for (auto& x : t.bytes) x = uint8_t(int8_t(d(rng)));
-    for (auto& t : b)
-        for (auto& x : t.bytes) x = uint8_t(int8_t(d(rng)));
+    const int pairs = reload ? 4 : 1;
+    std::vector<Tile> a(size_t(2 * pairs)), b(size_t(2 * pairs));  // pair u: tiles 2u (row/col 0), 2u + 1
+    for (auto* ts : {&a, &b})
+        for (Tile& t : *ts)
+            for (auto& x : t.bytes) x = uint8_t(int8_t(d(rng)));
     alignas(64) int32_t c[4][16][16];
-    auto k = mf::make_peak_amx_kernel({mf::AmxPeakDtype::int8});
+    auto k = mf::make_peak_amx_kernel({mf::AmxPeakDtype::int8, reload});
     REQUIRE(k->create() == mf::JitStatus::ok);
-    const uint64_t iters = 37;
-    mf::PeakAmxArgs args{a, b, c, iters};
+    mf::PeakAmxArgs args{a.data(), b.data(), c, iters};
     (*k)(&args);
     for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 2; ++j)
@@ -52,44 +51,33 @@ TEST_CASE("peak_amx int8: C = iters * A x B for every tile pair") {
                 for (int n = 0; n < 16; ++n) {
                     // B is in the VNNI layout: row k/4 holds, for each n, the 4 consecutive k values.
                     int64_t dot = 0;
-                    for (int kk = 0; kk < 64; ++kk)
-                        dot += int8_t(a[i].bytes[m * 64 + kk]) * int8_t(b[j].bytes[(kk / 4) * 64 + n * 4 + kk % 4]);
+                    for (int u = 0; u < pairs; ++u)
+                        for (int kk = 0; kk < 64; ++kk)
+                            dot += int8_t(a[size_t(2 * u + i)].bytes[m * 64 + kk]) *
+                                   int8_t(b[size_t(2 * u + j)].bytes[(kk / 4) * 64 + n * 4 + kk % 4]);
                     REQUIRE(c[2 * i + j][m][n] == int64_t(iters) * dot);
                 }
 }
 
-TEST_CASE("peak_amx int8 reload: C = iters * sum over the 4 operand pairs, read afresh each product") {
-    const mf::IsaSet isa = mf::detect_cpu_isa();
-    if (!isa.has(mf::IsaFeature::amx_int8) || !mf::request_amx_permission()) {
+}  // namespace
+
+TEST_CASE("peak_amx int8: C = iters * A x B for every tile pair") {
+    if (!amx_int8_usable()) {
         MESSAGE("skipped: this CPU/OS has no usable AMX int8");
         return;
     }
-    std::mt19937 rng(9);
-    std::uniform_int_distribution<int> d(-3, 3);
-    Tile a[8], b[8];  // pair u: A tiles a[2u], a[2u+1]; B tiles b[2u], b[2u+1]
-    for (auto* ts : {a, b})
-        for (int t = 0; t < 8; ++t)
-            for (auto& x : ts[t].bytes) x = uint8_t(int8_t(d(rng)));
-    alignas(64) int32_t c[4][16][16];
+    check_peak_amx_int8(false, 7, 37);
+}
+
+TEST_CASE("peak_amx int8 reload: C = iters * sum over the 4 operand pairs, read afresh each product") {
+    if (!amx_int8_usable()) {
+        MESSAGE("skipped: this CPU/OS has no usable AMX int8");
+        return;
+    }
     const mf::PeakAmxDesc desc{mf::AmxPeakDtype::int8, true};
     CHECK(desc.ops_per_iter() == 4 * mf::PeakAmxDesc{mf::AmxPeakDtype::int8}.ops_per_iter());
-    auto k = mf::make_peak_amx_kernel(desc);
-    REQUIRE(k->create() == mf::JitStatus::ok);
-    CHECK(k->name() == "peak_amx_int8_2x2_reload");
-    const uint64_t iters = 13;
-    mf::PeakAmxArgs args{a, b, c, iters};
-    (*k)(&args);
-    for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j)
-            for (int m = 0; m < 16; ++m)
-                for (int n = 0; n < 16; ++n) {
-                    int64_t dot = 0;
-                    for (int u = 0; u < 4; ++u)
-                        for (int kk = 0; kk < 64; ++kk)
-                            dot += int8_t(a[2 * u + i].bytes[m * 64 + kk]) *
-                                   int8_t(b[2 * u + j].bytes[(kk / 4) * 64 + n * 4 + kk % 4]);
-                    REQUIRE(c[2 * i + j][m][n] == int64_t(iters) * dot);
-                }
+    CHECK(mf::make_peak_amx_kernel(desc)->name() == "peak_amx_int8_2x2_reload");
+    check_peak_amx_int8(true, 9, 13);
 }
 
 TEST_CASE("peak_amx bf16: C = iters * A x B, exact on small integers") {
