@@ -44,6 +44,21 @@ __device__ __forceinline__ unsigned swz(int r, int c) {
     return (unsigned)(r * D * 2 + ((c ^ (r & 7)) << 4));
 }
 
+// The cut of a row's context into splits, shared by every decode kernel and matching the host's split count: whole
+// tiles, the same number per split, so the last splits may be short or empty.
+struct MlaSplitTiles {
+    int tiles_per_split, t_begin, t_end, n_tiles;  // tokens [t_begin, t_end) of the row in n_tiles tiles
+};
+template <int TILE>
+__device__ __forceinline__ MlaSplitTiles mla_split_tiles(int len, int num_splits, int split) {
+    MlaSplitTiles s;
+    s.tiles_per_split = ((len + TILE - 1) / TILE + num_splits - 1) / num_splits;
+    s.t_begin = split * s.tiles_per_split * TILE;
+    s.t_end = min(len, s.t_begin + s.tiles_per_split * TILE);
+    s.n_tiles = s.t_end > s.t_begin ? (s.t_end - s.t_begin + TILE - 1) / TILE : 0;
+    return s;
+}
+
 // Zeros rows 0 .. min(64, rows_left) - 1 of a [rows][LATENT] bf16 output block (a row without context).
 template <int LATENT>
 __device__ __forceinline__ void mla_zero_rows(bf16* dst, int rows_left, int tid, int threads) {
@@ -80,11 +95,8 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     const int g = lane >> 2, t = lane & 3;
 
     const int len = p.seq_lens[b];
-    const int tiles_total = (len + TILE - 1) / TILE;
-    const int tiles_per_split = (tiles_total + p.num_splits - 1) / p.num_splits;
-    const int t_begin = split * tiles_per_split * TILE;
-    const int t_end = min(len, t_begin + tiles_per_split * TILE);
-    const int n_tiles = t_end > t_begin ? (t_end - t_begin + TILE - 1) / TILE : 0;
+    const MlaSplitTiles cut = mla_split_tiles<TILE>(len, p.num_splits, split);
+    const int t_begin = cut.t_begin, t_end = cut.t_end, n_tiles = cut.n_tiles;
 
     const size_t part_row = (size_t)b * HEADS;  // + head, then * num_splits + split
     const bool direct = CLUSTER == 1 && p.num_splits == 1 && p.out != nullptr;  // final output, no partials

@@ -169,11 +169,8 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
     const int row0 = (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
     const int len = p.seq_lens[b];
-    const int tiles_total = (len + TILE - 1) / TILE;
-    const int tiles_per_split = (tiles_total + p.num_splits - 1) / p.num_splits;
-    const int t_begin = split * tiles_per_split * TILE;
-    const int t_end = min(len, t_begin + tiles_per_split * TILE);
-    const int n_tiles = t_end > t_begin ? (t_end - t_begin + TILE - 1) / TILE : 0;
+    const MlaSplitTiles cut = mla_split_tiles<TILE>(len, p.num_splits, split);
+    const int t_begin = cut.t_begin, t_end = cut.t_end, n_tiles = cut.n_tiles;
     const size_t part_row = (size_t)b * HEADS;
     const bool direct = p.num_splits == 1 && p.out != nullptr;
     if (n_tiles == 0) {

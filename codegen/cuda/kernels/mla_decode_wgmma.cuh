@@ -129,11 +129,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const int row0 = (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
     const int len = p.seq_lens[b];
-    const int tiles_total = (len + TILE - 1) / TILE;
-    const int tiles_per_split = (tiles_total + p.num_splits - 1) / p.num_splits;
-    const int t_begin = split * tiles_per_split * TILE;
-    const int t_end = min(len, t_begin + tiles_per_split * TILE);
-    const int n_tiles = t_end > t_begin ? (t_end - t_begin + TILE - 1) / TILE : 0;
+    const MlaSplitTiles cut = mla_split_tiles<TILE>(len, p.num_splits, split);
+    const int t_begin = cut.t_begin, t_end = cut.t_end, n_tiles = cut.n_tiles;
 
     const size_t part_row = (size_t)b * HEADS;  // + head, then * n_parts + part
     const int n_parts = p.num_splits / CX, part = split / CX;  // partials written (CX 2: one per split pair)
@@ -141,7 +138,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned rank = xr + CX * yr;                                        // %cluster_ctarank
     const bool direct = p.num_splits == 1 && p.out != nullptr;  // final bf16 output, no partials
     // the whole cluster leaves here or none of it: the pair's first split has no tokens, so neither has any
-    if (CX == 1 ? n_tiles == 0 : (split - xr) * tiles_per_split * TILE >= len) {
+    if (CX == 1 ? n_tiles == 0 : (split - xr) * cut.tiles_per_split * TILE >= len) {
         if (direct)
             mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
         else if (xr == 0)
