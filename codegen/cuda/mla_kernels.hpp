@@ -75,6 +75,7 @@ struct MlaDecodeConfig {
     // 1: the seesaw schedule (kernels/mla_decode_seesaw.cuh): tiles alternate between the two warpgroups for
     // Q K^T + softmax (one warpgroup's S on the tensor cores while the other is in softmax), both do P V; needs
     // wgmma, tma 1, 64-token tiles, 2 stages, no cluster, rope_dim 64 (P goes into the tile's rope columns).
+    // H200: correct, slower than the default at every shape (2 stages put the tile copy on the critical path).
     int seesaw = 0;
 
     template <class S, class F>

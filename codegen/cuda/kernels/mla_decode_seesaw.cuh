@@ -29,6 +29,8 @@
 // With 2 stages the stage of tile j - 2 takes tile j: its copy starts only once both warpgroups are done with
 // PV(j - 2), and S(j) follows the copy. The copy latency is on the critical path (the tma 1 kernel issues each
 // copy a whole tile ahead): S consumes the 9 boxes as they land, one full barrier per box.
+// H200 (tests/bench/cuda_mla_decode_results.md): correct, but 1.2-1.3x slower than the tma 1 kernel at batch 64
+// (a refill waits ~2.4k cycles per tile for the other warpgroup's release): it needs a third K stage.
 // Every wait depends only on earlier steps of the other warpgroup, and a barrier never gets two phases ahead of
 // a waiter: ready(i + 2) needs m(i + 1), which the other warpgroup writes after consuming ready(i); the other
 // warpgroup releases tile i + 2 after its PV(i + 2), which needs P(i + 2), written after the owner released i.
