@@ -137,8 +137,24 @@ ModelRunner::ModelRunner(std::unique_ptr<Model> file, const RuntimeOptions& opt,
     const auto t0 = std::chrono::steady_clock::now();
     const DeepSeekV3Config& c = file_->config();
     const ModelWeights& w = file_->weights();
-    if (opt.ctx <= 0 || opt.prefill_chunk <= 0) throw std::runtime_error("--ctx and the prefill chunk must be positive");
-    gpu_layers_ = int(place_gpu_layers(c, w, opt, placement_));
+    if (opt.ctx <= 0 || opt.prefill_chunk < 0)
+        throw std::runtime_error("--ctx must be positive and the prefill chunk positive or 0 (auto)");
+    {
+        // An auto prefill chunk is the short one unless the GPU holds layers and the long one costs none of them.
+        RuntimeOptions placed = opt;
+        if (opt.prefill_chunk == 0) placed.prefill_chunk = RuntimeOptions::kPrefillChunkCpu;
+        gpu_layers_ = int(place_gpu_layers(c, w, placed, placement_));
+        if (opt.prefill_chunk == 0 && gpu_layers_ > 0) {
+            RuntimeOptions longer = opt;
+            longer.prefill_chunk = RuntimeOptions::kPrefillChunkGpu;
+            std::string note;
+            try {
+                if (place_gpu_layers(c, w, longer, note) == gpu_layers_) placed.prefill_chunk = longer.prefill_chunk;
+            } catch (const std::runtime_error&) {  // --gpu-layers N fits only with the short chunk: keep it
+            }
+        }
+        opt_.prefill_chunk = placed.prefill_chunk;
+    }
     const int64_t g = gpu_layers_;
     const uint64_t need = estimate_packed_bytes(c, w, dense_type_, expert_type_, g) +
                           uint64_t(c.n_layers - g) * uint64_t(opt.ctx) * uint64_t(c.kv_lora_rank + c.qk_rope) * 4;
@@ -201,7 +217,7 @@ ModelRunner::ModelRunner(std::unique_ptr<Model> file, const RuntimeOptions& opt,
             go.layers = int(g);
             go.lm_head = g == c.n_layers;
             go.ctx = opt.ctx;
-            go.max_rows = opt.prefill_chunk;
+            go.max_rows = opt_.prefill_chunk;
             go.mla_decode_by_ctx = opt.mla_decode_by_ctx;
             go.cubin_cache = opt.cubin_cache.empty() ? std::filesystem::temp_directory_path() / "moeforge-cubins"
                                                      : std::filesystem::path(opt.cubin_cache);
@@ -283,10 +299,11 @@ size_t ModelRunner::routed_expert_bytes() const {
 }
 
 std::string ModelRunner::describe() const {
-    return fmt::format("{} thread{} ({} NUMA node{}), dense {}, experts {}, {:.1f} MiB packed in {:.1f} s; {}",
+    return fmt::format("{} thread{} ({} NUMA node{}), dense {}, experts {}, {:.1f} MiB packed in {:.1f} s; {}; "
+                       "prefill chunk {}",
                        threads(), threads() > 1 ? "s" : "", numa_nodes(), numa_nodes() > 1 ? "s" : "",
                        compute_type_name(dense_type_), compute_type_name(expert_type_),
-                       double(packed_bytes_) / (1 << 20), load_seconds_, placement_);
+                       double(packed_bytes_) / (1 << 20), load_seconds_, placement_, opt_.prefill_chunk);
 }
 
 void ModelRunner::forward(std::span<const int32_t> tokens, float* logits, int64_t logits_rows) {

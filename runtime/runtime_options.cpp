@@ -28,7 +28,7 @@ ComputeType RuntimeOptions::expert_type(const Model& m) const {
 
 std::string RuntimeOptions::describe() const {
     return fmt::format("{}; dense {}, experts {}, prefill chunk {}, ctx {}", plan_note, compute_type_name(dense_type()),
-                       experts, prefill_chunk, ctx);
+                       experts, prefill_chunk > 0 ? std::to_string(prefill_chunk) : std::string("auto"), ctx);
 }
 
 }  // namespace mf

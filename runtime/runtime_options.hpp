@@ -4,7 +4,12 @@
 //
 //   threads        0 = one pinned worker per physical core (hwloc), grouped by NUMA node
 //   ctx            4096 positions of latent KV cache
-//   prefill_chunk  256 tokens per forward step while prefilling (each chunk appends to the cache)
+//   prefill_chunk  0 = auto: tokens per forward step while prefilling (each chunk appends to the cache): 2048
+//                  with GPU layers (with 256 experts, top-8, a 256-token chunk gives each expert ~8 tokens and
+//                  re-reads every expert's weights per chunk; 2048 gives ~64 and the AMX path: v3-slice-6 hybrid
+//                  prefill 874 -> 1409 tok/s) unless its larger GPU activations would leave a layer on the CPU,
+//                  else 256 (CPU-only, the CPU attention and dense layers set the pace, and 2048 measured
+//                  slightly slower)
 //   dense          "auto" = bf16: attention projections, dense FFN, shared expert and lm_head
 //   experts        "auto" = int4 per group of 32 (exact) for Q4_K experts, else int8 per channel, both through
 //                  the fused JIT expert FFN (AMX / AVX-512 VNNI); "bf16" runs them through the bf16 projections.
@@ -39,7 +44,8 @@ struct MlaDecodeChoice {
 struct RuntimeOptions {
     int threads = 0;
     int64_t ctx = 4096;
-    int64_t prefill_chunk = 256;
+    int64_t prefill_chunk = 0;  // 0: auto, resolved by ModelRunner (options() holds the chunk in use)
+    static constexpr int64_t kPrefillChunkGpu = 2048, kPrefillChunkCpu = 256;
     std::string dense = "auto";    // auto | bf16 | int8
     std::string experts = "auto";  // auto | int8 | int4 | bf16
     ExpertFfnConfig expert_ffn{};                // for token counts no entry of expert_ffn_by_m holds

@@ -28,8 +28,9 @@ void add_runtime_options(CLI::App* cmd, RuntimeOptions& opt, bool ctx_option) {
             ->check(CLI::Range(int64_t(8), int64_t(1) << 24))
             ->capture_default_str();
     cmd->add_option("--prefill-chunk", opt.prefill_chunk,
-                    "Tokens per forward step while prefilling (each chunk appends to the KV cache)")
-        ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
+                    "Tokens per forward step while prefilling (each chunk appends to the KV cache); 0 = auto: 2048 "
+                    "with GPU layers (more tokens per routed expert per step), 256 CPU-only")
+        ->check(CLI::Range(int64_t(0), int64_t(1) << 20))
         ->capture_default_str();
     cmd->add_option("--dense", opt.dense,
                     "Compute format of attention, dense FFN, shared expert and lm_head: auto (bf16), bf16 or int8 "

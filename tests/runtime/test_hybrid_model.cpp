@@ -79,6 +79,7 @@ TEST_CASE("placement: without a usable GPU the runtime is CPU only, and asking f
     auto m = ModelRunner::load(path, opt);
     CHECK(m->gpu_layers() == 0);
     CHECK(m->describe().find("CPU only: ") != std::string::npos);
+    CHECK(m->options().prefill_chunk == RuntimeOptions::kPrefillChunkCpu);  // auto (0), CPU only
     opt.gpu_layers = 1;
     try {
         ModelRunner::load(path, opt);
@@ -92,6 +93,13 @@ TEST_CASE("placement: without a usable GPU the runtime is CPU only, and asking f
     opt.gpu_layers = -1;
     auto g = ModelRunner::load(gpu_path, opt);
     CHECK(g->gpu_layers() == (gpu_skip_reason().empty() ? 3 : 0));
+    // auto: the long chunk where the GPU holds layers (this small model leaves room for its activations)
+    CHECK(g->options().prefill_chunk ==
+          (g->gpu_layers() > 0 ? RuntimeOptions::kPrefillChunkGpu : RuntimeOptions::kPrefillChunkCpu));
+    opt.prefill_chunk = 7;  // an explicit chunk is kept either way
+    CHECK(ModelRunner::load(gpu_path, opt)->options().prefill_chunk == 7);
+    opt.prefill_chunk = -1;
+    CHECK_THROWS_AS(ModelRunner::load(gpu_path, opt), std::runtime_error);
 }
 
 TEST_CASE("hybrid runtime (GPU) vs CPU runtime: chunked prefill, graph-replayed decode, partial placement, rollback") {
