@@ -11,30 +11,12 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "codegen/x64/pack_bf16.hpp"
+
 #define MF_HEAD_GEMV_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx512vnni")))
 
 namespace mf {
 namespace {
-
-float src_at(const MatrixSrc& s, int64_t r, int64_t c) {
-    const int64_t ld = s.ld ? s.ld : s.k;
-    if (s.type == SrcType::f32) return static_cast<const float*>(s.data)[r * ld + c];
-    if (s.type == SrcType::bf16) {
-        const uint32_t bits = uint32_t(static_cast<const uint16_t*>(s.data)[r * ld + c]) << 16;
-        float f;
-        std::memcpy(&f, &bits, 4);
-        return f;
-    }
-    throw std::invalid_argument("HeadGemv::pack: only f32 or bf16 sources");
-}
-
-uint16_t to_bf16(float x) {  // round to nearest even, quiet NaN kept
-    uint32_t u;
-    std::memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return uint16_t(u >> 16);
-}
 
 // The activations of one call: bf16 pairs or u8 quads as 32-bit words, [m][groups]; int8 also a scale per row.
 struct GemvScratch {
@@ -124,7 +106,7 @@ MF_HEAD_GEMV_TARGET void bf16_row(const float* x, int64_t k, uint16_t* dst) {
     int64_t j = 0;
     for (; j + 16 <= k; j += 16)
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + j)));
-    for (; j < k; ++j) dst[j] = to_bf16(x[j]);
+    for (; j < k; ++j) dst[j] = float_to_bf16(x[j]);
 }
 
 }  // namespace
@@ -150,12 +132,14 @@ HeadGemv HeadGemv::pack(std::span<const MatrixSrc> heads, ComputeType type) {
     for (int64_t h = 0; h < g.heads_; ++h) {
         const MatrixSrc& s = heads[size_t(h)];
         if (s.n != g.n_ || s.k != g.k_) throw std::invalid_argument("HeadGemv::pack: heads of different shapes");
+        if (s.type != SrcType::f32 && s.type != SrcType::bf16)
+            throw std::invalid_argument("HeadGemv::pack: only f32 or bf16 sources");
         uint8_t* base = g.w_.data() + size_t(h * g.groups_ * g.n_pad_) * 4;
         for (int64_t c = 0; c < g.n_; ++c) {
-            for (int64_t j = 0; j < g.k_; ++j) row[size_t(j)] = src_at(s, c, j);
+            for (int64_t j = 0; j < g.k_; ++j) row[size_t(j)] = matrix_src_value(s, c, j);
             if (!int8) {
                 for (int64_t j = 0; j < g.k_; ++j) {
-                    const uint16_t b = to_bf16(row[size_t(j)]);
+                    const uint16_t b = float_to_bf16(row[size_t(j)]);
                     std::memcpy(base + size_t(((j / per) * g.n_pad_ + c) * 4 + (j % per) * 2), &b, 2);
                 }
                 continue;

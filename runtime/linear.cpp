@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "codegen/isa.hpp"
+#include "codegen/x64/pack_bf16.hpp"
 #include "codegen/kernel_cache.hpp"
 #include "runtime/numa_memory.hpp"
 #include "runtime/thread_pool.hpp"
@@ -41,34 +42,6 @@ namespace {
 constexpr int64_t kFloatKAlign = 32;
 // Reduction block of the f32/bf16 projections over several rows: 64 activation rows of a block take 256 KiB in bf16.
 constexpr int64_t kFloatKBlock = 2048;
-
-inline uint16_t round_bf16(float x) {
-    uint32_t u;
-    std::memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return uint16_t(u >> 16);
-}
-
-float src_value(const MatrixSrc& s, int64_t r, int64_t c) {
-    const int64_t ld = s.ld ? s.ld : s.k;
-    switch (s.type) {
-        case SrcType::f32: return static_cast<const float*>(s.data)[r * ld + c];
-        case SrcType::bf16: {
-            const uint32_t bits = uint32_t(static_cast<const uint16_t*>(s.data)[r * ld + c]) << 16;
-            float f;
-            std::memcpy(&f, &bits, 4);
-            return f;
-        }
-        case SrcType::int8: return float(static_cast<const int8_t*>(s.data)[r * ld + c]) * s.scale[r];
-        case SrcType::u4_group: {
-            const int64_t groups = (s.k + 31) / 32;
-            return float(static_cast<const uint8_t*>(s.data)[r * ld + c]) * s.scale[r * groups + c / 32] -
-                   s.min[r * groups + c / 32];
-        }
-    }
-    return 0;
-}
 
 // MR activation rows x NR weight rows over kp columns, at compile-time sizes so the MR x NR accumulators stay in
 // registers (runtime sizes left branches and spills in the inner loop).
@@ -222,13 +195,13 @@ Linear Linear::pack(const MatrixSrc& src, ComputeType type, KernelCache* cache, 
             if (src.type == SrcType::f32)
                 std::memcpy(dst, static_cast<const float*>(src.data) + r * (src.ld ? src.ld : src.k), size_t(src.k) * 4);
             else
-                for (int64_t c = 0; c < src.k; ++c) dst[c] = src_value(src, r, c);
+                for (int64_t c = 0; c < src.k; ++c) dst[c] = matrix_src_value(src, r, c);
         } else {
             uint16_t* dst = reinterpret_cast<uint16_t*>(l.rows_.data()) + r * l.k_pad_;
             if (src.type == SrcType::bf16)
                 std::memcpy(dst, static_cast<const uint16_t*>(src.data) + r * (src.ld ? src.ld : src.k), size_t(src.k) * 2);
             else
-                for (int64_t c = 0; c < src.k; ++c) dst[c] = round_bf16(src_value(src, r, c));
+                for (int64_t c = 0; c < src.k; ++c) dst[c] = float_to_bf16(matrix_src_value(src, r, c));
         }
     }
     bind_to_numa_node(l.rows_.data(), l.rows_.size(), numa_node);
@@ -252,7 +225,7 @@ void Linear::forward(const float* x, int64_t ldx, int64_t m, float* y, int64_t l
     } else if (type_ == ComputeType::bf16) {
         ab.bf16.assign(size_t(m * k_pad_), 0);
         for (int64_t i = 0; i < m; ++i)
-            for (int64_t c = 0; c < k_; ++c) ab.bf16[size_t(i * k_pad_ + c)] = round_bf16(x[i * ldx + c]);
+            for (int64_t c = 0; c < k_; ++c) ab.bf16[size_t(i * k_pad_ + c)] = float_to_bf16(x[i * ldx + c]);
         act = ab.bf16.data();
     } else {
         const int64_t rows = m <= 16 || !kernels_.amx ? m : round_up(m, kernels_.amx_rows);

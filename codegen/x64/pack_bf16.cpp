@@ -5,21 +5,6 @@
 
 namespace mf {
 
-uint16_t float_to_bf16(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return uint16_t(u >> 16);
-}
-
-float bf16_to_float(uint16_t b) {
-    const uint32_t u = uint32_t(b) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-
 float packed_bf16(const PackedMatrix& pm, int64_t col, int64_t k) {
     const uint8_t* p = pm.panel(col / kPanelCols) + (k / 2) * 64 + (col % kPanelCols) * 4 + (k % 2) * 2;
     uint16_t b;

@@ -2,6 +2,8 @@
 // channels, k_pad / 2 rows of 64 bytes; row r holds channel j's k = 2 r, 2 r + 1 at bytes 4 j, 4 j + 2 (one
 // AMX B tile is 16 such rows = 32 k; one row is one vdpbf16ps operand). Padding is zero.
 #pragma once
+#include <cstring>
+
 #include "codegen/x64/pack_int8.hpp"
 
 namespace mf {
@@ -10,8 +12,20 @@ namespace mf {
 PackedMatrix pack_bf16(const MatrixSrc& src);
 PackedMatrix pack_bf16_interleaved(std::span<const MatrixSrc> srcs);
 
-uint16_t float_to_bf16(float f);  // round to nearest even (NaN stays NaN)
-float bf16_to_float(uint16_t b);
+// Inline: the runtime rounds activations with it on every projection call.
+inline uint16_t float_to_bf16(float f) {  // round to nearest even (NaN stays a quiet NaN)
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return uint16_t(u >> 16);
+}
+inline float bf16_to_float(uint16_t b) {
+    const uint32_t u = uint32_t(b) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
 float packed_bf16(const PackedMatrix& pm, int64_t col, int64_t k);  // for tests
 
 }  // namespace mf

@@ -11,6 +11,26 @@
 
 namespace mf {
 
+float matrix_src_value(const MatrixSrc& s, int64_t r, int64_t c) {
+    const int64_t ld = s.ld ? s.ld : s.k;
+    switch (s.type) {
+        case SrcType::f32: return static_cast<const float*>(s.data)[r * ld + c];
+        case SrcType::bf16: {
+            const uint32_t bits = uint32_t(static_cast<const uint16_t*>(s.data)[r * ld + c]) << 16;
+            float f;
+            std::memcpy(&f, &bits, 4);
+            return f;
+        }
+        case SrcType::int8: return float(static_cast<const int8_t*>(s.data)[r * ld + c]) * s.scale[r];
+        case SrcType::u4_group: {
+            const int64_t groups = (s.k + 31) / 32;
+            return float(static_cast<const uint8_t*>(s.data)[r * ld + c]) * s.scale[r * groups + c / 32] -
+                   s.min[r * groups + c / 32];
+        }
+    }
+    return 0;
+}
+
 AlignedBytes::AlignedBytes(size_t bytes) : size_(bytes) {
     if (!bytes) return;
     const size_t huge = size_t(2) << 20;

@@ -25,6 +25,9 @@ struct MatrixSrc {
     const float* min = nullptr;    // u4_group: n * ceil(k / 32) mins
 };
 
+// Element (r, c) of the source as float (int8 scaled, u4_group scaled minus its min): packers' slow path.
+float matrix_src_value(const MatrixSrc& s, int64_t r, int64_t c);
+
 // 64-byte aligned (2 MiB and transparent-huge-page advised when large) zero-filled bytes.
 class AlignedBytes {
   public:
