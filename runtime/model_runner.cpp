@@ -70,10 +70,13 @@ std::vector<int> worker_cpus(const CpuTopology& topo, int threads) {
     return cpus;
 }
 
-// How many leading layers run on the GPU (RuntimeOptions::gpu_layers), and a note on the placement. Without a usable
-// GPU: 0 when the GPU was only wanted if present (-1), an error naming the reason when it was asked for (N > 0).
+// How many leading layers run on the GPU (RuntimeOptions::gpu_layers), a note on the placement, and the prefill
+// chunk (an auto chunk is the long one when the GPU holds layers and its activations cost none of them, else the
+// short one). Without a usable GPU: 0 when the GPU was only wanted if present (-1), an error naming the reason when
+// it was asked for (N > 0).
 int64_t place_gpu_layers(const DeepSeekV3Config& c, const ModelWeights& w, const RuntimeOptions& opt,
-                         std::string& note) {
+                         std::string& note, int64_t& prefill_chunk) {
+    prefill_chunk = opt.prefill_chunk > 0 ? opt.prefill_chunk : RuntimeOptions::kPrefillChunkCpu;
     if (opt.gpu_layers == 0) {
         note = "CPU only";
         return 0;
@@ -98,19 +101,23 @@ int64_t place_gpu_layers(const DeepSeekV3Config& c, const ModelWeights& w, const
         return 0;
     }
     // Memory: the embedding and lm_head tables, activations for one chunk, then layer after layer with its cache.
-    const uint64_t row = uint64_t(c.kv_lora_rank + c.qk_rope), chunk = uint64_t(opt.prefill_chunk);
-    const uint64_t fixed = uint64_t(w.token_embd.numel()) * 2 + uint64_t(c.vocab_size) * c.hidden * 2 +
-                           chunk * uint64_t(c.vocab_size) * 4 + chunk * uint64_t(c.n_heads) * row * 8 +
-                           chunk * uint64_t(c.hidden) * 32 + (uint64_t(1) << 30);
-    const uint64_t budget = gpu.memory_bytes / 10 * 9;
-    uint64_t used = fixed;
-    int64_t fit = 0;
-    while (fit < c.n_layers) {
-        const uint64_t layer = gpu_layer_bytes(c, fit) + uint64_t(opt.ctx) * row * 2;
-        if (used + layer > budget) break;
-        used += layer;
-        ++fit;
-    }
+    const uint64_t row = uint64_t(c.kv_lora_rank + c.qk_rope);
+    auto layers_that_fit = [&](uint64_t chunk) {
+        const uint64_t fixed = uint64_t(w.token_embd.numel()) * 2 + uint64_t(c.vocab_size) * c.hidden * 2 +
+                               chunk * uint64_t(c.vocab_size) * 4 + chunk * uint64_t(c.n_heads) * row * 8 +
+                               chunk * uint64_t(c.hidden) * 32 + (uint64_t(1) << 30);
+        const uint64_t budget = gpu.memory_bytes / 10 * 9;
+        uint64_t used = fixed;
+        int64_t fit = 0;
+        while (fit < c.n_layers) {
+            const uint64_t layer = gpu_layer_bytes(c, fit) + uint64_t(opt.ctx) * row * 2;
+            if (used + layer > budget) break;
+            used += layer;
+            ++fit;
+        }
+        return fit;
+    };
+    const int64_t fit = layers_that_fit(uint64_t(prefill_chunk));
     const int64_t want = asked ? std::min<int64_t>(opt.gpu_layers, c.n_layers) : c.n_layers;
     if (asked && want > fit)
         throw std::runtime_error(fmt::format("--gpu-layers {}: only {} layers fit in {}'s {:.1f} GiB at --ctx {} "
@@ -119,6 +126,8 @@ int64_t place_gpu_layers(const DeepSeekV3Config& c, const ModelWeights& w, const
                                              opt.ctx));
     const int64_t n = std::min(want, fit);
     note = n == 0 ? "CPU only: " + gpu.name + " cannot hold a layer" : "";
+    if (opt.prefill_chunk == 0 && n > 0 && layers_that_fit(uint64_t(RuntimeOptions::kPrefillChunkGpu)) >= n)
+        prefill_chunk = RuntimeOptions::kPrefillChunkGpu;
     return n;
 }
 
@@ -139,22 +148,7 @@ ModelRunner::ModelRunner(std::unique_ptr<Model> file, const RuntimeOptions& opt,
     const ModelWeights& w = file_->weights();
     if (opt.ctx <= 0 || opt.prefill_chunk < 0)
         throw std::runtime_error("--ctx must be positive and the prefill chunk positive or 0 (auto)");
-    {
-        // An auto prefill chunk is the short one unless the GPU holds layers and the long one costs none of them.
-        RuntimeOptions placed = opt;
-        if (opt.prefill_chunk == 0) placed.prefill_chunk = RuntimeOptions::kPrefillChunkCpu;
-        gpu_layers_ = int(place_gpu_layers(c, w, placed, placement_));
-        if (opt.prefill_chunk == 0 && gpu_layers_ > 0) {
-            RuntimeOptions longer = opt;
-            longer.prefill_chunk = RuntimeOptions::kPrefillChunkGpu;
-            std::string note;
-            try {
-                if (place_gpu_layers(c, w, longer, note) == gpu_layers_) placed.prefill_chunk = longer.prefill_chunk;
-            } catch (const std::runtime_error&) {  // --gpu-layers N fits only with the short chunk: keep it
-            }
-        }
-        opt_.prefill_chunk = placed.prefill_chunk;
-    }
+    gpu_layers_ = int(place_gpu_layers(c, w, opt, placement_, opt_.prefill_chunk));
     const int64_t g = gpu_layers_;
     const uint64_t need = estimate_packed_bytes(c, w, dense_type_, expert_type_, g) +
                           uint64_t(c.n_layers - g) * uint64_t(opt.ctx) * uint64_t(c.kv_lora_rank + c.qk_rope) * 4;
