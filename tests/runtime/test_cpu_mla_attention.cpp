@@ -16,6 +16,7 @@
 #include "runtime/cpu_mla_latent_attend.hpp"
 #include "runtime/model_runner.hpp"
 #include "tests/model/scratch_dir.hpp"
+#include "tests/runtime/test_model_file.hpp"
 
 using namespace mf;
 
@@ -163,16 +164,7 @@ TEST_CASE("CPU MLA decode at a ragged context against the fp32 reference: 20 hea
     c.n_layers = 2, c.n_dense_layers = 2;
     c.n_heads = 20, c.q_lora_rank = 48, c.kv_lora_rank = 136, c.qk_nope = 32, c.qk_rope = 16, c.v_head = 24;
     test::ScratchDir dir("cpu-mla-decode");
-    SyntheticModelOptions so;
-    so.config = c;
-    so.name = "m";
-    so.seed = 5;
-    so.wtype = GgmlType::bf16;
-    so.safetensors = false;
-    for (int i = 0; i < 300; ++i) so.vocab.tokens.push_back("t" + std::to_string(i));
-    so.vocab.token_types.assign(300, int32_t(TokenType::normal));
-    so.vocab.merges = {"t 1"};
-    const auto path = write_synthetic_model(so, dir.path()).gguf;
+    const auto path = test::write_test_model(dir.path(), c, 5);
     std::vector<int32_t> prompt;
     for (int i = 0; i < 37; ++i) prompt.push_back(int32_t((i * 7919 + 13) % 300));
     for (const char* type : {"bf16", "int8"}) {

@@ -13,21 +13,14 @@
 #include "model/synthetic_model.hpp"
 #include "runtime/model_runner.hpp"
 #include "tests/model/scratch_dir.hpp"
+#include "tests/runtime/test_model_file.hpp"
 
 using namespace mf;
 
 namespace {
 
 std::filesystem::path make_model(const std::filesystem::path& dir, const DeepSeekV3Config& c) {
-    SyntheticModelOptions o;
-    o.config = c;
-    o.name = "hybrid";
-    o.seed = 11;
-    o.wtype = GgmlType::bf16;
-    o.safetensors = false;
-    for (int i = 0; i < 300; ++i) o.vocab.tokens.push_back("t" + std::to_string(i));
-    o.vocab.token_types.assign(300, int32_t(TokenType::normal));
-    return write_synthetic_model(o, dir).gguf;
+    return test::write_test_model(dir, c, 11);
 }
 
 // Small widths, but the attention shape the GPU's MLA kernels take (512 latent + 64 rope); a dense layer first,

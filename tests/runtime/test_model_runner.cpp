@@ -13,30 +13,15 @@
 #include "runtime/model_runner.hpp"
 #include "runtime/generation.hpp"
 #include "tests/model/scratch_dir.hpp"
+#include "tests/runtime/test_model_file.hpp"
 
 using namespace mf;
 
 namespace {
 
-TokenizerVocab small_vocab() {
-    TokenizerVocab v;
-    for (int i = 0; i < 300; ++i) v.tokens.push_back("t" + std::to_string(i));
-    v.token_types.assign(300, int32_t(TokenType::normal));
-    v.merges = {"t 1"};
-    return v;
-}
-
 std::filesystem::path make_model(const std::filesystem::path& dir, const DeepSeekV3Config& c, GgmlType wtype,
                                  bool mla_layout = true) {
-    SyntheticModelOptions o;
-    o.config = c;
-    o.name = "m";
-    o.seed = 7;
-    o.wtype = wtype;
-    o.safetensors = false;
-    o.gguf_mla_layout = mla_layout;
-    o.vocab = small_vocab();
-    return write_synthetic_model(o, dir).gguf;
+    return test::write_test_model(dir, c, 7, wtype, mla_layout);
 }
 
 // A tiny config whose widths are multiples of 256, so that q4_K / q5_K / q6_K blocks fit the expert rows.

@@ -15,6 +15,7 @@
 #include "runtime/runtime_options.hpp"
 #include "runtime/thread_pool.hpp"
 #include "tests/model/scratch_dir.hpp"
+#include "tests/runtime/test_model_file.hpp"
 
 using namespace mf;
 
@@ -41,16 +42,7 @@ double cosine(const float* a, const float* b, int64_t n) {
 
 TEST_CASE("MoeBlock: routed experts against a scalar reference, reused routing scratch, bf16 and int8 experts") {
     test::ScratchDir dir("moe-block");
-    SyntheticModelOptions so;
-    so.config = preset_config("tiny");
-    so.name = "m";
-    so.seed = 3;
-    so.wtype = GgmlType::bf16;
-    so.safetensors = false;
-    for (int i = 0; i < 300; ++i) so.vocab.tokens.push_back("t" + std::to_string(i));
-    so.vocab.token_types.assign(300, int32_t(TokenType::normal));
-    so.vocab.merges = {"t 1"};
-    const auto model = Model::open(write_synthetic_model(so, dir.path()).gguf);
+    const auto model = Model::open(test::write_test_model(dir.path(), preset_config("tiny"), 3));
     const DeepSeekV3Config& c = model->config();
     const LayerWeights& lw = model->weights().layers[size_t(c.n_dense_layers)];  // the first MoE layer
     const int64_t d = c.hidden, k = c.n_experts_used;
