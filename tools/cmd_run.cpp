@@ -192,9 +192,10 @@ void add_run_command(CLI::App& app, const GlobalOptions&) {
     auto o = std::make_shared<RunOptions>();
     auto* cmd = app.add_subcommand(
         "run",
-        "Chat with a DeepSeek-V3/R1 model on the CPU: tokens stream as they are sampled, the conversation (DeepSeek-V3\n"
-        "chat template) is kept within --ctx (the oldest turns are dropped, with a notice), and prefill/decode tok/s\n"
-        "follow each reply. In the chat: /reset clears the history, /exit or Ctrl-D quits, Ctrl-C stops the current\n"
+        "Chat with a DeepSeek-V3/R1 model: routed experts on the CPU, attention, dense layers and the KV cache on a\n"
+        "CUDA GPU when one is usable (see --gpu-layers; else all on the CPU). Tokens stream as they are sampled, the\n"
+        "conversation (DeepSeek-V3 chat template) is kept within --ctx (the oldest turns are dropped, with a notice),\n"
+        "and prefill/decode tok/s follow each reply. In the chat: /reset clears the history, /exit or Ctrl-D quits, Ctrl-C stops the current\n"
         "reply. --prompt/--prompt-file answer once and exit. Without --model, a small random-weight demo model is\n"
         "generated in the cache dir on first use.");
     cmd->add_option("--model", o->model, "Model: a .gguf file (any part of a split GGUF) or an HF checkpoint directory");
