@@ -10,7 +10,7 @@
 //   S(j, h) = Q K(j, h)^T (36 wgmma m64n32k16; 16 accumulators), the online softmax (quad shuffles only: warp w
 //   holds heads 16 w .. + 15 whole), P(j, h) (bf16, 64 heads x 32 tokens, 64-byte swizzle) into the tile's
 //   rope rows 32 h .. 32 h + 31 (column block 8: dead once S(j, h) read them; P V reads only the 512 latent
-//   columns), the rescale factor alpha(j, h) per head, then "P(j, h) ready". While S(j, 0) runs, warp 0 refills
+//   columns), the rescale factor alpha(j, h) per head, then "P(j, h) ready". While S(j, 1) runs, warp 0 refills
 //   the stage of tile j - 1 with tile j + 2 once the consumers released it.
 //   Warpgroups 1 and 2, the consumers, hold one half of O each (64 heads x 256 value columns, fp32: 128
 //   registers). Per half tile: wait for P(j, h) ready; O *= alpha(j, h) (only when a row max moved);
@@ -309,8 +309,10 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
                         wgmma_m64n32k16_ss(s, wgmma_desc_sw128(sKa0 + OFF_Q + (ks - KR) * 32, 16, 1024), db, 1);
                 }
                 wgmma_commit();
-                // refill: tile j + 2 into the stage of tile j - 1 once both consumers are done with it (warp 0)
-                if (h == 0 && warp0 && j >= 1 && j + 2 < n_tiles) {
+                // refill: tile j + 2 into the stage of tile j - 1 once both consumers are done with it (warp 0).
+                // Behind S(j, 1): the consumers' last P V of tile j - 1 went out with S(j, 0), so the wait is short
+                // (behind S(j, 0) it could hold warp 0, and with it P(j, 0), until that P V ends)
+                if (h == 1 && warp0 && j >= 1 && j + 2 < n_tiles) {
                     mark(2);
                     mbar_wait_pc(sKa0 + OFF_EMPTY + 8 * ((j - 1) % ST), ((j - 1) / ST) & 1);
                     issue_tile(j + 2, lane == 0);
