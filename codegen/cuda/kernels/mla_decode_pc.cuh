@@ -75,15 +75,15 @@ __device__ __forceinline__ void mbar_wait_pc(unsigned bar, unsigned parity) {
     asm volatile(
         "{\n.reg .pred p;\n.reg .u32 t0, t1;\n"
         "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-        "@p bra.uni PC_DONE_%=;\n"
+        "@p bra PC_DONE_%=;\n"
         "mov.u32 t0, %%globaltimer_lo;\n"
         "PC_WAIT_%=:\n"
         "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-        "@p bra.uni PC_DONE_%=;\n"
+        "@p bra PC_DONE_%=;\n"
         "mov.u32 t1, %%globaltimer_lo;\n"
         "sub.u32 t1, t1, t0;\n"
         "setp.lt.u32 p, t1, 4000000000;\n"
-        "@p bra.uni PC_WAIT_%=;\n"
+        "@p bra PC_WAIT_%=;\n"
         "trap;\n"
         "PC_DONE_%=:\n}\n" ::"r"(bar),
         "r"(parity)
