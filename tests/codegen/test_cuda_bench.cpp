@@ -70,17 +70,18 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     };
     std::vector<MlaDecodeConfig> configs;
     // session 3 (tests/bench/cuda_mla_decode_results.md): split pairs (cluster 2), multicast and the seesaw schedule
-    // lost to the default (tma 1, per-warp combine); now the producer/consumer kernel against it, each also profiled
-    // (pc1 profile slots: wg0 = producer: tile wait, S, softmax, refill; wg1 = consumer: P-ready waits, -, rescale,
-    // release, P V)
+    // lost to the default (tma 1, per-warp combine); session 4: the producer/consumer kernels against it, each also
+    // profiled (pc1 slots: wg0 = producer: tile wait, S, softmax, refill; wg1 = consumer: P-ready waits, -, rescale,
+    // release, P V; pc2 slots: wg0: tile wait, P V(j-1) + S(j) issue and waits, softmax, refill, last P V; wg1:
+    // P-ready wait, -, -, -, P V)
     const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
-    auto pc = [](MlaDecodeConfig c) {
-        c.stages = 3;
-        c.producer_consumer = 1;
+    auto pc = [](MlaDecodeConfig c, int kind) {
+        c.stages = kind == 1 ? 3 : 2;
+        c.producer_consumer = kind;
         return c;
     };
-    for (MlaDecodeConfig c : {base, def, with(base, 1, 1, 0, 0, 1, 1), pc(with(base, 1, 1, 0, 0, 0, 1)),
-                              pc(with(base, 1, 1, 0, 0, 1, 1))})
+    for (MlaDecodeConfig c : {base, def, with(base, 1, 1, 0, 0, 1, 1), pc(with(base, 1, 1, 0, 0, 0, 1), 2),
+                              pc(with(base, 1, 1, 0, 0, 1, 1), 2), pc(with(base, 1, 1, 0, 0, 0, 1), 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

@@ -323,7 +323,8 @@ TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluste
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_split = 1; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_chains = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.seesaw = 1; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 2; }));  // 2 needs 2 stages
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 3; }));
     CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.rope_dim = 128; }));
     CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.page_size = 32; }));
     CHECK_FALSE(rejects([](MlaDecodeConfig& x, MlaDecodeDesc& dx) {
@@ -335,6 +336,35 @@ TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluste
     }));
     c.wgmma = 0;
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+}
+
+TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread candidate, not the default") {
+    MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+    c.tma = 1;
+    c.combine_warp = 1;
+    c.producer_consumer = 2;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK_FALSE(mla_decode_default_config(d, 90) == c);
+    const auto src = mla_decode_source(d, c, 90);
+    CHECK(src.block_threads == 256);
+    CHECK(src.source.find("#include \"mla_decode_pvfirst.cuh\"") != std::string::npos);
+    CHECK(src.source.find("mla_decode_pvfirst<128, 512, 64, 64, mf::bf16, false, false, false>(p)") !=
+          std::string::npos);
+    // Q + 2 K stages + alpha [2][64] and row sums [64] fp32 + 6 mbarriers + alignment slack: no P buffer
+    CHECK(src.dynamic_smem_bytes == 1024u + 73728 + 2 * 73728 + 3 * 64 * 4 + 64);
+    const auto cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
+    MlaDecodeConfig x = c;
+    x.stages = 3;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x = c;
+    x.tma = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    MlaDecodeDesc r = d;
+    r.rope_dim = 128;
+    CHECK_FALSE(mla_decode_unsupported(r, c, 90).empty());
 }
 
 TEST_CASE("cuda mla: split pairs (cluster 2) share Q by TMA multicast and merge their partials") {
@@ -403,8 +433,9 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... split pairs (cluster 2): t64 pb1 TMA 1, TMA 2 (also with both PDL launches), t32 s4 TMA 2
             // ... and qk_split with TMA 1 and 2, without and with split pairs, and qs1 c2 TMA 2 with both PDL
             // ... and the per-warp combine on the cp.async kernel and on TMA 2 pairs with both PDL launches
-            // ... and the seesaw schedule on the default's settings, and the producer/consumer kernel (3 stages)
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 43 : 33)));
+            // ... and the seesaw schedule on the default's settings, and the producer/consumer kernels (pc 1: 3
+            // stages, pc 2: 2 stages)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 44 : 34)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
