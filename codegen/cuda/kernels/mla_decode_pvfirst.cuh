@@ -6,11 +6,11 @@
 // One CTA = one split x 64 heads x one query row; 2 warpgroups (256 threads), one CTA per SM, Q in shared memory
 // (SS wgmma). Warpgroup 0 produces P one tile ahead of the P V: in its pass j it issues P V(j - 1) for its O half
 // (cols 0..255) and then S(j) = Q K(j)^T (36 wgmma m64n64k16) back to back, waits for the P V (the older wgmma
-// group), releases tile j - 1 (its warp 0 then refills that stage with tile j + 1 once warpgroup 1 released it
-// too), waits for S(j), and does the online softmax of tile j while warpgroup 1 runs its P V(j - 1). P(j) (bf16)
-// goes into column block 8 of tile j's own stage (the rope columns, dead once S(j) is done), alpha(j) next to
-// it; "P(j) ready" is an mbarrier. Warpgroup 1 (cols 256..511): per tile, wait for P(j) ready, rescale, P V(j),
-// release.
+// group), releases tile j - 1, waits for S(j), and does the online softmax of tile j while warpgroup 1 runs its
+// P V(j - 1). P(j) (bf16) goes into column block 8 of tile j's own stage (the rope columns, dead once S(j) is
+// done), alpha(j) next to it; "P(j) ready" is an mbarrier. Warpgroup 1 (cols 256..511): per tile, wait for P(j)
+// ready, rescale, P V(j), release; then its thread 128 refills that stage with tile j + 2 once warpgroup 0
+// released it too (off warpgroup 0's critical path).
 // Against the tma 1 kernel (one __syncthreads-separated sequence S, softmax, P V per tile): the tensor cores get
 // P V(j - 1) and S(j) in one stream, the P buffer is gone (P in the rope block), and the stage of tile j - 1 is
 // released after P V(j - 1), which runs first, so that the refill (tile j + 1) has S(j) + softmax(j) to land: 2
@@ -69,8 +69,8 @@ __device__ __forceinline__ void pvfirst_pv(float (&o)[128], float alpha0, float 
 }
 
 // PT, PDL, DPDL: as mla_decode_wgmma<>. PROF slots (thread 0 = warpgroup 0, thread 128 = warpgroup 1): prologue,
-// tile / P-ready wait, issue (P V + S) and P V wait, softmax and P, refill (thread 0), P V (thread 128),
-// epilogue, tiles.
+// tile / P-ready wait, issue (P V + S) and the waits for them, softmax and P, release (thread 0) or refill
+// (thread 128), P V (thread 128; thread 0: the last tile's), epilogue, tiles.
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF>
 __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
@@ -120,11 +120,10 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     }
 
     const int* table = p.block_table + (size_t)b * p.block_table_stride;
-    int page_next = tid == 0 ? table[t_begin / PAGE] : 0;  // thread 0: the page of the next tile to issue
-    auto issue_tile = [&](int i) {  // thread 0
+    // tile i at cache page `page` into its stage (one thread)
+    auto issue_tile = [&](int i, int page) {
         const int tok0 = t_begin + i * TILE;
-        const int row = page_next * PAGE + tok0 % PAGE;
-        if (i + 1 < n_tiles) page_next = table[(tok0 + TILE) / PAGE];
+        const int row = page * PAGE + tok0 % PAGE;
         const unsigned full = bar_full + 8 * (i & 1), dst = smem_addr(sK + (i & 1) * Smem::k_bytes);
         mbar_arrive_expect_tx(full, Smem::k_bytes);
         for (int cb = 0; cb < NB; ++cb) tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
@@ -137,8 +136,10 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             mbar_init(bar_ready + 8 * st, 4);  // every warp of warpgroup 0
         }
         mbar_init_fence();
-        for (int i = 0; i < 2 && i < n_tiles; ++i) issue_tile(i);
+        for (int i = 0; i < 2 && i < n_tiles; ++i) issue_tile(i, table[(t_begin + i * TILE) / PAGE]);
     }
+    // thread 128 refills the stages from tile 2 on; page_next: the page of the next tile it issues
+    int page_next = tid == 128 && n_tiles > 2 ? table[(t_begin + 2 * TILE) / PAGE] : 0;
     // Q rows of this head block (rows past HEADS are zero), by all threads
     for (int idx = tid; idx < HB * (D / 8); idx += 256) {
         const int r = idx / (D / 8), c = idx % (D / 8);
@@ -249,13 +250,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             issue_s(j, s);
             wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j) may still run
             wgmma_pin(o);
-            mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);
-            mark(2);
-            if (tid == 0 && j + 1 < n_tiles) {  // tile j + 1 into the stage of tile j - 1, once both released it
-                mbar_wait(bar_empty + 8 * ((j - 1) & 1), ((j - 1) >> 1) & 1);
-                issue_tile(j + 1);
-            }
-            __syncwarp();
+            mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);  // (warpgroup 1 refills the stage)
             mark(4);
             wgmma_wait<0>();
             wgmma_pin(s);
@@ -282,6 +277,15 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * (j & 1), lane);
             mark(5);
+            // tile j + 2 into the stage of tile j once warpgroup 0 released it too (it issued its P V(j) ahead of
+            // S(j + 1), so this wait is short); warpgroup 1 has nothing else to do until P(j + 1) is ready
+            if (tid == 128 && j + 2 < n_tiles) {
+                mbar_wait(bar_empty + 8 * (j & 1), (j >> 1) & 1);
+                issue_tile(j + 2, page_next);
+                if (j + 3 < n_tiles) page_next = table[(t_begin + (j + 3) * TILE) / PAGE];
+            }
+            __syncwarp();
+            mark(4);
         }
     }
 
