@@ -72,8 +72,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // session 3 (tests/bench/cuda_mla_decode_results.md): split pairs (cluster 2), multicast and the seesaw schedule
     // lost to the default (tma 1, per-warp combine); session 4: the producer/consumer kernels against it, each also
     // profiled (pc1 slots: wg0 = producer: tile wait, S, softmax, refill; wg1 = consumer: P-ready waits, -, rescale,
-    // release, P V; pc2 slots: wg0: tile wait, P V(j-1) + S(j) issue and waits, softmax, release, last P V; wg1:
-    // P-ready wait, -, -, refill, P V)
+    // release, P V; pc2 slots: wg0: tile wait, S wait after the P V, softmax, P V + S issue and P V wait, last
+    // P V; wg1: P-ready wait, -, -, refill, P V)
     const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
     auto pc = [](MlaDecodeConfig c, int kind) {
         c.stages = kind == 1 ? 3 : 2;

@@ -69,8 +69,9 @@ __device__ __forceinline__ void pvfirst_pv(float (&o)[128], float alpha0, float 
 }
 
 // PT, PDL, DPDL: as mla_decode_wgmma<>. PROF slots (thread 0 = warpgroup 0, thread 128 = warpgroup 1): prologue,
-// tile / P-ready wait, issue (P V + S) and the waits for them, softmax and P, release (thread 0) or refill
-// (thread 128), P V (thread 128; thread 0: the last tile's), epilogue, tiles.
+// tile (thread 0) or P-ready (thread 128) wait, S wait after the P V (thread 0), softmax and P (thread 0),
+// P V + S issue and P V wait (thread 0) or refill (thread 128), P V (thread 128; thread 0: the last tile's),
+// epilogue, tiles.
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF>
 __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
