@@ -13,6 +13,10 @@ std::string mla_decode_name(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
 
 unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c) {
     const unsigned dim = d.latent_dim + d.rope_dim;
+    if (c.producer_consumer == 1)  // mirrors MlaPcSmem (kernels/mla_decode_pc.cuh): 3 K stages, Q's rope block
+        return 1024 + 3 * (dim / 64 * 64 * 128) + 64 * 128 + 7 * 64 * 4 + 96;
+    if (c.producer_consumer == 2)  // mirrors MlaPvFirstSmem (kernels/mla_decode_pvfirst.cuh): Q, 2 K stages
+        return 1024 + 3 * (dim / 64 * 64 * 128) + 3 * 64 * 4 + 64;
     if (c.seesaw) {  // mirrors MlaSeesawSmem in kernels/mla_decode_seesaw.cuh: no P buffer (P sits in the rope block)
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * 64 * 128;
         return 1024 + q + 2 * k + 6 * 64 * 4 + 256;
@@ -67,6 +71,14 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
                "qk_chains 1";
     if (c.seesaw && d.rope_dim != 64)
         return "seesaw keeps P in the tile's 64 rope columns: rope_dim must be 64";
+    if (c.producer_consumer < 0 || c.producer_consumer > 2) return "producer_consumer must be 0, 1 or 2";
+    if (c.producer_consumer && (!c.wgmma || c.tma != 1 || c.tile_tokens != 64 ||
+                                c.stages != (c.producer_consumer == 1 ? 3 : 2) || c.cluster != 1 ||
+                                c.qk_split != 0 || c.qk_chains != 1 || c.seesaw != 0))
+        return "producer_consumer needs the wgmma kernel with tma 1, 64-token tiles, 3 stages (1) or 2 stages (2), "
+               "cluster 1, qk_split 0, qk_chains 1 and seesaw 0";
+    if (c.producer_consumer && d.rope_dim != 64)
+        return "producer_consumer keeps P in the tile's 64 rope columns: rope_dim must be 64";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -198,6 +210,17 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.seesaw = 1;
         add(c);
     }
+    // the producer/consumer kernel on the default's settings (3 stages: Q is in registers, not shared memory)
+    {
+        MlaDecodeConfig c{64, 3, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.producer_consumer = 1;
+        add(c);
+        c.stages = 2;  // ... and the 2-warpgroup "P V first" schedule
+        c.producer_consumer = 2;
+        add(c);
+    }
     return v;
 }
 
@@ -208,6 +231,22 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
     s.name = mla_decode_name(d, c);
     s.block_threads = kMlaDecodeThreads;
     s.dynamic_smem_bytes = mla_decode_smem_bytes(d, c);
+    if (c.producer_consumer) {
+        // 1: producer + 2 consumer warpgroups (MlaPcSmem::threads); 2: the 2-warpgroup "P V first" schedule
+        s.block_threads = c.producer_consumer == 1 ? 384 : kMlaDecodeThreads;
+        s.source = fmt::format(
+            "#include \"{11}.cuh\"\n"
+            "// {0}\n"
+            "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const __grid_constant__ "
+            "mf::MlaDecodeParams p) {{\n"
+            "    mf::{11}<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}>(p);\n"
+            "}}\n",
+            fields_print(d) + " " + fields_print(c), s.block_threads, s.name, d.heads, d.latent_dim, d.rope_dim,
+            d.page_size, c.partial_bf16 ? "mf::bf16" : "float", c.pdl ? "true" : "false",
+            c.decode_pdl ? "true" : "false", c.profile ? "true" : "false",
+            c.producer_consumer == 1 ? "mla_decode_pc" : "mla_decode_pvfirst");
+        return s;
+    }
     if (c.seesaw) {
         s.source = fmt::format(
             "#include \"mla_decode_seesaw.cuh\"\n"

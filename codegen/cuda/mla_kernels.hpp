@@ -77,6 +77,14 @@ struct MlaDecodeConfig {
     // wgmma, tma 1, 64-token tiles, 2 stages, no cluster, rope_dim 64 (P goes into the tile's rope columns).
     // H200: correct, slower than the default at every shape (2 stages put the tile copy on the critical path).
     int seesaw = 0;
+    // 1: the producer/consumer kernel (kernels/mla_decode_pc.cuh): 3 warpgroups (384 threads); warpgroup 0 holds Q
+    // (mostly in registers) and computes S + softmax by half tiles, writing P into the tile's rope rows, while
+    // warpgroups 1 and 2 (half of O each) do P V of the previous half; 3 K stages. Needs wgmma, tma 1, 64-token
+    // tiles, 3 stages, cluster 1, no qk_split / qk_chains / seesaw, rope_dim 64. H200: correct, slower than the
+    // default (S by half tiles costs 2x). 2: the 2-warpgroup "P V first" schedule (kernels/mla_decode_pvfirst.cuh):
+    // warpgroup 0 issues P V(j - 1) then S(j) back to back and softmaxes tile j while warpgroup 1 runs its P V;
+    // P in the rope columns; 2 stages (same constraints otherwise).
+    int producer_consumer = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -94,6 +102,7 @@ struct MlaDecodeConfig {
         f("decode_pdl", "dpdl", s.decode_pdl);
         f("combine_warp", "cw", s.combine_warp);
         f("seesaw", "ss", s.seesaw);
+        f("producer_consumer", "pc", s.producer_consumer);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

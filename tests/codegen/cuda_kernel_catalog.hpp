@@ -58,6 +58,17 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         c.pdl = 1;
         c.decode_pdl = 1;
         v.push_back(mla_decode_source(ragged64, c, sm));
+        for (int pc : {1, 2}) {  // producer/consumer, P V first: bf16 partials; fp32, profiled, both PDL, 20 heads
+            c = MlaDecodeConfig{64, pc == 1 ? 3 : 2, 1, 1, 1, 1};
+            c.tma = 1;
+            c.producer_consumer = pc;
+            v.push_back(mla_decode_source(v3, c, sm));
+            c.partial_bf16 = 0;
+            c.profile = 1;
+            c.pdl = 1;
+            c.decode_pdl = 1;
+            v.push_back(mla_decode_source(ragged64, c, sm));
+        }
     }
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));

@@ -69,15 +69,19 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         return c;
     };
     std::vector<MlaDecodeConfig> configs;
-    // session 3 run 3 (tests/bench/cuda_mla_decode_results.md): split pairs (cluster 2) and multicast lost to
-    // the default (tma 1, per-warp combine); now the seesaw schedule against it, each also profiled
+    // session 3 (tests/bench/cuda_mla_decode_results.md): split pairs (cluster 2), multicast and the seesaw schedule
+    // lost to the default (tma 1, per-warp combine); session 4: the producer/consumer kernels against it, each also
+    // profiled (pc1 slots: wg0 = producer: tile wait, S, softmax, refill; wg1 = consumer: P-ready waits, -, rescale,
+    // release, P V; pc2 slots: wg0: tile wait, S wait after the P V, softmax, P V + S issue and P V wait, last
+    // P V; wg1: P-ready wait, -, -, refill, P V)
     const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
-    auto seesaw = [](MlaDecodeConfig c) {
-        c.seesaw = 1;
+    auto pc = [](MlaDecodeConfig c, int kind) {
+        c.stages = kind == 1 ? 3 : 2;
+        c.producer_consumer = kind;
         return c;
     };
-    for (MlaDecodeConfig c : {base, def, with(base, 1, 1, 0, 0, 1, 1), seesaw(with(base, 1, 1, 0, 0, 0, 1)),
-                              seesaw(with(base, 1, 1, 0, 0, 1, 1))})
+    for (MlaDecodeConfig c : {base, def, with(base, 1, 1, 0, 0, 1, 1), pc(with(base, 1, 1, 0, 0, 0, 1), 2),
+                              pc(with(base, 1, 1, 0, 0, 1, 1), 2), pc(with(base, 1, 1, 0, 0, 0, 1), 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

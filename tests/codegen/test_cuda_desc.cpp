@@ -47,7 +47,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_pc0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -95,7 +95,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_pc0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -286,6 +286,87 @@ TEST_CASE("cuda mla: seesaw needs TMA 1, tile 64, 2 stages, no cluster, rope 64 
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
 }
 
+TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluster, rope 64, and is no default") {
+    MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 3, 1, 1, 1, 1};
+    c.tma = 1;
+    c.combine_warp = 1;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());  // t64 s3 with Q in shared memory: 304 KB
+    c.producer_consumer = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK_FALSE(mla_decode_default_config(d, 90) == c);
+    const auto src = mla_decode_source(d, c, 90);
+    CHECK(src.block_threads == 384);  // producer + 2 consumer warpgroups
+    CHECK(src.source.find("#include \"mla_decode_pc.cuh\"") != std::string::npos);
+    CHECK(src.source.find("__launch_bounds__(384, 1)") != std::string::npos);
+    CHECK(src.source.find("const __grid_constant__ mf::MlaDecodeParams p") != std::string::npos);
+    CHECK(src.source.find("mla_decode_pc<128, 512, 64, 64, mf::bf16, false, false, false>(p)") != std::string::npos);
+    CHECK(src.source.find("__cluster_dims__") == std::string::npos);
+    CHECK(src.name.find("_pc1") != std::string::npos);
+    // 3 K stages + Q's rope block + alpha [3][2][64] and row sums [64] fp32 + 12 mbarriers + alignment slack
+    CHECK(src.dynamic_smem_bytes == 1024u + 3 * 73728 + 8192 + 7 * 64 * 4 + 96);
+    CHECK(src.dynamic_smem_bytes <= 227u * 1024);
+    const auto cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        MlaDecodeDesc dx = d;
+        edit(x, dx);
+        return !mla_decode_unsupported(dx, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tile_tokens = 32; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.stages = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.cluster = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_split = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_chains = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.seesaw = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 2; }));  // 2 needs 2 stages
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 3; }));
+    CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.rope_dim = 128; }));
+    CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.page_size = 32; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x, MlaDecodeDesc& dx) {
+        dx.heads = 20;  // one padded head block
+        x.partial_bf16 = 0;
+        x.profile = 1;
+        x.pdl = 1;
+        x.decode_pdl = 1;
+    }));
+    c.wgmma = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+}
+
+TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread candidate, not the default") {
+    MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+    c.tma = 1;
+    c.combine_warp = 1;
+    c.producer_consumer = 2;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK_FALSE(mla_decode_default_config(d, 90) == c);
+    const auto src = mla_decode_source(d, c, 90);
+    CHECK(src.block_threads == 256);
+    CHECK(src.source.find("#include \"mla_decode_pvfirst.cuh\"") != std::string::npos);
+    CHECK(src.source.find("mla_decode_pvfirst<128, 512, 64, 64, mf::bf16, false, false, false>(p)") !=
+          std::string::npos);
+    // Q + 2 K stages + alpha [2][64] and row sums [64] fp32 + 6 mbarriers + alignment slack: no P buffer
+    CHECK(src.dynamic_smem_bytes == 1024u + 73728 + 2 * 73728 + 3 * 64 * 4 + 64);
+    const auto cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
+    MlaDecodeConfig x = c;
+    x.stages = 3;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x = c;
+    x.tma = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    MlaDecodeDesc r = d;
+    r.rope_dim = 128;
+    CHECK_FALSE(mla_decode_unsupported(r, c, 90).empty());
+}
+
 TEST_CASE("cuda mla: split pairs (cluster 2) share Q by TMA multicast and merge their partials") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c{64, 2, 2, 1, 1, 1};
@@ -352,8 +433,9 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... split pairs (cluster 2): t64 pb1 TMA 1, TMA 2 (also with both PDL launches), t32 s4 TMA 2
             // ... and qk_split with TMA 1 and 2, without and with split pairs, and qs1 c2 TMA 2 with both PDL
             // ... and the per-warp combine on the cp.async kernel and on TMA 2 pairs with both PDL launches
-            // ... and the seesaw schedule on the default's settings
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 42 : 32)));
+            // ... and the seesaw schedule on the default's settings, and the producer/consumer kernels (pc 1: 3
+            // stages, pc 2: 2 stages)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 44 : 34)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

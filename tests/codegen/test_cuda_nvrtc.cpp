@@ -235,3 +235,78 @@ TEST_CASE("cuda nvrtc: PTX of the seesaw MLA decode: S and P V steps unrolled at
     CHECK(count("bar.sync") >= 1);  // the warpgroup barrier
     CHECK(count("mma.sync") == 0);
 }
+
+TEST_CASE("cuda nvrtc: the producer/consumer MLA decode: RS and SS S steps by half tiles, no ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c{64, 3, 1, 1, 1, 1};
+    c.tma = 1;
+    c.producer_consumer = 1;
+    const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
+    auto count = [&](const std::string& what) {
+        size_t n = 0;
+        for (size_t at = ptx.find(what); at != std::string::npos; at = ptx.find(what, at + 1)) ++n;
+        return n;
+    };
+    // S by half tiles: 2 x 36 k-steps of m64n32k16, 32 with Q from registers ({a0..a3}), 4 from shared memory;
+    // P V: 2 halves x 2 k-steps of m64n256k16
+    CHECK(count("wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16") == 2 * 36);
+    CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 2 * 2);
+    CHECK(count("setmaxnreg.inc.sync.aligned.u32 184") == 1);
+    CHECK(count("setmaxnreg.dec.sync.aligned.u32 160") == 1);
+    CHECK(count("cp.async.bulk.tensor.2d") >= 1);
+    CHECK(count("mma.sync") == 0);
+    // ptxas keeps both register budgets and the wgmma pipelines: it reports "Potential Performance Loss" (setmaxnreg
+    // ignored, wgmma serialized) in the compile log otherwise
+    for (const MlaDecodeDesc& d : {v3, [] {
+             MlaDecodeDesc r;
+             r.heads = 20;
+             return r;
+         }()}) {
+        for (int prof : {0, 1}) {
+            MlaDecodeConfig x = c;
+            x.profile = prof;
+            const CudaKernelSource src = mla_decode_source(d, x, 90);
+            CAPTURE(src.name);
+            const CudaBinary bin = compile_cuda_kernel(src, CudaArch{9, 0, true}, {});
+            CAPTURE(bin.log);
+            CHECK(bin.log.find("Performance Loss") == std::string::npos);
+            CHECK(bin.log.find("C75") == std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("cuda nvrtc: the P V first MLA decode: S and P V unrolled at each call site, no ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+    c.tma = 1;
+    c.producer_consumer = 2;
+    const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
+    auto count = [&](const std::string& what) {
+        size_t n = 0;
+        for (size_t at = ptx.find(what); at != std::string::npos; at = ptx.find(what, at + 1)) ++n;
+        return n;
+    };
+    // S: tile 0 and the loop (36 k-steps each); P V (4 k-steps): warpgroup 0's loop and last tile, warpgroup 1
+    CHECK(count("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
+    CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 3 * 4);
+    CHECK(count("wgmma.wait_group.sync.aligned 1;") == 1);  // P V(j - 1) done, S(j) still running
+    CHECK(count("cp.async.bulk.tensor.2d") >= 1);
+    CHECK(count("mma.sync") == 0);
+    for (int prof : {0, 1}) {
+        MlaDecodeConfig x = c;
+        x.profile = prof;
+        const CudaKernelSource src = mla_decode_source(v3, x, 90);
+        CAPTURE(src.name);
+        const CudaBinary bin = compile_cuda_kernel(src, CudaArch{9, 0, true}, {});
+        CAPTURE(bin.log);
+        CHECK(bin.log.find("Performance Loss") == std::string::npos);
+    }
+}

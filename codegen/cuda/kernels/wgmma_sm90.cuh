@@ -107,4 +107,40 @@ __device__ __forceinline__ void wgmma_m64n256k16_ss_tb(float (&d)[128], unsigned
         : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
+// D[64][32] (+)= A . B with A from registers, K-major B by descriptor. A fragment of warp w % 4 (rows
+// 16 (w % 4) ..), g = lane / 4, t = lane % 4, each register two bf16 (lower column in the low half), as
+// mma.sync m16n8k16's A: a[0] = row g, k 2t, 2t+1; a[1] = row g + 8, same k; a[2] = row g, k 2t+8, 2t+9;
+// a[3] = row g + 8, k 2t+8, 2t+9. scale_d 0: D = A . B. The registers of `a` must not change while it runs.
+__device__ __forceinline__ void wgmma_m64n32k16_rs(float (&d)[16], const unsigned (&a)[4],
+                                                   unsigned long long desc_b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\n"
+        "setp.ne.b32 p, %21, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
+        "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15"
+        "}, {%16,%17,%18,%19}, %20, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
+}
+
+// Descriptor of a K-major operand in the 64-byte swizzle (layout 2): an atom is 8 rows of 64 bytes (32 bf16),
+// 512-byte aligned, 16-byte chunk c of row r at chunk c ^ ((r >> 1) & 3); SBO = 512 (next 8 rows); a k-step of 16
+// within the row advances the start by 32 bytes.
+__device__ __forceinline__ unsigned long long wgmma_desc_sw64(unsigned smem_addr) {
+    return (unsigned long long)((smem_addr & 0x3ffff) >> 4) | (1ull << 16) | ((unsigned long long)(512 >> 4) << 32) |
+           (2ull << 62);
+}
+
+// Register budget of this warpgroup from here on (setmaxnreg, sm_90a): every warp of the warpgroup executes
+// it. dec releases registers to the CTA's pool, inc waits until the pool has them; N a multiple of 8, 24..256.
+template <int N>
+__device__ __forceinline__ void warpgroup_reg_alloc() {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void warpgroup_reg_dealloc() {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
 }  // namespace mf

@@ -1,0 +1,332 @@
+// MLA decode, Hopper "P V first" schedule (config producer_consumer 2; sm_90a, K tiles by TMA, 64-token tiles,
+// 2 stages). Same contract as mla_decode_wgmma<> with tma 1 (mla_decode_wgmma.cuh): grid (splits, head blocks of
+// 64, rows), MlaDecodeParams with the cache tensor map, normalised partials + log2-sum-exp, or the final rows with
+// one split.
+//
+// One CTA = one split x 64 heads x one query row; 2 warpgroups (256 threads), one CTA per SM, Q in shared memory
+// (SS wgmma). Warpgroup 0 produces P one tile ahead of the P V: in its pass j it issues P V(j - 1) for its O half
+// (cols 0..255) and then S(j) = Q K(j)^T (36 wgmma m64n64k16) back to back, waits for the P V (the older wgmma
+// group), releases tile j - 1, waits for S(j), and does the online softmax of tile j while warpgroup 1 runs its
+// P V(j - 1). P(j) (bf16) goes into column block 8 of tile j's own stage (the rope columns, dead once S(j) is
+// done), alpha(j) next to it; "P(j) ready" is an mbarrier. Warpgroup 1 (cols 256..511): per tile, wait for P(j)
+// ready, rescale, P V(j), release; then its thread 128 refills that stage with tile j + 2 once warpgroup 0
+// released it too (off warpgroup 0's critical path).
+// Against the tma 1 kernel (one __syncthreads-separated sequence S, softmax, P V per tile): the tensor cores get
+// P V(j - 1) and S(j) in one stream, the P buffer is gone (P in the rope block), and the stage of tile j - 1 is
+// released after P V(j - 1), which runs first, so that the refill (tile j + 1) has S(j) + softmax(j) to land: 2
+// stages suffice (the seesaw kernel released a stage only after a softmax, and waited for its copies).
+// H200 profile of the tma 1 kernel, cycles per tile (batch 64, 32K): wait 254, S 1330, softmax 701, P V 1255;
+// expected here ~P V + S + softmax ~3.1k instead of ~3.6k.
+// Shared memory (1024-byte aligned, 128-byte swizzle): Q [9][64][128]; 2 K stages [9][64][128]; alpha [2][64]
+// by stage, row sums [64]; mbarriers full [2], empty [2] (8 warps), ready [2] (warpgroup 0's 4 warps).
+// ptxas: every wgmma group is committed and waited unconditionally (tile 0's S before the loop, the last P V
+// after it), so that ptxas does not serialize the wgmmas (see mla_decode_seesaw.cuh).
+#pragma once
+#include "bf16.cuh"
+#include "grid_dependency.cuh"
+#include "mla_decode.cuh"         // mla_split_tiles, mla_zero_rows
+#include "mla_decode_seesaw.cuh"  // sw128, mbar_arrive_warp, warpgroup_sync
+#include "mla_params.cuh"
+#include "mla_wgmma_epilogue.cuh"
+#include "mma_sm80.cuh"
+#include "tma_sm90.cuh"
+#include "wgmma_sm90.cuh"
+
+namespace mf {
+
+template <int LATENT, int ROPE>
+struct MlaPvFirstSmem {
+    static constexpr int D = LATENT + ROPE;
+    static constexpr int q_bytes = (D / 64) * 64 * 128;
+    static constexpr int k_bytes = (D / 64) * 64 * 128;  // one stage: 64 tokens
+    static constexpr int row_bytes = 3 * 64 * 4;         // alpha [2], row sums
+    static constexpr int bar_bytes = 64;                 // full [2], empty [2], ready [2], 8 bytes each
+    static constexpr int align_slack = 1024;
+    static constexpr int total = align_slack + q_bytes + 2 * k_bytes + row_bytes + bar_bytes;
+};
+
+// O half += P V over this warpgroup's 256 value columns of the stage at sKa (P in its column block NB - 1),
+// after O *= alpha when some row's max moved; commits one wgmma group.
+template <int NB>
+__device__ __forceinline__ void pvfirst_pv(float (&o)[128], float alpha0, float alpha1, unsigned sKa, int wg) {
+    if (__any_sync(0xffffffffu, alpha0 != 1.f || alpha1 != 1.f)) {
+#pragma unroll
+        for (int c = 0; c < 32; ++c) {
+            o[4 * c] *= alpha0;
+            o[4 * c + 1] *= alpha0;
+            o[4 * c + 2] *= alpha1;
+            o[4 * c + 3] *= alpha1;
+        }
+    }
+    const unsigned long long da = wgmma_desc_sw128(sKa + (NB - 1) * (64 * 128), 16, 1024);
+    const unsigned long long db = wgmma_desc_sw128(sKa + (wg * 4) * (64 * 128), 64 * 128, 1024);
+    wgmma_pin(o);  // the rescaled values are written before the fence
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)  // k-steps advance the descriptors' start address (bytes / 16)
+        wgmma_m64n256k16_ss_tb(o, da + kk * (32 >> 4), db + kk * (16 * 128 >> 4), 1);
+    wgmma_commit();
+}
+
+// PT, PDL, DPDL: as mla_decode_wgmma<>. PROF slots (thread 0 = warpgroup 0, thread 128 = warpgroup 1): prologue,
+// tile (thread 0) or P-ready (thread 128) wait, S wait after the P V (thread 0), softmax and P (thread 0),
+// P V + S issue and P V wait (thread 0) or refill (thread 128), P V (thread 128; thread 0: the last tile's),
+// epilogue, tiles.
+template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF>
+__device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
+    if constexpr (DPDL) griddep_wait();
+    if constexpr (PDL) griddep_launch_dependents();
+    long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long long prof_t = PROF ? clock64() : 0;
+    auto mark = [&](int k) {
+        if constexpr (PROF) {
+            const long long now = clock64();
+            prof[k] += now - prof_t;
+            prof_t = now;
+        }
+    };
+    constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64;
+    using Smem = MlaPvFirstSmem<LATENT, ROPE>;
+    static_assert(LATENT == 512, "each warpgroup's O half is one m64n256 accumulator");
+    static_assert(ROPE == 64, "P (64 heads x 64 tokens bf16) takes the place of exactly one 64-column rope block");
+    static_assert(PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
+    static_assert(64 * (LATENT * 4 + 32) <= Smem::q_bytes + 2 * Smem::k_bytes,
+                  "the output rows are staged over the Q and K buffers");
+
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
+    unsigned char* sQ = smem;
+    unsigned char* sK = sQ + Smem::q_bytes;
+    float* s_alpha = reinterpret_cast<float*>(sK + 2 * Smem::k_bytes);  // [2][HB] by stage
+    float* red_sum = s_alpha + 2 * HB;                                   // [HB]
+    const unsigned bar_full = smem_addr(red_sum + HB), bar_empty = bar_full + 16, bar_ready = bar_empty + 16;
+
+    const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wg = warp >> 2, g = lane >> 2, t = lane & 3;
+    const int row0 = (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8 (S, P and O)
+
+    const int len = p.seq_lens[b];
+    const MlaSplitTiles cut = mla_split_tiles<TILE>(len, p.num_splits, split);
+    const int t_begin = cut.t_begin, t_end = cut.t_end, n_tiles = cut.n_tiles;
+    const size_t part_row = (size_t)b * HEADS;
+    const bool direct = p.num_splits == 1 && p.out != nullptr;
+    if (n_tiles == 0) {
+        if (direct)
+            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
+        else
+            for (int r = tid; r < HB; r += blockDim.x)
+                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+        return;
+    }
+
+    const int* table = p.block_table + (size_t)b * p.block_table_stride;
+    // tile i at cache page `page` into its stage (one thread)
+    auto issue_tile = [&](int i, int page) {
+        const int tok0 = t_begin + i * TILE;
+        const int row = page * PAGE + tok0 % PAGE;
+        const unsigned full = bar_full + 8 * (i & 1), dst = smem_addr(sK + (i & 1) * Smem::k_bytes);
+        mbar_arrive_expect_tx(full, Smem::k_bytes);
+        for (int cb = 0; cb < NB; ++cb) tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+    };
+    if (tid == 0) {
+        tma_prefetch_map(&p.kv_map);
+        for (int st = 0; st < 2; ++st) {
+            mbar_init(bar_full + 8 * st, 1);
+            mbar_init(bar_empty + 8 * st, 8);  // every warp of both warpgroups, once per tile
+            mbar_init(bar_ready + 8 * st, 4);  // every warp of warpgroup 0
+        }
+        mbar_init_fence();
+        for (int i = 0; i < 2 && i < n_tiles; ++i) issue_tile(i, table[(t_begin + i * TILE) / PAGE]);
+    }
+    // thread 128 refills the stages from tile 2 on; page_next: the page of the next tile it issues
+    int page_next = tid == 128 && n_tiles > 2 ? table[(t_begin + 2 * TILE) / PAGE] : 0;
+    // Q rows of this head block (rows past HEADS are zero), by all threads
+    for (int idx = tid; idx < HB * (D / 8); idx += 256) {
+        const int r = idx / (D / 8), c = idx % (D / 8);
+        const bool valid = head0 + r < HEADS;
+        const unsigned short* src = p.q;
+        if (valid) src += (part_row + head0 + r) * D + c * 8;
+        cp_async_16(sQ + sw128<HB>(r, c), src, valid);
+    }
+    cp_async_commit();
+    cp_async_wait_all();
+    fence_proxy_async_smem();
+    __syncthreads();  // Q is in shared memory and the mbarriers exist
+
+    const float sl2 = p.scale * 1.4426950408889634f;
+    float m_run[2] = {neg_inf(), neg_inf()};  // warpgroup 0: running max of rows row0, row0 + 8 (log2 domain)
+    float l_run[2] = {0.f, 0.f};              // warpgroup 0: this thread's partial row sums
+    float o[128];
+#pragma unroll
+    for (int e = 0; e < 128; ++e) o[e] = 0.f;
+    const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK);
+    mark(0);
+
+    if (wg == 0) {
+        float alpha[2] = {1.f, 1.f};  // alpha(j - 1) of this thread's rows, for P V(j - 1)
+        // S(j) for the stage at sKa (commits one group), after the tail rows of a last partial tile were zeroed
+        auto issue_s = [&](int j, float (&s)[32]) {
+            const unsigned sKa = sKa0 + (j & 1) * Smem::k_bytes;
+            const int valid = t_end - (t_begin + j * TILE);
+            if (valid < TILE) {  // stale tail rows: zero their latent columns (V) before anyone's P V(j)
+                unsigned char* k = sK + (j & 1) * Smem::k_bytes;
+                for (int idx = tid; idx < (TILE - valid) * (LATENT / 8); idx += 128) {
+                    const int r = valid + idx / (LATENT / 8), c = idx % (LATENT / 8);
+                    *reinterpret_cast<uint4*>(k + sw128<TILE>(r, c)) = make_uint4(0, 0, 0, 0);
+                }
+                fence_proxy_async_smem();  // ordered before this warp's ready arrival
+                __syncwarp();
+            }
+#pragma unroll
+            for (int e = 0; e < 32; ++e) s[e] = 0.f;
+            wgmma_pin(s);
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < D / 16; ++ks) {
+                const unsigned long long da = wgmma_desc_sw128(sQa + (ks >> 2) * (HB * 128) + (ks & 3) * 32, 16, 1024);
+                const unsigned long long db = wgmma_desc_sw128(sKa + (ks >> 2) * (TILE * 128) + (ks & 3) * 32, 16, 1024);
+                wgmma_m64n64k16_ss(s, da, db, ks > 0);
+            }
+            wgmma_commit();
+        };
+        // the online softmax of S(j): P(j) into the rope block of its stage, alpha(j) to registers and shared
+        // memory; arrives on ready[j % 2]
+        auto softmax = [&](int j, float (&s)[32]) {
+            warpgroup_sync(1);  // every warp's S(j) is done: no wgmma still reads the rope block P(j) goes into
+            const int tile_start = t_begin + j * TILE;
+            float mx[2] = {neg_inf(), neg_inf()};
+#pragma unroll
+            for (int e = 0; e < 32; ++e) {
+                const int tok = tile_start + (e >> 2) * 8 + 2 * t + (e & 1);
+                s[e] = tok < t_end ? s[e] * sl2 : neg_inf();
+                mx[(e >> 1) & 1] = fmaxf(mx[(e >> 1) & 1], s[e]);
+            }
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+                const float m_new = fmaxf(m_run[h], mx[h]);  // finite: every tile has a valid token
+                alpha[h] = exp2f(m_run[h] - m_new);          // m_run = -inf on the first tile: alpha = 0
+                m_run[h] = m_new;
+                l_run[h] *= alpha[h];
+            }
+            unsigned char* sP = sK + (j & 1) * Smem::k_bytes + (NB - 1) * (TILE * 128);
+#pragma unroll
+            for (int c = 0; c < 8; ++c) {
+                const float p0 = exp2f(s[4 * c] - m_run[0]), p1 = exp2f(s[4 * c + 1] - m_run[0]);
+                const float p2 = exp2f(s[4 * c + 2] - m_run[1]), p3 = exp2f(s[4 * c + 3] - m_run[1]);
+                l_run[0] += p0 + p1;
+                l_run[1] += p2 + p3;
+                // tokens 8c + 2t, +1: chunk c, bytes 4t..4t+3 of rows row0 and row0 + 8 (128-byte swizzle)
+                const unsigned off = row0 * 128 + ((c ^ (row0 & 7)) << 4) + 4 * t;
+                *reinterpret_cast<unsigned*>(sP + off) = pack_bf16x2(p0, p1);
+                *reinterpret_cast<unsigned*>(sP + off + 8 * 128) = pack_bf16x2(p2, p3);
+            }
+            if (t == 0) {
+                s_alpha[(j & 1) * HB + row0] = alpha[0];
+                s_alpha[(j & 1) * HB + row0 + 8] = alpha[1];
+            }
+            fence_proxy_async_smem();
+            mbar_arrive_warp(bar_ready + 8 * (j & 1), lane);  // after each lane's proxy fence
+        };
+        {  // tile 0: S only
+            float s[32];
+            mbar_wait(bar_full, 0);
+            __syncwarp();
+            mark(1);
+            issue_s(0, s);
+            wgmma_wait<0>();
+            wgmma_pin(s);
+            mark(2);
+            softmax(0, s);
+            mark(3);
+        }
+        for (int j = 1; j < n_tiles; ++j) {
+            float s[32];
+            mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);
+            __syncwarp();
+            mark(1);
+            pvfirst_pv<NB>(o, alpha[0], alpha[1], sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1) first
+            issue_s(j, s);
+            wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j) may still run
+            wgmma_pin(o);
+            mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);  // (warpgroup 1 refills the stage)
+            mark(4);
+            wgmma_wait<0>();
+            wgmma_pin(s);
+            wgmma_pin(o);
+            mark(2);
+            softmax(j, s);
+            mark(3);
+        }
+        // the last tile's P V
+        pvfirst_pv<NB>(o, alpha[0], alpha[1], sKa0 + ((n_tiles - 1) & 1) * Smem::k_bytes, 0);
+        wgmma_wait<0>();
+        wgmma_pin(o);
+        mark(5);
+    } else {
+        for (int j = 0; j < n_tiles; ++j) {  // P V(j) once P(j) is ready
+            mbar_wait(bar_ready + 8 * (j & 1), (j >> 1) & 1);
+            mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);  // long complete; orders the tile's bytes for us
+            __syncwarp();
+            fence_proxy_async_smem();
+            mark(1);
+            const float a0 = s_alpha[(j & 1) * HB + row0], a1 = s_alpha[(j & 1) * HB + row0 + 8];
+            pvfirst_pv<NB>(o, a0, a1, sKa0 + (j & 1) * Smem::k_bytes, 1);
+            wgmma_wait<0>();
+            wgmma_pin(o);
+            mbar_arrive_warp(bar_empty + 8 * (j & 1), lane);
+            mark(5);
+            // tile j + 2 into the stage of tile j once warpgroup 0 released it too (it issued its P V(j) ahead of
+            // S(j + 1), so this wait is short); warpgroup 1 has nothing else to do until P(j + 1) is ready
+            if (tid == 128 && j + 2 < n_tiles) {
+                mbar_wait(bar_empty + 8 * (j & 1), (j >> 1) & 1);
+                issue_tile(j + 2, page_next);
+                if (j + 3 < n_tiles) page_next = table[(t_begin + (j + 3) * TILE) / PAGE];
+            }
+            __syncwarp();
+            mark(4);
+        }
+    }
+
+    // ---- row sums (warpgroup 0), the log2-sum-exp, then the normalised rows through shared memory (every copy
+    // was waited for and every wgmma is done once both warpgroups passed the barrier)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
+    }
+    if (wg == 0 && t == 0) {
+        red_sum[row0] = l_run[0];
+        red_sum[row0 + 8] = l_run[1];
+    }
+    __syncthreads();
+    float inv[2];
+    const int rows = min(HB, HEADS - head0);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int row = row0 + 8 * h;
+        const float l = red_sum[row];
+        inv[h] = l > 0.f ? 1.f / l : 0.f;
+        const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
+        if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
+            p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
+    }
+    if (direct)
+        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
+                                     (size_t)LATENT, rows);
+    else
+        mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
+                                   reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
+                                   (size_t)p.num_splits * LATENT, rows);
+    if constexpr (PROF) {
+        mark(6);
+        prof[7] = n_tiles;
+        if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
+#pragma unroll
+            for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];
+    }
+}
+
+}  // namespace mf
