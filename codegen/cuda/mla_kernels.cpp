@@ -65,6 +65,12 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
                      c.qk_split != 0 || c.qk_chains != 1))
         return "seesaw needs the wgmma kernel with tma 1, 64-token tiles, 2 stages, cluster 1, qk_split 0 and "
                "qk_chains 1";
+    if (c.fused_combine != 0 && c.fused_combine != 1) return "fused_combine must be 0 or 1";
+    if (c.prologue != 0 && c.prologue != 1) return "prologue must be 0 or 1";
+    if ((c.fused_combine || c.prologue) && (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw))
+        return "fused_combine and prologue need the wgmma kernel with tma 1, cluster 1 and no seesaw";
+    if (c.fused_combine && (c.pdl || c.decode_pdl))
+        return "fused_combine launches the decode cooperatively: no pdl or decode_pdl";
     if (c.seesaw && d.rope_dim != 64)
         return "seesaw keeps P in the tile's 64 rope columns: rope_dim must be 64";
     if (c.wgmma) {
@@ -198,6 +204,26 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.seesaw = 1;
         add(c);
     }
+    // batch 1: the splits merged inside the decode (cooperative launch, no combine launch), the early prologue,
+    // both; also with fp32 partials and with 32-token tiles (more splits at 1K)
+    {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        for (int fc : {1, 0, 1}) {
+            c.fused_combine = fc;
+            add(c);
+            c.prologue = 1;
+        }
+        c.partial_bf16 = 0;
+        add(c);
+        c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.fused_combine = 1;
+        c.prologue = 1;
+        add(c);
+    }
     return v;
 }
 
@@ -227,7 +253,7 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             "// {0}\n"
             "extern \"C\" __global__ void {14}__launch_bounds__({1}, 1) {2}(const {15}mf::MlaDecodeParams p) "
             "{{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {16}, {18}, {17}, {13}>(p);"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {16}, {18}, {17}, {13}{19}>(p);"
             "\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
@@ -238,7 +264,11 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
                 ? fmt::format("__cluster_dims__({}, {}, 1) ", c.cluster, c.tma == 2 ? 2 : 1)
                 : std::string(),
             // the tensor maps must stay in parameter space: TMA reads them by address
-            c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster);
+            c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster,
+            // fused combine, early prologue (spelled only when set: the other kernels' sources stay as they were)
+            c.fused_combine || c.prologue ? fmt::format(", {}, {}", c.fused_combine ? "true" : "false",
+                                                         c.prologue ? "true" : "false")
+                                          : std::string());
         return s;
     }
     s.source = fmt::format(
@@ -270,7 +300,8 @@ void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, Mla
                                          kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B,
                                          kCuTensorMapOobFillNone),
              "cuTensorMapEncodeTiled (MLA cache)");
-    if (c.cluster == 2) {  // q [batch][heads][dim]: boxes of 64 columns x 64 heads (padded heads read as zeros)
+    // q [batch][heads][dim]: boxes of 64 columns x 64 heads (padded heads read as zeros)
+    if (c.cluster == 2 || c.prologue) {
         const uint64_t q_dim[3] = {dim, uint64_t(d.heads), uint64_t(std::max(1, p.batch))};
         const uint64_t q_stride[2] = {dim * 2, dim * 2 * d.heads};
         const uint32_t q_box[3] = {64, 64, 1}, q_elem[3] = {1, 1, 1};
@@ -298,6 +329,11 @@ int mla_decode_partials(const MlaDecodeConfig& c, int num_splits) {
 
 bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits) {
     return num_splits == 1 && c.cluster == 1;
+}
+
+bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas) {
+    return c.fused_combine && !mla_decode_writes_output(c, num_splits) && num_splits <= kMlaFusedCombineMaxSplits &&
+           grid_ctas <= max_resident_ctas;
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {

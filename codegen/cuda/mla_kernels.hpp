@@ -77,6 +77,14 @@ struct MlaDecodeConfig {
     // wgmma, tma 1, 64-token tiles, 2 stages, no cluster, rope_dim 64 (P goes into the tile's rope columns).
     // H200: correct, slower than the default at every shape (2 stages put the tile copy on the critical path).
     int seesaw = 0;
+    // 1: no combine launch where the whole grid fits on the device at once: the decode is launched
+    // cooperatively and its CTAs merge the splits after storing their partials (kernels/mla_fused_combine.cuh);
+    // otherwise (grid too large, one split, more than kMlaFusedCombineMaxSplits splits) the separate combine as
+    // before. Needs wgmma, tma 1, cluster 1, no PDL, no seesaw.
+    int fused_combine = 0;
+    // 1: the early prologue of the wgmma kernel (tma 1, cluster 1, no seesaw): Q by TMA issued before the
+    // context length is read, and every stage's tile issued before the first one is computed.
+    int prologue = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -94,6 +102,8 @@ struct MlaDecodeConfig {
         f("decode_pdl", "dpdl", s.decode_pdl);
         f("combine_warp", "cw", s.combine_warp);
         f("seesaw", "ss", s.seesaw);
+        f("fused_combine", "fc", s.fused_combine);
+        f("prologue", "pro", s.prologue);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -127,6 +137,11 @@ int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
 // True when the decode kernel writes the final output itself (MlaDecodeParams::out; one split, no cluster):
 // then there is no combine launch.
 bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits);
+// True when a launch of `grid_ctas` CTAs with `num_splits` splits merges the splits inside the decode kernel
+// (config fused_combine): it must then be a cooperative launch (CudaKernel::launch_cooperative) with
+// MlaDecodeParams::grid_sync set, and there is no combine launch. `max_resident_ctas`: the decode kernel's
+// CudaKernel::max_resident_ctas().
+bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas);
 // Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials`
 // partial outputs per (row, head).
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials);

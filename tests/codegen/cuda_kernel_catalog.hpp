@@ -58,6 +58,19 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         c.pdl = 1;
         c.decode_pdl = 1;
         v.push_back(mla_decode_source(ragged64, c, sm));
+        c = MlaDecodeConfig{64, 2, 1, 1, 1, 1};  // fused combine + early prologue: bf16; fp32, profiled, padded
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.fused_combine = 1;
+        c.prologue = 1;
+        v.push_back(mla_decode_source(v3, c, sm));
+        c.partial_bf16 = 0;
+        c.profile = 1;
+        v.push_back(mla_decode_source(ragged64, c, sm));
+        c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
+        c.tma = 1;
+        c.fused_combine = 1;
+        v.push_back(mla_decode_source(v3, c, sm));
     }
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));

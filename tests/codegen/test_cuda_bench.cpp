@@ -69,15 +69,21 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         return c;
     };
     std::vector<MlaDecodeConfig> configs;
-    // session 3 run 3 (tests/bench/cuda_mla_decode_results.md): split pairs (cluster 2) and multicast lost to
-    // the default (tma 1, per-warp combine); now the seesaw schedule against it, each also profiled
+    // session 3 (tests/bench/cuda_mla_decode_results.md): split pairs, multicast and the seesaw lost to the
+    // default (tma 1, per-warp combine); session 4 (batch 1): the combine merged inside the decode (fc, a
+    // cooperative launch) and the early prologue (pro), each also profiled
     const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
-    auto seesaw = [](MlaDecodeConfig c) {
-        c.seesaw = 1;
+    auto fused = [](MlaDecodeConfig c, int fc, int pro) {
+        c.fused_combine = fc;
+        c.prologue = pro;
         return c;
     };
-    for (MlaDecodeConfig c : {base, def, with(base, 1, 1, 0, 0, 1, 1), seesaw(with(base, 1, 1, 0, 0, 0, 1)),
-                              seesaw(with(base, 1, 1, 0, 0, 1, 1))})
+    const MlaDecodeConfig def_prof = with(base, 1, 1, 0, 0, 1, 1);
+    MlaDecodeConfig t32 = fused(with(MlaDecodeConfig{32, 4, 1, 1, 1, 1}, 1, 1, 0, 0, 0, 1), 1, 1);
+    MlaDecodeConfig mt2 = fused(def, 1, 1);  // half the splits (and partials) at batch 1
+    mt2.min_split_tiles = 2;
+    for (MlaDecodeConfig c : {base, def, def_prof, fused(def, 1, 0), fused(def, 0, 1), fused(def, 1, 1),
+                              fused(def_prof, 1, 1), t32, mt2})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -92,6 +98,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         const auto decode = env.build(mla_decode_source(d, cfg, env.sm));
         const auto combine_cta = env.build(mla_combine_source(d, cfg));
         const auto combine_warp = cfg.combine_warp ? env.build(mla_combine_warp_source(d, cfg)) : nullptr;
+        const int max_resident = cfg.fused_combine ? decode->max_resident_ctas() : 0;
         std::printf("<!-- %s: %d registers, %d bytes local, %u bytes shared -->\n", decode->name().c_str(),
                     decode->registers(), decode->local_bytes(), decode->dynamic_smem_bytes());
         const int batches[3] = {1, 8, 64}, contexts[3] = {1024, 8192, 32768};
@@ -107,6 +114,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const int splits = mla_decode_num_splits(d, cfg, batch, ctx, gpu.sms);
                 const int partials = mla_decode_partials(cfg, splits);
                 const bool direct = mla_decode_writes_output(cfg, splits);
+                const Dim3 grid = mla_decode_grid(d, batch, splits);
+                const bool fuses = mla_decode_fuses_combine(cfg, splits, int(grid.x * grid.y * grid.z), max_resident);
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);
                 for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
@@ -117,8 +126,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 DeviceBuffer o_part(mla_decode_o_part_bytes(d, cfg, batch, partials)),
                     lse(mla_decode_lse_part_bytes(d, batch, partials));
                 DeviceBuffer out(size_t(rot) * batch * d.heads * d.latent_dim * 2);
-                DeviceBuffer prof(16 * sizeof(unsigned long long));
+                DeviceBuffer prof(20 * sizeof(unsigned long long));
                 prof.fill_bytes(0);
+                DeviceBuffer grid_sync(256);  // the fused combine's counter: zero once, never reset
+                grid_sync.fill_bytes(0);
                 auto capture = [&](bool with_combine, CudaGraph& g) {
                     g.begin_capture(stream.get());
                     for (int r = 0; r < rot; ++r) {
@@ -135,14 +146,22 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                           nullptr,
                                           cfg.profile ? prof.as<unsigned long long>() : nullptr,
                                           {},
-                                          {}};
+                                          {},
+                                          nullptr};
                         mla_decode_bind_cache(d, cfg, p);
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
+                        if (fuses && with_combine) {  // as MlaAttention::decode: one cooperative launch
+                            p.out = out_r;
+                            p.grid_sync = grid_sync.as<unsigned>();
+                            decode->launch_cooperative(grid, p, stream.get());
+                            continue;
+                        }
+                        // ("decode only" of a fused config: the same kernel storing its partials, no merge)
                         if (cfg.decode_pdl)
-                            decode->launch_dependent(mla_decode_grid(d, batch, splits), p, stream.get());
+                            decode->launch_dependent(grid, p, stream.get());
                         else
-                            decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
+                            decode->launch(grid, p, stream.get());
                         const MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out_r, batch,
                                                   partials};
                         const bool warps = mla_combine_uses_warps(d, cfg, batch, partials);
@@ -177,19 +196,22 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 CudaGraph full, only;
                 capture(true, full);
                 capture(false, only);
-                const double us = time_us(full), us_decode = time_us(only);
+                const double us = time_us(full);
+                const auto v = from_device<unsigned long long>(prof, 20);  // the full graph's profile
+                const double us_decode = time_us(only);
                 line += fmt::format(" {:.1f} / {:.1f} |", us, us_decode);
                 // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1 8K, batch 64 32K)
                 if (cfg.profile && ((batch == 1 && ctx == 8192) || (batch == 64 && ctx == 32768))) {
-                    const auto v = from_device<unsigned long long>(prof, 16);
                     for (int w = 0; w < 2; ++w) {
                         const double n = std::max<double>(1, double(v[w * 8 + 7]));
                         std::printf(
                             "<!-- profile b%d ctx%d wg%d, %llu tiles: prologue %llu, epilogue %llu cycles; "
                             "per tile: "
-                            "wait %.0f, phase A %.0f, softmax %.0f, barrier %.0f, phase B %.0f -->\n",
+                            "wait %.0f, phase A %.0f, softmax %.0f, barrier %.0f, phase B %.0f; fused combine: "
+                            "grid wait %llu, merge %llu -->\n",
                             batch, ctx, w, v[w * 8 + 7], v[w * 8 + 0], v[w * 8 + 6], v[w * 8 + 1] / n,
-                            v[w * 8 + 2] / n, v[w * 8 + 3] / n, v[w * 8 + 4] / n, v[w * 8 + 5] / n);
+                            v[w * 8 + 2] / n, v[w * 8 + 3] / n, v[w * 8 + 4] / n, v[w * 8 + 5] / n,
+                            v[16 + w * 2], v[16 + w * 2 + 1]);
                     }
                 }
                 const double cache = double(batch) * ctx * row_bytes;

@@ -47,7 +47,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -95,7 +95,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -353,7 +353,9 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and qk_split with TMA 1 and 2, without and with split pairs, and qs1 c2 TMA 2 with both PDL
             // ... and the per-warp combine on the cp.async kernel and on TMA 2 pairs with both PDL launches
             // ... and the seesaw schedule on the default's settings
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 42 : 32)));
+            // ... and the fused combine / early prologue on the default (fc, pro, both; both with fp32
+            // partials; t32 s4 with both)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 47 : 37)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -377,4 +379,44 @@ TEST_CASE("cuda rope: YaRN attention scale of DeepSeek-V3") {
     CHECK(yarn_mscale(1.0) == 1.0);
     const double m = yarn_mscale(40.0);
     CHECK(std::pow(192.0, -0.5) * m * m == doctest::Approx(0.1352338).epsilon(1e-6));
+}
+
+TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prologue, wgmma tma 1 kernel only") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    REQUIRE(c.tma == 1);
+    c.fused_combine = 1;
+    c.prologue = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, true>(p)") != std::string::npos);
+    c.prologue = 0;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, false>(p)") != std::string::npos);
+    // the other kernels' sources do not spell the two flags
+    CHECK(mla_decode_source(d, mla_decode_default_config(d, 90), 90).source.find(", 1, 1, false, false>(p)") !=
+          std::string::npos);
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.cluster = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.pdl = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.decode_pdl = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) {
+        x.fused_combine = 0;
+        x.prologue = 1;
+        x.seesaw = 1;
+    }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.tile_tokens = 32, x.stages = 4; }));
+    // fused only with several splits, at most kMlaFusedCombineMaxSplits, and a grid that fits at once
+    CHECK(mla_decode_fuses_combine(c, 66, 132, 132));
+    CHECK_FALSE(mla_decode_fuses_combine(c, 66, 133, 132));
+    CHECK_FALSE(mla_decode_fuses_combine(c, 1, 2, 132));  // one split: the decode writes the output itself
+    CHECK_FALSE(mla_decode_fuses_combine(c, kMlaFusedCombineMaxSplits + 1, 260, 1000));
+    CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 0));  // no cooperative launch on this device
+    c.fused_combine = 0;
+    CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 132));
 }

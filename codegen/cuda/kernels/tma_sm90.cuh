@@ -91,6 +91,15 @@ __device__ __forceinline__ void tma_load_2d_multicast(unsigned dst, const TmaMap
         : "memory");
 }
 
+// Box at (c0, c1, c2) of a 3-D map into this CTA's shared memory at `dst`; bytes counted on `bar`.
+__device__ __forceinline__ void tma_load_3d(unsigned dst, const TmaMap* map, int c0, int c1, int c2, unsigned bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
+        "[%5];\n" ::"r"(dst),
+        "l"(reinterpret_cast<unsigned long long>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+        : "memory");
+}
+
 // Box at (c0, c1, c2) of a 3-D map into every CTA of the cluster in `cta_mask`.
 __device__ __forceinline__ void tma_load_3d_multicast(unsigned dst, const TmaMap* map, int c0, int c1, int c2,
                                                       unsigned bar, unsigned short cta_mask) {

@@ -1,0 +1,191 @@
+// Split combine inside the Hopper MLA decode (config fused_combine; mla_decode_wgmma.cuh): with a cooperative
+// launch every CTA of the grid is resident, so after storing its partial output and log2-sum-exp each CTA meets
+// all others on a grid-wide counter and then merges its share of the (row, head) outputs into the final bf16
+// rows. Same math as mla_combine / mla_combine_warp (out = the lse-weighted mean of the partials; a split with
+// lse -inf wrote no partial and gets weight 0; all splits empty: zeros), without the second launch and its
+// lse pass (H200, session 3: the separate combine cost ~4-5 us at batch 1 at every context).
+//
+// Work split: unit u = row * HEADS + head. With at most kMlaCombineWarpMaxSplits partials one warp merges a
+// unit (units spread over the CTAs first, so that at batch 1 every SM takes a few); else the whole CTA does:
+// warp w takes splits w, w + 8, .. with all of its loads in flight, the 8 warps' sums meet in shared memory.
+// Partials and lse are read with ld.global.cg: they were written by other SMs during this launch.
+#pragma once
+#include "bf16.cuh"
+#include "mla_params.cuh"
+#include "mla_wgmma_epilogue.cuh"  // mla_unpack16
+#include "tma_sm90.cuh"            // global_timer_ns
+
+namespace mf {
+
+__device__ __forceinline__ unsigned ld_acquire_gpu(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
+// Grid barrier on a 32-bit counter that is never reset (CUDA-graph replays need no memset): CTA 0 adds
+// 2^31 - (n - 1), every other CTA adds 1, so a launch adds exactly 2^31: bit 31 flips when the last of the n CTAs
+// arrives (not before, whatever the order) and the low 31 bits return to zero, where they started (the counter
+// is zeroed once at allocation). Launches of any grid size may share the counter if they do not overlap in time.
+// A barrier that never completes (a CTA that was not resident) traps after 10 s instead of hanging the device.
+__device__ __forceinline__ void mla_grid_barrier(unsigned* counter, unsigned n_ctas, bool first) {
+    __syncthreads();  // every thread of this CTA has issued its stores
+    if (threadIdx.x == 0) {
+        __threadfence();  // ... and they are visible device-wide before the arrival
+        const unsigned old = atomicAdd(counter, first ? 0x80000000u - (n_ctas - 1) : 1u);
+        if (((old ^ ld_acquire_gpu(counter)) & 0x80000000u) == 0) {
+            const unsigned long long t0 = global_timer_ns();
+            while (((old ^ ld_acquire_gpu(counter)) & 0x80000000u) == 0)
+                if (global_timer_ns() - t0 > 10000000000ull) __trap();
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+// One warp merges unit `row` (n <= 32 partials): lane l owns latent columns CPL l .. + CPL - 1.
+template <int LATENT, class PT>
+__device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p, size_t row, int lane) {
+    constexpr int CPL = LATENT / 32;                  // columns per lane
+    constexpr int E = 16 / (int)sizeof(PT);           // values per 16-byte load
+    constexpr int VPL = CPL / E;                      // 16-byte loads per lane and split
+    constexpr int B = 8;                              // splits loaded before the first is used
+    static_assert(CPL % 8 == 0, "whole 16-byte bf16 stores per lane");
+    const int n = p.num_splits;
+    const float l = lane < n ? __ldcg(p.lse_part + row * n + lane) : neg_inf();
+    const float m = warp_max(l);
+    const float w_own = l == neg_inf() ? 0.f : exp2f(l - m);
+    const float wsum = warp_sum(w_own);
+    float acc[CPL];
+#pragma unroll
+    for (int c = 0; c < CPL; ++c) acc[c] = 0.f;
+    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
+    for (int s0 = 0; s0 < n; s0 += B) {
+        float w[B];
+        float4 raw[B][VPL];
+#pragma unroll
+        for (int u = 0; u < B; ++u) {
+            const int s = s0 + u;
+            w[u] = __shfl_sync(0xffffffffu, w_own, s & 31);
+            if (s >= n) w[u] = 0.f;
+#pragma unroll
+            for (int v = 0; v < VPL; ++v)
+                raw[u][v] = w[u] != 0.f ? __ldcg(reinterpret_cast<const float4*>(src + (size_t)s * LATENT) + v)
+                                        : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+#pragma unroll
+        for (int u = 0; u < B; ++u)
+#pragma unroll
+            for (int v = 0; v < VPL; ++v) {
+                float x[E];
+                mla_unpack16<PT>(raw[u][v], x);
+#pragma unroll
+                for (int e = 0; e < E; ++e) acc[v * E + e] += w[u] * x[e];
+            }
+    }
+    const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
+    uint4* dst = reinterpret_cast<uint4*>(p.out + row * LATENT + lane * CPL);
+#pragma unroll
+    for (int q = 0; q < CPL / 8; ++q)
+        dst[q] = make_uint4(pack_bf16x2(acc[8 * q] * inv, acc[8 * q + 1] * inv),
+                            pack_bf16x2(acc[8 * q + 2] * inv, acc[8 * q + 3] * inv),
+                            pack_bf16x2(acc[8 * q + 4] * inv, acc[8 * q + 5] * inv),
+                            pack_bf16x2(acc[8 * q + 6] * inv, acc[8 * q + 7] * inv));
+}
+
+// The 256 threads merge unit `row` (n <= 256 partials). `smem`: (256 + 16 + 8 LATENT) floats of scratch.
+template <int LATENT, class PT>
+__device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, size_t row, unsigned char* smem) {
+    constexpr int CPL = LATENT / 32;
+    constexpr int E = 16 / (int)sizeof(PT);
+    constexpr int VPL = CPL / E;
+    constexpr int B = sizeof(PT) == 2 ? 9 : 4;  // splits per warp in flight (66 splits: 9 per warp, one round)
+    static_assert(CPL == 16, "8 warps x 2 columns of each lane in the cross-warp sum: LATENT must be 512");
+    float* s_w = reinterpret_cast<float*>(smem);  // [256] split weights
+    float* s_red = s_w + 256;                     // [8] warp maxima, [8] warp weight sums
+    float* s_acc = s_red + 16;                    // [8 warps][CPL][32 lanes]
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int n = p.num_splits;
+    const float l = tid < n ? __ldcg(p.lse_part + row * n + tid) : neg_inf();
+    float m = warp_max(l);
+    if (lane == 0) s_red[warp] = m;
+    __syncthreads();
+#pragma unroll
+    for (int w = 0; w < 8; ++w) m = fmaxf(m, s_red[w]);
+    const float w_own = l == neg_inf() ? 0.f : exp2f(l - m);
+    s_w[tid] = w_own;
+    const float ws = warp_sum(w_own);
+    if (lane == 0) s_red[8 + warp] = ws;
+    __syncthreads();
+    float wsum = 0.f;
+#pragma unroll
+    for (int w = 0; w < 8; ++w) wsum += s_red[8 + w];
+
+    float acc[CPL];
+#pragma unroll
+    for (int c = 0; c < CPL; ++c) acc[c] = 0.f;
+    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
+    for (int s0 = warp; s0 < n; s0 += 8 * B) {
+        float w[B];
+        float4 raw[B][VPL];
+#pragma unroll
+        for (int u = 0; u < B; ++u) {
+            const int s = s0 + 8 * u;
+            w[u] = s < n ? s_w[s] : 0.f;
+#pragma unroll
+            for (int v = 0; v < VPL; ++v)
+                raw[u][v] = w[u] != 0.f ? __ldcg(reinterpret_cast<const float4*>(src + (size_t)s * LATENT) + v)
+                                        : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+#pragma unroll
+        for (int u = 0; u < B; ++u)
+#pragma unroll
+            for (int v = 0; v < VPL; ++v) {
+                float x[E];
+                mla_unpack16<PT>(raw[u][v], x);
+#pragma unroll
+                for (int e = 0; e < E; ++e) acc[v * E + e] += w[u] * x[e];
+            }
+    }
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) s_acc[(warp * CPL + j) * 32 + lane] = acc[j];
+    __syncthreads();
+    // thread (warp, lane): columns CPL lane + 2 warp, + 1 (lane-major reads: no bank conflicts)
+    const int j0 = 2 * warp;
+    float v0 = 0.f, v1 = 0.f;
+#pragma unroll
+    for (int w = 0; w < 8; ++w) {
+        v0 += s_acc[(w * CPL + j0) * 32 + lane];
+        v1 += s_acc[(w * CPL + j0 + 1) * 32 + lane];
+    }
+    const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
+    *reinterpret_cast<unsigned*>(p.out + row * LATENT + lane * CPL + j0) = pack_bf16x2(v0 * inv, v1 * inv);
+    __syncthreads();  // the scratch is reused by the next unit
+}
+
+// Called by every CTA of the grid (also those whose split had no tokens) once its partial and lse are stored:
+// waits for the whole grid, then merges units cta, cta + n_ctas, ... `smem`: the kernel's dynamic shared
+// memory, free by now. prof (config profile): cycles of the barrier wait and of the merge are added there.
+template <int HEADS, int LATENT, class PT>
+__device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsigned char* smem,
+                                                  long long* prof = nullptr) {
+    const unsigned n_ctas = gridDim.x * gridDim.y * gridDim.z;
+    const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    const long long t0 = prof ? clock64() : 0;
+    mla_grid_barrier(p.grid_sync, n_ctas, cta == 0);
+    const long long t1 = prof ? clock64() : 0;
+    const unsigned units = (unsigned)p.batch * HEADS;
+    if (p.num_splits <= kMlaCombineWarpMaxSplits) {
+        const unsigned warp = threadIdx.x >> 5;
+        for (unsigned u = cta + n_ctas * warp; u < units; u += n_ctas * 8)
+            mla_fused_combine_warp<LATENT, PT>(p, u, threadIdx.x & 31);
+    } else {
+        for (unsigned u = cta; u < units; u += n_ctas) mla_fused_combine_cta<LATENT, PT>(p, u, smem);
+    }
+    if (prof) {
+        prof[0] += t1 - t0;
+        prof[1] += clock64() - t1;
+    }
+}
+
+}  // namespace mf
