@@ -43,38 +43,28 @@ __device__ __forceinline__ void mla_grid_barrier(unsigned* counter, unsigned n_c
     __syncthreads();
 }
 
-// One warp merges unit `row` (n <= 32 partials): lane l owns latent columns CPL l .. + CPL - 1.
-template <int LATENT, class PT>
-__device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p, size_t row, int lane) {
-    constexpr int CPL = LATENT / 32;                  // columns per lane
-    constexpr int E = 16 / (int)sizeof(PT);           // values per 16-byte load
-    constexpr int VPL = CPL / E;                      // 16-byte loads per lane and split
-    constexpr int B = 8;                              // splits loaded before the first is used
-    static_assert(CPL % 8 == 0, "whole 16-byte bf16 stores per lane");
-    const int n = p.num_splits;
-    const float l = lane < n ? __ldcg(p.lse_part + row * n + lane) : neg_inf();
-    const float m = warp_max(l);
-    const float w_own = l == neg_inf() ? 0.f : exp2f(l - m);
-    const float wsum = warp_sum(w_own);
-    float acc[CPL];
+// B splits' partial rows of one lane (VPL 16-byte loads each): splits s0 + step u, u < B; past n: zeros. The loads
+// do not wait for the weights (a split without tokens left garbage there: its weight 0 keeps it out of the sum).
+template <int LATENT, class PT, int B, int VPL>
+__device__ __forceinline__ void mla_fused_load(float4 (&raw)[B][VPL], const PT* src, int s0, int step, int n) {
 #pragma unroll
-    for (int c = 0; c < CPL; ++c) acc[c] = 0.f;
-    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
-    for (int s0 = 0; s0 < n; s0 += B) {
-        float w[B];
-        float4 raw[B][VPL];
+    for (int u = 0; u < B; ++u) {
+        const int s = s0 + step * u;
 #pragma unroll
-        for (int u = 0; u < B; ++u) {
-            const int s = s0 + u;
-            w[u] = __shfl_sync(0xffffffffu, w_own, s & 31);
-            if (s >= n) w[u] = 0.f;
+        for (int v = 0; v < VPL; ++v)
+            raw[u][v] = s < n ? __ldcg(reinterpret_cast<const float4*>(src + (size_t)s * LATENT) + v)
+                              : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+}
+
+// acc += w[u] * raw[u] over the splits with a non-zero weight (w is the same in all lanes: no divergence).
+template <class PT, int B, int VPL, int CPL>
+__device__ __forceinline__ void mla_fused_accumulate(float (&acc)[CPL], const float4 (&raw)[B][VPL],
+                                                     const float (&w)[B]) {
+    constexpr int E = 16 / (int)sizeof(PT);
 #pragma unroll
-            for (int v = 0; v < VPL; ++v)
-                raw[u][v] = w[u] != 0.f ? __ldcg(reinterpret_cast<const float4*>(src + (size_t)s * LATENT) + v)
-                                        : make_float4(0.f, 0.f, 0.f, 0.f);
-        }
-#pragma unroll
-        for (int u = 0; u < B; ++u)
+    for (int u = 0; u < B; ++u)
+        if (w[u] != 0.f) {
 #pragma unroll
             for (int v = 0; v < VPL; ++v) {
                 float x[E];
@@ -82,6 +72,39 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
 #pragma unroll
                 for (int e = 0; e < E; ++e) acc[v * E + e] += w[u] * x[e];
             }
+        }
+}
+
+// One warp merges unit `row` (n <= 32 partials): lane l owns latent columns CPL l .. + CPL - 1. The first B
+// splits' rows are loaded together with the lse values (one round trip), the rest B at a time.
+template <int LATENT, class PT>
+__device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p, size_t row, int lane) {
+    constexpr int CPL = LATENT / 32;                  // columns per lane
+    constexpr int VPL = CPL * (int)sizeof(PT) / 16;   // 16-byte loads per lane and split
+    constexpr int B = 8;                              // splits loaded before the first is used
+    static_assert(CPL % 8 == 0, "whole 16-byte bf16 stores per lane");
+    const int n = p.num_splits;
+    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
+    const float l = lane < n ? __ldcg(p.lse_part + row * n + lane) : neg_inf();
+    float4 raw[B][VPL];
+    mla_fused_load<LATENT, PT>(raw, src, 0, 1, n);
+    const float m = warp_max(l);
+    const float w_own = l == neg_inf() ? 0.f : exp2f(l - m);
+    const float wsum = warp_sum(w_own);
+    float acc[CPL];
+#pragma unroll
+    for (int c = 0; c < CPL; ++c) acc[c] = 0.f;
+    for (int s0 = 0;;) {
+        float w[B];
+#pragma unroll
+        for (int u = 0; u < B; ++u) {
+            w[u] = __shfl_sync(0xffffffffu, w_own, (s0 + u) & 31);
+            if (s0 + u >= n) w[u] = 0.f;
+        }
+        mla_fused_accumulate<PT>(acc, raw, w);
+        s0 += B;
+        if (s0 >= n) break;
+        mla_fused_load<LATENT, PT>(raw, src, s0, 1, n);
     }
     const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
     uint4* dst = reinterpret_cast<uint4*>(p.out + row * LATENT + lane * CPL);
@@ -93,12 +116,13 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
                             pack_bf16x2(acc[8 * q + 6] * inv, acc[8 * q + 7] * inv));
 }
 
-// The 256 threads merge unit `row` (n <= 256 partials). `smem`: (256 + 16 + 8 LATENT) floats of scratch.
+// The 256 threads merge unit `row` (n <= 256 partials). `smem`: (256 + 16 + 8 LATENT) floats of scratch. Warp w
+// takes splits w, w + 8, ..: its first B rows are loaded together with the lse values (one round trip for up to
+// 8 B splits), the weights meet in shared memory meanwhile.
 template <int LATENT, class PT>
 __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, size_t row, unsigned char* smem) {
     constexpr int CPL = LATENT / 32;
-    constexpr int E = 16 / (int)sizeof(PT);
-    constexpr int VPL = CPL / E;
+    constexpr int VPL = CPL * (int)sizeof(PT) / 16;
     constexpr int B = sizeof(PT) == 2 ? 9 : 4;  // splits per warp in flight (66 splits: 9 per warp, one round)
     static_assert(CPL == 16, "8 warps x 2 columns of each lane in the cross-warp sum: LATENT must be 512");
     float* s_w = reinterpret_cast<float*>(smem);  // [256] split weights
@@ -106,7 +130,10 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
     float* s_acc = s_red + 16;                    // [8 warps][CPL][32 lanes]
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n = p.num_splits;
+    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
     const float l = tid < n ? __ldcg(p.lse_part + row * n + tid) : neg_inf();
+    float4 raw[B][VPL];
+    mla_fused_load<LATENT, PT>(raw, src, warp, 8, n);
     float m = warp_max(l);
     if (lane == 0) s_red[warp] = m;
     __syncthreads();
@@ -124,28 +151,14 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
     float acc[CPL];
 #pragma unroll
     for (int c = 0; c < CPL; ++c) acc[c] = 0.f;
-    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
-    for (int s0 = warp; s0 < n; s0 += 8 * B) {
+    for (int s0 = warp;;) {
         float w[B];
-        float4 raw[B][VPL];
 #pragma unroll
-        for (int u = 0; u < B; ++u) {
-            const int s = s0 + 8 * u;
-            w[u] = s < n ? s_w[s] : 0.f;
-#pragma unroll
-            for (int v = 0; v < VPL; ++v)
-                raw[u][v] = w[u] != 0.f ? __ldcg(reinterpret_cast<const float4*>(src + (size_t)s * LATENT) + v)
-                                        : make_float4(0.f, 0.f, 0.f, 0.f);
-        }
-#pragma unroll
-        for (int u = 0; u < B; ++u)
-#pragma unroll
-            for (int v = 0; v < VPL; ++v) {
-                float x[E];
-                mla_unpack16<PT>(raw[u][v], x);
-#pragma unroll
-                for (int e = 0; e < E; ++e) acc[v * E + e] += w[u] * x[e];
-            }
+        for (int u = 0; u < B; ++u) w[u] = s0 + 8 * u < n ? s_w[s0 + 8 * u] : 0.f;
+        mla_fused_accumulate<PT>(acc, raw, w);
+        s0 += 8 * B;
+        if (s0 >= n) break;
+        mla_fused_load<LATENT, PT>(raw, src, s0, 8, n);
     }
 #pragma unroll
     for (int j = 0; j < CPL; ++j) s_acc[(warp * CPL + j) * 32 + lane] = acc[j];
