@@ -82,8 +82,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     MlaDecodeConfig t32 = fused(with(MlaDecodeConfig{32, 4, 1, 1, 1, 1}, 1, 1, 0, 0, 0, 1), 1, 1);
     MlaDecodeConfig mt2 = fused(def, 1, 1);  // half the splits (and partials) at batch 1
     mt2.min_split_tiles = 2;
+    MlaDecodeConfig f32_prof = fused(def_prof, 1, 1);  // twice the partial bytes: is the epilogue bandwidth-bound?
+    f32_prof.partial_bf16 = 0;
     for (MlaDecodeConfig c : {base, def, def_prof, fused(def, 1, 0), fused(def, 0, 1), fused(def, 1, 1),
-                              fused(def_prof, 1, 1), t32, mt2})
+                              fused(def_prof, 1, 1), t32, mt2, f32_prof})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -126,7 +128,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 DeviceBuffer o_part(mla_decode_o_part_bytes(d, cfg, batch, partials)),
                     lse(mla_decode_lse_part_bytes(d, batch, partials));
                 DeviceBuffer out(size_t(rot) * batch * d.heads * d.latent_dim * 2);
-                DeviceBuffer prof(20 * sizeof(unsigned long long));
+                DeviceBuffer prof(24 * sizeof(unsigned long long));
                 prof.fill_bytes(0);
                 DeviceBuffer grid_sync(256);  // the fused combine's counter: zero once, never reset
                 grid_sync.fill_bytes(0);
@@ -197,7 +199,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 capture(true, full);
                 capture(false, only);
                 const double us = time_us(full);
-                const auto v = from_device<unsigned long long>(prof, 20);  // the full graph's profile
+                const auto v = from_device<unsigned long long>(prof, 24);  // the full graph's profile
                 const double us_decode = time_us(only);
                 line += fmt::format(" {:.1f} / {:.1f} |", us, us_decode);
                 // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1 8K, batch 64 32K)
@@ -207,11 +209,11 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                         std::printf(
                             "<!-- profile b%d ctx%d wg%d, %llu tiles: prologue %llu, epilogue %llu cycles; "
                             "per tile: "
-                            "wait %.0f, phase A %.0f, softmax %.0f, barrier %.0f, phase B %.0f; fused combine: "
-                            "grid wait %llu, merge %llu -->\n",
+                            "wait %.0f, phase A %.0f, softmax %.0f, barrier %.0f, phase B %.0f; epilogue: sums + "
+                            "lse %llu, stores %llu; fused combine: grid wait %llu, merge %llu -->\n",
                             batch, ctx, w, v[w * 8 + 7], v[w * 8 + 0], v[w * 8 + 6], v[w * 8 + 1] / n,
                             v[w * 8 + 2] / n, v[w * 8 + 3] / n, v[w * 8 + 4] / n, v[w * 8 + 5] / n,
-                            v[16 + w * 2], v[16 + w * 2 + 1]);
+                            v[16 + w * 4 + 2], v[16 + w * 4 + 3], v[16 + w * 4], v[16 + w * 4 + 1]);
                     }
                 }
                 const double cache = double(batch) * ctx * row_bytes;

@@ -85,7 +85,8 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // DPDL: launched as a programmatic dependent of the previous kernel: waits for it before the first global read.
 // PROF: threads 0 and 128 (one per warpgroup) of CTA (0, 0, 0) add up clock64() cycles per step and write them to
 // p.profile[wg * 8 + k], k = prologue, wait for the tile (copies + barrier), phase A (wgmmas + issuing the next
-// copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate).
+// copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate); then
+// p.profile[16 + wg * 4 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, bool FC = false, bool PRO = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
@@ -467,6 +468,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         if (CX == 1 && !direct && wg == 0 && t == 0 && head0 + row < HEADS)
             p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
     }
+    const long long t_store = PROF ? clock64() : 0;  // the epilogue's stores start
     if constexpr (CX == 2) {
         mla_stage_rows<PT, LATENT>(smem, o, inv, row0, wg, t);
         cluster_sync();  // both splits' rows and lse are staged
@@ -484,11 +486,12 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             (size_t)p.num_splits * LATENT, rows);
     if constexpr (TMA == 2 && CX == 1)  // no CTA leaves while its pair may still touch its shared memory
         cluster_wait();
-    long long prof_fc[2] = {0, 0};  // fused combine: barrier wait, merge
+    // profile: fused combine barrier wait, merge; epilogue before the stores (row sums, lse), the stores
+    long long prof_x[4] = {0, 0, PROF ? t_store - prof_t : 0, PROF ? clock64() - t_store : 0};
     if constexpr (FC)
         if (fused) {
             mark(6);
-            mla_fused_combine<HEADS, LATENT, PT>(p, smem, PROF ? prof_fc : nullptr);
+            mla_fused_combine<HEADS, LATENT, PT>(p, smem, PROF ? prof_x : nullptr);
             if constexpr (PROF) prof_t = clock64();
         }
     if constexpr (PROF) {
@@ -497,8 +500,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
 #pragma unroll
             for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];
-        if (FC && p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
-            for (int k = 0; k < 2; ++k) p.profile[16 + wg * 2 + k] = (unsigned long long)prof_fc[k];
+        if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
+#pragma unroll
+            for (int k = 0; k < 4; ++k) p.profile[16 + wg * 4 + k] = (unsigned long long)prof_x[k];
     }
 }
 
