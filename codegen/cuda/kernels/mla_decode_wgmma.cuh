@@ -170,7 +170,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
         if constexpr (PRO) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
         if constexpr (FC)
-            if (fused) mla_fused_combine<HEADS, LATENT, PT>(p, smem);
+            if (fused) mla_fused_combine<HEADS, LATENT, TILE, PT>(p, smem);
         return;
     }
 
@@ -491,7 +491,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (FC)
         if (fused) {
             mark(6);
-            mla_fused_combine<HEADS, LATENT, PT>(p, smem, PROF ? prof_x : nullptr);
+            mla_fused_combine<HEADS, LATENT, TILE, PT>(p, smem, PROF ? prof_x : nullptr);
             if constexpr (PROF) prof_t = clock64();
         }
     if constexpr (PROF) {

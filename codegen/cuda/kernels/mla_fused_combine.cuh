@@ -43,6 +43,16 @@ __device__ __forceinline__ void mla_grid_barrier(unsigned* counter, unsigned n_c
     __syncthreads();
 }
 
+// Splits of row b that hold tokens (the first ones: mla_split_tiles); the rest wrote no partial, so their rows
+// are not even loaded (a graph captured for a long context runs short ones with most splits empty). seq_lens[b]
+// was read by this CTA already when b is its own row: an L1 hit at batch 1.
+template <int TILE>
+__device__ __forceinline__ int mla_live_splits(const MlaDecodeParams& p, unsigned b) {
+    const int tiles = (p.seq_lens[b] + TILE - 1) / TILE;
+    const int per_split = (tiles + p.num_splits - 1) / p.num_splits;
+    return per_split > 0 ? min(p.num_splits, (tiles + per_split - 1) / per_split) : 0;
+}
+
 // B splits' partial rows of one lane (VPL 16-byte loads each): splits s0 + step u, u < B; past n: zeros. The loads
 // do not wait for the weights (a split without tokens left garbage there: its weight 0 keeps it out of the sum).
 template <int LATENT, class PT, int B, int VPL>
@@ -78,7 +88,7 @@ __device__ __forceinline__ void mla_fused_accumulate(float (&acc)[CPL], const fl
 // One warp merges unit `row` (n <= 32 partials): lane l owns latent columns CPL l .. + CPL - 1. The first B
 // splits' rows are loaded together with the lse values (one round trip), the rest B at a time.
 template <int LATENT, class PT>
-__device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p, size_t row, int lane) {
+__device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p, size_t row, int live, int lane) {
     constexpr int CPL = LATENT / 32;                  // columns per lane
     constexpr int VPL = CPL * (int)sizeof(PT) / 16;   // 16-byte loads per lane and split
     constexpr int B = 8;                              // splits loaded before the first is used
@@ -87,7 +97,7 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
     const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
     const float l = lane < n ? __ldcg(p.lse_part + row * n + lane) : neg_inf();
     float4 raw[B][VPL];
-    mla_fused_load<LATENT, PT>(raw, src, 0, 1, n);
+    mla_fused_load<LATENT, PT>(raw, src, 0, 1, live);
     const float m = warp_max(l);
     const float w_own = l == neg_inf() ? 0.f : exp2f(l - m);
     const float wsum = warp_sum(w_own);
@@ -103,8 +113,8 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
         }
         mla_fused_accumulate<PT>(acc, raw, w);
         s0 += B;
-        if (s0 >= n) break;
-        mla_fused_load<LATENT, PT>(raw, src, s0, 1, n);
+        if (s0 >= live) break;
+        mla_fused_load<LATENT, PT>(raw, src, s0, 1, live);
     }
     const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
     uint4* dst = reinterpret_cast<uint4*>(p.out + row * LATENT + lane * CPL);
@@ -120,7 +130,8 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
 // takes splits w, w + 8, ..: its first B rows are loaded together with the lse values (one round trip for up to
 // 8 B splits), the weights meet in shared memory meanwhile.
 template <int LATENT, class PT>
-__device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, size_t row, unsigned char* smem) {
+__device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, size_t row, int live,
+                                                      unsigned char* smem) {
     constexpr int CPL = LATENT / 32;
     constexpr int VPL = CPL * (int)sizeof(PT) / 16;
     constexpr int B = sizeof(PT) == 2 ? 9 : 4;  // splits per warp in flight (66 splits: 9 per warp, one round)
@@ -133,7 +144,7 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
     const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
     const float l = tid < n ? __ldcg(p.lse_part + row * n + tid) : neg_inf();
     float4 raw[B][VPL];
-    mla_fused_load<LATENT, PT>(raw, src, warp, 8, n);
+    mla_fused_load<LATENT, PT>(raw, src, warp, 8, live);
     float m = warp_max(l);
     if (lane == 0) s_red[warp] = m;
     __syncthreads();
@@ -157,8 +168,8 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
         for (int u = 0; u < B; ++u) w[u] = s0 + 8 * u < n ? s_w[s0 + 8 * u] : 0.f;
         mla_fused_accumulate<PT>(acc, raw, w);
         s0 += 8 * B;
-        if (s0 >= n) break;
-        mla_fused_load<LATENT, PT>(raw, src, s0, 8, n);
+        if (s0 >= live) break;
+        mla_fused_load<LATENT, PT>(raw, src, s0, 8, live);
     }
 #pragma unroll
     for (int j = 0; j < CPL; ++j) s_acc[(warp * CPL + j) * 32 + lane] = acc[j];
@@ -179,7 +190,7 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
 // Called by every CTA of the grid (also those whose split had no tokens) once its partial and lse are stored:
 // waits for the whole grid, then merges units cta, cta + n_ctas, ... `smem`: the kernel's dynamic shared
 // memory, free by now. prof (config profile): cycles of the barrier wait and of the merge are added there.
-template <int HEADS, int LATENT, class PT>
+template <int HEADS, int LATENT, int TILE, class PT>
 __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsigned char* smem,
                                                   long long* prof = nullptr) {
     const unsigned n_ctas = gridDim.x * gridDim.y * gridDim.z;
@@ -191,9 +202,10 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
     if (p.num_splits <= kMlaCombineWarpMaxSplits) {
         const unsigned warp = threadIdx.x >> 5;
         for (unsigned u = cta + n_ctas * warp; u < units; u += n_ctas * 8)
-            mla_fused_combine_warp<LATENT, PT>(p, u, threadIdx.x & 31);
+            mla_fused_combine_warp<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), threadIdx.x & 31);
     } else {
-        for (unsigned u = cta; u < units; u += n_ctas) mla_fused_combine_cta<LATENT, PT>(p, u, smem);
+        for (unsigned u = cta; u < units; u += n_ctas)
+            mla_fused_combine_cta<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), smem);
     }
     if (prof) {
         prof[0] += t1 - t0;
