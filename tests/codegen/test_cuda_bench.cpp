@@ -128,7 +128,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 DeviceBuffer o_part(mla_decode_o_part_bytes(d, cfg, batch, partials)),
                     lse(mla_decode_lse_part_bytes(d, batch, partials));
                 DeviceBuffer out(size_t(rot) * batch * d.heads * d.latent_dim * 2);
-                DeviceBuffer prof(24 * sizeof(unsigned long long));
+                DeviceBuffer prof(32 * sizeof(unsigned long long));
                 prof.fill_bytes(0);
                 DeviceBuffer grid_sync(256);  // the fused combine's counter: zero once, never reset
                 grid_sync.fill_bytes(0);
@@ -199,21 +199,23 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 capture(true, full);
                 capture(false, only);
                 const double us = time_us(full);
-                const auto v = from_device<unsigned long long>(prof, 24);  // the full graph's profile
+                const auto v = from_device<unsigned long long>(prof, 32);  // the full graph's profile
                 const double us_decode = time_us(only);
                 line += fmt::format(" {:.1f} / {:.1f} |", us, us_decode);
-                // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1 8K, batch 64 32K)
-                if (cfg.profile && ((batch == 1 && ctx == 8192) || (batch == 64 && ctx == 32768))) {
+                // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1 1K and 8K, batch 64 32K)
+                if (cfg.profile && ((batch == 1 && ctx != 32768) || (batch == 64 && ctx == 32768))) {
                     for (int w = 0; w < 2; ++w) {
                         const double n = std::max<double>(1, double(v[w * 8 + 7]));
                         std::printf(
                             "<!-- profile b%d ctx%d wg%d, %llu tiles: prologue %llu, epilogue %llu cycles; "
                             "per tile: "
                             "wait %.0f, phase A %.0f, softmax %.0f, barrier %.0f, phase B %.0f; epilogue: sums + "
-                            "lse %llu, stores %llu; fused combine: grid wait %llu, merge %llu -->\n",
+                            "lse %llu, stores %llu; fused combine: grid wait %llu (arrival %llu), merge %llu (first "
+                            "rows summed %llu) -->\n",
                             batch, ctx, w, v[w * 8 + 7], v[w * 8 + 0], v[w * 8 + 6], v[w * 8 + 1] / n,
                             v[w * 8 + 2] / n, v[w * 8 + 3] / n, v[w * 8 + 4] / n, v[w * 8 + 5] / n,
-                            v[16 + w * 4 + 2], v[16 + w * 4 + 3], v[16 + w * 4], v[16 + w * 4 + 1]);
+                            v[16 + w * 8 + 2], v[16 + w * 8 + 3], v[16 + w * 8], v[16 + w * 8 + 4],
+                            v[16 + w * 8 + 1], v[16 + w * 8 + 5]);
                     }
                 }
                 const double cache = double(batch) * ctx * row_bytes;

@@ -86,7 +86,8 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // PROF: threads 0 and 128 (one per warpgroup) of CTA (0, 0, 0) add up clock64() cycles per step and write them to
 // p.profile[wg * 8 + k], k = prologue, wait for the tile (copies + barrier), phase A (wgmmas + issuing the next
 // copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate); then
-// p.profile[16 + wg * 4 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores.
+// p.profile[16 + wg * 8 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores;
+// fused combine: the arrival (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, bool FC = false, bool PRO = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
@@ -487,7 +488,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (TMA == 2 && CX == 1)  // no CTA leaves while its pair may still touch its shared memory
         cluster_wait();
     // profile: fused combine barrier wait, merge; epilogue before the stores (row sums, lse), the stores
-    long long prof_x[4] = {0, 0, PROF ? t_store - prof_t : 0, PROF ? clock64() - t_store : 0};
+    long long prof_x[8] = {0, 0, PROF ? t_store - prof_t : 0, PROF ? clock64() - t_store : 0, 0, 0, 0, 0};
     if constexpr (FC)
         if (fused) {
             mark(6);
@@ -502,7 +503,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];
         if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
 #pragma unroll
-            for (int k = 0; k < 4; ++k) p.profile[16 + wg * 4 + k] = (unsigned long long)prof_x[k];
+            for (int k = 0; k < 8; ++k) p.profile[16 + wg * 8 + k] = (unsigned long long)prof_x[k];
     }
 }
 

@@ -27,18 +27,28 @@ __device__ __forceinline__ unsigned ld_acquire_gpu(const unsigned* p) {
 // 2^31 - (n - 1), every other CTA adds 1, so a launch adds exactly 2^31: bit 31 flips when the last of the n CTAs
 // arrives (not before, whatever the order) and the low 31 bits return to zero, where they started (the counter
 // is zeroed once at allocation). Launches of any grid size may share the counter if they do not overlap in time.
-// A barrier that never completes (a CTA that was not resident) traps after 10 s instead of hanging the device.
-__device__ __forceinline__ void mla_grid_barrier(unsigned* counter, unsigned n_ctas, bool first) {
+// Warp 0 waits as a whole (lane 0 arrives, all lanes poll the same word: one request per poll), so the warp stays
+// converged into the closing __syncthreads (H200, first draft: with lane 0 alone in a spin loop that can trap,
+// the other warps left the barrier before it). A barrier that never completes traps after 10 s.
+// prof (profile builds, thread 0): cycles of the arrival (release fence + atomic round trip) are added to prof[0].
+__device__ __forceinline__ void mla_grid_barrier(unsigned* counter, unsigned n_ctas, bool first,
+                                                 long long* prof = nullptr) {
     __syncthreads();  // every thread of this CTA has issued its stores
-    if (threadIdx.x == 0) {
-        __threadfence();  // ... and they are visible device-wide before the arrival
-        const unsigned old = atomicAdd(counter, first ? 0x80000000u - (n_ctas - 1) : 1u);
-        if (((old ^ ld_acquire_gpu(counter)) & 0x80000000u) == 0) {
-            const unsigned long long t0 = global_timer_ns();
-            while (((old ^ ld_acquire_gpu(counter)) & 0x80000000u) == 0)
-                if (global_timer_ns() - t0 > 10000000000ull) __trap();
+    if (threadIdx.x < 32) {
+        const long long t0 = prof ? clock64() : 0;
+        unsigned old = 0;
+        if (threadIdx.x == 0) {
+            asm volatile("fence.acq_rel.gpu;\n" ::: "memory");  // the CTA's stores (ordered by the barrier) first
+            old = atomicAdd(counter, first ? 0x80000000u - (n_ctas - 1) : 1u);
         }
-        __threadfence();
+        old = __shfl_sync(0xffffffffu, old, 0);
+        if (prof && threadIdx.x == 0) prof[0] += clock64() - t0;
+        if (((old ^ ld_acquire_gpu(counter)) & 0x80000000u) == 0) {
+            const unsigned long long t_start = global_timer_ns();
+            while (((old ^ ld_acquire_gpu(counter)) & 0x80000000u) == 0)
+                if (global_timer_ns() - t_start > 10000000000ull) __trap();
+        }
+        __syncwarp();
     }
     __syncthreads();
 }
@@ -88,10 +98,11 @@ __device__ __forceinline__ void mla_fused_accumulate(float (&acc)[CPL], const fl
 // One warp merges unit `row` (n <= 32 partials): lane l owns latent columns CPL l .. + CPL - 1. The first B
 // splits' rows are loaded together with the lse values (one round trip), the rest B at a time.
 template <int LATENT, class PT>
-__device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p, size_t row, int live, int lane) {
+__device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p, size_t row, int live, int lane,
+                                                       long long* t_first) {
     constexpr int CPL = LATENT / 32;                  // columns per lane
     constexpr int VPL = CPL * (int)sizeof(PT) / 16;   // 16-byte loads per lane and split
-    constexpr int B = 8;                              // splits loaded before the first is used
+    constexpr int B = sizeof(PT) == 2 ? 16 : 8;       // splits loaded before the first is used (bf16: all)
     static_assert(CPL % 8 == 0, "whole 16-byte bf16 stores per lane");
     const int n = p.num_splits;
     const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
@@ -112,6 +123,7 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
             if (s0 + u >= n) w[u] = 0.f;
         }
         mla_fused_accumulate<PT>(acc, raw, w);
+        if (t_first && *t_first == 0) *t_first = clock64();
         s0 += B;
         if (s0 >= live) break;
         mla_fused_load<LATENT, PT>(raw, src, s0, 1, live);
@@ -131,7 +143,7 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
 // 8 B splits), the weights meet in shared memory meanwhile.
 template <int LATENT, class PT>
 __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, size_t row, int live,
-                                                      unsigned char* smem) {
+                                                      unsigned char* smem, long long* t_first) {
     constexpr int CPL = LATENT / 32;
     constexpr int VPL = CPL * (int)sizeof(PT) / 16;
     constexpr int B = sizeof(PT) == 2 ? 9 : 4;  // splits per warp in flight (66 splits: 9 per warp, one round)
@@ -167,6 +179,7 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
 #pragma unroll
         for (int u = 0; u < B; ++u) w[u] = s0 + 8 * u < n ? s_w[s0 + 8 * u] : 0.f;
         mla_fused_accumulate<PT>(acc, raw, w);
+        if (t_first && *t_first == 0) *t_first = clock64();
         s0 += 8 * B;
         if (s0 >= live) break;
         mla_fused_load<LATENT, PT>(raw, src, s0, 8, live);
@@ -189,27 +202,32 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
 
 // Called by every CTA of the grid (also those whose split had no tokens) once its partial and lse are stored:
 // waits for the whole grid, then merges units cta, cta + n_ctas, ... `smem`: the kernel's dynamic shared
-// memory, free by now. prof (config profile): cycles of the barrier wait and of the merge are added there.
+// memory, free by now. prof (config profile): cycles added to prof[0] barrier (arrival to release), [1] merge,
+// [4] the arrival alone (thread 0), [5] from the release to the first partial rows summed.
 template <int HEADS, int LATENT, int TILE, class PT>
 __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsigned char* smem,
                                                   long long* prof = nullptr) {
     const unsigned n_ctas = gridDim.x * gridDim.y * gridDim.z;
     const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     const long long t0 = prof ? clock64() : 0;
-    mla_grid_barrier(p.grid_sync, n_ctas, cta == 0);
+    mla_grid_barrier(p.grid_sync, n_ctas, cta == 0, prof ? prof + 4 : nullptr);
     const long long t1 = prof ? clock64() : 0;
+    long long t_first = 0;  // profile: the first partial rows are summed
     const unsigned units = (unsigned)p.batch * HEADS;
     if (p.num_splits <= kMlaCombineWarpMaxSplits) {
         const unsigned warp = threadIdx.x >> 5;
         for (unsigned u = cta + n_ctas * warp; u < units; u += n_ctas * 8)
-            mla_fused_combine_warp<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), threadIdx.x & 31);
+            mla_fused_combine_warp<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), threadIdx.x & 31,
+                                               prof ? &t_first : nullptr);
     } else {
         for (unsigned u = cta; u < units; u += n_ctas)
-            mla_fused_combine_cta<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), smem);
+            mla_fused_combine_cta<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), smem,
+                                              prof ? &t_first : nullptr);
     }
     if (prof) {
         prof[0] += t1 - t0;
         prof[1] += clock64() - t1;
+        prof[5] += t_first ? t_first - t1 : 0;
     }
 }
 

@@ -27,7 +27,7 @@ struct MlaDecodeParams {
     // [batch][heads][latent] bf16, or null. With num_splits == 1 (and no cluster) and out set, the decode kernel
     // writes the final output here (zeros for rows without context) and no partials: no combine step.
     unsigned short* out;
-    // [2][8] (+ [2][4] from the wgmma kernel) or null: cycle counts of CTA (0, 0, 0) from kernels built with
+    // [2][8] (+ [2][8] from the wgmma kernel) or null: cycle counts of CTA (0, 0, 0) from kernels built with
     // config profile = 1 (see mla_decode_wgmma.cuh); for the benchmark.
     unsigned long long* profile;
     // The cache as a 2-D tensor [rows = page * page_size + token][latent + rope] bf16 with 128-byte-swizzled
