@@ -67,8 +67,9 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
                "qk_chains 1";
     if (c.fused_combine != 0 && c.fused_combine != 1) return "fused_combine must be 0 or 1";
     if (c.prologue != 0 && c.prologue != 1) return "prologue must be 0 or 1";
-    if ((c.fused_combine || c.prologue) && (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw))
-        return "fused_combine and prologue need the wgmma kernel with tma 1, cluster 1 and no seesaw";
+    if (c.bulk_store != 0 && c.bulk_store != 1) return "bulk_store must be 0 or 1";
+    if ((c.fused_combine || c.prologue || c.bulk_store) && (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw))
+        return "fused_combine, prologue and bulk_store need the wgmma kernel with tma 1, cluster 1 and no seesaw";
     if (c.fused_combine && (c.pdl || c.decode_pdl))
         return "fused_combine launches the decode cooperatively: no pdl or decode_pdl";
     if (c.seesaw && d.rope_dim != 64)
@@ -217,6 +218,9 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         }
         c.partial_bf16 = 0;
         add(c);
+        c.partial_bf16 = 1;
+        c.bulk_store = 1;  // ... and with the rows written by bulk copies
+        add(c);
         c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
         c.tma = 1;
         c.combine_warp = 1;
@@ -266,9 +270,10 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             // the tensor maps must stay in parameter space: TMA reads them by address
             c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster,
             // fused combine, early prologue (spelled only when set: the other kernels' sources stay as they were)
-            c.fused_combine || c.prologue ? fmt::format(", {}, {}", c.fused_combine ? "true" : "false",
-                                                         c.prologue ? "true" : "false")
-                                          : std::string());
+            c.fused_combine || c.prologue || c.bulk_store
+                ? fmt::format(", {}, {}{}", c.fused_combine ? "true" : "false", c.prologue ? "true" : "false",
+                              c.bulk_store ? ", true" : "")
+                : std::string());
         return s;
     }
     s.source = fmt::format(

@@ -85,6 +85,9 @@ struct MlaDecodeConfig {
     // 1: the early prologue of the wgmma kernel (tma 1, cluster 1, no seesaw): Q by TMA issued before the
     // context length is read, and every stage's tile issued before the first one is computed.
     int prologue = 0;
+    // 1: the wgmma kernel (tma 1, cluster 1, no seesaw) writes its output rows (partials or final) with one bulk
+    // copy per row from the staged rows instead of 16-byte stores from all threads.
+    int bulk_store = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -104,6 +107,7 @@ struct MlaDecodeConfig {
         f("seesaw", "ss", s.seesaw);
         f("fused_combine", "fc", s.fused_combine);
         f("prologue", "pro", s.prologue);
+        f("bulk_store", "bs", s.bulk_store);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

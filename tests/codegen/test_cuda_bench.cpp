@@ -84,8 +84,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     mt2.min_split_tiles = 2;
     MlaDecodeConfig f32_prof = fused(def_prof, 1, 1);  // twice the partial bytes: is the epilogue bandwidth-bound?
     f32_prof.partial_bf16 = 0;
+    MlaDecodeConfig bulk = fused(def, 1, 1), bulk_prof = fused(def_prof, 1, 1);  // rows by bulk copies
+    bulk.bulk_store = bulk_prof.bulk_store = 1;
     for (MlaDecodeConfig c : {base, def, def_prof, fused(def, 1, 0), fused(def, 0, 1), fused(def, 1, 1),
-                              fused(def_prof, 1, 1), t32, mt2, f32_prof})
+                              fused(def_prof, 1, 1), bulk, bulk_prof, t32, mt2, f32_prof})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -132,7 +134,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 prof.fill_bytes(0);
                 DeviceBuffer grid_sync(256);  // the fused combine's counter: zero once, never reset
                 grid_sync.fill_bytes(0);
-                auto capture = [&](bool with_combine, CudaGraph& g) {
+                // coop_only: a fused config launched cooperatively without the merge (grid_sync null): what the
+                // cooperative launch itself costs against the plain launch of "decode only"
+                auto capture = [&](bool with_combine, CudaGraph& g, bool coop_only = false) {
                     g.begin_capture(stream.get());
                     for (int r = 0; r < rot; ++r) {
                         MlaDecodeParams p{q.as<uint16_t>() + size_t(r) * batch * d.heads * dim,
@@ -160,7 +164,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                             continue;
                         }
                         // ("decode only" of a fused config: the same kernel storing its partials, no merge)
-                        if (cfg.decode_pdl)
+                        if (coop_only)
+                            decode->launch_cooperative(grid, p, stream.get());
+                        else if (cfg.decode_pdl)
                             decode->launch_dependent(grid, p, stream.get());
                         else
                             decode->launch(grid, p, stream.get());
@@ -201,6 +207,13 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const double us = time_us(full);
                 const auto v = from_device<unsigned long long>(prof, 32);  // the full graph's profile
                 const double us_decode = time_us(only);
+                if (fuses && batch == 1) {
+                    CudaGraph coop;
+                    capture(false, coop, true);
+                    std::printf("<!-- %s b1 ctx%d: cooperative launch without the merge %.1f us, plain launch %.1f us "
+                                "-->\n",
+                                fields_name(cfg).c_str(), ctx, time_us(coop), us_decode);
+                }
                 line += fmt::format(" {:.1f} / {:.1f} |", us, us_decode);
                 // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1 1K and 8K, batch 64 32K)
                 if (cfg.profile && ((batch == 1 && ctx != 32768) || (batch == 64 && ctx == 32768))) {

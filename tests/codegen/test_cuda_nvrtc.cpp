@@ -190,7 +190,7 @@ TEST_CASE("cuda nvrtc: PTX of the sm_90a MLA decode kernel holds wgmma with a tr
         return;
     }
     const MlaDecodeDesc v3;
-    for (const MlaDecodeConfig c :
+    for (const MlaDecodeConfig& c :
          {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{32, 4, 1, 1},
           MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4}}) {
         const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});

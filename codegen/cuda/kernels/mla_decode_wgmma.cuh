@@ -36,6 +36,7 @@
 // FC (config fused_combine): launched cooperatively with p.grid_sync set, the CTAs merge the splits themselves
 // after storing their partials (kernels/mla_fused_combine.cuh); with p.grid_sync null the kernel behaves as
 // without FC.
+// BS (config bulk_store): the staged output rows leave as one bulk copy per row (mla_store_rows_bulk).
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -89,7 +90,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // p.profile[16 + wg * 8 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores;
 // fused combine: the arrival (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
-          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, bool FC = false, bool PRO = false>
+          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, bool FC = false, bool PRO = false, bool BS = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -118,7 +119,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     static_assert(TMA == 0 || PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
     static_assert(STAGES * 8 <= 32, "the mbarrier block holds 4 stages");
     static_assert(CX == 1 || (CX == 2 && TMA != 0), "a split pair shares Q through TMA multicast");
-    static_assert(!(FC || PRO) || (TMA == 1 && CX == 1), "fused combine and early prologue: TMA 1, no cluster");
+    static_assert(!(FC || PRO || BS) || (TMA == 1 && CX == 1), "fused combine, early prologue, bulk stores: TMA 1");
     static_assert(64 * (LATENT * 4 + 32) <= MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::q_bytes +
                                                 STAGES * MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::k_bytes,
                   "the output rows are staged over the Q and K buffers");
@@ -477,7 +478,15 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             smem, red_max, rank, tid, reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * n_parts + part) * LATENT,
             (size_t)n_parts * LATENT, p.lse_part + (part_row + head0) * n_parts + part, n_parts, rows);
         cluster_sync();  // no CTA leaves while its pair still reads its shared memory
-    } else if (direct)
+    } else if (BS && direct)
+        mla_store_rows_bulk<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
+                                          (size_t)LATENT, rows, false);
+    else if (BS)
+        mla_store_rows_bulk<PT, LATENT>(
+            smem, o, inv, row0, wg, t, tid,
+            reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
+            (size_t)p.num_splits * LATENT, rows, fused);
+    else if (direct)
         mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
                                      (size_t)LATENT, rows);
     else

@@ -110,6 +110,22 @@ __device__ __forceinline__ void tma_load_3d_multicast(unsigned dst, const TmaMap
         : "memory");
 }
 
+// Bulk copy (no tensor map) of `bytes` (a multiple of 16, both addresses 16-byte aligned) from this CTA's shared
+// memory to global memory, in the executing thread's bulk group; then commit and wait for the thread's groups:
+// COMPLETE waits until the writes are performed (then fence.proxy.async.global makes them visible to generic-proxy
+// readers, e.g. other CTAs after a release), else only until the shared memory has been read.
+__device__ __forceinline__ void bulk_store_s2g(void* dst, unsigned src, unsigned bytes) {
+    asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(src), "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void bulk_commit_and_wait(bool complete) {
+    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+    if (complete)
+        asm volatile("cp.async.bulk.wait_group 0;\nfence.proxy.async.global;\n" ::: "memory");
+    else
+        asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+
 // Cluster barrier in two halves, so that work can go on between them.
 __device__ __forceinline__ void cluster_arrive_relaxed() {
     asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
