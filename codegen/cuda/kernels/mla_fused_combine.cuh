@@ -5,8 +5,9 @@
 // lse -inf wrote no partial and gets weight 0; all splits empty: zeros), without the second launch and its
 // lse pass (H200, session 3: the separate combine cost ~4-5 us at batch 1 at every context).
 //
-// Work split: unit u = row * HEADS + head. With at most kMlaCombineWarpMaxSplits partials one warp merges a
-// unit (units spread over the CTAs first, so that at batch 1 every SM takes a few); else the whole CTA does:
+// Work split: unit u = row * HEADS + head. With at most kMlaCombineWarpMaxSplits partials (or 32 when there are
+// more units than CTAs) one warp merges a unit (units spread over the CTAs first, so that at batch 1 every SM
+// takes a few); else the whole CTA does:
 // warp w takes splits w, w + 8, .. with all of its loads in flight, the 8 warps' sums meet in shared memory.
 // Partials and lse are read with ld.global.cg: they were written by other SMs during this launch.
 #pragma once
@@ -214,7 +215,8 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
     const long long t1 = prof ? clock64() : 0;
     long long t_first = 0;  // profile: the first partial rows are summed
     const unsigned units = (unsigned)p.batch * HEADS;
-    if (p.num_splits <= kMlaCombineWarpMaxSplits) {
+    // one warp per unit for few partials, or up to 32 when a CTA has several units (they then run side by side)
+    if (p.num_splits <= kMlaCombineWarpMaxSplits || (p.num_splits <= 32 && units > n_ctas)) {
         const unsigned warp = threadIdx.x >> 5;
         for (unsigned u = cta + n_ctas * warp; u < units; u += n_ctas * 8)
             mla_fused_combine_warp<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), threadIdx.x & 31,
