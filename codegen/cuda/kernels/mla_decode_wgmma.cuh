@@ -88,7 +88,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // p.profile[wg * 8 + k], k = prologue, wait for the tile (copies + barrier), phase A (wgmmas + issuing the next
 // copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate); then
 // p.profile[16 + wg * 8 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores;
-// fused combine: the arrival (thread 0), release to the first partial rows summed; 2 unused.
+// fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, bool FC = false, bool PRO = false, bool BS = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {

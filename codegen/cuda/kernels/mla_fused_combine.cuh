@@ -24,29 +24,39 @@ __device__ __forceinline__ unsigned ld_acquire_gpu(const unsigned* p) {
     return v;
 }
 
+__device__ __forceinline__ unsigned ld_relaxed_gpu(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
 // Grid barrier on a 32-bit counter that is never reset (CUDA-graph replays need no memset): CTA 0 adds
 // 2^31 - (n - 1), every other CTA adds 1, so a launch adds exactly 2^31: bit 31 flips when the last of the n CTAs
 // arrives (not before, whatever the order) and the low 31 bits return to zero, where they started (the counter
 // is zeroed once at allocation). Launches of any grid size may share the counter if they do not overlap in time.
-// Warp 0 waits as a whole (lane 0 arrives, all lanes poll the same word: one request per poll), so the warp stays
-// converged into the closing __syncthreads (H200, first draft: with lane 0 alone in a spin loop that can trap,
-// the other warps left the barrier before it). A barrier that never completes traps after 10 s.
-// prof (profile builds, thread 0): cycles of the arrival (release fence + atomic round trip) are added to prof[0].
+// Bit 31 as read before this CTA's arrival is the phase before the launch, so the arrival is a release reduction
+// that returns nothing (no atomic round trip before polling starts). Warp 0 waits as a whole (all lanes poll the
+// same word: one request per poll), so it stays converged into the closing __syncthreads (H200, first draft:
+// with lane 0 alone in a spin loop that can trap, the other warps left the barrier before it). A barrier that
+// never completes traps after 10 s. prof (profile builds, thread 0): cycles until the arrival is issued.
 __device__ __forceinline__ void mla_grid_barrier(unsigned* counter, unsigned n_ctas, bool first,
                                                  long long* prof = nullptr) {
     __syncthreads();  // every thread of this CTA has issued its stores
     if (threadIdx.x < 32) {
         const long long t0 = prof ? clock64() : 0;
-        unsigned old = 0;
+        unsigned phase = 0;
         if (threadIdx.x == 0) {
-            asm volatile("fence.acq_rel.gpu;\n" ::: "memory");  // the CTA's stores (ordered by the barrier) first
-            old = atomicAdd(counter, first ? 0x80000000u - (n_ctas - 1) : 1u);
+            phase = ld_relaxed_gpu(counter) & 0x80000000u;  // ordered before the arrival by its release
+            // the CTA's stores (ordered before by the barrier) become visible first
+            asm volatile("red.release.gpu.global.add.u32 [%0], %1;\n" ::"l"(counter),
+                         "r"(first ? 0x80000000u - (n_ctas - 1) : 1u)
+                         : "memory");
         }
-        old = __shfl_sync(0xffffffffu, old, 0);
+        phase = __shfl_sync(0xffffffffu, phase, 0);
         if (prof && threadIdx.x == 0) prof[0] += clock64() - t0;
-        if (((old ^ ld_acquire_gpu(counter)) & 0x80000000u) == 0) {
+        if ((ld_acquire_gpu(counter) & 0x80000000u) == phase) {
             const unsigned long long t_start = global_timer_ns();
-            while (((old ^ ld_acquire_gpu(counter)) & 0x80000000u) == 0)
+            while ((ld_acquire_gpu(counter) & 0x80000000u) == phase)
                 if (global_timer_ns() - t_start > 10000000000ull) __trap();
         }
         __syncwarp();
@@ -204,7 +214,7 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
 // Called by every CTA of the grid (also those whose split had no tokens) once its partial and lse are stored:
 // waits for the whole grid, then merges units cta, cta + n_ctas, ... `smem`: the kernel's dynamic shared
 // memory, free by now. prof (config profile): cycles added to prof[0] barrier (arrival to release), [1] merge,
-// [4] the arrival alone (thread 0), [5] from the release to the first partial rows summed.
+// [4] until the arrival is issued (thread 0), [5] from the release to the first partial rows summed.
 template <int HEADS, int LATENT, int TILE, class PT>
 __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsigned char* smem,
                                                   long long* prof = nullptr) {
