@@ -65,7 +65,7 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
                      c.qk_split != 0 || c.qk_chains != 1))
         return "seesaw needs the wgmma kernel with tma 1, 64-token tiles, 2 stages, cluster 1, qk_split 0 and "
                "qk_chains 1";
-    if (c.fused_combine != 0 && c.fused_combine != 1) return "fused_combine must be 0 or 1";
+    if (c.fused_combine < 0 || c.fused_combine > 2) return "fused_combine must be 0, 1 or 2";
     if (c.prologue != 0 && c.prologue != 1) return "prologue must be 0 or 1";
     if (c.bulk_store != 0 && c.bulk_store != 1) return "bulk_store must be 0 or 1";
     if ((c.fused_combine || c.prologue || c.bulk_store) && (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw))
@@ -221,6 +221,10 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.partial_bf16 = 1;
         c.bulk_store = 1;  // ... and with the rows written by bulk copies
         add(c);
+        c.fused_combine = 2;  // ... and read back by bulk copies; also with 16-byte stores
+        add(c);
+        c.bulk_store = 0;
+        add(c);
         c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
         c.tma = 1;
         c.combine_warp = 1;
@@ -271,7 +275,9 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster,
             // fused combine, early prologue (spelled only when set: the other kernels' sources stay as they were)
             c.fused_combine || c.prologue || c.bulk_store
-                ? fmt::format(", {}, {}{}", c.fused_combine ? "true" : "false", c.prologue ? "true" : "false",
+                ? fmt::format(", {}, {}{}",
+                              c.fused_combine == 2 ? "2" : c.fused_combine ? "true" : "false",
+                              c.prologue ? "true" : "false",
                               c.bulk_store ? ", true" : "")
                 : std::string());
         return s;

@@ -78,7 +78,8 @@ struct MlaDecodeConfig {
     // H200: correct, slower than the default at every shape (2 stages put the tile copy on the critical path).
     int seesaw = 0;
     // 1: no combine launch where the whole grid fits on the device at once: the decode is launched
-    // cooperatively and its CTAs merge the splits after storing their partials (kernels/mla_fused_combine.cuh);
+    // cooperatively and its CTAs merge the splits after storing their partials (kernels/mla_fused_combine.cuh;
+    // 2: a CTA's merge pulls the rows into shared memory by bulk copies instead of loads into registers);
     // otherwise (grid too large, one split, more than kMlaFusedCombineMaxSplits splits) the separate combine as
     // before. Needs wgmma, tma 1, cluster 1, no PDL, no seesaw.
     int fused_combine = 0;

@@ -69,6 +69,11 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         v.push_back(mla_decode_source(ragged64, c, sm));
         c.bulk_store = 1;  // rows by bulk copies
         v.push_back(mla_decode_source(v3, c, sm));
+        c.fused_combine = 2;  // ... and read back by bulk copies (fp32, profiled; bf16)
+        v.push_back(mla_decode_source(v3, c, sm));
+        c.partial_bf16 = 1;
+        c.profile = 0;
+        v.push_back(mla_decode_source(ragged64, c, sm));
         c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
         c.tma = 1;
         c.fused_combine = 1;

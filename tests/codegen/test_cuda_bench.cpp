@@ -80,14 +80,13 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     };
     const MlaDecodeConfig def_prof = with(base, 1, 1, 0, 0, 1, 1);
     MlaDecodeConfig t32 = fused(with(MlaDecodeConfig{32, 4, 1, 1, 1, 1}, 1, 1, 0, 0, 0, 1), 1, 1);
-    MlaDecodeConfig mt2 = fused(def, 1, 1);  // half the splits (and partials) at batch 1
-    mt2.min_split_tiles = 2;
     MlaDecodeConfig f32_prof = fused(def_prof, 1, 1);  // twice the partial bytes: is the epilogue bandwidth-bound?
     f32_prof.partial_bf16 = 0;
     MlaDecodeConfig bulk = fused(def, 1, 1), bulk_prof = fused(def_prof, 1, 1);  // rows by bulk copies
     bulk.bulk_store = bulk_prof.bulk_store = 1;
     for (MlaDecodeConfig c : {base, def, def_prof, fused(def, 1, 0), fused(def, 0, 1), fused(def, 1, 1),
-                              fused(def_prof, 1, 1), bulk, bulk_prof, t32, mt2, f32_prof})
+                              fused(def_prof, 1, 1), fused(def, 2, 1), fused(def_prof, 2, 1), bulk, bulk_prof,
+                              fused(bulk, 2, 1), t32, f32_prof})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

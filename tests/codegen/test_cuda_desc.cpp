@@ -354,8 +354,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and the per-warp combine on the cp.async kernel and on TMA 2 pairs with both PDL launches
             // ... and the seesaw schedule on the default's settings
             // ... and the fused combine / early prologue on the default (fc, pro, both; both with fp32
-            // partials; both with bulk stores; t32 s4 with both)
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 48 : 38)));
+            // partials; both with bulk stores; the bulk-copy merge with and without them; t32 s4 with both)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 50 : 40)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -395,6 +395,9 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
     CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, false, true>(p)") !=
           std::string::npos);
     c.bulk_store = 0;
+    c.fused_combine = 2;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, 2, false>(p)") != std::string::npos);
+    c.fused_combine = 1;
     // the other kernels' sources do not spell the two flags
     CHECK(mla_decode_source(d, mla_decode_default_config(d, 90), 90).source.find(", 1, 1, false, false>(p)") !=
           std::string::npos);
@@ -408,7 +411,8 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
     CHECK(rejects([](MlaDecodeConfig& x) { x.cluster = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.pdl = 1; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.decode_pdl = 1; }));
-    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 3; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x) {
         x.fused_combine = 0;
         x.prologue = 1;

@@ -33,9 +33,9 @@
 // map) before the context length is read, then every stage's tile as soon as the first page id arrives (the
 // default issues tile STAGES - 1 only during tile 0's phase A): at batch 1 a CTA has 1-8 tiles, and the
 // prologue (~3.1k cycles at 8K: seq_len -> page table -> copy, Q behind them) was as long as a tile.
-// FC (config fused_combine): launched cooperatively with p.grid_sync set, the CTAs merge the splits themselves
-// after storing their partials (kernels/mla_fused_combine.cuh); with p.grid_sync null the kernel behaves as
-// without FC.
+// FC (config fused_combine 1 or 2): launched cooperatively with p.grid_sync set, the CTAs merge the splits
+// themselves after storing their partials (kernels/mla_fused_combine.cuh; 2: the rows are pulled into shared
+// memory by bulk copies); with p.grid_sync null the kernel behaves as without FC.
 // BS (config bulk_store): the staged output rows leave as one bulk copy per row (mla_store_rows_bulk).
 #pragma once
 #include "bf16.cuh"
@@ -90,7 +90,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // p.profile[16 + wg * 8 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores;
 // fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
-          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, bool FC = false, bool PRO = false, bool BS = false>
+          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, bool PRO = false, bool BS = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -162,7 +162,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const int xr = CX == 2 ? split & 1 : 0, yr = TMA == 2 ? blockIdx.y & 1 : 0;  // cluster coordinates
     const unsigned rank = xr + CX * yr;                                        // %cluster_ctarank
     const bool direct = p.num_splits == 1 && p.out != nullptr;  // final bf16 output, no partials
-    const bool fused = FC && p.grid_sync != nullptr && !direct;  // this launch merges the splits itself
+    const bool fused = FC != 0 && p.grid_sync != nullptr && !direct;  // this launch merges the splits itself
+    constexpr int SCRATCH = Smem::q_bytes + STAGES * Smem::k_bytes;    // free for the merge after the stores
     // the whole cluster leaves here or none of it: the pair's first split has no tokens, so neither has any
     if (CX == 1 ? n_tiles == 0 : (split - xr) * cut.tiles_per_split * TILE >= len) {
         if (direct)
@@ -172,7 +173,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
         if constexpr (PRO) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
         if constexpr (FC)
-            if (fused) mla_fused_combine<HEADS, LATENT, TILE, PT>(p, smem);
+            if (fused) mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH>(p, smem);
         return;
     }
 
@@ -501,7 +502,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (FC)
         if (fused) {
             mark(6);
-            mla_fused_combine<HEADS, LATENT, TILE, PT>(p, smem, PROF ? prof_x : nullptr);
+            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH>(p, smem, PROF ? prof_x : nullptr);
             if constexpr (PROF) prof_t = clock64();
         }
     if constexpr (PROF) {

@@ -211,11 +211,72 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
     __syncthreads();  // the scratch is reused by the next unit
 }
 
+// fused_combine 2: the 256 threads merge unit `row` (n <= 256 partials) from shared memory: the live splits'
+// rows come in by bulk copies (one per row, counted on an mbarrier) while the weights are computed, instead of
+// 16-byte loads through the registers (H200, fc1: ~6k cycles to merge 66 KB per CTA at batch 1 8K). `smem`:
+// 4 KB of scratch (weights, sums, the mbarrier at +2048) then n rows. `parity`: this CTA's units so far, mod 2.
+template <int LATENT, class PT>
+__device__ __forceinline__ void mla_fused_combine_bulk(const MlaDecodeParams& p, size_t row, int live,
+                                                       unsigned char* smem, unsigned parity, long long* t_first) {
+    constexpr int RB = LATENT * (int)sizeof(PT);  // bytes per partial row
+    static_assert(LATENT == 512, "2 columns per thread");
+    float* s_w = reinterpret_cast<float*>(smem);  // [256] split weights
+    float* s_red = s_w + 256;                     // [8] warp maxima, [8] warp weight sums
+    const unsigned bar = smem_addr(smem + 2048);
+    unsigned char* rows = smem + 4096;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int n = p.num_splits;
+    if (tid == 0 && live > 0) mbar_arrive_expect_tx(bar, (unsigned)(live * RB));
+    __syncthreads();  // the barrier expects the bytes before any copy lands
+    if (tid < live) {
+        asm volatile("fence.proxy.async.global;\n" ::: "memory");  // other CTAs' generic stores, then async reads
+        bulk_load_g2s(smem_addr(rows + tid * RB), reinterpret_cast<const PT*>(p.o_part) + (row * n + tid) * LATENT,
+                      RB, bar);
+    }
+    const float l = tid < n ? __ldcg(p.lse_part + row * n + tid) : neg_inf();
+    float m = warp_max(l);
+    if (lane == 0) s_red[warp] = m;
+    __syncthreads();
+#pragma unroll
+    for (int w = 0; w < 8; ++w) m = fmaxf(m, s_red[w]);
+    const float w_own = l == neg_inf() ? 0.f : exp2f(l - m);
+    s_w[tid] = w_own;
+    const float ws = warp_sum(w_own);
+    if (lane == 0) s_red[8 + warp] = ws;
+    __syncthreads();
+    float wsum = 0.f;
+#pragma unroll
+    for (int w = 0; w < 8; ++w) wsum += s_red[8 + w];
+    if (live > 0) mbar_wait(bar, parity);
+    if (t_first && *t_first == 0) *t_first = clock64();
+    float v0 = 0.f, v1 = 0.f;  // columns 2 tid, 2 tid + 1
+    for (int s = 0; s < live; ++s) {
+        const float w = s_w[s];
+        if (w == 0.f) continue;
+        float a, b;
+        if constexpr (sizeof(PT) == 2) {
+            const unsigned x = *reinterpret_cast<const unsigned*>(rows + s * RB + 4 * tid);
+            a = __uint_as_float(x << 16), b = __uint_as_float(x & 0xffff0000u);
+        } else {
+            const float2 x = *reinterpret_cast<const float2*>(rows + s * RB + 8 * tid);
+            a = x.x, b = x.y;
+        }
+        v0 += w * a;
+        v1 += w * b;
+    }
+    const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
+    *reinterpret_cast<unsigned*>(p.out + row * LATENT + 2 * tid) = pack_bf16x2(v0 * inv, v1 * inv);
+    // the rows and the scratch are reused by the next unit (its copies are async-proxy writes)
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+}
+
 // Called by every CTA of the grid (also those whose split had no tokens) once its partial and lse are stored:
 // waits for the whole grid, then merges units cta, cta + n_ctas, ... `smem`: the kernel's dynamic shared
 // memory, free by now. prof (config profile): cycles added to prof[0] barrier (arrival to release), [1] merge,
 // [4] until the arrival is issued (thread 0), [5] from the release to the first partial rows summed.
-template <int HEADS, int LATENT, int TILE, class PT>
+// BULK (fused_combine 2): CTA units by mla_fused_combine_bulk where `scratch` bytes of `smem` hold all rows.
+template <int HEADS, int LATENT, int TILE, class PT, bool BULK = false, int SCRATCH = 0>
 __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsigned char* smem,
                                                   long long* prof = nullptr) {
     const unsigned n_ctas = gridDim.x * gridDim.y * gridDim.z;
@@ -231,6 +292,19 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
         for (unsigned u = cta + n_ctas * warp; u < units; u += n_ctas * 8)
             mla_fused_combine_warp<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), threadIdx.x & 31,
                                                prof ? &t_first : nullptr);
+    } else if (BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH) {
+        // the region held generic-proxy data (staged rows, Q, K): order those accesses before the bulk writes
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        if (threadIdx.x == 0) {
+            mbar_init(smem_addr(smem + 2048), 1);
+            mbar_init_fence();
+        }  // (made visible by the first __syncthreads of the unit)
+        unsigned parity = 0;
+        for (unsigned u = cta; u < units; u += n_ctas, parity ^= 1u) {
+            const int live = mla_live_splits<TILE>(p, u / HEADS);
+            mla_fused_combine_bulk<LATENT, PT>(p, u, live, smem, parity, prof ? &t_first : nullptr);
+            if (live == 0) parity ^= 1u;  // no phase was used
+        }
     } else {
         for (unsigned u = cta; u < units; u += n_ctas)
             mla_fused_combine_cta<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), smem,

@@ -118,6 +118,13 @@ __device__ __forceinline__ void bulk_store_s2g(void* dst, unsigned src, unsigned
     asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(src), "r"(bytes)
                  : "memory");
 }
+// Bulk copy of `bytes` (a multiple of 16, 16-byte aligned) from global memory into this CTA's shared memory,
+// counted on mbarrier `bar` (complete_tx).
+__device__ __forceinline__ void bulk_load_g2s(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+                 "l"(src), "r"(bytes), "r"(bar)
+                 : "memory");
+}
 __device__ __forceinline__ void bulk_commit_and_wait(bool complete) {
     asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
     if (complete)
