@@ -68,8 +68,11 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.fused_combine < 0 || c.fused_combine > 2) return "fused_combine must be 0, 1 or 2";
     if (c.prologue != 0 && c.prologue != 1) return "prologue must be 0 or 1";
     if (c.bulk_store != 0 && c.bulk_store != 1) return "bulk_store must be 0 or 1";
-    if ((c.fused_combine || c.prologue || c.bulk_store) && (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw))
-        return "fused_combine, prologue and bulk_store need the wgmma kernel with tma 1, cluster 1 and no seesaw";
+    if (c.l2_prefetch < 0 || c.l2_prefetch > 4) return "l2_prefetch must be in 0..4";
+    if ((c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch) &&
+        (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw))
+        return "fused_combine, prologue, bulk_store and l2_prefetch need the wgmma kernel with tma 1, cluster 1 and "
+               "no seesaw";
     if (c.fused_combine && (c.pdl || c.decode_pdl))
         return "fused_combine launches the decode cooperatively: no pdl or decode_pdl";
     if (c.seesaw && d.rope_dim != 64)
@@ -225,6 +228,9 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         add(c);
         c.bulk_store = 0;
         add(c);
+        c.fused_combine = 1;  // fc1 pro1 with tiles prefetched into L2 two tiles ahead
+        c.l2_prefetch = 2;
+        add(c);
         c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
         c.tma = 1;
         c.combine_warp = 1;
@@ -274,11 +280,11 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             // the tensor maps must stay in parameter space: TMA reads them by address
             c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster,
             // fused combine, early prologue (spelled only when set: the other kernels' sources stay as they were)
-            c.fused_combine || c.prologue || c.bulk_store
-                ? fmt::format(", {}, {}{}",
-                              c.fused_combine == 2 ? "2" : c.fused_combine ? "true" : "false",
+            c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch
+                ? fmt::format(", {}, {}{}{}", c.fused_combine == 2 ? "2" : c.fused_combine ? "true" : "false",
                               c.prologue ? "true" : "false",
-                              c.bulk_store ? ", true" : "")
+                              c.bulk_store || c.l2_prefetch ? (c.bulk_store ? ", true" : ", false") : "",
+                              c.l2_prefetch ? fmt::format(", {}", c.l2_prefetch) : std::string())
                 : std::string());
         return s;
     }

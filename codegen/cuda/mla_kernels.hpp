@@ -89,6 +89,9 @@ struct MlaDecodeConfig {
     // 1: the wgmma kernel (tma 1, cluster 1, no seesaw) writes its output rows (partials or final) with one bulk
     // copy per row from the staged rows instead of 16-byte stores from all threads.
     int bulk_store = 0;
+    // 0..4: the wgmma kernel (tma 1, cluster 1, no seesaw) also prefetches into L2 the tile this many tiles beyond
+    // the last one copied into shared memory (TMA prefetches), so that at batch 1 the copies hit L2.
+    int l2_prefetch = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -109,6 +112,7 @@ struct MlaDecodeConfig {
         f("fused_combine", "fc", s.fused_combine);
         f("prologue", "pro", s.prologue);
         f("bulk_store", "bs", s.bulk_store);
+        f("l2_prefetch", "l2p", s.l2_prefetch);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

@@ -74,6 +74,8 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         c.partial_bf16 = 1;
         c.profile = 0;
         v.push_back(mla_decode_source(ragged64, c, sm));
+        c.l2_prefetch = 2;  // tiles prefetched into L2
+        v.push_back(mla_decode_source(v3, c, sm));
         c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
         c.tma = 1;
         c.fused_combine = 1;

@@ -79,14 +79,13 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         return c;
     };
     const MlaDecodeConfig def_prof = with(base, 1, 1, 0, 0, 1, 1);
-    MlaDecodeConfig t32 = fused(with(MlaDecodeConfig{32, 4, 1, 1, 1, 1}, 1, 1, 0, 0, 0, 1), 1, 1);
-    MlaDecodeConfig f32_prof = fused(def_prof, 1, 1);  // twice the partial bytes: is the epilogue bandwidth-bound?
-    f32_prof.partial_bf16 = 0;
     MlaDecodeConfig bulk = fused(def, 1, 1), bulk_prof = fused(def_prof, 1, 1);  // rows by bulk copies
     bulk.bulk_store = bulk_prof.bulk_store = 1;
-    for (MlaDecodeConfig c : {base, def, def_prof, fused(def, 1, 0), fused(def, 0, 1), fused(def, 1, 1),
-                              fused(def_prof, 1, 1), fused(def, 2, 1), fused(def_prof, 2, 1), bulk, bulk_prof,
-                              fused(bulk, 2, 1), t32, f32_prof})
+    MlaDecodeConfig l2p = fused(def, 1, 1), l2p_prof = fused(def_prof, 1, 1);  // tiles prefetched into L2
+    l2p.l2_prefetch = l2p_prof.l2_prefetch = 2;
+    // (fc1 / pro1 alone, t32, mt2 and fp32 partials were measured in session 4's runs 1 and 2)
+    for (MlaDecodeConfig c : {def, def_prof, fused(def, 1, 1), fused(def_prof, 1, 1), fused(def, 2, 1),
+                              fused(def_prof, 2, 1), bulk, bulk_prof, fused(bulk, 2, 1), l2p, l2p_prof})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

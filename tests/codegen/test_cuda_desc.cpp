@@ -47,7 +47,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -95,7 +95,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -354,8 +354,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and the per-warp combine on the cp.async kernel and on TMA 2 pairs with both PDL launches
             // ... and the seesaw schedule on the default's settings
             // ... and the fused combine / early prologue on the default (fc, pro, both; both with fp32
-            // partials; both with bulk stores; the bulk-copy merge with and without them; t32 s4 with both)
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 50 : 40)));
+            // partials; both with bulk stores; the bulk-copy merge with and without them; L2 prefetch; t32 s4)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 51 : 41)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -398,6 +398,10 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
     c.fused_combine = 2;
     CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, 2, false>(p)") != std::string::npos);
     c.fused_combine = 1;
+    c.l2_prefetch = 3;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, false, false, 3>(p)") !=
+          std::string::npos);
+    c.l2_prefetch = 0;
     // the other kernels' sources do not spell the two flags
     CHECK(mla_decode_source(d, mla_decode_default_config(d, 90), 90).source.find(", 1, 1, false, false>(p)") !=
           std::string::npos);

@@ -37,6 +37,8 @@
 // themselves after storing their partials (kernels/mla_fused_combine.cuh; 2: the rows are pulled into shared
 // memory by bulk copies); with p.grid_sync null the kernel behaves as without FC.
 // BS (config bulk_store): the staged output rows leave as one bulk copy per row (mla_store_rows_bulk).
+// L2P (config l2_prefetch): thread 128 also prefetches into L2 the tile L2P tiles beyond the last one it copied
+// into shared memory (a TMA prefetch per box), so that at batch 1 the next copies hit L2 instead of HBM.
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -90,7 +92,8 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // p.profile[16 + wg * 8 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores;
 // fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
-          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, bool PRO = false, bool BS = false>
+          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, bool PRO = false, bool BS = false,
+          int L2P = 0>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -119,7 +122,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     static_assert(TMA == 0 || PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
     static_assert(STAGES * 8 <= 32, "the mbarrier block holds 4 stages");
     static_assert(CX == 1 || (CX == 2 && TMA != 0), "a split pair shares Q through TMA multicast");
-    static_assert(!(FC || PRO || BS) || (TMA == 1 && CX == 1), "fused combine, early prologue, bulk stores: TMA 1");
+    static_assert(!(FC || PRO || BS || L2P) || (TMA == 1 && CX == 1), "fc, pro, bs, l2p: TMA 1, no cluster");
     static_assert(64 * (LATENT * 4 + 32) <= MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::q_bytes +
                                                 STAGES * MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::k_bytes,
                   "the output rows are staged over the Q and K buffers");
@@ -221,6 +224,12 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                 tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
         }
     };
+    auto prefetch_tile = [&](int j) {  // thread 128: tile j of this split into L2
+        if (j >= n_tiles) return;
+        const int tok0 = t_begin + j * TILE;
+        const int row = table[tok0 / PAGE] * PAGE + tok0 % PAGE;
+        for (int cb = 0; cb < NB; ++cb) tma_prefetch_l2_2d(&p.kv_map, cb * 64, row);
+    };
     auto load_tile = [&](int i, int stage) {
         unsigned char* dst = sK + stage * Smem::k_bytes;
         const int tok0 = t_begin + i * TILE;  // < t_end
@@ -270,6 +279,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             } else {
                 for (int st = 0; st < STAGES - 1 && st < n_tiles; ++st) issue_tile(st, st);
             }
+            for (int j = STAGES; j < STAGES - 1 + L2P; ++j) prefetch_tile(j);  // iteration i takes i + S - 1 + L2P
         }
     } else {
 #pragma unroll
@@ -345,6 +355,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                     }
                     issue_tile(next, next % STAGES);
                 }
+                if (L2P > 0 && tid == 128) prefetch_tile(next + L2P);
             } else {
                 if (next < n_tiles) load_tile(next, next % STAGES);
                 cp_async_commit();

@@ -91,6 +91,15 @@ __device__ __forceinline__ void tma_load_2d_multicast(unsigned dst, const TmaMap
         : "memory");
 }
 
+// The box at (c0, c1) of `map` from global memory into L2 only (no shared memory, no barrier): a later copy of
+// it hits L2.
+__device__ __forceinline__ void tma_prefetch_l2_2d(const TmaMap* map, int c0, int c1) {
+    asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];\n" ::"l"(
+                     reinterpret_cast<unsigned long long>(map)),
+                 "r"(c0), "r"(c1)
+                 : "memory");
+}
+
 // Box at (c0, c1, c2) of a 3-D map into this CTA's shared memory at `dst`; bytes counted on `bar`.
 __device__ __forceinline__ void tma_load_3d(unsigned dst, const TmaMap* map, int c0, int c1, int c2, unsigned bar) {
     asm volatile(
