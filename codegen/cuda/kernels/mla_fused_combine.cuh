@@ -2,8 +2,9 @@
 // launch every CTA of the grid is resident, so after storing its partial output and log2-sum-exp each CTA meets
 // all others on a grid-wide counter and then merges its share of the (row, head) outputs into the final bf16
 // rows. Same math as mla_combine / mla_combine_warp (out = the lse-weighted mean of the partials; a split with
-// lse -inf wrote no partial and gets weight 0; all splits empty: zeros), without the second launch and its
-// lse pass (H200, session 3: the separate combine cost ~4-5 us at batch 1 at every context).
+// lse -inf wrote no partial and gets weight 0; all splits empty: zeros), without the second launch (H200,
+// session 4: 0.3-0.6 us saved at batch 1; the merge itself costs about what the separate combine did, because
+// writing and reading back the partials, 8.6 MB at 66 splits, is most of it: tests/bench/cuda_mla_decode_results.md).
 //
 // Work split: unit u = row * HEADS + head. With at most kMlaCombineWarpMaxSplits partials (or 32 when there are
 // more units than CTAs) one warp merges a unit (units spread over the CTAs first, so that at batch 1 every SM
