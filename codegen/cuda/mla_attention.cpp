@@ -70,7 +70,8 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     if (mla_decode_fuses_combine(config_, num_splits, int(grid.x * grid.y * grid.z), max_resident_)) {
         p.out = out;
         p.grid_sync = grid_sync_.as<unsigned>();
-        decode_->launch_cooperative(grid, p, stream);
+        decode_->launch_cooperative(mla_decode_fused_grid(desc_, config_, batch, num_splits, max_resident_), p,
+                                    stream);
         return;
     }
     if (config_.decode_pdl)

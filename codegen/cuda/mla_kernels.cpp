@@ -69,6 +69,8 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.prologue != 0 && c.prologue != 1) return "prologue must be 0 or 1";
     if (c.bulk_store != 0 && c.bulk_store != 1) return "bulk_store must be 0 or 1";
     if (c.l2_prefetch < 0 || c.l2_prefetch > 4) return "l2_prefetch must be in 0..4";
+    if (c.merge_helpers != 0 && c.merge_helpers != 1) return "merge_helpers must be 0 or 1";
+    if (c.merge_helpers && !c.fused_combine) return "merge_helpers needs fused_combine";
     if ((c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch) &&
         (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw))
         return "fused_combine, prologue, bulk_store and l2_prefetch need the wgmma kernel with tma 1, cluster 1 and "
@@ -231,6 +233,9 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.fused_combine = 1;  // fc1 pro1 with tiles prefetched into L2 two tiles ahead
         c.l2_prefetch = 2;
         add(c);
+        c.l2_prefetch = 0;  // fc1 pro1 with merge-only CTAs on the idle SMs
+        c.merge_helpers = 1;
+        add(c);
         c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
         c.tma = 1;
         c.combine_warp = 1;
@@ -351,6 +356,14 @@ bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits) {
 bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas) {
     return c.fused_combine && !mla_decode_writes_output(c, num_splits) && num_splits <= kMlaFusedCombineMaxSplits &&
            grid_ctas <= max_resident_ctas;
+}
+
+Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
+                           int max_resident_ctas) {
+    Dim3 g = mla_decode_grid(d, batch, num_splits);
+    if (c.merge_helpers)
+        g.x = std::max(g.x, static_cast<unsigned>(std::max(0, max_resident_ctas)) / (g.y * g.z));
+    return g;
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {

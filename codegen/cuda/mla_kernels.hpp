@@ -92,6 +92,9 @@ struct MlaDecodeConfig {
     // 0..4: the wgmma kernel (tma 1, cluster 1, no seesaw) also prefetches into L2 the tile this many tiles beyond
     // the last one copied into shared memory (TMA prefetches), so that at batch 1 the copies hit L2.
     int l2_prefetch = 0;
+    // 1 (with fused_combine): where the grid leaves SMs idle (batch 1 at short contexts: 1K is 2 x 16 CTAs), the
+    // cooperative launch adds CTAs along x that only take part in the merge, so that all SMs read partials.
+    int merge_helpers = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -113,6 +116,7 @@ struct MlaDecodeConfig {
         f("prologue", "pro", s.prologue);
         f("bulk_store", "bs", s.bulk_store);
         f("l2_prefetch", "l2p", s.l2_prefetch);
+        f("merge_helpers", "mh", s.merge_helpers);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -151,6 +155,10 @@ bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits);
 // MlaDecodeParams::grid_sync set, and there is no combine launch. `max_resident_ctas`: the decode kernel's
 // CudaKernel::max_resident_ctas().
 bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas);
+// The grid of such a fused launch: mla_decode_grid, or with merge_helpers as many CTAs along x as fit the device
+// (max_resident_ctas), the ones past num_splits only merging.
+Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
+                           int max_resident_ctas);
 // Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials`
 // partial outputs per (row, head).
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials);

@@ -83,9 +83,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     bulk.bulk_store = bulk_prof.bulk_store = 1;
     MlaDecodeConfig l2p = fused(def, 1, 1), l2p_prof = fused(def_prof, 1, 1);  // tiles prefetched into L2
     l2p.l2_prefetch = l2p_prof.l2_prefetch = 2;
+    MlaDecodeConfig mh = fused(def, 1, 1), mh_prof = fused(def_prof, 1, 1);  // merge-only CTAs on idle SMs
+    mh.merge_helpers = mh_prof.merge_helpers = 1;
     // (fc1 / pro1 alone, t32, mt2 and fp32 partials were measured in session 4's runs 1 and 2)
     for (MlaDecodeConfig c : {def, def_prof, fused(def, 1, 1), fused(def_prof, 1, 1), fused(def, 2, 1),
-                              fused(def_prof, 2, 1), bulk, bulk_prof, fused(bulk, 2, 1), l2p, l2p_prof})
+                              fused(def_prof, 2, 1), bulk, bulk_prof, fused(bulk, 2, 1), l2p, l2p_prof, mh,
+                              mh_prof})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -158,7 +161,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                         if (fuses && with_combine) {  // as MlaAttention::decode: one cooperative launch
                             p.out = out_r;
                             p.grid_sync = grid_sync.as<unsigned>();
-                            decode->launch_cooperative(grid, p, stream.get());
+                            decode->launch_cooperative(mla_decode_fused_grid(d, cfg, batch, splits, max_resident),
+                                                       p, stream.get());
                             continue;
                         }
                         // ("decode only" of a fused config: the same kernel storing its partials, no merge)

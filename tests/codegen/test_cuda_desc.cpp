@@ -47,7 +47,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -95,7 +95,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -355,7 +355,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and the seesaw schedule on the default's settings
             // ... and the fused combine / early prologue on the default (fc, pro, both; both with fp32
             // partials; both with bulk stores; the bulk-copy merge with and without them; L2 prefetch; t32 s4)
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 51 : 41)));
+            // ... and merge-only CTAs on idle SMs
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 52 : 42)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -429,6 +430,16 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
     CHECK_FALSE(mla_decode_fuses_combine(c, 1, 2, 132));  // one split: the decode writes the output itself
     CHECK_FALSE(mla_decode_fuses_combine(c, kMlaFusedCombineMaxSplits + 1, 260, 1000));
     CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 0));  // no cooperative launch on this device
+    // merge helpers fill the device along x
+    const Dim3 g = mla_decode_fused_grid(d, c, 1, 16, 132);
+    CHECK((g.x == 16 && g.y == 2 && g.z == 1));
+    c.merge_helpers = 1;
+    const Dim3 h = mla_decode_fused_grid(d, c, 1, 16, 132);
+    CHECK((h.x == 66 && h.y == 2 && h.z == 1));
+    CHECK(mla_decode_fused_grid(d, c, 1, 66, 132).x == 66);
+    c.merge_helpers = 0;
     c.fused_combine = 0;
     CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 132));
+    c.merge_helpers = 1;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());  // helpers need the fused combine
 }

@@ -139,13 +139,15 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned bar_q = bar_full + 64;
 
     const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
+    // FC with config merge_helpers: the cooperative grid has more CTAs along x than splits; those only merge
+    const bool helper = FC != 0 && split >= p.num_splits;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wg = warp >> 2, g = lane >> 2, t = lane & 3;
     const int row0 = (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
     const int len = p.seq_lens[b];  // (loaded while the barriers are set up and Q is issued: PRO)
     if constexpr (PRO) {
-        if (tid == 128) {
+        if (tid == 128 && !helper) {
             tma_prefetch_map(&p.q_map);
             tma_prefetch_map(&p.kv_map);
             for (int st = 0; st < STAGES; ++st) mbar_init(bar_full + 8 * st, 1);
@@ -171,10 +173,10 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if (CX == 1 ? n_tiles == 0 : (split - xr) * cut.tiles_per_split * TILE >= len) {
         if (direct)
             mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
-        else if (xr == 0)
+        else if (xr == 0 && !helper)
             for (int r = tid; r < HB; r += blockDim.x)
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
-        if constexpr (PRO) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
+        if (PRO && !helper) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
         if constexpr (FC)
             if (fused) mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH>(p, smem);
         return;
