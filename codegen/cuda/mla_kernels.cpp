@@ -106,11 +106,15 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     // sm_90: the wgmma kernel with bf16 partials, TMA tile loads and the per-warp combine for few splits (H200,
-    // session 3: 1.33x faster than cp.async at batch 64, 1.25x at batch 1 32K, 1.7x at batch 8 1K;
-    // tests/bench/cuda_mla_decode_results.md); cp.async where the page is not a multiple of the tile
+    // session 3: 1.33x faster than cp.async at batch 64, 1.25x at batch 1 32K, 1.7x at batch 8 1K), the early
+    // prologue and the combine fused into the decode where the grid fits (session 4, three runs: batch 1
+    // 1.05-1.09x at 1K / 8K / 32K, batch 8 and 64 within noise; tests/bench/cuda_mla_decode_results.md);
+    // cp.async where the page is not a multiple of the tile
     MlaDecodeConfig tma{64, 2, 1, 1, 1, 1};
     tma.tma = 1;
     tma.combine_warp = 1;
+    tma.prologue = 1;
+    tma.fused_combine = 1;
     for (MlaDecodeConfig c : {tma, MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
                               MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
                               MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
@@ -211,11 +215,12 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         add(c);
     }
     // batch 1: the splits merged inside the decode (cooperative launch, no combine launch), the early prologue,
-    // both; also with fp32 partials and with 32-token tiles (more splits at 1K)
+    // both (the default); session 3's default without either; also with fp32 partials and with 32-token tiles
     {
         MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
         c.tma = 1;
         c.combine_warp = 1;
+        add(c);
         for (int fc : {1, 0, 1}) {
             c.fused_combine = fc;
             add(c);

@@ -85,8 +85,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     l2p.l2_prefetch = l2p_prof.l2_prefetch = 2;
     MlaDecodeConfig mh = fused(def, 1, 1), mh_prof = fused(def_prof, 1, 1);  // merge-only CTAs on idle SMs
     mh.merge_helpers = mh_prof.merge_helpers = 1;
-    // (fc1 / pro1 alone, t32, mt2 and fp32 partials were measured in session 4's runs 1 and 2)
-    for (MlaDecodeConfig c : {def, def_prof, fused(def, 1, 1), fused(def_prof, 1, 1), fused(def, 2, 1),
+    // (fc1 / pro1 alone, t32, mt2 and fp32 partials were measured in session 4's runs 1-3; the default is fc1 pro1
+    // since then, def_prof is session 3's default profiled)
+    const MlaDecodeConfig old_def = with(base, 1, 1, 0, 0, 0, 1);
+    for (MlaDecodeConfig c : {old_def, def, def_prof, fused(def, 1, 1), fused(def_prof, 1, 1), fused(def, 2, 1),
                               fused(def_prof, 2, 1), bulk, bulk_prof, fused(bulk, 2, 1), l2p, l2p_prof, mh,
                               mh_prof})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
