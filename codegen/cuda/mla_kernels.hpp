@@ -94,6 +94,7 @@ struct MlaDecodeConfig {
     int l2_prefetch = 0;
     // 1 (with fused_combine): where the grid leaves SMs idle (batch 1 at short contexts: 1K is 2 x 16 CTAs), the
     // cooperative launch adds CTAs along x that only take part in the merge, so that all SMs read partials.
+    // Not a tuner candidate until it has run on a device (the benchmark times it).
     int merge_helpers = 0;
 
     template <class S, class F>
