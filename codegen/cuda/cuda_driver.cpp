@@ -90,6 +90,8 @@ LoadedDriver load_driver() {
     resolve(lib, "cuEventQuery", a.event_query);
     resolve(lib, "cuLaunchKernelEx", a.launch_kernel_ex);
     resolve(lib, "cuTensorMapEncodeTiled", a.tensor_map_encode_tiled);
+    resolve(lib, "cuCtxGetDevice", a.ctx_get_device);
+    resolve(lib, "cuOccupancyMaxActiveBlocksPerMultiprocessor", a.occupancy_max_active_blocks);
     if (!missing.empty()) {
         d.why = "libcuda.so.1 lacks driver entry points moeforge needs (" + missing +
                 "): update the NVIDIA driver";

@@ -105,10 +105,16 @@ struct CudaDriverApi {
                                         const uint64_t* strides, const uint32_t* box,
                                         const uint32_t* elem_strides, int interleave, int swizzle, int l2_promotion,
                                         int oob_fill);
+    // Optional: for cooperative launches (the fused MLA combine): the current context's device and how many CTAs
+    // of a kernel fit on one SM.
+    CuResult (*ctx_get_device)(CuDevice*);
+    CuResult (*occupancy_max_active_blocks)(int*, CuFunction, int, size_t);
 };
 
 // Driver constants used by moeforge (values from cuda.h).
 inline constexpr int kCuAttrMaxSmemPerBlockOptin = 97;
+inline constexpr int kCuAttrMultiprocessorCount = 16;
+inline constexpr int kCuAttrCooperativeLaunch = 95;
 inline constexpr int kCuFuncAttrMaxDynamicSmem = 8;
 inline constexpr int kCuFuncAttrNumRegs = 4;
 inline constexpr int kCuFuncAttrLocalBytes = 3;

@@ -56,6 +56,7 @@ struct CuLaunchConfig {
 static_assert(sizeof(CuLaunchAttribute) == 72, "CUlaunchAttribute layout");
 static_assert(sizeof(CuLaunchConfig) == 56, "CUlaunchConfig layout");
 constexpr int kCuLaunchAttrProgrammaticStreamSerialization = 6;
+constexpr int kCuLaunchAttrCooperative = 2;
 
 }  // namespace
 
@@ -68,6 +69,30 @@ void CudaKernel::launch_dependent_raw(Dim3 grid, const void* params, CuStream st
     void* args[] = {const_cast<void*>(params)};
     CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn_, args, nullptr);
     if (r != 0) cu_check(r, ("cuLaunchKernelEx " + name_).c_str());
+}
+
+void CudaKernel::launch_cooperative_raw(Dim3 grid, const void* params, CuStream stream) const {
+    if (!cuda_driver().launch_kernel_ex)
+        throw std::runtime_error("cooperative launch of " + name_ + ": the CUDA driver lacks cuLaunchKernelEx");
+    CuLaunchAttribute attr{};
+    attr.id = kCuLaunchAttrCooperative;
+    attr.value.i = 1;
+    CuLaunchConfig cfg{grid.x, grid.y, grid.z, block_threads_, 1, 1, smem_, stream, &attr, 1};
+    void* args[] = {const_cast<void*>(params)};
+    CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn_, args, nullptr);
+    if (r != 0) cu_check(r, ("cuLaunchKernelEx (cooperative) " + name_).c_str());
+}
+
+int CudaKernel::max_resident_ctas() const {
+    const CudaDriverApi& d = cuda_driver();
+    if (!d.launch_kernel_ex || !d.ctx_get_device || !d.occupancy_max_active_blocks) return 0;
+    CuDevice dev = 0;
+    int coop = 0, sms = 0, per_sm = 0;
+    if (d.ctx_get_device(&dev) != 0 || d.device_get_attribute(&coop, kCuAttrCooperativeLaunch, dev) != 0 ||
+        d.device_get_attribute(&sms, kCuAttrMultiprocessorCount, dev) != 0 ||
+        d.occupancy_max_active_blocks(&per_sm, fn_, static_cast<int>(block_threads_), smem_) != 0)
+        return 0;
+    return coop ? per_sm * sms : 0;
 }
 
 int CudaKernel::registers() const {

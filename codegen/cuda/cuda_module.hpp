@@ -35,6 +35,17 @@ class CudaKernel {
         launch_dependent_raw(grid, &params, stream);
     }
     void launch_dependent_raw(Dim3 grid, const void* params, CuStream stream) const;
+    // Cooperative launch (cuLaunchKernelEx with the cooperative attribute; capturable into CUDA graphs, where
+    // the kernel node keeps the attribute): all CTAs of the grid are resident at once, so they may wait for
+    // each other. The grid must not exceed max_resident_ctas(). Throws when the driver lacks cuLaunchKernelEx.
+    template <class Params>
+    void launch_cooperative(Dim3 grid, const Params& params, CuStream stream) const {
+        launch_cooperative_raw(grid, &params, stream);
+    }
+    void launch_cooperative_raw(Dim3 grid, const void* params, CuStream stream) const;
+    // How many CTAs of this kernel a cooperative launch may have on the current context's device (CTAs per SM
+    // by occupancy x SMs); 0 when the device or driver cannot launch cooperatively.
+    int max_resident_ctas() const;
 
     const std::string& name() const { return name_; }
     unsigned block_threads() const { return block_threads_; }

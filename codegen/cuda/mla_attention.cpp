@@ -15,6 +15,11 @@ MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& con
     if (config.combine_warp)
         combine_warp_ = build_cuda_kernel(mla_combine_warp_source(desc, config), arch, cache_dir);
     append_ = build_cuda_kernel(kv_append_source(desc), arch, cache_dir);
+    if (config.fused_combine) {
+        grid_sync_ = DeviceBuffer(256);
+        grid_sync_.fill_bytes(0);
+        max_resident_ = decode_->max_resident_ctas();
+    }
 }
 
 MlaAttention::~MlaAttention() = default;
@@ -59,21 +64,29 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     // one split per row: the decode kernel writes the output itself, no combine
     const bool direct = mla_decode_writes_output(config_, num_splits);
     MlaDecodeParams p{q,     kv_cache,   block_table, seq_lens, o_part, lse, batch, block_table_stride,
-                      num_splits, scale, direct ? out : nullptr, nullptr, {}, {}};
+                      num_splits, scale, direct ? out : nullptr, nullptr, {}, {}, nullptr};
     mla_decode_bind_cache(desc_, config_, p);
+    const Dim3 grid = mla_decode_grid(desc_, batch, num_splits);
+    if (mla_decode_fuses_combine(config_, num_splits, int(grid.x * grid.y * grid.z), max_resident_)) {
+        p.out = out;
+        p.grid_sync = grid_sync_.as<unsigned>();
+        decode_->launch_cooperative(mla_decode_fused_grid(desc_, config_, batch, num_splits, max_resident_), p,
+                                    stream);
+        return;
+    }
     if (config_.decode_pdl)
-        decode_->launch_dependent(mla_decode_grid(desc_, batch, num_splits), p, stream);
+        decode_->launch_dependent(grid, p, stream);
     else
-        decode_->launch(mla_decode_grid(desc_, batch, num_splits), p, stream);
+        decode_->launch(grid, p, stream);
     if (direct) return;
     const MlaCombineParams cp{o_part, lse, out, batch, partials};
     const bool warps = mla_combine_uses_warps(desc_, config_, batch, partials);
     const CudaKernel& combine = warps ? *combine_warp_ : *combine_;
-    const Dim3 grid = warps ? mla_combine_warp_grid(desc_, batch) : mla_combine_grid(desc_, batch);
+    const Dim3 cgrid = warps ? mla_combine_warp_grid(desc_, batch) : mla_combine_grid(desc_, batch);
     if (config_.pdl)
-        combine.launch_dependent(grid, cp, stream);
+        combine.launch_dependent(cgrid, cp, stream);
     else
-        combine.launch(grid, cp, stream);
+        combine.launch(cgrid, cp, stream);
 }
 
 }  // namespace mf

@@ -39,7 +39,9 @@ class MlaAttention {
                 CuStream stream) const;
 
     // out[b][h][0:latent] (bf16) = softmax_t(scale * q[b][h] . cache[t]) . cache[t][0:latent], t <
-    // seq_lens[b]. `workspace` holds at least workspace_bytes(batch, num_splits).
+    // seq_lens[b]. `workspace` holds at least workspace_bytes(batch, num_splits). With config fused_combine
+    // and a grid that fits the device at once, one cooperative launch that merges the splits itself (no combine
+    // launch); such launches of one MlaAttention share a counter and must not overlap in time (one stream).
     void decode(const unsigned short* q, const unsigned short* kv_cache, const int* block_table,
                 int block_table_stride, const int* seq_lens, int batch, int num_splits, float scale,
                 const DeviceBuffer& workspace, unsigned short* out, CuStream stream) const;
@@ -48,6 +50,8 @@ class MlaAttention {
     MlaDecodeDesc desc_;
     MlaDecodeConfig config_;
     std::unique_ptr<CudaKernel> decode_, combine_, combine_warp_, append_;  // combine_warp_: config combine_warp
+    DeviceBuffer grid_sync_;   // config fused_combine: the CTAs' meeting counter (zeroed once)
+    int max_resident_ = 0;     // config fused_combine: decode CTAs a cooperative launch may have
 };
 
 }  // namespace mf

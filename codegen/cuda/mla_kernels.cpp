@@ -69,6 +69,18 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
                      c.qk_split != 0 || c.qk_chains != 1))
         return "seesaw needs the wgmma kernel with tma 1, 64-token tiles, 2 stages, cluster 1, qk_split 0 and "
                "qk_chains 1";
+    if (c.fused_combine < 0 || c.fused_combine > 2) return "fused_combine must be 0, 1 or 2";
+    if (c.prologue != 0 && c.prologue != 1) return "prologue must be 0 or 1";
+    if (c.bulk_store != 0 && c.bulk_store != 1) return "bulk_store must be 0 or 1";
+    if (c.l2_prefetch < 0 || c.l2_prefetch > 4) return "l2_prefetch must be in 0..4";
+    if (c.merge_helpers != 0 && c.merge_helpers != 1) return "merge_helpers must be 0 or 1";
+    if (c.merge_helpers && !c.fused_combine) return "merge_helpers needs fused_combine";
+    if ((c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch) &&
+        (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw || c.producer_consumer))
+        return "fused_combine, prologue, bulk_store and l2_prefetch need the wgmma kernel with tma 1, cluster 1, "
+               "no seesaw and no producer_consumer";
+    if (c.fused_combine && (c.pdl || c.decode_pdl))
+        return "fused_combine launches the decode cooperatively: no pdl or decode_pdl";
     if (c.seesaw && d.rope_dim != 64)
         return "seesaw keeps P in the tile's 64 rope columns: rope_dim must be 64";
     if (c.producer_consumer < 0 || c.producer_consumer > 2) return "producer_consumer must be 0, 1 or 2";
@@ -106,11 +118,15 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     // sm_90: the wgmma kernel with bf16 partials, TMA tile loads and the per-warp combine for few splits (H200,
-    // session 3: 1.33x faster than cp.async at batch 64, 1.25x at batch 1 32K, 1.7x at batch 8 1K;
-    // tests/bench/cuda_mla_decode_results.md); cp.async where the page is not a multiple of the tile
+    // session 3: 1.33x faster than cp.async at batch 64, 1.25x at batch 1 32K, 1.7x at batch 8 1K), the early
+    // prologue and the combine fused into the decode where the grid fits (session 4, three runs: batch 1
+    // 1.05-1.09x at 1K / 8K / 32K, batch 8 and 64 within noise; tests/bench/cuda_mla_decode_results.md);
+    // cp.async where the page is not a multiple of the tile
     MlaDecodeConfig tma{64, 2, 1, 1, 1, 1};
     tma.tma = 1;
     tma.combine_warp = 1;
+    tma.prologue = 1;
+    tma.fused_combine = 1;
     for (MlaDecodeConfig c : {tma, MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
                               MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
                               MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
@@ -221,6 +237,38 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.producer_consumer = 2;
         add(c);
     }
+    // batch 1: the splits merged inside the decode (cooperative launch, no combine launch), the early prologue,
+    // both (the default); session 3's default without either; also with fp32 partials and with 32-token tiles
+    {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        add(c);
+        for (int fc : {1, 0, 1}) {
+            c.fused_combine = fc;
+            add(c);
+            c.prologue = 1;
+        }
+        c.partial_bf16 = 0;
+        add(c);
+        c.partial_bf16 = 1;
+        c.bulk_store = 1;  // ... and with the rows written by bulk copies
+        add(c);
+        c.fused_combine = 2;  // ... and read back by bulk copies; also with 16-byte stores
+        add(c);
+        c.bulk_store = 0;
+        add(c);
+        c.fused_combine = 1;  // fc1 pro1 with tiles prefetched into L2 two tiles ahead
+        c.l2_prefetch = 2;
+        add(c);
+        // (merge_helpers is not a candidate yet: it has not run on a device; the benchmark times it)
+        c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.fused_combine = 1;
+        c.prologue = 1;
+        add(c);
+    }
     return v;
 }
 
@@ -266,7 +314,7 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             "// {0}\n"
             "extern \"C\" __global__ void {14}__launch_bounds__({1}, 1) {2}(const {15}mf::MlaDecodeParams p) "
             "{{\n"
-            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {16}, {18}, {17}, {13}>(p);"
+            "    mf::mla_decode_wgmma<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}, {11}, {12}, {16}, {18}, {17}, {13}{19}>(p);"
             "\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), kMlaDecodeThreads, s.name, d.heads, d.latent_dim,
@@ -277,7 +325,14 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
                 ? fmt::format("__cluster_dims__({}, {}, 1) ", c.cluster, c.tma == 2 ? 2 : 1)
                 : std::string(),
             // the tensor maps must stay in parameter space: TMA reads them by address
-            c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster);
+            c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster,
+            // fused combine, early prologue (spelled only when set: the other kernels' sources stay as they were)
+            c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch
+                ? fmt::format(", {}, {}{}{}", c.fused_combine == 2 ? "2" : c.fused_combine ? "true" : "false",
+                              c.prologue ? "true" : "false",
+                              c.bulk_store || c.l2_prefetch ? (c.bulk_store ? ", true" : ", false") : "",
+                              c.l2_prefetch ? fmt::format(", {}", c.l2_prefetch) : std::string())
+                : std::string());
         return s;
     }
     s.source = fmt::format(
@@ -309,7 +364,8 @@ void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, Mla
                                          kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B,
                                          kCuTensorMapOobFillNone),
              "cuTensorMapEncodeTiled (MLA cache)");
-    if (c.cluster == 2) {  // q [batch][heads][dim]: boxes of 64 columns x 64 heads (padded heads read as zeros)
+    // q [batch][heads][dim]: boxes of 64 columns x 64 heads (padded heads read as zeros)
+    if (c.cluster == 2 || c.prologue) {
         const uint64_t q_dim[3] = {dim, uint64_t(d.heads), uint64_t(std::max(1, p.batch))};
         const uint64_t q_stride[2] = {dim * 2, dim * 2 * d.heads};
         const uint32_t q_box[3] = {64, 64, 1}, q_elem[3] = {1, 1, 1};
@@ -337,6 +393,19 @@ int mla_decode_partials(const MlaDecodeConfig& c, int num_splits) {
 
 bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits) {
     return num_splits == 1 && c.cluster == 1;
+}
+
+bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas) {
+    return c.fused_combine && !mla_decode_writes_output(c, num_splits) && num_splits <= kMlaFusedCombineMaxSplits &&
+           grid_ctas <= max_resident_ctas;
+}
+
+Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
+                           int max_resident_ctas) {
+    Dim3 g = mla_decode_grid(d, batch, num_splits);
+    if (c.merge_helpers)
+        g.x = std::max(g.x, static_cast<unsigned>(std::max(0, max_resident_ctas)) / (g.y * g.z));
+    return g;
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {

@@ -77,6 +77,25 @@ struct MlaDecodeConfig {
     // wgmma, tma 1, 64-token tiles, 2 stages, no cluster, rope_dim 64 (P goes into the tile's rope columns).
     // H200: correct, slower than the default at every shape (2 stages put the tile copy on the critical path).
     int seesaw = 0;
+    // 1: no combine launch where the whole grid fits on the device at once: the decode is launched
+    // cooperatively and its CTAs merge the splits after storing their partials (kernels/mla_fused_combine.cuh;
+    // 2: a CTA's merge pulls the rows into shared memory by bulk copies instead of loads into registers);
+    // otherwise (grid too large, one split, more than kMlaFusedCombineMaxSplits splits) the separate combine as
+    // before. Needs wgmma, tma 1, cluster 1, no PDL, no seesaw.
+    int fused_combine = 0;
+    // 1: the early prologue of the wgmma kernel (tma 1, cluster 1, no seesaw): Q by TMA issued before the
+    // context length is read, and every stage's tile issued before the first one is computed.
+    int prologue = 0;
+    // 1: the wgmma kernel (tma 1, cluster 1, no seesaw) writes its output rows (partials or final) with one bulk
+    // copy per row from the staged rows instead of 16-byte stores from all threads.
+    int bulk_store = 0;
+    // 0..4: the wgmma kernel (tma 1, cluster 1, no seesaw) also prefetches into L2 the tile this many tiles beyond
+    // the last one copied into shared memory (TMA prefetches), so that at batch 1 the copies hit L2.
+    int l2_prefetch = 0;
+    // 1 (with fused_combine): where the grid leaves SMs idle (batch 1 at short contexts: 1K is 2 x 16 CTAs), the
+    // cooperative launch adds CTAs along x that only take part in the merge, so that all SMs read partials.
+    // Not a tuner candidate until it has run on a device (the benchmark times it).
+    int merge_helpers = 0;
     // 1: the producer/consumer kernel (kernels/mla_decode_pc.cuh): 3 warpgroups (384 threads); warpgroup 0 holds Q
     // (mostly in registers) and computes S + softmax by half tiles, writing P into the tile's rope rows, while
     // warpgroups 1 and 2 (half of O each) do P V of the previous half; 3 K stages. Needs wgmma, tma 1, 64-token
@@ -102,6 +121,11 @@ struct MlaDecodeConfig {
         f("decode_pdl", "dpdl", s.decode_pdl);
         f("combine_warp", "cw", s.combine_warp);
         f("seesaw", "ss", s.seesaw);
+        f("fused_combine", "fc", s.fused_combine);
+        f("prologue", "pro", s.prologue);
+        f("bulk_store", "bs", s.bulk_store);
+        f("l2_prefetch", "l2p", s.l2_prefetch);
+        f("merge_helpers", "mh", s.merge_helpers);
         f("producer_consumer", "pc", s.producer_consumer);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
@@ -136,6 +160,15 @@ int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
 // True when the decode kernel writes the final output itself (MlaDecodeParams::out; one split, no cluster):
 // then there is no combine launch.
 bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits);
+// True when a launch of `grid_ctas` CTAs with `num_splits` splits merges the splits inside the decode kernel
+// (config fused_combine): it must then be a cooperative launch (CudaKernel::launch_cooperative) with
+// MlaDecodeParams::grid_sync set, and there is no combine launch. `max_resident_ctas`: the decode kernel's
+// CudaKernel::max_resident_ctas().
+bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas);
+// The grid of such a fused launch: mla_decode_grid, or with merge_helpers as many CTAs along x as fit the device
+// (max_resident_ctas), the ones past num_splits only merging.
+Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
+                           int max_resident_ctas);
 // Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials`
 // partial outputs per (row, head).
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials);

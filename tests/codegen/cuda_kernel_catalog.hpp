@@ -69,6 +69,28 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
             c.decode_pdl = 1;
             v.push_back(mla_decode_source(ragged64, c, sm));
         }
+        c = MlaDecodeConfig{64, 2, 1, 1, 1, 1};  // fused combine + early prologue: bf16; fp32, profiled, padded
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.fused_combine = 1;
+        c.prologue = 1;
+        v.push_back(mla_decode_source(v3, c, sm));
+        c.partial_bf16 = 0;
+        c.profile = 1;
+        v.push_back(mla_decode_source(ragged64, c, sm));
+        c.bulk_store = 1;  // rows by bulk copies
+        v.push_back(mla_decode_source(v3, c, sm));
+        c.fused_combine = 2;  // ... and read back by bulk copies (fp32, profiled; bf16)
+        v.push_back(mla_decode_source(v3, c, sm));
+        c.partial_bf16 = 1;
+        c.profile = 0;
+        v.push_back(mla_decode_source(ragged64, c, sm));
+        c.l2_prefetch = 2;  // tiles prefetched into L2
+        v.push_back(mla_decode_source(v3, c, sm));
+        c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
+        c.tma = 1;
+        c.fused_combine = 1;
+        v.push_back(mla_decode_source(v3, c, sm));
     }
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));

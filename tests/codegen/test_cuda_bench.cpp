@@ -70,18 +70,34 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     };
     std::vector<MlaDecodeConfig> configs;
     // session 3 (tests/bench/cuda_mla_decode_results.md): split pairs (cluster 2), multicast and the seesaw schedule
-    // lost to the default (tma 1, per-warp combine); session 4: the producer/consumer kernels against it, each also
+    // lost to the default (tma 1, per-warp combine). Session 4, batch 1: the combine merged inside the decode (fc, a
+    // cooperative launch) and the early prologue (pro), each also profiled; the default is fc1 pro1 since then,
+    // def_prof is session 3's default profiled. Session 4, batch 64: the producer/consumer kernels, each also
     // profiled (pc1 slots: wg0 = producer: tile wait, S, softmax, refill; wg1 = consumer: P-ready waits, -, rescale,
     // release, P V; pc2 slots: wg0: tile wait, S wait after the P V, softmax, P V + S issue and P V wait, last
     // P V; wg1: P-ready wait, -, -, refill, P V)
     const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
+    auto fused = [](MlaDecodeConfig c, int fc, int pro) {
+        c.fused_combine = fc;
+        c.prologue = pro;
+        return c;
+    };
     auto pc = [](MlaDecodeConfig c, int kind) {
         c.stages = kind == 1 ? 3 : 2;
         c.producer_consumer = kind;
         return c;
     };
-    for (MlaDecodeConfig c : {base, def, with(base, 1, 1, 0, 0, 1, 1), pc(with(base, 1, 1, 0, 0, 0, 1), 2),
-                              pc(with(base, 1, 1, 0, 0, 1, 1), 2), pc(with(base, 1, 1, 0, 0, 0, 1), 1)})
+    const MlaDecodeConfig def_prof = with(base, 1, 1, 0, 0, 1, 1);
+    MlaDecodeConfig bulk = fused(def, 1, 1), bulk_prof = fused(def_prof, 1, 1);  // rows by bulk copies
+    bulk.bulk_store = bulk_prof.bulk_store = 1;
+    MlaDecodeConfig l2p = fused(def, 1, 1), l2p_prof = fused(def_prof, 1, 1);  // tiles prefetched into L2
+    l2p.l2_prefetch = l2p_prof.l2_prefetch = 2;
+    MlaDecodeConfig mh = fused(def, 1, 1), mh_prof = fused(def_prof, 1, 1);  // merge-only CTAs on idle SMs
+    mh.merge_helpers = mh_prof.merge_helpers = 1;
+    const MlaDecodeConfig old_def = with(base, 1, 1, 0, 0, 0, 1);
+    for (MlaDecodeConfig c : {base, old_def, def, def_prof, fused(def, 1, 1), fused(def_prof, 1, 1), fused(def, 2, 1),
+                              fused(def_prof, 2, 1), bulk, bulk_prof, fused(bulk, 2, 1), l2p, l2p_prof, mh, mh_prof,
+                              pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -96,6 +112,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         const auto decode = env.build(mla_decode_source(d, cfg, env.sm));
         const auto combine_cta = env.build(mla_combine_source(d, cfg));
         const auto combine_warp = cfg.combine_warp ? env.build(mla_combine_warp_source(d, cfg)) : nullptr;
+        const int max_resident = cfg.fused_combine ? decode->max_resident_ctas() : 0;
         std::printf("<!-- %s: %d registers, %d bytes local, %u bytes shared -->\n", decode->name().c_str(),
                     decode->registers(), decode->local_bytes(), decode->dynamic_smem_bytes());
         const int batches[3] = {1, 8, 64}, contexts[3] = {1024, 8192, 32768};
@@ -111,6 +128,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const int splits = mla_decode_num_splits(d, cfg, batch, ctx, gpu.sms);
                 const int partials = mla_decode_partials(cfg, splits);
                 const bool direct = mla_decode_writes_output(cfg, splits);
+                const Dim3 grid = mla_decode_grid(d, batch, splits);
+                const bool fuses = mla_decode_fuses_combine(cfg, splits, int(grid.x * grid.y * grid.z), max_resident);
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);
                 for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
@@ -121,9 +140,13 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 DeviceBuffer o_part(mla_decode_o_part_bytes(d, cfg, batch, partials)),
                     lse(mla_decode_lse_part_bytes(d, batch, partials));
                 DeviceBuffer out(size_t(rot) * batch * d.heads * d.latent_dim * 2);
-                DeviceBuffer prof(16 * sizeof(unsigned long long));
+                DeviceBuffer prof(32 * sizeof(unsigned long long));
                 prof.fill_bytes(0);
-                auto capture = [&](bool with_combine, CudaGraph& g) {
+                DeviceBuffer grid_sync(256);  // the fused combine's counter: zero once, never reset
+                grid_sync.fill_bytes(0);
+                // coop_only: a fused config launched cooperatively without the merge (grid_sync null): what the
+                // cooperative launch itself costs against the plain launch of "decode only"
+                auto capture = [&](bool with_combine, CudaGraph& g, bool coop_only = false) {
                     g.begin_capture(stream.get());
                     for (int r = 0; r < rot; ++r) {
                         MlaDecodeParams p{q.as<uint16_t>() + size_t(r) * batch * d.heads * dim,
@@ -139,14 +162,25 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                           nullptr,
                                           cfg.profile ? prof.as<unsigned long long>() : nullptr,
                                           {},
-                                          {}};
+                                          {},
+                                          nullptr};
                         mla_decode_bind_cache(d, cfg, p);
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
-                        if (cfg.decode_pdl)
-                            decode->launch_dependent(mla_decode_grid(d, batch, splits), p, stream.get());
+                        if (fuses && with_combine) {  // as MlaAttention::decode: one cooperative launch
+                            p.out = out_r;
+                            p.grid_sync = grid_sync.as<unsigned>();
+                            decode->launch_cooperative(mla_decode_fused_grid(d, cfg, batch, splits, max_resident),
+                                                       p, stream.get());
+                            continue;
+                        }
+                        // ("decode only" of a fused config: the same kernel storing its partials, no merge)
+                        if (coop_only)
+                            decode->launch_cooperative(grid, p, stream.get());
+                        else if (cfg.decode_pdl)
+                            decode->launch_dependent(grid, p, stream.get());
                         else
-                            decode->launch(mla_decode_grid(d, batch, splits), p, stream.get());
+                            decode->launch(grid, p, stream.get());
                         const MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out_r, batch,
                                                   partials};
                         const bool warps = mla_combine_uses_warps(d, cfg, batch, partials);
@@ -181,19 +215,31 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 CudaGraph full, only;
                 capture(true, full);
                 capture(false, only);
-                const double us = time_us(full), us_decode = time_us(only);
+                const double us = time_us(full);
+                const auto v = from_device<unsigned long long>(prof, 32);  // the full graph's profile
+                const double us_decode = time_us(only);
+                if (fuses && batch == 1) {
+                    CudaGraph coop;
+                    capture(false, coop, true);
+                    std::printf("<!-- %s b1 ctx%d: cooperative launch without the merge %.1f us, plain launch %.1f us "
+                                "-->\n",
+                                fields_name(cfg).c_str(), ctx, time_us(coop), us_decode);
+                }
                 line += fmt::format(" {:.1f} / {:.1f} |", us, us_decode);
-                // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1 8K, batch 64 32K)
-                if (cfg.profile && ((batch == 1 && ctx == 8192) || (batch == 64 && ctx == 32768))) {
-                    const auto v = from_device<unsigned long long>(prof, 16);
+                // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1, batch 64 32K)
+                if (cfg.profile && (batch == 1 || (batch == 64 && ctx == 32768))) {
                     for (int w = 0; w < 2; ++w) {
                         const double n = std::max<double>(1, double(v[w * 8 + 7]));
                         std::printf(
                             "<!-- profile b%d ctx%d wg%d, %llu tiles: prologue %llu, epilogue %llu cycles; "
                             "per tile: "
-                            "wait %.0f, phase A %.0f, softmax %.0f, barrier %.0f, phase B %.0f -->\n",
+                            "wait %.0f, phase A %.0f, softmax %.0f, barrier %.0f, phase B %.0f; epilogue: sums + "
+                            "lse %llu, stores %llu; fused combine: grid wait %llu (arrival %llu), merge %llu (first "
+                            "rows summed %llu) -->\n",
                             batch, ctx, w, v[w * 8 + 7], v[w * 8 + 0], v[w * 8 + 6], v[w * 8 + 1] / n,
-                            v[w * 8 + 2] / n, v[w * 8 + 3] / n, v[w * 8 + 4] / n, v[w * 8 + 5] / n);
+                            v[w * 8 + 2] / n, v[w * 8 + 3] / n, v[w * 8 + 4] / n, v[w * 8 + 5] / n,
+                            v[16 + w * 8 + 2], v[16 + w * 8 + 3], v[16 + w * 8], v[16 + w * 8 + 4],
+                            v[16 + w * 8 + 1], v[16 + w * 8 + 5]);
                     }
                 }
                 const double cache = double(batch) * ctx * row_bytes;

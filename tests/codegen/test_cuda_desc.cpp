@@ -47,7 +47,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_pc0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -95,7 +95,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_pc0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -244,7 +244,7 @@ TEST_CASE("cuda mla: seesaw needs TMA 1, tile 64, 2 stages, no cluster, rope 64 
     MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
     c.tma = 1;
     c.combine_warp = 1;
-    CHECK(mla_decode_default_config(d, 90) == c);
+    CHECK(mla_decode_default_config(d, 90).seesaw == 0);
     c.seesaw = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     const auto src = mla_decode_source(d, c, 90);
@@ -388,7 +388,7 @@ TEST_CASE("cuda mla: split pairs (cluster 2) share Q by TMA multicast and merge 
 
 TEST_CASE("cuda mla: the wgmma kernel runs on sm_90 only, tiles 32/64, 2-4 stages within 227 KiB") {
     const MlaDecodeDesc d;
-    for (const MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{32, 2, 1, 1},
+    for (const MlaDecodeConfig& c : {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{32, 2, 1, 1},
                                     MlaDecodeConfig{32, 3, 1, 1}, MlaDecodeConfig{32, 4, 1, 1}}) {
         CAPTURE(fields_print(c));
         CHECK(mla_decode_unsupported(d, c, 90).empty());
@@ -435,7 +435,9 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and the per-warp combine on the cp.async kernel and on TMA 2 pairs with both PDL launches
             // ... and the seesaw schedule on the default's settings, and the producer/consumer kernels (pc 1: 3
             // stages, pc 2: 2 stages)
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 44 : 34)));
+            // ... and the fused combine / early prologue on the default (fc, pro, both; both with fp32
+            // partials; both with bulk stores; the bulk-copy merge with and without them; L2 prefetch; t32 s4)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 53 : 43)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -459,4 +461,68 @@ TEST_CASE("cuda rope: YaRN attention scale of DeepSeek-V3") {
     CHECK(yarn_mscale(1.0) == 1.0);
     const double m = yarn_mscale(40.0);
     CHECK(std::pow(192.0, -0.5) * m * m == doctest::Approx(0.1352338).epsilon(1e-6));
+}
+
+TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prologue, wgmma tma 1 kernel only") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    REQUIRE(c.tma == 1);
+    c.fused_combine = 1;
+    c.prologue = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, true>(p)") != std::string::npos);
+    c.prologue = 0;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, false>(p)") != std::string::npos);
+    c.bulk_store = 1;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, false, true>(p)") !=
+          std::string::npos);
+    c.bulk_store = 0;
+    c.fused_combine = 2;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, 2, false>(p)") != std::string::npos);
+    c.fused_combine = 1;
+    c.l2_prefetch = 3;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, false, false, 3>(p)") !=
+          std::string::npos);
+    c.l2_prefetch = 0;
+    // the other kernels' sources do not spell the flags
+    MlaDecodeConfig plain{64, 2, 1, 1, 1, 1};
+    plain.tma = 1;
+    plain.combine_warp = 1;
+    CHECK(mla_decode_source(d, plain, 90).source.find(", 1, 1, false, false>(p)") != std::string::npos);
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.cluster = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.pdl = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.decode_pdl = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 3; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) {
+        x.fused_combine = 0;
+        x.prologue = 1;
+        x.seesaw = 1;
+    }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.tile_tokens = 32, x.stages = 4; }));
+    // fused only with several splits, at most kMlaFusedCombineMaxSplits, and a grid that fits at once
+    CHECK(mla_decode_fuses_combine(c, 66, 132, 132));
+    CHECK_FALSE(mla_decode_fuses_combine(c, 66, 133, 132));
+    CHECK_FALSE(mla_decode_fuses_combine(c, 1, 2, 132));  // one split: the decode writes the output itself
+    CHECK_FALSE(mla_decode_fuses_combine(c, kMlaFusedCombineMaxSplits + 1, 260, 1000));
+    CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 0));  // no cooperative launch on this device
+    // merge helpers fill the device along x
+    const Dim3 g = mla_decode_fused_grid(d, c, 1, 16, 132);
+    CHECK((g.x == 16 && g.y == 2 && g.z == 1));
+    c.merge_helpers = 1;
+    const Dim3 h = mla_decode_fused_grid(d, c, 1, 16, 132);
+    CHECK((h.x == 66 && h.y == 2 && h.z == 1));
+    CHECK(mla_decode_fused_grid(d, c, 1, 66, 132).x == 66);
+    c.merge_helpers = 0;
+    c.fused_combine = 0;
+    CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 132));
+    c.merge_helpers = 1;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());  // helpers need the fused combine
 }

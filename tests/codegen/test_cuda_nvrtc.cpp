@@ -81,9 +81,11 @@ TEST_CASE("cuda nvrtc: every kernel compiles to a CUBIN for sm_90a, sm_86, sm_80
 
 TEST_CASE("cuda nvrtc: the Hopper MLA decode uses the big-tile wgmma config, sm_86 one that fits 99 KiB") {
     const MlaDecodeDesc v3;
-    MlaDecodeConfig tma{64, 2, 1, 1, 1, 1};  // wgmma, bf16 partials, TMA tile loads, per-warp combine
-    tma.tma = 1;
+    MlaDecodeConfig tma{64, 2, 1, 1, 1, 1};  // wgmma, bf16 partials, TMA tile loads, per-warp combine, early
+    tma.tma = 1;                            // prologue, the combine fused where the grid fits
     tma.combine_warp = 1;
+    tma.prologue = 1;
+    tma.fused_combine = 1;
     CHECK(mla_decode_default_config(v3, 90) == tma);
     CHECK(mla_decode_default_config(v3, 89).wgmma == 0);
     CHECK(mla_decode_smem_bytes(v3, MlaDecodeConfig{64, 2}) <= 227u * 1024);
@@ -190,7 +192,7 @@ TEST_CASE("cuda nvrtc: PTX of the sm_90a MLA decode kernel holds wgmma with a tr
         return;
     }
     const MlaDecodeDesc v3;
-    for (const MlaDecodeConfig c :
+    for (const MlaDecodeConfig& c :
          {MlaDecodeConfig{64, 2, 1, 1}, MlaDecodeConfig{32, 4, 1, 1},
           MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1}, MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, 4}}) {
         const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});

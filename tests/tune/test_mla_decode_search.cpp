@@ -47,7 +47,7 @@ TEST_CASE(
     "mla search: the default split policy is the kernel's own split count, the others move it as "
     "documented") {
     const MlaDecodeDesc d;
-    for (const MlaDecodeConfig c : {MlaDecodeConfig{64, 2, 1}, MlaDecodeConfig{32, 2, 4},
+    for (const MlaDecodeConfig& c : {MlaDecodeConfig{64, 2, 1}, MlaDecodeConfig{32, 2, 4},
                                     MlaDecodeConfig{16, 1, 1}, MlaDecodeConfig{64, 1, 8}})
         for (int batch : {1, 3, 64})
             for (int len : {1, 100, 1024, 8192, 32768})

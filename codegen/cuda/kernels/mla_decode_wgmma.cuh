@@ -29,10 +29,21 @@
 // rows, so each issues half of Q's boxes multicast to both, and they merge their partial outputs in distributed
 // shared memory (mla_wgmma_epilogue.cuh): half the partials to write and to combine. A split without tokens
 // still takes part (its pair needs its half of Q and its empty partial).
+// PRO (config prologue, with TMA 1): thread 128 sets up the barriers and issues Q (9 boxes through the 3-D q
+// map) before the context length is read, then every stage's tile as soon as the first page id arrives (the
+// default issues tile STAGES - 1 only during tile 0's phase A): at batch 1 a CTA has 1-8 tiles, and the
+// prologue (~3.1k cycles at 8K: seq_len -> page table -> copy, Q behind them) was as long as a tile.
+// FC (config fused_combine 1 or 2): launched cooperatively with p.grid_sync set, the CTAs merge the splits
+// themselves after storing their partials (kernels/mla_fused_combine.cuh; 2: the rows are pulled into shared
+// memory by bulk copies); with p.grid_sync null the kernel behaves as without FC.
+// BS (config bulk_store): the staged output rows leave as one bulk copy per row (mla_store_rows_bulk).
+// L2P (config l2_prefetch): thread 128 also prefetches into L2 the tile L2P tiles beyond the last one it copied
+// into shared memory (a TMA prefetch per box), so that at batch 1 the next copies hit L2 instead of HBM.
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
 #include "mla_decode.cuh"  // mla_zero_rows
+#include "mla_fused_combine.cuh"
 #include "mla_params.cuh"
 #include "mla_wgmma_epilogue.cuh"
 #include "mma_sm80.cuh"
@@ -77,9 +88,12 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // DPDL: launched as a programmatic dependent of the previous kernel: waits for it before the first global read.
 // PROF: threads 0 and 128 (one per warpgroup) of CTA (0, 0, 0) add up clock64() cycles per step and write them to
 // p.profile[wg * 8 + k], k = prologue, wait for the tile (copies + barrier), phase A (wgmmas + issuing the next
-// copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate).
+// copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate); then
+// p.profile[16 + wg * 8 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores;
+// fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
-          int CHAINS, int TMA, int CX, bool DPDL, bool PROF>
+          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, bool PRO = false, bool BS = false,
+          int L2P = 0>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -108,6 +122,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     static_assert(TMA == 0 || PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
     static_assert(STAGES * 8 <= 32, "the mbarrier block holds 4 stages");
     static_assert(CX == 1 || (CX == 2 && TMA != 0), "a split pair shares Q through TMA multicast");
+    static_assert(!(FC || PRO || BS || L2P) || (TMA == 1 && CX == 1), "fc, pro, bs, l2p: TMA 1, no cluster");
     static_assert(64 * (LATENT * 4 + 32) <= MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::q_bytes +
                                                 STAGES * MlaWgmmaSmem<LATENT, ROPE, TILE, STAGES>::k_bytes,
                   "the output rows are staged over the Q and K buffers");
@@ -124,11 +139,26 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned bar_q = bar_full + 64;
 
     const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
+    // FC with config merge_helpers: the cooperative grid has more CTAs along x than splits; those only merge
+    const bool helper = FC != 0 && split >= p.num_splits;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wg = warp >> 2, g = lane >> 2, t = lane & 3;
     const int row0 = (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
-    const int len = p.seq_lens[b];
+    const int len = p.seq_lens[b];  // (loaded while the barriers are set up and Q is issued: PRO)
+    if constexpr (PRO) {
+        if (tid == 128 && !helper) {
+            tma_prefetch_map(&p.q_map);
+            tma_prefetch_map(&p.kv_map);
+            for (int st = 0; st < STAGES; ++st) mbar_init(bar_full + 8 * st, 1);
+            mbar_init(bar_q, 1);
+            mbar_init_fence();
+            mbar_arrive_expect_tx(bar_q, Smem::q_bytes);
+            for (int cb = 0; cb < D / 64; ++cb)
+                tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, bar_q);
+        }
+        __syncthreads();
+    }
     const MlaSplitTiles cut = mla_split_tiles<TILE>(len, p.num_splits, split);
     const int t_begin = cut.t_begin, t_end = cut.t_end, n_tiles = cut.n_tiles;
 
@@ -137,13 +167,18 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const int xr = CX == 2 ? split & 1 : 0, yr = TMA == 2 ? blockIdx.y & 1 : 0;  // cluster coordinates
     const unsigned rank = xr + CX * yr;                                        // %cluster_ctarank
     const bool direct = p.num_splits == 1 && p.out != nullptr;  // final bf16 output, no partials
+    const bool fused = FC != 0 && p.grid_sync != nullptr && !direct;  // this launch merges the splits itself
+    constexpr int SCRATCH = Smem::q_bytes + STAGES * Smem::k_bytes;    // free for the merge after the stores
     // the whole cluster leaves here or none of it: the pair's first split has no tokens, so neither has any
     if (CX == 1 ? n_tiles == 0 : (split - xr) * cut.tiles_per_split * TILE >= len) {
         if (direct)
             mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
-        else if (xr == 0)
+        else if (xr == 0 && !helper)
             for (int r = tid; r < HB; r += blockDim.x)
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
+        if (PRO && !helper) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
+        if constexpr (FC)
+            if (fused) mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH>(p, smem);
         return;
     }
 
@@ -152,7 +187,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     // TMA 2: this CTA issues boxes [cb0, cb1) of every tile, multicast to the head-block pair (ranks xr, xr + CX)
     const int cb0 = TMA == 2 ? yr * ((NB + 1) / 2) : 0, cb1 = TMA == 2 && yr == 0 ? (NB + 1) / 2 : NB;
     const unsigned short k_mask = (unsigned short)((1u << xr) | (1u << (xr + CX)));
-    if constexpr (TMA != 0) {
+    if constexpr (TMA != 0 && !PRO) {
         if (tid == 128) {
             tma_prefetch_map(&p.kv_map);
             for (int st = 0; st < STAGES; ++st) {
@@ -177,7 +212,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         }
     }
     // Thread 128 only: tile i into `stage`, its page read ahead (page_next: the page of tile i).
-    int page_next = TMA != 0 && tid == 128 && n_tiles > 0 ? table[t_begin / PAGE] : 0;
+    int page_next = TMA != 0 && !PRO && tid == 128 && n_tiles > 0 ? table[t_begin / PAGE] : 0;
     auto issue_tile = [&](int i, int stage) {
         const int tok0 = t_begin + i * TILE;
         const int row = page_next * PAGE + tok0 % PAGE;
@@ -190,6 +225,12 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             else
                 tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
         }
+    };
+    auto prefetch_tile = [&](int j) {  // thread 128: tile j of this split into L2
+        if (j >= n_tiles) return;
+        const int tok0 = t_begin + j * TILE;
+        const int row = table[tok0 / PAGE] * PAGE + tok0 % PAGE;
+        for (int cb = 0; cb < NB; ++cb) tma_prefetch_l2_2d(&p.kv_map, cb * 64, row);
     };
     auto load_tile = [&](int i, int stage) {
         unsigned char* dst = sK + stage * Smem::k_bytes;
@@ -217,7 +258,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
 
     // Q rows of this head block (rows past HEADS are zero) go with tile 0; then tiles 1 .. STAGES - 2. One
     // commit group per tile, empty ones included, so that "group i" is always tile i.
-    for (int idx = tid; CX == 1 && idx < HB * CH; idx += 256) {
+    for (int idx = tid; CX == 1 && !PRO && idx < HB * CH; idx += 256) {
         const int r = idx / CH, c = idx % CH;
         const bool valid = head0 + r < HEADS;
         const unsigned short* src = p.q;
@@ -226,8 +267,22 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
     if constexpr (TMA != 0) {
         cp_async_commit();  // Q: group 0
-        if (tid == 128)
-            for (int st = 0; st < STAGES - 1 && st < n_tiles; ++st) issue_tile(st, st);
+        if (tid == 128) {
+            if constexpr (PRO) {  // every stage, the page ids of all of them in one round trip
+                int pg[STAGES];
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st) pg[st] = st < n_tiles ? table[(t_begin + st * TILE) / PAGE] : 0;
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st)
+                    if (st < n_tiles) {
+                        page_next = pg[st];
+                        issue_tile(st, st);
+                    }
+            } else {
+                for (int st = 0; st < STAGES - 1 && st < n_tiles; ++st) issue_tile(st, st);
+            }
+            for (int j = STAGES; j < STAGES - 1 + L2P; ++j) prefetch_tile(j);  // iteration i takes i + S - 1 + L2P
+        }
     } else {
 #pragma unroll
         for (int st = 0; st < STAGES - 1; ++st) {
@@ -245,7 +300,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     for (int e = 0; e < NV / 2; ++e) o[e] = 0.f;
 
     const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK), sPa = smem_addr(sP);
-    if constexpr (CX == 2) mbar_wait(bar_q, 0);  // also before the epilogue reuses Q's space (no tiles)
+    if constexpr (CX == 2 || PRO) mbar_wait(bar_q, 0);  // also before the epilogue reuses Q's space (no tiles)
     mark(0);
     for (int i = 0; i < n_tiles; ++i) {
         const int tile_start = t_begin + i * TILE;
@@ -293,7 +348,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         {  // the next tile's copies go out while the tensor cores run phase A
             const int next = i + STAGES - 1;  // into the stage tile i - 1 used
             if constexpr (TMA != 0) {
-                if (tid == 128 && next < n_tiles) {
+                if (tid == 128 && next < n_tiles && (!PRO || next >= STAGES)) {  // PRO: stages filled ahead
                     if (TMA == 2 && i >= 1) {  // both CTAs are done with tile i - 1 = next - STAGES
                         const unsigned empty = bar_empty + 8 * (next % STAGES);
                         mbar_arrive_cluster(empty, xr);
@@ -302,6 +357,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                     }
                     issue_tile(next, next % STAGES);
                 }
+                if (L2P > 0 && tid == 128) prefetch_tile(next + L2P);
             } else {
                 if (next < n_tiles) load_tile(next, next % STAGES);
                 cp_async_commit();
@@ -428,6 +484,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         if (CX == 1 && !direct && wg == 0 && t == 0 && head0 + row < HEADS)
             p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
     }
+    const long long t_store = PROF ? clock64() : 0;  // the epilogue's stores start
     if constexpr (CX == 2) {
         mla_stage_rows<PT, LATENT>(smem, o, inv, row0, wg, t);
         cluster_sync();  // both splits' rows and lse are staged
@@ -435,7 +492,15 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             smem, red_max, rank, tid, reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * n_parts + part) * LATENT,
             (size_t)n_parts * LATENT, p.lse_part + (part_row + head0) * n_parts + part, n_parts, rows);
         cluster_sync();  // no CTA leaves while its pair still reads its shared memory
-    } else if (direct)
+    } else if (BS && direct)
+        mla_store_rows_bulk<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
+                                          (size_t)LATENT, rows, false);
+    else if (BS)
+        mla_store_rows_bulk<PT, LATENT>(
+            smem, o, inv, row0, wg, t, tid,
+            reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
+            (size_t)p.num_splits * LATENT, rows, fused);
+    else if (direct)
         mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
                                      (size_t)LATENT, rows);
     else
@@ -445,12 +510,23 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             (size_t)p.num_splits * LATENT, rows);
     if constexpr (TMA == 2 && CX == 1)  // no CTA leaves while its pair may still touch its shared memory
         cluster_wait();
+    // profile: fused combine barrier wait, merge; epilogue before the stores (row sums, lse), the stores
+    long long prof_x[8] = {0, 0, PROF ? t_store - prof_t : 0, PROF ? clock64() - t_store : 0, 0, 0, 0, 0};
+    if constexpr (FC)
+        if (fused) {
+            mark(6);
+            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH>(p, smem, PROF ? prof_x : nullptr);
+            if constexpr (PROF) prof_t = clock64();
+        }
     if constexpr (PROF) {
         mark(6);
         prof[7] = n_tiles;
         if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
 #pragma unroll
             for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];
+        if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
+#pragma unroll
+            for (int k = 0; k < 8; ++k) p.profile[16 + wg * 8 + k] = (unsigned long long)prof_x[k];
     }
 }
 

@@ -27,8 +27,8 @@ struct MlaDecodeParams {
     // [batch][heads][latent] bf16, or null. With num_splits == 1 (and no cluster) and out set, the decode kernel
     // writes the final output here (zeros for rows without context) and no partials: no combine step.
     unsigned short* out;
-    // [2][8] or null: cycle counts of CTA (0, 0, 0) from kernels built with config profile = 1 (see
-    // mla_decode_wgmma.cuh); for the benchmark.
+    // [2][8] (+ [2][8] from the wgmma kernel) or null: cycle counts of CTA (0, 0, 0) from kernels built with
+    // config profile = 1 (see mla_decode_wgmma.cuh); for the benchmark.
     unsigned long long* profile;
     // The cache as a 2-D tensor [rows = page * page_size + token][latent + rope] bf16 with 128-byte-swizzled
     // boxes of 64 columns x tile rows, for the configs that load tiles by TMA (config tma; filled by
@@ -37,7 +37,14 @@ struct MlaDecodeParams {
     // q as a 3-D tensor [batch][heads][latent + rope] with boxes of 64 columns x 64 heads (config cluster 2:
     // a split pair shares Q by multicast; filled by mla_decode_bind_cache).
     TmaMap q_map;
+    // Config fused_combine with a cooperative launch: a counter (zero once at allocation, never reset; one
+    // launch at a time uses it) on which all CTAs meet after writing their partials, then they merge the splits
+    // themselves into `out` (kernels/mla_fused_combine.cuh). Null: the partials are left for mla_combine.
+    unsigned* grid_sync;
 };
+
+// The fused combine serves at most this many splits (one lse per thread of a CTA).
+constexpr int kMlaFusedCombineMaxSplits = 256;
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
 constexpr int kMlaCombineSplitGroups = 8;

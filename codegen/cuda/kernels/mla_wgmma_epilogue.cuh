@@ -9,6 +9,7 @@
 #include "bf16.cuh"
 #include "cluster_sm90.cuh"
 #include "mma_sm80.cuh"  // smem_addr
+#include "tma_sm90.cuh"   // bulk copies
 
 namespace mf {
 
@@ -53,6 +54,25 @@ __device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float
         const int r = idx / CPR, c = idx % CPR;
         const uint4 v = *reinterpret_cast<const uint4*>(stage + r * SO + c * 16);
         *reinterpret_cast<uint4*>(reinterpret_cast<unsigned char*>(dst + r * dst_stride) + c * 16) = v;
+    }
+}
+
+// As mla_store_rows, but each of the first `rows` threads sends one whole staged row with a bulk copy (config
+// bulk_store: one instruction per row instead of LATENT * sizeof(OT) / 16 16-byte stores and shared loads per
+// row). complete: wait until the rows are written (the fused combine reads them next), else until staged rows
+// are read (the CTA may exit).
+template <class OT, int LATENT, int NACC>
+__device__ __forceinline__ void mla_store_rows_bulk(unsigned char* stage, const float (&o)[NACC],
+                                                    const float (&inv)[2], int row0, int wg, int t, int tid, OT* dst,
+                                                    size_t dst_stride, int rows, bool complete) {
+    constexpr int SO = mla_stage_stride<OT, LATENT>();
+    static_assert(SO % 16 == 0 && LATENT * sizeof(OT) % 16 == 0, "16-byte aligned rows for the bulk copies");
+    mla_stage_rows<OT, LATENT>(stage, o, inv, row0, wg, t);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // staged rows visible to the bulk copies
+    __syncthreads();
+    if (tid < rows) {
+        bulk_store_s2g(dst + tid * dst_stride, smem_addr(stage + tid * SO), LATENT * (unsigned)sizeof(OT));
+        bulk_commit_and_wait(complete);
     }
 }
 

@@ -91,6 +91,24 @@ __device__ __forceinline__ void tma_load_2d_multicast(unsigned dst, const TmaMap
         : "memory");
 }
 
+// The box at (c0, c1) of `map` from global memory into L2 only (no shared memory, no barrier): a later copy of
+// it hits L2.
+__device__ __forceinline__ void tma_prefetch_l2_2d(const TmaMap* map, int c0, int c1) {
+    asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];\n" ::"l"(
+                     reinterpret_cast<unsigned long long>(map)),
+                 "r"(c0), "r"(c1)
+                 : "memory");
+}
+
+// Box at (c0, c1, c2) of a 3-D map into this CTA's shared memory at `dst`; bytes counted on `bar`.
+__device__ __forceinline__ void tma_load_3d(unsigned dst, const TmaMap* map, int c0, int c1, int c2, unsigned bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
+        "[%5];\n" ::"r"(dst),
+        "l"(reinterpret_cast<unsigned long long>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+        : "memory");
+}
+
 // Box at (c0, c1, c2) of a 3-D map into every CTA of the cluster in `cta_mask`.
 __device__ __forceinline__ void tma_load_3d_multicast(unsigned dst, const TmaMap* map, int c0, int c1, int c2,
                                                       unsigned bar, unsigned short cta_mask) {
@@ -99,6 +117,29 @@ __device__ __forceinline__ void tma_load_3d_multicast(unsigned dst, const TmaMap
         "[%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(dst),
         "l"(reinterpret_cast<unsigned long long>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "h"(cta_mask)
         : "memory");
+}
+
+// Bulk copy (no tensor map) of `bytes` (a multiple of 16, both addresses 16-byte aligned) from this CTA's shared
+// memory to global memory, in the executing thread's bulk group; then commit and wait for the thread's groups:
+// COMPLETE waits until the writes are performed (then fence.proxy.async.global makes them visible to generic-proxy
+// readers, e.g. other CTAs after a release), else only until the shared memory has been read.
+__device__ __forceinline__ void bulk_store_s2g(void* dst, unsigned src, unsigned bytes) {
+    asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(src), "r"(bytes)
+                 : "memory");
+}
+// Bulk copy of `bytes` (a multiple of 16, 16-byte aligned) from global memory into this CTA's shared memory,
+// counted on mbarrier `bar` (complete_tx).
+__device__ __forceinline__ void bulk_load_g2s(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+                 "l"(src), "r"(bytes), "r"(bar)
+                 : "memory");
+}
+__device__ __forceinline__ void bulk_commit_and_wait(bool complete) {
+    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+    if (complete)
+        asm volatile("cp.async.bulk.wait_group 0;\nfence.proxy.async.global;\n" ::: "memory");
+    else
+        asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
 }
 
 // Cluster barrier in two halves, so that work can go on between them.
