@@ -3,7 +3,9 @@
 #include <xmmintrin.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -11,12 +13,17 @@
 #include "codegen/x64/pack_bf16.hpp"
 #include "codegen/x64/pack_int4.hpp"
 #include "runtime/expert_ffn_epilogue.hpp"
+#include "runtime/stage_times.hpp"
 
 namespace mf {
 namespace {
 
 int8_t* act(const AlignedBytes& b) {
     return reinterpret_cast<int8_t*>(b.data());
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
@@ -107,6 +114,8 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     a_tiled_ = amx && !int4_ && cfg.amx_a_tiled;
     if (a_tiled_)
         row_tmp_.assign(size_t(std::max(workers, 1)), std::vector<int8_t>(size_t(std::max(a_row_h_, a_row_i_))));
+    row_zero_.assign(size_t(std::max(a_row_h_, a_row_i_)), 0);
+    kernel_time_.assign(size_t(std::max(workers, 1)), WorkerClock{});
     const int64_t cols = std::max<int64_t>(2 * cfg.n_block, cfg.n_block_down);
     // C blocks: 64-byte aligned (a tile row is one cache line; malloc's 16-byte alignment split every row in two,
     // and which drivers got it varied run to run by +-6%).
@@ -226,35 +235,92 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     constexpr int64_t kRowsPerItem = 8;
     const int64_t row_items = (total + kRowsPerItem - 1) / kRowsPerItem;
 
-    // 1. Quantise the routed input rows (padding rows are zero).
-    // AMX routes with tiled activations: each row is made in the worker's row buffer, then stored tiled.
-    parallel_for(pool, row_items, [&](int worker, int64_t item) {
-        for (int64_t row = item * kRowsPerItem; row < std::min(total, (item + 1) * kRowsPerItem); ++row) {
-            const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
-            const int64_t i = row - rr.offset;
-            const bool tiled = a_tiled_ && rr.amx;
-            int8_t* dst = tiled ? row_tmp_[size_t(worker)].data() : act(xq_) + row * a_row_h_;
-            if (i < rr.rows) {
-                const int64_t t = b.routes[size_t(row_route[size_t(row)])].tokens[size_t(i)];
+    // Routed rows grouped by token (counting sort), so each token is quantised once however many experts it goes
+    // to, and the AMX routes' padding rows.
+    int32_t max_t = -1;
+    for (size_t r = 0; r < rows_.size(); ++r)
+        for (int32_t t : b.routes[r].tokens) {
+            if (t < 0) throw std::invalid_argument("ExpertFfn::run: route " + std::to_string(r) + " has a negative token");
+            max_t = std::max(max_t, t);
+        }
+    tok_start_.assign(size_t(max_t) + 2, 0);
+    for (size_t r = 0; r < rows_.size(); ++r)
+        for (int32_t t : b.routes[r].tokens) ++tok_start_[size_t(t) + 1];
+    tok_list_.clear();
+    for (int32_t t = 0; t <= max_t; ++t) {
+        if (tok_start_[size_t(t) + 1]) tok_list_.push_back(t);
+        tok_start_[size_t(t) + 1] += tok_start_[size_t(t)];
+    }
+    tok_rows_.resize(size_t(tok_start_.back()));
+    pad_rows_.clear();
+    {
+        std::vector<int64_t>& fill = tok_fill_;
+        fill.assign(tok_start_.begin(), tok_start_.end() - 1);
+        for (size_t r = 0; r < rows_.size(); ++r) {
+            for (int64_t i = 0; i < rows_[r].rows; ++i)
+                tok_rows_[size_t(fill[size_t(b.routes[r].tokens[size_t(i)])]++)] = rows_[r].offset + i;
+            for (int64_t i = rows_[r].rows; i < rows_[r].padded; ++i) pad_rows_.push_back(rows_[r].offset + i);
+        }
+    }
+    constexpr int64_t kTokensPerItem = 4;
+    const int64_t tok_items = (int64_t(tok_list_.size()) + kTokensPerItem - 1) / kTokensPerItem;
+    const int64_t pad_items = (int64_t(pad_rows_.size()) + kRowsPerItem - 1) / kRowsPerItem;
+    // Stores the activation row src as route row `row` of buf (tiled for AMX routes when a_tiled_).
+    const auto store_row = [&](const int8_t* src, int64_t row, AlignedBytes& buf, int64_t row_bytes) {
+        const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
+        if (a_tiled_ && rr.amx)
+            store_act_row_tiled(src, row_bytes, row - rr.offset, act(buf) + rr.offset * row_bytes);
+        else if (src != act(buf) + row * row_bytes)
+            std::memcpy(act(buf) + row * row_bytes, src, size_t(row_bytes));
+    };
+    const auto row_direct = [&](int64_t row) { return !(a_tiled_ && rows_[size_t(row_route[size_t(row)])].amx); };
+
+    // 1. Quantise each routed token once, into each of its route rows; padding rows are zero.
+    {
+        StageClock clock(times_.quantise);
+        parallel_for(pool, tok_items + pad_items, [&](int worker, int64_t item) {
+            if (item >= tok_items) {
+                const int64_t p0 = (item - tok_items) * kRowsPerItem;
+                const int8_t* zero = row_zero_.data();
+                for (int64_t p = p0; p < std::min<int64_t>(int64_t(pad_rows_.size()), p0 + kRowsPerItem); ++p) {
+                    const int64_t row = pad_rows_[size_t(p)];
+                    store_row(zero, row, xq_, a_row_h_);
+                    xs_[size_t(row)] = 0;
+                    xsum_[size_t(row)] = 0;
+                    if (int4_) std::fill_n(&xgs_[size_t(row * groups_h_)], groups_h_, 0.0f);
+                }
+                return;
+            }
+            for (int64_t k = item * kTokensPerItem;
+                 k < std::min<int64_t>(int64_t(tok_list_.size()), (item + 1) * kTokensPerItem); ++k) {
+                const int32_t t = tok_list_[size_t(k)];
+                const int64_t* rws = tok_rows_.data() + tok_start_[size_t(t)];
+                const int64_t n = tok_start_[size_t(t) + 1] - tok_start_[size_t(t)], r0 = rws[0];
+                // Quantised straight into the first route row where it is stored row-major.
+                int8_t* dst = row_direct(r0) ? act(xq_) + r0 * a_row_h_ : row_tmp_[size_t(worker)].data();
                 if (bf16_) {
                     convert_row_bf16(b.x + t * b.ldx, hidden, kp_h_, reinterpret_cast<uint16_t*>(dst));
-                    xs_[size_t(row)] = 1.0f;
+                    xs_[size_t(r0)] = 1.0f;
                 } else {
-                    xs_[size_t(row)] =
-                        quantize_act_row(b.x + t * b.ldx, hidden, kp_h_, dst, &xsum_[size_t(row)],
-                                         int4_ ? &xgs_[size_t(row * groups_h_)] : nullptr);
+                    xs_[size_t(r0)] = quantize_act_row(b.x + t * b.ldx, hidden, kp_h_, dst, &xsum_[size_t(r0)],
+                                                       int4_ ? &xgs_[size_t(r0 * groups_h_)] : nullptr);
                 }
-            } else {
-                std::memset(dst, 0, size_t(a_row_h_));
-                xs_[size_t(row)] = 0;
-                xsum_[size_t(row)] = 0;
-                if (int4_) std::fill_n(&xgs_[size_t(row * groups_h_)], groups_h_, 0.0f);
+                for (int64_t j = 0; j < n; ++j) {
+                    const int64_t row = rws[j];
+                    store_row(dst, row, xq_, a_row_h_);
+                    if (j == 0) continue;
+                    xs_[size_t(row)] = xs_[size_t(r0)];
+                    xsum_[size_t(row)] = xsum_[size_t(r0)];
+                    if (int4_)
+                        std::copy_n(&xgs_[size_t(r0 * groups_h_)], groups_h_, &xgs_[size_t(row * groups_h_)]);
+                }
             }
-            if (tiled) store_act_row_tiled(dst, a_row_h_, i, act(xq_) + rr.offset * a_row_h_);
-        }
-    });
+        });
+    }
 
     // 2. gate and up in one pass per (expert, block of intermediate channels), then SiLU(gate) * up.
+    std::optional<StageClock> clock;
+    clock.emplace(times_.gate_up);
     parallel_for(pool, int64_t(gu_items_.size()), [&](int worker, int64_t item) {
         const auto [r, jb] = gu_items_[size_t(item)];
         const RouteRows& rr = rows_[size_t(r)];
@@ -267,10 +333,12 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
             // The next call of this item, if any, has the next rows and the same panels.
             const bool more = m0 + m_block_ < rr.rows;
+            const auto k0 = std::chrono::steady_clock::now();
             gemm(act(xq_) + (rr.offset + m0) * a_row_h_,
                  int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr, w, first,
                  panels, c, false, unpacked, more ? act(xq_) + (rr.offset + m0 + m_block_) * a_row_h_ : nullptr,
                  more ? w.panel(first) : nullptr);
+            kernel_time_[size_t(worker)].gate_up += seconds_since(k0);
             for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                 const int64_t row = rr.offset + i;
                 const int32_t* ci = c + (i - m0) * panels * kPanelCols;
@@ -286,6 +354,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     });
 
     // 3. Requantise the intermediate rows.
+    clock.emplace(times_.requantise);
     parallel_for(pool, row_items, [&](int worker, int64_t item) {
         for (int64_t row = item * kRowsPerItem; row < std::min(total, (item + 1) * kRowsPerItem); ++row) {
             const RouteRows& rr = rows_[size_t(row_route[size_t(row)])];
@@ -314,6 +383,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     // 4. down per block of hidden channels over all experts, accumulated into y: each item owns its columns
     // of y.
     const int64_t dn_items = (n_pad_h_ + cfg_.n_block_down - 1) / cfg_.n_block_down;
+    clock.emplace(times_.down);
     parallel_for(pool, dn_items, [&](int worker, int64_t item) {
         const int64_t c0 = item * cfg_.n_block_down,
                       ncols = std::min<int64_t>(cfg_.n_block_down, n_pad_h_ - c0);
@@ -346,9 +416,11 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                             b_next = b.routes[r2].weights->down.panel(first);
                         }
                 }
+                const auto k0 = std::chrono::steady_clock::now();
                 gemm(act(hq_) + (rr.offset + m0) * a_row_i_,
                      int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr,
                      rt.weights->down, first, panels, c, true, unpacked, a_next, b_next);
+                kernel_time_[size_t(worker)].down += seconds_since(k0);
                 for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                     const int64_t row = rr.offset + i;
                     const int64_t t = rt.tokens[size_t(i)];
@@ -364,6 +436,21 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             }
         }
     });
+    clock.reset();
+}
+
+ExpertFfnTimes ExpertFfn::times() const {
+    ExpertFfnTimes t = times_;
+    for (const auto& w : kernel_time_) {
+        t.gate_up_kernel += w.gate_up;
+        t.down_kernel += w.down;
+    }
+    return t;
+}
+
+void ExpertFfn::reset_times() {
+    times_ = {};
+    for (auto& w : kernel_time_) w = {};
 }
 
 }  // namespace mf

@@ -46,6 +46,18 @@ struct ExpertFfnBatch {
     std::span<const ExpertRoute> routes;
 };
 
+// Where run()'s time went, summed over calls since ExpertFfn::reset_times(): wall seconds of each pass (between
+// the pool's barriers), and worker-seconds spent inside the GEMM kernels of the two GEMM passes (summed over
+// workers; divide by wall x workers for the kernels' share of the pass). One clock read per kernel call.
+struct ExpertFfnTimes {
+    double quantise = 0;        // activations to int8 (or bf16), once per routed token
+    double gate_up = 0;         // gate+up GEMMs and SiLU(gate)*up
+    double requantise = 0;      // the intermediate rows to int8
+    double down = 0;            // down GEMMs and the router-weighted accumulate
+    double gate_up_kernel = 0;  // worker-seconds in the gate+up kernels
+    double down_kernel = 0;     // worker-seconds in the down kernels
+};
+
 class ExpertFfn {
   public:
     // Resolves every kernel up front (throws std::runtime_error for a Config no kernel accepts). Without AMX
@@ -56,6 +68,8 @@ class ExpertFfn {
     void run(ThreadPool& pool, const ExpertFfnBatch& batch);
 
     bool uses_amx() const { return amx_gu_ != nullptr; }
+    ExpertFfnTimes times() const;
+    void reset_times();
     const ExpertFfnDesc& desc() const { return desc_; }
     const ExpertFfnConfig& config() const { return cfg_; }
 
@@ -105,9 +119,19 @@ class ExpertFfn {
     std::vector<int32_t> xsum_, hsum_;
     bool a_tiled_ = false;                        // AMX routes' activations stored tiled (store_act_row_tiled)
     std::vector<std::vector<int8_t>> row_tmp_;    // per worker: one activation row before it is stored tiled
+    std::vector<int8_t> row_zero_;                // a zero activation row (padding rows)
+    // run(): routed rows by token: rows tok_rows_[tok_start_[t] .. tok_start_[t + 1]) are token t's; the tokens
+    // routed at least once; the AMX routes' padding rows.
+    std::vector<int64_t> tok_start_, tok_fill_, tok_rows_, pad_rows_;
+    std::vector<int32_t> tok_list_;
     std::vector<AlignedBytes> scratch_;           // per worker: int32 (or float) C of one kernel call
     std::vector<AlignedBytes> unpacked_;          // per worker: int4 panels unpacked for AMX
     std::atomic<int64_t> next_{0};
+    struct alignas(64) WorkerClock {
+        double gate_up = 0, down = 0;  // seconds inside kernels
+    };
+    std::vector<WorkerClock> kernel_time_;  // per worker
+    ExpertFfnTimes times_;
 };
 
 }  // namespace mf

@@ -151,6 +151,7 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         tick(fmt::format("M={} warm-up", m));
         pass();
         double best = 1e30;
+        ffn.reset_times();
         for (int r = 0; r < opt.repeats; ++r) {
             tick(fmt::format("M={} pass {}/{}", m, r + 1, opt.repeats));
             best = std::min(best, pass());
@@ -161,6 +162,10 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         row.roofline_ratio = row.ops_per_s / row.roofline;
         row.zero_peak_ratio =
             row.ops_per_s / amx_peak_for(opt.wtype == WeightType::bf16 ? hp.amx_bf16 : hp.amx_int8, hp, threads);
+        row.passes = ffn.times();
+        for (double* v : {&row.passes.quantise, &row.passes.gate_up, &row.passes.requantise, &row.passes.down,
+                          &row.passes.gate_up_kernel, &row.passes.down_kernel})
+            *v /= opt.repeats;
         rows.push_back(row);
         if (opt.peer_onednn) {
             const double s = onednn_expert_pass_seconds(H, I, experts, m, threads, opt.repeats,
@@ -216,6 +221,26 @@ std::string render_kernel_bench(const std::vector<KernelBenchRow>& rows, const H
         s += fmt::format("{:>9} {:>5} {:>5} {:>10.3f} {:>10.1f} {:>10} {:>8.1f}% {:>8.1f}% {:>9.1f}\n", r.impl, r.m,
                          enum_name(r.wtype), r.ops_per_s / 1e12, r.bytes_per_s / 1e9, r.bound,
                          100 * r.roofline_ratio, 100 * r.zero_peak_ratio, r.seconds * 1e3);
+    return s;
+}
+
+std::string render_kernel_passes(const std::vector<KernelBenchRow>& rows, int threads) {
+    std::string s = fmt::format("passes of the moeforge driver, ms per pass over all experts (mean of the timed "
+                                "passes); 'kernels': the GEMM kernels' share of their pass's {} worker(s)\n",
+                                threads);
+    s += fmt::format("{:>5} {:>10} {:>10} {:>8} {:>11} {:>10} {:>8} {:>9}\n", "m", "quantise", "gate/up", "kernels",
+                     "requantise", "down", "kernels", "outside");
+    for (const auto& r : rows) {
+        if (r.impl != "moeforge") continue;
+        const ExpertFfnTimes& p = r.passes;
+        const double total = p.quantise + p.gate_up + p.requantise + p.down;
+        const auto share = [&](double k, double wall) { return wall > 0 ? 100 * k / (wall * threads) : 0.0; };
+        // Outside the kernels: the worker-seconds of all passes not spent in a kernel.
+        const double outside = total > 0 ? 100 * (1 - (p.gate_up_kernel + p.down_kernel) / (total * threads)) : 0;
+        s += fmt::format("{:>5} {:>10.1f} {:>10.1f} {:>7.1f}% {:>11.1f} {:>10.1f} {:>7.1f}% {:>8.1f}%\n", r.m,
+                         1e3 * p.quantise, 1e3 * p.gate_up, share(p.gate_up_kernel, p.gate_up), 1e3 * p.requantise,
+                         1e3 * p.down, share(p.down_kernel, p.down), outside);
+    }
     return s;
 }
 

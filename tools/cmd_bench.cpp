@@ -20,6 +20,7 @@ struct BenchKernelsCli {
     std::string peer;
     std::string config_json;
     bool json = false;
+    bool passes = false;
 };
 
 void run_bench_kernels(const BenchKernelsCli& c) {
@@ -47,7 +48,8 @@ void run_bench_kernels(const BenchKernelsCli& c) {
     if (c.json)
         fmt::print("{}\n", kernel_bench_json(rows).dump(2));
     else
-        fmt::print("{}kernel config: {}\n", render_kernel_bench(rows, hp, threads),
+        fmt::print("{}{}kernel config: {}\n", render_kernel_bench(rows, hp, threads),
+                   c.passes ? render_kernel_passes(rows, threads) : "",
                    kernel_name(ExpertFfnDesc{opt.wtype, opt.hidden, opt.inter}, opt.cfg));
 }
 
@@ -105,6 +107,9 @@ void add_bench_command(CLI::App& app, const GlobalOptions& g) {
     k->add_option("--repeats", c->opt.repeats, "Timed passes per M; the best is reported")
         ->check(CLI::Range(1, 100))
         ->capture_default_str();
+    k->add_flag("--passes", c->passes,
+                "Also print where moeforge's time went per M: each pass of the fused FFN (quantise, gate/up with\n"
+                "SiLU*up, requantise, down with the accumulate) and the GEMM kernels' share of their passes");
     k->add_option("--peer", c->peer,
                   "Also time another implementation on the same shapes and weight bytes: onednn");
     k->add_option(
