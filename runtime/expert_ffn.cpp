@@ -223,6 +223,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         xq_ = AlignedBytes(size_t(total * a_row_h_));
         hq_ = AlignedBytes(size_t(total * a_row_i_));
         hf_.resize(size_t(total * n_pad_i_));
+        hmax_.resize(size_t(total * gu_blocks));
         xs_.resize(size_t(total));
         hs_.resize(size_t(total));
         xsum_.resize(size_t(total));
@@ -343,12 +344,13 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 const int64_t row = rr.offset + i;
                 const int32_t* ci = c + (i - m0) * panels * kPanelCols;
                 float* dst = hf_.data() + row * n_pad_i_ + c0;
-                if (float_out_)
-                    silu_mul_pairs_f32(reinterpret_cast<const float*>(ci), xs_[size_t(row)], int(panels / 2),
-                                       dst);
-                else
-                    silu_mul_pairs(ci, w.scale.data() + first * kPanelCols, xs_[size_t(row)],
-                                   xsum_[size_t(row)], int(panels / 2), dst);
+                const int valid = int(std::min(ncols, inter - c0));
+                // The block's max|h| goes with the row: the requantisation then skips its max pass.
+                hmax_[size_t(row * gu_blocks + jb)] =
+                    float_out_ ? silu_mul_pairs_f32(reinterpret_cast<const float*>(ci), xs_[size_t(row)],
+                                                    int(panels / 2), valid, dst)
+                               : silu_mul_pairs(ci, w.scale.data() + first * kPanelCols, xs_[size_t(row)],
+                                                xsum_[size_t(row)], int(panels / 2), valid, dst);
             }
         }
     });
@@ -366,9 +368,11 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                                      reinterpret_cast<uint16_t*>(dst));
                     hs_[size_t(row)] = 1.0f;
                 } else {
-                    hs_[size_t(row)] =
-                        quantize_act_row(hf_.data() + row * n_pad_i_, inter, kp_i_, dst, &hsum_[size_t(row)],
-                                         int4_ ? &hgs_[size_t(row * groups_i_)] : nullptr);
+                    const float* hm = hmax_.data() + row * gu_blocks;
+                    hs_[size_t(row)] = quantize_act_row_amax(hf_.data() + row * n_pad_i_, inter, kp_i_,
+                                                             *std::max_element(hm, hm + gu_blocks), dst,
+                                                             &hsum_[size_t(row)],
+                                                             int4_ ? &hgs_[size_t(row * groups_i_)] : nullptr);
                 }
             } else {
                 std::memset(dst, 0, size_t(a_row_i_));

@@ -116,6 +116,7 @@ class ExpertFfn {
     std::vector<std::pair<int32_t, int32_t>> gu_items_;  // (route, n block)
     AlignedBytes xq_, hq_;  // quantised activations of every route's rows (hidden, intermediate)
     std::vector<float> xs_, hs_, hf_, xgs_, hgs_;
+    std::vector<float> hmax_;  // [row][gate/up block]: max|h| of the block's part of the intermediate row
     std::vector<int32_t> xsum_, hsum_;
     bool a_tiled_ = false;                        // AMX routes' activations stored tiled (store_act_row_tiled)
     std::vector<std::vector<int8_t>> row_tmp_;    // per worker: one activation row before it is stored tiled

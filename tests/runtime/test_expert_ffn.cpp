@@ -208,6 +208,63 @@ TEST_CASE("activation quantisation equals the packer's scalar rule bit for bit")
     }
 }
 
+TEST_CASE("SiLU(gate)*up epilogue: scalar formula, and the max it returns is the max of what it wrote") {
+    std::mt19937 rng(9);
+    std::uniform_int_distribution<int32_t> cd(-400000, 400000);
+    std::uniform_real_distribution<float> sd(0.5f, 2.0f);
+    for (int npairs : {1, 3, 8})
+        for (int n_valid : {16 * npairs, 16 * npairs - 5, 1}) {
+            CAPTURE(npairs);
+            CAPTURE(n_valid);
+            std::vector<int32_t> c(size_t(32 * npairs));
+            std::vector<float> ws(c.size()), cf(c.size()), dst(size_t(16 * npairs)), dstf(dst.size());
+            for (auto& v : c) v = cd(rng);
+            for (auto& v : ws) v = sd(rng) * 1e-5f;
+            for (size_t i = 0; i < c.size(); ++i) cf[i] = float(c[i]) * 1e-5f;
+            const int32_t rowsum = 37;
+            const float xs = 0.8f;
+            const float m = silu_mul_pairs(c.data(), ws.data(), xs, rowsum, npairs, n_valid, dst.data());
+            const float mf = silu_mul_pairs_f32(cf.data(), xs, npairs, n_valid, dstf.data());
+            float want_m = 0, want_mf = 0;
+            for (int p = 0; p < npairs; ++p)
+                for (int l = 0; l < 16; ++l) {
+                    const size_t gi = size_t(32 * p + l), ui = gi + 16, o = size_t(16 * p + l);
+                    const double g = double(xs) * ws[gi] * (double(c[gi]) - 128.0 * rowsum);
+                    const double u = double(xs) * ws[ui] * (double(c[ui]) - 128.0 * rowsum);
+                    const double h = g / (1 + std::exp(-g)) * u;
+                    CHECK(std::fabs(dst[o] - h) <= 1e-5 * std::fabs(h) + 1e-30);
+                    const double gf = double(xs) * cf[gi], uf = double(xs) * cf[ui];
+                    const double hf = gf / (1 + std::exp(-gf)) * uf;
+                    CHECK(std::fabs(dstf[o] - hf) <= 1e-5 * std::fabs(hf) + 1e-30);
+                    if (int(o) < n_valid) {
+                        want_m = std::max(want_m, std::fabs(dst[o]));
+                        want_mf = std::max(want_mf, std::fabs(dstf[o]));
+                    }
+                }
+            CHECK(m == want_m);
+            CHECK(mf == want_mf);
+        }
+}
+
+TEST_CASE("quantisation with a known max equals quantisation that finds it") {
+    std::mt19937 rng(4);
+    std::normal_distribution<float> nd(0, 2);
+    for (int k : {1, 17, 2048}) {
+        std::vector<float> x(static_cast<size_t>(k));
+        for (auto& v : x) v = nd(rng);
+        const int64_t kp = (k + 63) / 64 * 64;
+        std::vector<int8_t> q(static_cast<size_t>(kp)), q2(q.size(), 5);
+        std::vector<float> gs(size_t(kp / 32)), gs2(gs.size());
+        int32_t sum = 0, sum2 = 0;
+        const float s = quantize_act_row(x.data(), k, kp, q.data(), &sum, gs.data());
+        const float s2 = quantize_act_row_amax(x.data(), k, kp, row_abs_max(x.data(), k), q2.data(), &sum2, gs2.data());
+        CHECK(s == s2);
+        CHECK(sum == sum2);
+        CHECK(q == q2);
+        CHECK(gs == gs2);
+    }
+}
+
 TEST_CASE("fused expert FFN matches the scalar reference") {
     if (!detect_cpu_isa().has(IsaFeature::avx512_vnni)) {
         return;
