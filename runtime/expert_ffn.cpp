@@ -100,8 +100,14 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
         narrow.m_tiles = 1;
         amx_gu16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, narrow);
         amx_dn16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, narrow);
+        if (cfg.amx_fuse_acc && desc.wtype == WeightType::int8) {
+            amx_dn_acc_[0] = &cache.require(AmxGemmDesc{desc.wtype, desc.inter, 1}, ac);
+            amx_dn_acc_[1] = &cache.require(AmxGemmDesc{desc.wtype, desc.inter, 1}, narrow);
+            if (split) amx_dn_acc_[2] = &cache.require(AmxGemmDesc{desc.wtype, desc.inter, 1}, whole);
+        }
     }
     if (cfg.amx_chunk_min_m < 0) bad("amx_chunk_min_m must be 0 (chunk every route) or positive");
+    if (cfg.amx_fuse_acc < 0 || cfg.amx_fuse_acc > 1) bad("amx_fuse_acc must be 0 or 1");
     m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;
@@ -121,6 +127,15 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     // and which drivers got it varied run to run by +-6%).
     scratch_.clear();
     for (int w = 0; w < std::max(workers, 1); ++w) scratch_.emplace_back(size_t(m_block_ * cols) * sizeof(int32_t));
+    if (amx_dn_acc_[0]) {
+        acc_.resize(size_t(std::max(workers, 1)));
+        for (auto& a : acc_) {
+            a.y_rows.resize(size_t(m_block_));
+            a.coef.resize(size_t(m_block_));
+            a.bias.resize(size_t(m_block_));
+            a.dummy.resize(size_t(cfg.n_block_down));
+        }
+    }
     if (amx && int4_) {
         const int64_t bytes = std::max(2 * cfg.n_block * kp_h_, cfg.n_block_down * kp_i_);
         for (int w = 0; w < std::max(workers, 1); ++w) unpacked_.emplace_back(size_t(bytes));
@@ -137,7 +152,7 @@ const uint8_t* ExpertFfn::unpack_for(int worker, bool amx, const PackedMatrix& w
 
 void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
                      int64_t first, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked,
-                     const int8_t* a_next, const uint8_t* b_next) const {
+                     const int8_t* a_next, const uint8_t* b_next, const AccRows* acc) const {
     const int64_t ldc = panels * 64;
     if (rr.amx) {
         const int64_t step = rr.narrow ? 16 : m_step_rows_;
@@ -150,8 +165,14 @@ void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const Route
                                   gs,
                                   int4_ ? w.panel(first) : nullptr,
                                   int4_ ? nullptr : a_next,
-                                  int4_ ? nullptr : b_next};
-        if (rr.narrow)
+                                  int4_ ? nullptr : b_next,
+                                  acc ? acc->y_rows : nullptr,
+                                  acc ? acc->coef : nullptr,
+                                  acc ? acc->bias : nullptr,
+                                  acc ? acc->w_scale : nullptr};
+        if (acc)
+            (*amx_dn_acc_[rr.narrow ? 1 : rr.whole ? 2 : 0])(&args);
+        else if (rr.narrow)
             (*(down ? amx_dn16_ : amx_gu16_))(&args);
         else if (rr.whole)
             (*(down ? amx_dnw_ : amx_guw_))(&args);
@@ -420,11 +441,34 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                             b_next = b.routes[r2].weights->down.panel(first);
                         }
                 }
+                // Fused accumulate: AMX int8 routes on items whose columns are all real (not the last item of
+                // a ragged hidden width).
+                const bool fuse = amx_dn_acc_[0] && rr.amx && n_valid == ncols;
+                AccRows acc{};
+                if (fuse) {
+                    AccScratch& as = acc_[size_t(worker)];
+                    for (int64_t i = m0; i < m0 + rows; ++i) {
+                        const size_t k = size_t(i - m0);
+                        if (i < rr.rows) {
+                            const int64_t row = rr.offset + i;
+                            as.y_rows[k] = b.y + rt.tokens[size_t(i)] * b.ldy + c0;
+                            as.coef[k] = rt.gates[size_t(i)] * hs_[size_t(row)];
+                            as.bias[k] = 128 * hsum_[size_t(row)];
+                        } else {
+                            as.y_rows[k] = as.dummy.data();
+                            as.coef[k] = 0;
+                            as.bias[k] = 0;
+                        }
+                    }
+                    acc = {as.y_rows.data(), as.coef.data(), as.bias.data(),
+                           rt.weights->down.scale.data() + first * kPanelCols};
+                }
                 const auto k0 = std::chrono::steady_clock::now();
                 gemm(act(hq_) + (rr.offset + m0) * a_row_i_,
                      int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr,
-                     rt.weights->down, first, panels, c, true, unpacked, a_next, b_next);
+                     rt.weights->down, first, panels, c, true, unpacked, a_next, b_next, fuse ? &acc : nullptr);
                 kernel_time_[size_t(worker)].down += seconds_since(k0);
+                if (fuse) continue;
                 for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                     const int64_t row = rr.offset + i;
                     const int64_t t = rt.tokens[size_t(i)];

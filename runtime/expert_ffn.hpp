@@ -87,9 +87,16 @@ class ExpertFfn {
     // unpacked by unpack_int4_panels.
     // a_next / b_next: the A rows and first panel of the worker's next AMX call (ExpertGemmArgs::a_next), or
     // nullptr.
+    // acc: the fused accumulate's rows (ExpertGemmArgs::y_rows...; AMX int8 down only), or nullptr.
+    struct AccRows {
+        float* const* y_rows;
+        const float* coef;
+        const int32_t* bias;
+        const float* w_scale;
+    };
     void gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
               int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked,
-              const int8_t* a_next = nullptr, const uint8_t* b_next = nullptr) const;
+              const int8_t* a_next = nullptr, const uint8_t* b_next = nullptr, const AccRows* acc = nullptr) const;
     // int4 AMX routes: unpacks panels [first, first + panels) of w into the worker's buffer (nullptr otherwise).
     const uint8_t* unpack_for(int worker, bool amx, const PackedMatrix& w, int64_t first, int64_t panels);
     template <class F>
@@ -104,6 +111,8 @@ class ExpertFfn {
     const JitKernel* amx_dn16_ = nullptr;
     const JitKernel* amx_guw_ = nullptr;               // the same without K chunks (amx_chunk_min_m), else null
     const JitKernel* amx_dnw_ = nullptr;
+    // The down kernels with the fused accumulate (amx_fuse_acc, int8), else null; index: 0 full, 1 narrow, 2 whole-K.
+    const JitKernel* amx_dn_acc_[3] = {nullptr, nullptr, nullptr};
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
     int amx_mt_ = 1, amx_nt_ = 1;   // tiles of the AMX kernels (int4 caps them)
@@ -127,6 +136,12 @@ class ExpertFfn {
     std::vector<int32_t> tok_list_;
     std::vector<AlignedBytes> scratch_;           // per worker: int32 (or float) C of one kernel call
     std::vector<AlignedBytes> unpacked_;          // per worker: int4 panels unpacked for AMX
+    struct AccScratch {
+        std::vector<float*> y_rows;
+        std::vector<float> coef, dummy;  // dummy: the output row of padding rows
+        std::vector<int32_t> bias;
+    };
+    std::vector<AccScratch> acc_;  // per worker, with amx_fuse_acc
     std::atomic<int64_t> next_{0};
     struct alignas(64) WorkerClock {
         double gate_up = 0, down = 0;  // seconds inside kernels

@@ -48,6 +48,8 @@ struct ExpertFfnConfig {
     int amx_a_tiled = 0;      // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
     int amx_chunk_min_m = 128;  // with amx_k_block: routes of fewer tokens run the whole-K kernel (no chunks, no
                                 // next-chunk prefetch); 0 = every AMX route chunked. VM: chunks lose at m = 64
+    int amx_fuse_acc = 0;  // int8 AMX routes: the down kernel adds each C block into the tokens' output rows as it
+                           // leaves the tiles (AmxGemmDesc::acc), instead of a pass over the call's C afterwards
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256 and m_block 256: best measured on the 16-core device (session 3: 11.3 / 12.1 TOPS at
     // m = 256 / 1024, against 10.7-11.4 / 11.1-12.2 for 64 / 64, within its run-to-run noise).
@@ -75,6 +77,7 @@ struct ExpertFfnConfig {
         f("amx_pf_next", "apn", s.amx_pf_next);
         f("amx_a_tiled", "aat", s.amx_a_tiled);
         f("amx_chunk_min_m", "acm", s.amx_chunk_min_m);
+        f("amx_fuse_acc", "afa", s.amx_fuse_acc);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 

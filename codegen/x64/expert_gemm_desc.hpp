@@ -50,6 +50,15 @@ struct ExpertGemmArgs {
     // m_steps and n_steps.
     const int8_t* a_next = nullptr;
     const uint8_t* b_next = nullptr;
+    // AMX int8 with AmxGemmDesc::acc: the fused epilogue. As each C block leaves the tiles (after the last K chunk),
+    // row r of the call (r < 16 m_tiles m_steps, padding rows included) adds, for its columns n of the call,
+    //     y_rows[r][n] += coef[r] * w_scale[n] * float(C[r][n] - bias[r])
+    // (the dequantisation order of accumulate_scaled). c still receives C: a scratch the block is read back from
+    // while it is in L1. n counts from the call's first panel; every column of the call is written.
+    float* const* y_rows = nullptr;
+    const float* coef = nullptr;
+    const int32_t* bias = nullptr;
+    const float* w_scale = nullptr;
 };
 
 constexpr int kInt4Group = 32;        // k per int4 scale/min group
@@ -61,11 +70,13 @@ constexpr int kInt4GemvMaxRows = 8;
 struct AmxGemmDesc {
     static constexpr const char* kPrefix = "gemm_amx";
     WeightType wtype = WeightType::int8;
-    int k = 0;  // reduction length (unpadded)
+    int k = 0;    // reduction length (unpadded)
+    int acc = 0;  // int8 only: 1 = scaled accumulate of each C block into rows of y (ExpertGemmArgs::y_rows)
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("wtype", "", s.wtype);
         f("k", "k", s.k);
+        f("acc", "acc", s.acc);
     }
     bool operator==(const AmxGemmDesc& o) const { return fields_equal(*this, o); }
 };

@@ -48,10 +48,15 @@ class GemmAmx : public JitKernel {
     static constexpr int kSPfCount = 104;  // lines left in this k step
     static constexpr int kSPfA = 112;      // the A and B the stream's chunk belongs to (this call's or the next's)
     static constexpr int kSPfB = 120;
-    static constexpr int kFrame = 128;
+    static constexpr int kSPendLeft = 128;  // fused epilogue (acc_row): the pending block's rows left
+    static constexpr int kSPendRow = 136;   // its next row
+    static constexpr int kSPendC = 144;     // that row's C
+    static constexpr int kSPendCol = 152;   // its first column, bytes into a float row
+    static constexpr int kFrame = 160;
 
     JitStatus check() const override {
-        if (d_.wtype == WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
+        if (d_.wtype == WeightType::int4 || d_.k <= 0 || d_.acc < 0 || d_.acc > 1) return JitStatus::bad_desc;
+        if (d_.acc && d_.wtype != WeightType::int8) return JitStatus::bad_desc;
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         if (mt < 1 || nt < 1 || nt > 4 || (nt & (nt - 1)) || mt * nt + mt + nt > 8)
             return JitStatus::bad_desc;
@@ -222,6 +227,77 @@ class GemmAmx : public JitKernel {
         }
     }
 
+    // Fused epilogue (desc.acc), pipelined: when a block's C tiles are stored (after its last K chunk) the block
+    // becomes "pending", and the next block's k loop adds a few of its rows into y per k step (AVX-512 beside
+    // the tile products, on C that is already in L1 and long stored). Before a block becomes pending the previous
+    // one is finished ("drain"), and so is the last one at the end of the call.
+    // Pending state on the stack (kSPend*): rows left, its next row (of the call), that row's C, its first column
+    // (bytes into a float row). zmm16+j: w_scale of its column group j; zmm30 coef, zmm31 bias of the row; zmm0..3
+    // one 16-column group each. A row uses rbx and rbp (the k loop's prefetch stream pointer rbx is parked in
+    // kSPfPtr meanwhile).
+    void acc_row(bool check) {
+        const int nt = c_.n_tiles;
+        Xbyak::Label skip;
+        if (check) {
+            cmp(qword[rsp + kSPendLeft], 0);
+            je(skip, T_NEAR);
+        }
+        if (pf_next()) mov(qword[rsp + kSPfPtr], rbx);
+        mov(rbx, qword[rsp + kSPendRow]);
+        mov(rbp, ptr[rdi + offsetof(ExpertGemmArgs, coef)]);
+        vbroadcastss(zmm30, ptr[rbp + rbx * 4]);
+        mov(rbp, ptr[rdi + offsetof(ExpertGemmArgs, bias)]);
+        vpbroadcastd(zmm31, ptr[rbp + rbx * 4]);
+        mov(rbp, ptr[rdi + offsetof(ExpertGemmArgs, y_rows)]);
+        mov(rbp, ptr[rbp + rbx * 8]);
+        add(rbp, qword[rsp + kSPendCol]);
+        mov(rbx, qword[rsp + kSPendC]);
+        for (int j = 0; j < nt; ++j) {
+            const Xbyak::Zmm v(j);
+            vmovdqu32(v, ptr[rbx + 64 * j]);
+            vpsubd(v, v, zmm31);
+            vcvtdq2ps(v, v);
+            vmulps(v, v, zmm30);
+            vmulps(v, v, Xbyak::Zmm(16 + j));
+            vaddps(v, v, ptr[rbp + 64 * j]);
+            vmovups(ptr[rbp + 64 * j], v);
+        }
+        add(rbx, r11);
+        mov(qword[rsp + kSPendC], rbx);
+        inc(qword[rsp + kSPendRow]);
+        dec(qword[rsp + kSPendLeft]);
+        if (pf_next()) mov(rbx, qword[rsp + kSPfPtr]);
+        L(skip);
+    }
+
+    void acc_drain() {
+        Xbyak::Label top, done;
+        L(top);
+        cmp(qword[rsp + kSPendLeft], 0);
+        je(done, T_NEAR);
+        acc_row(false);
+        jmp(top, T_NEAR);
+        L(done);
+    }
+
+    // The block just stored at r10 (rows m_steps - r14, columns n_steps - r15 of its groups) becomes pending.
+    void acc_pending() {
+        const int mt = c_.m_tiles, nt = c_.n_tiles;
+        acc_drain();
+        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
+        sub(rax, r14);
+        imul(rax, rax, 16 * mt);
+        mov(qword[rsp + kSPendRow], rax);
+        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
+        sub(rax, r15);
+        imul(rax, rax, 64 * nt);
+        mov(qword[rsp + kSPendCol], rax);
+        mov(rbp, ptr[rdi + offsetof(ExpertGemmArgs, w_scale)]);
+        for (int j = 0; j < nt; ++j) vmovups(Xbyak::Zmm(16 + j), ptr[rbp + rax + 64 * j]);
+        mov(qword[rsp + kSPendC], r10);
+        mov(qword[rsp + kSPendLeft], 16 * mt);
+    }
+
     void block() {
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         const int64_t kp = lda(), pstride = k_steps() * 1024;
@@ -262,6 +338,8 @@ class GemmAmx : public JitKernel {
             jnz(line, T_NEAR);
             L(none);
         }
+        if (d_.acc)
+            for (int64_t r = 0; r < (16 * mt + chunk() - 1) / chunk(); ++r) acc_row(true);
         // Each tile is loaded just before its first product (tiles are not renamed: a load waits for the
         // products still reading the previous contents), so loads overlap the products of earlier tiles.
         for (int i = 0; i < mt; ++i) {
@@ -291,6 +369,17 @@ class GemmAmx : public JitKernel {
         jnz(k_loop, T_NEAR);
         if (pf_next()) mov(qword[rsp + kSPfPtr], rbx);
         c_tiles(false);
+        if (d_.acc) {
+            Xbyak::Label not_last;
+            if (chunked()) {  // only once C holds all of K
+                mov(rax, qword[rsp + kSChunk]);
+                add(rax, int(chunk() * 64));
+                cmp(rax, int(k_steps() * 64));
+                jl(not_last, T_NEAR);
+            }
+            acc_pending();
+            L(not_last);
+        }
     }
 
     // r8 = args.a + chunk offset; r9 = args.b + 16 * chunk offset.
@@ -323,6 +412,7 @@ class GemmAmx : public JitKernel {
         preamble();
         sub(rsp, kFrame);
         ldtilecfg(ptr[rip + cfg]);
+        mov(qword[rsp + kSPendLeft], 0);
         mov(r11, ptr[rdi + offsetof(ExpertGemmArgs, ldc)]);
         mov(r12, kp);
         mov(r13, 64);
@@ -378,6 +468,7 @@ class GemmAmx : public JitKernel {
             cmp(qword[rsp], int(k_steps() * 64));
             jl(chunk_loop, T_NEAR);
         }
+        if (d_.acc) acc_drain();
         L(done);
         tilerelease();
         add(rsp, kFrame);
