@@ -105,9 +105,16 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
             amx_dn_acc_[1] = &cache.require(AmxGemmDesc{desc.wtype, desc.inter, 1}, narrow);
             if (split) amx_dn_acc_[2] = &cache.require(AmxGemmDesc{desc.wtype, desc.inter, 1}, whole);
         }
+        // SiLU pairs need gate and up of a channel in one block: n_tiles even (the narrow kernel shares it).
+        if (cfg.amx_fuse_silu && desc.wtype == WeightType::int8 && ac.n_tiles % 2 == 0) {
+            amx_gu_silu_[0] = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden, 2}, ac);
+            amx_gu_silu_[1] = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden, 2}, narrow);
+            if (split) amx_gu_silu_[2] = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden, 2}, whole);
+        }
     }
     if (cfg.amx_chunk_min_m < 0) bad("amx_chunk_min_m must be 0 (chunk every route) or positive");
     if (cfg.amx_fuse_acc < 0 || cfg.amx_fuse_acc > 1) bad("amx_fuse_acc must be 0 or 1");
+    if (cfg.amx_fuse_silu < 0 || cfg.amx_fuse_silu > 1) bad("amx_fuse_silu must be 0 or 1");
     m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;
@@ -136,6 +143,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
             a.dummy.resize(size_t(cfg.n_block_down));
         }
     }
+    if (amx_gu_silu_[0]) h_amax_.assign(size_t(std::max(workers, 1)), std::vector<float>(size_t(m_block_ * 16)));
     if (amx && int4_) {
         const int64_t bytes = std::max(2 * cfg.n_block * kp_h_, cfg.n_block_down * kp_i_);
         for (int w = 0; w < std::max(workers, 1); ++w) unpacked_.emplace_back(size_t(bytes));
@@ -169,9 +177,12 @@ void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const Route
                                   acc ? acc->y_rows : nullptr,
                                   acc ? acc->coef : nullptr,
                                   acc ? acc->bias : nullptr,
-                                  acc ? acc->w_scale : nullptr};
+                                  acc ? acc->w_scale : nullptr,
+                                  acc ? acc->h : nullptr,
+                                  acc ? acc->ldh : 0,
+                                  acc ? acc->h_amax : nullptr};
         if (acc)
-            (*amx_dn_acc_[rr.narrow ? 1 : rr.whole ? 2 : 0])(&args);
+            (*(down ? amx_dn_acc_ : amx_gu_silu_)[rr.narrow ? 1 : rr.whole ? 2 : 0])(&args);
         else if (rr.narrow)
             (*(down ? amx_dn16_ : amx_gu16_))(&args);
         else if (rr.whole)
@@ -355,14 +366,33 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
             // The next call of this item, if any, has the next rows and the same panels.
             const bool more = m0 + m_block_ < rr.rows;
+            // Fused SiLU: the kernel writes h and each row's max|h| lanes (AMX int8 routes).
+            const bool fuse = amx_gu_silu_[0] && rr.amx;
+            AccRows acc{};
+            if (fuse) {
+                float* ham = h_amax_[size_t(worker)].data();
+                std::fill_n(ham, rows * 16, 0.0f);
+                acc = {nullptr,
+                       &xs_[size_t(rr.offset + m0)],
+                       &xsum_[size_t(rr.offset + m0)],
+                       w.scale.data() + first * kPanelCols,
+                       hf_.data() + (rr.offset + m0) * n_pad_i_ + c0,
+                       n_pad_i_ * int64_t(sizeof(float)),
+                       ham};
+            }
             const auto k0 = std::chrono::steady_clock::now();
             gemm(act(xq_) + (rr.offset + m0) * a_row_h_,
                  int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr, w, first,
                  panels, c, false, unpacked, more ? act(xq_) + (rr.offset + m0 + m_block_) * a_row_h_ : nullptr,
-                 more ? w.panel(first) : nullptr);
+                 more ? w.panel(first) : nullptr, fuse ? &acc : nullptr);
             kernel_time_[size_t(worker)].gate_up += seconds_since(k0);
             for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
                 const int64_t row = rr.offset + i;
+                if (fuse) {
+                    const float* l = acc.h_amax + (i - m0) * 16;
+                    hmax_[size_t(row * gu_blocks + jb)] = *std::max_element(l, l + 16);
+                    continue;
+                }
                 const int32_t* ci = c + (i - m0) * panels * kPanelCols;
                 float* dst = hf_.data() + row * n_pad_i_ + c0;
                 const int valid = int(std::min(ncols, inter - c0));

@@ -87,12 +87,16 @@ class ExpertFfn {
     // unpacked by unpack_int4_panels.
     // a_next / b_next: the A rows and first panel of the worker's next AMX call (ExpertGemmArgs::a_next), or
     // nullptr.
-    // acc: the fused accumulate's rows (ExpertGemmArgs::y_rows...; AMX int8 down only), or nullptr.
+    // acc: the fused epilogue's operands (ExpertGemmArgs::y_rows ... h_amax; AMX int8 only: the accumulate for
+    // down, SiLU pairs for gate/up), or nullptr.
     struct AccRows {
         float* const* y_rows;
         const float* coef;
         const int32_t* bias;
         const float* w_scale;
+        float* h = nullptr;
+        int64_t ldh = 0;
+        float* h_amax = nullptr;
     };
     void gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
               int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked,
@@ -113,6 +117,7 @@ class ExpertFfn {
     const JitKernel* amx_dnw_ = nullptr;
     // The down kernels with the fused accumulate (amx_fuse_acc, int8), else null; index: 0 full, 1 narrow, 2 whole-K.
     const JitKernel* amx_dn_acc_[3] = {nullptr, nullptr, nullptr};
+    const JitKernel* amx_gu_silu_[3] = {nullptr, nullptr, nullptr};  // the same for gate/up (amx_fuse_silu)
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
     int amx_mt_ = 1, amx_nt_ = 1;   // tiles of the AMX kernels (int4 caps them)
@@ -141,6 +146,7 @@ class ExpertFfn {
         std::vector<float> coef, dummy;  // dummy: the output row of padding rows
         std::vector<int32_t> bias;
     };
+    std::vector<std::vector<float>> h_amax_;  // per worker, with amx_fuse_silu: [m_block][16]
     std::vector<AccScratch> acc_;  // per worker, with amx_fuse_acc
     std::atomic<int64_t> next_{0};
     struct alignas(64) WorkerClock {

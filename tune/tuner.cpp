@@ -195,11 +195,12 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             }
             add(c);
         }
-        // The down kernel's accumulate into y fused (pipelined into the next block's k loop; int8), whole K and
-        // with the chunked form above.
+        // The epilogues fused into the kernels (pipelined into the next block's k loop; int8): SiLU*up into gate/up,
+        // the accumulate into down; whole K and with the chunked form above.
         for (int kb : {0, 8}) {
             ExpertFfnConfig c = a;
             c.amx_fuse_acc = 1;
+            c.amx_fuse_silu = 1;
             c.n_block_down = 448;
             if (kb) {
                 c.amx_a_tiled = 1;

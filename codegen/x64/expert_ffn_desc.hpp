@@ -50,6 +50,8 @@ struct ExpertFfnConfig {
                                 // next-chunk prefetch); 0 = every AMX route chunked. VM: chunks lose at m = 64
     int amx_fuse_acc = 0;  // int8 AMX routes: the down kernel adds each C block into the tokens' output rows as it
                            // leaves the tiles (AmxGemmDesc::acc), instead of a pass over the call's C afterwards
+    int amx_fuse_silu = 0;  // int8 AMX routes with n_tiles 2 or 4: the gate/up kernel writes SiLU(gate)*up of each C
+                            // block (and the rows' max|h| for the requantisation) as it leaves the tiles
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256 and m_block 256: best measured on the 16-core device (session 3: 11.3 / 12.1 TOPS at
     // m = 256 / 1024, against 10.7-11.4 / 11.1-12.2 for 64 / 64, within its run-to-run noise).
@@ -78,6 +80,7 @@ struct ExpertFfnConfig {
         f("amx_a_tiled", "aat", s.amx_a_tiled);
         f("amx_chunk_min_m", "acm", s.amx_chunk_min_m);
         f("amx_fuse_acc", "afa", s.amx_fuse_acc);
+        f("amx_fuse_silu", "afs", s.amx_fuse_silu);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 

@@ -320,14 +320,20 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     fused.amx_fuse_acc = 1;
     ExpertFfnConfig fused_split = split;  // fused with K chunks (the epilogue after the last chunk) and whole-K
     fused_split.amx_fuse_acc = 1;
+    fused_split.amx_fuse_silu = 1;
     ExpertFfnConfig fused_def;  // the defaults (2x2, nm, whole K) fused
     fused_def.amx_fuse_acc = 1;
+    fused_def.amx_fuse_silu = 1;
+    ExpertFfnConfig silu_only = base;  // SiLU fused alone, 2x2, order mn
+    silu_only.amx_fuse_silu = 1;
+    silu_only.gemv_max_m = 0;
+    silu_only.order = LoopOrder::mn;
     fused_def.gemv_max_m = 2;
     fused_def.n_block_down = 64;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
         for (const auto* cfg :
-             {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &fused, &fused_split, &fused_def, &def})
+             {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &fused, &fused_split, &fused_def, &silu_only, &def})
             for (int threads : {1, 3}) {
                 run_scenario(WeightType::int8, sc, *cfg, threads);
                 run_scenario(WeightType::int4, sc, *cfg, threads);

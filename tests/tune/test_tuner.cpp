@@ -74,6 +74,7 @@ TEST_CASE("tuner: every GEMM and fused-FFN candidate matches its reference") {
         ExpertFfnConfig c;
         c.gemv_max_m = 0;
         c.amx_fuse_acc = 1;
+        c.amx_fuse_silu = 1;
         c.n_block_down = 192;
         c.amx_k_block = kb;
         c.amx_chunk_min_m = 2;
