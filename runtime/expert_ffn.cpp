@@ -254,7 +254,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         // Activations (int8 or bf16 rows, or tiles): 2 MiB pages once they are that large (AlignedBytes).
         xq_ = AlignedBytes(size_t(total * a_row_h_));
         hq_ = AlignedBytes(size_t(total * a_row_i_));
-        hf_.resize(size_t(total * n_pad_i_));
+        hf_ = AlignedBytes(size_t(total * n_pad_i_) * sizeof(float));
         hmax_.resize(size_t(total * gu_blocks));
         xs_.resize(size_t(total));
         hs_.resize(size_t(total));
@@ -376,7 +376,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                        &xs_[size_t(rr.offset + m0)],
                        &xsum_[size_t(rr.offset + m0)],
                        w.scale.data() + first * kPanelCols,
-                       hf_.data() + (rr.offset + m0) * n_pad_i_ + c0,
+                       hf() + (rr.offset + m0) * n_pad_i_ + c0,
                        n_pad_i_ * int64_t(sizeof(float)),
                        ham};
             }
@@ -394,7 +394,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                     continue;
                 }
                 const int32_t* ci = c + (i - m0) * panels * kPanelCols;
-                float* dst = hf_.data() + row * n_pad_i_ + c0;
+                float* dst = hf() + row * n_pad_i_ + c0;
                 const int valid = int(std::min(ncols, inter - c0));
                 // The block's max|h| goes with the row: the requantisation then skips its max pass.
                 hmax_[size_t(row * gu_blocks + jb)] =
@@ -415,12 +415,12 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             int8_t* dst = tiled ? row_tmp_[size_t(worker)].data() : act(hq_) + row * a_row_i_;
             if (row - rr.offset < rr.rows) {
                 if (bf16_) {
-                    convert_row_bf16(hf_.data() + row * n_pad_i_, inter, kp_i_,
+                    convert_row_bf16(hf() + row * n_pad_i_, inter, kp_i_,
                                      reinterpret_cast<uint16_t*>(dst));
                     hs_[size_t(row)] = 1.0f;
                 } else {
                     const float* hm = hmax_.data() + row * gu_blocks;
-                    hs_[size_t(row)] = quantize_act_row_amax(hf_.data() + row * n_pad_i_, inter, kp_i_,
+                    hs_[size_t(row)] = quantize_act_row_amax(hf() + row * n_pad_i_, inter, kp_i_,
                                                              *std::max_element(hm, hm + gu_blocks), dst,
                                                              &hsum_[size_t(row)],
                                                              int4_ ? &hgs_[size_t(row * groups_i_)] : nullptr);

@@ -129,7 +129,9 @@ class ExpertFfn {
     std::vector<RouteRows> rows_;
     std::vector<std::pair<int32_t, int32_t>> gu_items_;  // (route, n block)
     AlignedBytes xq_, hq_;  // quantised activations of every route's rows (hidden, intermediate)
-    std::vector<float> xs_, hs_, hf_, xgs_, hgs_;
+    std::vector<float> xs_, hs_, xgs_, hgs_;
+    AlignedBytes hf_;  // float intermediate rows [row][n_pad_i_] (2 MiB pages: the rows are 8 KiB apart)
+    float* hf() const { return reinterpret_cast<float*>(hf_.data()); }
     std::vector<float> hmax_;  // [row][gate/up block]: max|h| of the block's part of the intermediate row
     std::vector<int32_t> xsum_, hsum_;
     bool a_tiled_ = false;                        // AMX routes' activations stored tiled (store_act_row_tiled)

@@ -420,8 +420,16 @@ class GemmAmx : public JitKernel {
             jnz(line, T_NEAR);
             L(none);
         }
-        if (d_.acc)
-            for (int64_t r = 0; r < (16 * mt + chunk() - 1) / chunk(); ++r) acc_row(true);
+        if (d_.acc) {
+            // The pending rows go in the k loop's second half (rax counts the steps down), long after their tile
+            // stores: vector loads of data a tile store has not yet written back wait for it.
+            const int64_t half = std::max<int64_t>(1, chunk() / 2);
+            Xbyak::Label later;
+            cmp(rax, int(half));
+            jg(later, T_NEAR);
+            for (int64_t r = 0; r < (16 * mt + half - 1) / half; ++r) acc_row(true);
+            L(later);
+        }
         // Each tile is loaded just before its first product (tiles are not renamed: a load waits for the
         // products still reading the previous contents), so loads overlap the products of earlier tiles.
         for (int i = 0; i < mt; ++i) {
