@@ -13,6 +13,7 @@
 #include "codegen/x64/pack_bf16.hpp"
 #include "codegen/x64/pack_int4.hpp"
 #include "runtime/expert_ffn_epilogue.hpp"
+#include "runtime/expert_ffn_token_ranges.hpp"
 #include "runtime/stage_times.hpp"
 
 namespace mf {
@@ -253,7 +254,9 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     if (int64_t(xs_.size()) < total) {
         // Activations (int8 or bf16 rows, or tiles): 2 MiB pages once they are that large (AlignedBytes).
         xq_ = AlignedBytes(size_t(total * a_row_h_));
-        hq_ = AlignedBytes(size_t(total * a_row_i_));
+        // + one kernel step of rows: a down call of a token range may start off the route's row-group grid and
+        // compute (not use) rows past the last route's padding.
+        hq_ = AlignedBytes(size_t((total + m_step_rows_) * a_row_i_));
         hf_ = AlignedBytes(size_t(total * n_pad_i_) * sizeof(float));
         hmax_.resize(size_t(total * gu_blocks));
         xs_.resize(size_t(total));
@@ -435,39 +438,56 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         }
     });
 
-    // 4. down per block of hidden channels over all experts, accumulated into y: each item owns its columns
-    // of y.
-    const int64_t dn_items = (n_pad_h_ + cfg_.n_block_down - 1) / cfg_.n_block_down;
+    // 4. down per (block of hidden channels, range of tokens) over all experts, accumulated into y: each item owns
+    // its columns of its tokens' rows of y. Token ranges (expert_ffn_token_ranges.hpp) need the rows of a range to
+    // be contiguous in every route; the tiled activation layout and int4 (panels unpacked per route) keep one.
+    const int64_t dn_cols = (n_pad_h_ + cfg_.n_block_down - 1) / cfg_.n_block_down;
+    route_tokens_.clear();
+    route_step_.clear();
+    for (size_t r = 0; r < rows_.size(); ++r) {
+        route_tokens_.push_back(b.routes[r].tokens);
+        route_step_.push_back(!rows_[r].amx ? 1 : rows_[r].narrow ? 16 : m_step_rows_);
+    }
+    const TokenRanges ranges = int4_ || a_tiled_ ? split_token_ranges(route_tokens_, route_step_, dn_cols, 1, 1)
+                                                 : split_token_ranges(route_tokens_, route_step_, dn_cols, pool.size());
+    const int nr = ranges.count;
     clock.emplace(times_.down);
-    parallel_for(pool, dn_items, [&](int worker, int64_t item) {
-        const int64_t c0 = item * cfg_.n_block_down,
-                      ncols = std::min<int64_t>(cfg_.n_block_down, n_pad_h_ - c0);
+    parallel_for(pool, dn_cols * nr, [&](int worker, int64_t item) {
+        // Items of one column block are adjacent: its ranges run at once on several workers, which then read the
+        // same down weights close together (L3 hits).
+        const int k = int(item % nr);
+        const int64_t c0 = item / nr * cfg_.n_block_down, ncols = std::min<int64_t>(cfg_.n_block_down, n_pad_h_ - c0);
         const int64_t first = c0 / kPanelCols, panels = ncols / kPanelCols;
         const int64_t n_valid = std::min(ncols, hidden - c0);
         auto* c = reinterpret_cast<int32_t*>(scratch_[size_t(worker)].data());
         for (size_t r = 0; r < rows_.size(); ++r) {
             const RouteRows& rr = rows_[r];
             const ExpertRoute& rt = b.routes[r];
+            const int64_t lo = ranges.lo(r, k), hi = ranges.hi(r, k);
             const uint8_t* unpacked =
-                rr.rows ? unpack_for(worker, rr.amx, rt.weights->down, first, panels) : nullptr;
-            for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
-                const int64_t rows = std::min(m_block_, rr.padded - m0);
+                hi > lo ? unpack_for(worker, rr.amx, rt.weights->down, first, panels) : nullptr;
+            for (int64_t m0 = lo; m0 < hi; m0 += m_block_) {
+                // Rows [m0, m0 + rows) are this item's; the kernel computes them rounded up to its step (rows of
+                // the next range or the padding: not accumulated).
+                const int64_t rows = std::min(m_block_, hi - m0);
+                const int64_t step = !rr.amx ? 1 : rr.narrow ? 16 : m_step_rows_;
+                const int64_t computed = (rows + step - 1) / step * step;
                 // The block's output rows are scattered (one token each); start fetching them into L2 now
                 // so the accumulate after the GEMM does not wait on each row in turn.
-                for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i)
+                for (int64_t i = m0; i < m0 + rows; ++i)
                     for (int64_t n = 0; n < n_valid; n += 16)
                         _mm_prefetch(reinterpret_cast<const char*>(b.y + rt.tokens[size_t(i)] * b.ldy + c0 + n),
                                      _MM_HINT_T1);
                 // The item's next AMX call: the route's next rows, else the next AMX route's first rows.
                 const int8_t* a_next = nullptr;
                 const uint8_t* b_next = nullptr;
-                if (m0 + m_block_ < rr.rows) {
+                if (m0 + m_block_ < hi) {
                     a_next = act(hq_) + (rr.offset + m0 + m_block_) * a_row_i_;
                     b_next = rt.weights->down.panel(first);
                 } else {
                     for (size_t r2 = r + 1; r2 < rows_.size() && !a_next; ++r2)
-                        if (rows_[r2].rows && rows_[r2].amx) {
-                            a_next = act(hq_) + rows_[r2].offset * a_row_i_;
+                        if (ranges.hi(r2, k) > ranges.lo(r2, k) && rows_[r2].amx) {
+                            a_next = act(hq_) + (rows_[r2].offset + ranges.lo(r2, k)) * a_row_i_;
                             b_next = b.routes[r2].weights->down.panel(first);
                         }
                 }
@@ -477,17 +497,17 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                 AccRows acc{};
                 if (fuse) {
                     AccScratch& as = acc_[size_t(worker)];
-                    for (int64_t i = m0; i < m0 + rows; ++i) {
-                        const size_t k = size_t(i - m0);
-                        if (i < rr.rows) {
+                    for (int64_t i = m0; i < m0 + computed; ++i) {
+                        const size_t j = size_t(i - m0);
+                        if (i < m0 + rows) {
                             const int64_t row = rr.offset + i;
-                            as.y_rows[k] = b.y + rt.tokens[size_t(i)] * b.ldy + c0;
-                            as.coef[k] = rt.gates[size_t(i)] * hs_[size_t(row)];
-                            as.bias[k] = 128 * hsum_[size_t(row)];
+                            as.y_rows[j] = b.y + rt.tokens[size_t(i)] * b.ldy + c0;
+                            as.coef[j] = rt.gates[size_t(i)] * hs_[size_t(row)];
+                            as.bias[j] = 128 * hsum_[size_t(row)];
                         } else {
-                            as.y_rows[k] = as.dummy.data();
-                            as.coef[k] = 0;
-                            as.bias[k] = 0;
+                            as.y_rows[j] = as.dummy.data();
+                            as.coef[j] = 0;
+                            as.bias[j] = 0;
                         }
                     }
                     acc = {as.y_rows.data(), as.coef.data(), as.bias.data(),
@@ -499,7 +519,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
                      rt.weights->down, first, panels, c, true, unpacked, a_next, b_next, fuse ? &acc : nullptr);
                 kernel_time_[size_t(worker)].down += seconds_since(k0);
                 if (fuse) continue;
-                for (int64_t i = m0; i < std::min(rr.rows, m0 + rows); ++i) {
+                for (int64_t i = m0; i < m0 + rows; ++i) {
                     const int64_t row = rr.offset + i;
                     const int64_t t = rt.tokens[size_t(i)];
                     const float coef = rt.gates[size_t(i)] * hs_[size_t(row)];

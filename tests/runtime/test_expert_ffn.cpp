@@ -10,6 +10,7 @@
 #include "codegen/x64/pack_int4.hpp"
 #include "runtime/expert_ffn.hpp"
 #include "runtime/expert_ffn_epilogue.hpp"
+#include "runtime/expert_ffn_token_ranges.hpp"
 
 using namespace mf;
 
@@ -278,6 +279,9 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
         {"one token routed to 8 experts", 130, 72, 4, {{2}, {2}, {2}, {2}, {2}, {2}, {2}, {2}}},
         {"all tokens to one expert", 96, 140, 100, {{}, iota_tokens(100), {}}},
         {"single row, single channel block", 64, 64, 1, {{0}}},
+        {"tokens not ascending (down pass without token ranges)", 96, 64, 40, {{5, 2, 9, 1}, iota_tokens(30), {7, 3}}},
+        {"many tokens (down pass by token ranges on 3 workers)", 72, 64, 192,
+         {iota_tokens(192), iota_tokens(96, 2), iota_tokens(20, 9, 5)}},
     };
     ExpertFfnConfig base;
     base.n_block = 64;
@@ -340,4 +344,46 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
                 if (detect_cpu_isa().has(IsaFeature::avx512_bf16))
                     run_scenario(WeightType::bf16, sc, *cfg, threads);
             }
+}
+
+TEST_CASE("down pass token ranges: contiguous rows per range, a multiple of the workers where it pays") {
+    // 8 routes of the same 1024 ascending tokens, 28 column blocks, 16 workers (the device's M = 1024 call): four
+    // ranges give 112 items (7 rounds) without rounding waste.
+    std::vector<int32_t> all(1024);
+    for (int i = 0; i < 1024; ++i) all[size_t(i)] = i;
+    std::vector<std::span<const int32_t>> routes(8, std::span<const int32_t>(all));
+    std::vector<int64_t> steps(8, 32);
+    TokenRanges tr = split_token_ranges(routes, steps, 28, 16);
+    CHECK(tr.count == 4);
+    for (size_t r = 0; r < routes.size(); ++r)
+        for (int k = 0; k < tr.count; ++k) {
+            CHECK(tr.lo(r, k) == 256 * k);
+            CHECK(tr.hi(r, k) == 256 * (k + 1));
+        }
+    // Two workers and 28 blocks already divide: no split (it would only add rounding).
+    CHECK(split_token_ranges(routes, steps, 28, 2).count == 1);
+    // Ragged routes: every row in exactly one range, each range's tokens inside its slice of the ids.
+    std::vector<int32_t> a{0, 3, 4, 9, 17, 18, 40, 41, 42, 63}, b2{1, 2, 62}, c{};
+    std::vector<std::span<const int32_t>> rr{a, b2, c};
+    std::vector<int64_t> st{1, 1, 16};
+    tr = split_token_ranges(rr, st, 3, 4, 8);
+    CHECK(tr.count >= 1);
+    for (size_t r = 0; r < rr.size(); ++r) {
+        CHECK(tr.lo(r, 0) == 0);
+        CHECK(tr.hi(r, tr.count - 1) == int64_t(rr[r].size()));
+        for (int k = 0; k < tr.count; ++k) {
+            CHECK(tr.lo(r, k) <= tr.hi(r, k));
+            for (int64_t i = tr.lo(r, k); i < tr.hi(r, k); ++i) {
+                CHECK(rr[r][size_t(i)] >= 64 * k / tr.count);
+                CHECK(rr[r][size_t(i)] < 64 * (k + 1) / tr.count);
+            }
+        }
+    }
+    // A route whose tokens do not ascend: one range.
+    std::vector<int32_t> un{4, 1, 7};
+    std::vector<std::span<const int32_t>> ru{all, un};
+    std::vector<int64_t> su{32, 1};
+    tr = split_token_ranges(ru, su, 28, 16);
+    CHECK(tr.count == 1);
+    CHECK(tr.hi(1, 0) == 3);
 }
