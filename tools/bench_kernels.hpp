@@ -24,6 +24,9 @@ struct KernelBenchOptions {
     int repeats = 3;                  // timed passes per M; the best is kept
     bool peer_onednn = false;
     ExpertFfnConfig cfg;
+    // More configs timed in the same process, on the same experts and inputs, their passes interleaved with cfg's
+    // (cfg, alt 1, alt 2, ..., cfg, alt 1, ...): rows "alt1", "alt2", ... beside "moeforge".
+    std::vector<ExpertFfnConfig> alts;
 };
 
 struct KernelBenchRow {
