@@ -106,7 +106,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
             amx_dn_acc_[1] = &cache.require(AmxGemmDesc{desc.wtype, desc.inter, 1}, narrow);
             if (split) amx_dn_acc_[2] = &cache.require(AmxGemmDesc{desc.wtype, desc.inter, 1}, whole);
         }
-        // SiLU pairs need gate and up of a channel in one block: n_tiles even (the narrow kernel shares it).
+        // SiLU pairs need gate and up of a channel in one block: n_tiles 2 (the narrow kernel shares it).
         if (cfg.amx_fuse_silu && desc.wtype == WeightType::int8 && ac.n_tiles % 2 == 0) {
             amx_gu_silu_[0] = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden, 2}, ac);
             amx_gu_silu_[1] = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden, 2}, narrow);
@@ -116,6 +116,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (cfg.amx_chunk_min_m < 0) bad("amx_chunk_min_m must be 0 (chunk every route) or positive");
     if (cfg.amx_fuse_acc < 0 || cfg.amx_fuse_acc > 1) bad("amx_fuse_acc must be 0 or 1");
     if (cfg.amx_fuse_silu < 0 || cfg.amx_fuse_silu > 1) bad("amx_fuse_silu must be 0 or 1");
+    if (cfg.down_token_ranges < 0 || cfg.down_token_ranges > 64) bad("down_token_ranges must be in 0..64");
     m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;
@@ -448,8 +449,9 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         route_tokens_.push_back(b.routes[r].tokens);
         route_step_.push_back(!rows_[r].amx ? 1 : rows_[r].narrow ? 16 : m_step_rows_);
     }
-    const TokenRanges ranges = int4_ || a_tiled_ ? split_token_ranges(route_tokens_, route_step_, dn_cols, 1, 1)
-                                                 : split_token_ranges(route_tokens_, route_step_, dn_cols, pool.size());
+    const TokenRanges ranges = split_token_ranges(route_tokens_, route_step_, dn_cols, pool.size(),
+                                                  int4_ || a_tiled_ ? 1 : std::max(1, cfg_.down_token_ranges),
+                                                  m_block_ / 2);
     const int nr = ranges.count;
     clock.emplace(times_.down);
     parallel_for(pool, dn_cols * nr, [&](int worker, int64_t item) {

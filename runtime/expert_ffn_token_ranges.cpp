@@ -22,12 +22,13 @@ std::vector<int64_t> range_bounds(std::span<const std::span<const int32_t>> rout
 
 TokenRanges split_token_ranges(std::span<const std::span<const int32_t>> route_tokens,
                                std::span<const int64_t> route_step, int64_t column_items, int workers,
-                               int max_ranges) {
+                               int max_ranges, int64_t min_rows) {
     TokenRanges best;
-    int64_t span = 0, rows = 0;
+    int64_t span = 0, rows = 0, used = 0;
     bool ascending = true;
     for (const auto& toks : route_tokens) {
         rows += int64_t(toks.size());
+        used += !toks.empty();
         for (size_t i = 0; i < toks.size(); ++i) {
             if (i && toks[i] <= toks[i - 1]) ascending = false;
             span = std::max<int64_t>(span, int64_t(toks[i]) + 1);
@@ -37,6 +38,7 @@ TokenRanges split_token_ranges(std::span<const std::span<const int32_t>> route_t
     if (!ascending || rows == 0 || column_items <= 0 || workers <= 0) return best;
     double best_score = -1;
     for (int count = 1; count <= max_ranges && count <= span; ++count) {
+        if (count > 1 && rows < min_rows * used * count) break;
         std::vector<int64_t> b = range_bounds(route_tokens, span, count);
         int64_t computed = 0;
         for (size_t r = 0; r < route_tokens.size(); ++r) {

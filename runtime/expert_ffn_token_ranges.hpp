@@ -20,9 +20,10 @@ struct TokenRanges {
 // GEMV). Ranges split the token ids [0, max + 1) evenly; a route's rows of one range are contiguous only when its
 // tokens ascend, so any route that does not ascend gives count 1. The count (1..max_ranges) maximises
 // (column_items x count) / (that rounded up to a multiple of workers) x (routed rows) / (rows the kernels compute,
-// each (route, range) rounded up to its step); a larger count must win by more than 1%.
+// each (route, range) rounded up to its step); a larger count must win by more than 1%, and keep on average at
+// least min_rows rows per non-empty route and range (each range re-reads the routes' weights of its column block).
 TokenRanges split_token_ranges(std::span<const std::span<const int32_t>> route_tokens,
                                std::span<const int64_t> route_step, int64_t column_items, int workers,
-                               int max_ranges = 8);
+                               int max_ranges = 8, int64_t min_rows = 1);
 
 }  // namespace mf

@@ -210,6 +210,11 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             }
             add(c);
         }
+        {
+            ExpertFfnConfig c = a;  // the down pass by column block only (no token ranges)
+            c.down_token_ranges = 0;
+            add(c);
+        }
         for (int q : {32, std::max(m, 32)}) {
             ExpertFfnConfig c = a;
             c.int4_amx_min_m = q;

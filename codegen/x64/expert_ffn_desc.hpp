@@ -50,8 +50,11 @@ struct ExpertFfnConfig {
                                 // next-chunk prefetch); 0 = every AMX route chunked. VM: chunks lose at m = 64
     int amx_fuse_acc = 0;  // int8 AMX routes: the down kernel adds each C block into the tokens' output rows as it
                            // leaves the tiles (AmxGemmDesc::acc), instead of a pass over the call's C afterwards
-    int amx_fuse_silu = 0;  // int8 AMX routes with n_tiles 2 or 4: the gate/up kernel writes SiLU(gate)*up of each C
+    int amx_fuse_silu = 0;  // int8 AMX routes with n_tiles 2: the gate/up kernel writes SiLU(gate)*up of each C
                             // block (and the rows' max|h| for the requantisation) as it leaves the tiles
+    int down_token_ranges = 8;  // down pass: at most this many token ranges per column block (0 or 1: none), where
+                                // every route's tokens ascend and the ranges keep at least m_block / 2 rows per route
+                                // (runtime/expert_ffn_token_ranges.hpp)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256 and m_block 256: best measured on the 16-core device (session 3: 11.3 / 12.1 TOPS at
     // m = 256 / 1024, against 10.7-11.4 / 11.1-12.2 for 64 / 64, within its run-to-run noise).
@@ -81,6 +84,7 @@ struct ExpertFfnConfig {
         f("amx_chunk_min_m", "acm", s.amx_chunk_min_m);
         f("amx_fuse_acc", "afa", s.amx_fuse_acc);
         f("amx_fuse_silu", "afs", s.amx_fuse_silu);
+        f("down_token_ranges", "dtr", s.down_token_ranges);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 

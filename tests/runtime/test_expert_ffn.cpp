@@ -334,10 +334,13 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     silu_only.order = LoopOrder::mn;
     fused_def.gemv_max_m = 2;
     fused_def.n_block_down = 64;
+    ExpertFfnConfig no_ranges = base;  // the down pass by column block only
+    no_ranges.down_token_ranges = 0;
+    no_ranges.gemv_max_m = 4;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
         for (const auto* cfg :
-             {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &fused, &fused_split, &fused_def, &silu_only, &def})
+             {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &fused, &fused_split, &fused_def, &silu_only, &no_ranges, &def})
             for (int threads : {1, 3}) {
                 run_scenario(WeightType::int8, sc, *cfg, threads);
                 run_scenario(WeightType::int4, sc, *cfg, threads);
@@ -362,6 +365,9 @@ TEST_CASE("down pass token ranges: contiguous rows per range, a multiple of the 
         }
     // Two workers and 28 blocks already divide: no split (it would only add rounding).
     CHECK(split_token_ranges(routes, steps, 28, 2).count == 1);
+    // At most 2 ranges keep 512 rows per route and range, and 2 do not fill 16 workers better than 1.
+    CHECK(split_token_ranges(routes, steps, 28, 16, 8, 512).count == 1);
+    CHECK(split_token_ranges(routes, steps, 28, 16, 8, 256).count == 4);
     // Ragged routes: every row in exactly one range, each range's tokens inside its slice of the ids.
     std::vector<int32_t> a{0, 3, 4, 9, 17, 18, 40, 41, 42, 63}, b2{1, 2, 62}, c{};
     std::vector<std::span<const int32_t>> rr{a, b2, c};
