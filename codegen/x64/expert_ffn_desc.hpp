@@ -39,7 +39,7 @@ struct ExpertFfnConfig {
     int n_block_down = 256;   // down work item: hidden channels (multiple of 64): 7168 / 256 = 28 items. Each
                               // item reads every route's intermediate rows, so fewer, wider items read them less
                               // often
-    int m_block = 256;        // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
+    int m_block = 64;         // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
     int amx_k_block = 0;      // AMX: k steps (64 bytes) per K chunk, C through memory between chunks (0 = none)
     int amx_pf_a = 0;         // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
     int amx_pf_b = 0;         // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
@@ -56,8 +56,9 @@ struct ExpertFfnConfig {
                                 // every route's tokens ascend and the ranges keep at least m_block / 2 rows per route
                                 // (runtime/expert_ffn_token_ranges.hpp)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
-    // call. n_block_down 256 and m_block 256: best measured on the 16-core device (session 3: 11.3 / 12.1 TOPS at
-    // m = 256 / 1024, against 10.7-11.4 / 11.1-12.2 for 64 / 64, within its run-to-run noise).
+    // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device, one run
+    // each: m = 1024 15.4 TOPS against 11.7-13.2 for 256, m = 256 equal; VM interleaved +11% at 1024): a call's A rows
+    // (64 x 7 KiB) and the item's B panels (896 KiB) then stay in L2 together across the item's calls.
     // On the 2-core VM, K chunks of 8 with tiled activations ('{"amx_k_block":8,"amx_a_tiled":1,"n_block":128,
     // "n_block_down":448}') run +15-24% at m = 256 / 1024, one or two threads; on the device they measured equal
     // (aligned C scratch) to 25% slower (before it): a tuner candidate, not the default.
