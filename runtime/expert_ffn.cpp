@@ -23,6 +23,11 @@ int8_t* act(const AlignedBytes& b) {
     return reinterpret_cast<int8_t*>(b.data());
 }
 
+// Down pass token ranges keep at least this many rows per route and range: each range re-reads its column block's
+// weights of every route. Measured on the device (16 cores, m = 1024, interleaved): 256-row ranges +11% (down pass
+// -14%); shorter ranges are untested there.
+constexpr int64_t kTokenRangeMinRows = 128;
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -451,7 +456,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     }
     const TokenRanges ranges = split_token_ranges(route_tokens_, route_step_, dn_cols, pool.size(),
                                                   int4_ || a_tiled_ ? 1 : std::max(1, cfg_.down_token_ranges),
-                                                  m_block_ / 2);
+                                                  kTokenRangeMinRows);
     const int nr = ranges.count;
     clock.emplace(times_.down);
     parallel_for(pool, dn_cols * nr, [&](int worker, int64_t item) {

@@ -53,12 +53,13 @@ struct ExpertFfnConfig {
     int amx_fuse_silu = 0;  // int8 AMX routes with n_tiles 2: the gate/up kernel writes SiLU(gate)*up of each C
                             // block (and the rows' max|h| for the requantisation) as it leaves the tiles
     int down_token_ranges = 8;  // down pass: at most this many token ranges per column block (0 or 1: none), where
-                                // every route's tokens ascend and the ranges keep at least m_block / 2 rows per route
+                                // every route's tokens ascend and the ranges keep at least 128 rows per route
                                 // (runtime/expert_ffn_token_ranges.hpp)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
-    // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device, one run
-    // each: m = 1024 15.4 TOPS against 11.7-13.2 for 256, m = 256 equal; VM interleaved +11% at 1024): a call's A rows
-    // (64 x 7 KiB) and the item's B panels (896 KiB) then stay in L2 together across the item's calls.
+    // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
+    // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
+    // interleaved +11% at 1024, equal at 256): a call's A rows (64 x 7 KiB) and the item's B panels (896 KiB) then
+    // stay in L2 together across the item's calls. down_token_ranges 8: device interleaved +11% at m = 1024.
     // On the 2-core VM, K chunks of 8 with tiled activations ('{"amx_k_block":8,"amx_a_tiled":1,"n_block":128,
     // "n_block_down":448}') run +15-24% at m = 256 / 1024, one or two threads; on the device they measured equal
     // (aligned C scratch) to 25% slower (before it): a tuner candidate, not the default.
