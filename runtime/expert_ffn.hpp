@@ -46,6 +46,18 @@ struct ExpertFfnBatch {
     std::span<const ExpertRoute> routes;
 };
 
+// Where run()'s time went, summed over calls since ExpertFfn::reset_times(): wall seconds of each pass (between
+// the pool's barriers), and worker-seconds spent inside the GEMM kernels of the two GEMM passes (summed over
+// workers; divide by wall x workers for the kernels' share of the pass). One clock read per kernel call.
+struct ExpertFfnTimes {
+    double quantise = 0;        // activations to int8 (or bf16), once per routed token
+    double gate_up = 0;         // gate+up GEMMs and SiLU(gate)*up
+    double requantise = 0;      // the intermediate rows to int8
+    double down = 0;            // down GEMMs and the router-weighted accumulate
+    double gate_up_kernel = 0;  // worker-seconds in the gate+up kernels
+    double down_kernel = 0;     // worker-seconds in the down kernels
+};
+
 class ExpertFfn {
   public:
     // Resolves every kernel up front (throws std::runtime_error for a Config no kernel accepts). Without AMX
@@ -56,6 +68,8 @@ class ExpertFfn {
     void run(ThreadPool& pool, const ExpertFfnBatch& batch);
 
     bool uses_amx() const { return amx_gu_ != nullptr; }
+    ExpertFfnTimes times() const;
+    void reset_times();
     const ExpertFfnDesc& desc() const { return desc_; }
     const ExpertFfnConfig& config() const { return cfg_; }
 
@@ -73,9 +87,20 @@ class ExpertFfn {
     // unpacked by unpack_int4_panels.
     // a_next / b_next: the A rows and first panel of the worker's next AMX call (ExpertGemmArgs::a_next), or
     // nullptr.
+    // acc: the fused epilogue's operands (ExpertGemmArgs::y_rows ... h_amax; AMX int8 only: the accumulate for
+    // down, SiLU pairs for gate/up), or nullptr.
+    struct AccRows {
+        float* const* y_rows;
+        const float* coef;
+        const int32_t* bias;
+        const float* w_scale;
+        float* h = nullptr;
+        int64_t ldh = 0;
+        float* h_amax = nullptr;
+    };
     void gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
               int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked,
-              const int8_t* a_next = nullptr, const uint8_t* b_next = nullptr) const;
+              const int8_t* a_next = nullptr, const uint8_t* b_next = nullptr, const AccRows* acc = nullptr) const;
     // int4 AMX routes: unpacks panels [first, first + panels) of w into the worker's buffer (nullptr otherwise).
     const uint8_t* unpack_for(int worker, bool amx, const PackedMatrix& w, int64_t first, int64_t panels);
     template <class F>
@@ -90,6 +115,9 @@ class ExpertFfn {
     const JitKernel* amx_dn16_ = nullptr;
     const JitKernel* amx_guw_ = nullptr;               // the same without K chunks (amx_chunk_min_m), else null
     const JitKernel* amx_dnw_ = nullptr;
+    // The down kernels with the fused accumulate (amx_fuse_acc, int8), else null; index: 0 full, 1 narrow, 2 whole-K.
+    const JitKernel* amx_dn_acc_[3] = {nullptr, nullptr, nullptr};
+    const JitKernel* amx_gu_silu_[3] = {nullptr, nullptr, nullptr};  // the same for gate/up (amx_fuse_silu)
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
     int amx_mt_ = 1, amx_nt_ = 1;   // tiles of the AMX kernels (int4 caps them)
@@ -101,13 +129,35 @@ class ExpertFfn {
     std::vector<RouteRows> rows_;
     std::vector<std::pair<int32_t, int32_t>> gu_items_;  // (route, n block)
     AlignedBytes xq_, hq_;  // quantised activations of every route's rows (hidden, intermediate)
-    std::vector<float> xs_, hs_, hf_, xgs_, hgs_;
+    std::vector<float> xs_, hs_, xgs_, hgs_;
+    AlignedBytes hf_;  // float intermediate rows [row][n_pad_i_] (2 MiB pages: the rows are 8 KiB apart)
+    float* hf() const { return reinterpret_cast<float*>(hf_.data()); }
+    std::vector<float> hmax_;  // [row][gate/up block]: max|h| of the block's part of the intermediate row
     std::vector<int32_t> xsum_, hsum_;
     bool a_tiled_ = false;                        // AMX routes' activations stored tiled (store_act_row_tiled)
     std::vector<std::vector<int8_t>> row_tmp_;    // per worker: one activation row before it is stored tiled
+    std::vector<int8_t> row_zero_;                // a zero activation row (padding rows)
+    // run(): routed rows by token: rows tok_rows_[tok_start_[t] .. tok_start_[t + 1]) are token t's; the tokens
+    // routed at least once; the AMX routes' padding rows.
+    std::vector<int64_t> tok_start_, tok_fill_, tok_rows_, pad_rows_;
+    std::vector<int32_t> tok_list_;
+    std::vector<std::span<const int32_t>> route_tokens_;  // run(): each route's tokens, for the down pass's ranges
+    std::vector<int64_t> route_step_;
     std::vector<AlignedBytes> scratch_;           // per worker: int32 (or float) C of one kernel call
     std::vector<AlignedBytes> unpacked_;          // per worker: int4 panels unpacked for AMX
+    struct AccScratch {
+        std::vector<float*> y_rows;
+        std::vector<float> coef, dummy;  // dummy: the output row of padding rows
+        std::vector<int32_t> bias;
+    };
+    std::vector<std::vector<float>> h_amax_;  // per worker, with amx_fuse_silu: [m_block][16]
+    std::vector<AccScratch> acc_;  // per worker, with amx_fuse_acc
     std::atomic<int64_t> next_{0};
+    struct alignas(64) WorkerClock {
+        double gate_up = 0, down = 0;  // seconds inside kernels
+    };
+    std::vector<WorkerClock> kernel_time_;  // per worker
+    ExpertFfnTimes times_;
 };
 
 }  // namespace mf

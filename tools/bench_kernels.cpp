@@ -124,7 +124,11 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
     for (int i = 0; i < threads; ++i) use.push_back(cpus[size_t(i) % cpus.size()]);
     ThreadPool pool(use);
     KernelCache cache;
-    ExpertFfn ffn(ExpertFfnDesc{opt.wtype, H, I}, opt.cfg, cache, pool.size());
+    // The config and its alternatives, each with its own driver; their passes interleave (noise hits each alike).
+    std::vector<std::unique_ptr<ExpertFfn>> ffns;
+    ffns.push_back(std::make_unique<ExpertFfn>(ExpertFfnDesc{opt.wtype, H, I}, opt.cfg, cache, pool.size()));
+    for (const ExpertFfnConfig& a : opt.alts)
+        ffns.push_back(std::make_unique<ExpertFfn>(ExpertFfnDesc{opt.wtype, H, I}, a, cache, pool.size()));
 
     std::vector<KernelBenchRow> rows;
     for (int m : opt.ms) {
@@ -138,7 +142,7 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         const std::vector<float> gates(size_t(m), 0.125f);
         const int batch = opt.experts_per_call > 0 ? std::min(opt.experts_per_call, experts)
                                                    : std::clamp(8192 / m, 1, experts);
-        auto pass = [&] {
+        auto pass = [&](ExpertFfn& ffn) {
             const auto t0 = std::chrono::steady_clock::now();
             for (int e0 = 0; e0 < experts; e0 += batch) {
                 std::vector<ExpertRoute> routes;
@@ -149,19 +153,30 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
             return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         };
         tick(fmt::format("M={} warm-up", m));
-        pass();
-        double best = 1e30;
+        for (auto& f : ffns) {
+            pass(*f);
+            f->reset_times();
+        }
+        std::vector<double> best(ffns.size(), 1e30);
         for (int r = 0; r < opt.repeats; ++r) {
             tick(fmt::format("M={} pass {}/{}", m, r + 1, opt.repeats));
-            best = std::min(best, pass());
+            for (size_t i = 0; i < ffns.size(); ++i) best[i] = std::min(best[i], pass(*ffns[i]));
         }
         const double ops = 2.0 * m * 3.0 * double(H) * double(I) * experts;
-        KernelBenchRow row{"moeforge", m, opt.wtype, experts, best, ops / best, pass_bytes / best};
-        std::tie(row.roofline, row.bound) = roofline_of(hp, opt.wtype, threads, ops, pass_bytes);
-        row.roofline_ratio = row.ops_per_s / row.roofline;
-        row.zero_peak_ratio =
-            row.ops_per_s / amx_peak_for(opt.wtype == WeightType::bf16 ? hp.amx_bf16 : hp.amx_int8, hp, threads);
-        rows.push_back(row);
+        for (size_t i = 0; i < ffns.size(); ++i) {
+            KernelBenchRow row{i ? fmt::format("alt{}", i) : "moeforge", m, opt.wtype, experts, best[i],
+                               ops / best[i], pass_bytes / best[i]};
+            std::tie(row.roofline, row.bound) = roofline_of(hp, opt.wtype, threads, ops, pass_bytes);
+            row.roofline_ratio = row.ops_per_s / row.roofline;
+            row.zero_peak_ratio = row.ops_per_s / amx_peak_for(opt.wtype == WeightType::bf16 ? hp.amx_bf16 : hp.amx_int8,
+                                                               hp, threads);
+            row.passes = ffns[i]->times();
+            for (double* v : {&row.passes.quantise, &row.passes.gate_up, &row.passes.requantise, &row.passes.down,
+                              &row.passes.gate_up_kernel, &row.passes.down_kernel})
+                *v /= opt.repeats;
+            rows.push_back(row);
+        }
+        const KernelBenchRow row = rows[rows.size() - ffns.size()];
         if (opt.peer_onednn) {
             const double s = onednn_expert_pass_seconds(H, I, experts, m, threads, opt.repeats,
                                                         [&] { tick(fmt::format("M={} oneDNN", m)); });
@@ -216,6 +231,26 @@ std::string render_kernel_bench(const std::vector<KernelBenchRow>& rows, const H
         s += fmt::format("{:>9} {:>5} {:>5} {:>10.3f} {:>10.1f} {:>10} {:>8.1f}% {:>8.1f}% {:>9.1f}\n", r.impl, r.m,
                          enum_name(r.wtype), r.ops_per_s / 1e12, r.bytes_per_s / 1e9, r.bound,
                          100 * r.roofline_ratio, 100 * r.zero_peak_ratio, r.seconds * 1e3);
+    return s;
+}
+
+std::string render_kernel_passes(const std::vector<KernelBenchRow>& rows, int threads) {
+    std::string s = fmt::format("passes of the moeforge driver, ms per pass over all experts (mean of the timed "
+                                "passes); 'kernels': the GEMM kernels' share of their pass's {} worker(s)\n",
+                                threads);
+    s += fmt::format("{:>9} {:>5} {:>10} {:>10} {:>8} {:>11} {:>10} {:>8} {:>9}\n", "impl", "m", "quantise",
+                     "gate/up", "kernels", "requantise", "down", "kernels", "outside");
+    for (const auto& r : rows) {
+        if (r.impl == "onednn") continue;
+        const ExpertFfnTimes& p = r.passes;
+        const double total = p.quantise + p.gate_up + p.requantise + p.down;
+        const auto share = [&](double k, double wall) { return wall > 0 ? 100 * k / (wall * threads) : 0.0; };
+        // Outside the kernels: the worker-seconds of all passes not spent in a kernel.
+        const double outside = total > 0 ? 100 * (1 - (p.gate_up_kernel + p.down_kernel) / (total * threads)) : 0;
+        s += fmt::format("{:>9} {:>5} {:>10.1f} {:>10.1f} {:>7.1f}% {:>11.1f} {:>10.1f} {:>7.1f}% {:>8.1f}%\n", r.impl, r.m,
+                         1e3 * p.quantise, 1e3 * p.gate_up, share(p.gate_up_kernel, p.gate_up), 1e3 * p.requantise,
+                         1e3 * p.down, share(p.down_kernel, p.down), outside);
+    }
     return s;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "codegen/x64/expert_ffn_desc.hpp"
+#include "runtime/expert_ffn.hpp"
 #include "tune/host_profile.hpp"
 
 namespace mf {
@@ -23,6 +24,9 @@ struct KernelBenchOptions {
     int repeats = 3;                  // timed passes per M; the best is kept
     bool peer_onednn = false;
     ExpertFfnConfig cfg;
+    // More configs timed in the same process, on the same experts and inputs, their passes interleaved with cfg's
+    // (cfg, alt 1, alt 2, ..., cfg, alt 1, ...): rows "alt1", "alt2", ... beside "moeforge".
+    std::vector<ExpertFfnConfig> alts;
 };
 
 struct KernelBenchRow {
@@ -37,6 +41,7 @@ struct KernelBenchRow {
     double roofline_ratio = 0;  // ops_per_s / roofline
     const char* bound = "";     // "memory" or "compute": which side of the roofline binds
     double zero_peak_ratio = 0;  // ops_per_s / the zero-operand AMX peak (the ratio earlier versions reported)
+    ExpertFfnTimes passes{};     // moeforge: where one pass's time went (mean over the timed passes)
 };
 
 using BenchProgress = std::function<void(std::string_view stage, int done, int total)>;
@@ -49,6 +54,8 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
 
 nlohmann::json kernel_bench_json(const std::vector<KernelBenchRow>& rows);
 std::string render_kernel_bench(const std::vector<KernelBenchRow>& rows, const HostProfile& hp, int threads);
+// Per M, the moeforge driver's passes (ms per pass over all experts) and the kernels' share of the GEMM passes.
+std::string render_kernel_passes(const std::vector<KernelBenchRow>& rows, int threads);
 
 // The oneDNN side (tools/bench_onednn_peer.cpp): int8 matmuls gate, up, down per expert with the same shapes
 // and weight bytes. Returns the best pass time in seconds, or a negative value when oneDNN is not built in.

@@ -19,7 +19,9 @@ struct BenchKernelsCli {
     std::string wtype = "int8";
     std::string peer;
     std::string config_json;
+    std::vector<std::string> alt_json;
     bool json = false;
+    bool passes = false;
 };
 
 void run_bench_kernels(const BenchKernelsCli& c) {
@@ -37,6 +39,14 @@ void run_bench_kernels(const BenchKernelsCli& c) {
         }
         opt.cfg = fields_from_json<ExpertFfnConfig>(j);
     }
+    for (size_t i = 0; i < c.alt_json.size(); ++i) {
+        try {
+            opt.alts.push_back(fields_from_json<ExpertFfnConfig>(nlohmann::json::parse(c.alt_json[i])));
+        } catch (const std::exception& e) {
+            throw std::runtime_error("--alt " + std::to_string(i + 1) + " '" + c.alt_json[i] +
+                                     "' is not a valid kernel config: " + e.what());
+        }
+    }
     const HostProfile hp = load_or_capture_host_profile();
     const int threads = opt.threads > 0 ? opt.threads : std::max(1, hp.worker_count());
     ProgressBar bar("bench kernels");
@@ -46,9 +56,13 @@ void run_bench_kernels(const BenchKernelsCli& c) {
     bar.finish();
     if (c.json)
         fmt::print("{}\n", kernel_bench_json(rows).dump(2));
-    else
-        fmt::print("{}kernel config: {}\n", render_kernel_bench(rows, hp, threads),
+    else {
+        fmt::print("{}{}kernel config: {}\n", render_kernel_bench(rows, hp, threads),
+                   c.passes ? render_kernel_passes(rows, threads) : "",
                    kernel_name(ExpertFfnDesc{opt.wtype, opt.hidden, opt.inter}, opt.cfg));
+        for (size_t i = 0; i < opt.alts.size(); ++i)
+            fmt::print("alt{}: {}\n", i + 1, kernel_name(ExpertFfnDesc{opt.wtype, opt.hidden, opt.inter}, opt.alts[i]));
+    }
 }
 
 }  // namespace
@@ -105,6 +119,14 @@ void add_bench_command(CLI::App& app, const GlobalOptions& g) {
     k->add_option("--repeats", c->opt.repeats, "Timed passes per M; the best is reported")
         ->check(CLI::Range(1, 100))
         ->capture_default_str();
+    k->add_option("--alt", c->alt_json,
+                  "Another kernel config (JSON, as --config) to time in the same run: its passes alternate with\n"
+                  "--config's on the same experts and inputs, so machine noise hits both alike; rows alt1, alt2, ...\n"
+                  "(repeat the option for more)")
+        ->allow_extra_args(false);
+    k->add_flag("--passes", c->passes,
+                "Also print where moeforge's time went per M: each pass of the fused FFN (quantise, gate/up with\n"
+                "SiLU*up, requantise, down with the accumulate) and the GEMM kernels' share of their passes");
     k->add_option("--peer", c->peer,
                   "Also time another implementation on the same shapes and weight bytes: onednn");
     k->add_option(

@@ -39,7 +39,7 @@ struct ExpertFfnConfig {
     int n_block_down = 256;   // down work item: hidden channels (multiple of 64): 7168 / 256 = 28 items. Each
                               // item reads every route's intermediate rows, so fewer, wider items read them less
                               // often
-    int m_block = 256;        // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
+    int m_block = 64;         // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
     int amx_k_block = 0;      // AMX: k steps (64 bytes) per K chunk, C through memory between chunks (0 = none)
     int amx_pf_a = 0;         // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
     int amx_pf_b = 0;         // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
@@ -48,9 +48,18 @@ struct ExpertFfnConfig {
     int amx_a_tiled = 0;      // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
     int amx_chunk_min_m = 128;  // with amx_k_block: routes of fewer tokens run the whole-K kernel (no chunks, no
                                 // next-chunk prefetch); 0 = every AMX route chunked. VM: chunks lose at m = 64
+    int amx_fuse_acc = 0;  // int8 AMX routes: the down kernel adds each C block into the tokens' output rows as it
+                           // leaves the tiles (AmxGemmDesc::acc), instead of a pass over the call's C afterwards
+    int amx_fuse_silu = 0;  // int8 AMX routes with n_tiles 2: the gate/up kernel writes SiLU(gate)*up of each C
+                            // block (and the rows' max|h| for the requantisation) as it leaves the tiles
+    int down_token_ranges = 8;  // down pass: at most this many token ranges per column block (0 or 1: none), where
+                                // every route's tokens ascend and the ranges keep at least 128 rows per route
+                                // (runtime/expert_ffn_token_ranges.hpp)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
-    // call. n_block_down 256 and m_block 256: best measured on the 16-core device (session 3: 11.3 / 12.1 TOPS at
-    // m = 256 / 1024, against 10.7-11.4 / 11.1-12.2 for 64 / 64, within its run-to-run noise).
+    // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
+    // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
+    // interleaved +11% at 1024, equal at 256): a call's A rows (64 x 7 KiB) and the item's B panels (896 KiB) then
+    // stay in L2 together across the item's calls. down_token_ranges 8: device interleaved +11% at m = 1024.
     // On the 2-core VM, K chunks of 8 with tiled activations ('{"amx_k_block":8,"amx_a_tiled":1,"n_block":128,
     // "n_block_down":448}') run +15-24% at m = 256 / 1024, one or two threads; on the device they measured equal
     // (aligned C scratch) to 25% slower (before it): a tuner candidate, not the default.
@@ -75,6 +84,9 @@ struct ExpertFfnConfig {
         f("amx_pf_next", "apn", s.amx_pf_next);
         f("amx_a_tiled", "aat", s.amx_a_tiled);
         f("amx_chunk_min_m", "acm", s.amx_chunk_min_m);
+        f("amx_fuse_acc", "afa", s.amx_fuse_acc);
+        f("amx_fuse_silu", "afs", s.amx_fuse_silu);
+        f("down_token_ranges", "dtr", s.down_token_ranges);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 

@@ -24,7 +24,7 @@ class GemmAmxInt4 : public JitKernel {
 
   private:
     JitStatus check() const override {
-        if (d_.wtype != WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
+        if (d_.wtype != WeightType::int4 || d_.k <= 0 || d_.acc) return JitStatus::bad_desc;
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         if (mt < 1 || nt < 1 || mt * nt > 2 || c_.k_block != 0) return JitStatus::bad_desc;
         return JitStatus::ok;

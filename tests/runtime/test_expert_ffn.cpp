@@ -10,6 +10,7 @@
 #include "codegen/x64/pack_int4.hpp"
 #include "runtime/expert_ffn.hpp"
 #include "runtime/expert_ffn_epilogue.hpp"
+#include "runtime/expert_ffn_token_ranges.hpp"
 
 using namespace mf;
 
@@ -208,6 +209,63 @@ TEST_CASE("activation quantisation equals the packer's scalar rule bit for bit")
     }
 }
 
+TEST_CASE("SiLU(gate)*up epilogue: scalar formula, and the max it returns is the max of what it wrote") {
+    std::mt19937 rng(9);
+    std::uniform_int_distribution<int32_t> cd(-400000, 400000);
+    std::uniform_real_distribution<float> sd(0.5f, 2.0f);
+    for (int npairs : {1, 3, 8})
+        for (int n_valid : {16 * npairs, 16 * npairs - 5, 1}) {
+            CAPTURE(npairs);
+            CAPTURE(n_valid);
+            std::vector<int32_t> c(size_t(32 * npairs));
+            std::vector<float> ws(c.size()), cf(c.size()), dst(size_t(16 * npairs)), dstf(dst.size());
+            for (auto& v : c) v = cd(rng);
+            for (auto& v : ws) v = sd(rng) * 1e-5f;
+            for (size_t i = 0; i < c.size(); ++i) cf[i] = float(c[i]) * 1e-5f;
+            const int32_t rowsum = 37;
+            const float xs = 0.8f;
+            const float m = silu_mul_pairs(c.data(), ws.data(), xs, rowsum, npairs, n_valid, dst.data());
+            const float mf = silu_mul_pairs_f32(cf.data(), xs, npairs, n_valid, dstf.data());
+            float want_m = 0, want_mf = 0;
+            for (int p = 0; p < npairs; ++p)
+                for (int l = 0; l < 16; ++l) {
+                    const size_t gi = size_t(32 * p + l), ui = gi + 16, o = size_t(16 * p + l);
+                    const double g = double(xs) * ws[gi] * (double(c[gi]) - 128.0 * rowsum);
+                    const double u = double(xs) * ws[ui] * (double(c[ui]) - 128.0 * rowsum);
+                    const double h = g / (1 + std::exp(-g)) * u;
+                    CHECK(std::fabs(dst[o] - h) <= 1e-5 * std::fabs(h) + 1e-30);
+                    const double gf = double(xs) * cf[gi], uf = double(xs) * cf[ui];
+                    const double hf = gf / (1 + std::exp(-gf)) * uf;
+                    CHECK(std::fabs(dstf[o] - hf) <= 1e-5 * std::fabs(hf) + 1e-30);
+                    if (int(o) < n_valid) {
+                        want_m = std::max(want_m, std::fabs(dst[o]));
+                        want_mf = std::max(want_mf, std::fabs(dstf[o]));
+                    }
+                }
+            CHECK(m == want_m);
+            CHECK(mf == want_mf);
+        }
+}
+
+TEST_CASE("quantisation with a known max equals quantisation that finds it") {
+    std::mt19937 rng(4);
+    std::normal_distribution<float> nd(0, 2);
+    for (int k : {1, 17, 2048}) {
+        std::vector<float> x(static_cast<size_t>(k));
+        for (auto& v : x) v = nd(rng);
+        const int64_t kp = (k + 63) / 64 * 64;
+        std::vector<int8_t> q(static_cast<size_t>(kp)), q2(q.size(), 5);
+        std::vector<float> gs(size_t(kp / 32)), gs2(gs.size());
+        int32_t sum = 0, sum2 = 0;
+        const float s = quantize_act_row(x.data(), k, kp, q.data(), &sum, gs.data());
+        const float s2 = quantize_act_row_amax(x.data(), k, kp, row_abs_max(x.data(), k), q2.data(), &sum2, gs2.data());
+        CHECK(s == s2);
+        CHECK(sum == sum2);
+        CHECK(q == q2);
+        CHECK(gs == gs2);
+    }
+}
+
 TEST_CASE("fused expert FFN matches the scalar reference") {
     if (!detect_cpu_isa().has(IsaFeature::avx512_vnni)) {
         return;
@@ -221,6 +279,8 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
         {"one token routed to 8 experts", 130, 72, 4, {{2}, {2}, {2}, {2}, {2}, {2}, {2}, {2}}},
         {"all tokens to one expert", 96, 140, 100, {{}, iota_tokens(100), {}}},
         {"single row, single channel block", 64, 64, 1, {{0}}},
+        {"tokens not ascending (down pass without token ranges)", 96, 64, 40, {{5, 2, 9, 1}, iota_tokens(30), {7, 3}}},
+        {"many tokens (down pass by token ranges on 3 workers)", 80, 64, 400, {iota_tokens(390, 1, 3)}},
     };
     ExpertFfnConfig base;
     base.n_block = 64;
@@ -259,13 +319,76 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     tiled_chunked.order = LoopOrder::mn;
     ExpertFfnConfig split = tiled_chunked;  // chunked kernels from 30 tokens per route (40, 100), whole-K below (17)
     split.amx_chunk_min_m = 30;
+    ExpertFfnConfig fused = all_amx;  // the down kernel accumulates into y (int8; ragged last column block unfused)
+    fused.amx_fuse_acc = 1;
+    ExpertFfnConfig fused_split = split;  // fused with K chunks (the epilogue after the last chunk) and whole-K
+    fused_split.amx_fuse_acc = 1;
+    fused_split.amx_fuse_silu = 1;
+    ExpertFfnConfig fused_def;  // the defaults (2x2, nm, whole K) fused
+    fused_def.amx_fuse_acc = 1;
+    fused_def.amx_fuse_silu = 1;
+    ExpertFfnConfig silu_only = base;  // SiLU fused alone, 2x2, order mn
+    silu_only.amx_fuse_silu = 1;
+    silu_only.gemv_max_m = 0;
+    silu_only.order = LoopOrder::mn;
+    fused_def.gemv_max_m = 2;
+    fused_def.n_block_down = 64;
+    ExpertFfnConfig no_ranges = base;  // the down pass by column block only
+    no_ranges.down_token_ranges = 0;
+    no_ranges.gemv_max_m = 4;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
-        for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &def})
+        for (const auto* cfg :
+             {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &fused, &fused_split, &fused_def, &silu_only, &no_ranges, &def})
             for (int threads : {1, 3}) {
                 run_scenario(WeightType::int8, sc, *cfg, threads);
                 run_scenario(WeightType::int4, sc, *cfg, threads);
                 if (detect_cpu_isa().has(IsaFeature::avx512_bf16))
                     run_scenario(WeightType::bf16, sc, *cfg, threads);
             }
+}
+
+TEST_CASE("down pass token ranges: contiguous rows per range, a multiple of the workers where it pays") {
+    // 8 routes of the same 1024 ascending tokens, 28 column blocks, 16 workers (the device's M = 1024 call): four
+    // ranges give 112 items (7 rounds) without rounding waste.
+    std::vector<int32_t> all(1024);
+    for (int i = 0; i < 1024; ++i) all[size_t(i)] = i;
+    std::vector<std::span<const int32_t>> routes(8, std::span<const int32_t>(all));
+    std::vector<int64_t> steps(8, 32);
+    TokenRanges tr = split_token_ranges(routes, steps, 28, 16);
+    CHECK(tr.count == 4);
+    for (size_t r = 0; r < routes.size(); ++r)
+        for (int k = 0; k < tr.count; ++k) {
+            CHECK(tr.lo(r, k) == 256 * k);
+            CHECK(tr.hi(r, k) == 256 * (k + 1));
+        }
+    // Two workers and 28 blocks already divide: no split (it would only add rounding).
+    CHECK(split_token_ranges(routes, steps, 28, 2).count == 1);
+    // At most 2 ranges keep 512 rows per route and range, and 2 do not fill 16 workers better than 1.
+    CHECK(split_token_ranges(routes, steps, 28, 16, 8, 512).count == 1);
+    CHECK(split_token_ranges(routes, steps, 28, 16, 8, 256).count == 4);
+    // Ragged routes: every row in exactly one range, each range's tokens inside its slice of the ids.
+    std::vector<int32_t> a{0, 3, 4, 9, 17, 18, 40, 41, 42, 63}, b2{1, 2, 62}, c{};
+    std::vector<std::span<const int32_t>> rr{a, b2, c};
+    std::vector<int64_t> st{1, 1, 16};
+    tr = split_token_ranges(rr, st, 3, 4, 8);
+    CHECK(tr.count >= 1);
+    for (size_t r = 0; r < rr.size(); ++r) {
+        CHECK(tr.lo(r, 0) == 0);
+        CHECK(tr.hi(r, tr.count - 1) == int64_t(rr[r].size()));
+        for (int k = 0; k < tr.count; ++k) {
+            CHECK(tr.lo(r, k) <= tr.hi(r, k));
+            for (int64_t i = tr.lo(r, k); i < tr.hi(r, k); ++i) {
+                CHECK(rr[r][size_t(i)] >= 64 * k / tr.count);
+                CHECK(rr[r][size_t(i)] < 64 * (k + 1) / tr.count);
+            }
+        }
+    }
+    // A route whose tokens do not ascend: one range.
+    std::vector<int32_t> un{4, 1, 7};
+    std::vector<std::span<const int32_t>> ru{all, un};
+    std::vector<int64_t> su{32, 1};
+    tr = split_token_ranges(ru, su, 28, 16);
+    CHECK(tr.count == 1);
+    CHECK(tr.hi(1, 0) == 3);
 }

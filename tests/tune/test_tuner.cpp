@@ -70,6 +70,16 @@ TEST_CASE("tuner: every GEMM and fused-FFN candidate matches its reference") {
             c.m_block = 64;
             cfgs.push_back(c);
         }
+    for (int kb : {0, 1}) {  // the fused down accumulate, whole K and chunked (both tuner candidates)
+        ExpertFfnConfig c;
+        c.gemv_max_m = 0;
+        c.amx_fuse_acc = 1;
+        c.amx_fuse_silu = 1;
+        c.n_block_down = 192;
+        c.amx_k_block = kb;
+        c.amx_chunk_min_m = 2;
+        cfgs.push_back(c);
+    }
     for (auto& x : fb.candidates(4, cfgs, 0)) {
         CAPTURE(x.label);
         CHECK(x.verify() == "");
