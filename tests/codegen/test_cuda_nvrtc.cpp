@@ -27,6 +27,12 @@ size_t count_files(const fs::path& d, const std::string& ext) {
     return n;
 }
 
+size_t occurrences(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+}
+
 }  // namespace
 
 TEST_CASE("cuda embed: every kernels/*.cuh is embedded byte for byte") {
@@ -206,11 +212,7 @@ TEST_CASE("cuda nvrtc: PTX of the sm_90a MLA decode kernel holds wgmma with a tr
         CHECK(ptx.find("p, 1, 1, 0, 1;") != std::string::npos);  // imm-trans-b = 1 for V
         CHECK(ptx.find("fence.proxy.async.shared::cta") != std::string::npos);
         CHECK(ptx.find("mma.sync") == std::string::npos);
-        size_t n = 0;  // 36 Q.K steps + TILE/16 P.V steps, all unrolled
-        for (size_t at = ptx.find("wgmma.mma_async"); at != std::string::npos;
-             at = ptx.find("wgmma.mma_async", at + 1))
-            ++n;
-        CHECK(n == size_t(36 + c.tile_tokens / 16));
+        CHECK(occurrences(ptx, "wgmma.mma_async") == size_t(36 + c.tile_tokens / 16));  // all unrolled
     }
 }
 
@@ -224,11 +226,7 @@ TEST_CASE("cuda nvrtc: PTX of the seesaw MLA decode: S and P V steps unrolled at
     c.tma = 1;
     c.seesaw = 1;
     const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
-    auto count = [&](const std::string& what) {
-        size_t n = 0;
-        for (size_t at = ptx.find(what); at != std::string::npos; at = ptx.find(what, at + 1)) ++n;
-        return n;
-    };
+    auto count = [&](const std::string& what) { return occurrences(ptx, what); };
     // S: tile 0 and the loop (36 k-steps each); P V: own tile (tile 0, loop), other's tile (loop, last pass)
     CHECK(count("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
     CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 4 * 4);
@@ -248,11 +246,7 @@ TEST_CASE("cuda nvrtc: the producer/consumer MLA decode: RS and SS S steps by ha
     c.tma = 1;
     c.producer_consumer = 1;
     const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
-    auto count = [&](const std::string& what) {
-        size_t n = 0;
-        for (size_t at = ptx.find(what); at != std::string::npos; at = ptx.find(what, at + 1)) ++n;
-        return n;
-    };
+    auto count = [&](const std::string& what) { return occurrences(ptx, what); };
     // S by half tiles: 2 x 36 k-steps of m64n32k16, 32 with Q from registers ({a0..a3}), 4 from shared memory;
     // P V: 2 halves x 2 k-steps of m64n256k16
     CHECK(count("wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16") == 2 * 36);
@@ -291,11 +285,7 @@ TEST_CASE("cuda nvrtc: the P V first MLA decode: S and P V unrolled at each call
     c.tma = 1;
     c.producer_consumer = 2;
     const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
-    auto count = [&](const std::string& what) {
-        size_t n = 0;
-        for (size_t at = ptx.find(what); at != std::string::npos; at = ptx.find(what, at + 1)) ++n;
-        return n;
-    };
+    auto count = [&](const std::string& what) { return occurrences(ptx, what); };
     // S: tile 0 and the loop (36 k-steps each); P V (4 k-steps): warpgroup 0's loop and last tile, warpgroup 1
     CHECK(count("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
     CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 3 * 4);
