@@ -325,6 +325,8 @@ TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluste
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.seesaw = 1; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 2; }));  // 2 needs 2 stages
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 3; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.fused_combine = 1; }));  // the wgmma kernel's only
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.prologue = 1; }));
     CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.rope_dim = 128; }));
     CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.page_size = 32; }));
     CHECK_FALSE(rejects([](MlaDecodeConfig& x, MlaDecodeDesc& dx) {
