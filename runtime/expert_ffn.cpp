@@ -254,7 +254,8 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         for (int64_t j = 0; m && j < gu_blocks; ++j) gu_items_.emplace_back(int32_t(r), int32_t(j));
     }
     if (!total) return;
-    std::vector<int32_t> row_route(static_cast<size_t>(total));
+    std::vector<int32_t>& row_route = row_route_;
+    row_route.resize(size_t(total));
     for (size_t r = 0; r < rows_.size(); ++r)
         std::fill_n(row_route.begin() + rows_[r].offset, rows_[r].padded, int32_t(r));
     if (int64_t(xs_.size()) < total) {

@@ -141,6 +141,7 @@ class ExpertFfn {
     // routed at least once; the AMX routes' padding rows.
     std::vector<int64_t> tok_start_, tok_fill_, tok_rows_, pad_rows_;
     std::vector<int32_t> tok_list_;
+    std::vector<int32_t> row_route_;  // run(): the route of each activation row (padding rows included)
     std::vector<std::span<const int32_t>> route_tokens_;  // run(): each route's tokens, for the down pass's ranges
     std::vector<int64_t> route_step_;
     std::vector<AlignedBytes> scratch_;           // per worker: int32 (or float) C of one kernel call

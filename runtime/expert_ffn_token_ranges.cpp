@@ -34,8 +34,10 @@ TokenRanges split_token_ranges(std::span<const std::span<const int32_t>> route_t
             span = std::max<int64_t>(span, int64_t(toks[i]) + 1);
         }
     }
-    best.bounds = range_bounds(route_tokens, std::max<int64_t>(span, 1), 1);
-    if (!ascending || rows == 0 || column_items <= 0 || workers <= 0) return best;
+    if (!ascending || rows == 0 || column_items <= 0 || workers <= 0) {
+        best.bounds = range_bounds(route_tokens, std::max<int64_t>(span, 1), 1);
+        return best;
+    }
     double best_score = -1;
     for (int count = 1; count <= max_ranges && count <= span; ++count) {
         if (count > 1 && rows < min_rows * used * count) break;
