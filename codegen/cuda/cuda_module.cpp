@@ -60,27 +60,33 @@ constexpr int kCuLaunchAttrCooperative = 2;
 
 }  // namespace
 
+namespace {
+
+// One cuLaunchKernelEx with a single launch attribute set to 1.
+void launch_with_attribute(CuFunction fn, const std::string& name, Dim3 grid, unsigned block_threads,
+                           unsigned smem, const void* params, CuStream stream, int attribute, const char* what) {
+    CuLaunchAttribute attr{};
+    attr.id = attribute;
+    attr.value.i = 1;
+    CuLaunchConfig cfg{grid.x, grid.y, grid.z, block_threads, 1, 1, smem, stream, &attr, 1};
+    void* args[] = {const_cast<void*>(params)};
+    CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn, args, nullptr);
+    if (r != 0) cu_check(r, (std::string(what) + " " + name).c_str());
+}
+
+}  // namespace
+
 void CudaKernel::launch_dependent_raw(Dim3 grid, const void* params, CuStream stream) const {
     if (!cuda_driver().launch_kernel_ex) return launch_raw(grid, params, stream);
-    CuLaunchAttribute attr{};
-    attr.id = kCuLaunchAttrProgrammaticStreamSerialization;
-    attr.value.i = 1;
-    CuLaunchConfig cfg{grid.x, grid.y, grid.z, block_threads_, 1, 1, smem_, stream, &attr, 1};
-    void* args[] = {const_cast<void*>(params)};
-    CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn_, args, nullptr);
-    if (r != 0) cu_check(r, ("cuLaunchKernelEx " + name_).c_str());
+    launch_with_attribute(fn_, name_, grid, block_threads_, smem_, params, stream,
+                          kCuLaunchAttrProgrammaticStreamSerialization, "cuLaunchKernelEx");
 }
 
 void CudaKernel::launch_cooperative_raw(Dim3 grid, const void* params, CuStream stream) const {
     if (!cuda_driver().launch_kernel_ex)
         throw std::runtime_error("cooperative launch of " + name_ + ": the CUDA driver lacks cuLaunchKernelEx");
-    CuLaunchAttribute attr{};
-    attr.id = kCuLaunchAttrCooperative;
-    attr.value.i = 1;
-    CuLaunchConfig cfg{grid.x, grid.y, grid.z, block_threads_, 1, 1, smem_, stream, &attr, 1};
-    void* args[] = {const_cast<void*>(params)};
-    CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn_, args, nullptr);
-    if (r != 0) cu_check(r, ("cuLaunchKernelEx (cooperative) " + name_).c_str());
+    launch_with_attribute(fn_, name_, grid, block_threads_, smem_, params, stream, kCuLaunchAttrCooperative,
+                          "cuLaunchKernelEx (cooperative)");
 }
 
 int CudaKernel::max_resident_ctas() const {
