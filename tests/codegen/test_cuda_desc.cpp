@@ -41,6 +41,13 @@ void check_every_field_matters(const T& base, NameFn name) {
     CHECK(fields_equal(fields_from_json<T>(fields_to_json(base)), base));
 }
 
+// Whether sm_90 refuses config c on desc d once edit(c, d) changed them.
+template <class Edit>
+bool refused_after(MlaDecodeDesc d, MlaDecodeConfig c, Edit&& edit) {
+    edit(c, d);
+    return !mla_decode_unsupported(d, c, 90).empty();
+}
+
 }  // namespace
 
 TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
@@ -259,12 +266,7 @@ TEST_CASE("cuda mla: seesaw needs TMA 1, tile 64, 2 stages, no cluster, rope 64 
     const auto cands = mla_decode_candidates(d, 90);
     CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
     for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
-    auto rejects = [&](auto&& edit) {
-        MlaDecodeConfig x = c;
-        MlaDecodeDesc dx = d;
-        edit(x, dx);
-        return !mla_decode_unsupported(dx, x, 90).empty();
-    };
+    auto rejects = [&](auto&& edit) { return refused_after(d, c, edit); };
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 0; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tile_tokens = 32; }));
@@ -309,12 +311,7 @@ TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluste
     const auto cands = mla_decode_candidates(d, 90);
     CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
     for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
-    auto rejects = [&](auto&& edit) {
-        MlaDecodeConfig x = c;
-        MlaDecodeDesc dx = d;
-        edit(x, dx);
-        return !mla_decode_unsupported(dx, x, 90).empty();
-    };
+    auto rejects = [&](auto&& edit) { return refused_after(d, c, edit); };
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 0; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tile_tokens = 32; }));
