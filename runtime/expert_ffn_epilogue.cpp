@@ -57,7 +57,7 @@ inline __mmask16 valid_mask(int64_t n) {
 MF_AVX512 float row_abs_max(const float* src, int64_t k) {
     __m512 amax = _mm512_setzero_ps();
     for (int64_t i = 0; i < k; i += 16) {
-        const __mmask16 m = k - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (k - i)) - 1);
+        const __mmask16 m = valid_mask(k - i);
         amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, src + i)));
     }
     return _mm512_reduce_max_ps(amax);
@@ -75,7 +75,7 @@ MF_AVX512 float quantize_act_row_amax(const float* src, int64_t k, int64_t k_pad
     __m512i sum = _mm512_setzero_si512();
     for (int64_t i = 0; i < k_pad; i += 16) {
         const int64_t left = std::max<int64_t>(0, k - i);
-        const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+        const __mmask16 m = valid_mask(left);
         __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + i), vinv),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
@@ -112,7 +112,7 @@ MF_AVX512 void accumulate_scaled(const int32_t* c, const float* w_scale, float c
                                  int64_t n_valid, float* dst) {
     const int32_t bias = 128 * rowsum;
     for (int64_t n = 0; n < n_valid; n += 16) {
-        const __mmask16 m = n_valid - n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n_valid - n)) - 1);
+        const __mmask16 m = valid_mask(n_valid - n);
         const __m512 v = dequant(c + n, coef, bias, w_scale + n, m);
         _mm512_mask_storeu_ps(dst + n, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + n), v));
     }
@@ -122,7 +122,7 @@ MF_AVX512 void convert_row_bf16(const float* src, int64_t k, int64_t k_pad, uint
     const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
     for (int64_t i = 0; i < k_pad; i += 16) {
         const int64_t left = std::max<int64_t>(0, k - i);
-        const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+        const __mmask16 m = valid_mask(left);
         const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + i));
         const __m512i r =
             _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
@@ -147,7 +147,7 @@ MF_AVX512 float silu_mul_pairs_f32(const float* c, float x_scale, int npairs, in
 MF_AVX512 void accumulate_f32(const float* c, float coef, int64_t n_valid, float* dst) {
     const __m512 s = _mm512_set1_ps(coef);
     for (int64_t n = 0; n < n_valid; n += 16) {
-        const __mmask16 m = n_valid - n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n_valid - n)) - 1);
+        const __mmask16 m = valid_mask(n_valid - n);
         const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, c + n), s);
         _mm512_mask_storeu_ps(dst + n, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + n), v));
     }
