@@ -269,6 +269,7 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
             warpgroup_sync(1);  // Q's block in shared memory, for every producer warp's wgmma
         }
         const float sl2 = p.scale * 1.4426950408889634f;
+        const unsigned long long dq_rope = wgmma_desc_sw128(sKa0 + OFF_Q, 16, 1024);  // Q's block NB - 1
         float m_run[2] = {neg_inf(), neg_inf()};  // running max of rows row0, row0 + 8 (log2 domain)
         float l_run[2] = {0.f, 0.f};              // this thread's partial row sums
         mark(0);
@@ -299,14 +300,14 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
                 for (int e = 0; e < 16; ++e) s[e] = 0.f;
                 wgmma_pin(s);
                 wgmma_fence();
+                const unsigned long long dk = wgmma_desc_sw128(sKa + h * 32 * 128, 16, 1024);
 #pragma unroll
-                for (int ks = 0; ks < KS; ++ks) {
-                    const unsigned long long db =
-                        wgmma_desc_sw128(sKa + (ks >> 2) * (TILE * 128) + h * 32 * 128 + (ks & 3) * 32, 16, 1024);
+                for (int ks = 0; ks < KS; ++ks) {  // column block ks / 4, 32 bytes per k-step within it
+                    const unsigned long long db = wgmma_desc_add(dk, (ks >> 2) * (TILE * 128) + (ks & 3) * 32);
                     if (ks < KR)
                         wgmma_m64n32k16_rs(s, qa[ks], db, ks > 0);
                     else
-                        wgmma_m64n32k16_ss(s, wgmma_desc_sw128(sKa0 + OFF_Q + (ks - KR) * 32, 16, 1024), db, 1);
+                        wgmma_m64n32k16_ss(s, wgmma_desc_add(dq_rope, (ks - KR) * 32), db, 1);
                 }
                 wgmma_commit();
                 // refill: tile j + 2 into the stage of tile j - 1 once both consumers are done with it (warp 0).
@@ -410,15 +411,14 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
                 }
                 mark(3);
                 // P(j, h) in the 64-byte swizzle; V rows (tokens) 32 h + 16 kk .., columns from block 4 cw: atoms
-                // 1024 bytes apart in k, 64 * 128 in n. The k-steps advance the descriptors' start address field
-                // (bytes / 16; no carry: shared addresses stay below 2^18)
+                // 1024 bytes apart in k, 64 * 128 in n
                 const unsigned long long da = wgmma_desc_sw64(sKa + OFF_P + h * 4096);
                 const unsigned long long db =
                     wgmma_desc_sw128(sKa + (cw * 4) * (TILE * 128) + h * 32 * 128, TILE * 128, 1024);
                 wgmma_pin(o);  // the rescaled values are written before the fence
                 wgmma_fence();
                 wgmma_m64n256k16_ss_tb(o, da, db, 1);
-                wgmma_m64n256k16_ss_tb(o, da + (32 >> 4), db + (16 * 128 >> 4), 1);
+                wgmma_m64n256k16_ss_tb(o, wgmma_desc_add(da, 32), wgmma_desc_add(db, 16 * 128), 1);
                 wgmma_commit();
                 wgmma_wait<0>();
                 wgmma_pin(o);

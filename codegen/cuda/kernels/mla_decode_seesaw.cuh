@@ -80,12 +80,13 @@ __device__ __forceinline__ void warpgroup_sync(int id) {
     asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
 }
 
-// S[64][64] = Q K^T for the stage at sKa (36 k-steps; commits one wgmma group). Column block kb's 4 k-steps
+// S[64][64] = Q K^T (Q's descriptor dq) for the stage at sKa (36 k-steps; commits one wgmma group). Column block kb's 4 k-steps
 // go out once its box landed (full barrier full + 8 kb, phase parity `parity`): S starts with the first box
 // instead of the last one.
 template <int D>
-__device__ __forceinline__ void seesaw_qk(float (&s)[32], unsigned sQa, unsigned sKa, unsigned full,
+__device__ __forceinline__ void seesaw_qk(float (&s)[32], unsigned long long dq, unsigned sKa, unsigned full,
                                           unsigned parity) {
+    const unsigned long long dk = wgmma_desc_sw128(sKa, 16, 1024);
 #pragma unroll
     for (int e = 0; e < 32; ++e) s[e] = 0.f;
     wgmma_pin(s);  // the zeros are written before the first fence (register arithmetic may move across asm)
@@ -95,11 +96,9 @@ __device__ __forceinline__ void seesaw_qk(float (&s)[32], unsigned sQa, unsigned
         __syncwarp();  // the spin loop exits lane by lane: converge before the .aligned wgmma
         wgmma_fence();  // (else ptxas inserts one on the spin loop's path and serializes every wgmma)
 #pragma unroll
-        for (int k4 = 0; k4 < 4; ++k4) {
-            const int ks = kb * 4 + k4;
-            const unsigned long long da = wgmma_desc_sw128(sQa + kb * (64 * 128) + k4 * 32, 16, 1024);
-            const unsigned long long db = wgmma_desc_sw128(sKa + kb * (64 * 128) + k4 * 32, 16, 1024);
-            wgmma_m64n64k16_ss(s, da, db, ks > 0);
+        for (int k4 = 0; k4 < 4; ++k4) {  // Q and K blocks are both 64 rows: the same offsets
+            const unsigned off = kb * (64 * 128) + k4 * 32;
+            wgmma_m64n64k16_ss(s, wgmma_desc_add(dq, off), wgmma_desc_add(dk, off), kb + k4 > 0);
         }
     }
     wgmma_commit();
@@ -118,16 +117,14 @@ __device__ __forceinline__ void seesaw_pv(float (&o)[128], const float (&alpha)[
             o[4 * j + 3] *= alpha[1];
         }
     }
-    const unsigned sPa = sKa + (NB - 1) * (64 * 128);
+    const unsigned long long da = wgmma_desc_sw128(sKa + (NB - 1) * (64 * 128), 16, 1024);  // P
+    // V rows (tokens) 16 kk .., columns from block 4 wg: atoms 1024 bytes apart in k, 64 * 128 in n
+    const unsigned long long db = wgmma_desc_sw128(sKa + (wg * 4) * (64 * 128), 64 * 128, 1024);
     wgmma_pin(o);  // the rescaled values are written before the fence
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-        const unsigned long long da = wgmma_desc_sw128(sPa + kk * 32, 16, 1024);
-        // V rows (tokens) kk*16 .., columns from block 4 wg: atoms 1024 bytes apart in k, 64 * 128 in n
-        const unsigned long long db = wgmma_desc_sw128(sKa + (wg * 4) * (64 * 128) + kk * 16 * 128, 64 * 128, 1024);
-        wgmma_m64n256k16_ss_tb(o, da, db, 1);
-    }
+    for (int kk = 0; kk < 4; ++kk)
+        wgmma_m64n256k16_ss_tb(o, wgmma_desc_add(da, kk * 32), wgmma_desc_add(db, kk * 16 * 128), 1);
     wgmma_commit();
 }
 
@@ -229,7 +226,8 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
     float o[128];
 #pragma unroll
     for (int e = 0; e < 128; ++e) o[e] = 0.f;
-    const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK);
+    const unsigned sKa0 = smem_addr(sK);
+    const unsigned long long dq = wgmma_desc_sw128(smem_addr(sQ), 16, 1024);  // Q (A of S), K-major
     const int wg_bar = 1 + wg;
     // every box of tile i landed (in the order of a tile's boxes)
     auto wait_tile = [&](int i) {
@@ -250,7 +248,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
             warpgroup_sync(wg_bar);
         }
         mark(1);
-        seesaw_qk<D>(s, sQa, sKa0 + (j & 1) * Smem::k_bytes, bar_full + 8 * NB * (j & 1), (j >> 1) & 1);
+        seesaw_qk<D>(s, dq, sKa0 + (j & 1) * Smem::k_bytes, bar_full + 8 * NB * (j & 1), (j >> 1) & 1);
         mark(2);
     };
     // 6. the online softmax of S(j) (complete in every warp of this warpgroup; m_run = m(j - 1)): P(j) into the
