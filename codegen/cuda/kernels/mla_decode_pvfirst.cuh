@@ -5,9 +5,9 @@
 //
 // One CTA = one split x 64 heads x one query row; 2 warpgroups (256 threads), one CTA per SM, Q in shared memory
 // (SS wgmma). Warpgroup 0 produces P one tile ahead of the P V: in its pass j it issues P V(j - 1) for its O half
-// (cols 0..255) and then S(j) = Q K(j)^T (36 wgmma m64n64k16) back to back, waits for the P V (the older wgmma
-// group), releases tile j - 1, waits for S(j), and does the online softmax of tile j while warpgroup 1 runs its
-// P V(j - 1). P(j) (bf16) goes into column block 8 of tile j's own stage (the rope columns, dead once S(j) is
+// (cols 0..255) and then the first 12 of S(j) = Q K(j)^T's 36 wgmma m64n64k16 back to back, waits for the P V
+// (the older wgmma group), releases tile j - 1, issues the rest of S(j), waits for it, and does the online
+// softmax of tile j while warpgroup 1 runs its P V(j - 1). P(j) (bf16) goes into column block 8 of tile j's own stage (the rope columns, dead once S(j) is
 // done), alpha(j) next to it; "P(j) ready" is an mbarrier. Warpgroup 1 (cols 256..511): per tile, wait for P(j)
 // ready, rescale, P V(j), release; then its thread 128 refills that stage with tile j + 2 once warpgroup 0
 // released it too (off warpgroup 0's critical path).
@@ -63,14 +63,15 @@ __device__ __forceinline__ void pvfirst_pv(float (&o)[128], float alpha0, float 
     wgmma_pin(o);  // the rescaled values are written before the fence
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk)  // k-steps advance the descriptors' start address (bytes / 16)
-        wgmma_m64n256k16_ss_tb(o, da + kk * (32 >> 4), db + kk * (16 * 128 >> 4), 1);
+    for (int kk = 0; kk < 4; ++kk)
+        wgmma_m64n256k16_ss_tb(o, wgmma_desc_add(da, kk * 32), wgmma_desc_add(db, kk * 16 * 128), 1);
     wgmma_commit();
 }
 
 // PT, PDL, DPDL: as mla_decode_wgmma<>. PROF slots (thread 0 = warpgroup 0, thread 128 = warpgroup 1): prologue,
-// tile (thread 0) or P-ready (thread 128) wait, S wait after the P V (thread 0), softmax and P (thread 0),
-// P V + S issue and P V wait (thread 0) or refill (thread 128), P V (thread 128; thread 0: the last tile's),
+// tile (thread 0) or P-ready (thread 128) wait, the rest of S issued and waited for after the P V (thread 0),
+// softmax and P (thread 0), P V + S's first k-steps issued and the P V waited for (thread 0) or refill (thread
+// 128), P V (thread 128; thread 0: the last tile's),
 // epilogue, tiles.
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF>
 __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
@@ -85,7 +86,12 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             prof_t = now;
         }
     };
-    constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64;
+    constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64, KS = D / 16;
+    // S(j)'s k-steps issued with P V(j - 1), before warpgroup 0 waits for that P V: the rest go out after the
+    // release of tile j - 1. All 36 before the wait held the release back by S's whole issue time (H100
+    // profile: ~1.9k cycles into the tile, and the next tile waited ~1.1k for its refill); 12 k-steps (384
+    // cycles of tensor work) cover the wait and the release
+    constexpr int KS_EARLY = 12;
     using Smem = MlaPvFirstSmem<LATENT, ROPE>;
     static_assert(LATENT == 512, "each warpgroup's O half is one m64n256 accumulator");
     static_assert(ROPE == 64, "P (64 heads x 64 tokens bf16) takes the place of exactly one 64-column rope block");
@@ -160,16 +166,18 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     float o[128];
 #pragma unroll
     for (int e = 0; e < 128; ++e) o[e] = 0.f;
-    const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK);
+    const unsigned sKa0 = smem_addr(sK);
+    const unsigned long long dq = wgmma_desc_sw128(smem_addr(sQ), 16, 1024);  // Q (A of S), K-major
     mark(0);
 
     if (wg == 0) {
         float alpha[2] = {1.f, 1.f};  // alpha(j - 1) of this thread's rows, for P V(j - 1)
-        // S(j) for the stage at sKa (commits one group), after the tail rows of a last partial tile were zeroed
-        auto issue_s = [&](int j, float (&s)[32]) {
+        // k-steps [k0, k1) of S(j) for the stage of tile j (commits one group); k0 = 0 zeroes s first, and
+        // the tail rows of a last partial tile
+        auto issue_s = [&](int j, float (&s)[32], int k0, int k1) {
             const unsigned sKa = sKa0 + (j & 1) * Smem::k_bytes;
             const int valid = t_end - (t_begin + j * TILE);
-            if (valid < TILE) {  // stale tail rows: zero their latent columns (V) before anyone's P V(j)
+            if (k0 == 0 && valid < TILE) {  // stale tail rows: zero their latent columns (V) before anyone's P V(j)
                 unsigned char* k = sK + (j & 1) * Smem::k_bytes;
                 for (int idx = tid; idx < (TILE - valid) * (LATENT / 8); idx += 128) {
                     const int r = valid + idx / (LATENT / 8), c = idx % (LATENT / 8);
@@ -178,16 +186,17 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
                 fence_proxy_async_smem();  // ordered before this warp's ready arrival
                 __syncwarp();
             }
+            if (k0 == 0) {
 #pragma unroll
-            for (int e = 0; e < 32; ++e) s[e] = 0.f;
-            wgmma_pin(s);
-            wgmma_fence();
-#pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks) {
-                const unsigned long long da = wgmma_desc_sw128(sQa + (ks >> 2) * (HB * 128) + (ks & 3) * 32, 16, 1024);
-                const unsigned long long db = wgmma_desc_sw128(sKa + (ks >> 2) * (TILE * 128) + (ks & 3) * 32, 16, 1024);
-                wgmma_m64n64k16_ss(s, da, db, ks > 0);
+                for (int e = 0; e < 32; ++e) s[e] = 0.f;
+                wgmma_pin(s);
             }
+            wgmma_fence();
+            const unsigned long long db = wgmma_desc_sw128(sKa, 16, 1024);
+#pragma unroll
+            for (int ks = k0; ks < k1; ++ks)  // column block ks / 4, 32 bytes per k-step within it
+                wgmma_m64n64k16_ss(s, wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32),
+                                   wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32), ks > 0);
             wgmma_commit();
         };
         // the online softmax of S(j): P(j) into the rope block of its stage, alpha(j) to registers and shared
@@ -235,7 +244,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             mbar_wait(bar_full, 0);
             __syncwarp();
             mark(1);
-            issue_s(0, s);
+            issue_s(0, s, 0, KS);
             wgmma_wait<0>();
             wgmma_pin(s);
             mark(2);
@@ -248,11 +257,12 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             __syncwarp();
             mark(1);
             pvfirst_pv<NB>(o, alpha[0], alpha[1], sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1) first
-            issue_s(j, s);
-            wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j) may still run
+            issue_s(j, s, 0, KS_EARLY);  // keeps the tensor cores busy while this warpgroup waits for the P V
+            wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j)'s first k-steps may still run
             wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);  // (warpgroup 1 refills the stage)
             mark(4);
+            issue_s(j, s, KS_EARLY, KS);
             wgmma_wait<0>();
             wgmma_pin(s);
             wgmma_pin(o);
