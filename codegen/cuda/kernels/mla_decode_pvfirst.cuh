@@ -24,8 +24,9 @@
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
+#include "mla_cycle_profile.cuh"
 #include "mla_decode.cuh"         // mla_split_tiles, mla_zero_rows
-#include "mla_decode_seesaw.cuh"  // sw128, mbar_arrive_warp, warpgroup_sync
+#include "mla_decode_seesaw.cuh"  // sw128, mbar_arrive_warp, warpgroup_sync, mla_pv_rope_p
 #include "mla_params.cuh"
 #include "mla_wgmma_epilogue.cuh"
 #include "mma_sm80.cuh"
@@ -45,29 +46,6 @@ struct MlaPvFirstSmem {
     static constexpr int total = align_slack + q_bytes + 2 * k_bytes + row_bytes + bar_bytes;
 };
 
-// O half += P V over this warpgroup's 256 value columns of the stage at sKa (P in its column block NB - 1),
-// after O *= alpha when some row's max moved; commits one wgmma group.
-template <int NB>
-__device__ __forceinline__ void pvfirst_pv(float (&o)[128], float alpha0, float alpha1, unsigned sKa, int wg) {
-    if (__any_sync(0xffffffffu, alpha0 != 1.f || alpha1 != 1.f)) {
-#pragma unroll
-        for (int c = 0; c < 32; ++c) {
-            o[4 * c] *= alpha0;
-            o[4 * c + 1] *= alpha0;
-            o[4 * c + 2] *= alpha1;
-            o[4 * c + 3] *= alpha1;
-        }
-    }
-    const unsigned long long da = wgmma_desc_sw128(sKa + (NB - 1) * (64 * 128), 16, 1024);
-    const unsigned long long db = wgmma_desc_sw128(sKa + (wg * 4) * (64 * 128), 64 * 128, 1024);
-    wgmma_pin(o);  // the rescaled values are written before the fence
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk)
-        wgmma_m64n256k16_ss_tb(o, wgmma_desc_add(da, kk * 32), wgmma_desc_add(db, kk * 16 * 128), 1);
-    wgmma_commit();
-}
-
 // PT, PDL, DPDL: as mla_decode_wgmma<>. PROF slots (thread 0 = warpgroup 0, thread 128 = warpgroup 1): prologue,
 // tile (thread 0) or P-ready (thread 128) wait, the rest of S issued and waited for after the P V (thread 0),
 // softmax and P (thread 0), P V + S's first k-steps issued and the P V waited for (thread 0) or refill (thread
@@ -77,15 +55,7 @@ template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DP
 __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
-    long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    long long prof_t = PROF ? clock64() : 0;
-    auto mark = [&](int k) {
-        if constexpr (PROF) {
-            const long long now = clock64();
-            prof[k] += now - prof_t;
-            prof_t = now;
-        }
-    };
+    MlaCycleProfile<PROF> prof;
     constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64, KS = D / 16;
     // S(j)'s k-steps issued with P V(j - 1), before warpgroup 0 waits for that P V: the rest go out after the
     // release of tile j - 1. All 36 before the wait held the release back by S's whole issue time (H100
@@ -168,7 +138,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     for (int e = 0; e < 128; ++e) o[e] = 0.f;
     const unsigned sKa0 = smem_addr(sK);
     const unsigned long long dq = wgmma_desc_sw128(smem_addr(sQ), 16, 1024);  // Q (A of S), K-major
-    mark(0);
+    prof.mark(0);
 
     if (wg == 0) {
         float alpha[2] = {1.f, 1.f};  // alpha(j - 1) of this thread's rows, for P V(j - 1)
@@ -243,51 +213,51 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             float s[32];
             mbar_wait(bar_full, 0);
             __syncwarp();
-            mark(1);
+            prof.mark(1);
             issue_s(0, s, 0, KS);
             wgmma_wait<0>();
             wgmma_pin(s);
-            mark(2);
+            prof.mark(2);
             softmax(0, s);
-            mark(3);
+            prof.mark(3);
         }
         for (int j = 1; j < n_tiles; ++j) {
             float s[32];
             mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);
             __syncwarp();
-            mark(1);
-            pvfirst_pv<NB>(o, alpha[0], alpha[1], sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1) first
+            prof.mark(1);
+            mla_pv_rope_p<NB>(o, alpha, sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1) first
             issue_s(j, s, 0, KS_EARLY);  // keeps the tensor cores busy while this warpgroup waits for the P V
             wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j)'s first k-steps may still run
             wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);  // (warpgroup 1 refills the stage)
-            mark(4);
+            prof.mark(4);
             issue_s(j, s, KS_EARLY, KS);
             wgmma_wait<0>();
             wgmma_pin(s);
             wgmma_pin(o);
-            mark(2);
+            prof.mark(2);
             softmax(j, s);
-            mark(3);
+            prof.mark(3);
         }
         // the last tile's P V
-        pvfirst_pv<NB>(o, alpha[0], alpha[1], sKa0 + ((n_tiles - 1) & 1) * Smem::k_bytes, 0);
+        mla_pv_rope_p<NB>(o, alpha, sKa0 + ((n_tiles - 1) & 1) * Smem::k_bytes, 0);
         wgmma_wait<0>();
         wgmma_pin(o);
-        mark(5);
+        prof.mark(5);
     } else {
         for (int j = 0; j < n_tiles; ++j) {  // P V(j) once P(j) is ready
             mbar_wait(bar_ready + 8 * (j & 1), (j >> 1) & 1);
             mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);  // long complete; orders the tile's bytes for us
             __syncwarp();
             fence_proxy_async_smem();
-            mark(1);
-            const float a0 = s_alpha[(j & 1) * HB + row0], a1 = s_alpha[(j & 1) * HB + row0 + 8];
-            pvfirst_pv<NB>(o, a0, a1, sKa0 + (j & 1) * Smem::k_bytes, 1);
+            prof.mark(1);
+            const float a[2] = {s_alpha[(j & 1) * HB + row0], s_alpha[(j & 1) * HB + row0 + 8]};
+            mla_pv_rope_p<NB>(o, a, sKa0 + (j & 1) * Smem::k_bytes, 1);
             wgmma_wait<0>();
             wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * (j & 1), lane);
-            mark(5);
+            prof.mark(5);
             // tile j + 2 into the stage of tile j once warpgroup 0 released it too (it issued its P V(j) ahead of
             // S(j + 1), so this wait is short); warpgroup 1 has nothing else to do until P(j + 1) is ready
             if (tid == 128 && j + 2 < n_tiles) {
@@ -296,7 +266,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
                 if (j + 3 < n_tiles) page_next = table[(t_begin + (j + 3) * TILE) / PAGE];
             }
             __syncwarp();
-            mark(4);
+            prof.mark(4);
         }
     }
 
@@ -330,13 +300,8 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
         mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
                                    reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
                                    (size_t)p.num_splits * LATENT, rows);
-    if constexpr (PROF) {
-        mark(6);
-        prof[7] = n_tiles;
-        if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
-#pragma unroll
-            for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];
-    }
+    prof.mark(6);
+    prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
 }
 
 }  // namespace mf

@@ -41,6 +41,7 @@
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
+#include "mla_cycle_profile.cuh"
 #include "mla_decode.cuh"        // mla_zero_rows
 #include "mla_decode_wgmma.cuh"  // sw128
 #include "mla_params.cuh"
@@ -104,10 +105,12 @@ __device__ __forceinline__ void seesaw_qk(float (&s)[32], unsigned long long dq,
     wgmma_commit();
 }
 
-// O = alpha O (skipped when no row's max moved in this warp), then O += P V over this warpgroup's 256 value
-// columns of the stage at sKa, P in its column block NB - 1 (commits one wgmma group).
+// O = alpha O (skipped when no row's max moved in this warp), then O += P V over warpgroup wg's 256 value
+// columns of the stage at sKa, P in its column block NB - 1, the rope columns (commits one wgmma group). The P V
+// of the seesaw and the P V first kernels.
 template <int NB>
-__device__ __forceinline__ void seesaw_pv(float (&o)[128], const float (&alpha)[2], unsigned sKa, int wg) {
+__device__ __forceinline__ void mla_pv_rope_p(float (&o)[128], const float (&alpha)[2], unsigned sKa,
+                                              int wg) {
     if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
         for (int j = 0; j < 32; ++j) {
@@ -135,15 +138,7 @@ template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DP
 __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
-    long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    long long prof_t = PROF ? clock64() : 0;
-    auto mark = [&](int k) {
-        if constexpr (PROF) {
-            const long long now = clock64();
-            prof[k] += now - prof_t;
-            prof_t = now;
-        }
-    };
+    MlaCycleProfile<PROF> prof;
     constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64;
     using Smem = MlaSeesawSmem<LATENT, ROPE>;
     static_assert(LATENT == 512, "each warpgroup's O half is one m64n256 accumulator");
@@ -247,9 +242,9 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
             fence_proxy_async_smem();
             warpgroup_sync(wg_bar);
         }
-        mark(1);
+        prof.mark(1);
         seesaw_qk<D>(s, dq, sKa0 + (j & 1) * Smem::k_bytes, bar_full + 8 * NB * (j & 1), (j >> 1) & 1);
-        mark(2);
+        prof.mark(2);
     };
     // 6. the online softmax of S(j) (complete in every warp of this warpgroup; m_run = m(j - 1)): P(j) into the
     // rope block of its stage, alpha(j) and m(j) for the other warpgroup; arrives on ready[j % 2]
@@ -291,16 +286,16 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         }
         fence_proxy_async_smem();
         mbar_arrive_warp(bar_ready + 8 * (j & 1), lane);  // after each lane's proxy fence
-        mark(3);
+        prof.mark(3);
     };
     // 8. PV(j) once the whole warpgroup wrote P(j)
     auto own_pv = [&](int j, const float (&alpha)[2]) {
         mbar_wait(bar_ready + 8 * (j & 1), (j >> 1) & 1);
         __syncwarp();
         fence_proxy_async_smem();
-        mark(1);
-        seesaw_pv<NB>(o, alpha, sKa0 + (j & 1) * Smem::k_bytes, wg);
-        mark(5);
+        prof.mark(1);
+        mla_pv_rope_p<NB>(o, alpha, sKa0 + (j & 1) * Smem::k_bytes, wg);
+        prof.mark(5);
     };
     // 4. PV(i) of a tile i of the other warpgroup (O is not in flight); m_run becomes m(i)
     auto other_pv = [&](int i) {
@@ -309,16 +304,16 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         mbar_wait(bar_ready + 8 * par, (i >> 1) & 1);
         __syncwarp();
         fence_proxy_async_smem();
-        mark(1);
+        prof.mark(1);
         const float a[2] = {s_alpha[par * HB + row0], s_alpha[par * HB + row0 + 8]};
         m_run[0] = s_max[par * HB + row0];
         m_run[1] = s_max[par * HB + row0 + 8];
         l_run[0] *= a[0];
         l_run[1] *= a[1];
-        seesaw_pv<NB>(o, a, sKa0 + par * Smem::k_bytes, wg);
-        mark(5);
+        mla_pv_rope_p<NB>(o, a, sKa0 + par * Smem::k_bytes, wg);
+        prof.mark(5);
     };
-    mark(0);
+    prof.mark(0);
     // Tile 0 (warpgroup 0) has no softmax before it: its pass runs here, so that inside the loop every pass has a
     // PV(j - 1) (ptxas tracks wgmma groups path-insensitively: "S(j) is all but the newest group" must hold on
     // every path, and the waits stay unconditional).
@@ -328,7 +323,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         wgmma_wait<0>();
         wgmma_pin(s);
         warpgroup_sync(wg_bar);
-        mark(2);
+        prof.mark(2);
         softmax(0, s, alpha);
         own_pv(0, alpha);
     }
@@ -343,7 +338,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
             mbar_wait(bar_empty + 8 * (j & 1), ((j - 2) >> 1) & 1);
             issue_tile(j);
         }
-        mark(4);
+        prof.mark(4);
         float s[32], alpha[2];
         compute_s(j, s);
         other_pv(j - 1);
@@ -355,7 +350,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         wgmma_pin(o);
         mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);
         warpgroup_sync(wg_bar);  // no warp still reads the rope block that P(j) overwrites
-        mark(2);
+        prof.mark(2);
         softmax(j, s, alpha);
         own_pv(j, alpha);
     }
@@ -397,13 +392,8 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
                                    reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
                                    (size_t)p.num_splits * LATENT, rows);
-    if constexpr (PROF) {
-        mark(6);
-        prof[7] = n_tiles;
-        if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
-#pragma unroll
-            for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];
-    }
+    prof.mark(6);
+    prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
 }
 
 }  // namespace mf
