@@ -134,7 +134,8 @@ TEST_CASE("cuda bench sass: wgmma MLA decode instruction counts and uniform-data
         }
         std::fflush(stdout);
         // the default: each k-step's two descriptors are the tile's base descriptors plus a constant, one 32-bit
-        // add each (wgmma_desc_add), and at most the unchanged high words moved into the HGMMA's register quad
-        if (c.label == std::string("default")) CHECK(per_step <= 4.5);
+        // add each (wgmma_desc_add), plus at most the moves of the unchanged high words into the HGMMA's register
+        // quad (~4); recomputed descriptors took ~10 (session 4's SASS)
+        if (c.label == std::string("default")) CHECK(per_step < 7.0);
     }
 }
