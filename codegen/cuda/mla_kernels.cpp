@@ -157,8 +157,13 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     // the combine's launch overlapping the decode's tail
     for (int pb : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, pb, 1});
     add(MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1});
-    // Q K^T on both warpgroups
+    // Q K^T on both warpgroups (also in the default, whose S issue is no longer the bottleneck: session 5)
     for (int pdl : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, pdl, 1});
+    {
+        MlaDecodeConfig c = mla_decode_default_config(d, sm);
+        c.qk_split = 1;
+        add(c);
+    }
     // independent Q K^T accumulator chains
     add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2});
     for (int chains : {2, 4}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, chains});
