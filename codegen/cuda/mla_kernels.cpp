@@ -134,6 +134,14 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     return MlaDecodeConfig{16, 1, 1};
 }
 
+MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm) {
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};  // one of the candidates (the producer/consumer block below)
+    c.tma = 1;
+    c.combine_warp = 1;
+    c.producer_consumer = 2;
+    return mla_decode_unsupported(d, c, sm).empty() ? c : mla_decode_default_config(d, sm);
+}
+
 std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int sm) {
     std::vector<MlaDecodeConfig> v = {mla_decode_default_config(d, sm)};
     auto add = [&](const MlaDecodeConfig& c) {
@@ -157,13 +165,8 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     // the combine's launch overlapping the decode's tail
     for (int pb : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, pb, 1});
     add(MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1});
-    // Q K^T on both warpgroups (also in the default, whose S issue is no longer the bottleneck: session 5)
+    // Q K^T on both warpgroups
     for (int pdl : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, pdl, 1});
-    {
-        MlaDecodeConfig c = mla_decode_default_config(d, sm);
-        c.qk_split = 1;
-        add(c);
-    }
     // independent Q K^T accumulator chains
     add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2});
     for (int chains : {2, 4}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, chains});

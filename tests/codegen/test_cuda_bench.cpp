@@ -87,14 +87,6 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         c.producer_consumer = kind;
         return c;
     };
-    auto seesaw = [](MlaDecodeConfig c) {
-        c.seesaw = 1;
-        return c;
-    };
-    auto qs = [](MlaDecodeConfig c) {  // S on both warpgroups, 32 tokens each
-        c.qk_split = 1;
-        return c;
-    };
     const MlaDecodeConfig def_prof = with(base, 1, 1, 0, 0, 1, 1);
     MlaDecodeConfig bulk = fused(def, 1, 1), bulk_prof = fused(def_prof, 1, 1);  // rows by bulk copies
     bulk.bulk_store = bulk_prof.bulk_store = 1;
@@ -105,10 +97,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     const MlaDecodeConfig old_def = with(base, 1, 1, 0, 0, 0, 1);
     for (MlaDecodeConfig c : {base, old_def, def, def_prof, fused(def, 1, 1), fused(def_prof, 1, 1), fused(def, 2, 1),
                               fused(def_prof, 2, 1), bulk, bulk_prof, fused(bulk, 2, 1), l2p, l2p_prof, mh, mh_prof,
-                              pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1),
-                              // session 5 (mladesc): S descriptors stepped by one add per k-step in every kernel;
-                              // with S issued at the tensor rate, S split over both warpgroups (qs) halves softmax
-                              pc(def_prof, 1), seesaw(old_def), qs(def), qs(fused(def_prof, 1, 1))})
+                              pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

@@ -5,18 +5,19 @@
 //
 // One CTA = one split x 64 heads x one query row; 2 warpgroups (256 threads), one CTA per SM, Q in shared memory
 // (SS wgmma). Warpgroup 0 produces P one tile ahead of the P V: in its pass j it issues P V(j - 1) for its O half
-// (cols 0..255) and then the first 12 of S(j) = Q K(j)^T's 36 wgmma m64n64k16 back to back, waits for the P V
-// (the older wgmma group), releases tile j - 1, issues the rest of S(j), waits for it, and does the online
-// softmax of tile j while warpgroup 1 runs its P V(j - 1). P(j) (bf16) goes into column block 8 of tile j's own stage (the rope columns, dead once S(j) is
+// (cols 0..255), waits for tile j, issues the first 12 of S(j) = Q K(j)^T's 36 wgmma m64n64k16, waits for the P V
+// (the older wgmma group), releases tile j - 1, issues the rest of S(j), waits for it and does the online softmax
+// of tile j. P(j) (bf16) goes into column block 8 of tile j's own stage (the rope columns, dead once S(j) is
 // done), alpha(j) next to it; "P(j) ready" is an mbarrier. Warpgroup 1 (cols 256..511): per tile, wait for P(j)
-// ready, rescale, P V(j), release; then its thread 128 refills that stage with tile j + 2 once warpgroup 0
-// released it too (off warpgroup 0's critical path).
+// ready, rescale, P V(j) (on the tensor cores beside warpgroup 0's P V(j) and S(j + 1)), release; then its thread
+// 128 refills that stage with tile j + 2 once warpgroup 0 released it too (off warpgroup 0's critical path).
 // Against the tma 1 kernel (one __syncthreads-separated sequence S, softmax, P V per tile): the tensor cores get
 // P V(j - 1) and S(j) in one stream, the P buffer is gone (P in the rope block), and the stage of tile j - 1 is
 // released after P V(j - 1), which runs first, so that the refill (tile j + 1) has S(j) + softmax(j) to land: 2
 // stages suffice (the seesaw kernel released a stage only after a softmax, and waited for its copies).
-// H200 profile of the tma 1 kernel, cycles per tile (batch 64, 32K): wait 254, S 1330, softmax 701, P V 1255;
-// expected here ~P V + S + softmax ~3.1k instead of ~3.6k.
+// H200, batch 64 at 32K, cycles per tile (session 5): tile wait 198, P V(j - 1) + S's first k-steps until the
+// P V is done 1305, the rest of S 1009, softmax 709 (3.2k; the tma 1 kernel 3.4k): the tensor cores are busy
+// ~2.3k of it, idle in the softmax; the stage's refill (released ~1.3k into the tile) lands just in time.
 // Shared memory (1024-byte aligned, 128-byte swizzle): Q [9][64][128]; 2 K stages [9][64][128]; alpha [2][64]
 // by stage, row sums [64]; mbarriers full [2], empty [2] (8 warps), ready [2] (warpgroup 0's 4 warps).
 // ptxas: every wgmma group is committed and waited unconditionally (tile 0's S before the loop, the last P V
@@ -47,9 +48,9 @@ struct MlaPvFirstSmem {
 };
 
 // PT, PDL, DPDL: as mla_decode_wgmma<>. PROF slots (thread 0 = warpgroup 0, thread 128 = warpgroup 1): prologue,
-// tile (thread 0) or P-ready (thread 128) wait, the rest of S issued and waited for after the P V (thread 0),
-// softmax and P (thread 0), P V + S's first k-steps issued and the P V waited for (thread 0) or refill (thread
-// 128), P V (thread 128; thread 0: the last tile's),
+// P V(j - 1) issued and tile j waited for (thread 0) or P-ready wait (thread 128), the rest of S issued and
+// waited for after the P V (thread 0), softmax and P (thread 0), S's first k-steps issued and the P V waited
+// for (thread 0) or refill (thread 128), P V (thread 128; thread 0: the last tile's),
 // epilogue, tiles.
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF>
 __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
@@ -173,18 +174,21 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
         // memory; arrives on ready[j % 2]
         auto softmax = [&](int j, float (&s)[32]) {
             warpgroup_sync(1);  // every warp's S(j) is done: no wgmma still reads the rope block P(j) goes into
-            const int tile_start = t_begin + j * TILE;
+            // raw scores: the max scales by sl2 > 0 afterwards and each p is one fma + exp2; only a last partial
+            // tile masks its tail (a branch uniform over the CTA)
+            const int valid = t_end - (t_begin + j * TILE);
+            if (valid < TILE) {
+#pragma unroll
+                for (int e = 0; e < 32; ++e)
+                    if ((e >> 2) * 8 + 2 * t + (e & 1) >= valid) s[e] = neg_inf();
+            }
             float mx[2] = {neg_inf(), neg_inf()};
 #pragma unroll
-            for (int e = 0; e < 32; ++e) {
-                const int tok = tile_start + (e >> 2) * 8 + 2 * t + (e & 1);
-                s[e] = tok < t_end ? s[e] * sl2 : neg_inf();
-                mx[(e >> 1) & 1] = fmaxf(mx[(e >> 1) & 1], s[e]);
-            }
+            for (int e = 0; e < 32; ++e) mx[(e >> 1) & 1] = fmaxf(mx[(e >> 1) & 1], s[e]);
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2)) * sl2;
                 const float m_new = fmaxf(m_run[h], mx[h]);  // finite: every tile has a valid token
                 alpha[h] = exp2f(m_run[h] - m_new);          // m_run = -inf on the first tile: alpha = 0
                 m_run[h] = m_new;
@@ -193,8 +197,10 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             unsigned char* sP = sK + (j & 1) * Smem::k_bytes + (NB - 1) * (TILE * 128);
 #pragma unroll
             for (int c = 0; c < 8; ++c) {
-                const float p0 = exp2f(s[4 * c] - m_run[0]), p1 = exp2f(s[4 * c + 1] - m_run[0]);
-                const float p2 = exp2f(s[4 * c + 2] - m_run[1]), p3 = exp2f(s[4 * c + 3] - m_run[1]);
+                const float p0 = exp2f(fmaf(s[4 * c], sl2, -m_run[0]));
+                const float p1 = exp2f(fmaf(s[4 * c + 1], sl2, -m_run[0]));
+                const float p2 = exp2f(fmaf(s[4 * c + 2], sl2, -m_run[1]));
+                const float p3 = exp2f(fmaf(s[4 * c + 3], sl2, -m_run[1]));
                 l_run[0] += p0 + p1;
                 l_run[1] += p2 + p3;
                 // tokens 8c + 2t, +1: chunk c, bytes 4t..4t+3 of rows row0 and row0 + 8 (128-byte swizzle)
@@ -223,10 +229,11 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
         }
         for (int j = 1; j < n_tiles; ++j) {
             float s[32];
+            mla_pv_rope_p<NB>(o, alpha, sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1) first
+            // tile j only now: the P V needs tile j - 1 alone, and the tensor cores run it while tile j lands
             mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);
             __syncwarp();
             prof.mark(1);
-            mla_pv_rope_p<NB>(o, alpha, sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1) first
             issue_s(j, s, 0, KS_EARLY);  // keeps the tensor cores busy while this warpgroup waits for the P V
             wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j)'s first k-steps may still run
             wgmma_pin(o);
