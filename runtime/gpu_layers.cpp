@@ -83,6 +83,12 @@ GpuLayers::GpuLayers(const Model& file, const GpuLayersOptions& opt, ThreadPool&
         if (i == attn_.size()) attn_.push_back(std::make_unique<MlaAttention>(md, ch.config, arch, opt.cubin_cache));
         decode_choice_.push_back({ch, i});
     }
+    // many rows at once (prefill chunks): the kernel policy's large-batch config, built where it differs
+    const MlaDecodeConfig large = mla_decode_large_batch_config(md, sm);
+    while (large_batch_index_ < attn_.size() && !(attn_[large_batch_index_]->config() == large))
+        ++large_batch_index_;
+    if (large_batch_index_ == attn_.size())
+        attn_.push_back(std::make_unique<MlaAttention>(md, large, arch, opt.cubin_cache));
     const int D = int(c.hidden), lora = int(c.kv_lora_rank), row = int(c.kv_lora_rank + c.qk_rope);
     norm_f32_bf16_ = build(rms_norm_source(RmsNormDesc{D, CudaDtype::f32, CudaDtype::bf16}));
     norm_f32_f32_ = build(rms_norm_source(RmsNormDesc{D, CudaDtype::f32, CudaDtype::f32}));
@@ -127,7 +133,8 @@ GpuLayers::GpuLayers(const Model& file, const GpuLayersOptions& opt, ThreadPool&
     inv_freq_.upload(inv.data(), inv.size() * 4);
     size_t ws = 0;
     for (int64_t b = 1;; b = std::min(b * 2, opt.max_rows)) {
-        ws = std::max(ws, attn_[0]->workspace_bytes(int(b), attn_[0]->num_splits(int(b), int(opt.ctx), sms_)));
+        const MlaAttention& a = *attn_[b >= kMlaLargeBatchRows ? large_batch_index_ : 0];
+        ws = std::max(ws, a.workspace_bytes(int(b), a.num_splits(int(b), int(opt.ctx), sms_)));
         if (b == opt.max_rows) break;
     }
     for (const auto& [ch, i] : decode_choice_)
@@ -212,8 +219,8 @@ void GpuLayers::begin(const int32_t* tokens, int64_t m, int64_t pos0, int64_t lo
                 break;
             }
     } else {
-        attn_index_ = 0;
-        splits_ = attn_[0]->num_splits(int(m), int(pos0 + m), sms_);
+        attn_index_ = m >= kMlaLargeBatchRows ? large_batch_index_ : 0;
+        splits_ = attn_[attn_index_]->num_splits(int(m), int(pos0 + m), sms_);
     }
 }
 

@@ -96,7 +96,9 @@ private:
     std::unique_ptr<CudaContext> ctx_;
     std::unique_ptr<CudaStream> stream_;
     std::unique_ptr<CublasGemm> blas_;
-    std::vector<std::unique_ptr<MlaAttention>> attn_;  // [0]: the default config (prefill); then the plan's
+    // [0]: the default config (prefill); then the plan's decode choices and the large-batch config
+    std::vector<std::unique_ptr<MlaAttention>> attn_;
+    size_t large_batch_index_ = 0;  // attn_ of launches of kMlaLargeBatchRows rows or more
     std::vector<std::pair<MlaDecodeChoice, size_t>> decode_choice_;  // with its index in attn_
     std::unique_ptr<CudaKernel> norm_f32_bf16_, norm_f32_f32_, norm_q_, norm_kv_, rope_, router_, embed_, silu_, add_;
     std::vector<GpuLayerWeights> w_;

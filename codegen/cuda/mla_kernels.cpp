@@ -134,6 +134,14 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     return MlaDecodeConfig{16, 1, 1};
 }
 
+MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm) {
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};  // one of the candidates (the producer/consumer block below)
+    c.tma = 1;
+    c.combine_warp = 1;
+    c.producer_consumer = 2;
+    return mla_decode_unsupported(d, c, sm).empty() ? c : mla_decode_default_config(d, sm);
+}
+
 std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int sm) {
     std::vector<MlaDecodeConfig> v = {mla_decode_default_config(d, sm)};
     auto add = [&](const MlaDecodeConfig& c) {

@@ -140,6 +140,11 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
 std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm);
 // The largest-tile config that fits `sm`'s shared memory.
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
+// Launches of at least kMlaLargeBatchRows rows (chunked prefill, large decode batches): on sm_90 the "P V first"
+// kernel (producer_consumer 2; H200, session 5: 4% / 5% faster than the default at batch 64, 8K / 32K context,
+// slower at batch 1 and 8), elsewhere the default.
+inline constexpr int kMlaLargeBatchRows = 64;
+MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm);
 // Every config supported for (d, sm), default first: what the tuner searches and the benchmark times.
 std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int sm);
 // Throws std::invalid_argument when unsupported.

@@ -337,7 +337,7 @@ TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluste
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
 }
 
-TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread candidate, not the default") {
+TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread candidate, the large-batch config") {
     MlaDecodeDesc d;
     MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
     c.tma = 1;
@@ -364,6 +364,10 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     MlaDecodeDesc r = d;
     r.rope_dim = 128;
     CHECK_FALSE(mla_decode_unsupported(r, c, 90).empty());
+    // it is the large-batch config on sm_90 (the default elsewhere, and where it does not fit the desc)
+    CHECK(mla_decode_large_batch_config(d, 90) == c);
+    for (int sm : {80, 86, 89}) CHECK(mla_decode_large_batch_config(d, sm) == mla_decode_default_config(d, sm));
+    CHECK(mla_decode_large_batch_config(r, 90) == mla_decode_default_config(r, 90));
 }
 
 TEST_CASE("cuda mla: split pairs (cluster 2) share Q by TMA multicast and merge their partials") {

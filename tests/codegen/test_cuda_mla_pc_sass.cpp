@@ -1,5 +1,6 @@
-// SASS evidence for the producer/consumer MLA decode kernels (kernels/mla_decode_pc.cuh, mla_decode_pvfirst.cuh)
-// next to the default: instruction counts (HGMMA, spills, warpgroup waits) and the S loop of pc1, printed into
+// SASS evidence for the wgmma-family MLA decode kernels (the default, kernels/mla_decode_pc.cuh,
+// mla_decode_pvfirst.cuh, mla_decode_seesaw.cuh): instruction counts (HGMMA, spills, warpgroup waits) and the
+// uniform-datapath instructions that issue S = Q K^T (the descriptor arithmetic between its HGMMAs), printed into
 // the benchmark log. Needs cuobjdump or nvdisasm (the device machine's CUDA toolkit), not a GPU; runs with the
 // benchmark:
 //   MOEFORGE_CUDA_BENCH=1 ./build/tests/test_codegen -tc='cuda bench*'
@@ -25,9 +26,62 @@ size_t count_of(const std::string& text, const std::string& what) {
     return n;
 }
 
+// One disassembled instruction: its text ("UIADD3 UR8, UR4, 0x2, URZ") and opcode ("UIADD3"), predicate dropped.
+struct SassInstr {
+    std::string text, opcode;
+};
+
+// Instruction lines of cuobjdump / nvdisasm output: "/*0470*/  @P0 OPCODE operands ;  /* encoding */".
+std::vector<SassInstr> sass_instructions(const std::string& sass) {
+    std::vector<SassInstr> out;
+    std::istringstream in(sass);
+    for (std::string l; std::getline(in, l);) {
+        const size_t open = l.find_first_not_of(" \t");
+        if (open == std::string::npos || l.compare(open, 2, "/*") != 0) continue;
+        const size_t close = l.find("*/", open);
+        if (close == std::string::npos) continue;
+        size_t at = l.find_first_not_of(" \t", close + 2);
+        if (at == std::string::npos || l.compare(at, 2, "/*") == 0) continue;  // an encoding-only line
+        const size_t semi = l.find(';', at);
+        std::string text = l.substr(at, semi == std::string::npos ? std::string::npos : semi - at);
+        std::istringstream words(text);
+        std::string op;
+        words >> op;
+        if (!op.empty() && op[0] == '@') words >> op;
+        out.push_back({text, op});
+    }
+    return out;
+}
+
+// The uniform datapath (descriptor arithmetic runs there): U* opcodes and the moves into uniform registers.
+bool uniform_op(const std::string& op) {
+    return (!op.empty() && op[0] == 'U') || op.rfind("R2UR", 0) == 0 || op.rfind("S2UR", 0) == 0;
+}
+
+// S's issue: from the WARPGROUP.ARRIVE before the first HGMMA of `shape` to its `steps`-th HGMMA of that shape.
+struct SIssue {
+    size_t begin = 0, end = 0;  // instruction range [begin, end)
+    int hgmma = 0, uniform = 0;
+};
+
+SIssue s_issue(const std::vector<SassInstr>& code, const std::string& shape, int steps) {
+    SIssue w;
+    size_t first = code.size();
+    for (size_t i = 0; i < code.size() && first == code.size(); ++i)
+        if (code[i].text.find(shape) != std::string::npos) first = i;
+    if (first == code.size()) return w;
+    w.begin = first;
+    while (w.begin > 0 && code[w.begin].opcode.rfind("WARPGROUP.ARRIVE", 0) != 0 && first - w.begin < 64) --w.begin;
+    for (w.end = w.begin; w.end < code.size() && w.hgmma < steps; ++w.end) {
+        if (code[w.end].text.find(shape) != std::string::npos) ++w.hgmma;
+        if (uniform_op(code[w.end].opcode)) ++w.uniform;
+    }
+    return w;
+}
+
 }  // namespace
 
-TEST_CASE("cuda bench sass: producer/consumer MLA decode instruction counts and pc1's S loop") {
+TEST_CASE("cuda bench sass: wgmma MLA decode instruction counts and uniform-datapath instructions per S k-step") {
     const char* on = std::getenv("MOEFORGE_CUDA_BENCH");
     if (!on || std::string(on) != "1") {
         MESSAGE("skipped: set MOEFORGE_CUDA_BENCH=1 to run it (device machine, with the benchmark)");
@@ -38,34 +92,50 @@ TEST_CASE("cuda bench sass: producer/consumer MLA decode instruction counts and 
         return;
     }
     const MlaDecodeDesc d;
-    MlaDecodeConfig def = mla_decode_default_config(d, 90), pc1 = def, pc2 = def;
+    MlaDecodeConfig def = mla_decode_default_config(d, 90), base = def;
+    base.prologue = base.fused_combine = 0;  // the other schedules run without the default's fused epilogue
+    MlaDecodeConfig pc1 = base, pc2 = base, ss = base;
     pc1.stages = 3;
     pc1.producer_consumer = 1;
     pc2.producer_consumer = 2;
-    const MlaDecodeConfig configs[3] = {def, pc1, pc2};
-    for (int ci = 0; ci < 3; ++ci) {
-        const MlaDecodeConfig& c = configs[ci];
-        const CudaKernelDump k = dump_cuda_kernel(mla_decode_source(d, c, 90), CudaArch{9, 0, true});
+    ss.seesaw = 1;
+    struct Case {
+        const char* label;
+        MlaDecodeConfig config;
+        const char* s_shape;  // the HGMMA of S = Q K^T and its k-steps per S
+        int s_steps;
+    };
+    const Case cases[4] = {{"default", def, "HGMMA.64x64x16", 36},
+                           {"pc1", pc1, "HGMMA.64x32x16", 36},
+                           {"pc2", pc2, "HGMMA.64x64x16", 36},
+                           {"seesaw", ss, "HGMMA.64x64x16", 36}};
+    for (const Case& c : cases) {
+        const CudaKernelDump k = dump_cuda_kernel(mla_decode_source(d, c.config, 90), CudaArch{9, 0, true});
         REQUIRE_FALSE(k.sass.empty());
-        std::printf("<!-- sass %s (%s): HGMMA %zu (64x32x16 %zu, 64x64x16 %zu, 64x256x16 %zu), WARPGROUP.ARRIVE %zu, "
+        std::printf("<!-- sass %s %s (%s): HGMMA %zu (64x32x16 %zu, 64x64x16 %zu, 64x256x16 %zu), WARPGROUP.ARRIVE %zu, "
                     "WARPGROUP.DEPBAR %zu, LDL %zu, STL %zu, USETMAXREG %zu -->\n",
-                    k.name.c_str(), k.sass_tool.c_str(), count_of(k.sass, "HGMMA."), count_of(k.sass, "HGMMA.64x32x16"),
-                    count_of(k.sass, "HGMMA.64x64x16"), count_of(k.sass, "HGMMA.64x256x16"),
-                    count_of(k.sass, "WARPGROUP.ARRIVE"), count_of(k.sass, "WARPGROUP.DEPBAR"),
-                    count_of(k.sass, "LDL"), count_of(k.sass, "STL"), count_of(k.sass, "USETMAXREG"));
+                    c.label, k.name.c_str(), k.sass_tool.c_str(), count_of(k.sass, "HGMMA."),
+                    count_of(k.sass, "HGMMA.64x32x16"), count_of(k.sass, "HGMMA.64x64x16"),
+                    count_of(k.sass, "HGMMA.64x256x16"), count_of(k.sass, "WARPGROUP.ARRIVE"),
+                    count_of(k.sass, "WARPGROUP.DEPBAR"), count_of(k.sass, "LDL"), count_of(k.sass, "STL"),
+                    count_of(k.sass, "USETMAXREG"));
         CHECK(count_of(k.sass, "HGMMA.") > 0);
-        if (ci != 1) continue;
-        // pc1's S loop: from a few instructions before the first m64n32k16 to past the 36th
-        std::istringstream in(k.sass);
-        std::vector<std::string> lines;
-        for (std::string l; std::getline(in, l);) lines.push_back(l);
-        size_t first = lines.size();
-        for (size_t i = 0; i < lines.size() && first == lines.size(); ++i)
-            if (lines[i].find("HGMMA.64x32x16") != std::string::npos) first = i;
-        std::printf("<!-- sass pc1 S loop:\n");
-        for (size_t i = first >= 8 ? first - 8 : 0, n = 0; i < lines.size() && n < 140; ++i, ++n)
-            std::printf("%s\n", lines[i].c_str());
-        std::printf("-->\n");
+        const std::vector<SassInstr> code = sass_instructions(k.sass);
+        const SIssue s = s_issue(code, c.s_shape, c.s_steps);
+        REQUIRE(s.hgmma == c.s_steps);
+        const double per_step = (double)s.uniform / s.hgmma;
+        std::printf("<!-- sass %s S issue: %d %s in %zu instructions, %d on the uniform datapath (%.2f per k-step; "
+                    "session 4, descriptors recomputed per wgmma: ~10) -->\n",
+                    c.label, s.hgmma, c.s_shape, s.end - s.begin, s.uniform, per_step);
+        if (c.label == std::string("default")) {  // the first k-steps, for the record
+            std::printf("<!-- sass default S issue, first instructions:\n");
+            for (size_t i = s.begin; i < s.end && i < s.begin + 40; ++i) std::printf("  %s\n", code[i].text.c_str());
+            std::printf("-->\n");
+        }
         std::fflush(stdout);
+        // the default: each k-step's two descriptors are the tile's base descriptors plus a constant, one 32-bit
+        // add each (wgmma_desc_add), plus at most the moves of the unchanged high words into the HGMMA's register
+        // quad (~4); recomputed descriptors took ~10 (session 4's SASS)
+        if (c.label == std::string("default")) CHECK(per_step < 7.0);
     }
 }

@@ -228,6 +228,7 @@ TEST_CASE("cuda nvrtc: PTX of the sm_90a MLA decode kernel holds wgmma with a tr
         CHECK(ptx.find("mma.sync") == std::string::npos);
         CHECK(occurrences(ptx, "wgmma.mma_async") == size_t(36 + c.tile_tokens / 16));  // all unrolled
     }
+    check_no_ptxas_performance_loss(v3, mla_decode_default_config(v3, 90));  // (the S descriptors stepped by adds)
 }
 
 TEST_CASE("cuda nvrtc: PTX of the seesaw MLA decode: S and P V steps unrolled at each call site, mbarrier handoffs") {
@@ -248,6 +249,7 @@ TEST_CASE("cuda nvrtc: PTX of the seesaw MLA decode: S and P V steps unrolled at
     CHECK(count("mbarrier.arrive.release.cta.shared::cta.b64") >= 3);  // empty (twice), ready
     CHECK(count("bar.sync") >= 1);  // the warpgroup barrier
     CHECK(count("mma.sync") == 0);
+    check_no_ptxas_performance_loss(v3, c);
 }
 
 TEST_CASE("cuda nvrtc: the producer/consumer MLA decode: RS and SS S steps by half tiles, no ptxas performance loss") {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 
 #include "codegen/cuda/cuda_driver.hpp"
 #include "codegen/cuda/nvrtc_compiler.hpp"
@@ -121,9 +122,14 @@ TEST_CASE("hybrid runtime (GPU) vs CPU runtime: chunked prefill, graph-replayed 
     (void)reference_forward(cpu->config(), cpu->file().weights(), tokens, &trace);
     REQUIRE(trace.route_margin.size() == tokens.size());
 
-    for (int layers : {-1, 2}) {
+    // (all layers, chunks of 32), (2 layers, 32), (all layers, chunks of 64: the attention of a 64-row chunk runs
+    // the large-batch config, mla_decode_large_batch_config)
+    for (const std::pair<int, int>& placement : {std::pair{-1, 32}, std::pair{2, 32}, std::pair{-1, 64}}) {
+        const int layers = placement.first, chunk = placement.second;
         CAPTURE(layers);
+        CAPTURE(chunk);
         opt.gpu_layers = layers;
+        opt.prefill_chunk = chunk;
         auto hybrid = ModelRunner::load(path, opt);
         CHECK(hybrid->gpu_layers() == (layers < 0 ? 3 : layers));
         MESSAGE(hybrid->describe());
@@ -145,10 +151,10 @@ TEST_CASE("hybrid runtime (GPU) vs CPU runtime: chunked prefill, graph-replayed 
             after_tie = after_tie || tie;
         }
         CHECK(strict >= int(tokens.size()) * 9 / 10);
-        MESSAGE("gpu_layers " << layers << ": worst row cosine vs the CPU runtime " << worst);
+        MESSAGE("gpu_layers " << layers << ", chunks of " << chunk << ": worst row cosine vs the CPU runtime " << worst);
         const StageTimes& t = hybrid->times();
         CHECK(t.gpu_layers > 0);
-        CHECK(t.routed_steps == 2 * (3 + 10));  // 2 MoE layers x (3 prefill chunks + 10 decode steps)
+        CHECK(t.routed_steps == 2 * ((prefill + chunk - 1) / chunk + 10));  // 2 MoE layers x (chunks + 10 steps)
         if (layers < 0) CHECK(t.attention == 0.0);  // no CPU attention when every layer is on the GPU
         else CHECK(t.attention > 0.0);
         // Roll back to 40 positions and run the tail again: the GPU cache rows past 40 are rewritten.

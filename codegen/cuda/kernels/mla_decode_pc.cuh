@@ -35,6 +35,7 @@
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
+#include "mla_cycle_profile.cuh"
 #include "mla_decode.cuh"         // mla_split_tiles, mla_zero_rows
 #include "mla_decode_seesaw.cuh"  // sw128, mbar_arrive_warp, warpgroup_sync
 #include "mla_params.cuh"
@@ -160,15 +161,7 @@ template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DP
 __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
-    long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    long long prof_t = PROF ? clock64() : 0;
-    auto mark = [&](int k) {
-        if constexpr (PROF) {
-            const long long now = clock64();
-            prof[k] += now - prof_t;
-            prof_t = now;
-        }
-    };
+    MlaCycleProfile<PROF> prof;
     constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64, ST = 3, KS = D / 16, KR = KS - 4;
     using Smem = MlaPcSmem<LATENT, ROPE>;
     static_assert(LATENT == 512, "each consumer's O half is one m64n256 accumulator");
@@ -269,9 +262,10 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
             warpgroup_sync(1);  // Q's block in shared memory, for every producer warp's wgmma
         }
         const float sl2 = p.scale * 1.4426950408889634f;
+        const unsigned long long dq_rope = wgmma_desc_sw128(sKa0 + OFF_Q, 16, 1024);  // Q's block NB - 1
         float m_run[2] = {neg_inf(), neg_inf()};  // running max of rows row0, row0 + 8 (log2 domain)
         float l_run[2] = {0.f, 0.f};              // this thread's partial row sums
-        mark(0);
+        prof.mark(0);
 #pragma unroll 1
         for (int j = 0; j < n_tiles; ++j) {
             const int st = j % ST;
@@ -290,7 +284,7 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
                 }
                 fence_proxy_async_smem();  // ordered before this warp's ready arrival below
             }
-            mark(1);
+            prof.mark(1);
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 // S(j, h): tokens 32 h .. 32 h + 31 of the tile (K rows at 32 h * 128 bytes into each block)
@@ -299,30 +293,30 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
                 for (int e = 0; e < 16; ++e) s[e] = 0.f;
                 wgmma_pin(s);
                 wgmma_fence();
+                const unsigned long long dk = wgmma_desc_sw128(sKa + h * 32 * 128, 16, 1024);
 #pragma unroll
-                for (int ks = 0; ks < KS; ++ks) {
-                    const unsigned long long db =
-                        wgmma_desc_sw128(sKa + (ks >> 2) * (TILE * 128) + h * 32 * 128 + (ks & 3) * 32, 16, 1024);
+                for (int ks = 0; ks < KS; ++ks) {  // column block ks / 4, 32 bytes per k-step within it
+                    const unsigned long long db = wgmma_desc_add(dk, (ks >> 2) * (TILE * 128) + (ks & 3) * 32);
                     if (ks < KR)
                         wgmma_m64n32k16_rs(s, qa[ks], db, ks > 0);
                     else
-                        wgmma_m64n32k16_ss(s, wgmma_desc_sw128(sKa0 + OFF_Q + (ks - KR) * 32, 16, 1024), db, 1);
+                        wgmma_m64n32k16_ss(s, wgmma_desc_add(dq_rope, (ks - KR) * 32), db, 1);
                 }
                 wgmma_commit();
                 // refill: tile j + 2 into the stage of tile j - 1 once both consumers are done with it (warp 0).
                 // Behind S(j, 1): the consumers' last P V of tile j - 1 went out with S(j, 0), so the wait is short
                 // (behind S(j, 0) it could hold warp 0, and with it P(j, 0), until that P V ends)
                 if (h == 1 && warp0 && j >= 1 && j + 2 < n_tiles) {
-                    mark(2);
+                    prof.mark(2);
                     mbar_wait_pc(sKa0 + OFF_EMPTY + 8 * ((j - 1) % ST), ((j - 1) / ST) & 1);
                     issue_tile(j + 2, lane == 0);
-                    mark(4);
+                    prof.mark(4);
                 }
                 __syncwarp();
                 wgmma_wait<0>();
                 wgmma_pin(s);
                 warpgroup_sync(1);  // every warp's S(j, h) is done: no wgmma still reads the rope rows P goes into
-                mark(2);
+                prof.mark(2);
 
                 // scale, mask the tail, online softmax over rows row0 and row0 + 8
                 float mx[2] = {neg_inf(), neg_inf()}, alpha[2];
@@ -361,7 +355,7 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
                 fence_proxy_async_smem();
                 __syncwarp();  // every lane's P and proxy fence before lane 0's release
                 mbar_arrive_if(lane == 0, sKa0 + OFF_READY + 16 * st + 8 * h);
-                mark(3);
+                prof.mark(3);
             }
         }
         // row sums for the consumers; log2-sum-exp of the partial
@@ -376,7 +370,7 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
                              l_run[r] > 0.f ? m_run[r] + log2f(l_run[r]) : neg_inf());
         }
         named_barrier_arrive(2, 384);  // the row sums are in shared memory
-        mark(6);
+        prof.mark(6);
     } else {
         // ================= consumers: O half += P V, by half tiles
         warpgroup_reg_dealloc<REG_C>();
@@ -385,7 +379,7 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
         float o[128];
 #pragma unroll
         for (int e = 0; e < 128; ++e) o[e] = 0.f;
-        mark(0);
+        prof.mark(0);
 #pragma unroll 1
         for (int j = 0; j < n_tiles; ++j) {
             const int st = j % ST;
@@ -395,7 +389,7 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
                 mbar_wait_pc(sKa0 + OFF_READY + 16 * st + 8 * h, (j / ST) & 1);
                 __syncwarp();
                 fence_proxy_async_smem();
-                mark(1);
+                prof.mark(1);
                 float alpha0, alpha1;  // a 32-bit shared address: a register fewer than a generic pointer
                 asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(alpha0) : "r"(alpha_a + (st * 2 + h) * (HB * 4)));
                 asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(alpha1) : "r"(alpha_a + (st * 2 + h) * (HB * 4) + 32));
@@ -408,24 +402,23 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
                         o[4 * c + 3] *= alpha1;
                     }
                 }
-                mark(3);
+                prof.mark(3);
                 // P(j, h) in the 64-byte swizzle; V rows (tokens) 32 h + 16 kk .., columns from block 4 cw: atoms
-                // 1024 bytes apart in k, 64 * 128 in n. The k-steps advance the descriptors' start address field
-                // (bytes / 16; no carry: shared addresses stay below 2^18)
+                // 1024 bytes apart in k, 64 * 128 in n
                 const unsigned long long da = wgmma_desc_sw64(sKa + OFF_P + h * 4096);
                 const unsigned long long db =
                     wgmma_desc_sw128(sKa + (cw * 4) * (TILE * 128) + h * 32 * 128, TILE * 128, 1024);
                 wgmma_pin(o);  // the rescaled values are written before the fence
                 wgmma_fence();
                 wgmma_m64n256k16_ss_tb(o, da, db, 1);
-                wgmma_m64n256k16_ss_tb(o, da + (32 >> 4), db + (16 * 128 >> 4), 1);
+                wgmma_m64n256k16_ss_tb(o, wgmma_desc_add(da, 32), wgmma_desc_add(db, 16 * 128), 1);
                 wgmma_commit();
                 wgmma_wait<0>();
                 wgmma_pin(o);
-                mark(5);
+                prof.mark(5);
             }
             mbar_arrive_warp(sKa0 + OFF_EMPTY + 8 * st, lane);  // this warp's reads of the stage are done
-            mark(4);
+            prof.mark(4);
         }
         // every consumer's P V is done and the producer left the row sums: stage the normalised rows over the K
         // stages (no copy is in flight: the producer waited for every tile it issued), then store whole rows
@@ -445,14 +438,9 @@ __device__ __forceinline__ void mla_decode_pc(const MlaDecodeParams& p) {
                 smem, o, inv, row0, cw, t, tid - 128,
                 reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
                 (size_t)p.num_splits * LATENT, rows);
-        mark(6);
+        prof.mark(6);
     }
-    if constexpr (PROF) {
-        prof[7] = n_tiles;
-        if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid == 0 || tid == 128))
-#pragma unroll
-            for (int k = 0; k < 8; ++k) p.profile[(tid >> 7) * 8 + k] = (unsigned long long)prof[k];
-    }
+    prof.store(p.profile, (tid >> 7) * 8, n_tiles, tid == 0 || tid == 128);
 }
 
 }  // namespace mf

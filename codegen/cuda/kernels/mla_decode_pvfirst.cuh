@@ -5,18 +5,19 @@
 //
 // One CTA = one split x 64 heads x one query row; 2 warpgroups (256 threads), one CTA per SM, Q in shared memory
 // (SS wgmma). Warpgroup 0 produces P one tile ahead of the P V: in its pass j it issues P V(j - 1) for its O half
-// (cols 0..255) and then S(j) = Q K(j)^T (36 wgmma m64n64k16) back to back, waits for the P V (the older wgmma
-// group), releases tile j - 1, waits for S(j), and does the online softmax of tile j while warpgroup 1 runs its
-// P V(j - 1). P(j) (bf16) goes into column block 8 of tile j's own stage (the rope columns, dead once S(j) is
+// (cols 0..255), waits for tile j, issues the first 12 of S(j) = Q K(j)^T's 36 wgmma m64n64k16, waits for the P V
+// (the older wgmma group), releases tile j - 1, issues the rest of S(j), waits for it and does the online softmax
+// of tile j. P(j) (bf16) goes into column block 8 of tile j's own stage (the rope columns, dead once S(j) is
 // done), alpha(j) next to it; "P(j) ready" is an mbarrier. Warpgroup 1 (cols 256..511): per tile, wait for P(j)
-// ready, rescale, P V(j), release; then its thread 128 refills that stage with tile j + 2 once warpgroup 0
-// released it too (off warpgroup 0's critical path).
+// ready, rescale, P V(j) (on the tensor cores beside warpgroup 0's P V(j) and S(j + 1)), release; then its thread
+// 128 refills that stage with tile j + 2 once warpgroup 0 released it too (off warpgroup 0's critical path).
 // Against the tma 1 kernel (one __syncthreads-separated sequence S, softmax, P V per tile): the tensor cores get
 // P V(j - 1) and S(j) in one stream, the P buffer is gone (P in the rope block), and the stage of tile j - 1 is
 // released after P V(j - 1), which runs first, so that the refill (tile j + 1) has S(j) + softmax(j) to land: 2
 // stages suffice (the seesaw kernel released a stage only after a softmax, and waited for its copies).
-// H200 profile of the tma 1 kernel, cycles per tile (batch 64, 32K): wait 254, S 1330, softmax 701, P V 1255;
-// expected here ~P V + S + softmax ~3.1k instead of ~3.6k.
+// H200, batch 64 at 32K, cycles per tile (session 5): tile wait 198, P V(j - 1) + S's first k-steps until the
+// P V is done 1305, the rest of S 1009, softmax 709 (3.2k; the tma 1 kernel 3.4k): the tensor cores are busy
+// ~2.3k of it, idle in the softmax; the stage's refill (released ~1.3k into the tile) lands just in time.
 // Shared memory (1024-byte aligned, 128-byte swizzle): Q [9][64][128]; 2 K stages [9][64][128]; alpha [2][64]
 // by stage, row sums [64]; mbarriers full [2], empty [2] (8 warps), ready [2] (warpgroup 0's 4 warps).
 // ptxas: every wgmma group is committed and waited unconditionally (tile 0's S before the loop, the last P V
@@ -24,8 +25,9 @@
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
+#include "mla_cycle_profile.cuh"
 #include "mla_decode.cuh"         // mla_split_tiles, mla_zero_rows
-#include "mla_decode_seesaw.cuh"  // sw128, mbar_arrive_warp, warpgroup_sync
+#include "mla_decode_seesaw.cuh"  // sw128, mbar_arrive_warp, warpgroup_sync, mla_pv_rope_p
 #include "mla_params.cuh"
 #include "mla_wgmma_epilogue.cuh"
 #include "mma_sm80.cuh"
@@ -45,47 +47,22 @@ struct MlaPvFirstSmem {
     static constexpr int total = align_slack + q_bytes + 2 * k_bytes + row_bytes + bar_bytes;
 };
 
-// O half += P V over this warpgroup's 256 value columns of the stage at sKa (P in its column block NB - 1),
-// after O *= alpha when some row's max moved; commits one wgmma group.
-template <int NB>
-__device__ __forceinline__ void pvfirst_pv(float (&o)[128], float alpha0, float alpha1, unsigned sKa, int wg) {
-    if (__any_sync(0xffffffffu, alpha0 != 1.f || alpha1 != 1.f)) {
-#pragma unroll
-        for (int c = 0; c < 32; ++c) {
-            o[4 * c] *= alpha0;
-            o[4 * c + 1] *= alpha0;
-            o[4 * c + 2] *= alpha1;
-            o[4 * c + 3] *= alpha1;
-        }
-    }
-    const unsigned long long da = wgmma_desc_sw128(sKa + (NB - 1) * (64 * 128), 16, 1024);
-    const unsigned long long db = wgmma_desc_sw128(sKa + (wg * 4) * (64 * 128), 64 * 128, 1024);
-    wgmma_pin(o);  // the rescaled values are written before the fence
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk)  // k-steps advance the descriptors' start address (bytes / 16)
-        wgmma_m64n256k16_ss_tb(o, da + kk * (32 >> 4), db + kk * (16 * 128 >> 4), 1);
-    wgmma_commit();
-}
-
 // PT, PDL, DPDL: as mla_decode_wgmma<>. PROF slots (thread 0 = warpgroup 0, thread 128 = warpgroup 1): prologue,
-// tile (thread 0) or P-ready (thread 128) wait, S wait after the P V (thread 0), softmax and P (thread 0),
-// P V + S issue and P V wait (thread 0) or refill (thread 128), P V (thread 128; thread 0: the last tile's),
+// P V(j - 1) issued and tile j waited for (thread 0) or P-ready wait (thread 128), the rest of S issued and
+// waited for after the P V (thread 0), softmax and P (thread 0), S's first k-steps issued and the P V waited
+// for (thread 0) or refill (thread 128), P V (thread 128; thread 0: the last tile's),
 // epilogue, tiles.
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF>
 __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
-    long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    long long prof_t = PROF ? clock64() : 0;
-    auto mark = [&](int k) {
-        if constexpr (PROF) {
-            const long long now = clock64();
-            prof[k] += now - prof_t;
-            prof_t = now;
-        }
-    };
-    constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64;
+    MlaCycleProfile<PROF> prof;
+    constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64, KS = D / 16;
+    // S(j)'s k-steps issued with P V(j - 1), before warpgroup 0 waits for that P V: the rest go out after the
+    // release of tile j - 1. All 36 before the wait held the release back by S's whole issue time (H100
+    // profile: ~1.9k cycles into the tile, and the next tile waited ~1.1k for its refill); 12 k-steps (384
+    // cycles of tensor work) cover the wait and the release
+    constexpr int KS_EARLY = 12;
     using Smem = MlaPvFirstSmem<LATENT, ROPE>;
     static_assert(LATENT == 512, "each warpgroup's O half is one m64n256 accumulator");
     static_assert(ROPE == 64, "P (64 heads x 64 tokens bf16) takes the place of exactly one 64-column rope block");
@@ -160,16 +137,18 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     float o[128];
 #pragma unroll
     for (int e = 0; e < 128; ++e) o[e] = 0.f;
-    const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK);
-    mark(0);
+    const unsigned sKa0 = smem_addr(sK);
+    const unsigned long long dq = wgmma_desc_sw128(smem_addr(sQ), 16, 1024);  // Q (A of S), K-major
+    prof.mark(0);
 
     if (wg == 0) {
         float alpha[2] = {1.f, 1.f};  // alpha(j - 1) of this thread's rows, for P V(j - 1)
-        // S(j) for the stage at sKa (commits one group), after the tail rows of a last partial tile were zeroed
-        auto issue_s = [&](int j, float (&s)[32]) {
+        // k-steps [k0, k1) of S(j) for the stage of tile j (commits one group); k0 = 0 zeroes s first, and
+        // the tail rows of a last partial tile
+        auto issue_s = [&](int j, float (&s)[32], int k0, int k1) {
             const unsigned sKa = sKa0 + (j & 1) * Smem::k_bytes;
             const int valid = t_end - (t_begin + j * TILE);
-            if (valid < TILE) {  // stale tail rows: zero their latent columns (V) before anyone's P V(j)
+            if (k0 == 0 && valid < TILE) {  // stale tail rows: zero their latent columns (V) before anyone's P V(j)
                 unsigned char* k = sK + (j & 1) * Smem::k_bytes;
                 for (int idx = tid; idx < (TILE - valid) * (LATENT / 8); idx += 128) {
                     const int r = valid + idx / (LATENT / 8), c = idx % (LATENT / 8);
@@ -178,34 +157,38 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
                 fence_proxy_async_smem();  // ordered before this warp's ready arrival
                 __syncwarp();
             }
+            if (k0 == 0) {
 #pragma unroll
-            for (int e = 0; e < 32; ++e) s[e] = 0.f;
-            wgmma_pin(s);
-            wgmma_fence();
-#pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks) {
-                const unsigned long long da = wgmma_desc_sw128(sQa + (ks >> 2) * (HB * 128) + (ks & 3) * 32, 16, 1024);
-                const unsigned long long db = wgmma_desc_sw128(sKa + (ks >> 2) * (TILE * 128) + (ks & 3) * 32, 16, 1024);
-                wgmma_m64n64k16_ss(s, da, db, ks > 0);
+                for (int e = 0; e < 32; ++e) s[e] = 0.f;
+                wgmma_pin(s);
             }
+            wgmma_fence();
+            const unsigned long long db = wgmma_desc_sw128(sKa, 16, 1024);
+#pragma unroll
+            for (int ks = k0; ks < k1; ++ks)  // column block ks / 4, 32 bytes per k-step within it
+                wgmma_m64n64k16_ss(s, wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32),
+                                   wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32), ks > 0);
             wgmma_commit();
         };
         // the online softmax of S(j): P(j) into the rope block of its stage, alpha(j) to registers and shared
         // memory; arrives on ready[j % 2]
         auto softmax = [&](int j, float (&s)[32]) {
             warpgroup_sync(1);  // every warp's S(j) is done: no wgmma still reads the rope block P(j) goes into
-            const int tile_start = t_begin + j * TILE;
+            // raw scores: the max scales by sl2 > 0 afterwards and each p is one fma + exp2; only a last partial
+            // tile masks its tail (a branch uniform over the CTA)
+            const int valid = t_end - (t_begin + j * TILE);
+            if (valid < TILE) {
+#pragma unroll
+                for (int e = 0; e < 32; ++e)
+                    if ((e >> 2) * 8 + 2 * t + (e & 1) >= valid) s[e] = neg_inf();
+            }
             float mx[2] = {neg_inf(), neg_inf()};
 #pragma unroll
-            for (int e = 0; e < 32; ++e) {
-                const int tok = tile_start + (e >> 2) * 8 + 2 * t + (e & 1);
-                s[e] = tok < t_end ? s[e] * sl2 : neg_inf();
-                mx[(e >> 1) & 1] = fmaxf(mx[(e >> 1) & 1], s[e]);
-            }
+            for (int e = 0; e < 32; ++e) mx[(e >> 1) & 1] = fmaxf(mx[(e >> 1) & 1], s[e]);
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2)) * sl2;
                 const float m_new = fmaxf(m_run[h], mx[h]);  // finite: every tile has a valid token
                 alpha[h] = exp2f(m_run[h] - m_new);          // m_run = -inf on the first tile: alpha = 0
                 m_run[h] = m_new;
@@ -214,8 +197,10 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             unsigned char* sP = sK + (j & 1) * Smem::k_bytes + (NB - 1) * (TILE * 128);
 #pragma unroll
             for (int c = 0; c < 8; ++c) {
-                const float p0 = exp2f(s[4 * c] - m_run[0]), p1 = exp2f(s[4 * c + 1] - m_run[0]);
-                const float p2 = exp2f(s[4 * c + 2] - m_run[1]), p3 = exp2f(s[4 * c + 3] - m_run[1]);
+                const float p0 = exp2f(fmaf(s[4 * c], sl2, -m_run[0]));
+                const float p1 = exp2f(fmaf(s[4 * c + 1], sl2, -m_run[0]));
+                const float p2 = exp2f(fmaf(s[4 * c + 2], sl2, -m_run[1]));
+                const float p3 = exp2f(fmaf(s[4 * c + 3], sl2, -m_run[1]));
                 l_run[0] += p0 + p1;
                 l_run[1] += p2 + p3;
                 // tokens 8c + 2t, +1: chunk c, bytes 4t..4t+3 of rows row0 and row0 + 8 (128-byte swizzle)
@@ -234,50 +219,52 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             float s[32];
             mbar_wait(bar_full, 0);
             __syncwarp();
-            mark(1);
-            issue_s(0, s);
+            prof.mark(1);
+            issue_s(0, s, 0, KS);
             wgmma_wait<0>();
             wgmma_pin(s);
-            mark(2);
+            prof.mark(2);
             softmax(0, s);
-            mark(3);
+            prof.mark(3);
         }
         for (int j = 1; j < n_tiles; ++j) {
             float s[32];
+            mla_pv_rope_p<NB>(o, alpha, sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1) first
+            // tile j only now: the P V needs tile j - 1 alone, and the tensor cores run it while tile j lands
             mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);
             __syncwarp();
-            mark(1);
-            pvfirst_pv<NB>(o, alpha[0], alpha[1], sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1) first
-            issue_s(j, s);
-            wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j) may still run
+            prof.mark(1);
+            issue_s(j, s, 0, KS_EARLY);  // keeps the tensor cores busy while this warpgroup waits for the P V
+            wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j)'s first k-steps may still run
             wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);  // (warpgroup 1 refills the stage)
-            mark(4);
+            prof.mark(4);
+            issue_s(j, s, KS_EARLY, KS);
             wgmma_wait<0>();
             wgmma_pin(s);
             wgmma_pin(o);
-            mark(2);
+            prof.mark(2);
             softmax(j, s);
-            mark(3);
+            prof.mark(3);
         }
         // the last tile's P V
-        pvfirst_pv<NB>(o, alpha[0], alpha[1], sKa0 + ((n_tiles - 1) & 1) * Smem::k_bytes, 0);
+        mla_pv_rope_p<NB>(o, alpha, sKa0 + ((n_tiles - 1) & 1) * Smem::k_bytes, 0);
         wgmma_wait<0>();
         wgmma_pin(o);
-        mark(5);
+        prof.mark(5);
     } else {
         for (int j = 0; j < n_tiles; ++j) {  // P V(j) once P(j) is ready
             mbar_wait(bar_ready + 8 * (j & 1), (j >> 1) & 1);
             mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);  // long complete; orders the tile's bytes for us
             __syncwarp();
             fence_proxy_async_smem();
-            mark(1);
-            const float a0 = s_alpha[(j & 1) * HB + row0], a1 = s_alpha[(j & 1) * HB + row0 + 8];
-            pvfirst_pv<NB>(o, a0, a1, sKa0 + (j & 1) * Smem::k_bytes, 1);
+            prof.mark(1);
+            const float a[2] = {s_alpha[(j & 1) * HB + row0], s_alpha[(j & 1) * HB + row0 + 8]};
+            mla_pv_rope_p<NB>(o, a, sKa0 + (j & 1) * Smem::k_bytes, 1);
             wgmma_wait<0>();
             wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * (j & 1), lane);
-            mark(5);
+            prof.mark(5);
             // tile j + 2 into the stage of tile j once warpgroup 0 released it too (it issued its P V(j) ahead of
             // S(j + 1), so this wait is short); warpgroup 1 has nothing else to do until P(j + 1) is ready
             if (tid == 128 && j + 2 < n_tiles) {
@@ -286,7 +273,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
                 if (j + 3 < n_tiles) page_next = table[(t_begin + (j + 3) * TILE) / PAGE];
             }
             __syncwarp();
-            mark(4);
+            prof.mark(4);
         }
     }
 
@@ -320,13 +307,8 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
         mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
                                    reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
                                    (size_t)p.num_splits * LATENT, rows);
-    if constexpr (PROF) {
-        mark(6);
-        prof[7] = n_tiles;
-        if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
-#pragma unroll
-            for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];
-    }
+    prof.mark(6);
+    prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
 }
 
 }  // namespace mf

@@ -41,6 +41,7 @@
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
+#include "mla_cycle_profile.cuh"
 #include "mla_decode.cuh"        // mla_zero_rows
 #include "mla_decode_wgmma.cuh"  // sw128
 #include "mla_params.cuh"
@@ -80,12 +81,13 @@ __device__ __forceinline__ void warpgroup_sync(int id) {
     asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
 }
 
-// S[64][64] = Q K^T for the stage at sKa (36 k-steps; commits one wgmma group). Column block kb's 4 k-steps
+// S[64][64] = Q K^T (Q's descriptor dq) for the stage at sKa (36 k-steps; commits one wgmma group). Column block kb's 4 k-steps
 // go out once its box landed (full barrier full + 8 kb, phase parity `parity`): S starts with the first box
 // instead of the last one.
 template <int D>
-__device__ __forceinline__ void seesaw_qk(float (&s)[32], unsigned sQa, unsigned sKa, unsigned full,
+__device__ __forceinline__ void seesaw_qk(float (&s)[32], unsigned long long dq, unsigned sKa, unsigned full,
                                           unsigned parity) {
+    const unsigned long long dk = wgmma_desc_sw128(sKa, 16, 1024);
 #pragma unroll
     for (int e = 0; e < 32; ++e) s[e] = 0.f;
     wgmma_pin(s);  // the zeros are written before the first fence (register arithmetic may move across asm)
@@ -95,20 +97,20 @@ __device__ __forceinline__ void seesaw_qk(float (&s)[32], unsigned sQa, unsigned
         __syncwarp();  // the spin loop exits lane by lane: converge before the .aligned wgmma
         wgmma_fence();  // (else ptxas inserts one on the spin loop's path and serializes every wgmma)
 #pragma unroll
-        for (int k4 = 0; k4 < 4; ++k4) {
-            const int ks = kb * 4 + k4;
-            const unsigned long long da = wgmma_desc_sw128(sQa + kb * (64 * 128) + k4 * 32, 16, 1024);
-            const unsigned long long db = wgmma_desc_sw128(sKa + kb * (64 * 128) + k4 * 32, 16, 1024);
-            wgmma_m64n64k16_ss(s, da, db, ks > 0);
+        for (int k4 = 0; k4 < 4; ++k4) {  // Q and K blocks are both 64 rows: the same offsets
+            const unsigned off = kb * (64 * 128) + k4 * 32;
+            wgmma_m64n64k16_ss(s, wgmma_desc_add(dq, off), wgmma_desc_add(dk, off), kb + k4 > 0);
         }
     }
     wgmma_commit();
 }
 
-// O = alpha O (skipped when no row's max moved in this warp), then O += P V over this warpgroup's 256 value
-// columns of the stage at sKa, P in its column block NB - 1 (commits one wgmma group).
+// O = alpha O (skipped when no row's max moved in this warp), then O += P V over warpgroup wg's 256 value
+// columns of the stage at sKa, P in its column block NB - 1, the rope columns (commits one wgmma group). The P V
+// of the seesaw and the P V first kernels.
 template <int NB>
-__device__ __forceinline__ void seesaw_pv(float (&o)[128], const float (&alpha)[2], unsigned sKa, int wg) {
+__device__ __forceinline__ void mla_pv_rope_p(float (&o)[128], const float (&alpha)[2], unsigned sKa,
+                                              int wg) {
     if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
         for (int j = 0; j < 32; ++j) {
@@ -118,16 +120,14 @@ __device__ __forceinline__ void seesaw_pv(float (&o)[128], const float (&alpha)[
             o[4 * j + 3] *= alpha[1];
         }
     }
-    const unsigned sPa = sKa + (NB - 1) * (64 * 128);
+    const unsigned long long da = wgmma_desc_sw128(sKa + (NB - 1) * (64 * 128), 16, 1024);  // P
+    // V rows (tokens) 16 kk .., columns from block 4 wg: atoms 1024 bytes apart in k, 64 * 128 in n
+    const unsigned long long db = wgmma_desc_sw128(sKa + (wg * 4) * (64 * 128), 64 * 128, 1024);
     wgmma_pin(o);  // the rescaled values are written before the fence
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-        const unsigned long long da = wgmma_desc_sw128(sPa + kk * 32, 16, 1024);
-        // V rows (tokens) kk*16 .., columns from block 4 wg: atoms 1024 bytes apart in k, 64 * 128 in n
-        const unsigned long long db = wgmma_desc_sw128(sKa + (wg * 4) * (64 * 128) + kk * 16 * 128, 64 * 128, 1024);
-        wgmma_m64n256k16_ss_tb(o, da, db, 1);
-    }
+    for (int kk = 0; kk < 4; ++kk)
+        wgmma_m64n256k16_ss_tb(o, wgmma_desc_add(da, kk * 32), wgmma_desc_add(db, kk * 16 * 128), 1);
     wgmma_commit();
 }
 
@@ -138,15 +138,7 @@ template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DP
 __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
-    long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    long long prof_t = PROF ? clock64() : 0;
-    auto mark = [&](int k) {
-        if constexpr (PROF) {
-            const long long now = clock64();
-            prof[k] += now - prof_t;
-            prof_t = now;
-        }
-    };
+    MlaCycleProfile<PROF> prof;
     constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64;
     using Smem = MlaSeesawSmem<LATENT, ROPE>;
     static_assert(LATENT == 512, "each warpgroup's O half is one m64n256 accumulator");
@@ -229,7 +221,8 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
     float o[128];
 #pragma unroll
     for (int e = 0; e < 128; ++e) o[e] = 0.f;
-    const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK);
+    const unsigned sKa0 = smem_addr(sK);
+    const unsigned long long dq = wgmma_desc_sw128(smem_addr(sQ), 16, 1024);  // Q (A of S), K-major
     const int wg_bar = 1 + wg;
     // every box of tile i landed (in the order of a tile's boxes)
     auto wait_tile = [&](int i) {
@@ -249,9 +242,9 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
             fence_proxy_async_smem();
             warpgroup_sync(wg_bar);
         }
-        mark(1);
-        seesaw_qk<D>(s, sQa, sKa0 + (j & 1) * Smem::k_bytes, bar_full + 8 * NB * (j & 1), (j >> 1) & 1);
-        mark(2);
+        prof.mark(1);
+        seesaw_qk<D>(s, dq, sKa0 + (j & 1) * Smem::k_bytes, bar_full + 8 * NB * (j & 1), (j >> 1) & 1);
+        prof.mark(2);
     };
     // 6. the online softmax of S(j) (complete in every warp of this warpgroup; m_run = m(j - 1)): P(j) into the
     // rope block of its stage, alpha(j) and m(j) for the other warpgroup; arrives on ready[j % 2]
@@ -293,16 +286,16 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         }
         fence_proxy_async_smem();
         mbar_arrive_warp(bar_ready + 8 * (j & 1), lane);  // after each lane's proxy fence
-        mark(3);
+        prof.mark(3);
     };
     // 8. PV(j) once the whole warpgroup wrote P(j)
     auto own_pv = [&](int j, const float (&alpha)[2]) {
         mbar_wait(bar_ready + 8 * (j & 1), (j >> 1) & 1);
         __syncwarp();
         fence_proxy_async_smem();
-        mark(1);
-        seesaw_pv<NB>(o, alpha, sKa0 + (j & 1) * Smem::k_bytes, wg);
-        mark(5);
+        prof.mark(1);
+        mla_pv_rope_p<NB>(o, alpha, sKa0 + (j & 1) * Smem::k_bytes, wg);
+        prof.mark(5);
     };
     // 4. PV(i) of a tile i of the other warpgroup (O is not in flight); m_run becomes m(i)
     auto other_pv = [&](int i) {
@@ -311,16 +304,16 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         mbar_wait(bar_ready + 8 * par, (i >> 1) & 1);
         __syncwarp();
         fence_proxy_async_smem();
-        mark(1);
+        prof.mark(1);
         const float a[2] = {s_alpha[par * HB + row0], s_alpha[par * HB + row0 + 8]};
         m_run[0] = s_max[par * HB + row0];
         m_run[1] = s_max[par * HB + row0 + 8];
         l_run[0] *= a[0];
         l_run[1] *= a[1];
-        seesaw_pv<NB>(o, a, sKa0 + par * Smem::k_bytes, wg);
-        mark(5);
+        mla_pv_rope_p<NB>(o, a, sKa0 + par * Smem::k_bytes, wg);
+        prof.mark(5);
     };
-    mark(0);
+    prof.mark(0);
     // Tile 0 (warpgroup 0) has no softmax before it: its pass runs here, so that inside the loop every pass has a
     // PV(j - 1) (ptxas tracks wgmma groups path-insensitively: "S(j) is all but the newest group" must hold on
     // every path, and the waits stay unconditional).
@@ -330,7 +323,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         wgmma_wait<0>();
         wgmma_pin(s);
         warpgroup_sync(wg_bar);
-        mark(2);
+        prof.mark(2);
         softmax(0, s, alpha);
         own_pv(0, alpha);
     }
@@ -345,7 +338,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
             mbar_wait(bar_empty + 8 * (j & 1), ((j - 2) >> 1) & 1);
             issue_tile(j);
         }
-        mark(4);
+        prof.mark(4);
         float s[32], alpha[2];
         compute_s(j, s);
         other_pv(j - 1);
@@ -357,7 +350,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         wgmma_pin(o);
         mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);
         warpgroup_sync(wg_bar);  // no warp still reads the rope block that P(j) overwrites
-        mark(2);
+        prof.mark(2);
         softmax(j, s, alpha);
         own_pv(j, alpha);
     }
@@ -399,13 +392,8 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
                                    reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
                                    (size_t)p.num_splits * LATENT, rows);
-    if constexpr (PROF) {
-        mark(6);
-        prof[7] = n_tiles;
-        if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
-#pragma unroll
-            for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];
-    }
+    prof.mark(6);
+    prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
 }
 
 }  // namespace mf

@@ -299,7 +299,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
 #pragma unroll
     for (int e = 0; e < NV / 2; ++e) o[e] = 0.f;
 
-    const unsigned sQa = smem_addr(sQ), sKa0 = smem_addr(sK), sPa = smem_addr(sP);
+    const unsigned sKa0 = smem_addr(sK);
+    const unsigned long long dq = wgmma_desc_sw128(smem_addr(sQ), 16, 1024);  // Q (A of S), K-major
+    const unsigned long long dp = wgmma_desc_sw128(smem_addr(sP), 16, 1024);  // P (A of P V), K-major
     if constexpr (CX == 2 || PRO) mbar_wait(bar_q, 0);  // also before the epilogue reuses Q's space (no tiles)
     mark(0);
     for (int i = 0; i < n_tiles; ++i) {
@@ -335,14 +337,12 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
 #pragma unroll
                 for (int e = 0; e < NA / 2; ++e) sc[c][e] = 0.f;
             wgmma_fence();
+            // k-step ks: column block ks / 4, 32 bytes per k-step of 16 within it (one add per descriptor)
+            const unsigned long long db = wgmma_desc_sw128(sKa + tok_off * 128, 16, 1024);
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks) {
-                const unsigned long long da =
-                    wgmma_desc_sw128(sQa + (ks >> 2) * (HB * 128) + (ks & 3) * 32, 16, 1024);
-                const unsigned long long db = wgmma_desc_sw128(
-                    sKa + (ks >> 2) * (TILE * 128) + tok_off * 128 + (ks & 3) * 32, 16, 1024);
-                wgmma_qk<NA>(sc[ks % CHAINS], da, db, ks >= CHAINS);
-            }
+            for (int ks = 0; ks < D / 16; ++ks)
+                wgmma_qk<NA>(sc[ks % CHAINS], wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32),
+                             wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32), ks >= CHAINS);
             wgmma_commit();
         }
         {  // the next tile's copies go out while the tensor cores run phase A
@@ -444,13 +444,11 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             }
         }
         wgmma_fence();
+        {  // V rows (tokens) 16 kk .., columns from block 4 wg: atoms 1024 bytes apart in k, TILE * 128 in n
+            const unsigned long long dv = wgmma_desc_sw128(sKa + (wg * 4) * (TILE * 128), TILE * 128, 1024);
 #pragma unroll
-        for (int kk = 0; kk < TILE / 16; ++kk) {
-            const unsigned long long da = wgmma_desc_sw128(sPa + kk * 32, 16, 1024);
-            // V rows (tokens) kk*16 .., columns from block 4 wg: atoms 1024 bytes apart in k, TILE * 128 in n
-            const unsigned long long db =
-                wgmma_desc_sw128(sKa + (wg * 4) * (TILE * 128) + kk * 16 * 128, TILE * 128, 1024);
-            wgmma_m64n256k16_ss_tb(o, da, db, 1);
+            for (int kk = 0; kk < TILE / 16; ++kk)
+                wgmma_m64n256k16_ss_tb(o, wgmma_desc_add(dp, kk * 32), wgmma_desc_add(dv, kk * 16 * 128), 1);
         }
         wgmma_commit();
         wgmma_wait<0>();

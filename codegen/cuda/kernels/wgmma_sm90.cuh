@@ -22,6 +22,19 @@ __device__ __forceinline__ unsigned long long wgmma_desc_sw128(unsigned smem_add
            ((unsigned long long)((sbo_bytes >> 4) & 0x3fff) << 32) | (1ull << 62);
 }
 
+// desc with its start address moved on by `bytes` (a multiple of 16): one 32-bit add to the low word. Equal to
+// the descriptor of (address + bytes) with the same LBO / SBO / layout: the start field is address / 16 in bits
+// 0..13 and shared-memory addresses (plus offset) stay below 2^18, so the add never carries out of it. Build a
+// tile's descriptor once and step it per k-step with this: ptxas recomputes every wgmma_desc_sw128(addr + off)
+// with ~5 dependent uniform-datapath instructions (add, mask, shift, or, high word), which made S issue-bound.
+__device__ __forceinline__ unsigned long long wgmma_desc_add(unsigned long long desc, unsigned bytes) {
+    unsigned long long r;
+    asm("{\n.reg .b32 lo, hi;\nmov.b64 {lo, hi}, %1;\nadd.u32 lo, lo, %2;\nmov.b64 %0, {lo, hi};\n}\n"
+        : "=l"(r)
+        : "l"(desc), "r"(bytes >> 4));
+    return r;
+}
+
 // Orders this thread's earlier register writes (accumulators) before the next wgmma reads them.
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
