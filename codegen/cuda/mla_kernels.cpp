@@ -75,6 +75,8 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.l2_prefetch < 0 || c.l2_prefetch > 4) return "l2_prefetch must be in 0..4";
     if (c.merge_helpers != 0 && c.merge_helpers != 1) return "merge_helpers must be 0 or 1";
     if (c.merge_helpers && !c.fused_combine) return "merge_helpers needs fused_combine";
+    if (c.merge_loads != 0 && c.merge_loads != 1) return "merge_loads must be 0 or 1";
+    if (c.merge_loads && !c.fused_combine) return "merge_loads needs fused_combine";
     if ((c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch) &&
         (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw || c.producer_consumer))
         return "fused_combine, prologue, bulk_store and l2_prefetch need the wgmma kernel with tma 1, cluster 1, "
@@ -261,12 +263,28 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.fused_combine = 1;  // fc1 pro1 with tiles prefetched into L2 two tiles ahead
         c.l2_prefetch = 2;
         add(c);
-        // (merge_helpers is not a candidate yet: it has not run on a device; the benchmark times it)
         c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
         c.tma = 1;
         c.combine_warp = 1;
         c.fused_combine = 1;
         c.prologue = 1;
+        add(c);
+        // session 5: the merge's loads as whole 512-byte stretches per warp (merge_loads), merge-only CTAs on
+        // the SMs a short context leaves idle (merge_helpers), with bulk copies (fc2), and with 32-token tiles
+        c = MlaDecodeConfig{64, 2, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.fused_combine = 1;
+        c.prologue = 1;
+        c.merge_loads = 1;
+        add(c);
+        c.merge_helpers = 1;
+        add(c);
+        c.fused_combine = 2;
+        add(c);
+        c.tile_tokens = 32;
+        c.stages = 4;
+        c.fused_combine = 1;
         add(c);
     }
     return v;
@@ -328,10 +346,12 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster,
             // fused combine, early prologue (spelled only when set: the other kernels' sources stay as they were)
             c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch
-                ? fmt::format(", {}, {}{}{}", c.fused_combine == 2 ? "2" : c.fused_combine ? "true" : "false",
+                ? fmt::format(", {}, {}{}{}{}", c.fused_combine == 2 ? "2" : c.fused_combine ? "true" : "false",
                               c.prologue ? "true" : "false",
-                              c.bulk_store || c.l2_prefetch ? (c.bulk_store ? ", true" : ", false") : "",
-                              c.l2_prefetch ? fmt::format(", {}", c.l2_prefetch) : std::string())
+                              c.bulk_store || c.l2_prefetch || c.merge_loads ? (c.bulk_store ? ", true" : ", false")
+                                                                              : "",
+                              c.l2_prefetch || c.merge_loads ? fmt::format(", {}", c.l2_prefetch) : std::string(),
+                              c.merge_loads ? ", true" : "")
                 : std::string());
         return s;
     }

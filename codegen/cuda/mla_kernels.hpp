@@ -104,6 +104,10 @@ struct MlaDecodeConfig {
     // warpgroup 0 issues P V(j - 1) then S(j) back to back and softmaxes tile j while warpgroup 1 runs its P V;
     // P in the rope columns; 2 stages (same constraints otherwise).
     int producer_consumer = 0;
+    // 1 (with fused_combine): the merge's register paths load each partial row as 512-byte stretches per warp
+    // load (every 32-byte sector once) instead of 32 bytes per lane in two 16-byte loads (each sector fetched
+    // twice from L2: .cg loads do not merge them); the lanes' output columns follow (mla_fused_combine.cuh).
+    int merge_loads = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -127,6 +131,7 @@ struct MlaDecodeConfig {
         f("l2_prefetch", "l2p", s.l2_prefetch);
         f("merge_helpers", "mh", s.merge_helpers);
         f("producer_consumer", "pc", s.producer_consumer);
+        f("merge_loads", "ml", s.merge_loads);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

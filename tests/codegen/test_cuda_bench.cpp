@@ -88,16 +88,26 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         return c;
     };
     const MlaDecodeConfig def_prof = with(base, 1, 1, 0, 0, 1, 1);
-    MlaDecodeConfig bulk = fused(def, 1, 1), bulk_prof = fused(def_prof, 1, 1);  // rows by bulk copies
-    bulk.bulk_store = bulk_prof.bulk_store = 1;
     MlaDecodeConfig l2p = fused(def, 1, 1), l2p_prof = fused(def_prof, 1, 1);  // tiles prefetched into L2
     l2p.l2_prefetch = l2p_prof.l2_prefetch = 2;
     MlaDecodeConfig mh = fused(def, 1, 1), mh_prof = fused(def_prof, 1, 1);  // merge-only CTAs on idle SMs
     mh.merge_helpers = mh_prof.merge_helpers = 1;
+    // session 5 (batch 1, after the loop): the merge's loads as 512-byte warp stretches (ml), with merge helpers,
+    // with bulk copies (fc2: also for the helpers' single units), and with 32-token tiles (bulk_store: session 4)
+    auto ml = [](MlaDecodeConfig c, int fc, int helpers, int tile = 64) {
+        c.fused_combine = fc;
+        c.prologue = 1;
+        c.merge_loads = 1;
+        c.merge_helpers = helpers;
+        c.tile_tokens = tile;
+        c.stages = tile == 64 ? 2 : 4;
+        return c;
+    };
     const MlaDecodeConfig old_def = with(base, 1, 1, 0, 0, 0, 1);
-    for (MlaDecodeConfig c : {base, old_def, def, def_prof, fused(def, 1, 1), fused(def_prof, 1, 1), fused(def, 2, 1),
-                              fused(def_prof, 2, 1), bulk, bulk_prof, fused(bulk, 2, 1), l2p, l2p_prof, mh, mh_prof,
-                              pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1)})
+    for (MlaDecodeConfig c : {base, old_def, def, def_prof, fused(def, 1, 1), fused(def_prof, 1, 1), ml(def, 1, 0),
+                              ml(def_prof, 1, 0), ml(def, 1, 1), ml(def_prof, 1, 1), mh, mh_prof, fused(def, 2, 1),
+                              fused(def_prof, 2, 1), ml(def, 2, 1), ml(def_prof, 2, 1), ml(def, 2, 0),
+                              ml(def, 1, 1, 32), l2p, l2p_prof, pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

@@ -280,6 +280,24 @@ TEST_CASE("cuda nvrtc: the producer/consumer MLA decode: RS and SS S steps by ha
     }
 }
 
+TEST_CASE("cuda nvrtc: the fused combine's merge configs compile without ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    REQUIRE(c.fused_combine == 1);
+    c.merge_loads = 1;  // 512-byte warp loads: bf16 and fp32 partials, with merge helpers, with bulk copies
+    check_no_ptxas_performance_loss(v3, c);
+    c.merge_helpers = 1;
+    c.fused_combine = 2;
+    check_no_ptxas_performance_loss(v3, c);
+    c.partial_bf16 = 0;
+    c.fused_combine = 1;
+    check_no_ptxas_performance_loss(v3, c);
+}
+
 TEST_CASE("cuda nvrtc: the P V first MLA decode: S and P V unrolled at each call site, no ptxas performance loss") {
     if (!nvrtc_available()) {
         MESSAGE("skipped: built without NVRTC");

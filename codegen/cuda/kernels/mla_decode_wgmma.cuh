@@ -39,6 +39,8 @@
 // BS (config bulk_store): the staged output rows leave as one bulk copy per row (mla_store_rows_bulk).
 // L2P (config l2_prefetch): thread 128 also prefetches into L2 the tile L2P tiles beyond the last one it copied
 // into shared memory (a TMA prefetch per box), so that at batch 1 the next copies hit L2 instead of HBM.
+// MCO (config merge_loads, with FC): the merge's warp loads read whole 512-byte stretches of a partial row
+// (mla_merge_column in mla_fused_combine.cuh) instead of half of every sector twice.
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -93,7 +95,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, bool PRO = false, bool BS = false,
-          int L2P = 0>
+          int L2P = 0, bool MCO = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -178,7 +180,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
         if (PRO && !helper) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
         if constexpr (FC)
-            if (fused) mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH>(p, smem);
+            if (fused) mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO>(p, smem);
         return;
     }
 
@@ -515,7 +517,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (FC)
         if (fused) {
             mark(6);
-            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH>(p, smem, PROF ? prof_x : nullptr);
+            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO>(p, smem, PROF ? prof_x : nullptr);
             if constexpr (PROF) prof_t = clock64();
         }
     if constexpr (PROF) {
