@@ -16,7 +16,7 @@ MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& con
         combine_warp_ = build_cuda_kernel(mla_combine_warp_source(desc, config), arch, cache_dir);
     append_ = build_cuda_kernel(kv_append_source(desc), arch, cache_dir);
     if (config.fused_combine) {
-        grid_sync_ = DeviceBuffer(256);
+        grid_sync_ = DeviceBuffer(kMlaGridSyncBytes);
         grid_sync_.fill_bytes(0);
         max_resident_ = decode_->max_resident_ctas();
     }

@@ -69,7 +69,7 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
                      c.qk_split != 0 || c.qk_chains != 1))
         return "seesaw needs the wgmma kernel with tma 1, 64-token tiles, 2 stages, cluster 1, qk_split 0 and "
                "qk_chains 1";
-    if (c.fused_combine < 0 || c.fused_combine > 2) return "fused_combine must be 0, 1 or 2";
+    if (c.fused_combine < 0 || c.fused_combine > 3) return "fused_combine must be 0, 1, 2 or 3";
     if (c.prologue != 0 && c.prologue != 1) return "prologue must be 0 or 1";
     if (c.bulk_store != 0 && c.bulk_store != 1) return "bulk_store must be 0 or 1";
     if (c.l2_prefetch < 0 || c.l2_prefetch > 4) return "l2_prefetch must be in 0..4";
@@ -270,7 +270,8 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.prologue = 1;
         add(c);
         // session 5: the merge's loads as whole 512-byte stretches per warp (merge_loads), merge-only CTAs on
-        // the SMs a short context leaves idle (merge_helpers), with bulk copies (fc2), and with 32-token tiles
+        // the SMs a short context leaves idle (merge_helpers), with bulk copies (fc2), with ready flags instead of
+        // the grid barrier (fc3), and with 32-token tiles
         c = MlaDecodeConfig{64, 2, 1, 1, 1, 1};
         c.tma = 1;
         c.combine_warp = 1;
@@ -282,6 +283,11 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         add(c);
         c.fused_combine = 2;
         add(c);
+        c.fused_combine = 3;  // ... ready flags instead of the grid barrier, with and without the helpers
+        add(c);
+        c.merge_helpers = 0;
+        add(c);
+        c.merge_helpers = 1;
         c.tile_tokens = 32;
         c.stages = 4;
         c.fused_combine = 1;
@@ -346,7 +352,9 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster,
             // fused combine, early prologue (spelled only when set: the other kernels' sources stay as they were)
             c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch
-                ? fmt::format(", {}, {}{}{}{}", c.fused_combine == 2 ? "2" : c.fused_combine ? "true" : "false",
+                ? fmt::format(", {}, {}{}{}{}",
+                              c.fused_combine >= 2 ? std::to_string(c.fused_combine)
+                                                   : std::string(c.fused_combine ? "true" : "false"),
                               c.prologue ? "true" : "false",
                               c.bulk_store || c.l2_prefetch || c.merge_loads ? (c.bulk_store ? ", true" : ", false")
                                                                               : "",
@@ -417,7 +425,7 @@ bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits) {
 
 bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas) {
     return c.fused_combine && !mla_decode_writes_output(c, num_splits) && num_splits <= kMlaFusedCombineMaxSplits &&
-           grid_ctas <= max_resident_ctas;
+           grid_ctas <= max_resident_ctas && grid_ctas <= kMlaFusedMaxCtas;
 }
 
 Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,

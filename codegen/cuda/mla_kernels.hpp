@@ -79,7 +79,9 @@ struct MlaDecodeConfig {
     int seesaw = 0;
     // 1: no combine launch where the whole grid fits on the device at once: the decode is launched
     // cooperatively and its CTAs merge the splits after storing their partials (kernels/mla_fused_combine.cuh;
-    // 2: a CTA's merge pulls the rows into shared memory by bulk copies instead of loads into registers);
+    // 2: a CTA's merge pulls the rows into shared memory by bulk copies instead of loads into registers; 3: no grid
+    // barrier: each CTA sets a ready flag after its stores, the merging warps read every split's rows as soon as its
+    // flag is set, so the early splits' reads overlap the grid's skew);
     // otherwise (grid too large, one split, more than kMlaFusedCombineMaxSplits splits) the separate combine as
     // before. Needs wgmma, tma 1, cluster 1, no PDL, no seesaw.
     int fused_combine = 0;

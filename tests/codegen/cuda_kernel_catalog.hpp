@@ -101,6 +101,8 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         c.merge_loads = 1;
         c.profile = 1;
         v.push_back(mla_decode_source(ragged64, c, sm));
+        c.fused_combine = 3;  // ready flags instead of the grid barrier
+        v.push_back(mla_decode_source(ragged64, c, sm));
     }
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));

@@ -93,7 +93,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     MlaDecodeConfig mh = fused(def, 1, 1), mh_prof = fused(def_prof, 1, 1);  // merge-only CTAs on idle SMs
     mh.merge_helpers = mh_prof.merge_helpers = 1;
     // session 5 (batch 1, after the loop): the merge's loads as 512-byte warp stretches (ml), with merge helpers,
-    // with bulk copies (fc2: also for the helpers' single units), and with 32-token tiles (bulk_store: session 4)
+    // with bulk copies (fc2: also for the helpers' single units), with ready flags instead of the grid barrier (fc3,
+    // riskier: after the session-4 variants), and with 32-token tiles (bulk_store: session 4)
     auto ml = [](MlaDecodeConfig c, int fc, int helpers, int tile = 64) {
         c.fused_combine = fc;
         c.prologue = 1;
@@ -107,7 +108,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     for (MlaDecodeConfig c : {base, old_def, def, def_prof, fused(def, 1, 1), fused(def_prof, 1, 1), ml(def, 1, 0),
                               ml(def_prof, 1, 0), ml(def, 1, 1), ml(def_prof, 1, 1), mh, mh_prof, fused(def, 2, 1),
                               fused(def_prof, 2, 1), ml(def, 2, 1), ml(def_prof, 2, 1), ml(def, 2, 0),
-                              ml(def, 1, 1, 32), l2p, l2p_prof, pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1)})
+                              ml(def, 1, 1, 32), l2p, l2p_prof, ml(def, 3, 0), ml(def_prof, 3, 0), ml(def, 3, 1),
+                              ml(def_prof, 3, 1), ml(def, 3, 1, 32), pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -152,7 +154,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 DeviceBuffer out(size_t(rot) * batch * d.heads * d.latent_dim * 2);
                 DeviceBuffer prof(32 * sizeof(unsigned long long));
                 prof.fill_bytes(0);
-                DeviceBuffer grid_sync(256);  // the fused combine's counter: zero once, never reset
+                DeviceBuffer grid_sync(kMlaGridSyncBytes);  // the fused combine's counters: zero once, never reset
                 grid_sync.fill_bytes(0);
                 // coop_only: a fused config launched cooperatively without the merge (grid_sync null): what the
                 // cooperative launch itself costs against the plain launch of "decode only"

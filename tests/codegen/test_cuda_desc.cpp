@@ -436,8 +436,9 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // stages, pc 2: 2 stages)
             // ... and the fused combine / early prologue on the default (fc, pro, both; both with fp32
             // partials; both with bulk stores; the bulk-copy merge with and without them; L2 prefetch; t32 s4)
-            // ... and the merge's 512-byte warp loads (fc1 pro1 ml1), with merge helpers, fc2 helpers, t32 s4
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 57 : 47)));
+            // ... and the merge's 512-byte warp loads (fc1 pro1 ml1), with merge helpers, fc2 helpers, fc3 with
+            // and without helpers, t32 s4
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 59 : 49)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -499,7 +500,8 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
     CHECK(rejects([](MlaDecodeConfig& x) { x.cluster = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.pdl = 1; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.decode_pdl = 1; }));
-    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 3; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 4; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 3; }));
     CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x) {
         x.fused_combine = 0;
@@ -513,6 +515,7 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
     CHECK_FALSE(mla_decode_fuses_combine(c, 1, 2, 132));  // one split: the decode writes the output itself
     CHECK_FALSE(mla_decode_fuses_combine(c, kMlaFusedCombineMaxSplits + 1, 260, 1000));
     CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 0));  // no cooperative launch on this device
+    CHECK_FALSE(mla_decode_fuses_combine(c, 2, kMlaFusedMaxCtas + 2, 1 << 20));  // past the flags of grid_sync
     // merge helpers fill the device along x
     const Dim3 g = mla_decode_fused_grid(d, c, 1, 16, 132);
     CHECK((g.x == 16 && g.y == 2 && g.z == 1));

@@ -33,9 +33,10 @@
 // map) before the context length is read, then every stage's tile as soon as the first page id arrives (the
 // default issues tile STAGES - 1 only during tile 0's phase A): at batch 1 a CTA has 1-8 tiles, and the
 // prologue (~3.1k cycles at 8K: seq_len -> page table -> copy, Q behind them) was as long as a tile.
-// FC (config fused_combine 1 or 2): launched cooperatively with p.grid_sync set, the CTAs merge the splits
+// FC (config fused_combine 1, 2 or 3): launched cooperatively with p.grid_sync set, the CTAs merge the splits
 // themselves after storing their partials (kernels/mla_fused_combine.cuh; 2: the rows are pulled into shared
-// memory by bulk copies); with p.grid_sync null the kernel behaves as without FC.
+// memory by bulk copies; 3: no grid barrier, each split's rows are read once its ready flag is set); with
+// p.grid_sync null the kernel behaves as without FC.
 // BS (config bulk_store): the staged output rows leave as one bulk copy per row (mla_store_rows_bulk).
 // L2P (config l2_prefetch): thread 128 also prefetches into L2 the tile L2P tiles beyond the last one it copied
 // into shared memory (a TMA prefetch per box), so that at batch 1 the next copies hit L2 instead of HBM.
@@ -61,7 +62,7 @@ struct MlaWgmmaSmem {
     static constexpr int k_bytes = (D / 64) * TILE * 128;
     static constexpr int p_bytes = 64 * 128;
     static constexpr int row_bytes = 5 * 64 * 4;  // alpha, row max [2], row sum [2]
-    static constexpr int bar_bytes = 128;  // full [4], empty [4], q mbarriers, 8 bytes each
+    static constexpr int bar_bytes = 128;  // full [4], empty [4], q mbarriers, 8 bytes each; FC 3's epoch at + 72
     static constexpr int align_slack = 1024;  // the dynamic window is rounded up to 1024 bytes at run time
     static constexpr int total = align_slack + q_bytes + STAGES * k_bytes + p_bytes + row_bytes + bar_bytes;
 };
@@ -148,6 +149,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const int row0 = (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
     const int len = p.seq_lens[b];  // (loaded while the barriers are set up and Q is issued: PRO)
+    // FC 3: the launch epoch before this CTA's arrival (mla_ready_arrive), kept in shared memory beside the mbarriers
+    unsigned* s_epoch = reinterpret_cast<unsigned*>(red_sum + 2 * HB) + 18;
+    if (FC == 3 && tid == 0 && p.grid_sync != nullptr) *s_epoch = ld_relaxed_gpu(p.grid_sync + 1);
     if constexpr (PRO) {
         if (tid == 128 && !helper) {
             tma_prefetch_map(&p.q_map);
@@ -180,7 +184,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
         if (PRO && !helper) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
         if constexpr (FC)
-            if (fused) mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO>(p, smem);
+            if (fused)
+                mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3>(p, smem, nullptr, s_epoch);
         return;
     }
 
@@ -517,7 +522,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (FC)
         if (fused) {
             mark(6);
-            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO>(p, smem, PROF ? prof_x : nullptr);
+            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3>(p, smem, PROF ? prof_x : nullptr,
+                                                                                  s_epoch);
             if constexpr (PROF) prof_t = clock64();
         }
     if constexpr (PROF) {

@@ -65,6 +65,44 @@ __device__ __forceinline__ void mla_grid_barrier(unsigned* counter, unsigned n_c
     __syncthreads();
 }
 
+// fused_combine 3: no grid barrier. Each decode CTA f = (row * head blocks + head block) * num_splits + split
+// stores its partial and lse, then releases its ready flag grid_sync[kMlaReadyFlags + f] = mla_ready_value(epoch);
+// the merging warps load every split's rows as soon as its flag shows (those of the early CTAs while the late ones
+// still compute: the skew of the grid, ~1-1.5 us at batch 1, overlaps the merge's reads). The epoch tells this
+// launch's flags from older ones: grid_sync[1] counts launches in bits 16..31 (CTA 0 adds 2^16 - (n - 1), the
+// others 1: the high half steps when the last CTA arrives, the low half returns to 0), read by each CTA at its
+// start, before its own arrival, so it is the count of the launches before this one.
+__device__ __forceinline__ unsigned mla_ready_value(unsigned epoch_word) {
+    return 0x80000000u | (epoch_word >> 16);  // never 0 (the zeroed flags), differs for 65536 launches in a row
+}
+
+__device__ __forceinline__ void mla_ready_arrive(const MlaDecodeParams& p, unsigned epoch_word, unsigned n_ctas,
+                                                 bool first) {
+    __syncthreads();  // every thread of this CTA has issued its stores
+    if (threadIdx.x == 0) {
+        if ((int)blockIdx.x < p.num_splits) {  // (merge helpers store nothing)
+            unsigned* flag = p.grid_sync + kMlaReadyFlags +
+                             (blockIdx.z * gridDim.y + blockIdx.y) * (unsigned)p.num_splits + blockIdx.x;
+            asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(flag), "r"(mla_ready_value(epoch_word))
+                         : "memory");
+        }
+        asm volatile("red.relaxed.gpu.global.add.u32 [%0], %1;\n" ::"l"(p.grid_sync + 1),
+                     "r"(first ? 0x10000u - (n_ctas - 1) : 1u)
+                     : "memory");
+    }
+}
+
+// Waits until `flag` shows `want`, then orders this thread's later loads after the flag's release (relaxed polls,
+// one fence: an acquire load per poll would hold back the loads behind it). Traps after 10 s.
+__device__ __forceinline__ void mla_ready_wait(const unsigned* flag, unsigned want) {
+    if (ld_relaxed_gpu(flag) != want) {
+        const unsigned long long t_start = global_timer_ns();
+        while (ld_relaxed_gpu(flag) != want)
+            if (global_timer_ns() - t_start > 10000000000ull) __trap();
+    }
+    asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+}
+
 // Splits of row b that hold tokens (the first ones: mla_split_tiles); the rest wrote no partial, so their rows
 // are not even loaded (a graph captured for a long context runs short ones with most splits empty). seq_lens[b]
 // was read by this CTA already when b is its own row: an L1 hit at batch 1.
@@ -101,6 +139,43 @@ __device__ __forceinline__ void mla_fused_load(float4 (&raw)[B][VPL], const PT* 
     }
 }
 
+// As mla_fused_load, each split once its ready flag (flags[s]) shows `want` (fused_combine 3): all pending flags are
+// polled together (relaxed), one fence follows a poll that found new ones, then their rows are requested.
+template <int LATENT, class PT, bool COAL, int B, int VPL>
+__device__ __forceinline__ void mla_fused_load_ready(float4 (&raw)[B][VPL], const PT* src, const unsigned* flags,
+                                                     unsigned want, int s0, int step, int n) {
+    unsigned pending = 0;
+#pragma unroll
+    for (int u = 0; u < B; ++u) {
+#pragma unroll
+        for (int v = 0; v < VPL; ++v) raw[u][v] = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (s0 + step * u < n) pending |= 1u << u;
+    }
+    const unsigned long long t_start = global_timer_ns();
+    while (pending != 0u) {
+        unsigned f[B];
+#pragma unroll
+        for (int u = 0; u < B; ++u) f[u] = (pending >> u) & 1u ? ld_relaxed_gpu(flags + s0 + step * u) : 0u;
+        unsigned ready = 0;
+#pragma unroll
+        for (int u = 0; u < B; ++u)
+            if (f[u] == want) ready |= 1u << u;
+        if (ready == 0u) {
+            if (global_timer_ns() - t_start > 10000000000ull) __trap();
+            continue;
+        }
+        asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+        pending &= ~ready;
+#pragma unroll
+        for (int u = 0; u < B; ++u)
+            if ((ready >> u) & 1u)
+#pragma unroll
+                for (int v = 0; v < VPL; ++v)
+                    raw[u][v] = __ldcg(reinterpret_cast<const float4*>(src + (size_t)(s0 + step * u) * LATENT) +
+                                       v * (COAL ? 32 : 1));
+    }
+}
+
 // acc += w[u] * raw[u] over the splits with a non-zero weight (w is the same in all lanes: no divergence).
 template <class PT, int B, int VPL, int CPL>
 __device__ __forceinline__ void mla_fused_accumulate(float (&acc)[CPL], const float4 (&raw)[B][VPL],
@@ -121,18 +196,29 @@ __device__ __forceinline__ void mla_fused_accumulate(float (&acc)[CPL], const fl
 
 // One warp merges unit `row` (n <= 32 partials): lane l owns latent columns CPL l .. + CPL - 1. The first B
 // splits' rows are loaded together with the lse values (one round trip), the rest B at a time.
-template <int LATENT, class PT, bool COAL>
+// READY (fused_combine 3): each split's rows and lse are read once its ready flag (flags[s]) shows `want`.
+template <int LATENT, class PT, bool COAL, bool READY = false>
 __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p, size_t row, int live, int lane,
-                                                       long long* t_first) {
+                                                       long long* t_first, const unsigned* flags = nullptr,
+                                                       unsigned want = 0) {
     constexpr int CPL = LATENT / 32;                  // columns per lane
     constexpr int VPL = CPL * (int)sizeof(PT) / 16;   // 16-byte loads per lane and split
     constexpr int B = sizeof(PT) == 2 ? 16 : 8;       // splits loaded before the first is used (bf16: all)
     static_assert(CPL % 8 == 0, "whole 16-byte bf16 stores per lane");
     const int n = p.num_splits;
     const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + mla_merge_column<PT, COAL, CPL>(lane, 0);
-    const float l = lane < n ? __ldcg(p.lse_part + row * n + lane) : neg_inf();
+    float l = neg_inf();
     float4 raw[B][VPL];
-    mla_fused_load<LATENT, PT, COAL>(raw, src, 0, 1, live);
+    if constexpr (READY) {
+        mla_fused_load_ready<LATENT, PT, COAL>(raw, src, flags, want, 0, 1, live);
+        if (lane < live) {
+            mla_ready_wait(flags + lane, want);
+            l = __ldcg(p.lse_part + row * n + lane);
+        }
+    } else {
+        l = lane < n ? __ldcg(p.lse_part + row * n + lane) : neg_inf();
+        mla_fused_load<LATENT, PT, COAL>(raw, src, 0, 1, live);
+    }
     const float m = warp_max(l);
     const float w_own = l == neg_inf() ? 0.f : exp2f(l - m);
     const float wsum = warp_sum(w_own);
@@ -150,7 +236,10 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
         if (t_first && *t_first == 0) *t_first = clock64();
         s0 += B;
         if (s0 >= live) break;
-        mla_fused_load<LATENT, PT, COAL>(raw, src, s0, 1, live);
+        if constexpr (READY)
+            mla_fused_load_ready<LATENT, PT, COAL>(raw, src, flags, want, s0, 1, live);
+        else
+            mla_fused_load<LATENT, PT, COAL>(raw, src, s0, 1, live);
     }
     const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
     if constexpr (COAL && sizeof(PT) == 4) {  // chunk v: 4 columns, one 8-byte store of 4 bf16
@@ -173,9 +262,10 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
 // The 256 threads merge unit `row` (n <= 256 partials). `smem`: (256 + 16 + 8 LATENT) floats of scratch. Warp w
 // takes splits w, w + 8, ..: its first B rows are loaded together with the lse values (one round trip for up to
 // 8 B splits), the weights meet in shared memory meanwhile.
-template <int LATENT, class PT, bool COAL>
+template <int LATENT, class PT, bool COAL, bool READY = false>
 __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, size_t row, int live,
-                                                      unsigned char* smem, long long* t_first) {
+                                                      unsigned char* smem, long long* t_first,
+                                                      const unsigned* flags = nullptr, unsigned want = 0) {
     constexpr int CPL = LATENT / 32;
     constexpr int VPL = CPL * (int)sizeof(PT) / 16;
     constexpr int B = sizeof(PT) == 2 ? 9 : 4;  // splits per warp in flight (66 splits: 9 per warp, one round)
@@ -186,9 +276,18 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n = p.num_splits;
     const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + mla_merge_column<PT, COAL, CPL>(lane, 0);
-    const float l = tid < n ? __ldcg(p.lse_part + row * n + tid) : neg_inf();
+    float l = neg_inf();
     float4 raw[B][VPL];
-    mla_fused_load<LATENT, PT, COAL>(raw, src, warp, 8, live);
+    if constexpr (READY) {
+        mla_fused_load_ready<LATENT, PT, COAL>(raw, src, flags, want, warp, 8, live);
+        if (tid < live) {
+            mla_ready_wait(flags + tid, want);
+            l = __ldcg(p.lse_part + row * n + tid);
+        }
+    } else {
+        l = tid < n ? __ldcg(p.lse_part + row * n + tid) : neg_inf();
+        mla_fused_load<LATENT, PT, COAL>(raw, src, warp, 8, live);
+    }
     float m = warp_max(l);
     if (lane == 0) s_red[warp] = m;
     __syncthreads();
@@ -214,7 +313,10 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
         if (t_first && *t_first == 0) *t_first = clock64();
         s0 += 8 * B;
         if (s0 >= live) break;
-        mla_fused_load<LATENT, PT, COAL>(raw, src, s0, 8, live);
+        if constexpr (READY)
+            mla_fused_load_ready<LATENT, PT, COAL>(raw, src, flags, want, s0, 8, live);
+        else
+            mla_fused_load<LATENT, PT, COAL>(raw, src, s0, 8, live);
     }
 #pragma unroll
     for (int j = 0; j < CPL; ++j) s_acc[(warp * CPL + j) * 32 + lane] = acc[j];
@@ -301,25 +403,40 @@ __device__ __forceinline__ void mla_fused_combine_bulk(const MlaDecodeParams& p,
 // BULK (fused_combine 2): CTA units by mla_fused_combine_bulk where `scratch` bytes of `smem` hold all rows, also
 // for few partials when no CTA has more than one unit (merge_helpers at batch 1, 1K: 16 rows of 1 KB per CTA).
 // COAL (config merge_loads): the register paths read each 512-byte stretch of a row with one warp load
-// (mla_merge_column).
-template <int HEADS, int LATENT, int TILE, class PT, bool BULK = false, int SCRATCH = 0, bool COAL = false>
+// (mla_merge_column). READY (fused_combine 3): ready flags instead of the barrier; `epoch_slot` (shared memory):
+// grid_sync[1] as thread 0 read it at the CTA's start (read here after the arrival's __syncthreads).
+template <int HEADS, int LATENT, int TILE, class PT, bool BULK = false, int SCRATCH = 0, bool COAL = false,
+          bool READY = false>
 __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsigned char* smem,
-                                                  long long* prof = nullptr) {
+                                                  long long* prof = nullptr, const unsigned* epoch_slot = nullptr) {
+    static_assert(!(BULK && READY), "the bulk-copy merge waits at the grid barrier");
     const unsigned n_ctas = gridDim.x * gridDim.y * gridDim.z;
     const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     const long long t0 = prof ? clock64() : 0;
-    mla_grid_barrier(p.grid_sync, n_ctas, cta == 0, prof ? prof + 4 : nullptr);
+    unsigned epoch_word = 0;
+    if constexpr (READY) {
+        __syncthreads();  // thread 0's epoch_slot is visible, every thread of this CTA has issued its stores
+        epoch_word = *epoch_slot;
+        mla_ready_arrive(p, epoch_word, n_ctas, cta == 0);
+    } else
+        mla_grid_barrier(p.grid_sync, n_ctas, cta == 0, prof ? prof + 4 : nullptr);
     const long long t1 = prof ? clock64() : 0;
     long long t_first = 0;  // profile: the first partial rows are summed
     const unsigned units = (unsigned)p.batch * HEADS;
+    const unsigned want = mla_ready_value(epoch_word);
+    // the ready flags of unit u's splits (64 heads per decode CTA)
+    auto flags = [&](unsigned u) {
+        return p.grid_sync + kMlaReadyFlags + ((u / HEADS) * gridDim.y + (u % HEADS) / 64) * (unsigned)p.num_splits;
+    };
     // one warp per unit for few partials, or up to 32 when a CTA has several units (they then run side by side)
     const bool bulk = BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH;
     if ((p.num_splits <= kMlaCombineWarpMaxSplits && !(bulk && units <= n_ctas)) ||
         (p.num_splits <= 32 && units > n_ctas)) {
         const unsigned warp = threadIdx.x >> 5;
         for (unsigned u = cta + n_ctas * warp; u < units; u += n_ctas * 8)
-            mla_fused_combine_warp<LATENT, PT, COAL>(p, u, mla_live_splits<TILE>(p, u / HEADS), threadIdx.x & 31,
-                                                     prof ? &t_first : nullptr);
+            mla_fused_combine_warp<LATENT, PT, COAL, READY>(p, u, mla_live_splits<TILE>(p, u / HEADS),
+                                                            threadIdx.x & 31, prof ? &t_first : nullptr,
+                                                            flags(u), want);
     } else if (bulk) {
         // the region held generic-proxy data (staged rows, Q, K): order those accesses before the bulk writes
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -335,8 +452,8 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
         }
     } else {
         for (unsigned u = cta; u < units; u += n_ctas)
-            mla_fused_combine_cta<LATENT, PT, COAL>(p, u, mla_live_splits<TILE>(p, u / HEADS), smem,
-                                              prof ? &t_first : nullptr);
+            mla_fused_combine_cta<LATENT, PT, COAL, READY>(p, u, mla_live_splits<TILE>(p, u / HEADS), smem,
+                                                           prof ? &t_first : nullptr, flags(u), want);
     }
     if (prof) {
         prof[0] += t1 - t0;
