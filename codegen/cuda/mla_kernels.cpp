@@ -70,7 +70,7 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "seesaw needs the wgmma kernel with tma 1, 64-token tiles, 2 stages, cluster 1, qk_split 0 and "
                "qk_chains 1";
     if (c.fused_combine < 0 || c.fused_combine > 3) return "fused_combine must be 0, 1, 2 or 3";
-    if (c.prologue != 0 && c.prologue != 1) return "prologue must be 0 or 1";
+    if (c.prologue < 0 || c.prologue > 2) return "prologue must be 0, 1 or 2";
     if (c.bulk_store != 0 && c.bulk_store != 1) return "bulk_store must be 0 or 1";
     if (c.l2_prefetch < 0 || c.l2_prefetch > 4) return "l2_prefetch must be in 0..4";
     if (c.merge_helpers != 0 && c.merge_helpers != 1) return "merge_helpers must be 0 or 1";
@@ -271,7 +271,7 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         add(c);
         // session 5: the merge's loads as whole 512-byte stretches per warp (merge_loads), merge-only CTAs on
         // the SMs a short context leaves idle (merge_helpers), with bulk copies (fc2), with ready flags instead of
-        // the grid barrier (fc3), and with 32-token tiles
+        // the grid barrier (fc3), with the page table read early (pro2), and with 32-token tiles
         c = MlaDecodeConfig{64, 2, 1, 1, 1, 1};
         c.tma = 1;
         c.combine_warp = 1;
@@ -287,6 +287,11 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         add(c);
         c.merge_helpers = 0;
         add(c);
+        c.prologue = 2;  // ... the page ids read with the context length (fc3 ml1, fc1 ml1)
+        add(c);
+        c.fused_combine = 1;
+        add(c);
+        c.prologue = 1;
         c.merge_helpers = 1;
         c.tile_tokens = 32;
         c.stages = 4;
@@ -355,7 +360,7 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
                 ? fmt::format(", {}, {}{}{}{}",
                               c.fused_combine >= 2 ? std::to_string(c.fused_combine)
                                                    : std::string(c.fused_combine ? "true" : "false"),
-                              c.prologue ? "true" : "false",
+                              c.prologue == 2 ? "2" : c.prologue ? "true" : "false",
                               c.bulk_store || c.l2_prefetch || c.merge_loads ? (c.bulk_store ? ", true" : ", false")
                                                                               : "",
                               c.l2_prefetch || c.merge_loads ? fmt::format(", {}", c.l2_prefetch) : std::string(),

@@ -86,7 +86,8 @@ struct MlaDecodeConfig {
     // before. Needs wgmma, tma 1, cluster 1, no PDL, no seesaw.
     int fused_combine = 0;
     // 1: the early prologue of the wgmma kernel (tma 1, cluster 1, no seesaw): Q by TMA issued before the
-    // context length is read, and every stage's tile issued before the first one is computed.
+    // context length is read, and every stage's tile issued before the first one is computed. 2: also the row's
+    // page ids (up to 512, one warp) read together with the context length instead of after it.
     int prologue = 0;
     // 1: the wgmma kernel (tma 1, cluster 1, no seesaw) writes its output rows (partials or final) with one bulk
     // copy per row from the staged rows instead of 16-byte stores from all threads.

@@ -94,10 +94,11 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     mh.merge_helpers = 1;
     // session 5 (batch 1, after the loop): the merge's loads as 512-byte warp stretches (ml), with merge helpers,
     // with bulk copies (fc2: also for the helpers' single units), with ready flags instead of the grid barrier (fc3,
-    // riskier: after the session-4 variants), and with 32-token tiles (bulk_store: session 4)
-    auto ml = [](MlaDecodeConfig c, int fc, int helpers, int tile = 64) {
+    // riskier: after the session-4 variants), with 32-token tiles, and with the page ids read early (pro2)
+    // (bulk_store: session 4)
+    auto ml = [](MlaDecodeConfig c, int fc, int helpers, int tile = 64, int pro = 1) {
         c.fused_combine = fc;
-        c.prologue = 1;
+        c.prologue = pro;
         c.merge_loads = 1;
         c.merge_helpers = helpers;
         c.tile_tokens = tile;
@@ -109,7 +110,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     for (MlaDecodeConfig c : {base, old_def, def, fused(def, 1, 1), fused(def_prof, 1, 1), ml(def, 1, 0),
                               ml(def_prof, 1, 0), ml(def, 1, 1), ml(def_prof, 1, 1), mh, fused(def, 2, 1),
                               fused(def_prof, 2, 1), ml(def, 2, 1), ml(def, 2, 0), ml(def, 1, 1, 32), l2p,
-                              ml(def, 3, 0), ml(def_prof, 3, 0), ml(def, 3, 1), ml(def, 3, 1, 32), pc(old_def, 2),
+                              ml(def, 3, 0), ml(def_prof, 3, 0), ml(def, 3, 1), ml(def, 3, 1, 32), ml(def, 1, 0, 64, 2),
+                              ml(def_prof, 1, 0, 64, 2), ml(def, 3, 0, 64, 2), pc(old_def, 2),
                               pc(def_prof, 2), pc(old_def, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())

@@ -437,8 +437,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and the fused combine / early prologue on the default (fc, pro, both; both with fp32
             // partials; both with bulk stores; the bulk-copy merge with and without them; L2 prefetch; t32 s4)
             // ... and the merge's 512-byte warp loads (fc1 pro1 ml1), with merge helpers, fc2 helpers, fc3 with
-            // and without helpers, t32 s4
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 59 : 49)));
+            // and without helpers, fc3 / fc1 with the early page ids (pro2), t32 s4
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 61 : 51)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -501,6 +501,13 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
     CHECK(rejects([](MlaDecodeConfig& x) { x.pdl = 1; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.decode_pdl = 1; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 4; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 3; }));
+    {  // prologue 2: the page ids read with the context length
+        MlaDecodeConfig x = c;
+        x.prologue = 2;
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        CHECK(mla_decode_source(d, x, 90).source.find(", 1, 1, false, false, true, 2>(p)") != std::string::npos);
+    }
     CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 3; }));
     CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x) {

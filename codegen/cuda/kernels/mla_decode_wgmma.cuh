@@ -32,7 +32,8 @@
 // PRO (config prologue, with TMA 1): thread 128 sets up the barriers and issues Q (9 boxes through the 3-D q
 // map) before the context length is read, then every stage's tile as soon as the first page id arrives (the
 // default issues tile STAGES - 1 only during tile 0's phase A): at batch 1 a CTA has 1-8 tiles, and the
-// prologue (~3.1k cycles at 8K: seq_len -> page table -> copy, Q behind them) was as long as a tile.
+// prologue (~3.1k cycles at 8K: seq_len -> page table -> copy, Q behind them) was as long as a tile. PRO 2: the
+// page ids come from a read of the row's whole table (<= 512 pages) issued with the context length's.
 // FC (config fused_combine 1, 2 or 3): launched cooperatively with p.grid_sync set, the CTAs merge the splits
 // themselves after storing their partials (kernels/mla_fused_combine.cuh; 2: the rows are pulled into shared
 // memory by bulk copies; 3: no grid barrier, each split's rows are read once its ready flag is set); with
@@ -95,7 +96,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // p.profile[16 + wg * 8 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores;
 // fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
-          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, bool PRO = false, bool BS = false,
+          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
           int L2P = 0, bool MCO = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
@@ -149,6 +150,15 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const int row0 = (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
     const int len = p.seq_lens[b];  // (loaded while the barriers are set up and Q is issued: PRO)
+    const int* table = p.block_table + (size_t)b * p.block_table_stride;
+    // PRO 2: warp 4 loads the row's page ids (up to 32 x TBL) together with len, not after it (one L2 round trip
+    // less before the first tiles are issued); a shared table (stride 0, prefill) or a longer one: as PRO 1
+    constexpr int TBL = PRO == 2 ? 16 : 1;
+    const bool tbl_regs = PRO == 2 && p.block_table_stride > 0 && p.block_table_stride <= 32 * TBL;
+    int tbl[TBL];
+#pragma unroll
+    for (int k = 0; k < TBL; ++k)
+        tbl[k] = tbl_regs && warp == 4 && !helper && k * 32 + lane < p.block_table_stride ? table[k * 32 + lane] : 0;
     // FC 3: the launch epoch before this CTA's arrival (mla_ready_arrive), kept in shared memory beside the mbarriers
     unsigned* s_epoch = reinterpret_cast<unsigned*>(red_sum + 2 * HB) + 18;
     if (FC == 3 && tid == 0 && p.grid_sync != nullptr) *s_epoch = ld_relaxed_gpu(p.grid_sync + 1);
@@ -189,7 +199,6 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         return;
     }
 
-    const int* table = p.block_table + (size_t)b * p.block_table_stride;
     constexpr int NB = D / 64;  // 64-column boxes per tile
     // TMA 2: this CTA issues boxes [cb0, cb1) of every tile, multicast to the head-block pair (ranks xr, xr + CX)
     const int cb0 = TMA == 2 ? yr * ((NB + 1) / 2) : 0, cb1 = TMA == 2 && yr == 0 ? (NB + 1) / 2 : NB;
@@ -274,7 +283,28 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
     if constexpr (TMA != 0) {
         cp_async_commit();  // Q: group 0
-        if (tid == 128) {
+        if (PRO == 2 && warp == 4) {  // every stage from the page ids warp 4 holds (or one round trip, as PRO 1)
+            int pg[STAGES];
+#pragma unroll
+            for (int st = 0; st < STAGES; ++st) {
+                const int idx = (t_begin + st * TILE) / PAGE;
+                int v = 0;
+#pragma unroll
+                for (int k = 0; k < TBL; ++k) v = k == idx / 32 ? tbl[k] : v;
+                v = __shfl_sync(0xffffffffu, v, idx & 31);
+                pg[st] = tbl_regs ? v : lane == 0 && st < n_tiles ? table[idx] : 0;
+            }
+            if (lane == 0) {
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st)
+                    if (st < n_tiles) {
+                        page_next = pg[st];
+                        issue_tile(st, st);
+                    }
+                for (int j = STAGES; j < STAGES - 1 + L2P; ++j) prefetch_tile(j);
+            }
+        }
+        if (PRO != 2 && tid == 128) {
             if constexpr (PRO) {  // every stage, the page ids of all of them in one round trip
                 int pg[STAGES];
 #pragma unroll
