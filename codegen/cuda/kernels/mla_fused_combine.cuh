@@ -66,7 +66,8 @@ __device__ __forceinline__ void mla_grid_barrier(unsigned* counter, unsigned n_c
 }
 
 // fused_combine 3: no grid barrier. Each decode CTA f = (row * head blocks + head block) * num_splits + split
-// stores its partial and lse, then releases its ready flag grid_sync[kMlaReadyFlags + f] = mla_ready_value(epoch);
+// stores its partial and lse, then releases its ready flag grid_sync[kMlaReadyFlags + kMlaReadyFlagStride f] =
+// mla_ready_value(epoch);
 // the merging warps load every split's rows as soon as its flag shows (those of the early CTAs while the late ones
 // still compute: the skew of the grid, ~1-1.5 us at batch 1, overlaps the merge's reads). The epoch tells this
 // launch's flags from older ones: grid_sync[1] counts launches in bits 16..31 (CTA 0 adds 2^16 - (n - 1), the
@@ -81,8 +82,9 @@ __device__ __forceinline__ void mla_ready_arrive(const MlaDecodeParams& p, unsig
     __syncthreads();  // every thread of this CTA has issued its stores
     if (threadIdx.x == 0) {
         if ((int)blockIdx.x < p.num_splits) {  // (merge helpers store nothing)
-            unsigned* flag = p.grid_sync + kMlaReadyFlags +
-                             (blockIdx.z * gridDim.y + blockIdx.y) * (unsigned)p.num_splits + blockIdx.x;
+            unsigned* flag =
+                p.grid_sync + kMlaReadyFlags +
+                kMlaReadyFlagStride * ((blockIdx.z * gridDim.y + blockIdx.y) * (unsigned)p.num_splits + blockIdx.x);
             asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(flag), "r"(mla_ready_value(epoch_word))
                          : "memory");
         }
@@ -97,8 +99,10 @@ __device__ __forceinline__ void mla_ready_arrive(const MlaDecodeParams& p, unsig
 __device__ __forceinline__ void mla_ready_wait(const unsigned* flag, unsigned want) {
     if (ld_relaxed_gpu(flag) != want) {
         const unsigned long long t_start = global_timer_ns();
-        while (ld_relaxed_gpu(flag) != want)
+        while (ld_relaxed_gpu(flag) != want) {
+            __nanosleep(64);
             if (global_timer_ns() - t_start > 10000000000ull) __trap();
+        }
     }
     asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
 }
@@ -139,8 +143,10 @@ __device__ __forceinline__ void mla_fused_load(float4 (&raw)[B][VPL], const PT* 
     }
 }
 
-// As mla_fused_load, each split once its ready flag (flags[s]) shows `want` (fused_combine 3): all pending flags are
-// polled together (relaxed), one fence follows a poll that found new ones, then their rows are requested.
+// As mla_fused_load, each split once its ready flag (flags[kMlaReadyFlagStride s]) shows `want` (fused_combine 3):
+// all pending flags are polled together (relaxed; a poll that finds none backs off for ~64 ns, the pollers of a
+// flag are the ~128 warps merging its head block), one fence follows a poll that found new ones, then their rows
+// are requested.
 template <int LATENT, class PT, bool COAL, int B, int VPL>
 __device__ __forceinline__ void mla_fused_load_ready(float4 (&raw)[B][VPL], const PT* src, const unsigned* flags,
                                                      unsigned want, int s0, int step, int n) {
@@ -155,12 +161,14 @@ __device__ __forceinline__ void mla_fused_load_ready(float4 (&raw)[B][VPL], cons
     while (pending != 0u) {
         unsigned f[B];
 #pragma unroll
-        for (int u = 0; u < B; ++u) f[u] = (pending >> u) & 1u ? ld_relaxed_gpu(flags + s0 + step * u) : 0u;
+        for (int u = 0; u < B; ++u)
+            f[u] = (pending >> u) & 1u ? ld_relaxed_gpu(flags + kMlaReadyFlagStride * (s0 + step * u)) : 0u;
         unsigned ready = 0;
 #pragma unroll
         for (int u = 0; u < B; ++u)
             if (f[u] == want) ready |= 1u << u;
         if (ready == 0u) {
+            __nanosleep(64);
             if (global_timer_ns() - t_start > 10000000000ull) __trap();
             continue;
         }
@@ -196,7 +204,8 @@ __device__ __forceinline__ void mla_fused_accumulate(float (&acc)[CPL], const fl
 
 // One warp merges unit `row` (n <= 32 partials): lane l owns latent columns CPL l .. + CPL - 1. The first B
 // splits' rows are loaded together with the lse values (one round trip), the rest B at a time.
-// READY (fused_combine 3): each split's rows and lse are read once its ready flag (flags[s]) shows `want`.
+// READY (fused_combine 3): each split's rows and lse are read once its ready flag (flags[kMlaReadyFlagStride s])
+// shows `want`.
 template <int LATENT, class PT, bool COAL, bool READY = false>
 __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p, size_t row, int live, int lane,
                                                        long long* t_first, const unsigned* flags = nullptr,
@@ -212,7 +221,7 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
     if constexpr (READY) {
         mla_fused_load_ready<LATENT, PT, COAL>(raw, src, flags, want, 0, 1, live);
         if (lane < live) {
-            mla_ready_wait(flags + lane, want);
+            mla_ready_wait(flags + kMlaReadyFlagStride * lane, want);
             l = __ldcg(p.lse_part + row * n + lane);
         }
     } else {
@@ -281,7 +290,7 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
     if constexpr (READY) {
         mla_fused_load_ready<LATENT, PT, COAL>(raw, src, flags, want, warp, 8, live);
         if (tid < live) {
-            mla_ready_wait(flags + tid, want);
+            mla_ready_wait(flags + kMlaReadyFlagStride * tid, want);
             l = __ldcg(p.lse_part + row * n + tid);
         }
     } else {
@@ -424,9 +433,10 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
     long long t_first = 0;  // profile: the first partial rows are summed
     const unsigned units = (unsigned)p.batch * HEADS;
     const unsigned want = mla_ready_value(epoch_word);
-    // the ready flags of unit u's splits (64 heads per decode CTA)
+    // the ready flags of unit u's splits (64 heads per decode CTA), kMlaReadyFlagStride words apart
     auto flags = [&](unsigned u) {
-        return p.grid_sync + kMlaReadyFlags + ((u / HEADS) * gridDim.y + (u % HEADS) / 64) * (unsigned)p.num_splits;
+        return p.grid_sync + kMlaReadyFlags +
+               kMlaReadyFlagStride * ((u / HEADS) * gridDim.y + (u % HEADS) / 64) * (unsigned)p.num_splits;
     };
     // one warp per unit for few partials, or up to 32 when a CTA has several units (they then run side by side)
     const bool bulk = BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH;

@@ -47,11 +47,13 @@ struct MlaDecodeParams {
 // The fused combine serves at most this many splits (one lse per thread of a CTA).
 constexpr int kMlaFusedCombineMaxSplits = 256;
 // MlaDecodeParams::grid_sync: 32-bit words [0] the grid barrier counter (fused_combine 1, 2), [1] the launch epoch
-// counter and [kMlaReadyFlags + f] the ready flag of decode CTA f (fused_combine 3), for grids of at most
+// counter and [kMlaReadyFlags + kMlaReadyFlagStride f] the ready flag of decode CTA f (fused_combine 3; one flag
+// per 128-byte line, so that the pollers of different flags meet in different L2 slices), for grids of at most
 // kMlaFusedMaxCtas CTAs: kMlaGridSyncBytes in all, zeroed once.
 constexpr int kMlaReadyFlags = 64;
-constexpr int kMlaFusedMaxCtas = 4096;
-constexpr int kMlaGridSyncBytes = 4 * (kMlaReadyFlags + kMlaFusedMaxCtas);
+constexpr int kMlaReadyFlagStride = 32;
+constexpr int kMlaFusedMaxCtas = 1024;
+constexpr int kMlaGridSyncBytes = 4 * (kMlaReadyFlags + kMlaReadyFlagStride * kMlaFusedMaxCtas);
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
 constexpr int kMlaCombineSplitGroups = 8;
