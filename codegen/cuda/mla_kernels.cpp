@@ -287,12 +287,15 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         add(c);
         c.merge_helpers = 0;
         add(c);
-        c.prologue = 2;  // ... the page ids read with the context length (fc3 ml1, fc1 ml1)
+        c.prologue = 2;  // ... the page ids read with the context length (fc3 ml1, fc1 ml1, fc3 ml1 mh1)
         add(c);
         c.fused_combine = 1;
         add(c);
-        c.prologue = 1;
+        c.fused_combine = 3;
         c.merge_helpers = 1;
+        add(c);
+        c.fused_combine = 1;
+        c.prologue = 1;
         c.tile_tokens = 32;
         c.stages = 4;
         c.fused_combine = 1;
