@@ -66,7 +66,7 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     MlaDecodeParams p{q,     kv_cache,   block_table, seq_lens, o_part, lse, batch, block_table_stride,
                       num_splits, scale, direct ? out : nullptr, nullptr, {}, {}, nullptr};
     mla_decode_bind_cache(desc_, config_, p);
-    const Dim3 grid = mla_decode_grid(desc_, batch, num_splits);
+    const Dim3 grid = mla_decode_grid(desc_, config_, batch, num_splits);
     if (mla_decode_fuses_combine(config_, num_splits, int(grid.x * grid.y * grid.z), max_resident_)) {
         p.out = out;
         p.grid_sync = grid_sync_.as<unsigned>();

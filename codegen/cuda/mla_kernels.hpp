@@ -111,6 +111,10 @@ struct MlaDecodeConfig {
     // load (every 32-byte sector once) instead of 32 bytes per lane in two 16-byte loads (each sector fetched
     // twice from L2: .cg loads do not merge them); the lanes' output columns follow (mla_fused_combine.cuh).
     int merge_loads = 0;
+    // Heads per CTA of the wgmma kernel (tma 1, cluster 1): 64, or 32 (the wgmma M stays 64, the other 32 rows are
+    // computed and dropped): twice the CTAs, each writing half the partial bytes; the split count halves with the
+    // head blocks' doubling, so it suits contexts of few tiles per head block (batch 1 at 1K-2K).
+    int head_block = 64;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -135,6 +139,7 @@ struct MlaDecodeConfig {
         f("merge_helpers", "mh", s.merge_helpers);
         f("producer_consumer", "pc", s.producer_consumer);
         f("merge_loads", "ml", s.merge_loads);
+        f("head_block", "hb", s.head_block);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -162,7 +167,8 @@ void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, Mla
 // splits fills the SMs once, at least one tile each where possible; a multiple of c.cluster.
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
                           int sms);
-Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits);
+Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits);  // 64 heads per CTA
+Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits);
 // Partial outputs per (row, head) that reach global memory: num_splits / c.cluster. The combine's num_splits.
 int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
 // True when the decode kernel writes the final output itself (MlaDecodeParams::out; one split, no cluster):

@@ -94,9 +94,11 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     mh.merge_helpers = 1;
     // session 5 (batch 1, after the loop): the merge's loads as 512-byte warp stretches (ml), with merge helpers,
     // with bulk copies (fc2: also for the helpers' single units), with ready flags instead of the grid barrier (fc3,
-    // riskier: after the session-4 variants), with 32-token tiles, and with the page ids read early (pro2)
+    // riskier: after the session-4 variants), with 32-token tiles, with the page ids read early (pro2), and with
+    // 32 heads per CTA (head_block 32: half the partial bytes per CTA)
     // (bulk_store: session 4)
-    auto ml = [](MlaDecodeConfig c, int fc, int helpers, int tile = 64, int pro = 1) {
+    auto ml = [](MlaDecodeConfig c, int fc, int helpers, int tile = 64, int pro = 1, int heads_per_cta = 64) {
+        c.head_block = heads_per_cta;
         c.fused_combine = fc;
         c.prologue = pro;
         c.merge_loads = 1;
@@ -112,7 +114,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               ml(def_prof, 1, 0), ml(def, 1, 1), ml(def_prof, 1, 1), mh, fused(def, 2, 1),
                               fused(def_prof, 2, 1), ml(def, 2, 1), l2p, ml(def, 3, 0), ml(def_prof, 3, 0),
                               ml(def, 3, 1), ml(def, 3, 1, 32), ml(def, 1, 0, 64, 2), ml(def_prof, 1, 0, 64, 2),
-                              ml(def, 3, 0, 64, 2), ml(def, 3, 1, 64, 2), ml(def_prof, 3, 1, 64, 2), pc(old_def, 2),
+                              ml(def, 3, 0, 64, 2), ml(def, 3, 1, 64, 2), ml(def_prof, 3, 1, 64, 2),
+                              ml(def, 3, 1, 64, 2, 32), ml(def_prof, 3, 1, 64, 2, 32), ml(def, 1, 1, 64, 1, 32),
+                              pc(old_def, 2),
                               pc(def_prof, 2), pc(old_def, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
@@ -144,7 +148,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const int splits = mla_decode_num_splits(d, cfg, batch, ctx, gpu.sms);
                 const int partials = mla_decode_partials(cfg, splits);
                 const bool direct = mla_decode_writes_output(cfg, splits);
-                const Dim3 grid = mla_decode_grid(d, batch, splits);
+                const Dim3 grid = mla_decode_grid(d, cfg, batch, splits);
                 const bool fuses = mla_decode_fuses_combine(cfg, splits, int(grid.x * grid.y * grid.z), max_resident);
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);

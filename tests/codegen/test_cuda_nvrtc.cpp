@@ -296,7 +296,7 @@ TEST_CASE("cuda nvrtc: the fused combine's merge configs compile without ptxas p
         CHECK(bin.log.find("Performance Loss") == std::string::npos);
         ++n;
     }
-    CHECK(n >= 9);
+    CHECK(n >= 11);
     MlaDecodeConfig c = mla_decode_default_config(v3, 90);
     REQUIRE(c.fused_combine == 1);
     c.merge_loads = 1;  // 512-byte warp loads, also profiled: bf16 and fp32 partials, with merge helpers, fc 1 / 3
@@ -314,6 +314,10 @@ TEST_CASE("cuda nvrtc: the fused combine's merge configs compile without ptxas p
           std::string::npos);
     c.prologue = 2;  // the page ids read with the context length (profiled too)
     check_no_ptxas_performance_loss(v3, c);
+    c.head_block = 32;  // 32 heads per CTA
+    check_no_ptxas_performance_loss(v3, c);
+    CHECK(mla_decode_source(v3, c, 90).source.find(", 1, 1, false, false, 3, 2, false, 0, true, 32>(p)") !=
+          std::string::npos);
 }
 
 TEST_CASE("cuda nvrtc: the P V first MLA decode: S and P V unrolled at each call site, no ptxas performance loss") {

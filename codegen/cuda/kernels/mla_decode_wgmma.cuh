@@ -43,6 +43,10 @@
 // into shared memory (a TMA prefetch per box), so that at batch 1 the next copies hit L2 instead of HBM.
 // MCO (config merge_loads, with FC): the merge's warp loads read whole 512-byte stretches of a partial row
 // (mla_merge_column in mla_fused_combine.cuh) instead of half of every sector twice.
+// HPB (config head_block 32, TMA 1): a CTA owns 32 heads, not 64: the wgmma M stays 64 (rows 32..63 compute the
+// next block's heads, or zeros past the last head, and are dropped), the grid has twice the head blocks, and each
+// CTA writes half the partial bytes (at batch 1 with few tiles per split, e.g. 1K, the per-SM partial stores,
+// ~2.5k cycles for 64 KB, halve while the tile work per CTA stays one tile).
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -97,7 +101,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
-          int L2P = 0, bool MCO = false>
+          int L2P = 0, bool MCO = false, int HPB = 64>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -142,7 +146,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned bar_full = smem_addr(red_sum + 2 * HB), bar_empty = bar_full + 32;  // + 8 * stage
     const unsigned bar_q = bar_full + 64;
 
-    const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
+    static_assert(HPB == 64 || (HPB == 32 && TMA == 1 && CX == 1), "32 heads per CTA: TMA 1, no cluster");
+    const int split = blockIdx.x, head0 = blockIdx.y * HPB, b = blockIdx.z;
     // FC with config merge_helpers: the cooperative grid has more CTAs along x than splits; those only merge
     const bool helper = FC != 0 && split >= p.num_splits;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -188,14 +193,15 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     // the whole cluster leaves here or none of it: the pair's first split has no tokens, so neither has any
     if (CX == 1 ? n_tiles == 0 : (split - xr) * cut.tiles_per_split * TILE >= len) {
         if (direct)
-            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
+            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, min(HPB, HEADS - head0), tid, blockDim.x);
         else if (xr == 0 && !helper)
-            for (int r = tid; r < HB; r += blockDim.x)
+            for (int r = tid; r < HPB; r += blockDim.x)
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
         if (PRO && !helper) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
         if constexpr (FC)
             if (fused)
-                mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3>(p, smem, nullptr, s_epoch);
+                mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB>(p, smem, nullptr,
+                                                                                               s_epoch);
         return;
     }
 
@@ -510,7 +516,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
     __syncthreads();
     float inv[2];
-    const int rows = min(HB, HEADS - head0);
+    const int rows = min(HPB, HEADS - head0);  // (HPB 32: rows 32..63 computed heads of the next block or zeros)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int row = row0 + 8 * h;
@@ -518,7 +524,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         inv[h] = l > 0.f ? 1.f / l : 0.f;
         const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();
         if (CX == 2 && wg == 0 && t == 0) red_max[row] = lse;  // for the pair merge
-        if (CX == 1 && !direct && wg == 0 && t == 0 && head0 + row < HEADS)
+        if (CX == 1 && !direct && wg == 0 && t == 0 && row < HPB && head0 + row < HEADS)
             p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
     }
     const long long t_store = PROF ? clock64() : 0;  // the epilogue's stores start
@@ -552,8 +558,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (FC)
         if (fused) {
             mark(6);
-            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3>(p, smem, PROF ? prof_x : nullptr,
-                                                                                  s_epoch);
+            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB>(
+                p, smem, PROF ? prof_x : nullptr, s_epoch);
             if constexpr (PROF) prof_t = clock64();
         }
     if constexpr (PROF) {

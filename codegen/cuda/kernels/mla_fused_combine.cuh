@@ -415,7 +415,7 @@ __device__ __forceinline__ void mla_fused_combine_bulk(const MlaDecodeParams& p,
 // (mla_merge_column). READY (fused_combine 3): ready flags instead of the barrier; `epoch_slot` (shared memory):
 // grid_sync[1] as thread 0 read it at the CTA's start (read here after the arrival's __syncthreads).
 template <int HEADS, int LATENT, int TILE, class PT, bool BULK = false, int SCRATCH = 0, bool COAL = false,
-          bool READY = false>
+          bool READY = false, int HPB = 64>
 __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsigned char* smem,
                                                   long long* prof = nullptr, const unsigned* epoch_slot = nullptr) {
     static_assert(!(BULK && READY), "the bulk-copy merge waits at the grid barrier");
@@ -433,10 +433,10 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
     long long t_first = 0;  // profile: the first partial rows are summed
     const unsigned units = (unsigned)p.batch * HEADS;
     const unsigned want = mla_ready_value(epoch_word);
-    // the ready flags of unit u's splits (64 heads per decode CTA), kMlaReadyFlagStride words apart
+    // the ready flags of unit u's splits (HPB heads per decode CTA), kMlaReadyFlagStride words apart
     auto flags = [&](unsigned u) {
         return p.grid_sync + kMlaReadyFlags +
-               kMlaReadyFlagStride * ((u / HEADS) * gridDim.y + (u % HEADS) / 64) * (unsigned)p.num_splits;
+               kMlaReadyFlagStride * ((u / HEADS) * gridDim.y + (u % HEADS) / HPB) * (unsigned)p.num_splits;
     };
     // one warp per unit for few partials, or up to 32 when a CTA has several units (they then run side by side)
     const bool bulk = BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH;
