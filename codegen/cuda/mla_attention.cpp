@@ -16,7 +16,7 @@ MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& con
         combine_warp_ = build_cuda_kernel(mla_combine_warp_source(desc, config), arch, cache_dir);
     append_ = build_cuda_kernel(kv_append_source(desc), arch, cache_dir);
     if (config.fused_combine) {
-        grid_sync_ = DeviceBuffer(256);
+        grid_sync_ = DeviceBuffer(kMlaGridSyncBytes);
         grid_sync_.fill_bytes(0);
         max_resident_ = decode_->max_resident_ctas();
     }
@@ -66,7 +66,7 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     MlaDecodeParams p{q,     kv_cache,   block_table, seq_lens, o_part, lse, batch, block_table_stride,
                       num_splits, scale, direct ? out : nullptr, nullptr, {}, {}, nullptr};
     mla_decode_bind_cache(desc_, config_, p);
-    const Dim3 grid = mla_decode_grid(desc_, batch, num_splits);
+    const Dim3 grid = mla_decode_grid(desc_, config_, batch, num_splits);
     if (mla_decode_fuses_combine(config_, num_splits, int(grid.x * grid.y * grid.z), max_resident_)) {
         p.out = out;
         p.grid_sync = grid_sync_.as<unsigned>();

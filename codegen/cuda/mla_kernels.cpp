@@ -69,12 +69,17 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
                      c.qk_split != 0 || c.qk_chains != 1))
         return "seesaw needs the wgmma kernel with tma 1, 64-token tiles, 2 stages, cluster 1, qk_split 0 and "
                "qk_chains 1";
-    if (c.fused_combine < 0 || c.fused_combine > 2) return "fused_combine must be 0, 1 or 2";
-    if (c.prologue != 0 && c.prologue != 1) return "prologue must be 0 or 1";
+    if (c.fused_combine < 0 || c.fused_combine > 3) return "fused_combine must be 0, 1, 2 or 3";
+    if (c.prologue < 0 || c.prologue > 2) return "prologue must be 0, 1 or 2";
     if (c.bulk_store != 0 && c.bulk_store != 1) return "bulk_store must be 0 or 1";
     if (c.l2_prefetch < 0 || c.l2_prefetch > 4) return "l2_prefetch must be in 0..4";
     if (c.merge_helpers != 0 && c.merge_helpers != 1) return "merge_helpers must be 0 or 1";
     if (c.merge_helpers && !c.fused_combine) return "merge_helpers needs fused_combine";
+    if (c.merge_loads != 0 && c.merge_loads != 1) return "merge_loads must be 0 or 1";
+    if (c.merge_loads && !c.fused_combine) return "merge_loads needs fused_combine";
+    if (c.head_block != 64 && c.head_block != 32) return "head_block must be 64 or 32";
+    if (c.head_block == 32 && (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw || c.producer_consumer))
+        return "head_block 32 needs the wgmma kernel with tma 1, cluster 1, no seesaw and no producer_consumer";
     if ((c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch) &&
         (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw || c.producer_consumer))
         return "fused_combine, prologue, bulk_store and l2_prefetch need the wgmma kernel with tma 1, cluster 1, "
@@ -269,16 +274,72 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.fused_combine = 1;  // fc1 pro1 with tiles prefetched into L2 two tiles ahead
         c.l2_prefetch = 2;
         add(c);
-        // (merge_helpers is not a candidate yet: it has not run on a device; the benchmark times it)
         c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
         c.tma = 1;
         c.combine_warp = 1;
         c.fused_combine = 1;
         c.prologue = 1;
         add(c);
+        // session 5: the merge's loads as whole 512-byte stretches per warp (merge_loads), merge-only CTAs on
+        // the SMs a short context leaves idle (merge_helpers), with bulk copies (fc2), with ready flags instead of
+        // the grid barrier (fc3), with the page table read early (pro2), with 32 heads per CTA, and with 32-token
+        // tiles
+        c = MlaDecodeConfig{64, 2, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.fused_combine = 1;
+        c.prologue = 1;
+        c.merge_loads = 1;
+        add(c);
+        c.merge_helpers = 1;
+        add(c);
+        c.fused_combine = 2;
+        add(c);
+        c.fused_combine = 3;  // ... ready flags instead of the grid barrier, with and without the helpers
+        add(c);
+        c.merge_helpers = 0;
+        add(c);
+        c.prologue = 2;  // ... the page ids read with the context length (fc3 ml1, fc1 ml1, fc3 ml1 mh1)
+        add(c);
+        c.fused_combine = 1;
+        add(c);
+        c.fused_combine = 3;
+        c.merge_helpers = 1;
+        add(c);
+        c.head_block = 32;  // ... with 32 heads per CTA (half the partial bytes per CTA); also fc1 pro1 ml1 mh1
+        add(c);
+        c.fused_combine = 1;
+        c.prologue = 1;
+        add(c);
+        c.head_block = 64;
+        c.tile_tokens = 32;
+        c.stages = 4;
+        c.fused_combine = 1;
+        add(c);
     }
     return v;
 }
+
+namespace {
+
+// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB: none when all are at their defaults,
+// else up to the last one that is not (at least FC and PRO), so that older configs keep their exact sources.
+std::string wgmma_tail_args(const MlaDecodeConfig& c) {
+    auto flag = [](int v) { return v == 0 ? std::string("false") : v == 1 ? std::string("true") : std::to_string(v); };
+    const std::string args[6] = {flag(c.fused_combine), flag(c.prologue),     flag(c.bulk_store),
+                                 std::to_string(c.l2_prefetch), flag(c.merge_loads), std::to_string(c.head_block)};
+    const bool set[6] = {c.fused_combine != 0, c.prologue != 0,   c.bulk_store != 0,
+                         c.l2_prefetch != 0,   c.merge_loads != 0, c.head_block != kMlaHeadsPerBlock};
+    int n = 0;
+    for (int i = 0; i < 6; ++i)
+        if (set[i]) n = i + 1;
+    if (n > 0) n = std::max(n, 2);
+    std::string s;
+    for (int i = 0; i < n; ++i) s += ", " + args[i];
+    return s;
+}
+
+}  // namespace
 
 CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm) {
     if (std::string why = mla_decode_unsupported(d, c, sm); !why.empty())
@@ -334,13 +395,8 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
                 : std::string(),
             // the tensor maps must stay in parameter space: TMA reads them by address
             c.tma ? "__grid_constant__ " : "", c.tma, c.decode_pdl ? "true" : "false", c.cluster,
-            // fused combine, early prologue (spelled only when set: the other kernels' sources stay as they were)
-            c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch
-                ? fmt::format(", {}, {}{}{}", c.fused_combine == 2 ? "2" : c.fused_combine ? "true" : "false",
-                              c.prologue ? "true" : "false",
-                              c.bulk_store || c.l2_prefetch ? (c.bulk_store ? ", true" : ", false") : "",
-                              c.l2_prefetch ? fmt::format(", {}", c.l2_prefetch) : std::string())
-                : std::string());
+            // fused combine, early prologue, ... (spelled only when set: the other kernels' sources stay as they were)
+            wgmma_tail_args(c));
         return s;
     }
     s.source = fmt::format(
@@ -387,7 +443,7 @@ void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, Mla
 
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
                           int sms) {
-    const int blocks = std::max(1, batch) * ((d.heads + kMlaHeadsPerBlock - 1) / kMlaHeadsPerBlock);
+    const int blocks = std::max(1, batch) * ((d.heads + c.head_block - 1) / c.head_block);
     const int tiles = std::max(1, (max_seq_len + c.tile_tokens - 1) / c.tile_tokens);
     // One CTA per SM (the kernel uses most of the shared memory): never spill into a second, mostly empty
     // wave.
@@ -405,15 +461,20 @@ bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits) {
 
 bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas) {
     return c.fused_combine && !mla_decode_writes_output(c, num_splits) && num_splits <= kMlaFusedCombineMaxSplits &&
-           grid_ctas <= max_resident_ctas;
+           grid_ctas <= max_resident_ctas && grid_ctas <= kMlaFusedMaxCtas;
 }
 
 Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
                            int max_resident_ctas) {
-    Dim3 g = mla_decode_grid(d, batch, num_splits);
+    Dim3 g = mla_decode_grid(d, c, batch, num_splits);
     if (c.merge_helpers)
         g.x = std::max(g.x, static_cast<unsigned>(std::max(0, max_resident_ctas)) / (g.y * g.z));
     return g;
+}
+
+Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits) {
+    return Dim3{static_cast<unsigned>(num_splits), static_cast<unsigned>((d.heads + c.head_block - 1) / c.head_block),
+                static_cast<unsigned>(batch)};
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {

@@ -79,12 +79,15 @@ struct MlaDecodeConfig {
     int seesaw = 0;
     // 1: no combine launch where the whole grid fits on the device at once: the decode is launched
     // cooperatively and its CTAs merge the splits after storing their partials (kernels/mla_fused_combine.cuh;
-    // 2: a CTA's merge pulls the rows into shared memory by bulk copies instead of loads into registers);
+    // 2: a CTA's merge pulls the rows into shared memory by bulk copies instead of loads into registers; 3: no grid
+    // barrier: each CTA sets a ready flag after its stores, the merging warps read every split's rows as soon as its
+    // flag is set, so the early splits' reads overlap the grid's skew);
     // otherwise (grid too large, one split, more than kMlaFusedCombineMaxSplits splits) the separate combine as
     // before. Needs wgmma, tma 1, cluster 1, no PDL, no seesaw.
     int fused_combine = 0;
     // 1: the early prologue of the wgmma kernel (tma 1, cluster 1, no seesaw): Q by TMA issued before the
-    // context length is read, and every stage's tile issued before the first one is computed.
+    // context length is read, and every stage's tile issued before the first one is computed. 2: also the row's
+    // page ids (up to 512, one warp) read together with the context length instead of after it.
     int prologue = 0;
     // 1: the wgmma kernel (tma 1, cluster 1, no seesaw) writes its output rows (partials or final) with one bulk
     // copy per row from the staged rows instead of 16-byte stores from all threads.
@@ -104,6 +107,14 @@ struct MlaDecodeConfig {
     // warpgroup 0 issues P V(j - 1) then S(j) back to back and softmaxes tile j while warpgroup 1 runs its P V;
     // P in the rope columns; 2 stages (same constraints otherwise).
     int producer_consumer = 0;
+    // 1 (with fused_combine): the merge's register paths load each partial row as 512-byte stretches per warp
+    // load (every 32-byte sector once) instead of 32 bytes per lane in two 16-byte loads (each sector fetched
+    // twice from L2: .cg loads do not merge them); the lanes' output columns follow (mla_fused_combine.cuh).
+    int merge_loads = 0;
+    // Heads per CTA of the wgmma kernel (tma 1, cluster 1): 64, or 32 (the wgmma M stays 64, the other 32 rows are
+    // computed and dropped): twice the CTAs, each writing half the partial bytes; the split count halves with the
+    // head blocks' doubling, so it suits contexts of few tiles per head block (batch 1 at 1K-2K).
+    int head_block = 64;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -127,6 +138,8 @@ struct MlaDecodeConfig {
         f("l2_prefetch", "l2p", s.l2_prefetch);
         f("merge_helpers", "mh", s.merge_helpers);
         f("producer_consumer", "pc", s.producer_consumer);
+        f("merge_loads", "ml", s.merge_loads);
+        f("head_block", "hb", s.head_block);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -159,7 +172,8 @@ void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, Mla
 // splits fills the SMs once, at least one tile each where possible; a multiple of c.cluster.
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
                           int sms);
-Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits);
+Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits);  // 64 heads per CTA
+Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits);
 // Partial outputs per (row, head) that reach global memory: num_splits / c.cluster. The combine's num_splits.
 int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
 // True when the decode kernel writes the final output itself (MlaDecodeParams::out; one split, no cluster):

@@ -11,7 +11,7 @@ std::string mla_split_policy_invalid(const MlaSplitPolicy& p) {
 
 int mla_decode_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, const MlaSplitPolicy& p, int batch,
                       int max_seq_len, int sms) {
-    const int blocks = std::max(1, batch) * ((d.heads + kMlaHeadsPerBlock - 1) / kMlaHeadsPerBlock);
+    const int blocks = std::max(1, batch) * ((d.heads + c.head_block - 1) / c.head_block);
     const int tiles = std::max(1, (max_seq_len + c.tile_tokens - 1) / c.tile_tokens);
     const int fill = std::max(1, int(int64_t(sms) * p.sm_fill_pct / 100) / blocks);
     const int splits = std::min(fill, std::max(1, tiles / std::max(1, c.min_split_tiles)));

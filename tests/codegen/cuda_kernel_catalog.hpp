@@ -91,6 +91,18 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         c.tma = 1;
         c.fused_combine = 1;
         v.push_back(mla_decode_source(v3, c, sm));
+        c.merge_loads = 1;  // the merge's 512-byte warp loads, with merge helpers; fp32, profiled, padded heads
+        c.merge_helpers = 1;
+        v.push_back(mla_decode_source(v3, c, sm));
+        c = MlaDecodeConfig{64, 2, 1, 1, 1, 0};
+        c.tma = 1;
+        c.fused_combine = 1;
+        c.prologue = 1;
+        c.merge_loads = 1;
+        c.profile = 1;
+        v.push_back(mla_decode_source(ragged64, c, sm));
+        c.fused_combine = 3;  // ready flags instead of the grid barrier
+        v.push_back(mla_decode_source(ragged64, c, sm));
     }
     v.push_back(mla_combine_source(v3));
     v.push_back(mla_combine_source(v3, true));

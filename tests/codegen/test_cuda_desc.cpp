@@ -54,7 +54,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -102,7 +102,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -440,7 +440,10 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // stages, pc 2: 2 stages)
             // ... and the fused combine / early prologue on the default (fc, pro, both; both with fp32
             // partials; both with bulk stores; the bulk-copy merge with and without them; L2 prefetch; t32 s4)
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 53 : 43)));
+            // ... and the merge's 512-byte warp loads (fc1 pro1 ml1), with merge helpers, fc2 helpers, fc3 with
+            // and without helpers, fc3 / fc1 / fc3 mh1 with the early page ids (pro2), 32 heads per CTA (fc3 pro2
+            // and fc1 pro1, both ml1 mh1), t32 s4
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 64 : 54)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -502,7 +505,30 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
     CHECK(rejects([](MlaDecodeConfig& x) { x.cluster = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.pdl = 1; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.decode_pdl = 1; }));
-    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 3; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 4; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 3; }));
+    {  // head_block 32: twice the head blocks, the splits fill the SMs with them
+        MlaDecodeConfig x = c;
+        x.head_block = 32;
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        const Dim3 g32 = mla_decode_grid(d, x, 1, 16);
+        CHECK((g32.x == 16 && g32.y == 4 && g32.z == 1));
+        CHECK(mla_decode_num_splits(d, x, 1, 1024, 132) == 16);
+        CHECK(mla_decode_num_splits(d, x, 1, 8192, 132) == 33);
+        CHECK(mla_decode_grid(d, c, 1, 16).y == 2);
+        x.head_block = 16;
+        CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+        x.head_block = 32;
+        x.tma = 2;
+        CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    }
+    {  // prologue 2: the page ids read with the context length
+        MlaDecodeConfig x = c;
+        x.prologue = 2;
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        CHECK(mla_decode_source(d, x, 90).source.find(", 1, 1, false, false, true, 2>(p)") != std::string::npos);
+    }
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 3; }));
     CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x) {
         x.fused_combine = 0;
@@ -516,6 +542,7 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
     CHECK_FALSE(mla_decode_fuses_combine(c, 1, 2, 132));  // one split: the decode writes the output itself
     CHECK_FALSE(mla_decode_fuses_combine(c, kMlaFusedCombineMaxSplits + 1, 260, 1000));
     CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 0));  // no cooperative launch on this device
+    CHECK_FALSE(mla_decode_fuses_combine(c, 2, kMlaFusedMaxCtas + 2, 1 << 20));  // past the flags of grid_sync
     // merge helpers fill the device along x
     const Dim3 g = mla_decode_fused_grid(d, c, 1, 16, 132);
     CHECK((g.x == 16 && g.y == 2 && g.z == 1));

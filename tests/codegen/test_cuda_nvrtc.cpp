@@ -282,6 +282,46 @@ TEST_CASE("cuda nvrtc: the producer/consumer MLA decode: RS and SS S steps by ha
     }
 }
 
+TEST_CASE("cuda nvrtc: the fused combine's merge configs compile without ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    int n = 0;
+    for (const MlaDecodeConfig& x : mla_decode_candidates(v3, 90)) {  // session 5's candidates, plain builds
+        if (!x.merge_loads) continue;
+        const CudaKernelSource src = mla_decode_source(v3, x, 90);
+        CAPTURE(src.name);
+        const CudaBinary bin = compile_cuda_kernel(src, CudaArch{9, 0, true}, {});
+        CAPTURE(bin.log);
+        CHECK(bin.log.find("Performance Loss") == std::string::npos);
+        ++n;
+    }
+    CHECK(n >= 11);
+    MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    REQUIRE(c.fused_combine == 1);
+    c.merge_loads = 1;  // 512-byte warp loads, also profiled: bf16 and fp32 partials, with merge helpers, fc 1 / 3
+    check_no_ptxas_performance_loss(v3, c);
+    c.merge_helpers = 1;
+    c.partial_bf16 = 0;
+    c.fused_combine = 1;
+    check_no_ptxas_performance_loss(v3, c);
+    c.fused_combine = 3;  // ready flags instead of the grid barrier: fp32, bf16
+    check_no_ptxas_performance_loss(v3, c);
+    c.partial_bf16 = 1;
+    c.merge_helpers = 0;
+    check_no_ptxas_performance_loss(v3, c);
+    CHECK(mla_decode_source(v3, c, 90).source.find(", 1, 1, false, false, 3, true, false, 0, true>(p)") !=
+          std::string::npos);
+    c.prologue = 2;  // the page ids read with the context length (profiled too)
+    check_no_ptxas_performance_loss(v3, c);
+    c.head_block = 32;  // 32 heads per CTA
+    check_no_ptxas_performance_loss(v3, c);
+    CHECK(mla_decode_source(v3, c, 90).source.find(", 1, 1, false, false, 3, 2, false, 0, true, 32>(p)") !=
+          std::string::npos);
+}
+
 TEST_CASE("cuda nvrtc: the P V first MLA decode: S and P V unrolled at each call site, no ptxas performance loss") {
     if (!nvrtc_available()) {
         MESSAGE("skipped: built without NVRTC");

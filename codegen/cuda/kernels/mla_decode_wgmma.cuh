@@ -32,13 +32,21 @@
 // PRO (config prologue, with TMA 1): thread 128 sets up the barriers and issues Q (9 boxes through the 3-D q
 // map) before the context length is read, then every stage's tile as soon as the first page id arrives (the
 // default issues tile STAGES - 1 only during tile 0's phase A): at batch 1 a CTA has 1-8 tiles, and the
-// prologue (~3.1k cycles at 8K: seq_len -> page table -> copy, Q behind them) was as long as a tile.
-// FC (config fused_combine 1 or 2): launched cooperatively with p.grid_sync set, the CTAs merge the splits
+// prologue (~3.1k cycles at 8K: seq_len -> page table -> copy, Q behind them) was as long as a tile. PRO 2: the
+// page ids come from a read of the row's whole table (<= 512 pages) issued with the context length's.
+// FC (config fused_combine 1, 2 or 3): launched cooperatively with p.grid_sync set, the CTAs merge the splits
 // themselves after storing their partials (kernels/mla_fused_combine.cuh; 2: the rows are pulled into shared
-// memory by bulk copies); with p.grid_sync null the kernel behaves as without FC.
+// memory by bulk copies; 3: no grid barrier, each split's rows are read once its ready flag is set); with
+// p.grid_sync null the kernel behaves as without FC.
 // BS (config bulk_store): the staged output rows leave as one bulk copy per row (mla_store_rows_bulk).
 // L2P (config l2_prefetch): thread 128 also prefetches into L2 the tile L2P tiles beyond the last one it copied
 // into shared memory (a TMA prefetch per box), so that at batch 1 the next copies hit L2 instead of HBM.
+// MCO (config merge_loads, with FC): the merge's warp loads read whole 512-byte stretches of a partial row
+// (mla_merge_column in mla_fused_combine.cuh) instead of half of every sector twice.
+// HPB (config head_block 32, TMA 1): a CTA owns 32 heads, not 64: the wgmma M stays 64 (rows 32..63 compute the
+// next block's heads, or zeros past the last head, and are dropped), the grid has twice the head blocks, and each
+// CTA writes half the partial bytes (at batch 1 with few tiles per split, e.g. 1K, the per-SM partial stores,
+// ~2.5k cycles for 64 KB, halve while the tile work per CTA stays one tile).
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -59,7 +67,7 @@ struct MlaWgmmaSmem {
     static constexpr int k_bytes = (D / 64) * TILE * 128;
     static constexpr int p_bytes = 64 * 128;
     static constexpr int row_bytes = 5 * 64 * 4;  // alpha, row max [2], row sum [2]
-    static constexpr int bar_bytes = 128;  // full [4], empty [4], q mbarriers, 8 bytes each
+    static constexpr int bar_bytes = 128;  // full [4], empty [4], q mbarriers, 8 bytes each; FC 3's epoch at + 72
     static constexpr int align_slack = 1024;  // the dynamic window is rounded up to 1024 bytes at run time
     static constexpr int total = align_slack + q_bytes + STAGES * k_bytes + p_bytes + row_bytes + bar_bytes;
 };
@@ -92,8 +100,8 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // p.profile[16 + wg * 8 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores;
 // fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
-          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, bool PRO = false, bool BS = false,
-          int L2P = 0>
+          int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
+          int L2P = 0, bool MCO = false, int HPB = 64>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -138,7 +146,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned bar_full = smem_addr(red_sum + 2 * HB), bar_empty = bar_full + 32;  // + 8 * stage
     const unsigned bar_q = bar_full + 64;
 
-    const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
+    static_assert(HPB == 64 || (HPB == 32 && TMA == 1 && CX == 1), "32 heads per CTA: TMA 1, no cluster");
+    const int split = blockIdx.x, head0 = blockIdx.y * HPB, b = blockIdx.z;
     // FC with config merge_helpers: the cooperative grid has more CTAs along x than splits; those only merge
     const bool helper = FC != 0 && split >= p.num_splits;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -146,6 +155,18 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const int row0 = (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
     const int len = p.seq_lens[b];  // (loaded while the barriers are set up and Q is issued: PRO)
+    const int* table = p.block_table + (size_t)b * p.block_table_stride;
+    // PRO 2: warp 4 loads the row's page ids (up to 32 x TBL) together with len, not after it (one L2 round trip
+    // less before the first tiles are issued); a shared table (stride 0, prefill) or a longer one: as PRO 1
+    constexpr int TBL = PRO == 2 ? 16 : 1;
+    const bool tbl_regs = PRO == 2 && p.block_table_stride > 0 && p.block_table_stride <= 32 * TBL;
+    int tbl[TBL];
+#pragma unroll
+    for (int k = 0; k < TBL; ++k)
+        tbl[k] = tbl_regs && warp == 4 && !helper && k * 32 + lane < p.block_table_stride ? table[k * 32 + lane] : 0;
+    // FC 3: the launch epoch before this CTA's arrival (mla_ready_arrive), kept in shared memory beside the mbarriers
+    unsigned* s_epoch = reinterpret_cast<unsigned*>(red_sum + 2 * HB) + 18;
+    if (FC == 3 && tid == 0 && p.grid_sync != nullptr) *s_epoch = ld_relaxed_gpu(p.grid_sync + 1);
     if constexpr (PRO) {
         if (tid == 128 && !helper) {
             tma_prefetch_map(&p.q_map);
@@ -172,17 +193,18 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     // the whole cluster leaves here or none of it: the pair's first split has no tokens, so neither has any
     if (CX == 1 ? n_tiles == 0 : (split - xr) * cut.tiles_per_split * TILE >= len) {
         if (direct)
-            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
+            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, min(HPB, HEADS - head0), tid, blockDim.x);
         else if (xr == 0 && !helper)
-            for (int r = tid; r < HB; r += blockDim.x)
+            for (int r = tid; r < HPB; r += blockDim.x)
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
         if (PRO && !helper) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
         if constexpr (FC)
-            if (fused) mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH>(p, smem);
+            if (fused)
+                mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB>(p, smem, nullptr,
+                                                                                               s_epoch);
         return;
     }
 
-    const int* table = p.block_table + (size_t)b * p.block_table_stride;
     constexpr int NB = D / 64;  // 64-column boxes per tile
     // TMA 2: this CTA issues boxes [cb0, cb1) of every tile, multicast to the head-block pair (ranks xr, xr + CX)
     const int cb0 = TMA == 2 ? yr * ((NB + 1) / 2) : 0, cb1 = TMA == 2 && yr == 0 ? (NB + 1) / 2 : NB;
@@ -267,7 +289,28 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
     if constexpr (TMA != 0) {
         cp_async_commit();  // Q: group 0
-        if (tid == 128) {
+        if (PRO == 2 && warp == 4) {  // every stage from the page ids warp 4 holds (or one round trip, as PRO 1)
+            int pg[STAGES];
+#pragma unroll
+            for (int st = 0; st < STAGES; ++st) {
+                const int idx = (t_begin + st * TILE) / PAGE;
+                int v = 0;
+#pragma unroll
+                for (int k = 0; k < TBL; ++k) v = k == idx / 32 ? tbl[k] : v;
+                v = __shfl_sync(0xffffffffu, v, idx & 31);
+                pg[st] = tbl_regs ? v : lane == 0 && st < n_tiles ? table[idx] : 0;
+            }
+            if (lane == 0) {
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st)
+                    if (st < n_tiles) {
+                        page_next = pg[st];
+                        issue_tile(st, st);
+                    }
+                for (int j = STAGES; j < STAGES - 1 + L2P; ++j) prefetch_tile(j);
+            }
+        }
+        if (PRO != 2 && tid == 128) {
             if constexpr (PRO) {  // every stage, the page ids of all of them in one round trip
                 int pg[STAGES];
 #pragma unroll
@@ -471,7 +514,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
     __syncthreads();
     float inv[2];
-    const int rows = min(HB, HEADS - head0);
+    const int rows = min(HPB, HEADS - head0);  // (HPB 32: rows 32..63 computed heads of the next block or zeros)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int row = row0 + 8 * h;
@@ -479,7 +522,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         inv[h] = l > 0.f ? 1.f / l : 0.f;
         const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();
         if (CX == 2 && wg == 0 && t == 0) red_max[row] = lse;  // for the pair merge
-        if (CX == 1 && !direct && wg == 0 && t == 0 && head0 + row < HEADS)
+        if (CX == 1 && !direct && wg == 0 && t == 0 && row < HPB && head0 + row < HEADS)
             p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
     }
     const long long t_store = PROF ? clock64() : 0;  // the epilogue's stores start
@@ -513,7 +556,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (FC)
         if (fused) {
             mark(6);
-            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH>(p, smem, PROF ? prof_x : nullptr);
+            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB>(
+                p, smem, PROF ? prof_x : nullptr, s_epoch);
             if constexpr (PROF) prof_t = clock64();
         }
     if constexpr (PROF) {

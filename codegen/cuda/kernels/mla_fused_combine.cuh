@@ -65,6 +65,48 @@ __device__ __forceinline__ void mla_grid_barrier(unsigned* counter, unsigned n_c
     __syncthreads();
 }
 
+// fused_combine 3: no grid barrier. Each decode CTA f = (row * head blocks + head block) * num_splits + split
+// stores its partial and lse, then releases its ready flag grid_sync[kMlaReadyFlags + kMlaReadyFlagStride f] =
+// mla_ready_value(epoch);
+// the merging warps load every split's rows as soon as its flag shows (those of the early CTAs while the late ones
+// still compute: the skew of the grid, ~1-1.5 us at batch 1, overlaps the merge's reads). The epoch tells this
+// launch's flags from older ones: grid_sync[1] counts launches in bits 16..31 (CTA 0 adds 2^16 - (n - 1), the
+// others 1: the high half steps when the last CTA arrives, the low half returns to 0), read by each CTA at its
+// start, before its own arrival, so it is the count of the launches before this one.
+__device__ __forceinline__ unsigned mla_ready_value(unsigned epoch_word) {
+    return 0x80000000u | (epoch_word >> 16);  // never 0 (the zeroed flags), differs for 65536 launches in a row
+}
+
+__device__ __forceinline__ void mla_ready_arrive(const MlaDecodeParams& p, unsigned epoch_word, unsigned n_ctas,
+                                                 bool first) {
+    __syncthreads();  // every thread of this CTA has issued its stores
+    if (threadIdx.x == 0) {
+        if ((int)blockIdx.x < p.num_splits) {  // (merge helpers store nothing)
+            unsigned* flag =
+                p.grid_sync + kMlaReadyFlags +
+                kMlaReadyFlagStride * ((blockIdx.z * gridDim.y + blockIdx.y) * (unsigned)p.num_splits + blockIdx.x);
+            asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(flag), "r"(mla_ready_value(epoch_word))
+                         : "memory");
+        }
+        asm volatile("red.relaxed.gpu.global.add.u32 [%0], %1;\n" ::"l"(p.grid_sync + 1),
+                     "r"(first ? 0x10000u - (n_ctas - 1) : 1u)
+                     : "memory");
+    }
+}
+
+// Waits until `flag` shows `want`, then orders this thread's later loads after the flag's release (relaxed polls,
+// one fence: an acquire load per poll would hold back the loads behind it). Traps after 10 s.
+__device__ __forceinline__ void mla_ready_wait(const unsigned* flag, unsigned want) {
+    if (ld_relaxed_gpu(flag) != want) {
+        const unsigned long long t_start = global_timer_ns();
+        while (ld_relaxed_gpu(flag) != want) {
+            __nanosleep(64);
+            if (global_timer_ns() - t_start > 10000000000ull) __trap();
+        }
+    }
+    asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+}
+
 // Splits of row b that hold tokens (the first ones: mla_split_tiles); the rest wrote no partial, so their rows
 // are not even loaded (a graph captured for a long context runs short ones with most splits empty). seq_lens[b]
 // was read by this CTA already when b is its own row: an L1 hit at batch 1.
@@ -75,17 +117,70 @@ __device__ __forceinline__ int mla_live_splits(const MlaDecodeParams& p, unsigne
     return per_split > 0 ? min(p.num_splits, (tiles + per_split - 1) / per_split) : 0;
 }
 
-// B splits' partial rows of one lane (VPL 16-byte loads each): splits s0 + step u, u < B; past n: zeros. The loads
-// do not wait for the weights (a split without tokens left garbage there: its weight 0 keeps it out of the sum).
-template <int LATENT, class PT, int B, int VPL>
+// Which latent columns a lane owns in the merge. COAL 0: CPL consecutive columns from CPL lane on, so each of
+// its VPL 16-byte loads takes half of a 32-byte sector and the warp's two loads of a row fetch every sector
+// twice (with .cg loads nothing merges them). COAL 1 (config merge_loads): chunk v of a lane is the E = 16 /
+// sizeof(PT) columns from v 32 E + lane E on: one load instruction of the warp reads 512 contiguous bytes, each
+// sector once. Column of the lane's accumulator j = v E + e:
+template <class PT, bool COAL, int CPL>
+__device__ __forceinline__ int mla_merge_column(int lane, int j) {
+    constexpr int E = 16 / (int)sizeof(PT);
+    return COAL ? (j / E) * 32 * E + lane * E + j % E : lane * CPL + j;
+}
+
+// B splits' partial rows of one lane (VPL 16-byte loads each): splits s0 + step u, u < B; past n: zeros. `src`:
+// the unit's split 0 row plus the lane's first column (mla_merge_column(lane, 0)). The loads do not wait for the
+// weights (a split without tokens left garbage there: its weight 0 keeps it out of the sum).
+template <int LATENT, class PT, bool COAL, int B, int VPL>
 __device__ __forceinline__ void mla_fused_load(float4 (&raw)[B][VPL], const PT* src, int s0, int step, int n) {
 #pragma unroll
     for (int u = 0; u < B; ++u) {
         const int s = s0 + step * u;
 #pragma unroll
         for (int v = 0; v < VPL; ++v)
-            raw[u][v] = s < n ? __ldcg(reinterpret_cast<const float4*>(src + (size_t)s * LATENT) + v)
+            raw[u][v] = s < n ? __ldcg(reinterpret_cast<const float4*>(src + (size_t)s * LATENT) + v * (COAL ? 32 : 1))
                               : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+}
+
+// As mla_fused_load, each split once its ready flag (flags[kMlaReadyFlagStride s]) shows `want` (fused_combine 3):
+// all pending flags are polled together (relaxed; a poll that finds none backs off for ~64 ns, the pollers of a
+// flag are the ~128 warps merging its head block), one fence follows a poll that found new ones, then their rows
+// are requested.
+template <int LATENT, class PT, bool COAL, int B, int VPL>
+__device__ __forceinline__ void mla_fused_load_ready(float4 (&raw)[B][VPL], const PT* src, const unsigned* flags,
+                                                     unsigned want, int s0, int step, int n) {
+    unsigned pending = 0;
+#pragma unroll
+    for (int u = 0; u < B; ++u) {
+#pragma unroll
+        for (int v = 0; v < VPL; ++v) raw[u][v] = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (s0 + step * u < n) pending |= 1u << u;
+    }
+    const unsigned long long t_start = global_timer_ns();
+    while (pending != 0u) {
+        unsigned f[B];
+#pragma unroll
+        for (int u = 0; u < B; ++u)
+            f[u] = (pending >> u) & 1u ? ld_relaxed_gpu(flags + kMlaReadyFlagStride * (s0 + step * u)) : 0u;
+        unsigned ready = 0;
+#pragma unroll
+        for (int u = 0; u < B; ++u)
+            if (f[u] == want) ready |= 1u << u;
+        if (ready == 0u) {
+            __nanosleep(64);
+            if (global_timer_ns() - t_start > 10000000000ull) __trap();
+            continue;
+        }
+        asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+        pending &= ~ready;
+#pragma unroll
+        for (int u = 0; u < B; ++u)
+            if ((ready >> u) & 1u)
+#pragma unroll
+                for (int v = 0; v < VPL; ++v)
+                    raw[u][v] = __ldcg(reinterpret_cast<const float4*>(src + (size_t)(s0 + step * u) * LATENT) +
+                                       v * (COAL ? 32 : 1));
     }
 }
 
@@ -109,18 +204,30 @@ __device__ __forceinline__ void mla_fused_accumulate(float (&acc)[CPL], const fl
 
 // One warp merges unit `row` (n <= 32 partials): lane l owns latent columns CPL l .. + CPL - 1. The first B
 // splits' rows are loaded together with the lse values (one round trip), the rest B at a time.
-template <int LATENT, class PT>
+// READY (fused_combine 3): each split's rows and lse are read once its ready flag (flags[kMlaReadyFlagStride s])
+// shows `want`.
+template <int LATENT, class PT, bool COAL, bool READY = false>
 __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p, size_t row, int live, int lane,
-                                                       long long* t_first) {
+                                                       long long* t_first, const unsigned* flags = nullptr,
+                                                       unsigned want = 0) {
     constexpr int CPL = LATENT / 32;                  // columns per lane
     constexpr int VPL = CPL * (int)sizeof(PT) / 16;   // 16-byte loads per lane and split
     constexpr int B = sizeof(PT) == 2 ? 16 : 8;       // splits loaded before the first is used (bf16: all)
     static_assert(CPL % 8 == 0, "whole 16-byte bf16 stores per lane");
     const int n = p.num_splits;
-    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
-    const float l = lane < n ? __ldcg(p.lse_part + row * n + lane) : neg_inf();
+    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + mla_merge_column<PT, COAL, CPL>(lane, 0);
+    float l = neg_inf();
     float4 raw[B][VPL];
-    mla_fused_load<LATENT, PT>(raw, src, 0, 1, live);
+    if constexpr (READY) {
+        mla_fused_load_ready<LATENT, PT, COAL>(raw, src, flags, want, 0, 1, live);
+        if (lane < live) {
+            mla_ready_wait(flags + kMlaReadyFlagStride * lane, want);
+            l = __ldcg(p.lse_part + row * n + lane);
+        }
+    } else {
+        l = lane < n ? __ldcg(p.lse_part + row * n + lane) : neg_inf();
+        mla_fused_load<LATENT, PT, COAL>(raw, src, 0, 1, live);
+    }
     const float m = warp_max(l);
     const float w_own = l == neg_inf() ? 0.f : exp2f(l - m);
     const float wsum = warp_sum(w_own);
@@ -138,24 +245,36 @@ __device__ __forceinline__ void mla_fused_combine_warp(const MlaDecodeParams& p,
         if (t_first && *t_first == 0) *t_first = clock64();
         s0 += B;
         if (s0 >= live) break;
-        mla_fused_load<LATENT, PT>(raw, src, s0, 1, live);
+        if constexpr (READY)
+            mla_fused_load_ready<LATENT, PT, COAL>(raw, src, flags, want, s0, 1, live);
+        else
+            mla_fused_load<LATENT, PT, COAL>(raw, src, s0, 1, live);
     }
     const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
-    uint4* dst = reinterpret_cast<uint4*>(p.out + row * LATENT + lane * CPL);
+    if constexpr (COAL && sizeof(PT) == 4) {  // chunk v: 4 columns, one 8-byte store of 4 bf16
 #pragma unroll
-    for (int q = 0; q < CPL / 8; ++q)
-        dst[q] = make_uint4(pack_bf16x2(acc[8 * q] * inv, acc[8 * q + 1] * inv),
-                            pack_bf16x2(acc[8 * q + 2] * inv, acc[8 * q + 3] * inv),
-                            pack_bf16x2(acc[8 * q + 4] * inv, acc[8 * q + 5] * inv),
-                            pack_bf16x2(acc[8 * q + 6] * inv, acc[8 * q + 7] * inv));
+        for (int v = 0; v < VPL; ++v)
+            *reinterpret_cast<uint2*>(p.out + row * LATENT + mla_merge_column<PT, COAL, CPL>(lane, 4 * v)) =
+                make_uint2(pack_bf16x2(acc[4 * v] * inv, acc[4 * v + 1] * inv),
+                           pack_bf16x2(acc[4 * v + 2] * inv, acc[4 * v + 3] * inv));
+    } else {  // 8 consecutive columns per 16-byte store (COAL with bf16 partials: one per chunk)
+#pragma unroll
+        for (int q = 0; q < CPL / 8; ++q)
+            *reinterpret_cast<uint4*>(p.out + row * LATENT + mla_merge_column<PT, COAL, CPL>(lane, 8 * q)) =
+                make_uint4(pack_bf16x2(acc[8 * q] * inv, acc[8 * q + 1] * inv),
+                           pack_bf16x2(acc[8 * q + 2] * inv, acc[8 * q + 3] * inv),
+                           pack_bf16x2(acc[8 * q + 4] * inv, acc[8 * q + 5] * inv),
+                           pack_bf16x2(acc[8 * q + 6] * inv, acc[8 * q + 7] * inv));
+    }
 }
 
 // The 256 threads merge unit `row` (n <= 256 partials). `smem`: (256 + 16 + 8 LATENT) floats of scratch. Warp w
 // takes splits w, w + 8, ..: its first B rows are loaded together with the lse values (one round trip for up to
 // 8 B splits), the weights meet in shared memory meanwhile.
-template <int LATENT, class PT>
+template <int LATENT, class PT, bool COAL, bool READY = false>
 __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, size_t row, int live,
-                                                      unsigned char* smem, long long* t_first) {
+                                                      unsigned char* smem, long long* t_first,
+                                                      const unsigned* flags = nullptr, unsigned want = 0) {
     constexpr int CPL = LATENT / 32;
     constexpr int VPL = CPL * (int)sizeof(PT) / 16;
     constexpr int B = sizeof(PT) == 2 ? 9 : 4;  // splits per warp in flight (66 splits: 9 per warp, one round)
@@ -165,10 +284,19 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
     float* s_acc = s_red + 16;                    // [8 warps][CPL][32 lanes]
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n = p.num_splits;
-    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + lane * CPL;
-    const float l = tid < n ? __ldcg(p.lse_part + row * n + tid) : neg_inf();
+    const PT* src = reinterpret_cast<const PT*>(p.o_part) + row * n * LATENT + mla_merge_column<PT, COAL, CPL>(lane, 0);
+    float l = neg_inf();
     float4 raw[B][VPL];
-    mla_fused_load<LATENT, PT>(raw, src, warp, 8, live);
+    if constexpr (READY) {
+        mla_fused_load_ready<LATENT, PT, COAL>(raw, src, flags, want, warp, 8, live);
+        if (tid < live) {
+            mla_ready_wait(flags + kMlaReadyFlagStride * tid, want);
+            l = __ldcg(p.lse_part + row * n + tid);
+        }
+    } else {
+        l = tid < n ? __ldcg(p.lse_part + row * n + tid) : neg_inf();
+        mla_fused_load<LATENT, PT, COAL>(raw, src, warp, 8, live);
+    }
     float m = warp_max(l);
     if (lane == 0) s_red[warp] = m;
     __syncthreads();
@@ -194,12 +322,16 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
         if (t_first && *t_first == 0) *t_first = clock64();
         s0 += 8 * B;
         if (s0 >= live) break;
-        mla_fused_load<LATENT, PT>(raw, src, s0, 8, live);
+        if constexpr (READY)
+            mla_fused_load_ready<LATENT, PT, COAL>(raw, src, flags, want, s0, 8, live);
+        else
+            mla_fused_load<LATENT, PT, COAL>(raw, src, s0, 8, live);
     }
 #pragma unroll
     for (int j = 0; j < CPL; ++j) s_acc[(warp * CPL + j) * 32 + lane] = acc[j];
     __syncthreads();
-    // thread (warp, lane): columns CPL lane + 2 warp, + 1 (lane-major reads: no bank conflicts)
+    // thread (warp, lane): the lane's accumulators 2 warp, + 1 (lane-major reads: no bank conflicts), two
+    // adjacent columns in both layouts
     const int j0 = 2 * warp;
     float v0 = 0.f, v1 = 0.f;
 #pragma unroll
@@ -208,7 +340,8 @@ __device__ __forceinline__ void mla_fused_combine_cta(const MlaDecodeParams& p, 
         v1 += s_acc[(w * CPL + j0 + 1) * 32 + lane];
     }
     const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
-    *reinterpret_cast<unsigned*>(p.out + row * LATENT + lane * CPL + j0) = pack_bf16x2(v0 * inv, v1 * inv);
+    *reinterpret_cast<unsigned*>(p.out + row * LATENT + mla_merge_column<PT, COAL, CPL>(lane, j0)) =
+        pack_bf16x2(v0 * inv, v1 * inv);
     __syncthreads();  // the scratch is reused by the next unit
 }
 
@@ -276,24 +409,45 @@ __device__ __forceinline__ void mla_fused_combine_bulk(const MlaDecodeParams& p,
 // waits for the whole grid, then merges units cta, cta + n_ctas, ... `smem`: the kernel's dynamic shared
 // memory, free by now. prof (config profile): cycles added to prof[0] barrier (arrival to release), [1] merge,
 // [4] until the arrival is issued (thread 0), [5] from the release to the first partial rows summed.
-// BULK (fused_combine 2): CTA units by mla_fused_combine_bulk where `scratch` bytes of `smem` hold all rows.
-template <int HEADS, int LATENT, int TILE, class PT, bool BULK = false, int SCRATCH = 0>
+// BULK (fused_combine 2): CTA units by mla_fused_combine_bulk where `scratch` bytes of `smem` hold all rows, also
+// for few partials when no CTA has more than one unit (merge_helpers at batch 1, 1K: 16 rows of 1 KB per CTA).
+// COAL (config merge_loads): the register paths read each 512-byte stretch of a row with one warp load
+// (mla_merge_column). READY (fused_combine 3): ready flags instead of the barrier; `epoch_slot` (shared memory):
+// grid_sync[1] as thread 0 read it at the CTA's start (read here after the arrival's __syncthreads).
+template <int HEADS, int LATENT, int TILE, class PT, bool BULK = false, int SCRATCH = 0, bool COAL = false,
+          bool READY = false, int HPB = 64>
 __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsigned char* smem,
-                                                  long long* prof = nullptr) {
+                                                  long long* prof = nullptr, const unsigned* epoch_slot = nullptr) {
+    static_assert(!(BULK && READY), "the bulk-copy merge waits at the grid barrier");
     const unsigned n_ctas = gridDim.x * gridDim.y * gridDim.z;
     const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     const long long t0 = prof ? clock64() : 0;
-    mla_grid_barrier(p.grid_sync, n_ctas, cta == 0, prof ? prof + 4 : nullptr);
+    unsigned epoch_word = 0;
+    if constexpr (READY) {
+        __syncthreads();  // thread 0's epoch_slot is visible, every thread of this CTA has issued its stores
+        epoch_word = *epoch_slot;
+        mla_ready_arrive(p, epoch_word, n_ctas, cta == 0);
+    } else
+        mla_grid_barrier(p.grid_sync, n_ctas, cta == 0, prof ? prof + 4 : nullptr);
     const long long t1 = prof ? clock64() : 0;
     long long t_first = 0;  // profile: the first partial rows are summed
     const unsigned units = (unsigned)p.batch * HEADS;
+    const unsigned want = mla_ready_value(epoch_word);
+    // the ready flags of unit u's splits (HPB heads per decode CTA), kMlaReadyFlagStride words apart
+    auto flags = [&](unsigned u) {
+        return p.grid_sync + kMlaReadyFlags +
+               kMlaReadyFlagStride * ((u / HEADS) * gridDim.y + (u % HEADS) / HPB) * (unsigned)p.num_splits;
+    };
     // one warp per unit for few partials, or up to 32 when a CTA has several units (they then run side by side)
-    if (p.num_splits <= kMlaCombineWarpMaxSplits || (p.num_splits <= 32 && units > n_ctas)) {
+    const bool bulk = BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH;
+    if ((p.num_splits <= kMlaCombineWarpMaxSplits && !(bulk && units <= n_ctas)) ||
+        (p.num_splits <= 32 && units > n_ctas)) {
         const unsigned warp = threadIdx.x >> 5;
         for (unsigned u = cta + n_ctas * warp; u < units; u += n_ctas * 8)
-            mla_fused_combine_warp<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), threadIdx.x & 31,
-                                               prof ? &t_first : nullptr);
-    } else if (BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH) {
+            mla_fused_combine_warp<LATENT, PT, COAL, READY>(p, u, mla_live_splits<TILE>(p, u / HEADS),
+                                                            threadIdx.x & 31, prof ? &t_first : nullptr,
+                                                            flags(u), want);
+    } else if (bulk) {
         // the region held generic-proxy data (staged rows, Q, K): order those accesses before the bulk writes
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
         if (threadIdx.x == 0) {
@@ -308,8 +462,8 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
         }
     } else {
         for (unsigned u = cta; u < units; u += n_ctas)
-            mla_fused_combine_cta<LATENT, PT>(p, u, mla_live_splits<TILE>(p, u / HEADS), smem,
-                                              prof ? &t_first : nullptr);
+            mla_fused_combine_cta<LATENT, PT, COAL, READY>(p, u, mla_live_splits<TILE>(p, u / HEADS), smem,
+                                                           prof ? &t_first : nullptr, flags(u), want);
     }
     if (prof) {
         prof[0] += t1 - t0;

@@ -37,14 +37,23 @@ struct MlaDecodeParams {
     // q as a 3-D tensor [batch][heads][latent + rope] with boxes of 64 columns x 64 heads (config cluster 2:
     // a split pair shares Q by multicast; filled by mla_decode_bind_cache).
     TmaMap q_map;
-    // Config fused_combine with a cooperative launch: a counter (zero once at allocation, never reset; one
-    // launch at a time uses it) on which all CTAs meet after writing their partials, then they merge the splits
-    // themselves into `out` (kernels/mla_fused_combine.cuh). Null: the partials are left for mla_combine.
+    // Config fused_combine with a cooperative launch: kMlaGridSyncBytes of counters and flags (zero once at
+    // allocation, never reset; one launch at a time uses them) through which all CTAs meet after writing their
+    // partials, then they merge the splits themselves into `out` (kernels/mla_fused_combine.cuh). Null: the
+    // partials are left for mla_combine.
     unsigned* grid_sync;
 };
 
 // The fused combine serves at most this many splits (one lse per thread of a CTA).
 constexpr int kMlaFusedCombineMaxSplits = 256;
+// MlaDecodeParams::grid_sync: 32-bit words [0] the grid barrier counter (fused_combine 1, 2), [1] the launch epoch
+// counter and [kMlaReadyFlags + kMlaReadyFlagStride f] the ready flag of decode CTA f (fused_combine 3; one flag
+// per 128-byte line, so that the pollers of different flags meet in different L2 slices), for grids of at most
+// kMlaFusedMaxCtas CTAs: kMlaGridSyncBytes in all, zeroed once.
+constexpr int kMlaReadyFlags = 64;
+constexpr int kMlaReadyFlagStride = 32;
+constexpr int kMlaFusedMaxCtas = 1024;
+constexpr int kMlaGridSyncBytes = 4 * (kMlaReadyFlags + kMlaReadyFlagStride * kMlaFusedMaxCtas);
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
 constexpr int kMlaCombineSplitGroups = 8;
