@@ -28,6 +28,10 @@ int8_t* act(const AlignedBytes& b) {
 // -14%); shorter ranges are untested there.
 constexpr int64_t kTokenRangeMinRows = 128;
 
+// int4 AMX kernels that unpack the packed weights themselves prefetch this many groups (6 lines a panel each)
+// ahead. VM, m = 16 (AMX from 16 tokens): +27-34% against the GEMV; 0 and 2 groups ahead were slower.
+constexpr int kInt4UnpackPrefetch = 6;
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -89,7 +93,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (amx) {
         AmxGemmConfig ac = cfg.amx();
         // int4: one dot tile per set, so the float accumulators stay in registers (measured fastest).
-        if (int4_) ac = AmxGemmConfig{1, 1, cfg.order};  // rows, not tiles
+        if (int4_) ac = AmxGemmConfig{1, 1, cfg.order};
         amx_mt_ = ac.m_tiles;
         amx_nt_ = ac.n_tiles;
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, ac);
@@ -106,6 +110,11 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
         narrow.m_tiles = 1;
         amx_gu16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, narrow);
         amx_dn16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, narrow);
+        if (int4_ && cfg.int4_amx_unpack > 0) {
+            const AmxGemmConfig packed{1, 1, cfg.order, kInt4UnpackPrefetch, 0, 0, 0, 0, 0, 1};
+            amx_gu_packed_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, packed);
+            amx_dn_packed_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, packed);
+        }
         if (cfg.amx_fuse_acc && desc.wtype == WeightType::int8) {
             amx_dn_acc_[0] = &cache.require(AmxGemmDesc{desc.wtype, desc.inter, 1}, ac);
             amx_dn_acc_[1] = &cache.require(AmxGemmDesc{desc.wtype, desc.inter, 1}, narrow);
@@ -151,15 +160,16 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
         }
     }
     if (amx_gu_silu_[0]) h_amax_.assign(size_t(std::max(workers, 1)), std::vector<float>(size_t(m_block_ * 16)));
+    if (cfg.int4_amx_unpack < 0) bad("int4_amx_unpack must be 0 (never) or positive");
     if (amx && int4_) {
         const int64_t bytes = std::max(2 * cfg.n_block * kp_h_, cfg.n_block_down * kp_i_);
         for (int w = 0; w < std::max(workers, 1); ++w) unpacked_.emplace_back(size_t(bytes));
     }
 }
 
-const uint8_t* ExpertFfn::unpack_for(int worker, bool amx, const PackedMatrix& w, int64_t first,
+const uint8_t* ExpertFfn::unpack_for(int worker, bool amx, bool packed, const PackedMatrix& w, int64_t first,
                                       int64_t panels) {
-    if (!amx || !int4_) return nullptr;
+    if (!amx || !int4_ || packed) return nullptr;
     uint8_t* dst = unpacked_[size_t(worker)].data();
     unpack_int4_panels(w, first, panels, dst);
     return dst;
@@ -172,7 +182,7 @@ void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const Route
     if (rr.amx) {
         const int64_t step = rr.narrow ? 16 : m_step_rows_;
         const ExpertGemmArgs args{a,
-                                  int4_ ? unpacked : w.panel(first),
+                                  unpacked ? unpacked : w.panel(first),
                                   c,
                                   ldc,
                                   (rows + step - 1) / step,
@@ -188,7 +198,9 @@ void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const Route
                                   acc ? acc->h : nullptr,
                                   acc ? acc->ldh : 0,
                                   acc ? acc->h_amax : nullptr};
-        if (acc)
+        if (rr.packed)
+            (*(down ? amx_dn_packed_ : amx_gu_packed_))(&args);
+        else if (acc)
             (*(down ? amx_dn_acc_ : amx_gu_silu_)[rr.narrow ? 1 : rr.whole ? 2 : 0])(&args);
         else if (rr.narrow)
             (*(down ? amx_dn16_ : amx_gu16_))(&args);
@@ -233,6 +245,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
     rows_.clear();
     gu_items_.clear();
     int64_t total = 0;
+    bool int4_unpacks = false;  // some int4 AMX route has its panels unpacked per work item
     const int64_t gu_blocks = (n_pad_i_ + cfg_.n_block - 1) / cfg_.n_block;
     for (size_t r = 0; r < b.routes.size(); ++r) {
         const auto& rt = b.routes[r];
@@ -249,7 +262,9 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         const bool amx = amx_gu_ && m > gemv_max_m_, narrow = amx && m <= 16;
         const int64_t padded = amx ? round_up(m, narrow ? 16 : m_step_rows_) : m;
         const bool whole = amx && amx_guw_ && m < cfg_.amx_chunk_min_m;
-        rows_.push_back({total, m, padded, amx, narrow, whole});
+        const bool packed = amx && amx_gu_packed_ && m <= cfg_.int4_amx_unpack;
+        rows_.push_back({total, m, padded, amx, narrow, whole, packed});
+        int4_unpacks |= amx && int4_ && !packed;
         total += padded;
         for (int64_t j = 0; m && j < gu_blocks; ++j) gu_items_.emplace_back(int32_t(r), int32_t(j));
     }
@@ -272,7 +287,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         hsum_.resize(size_t(total));
         if (int4_) {
             xgs_.resize(size_t(total * groups_h_));
-            hgs_.resize(size_t(total * groups_i_));
+            hgs_.resize(size_t((total + m_step_rows_) * groups_i_));  // the same extra step of rows as hq_
         }
     }
     constexpr int64_t kRowsPerItem = 8;
@@ -371,7 +386,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         const int64_t c0 = int64_t(jb) * cfg_.n_block, ncols = std::min<int64_t>(cfg_.n_block, n_pad_i_ - c0);
         const int64_t first = c0 / kPanelCols * 2, panels = 2 * ncols / kPanelCols;
         auto* c = reinterpret_cast<int32_t*>(scratch_[size_t(worker)].data());
-        const uint8_t* unpacked = unpack_for(worker, rr.amx, w, first, panels);
+        const uint8_t* unpacked = unpack_for(worker, rr.amx, rr.packed, w, first, panels);
         for (int64_t m0 = 0; m0 < rr.rows; m0 += m_block_) {
             const int64_t rows = std::min(m_block_, rr.padded - m0);
             // The next call of this item, if any, has the next rows and the same panels.
@@ -447,7 +462,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
 
     // 4. down per (block of hidden channels, range of tokens) over all experts, accumulated into y: each item owns
     // its columns of its tokens' rows of y. Token ranges (expert_ffn_token_ranges.hpp) need the rows of a range to
-    // be contiguous in every route; the tiled activation layout and int4 (panels unpacked per route) keep one.
+    // be contiguous in every route; the tiled activation layout and int4 with panels unpacked per route keep one.
     const int64_t dn_cols = (n_pad_h_ + cfg_.n_block_down - 1) / cfg_.n_block_down;
     route_tokens_.clear();
     route_step_.clear();
@@ -456,7 +471,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
         route_step_.push_back(!rows_[r].amx ? 1 : rows_[r].narrow ? 16 : m_step_rows_);
     }
     const TokenRanges ranges = split_token_ranges(route_tokens_, route_step_, dn_cols, pool.size(),
-                                                  int4_ || a_tiled_ ? 1 : std::max(1, cfg_.down_token_ranges),
+                                                  int4_unpacks || a_tiled_ ? 1 : std::max(1, cfg_.down_token_ranges),
                                                   kTokenRangeMinRows);
     const int nr = ranges.count;
     clock.emplace(times_.down);
@@ -473,7 +488,7 @@ void ExpertFfn::run(ThreadPool& pool, const ExpertFfnBatch& b) {
             const ExpertRoute& rt = b.routes[r];
             const int64_t lo = ranges.lo(r, k), hi = ranges.hi(r, k);
             const uint8_t* unpacked =
-                hi > lo ? unpack_for(worker, rr.amx, rt.weights->down, first, panels) : nullptr;
+                hi > lo ? unpack_for(worker, rr.amx, rr.packed, rt.weights->down, first, panels) : nullptr;
             for (int64_t m0 = lo; m0 < hi; m0 += m_block_) {
                 // Rows [m0, m0 + rows) are this item's; the kernel computes them rounded up to its step (rows of
                 // the next range or the padding: not accumulated).

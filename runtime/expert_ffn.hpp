@@ -81,6 +81,7 @@ class ExpertFfn {
         bool amx;
         bool narrow;     // AMX with one row tile (at most 16 rows: m_tiles > 1 would pad them)
         bool whole;      // AMX over all of K at once (fewer rows than amx_chunk_min_m)
+        bool packed;     // int4 AMX: the kernel reads the packed weights (int4_amx_unpack), no unpack per item
     };
     // C[rows][panels*16] int32 = A rows x packed panels [first, first + panels) of w over its K.
     // int4: c receives floats and gs points at the rows' group sums; with amx, `unpacked` holds the panels
@@ -102,7 +103,8 @@ class ExpertFfn {
               int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked,
               const int8_t* a_next = nullptr, const uint8_t* b_next = nullptr, const AccRows* acc = nullptr) const;
     // int4 AMX routes: unpacks panels [first, first + panels) of w into the worker's buffer (nullptr otherwise).
-    const uint8_t* unpack_for(int worker, bool amx, const PackedMatrix& w, int64_t first, int64_t panels);
+    const uint8_t* unpack_for(int worker, bool amx, bool packed, const PackedMatrix& w, int64_t first,
+                              int64_t panels);
     template <class F>
     void parallel_for(ThreadPool& pool, int64_t items, F&& body);
 
@@ -115,6 +117,8 @@ class ExpertFfn {
     const JitKernel* amx_dn16_ = nullptr;
     const JitKernel* amx_guw_ = nullptr;               // the same without K chunks (amx_chunk_min_m), else null
     const JitKernel* amx_dnw_ = nullptr;
+    const JitKernel* amx_gu_packed_ = nullptr;         // int4: unpacking the packed weights itself (int4_amx_unpack)
+    const JitKernel* amx_dn_packed_ = nullptr;
     // The down kernels with the fused accumulate (amx_fuse_acc, int8), else null; index: 0 full, 1 narrow, 2 whole-K.
     const JitKernel* amx_dn_acc_[3] = {nullptr, nullptr, nullptr};
     const JitKernel* amx_gu_silu_[3] = {nullptr, nullptr, nullptr};  // the same for gate/up (amx_fuse_silu)

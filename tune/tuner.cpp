@@ -220,6 +220,11 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             c.int4_amx_min_m = q;
             add(c);
         }
+        for (int u : {0, std::max(m, 64)}) {  // int4: which AMX routes unpack the weights in the kernel
+            ExpertFfnConfig c = a;
+            c.int4_amx_unpack = u;
+            add(c);
+        }
     }
     return v;
 }

@@ -107,6 +107,10 @@ struct AmxGemmConfig {
                        // evenly over the current chunk's k steps, at most pf_next lines per k step (0 = none,
                        // <= 32): the operands arrive while the previous chunk computes instead of in a burst of
                        // tile loads that miss L2
+    int unpack_b = 0;  // int4 only: args.b is the packed int4 data itself (pack_int4.hpp), and each group's B tile
+                       // is unpacked (mask / shift) into an L1 scratch just before its tile load, instead of the
+                       // caller unpacking the panels to int8 first; prefetch then counts groups ahead
+                       // (prefetcht0 of the group's 6 lines in each panel)
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);
@@ -118,6 +122,7 @@ struct AmxGemmConfig {
         f("pf_b", "pb", s.pf_b);
         f("a_tiled", "at", s.a_tiled);
         f("pf_next", "pn", s.pf_next);
+        f("unpack_b", "ub", s.unpack_b);
     }
     bool operator==(const AmxGemmConfig& o) const { return fields_equal(*this, o); }
 };

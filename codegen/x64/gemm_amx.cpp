@@ -68,7 +68,7 @@ class GemmAmx : public JitKernel {
             return JitStatus::bad_desc;
         if (c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
         if (c_.k_block < 0 || c_.pf_a < 0 || c_.pf_a > 16 || c_.pf_b < 0 || c_.pf_b > 16 || c_.pf_next < 0 ||
-            c_.pf_next > 32 || c_.a_tiled < 0 || c_.a_tiled > 1)
+            c_.pf_next > 32 || c_.a_tiled < 0 || c_.a_tiled > 1 || c_.unpack_b != 0)
             return JitStatus::bad_desc;
         return JitStatus::ok;
     }

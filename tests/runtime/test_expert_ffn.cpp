@@ -336,10 +336,16 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     ExpertFfnConfig no_ranges = base;  // the down pass by column block only
     no_ranges.down_token_ranges = 0;
     no_ranges.gemv_max_m = 4;
+    ExpertFfnConfig int4_packed = base;  // int4 AMX from 1 token, every route unpacking in the kernel (token ranges)
+    int4_packed.int4_amx_min_m = 1;
+    int4_packed.int4_amx_unpack = 1000;
+    int4_packed.gemv_max_m = 0;
+    ExpertFfnConfig int4_unpacked = int4_packed;  // ... and every route's panels unpacked per work item first
+    int4_unpacked.int4_amx_unpack = 0;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
         for (const auto* cfg :
-             {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &fused, &fused_split, &fused_def, &silu_only, &no_ranges, &def})
+             {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &fused, &fused_split, &fused_def, &silu_only, &no_ranges, &int4_packed, &int4_unpacked, &def})
             for (int threads : {1, 3}) {
                 run_scenario(WeightType::int8, sc, *cfg, threads);
                 run_scenario(WeightType::int4, sc, *cfg, threads);
