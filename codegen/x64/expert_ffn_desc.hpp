@@ -50,10 +50,6 @@ struct ExpertFfnConfig {
     int amx_a_tiled = 0;      // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
     int amx_chunk_min_m = 128;  // with amx_k_block: routes of fewer tokens run the whole-K kernel (no chunks, no
                                 // next-chunk prefetch); 0 = every AMX route chunked. VM: chunks lose at m = 64
-    int amx_fuse_acc = 0;  // int8 AMX routes: the down kernel adds each C block into the tokens' output rows as it
-                           // leaves the tiles (AmxGemmDesc::acc), instead of a pass over the call's C afterwards
-    int amx_fuse_silu = 0;  // int8 AMX routes with n_tiles 2: the gate/up kernel writes SiLU(gate)*up of each C
-                            // block (and the rows' max|h| for the requantisation) as it leaves the tiles
     int down_token_ranges = 8;  // down pass: at most this many token ranges per column block (0 or 1: none), where
                                 // every route's tokens ascend and the ranges keep at least 128 rows per route
                                 // (runtime/expert_ffn_token_ranges.hpp)
@@ -91,8 +87,6 @@ struct ExpertFfnConfig {
         f("amx_pf_next", "apn", s.amx_pf_next);
         f("amx_a_tiled", "aat", s.amx_a_tiled);
         f("amx_chunk_min_m", "acm", s.amx_chunk_min_m);
-        f("amx_fuse_acc", "afa", s.amx_fuse_acc);
-        f("amx_fuse_silu", "afs", s.amx_fuse_silu);
         f("down_token_ranges", "dtr", s.down_token_ranges);
         f("int4_amx_unpack", "qu", s.int4_amx_unpack);
     }

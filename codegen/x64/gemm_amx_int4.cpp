@@ -26,10 +26,11 @@ class GemmAmxInt4 : public JitKernel {
 
   private:
     JitStatus check() const override {
-        if (d_.wtype != WeightType::int4 || d_.k <= 0 || d_.acc) return JitStatus::bad_desc;
+        if (d_.wtype != WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         if (mt < 1 || nt < 1 || mt * nt > 2 || c_.k_block != 0) return JitStatus::bad_desc;
-        if (c_.unpack_b < 0 || c_.unpack_b > 1 || c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
+        if (c_.unpack_b < 0 || c_.unpack_b > 1 || c_.prefetch < 0 || c_.prefetch > 64)
+            return JitStatus::bad_desc;
         return JitStatus::ok;
     }
 
@@ -48,10 +49,10 @@ class GemmAmxInt4 : public JitKernel {
     Xbyak::Address slot(int i) { return qword[rsp + scratch() + 8 * i]; }
     static constexpr int kSavedRsp = 0, kGroupsBase = 1, kSumsBase = 2, kCColumn = 3;
 
-    // unpack_b: the 4 packed rows of each panel of the group at rdx + ahead into 8 rows of int8 q (low nibbles:
-    // k-quad 2r, high: 2r + 1) in the set's B scratch, with later groups' lines prefetched. zmm22..23 values,
-    // zmm30 the mask. A group is unpacked one group before its tile load: a tile load of lines just written
-    // waits for the stores to retire.
+    // unpack_b: the 4 packed rows of each panel of the group at rdx + ahead into 8 rows of int8 q (low
+    // nibbles: k-quad 2r, high: 2r + 1) in the set's B scratch, with later groups' lines prefetched.
+    // zmm22..23 values, zmm30 the mask. A group is unpacked one group before its tile load: a tile load of
+    // lines just written waits for the stores to retire.
     void unpack_group(int set, int64_t ahead) {
         for (int j = 0; j < c_.n_tiles; ++j) {
             const int64_t src = j * b_pstride() + ahead;
@@ -70,8 +71,8 @@ class GemmAmxInt4 : public JitKernel {
     }
 
     // Tile work of one group into C set `set`: zero, load A and B, multiply, store the dots to the set's
-    // scratch; unpack_b: then the next group unpacked into the other set's B scratch (unless `last`). Advances
-    // rsi / rdx to the next group.
+    // scratch; unpack_b: then the next group unpacked into the other set's B scratch (unless `last`).
+    // Advances rsi / rdx to the next group.
     void group_tiles(int set, bool last) {
         const int mt = c_.m_tiles, nt = c_.n_tiles, nc = mt * nt;
         const int64_t lda = kp(), pstride = b_pstride();
@@ -80,8 +81,8 @@ class GemmAmxInt4 : public JitKernel {
             tileloadd(Xbyak::Tmm(a0 + i), ptr[rsi + r12 + i * 16 * lda]);
             for (int j = 0; j < nt; ++j) {
                 if (i == 0)
-                    tileloadd(Xbyak::Tmm(b0 + j), unpack() ? ptr[rsp + r13 + b_scratch(set, j)]
-                                                           : ptr[rdx + r13 + j * pstride]);
+                    tileloadd(Xbyak::Tmm(b0 + j),
+                              unpack() ? ptr[rsp + r13 + b_scratch(set, j)] : ptr[rdx + r13 + j * pstride]);
                 const Xbyak::Tmm c(set * nc + i * nt + j);
                 tilezero(c);
                 tdpbsud(c, Xbyak::Tmm(a0 + i), Xbyak::Tmm(b0 + j));
