@@ -3,9 +3,9 @@
 //     route.
 // int8 weights with one scale per output channel or int4 with a scale and min per group of 32; activations
 // are quantised to int8 per row on the fly; or bf16 weights with activations rounded to bf16. Experts with
-// few tokens run the AVX-512 GEMV, the others AMX (int4: each work item first unpacks its panels to int8 once,
-// then the AMX int4 kernel applies the per-group scales and mins). Work items are claimed through an atomic
-// counter; no lock.
+// few tokens run the AVX-512 GEMV, the others AMX (int4: the AMX int4 kernel applies the per-group scales and
+// mins; it unpacks the weights itself for routes of up to int4_amx_unpack tokens, longer routes' work items
+// first unpack their panels to int8 once). Work items are claimed through an atomic counter; no lock.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -15,22 +15,10 @@
 #include "codegen/kernel_cache.hpp"
 #include "codegen/x64/expert_ffn_desc.hpp"
 #include "codegen/x64/pack_int8.hpp"
+#include "runtime/expert_ffn_weights.hpp"
 #include "runtime/thread_pool.hpp"
 
 namespace mf {
-
-// One expert's weights, packed once at load (both matrices of the ExpertFfnDesc's wtype).
-struct ExpertFfnWeights {
-    PackedMatrix gate_up;  // gate [inter][hidden] and up [inter][hidden], interleaved by panel
-    PackedMatrix down;     // [hidden][inter]
-};
-
-// gate, up: [inter][hidden]; down: [hidden][inter] (row-major "out x in"). int8: any SrcType but u4_group;
-// int4: u4_group (exact, e.g. decoded Q4_K) or float/bf16 (quantised per group of 32).
-ExpertFfnWeights pack_expert_ffn_int8(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
-ExpertFfnWeights pack_expert_ffn_int4(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
-// bf16: f32 (rounded) or bf16 sources.
-ExpertFfnWeights pack_expert_ffn_bf16(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
 
 struct ExpertRoute {
     const ExpertFfnWeights* weights = nullptr;
@@ -46,9 +34,10 @@ struct ExpertFfnBatch {
     std::span<const ExpertRoute> routes;
 };
 
-// Where run()'s time went, summed over calls since ExpertFfn::reset_times(): wall seconds of each pass (between
-// the pool's barriers), and worker-seconds spent inside the GEMM kernels of the two GEMM passes (summed over
-// workers; divide by wall x workers for the kernels' share of the pass). One clock read per kernel call.
+// Where run()'s time went, summed over calls since ExpertFfn::reset_times(): wall seconds of each pass
+// (between the pool's barriers), and worker-seconds spent inside the GEMM kernels of the two GEMM passes
+// (summed over workers; divide by wall x workers for the kernels' share of the pass). One clock read per
+// kernel call.
 struct ExpertFfnTimes {
     double quantise = 0;        // activations to int8 (or bf16), once per routed token
     double gate_up = 0;         // gate+up GEMMs and SiLU(gate)*up
@@ -79,45 +68,55 @@ class ExpertFfn {
         int64_t rows;    // routed tokens
         int64_t padded;  // rows reserved (AMX: multiple of 16 * m_tiles, or 16 when narrow)
         bool amx;
-        bool narrow;     // AMX with one row tile (at most 16 rows: m_tiles > 1 would pad them)
-        bool whole;      // AMX over all of K at once (fewer rows than amx_chunk_min_m)
+        bool narrow;  // AMX with one row tile (at most 16 rows: m_tiles > 1 would pad them)
+        bool whole;   // AMX over all of K at once (fewer rows than amx_chunk_min_m)
+        bool packed;  // int4 AMX: the kernel reads the packed weights (int4_amx_unpack), no unpack per item
     };
+    // The passes of run(), in order. lay_out_rows: rows_, gu_items_ and the buffers (false: no routed token);
+    // group_rows_by_token: tok_* and pad_rows_.
+    bool lay_out_rows(const ExpertFfnBatch& b);
+    void group_rows_by_token(const ExpertFfnBatch& b);
+    void quantise(ThreadPool& pool, const ExpertFfnBatch& b);
+    void gate_up(ThreadPool& pool, const ExpertFfnBatch& b);
+    void requantise(ThreadPool& pool);
+    void down(ThreadPool& pool, const ExpertFfnBatch& b);
+    // gate_up's epilogue: SiLU(gate) * up of route rows [m0, m1) of gate/up block jb from one call's C (rows
+    // from m0), into hf() with each row's block max in hmax_.
+    void silu_up(const RouteRows& rr, const PackedMatrix& w, int64_t jb, int64_t m0, int64_t m1,
+                 const int32_t* c);
+    // down's epilogue: rows [m0, m1) of route r from one call's C (rows from m0, ncols columns from c0) added
+    // into their tokens' rows of y, scaled by the router weight.
+    void accumulate(const ExpertFfnBatch& b, size_t r, int64_t m0, int64_t m1, int64_t c0, int64_t ncols,
+                    const int32_t* c) const;
+    // Whether activation row `row` is stored tiled (an AMX route's, with a_tiled_); store_row puts src there.
+    bool row_tiled(int64_t row) const;
+    void store_row(const int8_t* src, int64_t row, const AlignedBytes& buf, int64_t row_bytes) const;
     // C[rows][panels*16] int32 = A rows x packed panels [first, first + panels) of w over its K.
-    // int4: c receives floats and gs points at the rows' group sums; with amx, `unpacked` holds the panels
-    // unpacked by unpack_int4_panels.
+    // int4: c receives floats and gs points at the rows' group sums; `unpacked` holds the panels unpacked by
+    // unpack_for (int4 AMX routes that are not `packed`), else nullptr.
     // a_next / b_next: the A rows and first panel of the worker's next AMX call (ExpertGemmArgs::a_next), or
     // nullptr.
-    // acc: the fused epilogue's operands (ExpertGemmArgs::y_rows ... h_amax; AMX int8 only: the accumulate for
-    // down, SiLU pairs for gate/up), or nullptr.
-    struct AccRows {
-        float* const* y_rows;
-        const float* coef;
-        const int32_t* bias;
-        const float* w_scale;
-        float* h = nullptr;
-        int64_t ldh = 0;
-        float* h_amax = nullptr;
-    };
     void gemm(const int8_t* a, const float* gs, int64_t rows, const RouteRows& rr, const PackedMatrix& w,
               int64_t first_panel, int64_t panels, int32_t* c, bool down, const uint8_t* unpacked,
-              const int8_t* a_next = nullptr, const uint8_t* b_next = nullptr, const AccRows* acc = nullptr) const;
-    // int4 AMX routes: unpacks panels [first, first + panels) of w into the worker's buffer (nullptr otherwise).
-    const uint8_t* unpack_for(int worker, bool amx, const PackedMatrix& w, int64_t first, int64_t panels);
+              const int8_t* a_next = nullptr, const uint8_t* b_next = nullptr) const;
+    // int4 AMX routes that are not `packed`: unpacks panels [first, first + panels) of w into the worker's
+    // buffer (nullptr otherwise).
+    const uint8_t* unpack_for(int worker, const RouteRows& rr, const PackedMatrix& w, int64_t first,
+                              int64_t panels);
     template <class F>
     void parallel_for(ThreadPool& pool, int64_t items, F&& body);
 
     ExpertFfnDesc desc_;
     ExpertFfnConfig cfg_;
     int64_t kp_h_, kp_i_, n_pad_h_, n_pad_i_, m_step_rows_, m_block_;
-    const JitKernel* amx_gu_ = nullptr;                // K = hidden
-    const JitKernel* amx_dn_ = nullptr;                // K = inter
-    const JitKernel* amx_gu16_ = nullptr;              // the same with m_tiles = 1, for routes of <= 16 rows
+    const JitKernel* amx_gu_ = nullptr;    // K = hidden
+    const JitKernel* amx_dn_ = nullptr;    // K = inter
+    const JitKernel* amx_gu16_ = nullptr;  // the same with m_tiles = 1, for routes of <= 16 rows
     const JitKernel* amx_dn16_ = nullptr;
-    const JitKernel* amx_guw_ = nullptr;               // the same without K chunks (amx_chunk_min_m), else null
+    const JitKernel* amx_guw_ = nullptr;  // the same without K chunks (amx_chunk_min_m), else null
     const JitKernel* amx_dnw_ = nullptr;
-    // The down kernels with the fused accumulate (amx_fuse_acc, int8), else null; index: 0 full, 1 narrow, 2 whole-K.
-    const JitKernel* amx_dn_acc_[3] = {nullptr, nullptr, nullptr};
-    const JitKernel* amx_gu_silu_[3] = {nullptr, nullptr, nullptr};  // the same for gate/up (amx_fuse_silu)
+    const JitKernel* amx_gu_packed_ = nullptr;  // int4: unpacking the packed weights itself (int4_amx_unpack)
+    const JitKernel* amx_dn_packed_ = nullptr;
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
     int amx_mt_ = 1, amx_nt_ = 1;   // tiles of the AMX kernels (int4 caps them)
@@ -125,8 +124,13 @@ class ExpertFfn {
     bool int4_, bf16_, float_out_;  // float_out_: kernels return float sums (int4, bf16)
     int64_t a_row_h_, a_row_i_;     // bytes per activation row (int8: K_pad; bf16: 2 K_pad)
     int64_t groups_h_, groups_i_;   // int4 activation group sums per row
+    int64_t gu_blocks_;             // gate/up column blocks (of n_block intermediate channels)
 
+    // run(): every route's rows; their number (padding included); whether some int4 AMX route unpacks per
+    // item.
     std::vector<RouteRows> rows_;
+    int64_t total_ = 0;
+    bool int4_unpacks_ = false;
     std::vector<std::pair<int32_t, int32_t>> gu_items_;  // (route, n block)
     AlignedBytes xq_, hq_;  // quantised activations of every route's rows (hidden, intermediate)
     std::vector<float> xs_, hs_, xgs_, hgs_;
@@ -134,25 +138,19 @@ class ExpertFfn {
     float* hf() const { return reinterpret_cast<float*>(hf_.data()); }
     std::vector<float> hmax_;  // [row][gate/up block]: max|h| of the block's part of the intermediate row
     std::vector<int32_t> xsum_, hsum_;
-    bool a_tiled_ = false;                        // AMX routes' activations stored tiled (store_act_row_tiled)
-    std::vector<std::vector<int8_t>> row_tmp_;    // per worker: one activation row before it is stored tiled
-    std::vector<int8_t> row_zero_;                // a zero activation row (padding rows)
-    // run(): routed rows by token: rows tok_rows_[tok_start_[t] .. tok_start_[t + 1]) are token t's; the tokens
-    // routed at least once; the AMX routes' padding rows.
+    bool a_tiled_ = false;                      // AMX routes' activations stored tiled (store_act_row_tiled)
+    std::vector<std::vector<int8_t>> row_tmp_;  // per worker: one activation row before it is stored tiled
+    std::vector<int8_t> row_zero_;              // a zero activation row (padding rows)
+    // run(): routed rows by token: rows tok_rows_[tok_start_[t] .. tok_start_[t + 1]) are token t's; the
+    // tokens routed at least once; the AMX routes' padding rows.
     std::vector<int64_t> tok_start_, tok_fill_, tok_rows_, pad_rows_;
     std::vector<int32_t> tok_list_;
     std::vector<int32_t> row_route_;  // run(): the route of each activation row (padding rows included)
-    std::vector<std::span<const int32_t>> route_tokens_;  // run(): each route's tokens, for the down pass's ranges
+    std::vector<std::span<const int32_t>>
+        route_tokens_;  // run(): each route's tokens, for the down pass's ranges
     std::vector<int64_t> route_step_;
-    std::vector<AlignedBytes> scratch_;           // per worker: int32 (or float) C of one kernel call
-    std::vector<AlignedBytes> unpacked_;          // per worker: int4 panels unpacked for AMX
-    struct AccScratch {
-        std::vector<float*> y_rows;
-        std::vector<float> coef, dummy;  // dummy: the output row of padding rows
-        std::vector<int32_t> bias;
-    };
-    std::vector<std::vector<float>> h_amax_;  // per worker, with amx_fuse_silu: [m_block][16]
-    std::vector<AccScratch> acc_;  // per worker, with amx_fuse_acc
+    std::vector<AlignedBytes> scratch_;   // per worker: int32 (or float) C of one kernel call
+    std::vector<AlignedBytes> unpacked_;  // per worker: int4 panels unpacked for AMX
     std::atomic<int64_t> next_{0};
     struct alignas(64) WorkerClock {
         double gate_up = 0, down = 0;  // seconds inside kernels

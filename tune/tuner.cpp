@@ -195,21 +195,6 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             }
             add(c);
         }
-        // The epilogues fused into the kernels (pipelined into the next block's k loop; int8): SiLU*up into gate/up,
-        // the accumulate into down; whole K and with the chunked form above.
-        for (int kb : {0, 8}) {
-            ExpertFfnConfig c = a;
-            c.amx_fuse_acc = 1;
-            c.amx_fuse_silu = 1;
-            c.n_block_down = 448;
-            if (kb) {
-                c.amx_a_tiled = 1;
-                c.amx_k_block = kb;
-                c.amx_pf_next = 32;
-                c.n_block = 128;
-            }
-            add(c);
-        }
         {
             ExpertFfnConfig c = a;  // the down pass by column block only (no token ranges)
             c.down_token_ranges = 0;
@@ -218,6 +203,11 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
         for (int q : {32, std::max(m, 32)}) {
             ExpertFfnConfig c = a;
             c.int4_amx_min_m = q;
+            add(c);
+        }
+        for (int u : {0, std::max(m, 64)}) {  // int4: which AMX routes unpack the weights in the kernel
+            ExpertFfnConfig c = a;
+            c.int4_amx_unpack = u;
             add(c);
         }
     }

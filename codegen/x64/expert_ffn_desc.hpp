@@ -24,10 +24,12 @@ struct ExpertFfnDesc {
 struct ExpertFfnConfig {
     int gemv_max_m = 15;  // experts with at most this many tokens take the AVX-512 GEMV path (0..16), else
                           // AMX (int8, bf16)
-    int int4_amx_min_m = 128;  // int4: experts with at least this many tokens take the AMX int4 kernel (one
+    int int4_amx_min_m = 16;   // int4: experts with at least this many tokens take the AMX int4 kernel (one
                                // 16 x 16 tile: m_tiles / n_tiles are int8 / bf16 only), the others the int4
-                               // GEMV; 0 = GEMV only. 2-core VM: GEMV ahead at M=16, even at 64, AMX
-                               // +20-35% at M >= 256
+                               // GEMV; 0 = GEMV only. 2-core VM (session 5, same process): AMX unpacking the
+                               // weights itself (int4_amx_unpack) +34% at M = 16, +12% at 64 against the GEMV
+                               // (at 16 the GEMV needs 2x int8's vpdpbusd per byte: VNNI-bound); AMX +20-35% at
+                               // M >= 256 (session 3)
     int m_tiles = 2;  // AMX accumulator block (see AmxGemmConfig)
     int n_tiles = 2;
     LoopOrder order = LoopOrder::nm;
@@ -48,13 +50,14 @@ struct ExpertFfnConfig {
     int amx_a_tiled = 0;      // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
     int amx_chunk_min_m = 128;  // with amx_k_block: routes of fewer tokens run the whole-K kernel (no chunks, no
                                 // next-chunk prefetch); 0 = every AMX route chunked. VM: chunks lose at m = 64
-    int amx_fuse_acc = 0;  // int8 AMX routes: the down kernel adds each C block into the tokens' output rows as it
-                           // leaves the tiles (AmxGemmDesc::acc), instead of a pass over the call's C afterwards
-    int amx_fuse_silu = 0;  // int8 AMX routes with n_tiles 2: the gate/up kernel writes SiLU(gate)*up of each C
-                            // block (and the rows' max|h| for the requantisation) as it leaves the tiles
     int down_token_ranges = 8;  // down pass: at most this many token ranges per column block (0 or 1: none), where
                                 // every route's tokens ascend and the ranges keep at least 128 rows per route
                                 // (runtime/expert_ffn_token_ranges.hpp)
+    int int4_amx_unpack = 64;   // int4 AMX routes of at most this many tokens: the kernel unpacks each group of the
+                                // packed weights itself (AmxGemmConfig::unpack_b); longer routes: each work item
+                                // first unpacks its panels to int8 in a buffer the kernel then reads (0: always).
+                                // VM: the kernel's own unpack wins at M = 16 / 64, loses 15% at M = 256 / 1024
+                                // (each 16-row group unpacks the panel again)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
     // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
@@ -84,9 +87,8 @@ struct ExpertFfnConfig {
         f("amx_pf_next", "apn", s.amx_pf_next);
         f("amx_a_tiled", "aat", s.amx_a_tiled);
         f("amx_chunk_min_m", "acm", s.amx_chunk_min_m);
-        f("amx_fuse_acc", "afa", s.amx_fuse_acc);
-        f("amx_fuse_silu", "afs", s.amx_fuse_silu);
         f("down_token_ranges", "dtr", s.down_token_ranges);
+        f("int4_amx_unpack", "qu", s.int4_amx_unpack);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 

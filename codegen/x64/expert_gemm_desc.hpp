@@ -42,32 +42,15 @@ struct ExpertGemmArgs {
     // stride K_pad / 32 floats). int4 kernels write float results to c: sum_g scale * dot_g - min *
     // group_sum_g.
     const float* a_group_sums = nullptr;
-    // AMX int4 only (gemm_amx_int4.hpp): args.b holds the panels unpacked to the int8 layout; this points at
-    // the packed int4 data of the same first panel, for its per-group scales and mins.
+    // AMX int4 only (gemm_amx_int4.hpp): args.b holds the panels unpacked to the int8 layout (or, with unpack_b,
+    // the packed data itself); this points at the packed int4 data of the same first panel, for its per-group
+    // scales and mins.
     const uint8_t* b_groups = nullptr;
     // AMX int8/bf16 with K chunks and pf_next: the caller's next call on the same kernel (its args.a and args.b;
     // nullptr: none). During the last chunk the prefetch stream fetches that call's first chunk, assuming the same
     // m_steps and n_steps.
     const int8_t* a_next = nullptr;
     const uint8_t* b_next = nullptr;
-    // AMX int8 with AmxGemmDesc::acc: the fused epilogue. As each C block leaves the tiles (after the last K chunk),
-    // row r of the call (r < 16 m_tiles m_steps, padding rows included) adds, for its columns n of the call,
-    //     y_rows[r][n] += coef[r] * w_scale[n] * float(C[r][n] - bias[r])
-    // (the dequantisation order of accumulate_scaled). c still receives C: a scratch the block is read back from
-    // while it is in L1. n counts from the call's first panel; every column of the call is written.
-    // AmxGemmDesc::acc == 2 (SiLU pairs; n_tiles even, the panels alternating gate and up of the same 16 channels):
-    // row r's pair q (columns 32q..32q+15 gate, 32q+16..32q+31 up) gives, with g = coef[r] * w_scale[n] *
-    // float(C[r][n] - 128 * bias[r]) (bias: the row's int8 sum here) and u the same,
-    //     h[r][16q + l] = g / (1 + exp(-g)) * u   at (float*)((char*)h + r * ldh) + 16q + l,
-    //     h_amax[16r + l] = max(h_amax[16r + l], |h[r][16q + l]|) over the row's pairs
-    // (silu_mul_pairs' arithmetic, bit for bit).
-    float* const* y_rows = nullptr;
-    const float* coef = nullptr;
-    const int32_t* bias = nullptr;
-    const float* w_scale = nullptr;
-    float* h = nullptr;
-    int64_t ldh = 0;
-    float* h_amax = nullptr;
 };
 
 constexpr int kInt4Group = 32;        // k per int4 scale/min group
@@ -79,14 +62,11 @@ constexpr int kInt4GemvMaxRows = 8;
 struct AmxGemmDesc {
     static constexpr const char* kPrefix = "gemm_amx";
     WeightType wtype = WeightType::int8;
-    int k = 0;    // reduction length (unpadded)
-    int acc = 0;  // int8 only, the epilogue on each C block (ExpertGemmArgs::y_rows ... h_amax): 0 none, 1 scaled
-                  // accumulate into rows of y, 2 SiLU(gate)*up of gate/up panel pairs into float rows
+    int k = 0;  // reduction length (unpadded)
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("wtype", "", s.wtype);
         f("k", "k", s.k);
-        f("acc", "acc", s.acc);
     }
     bool operator==(const AmxGemmDesc& o) const { return fields_equal(*this, o); }
 };
@@ -107,6 +87,10 @@ struct AmxGemmConfig {
                        // evenly over the current chunk's k steps, at most pf_next lines per k step (0 = none,
                        // <= 32): the operands arrive while the previous chunk computes instead of in a burst of
                        // tile loads that miss L2
+    int unpack_b = 0;  // int4 only: args.b is the packed int4 data itself (pack_int4.hpp), and each group's B tile
+                       // is unpacked (mask / shift) into an L1 scratch just before its tile load, instead of the
+                       // caller unpacking the panels to int8 first; prefetch then counts groups ahead
+                       // (prefetcht0 of the group's 6 lines in each panel)
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);
@@ -118,6 +102,7 @@ struct AmxGemmConfig {
         f("pf_b", "pb", s.pf_b);
         f("a_tiled", "at", s.a_tiled);
         f("pf_next", "pn", s.pf_next);
+        f("unpack_b", "ub", s.unpack_b);
     }
     bool operator==(const AmxGemmConfig& o) const { return fields_equal(*this, o); }
 };

@@ -3,7 +3,6 @@
 #include "codegen/x64/gemm_amx_int4.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <cstddef>
 #include <utility>
 
@@ -49,26 +48,16 @@ class GemmAmx : public JitKernel {
     static constexpr int kSPfCount = 104;  // lines left in this k step
     static constexpr int kSPfA = 112;      // the A and B the stream's chunk belongs to (this call's or the next's)
     static constexpr int kSPfB = 120;
-    static constexpr int kSPendLeft = 128;  // fused epilogue (acc_row): the pending block's rows left
-    static constexpr int kSPendRow = 136;   // its next row
-    static constexpr int kSPendC = 144;     // that row's C
-    static constexpr int kSPendCol = 152;   // its first column, bytes into a float row
-    static constexpr int kSPendColH = 160;  // SiLU: its first h column, bytes into an h row
-    static constexpr int kSSaveRax = 168;   // SiLU: rax (the k count) during a row
-    static constexpr int kFrame = 176;
-    // Constants of the SiLU epilogue (kConsts, after the tile config), as floats: index into kConstVals.
-    enum Const { cLo, cHi, cLog2e, cLn2, c720, c120, c24, c6, cHalf, cOne, cTwo, cAbs, kConstCount };
+    static constexpr int kFrame = 128;
 
     JitStatus check() const override {
-        if (d_.wtype == WeightType::int4 || d_.k <= 0 || d_.acc < 0 || d_.acc > 2) return JitStatus::bad_desc;
-        if (d_.acc && d_.wtype != WeightType::int8) return JitStatus::bad_desc;
-        if (d_.acc == 2 && c_.n_tiles % 2) return JitStatus::bad_desc;
+        if (d_.wtype == WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         if (mt < 1 || nt < 1 || nt > 4 || (nt & (nt - 1)) || mt * nt + mt + nt > 8)
             return JitStatus::bad_desc;
         if (c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
         if (c_.k_block < 0 || c_.pf_a < 0 || c_.pf_a > 16 || c_.pf_b < 0 || c_.pf_b > 16 || c_.pf_next < 0 ||
-            c_.pf_next > 32 || c_.a_tiled < 0 || c_.a_tiled > 1)
+            c_.pf_next > 32 || c_.a_tiled < 0 || c_.a_tiled > 1 || c_.unpack_b != 0)
             return JitStatus::bad_desc;
         return JitStatus::ok;
     }
@@ -233,153 +222,6 @@ class GemmAmx : public JitKernel {
         }
     }
 
-    // Fused epilogue (desc.acc), pipelined: when a block's C tiles are stored (after its last K chunk) the block
-    // becomes "pending", and the next block's k loop adds a few of its rows into y per k step (AVX-512 beside
-    // the tile products, on C that is already in L1 and long stored). Before a block becomes pending the previous
-    // one is finished ("drain"), and so is the last one at the end of the call.
-    // Pending state on the stack (kSPend*): rows left, its next row (of the call), that row's C, its first column
-    // (bytes into a float row). zmm16+j: w_scale of its column group j; zmm30 coef, zmm31 bias of the row; zmm0..3
-    // one 16-column group each. A row uses rbx and rbp (the k loop's prefetch stream pointer rbx is parked in
-    // kSPfPtr meanwhile).
-    Xbyak::Address cst(Const c) { return ptr_b[rip + consts_ + 4 * int(c)]; }
-
-    // zmm0 = g / (1 + exp(-g)) * zmm1 for g in zmm0, as exp_ps and silu_mul in expert_ffn_epilogue.cpp (same
-    // operations in the same order). Uses zmm2..zmm5.
-    void silu_mul_zmm() {
-        vxorps(zmm2, zmm2, zmm2);
-        vsubps(zmm2, zmm2, zmm0);  // -g
-        vminps(zmm2, zmm2, cst(cHi));
-        vmaxps(zmm2, zmm2, cst(cLo));
-        vmulps(zmm2, zmm2, cst(cLog2e));  // t
-        vrndscaleps(zmm3, zmm2, 0x08);     // n: nearest, no exceptions
-        vsubps(zmm2, zmm2, zmm3);
-        vmulps(zmm2, zmm2, cst(cLn2));  // f
-        vbroadcastss(zmm4, ptr[rip + consts_ + 4 * int(c720)]);
-        for (Const c : {c120, c24, c6, cHalf, cOne, cOne}) vfmadd213ps(zmm4, zmm2, cst(c));
-        vscalefps(zmm4, zmm4, zmm3);  // exp(-g)
-        vaddps(zmm4, zmm4, cst(cOne));  // d
-        vrcp14ps(zmm5, zmm4);
-        vfnmadd213ps(zmm4, zmm5, cst(cTwo));  // 2 - d r
-        vmulps(zmm5, zmm5, zmm4);
-        vmulps(zmm0, zmm0, zmm5);
-        vmulps(zmm0, zmm0, zmm1);
-    }
-
-    // One row of the pending block, SiLU mode: see ExpertGemmArgs::h.
-    void silu_row() {
-        const int nt = c_.n_tiles;
-        mov(qword[rsp + kSSaveRax], rax);
-        mov(rbx, qword[rsp + kSPendRow]);
-        mov(rbp, ptr[rdi + offsetof(ExpertGemmArgs, coef)]);
-        vbroadcastss(zmm30, ptr[rbp + rbx * 4]);
-        mov(rbp, ptr[rdi + offsetof(ExpertGemmArgs, bias)]);
-        vpbroadcastd(zmm31, ptr[rbp + rbx * 4]);
-        vpslld(zmm31, zmm31, 7);  // 128 x the row sum
-        mov(rax, rbx);
-        shl(rax, 6);
-        add(rax, ptr[rdi + offsetof(ExpertGemmArgs, h_amax)]);
-        vmovups(zmm29, ptr[rax]);
-        mov(rbp, rbx);
-        imul(rbp, ptr[rdi + offsetof(ExpertGemmArgs, ldh)]);
-        add(rbp, ptr[rdi + offsetof(ExpertGemmArgs, h)]);
-        add(rbp, qword[rsp + kSPendColH]);
-        mov(rbx, qword[rsp + kSPendC]);
-        for (int q = 0; q < nt / 2; ++q) {
-            for (int j = 0; j < 2; ++j) {
-                const Xbyak::Zmm v(j);
-                vmovdqu32(v, ptr[rbx + 128 * q + 64 * j]);
-                vpsubd(v, v, zmm31);
-                vcvtdq2ps(v, v);
-                vmulps(v, v, zmm30);
-                vmulps(v, v, Xbyak::Zmm(16 + 2 * q + j));
-            }
-            silu_mul_zmm();
-            vmovups(ptr[rbp + 64 * q], zmm0);
-            vandps(zmm0, zmm0, cst(cAbs));
-            vmaxps(zmm29, zmm29, zmm0);
-        }
-        vmovups(ptr[rax], zmm29);
-        add(rbx, r11);
-        mov(qword[rsp + kSPendC], rbx);
-        inc(qword[rsp + kSPendRow]);
-        dec(qword[rsp + kSPendLeft]);
-        mov(rax, qword[rsp + kSSaveRax]);
-    }
-
-    void acc_row(bool check) {
-        const int nt = c_.n_tiles;
-        Xbyak::Label skip;
-        if (check) {
-            cmp(qword[rsp + kSPendLeft], 0);
-            je(skip, T_NEAR);
-        }
-        if (pf_next()) mov(qword[rsp + kSPfPtr], rbx);
-        if (d_.acc == 2) {
-            silu_row();
-            if (pf_next()) mov(rbx, qword[rsp + kSPfPtr]);
-            L(skip);
-            return;
-        }
-        mov(rbx, qword[rsp + kSPendRow]);
-        mov(rbp, ptr[rdi + offsetof(ExpertGemmArgs, coef)]);
-        vbroadcastss(zmm30, ptr[rbp + rbx * 4]);
-        mov(rbp, ptr[rdi + offsetof(ExpertGemmArgs, bias)]);
-        vpbroadcastd(zmm31, ptr[rbp + rbx * 4]);
-        mov(rbp, ptr[rdi + offsetof(ExpertGemmArgs, y_rows)]);
-        mov(rbp, ptr[rbp + rbx * 8]);
-        add(rbp, qword[rsp + kSPendCol]);
-        mov(rbx, qword[rsp + kSPendC]);
-        for (int j = 0; j < nt; ++j) {
-            const Xbyak::Zmm v(j);
-            vmovdqu32(v, ptr[rbx + 64 * j]);
-            vpsubd(v, v, zmm31);
-            vcvtdq2ps(v, v);
-            vmulps(v, v, zmm30);
-            vmulps(v, v, Xbyak::Zmm(16 + j));
-            vaddps(v, v, ptr[rbp + 64 * j]);
-            vmovups(ptr[rbp + 64 * j], v);
-        }
-        add(rbx, r11);
-        mov(qword[rsp + kSPendC], rbx);
-        inc(qword[rsp + kSPendRow]);
-        dec(qword[rsp + kSPendLeft]);
-        if (pf_next()) mov(rbx, qword[rsp + kSPfPtr]);
-        L(skip);
-    }
-
-    void acc_drain() {
-        Xbyak::Label top, done;
-        L(top);
-        cmp(qword[rsp + kSPendLeft], 0);
-        je(done, T_NEAR);
-        acc_row(false);
-        jmp(top, T_NEAR);
-        L(done);
-    }
-
-    // The block just stored at r10 (rows m_steps - r14, columns n_steps - r15 of its groups) becomes pending.
-    void acc_pending() {
-        const int mt = c_.m_tiles, nt = c_.n_tiles;
-        acc_drain();
-        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, m_steps)]);
-        sub(rax, r14);
-        imul(rax, rax, 16 * mt);
-        mov(qword[rsp + kSPendRow], rax);
-        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
-        sub(rax, r15);
-        imul(rax, rax, 64 * nt);
-        mov(qword[rsp + kSPendCol], rax);
-        if (d_.acc == 2) {
-            shr(rax, 1);  // a gate/up pair of columns gives one h column
-            mov(qword[rsp + kSPendColH], rax);
-            shl(rax, 1);
-        }
-        mov(rbp, ptr[rdi + offsetof(ExpertGemmArgs, w_scale)]);
-        for (int j = 0; j < nt; ++j) vmovups(Xbyak::Zmm(16 + j), ptr[rbp + rax + 64 * j]);
-        mov(qword[rsp + kSPendC], r10);
-        mov(qword[rsp + kSPendLeft], 16 * mt);
-    }
-
     void block() {
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         const int64_t kp = lda(), pstride = k_steps() * 1024;
@@ -420,16 +262,6 @@ class GemmAmx : public JitKernel {
             jnz(line, T_NEAR);
             L(none);
         }
-        if (d_.acc) {
-            // The pending rows go in the k loop's second half (rax counts the steps down), long after their tile
-            // stores: vector loads of data a tile store has not yet written back wait for it.
-            const int64_t half = std::max<int64_t>(1, chunk() / 2);
-            Xbyak::Label later;
-            cmp(rax, int(half));
-            jg(later, T_NEAR);
-            for (int64_t r = 0; r < (16 * mt + half - 1) / half; ++r) acc_row(true);
-            L(later);
-        }
         // Each tile is loaded just before its first product (tiles are not renamed: a load waits for the
         // products still reading the previous contents), so loads overlap the products of earlier tiles.
         for (int i = 0; i < mt; ++i) {
@@ -459,17 +291,6 @@ class GemmAmx : public JitKernel {
         jnz(k_loop, T_NEAR);
         if (pf_next()) mov(qword[rsp + kSPfPtr], rbx);
         c_tiles(false);
-        if (d_.acc) {
-            Xbyak::Label not_last;
-            if (chunked()) {  // only once C holds all of K
-                mov(rax, qword[rsp + kSChunk]);
-                add(rax, int(chunk() * 64));
-                cmp(rax, int(k_steps() * 64));
-                jl(not_last, T_NEAR);
-            }
-            acc_pending();
-            L(not_last);
-        }
     }
 
     // r8 = args.a + chunk offset; r9 = args.b + 16 * chunk offset.
@@ -502,7 +323,6 @@ class GemmAmx : public JitKernel {
         preamble();
         sub(rsp, kFrame);
         ldtilecfg(ptr[rip + cfg]);
-        mov(qword[rsp + kSPendLeft], 0);
         mov(r11, ptr[rdi + offsetof(ExpertGemmArgs, ldc)]);
         mov(r12, kp);
         mov(r13, 64);
@@ -558,7 +378,6 @@ class GemmAmx : public JitKernel {
             cmp(qword[rsp], int(k_steps() * 64));
             jl(chunk_loop, T_NEAR);
         }
-        if (d_.acc) acc_drain();
         L(done);
         tilerelease();
         add(rsp, kFrame);
@@ -566,20 +385,10 @@ class GemmAmx : public JitKernel {
 
         // Tile configuration as data (a compiler may drop stores to a config struct): mt*nt + mt + nt tiles.
         emit_full_tile_config(cfg, mt * nt + mt + nt);
-        if (d_.acc == 2) {
-            align(64);
-            L(consts_);
-            const float vals[kConstCount - 1] = {-88.0f,     88.0f,      1.44269504088896341f, 0.693147180559945309f,
-                                                 1.0f / 720, 1.0f / 120, 1.0f / 24,            1.0f / 6,
-                                                 0.5f,       1.0f,       2.0f};
-            for (float v : vals) dd(std::bit_cast<uint32_t>(v));
-            dd(0x7fffffffu);  // cAbs
-        }
     }
 
     AmxGemmDesc d_;
     AmxGemmConfig c_;
-    Xbyak::Label consts_;
 };
 
 }  // namespace

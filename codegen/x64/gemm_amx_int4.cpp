@@ -9,13 +9,15 @@ namespace {
 //        for C block (i, j) (16 x 16), then mt A tiles (16 tokens x 32 bytes: one group of k), then nt B
 //        tiles (8 rows x 64 bytes: one group of 16 channels x 32 k). mt * nt <= 2.
 // zmm:   zmm0..15 rotating row values / accumulators (one C tile: the 16 rows' accumulators, zmm18..21 row
-//        values), zmm16 + 2j / zmm17 + 2j scales / mins of panel j, zmm31 zero.
+//        values), zmm16 + 2j / zmm17 + 2j scales / mins of panel j, zmm31 zero; unpack_b: zmm22..23 the
+//        nibbles being unpacked, zmm30 the 0x0f byte mask.
 // Registers: rdi args; r8 A of the row group, r9 B of the panel group, r10 C of the block, r11 ldc, r12 =
 // K_pad
 //            (A row stride), r13 = 64 (B row stride and tile scratch stride), r14 m count, r15 n count, rsi /
 //            rdx A / B walking along the groups, rax group count, rbx scales of the current group, rcx group
 //            sums of the current group, rbp C row.
-// Stack: [rsp, +2*mt*nt KiB) the dot tiles of both sets stored for the AVX-512 part (64-byte aligned); slots
+// Stack: [rsp, +2*mt*nt KiB) the dot tiles of both sets stored for the AVX-512 part (64-byte aligned), then
+//        (unpack_b) both sets' unpacked B tiles (nt x 512 bytes each); slots
 //        kSavedRsp, kGroupsBase (scales of the panel group), kSumsBase (group sums of the row group),
 //        kCColumn (C of the panel group's first row).
 class GemmAmxInt4 : public JitKernel {
@@ -24,9 +26,11 @@ class GemmAmxInt4 : public JitKernel {
 
   private:
     JitStatus check() const override {
-        if (d_.wtype != WeightType::int4 || d_.k <= 0 || d_.acc) return JitStatus::bad_desc;
+        if (d_.wtype != WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         if (mt < 1 || nt < 1 || mt * nt > 2 || c_.k_block != 0) return JitStatus::bad_desc;
+        if (c_.unpack_b < 0 || c_.unpack_b > 1 || c_.prefetch < 0 || c_.prefetch > 64)
+            return JitStatus::bad_desc;
         return JitStatus::ok;
     }
 
@@ -34,20 +38,51 @@ class GemmAmxInt4 : public JitKernel {
     int64_t groups() const { return kp() / kInt4Group; }
     // One C tile per set: the float accumulators live in zmm0..15 instead of memory.
     bool regs_acc() const { return c_.m_tiles * c_.n_tiles == 1; }
-    int64_t scratch() const { return 2 * int64_t(c_.m_tiles) * c_.n_tiles * 1024; }
+    bool unpack() const { return c_.unpack_b != 0; }
+    // Dot tiles of both sets, then (unpack_b) both sets' unpacked B tiles, 512 bytes per panel.
+    int64_t b_scratch(int set, int j) const {
+        return 2 * int64_t(c_.m_tiles) * c_.n_tiles * 1024 + (set * c_.n_tiles + j) * 512;
+    }
+    int64_t scratch() const { return b_scratch(unpack() ? 2 : 0, 0); }
+    // Bytes from one panel's group to the next panel's same group in args.b.
+    int64_t b_pstride() const { return unpack() ? groups() * kInt4GroupBytes : kp() * kPanelCols; }
     Xbyak::Address slot(int i) { return qword[rsp + scratch() + 8 * i]; }
     static constexpr int kSavedRsp = 0, kGroupsBase = 1, kSumsBase = 2, kCColumn = 3;
 
+    // unpack_b: the 4 packed rows of each panel of the group at rdx + ahead into 8 rows of int8 q (low
+    // nibbles: k-quad 2r, high: 2r + 1) in the set's B scratch, with later groups' lines prefetched.
+    // zmm22..23 values, zmm30 the mask. A group is unpacked one group before its tile load: a tile load of
+    // lines just written waits for the stores to retire.
+    void unpack_group(int set, int64_t ahead) {
+        for (int j = 0; j < c_.n_tiles; ++j) {
+            const int64_t src = j * b_pstride() + ahead;
+            if (c_.prefetch)
+                for (int l = 0; l < kInt4GroupBytes / 64; ++l)
+                    prefetcht0(ptr[rdx + src + c_.prefetch * kInt4GroupBytes + l * 64]);
+            for (int r = 0; r < 4; ++r) {
+                vmovdqu32(zmm22, ptr[rdx + src + r * 64]);
+                vpsrlw(zmm23, zmm22, 4);
+                vpandd(zmm22, zmm22, zmm30);
+                vpandd(zmm23, zmm23, zmm30);
+                vmovdqa32(ptr[rsp + b_scratch(set, j) + 2 * r * 64], zmm22);
+                vmovdqa32(ptr[rsp + b_scratch(set, j) + (2 * r + 1) * 64], zmm23);
+            }
+        }
+    }
+
     // Tile work of one group into C set `set`: zero, load A and B, multiply, store the dots to the set's
-    // scratch. Advances rsi / rdx to the next group.
-    void group_tiles(int set) {
+    // scratch; unpack_b: then the next group unpacked into the other set's B scratch (unless `last`).
+    // Advances rsi / rdx to the next group.
+    void group_tiles(int set, bool last) {
         const int mt = c_.m_tiles, nt = c_.n_tiles, nc = mt * nt;
-        const int64_t lda = kp(), pstride = kp() * kPanelCols;
+        const int64_t lda = kp(), pstride = b_pstride();
         const int a0 = 2 * nc, b0 = 2 * nc + mt;
         for (int i = 0; i < mt; ++i) {
             tileloadd(Xbyak::Tmm(a0 + i), ptr[rsi + r12 + i * 16 * lda]);
             for (int j = 0; j < nt; ++j) {
-                if (i == 0) tileloadd(Xbyak::Tmm(b0 + j), ptr[rdx + r13 + j * pstride]);
+                if (i == 0)
+                    tileloadd(Xbyak::Tmm(b0 + j),
+                              unpack() ? ptr[rsp + r13 + b_scratch(set, j)] : ptr[rdx + r13 + j * pstride]);
                 const Xbyak::Tmm c(set * nc + i * nt + j);
                 tilezero(c);
                 tdpbsud(c, Xbyak::Tmm(a0 + i), Xbyak::Tmm(b0 + j));
@@ -55,8 +90,9 @@ class GemmAmxInt4 : public JitKernel {
         }
         for (int t = 0; t < nc; ++t)
             tilestored(ptr[rsp + r13 + (set * nc + t) * 1024], Xbyak::Tmm(set * nc + t));
+        if (unpack() && !last) unpack_group(set ^ 1, kInt4GroupBytes);
         add(rsi, kInt4Group);
-        add(rdx, 512);
+        add(rdx, unpack() ? kInt4GroupBytes : 512);
     }
 
     // AVX-512 part of one group whose dots are in scratch set `set`: c = fma(dot, scale, c), then
@@ -117,19 +153,20 @@ class GemmAmxInt4 : public JitKernel {
         mov(rdx, r9);
         mov(rbx, slot(kGroupsBase));
         mov(rcx, slot(kSumsBase));
-        group_tiles(0);
+        if (unpack()) unpack_group(0, 0);
+        group_tiles(0, false);
         if (G > 2) {
             mov(rax, (G - 2) / 2);
             Xbyak::Label pair;
             L(pair);
-            group_tiles(1);
+            group_tiles(1, false);
             group_floats(0);
-            group_tiles(0);
+            group_tiles(0, false);
             group_floats(1);
             dec(rax);
             jnz(pair, T_NEAR);
         }
-        group_tiles(1);
+        group_tiles(1, true);
         group_floats(0);
         group_floats(1);
         if (regs_acc()) {
@@ -143,9 +180,9 @@ class GemmAmxInt4 : public JitKernel {
 
     void generate() override {
         const int mt = c_.m_tiles, nt = c_.n_tiles;
-        const int64_t lda = kp(), pstride = kp() * kPanelCols, G = groups();
+        const int64_t lda = kp(), G = groups();
         const int64_t a_step = 16 * mt * lda, gs_step = 16 * mt * G * 4;
-        const int64_t b_step = nt * pstride, bg_step = nt * G * kInt4GroupBytes;
+        const int64_t b_step = nt * b_pstride(), bg_step = nt * G * kInt4GroupBytes;
         Xbyak::Label cfg, outer, inner, done;
         preamble();
         mov(rax, rsp);
@@ -154,6 +191,10 @@ class GemmAmxInt4 : public JitKernel {
         mov(slot(kSavedRsp), rax);
         ldtilecfg(ptr[rip + cfg]);
         vpxord(zmm31, zmm31, zmm31);
+        if (unpack()) {
+            mov(eax, 0x0f0f0f0f);
+            vpbroadcastd(zmm30, eax);
+        }
         mov(r11, ptr[rdi + offsetof(ExpertGemmArgs, ldc)]);
         mov(r12, lda);
         mov(r13, 64);

@@ -1,7 +1,8 @@
 // AMX GEMM over int4 weights with a scale and min per group of 32 k (pack_int4.hpp), for many tokens.
 //
-// The caller first unpacks the panels it will use into the int8 panel layout (unpack_int4_panels: q in 0..15,
-// K_pad/4 rows of 64 bytes per panel, so one group is 8 rows = 512 bytes) and passes them as args.b; args.
+// Either the caller first unpacks the panels it will use into the int8 panel layout (unpack_int4_panels: q in
+// 0..15, K_pad/4 rows of 64 bytes per panel, so one group is 8 rows = 512 bytes) and passes them as args.b, or
+// (AmxGemmConfig::unpack_b) args.b is the packed int4 data and the kernel unpacks each group itself; args.
 // b_groups points at the packed int4 data of the same first panel (for the scales and mins) and a_group_sums
 // at the rows' per-group activation sums. Per group g one tdpbsud over K = 32 gives dot_g in int32; AVX-512
 // then accumulates c = fma(dot_g, scale, c) and c = fma(-min, group_sum_g, c) in float, in group order, so

@@ -145,7 +145,8 @@ TEST_CASE("pack_error: zero for an exact Q4_K source, bounded for float requanti
     CHECK(e8.relative() < 0.02);
 }
 
-TEST_CASE("AMX int4 GEMM (unpacked panels, per-group scale and min) equals the per-group reference") {
+TEST_CASE("AMX int4 GEMM (unpacked panels or unpacked in the kernel, per-group scale and min) equals the per-group "
+          "reference") {
     if (!detect_cpu_isa().has(IsaFeature::amx_int8) || !request_amx_permission()) {
         MESSAGE("no AMX on this host: skipped");
         return;
@@ -158,7 +159,10 @@ TEST_CASE("AMX int4 GEMM (unpacked panels, per-group scale and min) equals the p
     };
     const Case cases[] = {{1, 16, 32}, {17, 50, 100}, {40, 130, 7168 / 8 + 3}, {33, 64, 2048}};
     const AmxGemmConfig cfgs[] = {
-        {2, 1, LoopOrder::nm, 0}, {1, 2, LoopOrder::mn, 0}, {2, 1, LoopOrder::mn, 0}, {1, 1, LoopOrder::nm, 0}};
+        {2, 1, LoopOrder::nm, 0}, {1, 2, LoopOrder::mn, 0}, {2, 1, LoopOrder::mn, 0}, {1, 1, LoopOrder::nm, 0},
+        // unpack_b: args.b is the packed data; with prefetch (groups ahead) too.
+        {1, 1, LoopOrder::nm, 0, 0, 0, 0, 0, 0, 1}, {1, 1, LoopOrder::mn, 4, 0, 0, 0, 0, 0, 1},
+        {2, 1, LoopOrder::nm, 2, 0, 0, 0, 0, 0, 1}, {1, 2, LoopOrder::mn, 0, 0, 0, 0, 0, 0, 1}};
     for (const Case& tc : cases)
         for (const AmxGemmConfig& cfg : cfgs) {
             const AmxGemmDesc desc{WeightType::int4, tc.k};
@@ -180,7 +184,8 @@ TEST_CASE("AMX int4 GEMM (unpacked panels, per-group scale and min) equals the p
             unpack_int4_panels(pm, 0, pm.panels(), unpacked.data());
             const int64_t ldc = pm.panels() * 64;
             std::vector<float> c(size_t(m_steps * rows) * size_t(ldc / 4), -1.0f);
-            ExpertGemmArgs args{a.data(), unpacked.data(), reinterpret_cast<int32_t*>(c.data()),
+            ExpertGemmArgs args{a.data(), cfg.unpack_b ? pm.panel(0) : unpacked.data(),
+                                reinterpret_cast<int32_t*>(c.data()),
                                 ldc,      m_steps,         pm.panels() / cfg.n_tiles,
                                 gs.data(), pm.panel(0)};
             cache.require(desc, cfg)(&args);

@@ -319,27 +319,22 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     tiled_chunked.order = LoopOrder::mn;
     ExpertFfnConfig split = tiled_chunked;  // chunked kernels from 30 tokens per route (40, 100), whole-K below (17)
     split.amx_chunk_min_m = 30;
-    ExpertFfnConfig fused = all_amx;  // the down kernel accumulates into y (int8; ragged last column block unfused)
-    fused.amx_fuse_acc = 1;
-    ExpertFfnConfig fused_split = split;  // fused with K chunks (the epilogue after the last chunk) and whole-K
-    fused_split.amx_fuse_acc = 1;
-    fused_split.amx_fuse_silu = 1;
-    ExpertFfnConfig fused_def;  // the defaults (2x2, nm, whole K) fused
-    fused_def.amx_fuse_acc = 1;
-    fused_def.amx_fuse_silu = 1;
-    ExpertFfnConfig silu_only = base;  // SiLU fused alone, 2x2, order mn
-    silu_only.amx_fuse_silu = 1;
-    silu_only.gemv_max_m = 0;
-    silu_only.order = LoopOrder::mn;
-    fused_def.gemv_max_m = 2;
-    fused_def.n_block_down = 64;
+    ExpertFfnConfig amx_mn = base;  // 2x2 tiles, order mn, AMX from 1 token
+    amx_mn.gemv_max_m = 0;
+    amx_mn.order = LoopOrder::mn;
     ExpertFfnConfig no_ranges = base;  // the down pass by column block only
     no_ranges.down_token_ranges = 0;
     no_ranges.gemv_max_m = 4;
+    ExpertFfnConfig int4_packed = base;  // int4 AMX from 1 token, every route unpacking in the kernel (token ranges)
+    int4_packed.int4_amx_min_m = 1;
+    int4_packed.int4_amx_unpack = 1000;
+    int4_packed.gemv_max_m = 0;
+    ExpertFfnConfig int4_unpacked = int4_packed;  // ... and every route's panels unpacked per work item first
+    int4_unpacked.int4_amx_unpack = 0;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
         for (const auto* cfg :
-             {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &fused, &fused_split, &fused_def, &silu_only, &no_ranges, &def})
+             {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &amx_mn, &no_ranges, &int4_packed, &int4_unpacked, &def})
             for (int threads : {1, 3}) {
                 run_scenario(WeightType::int8, sc, *cfg, threads);
                 run_scenario(WeightType::int4, sc, *cfg, threads);

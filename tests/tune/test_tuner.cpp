@@ -70,11 +70,9 @@ TEST_CASE("tuner: every GEMM and fused-FFN candidate matches its reference") {
             c.m_block = 64;
             cfgs.push_back(c);
         }
-    for (int kb : {0, 1}) {  // the fused down accumulate, whole K and chunked (both tuner candidates)
+    for (int kb : {0, 1}) {  // AMX from 1 token, whole K and chunked (both tuner candidates)
         ExpertFfnConfig c;
         c.gemv_max_m = 0;
-        c.amx_fuse_acc = 1;
-        c.amx_fuse_silu = 1;
         c.n_block_down = 192;
         c.amx_k_block = kb;
         c.amx_chunk_min_m = 2;
