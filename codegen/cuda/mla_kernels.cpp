@@ -125,13 +125,16 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     // sm_90: the wgmma kernel with bf16 partials, TMA tile loads and the per-warp combine for few splits (H200,
     // session 3: 1.33x faster than cp.async at batch 64, 1.25x at batch 1 32K, 1.7x at batch 8 1K), the early
     // prologue and the combine fused into the decode where the grid fits (session 4, three runs: batch 1
-    // 1.05-1.09x at 1K / 8K / 32K, batch 8 and 64 within noise; tests/bench/cuda_mla_decode_results.md);
-    // cp.async where the page is not a multiple of the tile
+    // 1.05-1.09x at 1K / 8K / 32K, batch 8 and 64 within noise; tests/bench/cuda_mla_decode_results.md), the
+    // merge's partial rows loaded as 512-byte warp stretches (session 5, H200 run of ea07178 against fc1 pro1 in
+    // the same run: batch 1 10.8 / 15.1 / 27.4 us against 11.5 / 16.1 / 28.2, batch 8 1K / 8K 15.3 / 43.7 against
+    // 16.5 / 45.5, 32K and batch 64 within noise); cp.async where the page is not a multiple of the tile
     MlaDecodeConfig tma{64, 2, 1, 1, 1, 1};
     tma.tma = 1;
     tma.combine_warp = 1;
     tma.prologue = 1;
     tma.fused_combine = 1;
+    tma.merge_loads = 1;
     for (MlaDecodeConfig c : {tma, MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
                               MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
                               MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})

@@ -109,14 +109,14 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     };
     const MlaDecodeConfig old_def = with(base, 1, 1, 0, 0, 0, 1);
     // (session 5 dropped from the list: bulk_store, measured slower in session 4; the profiled builds of l2p, mh)
-    // (session 5 also dropped: fc2 ml1 without helpers, t32 fc1 ml1 mh1; profiled: fc2, pro2, hb32)
-    for (MlaDecodeConfig c : {base, old_def, def, fused(def, 1, 1), fused(def_prof, 1, 1), ml(def, 1, 0),
-                              ml(def_prof, 1, 0), ml(def, 1, 1), ml(def_prof, 1, 1), mh, fused(def, 2, 1),
-                              ml(def, 2, 1), l2p, ml(def, 3, 0), ml(def_prof, 3, 0), ml(def, 3, 1), ml(def, 3, 1, 32),
+    // (session 5 also dropped: fc2 ml1 without helpers; profiled: fc2, pro2, hb32). The default has ml1 since
+    // session 5: fused(old_def, 1, 1) is session 4's default (fc1 pro1 ml0), fused(def_prof, 1, 1) its profile.
+    for (MlaDecodeConfig c : {base, old_def, fused(old_def, 1, 1), def, fused(def_prof, 1, 1), ml(def_prof, 1, 0),
+                              ml(def, 1, 1), ml(def_prof, 1, 1), mh, fused(def, 2, 1), ml(def, 2, 1), l2p,
+                              ml(def, 1, 1, 32), ml(def, 3, 0), ml(def_prof, 3, 0), ml(def, 3, 1), ml(def, 3, 1, 32),
                               ml(def, 1, 0, 64, 2), ml(def, 3, 0, 64, 2), ml(def, 3, 1, 64, 2),
                               ml(def_prof, 3, 1, 64, 2), ml(def, 3, 1, 64, 2, 32), ml(def, 1, 1, 64, 1, 32),
-                              pc(old_def, 2),
-                              pc(def_prof, 2), pc(old_def, 1)})
+                              pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

@@ -93,7 +93,7 @@ TEST_CASE("cuda bench sass: wgmma MLA decode instruction counts and uniform-data
     }
     const MlaDecodeDesc d;
     MlaDecodeConfig def = mla_decode_default_config(d, 90), base = def;
-    base.prologue = base.fused_combine = 0;  // the other schedules run without the default's fused epilogue
+    base.prologue = base.fused_combine = base.merge_loads = 0;  // the other schedules: no fused epilogue
     MlaDecodeConfig pc1 = base, pc2 = base, ss = base;
     pc1.stages = 3;
     pc1.producer_consumer = 1;

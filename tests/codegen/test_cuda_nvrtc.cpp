@@ -106,6 +106,7 @@ TEST_CASE("cuda nvrtc: the Hopper MLA decode uses the big-tile wgmma config, sm_
     tma.combine_warp = 1;
     tma.prologue = 1;
     tma.fused_combine = 1;
+    tma.merge_loads = 1;  // (session 5: the merge's 512-byte warp loads)
     CHECK(mla_decode_default_config(v3, 90) == tma);
     CHECK(mla_decode_default_config(v3, 89).wgmma == 0);
     CHECK(mla_decode_smem_bytes(v3, MlaDecodeConfig{64, 2}) <= 227u * 1024);
