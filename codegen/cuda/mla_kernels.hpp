@@ -102,7 +102,8 @@ struct MlaDecodeConfig {
     // tiles, 3 stages, cluster 1, no qk_split / qk_chains / seesaw, rope_dim 64. H200: correct, slower than the
     // default (S by half tiles costs 2x). 2: the 2-warpgroup "P V first" schedule (kernels/mla_decode_pvfirst.cuh):
     // warpgroup 0 issues P V(j - 1) then S(j) back to back and softmaxes tile j while warpgroup 1 runs its P V;
-    // P in the rope columns; 2 stages (same constraints otherwise).
+    // P in the rope columns; 2 stages (same constraints otherwise); the large-batch config. 3: the same with each
+    // tile refilled in two halves, the one that only warpgroup 1 reads as soon as its P V is done.
     int producer_consumer = 0;
 
     template <class S, class F>

@@ -97,7 +97,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     const MlaDecodeConfig old_def = with(base, 1, 1, 0, 0, 0, 1);
     for (MlaDecodeConfig c : {base, old_def, def, def_prof, fused(def, 1, 1), fused(def_prof, 1, 1), fused(def, 2, 1),
                               fused(def_prof, 2, 1), bulk, bulk_prof, fused(bulk, 2, 1), l2p, l2p_prof, mh, mh_prof,
-                              pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1)})
+                              pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1), pc(old_def, 3), pc(def_prof, 3)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
