@@ -105,7 +105,8 @@ struct MlaDecodeConfig {
     // tiles, 3 stages, cluster 1, no qk_split / qk_chains / seesaw, rope_dim 64. H200: correct, slower than the
     // default (S by half tiles costs 2x). 2: the 2-warpgroup "P V first" schedule (kernels/mla_decode_pvfirst.cuh):
     // warpgroup 0 issues P V(j - 1) then S(j) back to back and softmaxes tile j while warpgroup 1 runs its P V;
-    // P in the rope columns; 2 stages (same constraints otherwise).
+    // P in the rope columns; 2 stages (same constraints otherwise); the large-batch config. 3: the same with each
+    // tile refilled in two halves, the one that only warpgroup 1 reads as soon as its P V is done.
     int producer_consumer = 0;
     // 1 (with fused_combine): the merge's register paths load each partial row as 512-byte stretches per warp
     // load (every 32-byte sector once) instead of 32 bytes per lane in two 16-byte loads (each sector fetched

@@ -116,7 +116,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               ml(def, 1, 1, 32), ml(def, 3, 0), ml(def_prof, 3, 0), ml(def, 3, 1), ml(def, 3, 1, 32),
                               ml(def, 1, 0, 64, 2), ml(def, 3, 0, 64, 2), ml(def, 3, 1, 64, 2),
                               ml(def_prof, 3, 1, 64, 2), ml(def, 3, 1, 64, 2, 32), ml(def, 1, 1, 64, 1, 32),
-                              pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1)})
+                              pc(old_def, 2), pc(def_prof, 2), pc(old_def, 1), pc(old_def, 3), pc(def_prof, 3)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

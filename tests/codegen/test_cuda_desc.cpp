@@ -350,8 +350,8 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     CHECK(src.source.find("#include \"mla_decode_pvfirst.cuh\"") != std::string::npos);
     CHECK(src.source.find("mla_decode_pvfirst<128, 512, 64, 64, mf::bf16, false, false, false>(p)") !=
           std::string::npos);
-    // Q + 2 K stages + alpha [2][64] and row sums [64] fp32 + 6 mbarriers + alignment slack: no P buffer
-    CHECK(src.dynamic_smem_bytes == 1024u + 73728 + 2 * 73728 + 3 * 64 * 4 + 64);
+    // Q + 2 K stages + alpha [2][64] and row sums [64] fp32 + 8 mbarriers + alignment slack: no P buffer
+    CHECK(src.dynamic_smem_bytes == 1024u + 73728 + 2 * 73728 + 3 * 64 * 4 + 80);
     const auto cands = mla_decode_candidates(d, 90);
     CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
     for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
@@ -368,6 +368,15 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     CHECK(mla_decode_large_batch_config(d, 90) == c);
     for (int sm : {80, 86, 89}) CHECK(mla_decode_large_batch_config(d, sm) == mla_decode_default_config(d, sm));
     CHECK(mla_decode_large_batch_config(r, 90) == mla_decode_default_config(r, 90));
+    // 3: the same kernel with tiles refilled by halves (a template flag), also a candidate
+    x = c;
+    x.producer_consumer = 3;
+    CHECK(mla_decode_unsupported(d, x, 90).empty());
+    CHECK(mla_decode_source(d, x, 90).source.find("mla_decode_pvfirst<128, 512, 64, 64, mf::bf16, false, false, "
+                                                  "false, true>(p)") != std::string::npos);
+    CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+    x.producer_consumer = 4;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
 }
 
 TEST_CASE("cuda mla: split pairs (cluster 2) share Q by TMA multicast and merge their partials") {
@@ -437,13 +446,13 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and qk_split with TMA 1 and 2, without and with split pairs, and qs1 c2 TMA 2 with both PDL
             // ... and the per-warp combine on the cp.async kernel and on TMA 2 pairs with both PDL launches
             // ... and the seesaw schedule on the default's settings, and the producer/consumer kernels (pc 1: 3
-            // stages, pc 2: 2 stages)
+            // stages, pc 2 and pc 3: 2 stages)
             // ... and the fused combine / early prologue on the default (fc, pro, both; both with fp32
             // partials; both with bulk stores; the bulk-copy merge with and without them; L2 prefetch; t32 s4)
             // ... and the merge's 512-byte warp loads (fc1 pro1 ml1), with merge helpers, fc2 helpers, fc3 with
             // and without helpers, fc3 / fc1 / fc3 mh1 with the early page ids (pro2), 32 heads per CTA (fc3 pro2
             // and fc1 pro1, both ml1 mh1), t32 s4
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 64 : 54)));
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 65 : 55)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

@@ -329,16 +329,19 @@ TEST_CASE("cuda nvrtc: the P V first MLA decode: S and P V unrolled at each call
         return;
     }
     const MlaDecodeDesc v3;
-    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
-    c.tma = 1;
-    c.producer_consumer = 2;
-    const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
-    auto count = [&](const std::string& what) { return occurrences(ptx, what); };
-    // S: tile 0 and the loop (36 k-steps each); P V (4 k-steps): warpgroup 0's loop and last tile, warpgroup 1
-    CHECK(count("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
-    CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 3 * 4);
-    CHECK(count("wgmma.wait_group.sync.aligned 1;") == 1);  // P V(j - 1) done, S(j) still running
-    CHECK(count("cp.async.bulk.tensor.2d") >= 1);
-    CHECK(count("mma.sync") == 0);
-    check_no_ptxas_performance_loss(v3, c);
+    for (int kind : {2, 3}) {  // 3: tiles refilled by halves
+        CAPTURE(kind);
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.tma = 1;
+        c.producer_consumer = kind;
+        const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
+        auto count = [&](const std::string& what) { return occurrences(ptx, what); };
+        // S: tile 0 and the loop (36 k-steps each); P V (4 k-steps): warpgroup 0's loop and last tile, warpgroup 1
+        CHECK(count("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
+        CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 3 * 4);
+        CHECK(count("wgmma.wait_group.sync.aligned 1;") == 1);  // P V(j - 1) done, S(j) still running
+        CHECK(count("cp.async.bulk.tensor.2d") >= 1);
+        CHECK(count("mma.sync") == 0);
+        check_no_ptxas_performance_loss(v3, c);
+    }
 }

@@ -42,7 +42,7 @@ struct MlaPvFirstSmem {
     static constexpr int q_bytes = (D / 64) * 64 * 128;
     static constexpr int k_bytes = (D / 64) * 64 * 128;  // one stage: 64 tokens
     static constexpr int row_bytes = 3 * 64 * 4;         // alpha [2], row sums
-    static constexpr int bar_bytes = 64;                 // full [2], empty [2], ready [2], 8 bytes each
+    static constexpr int bar_bytes = 80;  // full [2], empty [2], ready [2], full_hi [2] (HALVES), 8 bytes each
     static constexpr int align_slack = 1024;
     static constexpr int total = align_slack + q_bytes + 2 * k_bytes + row_bytes + bar_bytes;
 };
@@ -52,7 +52,12 @@ struct MlaPvFirstSmem {
 // waited for after the P V (thread 0), softmax and P (thread 0), S's first k-steps issued and the P V waited
 // for (thread 0) or refill (thread 128), P V (thread 128; thread 0: the last tile's),
 // epilogue, tiles.
-template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF>
+// HALVES (config producer_consumer 3): each tile arrives in two halves with their own full barriers. The high
+// half (latent blocks 4..7, which only warpgroup 1's P V reads after S) is refilled by thread 128 as soon as its
+// own P V is done, without waiting for warpgroup 0; the low half (blocks 0..3 and the rope block, where P sits)
+// once both released the stage, as before. S(j) goes through the high half first (its 16 k-steps are the ones
+// issued with P V(j - 1)), then the low half, which gets ~1.3k more cycles to land.
+template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, bool HALVES = false>
 __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -63,6 +68,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     // profile: ~1.9k cycles into the tile, and the next tile waited ~1.1k for its refill); 12 k-steps (384
     // cycles of tensor work) cover the wait and the release
     constexpr int KS_EARLY = 12;
+    constexpr int H0 = LATENT / 128, H1 = LATENT / 64;  // HALVES: the high half is column blocks [H0, H1)
     using Smem = MlaPvFirstSmem<LATENT, ROPE>;
     static_assert(LATENT == 512, "each warpgroup's O half is one m64n256 accumulator");
     static_assert(ROPE == 64, "P (64 heads x 64 tokens bf16) takes the place of exactly one 64-column rope block");
@@ -77,6 +83,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     float* s_alpha = reinterpret_cast<float*>(sK + 2 * Smem::k_bytes);  // [2][HB] by stage
     float* red_sum = s_alpha + 2 * HB;                                   // [HB]
     const unsigned bar_full = smem_addr(red_sum + HB), bar_empty = bar_full + 16, bar_ready = bar_empty + 16;
+    const unsigned bar_full_hi = bar_ready + 16;  // HALVES: full covers the low half only
 
     const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -98,13 +105,17 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     }
 
     const int* table = p.block_table + (size_t)b * p.block_table_stride;
-    // tile i at cache page `page` into its stage (one thread)
-    auto issue_tile = [&](int i, int page) {
+    // tile i at cache page `page` into its stage (one thread): all of it, or (HALVES) its low half (hi false) or
+    // its high half (hi true)
+    auto issue_tile = [&](int i, int page, bool hi = false) {
         const int tok0 = t_begin + i * TILE;
         const int row = page * PAGE + tok0 % PAGE;
-        const unsigned full = bar_full + 8 * (i & 1), dst = smem_addr(sK + (i & 1) * Smem::k_bytes);
-        mbar_arrive_expect_tx(full, Smem::k_bytes);
-        for (int cb = 0; cb < NB; ++cb) tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+        const unsigned full = (hi ? bar_full_hi : bar_full) + 8 * (i & 1);
+        const unsigned dst = smem_addr(sK + (i & 1) * Smem::k_bytes);
+        mbar_arrive_expect_tx(full, HALVES ? (hi ? H1 - H0 : NB - (H1 - H0)) * (TILE * 128) : Smem::k_bytes);
+        for (int cb = 0; cb < NB; ++cb)
+            if (!HALVES || hi == (cb >= H0 && cb < H1))
+                tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
     };
     if (tid == 0) {
         tma_prefetch_map(&p.kv_map);
@@ -112,9 +123,14 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             mbar_init(bar_full + 8 * st, 1);
             mbar_init(bar_empty + 8 * st, 8);  // every warp of both warpgroups, once per tile
             mbar_init(bar_ready + 8 * st, 4);  // every warp of warpgroup 0
+            if (HALVES) mbar_init(bar_full_hi + 8 * st, 1);
         }
         mbar_init_fence();
-        for (int i = 0; i < 2 && i < n_tiles; ++i) issue_tile(i, table[(t_begin + i * TILE) / PAGE]);
+        for (int i = 0; i < 2 && i < n_tiles; ++i) {
+            const int page = table[(t_begin + i * TILE) / PAGE];
+            if (HALVES) issue_tile(i, page, true);
+            issue_tile(i, page);
+        }
     }
     // thread 128 refills the stages from tile 2 on; page_next: the page of the next tile it issues
     int page_next = tid == 128 && n_tiles > 2 ? table[(t_begin + 2 * TILE) / PAGE] : 0;
@@ -143,12 +159,12 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
 
     if (wg == 0) {
         float alpha[2] = {1.f, 1.f};  // alpha(j - 1) of this thread's rows, for P V(j - 1)
-        // k-steps [k0, k1) of S(j) for the stage of tile j (commits one group); k0 = 0 zeroes s first, and
-        // the tail rows of a last partial tile
-        auto issue_s = [&](int j, float (&s)[32], int k0, int k1) {
+        // k-steps [k0, k1) of S(j) for the stage of tile j (commits one group); `first` (the first k-steps of
+        // S(j)) zeroes s first, and the tail rows of a last partial tile (whose halves both landed)
+        auto issue_s = [&](int j, float (&s)[32], int k0, int k1, bool first) {
             const unsigned sKa = sKa0 + (j & 1) * Smem::k_bytes;
             const int valid = t_end - (t_begin + j * TILE);
-            if (k0 == 0 && valid < TILE) {  // stale tail rows: zero their latent columns (V) before anyone's P V(j)
+            if (first && valid < TILE) {  // stale tail rows: zero their latent columns (V) before anyone's P V(j)
                 unsigned char* k = sK + (j & 1) * Smem::k_bytes;
                 for (int idx = tid; idx < (TILE - valid) * (LATENT / 8); idx += 128) {
                     const int r = valid + idx / (LATENT / 8), c = idx % (LATENT / 8);
@@ -157,7 +173,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
                 fence_proxy_async_smem();  // ordered before this warp's ready arrival
                 __syncwarp();
             }
-            if (k0 == 0) {
+            if (first) {
 #pragma unroll
                 for (int e = 0; e < 32; ++e) s[e] = 0.f;
                 wgmma_pin(s);
@@ -167,7 +183,8 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
 #pragma unroll
             for (int ks = k0; ks < k1; ++ks)  // column block ks / 4, 32 bytes per k-step within it
                 wgmma_m64n64k16_ss(s, wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32),
-                                   wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32), ks > 0);
+                                   wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32),
+                                   !first || ks > k0);
             wgmma_commit();
         };
         // the online softmax of S(j): P(j) into the rope block of its stage, alpha(j) to registers and shared
@@ -218,9 +235,10 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
         {  // tile 0: S only
             float s[32];
             mbar_wait(bar_full, 0);
+            if (HALVES) mbar_wait(bar_full_hi, 0);
             __syncwarp();
             prof.mark(1);
-            issue_s(0, s, 0, KS);
+            issue_s(0, s, 0, KS, true);
             wgmma_wait<0>();
             wgmma_pin(s);
             prof.mark(2);
@@ -231,15 +249,25 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             float s[32];
             mla_pv_rope_p<NB>(o, alpha, sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1) first
             // tile j only now: the P V needs tile j - 1 alone, and the tensor cores run it while tile j lands
-            mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);
+            const unsigned full = bar_full + 8 * (j & 1), parity = (j >> 1) & 1;
+            if (!HALVES || t_end - (t_begin + j * TILE) < TILE) mbar_wait(full, parity);  // (HALVES: a tail to zero)
+            if (HALVES) mbar_wait(bar_full_hi + 8 * (j & 1), parity);
             __syncwarp();
             prof.mark(1);
-            issue_s(j, s, 0, KS_EARLY);  // keeps the tensor cores busy while this warpgroup waits for the P V
+            // the first k-steps keep the tensor cores busy while this warpgroup waits for the P V
+            issue_s(j, s, HALVES ? 4 * H0 : 0, HALVES ? 4 * H1 : KS_EARLY, true);
             wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j)'s first k-steps may still run
             wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);  // (warpgroup 1 refills the stage)
             prof.mark(4);
-            issue_s(j, s, KS_EARLY, KS);
+            if constexpr (HALVES) {  // the low half: column blocks 0 .. H0 - 1 and H1 .. NB - 1
+                mbar_wait(full, parity);
+                __syncwarp();
+                issue_s(j, s, 0, 4 * H0, false);
+                issue_s(j, s, 4 * H1, KS, false);
+            } else {
+                issue_s(j, s, KS_EARLY, KS, false);
+            }
             wgmma_wait<0>();
             wgmma_pin(s);
             wgmma_pin(o);
@@ -256,6 +284,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
         for (int j = 0; j < n_tiles; ++j) {  // P V(j) once P(j) is ready
             mbar_wait(bar_ready + 8 * (j & 1), (j >> 1) & 1);
             mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);  // long complete; orders the tile's bytes for us
+            if (HALVES) mbar_wait(bar_full_hi + 8 * (j & 1), (j >> 1) & 1);
             __syncwarp();
             fence_proxy_async_smem();
             prof.mark(1);
@@ -264,10 +293,12 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
             wgmma_wait<0>();
             wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * (j & 1), lane);
+            if (HALVES) warpgroup_sync(2);  // every warp's P V(j) is done: the high half is free (S(j) was before)
             prof.mark(5);
             // tile j + 2 into the stage of tile j once warpgroup 0 released it too (it issued its P V(j) ahead of
             // S(j + 1), so this wait is short); warpgroup 1 has nothing else to do until P(j + 1) is ready
             if (tid == 128 && j + 2 < n_tiles) {
+                if (HALVES) issue_tile(j + 2, page_next, true);
                 mbar_wait(bar_empty + 8 * (j & 1), (j >> 1) & 1);
                 issue_tile(j + 2, page_next);
                 if (j + 3 < n_tiles) page_next = table[(t_begin + (j + 3) * TILE) / PAGE];
