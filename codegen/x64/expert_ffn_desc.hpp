@@ -27,7 +27,7 @@ struct ExpertFfnConfig {
     int int4_amx_min_m = 16;   // int4: experts with at least this many tokens take the AMX int4 kernel (one
                                // 16 x 16 tile: m_tiles / n_tiles are int8 / bf16 only), the others the int4
                                // GEMV; 0 = GEMV only. 2-core VM (session 5, same process): AMX unpacking the
-                               // weights itself (int4_amx_unpack) +34% at M = 16, +12% at 64 against the GEMV
+                               // weights itself (int4_amx_unpack) +33% at M = 16, +32% at 64 against the GEMV
                                // (at 16 the GEMV needs 2x int8's vpdpbusd per byte: VNNI-bound); AMX +20-35% at
                                // M >= 256 (session 3)
     int m_tiles = 2;  // AMX accumulator block (see AmxGemmConfig)
@@ -56,8 +56,8 @@ struct ExpertFfnConfig {
     int int4_amx_unpack = 64;   // int4 AMX routes of at most this many tokens: the kernel unpacks each group of the
                                 // packed weights itself (AmxGemmConfig::unpack_b); longer routes: each work item
                                 // first unpacks its panels to int8 in a buffer the kernel then reads (0: always).
-                                // VM: the kernel's own unpack wins at M = 16 / 64, loses 15% at M = 256 / 1024
-                                // (each 16-row group unpacks the panel again)
+                                // VM: the kernel's own unpack wins at M = 16 / 64; at M = 256 +8%, at 1024 -20%
+                                // (each 16-row group unpacks the panel again), both in noisy runs
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
     // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
