@@ -15,9 +15,9 @@
 // P V(j - 1) and S(j) in one stream, the P buffer is gone (P in the rope block), and the stage of tile j - 1 is
 // released after P V(j - 1), which runs first, so that the refill (tile j + 1) has S(j) + softmax(j) to land: 2
 // stages suffice (the seesaw kernel released a stage only after a softmax, and waited for its copies).
-// H200, batch 64 at 32K, cycles per tile (session 5): tile wait 198, P V(j - 1) + S's first k-steps until the
-// P V is done 1305, the rest of S 1009, softmax 709 (3.2k; the tma 1 kernel 3.4k): the tensor cores are busy
-// ~2.3k of it, idle in the softmax; the stage's refill (released ~1.3k into the tile) lands just in time.
+// H200, batch 64 at 32K, cycles per tile (session 5): P V(j - 1) issued + tile wait 388, S's first k-steps until
+// the P V is done 985, the rest of S 1002, softmax 667 (3.0k; the tma 1 kernel 3.4k): the tensor cores are busy
+// ~2.2k of it and idle in the softmax. HALVES (more time for the refill to land) gained nothing: 3.02k.
 // Shared memory (1024-byte aligned, 128-byte swizzle): Q [9][64][128]; 2 K stages [9][64][128]; alpha [2][64]
 // by stage, row sums [64]; mbarriers full [2], empty [2] (8 warps), ready [2] (warpgroup 0's 4 warps).
 // ptxas: every wgmma group is committed and waited unconditionally (tile 0's S before the loop, the last P V
