@@ -97,7 +97,7 @@ struct MlaDecodeConfig {
     int l2_prefetch = 0;
     // 1 (with fused_combine): where the grid leaves SMs idle (batch 1 at short contexts: 1K is 2 x 16 CTAs), the
     // cooperative launch adds CTAs along x that only take part in the merge, so that all SMs read partials.
-    // Not a tuner candidate until it has run on a device (the benchmark times it).
+    // A candidate since session 5 (H200: correct; with merge_loads no faster than without the helpers).
     int merge_helpers = 0;
     // 1: the producer/consumer kernel (kernels/mla_decode_pc.cuh): 3 warpgroups (384 threads); warpgroup 0 holds Q
     // (mostly in registers) and computes S + softmax by half tiles, writing P into the tile's rope rows, while
