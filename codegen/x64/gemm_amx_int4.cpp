@@ -18,7 +18,7 @@ namespace {
 //            rdx A / B walking along the groups, rax group count, rbx scales of the current group, rcx group
 //            sums of the current group, rbp C row.
 // Stack: [rsp, +2*mt*nt KiB) the dot tiles of both sets stored for the AVX-512 part (64-byte aligned), then
-//        (unpack_b) both sets' unpacked B tiles (nt x 512 bytes each); slots
+//        (unpack_b) the kBSlots slots of unpacked B tiles (nt x 512 bytes each); slots
 //        kSavedRsp, kGroupsBase (scales of the panel group), kSumsBase (group sums of the row group),
 //        kCColumn (C of the panel group's first row).
 class GemmAmxInt4 : public JitKernel {
