@@ -29,7 +29,7 @@ struct ExpertFfnConfig {
                                // GEMV; 0 = GEMV only. 2-core VM (session 5, same process): AMX unpacking the
                                // weights itself (int4_amx_unpack) +33% at M = 16, +32% at 64 against the GEMV
                                // (at 16 the GEMV needs 2x int8's vpdpbusd per byte: VNNI-bound); device, same
-                               // process (one group ahead): 1.59x at M = 16 (92.9% of the DRAM bound), 1.73x at
+                               // process: 1.59x at M = 16 (92.9% of the DRAM bound), 1.73x at
                                // 64; AMX +20-35% at M >= 256 (session 3)
     int m_tiles = 2;  // AMX accumulator block (see AmxGemmConfig)
     int n_tiles = 2;
