@@ -152,6 +152,7 @@ std::string mla_decode_name(const MlaDecodeDesc& d, const MlaDecodeConfig& c);
 unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c);
 // Empty when (d, c) is supported on `sm` (major * 10 + minor); else why not (a normal answer while tuning).
 std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm);
+// The configs below are defined in mla_decode_candidates.cpp.
 // The largest-tile config that fits `sm`'s shared memory.
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
 // Launches of at least kMlaLargeBatchRows rows (chunked prefill, large decode batches): on sm_90 the "P V first"

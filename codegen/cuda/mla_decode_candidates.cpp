@@ -1,0 +1,215 @@
+// The MLA decode configs the runtime starts from and the tuner searches: the default per architecture (with the
+// measurements that made it the default), the large-batch config, and every candidate. Plain data over
+// mla_decode_unsupported(); the kernels themselves are in mla_kernels.cpp.
+#include "codegen/cuda/mla_kernels.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace mf {
+
+MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
+    // sm_90: the wgmma kernel with bf16 partials, TMA tile loads and the per-warp combine for few splits (H200,
+    // session 3: 1.33x faster than cp.async at batch 64, 1.25x at batch 1 32K, 1.7x at batch 8 1K), the early
+    // prologue and the combine fused into the decode where the grid fits (session 4, three runs: batch 1
+    // 1.05-1.09x at 1K / 8K / 32K, batch 8 and 64 within noise; tests/bench/cuda_mla_decode_results.md), the
+    // merge's partial rows loaded as 512-byte warp stretches (session 5, H200 run of ea07178 against fc1 pro1 in
+    // the same run: batch 1 10.8 / 15.1 / 27.4 us against 11.5 / 16.1 / 28.2, batch 8 1K / 8K 15.3 / 43.7 against
+    // 16.5 / 45.5, 32K and batch 64 within noise); cp.async where the page is not a multiple of the tile
+    MlaDecodeConfig tma{64, 2, 1, 1, 1, 1};
+    tma.tma = 1;
+    tma.combine_warp = 1;
+    tma.prologue = 1;
+    tma.fused_combine = 1;
+    tma.merge_loads = 1;
+    for (MlaDecodeConfig c : {tma, MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
+                              MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
+                              MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
+        if (mla_decode_unsupported(d, c, sm).empty()) return c;
+    return MlaDecodeConfig{16, 1, 1};
+}
+
+MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm) {
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};  // one of the candidates (the producer/consumer block below)
+    c.tma = 1;
+    c.combine_warp = 1;
+    c.producer_consumer = 2;
+    return mla_decode_unsupported(d, c, sm).empty() ? c : mla_decode_default_config(d, sm);
+}
+
+std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int sm) {
+    std::vector<MlaDecodeConfig> v = {mla_decode_default_config(d, sm)};
+    auto add = [&](const MlaDecodeConfig& c) {
+        if (mla_decode_unsupported(d, c, sm).empty() && std::find(v.begin(), v.end(), c) == v.end())
+            v.push_back(c);
+    };
+    for (int wg : {1, 0})
+        for (int tile : {64, 32, 16})
+            for (int stages : {2, 3, 4, 1})
+                for (int cluster : {1, 2, 4, 8}) add(MlaDecodeConfig{tile, stages, cluster, wg});
+    // longer splits (fewer partials) for the kernels fast enough to want them
+    for (int mt : {2, 4}) {
+        add(MlaDecodeConfig{64, 2, 1, 1, mt});
+        add(MlaDecodeConfig{32, 4, 1, 1, mt});
+    }
+    // half the partial traffic
+    for (int mt : {1, 4}) {
+        add(MlaDecodeConfig{64, 2, 1, 1, mt, 1});
+        add(MlaDecodeConfig{32, 4, 1, 1, mt, 1});
+    }
+    // the combine's launch overlapping the decode's tail
+    for (int pb : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, pb, 1});
+    add(MlaDecodeConfig{64, 2, 1, 1, 4, 1, 1});
+    // Q K^T on both warpgroups
+    for (int pdl : {0, 1}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, pdl, 1});
+    // independent Q K^T accumulator chains
+    add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 0, 2});
+    for (int chains : {2, 4}) add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 0, 1, chains});
+    add(MlaDecodeConfig{64, 2, 1, 1, 1, 0, 1, 1, 4});
+    add(MlaDecodeConfig{32, 3, 1, 1, 1, 0, 0, 0, 2});
+    add(MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1, 1, 4});  // all of the above with bf16 partials
+    // K tiles by TMA (one thread), multicast to the head-block pair; the decode as a programmatic dependent
+    for (int tma : {1, 2}) {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.tma = tma;
+        add(c);
+        c.pdl = 1;
+        c.decode_pdl = 1;
+        add(c);
+    }
+    // ... and split pairs sharing Q and merging their partials (cluster 2)
+    for (int tma : {1, 2}) {
+        MlaDecodeConfig c{64, 2, 2, 1, 1, 1};
+        c.tma = tma;
+        add(c);
+    }
+    {
+        MlaDecodeConfig c{64, 2, 2, 1, 1, 1, 1};
+        c.tma = 2;
+        c.decode_pdl = 1;
+        add(c);
+        c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
+        c.tma = 2;
+        add(c);
+        c.cluster = 2;
+        add(c);
+    }
+    // the per-warp combine (batch 8 and up), on the cp.async kernel and on split pairs
+    {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.combine_warp = 1;
+        add(c);
+        c = MlaDecodeConfig{64, 2, 2, 1, 1, 1, 1};
+        c.tma = 2;
+        c.decode_pdl = 1;
+        c.combine_warp = 1;
+        add(c);
+    }
+    // Q K^T on both warpgroups with TMA loads (phase A no longer waits on cp.async traffic), also in pairs
+    for (int cluster : {1, 2})
+        for (int tma : {1, 2}) {
+            MlaDecodeConfig c{64, 2, cluster, 1, 1, 1, 0, 1};
+            c.tma = tma;
+            add(c);
+        }
+    {
+        MlaDecodeConfig c{64, 2, 2, 1, 1, 1, 1, 1};
+        c.tma = 2;
+        c.decode_pdl = 1;
+        add(c);
+        c = MlaDecodeConfig{64, 2, 1, 1, 1, 1, 1};
+        c.decode_pdl = 1;
+        add(c);
+    }
+    // the seesaw schedule on the default's settings (tma 1, bf16 partials, per-warp combine)
+    {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.seesaw = 1;
+        add(c);
+    }
+    // the producer/consumer kernel on the default's settings (3 stages: Q is in registers, not shared memory)
+    {
+        MlaDecodeConfig c{64, 3, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.producer_consumer = 1;
+        add(c);
+        c.stages = 2;  // ... and the 2-warpgroup "P V first" schedule, also with tiles refilled by halves
+        c.producer_consumer = 2;
+        add(c);
+        c.producer_consumer = 3;
+        add(c);
+    }
+    // batch 1: the splits merged inside the decode (cooperative launch, no combine launch), the early prologue,
+    // both (the default); session 3's default without either; also with fp32 partials and with 32-token tiles
+    {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        add(c);
+        for (int fc : {1, 0, 1}) {
+            c.fused_combine = fc;
+            add(c);
+            c.prologue = 1;
+        }
+        c.partial_bf16 = 0;
+        add(c);
+        c.partial_bf16 = 1;
+        c.bulk_store = 1;  // ... and with the rows written by bulk copies
+        add(c);
+        c.fused_combine = 2;  // ... and read back by bulk copies; also with 16-byte stores
+        add(c);
+        c.bulk_store = 0;
+        add(c);
+        c.fused_combine = 1;  // fc1 pro1 with tiles prefetched into L2 two tiles ahead
+        c.l2_prefetch = 2;
+        add(c);
+        c = MlaDecodeConfig{32, 4, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.fused_combine = 1;
+        c.prologue = 1;
+        add(c);
+        // session 5: the merge's loads as whole 512-byte stretches per warp (merge_loads), merge-only CTAs on
+        // the SMs a short context leaves idle (merge_helpers), with bulk copies (fc2), with ready flags instead of
+        // the grid barrier (fc3), with the page table read early (pro2), with 32 heads per CTA, and with 32-token
+        // tiles
+        c = MlaDecodeConfig{64, 2, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.fused_combine = 1;
+        c.prologue = 1;
+        c.merge_loads = 1;
+        add(c);
+        c.merge_helpers = 1;
+        add(c);
+        c.fused_combine = 2;
+        add(c);
+        c.fused_combine = 3;  // ... ready flags instead of the grid barrier, with and without the helpers
+        add(c);
+        c.merge_helpers = 0;
+        add(c);
+        c.prologue = 2;  // ... the page ids read with the context length (fc3 ml1, fc1 ml1, fc3 ml1 mh1)
+        add(c);
+        c.fused_combine = 1;
+        add(c);
+        c.fused_combine = 3;
+        c.merge_helpers = 1;
+        add(c);
+        c.head_block = 32;  // ... with 32 heads per CTA (half the partial bytes per CTA); also fc1 pro1 ml1 mh1
+        add(c);
+        c.fused_combine = 1;
+        c.prologue = 1;
+        add(c);
+        c.head_block = 64;
+        c.tile_tokens = 32;
+        c.stages = 4;
+        c.fused_combine = 1;
+        add(c);
+    }
+    return v;
+}
+
+}  // namespace mf
