@@ -85,6 +85,19 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         ++done;
     };
 
+    std::vector<int> cpus = hp.topology.one_pu_per_core();
+    if (cpus.empty()) cpus.push_back(0);
+    std::vector<int> use;
+    for (int i = 0; i < threads; ++i) use.push_back(cpus[size_t(i) % cpus.size()]);
+    ThreadPool pool(use);
+    KernelCache cache;
+    // The config and its alternatives, each with its own driver; their passes interleave (noise hits each alike).
+    // Built before the weights are packed, so that a config no kernel accepts fails at once, not after packing.
+    std::vector<std::unique_ptr<ExpertFfn>> ffns;
+    ffns.push_back(std::make_unique<ExpertFfn>(ExpertFfnDesc{opt.wtype, H, I}, opt.cfg, cache, pool.size()));
+    for (const ExpertFfnConfig& a : opt.alts)
+        ffns.push_back(std::make_unique<ExpertFfn>(ExpertFfnDesc{opt.wtype, H, I}, a, cache, pool.size()));
+
     // Weights: one random expert packed, copied to the others (the kernels' speed does not depend on the
     // values).
     tick(fmt::format("packing {} experts ({} MiB)", experts, experts * expert_weight_bytes(opt) >> 20));
@@ -117,18 +130,6 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
     }
     const double pass_bytes =
         double(experts) * double(w[0].gate_up.weight_bytes() + w[0].down.weight_bytes());
-
-    std::vector<int> cpus = hp.topology.one_pu_per_core();
-    if (cpus.empty()) cpus.push_back(0);
-    std::vector<int> use;
-    for (int i = 0; i < threads; ++i) use.push_back(cpus[size_t(i) % cpus.size()]);
-    ThreadPool pool(use);
-    KernelCache cache;
-    // The config and its alternatives, each with its own driver; their passes interleave (noise hits each alike).
-    std::vector<std::unique_ptr<ExpertFfn>> ffns;
-    ffns.push_back(std::make_unique<ExpertFfn>(ExpertFfnDesc{opt.wtype, H, I}, opt.cfg, cache, pool.size()));
-    for (const ExpertFfnConfig& a : opt.alts)
-        ffns.push_back(std::make_unique<ExpertFfn>(ExpertFfnDesc{opt.wtype, H, I}, a, cache, pool.size()));
 
     std::vector<KernelBenchRow> rows;
     for (int m : opt.ms) {
