@@ -83,12 +83,15 @@ GpuLayers::GpuLayers(const Model& file, const GpuLayersOptions& opt, ThreadPool&
         if (i == attn_.size()) attn_.push_back(std::make_unique<MlaAttention>(md, ch.config, arch, opt.cubin_cache));
         decode_choice_.push_back({ch, i});
     }
-    // many rows at once (prefill chunks): the kernel policy's large-batch config, built where it differs
-    const MlaDecodeConfig large = mla_decode_large_batch_config(md, sm);
-    while (large_batch_index_ < attn_.size() && !(attn_[large_batch_index_]->config() == large))
-        ++large_batch_index_;
-    if (large_batch_index_ == attn_.size())
-        attn_.push_back(std::make_unique<MlaAttention>(md, large, arch, opt.cubin_cache));
+    // many rows at once (prefill chunks): the kernel policy's large-batch config, built where launches can be that
+    // large and it differs from the configs above
+    if (opt.max_rows >= kMlaLargeBatchRows) {
+        const MlaDecodeConfig large = mla_decode_large_batch_config(md, sm);
+        while (large_batch_index_ < attn_.size() && !(attn_[large_batch_index_]->config() == large))
+            ++large_batch_index_;
+        if (large_batch_index_ == attn_.size())
+            attn_.push_back(std::make_unique<MlaAttention>(md, large, arch, opt.cubin_cache));
+    }
     const int D = int(c.hidden), lora = int(c.kv_lora_rank), row = int(c.kv_lora_rank + c.qk_rope);
     norm_f32_bf16_ = build(rms_norm_source(RmsNormDesc{D, CudaDtype::f32, CudaDtype::bf16}));
     norm_f32_f32_ = build(rms_norm_source(RmsNormDesc{D, CudaDtype::f32, CudaDtype::f32}));
@@ -132,10 +135,9 @@ GpuLayers::GpuLayers(const Model& file, const GpuLayersOptions& opt, ThreadPool&
     inv_freq_ = device_buffer(inv.size() * 4);
     inv_freq_.upload(inv.data(), inv.size() * 4);
     size_t ws = 0;
-    for (int64_t b = 1;; b = std::min(b * 2, opt.max_rows)) {
+    for (int64_t b = 1; b <= opt.max_rows; ++b) {  // every row count: rows x splits is not monotonic in rows
         const MlaAttention& a = *attn_[b >= kMlaLargeBatchRows ? large_batch_index_ : 0];
         ws = std::max(ws, a.workspace_bytes(int(b), a.num_splits(int(b), int(opt.ctx), sms_)));
-        if (b == opt.max_rows) break;
     }
     for (const auto& [ch, i] : decode_choice_)
         ws = std::max(ws, attn_[i]->workspace_bytes(1, mla_decode_splits(md, ch.config, ch.split, 1, int(opt.ctx), sms_)));

@@ -96,7 +96,8 @@ private:
     std::unique_ptr<CudaContext> ctx_;
     std::unique_ptr<CudaStream> stream_;
     std::unique_ptr<CublasGemm> blas_;
-    // [0]: the default config (prefill); then the plan's decode choices and the large-batch config
+    // [0]: the default config (launches of fewer than kMlaLargeBatchRows rows without a plan choice); then the
+    // plan's decode choices and the large-batch config (at large_batch_index_, 0 where it is the default)
     std::vector<std::unique_ptr<MlaAttention>> attn_;
     size_t large_batch_index_ = 0;  // attn_ of launches of kMlaLargeBatchRows rows or more
     std::vector<std::pair<MlaDecodeChoice, size_t>> decode_choice_;  // with its index in attn_

@@ -119,7 +119,7 @@ PlannedKernel planned(const std::string& family, const std::string& role, const 
 // Fused-FFN candidates at m tokens per expert: the default, then variations of the fields that matter on the path
 // m takes (GEMV or AMX), seeded with the stage-1 winners.
 std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<GemvConfig>& gemvs,
-                                      const std::vector<AmxGemmConfig>& amxs, bool amx) {
+                                      const std::vector<AmxGemmConfig>& amxs, bool amx, bool int4) {
     std::vector<ExpertFfnConfig> v{ExpertFfnConfig{}};
     auto add = [&](ExpertFfnConfig c) {
         if (std::find(v.begin(), v.end(), c) == v.end()) v.push_back(c);
@@ -201,11 +201,13 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             add(c);
         }
         for (int q : {32, std::max(m, 32)}) {
+            if (!int4) break;  // int8 / bf16 never read it: each would be one more run of the same kernels
             ExpertFfnConfig c = a;
             c.int4_amx_min_m = q;
             add(c);
         }
         for (int u : {0, std::max(m, 64)}) {  // int4: which AMX routes unpack the weights in the kernel
+            if (!int4) break;
             ExpertFfnConfig c = a;
             c.int4_amx_unpack = u;
             add(c);
@@ -391,7 +393,7 @@ Plan tune_plan(const HostProfile& hp, const ModelShape& s, const TuneSettings& t
             if (amxs.empty()) amxs.push_back(AmxGemmConfig{});
             gemvs.push_back(GemvConfig{});
             amxs.push_back(AmxGemmConfig{});
-            const auto cfgs = ffn_grid(m, gemv_max_m, gemvs, amxs, amx);
+            const auto cfgs = ffn_grid(m, gemv_max_m, gemvs, amxs, amx, int4);
             auto cands = bench.candidates(m, cfgs, 0);
             const bool path_amx = amx && m > gemv_max_m;
             const double peak = path_amx ? plan.host.amx_int8_ops : plan.host.avx512_vnni_ops;

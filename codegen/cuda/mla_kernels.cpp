@@ -279,12 +279,6 @@ Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch
                 static_cast<unsigned>(batch)};
 }
 
-Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits) {
-    return Dim3{static_cast<unsigned>(num_splits),
-                static_cast<unsigned>((d.heads + kMlaHeadsPerBlock - 1) / kMlaHeadsPerBlock),
-                static_cast<unsigned>(batch)};
-}
-
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials) {
     return size_t(batch) * d.heads * partials * d.latent_dim * (c.partial_bf16 ? 2 : 4);
 }

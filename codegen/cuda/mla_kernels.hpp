@@ -174,7 +174,6 @@ void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, Mla
 // splits fills the SMs once, at least one tile each where possible; a multiple of c.cluster.
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
                           int sms);
-Dim3 mla_decode_grid(const MlaDecodeDesc& d, int batch, int num_splits);  // 64 heads per CTA
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits);
 // Partial outputs per (row, head) that reach global memory: num_splits / c.cluster. The combine's num_splits.
 int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);
