@@ -191,8 +191,11 @@ std::string GpuLayers::describe() const {
     return fmt::format("GPU {} (sm_{}{}, {} SMs): {} of {} layers{}, {:.2f} GiB, MLA {}{}", g.name, g.cc_major,
                        g.cc_minor, g.sms, opt_.layers, c_.n_layers, opt_.lm_head ? " + lm_head" : "",
                        double(device_bytes_) / double(1ull << 30), fields_name(attn_[0]->config()),
-                       decode_choice_.empty() ? std::string(" (defaults)")
-                                              : fmt::format(" + {} tuned decode configs", decode_choice_.size()));
+                       (decode_choice_.empty() ? std::string(" (defaults)")
+                                               : fmt::format(" + {} tuned decode configs", decode_choice_.size())) +
+                           (large_batch_index_ == 0 ? std::string()
+                                                    : fmt::format(", {} rows or more: {}", kMlaLargeBatchRows,
+                                                                  fields_name(attn_[large_batch_index_]->config()))));
 }
 
 void GpuLayers::begin(const int32_t* tokens, int64_t m, int64_t pos0, int64_t logits_rows) {
