@@ -119,16 +119,18 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     scratch_.clear();
     for (int w = 0; w < std::max(workers, 1); ++w)
         scratch_.emplace_back(size_t(m_block_ * cols) * sizeof(int32_t));
-    if (amx && int4_) {
-        const int64_t bytes = std::max(2 * cfg.n_block * kp_h_, cfg.n_block_down * kp_i_);
-        for (int w = 0; w < std::max(workers, 1); ++w) unpacked_.emplace_back(size_t(bytes));
+    if (amx && int4_) {  // allocated by each worker on first use: routes the kernel unpacks itself need none
+        unpacked_bytes_ = std::max(2 * cfg.n_block * kp_h_, cfg.n_block_down * kp_i_);
+        unpacked_.resize(size_t(std::max(workers, 1)));
     }
 }
 
 const uint8_t* ExpertFfn::unpack_for(int worker, const RouteRows& rr, const PackedMatrix& w, int64_t first,
                                      int64_t panels) {
     if (!rr.amx || !int4_ || rr.packed) return nullptr;
-    uint8_t* dst = unpacked_[size_t(worker)].data();
+    AlignedBytes& buf = unpacked_[size_t(worker)];
+    if (!buf.data()) buf = AlignedBytes(size_t(unpacked_bytes_));
+    uint8_t* dst = buf.data();
     unpack_int4_panels(w, first, panels, dst);
     return dst;
 }

@@ -150,7 +150,8 @@ class ExpertFfn {
         route_tokens_;  // run(): each route's tokens, for the down pass's ranges
     std::vector<int64_t> route_step_;
     std::vector<AlignedBytes> scratch_;   // per worker: int32 (or float) C of one kernel call
-    std::vector<AlignedBytes> unpacked_;  // per worker: int4 panels unpacked for AMX
+    std::vector<AlignedBytes> unpacked_;  // per worker: int4 panels unpacked for AMX (allocated on first use)
+    int64_t unpacked_bytes_ = 0;
     std::atomic<int64_t> next_{0};
     struct alignas(64) WorkerClock {
         double gate_up = 0, down = 0;  // seconds inside kernels
