@@ -48,6 +48,30 @@ bool refused_after(MlaDecodeDesc d, MlaDecodeConfig c, Edit&& edit) {
     return !mla_decode_unsupported(d, c, 90).empty();
 }
 
+// The rules every schedule variant of the TMA wgmma kernel (seesaw, producer/consumer) shares with it: TMA 1, tile
+// 64, no cluster, no qk split, rope 64, page a multiple of the tile, the wgmma kernel; padded heads, fp32 partials,
+// the profile and both PDL launches are fine.
+void check_variant_kernel_rules(const MlaDecodeDesc& d, MlaDecodeConfig c) {
+    auto rejects = [&](auto&& edit) { return refused_after(d, c, edit); };
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tile_tokens = 32; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.cluster = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_split = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_chains = 2; }));
+    CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.rope_dim = 128; }));
+    CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.page_size = 32; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x, MlaDecodeDesc& dx) {
+        dx.heads = 20;  // one padded head block
+        x.partial_bf16 = 0;
+        x.profile = 1;
+        x.pdl = 1;
+        x.decode_pdl = 1;
+    }));
+    c.wgmma = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+}
+
 }  // namespace
 
 TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
@@ -266,26 +290,9 @@ TEST_CASE("cuda mla: seesaw needs TMA 1, tile 64, 2 stages, no cluster, rope 64 
     const auto cands = mla_decode_candidates(d, 90);
     CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
     for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
-    auto rejects = [&](auto&& edit) { return refused_after(d, c, edit); };
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 0; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 2; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tile_tokens = 32; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.stages = 3; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.cluster = 2; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_split = 1; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_chains = 2; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.seesaw = 2; }));
-    CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.rope_dim = 128; }));
-    CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.page_size = 32; }));
-    CHECK_FALSE(rejects([](MlaDecodeConfig& x, MlaDecodeDesc& dx) {
-        dx.heads = 20;  // one padded head block
-        x.partial_bf16 = 0;
-        x.profile = 1;
-        x.pdl = 1;
-        x.decode_pdl = 1;
-    }));
-    c.wgmma = 0;
-    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+    check_variant_kernel_rules(d, c);
+    CHECK(refused_after(d, c, [](MlaDecodeConfig& x, MlaDecodeDesc&) { x.stages = 3; }));
+    CHECK(refused_after(d, c, [](MlaDecodeConfig& x, MlaDecodeDesc&) { x.seesaw = 2; }));
 }
 
 TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluster, rope 64, and is no default") {
@@ -311,30 +318,14 @@ TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluste
     const auto cands = mla_decode_candidates(d, 90);
     CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
     for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
+    check_variant_kernel_rules(d, c);
     auto rejects = [&](auto&& edit) { return refused_after(d, c, edit); };
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 0; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 2; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tile_tokens = 32; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.stages = 2; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.cluster = 2; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_split = 1; }));
-    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_chains = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.seesaw = 1; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 2; }));  // 2 needs 2 stages
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 3; }));
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.fused_combine = 1; }));  // the wgmma kernel's only
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.prologue = 1; }));
-    CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.rope_dim = 128; }));
-    CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.page_size = 32; }));
-    CHECK_FALSE(rejects([](MlaDecodeConfig& x, MlaDecodeDesc& dx) {
-        dx.heads = 20;  // one padded head block
-        x.partial_bf16 = 0;
-        x.profile = 1;
-        x.pdl = 1;
-        x.decode_pdl = 1;
-    }));
-    c.wgmma = 0;
-    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
 }
 
 TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread candidate, the large-batch config") {
