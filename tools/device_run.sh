@@ -3,7 +3,8 @@
 # .deps/cache (XDG_CACHE_HOME), oneDNN (Debian's libdnnl, headers + library + CMake config) in .deps/dnnl, all
 # carried there by the device tool. Builds, then runs the steps given (default: tests), logs under $OUT:
 #   tests         the whole ctest suite (GPU tests run there instead of skipping) + the host profile
-#   cuda-bench    the MLA decode benchmark table (tests/bench/cuda_mla_decode_results.md); all of it, with the
+#   cuda-bench    the MLA decode benchmark table (tests/bench/cuda_mla_decode_results.md; MOEFORGE_CUDA_BENCH_ONLY=a,b
+#                 keeps the default and the configs whose name contains a or b); all of it, with the
 #                 profile lines, in $OUT/cuda-bench.log
 #   kernels       bench kernels, int8 and int4, with oneDNN side by side where it was found
 #   kernels-cmp   int8 with session 1's tile defaults, int4 without its AMX path (same binary, for comparison)
