@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "codegen/cuda/cuda_context.hpp"
+#include "codegen/cuda/cuda_dtype.hpp"
 #include "codegen/cuda/cuda_kernel_build.hpp"
 #include "codegen/cuda/cuda_memory.hpp"
 #include "codegen/cuda/nvrtc_compiler.hpp"
