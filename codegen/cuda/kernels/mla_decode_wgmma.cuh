@@ -177,9 +177,11 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
 #pragma unroll
     for (int k = 0; k < TBL; ++k)
         tbl[k] = tbl_regs && warp == 4 && !helper && k * 32 + lane < p.block_table_stride ? table[k * 32 + lane] : 0;
-    // FC 3: the launch epoch before this CTA's arrival (mla_ready_arrive), kept in shared memory beside the mbarriers
+    // FC 3: this launch's ready flag value, from the launch epoch before this CTA's arrival (mla_ready_arrive), kept
+    // in shared memory beside the mbarriers
     unsigned* s_epoch = reinterpret_cast<unsigned*>(red_sum + 2 * HB) + 18;
-    if (FC == 3 && tid == 0 && p.grid_sync != nullptr) *s_epoch = ld_relaxed_gpu(p.grid_sync + 1);
+    if (FC == 3 && tid == 0 && p.grid_sync != nullptr)
+        *s_epoch = mla_ready_value(ld_relaxed_gpu_u64(mla_epoch_counter(p.grid_sync)));
     if constexpr (PRO) {
         if (tid == 128 && !helper) {
             tma_prefetch_map(&p.q_map);
