@@ -188,7 +188,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 grid_sync.fill_bytes(0);
                 // coop_only: a fused config launched cooperatively without the merge (grid_sync null): what the
                 // cooperative launch itself costs against the plain launch of "decode only"
-                auto capture = [&](bool with_combine, CudaGraph& g, bool coop_only = false) {
+                // forced_cluster (cluster_merge configs at batch 1 where the split policy does not pick the cluster):
+                // the cluster launch with that many splits anyway, to see where the policy's bound should be
+                auto capture = [&](bool with_combine, CudaGraph& g, bool coop_only = false, int forced_cluster = 0) {
                     g.begin_capture(stream.get());
                     for (int r = 0; r < rot; ++r) {
                         MlaDecodeParams p{q.as<uint16_t>() + size_t(r) * batch * d.heads * dim,
@@ -199,7 +201,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                           lse.as<float>(),
                                           batch,
                                           pages_per_seq,
-                                          splits,
+                                          forced_cluster ? forced_cluster : splits,
                                           0.1352338f,
                                           nullptr,
                                           cfg.profile ? prof.as<unsigned long long>() : nullptr,
@@ -209,9 +211,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                         mla_decode_bind_cache(d, cfg, p);
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
-                        if (clusters && with_combine) {  // as MlaAttention::decode: the splits merge in clusters
-                            p.out = out_r;
-                            decode->launch_cluster(grid, unsigned(cfg.cluster_merge), p, stream.get());
+                        if ((clusters || forced_cluster) && with_combine) {  // as MlaAttention::decode: the splits
+                            p.out = out_r;                                   // merge in clusters
+                            decode->launch_cluster(mla_decode_grid(d, cfg, batch, p.num_splits),
+                                                   unsigned(cfg.cluster_merge), p, stream.get());
                             continue;
                         }
                         if (fuses && with_combine) {  // as MlaAttention::decode: one cooperative launch
@@ -271,6 +274,15 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                     std::printf("<!-- %s b1 ctx%d: cooperative launch without the merge %.1f us, plain launch %.1f us "
                                 "-->\n",
                                 fields_name(cfg).c_str(), ctx, time_us(coop), us_decode);
+                }
+                if (batch == 1 && max_clusters > 0 && !clusters) {
+                    CudaGraph forced;
+                    capture(true, forced, false, cfg.cluster_merge);
+                    std::printf("<!-- %s b1 ctx%d: forced cluster merge, %d splits of %d tiles: %.1f us (the policy's %d "
+                                "splits: %.1f us) -->\n",
+                                fields_name(cfg).c_str(), ctx, cfg.cluster_merge,
+                                (ctx / cfg.tile_tokens + cfg.cluster_merge - 1) / cfg.cluster_merge, time_us(forced),
+                                splits, us);
                 }
                 line += fmt::format(" {:.1f} / {:.1f} |", us, us_decode);
                 // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1, batch 64 32K)
