@@ -21,13 +21,13 @@ MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& con
         max_resident_ = decode_->max_resident_ctas();
     }
     // (also allows the non-portable cluster size 16 for the decode kernel)
-    if (config.cluster_merge) cluster_merge_ = decode_->max_active_clusters(unsigned(config.cluster_merge)) > 0;
+    if (config.cluster_merge) max_clusters_ = decode_->max_active_clusters(unsigned(config.cluster_merge));
 }
 
 MlaAttention::~MlaAttention() = default;
 
 int MlaAttention::num_splits(int batch, int max_seq_len, int sms) const {
-    return mla_decode_num_splits(desc_, config_, batch, max_seq_len, sms);
+    return mla_decode_num_splits(desc_, config_, batch, max_seq_len, sms, max_clusters_);
 }
 
 size_t MlaAttention::workspace_bytes(int batch, int num_splits) const {
@@ -69,7 +69,7 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
                       num_splits, scale, direct ? out : nullptr, nullptr, {}, {}, nullptr};
     mla_decode_bind_cache(desc_, config_, p);
     const Dim3 grid = mla_decode_grid(desc_, config_, batch, num_splits);
-    if (cluster_merge_ && mla_decode_cluster_merges(config_, num_splits)) {  // the splits merge in each cluster
+    if (mla_decode_cluster_merges(config_, grid, max_clusters_)) {  // the splits merge in each cluster
         p.out = out;
         decode_->launch_cluster(grid, unsigned(config_.cluster_merge), p, stream);
         return;

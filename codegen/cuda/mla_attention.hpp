@@ -30,8 +30,9 @@ class MlaAttention {
     const MlaDecodeConfig& config() const { return config_; }
     // Config cluster_merge: whether the device holds clusters of that many decode CTAs (else those launches go
     // as without it).
-    bool cluster_merge_available() const { return cluster_merge_; }
+    bool cluster_merge_available() const { return max_clusters_ > 0; }
 
+    // (config cluster_merge: the clusters of a launch never outnumber those the device holds at once)
     int num_splits(int batch, int max_seq_len, int sms) const;
     size_t workspace_bytes(int batch, int num_splits) const;
 
@@ -57,7 +58,7 @@ class MlaAttention {
     std::unique_ptr<CudaKernel> decode_, combine_, combine_warp_, append_;  // combine_warp_: config combine_warp
     DeviceBuffer grid_sync_;   // config fused_combine: the CTAs' meeting counter (zeroed once)
     int max_resident_ = 0;     // config fused_combine: decode CTAs a cooperative launch may have
-    bool cluster_merge_ = false;  // config cluster_merge: the device holds clusters of that many decode CTAs
+    int max_clusters_ = 0;  // config cluster_merge: clusters of that many decode CTAs the device holds at once
 };
 
 }  // namespace mf

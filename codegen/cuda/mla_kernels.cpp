@@ -250,22 +250,23 @@ void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, Mla
 }
 
 int mla_decode_cluster_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
-                              int sm_budget) {
+                              int sm_budget, int max_clusters) {
     if (!c.cluster_merge) return 0;
     const int64_t blocks = int64_t(std::max(1, batch)) * ((d.heads + c.head_block - 1) / c.head_block);
+    if (max_clusters >= 0 && blocks > max_clusters) return 0;
     const int64_t tiles = std::max<int64_t>(1, (int64_t(std::max(0, max_seq_len)) + c.tile_tokens - 1) / c.tile_tokens);
     return blocks * c.cluster_merge <= sm_budget && tiles <= int64_t(c.cluster_merge) * kMlaClusterMergeMaxTiles
                ? c.cluster_merge
                : 0;
 }
 
-bool mla_decode_cluster_merges(const MlaDecodeConfig& c, int num_splits) {
-    return c.cluster_merge > 1 && num_splits == c.cluster_merge;
+bool mla_decode_cluster_merges(const MlaDecodeConfig& c, Dim3 grid, int max_clusters) {
+    return c.cluster_merge > 1 && grid.x == unsigned(c.cluster_merge) && int64_t(grid.y) * grid.z <= max_clusters;
 }
 
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
-                          int sms) {
-    if (const int cm = mla_decode_cluster_splits(d, c, batch, max_seq_len, sms)) return cm;
+                          int sms, int max_clusters) {
+    if (const int cm = mla_decode_cluster_splits(d, c, batch, max_seq_len, sms, max_clusters)) return cm;
     const int blocks = std::max(1, batch) * ((d.heads + c.head_block - 1) / c.head_block);
     const int tiles = std::max(1, (max_seq_len + c.tile_tokens - 1) / c.tile_tokens);
     // One CTA per SM (the kernel uses most of the shared memory): never spill into a second, mostly empty

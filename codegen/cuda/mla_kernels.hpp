@@ -180,19 +180,23 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
 void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, MlaDecodeParams& p);
 
 // Splits of the context per row (MlaDecodeParams::num_splits, the grid's x) so that batch x head blocks x
-// splits fills the SMs once, at least one tile each where possible; a multiple of c.cluster.
+// splits fills the SMs once, at least one tile each where possible; a multiple of c.cluster. Config cluster_merge:
+// mla_decode_cluster_splits where it applies; `max_clusters` (CudaKernel::max_active_clusters, -1: not known):
+// never more clusters than the device holds at once.
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
-                          int sms);
+                          int sms, int max_clusters = -1);
 // Config cluster_merge C: a CTA of a cluster merge takes at most this many tiles (C x this many cover a row).
 inline constexpr int kMlaClusterMergeMaxTiles = 2;
 // Config cluster_merge C: C when the row's tiles fit C CTAs of at most kMlaClusterMergeMaxTiles tiles each and the
-// batch x head blocks clusters fit `sm_budget` SMs at once; else 0 (the split count of the config without it).
+// batch x head blocks clusters fit `sm_budget` SMs at once (and, when known, max_clusters); else 0 (the split count
+// of the config without it).
 int mla_decode_cluster_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
-                              int sm_budget);
-// True when a launch with `num_splits` splits is one cluster of c.cluster_merge CTAs per head block and row that
+                              int sm_budget, int max_clusters = -1);
+// True when a launch of `grid` (mla_decode_grid) is one cluster of c.cluster_merge CTAs per head block and row that
 // merges the splits in distributed shared memory (CudaKernel::launch_cluster, MlaDecodeParams::out set, no
-// partials, no combine), given that the device holds such clusters (CudaKernel::max_active_clusters > 0).
-bool mla_decode_cluster_merges(const MlaDecodeConfig& c, int num_splits);
+// partials, no combine): grid.x is c.cluster_merge splits and the device holds all grid.y x grid.z clusters at once
+// (max_clusters: CudaKernel::max_active_clusters); else the launch goes as without cluster_merge.
+bool mla_decode_cluster_merges(const MlaDecodeConfig& c, Dim3 grid, int max_clusters);
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits);
 // Partial outputs per (row, head) that reach global memory: num_splits / c.cluster. The combine's num_splits.
 int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);

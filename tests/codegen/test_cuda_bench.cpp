@@ -166,12 +166,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const size_t case_bytes = case_pages * page_bytes;
                 const int rot = static_cast<int>(std::clamp<size_t>(
                     ((size_t(256) << 20) + case_bytes - 1) / case_bytes, 1, pool_pages / case_pages));
-                const int splits = mla_decode_num_splits(d, cfg, batch, ctx, gpu.sms);
+                const int splits = mla_decode_num_splits(d, cfg, batch, ctx, gpu.sms, max_clusters);
                 const int partials = mla_decode_partials(cfg, splits);
                 const bool direct = mla_decode_writes_output(cfg, splits);
                 const Dim3 grid = mla_decode_grid(d, cfg, batch, splits);
                 const bool fuses = mla_decode_fuses_combine(cfg, splits, int(grid.x * grid.y * grid.z), max_resident);
-                const bool clusters = max_clusters > 0 && mla_decode_cluster_merges(cfg, splits);
+                const bool clusters = mla_decode_cluster_merges(cfg, grid, max_clusters);
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);
                 for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
@@ -275,7 +275,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                 "-->\n",
                                 fields_name(cfg).c_str(), ctx, time_us(coop), us_decode);
                 }
-                if (batch == 1 && max_clusters > 0 && !clusters) {
+                if (batch == 1 && max_clusters >= 2 && !clusters) {
                     CudaGraph forced;
                     capture(true, forced, false, cfg.cluster_merge);
                     std::printf("<!-- %s b1 ctx%d: forced cluster merge, %d splits of %d tiles: %.1f us (the policy's %d "

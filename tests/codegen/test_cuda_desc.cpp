@@ -468,24 +468,32 @@ TEST_CASE("cuda mla: cluster_merge takes the splits of short contexts into one c
     CHECK(mla_decode_num_splits(d, c, 4, 1024, 132) == 16);  // 8 clusters of 16: 128 SMs
     CHECK(mla_decode_num_splits(d, c, 5, 1024, 132) == 13);  // 160 SMs: no
     CHECK(mla_decode_cluster_splits(d, c, 1, 8192, 132) == 0);
+    CHECK(mla_decode_num_splits(d, c, 4, 1024, 132, 8) == 16);  // 8 clusters, 8 held at once
+    // 7 held: the usual count, 132 / 8 = 16 here too, which the launch then runs without clusters
+    CHECK(mla_decode_num_splits(d, c, 4, 1024, 132, 7) == 16);
+    CHECK(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 4, 16), 8));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 4, 16), 7));
+    CHECK(mla_decode_num_splits(d, c, 1, 1024, 132, 0) == 16);  // none held: the usual count (16 tiles)
+    CHECK(mla_decode_cluster_splits(d, c, 1, 1024, 132, 0) == 0);
     CHECK(mla_decode_splits(d, c, MlaSplitPolicy{}, 1, 2048, 132) == 16);
     CHECK(mla_decode_splits(d, c, MlaSplitPolicy{25}, 1, 1024, 132) == 16);  // 32 of 33 SMs
     CHECK(mla_decode_splits(d, c, MlaSplitPolicy{25}, 2, 1024, 132) == 8);   // 64 SMs: the usual split count
-    CHECK(mla_decode_cluster_merges(c, 16));
-    CHECK_FALSE(mla_decode_cluster_merges(c, 8));
-    CHECK_FALSE(mla_decode_cluster_merges(c, 33));
+    CHECK(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 16), 2));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 16), 1));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 8), 100));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 33), 100));
     c.cluster_merge = 8;
     CHECK(mla_decode_num_splits(d, c, 1, 1024, 132) == 8);
     CHECK(mla_decode_num_splits(d, c, 8, 1024, 132) == 8);  // 16 clusters of 8: 128 SMs
     CHECK(mla_decode_num_splits(d, c, 1, 2048, 132) == 32);
-    CHECK(mla_decode_cluster_merges(c, 8));
+    CHECK(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 8), 2));
     c.head_block = 32;  // 4 head blocks of 32 heads: 4 clusters
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK(mla_decode_num_splits(d, c, 1, 1024, 132) == 8);
     CHECK(mla_decode_num_splits(d, c, 5, 1024, 132) == 6);  // 20 clusters of 8 do not fit: the usual count
     c.head_block = 64;
     c.cluster_merge = 0;
-    CHECK_FALSE(mla_decode_cluster_merges(c, 16));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 16), 100));
     CHECK(mla_decode_cluster_splits(d, c, 1, 1024, 132) == 0);
     auto rejects = [&](auto&& edit) {
         MlaDecodeConfig x = c;
