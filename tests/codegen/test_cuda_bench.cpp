@@ -118,7 +118,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     for (MlaDecodeConfig c : {base, fused(old_def, 1, 1), def, ml(def_prof, 1, 0), ml(def, 1, 1),
                               ml(def, 1, 1, 32), ml(def, 1, 1, 64, 1, 32), pc(old_def, 2), pc(def_prof, 2),
                               pc(old_def, 3), cm(ml(def, 1, 0), 16), cm(ml(def, 1, 0), 8),
-                              cm(ml(def, 1, 0, 64, 1, 32), 16), cm(ml(def_prof, 1, 0), 16)})
+                              cm(ml(def, 1, 0, 64, 1, 32), 16), cm(ml(def_prof, 1, 0), 16),
+                              cm(ml(def_prof, 1, 0, 64, 1, 32), 16)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

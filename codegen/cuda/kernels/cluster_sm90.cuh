@@ -39,6 +39,19 @@ __device__ __forceinline__ void cluster_sync() {
 #endif
 }
 
+// The cluster barrier in two halves: the arrival releases this CTA's earlier memory accesses (e.g. its last reads
+// of a buffer that peers write after their wait), the wait acquires the peers'.
+__device__ __forceinline__ void cluster_arrive() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_wait_acquire() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
+
 // CTAs in this CTA's cluster: 1 when the kernel was launched without one.
 __device__ __forceinline__ unsigned cluster_nctarank() {
     unsigned n = 1;

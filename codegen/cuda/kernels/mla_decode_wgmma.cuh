@@ -519,6 +519,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         mark(5);
     }
     cp_async_wait_all();  // only empty groups can be left; keeps the exit clean
+    // CM: this CTA is done with its Q / K buffers, its peers may push into them (the wait is in mla_cluster_merge,
+    // after this CTA staged its rows: the cluster barrier's latency overlaps the staging)
+    if (CM != 0 && clustered) cluster_arrive();
     if constexpr (TMA == 2 && CX == 1) cluster_arrive_relaxed();  // (waited for at the exit: see there)
 
     // ---- row sums (each computing warpgroup holds the sums over its columns), the log2-sum-exp, then the

@@ -158,8 +158,9 @@ __device__ __forceinline__ void mla_merge_split_pair(const unsigned char* stage,
 // splits): CTA r of the cluster owns rows R r .. R r + R - 1 (R = HPB / CM) of the head block's output.
 //   1. each CTA stages its normalised rows in bf16 (as the bf16 partials) over its Q / K buffers, SO = 1040
 //      bytes apart, the row's log2-sum-exp in the row's padding (bytes LATENT * 2 ..): 64 rows, 66,560 bytes;
-//   2. a cluster barrier: every CTA of the cluster has staged its rows and left its loop, so that its K stages
-//      (behind the staged rows) may receive;
+//   2. a cluster barrier, arrived at (by the caller, cluster_arrive) when the CTA left its loop and waited for
+//      here, once the rows are staged: every CTA of the cluster is done with its Q / K buffers, so that the area
+//      behind its staged rows may receive (the barrier's latency overlaps the staging);
 //   3. thread s (s != r) pushes this CTA's rows of CTA s (R rows, one contiguous block of R x SO bytes, lse
 //      included) with one bulk copy into slot r of CTA s's receive area (right after the staged rows), counted on
 //      CTA s's receive mbarrier (armed in the prologue with (CM - 1) x R x SO bytes): the copy engine moves the
@@ -175,6 +176,7 @@ __host__ __device__ constexpr unsigned mla_cluster_merge_bytes() {  // what a CT
     return (unsigned)(CM - 1) * (HPB / CM) * (unsigned)mla_stage_stride<bf16, LATENT>();
 }
 
+// The caller has arrived on the cluster barrier (cluster_arrive) after its last use of the Q / K buffers.
 template <int LATENT, int CM, int HPB, int NACC>
 __device__ __forceinline__ void mla_cluster_merge(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
                                                   const float (&lse)[2], int row0, int wg, int t, int tid,
@@ -193,7 +195,7 @@ __device__ __forceinline__ void mla_cluster_merge(unsigned char* stage, const fl
     }
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // staged rows visible to the bulk copies
     long long t0 = prof ? clock64() : 0;
-    cluster_sync();
+    cluster_wait_acquire();  // (arrived at by the caller after its loop)
     if (prof) {
         const long long now = clock64();
         prof[0] = now - t0;
