@@ -295,8 +295,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                             "per tile: "
                             "wait %.0f, phase A %.0f, softmax %.0f, barrier %.0f, phase B %.0f; epilogue: sums + "
                             "lse %llu, stores %llu; fused combine: grid wait %llu (arrival %llu), merge %llu (first "
-                            "rows summed %llu; cluster merge: staging = stores, cluster barrier = grid wait, first = "
-                            "pushed rows landed) -->\n",
+                            "rows summed %llu; cluster merge: staging = stores, cluster barrier = grid wait, proxy "
+                            "fence = arrival, first = pushed rows landed) -->\n",
                             batch, ctx, w, v[w * 8 + 7], v[w * 8 + 0], v[w * 8 + 6], v[w * 8 + 1] / n,
                             v[w * 8 + 2] / n, v[w * 8 + 3] / n, v[w * 8 + 4] / n, v[w * 8 + 5] / n,
                             v[16 + w * 8 + 2], v[16 + w * 8 + 3], v[16 + w * 8], v[16 + w * 8 + 4],

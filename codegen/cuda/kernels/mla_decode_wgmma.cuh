@@ -550,7 +550,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
     }
     const long long t_store = PROF ? clock64() : 0;  // the epilogue's stores start
-    long long cm_prof[3] = {0, 0, 0};  // CM, profile builds: cluster barrier wait, push + rows landed, merge
+    long long cm_prof[4] = {0, 0, 0, 0};  // CM, profile builds: cluster barrier wait, push + rows landed, merge, fence
     if constexpr (CX == 2) {
         mla_stage_rows<PT, LATENT>(smem, o, inv, row0, wg, t);
         cluster_sync();  // both splits' rows and lse are staged
@@ -583,9 +583,10 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     // profile: fused combine barrier wait, merge; epilogue before the stores (row sums, lse), the stores
     long long prof_x[8] = {0, 0, PROF ? t_store - prof_t : 0, PROF ? clock64() - t_store : 0, 0, 0, 0, 0};
     if (PROF && clustered) {  // stores = staging; "grid wait" = the cluster barrier; merge (first = rows landed)
-        prof_x[3] -= cm_prof[0] + cm_prof[1] + cm_prof[2];
+        prof_x[3] -= cm_prof[0] + cm_prof[1] + cm_prof[2] + cm_prof[3];
         prof_x[0] = cm_prof[0];
         prof_x[1] = cm_prof[1] + cm_prof[2];
+        prof_x[4] = cm_prof[3];  // ("arrival": the proxy fence after the staging)
         prof_x[5] = cm_prof[1];
     }
     if constexpr (FC)
