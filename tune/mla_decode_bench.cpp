@@ -312,11 +312,9 @@ std::vector<Candidate> MlaDecodeBench::candidates(int context) {
     const MlaSplitPolicy def_pol{};
     const json def = merged(def_cfg, def_pol);
     std::vector<json> all{def};
-    // The kernel's own list of every config supported here (default first), times the split policies.
-    // Not the ready flags of fused_combine 3 (slower, and unsafe in a long-lived runtime: a flag holds 16 bits of
-    // the launch count, so a grid that grows back after a multiple of 65536 launches can match a stale flag).
+    // The kernel's own list of every config supported here (default first), times the split policies (fused_combine
+    // 3 included since session 6: its ready flags hold 31 bits of a 64-bit launch count, no longer 16 of 32).
     std::vector<MlaDecodeConfig> cfgs = mla_decode_candidates(m.d, m.sm);
-    std::erase_if(cfgs, [](const MlaDecodeConfig& c) { return c.fused_combine == 3; });
     for (const MlaDecodeConfig& cfg : cfgs) {
         for (const json& p : json_grid(fields_to_json(def_pol), mla_split_search_space())) {
             const json j = merged(cfg, fields_from_json<MlaSplitPolicy>(p));

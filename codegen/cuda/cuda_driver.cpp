@@ -92,6 +92,7 @@ LoadedDriver load_driver() {
     resolve(lib, "cuTensorMapEncodeTiled", a.tensor_map_encode_tiled);
     resolve(lib, "cuCtxGetDevice", a.ctx_get_device);
     resolve(lib, "cuOccupancyMaxActiveBlocksPerMultiprocessor", a.occupancy_max_active_blocks);
+    resolve(lib, "cuOccupancyMaxActiveClusters", a.occupancy_max_active_clusters);
     if (!missing.empty()) {
         d.why = "libcuda.so.1 lacks driver entry points moeforge needs (" + missing +
                 "): update the NVIDIA driver";

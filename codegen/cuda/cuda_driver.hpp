@@ -109,6 +109,9 @@ struct CudaDriverApi {
     // of a kernel fit on one SM.
     CuResult (*ctx_get_device)(CuDevice*);
     CuResult (*occupancy_max_active_blocks)(int*, CuFunction, int, size_t);
+    // Optional: how many clusters of a launch configuration (a CuLaunchConfig with the cluster dimension) can be
+    // resident at once (thread-block clusters, sm_90+).
+    CuResult (*occupancy_max_active_clusters)(int*, CuFunction, const void* config);
 };
 
 // Driver constants used by moeforge (values from cuda.h).
@@ -118,6 +121,7 @@ inline constexpr int kCuAttrCooperativeLaunch = 95;
 inline constexpr int kCuFuncAttrMaxDynamicSmem = 8;
 inline constexpr int kCuFuncAttrNumRegs = 4;
 inline constexpr int kCuFuncAttrLocalBytes = 3;
+inline constexpr int kCuFuncAttrNonPortableClusterSizeAllowed = 14;
 inline constexpr unsigned kCuStreamNonBlocking = 1;
 inline constexpr int kCuCaptureModeThreadLocal = 1;
 inline constexpr unsigned kCuMemHostAllocPortable = 1;

@@ -1,5 +1,6 @@
 #include "codegen/cuda/cuda_module.hpp"
 
+#include <cstring>
 #include <stdexcept>
 
 namespace mf {
@@ -57,6 +58,15 @@ static_assert(sizeof(CuLaunchAttribute) == 72, "CUlaunchAttribute layout");
 static_assert(sizeof(CuLaunchConfig) == 56, "CUlaunchConfig layout");
 constexpr int kCuLaunchAttrProgrammaticStreamSerialization = 6;
 constexpr int kCuLaunchAttrCooperative = 2;
+constexpr int kCuLaunchAttrClusterDimension = 4;
+
+CuLaunchAttribute cluster_attribute(unsigned cluster_x) {
+    CuLaunchAttribute attr{};
+    attr.id = kCuLaunchAttrClusterDimension;
+    const unsigned dim[3] = {cluster_x, 1, 1};  // CUlaunchAttributeValue::clusterDim {x, y, z}
+    std::memcpy(attr.value.bytes, dim, sizeof dim);
+    return attr;
+}
 
 }  // namespace
 
@@ -87,6 +97,26 @@ void CudaKernel::launch_cooperative_raw(Dim3 grid, const void* params, CuStream 
         throw std::runtime_error("cooperative launch of " + name_ + ": the CUDA driver lacks cuLaunchKernelEx");
     launch_with_attribute(fn_, name_, grid, block_threads_, smem_, params, stream, kCuLaunchAttrCooperative,
                           "cuLaunchKernelEx (cooperative)");
+}
+
+void CudaKernel::launch_cluster_raw(Dim3 grid, unsigned cluster_x, const void* params, CuStream stream) const {
+    if (!cuda_driver().launch_kernel_ex)
+        throw std::runtime_error("cluster launch of " + name_ + ": the CUDA driver lacks cuLaunchKernelEx");
+    CuLaunchAttribute attr = cluster_attribute(cluster_x);
+    CuLaunchConfig cfg{grid.x, grid.y, grid.z, block_threads_, 1, 1, smem_, stream, &attr, 1};
+    void* args[] = {const_cast<void*>(params)};
+    if (CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn_, args, nullptr); r != 0)
+        cu_check(r, ("cuLaunchKernelEx (cluster of " + std::to_string(cluster_x) + ") " + name_).c_str());
+}
+
+int CudaKernel::max_active_clusters(unsigned cluster_x) const {
+    const CudaDriverApi& d = cuda_driver();
+    if (!d.occupancy_max_active_clusters || !d.launch_kernel_ex) return 0;
+    if (cluster_x > 8 && d.func_set_attribute(fn_, kCuFuncAttrNonPortableClusterSizeAllowed, 1) != 0) return 0;
+    CuLaunchAttribute attr = cluster_attribute(cluster_x);
+    CuLaunchConfig cfg{cluster_x, 1, 1, block_threads_, 1, 1, smem_, nullptr, &attr, 1};
+    int n = 0;
+    return d.occupancy_max_active_clusters(&n, fn_, &cfg) == 0 ? n : 0;
 }
 
 int CudaKernel::max_resident_ctas() const {

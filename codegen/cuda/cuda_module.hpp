@@ -46,6 +46,18 @@ class CudaKernel {
     // How many CTAs of this kernel a cooperative launch may have on the current context's device (CTAs per SM
     // by occupancy x SMs); 0 when the device or driver cannot launch cooperatively.
     int max_resident_ctas() const;
+    // Launch as thread-block clusters of `cluster_x` x 1 x 1 CTAs (cuLaunchKernelEx with the cluster dimension;
+    // capturable into CUDA graphs); grid.x must be a multiple of cluster_x. A size above 8 (non-portable) needs
+    // max_active_clusters(cluster_x) to have been asked first (it allows such sizes for this kernel).
+    template <class Params>
+    void launch_cluster(Dim3 grid, unsigned cluster_x, const Params& params, CuStream stream) const {
+        launch_cluster_raw(grid, cluster_x, &params, stream);
+    }
+    void launch_cluster_raw(Dim3 grid, unsigned cluster_x, const void* params, CuStream stream) const;
+    // How many clusters of `cluster_x` CTAs of this kernel the current context's device holds at once
+    // (cuOccupancyMaxActiveClusters); 0 when it holds none or the driver cannot tell. Allows non-portable
+    // cluster sizes (above 8) for this kernel first. Not inside a stream capture.
+    int max_active_clusters(unsigned cluster_x) const;
 
     const std::string& name() const { return name_; }
     unsigned block_threads() const { return block_threads_; }

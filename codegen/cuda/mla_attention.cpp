@@ -20,12 +20,14 @@ MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& con
         grid_sync_.fill_bytes(0);
         max_resident_ = decode_->max_resident_ctas();
     }
+    // (also allows the non-portable cluster size 16 for the decode kernel)
+    if (config.cluster_merge) max_clusters_ = decode_->max_active_clusters(unsigned(config.cluster_merge));
 }
 
 MlaAttention::~MlaAttention() = default;
 
 int MlaAttention::num_splits(int batch, int max_seq_len, int sms) const {
-    return mla_decode_num_splits(desc_, config_, batch, max_seq_len, sms);
+    return mla_decode_num_splits(desc_, config_, batch, max_seq_len, sms, max_clusters_);
 }
 
 size_t MlaAttention::workspace_bytes(int batch, int num_splits) const {
@@ -67,6 +69,11 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
                       num_splits, scale, direct ? out : nullptr, nullptr, {}, {}, nullptr};
     mla_decode_bind_cache(desc_, config_, p);
     const Dim3 grid = mla_decode_grid(desc_, config_, batch, num_splits);
+    if (mla_decode_cluster_merges(config_, grid, max_clusters_)) {  // the splits merge in each cluster
+        p.out = out;
+        decode_->launch_cluster(grid, unsigned(config_.cluster_merge), p, stream);
+        return;
+    }
     if (mla_decode_fuses_combine(config_, num_splits, int(grid.x * grid.y * grid.z), max_resident_)) {
         p.out = out;
         p.grid_sync = grid_sync_.as<unsigned>();

@@ -28,7 +28,11 @@ class MlaAttention {
 
     const MlaDecodeDesc& desc() const { return desc_; }
     const MlaDecodeConfig& config() const { return config_; }
+    // Config cluster_merge: whether the device holds clusters of that many decode CTAs (else those launches go
+    // as without it).
+    bool cluster_merge_available() const { return max_clusters_ > 0; }
 
+    // (config cluster_merge: the clusters of a launch never outnumber those the device holds at once)
     int num_splits(int batch, int max_seq_len, int sms) const;
     size_t workspace_bytes(int batch, int num_splits) const;
 
@@ -41,7 +45,9 @@ class MlaAttention {
     // out[b][h][0:latent] (bf16) = softmax_t(scale * q[b][h] . cache[t]) . cache[t][0:latent], t <
     // seq_lens[b]. `workspace` holds at least workspace_bytes(batch, num_splits). With config fused_combine
     // and a grid that fits the device at once, one cooperative launch that merges the splits itself (no combine
-    // launch); such launches of one MlaAttention share a counter and must not overlap in time (one stream).
+    // launch); such launches of one MlaAttention share a counter and must not overlap in time (one stream). With
+    // config cluster_merge C and num_splits == C (num_splits() picks it for short contexts), one launch of
+    // clusters of C CTAs that merge the splits in distributed shared memory, where the device holds such clusters.
     void decode(const unsigned short* q, const unsigned short* kv_cache, const int* block_table,
                 int block_table_stride, const int* seq_lens, int batch, int num_splits, float scale,
                 const DeviceBuffer& workspace, unsigned short* out, CuStream stream) const;
@@ -52,6 +58,7 @@ class MlaAttention {
     std::unique_ptr<CudaKernel> decode_, combine_, combine_warp_, append_;  // combine_warp_: config combine_warp
     DeviceBuffer grid_sync_;   // config fused_combine: the CTAs' meeting counter (zeroed once)
     int max_resident_ = 0;     // config fused_combine: decode CTAs a cooperative launch may have
+    int max_clusters_ = 0;  // config cluster_merge: clusters of that many decode CTAs the device holds at once
 };
 
 }  // namespace mf

@@ -209,6 +209,24 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.fused_combine = 1;
         add(c);
     }
+    // session 6: where a head block's splits fit one cluster (batch 1 at 1K-2K), the splits merged in distributed
+    // shared memory by clusters of 16 or 8 CTAs (no partials in global memory, no grid barrier), on the
+    // default's settings (fc1 pro1 ml1: the launch elsewhere); also with 32 heads per CTA
+    {
+        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+        c.tma = 1;
+        c.combine_warp = 1;
+        c.fused_combine = 1;
+        c.prologue = 1;
+        c.merge_loads = 1;
+        for (int cm : {16, 8}) {
+            c.cluster_merge = cm;
+            add(c);
+        }
+        c.cluster_merge = 16;
+        c.head_block = 32;
+        add(c);
+    }
     return v;
 }
 

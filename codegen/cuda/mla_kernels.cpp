@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 namespace mf {
@@ -80,6 +81,9 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.head_block != 64 && c.head_block != 32) return "head_block must be 64 or 32";
     if (c.head_block == 32 && (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw || c.producer_consumer))
         return "head_block 32 needs the wgmma kernel with tma 1, cluster 1, no seesaw and no producer_consumer";
+    if (c.cluster_merge != 0 && c.cluster_merge != 8 && c.cluster_merge != 16) return "cluster_merge must be 0, 8 or 16";
+    if (c.cluster_merge && (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw || c.producer_consumer))
+        return "cluster_merge needs the wgmma kernel with tma 1, cluster 1, no seesaw and no producer_consumer";
     if ((c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch) &&
         (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw || c.producer_consumer))
         return "fused_combine, prologue, bulk_store and l2_prefetch need the wgmma kernel with tma 1, cluster 1, "
@@ -123,16 +127,18 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 
 namespace {
 
-// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB: none when all are at their defaults,
-// else up to the last one that is not (at least FC and PRO), so that older configs keep their exact sources.
+// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM: none when all are at their
+// defaults, else up to the last one that is not (at least FC and PRO), so that older configs keep their exact sources.
 std::string wgmma_tail_args(const MlaDecodeConfig& c) {
     auto flag = [](int v) { return v == 0 ? std::string("false") : v == 1 ? std::string("true") : std::to_string(v); };
-    const std::string args[6] = {flag(c.fused_combine), flag(c.prologue),     flag(c.bulk_store),
-                                 std::to_string(c.l2_prefetch), flag(c.merge_loads), std::to_string(c.head_block)};
-    const bool set[6] = {c.fused_combine != 0, c.prologue != 0,   c.bulk_store != 0,
-                         c.l2_prefetch != 0,   c.merge_loads != 0, c.head_block != kMlaHeadsPerBlock};
+    const std::string args[7] = {flag(c.fused_combine),         flag(c.prologue),    flag(c.bulk_store),
+                                 std::to_string(c.l2_prefetch), flag(c.merge_loads), std::to_string(c.head_block),
+                                 std::to_string(c.cluster_merge)};
+    const bool set[7] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
+                         c.l2_prefetch != 0,   c.merge_loads != 0, c.head_block != kMlaHeadsPerBlock,
+                         c.cluster_merge != 0};
     int n = 0;
-    for (int i = 0; i < 6; ++i)
+    for (int i = 0; i < 7; ++i)
         if (set[i]) n = i + 1;
     if (n > 0) n = std::max(n, 2);
     std::string s;
@@ -243,8 +249,24 @@ void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, Mla
     }
 }
 
+int mla_decode_cluster_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
+                              int sm_budget, int max_clusters) {
+    if (!c.cluster_merge) return 0;
+    const int64_t blocks = int64_t(std::max(1, batch)) * ((d.heads + c.head_block - 1) / c.head_block);
+    if (max_clusters >= 0 && blocks > max_clusters) return 0;
+    const int64_t tiles = std::max<int64_t>(1, (int64_t(std::max(0, max_seq_len)) + c.tile_tokens - 1) / c.tile_tokens);
+    return blocks * c.cluster_merge <= sm_budget && tiles <= int64_t(c.cluster_merge) * kMlaClusterMergeMaxTiles
+               ? c.cluster_merge
+               : 0;
+}
+
+bool mla_decode_cluster_merges(const MlaDecodeConfig& c, Dim3 grid, int max_clusters) {
+    return c.cluster_merge > 1 && grid.x == unsigned(c.cluster_merge) && int64_t(grid.y) * grid.z <= max_clusters;
+}
+
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
-                          int sms) {
+                          int sms, int max_clusters) {
+    if (const int cm = mla_decode_cluster_splits(d, c, batch, max_seq_len, sms, max_clusters)) return cm;
     const int blocks = std::max(1, batch) * ((d.heads + c.head_block - 1) / c.head_block);
     const int tiles = std::max(1, (max_seq_len + c.tile_tokens - 1) / c.tile_tokens);
     // One CTA per SM (the kernel uses most of the shared memory): never spill into a second, mostly empty

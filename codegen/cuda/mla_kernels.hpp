@@ -116,6 +116,15 @@ struct MlaDecodeConfig {
     // computed and dropped): twice the CTAs, each writing half the partial bytes; the split count halves with the
     // head blocks' doubling, so it suits contexts of few tiles per head block (batch 1 at 1K-2K).
     int head_block = 64;
+    // 8 or 16 (wgmma kernel, tma 1, cluster 1, no seesaw / producer_consumer): where all splits of a head block fit
+    // in one thread-block cluster of this many CTAs (mla_decode_cluster_splits: batch 1 at short contexts), the
+    // decode is launched as clusters of that many splits that merge in distributed shared memory (each CTA pushes
+    // its rows of the heads a peer owns into the peer's shared memory by bulk copies; mla_wgmma_epilogue.cuh) and
+    // write the final rows: no partials in global memory, no grid barrier, no combine. 16 is a non-portable
+    // cluster size (CudaKernel::max_active_clusters allows it). Elsewhere, or where the device cannot hold such a
+    // cluster, the launch is as without it (fused_combine or the combine kernel). H100, session 6: correct; batch 1
+    // 1K 11.6 us (cm16) against the default's 10.8, 9.7 with head_block 32 (tests/bench/cuda_mla_decode_results.md).
+    int cluster_merge = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -141,6 +150,7 @@ struct MlaDecodeConfig {
         f("producer_consumer", "pc", s.producer_consumer);
         f("merge_loads", "ml", s.merge_loads);
         f("head_block", "hb", s.head_block);
+        f("cluster_merge", "cm", s.cluster_merge);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -171,9 +181,23 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
 void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, MlaDecodeParams& p);
 
 // Splits of the context per row (MlaDecodeParams::num_splits, the grid's x) so that batch x head blocks x
-// splits fills the SMs once, at least one tile each where possible; a multiple of c.cluster.
+// splits fills the SMs once, at least one tile each where possible; a multiple of c.cluster. Config cluster_merge:
+// mla_decode_cluster_splits where it applies; `max_clusters` (CudaKernel::max_active_clusters, -1: not known):
+// never more clusters than the device holds at once.
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
-                          int sms);
+                          int sms, int max_clusters = -1);
+// Config cluster_merge C: a CTA of a cluster merge takes at most this many tiles (C x this many cover a row).
+inline constexpr int kMlaClusterMergeMaxTiles = 2;
+// Config cluster_merge C: C when the row's tiles fit C CTAs of at most kMlaClusterMergeMaxTiles tiles each and the
+// batch x head blocks clusters fit `sm_budget` SMs at once (and, when known, max_clusters); else 0 (the split count
+// of the config without it).
+int mla_decode_cluster_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
+                              int sm_budget, int max_clusters = -1);
+// True when a launch of `grid` (mla_decode_grid) is one cluster of c.cluster_merge CTAs per head block and row that
+// merges the splits in distributed shared memory (CudaKernel::launch_cluster, MlaDecodeParams::out set, no
+// partials, no combine): grid.x is c.cluster_merge splits and the device holds all grid.y x grid.z clusters at once
+// (max_clusters: CudaKernel::max_active_clusters); else the launch goes as without cluster_merge.
+bool mla_decode_cluster_merges(const MlaDecodeConfig& c, Dim3 grid, int max_clusters);
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits);
 // Partial outputs per (row, head) that reach global memory: num_splits / c.cluster. The combine's num_splits.
 int mla_decode_partials(const MlaDecodeConfig& c, int num_splits);

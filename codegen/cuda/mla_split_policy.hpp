@@ -2,7 +2,8 @@
 // policy beside the config's own min_split_tiles:
 //     splits = min(max(1, sms * sm_fill_pct / 100 / blocks), max(1, tiles / c.min_split_tiles))
 // with blocks = batch x head blocks and tiles = cache tiles of the longest row, then rounded down to a
-// multiple of the config's cluster (at least one cluster). The default (100) is mla_decode_num_splits():
+// multiple of the config's cluster (at least one cluster); with config cluster_merge C, C where the context fits
+// one cluster (mla_decode_cluster_splits, the clusters within the same share of the SMs). The default (100) is mla_decode_num_splits():
 // fill the SMs once. Fewer splits (a lower fill) shorten the combine and the partial-output traffic; more (a
 // fill above 100) run a second wave. The tuner searches it with the MlaDecodeConfig; the plan stores both in
 // one JSON object (the policy's keys are prefixed "split_").

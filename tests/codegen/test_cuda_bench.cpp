@@ -109,9 +109,17 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // session 5: fused(old_def, 1, 1) is session 4's default (fc1 pro1 ml0). Session 6 dropped the variants session 5
     // measured slower everywhere (fc2, fc3, pro2, l2p, mh1 ml0, pc1; their rows are in the results file): they stay
     // tuner candidates and GPU-tested, but no longer cost bench time.
+    // session 6 (batch 1 at short contexts): the splits of a head block merged in one cluster of 16 or 8 CTAs
+    // (cluster_merge), also profiled and with 32 heads per CTA
+    auto cm = [](MlaDecodeConfig c, int size) {
+        c.cluster_merge = size;
+        return c;
+    };
     for (MlaDecodeConfig c : {base, fused(old_def, 1, 1), def, ml(def_prof, 1, 0), ml(def, 1, 1),
                               ml(def, 1, 1, 32), ml(def, 1, 1, 64, 1, 32), pc(old_def, 2), pc(def_prof, 2),
-                              pc(old_def, 3)})
+                              pc(old_def, 3), cm(ml(def, 1, 0), 16), cm(ml(def, 1, 0), 8),
+                              cm(ml(def, 1, 0, 64, 1, 32), 16), cm(ml(def_prof, 1, 0), 16),
+                              cm(ml(def_prof, 1, 0, 64, 1, 32), 16)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -143,23 +151,28 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         const auto combine_cta = env.build(mla_combine_source(d, cfg));
         const auto combine_warp = cfg.combine_warp ? env.build(mla_combine_warp_source(d, cfg)) : nullptr;
         const int max_resident = cfg.fused_combine ? decode->max_resident_ctas() : 0;
-        std::printf("<!-- %s: %d registers, %d bytes local, %u bytes shared -->\n", decode->name().c_str(),
-                    decode->registers(), decode->local_bytes(), decode->dynamic_smem_bytes());
+        // cluster_merge: clusters of that many CTAs the device holds at once (0: launched as without it)
+        const int max_clusters = cfg.cluster_merge ? decode->max_active_clusters(unsigned(cfg.cluster_merge)) : 0;
+        std::printf("<!-- %s: %d registers, %d bytes local, %u bytes shared%s -->\n", decode->name().c_str(),
+                    decode->registers(), decode->local_bytes(), decode->dynamic_smem_bytes(),
+                    cfg.cluster_merge ? fmt::format(", {} clusters of {} at once", max_clusters, cfg.cluster_merge).c_str()
+                                      : "");
         const int batches[3] = {1, 8, 64}, contexts[3] = {1024, 8192, 32768};
         std::string line = "| " + fields_name(cfg) + " |";
         for (int bi = 0; bi < 3; ++bi)
-            for (int ci = 0; ci < 3; ++ci) {
-                const int batch = batches[bi], ctx = contexts[ci];
+            for (int ci = 0; ci < 3 + (bi == 0 ? 2 : 0); ++ci) {  // batch 1 also at 2K and 4K (session 6)
+                const int batch = batches[bi], ctx = ci < 3 ? contexts[ci] : 1024 << (ci - 2);
                 const int pages_per_seq = ctx / d.page_size;
                 const size_t case_pages = size_t(batch) * pages_per_seq;
                 const size_t case_bytes = case_pages * page_bytes;
                 const int rot = static_cast<int>(std::clamp<size_t>(
                     ((size_t(256) << 20) + case_bytes - 1) / case_bytes, 1, pool_pages / case_pages));
-                const int splits = mla_decode_num_splits(d, cfg, batch, ctx, gpu.sms);
+                const int splits = mla_decode_num_splits(d, cfg, batch, ctx, gpu.sms, max_clusters);
                 const int partials = mla_decode_partials(cfg, splits);
                 const bool direct = mla_decode_writes_output(cfg, splits);
                 const Dim3 grid = mla_decode_grid(d, cfg, batch, splits);
                 const bool fuses = mla_decode_fuses_combine(cfg, splits, int(grid.x * grid.y * grid.z), max_resident);
+                const bool clusters = mla_decode_cluster_merges(cfg, grid, max_clusters);
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);
                 for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
@@ -176,7 +189,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 grid_sync.fill_bytes(0);
                 // coop_only: a fused config launched cooperatively without the merge (grid_sync null): what the
                 // cooperative launch itself costs against the plain launch of "decode only"
-                auto capture = [&](bool with_combine, CudaGraph& g, bool coop_only = false) {
+                // forced_cluster (cluster_merge configs at batch 1 where the split policy does not pick the cluster):
+                // the cluster launch with that many splits anyway, to see where the policy's bound should be
+                auto capture = [&](bool with_combine, CudaGraph& g, bool coop_only = false, int forced_cluster = 0) {
                     g.begin_capture(stream.get());
                     for (int r = 0; r < rot; ++r) {
                         MlaDecodeParams p{q.as<uint16_t>() + size_t(r) * batch * d.heads * dim,
@@ -187,7 +202,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                           lse.as<float>(),
                                           batch,
                                           pages_per_seq,
-                                          splits,
+                                          forced_cluster ? forced_cluster : splits,
                                           0.1352338f,
                                           nullptr,
                                           cfg.profile ? prof.as<unsigned long long>() : nullptr,
@@ -197,6 +212,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                         mla_decode_bind_cache(d, cfg, p);
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
+                        if ((clusters || forced_cluster) && with_combine) {  // as MlaAttention::decode: the splits
+                            p.out = out_r;                                   // merge in clusters
+                            decode->launch_cluster(mla_decode_grid(d, cfg, batch, p.num_splits),
+                                                   unsigned(cfg.cluster_merge), p, stream.get());
+                            continue;
+                        }
                         if (fuses && with_combine) {  // as MlaAttention::decode: one cooperative launch
                             p.out = out_r;
                             p.grid_sync = grid_sync.as<unsigned>();
@@ -255,6 +276,15 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                                 "-->\n",
                                 fields_name(cfg).c_str(), ctx, time_us(coop), us_decode);
                 }
+                if (batch == 1 && max_clusters >= 2 && !clusters) {
+                    CudaGraph forced;
+                    capture(true, forced, false, cfg.cluster_merge);
+                    std::printf("<!-- %s b1 ctx%d: forced cluster merge, %d splits of %d tiles: %.1f us (the policy's %d "
+                                "splits: %.1f us) -->\n",
+                                fields_name(cfg).c_str(), ctx, cfg.cluster_merge,
+                                (ctx / cfg.tile_tokens + cfg.cluster_merge - 1) / cfg.cluster_merge, time_us(forced),
+                                splits, us);
+                }
                 line += fmt::format(" {:.1f} / {:.1f} |", us, us_decode);
                 // cycles per tile of each step in CTA (0, 0, 0), per warpgroup (batch 1, batch 64 32K)
                 if (cfg.profile && (batch == 1 || (batch == 64 && ctx == 32768))) {
@@ -265,7 +295,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                             "per tile: "
                             "wait %.0f, phase A %.0f, softmax %.0f, barrier %.0f, phase B %.0f; epilogue: sums + "
                             "lse %llu, stores %llu; fused combine: grid wait %llu (arrival %llu), merge %llu (first "
-                            "rows summed %llu) -->\n",
+                            "rows summed %llu; cluster merge: staging = stores, cluster barrier = grid wait, proxy "
+                            "fence = arrival, first = pushed rows landed) -->\n",
                             batch, ctx, w, v[w * 8 + 7], v[w * 8 + 0], v[w * 8 + 6], v[w * 8 + 1] / n,
                             v[w * 8 + 2] / n, v[w * 8 + 3] / n, v[w * 8 + 4] / n, v[w * 8 + 5] / n,
                             v[16 + w * 8 + 2], v[16 + w * 8 + 3], v[16 + w * 8], v[16 + w * 8 + 4],
@@ -274,9 +305,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 }
                 const double cache = double(batch) * ctx * row_bytes;
                 const double floor_us = cache / copy_bw * 1e6;
-                std::printf("| %s | %d | %d | %d | %.1f | %.1f | %.0f | %.1f | %.2f | %.1f |\n",
+                std::printf("| %s | %d | %d | %d | %.1f | %.1f | %.0f | %.1f | %.2f | %s |\n",
                             fields_name(cfg).c_str(), batch, ctx, splits, us, us_decode,
-                            cache / (us * 1e-6) / 1e9, floor_us, us / floor_us, flashmla[bi][ci]);
+                            cache / (us * 1e-6) / 1e9, floor_us, us / floor_us,
+                            ci < 3 ? fmt::format("{:.1f}", flashmla[bi][ci]).c_str() : "-");
                 std::fflush(stdout);  // a later device fault must not swallow the rows already measured
                 // the timed outputs are real: finite, not the poison
                 const auto o = from_device<uint16_t>(out, 4096);
@@ -287,8 +319,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         summary.push_back(line);
     }
     std::printf("\nSummary, us/layer / decode-only us (batch x context):\n| config |");
-    for (int b : {1, 8, 64})
+    for (int b : {1, 8, 64}) {
         for (int c : {1, 8, 32}) std::printf(" %dx%dK |", b, c);
+        if (b == 1) std::printf(" 1x2K | 1x4K |");
+    }
     std::printf("\n");
     for (const std::string& l : summary) std::printf("%s\n", l.c_str());
     std::fflush(stdout);

@@ -6,6 +6,7 @@
 
 #include "codegen/cuda/layer_kernels.hpp"
 #include "codegen/cuda/mla_kernels.hpp"
+#include "codegen/cuda/mla_split_policy.hpp"
 
 using namespace mf;
 
@@ -78,7 +79,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_cm0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -126,7 +127,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_cm0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -443,10 +444,71 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and the merge's 512-byte warp loads (fc1 pro1 ml1), with merge helpers, fc2 helpers, fc3 with
             // and without helpers, fc3 / fc1 / fc3 mh1 with the early page ids (pro2), 32 heads per CTA (fc3 pro2
             // and fc1 pro1, both ml1 mh1), t32 s4
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 65 : 55)));
+            // ... and the cluster merge (cm16, cm8, cm16 with 32 heads per CTA) on the default's settings
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 68 : 58)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
+}
+
+TEST_CASE("cuda mla: cluster_merge takes the splits of short contexts into one cluster of 8 or 16 CTAs") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    c.cluster_merge = 16;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_name(d, c).find("_cm16") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, true, false, 0, true, 64, 16>(p)") !=
+          std::string::npos);
+    // one cluster of 16 covers 32 tiles of 64 (2 per CTA), a cluster of 8 covers 16; the clusters of all head blocks
+    // and rows must fit the SMs at once; elsewhere the config's usual split count
+    CHECK(mla_decode_num_splits(d, c, 1, 1024, 132) == 16);
+    CHECK(mla_decode_num_splits(d, c, 1, 2048, 132) == 16);
+    CHECK(mla_decode_num_splits(d, c, 1, 1, 132) == 16);  // 15 splits without tokens
+    CHECK(mla_decode_num_splits(d, c, 1, 2049, 132) == 33);
+    CHECK(mla_decode_num_splits(d, c, 4, 1024, 132) == 16);  // 8 clusters of 16: 128 SMs
+    CHECK(mla_decode_num_splits(d, c, 5, 1024, 132) == 13);  // 160 SMs: no
+    CHECK(mla_decode_cluster_splits(d, c, 1, 8192, 132) == 0);
+    CHECK(mla_decode_num_splits(d, c, 4, 1024, 132, 8) == 16);  // 8 clusters, 8 held at once
+    // 7 held: the usual count, 132 / 8 = 16 here too, which the launch then runs without clusters
+    CHECK(mla_decode_num_splits(d, c, 4, 1024, 132, 7) == 16);
+    CHECK(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 4, 16), 8));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 4, 16), 7));
+    CHECK(mla_decode_num_splits(d, c, 1, 1024, 132, 0) == 16);  // none held: the usual count (16 tiles)
+    CHECK(mla_decode_cluster_splits(d, c, 1, 1024, 132, 0) == 0);
+    CHECK(mla_decode_splits(d, c, MlaSplitPolicy{}, 1, 2048, 132) == 16);
+    CHECK(mla_decode_splits(d, c, MlaSplitPolicy{25}, 1, 1024, 132) == 16);  // 32 of 33 SMs
+    CHECK(mla_decode_splits(d, c, MlaSplitPolicy{25}, 2, 1024, 132) == 8);   // 64 SMs: the usual split count
+    CHECK(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 16), 2));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 16), 1));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 8), 100));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 33), 100));
+    c.cluster_merge = 8;
+    CHECK(mla_decode_num_splits(d, c, 1, 1024, 132) == 8);
+    CHECK(mla_decode_num_splits(d, c, 8, 1024, 132) == 8);  // 16 clusters of 8: 128 SMs
+    CHECK(mla_decode_num_splits(d, c, 1, 2048, 132) == 32);
+    CHECK(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 8), 2));
+    c.head_block = 32;  // 4 head blocks of 32 heads: 4 clusters
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_num_splits(d, c, 1, 1024, 132) == 8);
+    CHECK(mla_decode_num_splits(d, c, 5, 1024, 132) == 6);  // 20 clusters of 8 do not fit: the usual count
+    c.head_block = 64;
+    c.cluster_merge = 0;
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 16), 100));
+    CHECK(mla_decode_cluster_splits(d, c, 1, 1024, 132) == 0);
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        x.cluster_merge = 16;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 4; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 32; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.cluster = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.wgmma = 0, x.tma = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.seesaw = 1, x.fused_combine = 0, x.prologue = 0; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0; }));  // fallback: combine
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.tile_tokens = 32, x.stages = 4; }));
 }
 
 TEST_CASE("cuda rope: YaRN frequencies keep high frequencies and divide low ones by the factor") {

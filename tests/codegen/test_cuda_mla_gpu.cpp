@@ -91,6 +91,12 @@ void check_decode_family(const GpuTestEnv& env, int wgmma) {
          64,
          {0, 65, 300},
          1},
+        // 8 or 16 splits: one cluster per head block and row for the cluster_merge configs (8 or 16), with rows
+        // that leave splits empty or one tile partial, and padded head blocks (at most 6-9 clusters of 16 or 10
+        // of 8 per launch: the launch goes without clusters where the device holds fewer at once)
+        {"v3 heads, ragged batch with empty splits, forced 16 splits", 128, 64, {1, 0, 2100}, 16},
+        {"72 heads (padded head blocks), ragged batch, forced 8 splits", 72, 64, {500, 129, 3, 0, 1030}, 8},
+        {"72 heads, forced 16 splits", 72, 64, {2000, 64, 65}, 16},
     };
     int ran = 0;
     for (const Case& c : cases) {
@@ -207,18 +213,24 @@ TEST_CASE(
         CAPTURE(name);
         const MlaAttention attn(d, cfg, env.arch, env.cache);
         const int sms = env.ctx->info().sms;
+        if (cfg.cluster_merge) {  // a cluster of 8 is portable; 16 is not (the device log says whether it is held)
+            MESSAGE(name << ": clusters of " << cfg.cluster_merge << " CTAs held: " << attn.cluster_merge_available());
+            if (cfg.cluster_merge == 8) CHECK(attn.cluster_merge_available());
+        }
         const struct {
             const MlaDecodeProblem* p;
             const std::vector<double>* ref;
             int splits;
         } runs[] = {{&p1, &ref1, attn.num_splits(1, 3000, sms)}, {&p2, &ref2, 6}, {&p1, &ref1, 40},
-                    {&p1, &ref1, attn.num_splits(1, 3000, sms)}};
+                    {&p1, &ref1, attn.num_splits(1, 3000, sms)},
+                    // cluster_merge: one cluster launch between the cooperative ones (3 tiles per CTA)
+                    {&p1, &ref1, cfg.cluster_merge ? cfg.cluster_merge : 6}};
         for (const auto& r : runs) {
             CAPTURE(r.splits);
             CHECK(rel_l2(mla_decode_run(attn, *r.p, r.splits), *r.ref) < 1e-2);
         }
-        // graph replays
-        const int splits = attn.num_splits(p2.batch, 1500, sms);
+        // graph replays (cluster_merge: of the cluster launch)
+        const int splits = cfg.cluster_merge ? cfg.cluster_merge : attn.num_splits(p2.batch, 1500, sms);
         DeviceBuffer q = to_device(p2.q), cache = to_device(p2.cache), table = to_device(p2.table),
                      lens = to_device(p2.lens), ws(attn.workspace_bytes(p2.batch, splits));
         const size_t n_out = size_t(p2.batch) * d.heads * d.latent_dim;

@@ -323,6 +323,28 @@ TEST_CASE("cuda nvrtc: the fused combine's merge configs compile without ptxas p
           std::string::npos);
 }
 
+TEST_CASE("cuda nvrtc: the cluster merge configs compile without ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    int n = 0;
+    for (const MlaDecodeConfig& x : mla_decode_candidates(v3, 90)) {  // cm16, cm8, cm16 hb32: plain and profiled
+        if (!x.cluster_merge) continue;
+        check_no_ptxas_performance_loss(v3, x);
+        ++n;
+    }
+    CHECK(n >= 3);
+    MlaDecodeDesc d72;  // a padded second head block
+    d72.heads = 72;
+    MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    c.cluster_merge = 8;
+    c.tile_tokens = 32;
+    c.stages = 4;
+    check_no_ptxas_performance_loss(d72, c);
+}
+
 TEST_CASE("cuda nvrtc: the P V first MLA decode: S and P V unrolled at each call site, no ptxas performance loss") {
     if (!nvrtc_available()) {
         MESSAGE("skipped: built without NVRTC");

@@ -47,6 +47,12 @@
 // next block's heads, or zeros past the last head, and are dropped), the grid has twice the head blocks, and each
 // CTA writes half the partial bytes (at batch 1 with few tiles per split, e.g. 1K, the per-SM partial stores,
 // ~2.5k cycles for 64 KB, halve while the tile work per CTA stays one tile).
+// CM (config cluster_merge 8 / 16, TMA 1): launched as clusters of CM CTAs along x (all splits of a head block and
+// row: MlaAttention picks it for short contexts), the splits merge in distributed shared memory instead of
+// through global partials and a grid barrier (mla_cluster_merge in mla_wgmma_epilogue.cuh: each CTA pushes the
+// rows of the heads a peer owns into the peer's shared memory by bulk copies, counted on the peer's receive
+// mbarrier, armed in the prologue). A split without tokens still takes part. Launched without a cluster, the
+// kernel is the one without CM (fused combine or partials for the combine kernel).
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -101,7 +107,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
-          int L2P = 0, bool MCO = false, int HPB = 64>
+          int L2P = 0, bool MCO = false, int HPB = 64, int CM = 0>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -145,11 +151,18 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     float* red_sum = red_max + 2 * HB;                               // [2][HB]
     const unsigned bar_full = smem_addr(red_sum + 2 * HB), bar_empty = bar_full + 32;  // + 8 * stage
     const unsigned bar_q = bar_full + 64;
+    const unsigned bar_recv = bar_empty;  // CM: the rows the cluster's peers push here (empty [0] is unused by TMA 1)
 
     static_assert(HPB == 64 || (HPB == 32 && TMA == 1 && CX == 1), "32 heads per CTA: TMA 1, no cluster");
     const int split = blockIdx.x, head0 = blockIdx.y * HPB, b = blockIdx.z;
     // FC with config merge_helpers: the cooperative grid has more CTAs along x than splits; those only merge
     const bool helper = FC != 0 && split >= p.num_splits;
+    static_assert(CM == 0 || ((CM == 8 || CM == 16) && TMA == 1 && CX == 1), "cluster merge: 8 or 16, TMA 1");
+    static_assert(CM == 0 || (64 + HPB) * mla_stage_stride<bf16, LATENT>() <= Smem::q_bytes + STAGES * Smem::k_bytes,
+                  "the cluster merge stages 64 rows and receives HPB rows over the Q and K buffers");
+    // CM, launched as a cluster of CM splits (MlaAttention: the launch holds all splits of a head block): the
+    // splits merge in distributed shared memory (mla_cluster_merge); launched without one, as without CM
+    const bool clustered = CM != 0 && cluster_nctarank() > 1;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wg = warp >> 2, g = lane >> 2, t = lane & 3;
     const int row0 = (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8 (S, P and O)
@@ -164,16 +177,20 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
 #pragma unroll
     for (int k = 0; k < TBL; ++k)
         tbl[k] = tbl_regs && warp == 4 && !helper && k * 32 + lane < p.block_table_stride ? table[k * 32 + lane] : 0;
-    // FC 3: the launch epoch before this CTA's arrival (mla_ready_arrive), kept in shared memory beside the mbarriers
+    // FC 3: this launch's ready flag value, from the launch epoch before this CTA's arrival (mla_ready_arrive), kept
+    // in shared memory beside the mbarriers
     unsigned* s_epoch = reinterpret_cast<unsigned*>(red_sum + 2 * HB) + 18;
-    if (FC == 3 && tid == 0 && p.grid_sync != nullptr) *s_epoch = ld_relaxed_gpu(p.grid_sync + 1);
+    if (FC == 3 && tid == 0 && p.grid_sync != nullptr)
+        *s_epoch = mla_ready_value(ld_relaxed_gpu_u64(mla_epoch_counter(p.grid_sync)));
     if constexpr (PRO) {
         if (tid == 128 && !helper) {
             tma_prefetch_map(&p.q_map);
             tma_prefetch_map(&p.kv_map);
             for (int st = 0; st < STAGES; ++st) mbar_init(bar_full + 8 * st, 1);
             mbar_init(bar_q, 1);
+            if (CM) mbar_init(bar_recv, 1);
             mbar_init_fence();
+            if (CM) mbar_arrive_expect_tx(bar_recv, mla_cluster_merge_bytes<LATENT, CM, HPB>());
             mbar_arrive_expect_tx(bar_q, Smem::q_bytes);
             for (int cb = 0; cb < D / 64; ++cb)
                 tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, bar_q);
@@ -191,7 +208,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const bool fused = FC != 0 && p.grid_sync != nullptr && !direct;  // this launch merges the splits itself
     constexpr int SCRATCH = Smem::q_bytes + STAGES * Smem::k_bytes;    // free for the merge after the stores
     // the whole cluster leaves here or none of it: the pair's first split has no tokens, so neither has any
-    if (CX == 1 ? n_tiles == 0 : (split - xr) * cut.tiles_per_split * TILE >= len) {
+    // (CM clusters: a split without tokens takes part in the merge with lse -inf and zero rows)
+    if (!clustered && (CX == 1 ? n_tiles == 0 : (split - xr) * cut.tiles_per_split * TILE >= len)) {
         if (direct)
             mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, min(HPB, HEADS - head0), tid, blockDim.x);
         else if (xr == 0 && !helper)
@@ -217,7 +235,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                 if (TMA == 2) mbar_init(bar_empty + 8 * st, 2);  // one arrival per CTA of the pair
             }
             mbar_init(bar_q, 1);
+            if (CM) mbar_init(bar_recv, 1);
             mbar_init_fence();
+            if (CM) mbar_arrive_expect_tx(bar_recv, mla_cluster_merge_bytes<LATENT, CM, HPB>());
         }
         if constexpr (TMA == 2 || CX == 2)
             cluster_sync();  // every CTA's barriers exist before any copies or arrives
@@ -499,6 +519,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         mark(5);
     }
     cp_async_wait_all();  // only empty groups can be left; keeps the exit clean
+    // CM: this CTA is done with its Q / K buffers, its peers may push into them (the wait is in mla_cluster_merge,
+    // after this CTA staged its rows: the cluster barrier's latency overlaps the staging)
+    if (CM != 0 && clustered) cluster_arrive();
     if constexpr (TMA == 2 && CX == 1) cluster_arrive_relaxed();  // (waited for at the exit: see there)
 
     // ---- row sums (each computing warpgroup holds the sums over its columns), the log2-sum-exp, then the
@@ -513,7 +536,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         red_sum[wg * HB + row0 + 8] = l_run[1];
     }
     __syncthreads();
-    float inv[2];
+    float inv[2], lse_row[2];
     const int rows = min(HPB, HEADS - head0);  // (HPB 32: rows 32..63 computed heads of the next block or zeros)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -522,10 +545,12 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         inv[h] = l > 0.f ? 1.f / l : 0.f;
         const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();
         if (CX == 2 && wg == 0 && t == 0) red_max[row] = lse;  // for the pair merge
-        if (CX == 1 && !direct && wg == 0 && t == 0 && row < HPB && head0 + row < HEADS)
+        lse_row[h] = lse;
+        if (CX == 1 && !direct && !clustered && wg == 0 && t == 0 && row < HPB && head0 + row < HEADS)
             p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
     }
     const long long t_store = PROF ? clock64() : 0;  // the epilogue's stores start
+    long long cm_prof[4] = {0, 0, 0, 0};  // CM, profile builds: cluster barrier wait, push + rows landed, merge, fence
     if constexpr (CX == 2) {
         mla_stage_rows<PT, LATENT>(smem, o, inv, row0, wg, t);
         cluster_sync();  // both splits' rows and lse are staged
@@ -533,6 +558,10 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             smem, red_max, rank, tid, reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * n_parts + part) * LATENT,
             (size_t)n_parts * LATENT, p.lse_part + (part_row + head0) * n_parts + part, n_parts, rows);
         cluster_sync();  // no CTA leaves while its pair still reads its shared memory
+    } else if (CM != 0 && clustered) {
+        if constexpr (CM != 0)
+            mla_cluster_merge<LATENT, CM, HPB>(smem, o, inv, lse_row, row0, wg, t, tid, bar_recv, cluster_ctarank(),
+                                               p.out + (part_row + head0) * LATENT, rows, PROF ? cm_prof : nullptr);
     } else if (BS && direct)
         mla_store_rows_bulk<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
                                           (size_t)LATENT, rows, false);
@@ -553,6 +582,13 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         cluster_wait();
     // profile: fused combine barrier wait, merge; epilogue before the stores (row sums, lse), the stores
     long long prof_x[8] = {0, 0, PROF ? t_store - prof_t : 0, PROF ? clock64() - t_store : 0, 0, 0, 0, 0};
+    if (PROF && clustered) {  // stores = staging; "grid wait" = the cluster barrier; merge (first = rows landed)
+        prof_x[3] -= cm_prof[0] + cm_prof[1] + cm_prof[2] + cm_prof[3];
+        prof_x[0] = cm_prof[0];
+        prof_x[1] = cm_prof[1] + cm_prof[2];
+        prof_x[4] = cm_prof[3];  // ("arrival": the proxy fence after the staging)
+        prof_x[5] = cm_prof[1];
+    }
     if constexpr (FC)
         if (fused) {
             mark(6);

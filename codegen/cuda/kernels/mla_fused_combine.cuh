@@ -70,14 +70,28 @@ __device__ __forceinline__ void mla_grid_barrier(unsigned* counter, unsigned n_c
 // mla_ready_value(epoch);
 // the merging warps load every split's rows as soon as its flag shows (those of the early CTAs while the late ones
 // still compute: the skew of the grid, ~1-1.5 us at batch 1, overlaps the merge's reads). The epoch tells this
-// launch's flags from older ones: grid_sync[1] counts launches in bits 16..31 (CTA 0 adds 2^16 - (n - 1), the
-// others 1: the high half steps when the last CTA arrives, the low half returns to 0), read by each CTA at its
-// start, before its own arrival, so it is the count of the launches before this one.
-__device__ __forceinline__ unsigned mla_ready_value(unsigned epoch_word) {
-    return 0x80000000u | (epoch_word >> 16);  // never 0 (the zeroed flags), differs for 65536 launches in a row
+// launch's flags from older ones: the 64-bit word at grid_sync[2] (mla_epoch_counter) counts launches in bits
+// 16..63 (CTA 0 adds 2^16 - (n - 1), the others 1: bits 16.. step when the last CTA arrives, the low 16 bits return
+// to 0), read by each CTA at its start, before its own arrival, so it is the count of the launches before this one.
+// A flag holds 31 bits of it (a stale flag could match only after 2^31 launches; the 16 bits of a 32-bit counter,
+// session 5, after 65536).
+__device__ __forceinline__ unsigned long long* mla_epoch_counter(unsigned* grid_sync) {
+    return reinterpret_cast<unsigned long long*>(grid_sync + 2);  // 8-byte aligned: the buffer is
 }
 
-__device__ __forceinline__ void mla_ready_arrive(const MlaDecodeParams& p, unsigned epoch_word, unsigned n_ctas,
+// The ready flag of the launch whose epoch counter read `epoch_word` at its start.
+__device__ __forceinline__ unsigned mla_ready_value(unsigned long long epoch_word) {
+    return 0x80000000u | (unsigned)((epoch_word >> 16) & 0x7fffffffu);  // never 0 (the zeroed flags)
+}
+
+__device__ __forceinline__ unsigned long long ld_relaxed_gpu_u64(const unsigned long long* p) {
+    unsigned long long v;
+    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];\n" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
+
+// Releases this CTA's ready flag (`want`: mla_ready_value of this launch) and counts its arrival on the epoch.
+__device__ __forceinline__ void mla_ready_arrive(const MlaDecodeParams& p, unsigned want, unsigned n_ctas,
                                                  bool first) {
     __syncthreads();  // every thread of this CTA has issued its stores
     if (threadIdx.x == 0) {
@@ -85,11 +99,10 @@ __device__ __forceinline__ void mla_ready_arrive(const MlaDecodeParams& p, unsig
             unsigned* flag =
                 p.grid_sync + kMlaReadyFlags +
                 kMlaReadyFlagStride * ((blockIdx.z * gridDim.y + blockIdx.y) * (unsigned)p.num_splits + blockIdx.x);
-            asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(flag), "r"(mla_ready_value(epoch_word))
-                         : "memory");
+            asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(flag), "r"(want) : "memory");
         }
-        asm volatile("red.relaxed.gpu.global.add.u32 [%0], %1;\n" ::"l"(p.grid_sync + 1),
-                     "r"(first ? 0x10000u - (n_ctas - 1) : 1u)
+        asm volatile("red.relaxed.gpu.global.add.u64 [%0], %1;\n" ::"l"(mla_epoch_counter(p.grid_sync)),
+                     "l"(first ? 0x10000ull - (n_ctas - 1) : 1ull)
                      : "memory");
     }
 }
@@ -413,7 +426,8 @@ __device__ __forceinline__ void mla_fused_combine_bulk(const MlaDecodeParams& p,
 // for few partials when no CTA has more than one unit (merge_helpers at batch 1, 1K: 16 rows of 1 KB per CTA).
 // COAL (config merge_loads): the register paths read each 512-byte stretch of a row with one warp load
 // (mla_merge_column). READY (fused_combine 3): ready flags instead of the barrier; `epoch_slot` (shared memory):
-// grid_sync[1] as thread 0 read it at the CTA's start (read here after the arrival's __syncthreads).
+// this launch's ready flag value, mla_ready_value of the epoch counter as thread 0 read it at the CTA's start
+// (read here after the arrival's __syncthreads).
 template <int HEADS, int LATENT, int TILE, class PT, bool BULK = false, int SCRATCH = 0, bool COAL = false,
           bool READY = false, int HPB = 64>
 __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsigned char* smem,
@@ -422,17 +436,16 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
     const unsigned n_ctas = gridDim.x * gridDim.y * gridDim.z;
     const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     const long long t0 = prof ? clock64() : 0;
-    unsigned epoch_word = 0;
+    unsigned want = 0;
     if constexpr (READY) {
         __syncthreads();  // thread 0's epoch_slot is visible, every thread of this CTA has issued its stores
-        epoch_word = *epoch_slot;
-        mla_ready_arrive(p, epoch_word, n_ctas, cta == 0);
+        want = *epoch_slot;
+        mla_ready_arrive(p, want, n_ctas, cta == 0);
     } else
         mla_grid_barrier(p.grid_sync, n_ctas, cta == 0, prof ? prof + 4 : nullptr);
     const long long t1 = prof ? clock64() : 0;
     long long t_first = 0;  // profile: the first partial rows are summed
     const unsigned units = (unsigned)p.batch * HEADS;
-    const unsigned want = mla_ready_value(epoch_word);
     // the ready flags of unit u's splits (HPB heads per decode CTA), kMlaReadyFlagStride words apart
     auto flags = [&](unsigned u) {
         return p.grid_sync + kMlaReadyFlags +

@@ -46,8 +46,8 @@ struct MlaDecodeParams {
 
 // The fused combine serves at most this many splits (one lse per thread of a CTA).
 constexpr int kMlaFusedCombineMaxSplits = 256;
-// MlaDecodeParams::grid_sync: 32-bit words [0] the grid barrier counter (fused_combine 1, 2), [1] the launch epoch
-// counter and [kMlaReadyFlags + kMlaReadyFlagStride f] the ready flag of decode CTA f (fused_combine 3; one flag
+// MlaDecodeParams::grid_sync: 32-bit words [0] the grid barrier counter (fused_combine 1, 2), [2..3] the 64-bit launch
+// epoch counter (8-byte aligned) and [kMlaReadyFlags + kMlaReadyFlagStride f] the ready flag of decode CTA f (fused_combine 3; one flag
 // per 128-byte line, so that the pollers of different flags meet in different L2 slices), for grids of at most
 // kMlaFusedMaxCtas CTAs: kMlaGridSyncBytes in all, zeroed once.
 constexpr int kMlaReadyFlags = 64;

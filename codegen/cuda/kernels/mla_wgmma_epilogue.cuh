@@ -1,6 +1,7 @@
 // Epilogue of the Hopper MLA decode (mla_decode_wgmma.cuh): the normalised output rows leave through shared
 // memory as whole-row 16-byte stores, and (cluster 2) the partials of two consecutive splits are merged in
-// distributed shared memory so that one partial per split pair reaches global memory.
+// distributed shared memory so that one partial per split pair reaches global memory, or (cluster_merge 8 / 16)
+// all splits of a head block, one cluster, merge into the final rows with no partials in global memory.
 //
 // Accumulator layout (wgmma m64n256, per warpgroup wg = its 256 columns): thread (warp w % 4, g = lane / 4,
 // t = lane % 4) holds rows row0 = 16 (w % 4) + g and row0 + 8, columns wg * 256 + 8 j + 2 t, + 1 (j < 32).
@@ -151,6 +152,102 @@ __device__ __forceinline__ void mla_merge_split_pair(const unsigned char* stage,
             if (c == 0) lse_dst[(size_t)r * num_parts] = wsum > 0.f ? m + log2f(wsum) : neg_inf();
         }
     }
+}
+
+// Cluster merge (config cluster_merge CM; the launch is one cluster of CM CTAs per head block and row, all of its
+// splits): CTA r of the cluster owns rows R r .. R r + R - 1 (R = HPB / CM) of the head block's output.
+//   1. each CTA stages its normalised rows in bf16 (as the bf16 partials) over its Q / K buffers, SO = 1040
+//      bytes apart, the row's log2-sum-exp in the row's padding (bytes LATENT * 2 ..): 64 rows, 66,560 bytes;
+//   2. a cluster barrier, arrived at (by the caller, cluster_arrive) when the CTA left its loop and waited for
+//      here, once the rows are staged: every CTA of the cluster is done with its Q / K buffers, so that the area
+//      behind its staged rows may receive (the barrier's latency overlaps the staging);
+//   3. thread s (s != r) pushes this CTA's rows of CTA s (R rows, one contiguous block of R x SO bytes, lse
+//      included) with one bulk copy into slot r of CTA s's receive area (right after the staged rows), counted on
+//      CTA s's receive mbarrier (armed in the prologue with (CM - 1) x R x SO bytes): the copy engine moves the
+//      rows, no thread waits for a remote round trip (session 3's pair merge pulled rows with remote loads);
+//   4. each CTA waits on its own receive mbarrier, merges its R rows from CM slots (its own staged rows are its
+//      own slot) with the lse weights, and writes the final bf16 rows: rows at or past `rows` (padded heads) are
+//      skipped;
+//   5. a last cluster barrier (arrived at once the rows landed, waited at the end): the sender of a bulk copy
+//      is not told when its source was read, so no CTA leaves before every CTA has received everything.
+// A split without tokens takes part with lse -inf (weight 0) and zero rows; all -inf (an empty row): zeros.
+template <int LATENT, int CM, int HPB>
+__host__ __device__ constexpr unsigned mla_cluster_merge_bytes() {  // what a CTA receives
+    return (unsigned)(CM - 1) * (HPB / CM) * (unsigned)mla_stage_stride<bf16, LATENT>();
+}
+
+// The caller has arrived on the cluster barrier (cluster_arrive) after its last use of the Q / K buffers.
+template <int LATENT, int CM, int HPB, int NACC>
+__device__ __forceinline__ void mla_cluster_merge(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
+                                                  const float (&lse)[2], int row0, int wg, int t, int tid,
+                                                  unsigned bar_recv, unsigned rank, bf16* dst, int rows,
+                                                  long long* prof) {
+    constexpr int SO = mla_stage_stride<bf16, LATENT>();
+    constexpr int R = HPB / CM;            // rows per CTA
+    constexpr int SLOT = R * SO;           // bytes one peer sends
+    constexpr int CPR = LATENT * 2 / 16;   // 16-byte chunks per row
+    static_assert(HPB % CM == 0 && SO >= LATENT * 2 + 4 && SLOT % 16 == 0, "whole rows, the lse in the padding");
+    unsigned char* recv = stage + 64 * SO;  // [CM][R] rows (slot r: this CTA's own rows stay staged)
+    mla_stage_rows<bf16, LATENT>(stage, o, inv, row0, wg, t);
+    if (wg == 0 && t == 0) {
+        *reinterpret_cast<float*>(stage + row0 * SO + LATENT * 2) = lse[0];
+        *reinterpret_cast<float*>(stage + (row0 + 8) * SO + LATENT * 2) = lse[1];
+    }
+    long long t0 = prof ? clock64() : 0;
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // staged rows visible to the bulk copies
+    if (prof) {  // (profile: the fence alone, to tell it from the staging stores)
+        const long long now = clock64();
+        prof[3] = now - t0;
+        t0 = now;
+    }
+    cluster_wait_acquire();  // (arrived at by the caller after its loop)
+    if (prof) {
+        const long long now = clock64();
+        prof[0] = now - t0;
+        t0 = now;
+    }
+    if (tid < CM && tid != (int)rank)
+        bulk_copy_s2cluster(cluster_map(smem_addr(recv + rank * SLOT), tid), smem_addr(stage + tid * SLOT), SLOT,
+                            cluster_map(bar_recv, tid));
+    mbar_wait(bar_recv, 0);
+    __syncwarp();
+    cluster_arrive_relaxed();  // this CTA has all its rows: its peers' copies into it are done
+    if (prof) {
+        const long long now = clock64();
+        prof[1] = now - t0;
+        t0 = now;
+    }
+    for (int idx = tid; idx < R * CPR; idx += 256) {
+        const int i = idx / CPR, c = idx % CPR, row = (int)rank * R + i;
+        float l[CM];
+        float4 raw[CM];
+#pragma unroll
+        for (int s = 0; s < CM; ++s) {
+            const unsigned char* src = s == (int)rank ? stage + row * SO : recv + (s * R + i) * SO;
+            l[s] = *reinterpret_cast<const float*>(src + LATENT * 2);
+            raw[s] = *reinterpret_cast<const float4*>(src + c * 16);
+        }
+        float m = l[0];
+#pragma unroll
+        for (int s = 1; s < CM; ++s) m = fmaxf(m, l[s]);
+        float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}, wsum = 0.f;
+#pragma unroll
+        for (int s = 0; s < CM; ++s) {
+            const float w = l[s] == neg_inf() ? 0.f : exp2f(l[s] - m);
+            wsum += w;
+            float v[8];
+            mla_unpack16<bf16>(raw[s], v);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) acc[e] += w * v[e];
+        }
+        const float winv = wsum > 0.f ? 1.f / wsum : 0.f;
+        if (row < rows)
+            *reinterpret_cast<uint4*>(dst + (size_t)row * LATENT + c * 8) =
+                make_uint4(pack_bf16x2(acc[0] * winv, acc[1] * winv), pack_bf16x2(acc[2] * winv, acc[3] * winv),
+                           pack_bf16x2(acc[4] * winv, acc[5] * winv), pack_bf16x2(acc[6] * winv, acc[7] * winv));
+    }
+    if (prof) prof[2] = clock64() - t0;
+    cluster_wait();  // every CTA of the cluster has received its rows: the sources may go
 }
 
 }  // namespace mf
