@@ -141,6 +141,13 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         add(c);
         c.producer_consumer = 3;
         add(c);
+        c.producer_consumer = 2;  // session 6: the softmax as one MUFU.EX2 per element, stmatrix for P
+        c.softmax_fast = 1;
+        add(c);
+        for (int kind : {4, 5}) {  // ... and with part of warpgroup 1's P V in the softmax window ("P V late")
+            c.producer_consumer = kind;
+            add(c);
+        }
     }
     // batch 1: the splits merged inside the decode (cooperative launch, no combine launch), the early prologue,
     // both (the default); session 3's default without either; also with fp32 partials and with 32-token tiles

@@ -88,14 +88,16 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "fused_combine launches the decode cooperatively: no pdl or decode_pdl";
     if (c.seesaw && d.rope_dim != 64)
         return "seesaw keeps P in the tile's 64 rope columns: rope_dim must be 64";
-    if (c.producer_consumer < 0 || c.producer_consumer > 3) return "producer_consumer must be 0, 1, 2 or 3";
+    if (c.producer_consumer < 0 || c.producer_consumer > 5) return "producer_consumer must be 0 .. 5";
     if (c.producer_consumer && (!c.wgmma || c.tma != 1 || c.tile_tokens != 64 ||
                                 c.stages != (c.producer_consumer == 1 ? 3 : 2) || c.cluster != 1 ||
                                 c.qk_split != 0 || c.qk_chains != 1 || c.seesaw != 0))
-        return "producer_consumer needs the wgmma kernel with tma 1, 64-token tiles, 3 stages (1) or 2 (2, 3), "
+        return "producer_consumer needs the wgmma kernel with tma 1, 64-token tiles, 3 stages (1) or 2 (2 .. 5), "
                "cluster 1, qk_split 0, qk_chains 1 and seesaw 0";
     if (c.producer_consumer && d.rope_dim != 64)
         return "producer_consumer keeps P in the tile's 64 rope columns: rope_dim must be 64";
+    if (c.softmax_fast != 0 && c.softmax_fast != 1) return "softmax_fast must be 0 or 1";
+    if (c.softmax_fast && c.producer_consumer < 2) return "softmax_fast needs producer_consumer 2 or more";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -162,8 +164,13 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             fields_print(d) + " " + fields_print(c), s.block_threads, s.name, d.heads, d.latent_dim, d.rope_dim,
             d.page_size, c.partial_bf16 ? "mf::bf16" : "float", c.pdl ? "true" : "false",
             c.decode_pdl ? "true" : "false", c.profile ? "true" : "false",
-            c.producer_consumer == 1 ? "mla_decode_pc" : "mla_decode_pvfirst",
-            c.producer_consumer == 3 ? ", true" : "");
+            c.producer_consumer == 1 ? "mla_decode_pc"
+            : c.producer_consumer >= 4 ? "mla_decode_pvlate"
+                                       : "mla_decode_pvfirst",
+            c.producer_consumer >= 4 ? fmt::format(", {}, {}", c.producer_consumer == 4 ? 2 : 1,
+                                                   c.softmax_fast ? "true" : "false")
+            : c.softmax_fast ? (c.producer_consumer == 3 ? ", true, true" : ", false, true")
+                             : (c.producer_consumer == 3 ? ", true" : ""));
         return s;
     }
     if (c.seesaw) {

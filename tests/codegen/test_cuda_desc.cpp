@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "codegen/cuda/layer_kernels.hpp"
 #include "codegen/cuda/mla_kernels.hpp"
 
@@ -78,7 +80,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_sf0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -126,7 +128,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_sf0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -366,7 +368,24 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     CHECK(mla_decode_source(d, x, 90).source.find("mla_decode_pvfirst<128, 512, 64, 64, mf::bf16, false, false, "
                                                   "false, true>(p)") != std::string::npos);
     CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
-    x.producer_consumer = 4;
+    // 4, 5: the "P V late" kernel (mla_decode_pvlate.cuh) with 2 or 1 of warpgroup 1's value blocks late
+    for (int kind : {4, 5}) {
+        x.producer_consumer = kind;
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        CHECK(mla_decode_source(d, x, 90).source.find(
+                  fmt::format("mla_decode_pvlate<128, 512, 64, 64, mf::bf16, false, false, false, {}, false>(p)",
+                              kind == 4 ? 2 : 1)) != std::string::npos);
+        x.softmax_fast = 1;
+        CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+        x.softmax_fast = 0;
+    }
+    x.producer_consumer = 6;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x = c;  // softmax_fast: producer_consumer 2 .. 5 only
+    x.softmax_fast = 1;
+    CHECK(mla_decode_unsupported(d, x, 90).empty());
+    CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+    x.producer_consumer = 0;
     CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
 }
 
@@ -443,7 +462,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and the merge's 512-byte warp loads (fc1 pro1 ml1), with merge helpers, fc2 helpers, fc3 with
             // and without helpers, fc3 / fc1 / fc3 mh1 with the early page ids (pro2), 32 heads per CTA (fc3 pro2
             // and fc1 pro1, both ml1 mh1), t32 s4
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 65 : 55)));
+            // ... and (session 6) pc2 with the fast softmax, the "P V late" kernels pc4 and pc5 (with it)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 68 : 58)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
