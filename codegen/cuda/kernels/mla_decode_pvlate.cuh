@@ -1,5 +1,5 @@
-// MLA decode, Hopper "P V late" schedule (config producer_consumer 4 and 5; sm_90a, K tiles by TMA, 64-token
-// tiles, 2 stages). Same contract as mla_decode_pvfirst<> (kernels/mla_decode_pvfirst.cuh), whose schedule it
+// MLA decode, Hopper "P V late" schedule (config producer_consumer 4, 5, 6: LATE 2, 1, 3; sm_90a, K tiles by TMA,
+// 64-token tiles, 2 stages). Same contract as mla_decode_pvfirst<> (kernels/mla_decode_pvfirst.cuh), whose schedule it
 // changes in one place: part of warpgroup 1's P V(j - 1) runs on the tensor cores while warpgroup 0 is in
 // softmax(j), where pc2's tensor cores idle (~650 cycles a tile, H200, session 5).
 //
