@@ -148,6 +148,11 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
             c.producer_consumer = kind;
             add(c);
         }
+        for (int kind : {4, 6}) {  // ... with the tiles multicast to the head-block pair (half the L2->SM bytes)
+            c.producer_consumer = kind;
+            c.tma = 2;
+            add(c);
+        }
     }
     // batch 1: the splits merged inside the decode (cooperative launch, no combine launch), the early prologue,
     // both (the default); session 3's default without either; also with fp32 partials and with 32-token tiles

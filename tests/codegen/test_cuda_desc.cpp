@@ -379,6 +379,17 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
         CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
         x.softmax_fast = 0;
     }
+    x.producer_consumer = 4;  // tma 2: the pair of head blocks as a cluster (1, 2, 1) sharing the tiles
+    x.tma = 2;
+    x.softmax_fast = 1;
+    CHECK(mla_decode_unsupported(d, x, 90).empty());
+    CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+    CHECK(mla_decode_source(d, x, 90).source.find("__cluster_dims__(1, 2, 1)") != std::string::npos);
+    CHECK(mla_decode_source(d, x, 90).source.find(", 2, true, true>(p)") != std::string::npos);
+    x.producer_consumer = 2;  // not for P V first
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x.tma = 1;
+    x.softmax_fast = 0;
     x.producer_consumer = 7;
     CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
     x = c;  // softmax_fast: producer_consumer 2 .. 5 only
@@ -462,8 +473,9 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and the merge's 512-byte warp loads (fc1 pro1 ml1), with merge helpers, fc2 helpers, fc3 with
             // and without helpers, fc3 / fc1 / fc3 mh1 with the early page ids (pro2), 32 heads per CTA (fc3 pro2
             // and fc1 pro1, both ml1 mh1), t32 s4
-            // ... and (session 6) pc2 with the fast softmax, the "P V late" kernels pc4, pc5 and pc6 (with it)
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 69 : 59)));
+            // ... and (session 6) pc2 with the fast softmax, the "P V late" kernels pc4, pc5 and pc6 (with it), pc4 and
+            // pc6 with multicast tiles (tma 2: 128 heads only)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 71 : 59)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

@@ -376,6 +376,14 @@ TEST_CASE("cuda nvrtc: the P V late MLA decode: warpgroup 1's P V in two parts, 
             CHECK(count("stmatrix.sync.aligned.m8n8.x4.shared.b16") == (fast ? 8 : 0));
             CHECK(count("mma.sync") == 0);
             check_no_ptxas_performance_loss(v3, c);
+            if (fast && kind != 5) {  // with the tiles multicast to the head-block pair
+                c.tma = 2;
+                const std::string mc = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
+                CHECK(occurrences(mc, "multicast::cluster") >= 1);
+                CHECK(occurrences(mc, "mbarrier.arrive.release.cluster.shared::cluster") >= 1);
+                CHECK(occurrences(mc, "barrier.cluster.wait") >= 2);
+                check_no_ptxas_performance_loss(v3, c);
+            }
         }
     }
 }

@@ -27,9 +27,17 @@
 // ptxas: every wgmma group is committed and waited unconditionally (tile 0's S before the loop, the last P V
 // after it), so that ptxas does not serialize the wgmmas (see mla_decode_seesaw.cuh).
 #pragma once
+#include "cluster_sm90.cuh"  // cluster_sync
 #include "mla_decode_pvfirst.cuh"
 
 namespace mf {
+
+// MlaPvFirstSmem with room for the pair barriers of MC (pair lo [2], pair hi [2] after the 9 of pc2's layout).
+template <int LATENT, int ROPE>
+struct MlaPvLateSmem : MlaPvFirstSmem<LATENT, ROPE> {
+    static constexpr int bar_bytes = 112;
+    static constexpr int total = MlaPvFirstSmem<LATENT, ROPE>::total - MlaPvFirstSmem<LATENT, ROPE>::bar_bytes + bar_bytes;
+};
 
 // d (+)= P V over value column blocks b0 .. b0 + N / 64 - 1 of the stage at sKa, P in its column block NB - 1
 // (no rescale; commits one wgmma group). FRESH: d = P V (scale_d 0 on the first k-step).
@@ -55,7 +63,8 @@ __device__ __forceinline__ void mla_pv_part(float (&d)[N / 2], unsigned sKa, int
 // for, the rest of S (lo, hi wait, hi) issued and S waited for, softmax, S's first k-steps + the P V wait, the last
 // P V, epilogue, tiles; thread 128 (warpgroup 1): prologue, P-ready wait, rescale + early part issued, the "S issued"
 // wait + late part issued + early part waited for + lo refill, late part waited for + hi refill, -, epilogue, tiles.
-template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST>
+template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
+          bool MC = false>
 __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -64,7 +73,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     constexpr int KS_EARLY = 12;         // S(j)'s k-steps issued before warpgroup 0 waits for its P V(j - 1)
     constexpr int LO = NB - 1 - LATE;    // column blocks 0 .. LO - 1 are the lo half, LO .. NB - 1 the hi half
     constexpr int NE = 64 * (4 - LATE);  // warpgroup 1's early part: blocks 4 .. LO - 1 (N columns)
-    using Smem = MlaPvFirstSmem<LATENT, ROPE>;
+    using Smem = MlaPvLateSmem<LATENT, ROPE>;
     static_assert(LATENT == 512, "each warpgroup's O half is one m64n256 accumulator");
     static_assert(ROPE == 64, "P (64 heads x 64 tokens bf16) takes the place of exactly one 64-column rope block");
     static_assert(LATE >= 1 && LATE <= 3, "the late part is 1..3 of warpgroup 1's 4 value blocks");
@@ -81,10 +90,12 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     float* red_sum = s_alpha + 2 * HB;                                   // [HB]
     const unsigned bar_full = smem_addr(red_sum + HB), bar_full_hi = bar_full + 16, bar_empty = bar_full_hi + 16;
     const unsigned bar_ready = bar_empty + 16, bar_issued = bar_ready + 16;
+    const unsigned bar_pair = bar_issued + 8;  // MC: pair lo [2], pair hi [2] (both CTAs released the half)
 
     const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wg = warp >> 2;
+    const int yr = MC ? blockIdx.y & 1 : 0;  // MC: this CTA's rank in the head-block pair (cluster (1, 2, 1))
     const int row0 = (warp & 3) * 16 + (lane >> 2);  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
     const int len = p.seq_lens[b];
@@ -107,9 +118,21 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         const int row = page * PAGE + (t_begin + i * TILE) % PAGE;
         const unsigned full = (hi ? bar_full_hi : bar_full) + 8 * (i & 1);
         const unsigned dst = smem_addr(sK + (i & 1) * Smem::k_bytes);
-        mbar_arrive_expect_tx(full, (hi ? NB - LO : LO) * (TILE * 128));
-        for (int cb = hi ? LO : 0; cb < (hi ? NB : LO); ++cb)
-            tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+        mbar_arrive_expect_tx(full, (hi ? NB - LO : LO) * (TILE * 128));  // the whole half lands here
+        for (int cb = hi ? LO : 0; cb < (hi ? NB : LO); ++cb) {
+            if constexpr (MC) {  // every other box, multicast to both CTAs of the pair
+                if ((cb & 1) == yr) tma_load_2d_multicast(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full, 3);
+            } else {
+                tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+            }
+        }
+    };
+    // MC, thread 128: both CTAs of the pair released the lo (hi false) or hi half of tile j's stage
+    auto pair_release = [&](int j, bool hi) {
+        const unsigned bar = bar_pair + 16 * hi + 8 * (j & 1);
+        mbar_arrive_cluster(bar, 0);
+        mbar_arrive_cluster(bar, 1);
+        mbar_wait(bar, (j >> 1) & 1);
     };
     if (tid == 0) {
         tma_prefetch_map(&p.kv_map);
@@ -120,13 +143,17 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
             mbar_init(bar_ready + 8 * st, 4);  // every warp of warpgroup 0
         }
         mbar_init(bar_issued, 4);  // every warp of warpgroup 0, once per tile from tile 1 on
+        if (MC)
+            for (int k = 0; k < 4; ++k) mbar_init(bar_pair + 8 * k, 2);  // one arrival per CTA of the pair
         mbar_init_fence();
+    }
+    if constexpr (MC) cluster_sync();  // both CTAs' barriers exist before any multicast lands
+    if (tid == 0)
         for (int i = 0; i < 2 && i < n_tiles; ++i) {
             const int page = table[(t_begin + i * TILE) / PAGE];
             issue_half(i, page, false);
             issue_half(i, page, true);
         }
-    }
     // thread 128 refills the stages from tile 2 on; page_next: the page of the next tile it issues
     int page_next = tid == 128 && n_tiles > 2 ? table[(t_begin + 2 * TILE) / PAGE] : 0;
     // Q rows of this head block (rows past HEADS are zero), by all threads
@@ -282,6 +309,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
             mbar_arrive_warp(bar_empty + 8 * st, lane);
             if (tid == 128 && j + 2 < n_tiles) {  // lo of tile j + 2 once warpgroup 0's P V(j) is done too
                 mbar_wait(bar_empty + 8 * st, parity);
+                if constexpr (MC) pair_release(j, false);  // ... in both CTAs of the pair
                 issue_half(j + 2, page_next, false);
             }
             __syncwarp();
@@ -291,6 +319,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
             wgmma_pin(o);
             warpgroup_sync(2);  // every warp's late part is done: the hi half is free
             if (tid == 128 && j + 2 < n_tiles) {
+                if constexpr (MC) pair_release(j, true);
                 issue_half(j + 2, page_next, true);
                 if (j + 3 < n_tiles) page_next = table[(t_begin + (j + 3) * TILE) / PAGE];
             }
@@ -301,6 +330,8 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         }
     }
 
+    if constexpr (MC) cluster_arrive_relaxed();  // (waited for at the exit: no CTA leaves while its pair may still
+                                                 // arrive on its barriers)
     // ---- row sums (warpgroup 0), the log2-sum-exp, then the normalised rows through shared memory (every copy
     // was waited for and every wgmma is done once both warpgroups passed the barrier)
 #pragma unroll
@@ -332,6 +363,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
                                    reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
                                    (size_t)p.num_splits * LATENT, rows);
+    if constexpr (MC) cluster_wait();
     prof.mark(6);
     prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
 }
