@@ -123,9 +123,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     for (MlaDecodeConfig c : {base, fused(old_def, 1, 1), def, ml(def_prof, 1, 0), ml(def, 1, 1),
                               ml(def, 1, 1, 32), ml(def, 1, 1, 64, 1, 32), pc(old_def, 2), pc(def_prof, 2),
                               pc(old_def, 3), fast(pc(old_def, 2)), fast(pc(def_prof, 2)), fast(pc(old_def, 4)),
-                              fast(pc(def_prof, 4)), fast(pc(old_def, 5)), fast(pc(def_prof, 5)), fast(pc(old_def, 6)),
-                              fast(pc(def_prof, 6)), mc(fast(pc(old_def, 4))), mc(fast(pc(def_prof, 4))),
-                              mc(fast(pc(old_def, 6))), mc(fast(pc(def_prof, 6)))})
+                              fast(pc(def_prof, 4)), fast(pc(old_def, 5)), fast(pc(old_def, 6)), fast(pc(def_prof, 6)),
+                              mc(fast(pc(old_def, 4))), mc(fast(pc(def_prof, 4))), mc(fast(pc(old_def, 6)))})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
