@@ -16,10 +16,11 @@
 // Each half has its own full mbarrier per stage. Warpgroup 0's pass j: P V(j - 1) (blocks 0..3), wait for
 // tile j's lo, S(j)'s first 12 k-steps, wait for the P V and release lo(j - 1), the rest of lo's k-steps, wait for
 // hi, hi's k-steps, "S issued", wait for S, softmax(j) (P(j) into tile j's rope block, alpha(j), "P(j) ready").
-// Warpgroup 1's pass j: wait for P(j) ready; rescale; early part; wait for "S(j + 1) issued" (not on the last
-// tile); late part (into fresh accumulators: 32 LATE registers); wait for the early part, release lo(j), thread 128
-// refills lo with tile j + 2 once warpgroup 0 released it too; wait for the late part, warpgroup barrier, thread
-// 128 refills hi with tile j + 2; add the late part to O.
+// Warpgroup 1's pass j: wait for P(j) ready; rescale; early part; wait for it, release lo(j), thread 128 refills
+// lo with tile j + 2 once warpgroup 0 released it too; wait for "S(j + 1) issued" (not on the last tile); late part
+// (into fresh accumulators: 32 LATE registers); wait for it, warpgroup barrier, thread 128 refills hi with tile
+// j + 2; add the late part to O. (H100, first version: the lo refill waited behind "S(j + 1) issued", i.e. behind
+// the hi half of tile j + 1, and tile j + 2's lo landed ~0.5k cycles late: 3.09k cycles a tile, pc2 3.02k.)
 // Predicted (H200 cycles per tile, LATE 2): P V halves 512 + 256 + S ~1300 + max(softmax, late part 256 + issue)
 // ~2.5k, against pc2's 3.04k, if the hi refill lands within ~1.8k cycles of its issue.
 // Shared memory: MlaPvFirstSmem (Q, 2 K stages, alpha [2][64], row sums, mbarriers full lo [2], full hi [2],
@@ -61,8 +62,8 @@ __device__ __forceinline__ void mla_pv_part(float (&d)[N / 2], unsigned sKa, int
 // PT, PDL, DPDL: as mla_decode_wgmma<>. LATE: warpgroup 1's value blocks issued after S (1..3). FAST: the softmax
 // (mla_wgmma_softmax.cuh). PROF slots: thread 0 (warpgroup 0): prologue, P V(j - 1) issued + tile j's lo waited
 // for, the rest of S (lo, hi wait, hi) issued and S waited for, softmax, S's first k-steps + the P V wait, the last
-// P V, epilogue, tiles; thread 128 (warpgroup 1): prologue, P-ready wait, rescale + early part issued, the "S issued"
-// wait + late part issued + early part waited for + lo refill, late part waited for + hi refill, -, epilogue, tiles.
+// P V, epilogue, tiles; thread 128 (warpgroup 1): prologue, P-ready wait, rescale + early part issued and waited for
+// + lo refill, the "S issued" wait + late part issued, late part waited for + hi refill, -, epilogue, tiles.
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
           bool MC = false>
 __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
@@ -294,18 +295,8 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
             }
             wgmma_pin(o);  // the rescaled values are written before the fence
             mla_pv_part<NE, NB>(o_early, sKa, 4);
-            prof.mark(2);
-            if (j + 1 < n_tiles) mbar_wait(bar_issued, j & 1);  // S(j + 1) is on the tensor cores' queue
-            __syncwarp();
-            // the late part into fresh accumulators, added to O once done: chained onto O's registers after the
-            // wait above, ptxas (NVRTC 13) serializes every wgmma of the kernel (C7511 / C7518 / C7520)
-            float acc[128 - NE / 2];
-#pragma unroll
-            for (int e = 0; e < 128 - NE / 2; ++e) acc[e] = 0.f;
-            wgmma_pin(acc);
-            mla_pv_part<256 - NE, NB, true>(acc, sKa, LO);
-            wgmma_wait<1>();  // the early part is done
-            wgmma_pin(o_early);
+            wgmma_wait<0>();  // the early part is done (it runs beside warpgroup 0's P V(j))
+            wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * st, lane);
             if (tid == 128 && j + 2 < n_tiles) {  // lo of tile j + 2 once warpgroup 0's P V(j) is done too
                 mbar_wait(bar_empty + 8 * st, parity);
@@ -313,6 +304,16 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
                 issue_half(j + 2, page_next, false);
             }
             __syncwarp();
+            prof.mark(2);
+            if (j + 1 < n_tiles) mbar_wait(bar_issued, j & 1);  // S(j + 1) is on the tensor cores' queue
+            __syncwarp();
+            // the late part into fresh accumulators, added to O once done: chained onto O's registers after the
+            // waits above, ptxas (NVRTC 13) serializes every wgmma of the kernel (C7511 / C7518 / C7520)
+            float acc[128 - NE / 2];
+#pragma unroll
+            for (int e = 0; e < 128 - NE / 2; ++e) acc[e] = 0.f;
+            wgmma_pin(acc);
+            mla_pv_part<256 - NE, NB, true>(acc, sKa, LO);
             prof.mark(3);
             wgmma_wait<0>();
             wgmma_pin(acc);
