@@ -144,7 +144,7 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.producer_consumer = 2;  // session 6: the softmax as one MUFU.EX2 per element, stmatrix for P
         c.softmax_fast = 1;
         add(c);
-        for (int kind : {4, 5, 6}) {  // ... and with part of warpgroup 1's P V in the softmax window ("P V late")
+        for (int kind : {4, 5, 6, 7}) {  // ... and with part of warpgroup 1's P V in the softmax window ("P V late")
             c.producer_consumer = kind;
             add(c);
         }

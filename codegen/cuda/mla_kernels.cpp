@@ -90,13 +90,13 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "fused_combine launches the decode cooperatively: no pdl or decode_pdl";
     if (c.seesaw && d.rope_dim != 64)
         return "seesaw keeps P in the tile's 64 rope columns: rope_dim must be 64";
-    if (c.producer_consumer < 0 || c.producer_consumer > 6) return "producer_consumer must be 0 .. 6";
+    if (c.producer_consumer < 0 || c.producer_consumer > 7) return "producer_consumer must be 0 .. 7";
     if (c.producer_consumer && (!c.wgmma || (c.tma != 1 && !(c.tma == 2 && c.producer_consumer >= 4)) ||
                                 c.tile_tokens != 64 ||
                                 c.stages != (c.producer_consumer == 1 ? 3 : 2) || c.cluster != 1 ||
                                 c.qk_split != 0 || c.qk_chains != 1 || c.seesaw != 0))
-        return "producer_consumer needs the wgmma kernel with tma 1 (4 .. 6: or 2), 64-token tiles, 3 stages (1) or "
-               "2 (2 .. 6), "
+        return "producer_consumer needs the wgmma kernel with tma 1 (4 .. 7: or 2), 64-token tiles, 3 stages (1) or "
+               "2 (2 .. 7), "
                "cluster 1, qk_split 0, qk_chains 1 and seesaw 0";
     if (c.producer_consumer && d.rope_dim != 64)
         return "producer_consumer keeps P in the tile's 64 rope columns: rope_dim must be 64";
@@ -173,7 +173,8 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
                                        : "mla_decode_pvfirst",
             c.producer_consumer >= 4 ? fmt::format(", {}, {}{}", c.producer_consumer == 4   ? 2
                                                                  : c.producer_consumer == 5 ? 1
-                                                                                            : 3,
+                                                                 : c.producer_consumer == 6 ? 3
+                                                                                            : 4,
                                                    c.softmax_fast ? "true" : "false", c.tma == 2 ? ", true" : "")
             : c.softmax_fast ? (c.producer_consumer == 3 ? ", true, true" : ", false, true")
                              : (c.producer_consumer == 3 ? ", true" : ""),

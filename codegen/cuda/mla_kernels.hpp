@@ -106,8 +106,8 @@ struct MlaDecodeConfig {
     // default (S by half tiles costs 2x). 2: the 2-warpgroup "P V first" schedule (kernels/mla_decode_pvfirst.cuh):
     // warpgroup 0 issues P V(j - 1) then S(j) back to back and softmaxes tile j while warpgroup 1 runs its P V;
     // P in the rope columns; 2 stages (same constraints otherwise); the large-batch config. 3: the same with each
-    // tile refilled in two halves, the one that only warpgroup 1 reads as soon as its P V is done. 4, 5, 6: "P V late"
-    // (kernels/mla_decode_pvlate.cuh): as 2, but the last 2 (4), 1 (5) or 3 (6) of warpgroup 1's 4 value blocks go to the
+    // tile refilled in two halves, the one that only warpgroup 1 reads as soon as its P V is done. 4..7: "P V late"
+    // (kernels/mla_decode_pvlate.cuh): as 2, but the last 2 (4), 1 (5), 3 (6) or 4 (7) of warpgroup 1's 4 value blocks go to the
     // tensor cores only after S of the next tile, i.e. in warpgroup 0's softmax window; tiles refilled in two parts.
     int producer_consumer = 0;
     // 1 (with fused_combine): the merge's register paths load each partial row as 512-byte stretches per warp
@@ -118,7 +118,7 @@ struct MlaDecodeConfig {
     // computed and dropped): twice the CTAs, each writing half the partial bytes; the split count halves with the
     // head blocks' doubling, so it suits contexts of few tiles per head block (batch 1 at 1K-2K).
     int head_block = 64;
-    // 1 (producer_consumer 2..6): the softmax of S as one MUFU.EX2 per element (ex2.approx.ftz), a tree row max and
+    // 1 (producer_consumer 2..7): the softmax of S as one MUFU.EX2 per element (ex2.approx.ftz), a tree row max and
     // P stored by stmatrix (kernels/mla_wgmma_softmax.cuh) instead of exp2f's range handling, a 16-long max chain
     // and 16 4-byte stores per thread.
     int softmax_fast = 0;

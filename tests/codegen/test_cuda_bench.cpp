@@ -76,7 +76,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // profiled (pc1 slots: wg0 = producer: tile wait, S, softmax, refill; wg1 = consumer: P-ready waits, -, rescale,
     // release, P V; pc2 slots: wg0: tile wait, S wait after the P V, softmax, P V + S issue and P V wait, last
     // P V; wg1: P-ready wait, -, -, refill, P V). Session 6 (mla64): sf1 = the softmax with one MUFU.EX2 per element
-    // (pc2 sf1), and the "P V late" kernels pc4 / pc5 / pc6 (slots as pc2's for wg0; wg1: P-ready wait, rescale + early
+    // (pc2 sf1), and the "P V late" kernels pc4 / pc5 / pc6 / pc7 (slots as pc2's for wg0; wg1: P-ready wait, rescale + early
     // part issue and wait + lo refill, "S issued" wait + late part issue, late part wait + hi refill, -); (their
     // multicast versions, tma2, measured 1.55x slower on an H100: candidates, not benched)
     const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
@@ -119,7 +119,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     for (MlaDecodeConfig c : {base, fused(old_def, 1, 1), def, ml(def_prof, 1, 0), ml(def, 1, 1),
                               ml(def, 1, 1, 32), ml(def, 1, 1, 64, 1, 32), pc(old_def, 2), pc(def_prof, 2),
                               pc(old_def, 3), fast(pc(old_def, 2)), fast(pc(def_prof, 2)), fast(pc(old_def, 4)),
-                              fast(pc(def_prof, 4)), fast(pc(old_def, 5)), fast(pc(old_def, 6)), fast(pc(def_prof, 6))})
+                              fast(pc(def_prof, 4)), fast(pc(old_def, 5)), fast(pc(old_def, 6)), fast(pc(def_prof, 6)),
+                              fast(pc(old_def, 7)), fast(pc(def_prof, 7))})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

@@ -368,13 +368,13 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     CHECK(mla_decode_source(d, x, 90).source.find("mla_decode_pvfirst<128, 512, 64, 64, mf::bf16, false, false, "
                                                   "false, true>(p)") != std::string::npos);
     CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
-    // 4, 5, 6: the "P V late" kernel (mla_decode_pvlate.cuh) with 2, 1 or 3 of warpgroup 1's value blocks late
-    for (int kind : {4, 5, 6}) {
+    // 4..7: the "P V late" kernel (mla_decode_pvlate.cuh) with 2, 1, 3 or 4 of warpgroup 1's value blocks late
+    for (int kind : {4, 5, 6, 7}) {
         x.producer_consumer = kind;
         CHECK(mla_decode_unsupported(d, x, 90).empty());
         CHECK(mla_decode_source(d, x, 90).source.find(
                   fmt::format("mla_decode_pvlate<128, 512, 64, 64, mf::bf16, false, false, false, {}, false>(p)",
-                              kind == 4 ? 2 : kind == 5 ? 1 : 3)) != std::string::npos);
+                              kind == 4 ? 2 : kind == 5 ? 1 : kind == 6 ? 3 : 4)) != std::string::npos);
         x.softmax_fast = 1;
         CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
         x.softmax_fast = 0;
@@ -390,7 +390,7 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
     x.tma = 1;
     x.softmax_fast = 0;
-    x.producer_consumer = 7;
+    x.producer_consumer = 8;
     CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
     x = c;  // softmax_fast: producer_consumer 2 .. 5 only
     x.softmax_fast = 1;
@@ -473,9 +473,9 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and the merge's 512-byte warp loads (fc1 pro1 ml1), with merge helpers, fc2 helpers, fc3 with
             // and without helpers, fc3 / fc1 / fc3 mh1 with the early page ids (pro2), 32 heads per CTA (fc3 pro2
             // and fc1 pro1, both ml1 mh1), t32 s4
-            // ... and (session 6) pc2 with the fast softmax, the "P V late" kernels pc4, pc5 and pc6 (with it), pc4 and
+            // ... and (session 6) pc2 with the fast softmax, the "P V late" kernels pc4 .. pc7 (with it), pc4 and
             // pc6 with multicast tiles (tma 2: 128 heads only)
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 71 : 59)));
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 72 : 60)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

@@ -356,7 +356,7 @@ TEST_CASE("cuda nvrtc: the P V late MLA decode: warpgroup 1's P V in two parts, 
         return;
     }
     const MlaDecodeDesc v3;
-    for (int kind : {4, 5, 6}) {  // the last 2 (4), 1 (5) or 3 (6) of warpgroup 1's 4 value blocks after S
+    for (int kind : {4, 5, 6, 7}) {  // the last 2 (4), 1 (5), 3 (6) or 4 (7) of warpgroup 1's 4 value blocks after S
         for (int fast : {0, 1}) {
             CAPTURE(kind);
             CAPTURE(fast);
@@ -367,16 +367,18 @@ TEST_CASE("cuda nvrtc: the P V late MLA decode: warpgroup 1's P V in two parts, 
             const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
             auto count = [&](const std::string& what) { return occurrences(ptx, what); };
             // S: tile 0 and the loop (36 k-steps each); warpgroup 0's P V (loop, last tile): 4 m64n256k16 each;
-            // warpgroup 1: an early and a late part of 4 k-steps each (n128 + n128, n192 + n64 or n64 + n192)
-            CHECK(count("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36 + (kind != 4 ? 4 : 0));
-            CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 2 * 4);
+            // warpgroup 1: an early and a late part of 4 k-steps each (n128 + n128, n192 + n64 or n64 + n192), or
+            // (7) one late n256
+            CHECK(count("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") ==
+                  2 * 36 + (kind == 5 || kind == 6 ? 4 : 0));
+            CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 2 * 4 + (kind == 7 ? 4 : 0));
             CHECK(count("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16") == (kind == 4 ? 8 : 0));
-            CHECK(count("wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16") == (kind != 4 ? 4 : 0));
+            CHECK(count("wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16") == (kind == 5 || kind == 6 ? 4 : 0));
             CHECK(count("wgmma.wait_group.sync.aligned 1;") == 1);  // P V(j - 1) done, S(j) still running
             CHECK(count("stmatrix.sync.aligned.m8n8.x4.shared.b16") == (fast ? 8 : 0));
             CHECK(count("mma.sync") == 0);
             check_no_ptxas_performance_loss(v3, c);
-            if (fast && kind != 5) {  // with the tiles multicast to the head-block pair
+            if (fast && (kind == 4 || kind == 6)) {  // with the tiles multicast to the head-block pair
                 c.tma = 2;
                 const std::string mc = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
                 CHECK(occurrences(mc, "multicast::cluster") >= 1);

@@ -1,4 +1,4 @@
-// MLA decode, Hopper "P V late" schedule (config producer_consumer 4, 5, 6: LATE 2, 1, 3; sm_90a, K tiles by TMA,
+// MLA decode, Hopper "P V late" schedule (config producer_consumer 4..7: LATE 2, 1, 3, 4; sm_90a, K tiles by TMA,
 // 64-token tiles, 2 stages). Same contract as mla_decode_pvfirst<> (kernels/mla_decode_pvfirst.cuh), whose schedule it
 // changes in one place: part of warpgroup 1's P V(j - 1) runs on the tensor cores while warpgroup 0 is in
 // softmax(j), where pc2's tensor cores idle (~650 cycles a tile, H200, session 5).
@@ -77,7 +77,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     using Smem = MlaPvLateSmem<LATENT, ROPE>;
     static_assert(LATENT == 512, "each warpgroup's O half is one m64n256 accumulator");
     static_assert(ROPE == 64, "P (64 heads x 64 tokens bf16) takes the place of exactly one 64-column rope block");
-    static_assert(LATE >= 1 && LATE <= 3, "the late part is 1..3 of warpgroup 1's 4 value blocks");
+    static_assert(LATE >= 1 && LATE <= 4, "the late part is 1..4 of warpgroup 1's 4 value blocks");
     static_assert(4 * LO >= KS_EARLY, "S's first k-steps read the lo half only");
     static_assert(PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
     static_assert(64 * (LATENT * 4 + 32) <= Smem::q_bytes + 2 * Smem::k_bytes,
@@ -272,7 +272,8 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         wgmma_pin(o);
         prof.mark(5);
     } else {
-        float(&o_early)[NE / 2] = *reinterpret_cast<float(*)[NE / 2]>(o);
+        constexpr int NEA = NE > 0 ? NE / 2 : 1;  // (LATE 4: no early part)
+        float(&o_early)[NEA] = *reinterpret_cast<float(*)[NEA]>(o);
         float(&o_late)[128 - NE / 2] = *reinterpret_cast<float(*)[128 - NE / 2]>(o + NE / 2);
         for (int j = 0; j < n_tiles; ++j) {
             const unsigned st = j & 1, parity = (j >> 1) & 1;
@@ -284,19 +285,25 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
             fence_proxy_async_smem();
             prof.mark(1);
             const float alpha[2] = {s_alpha[st * HB + row0], s_alpha[st * HB + row0 + 8]};
-            if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+            const bool moved = __any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f);
+            auto rescale = [&] {
+                if (moved) {
 #pragma unroll
-                for (int e = 0; e < 32; ++e) {
-                    o[4 * e] *= alpha[0];
-                    o[4 * e + 1] *= alpha[0];
-                    o[4 * e + 2] *= alpha[1];
-                    o[4 * e + 3] *= alpha[1];
+                    for (int e = 0; e < 32; ++e) {
+                        o[4 * e] *= alpha[0];
+                        o[4 * e + 1] *= alpha[0];
+                        o[4 * e + 2] *= alpha[1];
+                        o[4 * e + 3] *= alpha[1];
+                    }
                 }
+                wgmma_pin(o);  // the rescaled values are written before the fence
+            };
+            if constexpr (NE > 0) {
+                rescale();
+                mla_pv_part<NE, NB>(o_early, sKa, 4);
+                wgmma_wait<0>();  // the early part is done (it runs beside warpgroup 0's P V(j))
+                wgmma_pin(o);
             }
-            wgmma_pin(o);  // the rescaled values are written before the fence
-            mla_pv_part<NE, NB>(o_early, sKa, 4);
-            wgmma_wait<0>();  // the early part is done (it runs beside warpgroup 0's P V(j))
-            wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * st, lane);
             if (tid == 128 && j + 2 < n_tiles) {  // lo of tile j + 2 once warpgroup 0's P V(j) is done too
                 mbar_wait(bar_empty + 8 * st, parity);
@@ -308,15 +315,22 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
             if (j + 1 < n_tiles) mbar_wait(bar_issued, j & 1);  // S(j + 1) is on the tensor cores' queue
             __syncwarp();
             // the late part into fresh accumulators, added to O once done: chained onto O's registers after the
-            // waits above, ptxas (NVRTC 13) serializes every wgmma of the kernel (C7511 / C7518 / C7520)
-            float acc[128 - NE / 2];
+            // waits above, ptxas (NVRTC 13) serializes every wgmma of the kernel (C7511 / C7518 / C7520); LATE 4
+            // (one part: no room for 128 more registers) chains onto O, which ptxas accepts
+            constexpr int NACC = NE > 0 ? 128 - NE / 2 : 1;
+            float acc[NACC];
+            if constexpr (NE > 0) {
 #pragma unroll
-            for (int e = 0; e < 128 - NE / 2; ++e) acc[e] = 0.f;
-            wgmma_pin(acc);
-            mla_pv_part<256 - NE, NB, true>(acc, sKa, LO);
+                for (int e = 0; e < NACC; ++e) acc[e] = 0.f;
+                wgmma_pin(acc);
+                mla_pv_part<256 - NE, NB, true>(acc, sKa, LO);
+            } else {
+                rescale();
+                mla_pv_part<256, NB>(o, sKa, 4);
+            }
             prof.mark(3);
             wgmma_wait<0>();
-            wgmma_pin(acc);
+            if constexpr (NE > 0) wgmma_pin(acc);
             wgmma_pin(o);
             warpgroup_sync(2);  // every warp's late part is done: the hi half is free
             if (tid == 128 && j + 2 < n_tiles) {
@@ -325,8 +339,10 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
                 if (j + 3 < n_tiles) page_next = table[(t_begin + (j + 3) * TILE) / PAGE];
             }
             __syncwarp();
+            if constexpr (NE > 0) {
 #pragma unroll
-            for (int e = 0; e < 128 - NE / 2; ++e) o_late[e] += acc[e];
+                for (int e = 0; e < NACC; ++e) o_late[e] += acc[e];
+            }
             prof.mark(4);
         }
     }
