@@ -34,6 +34,7 @@ MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm) {
     c.tma = 1;
     c.combine_warp = 1;
     c.producer_consumer = 2;
+    c.softmax_fast = 1;  // H100, session 6: 0.98x / 0.99x pc2's time at 64 x 8K / 32K, faster at every shape
     return mla_decode_unsupported(d, c, sm).empty() ? c : mla_decode_default_config(d, sm);
 }
 
