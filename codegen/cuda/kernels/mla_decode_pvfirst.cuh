@@ -58,6 +58,8 @@ struct MlaPvFirstSmem {
 // own P V is done, without waiting for warpgroup 0; the low half (blocks 0..3 and the rope block, where P sits)
 // once both released the stage, as before. S(j) goes through the high half first (its 16 k-steps are the ones
 // issued with P V(j - 1)), then the low half, which gets ~1.3k more cycles to land.
+// FAST (config softmax_fast 1): the softmax of kernels/mla_wgmma_softmax.cuh with one ex2.approx.ftz per element, a
+// tree row max and stmatrix for P (H100, session 6: 0.98x / 0.99x the time at 64 x 8K / 32K; the large-batch config).
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, bool HALVES = false,
           bool FAST = false>
 __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {

@@ -6,7 +6,8 @@
 // Warpgroup 1's O half (value columns 256..511 = column blocks 4..7) is issued in two parts: the early part,
 // blocks 4 .. 7 - LATE (m64n(256 - 64 LATE)), as soon as P(j - 1) is ready (beside warpgroup 0's P V(j - 1), as in
 // pc2), and the late part, blocks 8 - LATE .. 7 (m64n(64 LATE)), only once warpgroup 0 has issued all of S(j)
-// (mbarrier "S issued"), so that the tensor cores take it after S(j), in the softmax window. The stage of tile
+// (mbarrier "S issued"), so that the tensor cores take it after S(j), in the softmax window (LATE 4: no early
+// part, all of warpgroup 1's P V is late, one m64n256 part chained onto O). The stage of tile
 // j - 1 is then released in two parts, refilled with tile j + 1 by thread 128:
 //   lo = column blocks 0 .. 7 - LATE: read by S(j - 1), warpgroup 0's P V(j - 1) (blocks 0..3) and the early part;
 //        released once both are done (~0.8k cycles into tile j: "empty lo", 8 warps), lands in time;
@@ -23,8 +24,11 @@
 // the hi half of tile j + 1, and tile j + 2's lo landed ~0.5k cycles late: 3.09k cycles a tile, pc2 3.02k.)
 // Predicted (H200 cycles per tile, LATE 2): P V halves 512 + 256 + S ~1300 + max(softmax, late part 256 + issue)
 // ~2.5k, against pc2's 3.04k, if the hi refill lands within ~1.8k cycles of its issue.
-// Shared memory: MlaPvFirstSmem (Q, 2 K stages, alpha [2][64], row sums, mbarriers full lo [2], full hi [2],
-// empty lo [2], ready [2], S issued).
+// Shared memory: MlaPvLateSmem (Q, 2 K stages, alpha [2][64], row sums, mbarriers full lo [2], full hi [2],
+// empty lo [2], ready [2], S issued, MC: pair lo [2], pair hi [2]).
+// MC (config tma 2): the head-block pair is a cluster (1, 2, 1) and shares each tile: each CTA issues every other
+// box of a half, multicast to both, and refills a half once both CTAs released it (pair mbarriers, one remote
+// arrival per CTA). H100: 1.55x slower (each CTA's refill waits for the other's release).
 // ptxas: every wgmma group is committed and waited unconditionally (tile 0's S before the loop, the last P V
 // after it), so that ptxas does not serialize the wgmmas (see mla_decode_seesaw.cuh).
 #pragma once
