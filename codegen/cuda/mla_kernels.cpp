@@ -16,6 +16,8 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
     const unsigned dim = d.latent_dim + d.rope_dim;
     if (c.producer_consumer == 1)  // mirrors MlaPcSmem (kernels/mla_decode_pc.cuh): 3 K stages, Q's rope block
         return 1024 + 3 * (dim / 64 * 64 * 128) + 64 * 128 + 7 * 64 * 4 + 96;
+    if (c.producer_consumer >= 4)  // mirrors MlaPvLateSmem (kernels/mla_decode_pvlate.cuh): 4 more mbarriers
+        return 1024 + 3 * (dim / 64 * 64 * 128) + 3 * 64 * 4 + 112;
     if (c.producer_consumer >= 2)  // mirrors MlaPvFirstSmem (kernels/mla_decode_pvfirst.cuh): Q, 2 K stages
         return 1024 + 3 * (dim / 64 * 64 * 128) + 3 * 64 * 4 + 80;
     if (c.seesaw) {  // mirrors MlaSeesawSmem in kernels/mla_decode_seesaw.cuh: no P buffer (P sits in the rope block)
@@ -92,14 +94,18 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "fused_combine launches the decode cooperatively: no pdl or decode_pdl";
     if (c.seesaw && d.rope_dim != 64)
         return "seesaw keeps P in the tile's 64 rope columns: rope_dim must be 64";
-    if (c.producer_consumer < 0 || c.producer_consumer > 3) return "producer_consumer must be 0, 1, 2 or 3";
-    if (c.producer_consumer && (!c.wgmma || c.tma != 1 || c.tile_tokens != 64 ||
+    if (c.producer_consumer < 0 || c.producer_consumer > 7) return "producer_consumer must be 0 .. 7";
+    if (c.producer_consumer && (!c.wgmma || (c.tma != 1 && !(c.tma == 2 && c.producer_consumer >= 4)) ||
+                                c.tile_tokens != 64 ||
                                 c.stages != (c.producer_consumer == 1 ? 3 : 2) || c.cluster != 1 ||
                                 c.qk_split != 0 || c.qk_chains != 1 || c.seesaw != 0))
-        return "producer_consumer needs the wgmma kernel with tma 1, 64-token tiles, 3 stages (1) or 2 (2, 3), "
+        return "producer_consumer needs the wgmma kernel with tma 1 (4 .. 7: or 2), 64-token tiles, 3 stages (1) or "
+               "2 (2 .. 7), "
                "cluster 1, qk_split 0, qk_chains 1 and seesaw 0";
     if (c.producer_consumer && d.rope_dim != 64)
         return "producer_consumer keeps P in the tile's 64 rope columns: rope_dim must be 64";
+    if (c.softmax_fast != 0 && c.softmax_fast != 1) return "softmax_fast must be 0 or 1";
+    if (c.softmax_fast && c.producer_consumer < 2) return "softmax_fast needs producer_consumer 2 or more";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -161,15 +167,24 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
         s.source = fmt::format(
             "#include \"{11}.cuh\"\n"
             "// {0}\n"
-            "extern \"C\" __global__ void __launch_bounds__({1}, 1) {2}(const __grid_constant__ "
+            "extern \"C\" __global__ void {13}__launch_bounds__({1}, 1) {2}(const __grid_constant__ "
             "mf::MlaDecodeParams p) {{\n"
             "    mf::{11}<{3}, {4}, {5}, {6}, {7}, {8}, {9}, {10}{12}>(p);\n"
             "}}\n",
             fields_print(d) + " " + fields_print(c), s.block_threads, s.name, d.heads, d.latent_dim, d.rope_dim,
             d.page_size, c.partial_bf16 ? "mf::bf16" : "float", c.pdl ? "true" : "false",
             c.decode_pdl ? "true" : "false", c.profile ? "true" : "false",
-            c.producer_consumer == 1 ? "mla_decode_pc" : "mla_decode_pvfirst",
-            c.producer_consumer == 3 ? ", true" : "");
+            c.producer_consumer == 1 ? "mla_decode_pc"
+            : c.producer_consumer >= 4 ? "mla_decode_pvlate"
+                                       : "mla_decode_pvfirst",
+            c.producer_consumer >= 4 ? fmt::format(", {}, {}{}", c.producer_consumer == 4   ? 2
+                                                                 : c.producer_consumer == 5 ? 1
+                                                                 : c.producer_consumer == 6 ? 3
+                                                                                            : 4,
+                                                   c.softmax_fast ? "true" : "false", c.tma == 2 ? ", true" : "")
+            : c.softmax_fast ? (c.producer_consumer == 3 ? ", true, true" : ", false, true")
+                             : (c.producer_consumer == 3 ? ", true" : ""),
+            c.tma == 2 ? "__cluster_dims__(1, 2, 1) " : "");
         return s;
     }
     if (c.seesaw) {

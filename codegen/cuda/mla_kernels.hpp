@@ -106,7 +106,9 @@ struct MlaDecodeConfig {
     // default (S by half tiles costs 2x). 2: the 2-warpgroup "P V first" schedule (kernels/mla_decode_pvfirst.cuh):
     // warpgroup 0 issues P V(j - 1) then S(j) back to back and softmaxes tile j while warpgroup 1 runs its P V;
     // P in the rope columns; 2 stages (same constraints otherwise); the large-batch config. 3: the same with each
-    // tile refilled in two halves, the one that only warpgroup 1 reads as soon as its P V is done.
+    // tile refilled in two halves, the one that only warpgroup 1 reads as soon as its P V is done. 4..7: "P V late"
+    // (kernels/mla_decode_pvlate.cuh): as 2, but the last 2 (4), 1 (5), 3 (6) or 4 (7) of warpgroup 1's 4 value blocks go to the
+    // tensor cores only after S of the next tile, i.e. in warpgroup 0's softmax window; tiles refilled in two parts.
     int producer_consumer = 0;
     // 1 (with fused_combine): the merge's register paths load each partial row as 512-byte stretches per warp
     // load (every 32-byte sector once) instead of 32 bytes per lane in two 16-byte loads (each sector fetched
@@ -125,6 +127,10 @@ struct MlaDecodeConfig {
     // cluster, the launch is as without it (fused_combine or the combine kernel). H100, session 6: correct; batch 1
     // 1K 11.6 us (cm16) against the default's 10.8, 9.7 with head_block 32 (tests/bench/cuda_mla_decode_results.md).
     int cluster_merge = 0;
+    // 1 (producer_consumer 2..7): the softmax of S as one MUFU.EX2 per element (ex2.approx.ftz), a tree row max and
+    // P stored by stmatrix (kernels/mla_wgmma_softmax.cuh) instead of exp2f's range handling, a 16-long max chain
+    // and 16 4-byte stores per thread.
+    int softmax_fast = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -151,6 +157,7 @@ struct MlaDecodeConfig {
         f("merge_loads", "ml", s.merge_loads);
         f("head_block", "hb", s.head_block);
         f("cluster_merge", "cm", s.cluster_merge);
+        f("softmax_fast", "sf", s.softmax_fast);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -167,7 +174,8 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
 // Launches of at least kMlaLargeBatchRows rows (chunked prefill, large decode batches): on sm_90 the "P V first"
 // kernel (producer_consumer 2; H200, session 5: 0.93x the default's time at batch 64, 8K / 32K context, slower at
-// batch 1; tests/bench/cuda_mla_decode_results.md), elsewhere the default.
+// batch 1; tests/bench/cuda_mla_decode_results.md) with the fast softmax (softmax_fast 1, session 6), elsewhere the
+// default.
 inline constexpr int kMlaLargeBatchRows = 64;
 MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm);
 // Every config supported for (d, sm), default first: what the tuner searches and the benchmark times.

@@ -58,10 +58,11 @@ inline std::vector<CudaKernelSource> cuda_kernel_catalog(int sm) {
         c.pdl = 1;
         c.decode_pdl = 1;
         v.push_back(mla_decode_source(ragged64, c, sm));
-        for (int pc : {1, 2}) {  // producer/consumer, P V first: bf16 partials; fp32, profiled, both PDL, 20 heads
-            c = MlaDecodeConfig{64, pc == 1 ? 3 : 2, 1, 1, 1, 1};
+        for (int pc : {1, 2, 4}) {  // producer/consumer, P V first, P V late (fast softmax): bf16 partials; fp32,
+            c = MlaDecodeConfig{64, pc == 1 ? 3 : 2, 1, 1, 1, 1};  // profiled, both PDL, 20 heads
             c.tma = 1;
             c.producer_consumer = pc;
+            c.softmax_fast = pc == 4;
             v.push_back(mla_decode_source(v3, c, sm));
             c.partial_bf16 = 0;
             c.profile = 1;

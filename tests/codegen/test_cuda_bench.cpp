@@ -75,11 +75,18 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // def_prof is session 3's default profiled. Session 4, batch 64: the producer/consumer kernels, each also
     // profiled (pc1 slots: wg0 = producer: tile wait, S, softmax, refill; wg1 = consumer: P-ready waits, -, rescale,
     // release, P V; pc2 slots: wg0: tile wait, S wait after the P V, softmax, P V + S issue and P V wait, last
-    // P V; wg1: P-ready wait, -, -, refill, P V)
+    // P V; wg1: P-ready wait, -, -, refill, P V). Session 6 (mla64): sf1 = the softmax with one MUFU.EX2 per element
+    // (pc2 sf1), and the "P V late" kernels pc4 / pc5 / pc6 / pc7 (slots as pc2's for wg0; wg1: P-ready wait, rescale + early
+    // part issue and wait + lo refill, "S issued" wait + late part issue, late part wait + hi refill, -); (their
+    // multicast versions, tma2, measured 1.55x slower on an H100: candidates, not benched)
     const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
     auto fused = [](MlaDecodeConfig c, int fc, int pro) {
         c.fused_combine = fc;
         c.prologue = pro;
+        return c;
+    };
+    auto fast = [](MlaDecodeConfig c) {  // session 6 (mla64): the softmax with one MUFU.EX2 per element
+        c.softmax_fast = 1;
         return c;
     };
     auto pc = [](MlaDecodeConfig c, int kind) {
@@ -119,7 +126,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               ml(def, 1, 1, 32), ml(def, 1, 1, 64, 1, 32), pc(old_def, 2), pc(def_prof, 2),
                               pc(old_def, 3), cm(ml(def, 1, 0), 16), cm(ml(def, 1, 0), 8),
                               cm(ml(def, 1, 0, 64, 1, 32), 16), cm(ml(def_prof, 1, 0), 16),
-                              cm(ml(def_prof, 1, 0, 64, 1, 32), 16)})
+                              cm(ml(def_prof, 1, 0, 64, 1, 32), 16),
+                              fast(pc(old_def, 2)), fast(pc(def_prof, 2)), fast(pc(old_def, 4)),
+                              fast(pc(def_prof, 4)), fast(pc(old_def, 5)), fast(pc(old_def, 6)), fast(pc(def_prof, 6)),
+                              fast(pc(old_def, 7)), fast(pc(def_prof, 7))})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

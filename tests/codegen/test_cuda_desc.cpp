@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "codegen/cuda/layer_kernels.hpp"
 #include "codegen/cuda/mla_kernels.hpp"
 #include "codegen/cuda/mla_split_policy.hpp"
@@ -79,7 +81,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_cm0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_cm0_sf0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -127,7 +129,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_cm0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_cm0_sf0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -357,7 +359,9 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     r.rope_dim = 128;
     CHECK_FALSE(mla_decode_unsupported(r, c, 90).empty());
     // it is the large-batch config on sm_90 (the default elsewhere, and where it does not fit the desc)
-    CHECK(mla_decode_large_batch_config(d, 90) == c);
+    MlaDecodeConfig large = c;  // with the fast softmax since session 6
+    large.softmax_fast = 1;
+    CHECK(mla_decode_large_batch_config(d, 90) == large);
     for (int sm : {80, 86, 89}) CHECK(mla_decode_large_batch_config(d, sm) == mla_decode_default_config(d, sm));
     CHECK(mla_decode_large_batch_config(r, 90) == mla_decode_default_config(r, 90));
     // 3: the same kernel with tiles refilled by halves (a template flag), also a candidate
@@ -367,7 +371,35 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     CHECK(mla_decode_source(d, x, 90).source.find("mla_decode_pvfirst<128, 512, 64, 64, mf::bf16, false, false, "
                                                   "false, true>(p)") != std::string::npos);
     CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
-    x.producer_consumer = 4;
+    // 4..7: the "P V late" kernel (mla_decode_pvlate.cuh) with 2, 1, 3 or 4 of warpgroup 1's value blocks late
+    for (int kind : {4, 5, 6, 7}) {
+        x.producer_consumer = kind;
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        CHECK(mla_decode_source(d, x, 90).source.find(
+                  fmt::format("mla_decode_pvlate<128, 512, 64, 64, mf::bf16, false, false, false, {}, false>(p)",
+                              kind == 4 ? 2 : kind == 5 ? 1 : kind == 6 ? 3 : 4)) != std::string::npos);
+        x.softmax_fast = 1;
+        CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+        x.softmax_fast = 0;
+    }
+    x.producer_consumer = 4;  // tma 2: the pair of head blocks as a cluster (1, 2, 1) sharing the tiles
+    x.tma = 2;
+    x.softmax_fast = 1;
+    CHECK(mla_decode_unsupported(d, x, 90).empty());
+    CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+    CHECK(mla_decode_source(d, x, 90).source.find("__cluster_dims__(1, 2, 1)") != std::string::npos);
+    CHECK(mla_decode_source(d, x, 90).source.find(", 2, true, true>(p)") != std::string::npos);
+    x.producer_consumer = 2;  // not for P V first
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x.tma = 1;
+    x.softmax_fast = 0;
+    x.producer_consumer = 8;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x = c;  // softmax_fast: producer_consumer 2 .. 5 only
+    x.softmax_fast = 1;
+    CHECK(mla_decode_unsupported(d, x, 90).empty());
+    CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+    x.producer_consumer = 0;
     CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
 }
 
@@ -445,7 +477,9 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // and without helpers, fc3 / fc1 / fc3 mh1 with the early page ids (pro2), 32 heads per CTA (fc3 pro2
             // and fc1 pro1, both ml1 mh1), t32 s4
             // ... and the cluster merge (cm16, cm8, cm16 with 32 heads per CTA) on the default's settings
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 68 : 58)));
+            // ... and (session 6) pc2 with the fast softmax, the "P V late" kernels pc4 .. pc7 (with it), pc4 and
+            // pc6 with multicast tiles (tma 2: 128 heads only)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 75 : 63)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }

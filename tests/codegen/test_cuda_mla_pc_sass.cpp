@@ -94,31 +94,35 @@ TEST_CASE("cuda bench sass: wgmma MLA decode instruction counts and uniform-data
     const MlaDecodeDesc d;
     MlaDecodeConfig def = mla_decode_default_config(d, 90), base = def;
     base.prologue = base.fused_combine = base.merge_loads = 0;  // the other schedules: no fused epilogue
-    MlaDecodeConfig pc1 = base, pc2 = base, ss = base;
+    MlaDecodeConfig pc1 = base, pc2 = base, ss = base, pc4 = base;
     pc1.stages = 3;
     pc1.producer_consumer = 1;
     pc2.producer_consumer = 2;
     ss.seesaw = 1;
+    pc4.producer_consumer = 4;  // P V late, fast softmax (S of tile 0 is the first run of 36 HGMMA.64x64x16)
+    pc4.softmax_fast = 1;
     struct Case {
         const char* label;
         MlaDecodeConfig config;
         const char* s_shape;  // the HGMMA of S = Q K^T and its k-steps per S
         int s_steps;
     };
-    const Case cases[4] = {{"default", def, "HGMMA.64x64x16", 36},
+    const Case cases[5] = {{"default", def, "HGMMA.64x64x16", 36},
                            {"pc1", pc1, "HGMMA.64x32x16", 36},
                            {"pc2", pc2, "HGMMA.64x64x16", 36},
-                           {"seesaw", ss, "HGMMA.64x64x16", 36}};
+                           {"seesaw", ss, "HGMMA.64x64x16", 36},
+                           {"pc4 sf1", pc4, "HGMMA.64x64x16", 36}};
     for (const Case& c : cases) {
         const CudaKernelDump k = dump_cuda_kernel(mla_decode_source(d, c.config, 90), CudaArch{9, 0, true});
         REQUIRE_FALSE(k.sass.empty());
-        std::printf("<!-- sass %s %s (%s): HGMMA %zu (64x32x16 %zu, 64x64x16 %zu, 64x256x16 %zu), WARPGROUP.ARRIVE %zu, "
-                    "WARPGROUP.DEPBAR %zu, LDL %zu, STL %zu, USETMAXREG %zu -->\n",
+        std::printf("<!-- sass %s %s (%s): HGMMA %zu (64x32x16 %zu, 64x64x16 %zu, 64x128x16 %zu, 64x256x16 %zu), "
+                    "WARPGROUP.ARRIVE %zu, WARPGROUP.DEPBAR %zu, LDL %zu, STL %zu, USETMAXREG %zu, STSM %zu, "
+                    "MUFU.EX2 %zu -->\n",
                     c.label, k.name.c_str(), k.sass_tool.c_str(), count_of(k.sass, "HGMMA."),
                     count_of(k.sass, "HGMMA.64x32x16"), count_of(k.sass, "HGMMA.64x64x16"),
-                    count_of(k.sass, "HGMMA.64x256x16"), count_of(k.sass, "WARPGROUP.ARRIVE"),
+                    count_of(k.sass, "HGMMA.64x128x16"), count_of(k.sass, "HGMMA.64x256x16"), count_of(k.sass, "WARPGROUP.ARRIVE"),
                     count_of(k.sass, "WARPGROUP.DEPBAR"), count_of(k.sass, "LDL"), count_of(k.sass, "STL"),
-                    count_of(k.sass, "USETMAXREG"));
+                    count_of(k.sass, "USETMAXREG"), count_of(k.sass, "STSM"), count_of(k.sass, "MUFU.EX2"));
         CHECK(count_of(k.sass, "HGMMA.") > 0);
         const std::vector<SassInstr> code = sass_instructions(k.sass);
         const SIssue s = s_issue(code, c.s_shape, c.s_steps);
@@ -137,5 +141,11 @@ TEST_CASE("cuda bench sass: wgmma MLA decode instruction counts and uniform-data
         // add each (wgmma_desc_add), plus at most the moves of the unchanged high words into the HGMMA's register
         // quad (~4); recomputed descriptors took ~10 (session 4's SASS)
         if (c.label == std::string("default")) CHECK(per_step < 7.0);
+        // P V late with the fast softmax: no spills, P by stmatrix (4 per softmax: tile 0 and the loop)
+        if (c.label == std::string("pc4 sf1")) {
+            CHECK(count_of(k.sass, "LDL") == 0);
+            CHECK(count_of(k.sass, "STL") == 0);
+            CHECK(count_of(k.sass, "STSM") == 8);
+        }
     }
 }

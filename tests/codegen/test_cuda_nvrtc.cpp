@@ -351,19 +351,63 @@ TEST_CASE("cuda nvrtc: the P V first MLA decode: S and P V unrolled at each call
         return;
     }
     const MlaDecodeDesc v3;
-    for (int kind : {2, 3}) {  // 3: tiles refilled by halves
+    for (int kind : {2, 3, 12, 13}) {  // 3: tiles refilled by halves; + 10: softmax_fast
         CAPTURE(kind);
         MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
         c.tma = 1;
-        c.producer_consumer = kind;
+        c.producer_consumer = kind % 10;
+        c.softmax_fast = kind / 10;
         const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
         auto count = [&](const std::string& what) { return occurrences(ptx, what); };
         // S: tile 0 and the loop (36 k-steps each); P V (4 k-steps): warpgroup 0's loop and last tile, warpgroup 1
         CHECK(count("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
         CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 3 * 4);
         CHECK(count("wgmma.wait_group.sync.aligned 1;") == 1);  // P V(j - 1) done, S(j) still running
+        // softmax_fast: P by 4 stmatrix per softmax (tile 0 and the loop), exp2 without exp2f's range handling
+        CHECK(count("stmatrix.sync.aligned.m8n8.x4.shared.b16") == (c.softmax_fast ? 8 : 0));
+        if (c.softmax_fast) CHECK(count("ex2.approx.ftz.f32") >= 2 * 34);
         CHECK(count("cp.async.bulk.tensor.2d") >= 1);
         CHECK(count("mma.sync") == 0);
         check_no_ptxas_performance_loss(v3, c);
+    }
+}
+
+TEST_CASE("cuda nvrtc: the P V late MLA decode: warpgroup 1's P V in two parts, no ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    for (int kind : {4, 5, 6, 7}) {  // the last 2 (4), 1 (5), 3 (6) or 4 (7) of warpgroup 1's 4 value blocks after S
+        for (int fast : {0, 1}) {
+            CAPTURE(kind);
+            CAPTURE(fast);
+            MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+            c.tma = 1;
+            c.producer_consumer = kind;
+            c.softmax_fast = fast;
+            const std::string ptx = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
+            auto count = [&](const std::string& what) { return occurrences(ptx, what); };
+            // S: tile 0 and the loop (36 k-steps each); warpgroup 0's P V (loop, last tile): 4 m64n256k16 each;
+            // warpgroup 1: an early and a late part of 4 k-steps each (n128 + n128, n192 + n64 or n64 + n192), or
+            // (7) one late n256
+            CHECK(count("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") ==
+                  2 * 36 + (kind == 5 || kind == 6 ? 4 : 0));
+            CHECK(count("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 2 * 4 + (kind == 7 ? 4 : 0));
+            CHECK(count("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16") == (kind == 4 ? 8 : 0));
+            CHECK(count("wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16") == (kind == 5 || kind == 6 ? 4 : 0));
+            CHECK(count("wgmma.wait_group.sync.aligned 1;") == 1);  // P V(j - 1) done, S(j) still running
+            CHECK(count("stmatrix.sync.aligned.m8n8.x4.shared.b16") == (fast ? 8 : 0));
+            CHECK(count("mma.sync") == 0);
+            check_no_ptxas_performance_loss(v3, c);
+            if (fast && (kind == 4 || kind == 6)) {  // with the tiles multicast to the head-block pair
+                c.tma = 2;
+                const std::string mc = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});
+                CHECK(occurrences(mc, "multicast::cluster") >= 1);
+                CHECK(occurrences(mc, "mbarrier.arrive.release.cluster.shared::cluster") >= 1);
+                CHECK(occurrences(mc, "barrier.cluster.wait") >= 2);
+                check_no_ptxas_performance_loss(v3, c);
+            }
+        }
     }
 }

@@ -30,6 +30,7 @@
 #include "mla_decode_seesaw.cuh"  // sw128, mbar_arrive_warp, warpgroup_sync, mla_pv_rope_p
 #include "mla_params.cuh"
 #include "mla_wgmma_epilogue.cuh"
+#include "mla_wgmma_softmax.cuh"
 #include "mma_sm80.cuh"
 #include "tma_sm90.cuh"
 #include "wgmma_sm90.cuh"
@@ -57,7 +58,10 @@ struct MlaPvFirstSmem {
 // own P V is done, without waiting for warpgroup 0; the low half (blocks 0..3 and the rope block, where P sits)
 // once both released the stage, as before. S(j) goes through the high half first (its 16 k-steps are the ones
 // issued with P V(j - 1)), then the low half, which gets ~1.3k more cycles to land.
-template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, bool HALVES = false>
+// FAST (config softmax_fast 1): the softmax of kernels/mla_wgmma_softmax.cuh with one ex2.approx.ftz per element, a
+// tree row max and stmatrix for P (H100, session 6: 0.98x / 0.99x the time at 64 x 8K / 32K; the large-batch config).
+template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, bool HALVES = false,
+          bool FAST = false>
 __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -191,40 +195,8 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
         // memory; arrives on ready[j % 2]
         auto softmax = [&](int j, float (&s)[32]) {
             warpgroup_sync(1);  // every warp's S(j) is done: no wgmma still reads the rope block P(j) goes into
-            // raw scores: the max scales by sl2 > 0 afterwards and each p is one fma + exp2; only a last partial
-            // tile masks its tail (a branch uniform over the CTA)
-            const int valid = t_end - (t_begin + j * TILE);
-            if (valid < TILE) {
-#pragma unroll
-                for (int e = 0; e < 32; ++e)
-                    if ((e >> 2) * 8 + 2 * t + (e & 1) >= valid) s[e] = neg_inf();
-            }
-            float mx[2] = {neg_inf(), neg_inf()};
-#pragma unroll
-            for (int e = 0; e < 32; ++e) mx[(e >> 1) & 1] = fmaxf(mx[(e >> 1) & 1], s[e]);
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-                mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2)) * sl2;
-                const float m_new = fmaxf(m_run[h], mx[h]);  // finite: every tile has a valid token
-                alpha[h] = exp2f(m_run[h] - m_new);          // m_run = -inf on the first tile: alpha = 0
-                m_run[h] = m_new;
-                l_run[h] *= alpha[h];
-            }
             unsigned char* sP = sK + (j & 1) * Smem::k_bytes + (NB - 1) * (TILE * 128);
-#pragma unroll
-            for (int c = 0; c < 8; ++c) {
-                const float p0 = exp2f(fmaf(s[4 * c], sl2, -m_run[0]));
-                const float p1 = exp2f(fmaf(s[4 * c + 1], sl2, -m_run[0]));
-                const float p2 = exp2f(fmaf(s[4 * c + 2], sl2, -m_run[1]));
-                const float p3 = exp2f(fmaf(s[4 * c + 3], sl2, -m_run[1]));
-                l_run[0] += p0 + p1;
-                l_run[1] += p2 + p3;
-                // tokens 8c + 2t, +1: chunk c, bytes 4t..4t+3 of rows row0 and row0 + 8 (128-byte swizzle)
-                const unsigned off = row0 * 128 + ((c ^ (row0 & 7)) << 4) + 4 * t;
-                *reinterpret_cast<unsigned*>(sP + off) = pack_bf16x2(p0, p1);
-                *reinterpret_cast<unsigned*>(sP + off + 8 * 128) = pack_bf16x2(p2, p3);
-            }
+            mla_softmax_tile<FAST>(s, t_end - (t_begin + j * TILE), sl2, m_run, l_run, alpha, sP, row0, lane);
             if (t == 0) {
                 s_alpha[(j & 1) * HB + row0] = alpha[0];
                 s_alpha[(j & 1) * HB + row0 + 8] = alpha[1];

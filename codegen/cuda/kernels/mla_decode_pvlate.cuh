@@ -1,0 +1,392 @@
+// MLA decode, Hopper "P V late" schedule (config producer_consumer 4..7: LATE 2, 1, 3, 4; sm_90a, K tiles by TMA,
+// 64-token tiles, 2 stages). Same contract as mla_decode_pvfirst<> (kernels/mla_decode_pvfirst.cuh), whose schedule it
+// changes in one place: part of warpgroup 1's P V(j - 1) runs on the tensor cores while warpgroup 0 is in
+// softmax(j), where pc2's tensor cores idle (~650 cycles a tile, H200, session 5).
+//
+// Warpgroup 1's O half (value columns 256..511 = column blocks 4..7) is issued in two parts: the early part,
+// blocks 4 .. 7 - LATE (m64n(256 - 64 LATE)), as soon as P(j - 1) is ready (beside warpgroup 0's P V(j - 1), as in
+// pc2), and the late part, blocks 8 - LATE .. 7 (m64n(64 LATE)), only once warpgroup 0 has issued all of S(j)
+// (mbarrier "S issued"), so that the tensor cores take it after S(j), in the softmax window (LATE 4: no early
+// part, all of warpgroup 1's P V is late, one m64n256 part chained onto O). The stage of tile
+// j - 1 is then released in two parts, refilled with tile j + 1 by thread 128:
+//   lo = column blocks 0 .. 7 - LATE: read by S(j - 1), warpgroup 0's P V(j - 1) (blocks 0..3) and the early part;
+//        released once both are done (~0.8k cycles into tile j: "empty lo", 8 warps), lands in time;
+//   hi = blocks 8 - LATE .. 7 and block 8 (the rope block, where P(j - 1) sits): read by the late part too,
+//        released after it (~at the end of tile j); S(j + 1) goes through lo first and reaches hi ~1.8k cycles
+//        (LATE 2) after its refill was issued.
+// Each half has its own full mbarrier per stage. Warpgroup 0's pass j: P V(j - 1) (blocks 0..3), wait for
+// tile j's lo, S(j)'s first 12 k-steps, wait for the P V and release lo(j - 1), the rest of lo's k-steps, wait for
+// hi, hi's k-steps, "S issued", wait for S, softmax(j) (P(j) into tile j's rope block, alpha(j), "P(j) ready").
+// Warpgroup 1's pass j: wait for P(j) ready; rescale; early part; wait for it, release lo(j), thread 128 refills
+// lo with tile j + 2 once warpgroup 0 released it too; wait for "S(j + 1) issued" (not on the last tile); late part
+// (into fresh accumulators: 32 LATE registers); wait for it, warpgroup barrier, thread 128 refills hi with tile
+// j + 2; add the late part to O. (H100, first version: the lo refill waited behind "S(j + 1) issued", i.e. behind
+// the hi half of tile j + 1, and tile j + 2's lo landed ~0.5k cycles late: 3.09k cycles a tile, pc2 3.02k.)
+// Predicted (H200 cycles per tile, LATE 2): P V halves 512 + 256 + S ~1300 + max(softmax, late part 256 + issue)
+// ~2.5k, against pc2's 3.04k, if the hi refill lands within ~1.8k cycles of its issue.
+// Shared memory: MlaPvLateSmem (Q, 2 K stages, alpha [2][64], row sums, mbarriers full lo [2], full hi [2],
+// empty lo [2], ready [2], S issued, MC: pair lo [2], pair hi [2]).
+// MC (config tma 2): the head-block pair is a cluster (1, 2, 1) and shares each tile: each CTA issues every other
+// box of a half, multicast to both, and refills a half once both CTAs released it (pair mbarriers, one remote
+// arrival per CTA). H100: 1.55x slower (each CTA's refill waits for the other's release).
+// ptxas: every wgmma group is committed and waited unconditionally (tile 0's S before the loop, the last P V
+// after it), so that ptxas does not serialize the wgmmas (see mla_decode_seesaw.cuh).
+#pragma once
+#include "cluster_sm90.cuh"  // cluster_sync
+#include "mla_decode_pvfirst.cuh"
+
+namespace mf {
+
+// MlaPvFirstSmem with room for the pair barriers of MC (pair lo [2], pair hi [2] after the 9 of pc2's layout).
+template <int LATENT, int ROPE>
+struct MlaPvLateSmem : MlaPvFirstSmem<LATENT, ROPE> {
+    static constexpr int bar_bytes = 112;
+    static constexpr int total = MlaPvFirstSmem<LATENT, ROPE>::total - MlaPvFirstSmem<LATENT, ROPE>::bar_bytes + bar_bytes;
+};
+
+// d (+)= P V over value column blocks b0 .. b0 + N / 64 - 1 of the stage at sKa, P in its column block NB - 1
+// (no rescale; commits one wgmma group). FRESH: d = P V (scale_d 0 on the first k-step).
+template <int N, int NB, bool FRESH = false>
+__device__ __forceinline__ void mla_pv_part(float (&d)[N / 2], unsigned sKa, int b0) {
+    const unsigned long long da = wgmma_desc_sw128(sKa + (NB - 1) * (64 * 128), 16, 1024);  // P
+    const unsigned long long db = wgmma_desc_sw128(sKa + b0 * (64 * 128), 64 * 128, 1024);  // V, N-major
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        const unsigned long long a = wgmma_desc_add(da, kk * 32), b = wgmma_desc_add(db, kk * 16 * 128);
+        const int acc = !FRESH || kk > 0;
+        if constexpr (N == 64) wgmma_m64n64k16_ss_tb(d, a, b, acc);
+        else if constexpr (N == 128) wgmma_m64n128k16_ss_tb(d, a, b, acc);
+        else if constexpr (N == 192) wgmma_m64n192k16_ss_tb(d, a, b, acc);
+        else wgmma_m64n256k16_ss_tb(d, a, b, acc);
+    }
+    wgmma_commit();
+}
+
+// PT, PDL, DPDL: as mla_decode_wgmma<>. LATE: warpgroup 1's value blocks issued after S (1..3). FAST: the softmax
+// (mla_wgmma_softmax.cuh). PROF slots: thread 0 (warpgroup 0): prologue, P V(j - 1) issued + tile j's lo waited
+// for, the rest of S (lo, hi wait, hi) issued and S waited for, softmax, S's first k-steps + the P V wait, the last
+// P V, epilogue, tiles; thread 128 (warpgroup 1): prologue, P-ready wait, rescale + early part issued and waited for
+// + lo refill, the "S issued" wait + late part issued, late part waited for + hi refill, -, epilogue, tiles.
+template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
+          bool MC = false>
+__device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
+    if constexpr (DPDL) griddep_wait();
+    if constexpr (PDL) griddep_launch_dependents();
+    MlaCycleProfile<PROF> prof;
+    constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64, KS = D / 16;
+    constexpr int KS_EARLY = 12;         // S(j)'s k-steps issued before warpgroup 0 waits for its P V(j - 1)
+    constexpr int LO = NB - 1 - LATE;    // column blocks 0 .. LO - 1 are the lo half, LO .. NB - 1 the hi half
+    constexpr int NE = 64 * (4 - LATE);  // warpgroup 1's early part: blocks 4 .. LO - 1 (N columns)
+    using Smem = MlaPvLateSmem<LATENT, ROPE>;
+    static_assert(LATENT == 512, "each warpgroup's O half is one m64n256 accumulator");
+    static_assert(ROPE == 64, "P (64 heads x 64 tokens bf16) takes the place of exactly one 64-column rope block");
+    static_assert(LATE >= 1 && LATE <= 4, "the late part is 1..4 of warpgroup 1's 4 value blocks");
+    static_assert(4 * LO >= KS_EARLY, "S's first k-steps read the lo half only");
+    static_assert(PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
+    static_assert(64 * (LATENT * 4 + 32) <= Smem::q_bytes + 2 * Smem::k_bytes,
+                  "the output rows are staged over the Q and K buffers");
+
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
+    unsigned char* sQ = smem;
+    unsigned char* sK = sQ + Smem::q_bytes;
+    float* s_alpha = reinterpret_cast<float*>(sK + 2 * Smem::k_bytes);  // [2][HB] by stage
+    float* red_sum = s_alpha + 2 * HB;                                   // [HB]
+    const unsigned bar_full = smem_addr(red_sum + HB), bar_full_hi = bar_full + 16, bar_empty = bar_full_hi + 16;
+    const unsigned bar_ready = bar_empty + 16, bar_issued = bar_ready + 16;
+    const unsigned bar_pair = bar_issued + 8;  // MC: pair lo [2], pair hi [2] (both CTAs released the half)
+
+    const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wg = warp >> 2;
+    const int yr = MC ? blockIdx.y & 1 : 0;  // MC: this CTA's rank in the head-block pair (cluster (1, 2, 1))
+    const int row0 = (warp & 3) * 16 + (lane >> 2);  // this thread's rows: row0 and row0 + 8 (S, P and O)
+
+    const int len = p.seq_lens[b];
+    const MlaSplitTiles cut = mla_split_tiles<TILE>(len, p.num_splits, split);
+    const int t_begin = cut.t_begin, t_end = cut.t_end, n_tiles = cut.n_tiles;
+    const size_t part_row = (size_t)b * HEADS;
+    const bool direct = p.num_splits == 1 && p.out != nullptr;
+    if (n_tiles == 0) {
+        if (direct)
+            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
+        else
+            for (int r = tid; r < HB; r += blockDim.x)
+                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+        return;
+    }
+
+    const int* table = p.block_table + (size_t)b * p.block_table_stride;
+    // the lo (hi false) or hi (hi true) half of tile i at cache page `page` into its stage (one thread)
+    auto issue_half = [&](int i, int page, bool hi) {
+        const int row = page * PAGE + (t_begin + i * TILE) % PAGE;
+        const unsigned full = (hi ? bar_full_hi : bar_full) + 8 * (i & 1);
+        const unsigned dst = smem_addr(sK + (i & 1) * Smem::k_bytes);
+        mbar_arrive_expect_tx(full, (hi ? NB - LO : LO) * (TILE * 128));  // the whole half lands here
+        for (int cb = hi ? LO : 0; cb < (hi ? NB : LO); ++cb) {
+            if constexpr (MC) {  // every other box, multicast to both CTAs of the pair
+                if ((cb & 1) == yr) tma_load_2d_multicast(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full, 3);
+            } else {
+                tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+            }
+        }
+    };
+    // MC, thread 128: both CTAs of the pair released the lo (hi false) or hi half of tile j's stage
+    auto pair_release = [&](int j, bool hi) {
+        const unsigned bar = bar_pair + 16 * hi + 8 * (j & 1);
+        mbar_arrive_cluster(bar, 0);
+        mbar_arrive_cluster(bar, 1);
+        mbar_wait(bar, (j >> 1) & 1);
+    };
+    if (tid == 0) {
+        tma_prefetch_map(&p.kv_map);
+        for (int st = 0; st < 2; ++st) {
+            mbar_init(bar_full + 8 * st, 1);
+            mbar_init(bar_full_hi + 8 * st, 1);
+            mbar_init(bar_empty + 8 * st, 8);  // every warp of both warpgroups, once per tile
+            mbar_init(bar_ready + 8 * st, 4);  // every warp of warpgroup 0
+        }
+        mbar_init(bar_issued, 4);  // every warp of warpgroup 0, once per tile from tile 1 on
+        if (MC)
+            for (int k = 0; k < 4; ++k) mbar_init(bar_pair + 8 * k, 2);  // one arrival per CTA of the pair
+        mbar_init_fence();
+    }
+    if constexpr (MC) cluster_sync();  // both CTAs' barriers exist before any multicast lands
+    if (tid == 0)
+        for (int i = 0; i < 2 && i < n_tiles; ++i) {
+            const int page = table[(t_begin + i * TILE) / PAGE];
+            issue_half(i, page, false);
+            issue_half(i, page, true);
+        }
+    // thread 128 refills the stages from tile 2 on; page_next: the page of the next tile it issues
+    int page_next = tid == 128 && n_tiles > 2 ? table[(t_begin + 2 * TILE) / PAGE] : 0;
+    // Q rows of this head block (rows past HEADS are zero), by all threads
+    for (int idx = tid; idx < HB * (D / 8); idx += 256) {
+        const int r = idx / (D / 8), c = idx % (D / 8);
+        const bool valid = head0 + r < HEADS;
+        const unsigned short* src = p.q;
+        if (valid) src += (part_row + head0 + r) * D + c * 8;
+        cp_async_16(sQ + sw128<HB>(r, c), src, valid);
+    }
+    cp_async_commit();
+    cp_async_wait_all();
+    fence_proxy_async_smem();
+    __syncthreads();  // Q is in shared memory and the mbarriers exist
+
+    const float sl2 = p.scale * 1.4426950408889634f;
+    float m_run[2] = {neg_inf(), neg_inf()};  // warpgroup 0: running max of rows row0, row0 + 8 (log2 domain)
+    float l_run[2] = {0.f, 0.f};              // warpgroup 0: this thread's partial row sums
+    float o[128];
+#pragma unroll
+    for (int e = 0; e < 128; ++e) o[e] = 0.f;
+    const unsigned sKa0 = smem_addr(sK);
+    const unsigned long long dq = wgmma_desc_sw128(smem_addr(sQ), 16, 1024);  // Q (A of S), K-major
+    prof.mark(0);
+
+    if (wg == 0) {
+        float alpha[2] = {1.f, 1.f};  // alpha(j - 1) of this thread's rows, for P V(j - 1)
+        // k-steps [k0, k1) of S(j) for the stage of tile j (commits one group); `first` zeroes s first, and the
+        // tail rows of a last partial tile (both halves landed: the caller waited for them)
+        auto issue_s = [&](int j, float (&s)[32], int k0, int k1, bool first) {
+            const unsigned sKa = sKa0 + (j & 1) * Smem::k_bytes;
+            const int valid = t_end - (t_begin + j * TILE);
+            if (first && valid < TILE) {  // stale tail rows: zero their latent columns (V) before anyone's P V(j)
+                unsigned char* k = sK + (j & 1) * Smem::k_bytes;
+                for (int idx = tid; idx < (TILE - valid) * (LATENT / 8); idx += 128) {
+                    const int r = valid + idx / (LATENT / 8), c = idx % (LATENT / 8);
+                    *reinterpret_cast<uint4*>(k + sw128<TILE>(r, c)) = make_uint4(0, 0, 0, 0);
+                }
+                fence_proxy_async_smem();  // ordered before this warp's ready arrival
+                __syncwarp();
+            }
+            if (first) {
+#pragma unroll
+                for (int e = 0; e < 32; ++e) s[e] = 0.f;
+                wgmma_pin(s);
+            }
+            wgmma_fence();
+            const unsigned long long db = wgmma_desc_sw128(sKa, 16, 1024);
+#pragma unroll
+            for (int ks = k0; ks < k1; ++ks)  // column block ks / 4, 32 bytes per k-step within it
+                wgmma_m64n64k16_ss(s, wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32),
+                                   wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32),
+                                   !first || ks > k0);
+            wgmma_commit();
+        };
+        auto softmax = [&](int j, float (&s)[32]) {
+            warpgroup_sync(1);  // every warp's S(j) is done: no wgmma still reads the rope block P(j) goes into
+            unsigned char* sP = sK + (j & 1) * Smem::k_bytes + (NB - 1) * (TILE * 128);
+            mla_softmax_tile<FAST>(s, t_end - (t_begin + j * TILE), sl2, m_run, l_run, alpha, sP, row0, lane);
+            if ((lane & 3) == 0) {
+                s_alpha[(j & 1) * HB + row0] = alpha[0];
+                s_alpha[(j & 1) * HB + row0 + 8] = alpha[1];
+            }
+            fence_proxy_async_smem();
+            mbar_arrive_warp(bar_ready + 8 * (j & 1), lane);  // after each lane's proxy fence
+        };
+        // waits for both halves of tile j when it is a last partial tile (its tail is zeroed before S)
+        auto wait_tail = [&](int j) {
+            if (t_end - (t_begin + j * TILE) < TILE) {
+                mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);
+                mbar_wait(bar_full_hi + 8 * (j & 1), (j >> 1) & 1);
+            }
+        };
+        {  // tile 0: S only
+            float s[32];
+            mbar_wait(bar_full, 0);
+            mbar_wait(bar_full_hi, 0);
+            __syncwarp();
+            prof.mark(1);
+            issue_s(0, s, 0, KS, true);
+            wgmma_wait<0>();
+            wgmma_pin(s);
+            prof.mark(2);
+            softmax(0, s);
+            prof.mark(3);
+        }
+        for (int j = 1; j < n_tiles; ++j) {
+            float s[32];
+            mla_pv_rope_p<NB>(o, alpha, sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1), blocks 0..3
+            const unsigned parity = (j >> 1) & 1;
+            wait_tail(j);
+            mbar_wait(bar_full + 8 * (j & 1), parity);  // tile j's lo half
+            __syncwarp();
+            prof.mark(1);
+            issue_s(j, s, 0, KS_EARLY, true);  // keeps the tensor cores busy while this warpgroup waits for the P V
+            wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j)'s first k-steps may still run
+            wgmma_pin(o);
+            mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);  // lo of tile j - 1 (thread 128 refills it)
+            prof.mark(4);
+            issue_s(j, s, KS_EARLY, 4 * LO, false);
+            mbar_wait(bar_full_hi + 8 * (j & 1), parity);
+            __syncwarp();
+            issue_s(j, s, 4 * LO, KS, false);
+            mbar_arrive_warp(bar_issued, lane);  // warpgroup 1 may now queue its late part of P V(j - 1)
+            wgmma_wait<0>();
+            wgmma_pin(s);
+            wgmma_pin(o);
+            prof.mark(2);
+            softmax(j, s);
+            prof.mark(3);
+        }
+        // the last tile's P V
+        mla_pv_rope_p<NB>(o, alpha, sKa0 + ((n_tiles - 1) & 1) * Smem::k_bytes, 0);
+        wgmma_wait<0>();
+        wgmma_pin(o);
+        prof.mark(5);
+    } else {
+        constexpr int NEA = NE > 0 ? NE / 2 : 1;  // (LATE 4: no early part)
+        float(&o_early)[NEA] = *reinterpret_cast<float(*)[NEA]>(o);
+        float(&o_late)[128 - NE / 2] = *reinterpret_cast<float(*)[128 - NE / 2]>(o + NE / 2);
+        for (int j = 0; j < n_tiles; ++j) {
+            const unsigned st = j & 1, parity = (j >> 1) & 1;
+            const unsigned sKa = sKa0 + st * Smem::k_bytes;
+            mbar_wait(bar_ready + 8 * st, parity);
+            mbar_wait(bar_full + 8 * st, parity);  // long complete; orders the tile's bytes for us
+            mbar_wait(bar_full_hi + 8 * st, parity);
+            __syncwarp();
+            fence_proxy_async_smem();
+            prof.mark(1);
+            const float alpha[2] = {s_alpha[st * HB + row0], s_alpha[st * HB + row0 + 8]};
+            const bool moved = __any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f);
+            auto rescale = [&] {
+                if (moved) {
+#pragma unroll
+                    for (int e = 0; e < 32; ++e) {
+                        o[4 * e] *= alpha[0];
+                        o[4 * e + 1] *= alpha[0];
+                        o[4 * e + 2] *= alpha[1];
+                        o[4 * e + 3] *= alpha[1];
+                    }
+                }
+                wgmma_pin(o);  // the rescaled values are written before the fence
+            };
+            if constexpr (NE > 0) {
+                rescale();
+                mla_pv_part<NE, NB>(o_early, sKa, 4);
+                wgmma_wait<0>();  // the early part is done (it runs beside warpgroup 0's P V(j))
+                wgmma_pin(o);
+            }
+            mbar_arrive_warp(bar_empty + 8 * st, lane);
+            if (tid == 128 && j + 2 < n_tiles) {  // lo of tile j + 2 once warpgroup 0's P V(j) is done too
+                mbar_wait(bar_empty + 8 * st, parity);
+                if constexpr (MC) pair_release(j, false);  // ... in both CTAs of the pair
+                issue_half(j + 2, page_next, false);
+            }
+            __syncwarp();
+            prof.mark(2);
+            if (j + 1 < n_tiles) mbar_wait(bar_issued, j & 1);  // S(j + 1) is on the tensor cores' queue
+            __syncwarp();
+            // the late part into fresh accumulators, added to O once done: chained onto O's registers after the
+            // waits above, ptxas (NVRTC 13) serializes every wgmma of the kernel (C7511 / C7518 / C7520); LATE 4
+            // (one part: no room for 128 more registers) chains onto O, which ptxas accepts
+            constexpr int NACC = NE > 0 ? 128 - NE / 2 : 1;
+            float acc[NACC];
+            if constexpr (NE > 0) {
+#pragma unroll
+                for (int e = 0; e < NACC; ++e) acc[e] = 0.f;
+                wgmma_pin(acc);
+                mla_pv_part<256 - NE, NB, true>(acc, sKa, LO);
+            } else {
+                rescale();
+                mla_pv_part<256, NB>(o, sKa, 4);
+            }
+            prof.mark(3);
+            wgmma_wait<0>();
+            if constexpr (NE > 0) wgmma_pin(acc);
+            wgmma_pin(o);
+            warpgroup_sync(2);  // every warp's late part is done: the hi half is free
+            if (tid == 128 && j + 2 < n_tiles) {
+                if constexpr (MC) pair_release(j, true);
+                issue_half(j + 2, page_next, true);
+                if (j + 3 < n_tiles) page_next = table[(t_begin + (j + 3) * TILE) / PAGE];
+            }
+            __syncwarp();
+            if constexpr (NE > 0) {
+#pragma unroll
+                for (int e = 0; e < NACC; ++e) o_late[e] += acc[e];
+            }
+            prof.mark(4);
+        }
+    }
+
+    if constexpr (MC) cluster_arrive_relaxed();  // (waited for at the exit: no CTA leaves while its pair may still
+                                                 // arrive on its barriers)
+    // ---- row sums (warpgroup 0), the log2-sum-exp, then the normalised rows through shared memory (every copy
+    // was waited for and every wgmma is done once both warpgroups passed the barrier)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
+    }
+    const int t = lane & 3;
+    if (wg == 0 && t == 0) {
+        red_sum[row0] = l_run[0];
+        red_sum[row0 + 8] = l_run[1];
+    }
+    __syncthreads();
+    float inv[2];
+    const int rows = min(HB, HEADS - head0);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int row = row0 + 8 * h;
+        const float l = red_sum[row];
+        inv[h] = l > 0.f ? 1.f / l : 0.f;
+        const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
+        if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
+            p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
+    }
+    if (direct)
+        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
+                                     (size_t)LATENT, rows);
+    else
+        mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
+                                   reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
+                                   (size_t)p.num_splits * LATENT, rows);
+    if constexpr (MC) cluster_wait();
+    prof.mark(6);
+    prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
+}
+
+}  // namespace mf

@@ -1,0 +1,118 @@
+// Online softmax of one 64-head x 64-token score tile S held by a warpgroup as its m64n64 f32 wgmma accumulator
+// (the S = Q K^T of the "P V first" family, kernels/mla_decode_pvfirst.cuh and mla_decode_pvlate.cuh): row max,
+// alpha = exp2(m_old - m_new), P = exp2(S * scale - m_new) as bf16 into a 64 x 64 block of 128-byte-swizzled
+// shared memory (the wgmma A layout of P V), running row sums. Raw scores: the max is scaled by sl2 > 0 afterwards
+// and each p is one fma + exp2; only a last partial tile (valid < 64 tokens) masks its tail.
+// Thread layout (the accumulator fragment, wgmma_sm90.cuh): warp w % 4 holds rows 16 (w % 4) .. + 15; this
+// thread's rows row0 = 16 (w % 4) + g and row0 + 8, columns 8c + 2t, + 1 of chunk c (g = lane / 4, t = lane % 4).
+// FAST (config softmax_fast 1): exp2 as one MUFU.EX2 (ex2.approx.ftz: the plain exp2f adds a range test and two
+// predicated multiplies per element for results below 2^-126, which a bf16 P of a softmax does not need); the row
+// max as a tree (depth 4 instead of a 16-long dependent chain); P stored by stmatrix (4 instructions instead of 16
+// 4-byte stores); the row sums in two chains per row. Plain: the session-5 code, unchanged.
+#pragma once
+#include "bf16.cuh"
+#include "mma_sm80.cuh"
+
+namespace mf {
+
+__device__ __forceinline__ float ex2_ftz(float x) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+
+// Four 8x8 b16 matrices from registers into shared memory; lane l gives the address of row l % 8 of matrix l / 8
+// (the inverse of ldmatrix_x4: register i of lane l holds row l / 4, columns 2 (l % 4), + 1 of matrix i).
+__device__ __forceinline__ void stmatrix_x4(unsigned addr, unsigned r0, unsigned r1, unsigned r2, unsigned r3) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0),
+                 "r"(r1), "r"(r2), "r"(r3)
+                 : "memory");
+}
+
+// s: this thread's 32 scores (raw: not yet scaled); valid: tokens of the tile that exist (1..64); sl2: softmax
+// scale x log2(e); m_run (log2 domain) and l_run (this thread's partial sums) of rows row0, row0 + 8 are updated;
+// alpha gets exp2(m_old - m_new) of both rows; sP: the 64 x 64 bf16 P block (1024-byte aligned, 128-byte swizzle).
+template <bool FAST>
+__device__ __forceinline__ void mla_softmax_tile(float (&s)[32], int valid, float sl2, float (&m_run)[2],
+                                                 float (&l_run)[2], float (&alpha)[2], unsigned char* sP,
+                                                 int row0, int lane) {
+    const int t = lane & 3;
+    if (valid < 64) {
+#pragma unroll
+        for (int e = 0; e < 32; ++e)
+            if ((e >> 2) * 8 + 2 * t + (e & 1) >= valid) s[e] = neg_inf();
+    }
+    float mx[2];
+    if constexpr (FAST) {
+        float a[8], b[8];  // rows row0 (a) and row0 + 8 (b), pairwise maxima of each chunk
+#pragma unroll
+        for (int c = 0; c < 8; ++c) {
+            a[c] = fmaxf(s[4 * c], s[4 * c + 1]);
+            b[c] = fmaxf(s[4 * c + 2], s[4 * c + 3]);
+        }
+#pragma unroll
+        for (int w = 4; w >= 1; w >>= 1)
+#pragma unroll
+            for (int c = 0; c < w; ++c) {
+                a[c] = fmaxf(a[c], a[c + w]);
+                b[c] = fmaxf(b[c], b[c + w]);
+            }
+        mx[0] = a[0];
+        mx[1] = b[0];
+    } else {
+        mx[0] = mx[1] = neg_inf();
+#pragma unroll
+        for (int e = 0; e < 32; ++e) mx[(e >> 1) & 1] = fmaxf(mx[(e >> 1) & 1], s[e]);
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2)) * sl2;
+        const float m_new = fmaxf(m_run[h], mx[h]);  // finite: every tile has a valid token
+        alpha[h] = FAST ? ex2_ftz(m_run[h] - m_new) : exp2f(m_run[h] - m_new);  // m_run = -inf first: alpha 0
+        m_run[h] = m_new;
+        l_run[h] *= alpha[h];
+    }
+    if constexpr (FAST) {
+        // stmatrix: matrices {rows 0-7, chunk c}, {rows 8-15, chunk c}, {rows 0-7, chunk c + 1}, {rows 8-15,
+        // chunk c + 1} of this warp's 16 rows; lane l addresses row l % 8 (+ 8 for odd l / 8) of chunk c + l / 16
+        const int mi = lane >> 3, r = (row0 & ~15) + (lane & 7) + 8 * (mi & 1);
+        const unsigned base = smem_addr(sP) + r * 128, rsw = r & 7;
+        float sum[4] = {0.f, 0.f, 0.f, 0.f};  // two chains per row
+#pragma unroll
+        for (int c = 0; c < 8; c += 2) {
+            unsigned v[4];
+#pragma unroll
+            for (int k = 0; k < 2; ++k) {
+                const int e = 4 * (c + k);
+                const float p0 = ex2_ftz(fmaf(s[e], sl2, -m_run[0]));
+                const float p1 = ex2_ftz(fmaf(s[e + 1], sl2, -m_run[0]));
+                const float p2 = ex2_ftz(fmaf(s[e + 2], sl2, -m_run[1]));
+                const float p3 = ex2_ftz(fmaf(s[e + 3], sl2, -m_run[1]));
+                sum[k] += p0 + p1;
+                sum[2 + k] += p2 + p3;
+                v[2 * k] = pack_bf16x2(p0, p1);
+                v[2 * k + 1] = pack_bf16x2(p2, p3);
+            }
+            stmatrix_x4(base + (((c + (mi >> 1)) ^ rsw) << 4), v[0], v[1], v[2], v[3]);
+        }
+        l_run[0] += sum[0] + sum[1];
+        l_run[1] += sum[2] + sum[3];
+    } else {
+#pragma unroll
+        for (int c = 0; c < 8; ++c) {
+            const float p0 = exp2f(fmaf(s[4 * c], sl2, -m_run[0]));
+            const float p1 = exp2f(fmaf(s[4 * c + 1], sl2, -m_run[0]));
+            const float p2 = exp2f(fmaf(s[4 * c + 2], sl2, -m_run[1]));
+            const float p3 = exp2f(fmaf(s[4 * c + 3], sl2, -m_run[1]));
+            l_run[0] += p0 + p1;
+            l_run[1] += p2 + p3;
+            // tokens 8c + 2t, +1: chunk c, bytes 4t..4t+3 of rows row0 and row0 + 8 (128-byte swizzle)
+            const unsigned off = row0 * 128 + ((c ^ (row0 & 7)) << 4) + 4 * t;
+            *reinterpret_cast<unsigned*>(sP + off) = pack_bf16x2(p0, p1);
+            *reinterpret_cast<unsigned*>(sP + off + 8 * 128) = pack_bf16x2(p2, p3);
+        }
+    }
+}
+
+}  // namespace mf
