@@ -76,14 +76,14 @@ TEST_CASE("int4 packing holds Q4_K sub-blocks exactly, float sources quantise pe
 
 TEST_CASE("int4 unpack to the int8 panel layout (AVX-512 where present) equals the scalar unpack") {
     std::mt19937 rng(7);
-    for (const auto [n, k] : {std::pair{16, 32}, {37, 100}, {130, 7168 / 8 + 3}, {64, 2048}}) {
+    for (const auto& [n, k] : {std::pair{16, 32}, {37, 100}, {130, 7168 / 8 + 3}, {64, 2048}}) {
         CAPTURE(n);
         CAPTURE(k);
         const Q4Source s = q4k_like(n, k, rng);
         const PackedMatrix pm =
             pack_int4(MatrixSrc{SrcType::u4_group, n, k, s.q.data(), 0, s.scale.data(), s.min.data()});
         const int64_t panel = pm.k_pad * 16;
-        for (const auto [first, count] : {std::pair<int64_t, int64_t>{0, pm.panels()}, {pm.panels() - 1, 1},
+        for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, pm.panels()}, {pm.panels() - 1, 1},
                                           {pm.panels() / 2, pm.panels() - pm.panels() / 2}}) {
             // aligned (vector path) and one byte off (scalar path), both against the scalar reference
             AlignedBytes got(size_t(count * panel + 64));
