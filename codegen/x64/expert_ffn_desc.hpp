@@ -54,11 +54,12 @@ struct ExpertFfnConfig {
     int down_token_ranges = 8;  // down pass: at most this many token ranges per column block (0 or 1: none), where
                                 // every route's tokens ascend and the ranges keep at least 128 rows per route
                                 // (runtime/expert_ffn_token_ranges.hpp)
-    int int4_amx_unpack = 64;   // int4 AMX routes of at most this many tokens: the kernel unpacks each group of the
-                                // packed weights itself (AmxGemmConfig::unpack_b); longer routes: each work item
-                                // first unpacks its panels to int8 in a buffer the kernel then reads (0: always).
-                                // VM: the kernel's own unpack wins at M = 16 / 64; at M = 256 +8%, at 1024 -20%
-                                // (each 16-row group unpacks the panel again), both in noisy runs
+    int int4_amx_unpack = 65536;  // int4 AMX routes of at most this many tokens: the kernel unpacks each group of the
+                                  // packed weights itself (AmxGemmConfig::unpack_b); longer routes: each work item
+                                  // first unpacks its panels to int8 in a buffer the kernel then reads (0: always).
+                                  // Device, same process (session 6): the kernel's own unpack for every route +6.5% at
+                                  // M = 256, +3% at 1024, equal at 64, against per-item unpack above 64 tokens (the
+                                  // session-5 default, 64; the per-item pass then cost 13% of gate/up at 256)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
     // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM

@@ -17,7 +17,10 @@ PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs);
 
 // Unpacks `count` packed int4 panels from `first` into the int8 panel layout (pack_int8.hpp) with the raw
 // q in 0..15 (no +128): dst receives count * k_pad * 16 bytes. The AMX int4 GEMM reads these.
+// AVX-512 where the CPU has it and dst is 64-byte aligned, else scalar (unpack_int4_panels_reference: the same
+// bytes, for tests).
 void unpack_int4_panels(const PackedMatrix& pm, int64_t first, int64_t count, uint8_t* dst);
+void unpack_int4_panels_reference(const PackedMatrix& pm, int64_t first, int64_t count, uint8_t* dst);
 
 // Accessors of a packed int4 matrix, for tests and references.
 int int4_q(const PackedMatrix& pm, int64_t col, int64_t k);

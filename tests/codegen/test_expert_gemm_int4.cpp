@@ -2,6 +2,7 @@
 // on Q4_K-shaped sources (scale = d * sc, min = dmin * m with 6-bit sc, m).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -71,6 +72,38 @@ TEST_CASE("int4 packing holds Q4_K sub-blocks exactly, float sources quantise pe
             CHECK(std::fabs(sc * float(int4_q(pf, r, kk)) - mn - w[size_t(r) * 70 + kk]) <=
                   sc * 0.5001f + 1e-6f);
         }
+}
+
+TEST_CASE("int4 unpack to the int8 panel layout (AVX-512 where present) equals the scalar unpack") {
+    std::mt19937 rng(7);
+    for (const auto& [n, k] : {std::pair{16, 32}, {37, 100}, {130, 7168 / 8 + 3}, {64, 2048}}) {
+        CAPTURE(n);
+        CAPTURE(k);
+        const Q4Source s = q4k_like(n, k, rng);
+        const PackedMatrix pm =
+            pack_int4(MatrixSrc{SrcType::u4_group, n, k, s.q.data(), 0, s.scale.data(), s.min.data()});
+        const int64_t panel = pm.k_pad * 16;
+        for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, pm.panels()}, {pm.panels() - 1, 1},
+                                          {pm.panels() / 2, pm.panels() - pm.panels() / 2}}) {
+            // aligned (vector path) and one byte off (scalar path), both against the scalar reference
+            AlignedBytes got(size_t(count * panel + 64));
+            std::vector<uint8_t> want(size_t(count * panel));
+            unpack_int4_panels_reference(pm, first, count, want.data());
+            for (int off : {0, 1}) {
+                std::fill_n(got.data(), got.size(), uint8_t(0xee));
+                unpack_int4_panels(pm, first, count, got.data() + off);
+                CHECK(std::equal(want.begin(), want.end(), got.data() + off));
+                CHECK(got.data()[off + count * panel] == 0xee);  // nothing written past the panels
+            }
+            // and the layout itself: q of channel c at k sits at panel c / 16, row k / 4, byte (c % 16) * 4 + k % 4
+            int bad = 0;
+            for (int64_t c = first * 16; c < std::min<int64_t>(n, (first + count) * 16); ++c)
+                for (int kk = 0; kk < k; ++kk)
+                    bad += want[size_t((c / 16 - first) * panel + (kk / 4) * 64 + (c % 16) * 4 + kk % 4)] !=
+                           s.q[size_t(c) * k + kk];
+            CHECK(bad == 0);
+        }
+    }
 }
 
 TEST_CASE("int4 GEMV equals the scalar per-group reference for 1..8 rows") {
