@@ -172,10 +172,10 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 // The configs below are defined in mla_decode_candidates.cpp.
 // The largest-tile config that fits `sm`'s shared memory.
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
-// Launches of at least kMlaLargeBatchRows rows (chunked prefill, large decode batches): on sm_90 the "P V first"
-// kernel (producer_consumer 2; H200, session 5: 0.93x the default's time at batch 64, 8K / 32K context, slower at
-// batch 1; tests/bench/cuda_mla_decode_results.md) with the fast softmax (softmax_fast 1, session 6), elsewhere the
-// default.
+// Launches of at least kMlaLargeBatchRows rows (chunked prefill, large decode batches): on sm_90 the "P V late"
+// kernel with all of warpgroup 1's P V in the softmax window and the fast softmax (producer_consumer 7, softmax_fast
+// 1; H200, session 6: 271.0 / 1057.4 us at batch 64, 8K / 32K context, 0.91x / 0.89x the default's time, slower at
+// batch 1; tests/bench/cuda_mla_decode_results.md), elsewhere the default.
 inline constexpr int kMlaLargeBatchRows = 64;
 MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm);
 // Every config supported for (d, sm), default first: what the tuner searches and the benchmark times.

@@ -331,7 +331,7 @@ TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluste
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.prologue = 1; }));
 }
 
-TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread candidate, the large-batch config") {
+TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread candidate; 7 with softmax_fast is the large-batch config") {
     MlaDecodeDesc d;
     MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
     c.tma = 1;
@@ -359,7 +359,8 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     r.rope_dim = 128;
     CHECK_FALSE(mla_decode_unsupported(r, c, 90).empty());
     // it is the large-batch config on sm_90 (the default elsewhere, and where it does not fit the desc)
-    MlaDecodeConfig large = c;  // with the fast softmax since session 6
+    MlaDecodeConfig large = c;  // since session 6: P V late (all of warpgroup 1's P V late) with the fast softmax
+    large.producer_consumer = 7;
     large.softmax_fast = 1;
     CHECK(mla_decode_large_batch_config(d, 90) == large);
     for (int sm : {80, 86, 89}) CHECK(mla_decode_large_batch_config(d, sm) == mla_decode_default_config(d, sm));
