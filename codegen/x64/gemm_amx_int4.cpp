@@ -275,15 +275,10 @@ class GemmAmxInt4 : public JitKernel {
         postamble();
 
         // Tile configuration as data: C tiles 16 x 64 bytes, A tiles 16 x 32 bytes, B tiles 8 x 64 bytes.
-        mark_data_start();
-        align(64);
-        L(cfg);
-        db(1);
-        db(0);
-        for (int i = 0; i < 14; ++i) db(0);
-        const int nc = 2 * mt * nt, tiles = nc + mt + nt;
-        for (int t = 0; t < 16; ++t) dw(t >= tiles ? 0 : t >= nc && t < nc + mt ? kInt4Group : 64);
-        for (int t = 0; t < 16; ++t) db(t >= tiles ? 0 : t >= nc + mt ? 8 : 16);
+        const int nc = 2 * mt * nt;
+        emit_tile_config(cfg, nc + mt + nt, [&](int t) {
+            return t < nc ? TileShape{16, 64} : t < nc + mt ? TileShape{16, kInt4Group} : TileShape{8, 64};
+        });
     }
 
     AmxGemmDesc d_;

@@ -34,14 +34,18 @@ void JitKernel::preamble() {
 }
 
 void JitKernel::emit_full_tile_config(Xbyak::Label& cfg, int tiles) {
+    emit_tile_config(cfg, tiles, [](int) { return TileShape{16, 64}; });
+}
+
+void JitKernel::emit_tile_config(Xbyak::Label& cfg, int tiles, const TileShape (&shapes)[8]) {
     mark_data_start();
     align(64);
     L(cfg);
     db(1);  // palette
     db(0);  // start row
     for (int i = 0; i < 14; ++i) db(0);
-    for (int t = 0; t < 16; ++t) dw(t < tiles ? 64 : 0);  // bytes per row
-    for (int t = 0; t < 16; ++t) db(t < tiles ? 16 : 0);  // rows
+    for (int t = 0; t < 16; ++t) dw(t < tiles && t < 8 ? shapes[t].bytes_per_row : 0);
+    for (int t = 0; t < 16; ++t) db(t < tiles && t < 8 ? shapes[t].rows : 0);
 }
 
 void JitKernel::postamble() {

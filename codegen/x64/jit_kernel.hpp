@@ -49,6 +49,18 @@ protected:
     // Emits, after the code, an AMX palette-1 tile configuration for `tiles` tiles of 16 rows x 64 bytes and
     // binds `cfg` to it: ldtilecfg reads it from the code stream, so no compiler can drop its stores.
     void emit_full_tile_config(Xbyak::Label& cfg, int tiles);
+    // The same for tiles of their own shapes: tile t has rows(t) rows of bytes_per_row(t) bytes for t < tiles.
+    struct TileShape {
+        int rows;
+        int bytes_per_row;
+    };
+    template <class ShapeOf>
+    void emit_tile_config(Xbyak::Label& cfg, int tiles, ShapeOf shape_of) {
+        TileShape shapes[8] = {};
+        for (int t = 0; t < tiles && t < 8; ++t) shapes[t] = shape_of(t);
+        emit_tile_config(cfg, tiles, shapes);
+    }
+    void emit_tile_config(Xbyak::Label& cfg, int tiles, const TileShape (&shapes)[8]);
 
 private:
     std::string name_;

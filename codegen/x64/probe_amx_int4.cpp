@@ -108,15 +108,10 @@ class ProbeAmxInt4 : public JitKernel {
         tilerelease();
         postamble();
 
-        // C tiles 16 x 64 bytes, A tiles 16 x k_bytes, B tiles k_bytes / 4 rows x 64 bytes.
-        mark_data_start();
-        align(64);
-        L(cfg);
-        db(1);
-        db(0);
-        for (int i = 0; i < 14; ++i) db(0);
-        for (int i = 0; i < 16; ++i) dw(i >= 8 ? 0 : i >= 4 && i < 6 ? d_.k_bytes : 64);
-        for (int i = 0; i < 16; ++i) db(i >= 8 ? 0 : i >= 6 ? d_.k_bytes / 4 : 16);
+        // C tiles 0..3: 16 x 64 bytes, A tiles 4, 5: 16 x k_bytes, B tiles 6, 7: k_bytes / 4 rows x 64 bytes.
+        emit_tile_config(cfg, 8, [&](int t) {
+            return t < 4 ? TileShape{16, 64} : t < 6 ? TileShape{16, d_.k_bytes} : TileShape{d_.k_bytes / 4, 64};
+        });
     }
 
     ProbeAmxInt4Desc d_;
