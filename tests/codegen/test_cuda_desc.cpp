@@ -331,7 +331,7 @@ TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluste
     CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.prologue = 1; }));
 }
 
-TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread candidate; 7 with softmax_fast is the large-batch config") {
+TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread candidate, 7 with softmax_fast the large-batch config") {
     MlaDecodeDesc d;
     MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
     c.tma = 1;
