@@ -30,8 +30,9 @@ struct ProbeAmxInt4Desc {
     uint64_t ops_per_step() const;
 };
 
-// a: 2 KiB of A tiles (tile s % 2 at a + 1024 (s % 2)); b: 2 KiB of B tiles; c: 4 KiB scratch (C tile of step s at
-// c + 1024 (s % 4)); gs: 16 floats (the rows' group sums); scale/min: 16 floats each. Each iteration runs 4 steps.
+// a: 2 KiB of A tiles (tile s % 2 at a + 1024 (s % 2)); b: 2 KiB of B tiles; c: 8 KiB scratch (C tile of step s at
+// c + 1024 (s % 4); epilogue 2 also reads the second 4 KiB); gs: 16 floats (the rows' group sums); scale/min: 16
+// floats each. Each iteration runs 4 steps.
 // After the loop c holds the last 4 steps' tiles (product and store): C = A x B over k_bytes (superblock: the two
 // accumulating tiles of the last super block, each 4 x A x B, at c and c + 1024).
 struct ProbeAmxInt4Args {

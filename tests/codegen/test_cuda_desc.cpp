@@ -396,7 +396,7 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     x.softmax_fast = 0;
     x.producer_consumer = 8;
     CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
-    x = c;  // softmax_fast: producer_consumer 2 .. 5 only
+    x = c;  // softmax_fast: producer_consumer 2 .. 7 only
     x.softmax_fast = 1;
     CHECK(mla_decode_unsupported(d, x, 90).empty());
     CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());

@@ -63,7 +63,7 @@ __device__ __forceinline__ void mla_pv_part(float (&d)[N / 2], unsigned sKa, int
     wgmma_commit();
 }
 
-// PT, PDL, DPDL: as mla_decode_wgmma<>. LATE: warpgroup 1's value blocks issued after S (1..3). FAST: the softmax
+// PT, PDL, DPDL: as mla_decode_wgmma<>. LATE: warpgroup 1's value blocks issued after S (1..4). FAST: the softmax
 // (mla_wgmma_softmax.cuh). PROF slots: thread 0 (warpgroup 0): prologue, P V(j - 1) issued + tile j's lo waited
 // for, the rest of S (lo, hi wait, hi) issued and S waited for, softmax, S's first k-steps + the P V wait, the last
 // P V, epilogue, tiles; thread 128 (warpgroup 1): prologue, P-ready wait, rescale + early part issued and waited for

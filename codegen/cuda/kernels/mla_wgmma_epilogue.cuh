@@ -158,9 +158,10 @@ __device__ __forceinline__ void mla_merge_split_pair(const unsigned char* stage,
 // splits): CTA r of the cluster owns rows R r .. R r + R - 1 (R = HPB / CM) of the head block's output.
 //   1. each CTA stages its normalised rows in bf16 (as the bf16 partials) over its Q / K buffers, SO = 1040
 //      bytes apart, the row's log2-sum-exp in the row's padding (bytes LATENT * 2 ..): 64 rows, 66,560 bytes;
-//   2. a cluster barrier, arrived at (by the caller, cluster_arrive) when the CTA left its loop and waited for
-//      here, once the rows are staged: every CTA of the cluster is done with its Q / K buffers, so that the area
-//      behind its staged rows may receive (the barrier's latency overlaps the staging);
+//   2. a CTA barrier (the staged rows are complete: the copies and the merge read rows other warps wrote), then a
+//      cluster barrier, arrived at (by the caller, cluster_arrive) when the CTA left its loop and waited for here:
+//      every CTA of the cluster is done with its Q / K buffers, so that the area behind its staged rows may receive
+//      (the cluster barrier's latency overlaps the staging; it does not order the staging itself);
 //   3. thread s (s != r) pushes this CTA's rows of CTA s (R rows, one contiguous block of R x SO bytes, lse
 //      included) with one bulk copy into slot r of CTA s's receive area (right after the staged rows), counted on
 //      CTA s's receive mbarrier (armed in the prologue with (CM - 1) x R x SO bytes): the copy engine moves the
@@ -195,7 +196,10 @@ __device__ __forceinline__ void mla_cluster_merge(unsigned char* stage, const fl
     }
     long long t0 = prof ? clock64() : 0;
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // staged rows visible to the bulk copies
-    if (prof) {  // (profile: the fence alone, to tell it from the staging stores)
+    // every warp's rows and the lse are staged before warp 0 copies them out and before the merge reads this CTA's
+    // own slot: the cluster barrier below was arrived at before the staging, so it does not order it
+    __syncthreads();
+    if (prof) {  // (profile: the fence and the CTA barrier, to tell them from the staging stores)
         const long long now = clock64();
         prof[3] = now - t0;
         t0 = now;
