@@ -81,15 +81,21 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.merge_loads != 0 && c.merge_loads != 1) return "merge_loads must be 0 or 1";
     if (c.merge_loads && !c.fused_combine) return "merge_loads needs fused_combine";
     if (c.head_block != 64 && c.head_block != 32) return "head_block must be 64 or 32";
-    if (c.head_block == 32 && (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw || c.producer_consumer))
-        return "head_block 32 needs the wgmma kernel with tma 1, cluster 1, no seesaw and no producer_consumer";
     if (c.cluster_merge != 0 && c.cluster_merge != 8 && c.cluster_merge != 16) return "cluster_merge must be 0, 8 or 16";
-    if (c.cluster_merge && (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw || c.producer_consumer))
-        return "cluster_merge needs the wgmma kernel with tma 1, cluster 1, no seesaw and no producer_consumer";
-    if ((c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch) &&
-        (!c.wgmma || c.tma != 1 || c.cluster != 1 || c.seesaw || c.producer_consumer))
-        return "fused_combine, prologue, bulk_store and l2_prefetch need the wgmma kernel with tma 1, cluster 1, "
-               "no seesaw and no producer_consumer";
+    // the default kernel's own options (mla_decode_wgmma.cuh's epilogue and prologue)
+    const bool default_kernel = c.wgmma && c.tma == 1 && c.cluster == 1 && !c.seesaw && !c.producer_consumer;
+    const char* own_option = nullptr;  // the one the message names: head_block 32, else cluster_merge, else the rest
+    if (c.fused_combine || c.prologue || c.bulk_store || c.l2_prefetch)
+        own_option = "fused_combine, prologue, bulk_store and l2_prefetch";
+    if (c.cluster_merge) own_option = "cluster_merge";
+    if (c.head_block == 32) own_option = "head_block 32";
+    if (own_option && !default_kernel)
+        return fmt::format("{} needs the wgmma kernel with tma 1, cluster 1, no seesaw and no producer_consumer",
+                           own_option);
+    if (c.cluster_merge && (c.pdl || c.decode_pdl))
+        return "cluster_merge's cluster launch sets no programmatic dependency: no pdl or decode_pdl";
+    if (c.cluster_merge && !c.partial_bf16)
+        return "cluster_merge stages and exchanges its rows in bf16: needs partial_bf16 1";
     if (c.fused_combine && (c.pdl || c.decode_pdl))
         return "fused_combine launches the decode cooperatively: no pdl or decode_pdl";
     if (c.seesaw && d.rope_dim != 64)

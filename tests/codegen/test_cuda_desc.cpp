@@ -542,6 +542,10 @@ TEST_CASE("cuda mla: cluster_merge takes the splits of short contexts into one c
     CHECK(rejects([](MlaDecodeConfig& x) { x.cluster = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.wgmma = 0, x.tma = 0; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.seesaw = 1, x.fused_combine = 0, x.prologue = 0; }));
+    // its cluster launch carries no programmatic dependency, and it exchanges bf16 rows whatever partial_bf16 says
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0, x.decode_pdl = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0, x.pdl = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.partial_bf16 = 0; }));
     CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0; }));  // fallback: combine
     CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.tile_tokens = 32, x.stages = 4; }));
 }
