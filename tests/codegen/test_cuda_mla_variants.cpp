@@ -1,0 +1,333 @@
+// The MLA decode's schedule variants and the default kernel's own options, host side: which configs each kernel
+// accepts, their names, sources and split counts (seesaw, producer/consumer, P V first / late, the cluster merge, the
+// fused combine). The GPU tests run every candidate against the reference (test_cuda_mla_gpu.cpp).
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include <fmt/format.h>
+
+#include "codegen/cuda/mla_kernels.hpp"
+#include "codegen/cuda/mla_split_policy.hpp"
+
+using namespace mf;
+
+namespace {
+
+// Whether sm_90 refuses config c on desc d once edit(c, d) changed them.
+template <class Edit>
+bool refused_after(MlaDecodeDesc d, MlaDecodeConfig c, Edit&& edit) {
+    edit(c, d);
+    return !mla_decode_unsupported(d, c, 90).empty();
+}
+
+// The rules every schedule variant of the TMA wgmma kernel (seesaw, producer/consumer) shares with it: TMA 1, tile
+// 64, no cluster, no qk split, rope 64, page a multiple of the tile, the wgmma kernel; padded heads, fp32 partials,
+// the profile and both PDL launches are fine.
+void check_variant_kernel_rules(const MlaDecodeDesc& d, MlaDecodeConfig c) {
+    auto rejects = [&](auto&& edit) { return refused_after(d, c, edit); };
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tma = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.tile_tokens = 32; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.cluster = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_split = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.qk_chains = 2; }));
+    CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.rope_dim = 128; }));
+    CHECK(rejects([](MlaDecodeConfig&, MlaDecodeDesc& dx) { dx.page_size = 32; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x, MlaDecodeDesc& dx) {
+        dx.heads = 20;  // one padded head block
+        x.partial_bf16 = 0;
+        x.profile = 1;
+        x.pdl = 1;
+        x.decode_pdl = 1;
+    }));
+    c.wgmma = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+}
+
+}  // namespace
+
+TEST_CASE("cuda mla: seesaw needs TMA 1, tile 64, 2 stages, no cluster, rope 64 and is never the default") {
+    MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+    c.tma = 1;
+    c.combine_warp = 1;
+    CHECK(mla_decode_default_config(d, 90).seesaw == 0);
+    c.seesaw = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    const auto src = mla_decode_source(d, c, 90);
+    CHECK(src.source.find("#include \"mla_decode_seesaw.cuh\"") != std::string::npos);
+    CHECK(src.source.find("const __grid_constant__ mf::MlaDecodeParams p") != std::string::npos);
+    CHECK(src.source.find("mla_decode_seesaw<128, 512, 64, 64, mf::bf16, false, false, false>(p)") !=
+          std::string::npos);
+    CHECK(src.source.find("__cluster_dims__") == std::string::npos);
+    // Q + 2 K stages + alpha, row max, row sums [2][64] + mbarriers (one per box) + alignment slack: no P buffer
+    CHECK(src.dynamic_smem_bytes == 1024u + 73728 + 2 * 73728 + 6 * 64 * 4 + 256);
+    CHECK(mla_decode_smem_bytes(d, c) < mla_decode_smem_bytes(d, MlaDecodeConfig{64, 2, 1, 1, 1, 1}));
+    const auto cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
+    check_variant_kernel_rules(d, c);
+    CHECK(refused_after(d, c, [](MlaDecodeConfig& x, MlaDecodeDesc&) { x.stages = 3; }));
+    CHECK(refused_after(d, c, [](MlaDecodeConfig& x, MlaDecodeDesc&) { x.seesaw = 2; }));
+}
+
+TEST_CASE("cuda mla: producer_consumer needs TMA 1, tile 64, 3 stages, no cluster, rope 64, and is no default") {
+    MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 3, 1, 1, 1, 1};
+    c.tma = 1;
+    c.combine_warp = 1;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());  // t64 s3 with Q in shared memory: 304 KB
+    c.producer_consumer = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK_FALSE(mla_decode_default_config(d, 90) == c);
+    const auto src = mla_decode_source(d, c, 90);
+    CHECK(src.block_threads == 384);  // producer + 2 consumer warpgroups
+    CHECK(src.source.find("#include \"mla_decode_pc.cuh\"") != std::string::npos);
+    CHECK(src.source.find("__launch_bounds__(384, 1)") != std::string::npos);
+    CHECK(src.source.find("const __grid_constant__ mf::MlaDecodeParams p") != std::string::npos);
+    CHECK(src.source.find("mla_decode_pc<128, 512, 64, 64, mf::bf16, false, false, false>(p)") != std::string::npos);
+    CHECK(src.source.find("__cluster_dims__") == std::string::npos);
+    CHECK(src.name.find("_pc1") != std::string::npos);
+    // 3 K stages + Q's rope block + alpha [3][2][64] and row sums [64] fp32 + 12 mbarriers + alignment slack
+    CHECK(src.dynamic_smem_bytes == 1024u + 3 * 73728 + 8192 + 7 * 64 * 4 + 96);
+    CHECK(src.dynamic_smem_bytes <= 227u * 1024);
+    const auto cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
+    check_variant_kernel_rules(d, c);
+    auto rejects = [&](auto&& edit) { return refused_after(d, c, edit); };
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.stages = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.seesaw = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 2; }));  // 2 needs 2 stages
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.producer_consumer = 3; }));
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.fused_combine = 1; }));  // the wgmma kernel's only
+    CHECK(rejects([](MlaDecodeConfig& x, MlaDecodeDesc&) { x.prologue = 1; }));
+}
+
+TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread candidate, 7 with softmax_fast the large-batch config") {
+    MlaDecodeDesc d;
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+    c.tma = 1;
+    c.combine_warp = 1;
+    c.producer_consumer = 2;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK_FALSE(mla_decode_default_config(d, 90) == c);
+    const auto src = mla_decode_source(d, c, 90);
+    CHECK(src.block_threads == 256);
+    CHECK(src.source.find("#include \"mla_decode_pvfirst.cuh\"") != std::string::npos);
+    CHECK(src.source.find("mla_decode_pvfirst<128, 512, 64, 64, mf::bf16, false, false, false>(p)") !=
+          std::string::npos);
+    // Q + 2 K stages + alpha [2][64] and row sums [64] fp32 + 8 mbarriers + alignment slack: no P buffer
+    CHECK(src.dynamic_smem_bytes == 1024u + 73728 + 2 * 73728 + 3 * 64 * 4 + 80);
+    const auto cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    for (int sm : {80, 89, 100}) CHECK_FALSE(mla_decode_unsupported(d, c, sm).empty());
+    MlaDecodeConfig x = c;
+    x.stages = 3;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x = c;
+    x.tma = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    MlaDecodeDesc r = d;
+    r.rope_dim = 128;
+    CHECK_FALSE(mla_decode_unsupported(r, c, 90).empty());
+    // it is the large-batch config on sm_90 (the default elsewhere, and where it does not fit the desc)
+    MlaDecodeConfig large = c;  // since session 6: P V late (all of warpgroup 1's P V late) with the fast softmax
+    large.producer_consumer = 7;
+    large.softmax_fast = 1;
+    CHECK(mla_decode_large_batch_config(d, 90) == large);
+    for (int sm : {80, 86, 89}) CHECK(mla_decode_large_batch_config(d, sm) == mla_decode_default_config(d, sm));
+    CHECK(mla_decode_large_batch_config(r, 90) == mla_decode_default_config(r, 90));
+    // 3: the same kernel with tiles refilled by halves (a template flag), also a candidate
+    x = c;
+    x.producer_consumer = 3;
+    CHECK(mla_decode_unsupported(d, x, 90).empty());
+    CHECK(mla_decode_source(d, x, 90).source.find("mla_decode_pvfirst<128, 512, 64, 64, mf::bf16, false, false, "
+                                                  "false, true>(p)") != std::string::npos);
+    CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+    // 4..7: the "P V late" kernel (mla_decode_pvlate.cuh) with 2, 1, 3 or 4 of warpgroup 1's value blocks late
+    for (int kind : {4, 5, 6, 7}) {
+        x.producer_consumer = kind;
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        CHECK(mla_decode_source(d, x, 90).source.find(
+                  fmt::format("mla_decode_pvlate<128, 512, 64, 64, mf::bf16, false, false, false, {}, false>(p)",
+                              kind == 4 ? 2 : kind == 5 ? 1 : kind == 6 ? 3 : 4)) != std::string::npos);
+        x.softmax_fast = 1;
+        CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+        x.softmax_fast = 0;
+    }
+    x.producer_consumer = 4;  // tma 2: the pair of head blocks as a cluster (1, 2, 1) sharing the tiles
+    x.tma = 2;
+    x.softmax_fast = 1;
+    CHECK(mla_decode_unsupported(d, x, 90).empty());
+    CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+    CHECK(mla_decode_source(d, x, 90).source.find("__cluster_dims__(1, 2, 1)") != std::string::npos);
+    CHECK(mla_decode_source(d, x, 90).source.find(", 2, true, true>(p)") != std::string::npos);
+    x.producer_consumer = 2;  // not for P V first
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x.tma = 1;
+    x.softmax_fast = 0;
+    x.producer_consumer = 8;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x = c;  // softmax_fast: producer_consumer 2 .. 7 only
+    x.softmax_fast = 1;
+    CHECK(mla_decode_unsupported(d, x, 90).empty());
+    CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+    x.producer_consumer = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+}
+
+TEST_CASE("cuda mla: cluster_merge takes the splits of short contexts into one cluster of 8 or 16 CTAs") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    c.cluster_merge = 16;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_name(d, c).find("_cm16") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, true, false, 0, true, 64, 16>(p)") !=
+          std::string::npos);
+    // one cluster of 16 covers 32 tiles of 64 (2 per CTA), a cluster of 8 covers 16; the clusters of all head blocks
+    // and rows must fit the SMs at once; elsewhere the config's usual split count
+    CHECK(mla_decode_num_splits(d, c, 1, 1024, 132) == 16);
+    CHECK(mla_decode_num_splits(d, c, 1, 2048, 132) == 16);
+    CHECK(mla_decode_num_splits(d, c, 1, 1, 132) == 16);  // 15 splits without tokens
+    CHECK(mla_decode_num_splits(d, c, 1, 2049, 132) == 33);
+    CHECK(mla_decode_num_splits(d, c, 4, 1024, 132) == 16);  // 8 clusters of 16: 128 SMs
+    CHECK(mla_decode_num_splits(d, c, 5, 1024, 132) == 13);  // 160 SMs: no
+    CHECK(mla_decode_cluster_splits(d, c, 1, 8192, 132) == 0);
+    CHECK(mla_decode_num_splits(d, c, 4, 1024, 132, 8) == 16);  // 8 clusters, 8 held at once
+    // 7 held: the usual count, 132 / 8 = 16 here too, which the launch then runs without clusters
+    CHECK(mla_decode_num_splits(d, c, 4, 1024, 132, 7) == 16);
+    CHECK(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 4, 16), 8));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 4, 16), 7));
+    CHECK(mla_decode_num_splits(d, c, 1, 1024, 132, 0) == 16);  // none held: the usual count (16 tiles)
+    CHECK(mla_decode_cluster_splits(d, c, 1, 1024, 132, 0) == 0);
+    CHECK(mla_decode_splits(d, c, MlaSplitPolicy{}, 1, 2048, 132) == 16);
+    CHECK(mla_decode_splits(d, c, MlaSplitPolicy{25}, 1, 1024, 132) == 16);  // 32 of 33 SMs
+    CHECK(mla_decode_splits(d, c, MlaSplitPolicy{25}, 2, 1024, 132) == 8);   // 64 SMs: the usual split count
+    CHECK(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 16), 2));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 16), 1));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 8), 100));
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 33), 100));
+    c.cluster_merge = 8;
+    CHECK(mla_decode_num_splits(d, c, 1, 1024, 132) == 8);
+    CHECK(mla_decode_num_splits(d, c, 8, 1024, 132) == 8);  // 16 clusters of 8: 128 SMs
+    CHECK(mla_decode_num_splits(d, c, 1, 2048, 132) == 32);
+    CHECK(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 8), 2));
+    c.head_block = 32;  // 4 head blocks of 32 heads: 4 clusters
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_num_splits(d, c, 1, 1024, 132) == 8);
+    CHECK(mla_decode_num_splits(d, c, 5, 1024, 132) == 6);  // 20 clusters of 8 do not fit: the usual count
+    c.head_block = 64;
+    c.cluster_merge = 0;
+    CHECK_FALSE(mla_decode_cluster_merges(c, mla_decode_grid(d, c, 1, 16), 100));
+    CHECK(mla_decode_cluster_splits(d, c, 1, 1024, 132) == 0);
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        x.cluster_merge = 16;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 4; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 32; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.cluster = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.wgmma = 0, x.tma = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.seesaw = 1, x.fused_combine = 0, x.prologue = 0; }));
+    // its cluster launch carries no programmatic dependency, and it exchanges bf16 rows whatever partial_bf16 says
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0, x.decode_pdl = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0, x.pdl = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.partial_bf16 = 0; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0; }));  // fallback: combine
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.tile_tokens = 32, x.stages = 4; }));
+}
+
+TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prologue, wgmma tma 1 kernel only") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    REQUIRE(c.tma == 1);
+    CHECK(c.merge_loads == 1);  // (the default since session 5; the template strings below are spelled without it)
+    c.merge_loads = 0;
+    c.fused_combine = 1;
+    c.prologue = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, true>(p)") != std::string::npos);
+    c.prologue = 0;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, false>(p)") != std::string::npos);
+    c.bulk_store = 1;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, false, true>(p)") !=
+          std::string::npos);
+    c.bulk_store = 0;
+    c.fused_combine = 2;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, 2, false>(p)") != std::string::npos);
+    c.fused_combine = 1;
+    c.l2_prefetch = 3;
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, false, false, 3>(p)") !=
+          std::string::npos);
+    c.l2_prefetch = 0;
+    // the other kernels' sources do not spell the flags
+    MlaDecodeConfig plain{64, 2, 1, 1, 1, 1};
+    plain.tma = 1;
+    plain.combine_warp = 1;
+    CHECK(mla_decode_source(d, plain, 90).source.find(", 1, 1, false, false>(p)") != std::string::npos);
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.cluster = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.pdl = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.decode_pdl = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 4; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 3; }));
+    {  // head_block 32: twice the head blocks, the splits fill the SMs with them
+        MlaDecodeConfig x = c;
+        x.head_block = 32;
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        const Dim3 g32 = mla_decode_grid(d, x, 1, 16);
+        CHECK((g32.x == 16 && g32.y == 4 && g32.z == 1));
+        CHECK(mla_decode_num_splits(d, x, 1, 1024, 132) == 16);
+        CHECK(mla_decode_num_splits(d, x, 1, 8192, 132) == 33);
+        CHECK(mla_decode_grid(d, c, 1, 16).y == 2);
+        x.head_block = 16;
+        CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+        x.head_block = 32;
+        x.tma = 2;
+        CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    }
+    {  // prologue 2: the page ids read with the context length
+        MlaDecodeConfig x = c;
+        x.prologue = 2;
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        CHECK(mla_decode_source(d, x, 90).source.find(", 1, 1, false, false, true, 2>(p)") != std::string::npos);
+    }
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 3; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) {
+        x.fused_combine = 0;
+        x.prologue = 1;
+        x.seesaw = 1;
+    }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.tile_tokens = 32, x.stages = 4; }));
+    // fused only with several splits, at most kMlaFusedCombineMaxSplits, and a grid that fits at once
+    CHECK(mla_decode_fuses_combine(c, 66, 132, 132));
+    CHECK_FALSE(mla_decode_fuses_combine(c, 66, 133, 132));
+    CHECK_FALSE(mla_decode_fuses_combine(c, 1, 2, 132));  // one split: the decode writes the output itself
+    CHECK_FALSE(mla_decode_fuses_combine(c, kMlaFusedCombineMaxSplits + 1, 260, 1000));
+    CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 0));  // no cooperative launch on this device
+    CHECK_FALSE(mla_decode_fuses_combine(c, 2, kMlaFusedMaxCtas + 2, 1 << 20));  // past the flags of grid_sync
+    // merge helpers fill the device along x
+    const Dim3 g = mla_decode_fused_grid(d, c, 1, 16, 132);
+    CHECK((g.x == 16 && g.y == 2 && g.z == 1));
+    c.merge_helpers = 1;
+    const Dim3 h = mla_decode_fused_grid(d, c, 1, 16, 132);
+    CHECK((h.x == 66 && h.y == 2 && h.z == 1));
+    CHECK(mla_decode_fused_grid(d, c, 1, 66, 132).x == 66);
+    c.merge_helpers = 0;
+    c.fused_combine = 0;
+    CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 132));
+    c.merge_helpers = 1;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());  // helpers need the fused combine
+}
