@@ -67,6 +67,18 @@ __device__ __forceinline__ void mla_zero_rows(bf16* dst, int rows_left, int tid,
         reinterpret_cast<uint4*>(dst)[i] = make_uint4(0u, 0u, 0u, 0u);
 }
 
+// A split without tokens (a row shorter than its splits): it writes the final rows as zeros when it is the only
+// split, else lse -inf for its partials (weight 0 in the merge). Every thread of the CTA calls it, then returns.
+template <int HEADS, int LATENT, int HB>
+__device__ __forceinline__ void mla_empty_split(const MlaDecodeParams& p, size_t part_row, int head0, int split,
+                                                bool direct, int tid) {
+    if (direct)
+        mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
+    else
+        for (int r = tid; r < HB; r += blockDim.x)
+            if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+}
+
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, int CLUSTER>
 __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     constexpr int D = LATENT + ROPE;
@@ -101,11 +113,7 @@ __device__ __forceinline__ void mla_decode(const MlaDecodeParams& p) {
     const size_t part_row = (size_t)b * HEADS;  // + head, then * num_splits + split
     const bool direct = CLUSTER == 1 && p.num_splits == 1 && p.out != nullptr;  // final output, no partials
     if (CLUSTER == 1 && n_tiles == 0) {
-        if (direct)
-            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
-        else
-            for (int r = tid; r < HB; r += blockDim.x)
-                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+        mla_empty_split<HEADS, LATENT, HB>(p, part_row, head0, split, direct, tid);
         return;
     }
 

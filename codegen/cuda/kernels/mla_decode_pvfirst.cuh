@@ -100,11 +100,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     const size_t part_row = (size_t)b * HEADS;
     const bool direct = p.num_splits == 1 && p.out != nullptr;
     if (n_tiles == 0) {
-        if (direct)
-            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
-        else
-            for (int r = tid; r < HB; r += blockDim.x)
-                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+        mla_empty_split<HEADS, LATENT, HB>(p, part_row, head0, split, direct, tid);
         return;
     }
 
@@ -139,14 +135,7 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     // thread 128 refills the stages from tile 2 on; page_next: the page of the next tile it issues
     int page_next = tid == 128 && n_tiles > 2 ? table[(t_begin + 2 * TILE) / PAGE] : 0;
     // Q rows of this head block (rows past HEADS are zero), by all threads
-    for (int idx = tid; idx < HB * (D / 8); idx += 256) {
-        const int r = idx / (D / 8), c = idx % (D / 8);
-        const bool valid = head0 + r < HEADS;
-        const unsigned short* src = p.q;
-        if (valid) src += (part_row + head0 + r) * D + c * 8;
-        cp_async_16(sQ + sw128<HB>(r, c), src, valid);
-    }
-    cp_async_commit();
+    mla_load_q_rows<HEADS, D, HB>(sQ, p.q, part_row, head0, tid);
     cp_async_wait_all();
     fence_proxy_async_smem();
     __syncthreads();  // Q is in shared memory and the mbarriers exist

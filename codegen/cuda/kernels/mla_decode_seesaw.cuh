@@ -52,6 +52,22 @@
 
 namespace mf {
 
+// The Q rows head0 .. head0 + HB - 1 of row part_row / HEADS into sQ (128-byte swizzle; rows past HEADS are zero), by
+// all 256 threads, as one committed cp.async group (not waited for). Shared by the seesaw and the P V first / late
+// kernels.
+template <int HEADS, int D, int HB>
+__device__ __forceinline__ void mla_load_q_rows(unsigned char* sQ, const unsigned short* q, size_t part_row, int head0,
+                                                int tid) {
+    for (int idx = tid; idx < HB * (D / 8); idx += 256) {
+        const int r = idx / (D / 8), c = idx % (D / 8);
+        const bool valid = head0 + r < HEADS;
+        const unsigned short* src = q;
+        if (valid) src += (part_row + head0 + r) * D + c * 8;
+        cp_async_16(sQ + sw128<HB>(r, c), src, valid);
+    }
+    cp_async_commit();
+}
+
 template <int LATENT, int ROPE>
 struct MlaSeesawSmem {
     static constexpr int D = LATENT + ROPE;
@@ -168,11 +184,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
     const size_t part_row = (size_t)b * HEADS;
     const bool direct = p.num_splits == 1 && p.out != nullptr;
     if (n_tiles == 0) {
-        if (direct)
-            mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, HEADS - head0, tid, blockDim.x);
-        else
-            for (int r = tid; r < HB; r += blockDim.x)
-                if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * p.num_splits + split] = neg_inf();
+        mla_empty_split<HEADS, LATENT, HB>(p, part_row, head0, split, direct, tid);
         return;
     }
 
@@ -187,14 +199,7 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         mbar_init_fence();
     }
     // Q rows of this head block (rows past HEADS are zero), by all threads
-    for (int idx = tid; idx < HB * (D / 8); idx += 256) {
-        const int r = idx / (D / 8), c = idx % (D / 8);
-        const bool valid = head0 + r < HEADS;
-        const unsigned short* src = p.q;
-        if (valid) src += (part_row + head0 + r) * D + c * 8;
-        cp_async_16(sQ + sw128<HB>(r, c), src, valid);
-    }
-    cp_async_commit();
+    mla_load_q_rows<HEADS, D, HB>(sQ, p.q, part_row, head0, tid);
     __syncthreads();  // the mbarriers exist
 
     // The elected thread of each warpgroup loads that warpgroup's tiles; page_next: the page of its next tile.
