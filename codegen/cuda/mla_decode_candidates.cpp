@@ -8,6 +8,28 @@
 
 namespace mf {
 
+namespace {
+
+// What every TMA wgmma candidate starts from: 64-token tiles, 2 stages, bf16 partials, TMA tile loads, the per-warp
+// combine (session 3's default).
+MlaDecodeConfig tma_wgmma_base() {
+    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
+    c.tma = 1;
+    c.combine_warp = 1;
+    return c;
+}
+
+// ... with the early prologue, the combine fused into the decode and its 512-byte merge loads: the sm_90 default.
+MlaDecodeConfig tma_wgmma_default() {
+    MlaDecodeConfig c = tma_wgmma_base();
+    c.prologue = 1;
+    c.fused_combine = 1;
+    c.merge_loads = 1;
+    return c;
+}
+
+}  // namespace
+
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     // sm_90: the wgmma kernel with bf16 partials, TMA tile loads and the per-warp combine for few splits (H200,
     // session 3: 1.33x faster than cp.async at batch 64, 1.25x at batch 1 32K, 1.7x at batch 8 1K), the early
@@ -16,13 +38,7 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     // merge's partial rows loaded as 512-byte warp stretches (session 5, H200 run of ea07178 against fc1 pro1 in
     // the same run: batch 1 10.8 / 15.1 / 27.4 us against 11.5 / 16.1 / 28.2, batch 8 1K / 8K 15.3 / 43.7 against
     // 16.5 / 45.5, 32K and batch 64 within noise); cp.async where the page is not a multiple of the tile
-    MlaDecodeConfig tma{64, 2, 1, 1, 1, 1};
-    tma.tma = 1;
-    tma.combine_warp = 1;
-    tma.prologue = 1;
-    tma.fused_combine = 1;
-    tma.merge_loads = 1;
-    for (MlaDecodeConfig c : {tma, MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
+    for (MlaDecodeConfig c : {tma_wgmma_default(), MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
                               MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
                               MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
         if (mla_decode_unsupported(d, c, sm).empty()) return c;
@@ -30,9 +46,7 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
 }
 
 MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm) {
-    MlaDecodeConfig c{64, 2, 1, 1, 1, 1};  // one of the candidates (the producer/consumer block below)
-    c.tma = 1;
-    c.combine_warp = 1;
+    MlaDecodeConfig c = tma_wgmma_base();  // one of the candidates (the producer/consumer block below)
     // session 6: "P V late" with all of warpgroup 1's P V in the softmax window and the fast softmax (pc7 sf1; H200:
     // 0.99x / 0.96x the time of pc2 sf1 at 64 x 8K / 32K, which was 0.98x / 0.99x pc2's on an H100)
     c.producer_consumer = 7;
@@ -126,17 +140,14 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     }
     // the seesaw schedule on the default's settings (tma 1, bf16 partials, per-warp combine)
     {
-        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
-        c.tma = 1;
-        c.combine_warp = 1;
+        MlaDecodeConfig c = tma_wgmma_base();
         c.seesaw = 1;
         add(c);
     }
     // the producer/consumer kernel on the default's settings (3 stages: Q is in registers, not shared memory)
     {
-        MlaDecodeConfig c{64, 3, 1, 1, 1, 1};
-        c.tma = 1;
-        c.combine_warp = 1;
+        MlaDecodeConfig c = tma_wgmma_base();
+        c.stages = 3;
         c.producer_consumer = 1;
         add(c);
         c.stages = 2;  // ... and the 2-warpgroup "P V first" schedule, also with tiles refilled by halves
@@ -160,9 +171,7 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     // batch 1: the splits merged inside the decode (cooperative launch, no combine launch), the early prologue,
     // both (the default); session 3's default without either; also with fp32 partials and with 32-token tiles
     {
-        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
-        c.tma = 1;
-        c.combine_warp = 1;
+        MlaDecodeConfig c = tma_wgmma_base();
         add(c);
         for (int fc : {1, 0, 1}) {
             c.fused_combine = fc;
@@ -191,12 +200,7 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         // the SMs a short context leaves idle (merge_helpers), with bulk copies (fc2), with ready flags instead of
         // the grid barrier (fc3), with the page table read early (pro2), with 32 heads per CTA, and with 32-token
         // tiles
-        c = MlaDecodeConfig{64, 2, 1, 1, 1, 1};
-        c.tma = 1;
-        c.combine_warp = 1;
-        c.fused_combine = 1;
-        c.prologue = 1;
-        c.merge_loads = 1;
+        c = tma_wgmma_default();
         add(c);
         c.merge_helpers = 1;
         add(c);
@@ -228,12 +232,7 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
     // shared memory by clusters of 16 or 8 CTAs (no partials in global memory, no grid barrier), on the
     // default's settings (fc1 pro1 ml1: the launch elsewhere); also with 32 heads per CTA
     {
-        MlaDecodeConfig c{64, 2, 1, 1, 1, 1};
-        c.tma = 1;
-        c.combine_warp = 1;
-        c.fused_combine = 1;
-        c.prologue = 1;
-        c.merge_loads = 1;
+        MlaDecodeConfig c = tma_wgmma_default();
         for (int cm : {16, 8}) {
             c.cluster_merge = cm;
             add(c);
