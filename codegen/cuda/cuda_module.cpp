@@ -68,45 +68,42 @@ CuLaunchAttribute cluster_attribute(unsigned cluster_x) {
     return attr;
 }
 
-}  // namespace
-
-namespace {
-
-// One cuLaunchKernelEx with a single launch attribute set to 1.
-void launch_with_attribute(CuFunction fn, const std::string& name, Dim3 grid, unsigned block_threads,
-                           unsigned smem, const void* params, CuStream stream, int attribute, const char* what) {
+// A launch attribute whose value is the flag 1 (programmatic serialization, cooperative).
+CuLaunchAttribute flag_attribute(int id) {
     CuLaunchAttribute attr{};
-    attr.id = attribute;
+    attr.id = id;
     attr.value.i = 1;
+    return attr;
+}
+
+// One cuLaunchKernelEx with a single launch attribute.
+void launch_with_attribute(CuFunction fn, Dim3 grid, unsigned block_threads, unsigned smem, const void* params,
+                           CuStream stream, CuLaunchAttribute attr, const std::string& what) {
     CuLaunchConfig cfg{grid.x, grid.y, grid.z, block_threads, 1, 1, smem, stream, &attr, 1};
     void* args[] = {const_cast<void*>(params)};
-    CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn, args, nullptr);
-    if (r != 0) cu_check(r, (std::string(what) + " " + name).c_str());
+    if (CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn, args, nullptr); r != 0) cu_check(r, what.c_str());
 }
 
 }  // namespace
 
 void CudaKernel::launch_dependent_raw(Dim3 grid, const void* params, CuStream stream) const {
     if (!cuda_driver().launch_kernel_ex) return launch_raw(grid, params, stream);
-    launch_with_attribute(fn_, name_, grid, block_threads_, smem_, params, stream,
-                          kCuLaunchAttrProgrammaticStreamSerialization, "cuLaunchKernelEx");
+    launch_with_attribute(fn_, grid, block_threads_, smem_, params, stream,
+                          flag_attribute(kCuLaunchAttrProgrammaticStreamSerialization), "cuLaunchKernelEx " + name_);
 }
 
 void CudaKernel::launch_cooperative_raw(Dim3 grid, const void* params, CuStream stream) const {
     if (!cuda_driver().launch_kernel_ex)
         throw std::runtime_error("cooperative launch of " + name_ + ": the CUDA driver lacks cuLaunchKernelEx");
-    launch_with_attribute(fn_, name_, grid, block_threads_, smem_, params, stream, kCuLaunchAttrCooperative,
-                          "cuLaunchKernelEx (cooperative)");
+    launch_with_attribute(fn_, grid, block_threads_, smem_, params, stream, flag_attribute(kCuLaunchAttrCooperative),
+                          "cuLaunchKernelEx (cooperative) " + name_);
 }
 
 void CudaKernel::launch_cluster_raw(Dim3 grid, unsigned cluster_x, const void* params, CuStream stream) const {
     if (!cuda_driver().launch_kernel_ex)
         throw std::runtime_error("cluster launch of " + name_ + ": the CUDA driver lacks cuLaunchKernelEx");
-    CuLaunchAttribute attr = cluster_attribute(cluster_x);
-    CuLaunchConfig cfg{grid.x, grid.y, grid.z, block_threads_, 1, 1, smem_, stream, &attr, 1};
-    void* args[] = {const_cast<void*>(params)};
-    if (CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn_, args, nullptr); r != 0)
-        cu_check(r, ("cuLaunchKernelEx (cluster of " + std::to_string(cluster_x) + ") " + name_).c_str());
+    launch_with_attribute(fn_, grid, block_threads_, smem_, params, stream, cluster_attribute(cluster_x),
+                          "cuLaunchKernelEx (cluster of " + std::to_string(cluster_x) + ") " + name_);
 }
 
 int CudaKernel::max_active_clusters(unsigned cluster_x) const {
