@@ -162,6 +162,14 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
             c.producer_consumer = kind;
             add(c);
         }
+        for (int kind : {7, 8, 9})  // session 7: P V late with the softmax's barrier after its exponentials, a
+            for (int sf : {2, 3}) {     // quarter of them on the FP32 pipe (3); 8: warpgroup 0's P from registers,
+                                        // 9: also Q for S's first 8 k-steps
+                c.producer_consumer = kind;
+                c.softmax_fast = sf;
+                add(c);
+            }
+        c.softmax_fast = 1;
         for (int kind : {4, 6}) {  // ... with the tiles multicast to the head-block pair (half the L2->SM bytes)
             c.producer_consumer = kind;
             c.tma = 2;
