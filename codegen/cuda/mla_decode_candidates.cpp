@@ -162,9 +162,9 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
             c.producer_consumer = kind;
             add(c);
         }
-        for (int kind : {7, 8, 9})  // session 7: P V late with the softmax's barrier after its exponentials, a
-            for (int sf : {2, 3}) {     // quarter of them on the FP32 pipe (3); 8: warpgroup 0's P from registers,
-                                        // 9: also Q for S's first 8 k-steps
+        for (int kind : {7, 8, 9, 10, 11})  // session 7: P V late with the softmax's barrier after its exponentials, a
+            for (int sf : {2, 3}) {  // quarter of them on the FP32 pipe (3); 8: warpgroup 0's P from registers, 9: also
+                                     // Q for S's first 8 k-steps; 10 (9), 11 (8): that P V issued inside the softmax
                 c.producer_consumer = kind;
                 c.softmax_fast = sf;
                 add(c);

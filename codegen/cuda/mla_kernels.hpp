@@ -110,7 +110,8 @@ struct MlaDecodeConfig {
     // (kernels/mla_decode_pvlate.cuh): as 2, but the last 2 (4), 1 (5), 3 (6) or 4 (7) of warpgroup 1's 4 value blocks go to the
     // tensor cores only after S of the next tile, i.e. in warpgroup 0's softmax window; tiles refilled in two parts.
     // 8 (with softmax_fast 2, 3): 7 with warpgroup 0's P V taking P from the softmax's registers; 9: 8 with S's
-    // first 8 k-steps taking Q from registers (session 7).
+    // first 8 k-steps taking Q from registers; 10 (9), 11 (8): warpgroup 0's P V issued inside the softmax, before
+    // the P stores (session 7).
     int producer_consumer = 0;
     // 1 (with fused_combine): the merge's register paths load each partial row as 512-byte stretches per warp
     // load (every 32-byte sector once) instead of 32 bytes per lane in two 16-byte loads (each sector fetched

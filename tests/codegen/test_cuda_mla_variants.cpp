@@ -174,6 +174,14 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
         CHECK(mla_decode_source(d, x, 90).source.find(fmt::format(", 4, true, false, {}, true, 8>(p)", sf == 3 ? 8 : 0)) !=
               std::string::npos);
         CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+        for (int early : {10, 11}) {  // ... warpgroup 0's P V issued inside the softmax, with and without Q's registers
+            x.producer_consumer = early;
+            CHECK(mla_decode_unsupported(d, x, 90).empty());
+            CHECK(mla_decode_source(d, x, 90).source.find(fmt::format(", 4, true, false, {}, true, {}, true>(p)",
+                                                                      sf == 3 ? 8 : 0, early == 10 ? 8 : 0)) !=
+                  std::string::npos);
+            CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+        }
         x.producer_consumer = 3;  // not for P V first
         CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
         x.producer_consumer = 7;
@@ -181,9 +189,11 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     x.producer_consumer = 8;  // 8 needs the registers of softmax_fast 2 or 3
     x.softmax_fast = 1;
     CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
-    x.producer_consumer = 9;
-    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
-    x.producer_consumer = 10;
+    for (int kind : {9, 10, 11}) {
+        x.producer_consumer = kind;
+        CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    }
+    x.producer_consumer = 12;
     x.softmax_fast = 2;
     CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
     x.producer_consumer = 7;

@@ -425,6 +425,13 @@ TEST_CASE("cuda nvrtc: the P V late MLA decode: warpgroup 1's P V in two parts, 
                     CHECK(occurrences(qr, "}, {%r") == 2 * 4 + 2 * 8);
                     CHECK(occurrences(qr, "ldmatrix.sync.aligned.m8n8.x4.shared.b16") == 8);
                     check_no_ptxas_performance_loss(v3, x);
+                    for (int early : {10, 11}) {  // warpgroup 0's P V issued inside the softmax (tile 0, the loop)
+                        x.producer_consumer = early;
+                        const std::string pve = compile_cuda_ptx(mla_decode_source(v3, x, 90), CudaArch{9, 0, true});
+                        CHECK(occurrences(pve, "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 3 * 4);
+                        CHECK(occurrences(pve, "}, {%r") == 2 * 4 + (early == 10 ? 2 * 8 : 0));
+                        check_no_ptxas_performance_loss(v3, x);
+                    }
                 }
             }
             if (fast && (kind == 4 || kind == 6)) {  // with the tiles multicast to the head-block pair

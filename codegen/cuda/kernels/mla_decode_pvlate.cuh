@@ -76,10 +76,13 @@ __device__ __forceinline__ void mla_pv_part(float (&d)[N / 2], unsigned sKa, int
 // QR (config producer_consumer 9: 8): S's first QR k-steps take Q from registers (wgmma_m64n64k16_rs, 4 registers
 // a k-step, loaded once by ldmatrix): an SS m64n64k16 reads 4 KB of shared memory in its 32 tensor cycles, all of
 // the 128 bytes a cycle, so S ran at ~36 cycles a k-step beside the tile copies; RS reads 2 KB.
+// PVE (config producer_consumer 10: with QR 8, 11: without; PRS): warpgroup 0 issues its P V(j) inside softmax(j),
+// as soon as P(j) is in its registers, before the barrier, the P stores, the proxy fence and "P(j) ready" (which
+// only warpgroup 1 needs), not at the start of pass j + 1: the tensor cores idled ~350 cycles a tile there (pc7).
 // PROF also reports threads 96 (warpgroup 0's last warp) and 224 in profile[16 .. 31] (the skew of the warps:
 // warpgroup 0's P V waits for its slowest warp).
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
-          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0>
+          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false>
 __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -94,6 +97,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     static_assert(LATE >= 1 && LATE <= 4, "the late part is 1..4 of warpgroup 1's 4 value blocks");
     static_assert(!PRS || SYNC >= 0, "P V with P from registers takes them from mla_softmax_tile_sync");
     static_assert(QR >= 0 && QR <= KS_EARLY, "Q from registers for some of S's first k-steps");
+    static_assert(!PVE || PRS, "P V issued inside the softmax takes P from its registers");
     static_assert(4 * LO >= KS_EARLY, "S's first k-steps read the lo half only");
     static_assert(PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
     static_assert(64 * (LATENT * 4 + 32) <= Smem::q_bytes + 2 * Smem::k_bytes,
@@ -264,7 +268,10 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
                 mla_softmax_tile<FAST>(s, t_end - (t_begin + j * TILE), sl2, m_run, l_run, alpha, sP, row0, lane);
             } else {
                 mla_softmax_tile_sync<SYNC>(s, t_end - (t_begin + j * TILE), sl2, m_run, l_run, alpha, sP, row0, lane,
-                                            pv, [] { warpgroup_sync(1); });
+                                            pv, [&] {
+                                                if constexpr (PVE) issue_pv(sKa0 + (j & 1) * Smem::k_bytes);  // P V(j)
+                                                warpgroup_sync(1);
+                                            });
             }
             if ((lane & 3) == 0) {
                 s_alpha[(j & 1) * HB + row0] = alpha[0];
@@ -295,7 +302,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         }
         for (int j = 1; j < n_tiles; ++j) {
             float s[32];
-            issue_pv(sKa0 + ((j - 1) & 1) * Smem::k_bytes);  // P V(j - 1), blocks 0..3
+            if constexpr (!PVE) issue_pv(sKa0 + ((j - 1) & 1) * Smem::k_bytes);  // P V(j - 1), blocks 0..3
             const unsigned parity = (j >> 1) & 1;
             wait_tail(j);
             mbar_wait(bar_full + 8 * (j & 1), parity);  // tile j's lo half
@@ -319,7 +326,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
             prof.mark(3);
         }
         // the last tile's P V
-        issue_pv(sKa0 + ((n_tiles - 1) & 1) * Smem::k_bytes);
+        if constexpr (!PVE) issue_pv(sKa0 + ((n_tiles - 1) & 1) * Smem::k_bytes);
         wgmma_wait<0>();
         wgmma_pin(o);
         prof.mark(5);
