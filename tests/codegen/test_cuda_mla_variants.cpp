@@ -133,9 +133,9 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     r.rope_dim = 128;
     CHECK_FALSE(mla_decode_unsupported(r, c, 90).empty());
     // it is the large-batch config on sm_90 (the default elsewhere, and where it does not fit the desc)
-    MlaDecodeConfig large = c;  // since session 6: P V late (all of warpgroup 1's P V late) with the fast softmax
-    large.producer_consumer = 7;
-    large.softmax_fast = 1;
+    MlaDecodeConfig large = c;  // since session 6: P V late (all of warpgroup 1's P V late) with the fast softmax,
+    large.producer_consumer = 7;  // since session 7 with its barrier after the exponentials
+    large.softmax_fast = 2;
     CHECK(mla_decode_large_batch_config(d, 90) == large);
     for (int sm : {80, 86, 89}) CHECK(mla_decode_large_batch_config(d, sm) == mla_decode_default_config(d, sm));
     CHECK(mla_decode_large_batch_config(r, 90) == mla_decode_default_config(r, 90));
