@@ -48,9 +48,10 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
 MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm) {
     MlaDecodeConfig c = tma_wgmma_base();  // one of the candidates (the producer/consumer block below)
     // session 6: "P V late" with all of warpgroup 1's P V in the softmax window and the fast softmax (pc7 sf1; H200:
-    // 0.99x / 0.96x the time of pc2 sf1 at 64 x 8K / 32K, which was 0.98x / 0.99x pc2's on an H100)
+    // 0.99x / 0.96x the time of pc2 sf1 at 64 x 8K / 32K, which was 0.98x / 0.99x pc2's on an H100); session 7: the
+    // softmax's barrier after its exponentials (sf2; H200: 0.98x / 0.99x pc7 sf1's time at 64 x 8K / 32K)
     c.producer_consumer = 7;
-    c.softmax_fast = 1;
+    c.softmax_fast = 2;
     return mla_decode_unsupported(d, c, sm).empty() ? c : mla_decode_default_config(d, sm);
 }
 
@@ -162,6 +163,14 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
             c.producer_consumer = kind;
             add(c);
         }
+        for (int kind : {7, 8, 9, 10, 11})  // session 7: P V late with the softmax's barrier after its exponentials, a
+            for (int sf : {2, 3}) {  // quarter of them on the FP32 pipe (3); 8: warpgroup 0's P from registers, 9: also
+                                     // Q for S's first 8 k-steps; 10 (9), 11 (8): that P V issued inside the softmax
+                c.producer_consumer = kind;
+                c.softmax_fast = sf;
+                add(c);
+            }
+        c.softmax_fast = 1;
         for (int kind : {4, 6}) {  // ... with the tiles multicast to the head-block pair (half the L2->SM bytes)
             c.producer_consumer = kind;
             c.tma = 2;

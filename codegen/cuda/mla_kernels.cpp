@@ -100,18 +100,21 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "fused_combine launches the decode cooperatively: no pdl or decode_pdl";
     if (c.seesaw && d.rope_dim != 64)
         return "seesaw keeps P in the tile's 64 rope columns: rope_dim must be 64";
-    if (c.producer_consumer < 0 || c.producer_consumer > 7) return "producer_consumer must be 0 .. 7";
+    if (c.producer_consumer < 0 || c.producer_consumer > 11) return "producer_consumer must be 0 .. 11";
     if (c.producer_consumer && (!c.wgmma || (c.tma != 1 && !(c.tma == 2 && c.producer_consumer >= 4)) ||
                                 c.tile_tokens != 64 ||
                                 c.stages != (c.producer_consumer == 1 ? 3 : 2) || c.cluster != 1 ||
                                 c.qk_split != 0 || c.qk_chains != 1 || c.seesaw != 0))
-        return "producer_consumer needs the wgmma kernel with tma 1 (4 .. 7: or 2), 64-token tiles, 3 stages (1) or "
-               "2 (2 .. 7), "
+        return "producer_consumer needs the wgmma kernel with tma 1 (4 .. 11: or 2), 64-token tiles, 3 stages (1) or "
+               "2 (2 .. 11), "
                "cluster 1, qk_split 0, qk_chains 1 and seesaw 0";
     if (c.producer_consumer && d.rope_dim != 64)
         return "producer_consumer keeps P in the tile's 64 rope columns: rope_dim must be 64";
-    if (c.softmax_fast != 0 && c.softmax_fast != 1) return "softmax_fast must be 0 or 1";
+    if (c.softmax_fast < 0 || c.softmax_fast > 3) return "softmax_fast must be 0 .. 3";
     if (c.softmax_fast && c.producer_consumer < 2) return "softmax_fast needs producer_consumer 2 or more";
+    if (c.softmax_fast >= 2 && c.producer_consumer < 4) return "softmax_fast 2 and 3 need producer_consumer 4 or more";
+    if (c.producer_consumer >= 8 && c.softmax_fast < 2)
+        return "producer_consumer 8 .. 11 take P from the registers of softmax_fast 2 or 3";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -158,6 +161,22 @@ std::string wgmma_tail_args(const MlaDecodeConfig& c) {
     return s;
 }
 
+// The template arguments of mla_decode_pvlate<> after PROF (producer_consumer 4 .. 11): LATE, FAST[, MC[, SYNC[,
+// PRS[, QR[, PVE]]]]], as short as the config allows (the session-6 kernels' instantiations stay as they were).
+std::string pvlate_template_tail(const MlaDecodeConfig& c) {
+    const int late = c.producer_consumer == 4 ? 2 : c.producer_consumer == 5 ? 1 : c.producer_consumer == 6 ? 3 : 4;
+    std::string s = fmt::format(", {}, {}", late, c.softmax_fast ? "true" : "false");
+    if (c.softmax_fast < 2) return c.tma == 2 ? s + ", true" : s;
+    s += fmt::format(", {}, {}", c.tma == 2, c.softmax_fast == 3 ? 8 : 0);
+    switch (c.producer_consumer) {
+        case 8: return s + ", true";
+        case 9: return s + ", true, 8";
+        case 10: return s + ", true, 8, true";
+        case 11: return s + ", true, 0, true";
+        default: return s;
+    }
+}
+
 }  // namespace
 
 CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm) {
@@ -183,11 +202,7 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             c.producer_consumer == 1 ? "mla_decode_pc"
             : c.producer_consumer >= 4 ? "mla_decode_pvlate"
                                        : "mla_decode_pvfirst",
-            c.producer_consumer >= 4 ? fmt::format(", {}, {}{}", c.producer_consumer == 4   ? 2
-                                                                 : c.producer_consumer == 5 ? 1
-                                                                 : c.producer_consumer == 6 ? 3
-                                                                                            : 4,
-                                                   c.softmax_fast ? "true" : "false", c.tma == 2 ? ", true" : "")
+            c.producer_consumer >= 4 ? pvlate_template_tail(c)
             : c.softmax_fast ? (c.producer_consumer == 3 ? ", true, true" : ", false, true")
                              : (c.producer_consumer == 3 ? ", true" : ""),
             c.tma == 2 ? "__cluster_dims__(1, 2, 1) " : "");

@@ -109,6 +109,9 @@ struct MlaDecodeConfig {
     // tile refilled in two halves, the one that only warpgroup 1 reads as soon as its P V is done. 4..7: "P V late"
     // (kernels/mla_decode_pvlate.cuh): as 2, but the last 2 (4), 1 (5), 3 (6) or 4 (7) of warpgroup 1's 4 value blocks go to the
     // tensor cores only after S of the next tile, i.e. in warpgroup 0's softmax window; tiles refilled in two parts.
+    // 8 (with softmax_fast 2, 3): 7 with warpgroup 0's P V taking P from the softmax's registers; 9: 8 with S's
+    // first 8 k-steps taking Q from registers; 10 (9), 11 (8): warpgroup 0's P V issued inside the softmax, before
+    // the P stores (session 7).
     int producer_consumer = 0;
     // 1 (with fused_combine): the merge's register paths load each partial row as 512-byte stretches per warp
     // load (every 32-byte sector once) instead of 32 bytes per lane in two 16-byte loads (each sector fetched
@@ -129,7 +132,9 @@ struct MlaDecodeConfig {
     int cluster_merge = 0;
     // 1 (producer_consumer 2..7): the softmax of S as one MUFU.EX2 per element (ex2.approx.ftz), a tree row max and
     // P stored by stmatrix (kernels/mla_wgmma_softmax.cuh) instead of exp2f's range handling, a 16-long max chain
-    // and 16 4-byte stores per thread.
+    // and 16 4-byte stores per thread. 2, 3 (producer_consumer 4..7): as 1, with P kept in registers until the
+    // warpgroup barrier before its store (the barrier then follows the exponentials); 3: 8 of each thread's 32
+    // exponentials by a polynomial on the FP32 pipe beside the MUFU's (session 7).
     int softmax_fast = 0;
 
     template <class S, class F>
@@ -174,7 +179,7 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
 // Launches of at least kMlaLargeBatchRows rows (chunked prefill, large decode batches): on sm_90 the "P V late"
 // kernel with all of warpgroup 1's P V in the softmax window and the fast softmax (producer_consumer 7, softmax_fast
-// 1; H200, session 6: 271.0 / 1057.4 us at batch 64, 8K / 32K context, 0.91x / 0.89x the default's time, slower at
+// 2; H200, session 7: 266.5 / 1055.3 us at batch 64, 8K / 32K context, 0.89x / 0.89x the default's time, slower at
 // batch 1; tests/bench/cuda_mla_decode_results.md), elsewhere the default.
 inline constexpr int kMlaLargeBatchRows = 64;
 MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm);

@@ -78,7 +78,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // P V; wg1: P-ready wait, -, -, refill, P V). Session 6 (mla64): sf1 = the softmax with one MUFU.EX2 per element
     // (pc2 sf1), and the "P V late" kernels pc4 / pc5 / pc6 / pc7 (slots as pc2's for wg0; wg1: P-ready wait, rescale + early
     // part issue and wait + lo refill, "S issued" wait + late part issue, late part wait + hi refill, -); (their
-    // multicast versions, tma2, measured 1.55x slower on an H100: candidates, not benched)
+    // multicast versions, tma2, measured 1.55x slower on an H100: candidates, not benched). Session 7 (mla64c): pc7
+    // and pc8 (warpgroup 0's P from registers) with sf2 (the softmax's barrier after its exponentials) and sf3 (8 of
+    // them on the FP32 pipe); the P V late profiles also report threads 96 and 224 (in the epilogue fields, totals).
+    // (pc9 .. pc11, measured slower on an H200 in session 7: candidates, not benched)
     const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
     auto fused = [](MlaDecodeConfig c, int fc, int pro) {
         c.fused_combine = fc;
@@ -87,6 +90,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     };
     auto fast = [](MlaDecodeConfig c) {  // session 6 (mla64): the softmax with one MUFU.EX2 per element
         c.softmax_fast = 1;
+        return c;
+    };
+    auto sf = [](MlaDecodeConfig c, int value) {  // session 7 (mla64c): the softmax's barrier after its exponentials
+        c.softmax_fast = value;
         return c;
     };
     auto pc = [](MlaDecodeConfig c, int kind) {
@@ -129,7 +136,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               cm(ml(def_prof, 1, 0, 64, 1, 32), 16),
                               fast(pc(old_def, 2)), fast(pc(def_prof, 2)), fast(pc(old_def, 4)),
                               fast(pc(def_prof, 4)), fast(pc(old_def, 5)), fast(pc(old_def, 6)), fast(pc(def_prof, 6)),
-                              fast(pc(old_def, 7)), fast(pc(def_prof, 7))})
+                              fast(pc(old_def, 7)), fast(pc(def_prof, 7)), sf(pc(old_def, 7), 2),
+                              sf(pc(def_prof, 7), 2), sf(pc(old_def, 7), 3), sf(pc(old_def, 8), 2),
+                              sf(pc(def_prof, 8), 2), sf(pc(old_def, 8), 3)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

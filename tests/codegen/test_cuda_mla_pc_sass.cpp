@@ -94,24 +94,27 @@ TEST_CASE("cuda bench sass: wgmma MLA decode instruction counts and uniform-data
     const MlaDecodeDesc d;
     MlaDecodeConfig def = mla_decode_default_config(d, 90), base = def;
     base.prologue = base.fused_combine = base.merge_loads = 0;  // the other schedules: no fused epilogue
-    MlaDecodeConfig pc1 = base, pc2 = base, ss = base, pc4 = base;
+    MlaDecodeConfig pc1 = base, pc2 = base, ss = base, pc4 = base, pc8 = base;
     pc1.stages = 3;
     pc1.producer_consumer = 1;
     pc2.producer_consumer = 2;
     ss.seesaw = 1;
     pc4.producer_consumer = 4;  // P V late, fast softmax (S of tile 0 is the first run of 36 HGMMA.64x64x16)
     pc4.softmax_fast = 1;
+    pc8.producer_consumer = 8;  // session 7: warpgroup 0's P from registers, 8 exponentials a thread on the FP32 pipe
+    pc8.softmax_fast = 3;
     struct Case {
         const char* label;
         MlaDecodeConfig config;
         const char* s_shape;  // the HGMMA of S = Q K^T and its k-steps per S
         int s_steps;
     };
-    const Case cases[5] = {{"default", def, "HGMMA.64x64x16", 36},
+    const Case cases[6] = {{"default", def, "HGMMA.64x64x16", 36},
                            {"pc1", pc1, "HGMMA.64x32x16", 36},
                            {"pc2", pc2, "HGMMA.64x64x16", 36},
                            {"seesaw", ss, "HGMMA.64x64x16", 36},
-                           {"pc4 sf1", pc4, "HGMMA.64x64x16", 36}};
+                           {"pc4 sf1", pc4, "HGMMA.64x64x16", 36},
+                           {"pc8 sf3", pc8, "HGMMA.64x64x16", 36}};
     for (const Case& c : cases) {
         const CudaKernelDump k = dump_cuda_kernel(mla_decode_source(d, c.config, 90), CudaArch{9, 0, true});
         REQUIRE_FALSE(k.sass.empty());
@@ -146,6 +149,15 @@ TEST_CASE("cuda bench sass: wgmma MLA decode instruction counts and uniform-data
             CHECK(count_of(k.sass, "LDL") == 0);
             CHECK(count_of(k.sass, "STL") == 0);
             CHECK(count_of(k.sass, "STSM") == 8);
+        }
+        // ... and with P from registers for warpgroup 0: 2 x 2 alpha + 2 x 24 of the 32 p on the MUFU (tile 0 and the
+        // loop), warpgroup 1's P still by stmatrix
+        if (c.label == std::string("pc8 sf3")) {
+            CHECK(count_of(k.sass, "LDL") == 0);
+            CHECK(count_of(k.sass, "STL") == 0);
+            CHECK(count_of(k.sass, "STSM") == 8);
+            CHECK(count_of(k.sass, "MUFU.EX2") == 2 * (2 + 24));
+            CHECK(count_of(k.sass, "HGMMA.64x256x16") == 12);
         }
     }
 }

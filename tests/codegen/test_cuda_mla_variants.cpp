@@ -133,9 +133,9 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
     r.rope_dim = 128;
     CHECK_FALSE(mla_decode_unsupported(r, c, 90).empty());
     // it is the large-batch config on sm_90 (the default elsewhere, and where it does not fit the desc)
-    MlaDecodeConfig large = c;  // since session 6: P V late (all of warpgroup 1's P V late) with the fast softmax
-    large.producer_consumer = 7;
-    large.softmax_fast = 1;
+    MlaDecodeConfig large = c;  // since session 6: P V late (all of warpgroup 1's P V late) with the fast softmax,
+    large.producer_consumer = 7;  // since session 7 with its barrier after the exponentials
+    large.softmax_fast = 2;
     CHECK(mla_decode_large_batch_config(d, 90) == large);
     for (int sm : {80, 86, 89}) CHECK(mla_decode_large_batch_config(d, sm) == mla_decode_default_config(d, sm));
     CHECK(mla_decode_large_batch_config(r, 90) == mla_decode_default_config(r, 90));
@@ -157,6 +157,49 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
         CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
         x.softmax_fast = 0;
     }
+    x.producer_consumer = 7;  // session 7: the softmax's barrier after its exponentials (2), 8 of them on the FP32
+    for (int sf : {2, 3}) {   // pipe (3): the last template argument, candidates
+        x.softmax_fast = sf;
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        CHECK(mla_decode_source(d, x, 90).source.find(fmt::format(", 4, true, false, {}>(p)", sf == 3 ? 8 : 0)) !=
+              std::string::npos);
+        CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+        x.producer_consumer = 8;  // warpgroup 0's P from the softmax's registers
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        CHECK(mla_decode_source(d, x, 90).source.find(fmt::format(", 4, true, false, {}, true>(p)", sf == 3 ? 8 : 0)) !=
+              std::string::npos);
+        CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+        x.producer_consumer = 9;  // ... and Q from registers for S's first 8 k-steps
+        CHECK(mla_decode_unsupported(d, x, 90).empty());
+        CHECK(mla_decode_source(d, x, 90).source.find(fmt::format(", 4, true, false, {}, true, 8>(p)", sf == 3 ? 8 : 0)) !=
+              std::string::npos);
+        CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+        for (int early : {10, 11}) {  // ... warpgroup 0's P V issued inside the softmax, with and without Q's registers
+            x.producer_consumer = early;
+            CHECK(mla_decode_unsupported(d, x, 90).empty());
+            CHECK(mla_decode_source(d, x, 90).source.find(fmt::format(", 4, true, false, {}, true, {}, true>(p)",
+                                                                      sf == 3 ? 8 : 0, early == 10 ? 8 : 0)) !=
+                  std::string::npos);
+            CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+        }
+        x.producer_consumer = 3;  // not for P V first
+        CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+        x.producer_consumer = 7;
+    }
+    x.producer_consumer = 8;  // 8 needs the registers of softmax_fast 2 or 3
+    x.softmax_fast = 1;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    for (int kind : {9, 10, 11}) {
+        x.producer_consumer = kind;
+        CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    }
+    x.producer_consumer = 12;
+    x.softmax_fast = 2;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x.producer_consumer = 7;
+    x.softmax_fast = 4;
+    CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    x.softmax_fast = 0;
     x.producer_consumer = 4;  // tma 2: the pair of head blocks as a cluster (1, 2, 1) sharing the tiles
     x.tma = 2;
     x.softmax_fast = 1;

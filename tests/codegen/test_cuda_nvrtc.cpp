@@ -400,6 +400,40 @@ TEST_CASE("cuda nvrtc: the P V late MLA decode: warpgroup 1's P V in two parts, 
             CHECK(count("stmatrix.sync.aligned.m8n8.x4.shared.b16") == (fast ? 8 : 0));
             CHECK(count("mma.sync") == 0);
             check_no_ptxas_performance_loss(v3, c);
+            if (fast && kind == 7) {  // session 7: the softmax's barrier after its exponentials (2), a quarter of
+                                      // them on the FP32 pipe (3)
+                const int mufu = count("ex2.approx.ftz.f32");
+                for (int sf : {2, 3}) {
+                    CAPTURE(sf);
+                    MlaDecodeConfig x = c;
+                    x.softmax_fast = sf;
+                    const std::string late = compile_cuda_ptx(mla_decode_source(v3, x, 90), CudaArch{9, 0, true});
+                    CHECK(occurrences(late, "stmatrix.sync.aligned.m8n8.x4.shared.b16") == 8);
+                    CHECK(occurrences(late, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
+                    // tile 0's softmax and the loop's: 8 exponentials each leave the MUFU with 3
+                    CHECK(occurrences(late, "ex2.approx.ftz.f32") == mufu - (sf == 3 ? 2 * 8 : 0));
+                    check_no_ptxas_performance_loss(v3, x);
+                    x.producer_consumer = 8;  // warpgroup 0's P V (loop, last tile) with P from registers
+                    const std::string prs = compile_cuda_ptx(mla_decode_source(v3, x, 90), CudaArch{9, 0, true});
+                    CHECK(occurrences(prs, "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 3 * 4);
+                    CHECK(occurrences(prs, "}, {%r") == 2 * 4);  // the A operand as 4 registers
+                    CHECK(occurrences(prs, "stmatrix.sync.aligned.m8n8.x4.shared.b16") == 8);  // (warpgroup 1's P)
+                    check_no_ptxas_performance_loss(v3, x);
+                    x.producer_consumer = 9;  // ... and Q from registers for S's first 8 k-steps (tile 0, the loop)
+                    const std::string qr = compile_cuda_ptx(mla_decode_source(v3, x, 90), CudaArch{9, 0, true});
+                    CHECK(occurrences(qr, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
+                    CHECK(occurrences(qr, "}, {%r") == 2 * 4 + 2 * 8);
+                    CHECK(occurrences(qr, "ldmatrix.sync.aligned.m8n8.x4.shared.b16") == 8);
+                    check_no_ptxas_performance_loss(v3, x);
+                    for (int early : {10, 11}) {  // warpgroup 0's P V issued inside the softmax (tile 0, the loop)
+                        x.producer_consumer = early;
+                        const std::string pve = compile_cuda_ptx(mla_decode_source(v3, x, 90), CudaArch{9, 0, true});
+                        CHECK(occurrences(pve, "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16") == 3 * 4);
+                        CHECK(occurrences(pve, "}, {%r") == 2 * 4 + (early == 10 ? 2 * 8 : 0));
+                        check_no_ptxas_performance_loss(v3, x);
+                    }
+                }
+            }
             if (fast && (kind == 4 || kind == 6)) {  // with the tiles multicast to the head-block pair
                 c.tma = 2;
                 const std::string mc = compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true});

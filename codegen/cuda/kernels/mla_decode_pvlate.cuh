@@ -68,8 +68,21 @@ __device__ __forceinline__ void mla_pv_part(float (&d)[N / 2], unsigned sKa, int
 // for, the rest of S (lo, hi wait, hi) issued and S waited for, softmax, S's first k-steps + the P V wait, the last
 // P V, epilogue, tiles; thread 128 (warpgroup 1): prologue, P-ready wait, rescale + early part issued and waited for
 // + lo refill, the "S issued" wait + late part issued, late part waited for + hi refill, -, epilogue, tiles.
+// SYNC (config softmax_fast 2, 3: -1 otherwise): the softmax keeps P in registers until the warpgroup barrier that
+// lets it overwrite the rope block (mla_softmax_tile_sync), with SYNC of its exponentials per thread on the FP32
+// pipe (0 or 8). PRS (config producer_consumer 8, LATE 4, SYNC >= 0): warpgroup 0's P V takes P from the
+// softmax's registers (wgmma_m64n256k16_rs_tb), not from shared memory: 8 KB less shared-memory reading per tile
+// (S and P V read ~300 KB a tile at 128 bytes a cycle), and its issue no longer reads the other warps' stores.
+// QR (config producer_consumer 9: 8): S's first QR k-steps take Q from registers (wgmma_m64n64k16_rs, 4 registers
+// a k-step, loaded once by ldmatrix): an SS m64n64k16 reads 4 KB of shared memory in its 32 tensor cycles, all of
+// the 128 bytes a cycle, so S ran at ~36 cycles a k-step beside the tile copies; RS reads 2 KB.
+// PVE (config producer_consumer 10: with QR 8, 11: without; PRS): warpgroup 0 issues its P V(j) inside softmax(j),
+// as soon as P(j) is in its registers, before the barrier, the P stores, the proxy fence and "P(j) ready" (which
+// only warpgroup 1 needs), not at the start of pass j + 1: the tensor cores idled ~350 cycles a tile there (pc7).
+// PROF also reports threads 96 (warpgroup 0's last warp) and 224 in profile[16 .. 31] (the skew of the warps:
+// warpgroup 0's P V waits for its slowest warp).
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
-          bool MC = false>
+          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false>
 __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -82,6 +95,9 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     static_assert(LATENT == 512, "each warpgroup's O half is one m64n256 accumulator");
     static_assert(ROPE == 64, "P (64 heads x 64 tokens bf16) takes the place of exactly one 64-column rope block");
     static_assert(LATE >= 1 && LATE <= 4, "the late part is 1..4 of warpgroup 1's 4 value blocks");
+    static_assert(!PRS || SYNC >= 0, "P V with P from registers takes them from mla_softmax_tile_sync");
+    static_assert(QR >= 0 && QR <= KS_EARLY, "Q from registers for some of S's first k-steps");
+    static_assert(!PVE || PRS, "P V issued inside the softmax takes P from its registers");
     static_assert(4 * LO >= KS_EARLY, "S's first k-steps read the lo half only");
     static_assert(PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
     static_assert(64 * (LATENT * 4 + 32) <= Smem::q_bytes + 2 * Smem::k_bytes,
@@ -175,6 +191,43 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
 
     if (wg == 0) {
         float alpha[2] = {1.f, 1.f};  // alpha(j - 1) of this thread's rows, for P V(j - 1)
+        unsigned pv[16];              // SYNC: P(j - 1) of this thread's rows (bf16 pairs), PRS: for P V(j - 1)
+        // warpgroup 0's P V(j - 1) (value blocks 0..3) of the stage at sKa: P from the rope block, or (PRS) from pv
+        unsigned qa[QR > 0 ? QR : 1][4];  // QR: Q's A fragments of S's first QR k-steps (this warp's 16 rows)
+        if constexpr (QR > 0) {
+            // ldmatrix: lane l addresses row l % 8 (+ 8 for odd l / 8) of 16-byte chunk 2 (ks % 4) + l / 16
+            const int mi = lane >> 3, r = (warp & 3) * 16 + (lane & 7) + 8 * (mi & 1);
+#pragma unroll
+            for (int ks = 0; ks < QR; ++ks) {
+                const int chunk = (ks & 3) * 2 + (mi >> 1);
+                ldmatrix_x4(smem_addr(sQ) + (ks >> 2) * (HB * 128) + r * 128 + ((chunk ^ (r & 7)) << 4), qa[ks][0],
+                            qa[ks][1], qa[ks][2], qa[ks][3]);
+            }
+        }
+        auto issue_pv = [&](unsigned sKa) {
+            if constexpr (PRS) {
+                if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+                    for (int e = 0; e < 32; ++e) {
+                        o[4 * e] *= alpha[0];
+                        o[4 * e + 1] *= alpha[0];
+                        o[4 * e + 2] *= alpha[1];
+                        o[4 * e + 3] *= alpha[1];
+                    }
+                }
+                const unsigned long long db = wgmma_desc_sw128(sKa, 64 * 128, 1024);  // V, N-major
+                wgmma_pin(o);
+                wgmma_fence();
+#pragma unroll
+                for (int kk = 0; kk < 4; ++kk) {
+                    const unsigned a[4] = {pv[4 * kk], pv[4 * kk + 1], pv[4 * kk + 2], pv[4 * kk + 3]};
+                    wgmma_m64n256k16_rs_tb(o, a, wgmma_desc_add(db, kk * 16 * 128), 1);
+                }
+                wgmma_commit();
+            } else {
+                mla_pv_rope_p<NB>(o, alpha, sKa, 0);
+            }
+        };
         // k-steps [k0, k1) of S(j) for the stage of tile j (commits one group); `first` zeroes s first, and the
         // tail rows of a last partial tile (both halves landed: the caller waited for them)
         auto issue_s = [&](int j, float (&s)[32], int k0, int k1, bool first) {
@@ -197,16 +250,29 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
             wgmma_fence();
             const unsigned long long db = wgmma_desc_sw128(sKa, 16, 1024);
 #pragma unroll
-            for (int ks = k0; ks < k1; ++ks)  // column block ks / 4, 32 bytes per k-step within it
-                wgmma_m64n64k16_ss(s, wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32),
-                                   wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32),
-                                   !first || ks > k0);
+            for (int ks = k0; ks < k1; ++ks) {  // column block ks / 4, 32 bytes per k-step within it
+                const unsigned long long b = wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32);
+                if (ks < QR)
+                    wgmma_m64n64k16_rs(s, qa[ks < QR ? ks : 0], b, !first || ks > k0);
+                else
+                    wgmma_m64n64k16_ss(s, wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32), b,
+                                       !first || ks > k0);
+            }
             wgmma_commit();
         };
         auto softmax = [&](int j, float (&s)[32]) {
-            warpgroup_sync(1);  // every warp's S(j) is done: no wgmma still reads the rope block P(j) goes into
             unsigned char* sP = sK + (j & 1) * Smem::k_bytes + (NB - 1) * (TILE * 128);
-            mla_softmax_tile<FAST>(s, t_end - (t_begin + j * TILE), sl2, m_run, l_run, alpha, sP, row0, lane);
+            // (before P goes to the rope block: every warp's S(j) is done, no wgmma still reads it)
+            if constexpr (SYNC < 0) {
+                warpgroup_sync(1);
+                mla_softmax_tile<FAST>(s, t_end - (t_begin + j * TILE), sl2, m_run, l_run, alpha, sP, row0, lane);
+            } else {
+                mla_softmax_tile_sync<SYNC>(s, t_end - (t_begin + j * TILE), sl2, m_run, l_run, alpha, sP, row0, lane,
+                                            pv, [&] {
+                                                if constexpr (PVE) issue_pv(sKa0 + (j & 1) * Smem::k_bytes);  // P V(j)
+                                                warpgroup_sync(1);
+                                            });
+            }
             if ((lane & 3) == 0) {
                 s_alpha[(j & 1) * HB + row0] = alpha[0];
                 s_alpha[(j & 1) * HB + row0 + 8] = alpha[1];
@@ -236,7 +302,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         }
         for (int j = 1; j < n_tiles; ++j) {
             float s[32];
-            mla_pv_rope_p<NB>(o, alpha, sKa0 + ((j - 1) & 1) * Smem::k_bytes, 0);  // P V(j - 1), blocks 0..3
+            if constexpr (!PVE) issue_pv(sKa0 + ((j - 1) & 1) * Smem::k_bytes);  // P V(j - 1), blocks 0..3
             const unsigned parity = (j >> 1) & 1;
             wait_tail(j);
             mbar_wait(bar_full + 8 * (j & 1), parity);  // tile j's lo half
@@ -260,7 +326,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
             prof.mark(3);
         }
         // the last tile's P V
-        mla_pv_rope_p<NB>(o, alpha, sKa0 + ((n_tiles - 1) & 1) * Smem::k_bytes, 0);
+        if constexpr (!PVE) issue_pv(sKa0 + ((n_tiles - 1) & 1) * Smem::k_bytes);
         wgmma_wait<0>();
         wgmma_pin(o);
         prof.mark(5);
@@ -376,6 +442,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     if constexpr (MC) cluster_wait();
     prof.mark(6);
     prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
+    prof.store(p.profile, 16 + wg * 8, n_tiles, (tid & 127) == 96);
 }
 
 }  // namespace mf
