@@ -112,6 +112,18 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "producer_consumer keeps P in the tile's 64 rope columns: rope_dim must be 64";
     if (c.softmax_fast != 0 && c.softmax_fast != 1) return "softmax_fast must be 0 or 1";
     if (c.softmax_fast && c.producer_consumer < 2) return "softmax_fast needs producer_consumer 2 or more";
+    if (c.tile_claim != 0 && c.tile_claim != 1) return "tile_claim must be 0 or 1";
+    if (c.tile_claim && (!default_kernel || !c.prologue || (c.fused_combine != 1 && c.fused_combine != 2) ||
+                         c.cluster_merge || c.l2_prefetch))
+        return "tile_claim needs the wgmma kernel with tma 1, cluster 1, prologue 1 or 2, fused_combine 1 or 2 (its "
+               "grid barrier orders the counters' reset), no cluster_merge, no l2_prefetch, no seesaw and no "
+               "producer_consumer";
+    if (c.merge_early != 0 && c.merge_early != 1) return "merge_early must be 0 or 1";
+    if (c.merge_early && !c.fused_combine) return "merge_early needs fused_combine";
+    if (c.epilogue_stmatrix != 0 && c.epilogue_stmatrix != 1) return "epilogue_stmatrix must be 0 or 1";
+    if (c.epilogue_stmatrix && (!default_kernel || !c.partial_bf16))
+        return "epilogue_stmatrix needs the wgmma kernel with tma 1, cluster 1, bf16 partials (partial_bf16 1), no "
+               "seesaw and no producer_consumer";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -139,18 +151,21 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 
 namespace {
 
-// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM: none when all are at their
+// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM, CLAIM, ESM, MEL: none when all are at
+// their
 // defaults, else up to the last one that is not (at least FC and PRO), so that older configs keep their exact sources.
 std::string wgmma_tail_args(const MlaDecodeConfig& c) {
     auto flag = [](int v) { return v == 0 ? std::string("false") : v == 1 ? std::string("true") : std::to_string(v); };
-    const std::string args[7] = {flag(c.fused_combine),         flag(c.prologue),    flag(c.bulk_store),
-                                 std::to_string(c.l2_prefetch), flag(c.merge_loads), std::to_string(c.head_block),
-                                 std::to_string(c.cluster_merge)};
-    const bool set[7] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
-                         c.l2_prefetch != 0,   c.merge_loads != 0, c.head_block != kMlaHeadsPerBlock,
-                         c.cluster_merge != 0};
+    const std::string args[10] = {flag(c.fused_combine),           flag(c.prologue),    flag(c.bulk_store),
+                                  std::to_string(c.l2_prefetch),   flag(c.merge_loads), std::to_string(c.head_block),
+                                  std::to_string(c.cluster_merge), std::to_string(c.tile_claim),
+                                  flag(c.epilogue_stmatrix),       flag(c.merge_early)};
+    const bool set[10] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
+                          c.l2_prefetch != 0,   c.merge_loads != 0, c.head_block != kMlaHeadsPerBlock,
+                          c.cluster_merge != 0, c.tile_claim != 0,  c.epilogue_stmatrix != 0,
+                          c.merge_early != 0};
     int n = 0;
-    for (int i = 0; i < 7; ++i)
+    for (int i = 0; i < 10; ++i)
         if (set[i]) n = i + 1;
     if (n > 0) n = std::max(n, 2);
     std::string s;
