@@ -694,7 +694,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         }
     if constexpr (PROF) {
         mark(6);
-        prof[7] = tiles_done;
+        prof[7] = CLAIM ? tiles_done : n_tiles;
         if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
 #pragma unroll
             for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];

@@ -455,15 +455,23 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
     const unsigned n_ctas = gridDim.x * gridDim.y * gridDim.z;
     const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     const long long t0 = prof ? clock64() : 0;
-    const unsigned units = (unsigned)p.batch * HEADS;
     // one warp per unit for few partials, or up to 32 when a CTA has several units (they then run side by side)
-    const bool bulk = BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH;
-    const bool per_warp = (p.num_splits <= kMlaCombineWarpMaxSplits && !(bulk && units <= n_ctas)) ||
-                          (p.num_splits <= 32 && units > n_ctas);
+    auto path = [&](unsigned units, bool bulk) {
+        return (p.num_splits <= kMlaCombineWarpMaxSplits && !(bulk && units <= n_ctas)) ||
+               (p.num_splits <= 32 && units > n_ctas);
+    };
     // EARLY: the row of this warp's first unit and its context length, read before the barrier
-    const unsigned early_u = per_warp ? cta + n_ctas * (threadIdx.x >> 5) : cta;
-    const unsigned early_row = EARLY && early_u < units ? early_u / HEADS : ~0u;
-    const int early_len = EARLY && early_u < units ? p.seq_lens[early_row] : 0;
+    unsigned early_row = ~0u;
+    int early_len = 0;
+    if constexpr (EARLY) {
+        const unsigned units = (unsigned)p.batch * HEADS;
+        const bool bulk = BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH;
+        const unsigned early_u = path(units, bulk) ? cta + n_ctas * (threadIdx.x >> 5) : cta;
+        if (early_u < units) {
+            early_row = early_u / HEADS;
+            early_len = p.seq_lens[early_row];
+        }
+    }
     auto live_of = [&](unsigned u) {
         return EARLY && u / HEADS == early_row ? mla_live_splits_of<TILE, CLAIM>(p, early_len)
                                                : mla_live_splits<TILE, CLAIM>(p, u / HEADS);
@@ -480,12 +488,14 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
         *mla_tile_claim_counter(p.grid_sync, blockIdx.z * gridDim.y + blockIdx.y) = 0u;
     const long long t1 = prof ? clock64() : 0;
     long long t_first = 0;  // profile: the first partial rows are summed
+    const unsigned units = (unsigned)p.batch * HEADS;
     // the ready flags of unit u's splits (HPB heads per decode CTA), kMlaReadyFlagStride words apart
     auto flags = [&](unsigned u) {
         return p.grid_sync + kMlaReadyFlags +
                kMlaReadyFlagStride * ((u / HEADS) * gridDim.y + (u % HEADS) / HPB) * (unsigned)p.num_splits;
     };
-    if (per_warp) {
+    const bool bulk = BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH;
+    if (path(units, bulk)) {
         const unsigned warp = threadIdx.x >> 5;
         for (unsigned u = cta + n_ctas * warp; u < units; u += n_ctas * 8)
             mla_fused_combine_warp<LATENT, PT, COAL, READY>(p, u, live_of(u),
