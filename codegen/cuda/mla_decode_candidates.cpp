@@ -263,6 +263,14 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.tile_claim = 1;
         c.epilogue_stmatrix = 1;
         add(c);
+        // ... and Q K^T waiting for each 64-column box of the tile instead of the whole tile (tile_box_wait), on the
+        // default and on cm16 hb32
+        c = tma_wgmma_default();
+        c.tile_box_wait = 1;
+        add(c);
+        c.cluster_merge = 16;
+        c.head_block = 32;
+        add(c);
     }
     return v;
 }

@@ -144,6 +144,10 @@ struct MlaDecodeConfig {
     // 1 (with fused_combine): the merge reads the context length of its first unit's row (which its row loads wait
     // for) before the grid barrier instead of after its release (kernels/mla_fused_combine.cuh).
     int merge_early = 0;
+    // 1 (wgmma kernel with tma 1, cluster 1, prologue, no qk_split, tile_claim or l2_prefetch): each 64-column box of
+    // a K tile counts on its own mbarrier and Q K^T waits box by box, so that phase A starts when the first 8 KB of
+    // the tile landed instead of all of it (batch 1: the tile waits).
+    int tile_box_wait = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -174,6 +178,7 @@ struct MlaDecodeConfig {
         f("tile_claim", "tcl", s.tile_claim);
         f("epilogue_stmatrix", "esm", s.epilogue_stmatrix);
         f("merge_early", "mel", s.merge_early);
+        f("tile_box_wait", "bw", s.tile_box_wait);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

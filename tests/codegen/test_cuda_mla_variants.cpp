@@ -418,3 +418,31 @@ TEST_CASE("cuda mla: merge_early (the merge's context length read before the gri
     c.merge_loads = 0;
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
 }
+
+TEST_CASE("cuda mla: tile_box_wait (S waits box by box) needs the prologue, TMA 1 and a barrier per box") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    const unsigned plain = mla_decode_smem_bytes(d, c);
+    c.tile_box_wait = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_smem_bytes(d, c) == plain + 2 * 9 * 8);  // 2 stages x 9 boxes of 64 columns
+    CHECK(mla_decode_source(d, c, 90).source.find(
+              ", 1, 1, false, false, true, true, false, 0, true, 64, 0, 0, false, false, true>(p)") !=
+          std::string::npos);
+    CHECK(mla_decode_name(d, c).find("_bw1") != std::string::npos);
+    const auto& cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tile_box_wait = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tile_claim = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.qk_split = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.l2_prefetch = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 2, x.fused_combine = 0, x.merge_loads = 0, x.prologue = 0; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 16, x.head_block = 32; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0; }));
+}

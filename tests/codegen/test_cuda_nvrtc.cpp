@@ -455,3 +455,21 @@ TEST_CASE("cuda nvrtc: epilogue_stmatrix stages the rows by stmatrix, no ptxas p
     c.merge_early = 1;
     check_no_ptxas_performance_loss(v3, c);
 }
+
+TEST_CASE("cuda nvrtc: tile_box_wait (S waits box by box) compiles without ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    c.tile_box_wait = 1;  // plain and profiled; also cm16 hb32 and the page ids read early (pro2)
+    check_no_ptxas_performance_loss(v3, c);
+    c.cluster_merge = 16;
+    c.head_block = 32;
+    check_no_ptxas_performance_loss(v3, c);
+    c.cluster_merge = 0;
+    c.head_block = 64;
+    c.prologue = 2;
+    check_no_ptxas_performance_loss(v3, c);
+}

@@ -69,6 +69,11 @@
 // instead of 64 4-byte shared stores (mla_stage_rows; session 6 timed the staging at ~2-5k cycles).
 // MEL (config merge_early, with FC): the fused combine reads the context length its first merge unit's loads wait
 // for before the grid barrier, not after its release (mla_fused_combine's EARLY).
+// BW (config tile_box_wait, with PRO, TMA 1): each of a tile's D/64 boxes (64 columns) counts on a barrier of its own
+// (after the mbarrier block: STAGES x D/64 more, 8 bytes each), and warpgroup 0 waits for box cb only before the
+// four k-steps of S that read it: phase A starts when the tile's first 8 KB landed instead of all 72 KB (at batch 1
+// the tile waits are ~1-3k cycles a tile). Warpgroup 1 waits for all boxes before its P V; a partial last tile
+// (zeroed tail rows) waits for all of them first, as before.
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -124,7 +129,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
           int L2P = 0, bool MCO = false, int HPB = 64, int CM = 0, int CLAIM = 0, bool ESM = false,
-          bool MEL = false>
+          bool MEL = false, bool BW = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -168,6 +173,10 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     float* red_sum = red_max + 2 * HB;                               // [2][HB]
     const unsigned bar_full = smem_addr(red_sum + 2 * HB), bar_empty = bar_full + 32;  // + 8 * stage
     const unsigned bar_q = bar_full + 64;
+    const unsigned bar_box0 = bar_full + Smem::bar_bytes;  // BW: box cb of stage st at + 8 (st D/64 + cb)
+    auto bar_box = [&](int st, int cb) { return bar_box0 + 8 * (st * (D / 64) + cb); };
+    static_assert(!BW || (TMA == 1 && CX == 1 && PRO != 0 && !QKS && CLAIM == 0 && L2P == 0),
+                  "tile_box_wait: TMA 1, prologue, no split pairs, qk_split, tile_claim or l2_prefetch");
     const unsigned bar_recv = bar_empty;  // CM: the rows the cluster's peers push here (empty [0] is unused by TMA 1)
 
     static_assert(HPB == 64 || (HPB == 32 && TMA == 1 && CX == 1), "32 heads per CTA: TMA 1, no cluster");
@@ -204,6 +213,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             tma_prefetch_map(&p.q_map);
             tma_prefetch_map(&p.kv_map);
             for (int st = 0; st < STAGES; ++st) mbar_init(bar_full + 8 * st, 1);
+            if constexpr (BW)
+                for (int k = 0; k < STAGES * (D / 64); ++k) mbar_init(bar_box0 + 8 * k, 1);
             mbar_init(bar_q, 1);
             if (CM) mbar_init(bar_recv, 1);
             mbar_init_fence();
@@ -291,6 +302,13 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         const int row = page_next * PAGE + tok0 % PAGE;
         if (i + 1 < n_tiles) page_next = table[(tok0 + TILE) / PAGE];
         const unsigned full = bar_full + 8 * stage, dst = smem_addr(sK + stage * Smem::k_bytes);
+        if constexpr (BW) {  // each box on its own barrier
+            for (int cb = 0; cb < NB; ++cb) {
+                mbar_arrive_expect_tx(bar_box(stage, cb), TILE * 128);
+                tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, bar_box(stage, cb));
+            }
+            return;
+        }
         mbar_arrive_expect_tx(full, Smem::k_bytes);  // the whole tile lands here, whoever issued the boxes
         for (int cb = cb0; cb < cb1; ++cb) {
             if constexpr (TMA == 2)
@@ -450,7 +468,12 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         int tile_start = t_begin + i * TILE;
         if constexpr (TMA != 0) {
             cp_async_wait_group<0>();  // Q (only the first time)
-            mbar_wait(bar_full + 8 * (i % STAGES), (i / STAGES) & 1);
+            if constexpr (BW) {  // (a partial tile: all boxes before its tail is zeroed; else per box in phase A)
+                if (t_end - tile_start < TILE)
+                    for (int cb = 0; cb < NB; ++cb) mbar_wait(bar_box(i % STAGES, cb), (i / STAGES) & 1);
+            } else {
+                mbar_wait(bar_full + 8 * (i % STAGES), (i / STAGES) & 1);
+            }
             if (CLAIM && claim) {  // the tile the issuing thread put into this stage, or the sentinel
                 const int tl = s_tile[i % STAGES];
                 if (tl < 0) break;
@@ -483,13 +506,19 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             for (int c = 0; c < CHAINS; ++c)
 #pragma unroll
                 for (int e = 0; e < NA / 2; ++e) sc[c][e] = 0.f;
+            if (BW) mbar_wait(bar_box(i % STAGES, 0), (i / STAGES) & 1);  // box 0 (BW: the rest in the chain)
             wgmma_fence();
             // k-step ks: column block ks / 4, 32 bytes per k-step of 16 within it (one add per descriptor)
             const unsigned long long db = wgmma_desc_sw128(sKa + tok_off * 128, 16, 1024);
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks)
+            for (int ks = 0; ks < D / 16; ++ks) {
+                if (BW && ks % 4 == 0 && ks > 0) {  // box ks / 4 (box 0: waited before the fence above)
+                    mbar_wait(bar_box(i % STAGES, ks / 4), (i / STAGES) & 1);
+                    wgmma_fence();  // (else ptxas injects one: the wait loop sits between the chain's wgmmas)
+                }
                 wgmma_qk<NA>(sc[ks % CHAINS], wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32),
                              wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32), ks >= CHAINS);
+            }
             wgmma_commit();
         }
         {  // the next tile's copies go out while the tensor cores run phase A
@@ -520,6 +549,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                 cp_async_commit();
             }
         }
+        if (BW && wg == 1)  // V: every box of the tile landed (warpgroup 0 waited for them in phase A)
+            for (int cb = 0; cb < NB; ++cb) mbar_wait(bar_box(i % STAGES, cb), (i / STAGES) & 1);
         float alpha[2] = {1.f, 1.f};
         if (QKS || wg == 0) {
             wgmma_wait<0>();
