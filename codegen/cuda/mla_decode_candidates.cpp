@@ -250,6 +250,37 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.head_block = 32;
         add(c);
     }
+    // session 7: the row's tiles handed out at run time from a per-(row, head block) counter (tile_claim), on the
+    // default's settings
+    // ... and the epilogue's rows staged by stmatrix (epilogue_stmatrix) on the default, with the claimed tiles and
+    // on the cluster merge with 32 heads per CTA (the fastest at 1K / 2K)
+    {
+        MlaDecodeConfig c = tma_wgmma_default();
+        c.tile_claim = 1;
+        add(c);
+        c.epilogue_stmatrix = 1;
+        add(c);
+        c.tile_claim = 0;
+        add(c);
+        c.cluster_merge = 16;
+        c.head_block = 32;
+        add(c);
+        // ... and the merge's first context length read before the grid barrier (merge_early), alone and with both
+        c = tma_wgmma_default();
+        c.merge_early = 1;
+        add(c);
+        c.tile_claim = 1;
+        c.epilogue_stmatrix = 1;
+        add(c);
+        // ... and Q K^T waiting for each 64-column box of the tile instead of the whole tile (tile_box_wait), on the
+        // default and on cm16 hb32
+        c = tma_wgmma_default();
+        c.tile_box_wait = 1;
+        add(c);
+        c.cluster_merge = 16;
+        c.head_block = 32;
+        add(c);
+    }
     return v;
 }
 

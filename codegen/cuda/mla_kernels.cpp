@@ -26,7 +26,9 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
     }
     if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;
-        return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4 + 128;
+        // (tile_box_wait: a barrier per box of each stage after the mbarrier block)
+        const unsigned boxes = c.tile_box_wait ? c.stages * dim / 64 * 8 : 0;
+        return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4 + 128 + boxes;
     }
     // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.
     const unsigned q = kMlaHeadsPerBlock * dim * 2, k = c.tile_tokens * dim * 2;
@@ -115,6 +117,22 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.softmax_fast >= 2 && c.producer_consumer < 4) return "softmax_fast 2 and 3 need producer_consumer 4 or more";
     if (c.producer_consumer >= 8 && c.softmax_fast < 2)
         return "producer_consumer 8 .. 11 take P from the registers of softmax_fast 2 or 3";
+    if (c.tile_claim != 0 && c.tile_claim != 1) return "tile_claim must be 0 or 1";
+    if (c.tile_claim && (!default_kernel || !c.prologue || (c.fused_combine != 1 && c.fused_combine != 2) ||
+                         c.cluster_merge || c.l2_prefetch))
+        return "tile_claim needs the wgmma kernel with tma 1, cluster 1, prologue 1 or 2, fused_combine 1 or 2 (its "
+               "grid barrier orders the counters' reset), no cluster_merge, no l2_prefetch, no seesaw and no "
+               "producer_consumer";
+    if (c.tile_box_wait != 0 && c.tile_box_wait != 1) return "tile_box_wait must be 0 or 1";
+    if (c.tile_box_wait && (!default_kernel || !c.prologue || c.qk_split || c.tile_claim || c.l2_prefetch))
+        return "tile_box_wait needs the wgmma kernel with tma 1, cluster 1, prologue 1 or 2, no qk_split, tile_claim "
+               "or l2_prefetch, no seesaw and no producer_consumer";
+    if (c.merge_early != 0 && c.merge_early != 1) return "merge_early must be 0 or 1";
+    if (c.merge_early && !c.fused_combine) return "merge_early needs fused_combine";
+    if (c.epilogue_stmatrix != 0 && c.epilogue_stmatrix != 1) return "epilogue_stmatrix must be 0 or 1";
+    if (c.epilogue_stmatrix && (!default_kernel || !c.partial_bf16))
+        return "epilogue_stmatrix needs the wgmma kernel with tma 1, cluster 1, bf16 partials (partial_bf16 1), no "
+               "seesaw and no producer_consumer";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -142,18 +160,21 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 
 namespace {
 
-// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM: none when all are at their
-// defaults, else up to the last one that is not (at least FC and PRO), so that older configs keep their exact sources.
+// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM, CLAIM, ESM, MEL, BW: none when all are
+// at their defaults, else up to the last one that is not (at least FC and PRO), so that older configs keep their exact
+// sources.
 std::string wgmma_tail_args(const MlaDecodeConfig& c) {
     auto flag = [](int v) { return v == 0 ? std::string("false") : v == 1 ? std::string("true") : std::to_string(v); };
-    const std::string args[7] = {flag(c.fused_combine),         flag(c.prologue),    flag(c.bulk_store),
-                                 std::to_string(c.l2_prefetch), flag(c.merge_loads), std::to_string(c.head_block),
-                                 std::to_string(c.cluster_merge)};
-    const bool set[7] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
-                         c.l2_prefetch != 0,   c.merge_loads != 0, c.head_block != kMlaHeadsPerBlock,
-                         c.cluster_merge != 0};
+    const std::string args[11] = {flag(c.fused_combine),           flag(c.prologue),    flag(c.bulk_store),
+                                  std::to_string(c.l2_prefetch),   flag(c.merge_loads), std::to_string(c.head_block),
+                                  std::to_string(c.cluster_merge), std::to_string(c.tile_claim),
+                                  flag(c.epilogue_stmatrix),       flag(c.merge_early), flag(c.tile_box_wait)};
+    const bool set[11] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
+                          c.l2_prefetch != 0,   c.merge_loads != 0, c.head_block != kMlaHeadsPerBlock,
+                          c.cluster_merge != 0, c.tile_claim != 0,  c.epilogue_stmatrix != 0,
+                          c.merge_early != 0,   c.tile_box_wait != 0};
     int n = 0;
-    for (int i = 0; i < 7; ++i)
+    for (int i = 0; i < 11; ++i)
         if (set[i]) n = i + 1;
     if (n > 0) n = std::max(n, 2);
     std::string s;

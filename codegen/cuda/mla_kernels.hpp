@@ -136,6 +136,23 @@ struct MlaDecodeConfig {
     // warpgroup barrier before its store (the barrier then follows the exponentials); 3: 8 of each thread's 32
     // exponentials by a polynomial on the FP32 pipe beside the MUFU's (session 7).
     int softmax_fast = 0;
+    // 1 (wgmma kernel with prologue and fused_combine 1 or 2, no cluster_merge or l2_prefetch): in a fused launch the
+    // row's tiles are handed out at run time instead of as one fixed range per split: split s takes tiles s, s +
+    // splits, .. (one per stage), then claims the next from a per-(row, head block) counter (two tiles ahead of its
+    // copy), so that at long contexts every CTA of a head block ends within about a tile of the others (the grid
+    // barrier waited for the slowest of 8-tile splits: 4-5k cycles at batch 1 32K). Elsewhere fixed ranges.
+    int tile_claim = 0;
+    // 1 (wgmma kernel with tma 1, cluster 1, bf16 partials): the epilogue stages the normalised rows in shared memory
+    // by stmatrix.x4 (16 per thread) instead of 64 4-byte stores per thread (the partial stores, the direct output
+    // and the cluster merge's staging; kernels/mla_wgmma_epilogue.cuh).
+    int epilogue_stmatrix = 0;
+    // 1 (with fused_combine): the merge reads the context length of its first unit's row (which its row loads wait
+    // for) before the grid barrier instead of after its release (kernels/mla_fused_combine.cuh).
+    int merge_early = 0;
+    // 1 (wgmma kernel with tma 1, cluster 1, prologue, no qk_split, tile_claim or l2_prefetch): each 64-column box of
+    // a K tile counts on its own mbarrier and Q K^T waits box by box, so that phase A starts when the first 8 KB of
+    // the tile landed instead of all of it (batch 1: the tile waits).
+    int tile_box_wait = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -163,6 +180,10 @@ struct MlaDecodeConfig {
         f("head_block", "hb", s.head_block);
         f("cluster_merge", "cm", s.cluster_merge);
         f("softmax_fast", "sf", s.softmax_fast);
+        f("tile_claim", "tcl", s.tile_claim);
+        f("epilogue_stmatrix", "esm", s.epilogue_stmatrix);
+        f("merge_early", "mel", s.merge_early);
+        f("tile_box_wait", "bw", s.tile_box_wait);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

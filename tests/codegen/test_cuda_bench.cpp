@@ -129,7 +129,26 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         c.cluster_merge = size;
         return c;
     };
-    for (MlaDecodeConfig c : {base, fused(old_def, 1, 1), def, ml(def_prof, 1, 0), ml(def, 1, 1),
+    // session 7 (batch 1 at 8K / 32K): tiles claimed at run time from a per-(row, head block) counter (tile_claim),
+    // also profiled
+    // and the epilogue's rows staged by stmatrix (epilogue_stmatrix: esm), also with the cluster merge (cm16 hb32)
+    // and the merge's first context length read before the grid barrier (merge_early: mel)
+    // and S waiting for each 64-column box of a tile (tile_box_wait: bw), on the default and on cm16 hb32
+    auto boxes = [](MlaDecodeConfig c) {
+        c.tile_box_wait = 1;
+        return c;
+    };
+    auto claim = [](MlaDecodeConfig c, int tcl = 1, int esm = 0, int mel = 0) {
+        c.tile_claim = tcl;
+        c.epilogue_stmatrix = esm;
+        c.merge_early = mel;
+        return c;
+    };
+    for (MlaDecodeConfig c : {base, fused(old_def, 1, 1), def, claim(def), claim(ml(def_prof, 1, 0)),
+                              claim(def, 0, 1), claim(def, 0, 0, 1), claim(def, 1, 1, 1),
+                              claim(ml(def_prof, 1, 0), 1, 1, 1), claim(cm(ml(def, 1, 0, 64, 1, 32), 16), 0, 1),
+                              boxes(def), boxes(ml(def_prof, 1, 0)), boxes(cm(ml(def, 1, 0, 64, 1, 32), 16)),
+                              ml(def_prof, 1, 0), ml(def, 1, 1),
                               ml(def, 1, 1, 32), ml(def, 1, 1, 64, 1, 32), pc(old_def, 2), pc(def_prof, 2),
                               pc(old_def, 3), cm(ml(def, 1, 0), 16), cm(ml(def, 1, 0), 8),
                               cm(ml(def, 1, 0, 64, 1, 32), 16), cm(ml(def_prof, 1, 0), 16),

@@ -229,8 +229,9 @@ TEST_CASE(
             CAPTURE(r.splits);
             CHECK(rel_l2(mla_decode_run(attn, *r.p, r.splits), *r.ref) < 1e-2);
         }
-        // graph replays (cluster_merge: of the cluster launch)
-        const int splits = cfg.cluster_merge ? cfg.cluster_merge : attn.num_splits(p2.batch, 1500, sms);
+        // graph replays (cluster_merge: of the cluster launch; tile_claim: 6 splits, so that rows claim tiles)
+        const int splits =
+            cfg.cluster_merge ? cfg.cluster_merge : cfg.tile_claim ? 6 : attn.num_splits(p2.batch, 1500, sms);
         DeviceBuffer q = to_device(p2.q), cache = to_device(p2.cache), table = to_device(p2.table),
                      lens = to_device(p2.lens), ws(attn.workspace_bytes(p2.batch, splits));
         const size_t n_out = size_t(p2.batch) * d.heads * d.latent_dim;

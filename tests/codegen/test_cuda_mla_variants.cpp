@@ -3,6 +3,8 @@
 // fused combine). The GPU tests run every candidate against the reference (test_cuda_mla_gpu.cpp).
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <string>
 
 #include <fmt/format.h>
@@ -373,4 +375,117 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
     CHECK_FALSE(mla_decode_fuses_combine(c, 66, 132, 132));
     c.merge_helpers = 1;
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());  // helpers need the fused combine
+}
+
+TEST_CASE("cuda mla: tile_claim (tiles handed out at run time) needs the prologue and fused_combine 1 or 2") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    REQUIRE((c.prologue == 1 && c.fused_combine == 1 && c.merge_loads == 1 && c.tile_claim == 0));
+    c.tile_claim = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    // the template spells every trailing argument up to CLAIM (HPB 64, CM 0 at their defaults)
+    CHECK(mla_decode_source(d, c, 90).source.find(", 1, 1, false, false, true, true, false, 0, true, 64, 0, 1>(p)") !=
+          std::string::npos);
+    CHECK(mla_decode_name(d, c).find("tcl1") != std::string::npos);
+    const auto& cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tile_claim = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 3; }));  // no grid barrier to order the reset after
+    CHECK(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 16; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.l2_prefetch = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 2; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 2; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.prologue = 2; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.head_block = 32; }));
+    // the counters sit past the ready flags, one 128-byte line per (row, head block) of the largest fused grid
+    CHECK(kMlaTileClaims * 4 >= 4 * (kMlaReadyFlags + kMlaReadyFlagStride * kMlaFusedMaxCtas));
+    CHECK(kMlaGridSyncBytes >= 4 * (kMlaTileClaims + kMlaReadyFlagStride * kMlaFusedMaxCtas));
+}
+
+TEST_CASE("cuda mla: epilogue_stmatrix (rows staged by stmatrix) needs bf16 partials on the default kernel") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    REQUIRE(c.partial_bf16 == 1);
+    c.epilogue_stmatrix = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_source(d, c, 90).source.find(
+              ", 1, 1, false, false, true, true, false, 0, true, 64, 0, 0, true>(p)") != std::string::npos);
+    CHECK(mla_decode_name(d, c).find("_esm1") != std::string::npos);
+    const auto& cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    c.cluster_merge = 16;
+    c.head_block = 32;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    c.cluster_merge = 0;
+    c.head_block = 64;
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.epilogue_stmatrix = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.partial_bf16 = 0; }));  // stmatrix stores 16-bit values
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 2, x.fused_combine = 0, x.prologue = 0, x.merge_loads = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.prologue = 0, x.merge_loads = 0, x.stages = 2,
+                                           x.producer_consumer = 2; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.prologue = 0, x.merge_loads = 0; }));
+}
+
+TEST_CASE("cuda mla: merge_early (the merge's context length read before the grid barrier) needs fused_combine") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    c.merge_early = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_source(d, c, 90).source.find(
+              ", 1, 1, false, false, true, true, false, 0, true, 64, 0, 0, false, true>(p)") != std::string::npos);
+    CHECK(mla_decode_name(d, c).find("_mel1") != std::string::npos);
+    const auto& cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    c.tile_claim = 1;
+    c.epilogue_stmatrix = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    c = mla_decode_default_config(d, 90);
+    c.merge_early = 2;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+    c.merge_early = 1;
+    c.fused_combine = 0;
+    c.merge_loads = 0;
+    CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
+}
+
+TEST_CASE("cuda mla: tile_box_wait (S waits box by box) needs the prologue, TMA 1 and a barrier per box") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    const unsigned plain = mla_decode_smem_bytes(d, c);
+    c.tile_box_wait = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_smem_bytes(d, c) == plain + 2 * 9 * 8);  // 2 stages x 9 boxes of 64 columns
+    CHECK(mla_decode_source(d, c, 90).source.find(
+              ", 1, 1, false, false, true, true, false, 0, true, 64, 0, 0, false, false, true>(p)") !=
+          std::string::npos);
+    CHECK(mla_decode_name(d, c).find("_bw1") != std::string::npos);
+    const auto& cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tile_box_wait = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tile_claim = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.qk_split = 1; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.l2_prefetch = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 2, x.fused_combine = 0, x.merge_loads = 0, x.prologue = 0; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 16, x.head_block = 32; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0; }));
 }

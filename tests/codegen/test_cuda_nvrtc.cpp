@@ -445,3 +445,65 @@ TEST_CASE("cuda nvrtc: the P V late MLA decode: warpgroup 1's P V in two parts, 
         }
     }
 }
+
+TEST_CASE("cuda nvrtc: tile_claim (tiles claimed at run time) compiles without ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    c.tile_claim = 1;  // plain and profiled; also with the page ids read early (pro2), fc2 and 32 heads per CTA
+    check_no_ptxas_performance_loss(v3, c);
+    c.prologue = 2;
+    check_no_ptxas_performance_loss(v3, c);
+    c.prologue = 1;
+    c.fused_combine = 2;
+    c.head_block = 32;
+    check_no_ptxas_performance_loss(v3, c);
+}
+
+TEST_CASE("cuda nvrtc: epilogue_stmatrix stages the rows by stmatrix, no ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    c.epilogue_stmatrix = 1;  // the partial stores (plain and profiled), with claimed tiles, bulk stores, cm16 hb32
+    check_no_ptxas_performance_loss(v3, c);
+    const CudaBinary bin = compile_cuda_kernel(mla_decode_source(v3, c, 90), CudaArch{9, 0, true}, {});
+    CHECK(bin.cubin.size() > 1000);
+    c.tile_claim = 1;
+    check_no_ptxas_performance_loss(v3, c);
+    c.tile_claim = 0;
+    c.bulk_store = 1;
+    check_no_ptxas_performance_loss(v3, c);
+    c.bulk_store = 0;
+    c.cluster_merge = 16;
+    c.head_block = 32;
+    check_no_ptxas_performance_loss(v3, c);
+    c.cluster_merge = 0;  // with the claimed tiles and the merge's early context length (merge_early)
+    c.head_block = 64;
+    c.tile_claim = 1;
+    c.merge_early = 1;
+    check_no_ptxas_performance_loss(v3, c);
+}
+
+TEST_CASE("cuda nvrtc: tile_box_wait (S waits box by box) compiles without ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    c.tile_box_wait = 1;  // plain and profiled; also cm16 hb32 and the page ids read early (pro2)
+    check_no_ptxas_performance_loss(v3, c);
+    c.cluster_merge = 16;
+    c.head_block = 32;
+    check_no_ptxas_performance_loss(v3, c);
+    c.cluster_merge = 0;
+    c.head_block = 64;
+    c.prologue = 2;
+    check_no_ptxas_performance_loss(v3, c);
+}

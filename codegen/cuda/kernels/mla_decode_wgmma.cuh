@@ -53,6 +53,27 @@
 // rows of the heads a peer owns into the peer's shared memory by bulk copies, counted on the peer's receive
 // mbarrier, armed in the prologue). A split without tokens still takes part. Launched without a cluster, the
 // kernel is the one without CM (fused combine or partials for the combine kernel).
+// CLAIM (config tile_claim 1, with PRO and FC 1 / 2, launched fused): the row's tiles are handed out at run time
+// instead of as a fixed range per split, so that at long contexts all CTAs of a head block finish within about a
+// tile of each other (the grid barrier waited 4-5k cycles for the last of 8-tile splits). Split s takes tiles s and
+// s + num_splits, .. (STAGES of them, fixed: issued in the prologue as before); every further tile is claimed by
+// thread 128 from a per-(row, head block) counter in p.grid_sync (mla_tile_claim_counter: tile STAGES x num_splits
+// + the counter's old value), two tiles ahead of its copy so the claim's round trip and the page id's read are off
+// the copy's path. The claimed tile index reaches the consumers in shared memory beside the stage (s_tile, written
+// before the stage's arrive.expect_tx, read after its wait: the mbarrier orders it); a tile past the row's end is
+// the sentinel (-1, the stage completed by a plain arrival): the loop ends there. Tiles are claimed in increasing
+// order, so a CTA's tiles are valid up to its first sentinel. A split's partial covers whichever tiles it got (the
+// lse merge does not care); splits s >= the row's tiles get none (lse -inf, as before). After the grid barrier
+// CTA x = 0 of each (row, head block) sets its counter back to 0 for the next launch (mla_fused_combine).
+// ESM (config epilogue_stmatrix, bf16 rows): the epilogue stages the normalised rows by stmatrix.x4 (16 per thread)
+// instead of 64 4-byte shared stores (mla_stage_rows; session 6 timed the staging at ~2-5k cycles).
+// MEL (config merge_early, with FC): the fused combine reads the context length its first merge unit's loads wait
+// for before the grid barrier, not after its release (mla_fused_combine's EARLY).
+// BW (config tile_box_wait, with PRO, TMA 1): each of a tile's D/64 boxes (64 columns) counts on a barrier of its own
+// (after the mbarrier block: STAGES x D/64 more, 8 bytes each), and warpgroup 0 waits for box cb only before the
+// four k-steps of S that read it: phase A starts when the tile's first 8 KB landed instead of all 72 KB (at batch 1
+// the tile waits are ~1-3k cycles a tile). Warpgroup 1 waits for all boxes before its P V; a partial last tile
+// (zeroed tail rows) waits for all of them first, as before.
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -107,7 +128,8 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
-          int L2P = 0, bool MCO = false, int HPB = 64, int CM = 0>
+          int L2P = 0, bool MCO = false, int HPB = 64, int CM = 0, int CLAIM = 0, bool ESM = false,
+          bool MEL = false, bool BW = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -151,6 +173,10 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     float* red_sum = red_max + 2 * HB;                               // [2][HB]
     const unsigned bar_full = smem_addr(red_sum + 2 * HB), bar_empty = bar_full + 32;  // + 8 * stage
     const unsigned bar_q = bar_full + 64;
+    const unsigned bar_box0 = bar_full + Smem::bar_bytes;  // BW: box cb of stage st at + 8 (st D/64 + cb)
+    auto bar_box = [&](int st, int cb) { return bar_box0 + 8 * (st * (D / 64) + cb); };
+    static_assert(!BW || (TMA == 1 && CX == 1 && PRO != 0 && !QKS && CLAIM == 0 && L2P == 0),
+                  "tile_box_wait: TMA 1, prologue, no split pairs, qk_split, tile_claim or l2_prefetch");
     const unsigned bar_recv = bar_empty;  // CM: the rows the cluster's peers push here (empty [0] is unused by TMA 1)
 
     static_assert(HPB == 64 || (HPB == 32 && TMA == 1 && CX == 1), "32 heads per CTA: TMA 1, no cluster");
@@ -187,6 +213,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             tma_prefetch_map(&p.q_map);
             tma_prefetch_map(&p.kv_map);
             for (int st = 0; st < STAGES; ++st) mbar_init(bar_full + 8 * st, 1);
+            if constexpr (BW)
+                for (int k = 0; k < STAGES * (D / 64); ++k) mbar_init(bar_box0 + 8 * k, 1);
             mbar_init(bar_q, 1);
             if (CM) mbar_init(bar_recv, 1);
             mbar_init_fence();
@@ -197,8 +225,22 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         }
         __syncthreads();
     }
+    static_assert(!ESM || (sizeof(PT) == 2 && CX == 1), "epilogue_stmatrix: bf16 partials, no split pairs");
+    static_assert(CLAIM == 0 || (CLAIM == 1 && PRO != 0 && (FC == 1 || FC == 2) && CM == 0 && L2P == 0),
+                  "tile_claim: prologue, fused_combine 1 or 2 (its grid barrier orders the counter's reset), no "
+                  "cluster_merge, no l2_prefetch");
+    // CLAIM: only a fused launch claims tiles (the counters are reset after its grid barrier); else fixed ranges
+    const bool claim = CLAIM != 0 && p.grid_sync != nullptr && !(p.num_splits == 1 && p.out != nullptr);
+    const int row_tiles = (len + TILE - 1) / TILE;
     const MlaSplitTiles cut = mla_split_tiles<TILE>(len, p.num_splits, split);
-    const int t_begin = cut.t_begin, t_end = cut.t_end, n_tiles = cut.n_tiles;
+    // (claim: tokens [0, len) in tiles handed out at run time, the loop ends at the first sentinel; helpers: none)
+    const int t_begin = claim ? 0 : cut.t_begin, t_end = claim ? len : cut.t_end;
+    const int n_tiles = claim ? (split < p.num_splits && split < row_tiles ? 0x7fffffff : 0) : cut.n_tiles;
+    // claim: this CTA's fixed tile k < STAGES (-1 past the row), the first claimable tile, the counter, the slots
+    auto fixed_tile = [&](int k) { return split + k * p.num_splits < row_tiles ? split + k * p.num_splits : -1; };
+    const int claim_base = STAGES * p.num_splits;
+    unsigned* claim_ctr = CLAIM && claim ? mla_tile_claim_counter(p.grid_sync, b * gridDim.y + blockIdx.y) : nullptr;
+    int* s_tile = reinterpret_cast<int*>(red_sum + 2 * HB) + 20;  // [STAGES] beside the mbarriers (+ 80 bytes)
 
     const size_t part_row = (size_t)b * HEADS;  // + head, then * n_parts + part
     const int n_parts = p.num_splits / CX, part = split / CX;  // partials written (CX 2: one per split pair)
@@ -218,8 +260,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         if (PRO && !helper) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
         if constexpr (FC)
             if (fused)
-                mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB>(p, smem, nullptr,
-                                                                                               s_epoch);
+                mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB, CLAIM != 0, MEL>(
+                    p, smem, nullptr, s_epoch);
         return;
     }
 
@@ -260,6 +302,13 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         const int row = page_next * PAGE + tok0 % PAGE;
         if (i + 1 < n_tiles) page_next = table[(tok0 + TILE) / PAGE];
         const unsigned full = bar_full + 8 * stage, dst = smem_addr(sK + stage * Smem::k_bytes);
+        if constexpr (BW) {  // each box on its own barrier
+            for (int cb = 0; cb < NB; ++cb) {
+                mbar_arrive_expect_tx(bar_box(stage, cb), TILE * 128);
+                tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, bar_box(stage, cb));
+            }
+            return;
+        }
         mbar_arrive_expect_tx(full, Smem::k_bytes);  // the whole tile lands here, whoever issued the boxes
         for (int cb = cb0; cb < cb1; ++cb) {
             if constexpr (TMA == 2)
@@ -298,6 +347,41 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         }
     };
 
+    // CLAIM, thread 128 (warp 4 lane 0 with PRO 2): tile `tile` (-1: the sentinel) into `stage`, its index into
+    // s_tile[stage] before the arrival that releases it
+    auto issue_claimed = [&](int tile, int page, int stage) {
+        s_tile[stage] = tile;
+        const unsigned full = bar_full + 8 * stage;
+        if (tile < 0) {
+            mbar_arrive_expect_tx(full, 0);  // a plain arrival: the phase completes with no bytes
+            return;
+        }
+        mbar_arrive_expect_tx(full, Smem::k_bytes);
+        const int tok0 = tile * TILE, row = page * PAGE + tok0 % PAGE;
+        const unsigned dst = smem_addr(sK + stage * Smem::k_bytes);
+        for (int cb = 0; cb < NB; ++cb) tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+    };
+    // claim state (the issuing thread): the next tile to issue and its page (resolved one iteration ahead), the
+    // counter's reply in flight (claim_pending: an atomicAdd's return value, not waited for until resolved)
+    int claim_tile = -1, claim_page = 0;
+    unsigned claim_pending = 0;
+    bool claim_inflight = false, claim_sent = false;
+    auto claim_first = [&]() {  // after the fixed tiles: one claim in flight if the row has claimable tiles
+        if (claim_base < row_tiles) {
+            claim_pending = atomicAdd(claim_ctr, 1u);
+            claim_inflight = true;
+        }
+    };
+    auto claim_resolve = [&]() {  // the reply in flight -> claim_tile, its page read and the next claim sent
+        const int next_tile = claim_base + (int)claim_pending;
+        claim_tile = claim_inflight && next_tile < row_tiles ? next_tile : -1;
+        claim_inflight = false;
+        if (claim_tile >= 0) {
+            claim_page = table[claim_tile * TILE / PAGE];
+            claim_pending = atomicAdd(claim_ctr, 1u);
+            claim_inflight = true;
+        }
+    };
     // Q rows of this head block (rows past HEADS are zero) go with tile 0; then tiles 1 .. STAGES - 2. One
     // commit group per tile, empty ones included, so that "group i" is always tile i.
     for (int idx = tid; CX == 1 && !PRO && idx < HB * CH; idx += 256) {
@@ -313,14 +397,18 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             int pg[STAGES];
 #pragma unroll
             for (int st = 0; st < STAGES; ++st) {
-                const int idx = (t_begin + st * TILE) / PAGE;
+                const int idx = claim ? max(0, fixed_tile(st)) * TILE / PAGE : (t_begin + st * TILE) / PAGE;
                 int v = 0;
 #pragma unroll
                 for (int k = 0; k < TBL; ++k) v = k == idx / 32 ? tbl[k] : v;
                 v = __shfl_sync(0xffffffffu, v, idx & 31);
-                pg[st] = tbl_regs ? v : lane == 0 && st < n_tiles ? table[idx] : 0;
+                pg[st] = tbl_regs ? v : lane == 0 && (claim ? fixed_tile(st) >= 0 : st < n_tiles) ? table[idx] : 0;
             }
-            if (lane == 0) {
+            if (lane == 0 && claim) {
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st) issue_claimed(fixed_tile(st), pg[st], st);
+                claim_first();
+            } else if (lane == 0) {
 #pragma unroll
                 for (int st = 0; st < STAGES; ++st)
                     if (st < n_tiles) {
@@ -331,7 +419,15 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             }
         }
         if (PRO != 2 && tid == 128) {
-            if constexpr (PRO) {  // every stage, the page ids of all of them in one round trip
+            if (PRO && claim) {  // the fixed tiles (the page ids in one round trip), then the first claim
+                int pg[STAGES];
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st)
+                    pg[st] = fixed_tile(st) >= 0 ? table[fixed_tile(st) * TILE / PAGE] : 0;
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st) issue_claimed(fixed_tile(st), pg[st], st);
+                claim_first();
+            } else if constexpr (PRO) {  // every stage, the page ids of all of them in one round trip
                 int pg[STAGES];
 #pragma unroll
                 for (int st = 0; st < STAGES; ++st) pg[st] = st < n_tiles ? table[(t_begin + st * TILE) / PAGE] : 0;
@@ -367,11 +463,22 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned long long dp = wgmma_desc_sw128(smem_addr(sP), 16, 1024);  // P (A of P V), K-major
     if constexpr (CX == 2 || PRO) mbar_wait(bar_q, 0);  // also before the epilogue reuses Q's space (no tiles)
     mark(0);
+    int tiles_done = 0;  // (profile: tiles this CTA computed)
     for (int i = 0; i < n_tiles; ++i) {
-        const int tile_start = t_begin + i * TILE;
+        int tile_start = t_begin + i * TILE;
         if constexpr (TMA != 0) {
             cp_async_wait_group<0>();  // Q (only the first time)
-            mbar_wait(bar_full + 8 * (i % STAGES), (i / STAGES) & 1);
+            if constexpr (BW) {  // (a partial tile: all boxes before its tail is zeroed; else per box in phase A)
+                if (t_end - tile_start < TILE)
+                    for (int cb = 0; cb < NB; ++cb) mbar_wait(bar_box(i % STAGES, cb), (i / STAGES) & 1);
+            } else {
+                mbar_wait(bar_full + 8 * (i % STAGES), (i / STAGES) & 1);
+            }
+            if (CLAIM && claim) {  // the tile the issuing thread put into this stage, or the sentinel
+                const int tl = s_tile[i % STAGES];
+                if (tl < 0) break;
+                tile_start = tl * TILE;
+            }
             if (t_end - tile_start < TILE) {  // the tail rows of the last tile hold stale data: zero them
                 const int valid = t_end - tile_start;
                 unsigned char* k = sK + (i % STAGES) * Smem::k_bytes;
@@ -399,19 +506,35 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             for (int c = 0; c < CHAINS; ++c)
 #pragma unroll
                 for (int e = 0; e < NA / 2; ++e) sc[c][e] = 0.f;
+            if (BW) mbar_wait(bar_box(i % STAGES, 0), (i / STAGES) & 1);  // box 0 (BW: the rest in the chain)
             wgmma_fence();
             // k-step ks: column block ks / 4, 32 bytes per k-step of 16 within it (one add per descriptor)
             const unsigned long long db = wgmma_desc_sw128(sKa + tok_off * 128, 16, 1024);
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks)
+            for (int ks = 0; ks < D / 16; ++ks) {
+                if (BW && ks % 4 == 0 && ks > 0) {  // box ks / 4 (box 0: waited before the fence above)
+                    mbar_wait(bar_box(i % STAGES, ks / 4), (i / STAGES) & 1);
+                    wgmma_fence();  // (else ptxas injects one: the wait loop sits between the chain's wgmmas)
+                }
                 wgmma_qk<NA>(sc[ks % CHAINS], wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32),
                              wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32), ks >= CHAINS);
+            }
             wgmma_commit();
         }
         {  // the next tile's copies go out while the tensor cores run phase A
             const int next = i + STAGES - 1;  // into the stage tile i - 1 used
             if constexpr (TMA != 0) {
-                if (tid == 128 && next < n_tiles && (!PRO || next >= STAGES)) {  // PRO: stages filled ahead
+                if (CLAIM && claim) {
+                    // thread 128: the tile resolved last iteration (or the sentinel, once) into the stage tile
+                    // i - 1 used, then the next claim resolved (its reply came during the tile) and one more sent
+                    if (tid == 128 && !claim_sent) {
+                        if (next >= STAGES) {
+                            issue_claimed(claim_tile, claim_page, next % STAGES);
+                            claim_sent = claim_tile < 0;
+                        }
+                        if (!claim_sent) claim_resolve();
+                    }
+                } else if (tid == 128 && next < n_tiles && (!PRO || next >= STAGES)) {  // PRO: stages filled ahead
                     if (TMA == 2 && i >= 1) {  // both CTAs are done with tile i - 1 = next - STAGES
                         const unsigned empty = bar_empty + 8 * (next % STAGES);
                         mbar_arrive_cluster(empty, xr);
@@ -426,6 +549,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                 cp_async_commit();
             }
         }
+        if (BW && wg == 1)  // V: every box of the tile landed (warpgroup 0 waited for them in phase A)
+            for (int cb = 0; cb < NB; ++cb) mbar_wait(bar_box(i % STAGES, cb), (i / STAGES) & 1);
         float alpha[2] = {1.f, 1.f};
         if (QKS || wg == 0) {
             wgmma_wait<0>();
@@ -517,6 +642,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         wgmma_wait<0>();
         wgmma_pin(o);
         mark(5);
+        ++tiles_done;
     }
     cp_async_wait_all();  // only empty groups can be left; keeps the exit clean
     // CM: this CTA is done with its Q / K buffers, its peers may push into them (the wait is in mla_cluster_merge,
@@ -560,21 +686,22 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         cluster_sync();  // no CTA leaves while its pair still reads its shared memory
     } else if (CM != 0 && clustered) {
         if constexpr (CM != 0)
-            mla_cluster_merge<LATENT, CM, HPB>(smem, o, inv, lse_row, row0, wg, t, tid, bar_recv, cluster_ctarank(),
-                                               p.out + (part_row + head0) * LATENT, rows, PROF ? cm_prof : nullptr);
+            mla_cluster_merge<LATENT, CM, HPB, NV / 2, ESM>(smem, o, inv, lse_row, row0, wg, t, tid, bar_recv,
+                                                            cluster_ctarank(), p.out + (part_row + head0) * LATENT,
+                                                            rows, PROF ? cm_prof : nullptr);
     } else if (BS && direct)
-        mla_store_rows_bulk<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
-                                          (size_t)LATENT, rows, false);
+        mla_store_rows_bulk<bf16, LATENT, NV / 2, ESM>(
+            smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT, (size_t)LATENT, rows, false);
     else if (BS)
-        mla_store_rows_bulk<PT, LATENT>(
+        mla_store_rows_bulk<PT, LATENT, NV / 2, ESM>(
             smem, o, inv, row0, wg, t, tid,
             reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
             (size_t)p.num_splits * LATENT, rows, fused);
     else if (direct)
-        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
-                                     (size_t)LATENT, rows);
+        mla_store_rows<bf16, LATENT, NV / 2, ESM>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
+                                                  (size_t)LATENT, rows);
     else
-        mla_store_rows<PT, LATENT>(
+        mla_store_rows<PT, LATENT, NV / 2, ESM>(
             smem, o, inv, row0, wg, t, tid,
             reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
             (size_t)p.num_splits * LATENT, rows);
@@ -592,13 +719,13 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (FC)
         if (fused) {
             mark(6);
-            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB>(
+            mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB, CLAIM != 0, MEL>(
                 p, smem, PROF ? prof_x : nullptr, s_epoch);
             if constexpr (PROF) prof_t = clock64();
         }
     if constexpr (PROF) {
         mark(6);
-        prof[7] = n_tiles;
+        prof[7] = CLAIM ? tiles_done : n_tiles;
         if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
 #pragma unroll
             for (int k = 0; k < 8; ++k) p.profile[wg * 8 + k] = (unsigned long long)prof[k];

@@ -120,14 +120,28 @@ __device__ __forceinline__ void mla_ready_wait(const unsigned* flag, unsigned wa
     asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
 }
 
+// config tile_claim: the tile counter of (row b, head block y) = grid_sync[kMlaTileClaims + kMlaReadyFlagStride
+// (b * head blocks + y)] (one per 128-byte line), zero between launches: each fused launch sets its counters back
+// after its grid barrier (mla_fused_combine), when no CTA claims any more.
+__device__ __forceinline__ unsigned* mla_tile_claim_counter(unsigned* grid_sync, unsigned block) {
+    return grid_sync + kMlaTileClaims + kMlaReadyFlagStride * block;
+}
+
 // Splits of row b that hold tokens (the first ones: mla_split_tiles); the rest wrote no partial, so their rows
 // are not even loaded (a graph captured for a long context runs short ones with most splits empty). seq_lens[b]
-// was read by this CTA already when b is its own row: an L1 hit at batch 1.
-template <int TILE>
-__device__ __forceinline__ int mla_live_splits(const MlaDecodeParams& p, unsigned b) {
-    const int tiles = (p.seq_lens[b] + TILE - 1) / TILE;
+// was read by this CTA already when b is its own row: an L1 hit at batch 1. CLAIM (config tile_claim): split s
+// holds a tile when s < the row's tiles (its first fixed tile is s).
+template <int TILE, bool CLAIM = false>
+__device__ __forceinline__ int mla_live_splits_of(const MlaDecodeParams& p, int len) {
+    const int tiles = (len + TILE - 1) / TILE;
+    if constexpr (CLAIM) return min(p.num_splits, tiles);
     const int per_split = (tiles + p.num_splits - 1) / p.num_splits;
     return per_split > 0 ? min(p.num_splits, (tiles + per_split - 1) / per_split) : 0;
+}
+
+template <int TILE, bool CLAIM = false>
+__device__ __forceinline__ int mla_live_splits(const MlaDecodeParams& p, unsigned b) {
+    return mla_live_splits_of<TILE, CLAIM>(p, p.seq_lens[b]);
 }
 
 // Which latent columns a lane owns in the merge. COAL 0: CPL consecutive columns from CPL lane on, so each of
@@ -427,15 +441,41 @@ __device__ __forceinline__ void mla_fused_combine_bulk(const MlaDecodeParams& p,
 // COAL (config merge_loads): the register paths read each 512-byte stretch of a row with one warp load
 // (mla_merge_column). READY (fused_combine 3): ready flags instead of the barrier; `epoch_slot` (shared memory):
 // this launch's ready flag value, mla_ready_value of the epoch counter as thread 0 read it at the CTA's start
-// (read here after the arrival's __syncthreads).
+// (read here after the arrival's __syncthreads). CLAIM (config tile_claim): the splits took their tiles from the
+// (row, head block) counters; CTA x = 0 of each sets its counter back to 0 once all CTAs passed the barrier (every
+// claim of this launch came back before its CTA arrived; the next launch is stream-ordered after this one).
+// EARLY (config merge_early): the context length of the row of each warp's first unit (the live splits, which the
+// row loads wait for) is read before the barrier instead of after its release (seq_lens is not written by the
+// launch; after the barrier's memory clobber the read was one more round trip before the first row load).
 template <int HEADS, int LATENT, int TILE, class PT, bool BULK = false, int SCRATCH = 0, bool COAL = false,
-          bool READY = false, int HPB = 64>
+          bool READY = false, int HPB = 64, bool CLAIM = false, bool EARLY = false>
 __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsigned char* smem,
                                                   long long* prof = nullptr, const unsigned* epoch_slot = nullptr) {
     static_assert(!(BULK && READY), "the bulk-copy merge waits at the grid barrier");
     const unsigned n_ctas = gridDim.x * gridDim.y * gridDim.z;
     const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
     const long long t0 = prof ? clock64() : 0;
+    // one warp per unit for few partials, or up to 32 when a CTA has several units (they then run side by side)
+    auto path = [&](unsigned units, bool bulk) {
+        return (p.num_splits <= kMlaCombineWarpMaxSplits && !(bulk && units <= n_ctas)) ||
+               (p.num_splits <= 32 && units > n_ctas);
+    };
+    // EARLY: the row of this warp's first unit and its context length, read before the barrier
+    unsigned early_row = ~0u;
+    int early_len = 0;
+    if constexpr (EARLY) {
+        const unsigned units = (unsigned)p.batch * HEADS;
+        const bool bulk = BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH;
+        const unsigned early_u = path(units, bulk) ? cta + n_ctas * (threadIdx.x >> 5) : cta;
+        if (early_u < units) {
+            early_row = early_u / HEADS;
+            early_len = p.seq_lens[early_row];
+        }
+    }
+    auto live_of = [&](unsigned u) {
+        return EARLY && u / HEADS == early_row ? mla_live_splits_of<TILE, CLAIM>(p, early_len)
+                                               : mla_live_splits<TILE, CLAIM>(p, u / HEADS);
+    };
     unsigned want = 0;
     if constexpr (READY) {
         __syncthreads();  // thread 0's epoch_slot is visible, every thread of this CTA has issued its stores
@@ -443,6 +483,9 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
         mla_ready_arrive(p, want, n_ctas, cta == 0);
     } else
         mla_grid_barrier(p.grid_sync, n_ctas, cta == 0, prof ? prof + 4 : nullptr);
+    static_assert(!(CLAIM && READY), "tile_claim resets its counters after the grid barrier");
+    if (CLAIM && blockIdx.x == 0 && threadIdx.x == 0)
+        *mla_tile_claim_counter(p.grid_sync, blockIdx.z * gridDim.y + blockIdx.y) = 0u;
     const long long t1 = prof ? clock64() : 0;
     long long t_first = 0;  // profile: the first partial rows are summed
     const unsigned units = (unsigned)p.batch * HEADS;
@@ -451,13 +494,11 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
         return p.grid_sync + kMlaReadyFlags +
                kMlaReadyFlagStride * ((u / HEADS) * gridDim.y + (u % HEADS) / HPB) * (unsigned)p.num_splits;
     };
-    // one warp per unit for few partials, or up to 32 when a CTA has several units (they then run side by side)
     const bool bulk = BULK && 4096 + p.num_splits * LATENT * (int)sizeof(PT) <= SCRATCH;
-    if ((p.num_splits <= kMlaCombineWarpMaxSplits && !(bulk && units <= n_ctas)) ||
-        (p.num_splits <= 32 && units > n_ctas)) {
+    if (path(units, bulk)) {
         const unsigned warp = threadIdx.x >> 5;
         for (unsigned u = cta + n_ctas * warp; u < units; u += n_ctas * 8)
-            mla_fused_combine_warp<LATENT, PT, COAL, READY>(p, u, mla_live_splits<TILE>(p, u / HEADS),
+            mla_fused_combine_warp<LATENT, PT, COAL, READY>(p, u, live_of(u),
                                                             threadIdx.x & 31, prof ? &t_first : nullptr,
                                                             flags(u), want);
     } else if (bulk) {
@@ -469,13 +510,13 @@ __device__ __forceinline__ void mla_fused_combine(const MlaDecodeParams& p, unsi
         }  // (made visible by the first __syncthreads of the unit)
         unsigned parity = 0;
         for (unsigned u = cta; u < units; u += n_ctas, parity ^= 1u) {
-            const int live = mla_live_splits<TILE>(p, u / HEADS);
+            const int live = live_of(u);
             mla_fused_combine_bulk<LATENT, PT>(p, u, live, smem, parity, prof ? &t_first : nullptr);
             if (live == 0) parity ^= 1u;  // no phase was used
         }
     } else {
         for (unsigned u = cta; u < units; u += n_ctas)
-            mla_fused_combine_cta<LATENT, PT, COAL, READY>(p, u, mla_live_splits<TILE>(p, u / HEADS), smem,
+            mla_fused_combine_cta<LATENT, PT, COAL, READY>(p, u, live_of(u), smem,
                                                            prof ? &t_first : nullptr, flags(u), want);
     }
     if (prof) {

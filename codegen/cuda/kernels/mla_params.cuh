@@ -49,11 +49,13 @@ constexpr int kMlaFusedCombineMaxSplits = 256;
 // MlaDecodeParams::grid_sync: 32-bit words [0] the grid barrier counter (fused_combine 1, 2), [2..3] the 64-bit launch
 // epoch counter (8-byte aligned) and [kMlaReadyFlags + kMlaReadyFlagStride f] the ready flag of decode CTA f (fused_combine 3; one flag
 // per 128-byte line, so that the pollers of different flags meet in different L2 slices), for grids of at most
-// kMlaFusedMaxCtas CTAs: kMlaGridSyncBytes in all, zeroed once.
+// kMlaFusedMaxCtas CTAs; then [kMlaTileClaims + kMlaReadyFlagStride k] the tile counter of (row, head block) k
+// (config tile_claim, one per line, set back to 0 by each launch): kMlaGridSyncBytes in all, zeroed once.
 constexpr int kMlaReadyFlags = 64;
 constexpr int kMlaReadyFlagStride = 32;
 constexpr int kMlaFusedMaxCtas = 1024;
-constexpr int kMlaGridSyncBytes = 4 * (kMlaReadyFlags + kMlaReadyFlagStride * kMlaFusedMaxCtas);
+constexpr int kMlaTileClaims = kMlaReadyFlags + kMlaReadyFlagStride * kMlaFusedMaxCtas;
+constexpr int kMlaGridSyncBytes = 4 * (kMlaTileClaims + kMlaReadyFlagStride * kMlaFusedMaxCtas);
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
 constexpr int kMlaCombineSplitGroups = 8;

@@ -11,6 +11,7 @@
 #include "cluster_sm90.cuh"
 #include "mma_sm80.cuh"  // smem_addr
 #include "tma_sm90.cuh"   // bulk copies
+#include "mla_wgmma_softmax.cuh"  // stmatrix_x4
 
 namespace mf {
 
@@ -20,12 +21,31 @@ __host__ __device__ constexpr int mla_stage_stride() {
 }
 
 // Normalises this thread's accumulators by inv[h] and stages all 64 rows in shared memory as OT. The caller
-// synchronises before the rows are read.
-template <class OT, int LATENT, int NACC>
+// synchronises before the rows are read. SXM (config epilogue_stmatrix, bf16 rows): by stmatrix.x4, 16 per thread
+// instead of 64 4-byte stores. The accumulator's 8-column block j of rows row0 / row0 + 8 is an 8 x 8 stmatrix
+// fragment (lane 4 g + t: row g, columns 2 t, + 1); one x4 takes blocks j and j + 1 of both row halves: lane l gives
+// the address of row l % 8 of matrix l / 8 = (half (l / 8) % 2, block j + l / 16). The row stride (SO = 1040 bytes,
+// 16 mod 128) puts a matrix's 8 rows of 16 bytes in distinct banks.
+template <class OT, int LATENT, int NACC, bool SXM = false>
 __device__ __forceinline__ void mla_stage_rows(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
                                                int row0, int wg, int t) {
     constexpr int SO = mla_stage_stride<OT, LATENT>();
     static_assert(NACC == LATENT / 4, "LATENT / 2 columns x 2 rows over 4 lanes");
+    static_assert(!SXM || sizeof(OT) == 2, "stmatrix stages bf16 rows");
+    if constexpr (SXM) {
+        const int lane = threadIdx.x & 31;
+        const int row = row0 - (lane >> 2) + 8 * ((lane >> 3) & 1) + (lane & 7);  // matrix l / 8's row l % 8
+        const unsigned base = smem_addr(stage) + (unsigned)(row * SO + (wg * (LATENT / 2) + 8 * (lane >> 4)) * 2);
+#pragma unroll
+        for (int jj = 0; jj < NACC / 8; ++jj) {
+            const int j = 2 * jj;
+            stmatrix_x4(base + jj * 32, pack_bf16x2(o[4 * j] * inv[0], o[4 * j + 1] * inv[0]),
+                        pack_bf16x2(o[4 * j + 2] * inv[1], o[4 * j + 3] * inv[1]),
+                        pack_bf16x2(o[4 * j + 4] * inv[0], o[4 * j + 5] * inv[0]),
+                        pack_bf16x2(o[4 * j + 6] * inv[1], o[4 * j + 7] * inv[1]));
+        }
+        return;
+    }
 #pragma unroll
     for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -43,12 +63,12 @@ __device__ __forceinline__ void mla_stage_rows(unsigned char* stage, const float
 // Stages the rows (mla_stage_rows), then writes rows 0 .. rows - 1 to dst + r * dst_stride elements with 16-byte
 // stores, whole rows per warp (the scattered 8- or 4-byte stores straight from the accumulators cost several us
 // per CTA at batch 1).
-template <class OT, int LATENT, int NACC>
+template <class OT, int LATENT, int NACC, bool SXM = false>
 __device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
                                                int row0, int wg, int t, int tid, OT* dst, size_t dst_stride,
                                                int rows) {
     constexpr int SO = mla_stage_stride<OT, LATENT>();
-    mla_stage_rows<OT, LATENT>(stage, o, inv, row0, wg, t);
+    mla_stage_rows<OT, LATENT, NACC, SXM>(stage, o, inv, row0, wg, t);
     __syncthreads();
     constexpr int CPR = LATENT * (int)sizeof(OT) / 16;  // 16-byte chunks per row
     for (int idx = tid; idx < rows * CPR; idx += 256) {
@@ -62,13 +82,13 @@ __device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float
 // bulk_store: one instruction per row instead of LATENT * sizeof(OT) / 16 16-byte stores and shared loads per
 // row). complete: wait until the rows are written (the fused combine reads them next), else until staged rows
 // are read (the CTA may exit).
-template <class OT, int LATENT, int NACC>
+template <class OT, int LATENT, int NACC, bool SXM = false>
 __device__ __forceinline__ void mla_store_rows_bulk(unsigned char* stage, const float (&o)[NACC],
                                                     const float (&inv)[2], int row0, int wg, int t, int tid, OT* dst,
                                                     size_t dst_stride, int rows, bool complete) {
     constexpr int SO = mla_stage_stride<OT, LATENT>();
     static_assert(SO % 16 == 0 && LATENT * sizeof(OT) % 16 == 0, "16-byte aligned rows for the bulk copies");
-    mla_stage_rows<OT, LATENT>(stage, o, inv, row0, wg, t);
+    mla_stage_rows<OT, LATENT, NACC, SXM>(stage, o, inv, row0, wg, t);
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // staged rows visible to the bulk copies
     __syncthreads();
     if (tid < rows) {
@@ -178,7 +198,7 @@ __host__ __device__ constexpr unsigned mla_cluster_merge_bytes() {  // what a CT
 }
 
 // The caller has arrived on the cluster barrier (cluster_arrive) after its last use of the Q / K buffers.
-template <int LATENT, int CM, int HPB, int NACC>
+template <int LATENT, int CM, int HPB, int NACC, bool SXM = false>
 __device__ __forceinline__ void mla_cluster_merge(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
                                                   const float (&lse)[2], int row0, int wg, int t, int tid,
                                                   unsigned bar_recv, unsigned rank, bf16* dst, int rows,
@@ -189,7 +209,7 @@ __device__ __forceinline__ void mla_cluster_merge(unsigned char* stage, const fl
     constexpr int CPR = LATENT * 2 / 16;   // 16-byte chunks per row
     static_assert(HPB % CM == 0 && SO >= LATENT * 2 + 4 && SLOT % 16 == 0, "whole rows, the lse in the padding");
     unsigned char* recv = stage + 64 * SO;  // [CM][R] rows (slot r: this CTA's own rows stay staged)
-    mla_stage_rows<bf16, LATENT>(stage, o, inv, row0, wg, t);
+    mla_stage_rows<bf16, LATENT, NACC, SXM>(stage, o, inv, row0, wg, t);
     if (wg == 0 && t == 0) {
         *reinterpret_cast<float*>(stage + row0 * SO + LATENT * 2) = lse[0];
         *reinterpret_cast<float*>(stage + (row0 + 8) * SO + LATENT * 2) = lse[1];
