@@ -51,6 +51,8 @@ struct ExpertGemmArgs {
     // m_steps and n_steps.
     const int8_t* a_next = nullptr;
     const uint8_t* b_next = nullptr;
+    // AMX int4 with int4_sb and unpack_b: the super-block table (PackedMatrix::sb) of the same first panel.
+    const uint8_t* b_sb = nullptr;
 };
 
 constexpr int kInt4Group = 32;        // k per int4 scale/min group
@@ -94,7 +96,9 @@ struct AmxGemmConfig {
     int int4_sb = 0;   // int4 only: args.b is the Q4_K super-block form unpacked by unpack_int4_panels_sb (sc folded
                        // into two weight bytes, lo / hi tiles and d per 256 k: pack_int4_sb.hpp); two K = 64 products
                        // per 64 k accumulate over a super block, one float step per super block. m_tiles = n_tiles
-                       // = 1, unpack_b = 0
+                       // = 1. unpack_b = 1: args.b is the packed data and the kernel unpacks each super block
+                       // of a panel into L1 once for all of the call's rows (panels outer, super blocks, then row
+                       // groups; C through memory; args.b_sb the form's table)
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);

@@ -34,7 +34,7 @@ class GemmAmxInt4 : public JitKernel {
         if (mt < 1 || nt < 1 || mt * nt > 2 || c_.k_block != 0) return JitStatus::bad_desc;
         if (c_.unpack_b < 0 || c_.unpack_b > 1 || c_.prefetch < 0 || c_.prefetch > 64)
             return JitStatus::bad_desc;
-        if (c_.int4_sb < 0 || c_.int4_sb > 1 || (sb() && (mt * nt != 1 || unpack()))) return JitStatus::bad_desc;
+        if (c_.int4_sb < 0 || c_.int4_sb > 1 || (sb() && mt * nt != 1)) return JitStatus::bad_desc;
         return JitStatus::ok;
     }
 
@@ -382,6 +382,7 @@ class GemmAmxInt4 : public JitKernel {
 }  // namespace
 
 std::unique_ptr<JitKernel> make_gemm_amx_int4(const AmxGemmDesc& desc, const AmxGemmConfig& cfg) {
+    if (cfg.int4_sb && cfg.unpack_b) return make_gemm_amx_int4_sb_unpack(desc, cfg);
     return std::make_unique<GemmAmxInt4>(desc, cfg);
 }
 

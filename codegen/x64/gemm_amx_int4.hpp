@@ -22,5 +22,7 @@ namespace mf {
 // desc.wtype must be int4; cfg: m_tiles * n_tiles <= 2 (two sets of dot tiles alternate between groups) and
 // order; k_block must be 0 (C is in memory anyway).
 std::unique_ptr<JitKernel> make_gemm_amx_int4(const AmxGemmDesc& desc, const AmxGemmConfig& cfg);
+// int4_sb with unpack_b (gemm_amx_int4_sb.cpp): the kernel unpacks the form itself, super block by super block.
+std::unique_ptr<JitKernel> make_gemm_amx_int4_sb_unpack(const AmxGemmDesc& desc, const AmxGemmConfig& cfg);
 
 }  // namespace mf

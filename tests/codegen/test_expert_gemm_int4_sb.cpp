@@ -4,13 +4,20 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <random>
+#include <string>
 
 #include "codegen/isa.hpp"
 #include "codegen/kernel_cache.hpp"
 #include "codegen/x64/pack_int4.hpp"
 #include "codegen/x64/pack_int4_sb.hpp"
+#include "runtime/cpu_topology.hpp"
+#include "runtime/thread_pool.hpp"
 
 using namespace mf;
 
@@ -149,9 +156,10 @@ TEST_CASE("AMX int4 super-block GEMM equals its scalar model bit for bit, the pe
     const Case cases[] = {{1, 16, 32},  {17, 50, 100},   {16, 16, 256},  {33, 64, 448},
                           {40, 130, 320}, {20, 32, 2048}, {35, 32, 7168}};
     for (const Case& tc : cases)
-        for (const LoopOrder order : {LoopOrder::nm, LoopOrder::mn}) {
+        for (const auto& [order, own] : {std::pair{LoopOrder::nm, 0}, {LoopOrder::mn, 0}, {LoopOrder::nm, 1}}) {
             AmxGemmConfig cfg{1, 1, order};
             cfg.int4_sb = 1;
+            cfg.unpack_b = own;  // the kernel unpacks the form from the packed data itself
             const AmxGemmDesc desc{WeightType::int4, tc.k};
             CAPTURE(kernel_name(desc, cfg));
             CAPTURE(tc.m);
@@ -171,9 +179,10 @@ TEST_CASE("AMX int4 super-block GEMM equals its scalar model bit for bit, the pe
             unpack_int4_panels_sb(pm, 0, pm.panels(), unpacked.data());
             const int64_t ldc = pm.panels() * 64;
             std::vector<float> c(size_t(m_steps * 16) * size_t(ldc / 4), -1.0f);
-            ExpertGemmArgs args{a.data(), unpacked.data(), reinterpret_cast<int32_t*>(c.data()),
+            ExpertGemmArgs args{a.data(), own ? pm.panel(0) : unpacked.data(), reinterpret_cast<int32_t*>(c.data()),
                                 ldc,      m_steps,         pm.panels(),
                                 gs.data(), pm.panel(0)};
+            args.b_sb = pm.sb.data();
             cache.require(desc, cfg)(&args);
             int bad = 0, far = 0;
             double worst = 0;
@@ -214,11 +223,121 @@ TEST_CASE("AMX int4 super-block GEMM equals its scalar model bit for bit, the pe
             cache.require(desc, cfg)(&args);
             CHECK(std::count(c0.begin(), c0.end(), -1.0f) == std::ptrdiff_t(c0.size()));
         }
-    // The form takes one 16 x 16 block and reads the unpacked form, not packed groups.
+    // The form takes one 16 x 16 block.
     AmxGemmConfig two{2, 1, LoopOrder::nm};
     two.int4_sb = 1;
     CHECK(cache.get(AmxGemmDesc{WeightType::int4, 256}, two).status == JitStatus::bad_desc);
-    AmxGemmConfig ub{1, 1, LoopOrder::nm};
+    AmxGemmConfig ub{1, 2, LoopOrder::nm};
     ub.int4_sb = ub.unpack_b = 1;
     CHECK(cache.get(AmxGemmDesc{WeightType::int4, 256}, ub).status == JitStatus::bad_desc);
+}
+
+namespace {
+
+// One worker's operands in the driver's shape: `rows` activation rows x K, 8 panels (a gate/up work item of 64
+// channels), int8 and int4 (Q4_K form) weights, the int4 panels also unpacked to the form.
+struct ShapeData {
+    int64_t kp, groups, rows;
+    std::vector<int8_t> a;
+    std::vector<float> gs;
+    PackedMatrix w8, w4;
+    AlignedBytes sb_unpacked, c;
+    ShapeData(int m, int k, unsigned seed) : kp(round_up(k, 64)), groups(kp / 32), rows(m) {
+        std::mt19937 rng(seed);
+        std::uniform_int_distribution<int> xd(-127, 127);
+        a.resize(size_t(m * kp));
+        gs.assign(size_t(m * groups), 0.0f);
+        for (int64_t i = 0; i < m * kp; ++i) {
+            a[size_t(i)] = int8_t(xd(rng));
+            gs[size_t(i / kp * groups + i % kp / 32)] += a[size_t(i)];
+        }
+        std::vector<int8_t> q8(size_t(128) * k);
+        for (auto& v : q8) v = int8_t(xd(rng));
+        std::vector<float> s8(128, 1e-3f);
+        w8 = pack_int8(MatrixSrc{SrcType::int8, 128, k, q8.data(), 0, s8.data()});
+        const Q4kSource s = q4k_blocks(128, k, rng);
+        w4 = pack_int4(s.src());
+        sb_unpacked = AlignedBytes(size_t(w4.panels() * int4_sb_panel_bytes(kp)));
+        c = AlignedBytes(size_t(m) * 8 * 64);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("int4 super-block kernels in the driver's shape: ns per 16 x 16 x 64 step (MOEFORGE_AMX_PROBE=1)") {
+    const char* on = std::getenv("MOEFORGE_AMX_PROBE");
+    if (!on || std::string(on) != "1") {
+        MESSAGE("timing skipped: set MOEFORGE_AMX_PROBE=1 to run it (~20 s)");
+        return;
+    }
+    if (!have_amx()) {
+        MESSAGE("no AMX on this host: skipped");
+        return;
+    }
+    KernelCache cache;
+    const int k = 7168;
+    AmxGemmConfig group{1, 1, LoopOrder::nm, 16, 0, 0, 0, 0, 0, 1};  // the driver's int4 AMX default
+    AmxGemmConfig sb_item{1, 1, LoopOrder::nm};
+    sb_item.int4_sb = 1;
+    AmxGemmConfig sb_own = sb_item;
+    sb_own.unpack_b = 1;
+    const AmxGemmConfig i8{2, 2, LoopOrder::nm};
+    enum Kind { int8_2x2, int4_group, int4_sb_unpack_pass, int4_sb_item, int4_sb_own };
+    const char* names[] = {"int8 2x2 (reference)", "int4 per group, kernel unpacks (default)",
+                           "int4 super block: per-item unpack pass alone", "int4 super block over the unpacked form",
+                           "int4 super block, kernel unpacks per block"};
+    const CpuTopology topo = read_cpu_topology();
+    ThreadPool one({topo.one_pu_per_core().front()});
+    ThreadPool all(topo.one_pu_per_core());
+    std::printf("int4 kernels, K %d, 8 panels, weights and rows in L2 / L3 (one call per worker); ns per 16 x 16 x 64 "
+                "step and TOPS per core (one core; all %d cores at once)\n",
+                k, all.size());
+    std::printf("%-48s %5s %9s %8s %9s %8s\n", "kernel", "rows", "1 core ns", "TOPS", "all ns", "TOPS");
+    for (int m : {64, 256}) {
+        std::vector<std::unique_ptr<ShapeData>> data;
+        for (int w = 0; w < all.size(); ++w) data.push_back(std::make_unique<ShapeData>(m, k, unsigned(w + 1)));
+        for (int kind = 0; kind < 5; ++kind) {
+            const AmxGemmDesc desc{kind == int8_2x2 ? WeightType::int8 : WeightType::int4, k};
+            const AmxGemmConfig cfg = kind == int8_2x2     ? i8
+                                      : kind == int4_group ? group
+                                      : kind == int4_sb_own ? sb_own
+                                                            : sb_item;
+            const JitKernel& kern = cache.require(desc, cfg);
+            double ns[2] = {0, 0};
+            for (int p = 0; p < 2; ++p) {
+                ThreadPool& pool = p ? all : one;
+                double best = 1e30;
+                for (int rep = 0; rep < 6; ++rep) {
+                    const auto t0 = std::chrono::steady_clock::now();
+                    pool.run([&](int w) {
+                        request_amx_permission();
+                        ShapeData& d = *data[size_t(w)];
+                        if (kind == int4_sb_unpack_pass) {
+                            unpack_int4_panels_sb(d.w4, 0, 8, d.sb_unpacked.data());
+                            return;
+                        }
+                        const bool i8k = kind == int8_2x2;
+                        ExpertGemmArgs args{d.a.data(),
+                                            kind == int4_sb_item ? d.sb_unpacked.data()
+                                            : i8k                ? d.w8.panel(0)
+                                                                 : d.w4.panel(0),
+                                            reinterpret_cast<int32_t*>(d.c.data()),
+                                            8 * 64,
+                                            m / (i8k ? 32 : 16),
+                                            i8k ? 4 : 8,
+                                            i8k ? nullptr : d.gs.data(),
+                                            i8k ? nullptr : d.w4.panel(0)};
+                        args.b_sb = d.w4.sb.data();
+                        kern(&args);
+                    });
+                    if (rep) best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                }
+                ns[p] = best / (double(m) / 16 * 8 * (k / 64)) * 1e9;
+            }
+            const double ops = 2.0 * 16 * 16 * 64;
+            std::printf("%-48s %5d %9.2f %8.3f %9.2f %8.3f\n", names[kind], m, ns[0], ops / ns[0] / 1e3, ns[1],
+                        ops / ns[1] / 1e3);
+            CHECK(ns[0] > 0);
+        }
+    }
 }
