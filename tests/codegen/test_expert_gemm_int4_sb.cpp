@@ -11,6 +11,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 
 #include "codegen/isa.hpp"
 #include "codegen/kernel_cache.hpp"
@@ -156,8 +157,10 @@ TEST_CASE("AMX int4 super-block GEMM equals its scalar model bit for bit, the pe
     const Case cases[] = {{1, 16, 32},  {17, 50, 100},   {16, 16, 256},  {33, 64, 448},
                           {40, 130, 320}, {20, 32, 2048}, {35, 32, 7168}};
     for (const Case& tc : cases)
-        for (const auto& [order, own] : {std::pair{LoopOrder::nm, 0}, {LoopOrder::mn, 0}, {LoopOrder::nm, 1}}) {
-            AmxGemmConfig cfg{1, 1, order};
+        for (const auto& [nt, order, own] : {std::tuple{1, LoopOrder::nm, 0}, {1, LoopOrder::mn, 0},
+                                             {1, LoopOrder::nm, 1}, {2, LoopOrder::nm, 1}}) {
+            if (nt == 2 && tc.n <= 16) continue;  // one panel
+            AmxGemmConfig cfg{1, nt, order};
             cfg.int4_sb = 1;
             cfg.unpack_b = own;  // the kernel unpacks the form from the packed data itself
             const AmxGemmDesc desc{WeightType::int4, tc.k};
@@ -180,7 +183,7 @@ TEST_CASE("AMX int4 super-block GEMM equals its scalar model bit for bit, the pe
             const int64_t ldc = pm.panels() * 64;
             std::vector<float> c(size_t(m_steps * 16) * size_t(ldc / 4), -1.0f);
             ExpertGemmArgs args{a.data(), own ? pm.panel(0) : unpacked.data(), reinterpret_cast<int32_t*>(c.data()),
-                                ldc,      m_steps,         pm.panels(),
+                                ldc,      m_steps,         pm.panels() / nt,
                                 gs.data(), pm.panel(0)};
             args.b_sb = pm.sb.data();
             cache.require(desc, cfg)(&args);
@@ -227,7 +230,7 @@ TEST_CASE("AMX int4 super-block GEMM equals its scalar model bit for bit, the pe
     AmxGemmConfig two{2, 1, LoopOrder::nm};
     two.int4_sb = 1;
     CHECK(cache.get(AmxGemmDesc{WeightType::int4, 256}, two).status == JitStatus::bad_desc);
-    AmxGemmConfig ub{1, 2, LoopOrder::nm};
+    AmxGemmConfig ub{1, 4, LoopOrder::nm};
     ub.int4_sb = ub.unpack_b = 1;
     CHECK(cache.get(AmxGemmDesc{WeightType::int4, 256}, ub).status == JitStatus::bad_desc);
 }
@@ -282,10 +285,12 @@ TEST_CASE("int4 super-block kernels in the driver's shape: ns per 16 x 16 x 64 s
     AmxGemmConfig sb_own = sb_item;
     sb_own.unpack_b = 1;
     const AmxGemmConfig i8{2, 2, LoopOrder::nm};
-    enum Kind { int8_2x2, int4_group, int4_sb_unpack_pass, int4_sb_item, int4_sb_own };
+    AmxGemmConfig sb_own2 = sb_own;
+    sb_own2.n_tiles = 2;
+    enum Kind { int8_2x2, int4_group, int4_sb_unpack_pass, int4_sb_item, int4_sb_own, int4_sb_own2 };
     const char* names[] = {"int8 2x2 (reference)", "int4 per group, kernel unpacks (default)",
                            "int4 super block: per-item unpack pass alone", "int4 super block over the unpacked form",
-                           "int4 super block, kernel unpacks per block"};
+                           "int4 super block, kernel unpacks per block", "  the same, 2 panels per A tile"};
     const CpuTopology topo = read_cpu_topology();
     ThreadPool one({topo.one_pu_per_core().front()});
     ThreadPool all(topo.one_pu_per_core());
@@ -296,11 +301,12 @@ TEST_CASE("int4 super-block kernels in the driver's shape: ns per 16 x 16 x 64 s
     for (int m : {64, 256}) {
         std::vector<std::unique_ptr<ShapeData>> data;
         for (int w = 0; w < all.size(); ++w) data.push_back(std::make_unique<ShapeData>(m, k, unsigned(w + 1)));
-        for (int kind = 0; kind < 5; ++kind) {
+        for (int kind = 0; kind < 6; ++kind) {
             const AmxGemmDesc desc{kind == int8_2x2 ? WeightType::int8 : WeightType::int4, k};
             const AmxGemmConfig cfg = kind == int8_2x2     ? i8
                                       : kind == int4_group ? group
                                       : kind == int4_sb_own ? sb_own
+                                      : kind == int4_sb_own2 ? sb_own2
                                                             : sb_item;
             const JitKernel& kern = cache.require(desc, cfg);
             double ns[2] = {0, 0};
@@ -324,7 +330,7 @@ TEST_CASE("int4 super-block kernels in the driver's shape: ns per 16 x 16 x 64 s
                                             reinterpret_cast<int32_t*>(d.c.data()),
                                             8 * 64,
                                             m / (i8k ? 32 : 16),
-                                            i8k ? 4 : 8,
+                                            i8k || kind == int4_sb_own2 ? 4 : 8,
                                             i8k ? nullptr : d.gs.data(),
                                             i8k ? nullptr : d.w4.panel(0)};
                         args.b_sb = d.w4.sb.data();
