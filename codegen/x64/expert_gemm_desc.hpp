@@ -98,7 +98,8 @@ struct AmxGemmConfig {
                        // per 64 k accumulate over a super block, one float step per super block. m_tiles = n_tiles
                        // = 1. unpack_b = 1: args.b is the packed data and the kernel unpacks each super block
                        // of a panel into L1 once for all of the call's rows (panels outer, super blocks, then row
-                       // groups; C through memory; args.b_sb the form's table)
+                       // groups; C through memory; args.b_sb the form's table; prefetch: super blocks ahead
+                       // fetched into L2, 0..8)
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);

@@ -35,7 +35,7 @@ class GemmAmxInt4SbUnpack : public JitKernel {
     JitStatus check() const override {
         if (d_.wtype != WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
         if (c_.m_tiles != 1 || c_.n_tiles < 1 || c_.n_tiles > 2 || c_.k_block != 0 || c_.int4_sb != 1 ||
-            c_.unpack_b != 1)
+            c_.unpack_b != 1 || c_.prefetch < 0 || c_.prefetch > 8)
             return JitStatus::bad_desc;
         return JitStatus::ok;
     }
@@ -137,6 +137,15 @@ class GemmAmxInt4SbUnpack : public JitKernel {
         using Xbyak::Zmm;
         const int steps = ng / 2;
         unpack_block(ng);
+        // The packed groups and table lines of the block c_.prefetch blocks ahead into L2 (past a panel's end:
+        // the next panel's first blocks; past the matrix: prefetches do not fault).
+        for (int j = 0; c_.prefetch && j < nt(); ++j) {
+            const int64_t ahead = int64_t(c_.prefetch) * kInt4SbGroups * kInt4GroupBytes;
+            for (int l = 0; l < kInt4SbGroups * kInt4GroupBytes / 64; ++l)
+                prefetcht1(ptr[r9 + j * packed_pstride() + ahead + l * 64]);
+            for (int l = 0; l < kInt4SbBytes / 64; ++l)
+                prefetcht1(ptr[rbx + j * sb_pstride() + c_.prefetch * kInt4SbBytes + l * 64]);
+        }
         for (int j = 0; j < nt(); ++j) {
             vmovups(Zmm(24 + j), ptr[rbx + j * sb_pstride()]);
             for (int g = 0; g < ng; ++g)

@@ -160,7 +160,7 @@ TEST_CASE("AMX int4 super-block GEMM equals its scalar model bit for bit, the pe
         for (const auto& [nt, order, own] : {std::tuple{1, LoopOrder::nm, 0}, {1, LoopOrder::mn, 0},
                                              {1, LoopOrder::nm, 1}, {2, LoopOrder::nm, 1}}) {
             if (nt == 2 && tc.n <= 16) continue;  // one panel
-            AmxGemmConfig cfg{1, nt, order};
+            AmxGemmConfig cfg{1, nt, order, nt == 2 ? 2 : 0};  // prefetch: super blocks ahead
             cfg.int4_sb = 1;
             cfg.unpack_b = own;  // the kernel unpacks the form from the packed data itself
             const AmxGemmDesc desc{WeightType::int4, tc.k};
@@ -287,10 +287,11 @@ TEST_CASE("int4 super-block kernels in the driver's shape: ns per 16 x 16 x 64 s
     const AmxGemmConfig i8{2, 2, LoopOrder::nm};
     AmxGemmConfig sb_own2 = sb_own;
     sb_own2.n_tiles = 2;
+    sb_own2.prefetch = 1;
     enum Kind { int8_2x2, int4_group, int4_sb_unpack_pass, int4_sb_item, int4_sb_own, int4_sb_own2 };
     const char* names[] = {"int8 2x2 (reference)", "int4 per group, kernel unpacks (default)",
                            "int4 super block: per-item unpack pass alone", "int4 super block over the unpacked form",
-                           "int4 super block, kernel unpacks per block", "  the same, 2 panels per A tile"};
+                           "int4 super block, kernel unpacks per block", "  the same, 2 panels per A tile, prefetch 1"};
     const CpuTopology topo = read_cpu_topology();
     ThreadPool one({topo.one_pu_per_core().front()});
     ThreadPool all(topo.one_pu_per_core());
