@@ -136,8 +136,10 @@ __attribute__((target("avx512f,avx512bw"))) void unpack_sb_avx512(const PackedMa
                     _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetch * kInt4GroupBytes + l * 64),
                                  _MM_HINT_T0);
             const uint8_t* scs = sb_at(pm, first + p, g / kInt4SbGroups) + 64 + 16 * (g % kInt4SbGroups);
-            const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scs)));
-            const __m512i sc_even = _mm512_or_si512(x, _mm512_slli_epi32(x, 16));  // bytes sc, 0, sc, 0
+            // (maskz forms: gcc 12's plain ones warn of their undefined pass-through operand)
+            const __m512i x =
+                _mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(scs)));
+            const __m512i sc_even = _mm512_or_si512(x, _mm512_maskz_slli_epi32(0xffff, x, 16));  // sc, 0, sc, 0
             const __m512i sc_odd = _mm512_slli_epi16(sc_even, 8);                  // bytes 0, sc, 0, sc
             uint8_t* lo = dst + step_offset(g / 2) + (g % 2) * 512;
             for (int r = 0; r < 4; ++r) {
