@@ -289,9 +289,9 @@ TEST_CASE("int4 super-block kernels in the driver's shape: ns per 16 x 16 x 64 s
     sb_own2.n_tiles = 2;
     sb_own2.prefetch = 1;
     enum Kind { int8_2x2, int4_group, int4_sb_unpack_pass, int4_sb_item, int4_sb_own, int4_sb_own2 };
-    const char* names[] = {"int8 2x2 (reference)", "int4 per group, kernel unpacks (default)",
+    const char* names[] = {"int8 2x2 (reference)", "int4 per group, kernel unpacks (session 6)",
                            "int4 super block: per-item unpack pass alone", "int4 super block over the unpacked form",
-                           "int4 super block, kernel unpacks per block", "  the same, 2 panels per A tile, prefetch 1"};
+                           "int4 super block, kernel unpacks per block", "  2 panels per A tile, prefetch 1 (driver)"};
     const CpuTopology topo = read_cpu_topology();
     ThreadPool one({topo.one_pu_per_core().front()});
     ThreadPool all(topo.one_pu_per_core());
