@@ -10,6 +10,7 @@
 
 #include "codegen/isa.hpp"
 #include "codegen/x64/pack_int4.hpp"
+#include "codegen/x64/pack_int4_sb.hpp"
 #include "runtime/expert_ffn_epilogue.hpp"
 #include "runtime/expert_ffn_token_ranges.hpp"
 #include "runtime/stage_times.hpp"
@@ -33,6 +34,10 @@ constexpr int64_t kRowsPerItem = 8;
 // int4 AMX kernels that unpack the packed weights themselves prefetch this many groups (6 lines a panel each)
 // ahead. VM, one core streaming from DRAM: 16-24 groups 8-10% faster than 6, 0 slower still.
 constexpr int kInt4UnpackPrefetch = 16;
+
+// The int4 super-block kernel that unpacks the form itself fetches the packed groups this many super blocks
+// ahead into L2.
+constexpr int kInt4SbPrefetch = 1;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -94,9 +99,24 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
             amx_gu_packed_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, packed);
             amx_dn_packed_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, packed);
         }
+        if (int4_ && cfg.int4_sb_min_m > 0) {
+            AmxGemmConfig sb{1, 1, cfg.order};
+            sb.int4_sb = 1;
+            amx_gu_sb_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, sb);
+            amx_dn_sb_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, sb);
+            if (cfg.int4_amx_unpack > 0) {
+                sb.unpack_b = 1;
+                sb.prefetch = kInt4SbPrefetch;
+                sb.n_tiles = 2;  // one A tile for two panels: VM, one core, 8 panels x K 7168: 47 -> 35 ns per 16 x
+                                 // 16 x 64 step at 64 rows, 52 -> 48 at 256
+                amx_gu_sbu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, sb);
+                amx_dn_sbu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, sb);
+            }
+        }
     }
     if (cfg.amx_chunk_min_m < 0) bad("amx_chunk_min_m must be 0 (chunk every route) or positive");
     if (cfg.int4_amx_unpack < 0) bad("int4_amx_unpack must be 0 (never) or positive");
+    if (cfg.int4_sb_min_m < 0) bad("int4_sb_min_m must be 0 (never) or positive");
     if (cfg.down_token_ranges < 0 || cfg.down_token_ranges > 64) bad("down_token_ranges must be in 0..64");
     m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
@@ -121,6 +141,9 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
         scratch_.emplace_back(size_t(m_block_ * cols) * sizeof(int32_t));
     if (amx && int4_) {  // allocated by each worker on first use: routes the kernel unpacks itself need none
         unpacked_bytes_ = std::max(2 * cfg.n_block * kp_h_, cfg.n_block_down * kp_i_);
+        if (amx_gu_sb_)  // the super-block form: about two bytes per weight
+            unpacked_bytes_ = std::max({unpacked_bytes_, 2 * cfg.n_block / kPanelCols * int4_sb_panel_bytes(kp_h_),
+                                        cfg.n_block_down / kPanelCols * int4_sb_panel_bytes(kp_i_)});
         unpacked_.resize(size_t(std::max(workers, 1)));
     }
 }
@@ -131,7 +154,10 @@ const uint8_t* ExpertFfn::unpack_for(int worker, const RouteRows& rr, const Pack
     AlignedBytes& buf = unpacked_[size_t(worker)];
     if (!buf.data()) buf = AlignedBytes(size_t(unpacked_bytes_));
     uint8_t* dst = buf.data();
-    unpack_int4_panels(w, first, panels, dst);
+    if (rr.sb)
+        unpack_int4_panels_sb(w, first, panels, dst);
+    else
+        unpack_int4_panels(w, first, panels, dst);
     return dst;
 }
 
@@ -146,7 +172,11 @@ void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const Route
         args.b_groups = int4_ ? w.panel(first) : nullptr;
         args.a_next = int4_ ? nullptr : a_next;
         args.b_next = int4_ ? nullptr : b_next;
-        const JitKernel* k = rr.packed   ? (down ? amx_dn_packed_ : amx_gu_packed_)
+        if (rr.sb) args.b_sb = w.sb.data() + first * int4_sb_blocks(w.k_pad) * kInt4SbBytes;
+        if (rr.sb && rr.packed) args.n_steps = panels / 2;  // the kernel's two panels per step (panels: 4 k)
+        const JitKernel* k = rr.sb       ? (rr.packed ? (down ? amx_dn_sbu_ : amx_gu_sbu_)
+                                                      : (down ? amx_dn_sb_ : amx_gu_sb_))
+                             : rr.packed ? (down ? amx_dn_packed_ : amx_gu_packed_)
                              : rr.narrow ? (down ? amx_dn16_ : amx_gu16_)
                              : rr.whole  ? (down ? amx_dnw_ : amx_guw_)
                                          : (down ? amx_dn_ : amx_gu_);
@@ -214,8 +244,10 @@ bool ExpertFfn::lay_out_rows(const ExpertFfnBatch& b) {
         const bool amx = amx_gu_ && m > gemv_max_m_, narrow = amx && m <= 16;
         const int64_t padded = amx ? round_up(m, narrow ? 16 : m_step_rows_) : m;
         const bool whole = amx && amx_guw_ && m < cfg_.amx_chunk_min_m;
-        const bool packed = amx && amx_gu_packed_ && m <= cfg_.int4_amx_unpack;
-        rows_.push_back({total_, m, padded, amx, narrow, whole, packed});
+        const bool sb = amx && amx_gu_sb_ && m >= cfg_.int4_sb_min_m && rt.weights->gate_up.sb.size() &&
+                        rt.weights->down.sb.size();
+        const bool packed = amx && (sb ? amx_gu_sbu_ : amx_gu_packed_) && m <= cfg_.int4_amx_unpack;
+        rows_.push_back({total_, m, padded, amx, narrow, whole, packed, sb});
         total_ += padded;
         int4_unpacks_ |= amx && int4_ && !packed;
         for (int64_t j = 0; m && j < gu_blocks_; ++j) gu_items_.emplace_back(int32_t(r), int32_t(j));

@@ -71,6 +71,7 @@ class ExpertFfn {
         bool narrow;  // AMX with one row tile (at most 16 rows: m_tiles > 1 would pad them)
         bool whole;   // AMX over all of K at once (fewer rows than amx_chunk_min_m)
         bool packed;  // int4 AMX: the kernel reads the packed weights (int4_amx_unpack), no unpack per item
+        bool sb;      // int4 AMX: the super-block kernel (int4_sb_min_m; with `packed` it unpacks the form itself)
     };
     // The passes of run(), in order. lay_out_rows: rows_, gu_items_ and the buffers (false: no routed token);
     // group_rows_by_token: tok_* and pad_rows_.
@@ -117,6 +118,10 @@ class ExpertFfn {
     const JitKernel* amx_dnw_ = nullptr;
     const JitKernel* amx_gu_packed_ = nullptr;  // int4: unpacking the packed weights itself (int4_amx_unpack)
     const JitKernel* amx_dn_packed_ = nullptr;
+    const JitKernel* amx_gu_sb_ = nullptr;  // int4: the super-block kernel (int4_sb_min_m) over panels unpacked
+    const JitKernel* amx_dn_sb_ = nullptr;  // per item, and the one unpacking them itself (int4_amx_unpack)
+    const JitKernel* amx_gu_sbu_ = nullptr;
+    const JitKernel* amx_dn_sbu_ = nullptr;
     std::vector<const JitKernel*> gemv_gu_, gemv_dn_;  // index m - 1, m = 1..16
     int gemv_max_m_;
     int amx_mt_ = 1, amx_nt_ = 1;   // tiles of the AMX kernels (int4 caps them)

@@ -121,7 +121,10 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         } else {
             for (auto* v : {&g, &u, &d})
                 for (auto& x : *v) x = int8_t(x & 15);
-            std::vector<float> sc(size_t(I) * H / 32, 1e-3f), mn(sc.size(), 7e-3f);
+            // Q4_K's form (one d per 256 k, 6-bit sc per group: the super-block form holds, pack_int4_sb.hpp),
+            // scales near 1e-3 with sc 32..63 (so the high bytes of sc * q are not all zero).
+            std::vector<float> sc(size_t(I) * H / 32), mn(sc.size(), 7e-3f);
+            for (size_t i = 0; i < sc.size(); ++i) sc[i] = std::ldexp(float(32 + (i * 7) % 32), -16);
             w.push_back(pack_expert_ffn_int4({SrcType::u4_group, I, H, g.data(), 0, sc.data(), mn.data()},
                                              {SrcType::u4_group, I, H, u.data(), 0, sc.data(), mn.data()},
                                              {SrcType::u4_group, H, I, d.data(), 0, sc.data(), mn.data()}));

@@ -52,6 +52,17 @@ ExpertSources random_sources(WeightType t, int64_t n, int64_t k, float scale_ran
     e.min.assign(size_t(n * e.groups), 0.0f);
     const float unit = t == WeightType::int4 ? scale_range * 127 / 15 : scale_range;
     for (auto& f : e.scale) f = sd(rng) * unit;
+    if (t == WeightType::int4) {  // Q4_K's form: per 256 k one d (an fp16's 11 bits), sc 16..63 (pack_int4_sb.hpp)
+        std::uniform_int_distribution<int> six(16, 63);
+        int e2;
+        std::frexp(unit / 32, &e2);
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t b = 0; b < (e.groups + 7) / 8; ++b) {
+                const float d = std::ldexp(std::nearbyint(std::ldexp(sd(rng) * unit / 32, 11 - e2)), e2 - 11);
+                for (int64_t g = b * 8; g < std::min<int64_t>(e.groups, b * 8 + 8); ++g)
+                    e.scale[size_t(r * e.groups + g)] = d * float(six(rng));
+            }
+    }
     if (t == WeightType::int4)
         for (size_t i = 0; i < e.min.size(); ++i) e.min[i] = md(rng) * e.scale[i] * 15;
     return e;

@@ -213,6 +213,11 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             c.int4_amx_unpack = u;
             add(c);
         }
+        if (int4 && m >= a.int4_amx_min_m) {  // int4: the per-group kernel (no super-block form), or the form for
+            ExpertFfnConfig c = a;                // every AMX route
+            c.int4_sb_min_m = a.int4_sb_min_m ? 0 : std::max(1, a.int4_amx_min_m);
+            add(c);
+        }
     }
     return v;
 }

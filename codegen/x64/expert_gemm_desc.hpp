@@ -51,6 +51,8 @@ struct ExpertGemmArgs {
     // m_steps and n_steps.
     const int8_t* a_next = nullptr;
     const uint8_t* b_next = nullptr;
+    // AMX int4 with int4_sb and unpack_b: the super-block table (PackedMatrix::sb) of the same first panel.
+    const uint8_t* b_sb = nullptr;
 };
 
 constexpr int kInt4Group = 32;        // k per int4 scale/min group
@@ -91,6 +93,13 @@ struct AmxGemmConfig {
                        // is unpacked (mask / shift) into an L1 scratch just before its tile load, instead of the
                        // caller unpacking the panels to int8 first; prefetch then counts groups ahead
                        // (prefetcht0 of the group's 6 lines in each panel)
+    int int4_sb = 0;   // int4 only: args.b is the Q4_K super-block form unpacked by unpack_int4_panels_sb (sc folded
+                       // into two weight bytes, lo / hi tiles and d per 256 k: pack_int4_sb.hpp); two K = 64 products
+                       // per 64 k accumulate over a super block, one float step per super block. m_tiles = n_tiles
+                       // = 1. unpack_b = 1: args.b is the packed data and the kernel unpacks each super block
+                       // of a panel into L1 once for all of the call's rows (panels outer, super blocks, then row
+                       // groups; C through memory; args.b_sb the form's table; prefetch: super blocks ahead
+                       // fetched into L2, 0..8)
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);
@@ -103,6 +112,7 @@ struct AmxGemmConfig {
         f("a_tiled", "at", s.a_tiled);
         f("pf_next", "pn", s.pf_next);
         f("unpack_b", "ub", s.unpack_b);
+        f("int4_sb", "sb", s.int4_sb);
     }
     bool operator==(const AmxGemmConfig& o) const { return fields_equal(*this, o); }
 };

@@ -1,5 +1,7 @@
 #include "codegen/x64/gemm_amx_int4.hpp"
 
+#include "codegen/x64/pack_int4_sb.hpp"
+
 #include <algorithm>
 #include <cstddef>
 
@@ -32,6 +34,7 @@ class GemmAmxInt4 : public JitKernel {
         if (mt < 1 || nt < 1 || mt * nt > 2 || c_.k_block != 0) return JitStatus::bad_desc;
         if (c_.unpack_b < 0 || c_.unpack_b > 1 || c_.prefetch < 0 || c_.prefetch > 64)
             return JitStatus::bad_desc;
+        if (c_.int4_sb < 0 || c_.int4_sb > 1 || (sb() && mt * nt != 1)) return JitStatus::bad_desc;
         return JitStatus::ok;
     }
 
@@ -40,6 +43,7 @@ class GemmAmxInt4 : public JitKernel {
     // One C tile per set: the float accumulators live in zmm0..15 instead of memory.
     bool regs_acc() const { return c_.m_tiles * c_.n_tiles == 1; }
     bool unpack() const { return c_.unpack_b != 0; }
+    bool sb() const { return c_.int4_sb != 0; }
     // unpack_b: groups are unpacked kUnpackAhead groups before their tile load, into a ring of kBSlots B
     // scratch slots (slot g % kBSlots). A tile load of lines just stored waits until those stores retire, and
     // they retire only after everything before them, the previous group's tile product included: one group
@@ -50,9 +54,11 @@ class GemmAmxInt4 : public JitKernel {
     int64_t b_scratch(int slot, int j) const {
         return 2 * int64_t(c_.m_tiles) * c_.n_tiles * 1024 + (slot * c_.n_tiles + j) * 512;
     }
-    int64_t scratch() const { return b_scratch(unpack() ? kBSlots : 0, 0); }
+    int64_t scratch() const { return sb() ? 4096 : b_scratch(unpack() ? kBSlots : 0, 0); }
     // Bytes from one panel's group to the next panel's same group in args.b.
-    int64_t b_pstride() const { return unpack() ? groups() * kInt4GroupBytes : kp() * kPanelCols; }
+    int64_t b_pstride() const {
+        return sb() ? int4_sb_panel_bytes(kp()) : unpack() ? groups() * kInt4GroupBytes : kp() * kPanelCols;
+    }
     Xbyak::Address slot(int i) { return qword[rsp + scratch() + 8 * i]; }
     static constexpr int kSavedRsp = 0, kGroupsBase = 1, kSumsBase = 2, kCColumn = 3;
 
@@ -191,6 +197,86 @@ class GemmAmxInt4 : public JitKernel {
         }
     }
 
+    // int4_sb (pack_int4_sb.hpp): tmm0 / tmm1 the lo / hi sums of even super blocks, tmm2 / tmm3 of odd ones,
+    // tmm4 A (16 rows x 64 k), tmm5 / tmm6 the step's lo / hi B tiles. zmm0..15 the block's 16 float rows,
+    // zmm16..23 the mins of the super block's groups, zmm24 / zmm25 d of even / odd super blocks, zmm26..29
+    // row values. rdx walks the unpacked panel (steps of 2 KiB, a 64-byte d line after each super block), rsi
+    // A; rbx / rcx (packed groups for the mins, group sums) lag one super block behind, with the float step.
+    int sb_groups(int64_t s) const { return int(std::min<int64_t>(kInt4SbGroups, groups() - s * kInt4SbGroups)); }
+
+    // Products of super block s into set s % 2; then the tiles stored to the set's scratch and its d loaded.
+    void sb_tiles(int64_t s) {
+        const int set = int(s % 2), steps = sb_groups(s) / 2;
+        const Xbyak::Tmm lo(2 * set), hi(2 * set + 1);
+        tilezero(lo);
+        tilezero(hi);
+        for (int t = 0; t < steps; ++t) {
+            tileloadd(tmm4, ptr[rsi + r12]);
+            tileloadd(tmm5, ptr[rdx + r13]);
+            tileloadd(tmm6, ptr[rdx + r13 + 1024]);
+            tdpbsud(lo, tmm4, tmm5);
+            tdpbsud(hi, tmm4, tmm6);
+            add(rsi, 64);
+            add(rdx, 2048);
+        }
+        tilestored(ptr[rsp + r13 + set * 2048], lo);
+        tilestored(ptr[rsp + r13 + set * 2048 + 1024], hi);
+        vmovups(Xbyak::Zmm(24 + set), ptr[rdx]);
+        add(rdx, 64);
+    }
+
+    // Float step of super block s from its set's scratch: per row S = lo + 256 hi, c = fma(float(S), d, c), then
+    // c = fma(-min_g, group_sum_g, c) per group in order.
+    void sb_floats(int64_t s) {
+        const int set = int(s % 2), ng = sb_groups(s);
+        const int64_t G = groups();
+        for (int g = 0; g < ng; ++g) vmovups(Xbyak::Zmm(16 + g), ptr[rbx + g * kInt4GroupBytes + 320]);
+        for (int r = 0; r < 16; ++r) {
+            const Xbyak::Zmm v(26 + r % 4), acc(r);
+            vpslld(v, ptr[rsp + set * 2048 + 1024 + r * 64], 8);
+            vpaddd(v, v, ptr[rsp + set * 2048 + r * 64]);
+            vcvtdq2ps(v, v);
+            vfmadd231ps(acc, v, Xbyak::Zmm(24 + set));
+            for (int g = 0; g < ng; ++g) vfnmadd231ps(acc, Xbyak::Zmm(16 + g), ptr_b[rcx + r * G * 4 + g * 4]);
+        }
+        add(rbx, ng * kInt4GroupBytes);
+        add(rcx, ng * 4);
+    }
+
+    // One 16 x 16 block over all of K: super block s's products run while AVX-512 finishes s - 1.
+    void block_sb() {
+        const int64_t blocks = int4_sb_blocks(kp()), full = groups() / kInt4SbGroups;
+        for (int r = 0; r < 16; ++r) vpxord(Xbyak::Zmm(r), Xbyak::Zmm(r), Xbyak::Zmm(r));
+        mov(rsi, r8);
+        mov(rdx, r9);
+        mov(rbx, slot(kGroupsBase));
+        mov(rcx, slot(kSumsBase));
+        sb_tiles(0);
+        // Super blocks 1 .. 2n (all full) in a loop of two (the sets repeat), the rest straight.
+        const int64_t loops = std::max<int64_t>(0, (full - 1) / 2);
+        if (loops > 0) {
+            mov(rax, loops);
+            Xbyak::Label pair;
+            L(pair);
+            for (int64_t s = 1; s <= 2; ++s) {
+                sb_tiles(s);
+                sb_floats(s - 1);
+            }
+            dec(rax);
+            jnz(pair, T_NEAR);
+        }
+        for (int64_t s = 2 * loops + 1; s < blocks; ++s) {
+            sb_tiles(s);
+            sb_floats(s - 1);
+        }
+        sb_floats(blocks - 1);
+        mov(rbp, r10);
+        for (int r = 0; r < 16; ++r) {
+            vmovups(ptr[rbp], Xbyak::Zmm(r));
+            add(rbp, r11);
+        }
+    }
+
     void generate() override {
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         const int64_t lda = kp(), G = groups();
@@ -242,7 +328,10 @@ class GemmAmxInt4 : public JitKernel {
         }
         mov(r10, slot(kCColumn));
         L(inner);
-        block();
+        if (sb())
+            block_sb();
+        else
+            block();
         if (nm) {
             add(r8, a_step);
             add(qword[rsp + scratch() + 8 * kSumsBase], int(gs_step));
@@ -274,7 +363,12 @@ class GemmAmxInt4 : public JitKernel {
         mov(rsp, slot(kSavedRsp));
         postamble();
 
-        // Tile configuration as data: C tiles 16 x 64 bytes, A tiles 16 x 32 bytes, B tiles 8 x 64 bytes.
+        // Tile configuration as data: C tiles 16 x 64 bytes, A tiles 16 x 32 bytes, B tiles 8 x 64 bytes
+        // (int4_sb: 7 tiles of 16 x 64 bytes).
+        if (sb()) {
+            emit_tile_config(cfg, 7, [](int) { return TileShape{16, 64}; });
+            return;
+        }
         const int nc = 2 * mt * nt;
         emit_tile_config(cfg, nc + mt + nt, [&](int t) {
             return t < nc ? TileShape{16, 64} : t < nc + mt ? TileShape{16, kInt4Group} : TileShape{8, 64};
@@ -288,6 +382,7 @@ class GemmAmxInt4 : public JitKernel {
 }  // namespace
 
 std::unique_ptr<JitKernel> make_gemm_amx_int4(const AmxGemmDesc& desc, const AmxGemmConfig& cfg) {
+    if (cfg.int4_sb && cfg.unpack_b) return make_gemm_amx_int4_sb_unpack(desc, cfg);
     return std::make_unique<GemmAmxInt4>(desc, cfg);
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "codegen/isa.hpp"
+#include "codegen/x64/pack_int4_sb.hpp"
 
 namespace mf {
 namespace {
@@ -173,6 +174,7 @@ PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs) {
             }
         }
     }
+    build_int4_sb(pm);
     return pm;
 }
 

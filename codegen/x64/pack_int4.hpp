@@ -5,6 +5,8 @@
 //                     (so masking / shifting a row gives two vpdpbusd operands of 16 channels x 4 k)
 //   bytes [256, 320): 16 fp32 scales, [320, 384): 16 fp32 mins, of the group's channels
 // w = scale * q - min with q in 0..15. Padding (k up to 64, channels up to 64) has q = scale = min = 0.
+// Where every 256-k super block's scales factorise as Q4_K's d * sc, the packer also keeps that form
+// (PackedMatrix::sb; arithmetic, bounds and layout in pack_int4_sb.hpp) for the AMX super-block kernel.
 #pragma once
 #include "codegen/x64/pack_int8.hpp"
 

@@ -70,6 +70,8 @@ PackedMatrix PackedMatrix::clone() const {
     c.data = AlignedBytes(data.size());
     if (data.size()) std::memcpy(c.data.data(), data.data(), data.size());
     c.scale = scale;
+    c.sb = AlignedBytes(sb.size());
+    if (sb.size()) std::memcpy(c.sb.data(), sb.data(), sb.size());
     return c;
 }
 

@@ -53,6 +53,7 @@ struct PackedMatrix {
                         // int4: panels of k_pad / 32 groups of kInt4GroupBytes (see pack_int4.hpp)
                         // bf16: panels of k_pad / 2 rows of 16 channels x 2 k (see pack_bf16.hpp)
     std::vector<float> scale;  // int8: per packed column (panel * 16 + lane), 0 in the padding
+    AlignedBytes sb;           // int4: the Q4_K super-block form (pack_int4_sb.hpp), empty where it does not hold
 
     int64_t panels() const { return n_pad / kPanelCols * sources; }
     int64_t panel_bytes() const {

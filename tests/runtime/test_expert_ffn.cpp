@@ -52,7 +52,19 @@ std::vector<float> random_matrix(WeightType wt, int n, int k, float mag, std::mt
         sc.resize(size_t(n) * groups);
         mn.resize(sc.size());
         for (auto& x : q4) x = uint8_t(q(rng));
-        for (size_t i = 0; i < sc.size(); ++i) sc[i] = s(rng) * mag / 15, mn[i] = sc[i] * 7.5f;
+        // Q4_K's form: per 256 k one d (11 significant bits, as an fp16), per group sc = 16..63 (scale 0.5..2 x
+        // mag / 15), so the super-block form (pack_int4_sb.hpp) holds.
+        std::uniform_int_distribution<int> six(16, 63);
+        int e2;
+        std::frexp(mag / 15 / 32, &e2);
+        for (int r = 0; r < n; ++r)
+            for (int b = 0; b < (groups + 7) / 8; ++b) {
+                const float d = std::ldexp(std::nearbyint(std::ldexp(s(rng) * mag / 15 / 32, 11 - e2)), e2 - 11);
+                for (int g = b * 8; g < std::min(groups, b * 8 + 8); ++g) {
+                    sc[size_t(r * groups + g)] = d * float(six(rng));
+                    mn[size_t(r * groups + g)] = sc[size_t(r * groups + g)] * 7.5f;
+                }
+            }
         for (int r = 0; r < n; ++r)
             for (int c = 0; c < k; ++c)
                 w[size_t(r) * k + c] =
@@ -81,6 +93,10 @@ RefExpert random_expert(WeightType wt, int hidden, int inter, std::mt19937& rng)
                : wt == WeightType::int4 ? pack_expert_ffn_int4(sg, su, sd)
                                         : pack_expert_ffn_bf16(sg, su, sd);
     e.bf16 = wt == WeightType::bf16;
+    if (wt == WeightType::int4) {  // Q4_K-formed sources keep the super-block form (int4_sb_min_m runs it)
+        CHECK(e.packed.gate_up.sb.size() > 0);
+        CHECK(e.packed.down.sb.size() > 0);
+    }
     return e;
 }
 
@@ -331,10 +347,17 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     int4_packed.gemv_max_m = 0;
     ExpertFfnConfig int4_unpacked = int4_packed;  // ... and every route's panels unpacked per work item first
     int4_unpacked.int4_amx_unpack = 0;
+    ExpertFfnConfig int4_sb = int4_packed;  // int4: every AMX route through the super-block kernel unpacking it
+    int4_sb.int4_sb_min_m = 1;
+    ExpertFfnConfig int4_sb_item = int4_sb;  // ... or over panels unpacked to the form per work item
+    int4_sb_item.int4_amx_unpack = 0;
+    ExpertFfnConfig int4_sb_mixed = base;  // ... from 20 tokens (40, 100, 390), the kernel's own unpack below
+    int4_sb_mixed.int4_sb_min_m = 20;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
-        for (const auto* cfg :
-             {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &amx_mn, &no_ranges, &int4_packed, &int4_unpacked, &def})
+        for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &amx_mn,
+                                &no_ranges, &int4_packed, &int4_unpacked, &int4_sb, &int4_sb_item, &int4_sb_mixed,
+                                &def})
             for (int threads : {1, 3}) {
                 run_scenario(WeightType::int8, sc, *cfg, threads);
                 run_scenario(WeightType::int4, sc, *cfg, threads);
