@@ -49,7 +49,8 @@ MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm) {
     MlaDecodeConfig c = tma_wgmma_base();  // one of the candidates (the producer/consumer block below)
     // session 6: "P V late" with all of warpgroup 1's P V in the softmax window and the fast softmax (pc7 sf1; H200:
     // 0.99x / 0.96x the time of pc2 sf1 at 64 x 8K / 32K, which was 0.98x / 0.99x pc2's on an H100); session 7: the
-    // softmax's barrier after its exponentials (sf2; H200: 0.98x / 0.99x pc7 sf1's time at 64 x 8K / 32K)
+    // softmax's barrier after its exponentials (sf2; H200, two runs: 0.99x / 1.00x pc7 sf1's time at 64 x 8K / 32K,
+    // within noise: a no-loss change)
     c.producer_consumer = 7;
     c.softmax_fast = 2;
     return mla_decode_unsupported(d, c, sm).empty() ? c : mla_decode_default_config(d, sm);

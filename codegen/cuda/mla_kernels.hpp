@@ -200,8 +200,8 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
 // Launches of at least kMlaLargeBatchRows rows (chunked prefill, large decode batches): on sm_90 the "P V late"
 // kernel with all of warpgroup 1's P V in the softmax window and the fast softmax (producer_consumer 7, softmax_fast
-// 2; H200, session 7: 266.5 / 1055.3 us at batch 64, 8K / 32K context, 0.89x / 0.89x the default's time, slower at
-// batch 1; tests/bench/cuda_mla_decode_results.md), elsewhere the default.
+// 2; H200, session 7: 266.5-272.5 / 1055.3-1075.5 us at batch 64, 8K / 32K context, ~0.89x the default's time,
+// slower at batch 1; tests/bench/cuda_mla_decode_results.md), elsewhere the default.
 inline constexpr int kMlaLargeBatchRows = 64;
 MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm);
 // Every config supported for (d, sm), default first: what the tuner searches and the benchmark times.
