@@ -213,9 +213,9 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             c.int4_amx_unpack = u;
             add(c);
         }
-        if (int4 && m >= a.int4_amx_min_m) {  // int4: the per-group kernel (no super-block form), or the form for
-            ExpertFfnConfig c = a;                // every AMX route
-            c.int4_sb_min_m = a.int4_sb_min_m ? 0 : std::max(1, a.int4_amx_min_m);
+        if (int4 && m >= 32) {  // int4: the Q4_K super-block kernel from 32 tokens (VM: wins; device: loses), or
+            ExpertFfnConfig c = a;  // the per-group kernel where the default is the form
+            c.int4_sb_min_m = a.int4_sb_min_m ? 0 : 32;
             add(c);
         }
     }

@@ -60,14 +60,15 @@ struct ExpertFfnConfig {
                                   // Device, same process (session 6): the kernel's own unpack for every route +6.5% at
                                   // M = 256, +3% at 1024, equal at 64, against per-item unpack above 64 tokens (the
                                   // session-5 default, 64; the per-item pass then cost 13% of gate/up at 256)
-    int int4_sb_min_m = 32;  // int4 AMX routes of at least this many tokens whose weights hold the Q4_K super-block
+    int int4_sb_min_m = 0;  // int4 AMX routes of at least this many tokens whose weights hold the Q4_K super-block
                             // form (pack_int4_sb.hpp: every decoded Q4_K does) run the int4_sb kernel: sc folded
                             // into lo / hi weight bytes, each 256 k merged in integer (two K = 64 products per 64 k,
                             // one float step per super block); up to int4_amx_unpack tokens the kernel unpacks the
                             // form itself (once per panel and super block for all rows of a call), longer routes'
-                            // work items unpack their panels to it first; 0 = never (the per-group kernel). 2-core
-                            // VM, same process (session 7): +6% at M = 24, +10% at 32, +17% at 64, +27% at 256;
-                            // -13% at 16 (one row group: the unpack is not shared)
+                            // work items unpack their panels to it first; 0 = never (the per-group kernel). Same
+                            // process (session 7): 2-core VM +6% at M = 24, +10% at 32, +17-30% at 64, +22-27% at
+                            // 256, -13% at 16; but the 16-core device -18% at 64, -21% at 256, -15% at 1024: off by
+                            // default, a tuner candidate (32)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
     // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
