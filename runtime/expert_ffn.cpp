@@ -173,7 +173,10 @@ void ExpertFfn::gemm(const int8_t* a, const float* gs, int64_t rows, const Route
         args.a_next = int4_ ? nullptr : a_next;
         args.b_next = int4_ ? nullptr : b_next;
         if (rr.sb) args.b_sb = w.sb.data() + first * int4_sb_blocks(w.k_pad) * kInt4SbBytes;
-        if (rr.sb && rr.packed) args.n_steps = panels / 2;  // the kernel's two panels per step (panels: 4 k)
+        if (rr.sb && rr.packed) {  // the kernel's two panels per step (panels: 4 k)
+            if (panels % 2) throw std::logic_error("ExpertFfn: the int4 super-block kernel needs an even panel count");
+            args.n_steps = panels / 2;
+        }
         const JitKernel* k = rr.sb       ? (rr.packed ? (down ? amx_dn_sbu_ : amx_gu_sbu_)
                                                       : (down ? amx_dn_sb_ : amx_gu_sb_))
                              : rr.packed ? (down ? amx_dn_packed_ : amx_gu_packed_)

@@ -60,4 +60,10 @@ void ExpertFfnSet::run(ThreadPool& pool, const ExpertFfnBatch& batch) {
     driver_for(tokens_per_expert(batch)).run(pool, batch);
 }
 
+bool ExpertFfnSet::uses_int4_super_blocks() const {
+    for (const auto& d : drivers_)
+        if (d->config().int4_sb_min_m > 0) return true;
+    return false;
+}
+
 }  // namespace mf

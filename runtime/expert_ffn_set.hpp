@@ -38,6 +38,9 @@ class ExpertFfnSet {
     // Distinct drivers (configs) held.
     size_t drivers() const { return drivers_.size(); }
     const ExpertFfnDesc& desc() const { return drivers_.front()->desc(); }
+    // Whether any driver runs the int4 super-block kernel (int4_sb_min_m): only then need the packed weights keep
+    // their Q4_K super-block form (+6.25% of the int4 bytes).
+    bool uses_int4_super_blocks() const;
 
     // Routed rows over routes with at least one row, rounded to nearest (0 for a batch without rows).
     static int64_t tokens_per_expert(const ExpertFfnBatch& batch);

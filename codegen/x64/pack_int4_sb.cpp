@@ -47,7 +47,7 @@ bool factor_int4_super_block(const float* s, int n, float* d, uint8_t* sc) {
         bool ok = true;
         for (int g = 0; g < n && ok; ++g) {
             const float q = std::nearbyint(s[g] / dd);
-            ok = q >= 0.0f && q <= 63.0f && dd * q == s[g];
+            ok = q >= 0.0f && q <= 63.0f && std::fma(dd, q, -s[g]) == 0.0f;  // exact, not after rounding
             sc[g] = ok ? uint8_t(q) : 0;
         }
         if (ok) {

@@ -100,6 +100,21 @@ TEST_CASE("expert FFN set: each token count runs the config of its range, the fa
     CHECK(mag > 0);
 }
 
+TEST_CASE("expert FFN set: it asks for the int4 super-block form only when a config runs that kernel") {
+    if (!detect_cpu_isa().has(IsaFeature::avx512_vnni)) {
+        MESSAGE("skipped: no AVX-512 VNNI");
+        return;
+    }
+    const ExpertFfnDesc desc{WeightType::int4, 256, 128};
+    KernelCache cache;
+    ExpertFfnConfig per_group, super_block;
+    per_group.int4_sb_min_m = 0;
+    super_block.int4_sb_min_m = 32;
+    CHECK_FALSE(ExpertFfnSet(desc, {}, per_group, cache, 1).uses_int4_super_blocks());
+    CHECK(ExpertFfnSet(desc, {}, super_block, cache, 1).uses_int4_super_blocks());
+    CHECK(ExpertFfnSet(desc, {{64, 1024, super_block}}, per_group, cache, 1).uses_int4_super_blocks());
+}
+
 TEST_CASE("expert FFN set: the plan's moe_ffn entries become the choices, in order") {
     Plan p = default_plan("0123456789abcdef", ModelShape{});
     p.kernels.erase(std::remove_if(p.kernels.begin(), p.kernels.end(),
