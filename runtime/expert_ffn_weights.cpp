@@ -26,8 +26,12 @@ ExpertFfnWeights pack_expert_ffn_int8(const MatrixSrc& gate, const MatrixSrc& up
     return pack_expert("pack_expert_ffn_int8", gate, up, down, pack_int8_interleaved, pack_int8);
 }
 
-ExpertFfnWeights pack_expert_ffn_int4(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down) {
-    return pack_expert("pack_expert_ffn_int4", gate, up, down, pack_int4_interleaved, pack_int4);
+ExpertFfnWeights pack_expert_ffn_int4(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down,
+                                      bool super_blocks) {
+    return pack_expert(
+        "pack_expert_ffn_int4", gate, up, down,
+        [&](std::span<const MatrixSrc> s) { return pack_int4_interleaved(s, super_blocks); },
+        [&](const MatrixSrc& s) { return pack_int4(s, super_blocks); });
 }
 
 ExpertFfnWeights pack_expert_ffn_bf16(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down) {

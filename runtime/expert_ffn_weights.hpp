@@ -14,9 +14,11 @@ struct ExpertFfnWeights {
 
 // gate, up: [inter][hidden]; down: [hidden][inter] (row-major "out x in"); a down of another shape throws
 // std::invalid_argument. int8: any SrcType but u4_group; int4: u4_group (exact, e.g. decoded Q4_K) or
-// float/bf16 (quantised per group of 32).
+// float/bf16 (quantised per group of 32); `super_blocks`: keep the Q4_K super-block form where it holds
+// (pack_int4.hpp), for drivers that run that kernel (ExpertFfnSet::uses_int4_super_blocks).
 ExpertFfnWeights pack_expert_ffn_int8(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
-ExpertFfnWeights pack_expert_ffn_int4(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
+ExpertFfnWeights pack_expert_ffn_int4(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down,
+                                      bool super_blocks = true);
 // bf16: f32 (rounded) or bf16 sources.
 ExpertFfnWeights pack_expert_ffn_bf16(const MatrixSrc& gate, const MatrixSrc& up, const MatrixSrc& down);
 

@@ -20,12 +20,10 @@ FfnBlock::FfnBlock(const TensorView& gate, const TensorView& up, const TensorVie
     load(up, u);
     load(down, d);
     if (type == ComputeType::int8 || type == ComputeType::int4) {
-        fused_ = std::make_unique<ExpertFfnWeights>(type == ComputeType::int8 ? pack_expert_ffn_int8(g.src, u.src, d.src)
-                                                                              : pack_expert_ffn_int4(g.src, u.src, d.src));
-        if (!driver_ || !driver_->uses_int4_super_blocks()) {  // the form no driver reads: its memory back
-            fused_->gate_up.sb = AlignedBytes();
-            fused_->down.sb = AlignedBytes();
-        }
+        const bool super_blocks = driver_ && driver_->uses_int4_super_blocks();  // else no kernel reads the form
+        fused_ = std::make_unique<ExpertFfnWeights>(
+            type == ComputeType::int8 ? pack_expert_ffn_int8(g.src, u.src, d.src)
+                                      : pack_expert_ffn_int4(g.src, u.src, d.src, super_blocks));
         bind_to_numa_node(fused_->gate_up.data.data(), fused_->gate_up.data.size(), numa_node);
         bind_to_numa_node(fused_->down.data.data(), fused_->down.data.size(), numa_node);
         return;

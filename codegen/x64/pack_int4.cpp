@@ -115,7 +115,7 @@ float int4_min(const PackedMatrix& pm, int64_t col, int64_t group) {
     return f;
 }
 
-PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs) {
+PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs, bool super_blocks) {
     PackedMatrix pm = allocate_packed(srcs, WeightType::int4, "pack_int4");
     const int64_t n = pm.n, k = pm.k;
     for (const auto& s : srcs) {
@@ -174,12 +174,12 @@ PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs) {
             }
         }
     }
-    build_int4_sb(pm);
+    if (super_blocks) build_int4_sb(pm);
     return pm;
 }
 
-PackedMatrix pack_int4(const MatrixSrc& src) {
-    return pack_int4_interleaved(std::span<const MatrixSrc>(&src, 1));
+PackedMatrix pack_int4(const MatrixSrc& src, bool super_blocks) {
+    return pack_int4_interleaved(std::span<const MatrixSrc>(&src, 1), super_blocks);
 }
 
 }  // namespace mf

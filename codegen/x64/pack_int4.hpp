@@ -6,7 +6,8 @@
 //   bytes [256, 320): 16 fp32 scales, [320, 384): 16 fp32 mins, of the group's channels
 // w = scale * q - min with q in 0..15. Padding (k up to 64, channels up to 64) has q = scale = min = 0.
 // Where every 256-k super block's scales factorise as Q4_K's d * sc, the packer also keeps that form
-// (PackedMatrix::sb; arithmetic, bounds and layout in pack_int4_sb.hpp) for the AMX super-block kernel.
+// (PackedMatrix::sb; arithmetic, bounds and layout in pack_int4_sb.hpp) for the AMX super-block kernel, unless
+// `super_blocks` is false (no kernel will read it: it costs 6.25% of the packed bytes and a pass at load).
 #pragma once
 #include "codegen/x64/pack_int8.hpp"
 
@@ -14,8 +15,8 @@ namespace mf {
 
 // u4_group sources are taken as is (exact: Q4_K fits without loss); float / bf16 sources are quantised per
 // group (min/max, round to nearest). int8 sources are refused.
-PackedMatrix pack_int4(const MatrixSrc& src);
-PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs);
+PackedMatrix pack_int4(const MatrixSrc& src, bool super_blocks = true);
+PackedMatrix pack_int4_interleaved(std::span<const MatrixSrc> srcs, bool super_blocks = true);
 
 // Unpacks `count` packed int4 panels from `first` into the int8 panel layout (pack_int8.hpp) with the raw
 // q in 0..15 (no +128): dst receives count * k_pad * 16 bytes. The AMX int4 GEMM reads these.
