@@ -27,7 +27,7 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
     if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;
         // (tile_box_wait: a barrier per box of each stage after the mbarrier block)
-        const unsigned boxes = c.tile_box_wait ? (c.stages + 1) * dim / 64 * 8 : 0;  // and Q's
+        const unsigned boxes = c.tile_box_wait ? c.stages * dim / 64 * 8 : 0;
         return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4 + 128 + boxes;
     }
     // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.

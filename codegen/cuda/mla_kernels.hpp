@@ -146,7 +146,7 @@ struct MlaDecodeConfig {
     int merge_early = 0;
     // 1 (wgmma kernel with tma 1, cluster 1, prologue, no qk_split, tile_claim or l2_prefetch): each 64-column box of
     // a K tile counts on its own mbarrier and Q K^T waits box by box, so that phase A starts when the first 8 KB of
-    // the tile landed instead of all of it (batch 1: the tile waits); Q's boxes too, with the first tile's.
+    // the tile landed instead of all of it (batch 1: the tile waits).
     int tile_box_wait = 0;
 
     template <class S, class F>

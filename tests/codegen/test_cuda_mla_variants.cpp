@@ -425,7 +425,7 @@ TEST_CASE("cuda mla: tile_box_wait (S waits box by box) needs the prologue, TMA 
     const unsigned plain = mla_decode_smem_bytes(d, c);
     c.tile_box_wait = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
-    CHECK(mla_decode_smem_bytes(d, c) == plain + 3 * 9 * 8);  // (2 stages + Q) x 9 boxes of 64 columns
+    CHECK(mla_decode_smem_bytes(d, c) == plain + 2 * 9 * 8);  // 2 stages x 9 boxes of 64 columns
     CHECK(mla_decode_source(d, c, 90).source.find(
               ", 1, 1, false, false, true, true, false, 0, true, 64, 0, 0, false, false, true>(p)") !=
           std::string::npos);

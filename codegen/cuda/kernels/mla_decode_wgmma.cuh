@@ -72,9 +72,8 @@
 // BW (config tile_box_wait, with PRO, TMA 1): each of a tile's D/64 boxes (64 columns) counts on a barrier of its own
 // (after the mbarrier block: STAGES x D/64 more, 8 bytes each), and warpgroup 0 waits for box cb only before the
 // four k-steps of S that read it: phase A starts when the tile's first 8 KB landed instead of all 72 KB (at batch 1
-// the tile waits are ~1-3k cycles a tile). Q's 9 boxes count on 9 more barriers (D/64 after the tiles'), waited
-// for with the first tile's boxes. Warpgroup 1 waits for all boxes before its P V; a partial last tile (zeroed
-// tail rows) waits for all of them first, as before.
+// the tile waits are ~1-3k cycles a tile). Warpgroup 1 waits for all boxes before its P V; a partial last tile
+// (zeroed tail rows) waits for all of them first, as before.
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -176,7 +175,6 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned bar_q = bar_full + 64;
     const unsigned bar_box0 = bar_full + Smem::bar_bytes;  // BW: box cb of stage st at + 8 (st D/64 + cb)
     auto bar_box = [&](int st, int cb) { return bar_box0 + 8 * (st * (D / 64) + cb); };
-    auto bar_qbox = [&](int cb) { return bar_box0 + 8 * (STAGES * (D / 64) + cb); };  // BW: Q's box cb
     static_assert(!BW || (TMA == 1 && CX == 1 && PRO != 0 && !QKS && CLAIM == 0 && L2P == 0),
                   "tile_box_wait: TMA 1, prologue, no split pairs, qk_split, tile_claim or l2_prefetch");
     const unsigned bar_recv = bar_empty;  // CM: the rows the cluster's peers push here (empty [0] is unused by TMA 1)
@@ -216,16 +214,14 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             tma_prefetch_map(&p.kv_map);
             for (int st = 0; st < STAGES; ++st) mbar_init(bar_full + 8 * st, 1);
             if constexpr (BW)
-                for (int k = 0; k < (STAGES + 1) * (D / 64); ++k) mbar_init(bar_box0 + 8 * k, 1);
+                for (int k = 0; k < STAGES * (D / 64); ++k) mbar_init(bar_box0 + 8 * k, 1);
             mbar_init(bar_q, 1);
             if (CM) mbar_init(bar_recv, 1);
             mbar_init_fence();
             if (CM) mbar_arrive_expect_tx(bar_recv, mla_cluster_merge_bytes<LATENT, CM, HPB>());
-            if (!BW) mbar_arrive_expect_tx(bar_q, Smem::q_bytes);
-            for (int cb = 0; cb < D / 64; ++cb) {
-                if (BW) mbar_arrive_expect_tx(bar_qbox(cb), HB * 128);
-                tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, BW ? bar_qbox(cb) : bar_q);
-            }
+            mbar_arrive_expect_tx(bar_q, Smem::q_bytes);
+            for (int cb = 0; cb < D / 64; ++cb)
+                tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, bar_q);
         }
         __syncthreads();
     }
@@ -261,12 +257,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         else if (xr == 0 && !helper)
             for (int r = tid; r < HPB; r += blockDim.x)
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
-        if (PRO && !helper) {  // Q's copy must land before the CTA leaves (or reuses it)
-            if constexpr (BW)
-                for (int cb = 0; cb < D / 64; ++cb) mbar_wait(bar_qbox(cb), 0);
-            else
-                mbar_wait(bar_q, 0);
-        }
+        if (PRO && !helper) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
         if constexpr (FC)
             if (fused)
                 mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB, CLAIM != 0, MEL>(
@@ -470,12 +461,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned sKa0 = smem_addr(sK);
     const unsigned long long dq = wgmma_desc_sw128(smem_addr(sQ), 16, 1024);  // Q (A of S), K-major
     const unsigned long long dp = wgmma_desc_sw128(smem_addr(sP), 16, 1024);  // P (A of P V), K-major
-    if constexpr (BW) {  // Q box by box with tile 0's (a CTA without tiles: all of it before the epilogue)
-        if (n_tiles == 0)
-            for (int cb = 0; cb < D / 64; ++cb) mbar_wait(bar_qbox(cb), 0);
-    } else if constexpr (CX == 2 || PRO) {
-        mbar_wait(bar_q, 0);  // also before the epilogue reuses Q's space (no tiles)
-    }
+    if constexpr (CX == 2 || PRO) mbar_wait(bar_q, 0);  // also before the epilogue reuses Q's space (no tiles)
     mark(0);
     int tiles_done = 0;  // (profile: tiles this CTA computed)
     for (int i = 0; i < n_tiles; ++i) {
@@ -520,10 +506,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             for (int c = 0; c < CHAINS; ++c)
 #pragma unroll
                 for (int e = 0; e < NA / 2; ++e) sc[c][e] = 0.f;
-            if (BW) {  // box 0 of the tile (and of Q, with tile 0); the rest in the chain
-                mbar_wait(bar_box(i % STAGES, 0), (i / STAGES) & 1);
-                if (i == 0) mbar_wait(bar_qbox(0), 0);
-            }
+            if (BW) mbar_wait(bar_box(i % STAGES, 0), (i / STAGES) & 1);  // box 0 (BW: the rest in the chain)
             wgmma_fence();
             // k-step ks: column block ks / 4, 32 bytes per k-step of 16 within it (one add per descriptor)
             const unsigned long long db = wgmma_desc_sw128(sKa + tok_off * 128, 16, 1024);
@@ -531,7 +514,6 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             for (int ks = 0; ks < D / 16; ++ks) {
                 if (BW && ks % 4 == 0 && ks > 0) {  // box ks / 4 (box 0: waited before the fence above)
                     mbar_wait(bar_box(i % STAGES, ks / 4), (i / STAGES) & 1);
-                    if (i == 0) mbar_wait(bar_qbox(ks / 4), 0);
                     wgmma_fence();  // (else ptxas injects one: the wait loop sits between the chain's wgmmas)
                 }
                 wgmma_qk<NA>(sc[ks % CHAINS], wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32),
