@@ -114,9 +114,12 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "producer_consumer keeps P in the tile's 64 rope columns: rope_dim must be 64";
     if (c.softmax_fast < 0 || c.softmax_fast > 3) return "softmax_fast must be 0 .. 3";
     if (c.softmax_fast && c.producer_consumer < 2) return "softmax_fast needs producer_consumer 2 or more";
-    if (c.softmax_fast >= 2 && c.producer_consumer < 4) return "softmax_fast 2 and 3 need producer_consumer 4 or more";
     if (c.producer_consumer >= 8 && c.softmax_fast < 2)
         return "producer_consumer 8 .. 11 take P from the registers of softmax_fast 2 or 3";
+    // Combinations no candidate list holds, so never compiled or run on a GPU: refused rather than trusted.
+    if (c.softmax_fast >= 2 && c.producer_consumer < 7)
+        return "softmax_fast 2 and 3 are built for producer_consumer 7 .. 11 only";
+    if (c.producer_consumer >= 8 && c.tma == 2) return "producer_consumer 8 .. 11 take tma 1 only (no multicast)";
     if (c.tile_claim != 0 && c.tile_claim != 1) return "tile_claim must be 0 or 1";
     if (c.tile_claim && (!default_kernel || !c.prologue || (c.fused_combine != 1 && c.fused_combine != 2) ||
                          c.cluster_merge || c.l2_prefetch))

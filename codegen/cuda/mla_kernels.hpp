@@ -141,6 +141,8 @@ struct MlaDecodeConfig {
     // splits, .. (one per stage), then claims the next from a per-(row, head block) counter (two tiles ahead of its
     // copy), so that at long contexts every CTA of a head block ends within about a tile of the others (the grid
     // barrier waited for the slowest of 8-tile splits: 4-5k cycles at batch 1 32K). Elsewhere fixed ranges.
+    // Which split sums which tiles depends on timing, so the output's float rounding may differ between launches
+    // of the same inputs (within the tests' tolerance, not bit for bit): not for runs that must reproduce tokens.
     int tile_claim = 0;
     // 1 (wgmma kernel with tma 1, cluster 1, bf16 partials): the epilogue stages the normalised rows in shared memory
     // by stmatrix.x4 (16 per thread) instead of 64 4-byte stores per thread (the partial stores, the direct output
