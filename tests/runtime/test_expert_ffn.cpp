@@ -74,7 +74,7 @@ std::vector<float> random_matrix(WeightType wt, int n, int k, float mag, std::mt
     return w;
 }
 
-RefExpert random_expert(WeightType wt, int hidden, int inter, std::mt19937& rng) {
+RefExpert random_expert(WeightType wt, int hidden, int inter, std::mt19937& rng, bool super_blocks = true) {
     RefExpert e;
     e.hidden = hidden;
     e.inter = inter;
@@ -90,12 +90,12 @@ RefExpert random_expert(WeightType wt, int hidden, int inter, std::mt19937& rng)
     e.d = random_matrix(wt, hidden, inter, 1 / std::sqrt(float(inter)), rng, sd, q8[2], q4[2], sc[2], mn[2],
                         b16[2]);
     e.packed = wt == WeightType::int8   ? pack_expert_ffn_int8(sg, su, sd)
-               : wt == WeightType::int4 ? pack_expert_ffn_int4(sg, su, sd)
+               : wt == WeightType::int4 ? pack_expert_ffn_int4(sg, su, sd, super_blocks)
                                         : pack_expert_ffn_bf16(sg, su, sd);
     e.bf16 = wt == WeightType::bf16;
-    if (wt == WeightType::int4) {  // Q4_K-formed sources keep the super-block form (int4_sb_min_m runs it)
-        CHECK(e.packed.gate_up.sb.size() > 0);
-        CHECK(e.packed.down.sb.size() > 0);
+    if (wt == WeightType::int4) {  // Q4_K-formed sources keep the super-block form where asked (int4_sb_min_m)
+        CHECK((e.packed.gate_up.sb.size() > 0) == super_blocks);
+        CHECK((e.packed.down.sb.size() > 0) == super_blocks);
     }
     return e;
 }
@@ -143,8 +143,10 @@ std::vector<int> iota_tokens(int n, int step = 1, int start = 0) {
     return v;
 }
 
-void run_scenario(WeightType wt, const Scenario& sc, const ExpertFfnConfig& cfg, int threads) {
+// mixed_form (int4): every other expert packed without the super-block form, so that one batch runs both kernels.
+void run_scenario(WeightType wt, const Scenario& sc, const ExpertFfnConfig& cfg, int threads, bool mixed_form = false) {
     CAPTURE(sc.label);
+    CAPTURE(mixed_form);
     CAPTURE(kernel_name(ExpertFfnDesc{wt, sc.hidden, sc.inter}, cfg));
     std::mt19937 rng(42);
     std::normal_distribution<float> nd(0, 1);
@@ -152,7 +154,8 @@ void run_scenario(WeightType wt, const Scenario& sc, const ExpertFfnConfig& cfg,
     std::vector<float> x(size_t(sc.tokens) * sc.hidden);
     for (auto& v : x) v = nd(rng);
     std::vector<RefExpert> ref;
-    for (size_t e = 0; e < sc.routes.size(); ++e) ref.push_back(random_expert(wt, sc.hidden, sc.inter, rng));
+    for (size_t e = 0; e < sc.routes.size(); ++e)
+        ref.push_back(random_expert(wt, sc.hidden, sc.inter, rng, !(mixed_form && e % 2)));
     std::vector<std::vector<int32_t>> toks(sc.routes.size());
     std::vector<std::vector<float>> gates(sc.routes.size());
     std::vector<ExpertRoute> routes;
@@ -364,6 +367,9 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
                 if (detect_cpu_isa().has(IsaFeature::avx512_bf16))
                     run_scenario(WeightType::bf16, sc, *cfg, threads);
             }
+    // Experts with and without the form in one batch: the per-group kernel takes those without it.
+    for (const auto& sc : scenarios)
+        for (const auto* cfg : {&int4_sb, &int4_sb_item}) run_scenario(WeightType::int4, sc, *cfg, 3, true);
 }
 
 TEST_CASE("down pass token ranges: contiguous rows per range, a multiple of the workers where it pays") {
