@@ -137,7 +137,8 @@ __device__ __forceinline__ float ex2_fma(float x) {
     const float t = x + 12582912.f;
     const float f = x - (t - 12582912.f);
     const float q = fmaf(fmaf(fmaf(0.05517153442f, f, 0.24261111021f), f, 0.69326102734f), f, 0.99992805719f);
-    return __int_as_float(__float_as_int(q) + (__float_as_int(t) << 23));
+    // n sits in t's low mantissa bits: shifted as unsigned (a signed shift out of range is undefined before C++20)
+    return __int_as_float(__float_as_int(q) + int(unsigned(__float_as_int(t)) << 23));
 }
 
 // mla_softmax_tile<true> with P in registers until sync() (the caller's warpgroup barrier) has returned, then
