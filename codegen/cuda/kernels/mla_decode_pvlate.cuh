@@ -37,6 +37,18 @@
 
 namespace mf {
 
+// O (this thread's 128 fp32 accumulators of an m64n256 tile: rows row0, row0 + 8 alternate in pairs) times the
+// rows' softmax rescale alpha.
+__device__ __forceinline__ void mla_rescale_o(float (&o)[128], const float (&alpha)[2]) {
+#pragma unroll
+    for (int e = 0; e < 32; ++e) {
+        o[4 * e] *= alpha[0];
+        o[4 * e + 1] *= alpha[0];
+        o[4 * e + 2] *= alpha[1];
+        o[4 * e + 3] *= alpha[1];
+    }
+}
+
 // MlaPvFirstSmem with room for the pair barriers of MC (pair lo [2], pair hi [2] after the 9 of pc2's layout).
 template <int LATENT, int ROPE>
 struct MlaPvLateSmem : MlaPvFirstSmem<LATENT, ROPE> {
@@ -207,13 +219,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         auto issue_pv = [&](unsigned sKa) {
             if constexpr (PRS) {
                 if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
-#pragma unroll
-                    for (int e = 0; e < 32; ++e) {
-                        o[4 * e] *= alpha[0];
-                        o[4 * e + 1] *= alpha[0];
-                        o[4 * e + 2] *= alpha[1];
-                        o[4 * e + 3] *= alpha[1];
-                    }
+                    mla_rescale_o(o, alpha);
                 }
                 const unsigned long long db = wgmma_desc_sw128(sKa, 64 * 128, 1024);  // V, N-major
                 wgmma_pin(o);
@@ -347,13 +353,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
             const bool moved = __any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f);
             auto rescale = [&] {
                 if (moved) {
-#pragma unroll
-                    for (int e = 0; e < 32; ++e) {
-                        o[4 * e] *= alpha[0];
-                        o[4 * e + 1] *= alpha[0];
-                        o[4 * e + 2] *= alpha[1];
-                        o[4 * e + 3] *= alpha[1];
-                    }
+                    mla_rescale_o(o, alpha);
                 }
                 wgmma_pin(o);  // the rescaled values are written before the fence
             };
