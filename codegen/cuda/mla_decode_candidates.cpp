@@ -19,7 +19,8 @@ MlaDecodeConfig tma_wgmma_base() {
     return c;
 }
 
-// ... with the early prologue, the combine fused into the decode and its 512-byte merge loads: the sm_90 default.
+// ... with the early prologue, the combine fused into the decode and its 512-byte merge loads: the sm_90 default of
+// sessions 5-7 and the base of the candidates built on it (the default adds tile_box_wait since session 8).
 MlaDecodeConfig tma_wgmma_default() {
     MlaDecodeConfig c = tma_wgmma_base();
     c.prologue = 1;
@@ -37,8 +38,12 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     // 1.05-1.09x at 1K / 8K / 32K, batch 8 and 64 within noise; tests/bench/cuda_mla_decode_results.md), the
     // merge's partial rows loaded as 512-byte warp stretches (session 5, H200 run of ea07178 against fc1 pro1 in
     // the same run: batch 1 10.8 / 15.1 / 27.4 us against 11.5 / 16.1 / 28.2, batch 8 1K / 8K 15.3 / 43.7 against
-    // 16.5 / 45.5, 32K and batch 64 within noise); cp.async where the page is not a multiple of the tile
-    for (MlaDecodeConfig c : {tma_wgmma_default(), MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
+    // 16.5 / 45.5, 32K and batch 64 within noise), S waiting box by box for the tile (session 7, tile_box_wait 1;
+    // two H200 runs: batch 1 0.3-0.6 us faster at 1K-32K, 8 x 1K 15.3 -> 14.7-14.8, 8 x 8K equal, 8 x 32K 1.4-1.5%
+    // slower); cp.async where the page is not a multiple of the tile
+    MlaDecodeConfig boxes = tma_wgmma_default();
+    boxes.tile_box_wait = 1;
+    for (MlaDecodeConfig c : {boxes, tma_wgmma_default(), MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
                               MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
                               MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
         if (mla_decode_unsupported(d, c, sm).empty()) return c;

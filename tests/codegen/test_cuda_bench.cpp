@@ -83,6 +83,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // them on the FP32 pipe); the P V late profiles also report threads 96 and 224 (in the epilogue fields, totals).
     // (pc9 .. pc11, measured slower on an H200 in session 7: candidates, not benched)
     const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
+    MlaDecodeConfig def7 = def;  // session 8: the default waits box by box (bw1); def7 is sessions 5-7's (bw0), the
+    def7.tile_box_wait = 0;      // base of the rows built on the default before
     auto fused = [](MlaDecodeConfig c, int fc, int pro) {
         c.fused_combine = fc;
         c.prologue = pro;
@@ -144,14 +146,14 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         c.merge_early = mel;
         return c;
     };
-    for (MlaDecodeConfig c : {base, fused(old_def, 1, 1), def, claim(def), claim(ml(def_prof, 1, 0)),
-                              claim(def, 0, 1), claim(def, 0, 0, 1), claim(def, 1, 1, 1),
-                              claim(ml(def_prof, 1, 0), 1, 1, 1), claim(cm(ml(def, 1, 0, 64, 1, 32), 16), 0, 1),
-                              boxes(def), boxes(ml(def_prof, 1, 0)), boxes(cm(ml(def, 1, 0, 64, 1, 32), 16)),
-                              ml(def_prof, 1, 0), ml(def, 1, 1),
-                              ml(def, 1, 1, 32), ml(def, 1, 1, 64, 1, 32), pc(old_def, 2), pc(def_prof, 2),
-                              pc(old_def, 3), cm(ml(def, 1, 0), 16), cm(ml(def, 1, 0), 8),
-                              cm(ml(def, 1, 0, 64, 1, 32), 16), cm(ml(def_prof, 1, 0), 16),
+    for (MlaDecodeConfig c : {base, fused(old_def, 1, 1), def, def7, claim(def7), claim(ml(def_prof, 1, 0)),
+                              claim(def7, 0, 1), claim(def7, 0, 0, 1), claim(def7, 1, 1, 1),
+                              claim(ml(def_prof, 1, 0), 1, 1, 1), claim(cm(ml(def7, 1, 0, 64, 1, 32), 16), 0, 1),
+                              boxes(def7), boxes(ml(def_prof, 1, 0)), boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)),
+                              ml(def_prof, 1, 0), ml(def7, 1, 1),
+                              ml(def7, 1, 1, 32), ml(def7, 1, 1, 64, 1, 32), pc(old_def, 2), pc(def_prof, 2),
+                              pc(old_def, 3), cm(ml(def7, 1, 0), 16), cm(ml(def7, 1, 0), 8),
+                              cm(ml(def7, 1, 0, 64, 1, 32), 16), cm(ml(def_prof, 1, 0), 16),
                               cm(ml(def_prof, 1, 0, 64, 1, 32), 16),
                               fast(pc(old_def, 2)), fast(pc(def_prof, 2)), fast(pc(old_def, 4)),
                               fast(pc(def_prof, 4)), fast(pc(old_def, 5)), fast(pc(old_def, 6)), fast(pc(def_prof, 6)),
@@ -162,7 +164,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
     // MOEFORGE_CUDA_BENCH_ONLY=a,b: only the configs whose name contains one of the comma-separated parts, and the
-    // default (a short run for one variant under work)
+    // default and the previous default (a short run for one variant under work)
     if (const char* only = std::getenv("MOEFORGE_CUDA_BENCH_ONLY"); only && *only) {
         std::vector<std::string> parts;
         for (std::string s = only; !s.empty();) {
@@ -172,7 +174,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         }
         std::erase_if(configs, [&](const MlaDecodeConfig& c) {
             const std::string name = fields_name(c);
-            return !(c == def) && std::none_of(parts.begin(), parts.end(), [&](const std::string& p) {
+            return !(c == def) && !(c == def7) && std::none_of(parts.begin(), parts.end(), [&](const std::string& p) {
                 return !p.empty() && name.find(p) != std::string::npos;
             });
         });

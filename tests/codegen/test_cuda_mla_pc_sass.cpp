@@ -94,6 +94,7 @@ TEST_CASE("cuda bench sass: wgmma MLA decode instruction counts and uniform-data
     const MlaDecodeDesc d;
     MlaDecodeConfig def = mla_decode_default_config(d, 90), base = def;
     base.prologue = base.fused_combine = base.merge_loads = 0;  // the other schedules: no fused epilogue
+    base.tile_box_wait = 0;  // (the default's box-by-box tile wait since session 8: its own kernel's option)
     MlaDecodeConfig pc1 = base, pc2 = base, ss = base, pc4 = base, pc8 = base;
     pc1.stages = 3;
     pc1.producer_consumer = 1;

@@ -226,6 +226,7 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
 TEST_CASE("cuda mla: cluster_merge takes the splits of short contexts into one cluster of 8 or 16 CTAs") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
     c.cluster_merge = 16;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK(mla_decode_name(d, c).find("_cm16") != std::string::npos);
@@ -290,6 +291,7 @@ TEST_CASE("cuda mla: cluster_merge takes the splits of short contexts into one c
 TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prologue, wgmma tma 1 kernel only") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
     REQUIRE(c.tma == 1);
     CHECK(c.merge_loads == 1);  // (the default since session 5; the template strings below are spelled without it)
     c.merge_loads = 0;
@@ -380,6 +382,7 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
 TEST_CASE("cuda mla: tile_claim (tiles handed out at run time) needs the prologue and fused_combine 1 or 2") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
     REQUIRE((c.prologue == 1 && c.fused_combine == 1 && c.merge_loads == 1 && c.tile_claim == 0));
     c.tile_claim = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
@@ -412,6 +415,7 @@ TEST_CASE("cuda mla: tile_claim (tiles handed out at run time) needs the prologu
 TEST_CASE("cuda mla: epilogue_stmatrix (rows staged by stmatrix) needs bf16 partials on the default kernel") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
     REQUIRE(c.partial_bf16 == 1);
     c.epilogue_stmatrix = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
@@ -442,6 +446,7 @@ TEST_CASE("cuda mla: epilogue_stmatrix (rows staged by stmatrix) needs bf16 part
 TEST_CASE("cuda mla: merge_early (the merge's context length read before the grid barrier) needs fused_combine") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
     c.merge_early = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK(mla_decode_source(d, c, 90).source.find(
@@ -454,6 +459,7 @@ TEST_CASE("cuda mla: merge_early (the merge's context length read before the gri
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
     c = mla_decode_default_config(d, 90);
+    c.tile_box_wait = 0;
     c.merge_early = 2;
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
     c.merge_early = 1;
@@ -465,6 +471,8 @@ TEST_CASE("cuda mla: merge_early (the merge's context length read before the gri
 TEST_CASE("cuda mla: tile_box_wait (S waits box by box) needs the prologue, TMA 1 and a barrier per box") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    CHECK(c.tile_box_wait == 1);  // the sm_90 default since session 8
+    c.tile_box_wait = 0;
     const unsigned plain = mla_decode_smem_bytes(d, c);
     c.tile_box_wait = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
