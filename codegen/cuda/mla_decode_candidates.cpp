@@ -286,6 +286,18 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.cluster_merge = 16;
         c.head_block = 32;
         add(c);
+        // session 8: ... and Q's boxes on barriers of their own, waited for with the first tile's (tile_box_wait 2),
+        // on the default and on cm16 hb32
+        c.tile_box_wait = 2;
+        add(c);
+        c.cluster_merge = 0;
+        c.head_block = 64;
+        add(c);
+        // ... and S(j + 1) issued right behind P V(j), no CTA barrier between tiles (pv_overlap), with bw2 and bw1
+        c.pv_overlap = 1;
+        add(c);
+        c.tile_box_wait = 1;
+        add(c);
     }
     return v;
 }

@@ -26,8 +26,8 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
     }
     if (c.wgmma) {  // mirrors MlaWgmmaSmem in kernels/mla_decode_wgmma.cuh
         const unsigned q = dim / 64 * 64 * 128, k = dim / 64 * c.tile_tokens * 128;
-        // (tile_box_wait: a barrier per box of each stage after the mbarrier block)
-        const unsigned boxes = c.tile_box_wait ? c.stages * dim / 64 * 8 : 0;
+        // (tile_box_wait: a barrier per box of each stage after the mbarrier block; 2: and of Q)
+        const unsigned boxes = c.tile_box_wait ? (c.stages + (c.tile_box_wait == 2)) * dim / 64 * 8 : 0;
         return 1024 + q + c.stages * k + 64 * 128 + 5 * 64 * 4 + 128 + boxes;
     }
     // Mirrors MlaDecodeSmem in kernels/mla_decode.cuh.
@@ -126,10 +126,15 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "tile_claim needs the wgmma kernel with tma 1, cluster 1, prologue 1 or 2, fused_combine 1 or 2 (its "
                "grid barrier orders the counters' reset), no cluster_merge, no l2_prefetch, no seesaw and no "
                "producer_consumer";
-    if (c.tile_box_wait != 0 && c.tile_box_wait != 1) return "tile_box_wait must be 0 or 1";
+    if (c.tile_box_wait < 0 || c.tile_box_wait > 2) return "tile_box_wait must be 0, 1 or 2";
     if (c.tile_box_wait && (!default_kernel || !c.prologue || c.qk_split || c.tile_claim || c.l2_prefetch))
         return "tile_box_wait needs the wgmma kernel with tma 1, cluster 1, prologue 1 or 2, no qk_split, tile_claim "
                "or l2_prefetch, no seesaw and no producer_consumer";
+    if (c.pv_overlap != 0 && c.pv_overlap != 1) return "pv_overlap must be 0 or 1";
+    if (c.pv_overlap && (!c.tile_box_wait || c.tile_tokens != 64 || c.stages != 2 || c.qk_chains != 1 ||
+                         d.rope_dim != 64))
+        return "pv_overlap needs tile_box_wait (and so the wgmma kernel with tma 1, cluster 1, prologue), 64-token "
+               "tiles, 2 stages, qk_chains 1 and rope_dim 64 (P takes the place of the tile's rope block)";
     if (c.merge_early != 0 && c.merge_early != 1) return "merge_early must be 0 or 1";
     if (c.merge_early && !c.fused_combine) return "merge_early needs fused_combine";
     if (c.epilogue_stmatrix != 0 && c.epilogue_stmatrix != 1) return "epilogue_stmatrix must be 0 or 1";
@@ -163,21 +168,22 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 
 namespace {
 
-// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM, CLAIM, ESM, MEL, BW: none when all are
+// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM, CLAIM, ESM, MEL, BW, OVL: none when all are
 // at their defaults, else up to the last one that is not (at least FC and PRO), so that older configs keep their exact
 // sources.
 std::string wgmma_tail_args(const MlaDecodeConfig& c) {
     auto flag = [](int v) { return v == 0 ? std::string("false") : v == 1 ? std::string("true") : std::to_string(v); };
-    const std::string args[11] = {flag(c.fused_combine),           flag(c.prologue),    flag(c.bulk_store),
+    const std::string args[12] = {flag(c.fused_combine),           flag(c.prologue),    flag(c.bulk_store),
                                   std::to_string(c.l2_prefetch),   flag(c.merge_loads), std::to_string(c.head_block),
                                   std::to_string(c.cluster_merge), std::to_string(c.tile_claim),
-                                  flag(c.epilogue_stmatrix),       flag(c.merge_early), flag(c.tile_box_wait)};
-    const bool set[11] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
+                                  flag(c.epilogue_stmatrix),       flag(c.merge_early), flag(c.tile_box_wait),
+                                  flag(c.pv_overlap)};
+    const bool set[12] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
                           c.l2_prefetch != 0,   c.merge_loads != 0, c.head_block != kMlaHeadsPerBlock,
                           c.cluster_merge != 0, c.tile_claim != 0,  c.epilogue_stmatrix != 0,
-                          c.merge_early != 0,   c.tile_box_wait != 0};
+                          c.merge_early != 0,   c.tile_box_wait != 0, c.pv_overlap != 0};
     int n = 0;
-    for (int i = 0; i < 11; ++i)
+    for (int i = 0; i < 12; ++i)
         if (set[i]) n = i + 1;
     if (n > 0) n = std::max(n, 2);
     std::string s;

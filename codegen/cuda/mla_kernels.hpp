@@ -153,8 +153,13 @@ struct MlaDecodeConfig {
     int merge_early = 0;
     // 1 (wgmma kernel with tma 1, cluster 1, prologue, no qk_split, tile_claim or l2_prefetch): each 64-column box of
     // a K tile counts on its own mbarrier and Q K^T waits box by box, so that phase A starts when the first 8 KB of
-    // the tile landed instead of all of it (batch 1: the tile waits).
+    // the tile landed instead of all of it (batch 1: the tile waits). The sm_90 default since session 8. 2: Q's boxes
+    // too, each on a barrier of its own, waited for with the first tile's (S starts before all of Q landed).
     int tile_box_wait = 0;
+    // 1 (wgmma kernel with prologue, tile_box_wait, 64-token tiles, 2 stages, no qk_split / qk_chains / tile_claim /
+    // l2_prefetch, rope_dim 64): the tile loop of kernels/mla_wgmma_overlap.cuh: warpgroup 0 issues P V(j) and S(j + 1)
+    // back to back, warpgroup 1 its P V(j) once P(j) is ready, no CTA barrier between tiles; P in the tile's rope block.
+    int pv_overlap = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -186,6 +191,7 @@ struct MlaDecodeConfig {
         f("epilogue_stmatrix", "esm", s.epilogue_stmatrix);
         f("merge_early", "mel", s.merge_early);
         f("tile_box_wait", "bw", s.tile_box_wait);
+        f("pv_overlap", "pvo", s.pv_overlap);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

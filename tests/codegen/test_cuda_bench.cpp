@@ -13,6 +13,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "codegen/cuda/cuda_stream.hpp"
 #include "codegen/cuda/mla_kernels.hpp"
@@ -20,6 +22,58 @@
 
 using namespace mf;
 using namespace mf::test;
+
+namespace {
+
+// The default kernel's per-CTA profile slots (kMlaProfileCtaSlots each after the 32 of CTA (0, 0, 0);
+// mla_decode_wgmma.cuh) of the last launch: the grid's skew at batch 1. Start / loop end / end in globaltimer ns from
+// the first CTA's start, the cycles of each CTA's prologue, loop, tile waits + phase A and grid barrier wait, its
+// loop cycles per tile (min / median / max over the CTAs), and the CTA whose loop ended last.
+void print_cta_spread(const std::vector<unsigned long long>& v, const std::string& name, int ctx) {
+    struct Cta {
+        unsigned long long s[kMlaProfileCtaSlots];
+        int index;
+    };
+    std::vector<Cta> ctas;
+    unsigned long long last_start = 0;
+    for (int i = 0; i < kMlaProfileCtas; ++i) {
+        Cta c{};
+        c.index = i;
+        for (int k = 0; k < kMlaProfileCtaSlots; ++k) c.s[k] = v[32 + size_t(kMlaProfileCtaSlots) * i + k];
+        if (c.s[0] == 0) continue;
+        last_start = std::max(last_start, c.s[0]);
+        ctas.push_back(c);
+    }
+    // (a CTA that left early wrote nothing this launch: its slots, if any, are an older launch's)
+    std::erase_if(ctas, [&](const Cta& c) { return c.s[0] + 1000000 < last_start; });
+    if (ctas.empty()) return;
+    unsigned long long t0 = ctas[0].s[0];
+    for (const Cta& c : ctas) t0 = std::min(t0, c.s[0]);
+    auto spread = [&](auto&& f) {
+        std::vector<double> x;
+        for (const Cta& c : ctas) x.push_back(f(c));
+        std::sort(x.begin(), x.end());
+        return fmt::format("{:.0f} / {:.0f} / {:.0f}", x.front(), x[x.size() / 2], x.back());
+    };
+    const auto tiles = [](const Cta& c) { return double(c.s[7] & 0xffffffffu); };
+    const Cta* last = &ctas[0];
+    for (const Cta& c : ctas)
+        if (c.s[1] > last->s[1]) last = &c;
+    std::printf("<!-- ctas b1 ctx%d %s: %zu CTAs, min / median / max: start %s ns, loop end %s ns, end %s ns; cycles: "
+                "prologue %s, loop %s, loop per tile %s, waits + phase A per tile %s, grid wait %s; tiles %s; the last "
+                "loop end: CTA %d (SM %llu, %llu tiles, start %llu ns, prologue %llu, loop %llu cycles) -->\n",
+                ctx, name.c_str(), ctas.size(), spread([&](const Cta& c) { return double(c.s[0] - t0); }).c_str(),
+                spread([&](const Cta& c) { return double(c.s[1] - t0); }).c_str(),
+                spread([&](const Cta& c) { return double(c.s[2] - t0); }).c_str(),
+                spread([](const Cta& c) { return double(c.s[3]); }).c_str(),
+                spread([](const Cta& c) { return double(c.s[4]); }).c_str(),
+                spread([&](const Cta& c) { return c.s[4] / std::max(1.0, tiles(c)); }).c_str(),
+                spread([&](const Cta& c) { return c.s[5] / std::max(1.0, tiles(c)); }).c_str(),
+                spread([](const Cta& c) { return double(c.s[6]); }).c_str(), spread(tiles).c_str(), last->index,
+                last->s[7] >> 32, last->s[7] & 0xffffffffu, last->s[0] - t0, last->s[3], last->s[4]);
+}
+
+}  // namespace
 
 TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy bandwidth") {
     const char* on = std::getenv("MOEFORGE_CUDA_BENCH");
@@ -136,8 +190,14 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // and the epilogue's rows staged by stmatrix (epilogue_stmatrix: esm), also with the cluster merge (cm16 hb32)
     // and the merge's first context length read before the grid barrier (merge_early: mel)
     // and S waiting for each 64-column box of a tile (tile_box_wait: bw), on the default and on cm16 hb32
-    auto boxes = [](MlaDecodeConfig c) {
-        c.tile_box_wait = 1;
+    // session 8: the default is bw1; bw2: Q's boxes on barriers of their own too
+    auto boxes = [](MlaDecodeConfig c, int bw = 1) {
+        c.tile_box_wait = bw;
+        return c;
+    };
+    // and S(j + 1) right behind P V(j) (pv_overlap: pvo), on the default and with bw2, also profiled
+    auto overlap = [](MlaDecodeConfig c) {
+        c.pv_overlap = 1;
         return c;
     };
     auto claim = [](MlaDecodeConfig c, int tcl = 1, int esm = 0, int mel = 0) {
@@ -150,6 +210,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               claim(def7, 0, 1), claim(def7, 0, 0, 1), claim(def7, 1, 1, 1),
                               claim(ml(def_prof, 1, 0), 1, 1, 1), claim(cm(ml(def7, 1, 0, 64, 1, 32), 16), 0, 1),
                               boxes(def7), boxes(ml(def_prof, 1, 0)), boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)),
+                              boxes(def7, 2), boxes(ml(def_prof, 1, 0), 2), boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16), 2),
+                              overlap(def), overlap(boxes(ml(def_prof, 1, 0))), overlap(boxes(def7, 2)),
                               ml(def_prof, 1, 0), ml(def7, 1, 1),
                               ml(def7, 1, 1, 32), ml(def7, 1, 1, 64, 1, 32), pc(old_def, 2), pc(def_prof, 2),
                               pc(old_def, 3), cm(ml(def7, 1, 0), 16), cm(ml(def7, 1, 0), 8),
@@ -223,7 +285,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 DeviceBuffer o_part(mla_decode_o_part_bytes(d, cfg, batch, partials)),
                     lse(mla_decode_lse_part_bytes(d, batch, partials));
                 DeviceBuffer out(size_t(rot) * batch * d.heads * d.latent_dim * 2);
-                DeviceBuffer prof(32 * sizeof(unsigned long long));
+                // 32 slots of CTA (0, 0, 0), then kMlaProfileCtaSlots per CTA (the default kernel's profile builds)
+                const size_t prof_slots = 32 + size_t(kMlaProfileCtaSlots) * kMlaProfileCtas;
+                DeviceBuffer prof(prof_slots * sizeof(unsigned long long));
                 prof.fill_bytes(0);
                 DeviceBuffer grid_sync(kMlaGridSyncBytes);  // the fused combine's counters: zero once, never reset
                 grid_sync.fill_bytes(0);
@@ -307,7 +371,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 capture(true, full);
                 capture(false, only);
                 const double us = time_us(full);
-                const auto v = from_device<unsigned long long>(prof, 32);  // the full graph's profile
+                const auto v = from_device<unsigned long long>(prof, prof_slots);  // the full graph's profile
                 const double us_decode = time_us(only);
                 if (fuses && batch == 1) {
                     CudaGraph coop;
@@ -343,6 +407,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                             v[16 + w * 8 + 1], v[16 + w * 8 + 5]);
                     }
                 }
+                if (cfg.profile && batch == 1) print_cta_spread(v, fields_name(cfg), ctx);
                 const double cache = double(batch) * ctx * row_bytes;
                 const double floor_us = cache / copy_bw * 1e6;
                 std::printf("| %s | %d | %d | %d | %.1f | %.1f | %.0f | %.1f | %.2f | %s |\n",

@@ -488,7 +488,22 @@ TEST_CASE("cuda mla: tile_box_wait (S waits box by box) needs the prologue, TMA 
         edit(x);
         return !mla_decode_unsupported(d, x, 90).empty();
     };
-    CHECK(rejects([](MlaDecodeConfig& x) { x.tile_box_wait = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tile_box_wait = 3; }));
+    // 2: Q's 9 boxes on barriers of their own too (on the default and on cm16 hb32)
+    c.tile_box_wait = 2;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_smem_bytes(d, c) == plain + 3 * 9 * 8);
+    CHECK(mla_decode_source(d, c, 90).source.find(
+              ", 1, 1, false, false, true, true, false, 0, true, 64, 0, 0, false, false, 2>(p)") != std::string::npos);
+    CHECK(mla_decode_name(d, c).find("_bw2") != std::string::npos);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tile_claim = 1; }));
+    c.cluster_merge = 16;
+    c.head_block = 32;
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    c.cluster_merge = 0;
+    c.head_block = 64;
+    c.tile_box_wait = 1;
     CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 0; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.tile_claim = 1; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.qk_split = 1; }));
@@ -496,4 +511,37 @@ TEST_CASE("cuda mla: tile_box_wait (S waits box by box) needs the prologue, TMA 
     CHECK(rejects([](MlaDecodeConfig& x) { x.tma = 2, x.fused_combine = 0, x.merge_loads = 0, x.prologue = 0; }));
     CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 16, x.head_block = 32; }));
     CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0; }));
+}
+
+TEST_CASE("cuda mla: pv_overlap (S(j + 1) right behind P V(j)) needs tile_box_wait, 64-token tiles, 2 stages, rope 64") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    const unsigned plain = mla_decode_smem_bytes(d, c);
+    c.pv_overlap = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_smem_bytes(d, c) == plain);  // its barriers take the full barriers' place, P the rope block's
+    CHECK(mla_decode_source(d, c, 90).source.find(
+              ", 1, 1, false, false, true, true, false, 0, true, 64, 0, 0, false, false, true, true>(p)") !=
+          std::string::npos);
+    CHECK(mla_decode_name(d, c).find("_bw1_pvo1") != std::string::npos);
+    const auto& cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    c.tile_box_wait = 2;
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.pv_overlap = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tile_box_wait = 0; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.tile_tokens = 32, x.stages = 4; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.stages = 3; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.qk_chains = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 0; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 16, x.head_block = 32; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.fused_combine = 0, x.merge_loads = 0; }));
+    MlaDecodeDesc no_rope = d;
+    no_rope.rope_dim = 0;
+    CHECK_FALSE(mla_decode_unsupported(no_rope, c, 90).empty());
 }

@@ -511,4 +511,26 @@ TEST_CASE("cuda nvrtc: tile_box_wait (S waits box by box) compiles without ptxas
     c.head_block = 64;
     c.prologue = 2;
     check_no_ptxas_performance_loss(v3, c);
+    c.prologue = 1;  // session 8: Q's boxes on barriers of their own (tile_box_wait 2), also cm16 hb32
+    c.tile_box_wait = 2;
+    check_no_ptxas_performance_loss(v3, c);
+    c.cluster_merge = 16;
+    c.head_block = 32;
+    check_no_ptxas_performance_loss(v3, c);
+}
+
+TEST_CASE("cuda nvrtc: pv_overlap (S right behind P V, no CTA barrier between tiles) compiles without ptxas loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    c.pv_overlap = 1;  // plain and profiled, on the default (bw1), with bw2, with cm16 hb32
+    check_no_ptxas_performance_loss(v3, c);
+    c.tile_box_wait = 2;
+    check_no_ptxas_performance_loss(v3, c);
+    c.cluster_merge = 16;
+    c.head_block = 32;
+    check_no_ptxas_performance_loss(v3, c);
 }

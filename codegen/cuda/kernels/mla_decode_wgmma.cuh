@@ -73,7 +73,10 @@
 // (after the mbarrier block: STAGES x D/64 more, 8 bytes each), and warpgroup 0 waits for box cb only before the
 // four k-steps of S that read it: phase A starts when the tile's first 8 KB landed instead of all 72 KB (at batch 1
 // the tile waits are ~1-3k cycles a tile). Warpgroup 1 waits for all boxes before its P V; a partial last tile
-// (zeroed tail rows) waits for all of them first, as before.
+// (zeroed tail rows) waits for all of them first, as before. BW 2: Q's D/64 boxes likewise (D/64 more barriers after
+// the tiles'), waited for with tile 0's: S starts when Q's and the tile's first 8 KB landed, not all 72 KB of Q.
+// OVL (config pv_overlap, with PRO, BW, 64-token tiles, 2 stages): the tile loop of mla_wgmma_overlap.cuh, where
+// S(j + 1) goes to the tensor cores right behind P V(j) (no CTA barrier between tiles, P in the tile's rope block).
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -81,6 +84,7 @@
 #include "mla_fused_combine.cuh"
 #include "mla_params.cuh"
 #include "mla_wgmma_epilogue.cuh"
+#include "mla_wgmma_overlap.cuh"
 #include "mma_sm80.cuh"
 #include "tma_sm90.cuh"
 #include "wgmma_sm90.cuh"
@@ -125,16 +129,20 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 // p.profile[wg * 8 + k], k = prologue, wait for the tile (copies + barrier), phase A (wgmmas + issuing the next
 // copies), softmax and P, barrier, phase B, epilogue, tiles (a benchmark aid; not a tuning candidate); then
 // p.profile[16 + wg * 8 + k], k = fused combine: grid barrier wait, merge; epilogue: row sums + lse, stores;
-// fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused.
+// fused combine: until the arrival is issued (thread 0), release to the first partial rows summed; 2 unused. Every
+// CTA (thread 0) also writes p.profile[32 + kMlaProfileCtaSlots cta + k] (mla_params.cuh), k = globaltimer ns at
+// its start, at its loop's end, at its end; cycles of its prologue, its loop, its tile waits + phase A, its grid
+// barrier wait; its tiles + (SM id << 32).
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
           int L2P = 0, bool MCO = false, int HPB = 64, int CM = 0, int CLAIM = 0, bool ESM = false,
-          bool MEL = false, bool BW = false>
+          bool MEL = false, int BW = 0, bool OVL = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
     long long prof[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     long long prof_t = PROF ? clock64() : 0;
+    const unsigned long long t_start_ns = PROF ? global_timer_ns() : 0;  // (the grid's skew: per-CTA slots)
     auto mark = [&](int k) {
         if constexpr (PROF) {
             const long long now = clock64();
@@ -175,9 +183,14 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned bar_q = bar_full + 64;
     const unsigned bar_box0 = bar_full + Smem::bar_bytes;  // BW: box cb of stage st at + 8 (st D/64 + cb)
     auto bar_box = [&](int st, int cb) { return bar_box0 + 8 * (st * (D / 64) + cb); };
-    static_assert(!BW || (TMA == 1 && CX == 1 && PRO != 0 && !QKS && CLAIM == 0 && L2P == 0),
+    auto bar_qbox = [&](int cb) { return bar_box0 + 8 * (STAGES * (D / 64) + cb); };  // BW 2: Q's box cb
+    static_assert(BW >= 0 && BW <= 2 && (!BW || (TMA == 1 && CX == 1 && PRO != 0 && !QKS && CLAIM == 0 && L2P == 0)),
                   "tile_box_wait: TMA 1, prologue, no split pairs, qk_split, tile_claim or l2_prefetch");
     const unsigned bar_recv = bar_empty;  // CM: the rows the cluster's peers push here (empty [0] is unused by TMA 1)
+    // OVL: "P(j) ready" [2] and the stages' release [2] in the full barriers' place (unused with BW)
+    const unsigned bar_ovl_ready = bar_full, bar_ovl_empty = bar_full + 16;
+    static_assert(!OVL || (BW != 0 && TILE == 64 && STAGES == 2 && CHAINS == 1 && ROPE == 64),
+                  "pv_overlap: tile_box_wait, 64-token tiles, 2 stages, one Q K^T chain, rope_dim 64");
 
     static_assert(HPB == 64 || (HPB == 32 && TMA == 1 && CX == 1), "32 heads per CTA: TMA 1, no cluster");
     const int split = blockIdx.x, head0 = blockIdx.y * HPB, b = blockIdx.z;
@@ -212,16 +225,25 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         if (tid == 128 && !helper) {
             tma_prefetch_map(&p.q_map);
             tma_prefetch_map(&p.kv_map);
-            for (int st = 0; st < STAGES; ++st) mbar_init(bar_full + 8 * st, 1);
+            for (int st = 0; st < STAGES; ++st) {
+                if constexpr (OVL) {
+                    mbar_init(bar_ovl_ready + 8 * st, 4);  // warpgroup 0's warps
+                    mbar_init(bar_ovl_empty + 8 * st, 8);  // every warp
+                } else {
+                    mbar_init(bar_full + 8 * st, 1);
+                }
+            }
             if constexpr (BW)
-                for (int k = 0; k < STAGES * (D / 64); ++k) mbar_init(bar_box0 + 8 * k, 1);
+                for (int k = 0; k < (STAGES + (BW == 2)) * (D / 64); ++k) mbar_init(bar_box0 + 8 * k, 1);
             mbar_init(bar_q, 1);
             if (CM) mbar_init(bar_recv, 1);
             mbar_init_fence();
             if (CM) mbar_arrive_expect_tx(bar_recv, mla_cluster_merge_bytes<LATENT, CM, HPB>());
-            mbar_arrive_expect_tx(bar_q, Smem::q_bytes);
-            for (int cb = 0; cb < D / 64; ++cb)
-                tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, bar_q);
+            if (BW != 2) mbar_arrive_expect_tx(bar_q, Smem::q_bytes);
+            for (int cb = 0; cb < D / 64; ++cb) {
+                if (BW == 2) mbar_arrive_expect_tx(bar_qbox(cb), HB * 128);
+                tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, BW == 2 ? bar_qbox(cb) : bar_q);
+            }
         }
         __syncthreads();
     }
@@ -257,7 +279,12 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         else if (xr == 0 && !helper)
             for (int r = tid; r < HPB; r += blockDim.x)
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
-        if (PRO && !helper) mbar_wait(bar_q, 0);  // Q's copy must land before the CTA leaves (or reuses it)
+        if (PRO && !helper) {  // Q's copy must land before the CTA leaves (or reuses it)
+            if (BW == 2)
+                for (int cb = 0; cb < D / 64; ++cb) mbar_wait(bar_qbox(cb), 0);
+            else
+                mbar_wait(bar_q, 0);
+        }
         if constexpr (FC)
             if (fused)
                 mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB, CLAIM != 0, MEL>(
@@ -461,10 +488,20 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     const unsigned sKa0 = smem_addr(sK);
     const unsigned long long dq = wgmma_desc_sw128(smem_addr(sQ), 16, 1024);  // Q (A of S), K-major
     const unsigned long long dp = wgmma_desc_sw128(smem_addr(sP), 16, 1024);  // P (A of P V), K-major
-    if constexpr (CX == 2 || PRO) mbar_wait(bar_q, 0);  // also before the epilogue reuses Q's space (no tiles)
+    if constexpr (BW == 2) {  // Q box by box with tile 0's (a CM split without tiles: all of it before the epilogue)
+        if (n_tiles == 0)
+            for (int cb = 0; cb < D / 64; ++cb) mbar_wait(bar_qbox(cb), 0);
+    } else if constexpr (CX == 2 || PRO) {
+        mbar_wait(bar_q, 0);  // also before the epilogue reuses Q's space (no tiles)
+    }
     mark(0);
     int tiles_done = 0;  // (profile: tiles this CTA computed)
-    for (int i = 0; i < n_tiles; ++i) {
+    if constexpr (OVL)
+        if (n_tiles > 0)
+            mla_wgmma_overlap_loop<LATENT, D, BW == 2>(sK, Smem::k_bytes, dq, bar_ovl_ready, bar_ovl_empty, s_alpha,
+                                                       red_max, n_tiles, t_begin, t_end, sl2, m_run, l_run, o, row0,
+                                                       wg, lane, tid, bar_box, bar_qbox, issue_tile, mark);
+    for (int i = 0; !OVL && i < n_tiles; ++i) {
         int tile_start = t_begin + i * TILE;
         if constexpr (TMA != 0) {
             cp_async_wait_group<0>();  // Q (only the first time)
@@ -506,7 +543,10 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             for (int c = 0; c < CHAINS; ++c)
 #pragma unroll
                 for (int e = 0; e < NA / 2; ++e) sc[c][e] = 0.f;
-            if (BW) mbar_wait(bar_box(i % STAGES, 0), (i / STAGES) & 1);  // box 0 (BW: the rest in the chain)
+            if (BW) {  // box 0 of the tile (BW 2: and of Q, with tile 0); the rest in the chain
+                mbar_wait(bar_box(i % STAGES, 0), (i / STAGES) & 1);
+                if (BW == 2 && i == 0) mbar_wait(bar_qbox(0), 0);
+            }
             wgmma_fence();
             // k-step ks: column block ks / 4, 32 bytes per k-step of 16 within it (one add per descriptor)
             const unsigned long long db = wgmma_desc_sw128(sKa + tok_off * 128, 16, 1024);
@@ -514,6 +554,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             for (int ks = 0; ks < D / 16; ++ks) {
                 if (BW && ks % 4 == 0 && ks > 0) {  // box ks / 4 (box 0: waited before the fence above)
                     mbar_wait(bar_box(i % STAGES, ks / 4), (i / STAGES) & 1);
+                    if (BW == 2 && i == 0) mbar_wait(bar_qbox(ks / 4), 0);
                     wgmma_fence();  // (else ptxas injects one: the wait loop sits between the chain's wgmmas)
                 }
                 wgmma_qk<NA>(sc[ks % CHAINS], wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32),
@@ -645,6 +686,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         ++tiles_done;
     }
     cp_async_wait_all();  // only empty groups can be left; keeps the exit clean
+    const unsigned long long t_loop_ns = PROF ? global_timer_ns() : 0;
     // CM: this CTA is done with its Q / K buffers, its peers may push into them (the wait is in mla_cluster_merge,
     // after this CTA staged its rows: the cluster barrier's latency overlaps the staging)
     if (CM != 0 && clustered) cluster_arrive();
@@ -732,6 +774,18 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
 #pragma unroll
             for (int k = 0; k < 8; ++k) p.profile[16 + wg * 8 + k] = (unsigned long long)prof_x[k];
+        const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+        if (p.profile && tid == 0 && cta < unsigned(kMlaProfileCtas)) {
+            unsigned smid;
+            asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
+            const unsigned long long v[kMlaProfileCtaSlots] = {
+                t_start_ns, t_loop_ns, global_timer_ns(), (unsigned long long)prof[0],
+                (unsigned long long)(prof[1] + prof[2] + prof[3] + prof[4] + prof[5]),
+                (unsigned long long)(prof[1] + prof[2]), (unsigned long long)prof_x[0],
+                (unsigned long long)prof[7] | ((unsigned long long)smid << 32)};
+#pragma unroll
+            for (int k = 0; k < kMlaProfileCtaSlots; ++k) p.profile[32 + kMlaProfileCtaSlots * cta + k] = v[k];
+        }
     }
 }
 

@@ -57,6 +57,12 @@ constexpr int kMlaFusedMaxCtas = 1024;
 constexpr int kMlaTileClaims = kMlaReadyFlags + kMlaReadyFlagStride * kMlaFusedMaxCtas;
 constexpr int kMlaGridSyncBytes = 4 * (kMlaTileClaims + kMlaReadyFlagStride * kMlaFusedMaxCtas);
 
+// Config profile, the default wgmma kernel (mla_decode_wgmma.cuh): after the 32 slots of CTA (0, 0, 0), every CTA of
+// linear index x + gridDim.x (y + gridDim.y z) below kMlaProfileCtas writes kMlaProfileCtaSlots more at
+// profile[32 + kMlaProfileCtaSlots index ..] (times of the whole grid: the skew of its CTAs).
+constexpr int kMlaProfileCtas = 1024;
+constexpr int kMlaProfileCtaSlots = 8;
+
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
 constexpr int kMlaCombineSplitGroups = 8;
 // The per-warp combine (kernels/mla_combine_warp.cuh) serves at most this many partials per head.
