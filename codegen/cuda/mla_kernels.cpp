@@ -135,6 +135,9 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
                          d.rope_dim != 64))
         return "pv_overlap needs tile_box_wait (and so the wgmma kernel with tma 1, cluster 1, prologue), 64-token "
                "tiles, 2 stages, qk_chains 1 and rope_dim 64 (P takes the place of the tile's rope block)";
+    if (c.q_own_rows != 0 && c.q_own_rows != 1) return "q_own_rows must be 0 or 1";
+    if (c.q_own_rows && (c.head_block != 32 || !c.prologue))
+        return "q_own_rows needs head_block 32 and the prologue (Q by TMA)";
     if (c.merge_early != 0 && c.merge_early != 1) return "merge_early must be 0 or 1";
     if (c.merge_early && !c.fused_combine) return "merge_early needs fused_combine";
     if (c.epilogue_stmatrix != 0 && c.epilogue_stmatrix != 1) return "epilogue_stmatrix must be 0 or 1";
@@ -168,22 +171,23 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 
 namespace {
 
-// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM, CLAIM, ESM, MEL, BW, OVL: none when all are
+// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM, CLAIM, ESM, MEL, BW, OVL, QOR: none when all are
 // at their defaults, else up to the last one that is not (at least FC and PRO), so that older configs keep their exact
 // sources.
 std::string wgmma_tail_args(const MlaDecodeConfig& c) {
     auto flag = [](int v) { return v == 0 ? std::string("false") : v == 1 ? std::string("true") : std::to_string(v); };
-    const std::string args[12] = {flag(c.fused_combine),           flag(c.prologue),    flag(c.bulk_store),
+    const std::string args[13] = {flag(c.fused_combine),           flag(c.prologue),    flag(c.bulk_store),
                                   std::to_string(c.l2_prefetch),   flag(c.merge_loads), std::to_string(c.head_block),
                                   std::to_string(c.cluster_merge), std::to_string(c.tile_claim),
                                   flag(c.epilogue_stmatrix),       flag(c.merge_early), flag(c.tile_box_wait),
-                                  flag(c.pv_overlap)};
-    const bool set[12] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
+                                  flag(c.pv_overlap),              flag(c.q_own_rows)};
+    const bool set[13] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
                           c.l2_prefetch != 0,   c.merge_loads != 0, c.head_block != kMlaHeadsPerBlock,
                           c.cluster_merge != 0, c.tile_claim != 0,  c.epilogue_stmatrix != 0,
-                          c.merge_early != 0,   c.tile_box_wait != 0, c.pv_overlap != 0};
+                          c.merge_early != 0,   c.tile_box_wait != 0, c.pv_overlap != 0,
+                          c.q_own_rows != 0};
     int n = 0;
-    for (int i = 0; i < 12; ++i)
+    for (int i = 0; i < 13; ++i)
         if (set[i]) n = i + 1;
     if (n > 0) n = std::max(n, 2);
     std::string s;
@@ -306,7 +310,8 @@ void mla_decode_bind_cache(const MlaDecodeDesc& d, const MlaDecodeConfig& c, Mla
     if (c.cluster == 2 || c.prologue) {
         const uint64_t q_dim[3] = {dim, uint64_t(d.heads), uint64_t(std::max(1, p.batch))};
         const uint64_t q_stride[2] = {dim * 2, dim * 2 * d.heads};
-        const uint32_t q_box[3] = {64, 64, 1}, q_elem[3] = {1, 1, 1};
+        // (q_own_rows: head_block rows per box, the CTA's own heads)
+        const uint32_t q_box[3] = {64, c.q_own_rows ? uint32_t(c.head_block) : 64u, 1}, q_elem[3] = {1, 1, 1};
         cu_check(api.tensor_map_encode_tiled(&p.q_map, kCuTensorMapBf16, 3, const_cast<unsigned short*>(p.q), q_dim,
                                              q_stride, q_box, q_elem, kCuTensorMapInterleaveNone,
                                              kCuTensorMapSwizzle128B, kCuTensorMapL2Promotion256B,

@@ -160,6 +160,10 @@ struct MlaDecodeConfig {
     // l2_prefetch, rope_dim 64): the tile loop of kernels/mla_wgmma_overlap.cuh: warpgroup 0 issues P V(j) and S(j + 1)
     // back to back, warpgroup 1 its P V(j) once P(j) is ready, no CTA barrier between tiles; P in the tile's rope block.
     int pv_overlap = 0;
+    // 1 (head_block 32, with prologue): Q's TMA boxes hold the CTA's own 32 heads (the q map's box has head_block rows),
+    // the other 32 rows of Q in shared memory are zeroed: half of Q's 72 KB into each SM (batch 1 at 1K: every SM
+    // takes in Q and one 72 KB tile before its only tile is done).
+    int q_own_rows = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -192,6 +196,7 @@ struct MlaDecodeConfig {
         f("merge_early", "mel", s.merge_early);
         f("tile_box_wait", "bw", s.tile_box_wait);
         f("pv_overlap", "pvo", s.pv_overlap);
+        f("q_own_rows", "qor", s.q_own_rows);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

@@ -200,6 +200,11 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         c.pv_overlap = 1;
         return c;
     };
+    // and Q's boxes holding the CTA's own 32 heads (q_own_rows: qor) on cm16 hb32, bw1 and bw2 (also profiled)
+    auto own_q = [](MlaDecodeConfig c) {
+        c.q_own_rows = 1;
+        return c;
+    };
     auto claim = [](MlaDecodeConfig c, int tcl = 1, int esm = 0, int mel = 0) {
         c.tile_claim = tcl;
         c.epilogue_stmatrix = esm;
@@ -212,6 +217,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               boxes(def7), boxes(ml(def_prof, 1, 0)), boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)),
                               boxes(def7, 2), boxes(ml(def_prof, 1, 0), 2), boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16), 2),
                               overlap(def), overlap(boxes(ml(def_prof, 1, 0))), overlap(boxes(def7, 2)),
+                              own_q(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16))),
+                              own_q(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16), 2)),
+                              own_q(boxes(cm(ml(def_prof, 1, 0, 64, 1, 32), 16), 2)),
                               ml(def_prof, 1, 0), ml(def7, 1, 1),
                               ml(def7, 1, 1, 32), ml(def7, 1, 1, 64, 1, 32), pc(old_def, 2), pc(def_prof, 2),
                               pc(old_def, 3), cm(ml(def7, 1, 0), 16), cm(ml(def7, 1, 0), 8),

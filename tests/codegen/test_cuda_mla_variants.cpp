@@ -545,3 +545,32 @@ TEST_CASE("cuda mla: pv_overlap (S(j + 1) right behind P V(j)) needs tile_box_wa
     no_rope.rope_dim = 0;
     CHECK_FALSE(mla_decode_unsupported(no_rope, c, 90).empty());
 }
+
+TEST_CASE("cuda mla: q_own_rows (Q's boxes hold the CTA's own 32 heads) needs head_block 32 and the prologue") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    c.cluster_merge = 16;
+    c.head_block = 32;
+    const unsigned plain = mla_decode_smem_bytes(d, c);
+    c.q_own_rows = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_smem_bytes(d, c) == plain);
+    CHECK(mla_decode_source(d, c, 90).source.find(
+              ", 1, 1, false, false, true, true, false, 0, true, 32, 16, 0, false, false, true, false, true>(p)") !=
+          std::string::npos);
+    CHECK(mla_decode_name(d, c).find("_hb32_cm16") != std::string::npos);
+    CHECK(mla_decode_name(d, c).find("_qor1") != std::string::npos);
+    const auto& cands = mla_decode_candidates(d, 90);
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    c.tile_box_wait = 2;
+    CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
+    auto rejects = [&](auto&& edit) {
+        MlaDecodeConfig x = c;
+        edit(x);
+        return !mla_decode_unsupported(d, x, 90).empty();
+    };
+    CHECK(rejects([](MlaDecodeConfig& x) { x.q_own_rows = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.head_block = 64; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 0, x.tile_box_wait = 0; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 0; }));  // the fused combine elsewhere
+}

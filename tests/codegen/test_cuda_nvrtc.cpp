@@ -534,3 +534,18 @@ TEST_CASE("cuda nvrtc: pv_overlap (S right behind P V, no CTA barrier between ti
     c.head_block = 32;
     check_no_ptxas_performance_loss(v3, c);
 }
+
+TEST_CASE("cuda nvrtc: q_own_rows (Q's boxes of the CTA's own 32 heads) compiles without ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    c.cluster_merge = 16;  // plain and profiled: cm16 hb32 with bw1 and bw2
+    c.head_block = 32;
+    c.q_own_rows = 1;
+    check_no_ptxas_performance_loss(v3, c);
+    c.tile_box_wait = 2;
+    check_no_ptxas_performance_loss(v3, c);
+}

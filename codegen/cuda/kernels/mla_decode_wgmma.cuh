@@ -77,6 +77,9 @@
 // the tiles'), waited for with tile 0's: S starts when Q's and the tile's first 8 KB landed, not all 72 KB of Q.
 // OVL (config pv_overlap, with PRO, BW, 64-token tiles, 2 stages): the tile loop of mla_wgmma_overlap.cuh, where
 // S(j + 1) goes to the tensor cores right behind P V(j) (no CTA barrier between tiles, P in the tile's rope block).
+// QOR (config q_own_rows, HPB 32, PRO): Q's boxes hold the CTA's own HPB heads only (the q map's box has HPB rows:
+// mla_decode_bind_cache), rows HPB..63 of sQ are zeroed: half of Q's bytes into each SM (batch 1 at 1K moves ~144 KB
+// into every SM before its one tile is done, Q half of it).
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -136,7 +139,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
           int L2P = 0, bool MCO = false, int HPB = 64, int CM = 0, int CLAIM = 0, bool ESM = false,
-          bool MEL = false, int BW = 0, bool OVL = false>
+          bool MEL = false, int BW = 0, bool OVL = false, bool QOR = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -221,6 +224,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     unsigned* s_epoch = reinterpret_cast<unsigned*>(red_sum + 2 * HB) + 18;
     if (FC == 3 && tid == 0 && p.grid_sync != nullptr)
         *s_epoch = mla_ready_value(ld_relaxed_gpu_u64(mla_epoch_counter(p.grid_sync)));
+    static_assert(!QOR || (HPB < HB && PRO), "q_own_rows: 32 heads per CTA, Q by the prologue's TMA");
+    constexpr int QROWS = QOR ? HPB : HB;  // Q rows per box that TMA writes
     if constexpr (PRO) {
         if (tid == 128 && !helper) {
             tma_prefetch_map(&p.q_map);
@@ -239,11 +244,18 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             if (CM) mbar_init(bar_recv, 1);
             mbar_init_fence();
             if (CM) mbar_arrive_expect_tx(bar_recv, mla_cluster_merge_bytes<LATENT, CM, HPB>());
-            if (BW != 2) mbar_arrive_expect_tx(bar_q, Smem::q_bytes);
+            if (BW != 2) mbar_arrive_expect_tx(bar_q, (D / 64) * QROWS * 128);
             for (int cb = 0; cb < D / 64; ++cb) {
-                if (BW == 2) mbar_arrive_expect_tx(bar_qbox(cb), HB * 128);
+                if (BW == 2) mbar_arrive_expect_tx(bar_qbox(cb), QROWS * 128);
                 tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, BW == 2 ? bar_qbox(cb) : bar_q);
             }
+        }
+        if constexpr (QOR) {  // rows QROWS..63 of each Q box: zeros (their S rows are computed and dropped)
+            for (int idx = tid; idx < (D / 64) * (HB - QROWS) * 8; idx += 256) {
+                const int cb = idx / ((HB - QROWS) * 8), r = QROWS + idx / 8 % (HB - QROWS);
+                *reinterpret_cast<uint4*>(sQ + cb * (HB * 128) + r * 128 + (idx % 8) * 16) = make_uint4(0, 0, 0, 0);
+            }
+            fence_proxy_async_smem();  // before S's wgmmas read them (after the barrier below)
         }
         __syncthreads();
     }
