@@ -79,7 +79,7 @@
 // S(j + 1) goes to the tensor cores right behind P V(j) (no CTA barrier between tiles, P in the tile's rope block).
 // QOR (config q_own_rows, HPB 32, PRO): Q's boxes hold the CTA's own HPB heads only (the q map's box has HPB rows:
 // mla_decode_bind_cache), rows HPB..63 of sQ are zeroed: half of Q's bytes into each SM (batch 1 at 1K moves ~144 KB
-// into every SM before its one tile is done, Q half of it).
+// into every SM before its one tile is done, Q half of it); the epilogue stages only rows 0 .. HPB - 1.
 #pragma once
 #include "bf16.cuh"
 #include "grid_dependency.cuh"
@@ -247,7 +247,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             if (BW != 2) mbar_arrive_expect_tx(bar_q, (D / 64) * QROWS * 128);
             for (int cb = 0; cb < D / 64; ++cb) {
                 if (BW == 2) mbar_arrive_expect_tx(bar_qbox(cb), QROWS * 128);
-                tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, BW == 2 ? bar_qbox(cb) : bar_q);
+                const unsigned bar = BW == 2 ? bar_qbox(cb) : bar_q;
+                tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, bar);
             }
         }
         if constexpr (QOR) {  // rows QROWS..63 of each Q box: zeros (their S rows are computed and dropped)
@@ -291,12 +292,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         else if (xr == 0 && !helper)
             for (int r = tid; r < HPB; r += blockDim.x)
                 if (head0 + r < HEADS) p.lse_part[(part_row + head0 + r) * n_parts + part] = neg_inf();
-        if (PRO && !helper) {  // Q's copy must land before the CTA leaves (or reuses it)
-            if (BW == 2)
-                for (int cb = 0; cb < D / 64; ++cb) mbar_wait(bar_qbox(cb), 0);
-            else
-                mbar_wait(bar_q, 0);
-        }
+        if (PRO && !helper)  // Q's copy must land before the CTA leaves (or reuses it)
+            for (int cb = 0; cb < (BW == 2 ? D / 64 : 1); ++cb) mbar_wait(BW == 2 ? bar_qbox(cb) : bar_q, 0);
         if constexpr (FC)
             if (fused)
                 mla_fused_combine<HEADS, LATENT, TILE, PT, FC == 2, SCRATCH, MCO, FC == 3, HPB, CLAIM != 0, MEL>(
@@ -740,9 +737,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         cluster_sync();  // no CTA leaves while its pair still reads its shared memory
     } else if (CM != 0 && clustered) {
         if constexpr (CM != 0)
-            mla_cluster_merge<LATENT, CM, HPB, NV / 2, ESM>(smem, o, inv, lse_row, row0, wg, t, tid, bar_recv,
-                                                            cluster_ctarank(), p.out + (part_row + head0) * LATENT,
-                                                            rows, PROF ? cm_prof : nullptr);
+            mla_cluster_merge<LATENT, CM, HPB, NV / 2, ESM, QROWS>(
+                smem, o, inv, lse_row, row0, wg, t, tid, bar_recv, cluster_ctarank(),
+                p.out + (part_row + head0) * LATENT, rows, PROF ? cm_prof : nullptr);
     } else if (BS && direct)
         mla_store_rows_bulk<bf16, LATENT, NV / 2, ESM>(
             smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT, (size_t)LATENT, rows, false);
@@ -752,10 +749,10 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
             (size_t)p.num_splits * LATENT, rows, fused);
     else if (direct)
-        mla_store_rows<bf16, LATENT, NV / 2, ESM>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
-                                                  (size_t)LATENT, rows);
+        mla_store_rows<bf16, LATENT, NV / 2, ESM, QROWS>(smem, o, inv, row0, wg, t, tid,
+                                                         p.out + (part_row + head0) * LATENT, (size_t)LATENT, rows);
     else
-        mla_store_rows<PT, LATENT, NV / 2, ESM>(
+        mla_store_rows<PT, LATENT, NV / 2, ESM, QROWS>(
             smem, o, inv, row0, wg, t, tid,
             reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
             (size_t)p.num_splits * LATENT, rows);
@@ -786,18 +783,11 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         if (p.profile && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && (tid & 127) == 0)
 #pragma unroll
             for (int k = 0; k < 8; ++k) p.profile[16 + wg * 8 + k] = (unsigned long long)prof_x[k];
-        const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-        if (p.profile && tid == 0 && cta < unsigned(kMlaProfileCtas)) {
-            unsigned smid;
-            asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
-            const unsigned long long v[kMlaProfileCtaSlots] = {
-                t_start_ns, t_loop_ns, global_timer_ns(), (unsigned long long)prof[0],
-                (unsigned long long)(prof[1] + prof[2] + prof[3] + prof[4] + prof[5]),
-                (unsigned long long)(prof[1] + prof[2]), (unsigned long long)prof_x[0],
-                (unsigned long long)prof[7] | ((unsigned long long)smid << 32)};
-#pragma unroll
-            for (int k = 0; k < kMlaProfileCtaSlots; ++k) p.profile[32 + kMlaProfileCtaSlots * cta + k] = v[k];
-        }
+        if (tid == 0)
+            mla_profile_cta(p.profile, {t_start_ns, t_loop_ns, global_timer_ns(), (unsigned long long)prof[0],
+                                        (unsigned long long)(prof[1] + prof[2] + prof[3] + prof[4] + prof[5]),
+                                        (unsigned long long)(prof[1] + prof[2]), (unsigned long long)prof_x[0],
+                                        (unsigned long long)prof[7]});
     }
 }
 

@@ -11,9 +11,24 @@
 #include "cluster_sm90.cuh"
 #include "mma_sm80.cuh"  // smem_addr
 #include "tma_sm90.cuh"   // bulk copies
+#include "mla_params.cuh"         // kMlaProfileCtaSlots
 #include "mla_wgmma_softmax.cuh"  // stmatrix_x4
 
 namespace mf {
+
+// Config profile: this CTA's kMlaProfileCtaSlots values (the last one's bits 32.. get the SM id) into
+// profile[32 + kMlaProfileCtaSlots cta ..] (mla_params.cuh), for the first kMlaProfileCtas CTAs of the grid.
+__device__ __forceinline__ void mla_profile_cta(unsigned long long* profile,
+                                                const unsigned long long (&v)[kMlaProfileCtaSlots]) {
+    const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    if (!profile || cta >= unsigned(kMlaProfileCtas)) return;
+    unsigned smid;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
+    constexpr int last = kMlaProfileCtaSlots - 1;
+#pragma unroll
+    for (int k = 0; k < kMlaProfileCtaSlots; ++k)
+        profile[32 + kMlaProfileCtaSlots * cta + k] = v[k] | (k == last ? (unsigned long long)smid << 32 : 0);
+}
 
 template <class OT, int LATENT>
 __host__ __device__ constexpr int mla_stage_stride() {
@@ -25,10 +40,13 @@ __host__ __device__ constexpr int mla_stage_stride() {
 // instead of 64 4-byte stores. The accumulator's 8-column block j of rows row0 / row0 + 8 is an 8 x 8 stmatrix
 // fragment (lane 4 g + t: row g, columns 2 t, + 1); one x4 takes blocks j and j + 1 of both row halves: lane l gives
 // the address of row l % 8 of matrix l / 8 = (half (l / 8) % 2, block j + l / 16). The row stride (SO = 1040 bytes,
-// 16 mod 128) puts a matrix's 8 rows of 16 bytes in distinct banks.
-template <class OT, int LATENT, int NACC, bool SXM = false>
+// 16 mod 128) puts a matrix's 8 rows of 16 bytes in distinct banks. ROWS < 64 (32: config q_own_rows, the CTA's
+// own heads): the warps of rows ROWS .. 63 (computed and dropped) stage nothing.
+template <class OT, int LATENT, int NACC, bool SXM = false, int ROWS = 64>
 __device__ __forceinline__ void mla_stage_rows(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
                                                int row0, int wg, int t) {
+    static_assert(ROWS % 16 == 0, "whole warps' rows");
+    if (ROWS < 64 && row0 >= ROWS) return;  // (warp-uniform: a warp holds rows 16 (w % 4) .. + 15)
     constexpr int SO = mla_stage_stride<OT, LATENT>();
     static_assert(NACC == LATENT / 4, "LATENT / 2 columns x 2 rows over 4 lanes");
     static_assert(!SXM || sizeof(OT) == 2, "stmatrix stages bf16 rows");
@@ -63,12 +81,12 @@ __device__ __forceinline__ void mla_stage_rows(unsigned char* stage, const float
 // Stages the rows (mla_stage_rows), then writes rows 0 .. rows - 1 to dst + r * dst_stride elements with 16-byte
 // stores, whole rows per warp (the scattered 8- or 4-byte stores straight from the accumulators cost several us
 // per CTA at batch 1).
-template <class OT, int LATENT, int NACC, bool SXM = false>
+template <class OT, int LATENT, int NACC, bool SXM = false, int ROWS = 64>
 __device__ __forceinline__ void mla_store_rows(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
                                                int row0, int wg, int t, int tid, OT* dst, size_t dst_stride,
                                                int rows) {
     constexpr int SO = mla_stage_stride<OT, LATENT>();
-    mla_stage_rows<OT, LATENT, NACC, SXM>(stage, o, inv, row0, wg, t);
+    mla_stage_rows<OT, LATENT, NACC, SXM, ROWS>(stage, o, inv, row0, wg, t);  // (rows <= ROWS)
     __syncthreads();
     constexpr int CPR = LATENT * (int)sizeof(OT) / 16;  // 16-byte chunks per row
     for (int idx = tid; idx < rows * CPR; idx += 256) {
@@ -197,8 +215,9 @@ __host__ __device__ constexpr unsigned mla_cluster_merge_bytes() {  // what a CT
     return (unsigned)(CM - 1) * (HPB / CM) * (unsigned)mla_stage_stride<bf16, LATENT>();
 }
 
-// The caller has arrived on the cluster barrier (cluster_arrive) after its last use of the Q / K buffers.
-template <int LATENT, int CM, int HPB, int NACC, bool SXM = false>
+// The caller has arrived on the cluster barrier (cluster_arrive) after its last use of the Q / K buffers. ROWS: as
+// mla_stage_rows (HPB with config q_own_rows: the rows past HPB are never sent).
+template <int LATENT, int CM, int HPB, int NACC, bool SXM = false, int ROWS = 64>
 __device__ __forceinline__ void mla_cluster_merge(unsigned char* stage, const float (&o)[NACC], const float (&inv)[2],
                                                   const float (&lse)[2], int row0, int wg, int t, int tid,
                                                   unsigned bar_recv, unsigned rank, bf16* dst, int rows,
@@ -209,7 +228,7 @@ __device__ __forceinline__ void mla_cluster_merge(unsigned char* stage, const fl
     constexpr int CPR = LATENT * 2 / 16;   // 16-byte chunks per row
     static_assert(HPB % CM == 0 && SO >= LATENT * 2 + 4 && SLOT % 16 == 0, "whole rows, the lse in the padding");
     unsigned char* recv = stage + 64 * SO;  // [CM][R] rows (slot r: this CTA's own rows stay staged)
-    mla_stage_rows<bf16, LATENT, NACC, SXM>(stage, o, inv, row0, wg, t);
+    mla_stage_rows<bf16, LATENT, NACC, SXM, ROWS>(stage, o, inv, row0, wg, t);
     if (wg == 0 && t == 0) {
         *reinterpret_cast<float*>(stage + row0 * SO + LATENT * 2) = lse[0];
         *reinterpret_cast<float*>(stage + (row0 + 8) * SO + LATENT * 2) = lse[1];
