@@ -298,6 +298,8 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         add(c);
         c.tile_box_wait = 1;
         add(c);
+        c.pv_overlap = 2;  // ... only in CTAs of 2 tiles or more
+        add(c);
         // ... and cm16 hb32 with Q's boxes holding the CTA's own 32 heads (q_own_rows), with bw1 and bw2
         c.pv_overlap = 0;
         c.cluster_merge = 16;

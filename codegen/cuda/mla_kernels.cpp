@@ -130,7 +130,7 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.tile_box_wait && (!default_kernel || !c.prologue || c.qk_split || c.tile_claim || c.l2_prefetch))
         return "tile_box_wait needs the wgmma kernel with tma 1, cluster 1, prologue 1 or 2, no qk_split, tile_claim "
                "or l2_prefetch, no seesaw and no producer_consumer";
-    if (c.pv_overlap != 0 && c.pv_overlap != 1) return "pv_overlap must be 0 or 1";
+    if (c.pv_overlap < 0 || c.pv_overlap > 2) return "pv_overlap must be 0, 1 or 2";
     if (c.pv_overlap && (!c.tile_box_wait || c.tile_tokens != 64 || c.stages != 2 || c.qk_chains != 1 ||
                          d.rope_dim != 64))
         return "pv_overlap needs tile_box_wait (and so the wgmma kernel with tma 1, cluster 1, prologue), 64-token "

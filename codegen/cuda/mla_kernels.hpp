@@ -159,6 +159,7 @@ struct MlaDecodeConfig {
     // 1 (wgmma kernel with prologue, tile_box_wait, 64-token tiles, 2 stages, no qk_split / qk_chains / tile_claim /
     // l2_prefetch, rope_dim 64): the tile loop of kernels/mla_wgmma_overlap.cuh: warpgroup 0 issues P V(j) and S(j + 1)
     // back to back, warpgroup 1 its P V(j) once P(j) is ready, no CTA barrier between tiles; P in the tile's rope block.
+    // 2: that loop in a CTA with 2 tiles or more, the default's where it has one (both P V halves start together).
     int pv_overlap = 0;
     // 1 (head_block 32, with prologue): Q's TMA boxes hold the CTA's own 32 heads (the q map's box has head_block rows),
     // the other 32 rows of Q in shared memory are zeroed: half of Q's 72 KB into each SM (batch 1 at 1K: every SM

@@ -196,8 +196,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         return c;
     };
     // and S(j + 1) right behind P V(j) (pv_overlap: pvo), on the default and with bw2, also profiled
-    auto overlap = [](MlaDecodeConfig c) {
-        c.pv_overlap = 1;
+    auto overlap = [](MlaDecodeConfig c, int pvo = 1) {
+        c.pv_overlap = pvo;
         return c;
     };
     // and Q's boxes holding the CTA's own 32 heads (q_own_rows: qor) on cm16 hb32, bw1 and bw2 (also profiled)
@@ -216,7 +216,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               claim(ml(def_prof, 1, 0), 1, 1, 1), claim(cm(ml(def7, 1, 0, 64, 1, 32), 16), 0, 1),
                               boxes(def7), boxes(ml(def_prof, 1, 0)), boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)),
                               boxes(def7, 2), boxes(ml(def_prof, 1, 0), 2), boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16), 2),
-                              overlap(def), overlap(boxes(ml(def_prof, 1, 0))), overlap(boxes(def7, 2)),
+                              overlap(def), overlap(boxes(ml(def_prof, 1, 0))), overlap(boxes(def7, 2)), overlap(def, 2),
+                              overlap(boxes(ml(def_prof, 1, 0)), 2),
                               own_q(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16))),
                               own_q(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16), 2)),
                               own_q(boxes(cm(ml(def_prof, 1, 0, 64, 1, 32), 16), 2)),

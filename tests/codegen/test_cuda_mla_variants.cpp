@@ -533,7 +533,11 @@ TEST_CASE("cuda mla: pv_overlap (S(j + 1) right behind P V(j)) needs tile_box_wa
         edit(x);
         return !mla_decode_unsupported(d, x, 90).empty();
     };
-    CHECK(rejects([](MlaDecodeConfig& x) { x.pv_overlap = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.pv_overlap = 3; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.pv_overlap = 2; }));  // only in CTAs of 2 tiles or more
+    MlaDecodeConfig two = mla_decode_default_config(d, 90);
+    two.pv_overlap = 2;
+    CHECK(std::find(cands.begin(), cands.end(), two) != cands.end());
     CHECK(rejects([](MlaDecodeConfig& x) { x.tile_box_wait = 0; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.tile_tokens = 32, x.stages = 4; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.stages = 3; }));

@@ -526,8 +526,11 @@ TEST_CASE("cuda nvrtc: pv_overlap (S right behind P V, no CTA barrier between ti
     }
     const MlaDecodeDesc v3;
     MlaDecodeConfig c = mla_decode_default_config(v3, 90);
-    c.pv_overlap = 1;  // plain and profiled, on the default (bw1), with bw2, with cm16 hb32
+    c.pv_overlap = 1;  // plain and profiled, on the default (bw1), with bw2, with cm16 hb32; 2 on the default
     check_no_ptxas_performance_loss(v3, c);
+    c.pv_overlap = 2;
+    check_no_ptxas_performance_loss(v3, c);
+    c.pv_overlap = 1;
     c.tile_box_wait = 2;
     check_no_ptxas_performance_loss(v3, c);
     c.cluster_merge = 16;

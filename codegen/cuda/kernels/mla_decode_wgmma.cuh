@@ -76,7 +76,8 @@
 // (zeroed tail rows) waits for all of them first, as before. BW 2: Q's D/64 boxes likewise (D/64 more barriers after
 // the tiles'), waited for with tile 0's: S starts when Q's and the tile's first 8 KB landed, not all 72 KB of Q.
 // OVL (config pv_overlap, with PRO, BW, 64-token tiles, 2 stages): the tile loop of mla_wgmma_overlap.cuh, where
-// S(j + 1) goes to the tensor cores right behind P V(j) (no CTA barrier between tiles, P in the tile's rope block).
+// S(j + 1) goes to the tensor cores right behind P V(j) (no CTA barrier between tiles, P in the tile's rope block);
+// OVL 2: only in a CTA with 2 tiles or more (one tile: the loop below, where both P V halves start together).
 // QOR (config q_own_rows, HPB 32, PRO): Q's boxes hold the CTA's own HPB heads only (the q map's box has HPB rows:
 // mla_decode_bind_cache), rows HPB..63 of sQ are zeroed: half of Q's bytes into each SM (batch 1 at 1K moves ~144 KB
 // into every SM before its one tile is done, Q half of it); the epilogue stages only rows 0 .. HPB - 1.
@@ -139,7 +140,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
           int L2P = 0, bool MCO = false, int HPB = 64, int CM = 0, int CLAIM = 0, bool ESM = false,
-          bool MEL = false, int BW = 0, bool OVL = false, bool QOR = false>
+          bool MEL = false, int BW = 0, int OVL = 0, bool QOR = false>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -505,12 +506,13 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
     mark(0);
     int tiles_done = 0;  // (profile: tiles this CTA computed)
-    if constexpr (OVL)
-        if (n_tiles > 0)
+    const bool overlap = OVL == 1 || (OVL == 2 && n_tiles >= 2);  // (OVL 1: the loop below is not compiled)
+    if constexpr (OVL != 0)
+        if (overlap && n_tiles > 0)
             mla_wgmma_overlap_loop<LATENT, D, BW == 2>(sK, Smem::k_bytes, dq, bar_ovl_ready, bar_ovl_empty, s_alpha,
                                                        red_max, n_tiles, t_begin, t_end, sl2, m_run, l_run, o, row0,
                                                        wg, lane, tid, bar_box, bar_qbox, issue_tile, mark);
-    for (int i = 0; !OVL && i < n_tiles; ++i) {
+    for (int i = 0; !overlap && i < n_tiles; ++i) {
         int tile_start = t_begin + i * TILE;
         if constexpr (TMA != 0) {
             cp_async_wait_group<0>();  // Q (only the first time)

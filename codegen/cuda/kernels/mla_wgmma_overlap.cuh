@@ -4,9 +4,9 @@
 // The default's loop runs S(j), softmax(j), P V(j) one after the other with a CTA barrier between tiles: the tensor
 // cores idle in the softmax and while S(j + 1) waits for P V(j) to finish and for the barrier (batch 1 x 32K, H200,
 // session 7: ~4.0k cycles a tile against ~3.0k of tensor work + softmax). Here:
-//   warpgroup 0, pass j >= 1: P V(j - 1) over value blocks 0..3, then S(j) (box by box, as tile_box_wait), both
-//     issued back to back; wait for the P V (wgmma groups complete in order) and release its part of tile j - 1's
-//     stage; wait for S(j); softmax(j) with P(j) written into tile j's rope block (S(j) was its only reader: no P
+//   warpgroup 0, pass j >= 1: P V(j - 1) over value blocks 0..3, then S(j)'s first 8 k-steps (boxes 0, 1, waited
+//     for box by box as with tile_box_wait), both issued back to back; wait for the P V (wgmma groups complete in
+//     order) and release its part of tile j - 1's stage; the rest of S(j) box by box; wait for S(j); softmax(j) with P(j) written into tile j's rope block (S(j) was its only reader: no P
 //     buffer per stage needed) and alpha(j) into this stage's alpha row; "P(j) ready". Tile 0: S and softmax only;
 //     after the last tile its P V.
 //   warpgroup 1, pass j: wait for "P(j) ready" (and its value boxes 4..7), rescale its O half by alpha(j), P V(j)
@@ -18,8 +18,8 @@
 // shorten by releasing the stage only after the next softmax).
 // Barriers (the default's mbarrier block; tile_box_wait leaves the full barriers unused): ready [2] (4 arrivals:
 // warpgroup 0's warps) and empty [2] (8 arrivals: every warp), phase = (j / 2) & 1 for tile j in stage j & 1.
-// PROF slots: warpgroup 0 (thread 0): 1 P V(j - 1) issue (with the rescale), 2 S(j) issue (with the box waits), 3
-// the P V and S waits, 4 softmax, 5 the last P V; warpgroup 1 (thread 128): 1 "P ready" + box waits, 2 rescale + P V
+// PROF slots: warpgroup 0 (thread 0): 1 P V(j - 1) issue (with the rescale), 2 S(j) issue (with the box waits and
+// the P V wait), 3 the S wait, 4 softmax, 5 the last P V; warpgroup 1 (thread 128): 1 "P ready" + box waits, 2 rescale + P V
 // issue, 3 P V wait, 4 the stage's release wait + refill (thread 128).
 #pragma once
 #include "mla_wgmma_softmax.cuh"  // mla_softmax_tile_sync
@@ -48,7 +48,8 @@ __device__ __forceinline__ void mla_wgmma_overlap_loop(unsigned char* sK, unsign
                                                        float (&m_run)[2], float (&l_run)[2], float (&o)[128], int row0,
                                                        int wg, int lane, int tid, BoxBar&& bar_box, QBoxBar&& bar_qbox,
                                                        Issue&& issue_tile, Mark&& mark) {
-    constexpr int TILE = 64, NB = D / 64;
+    constexpr int TILE = 64, NB = D / 64, KS = D / 16;
+    constexpr int KS_EARLY = 8;  // S(j)'s k-steps (boxes 0, 1) issued before warpgroup 0 waits for its P V(j - 1)
     static_assert(LATENT == 512 && D == LATENT + 64, "P (64 x 64 bf16) takes the place of the one rope block");
     const unsigned sKa0 = smem_addr(sK);
     // O (+)= P(j) V(j) over this warpgroup's value blocks 4 wg .. 4 wg + 3, after O *= alpha(j) (commits one group)
@@ -74,13 +75,14 @@ __device__ __forceinline__ void mla_wgmma_overlap_loop(unsigned char* sK, unsign
     };
 
     if (wg == 0) {
-        // S(j) box by box (commits one group); a last partial tile first waits for all its boxes and zeroes its tail
-        // rows' value columns (stale data; their scores are masked, their values must not be NaN)
-        auto issue_s = [&](int j, float (&s)[32]) {
+        // k-steps [k0, k1) of S(j) (k0, k1 multiples of 4: whole boxes), box by box (commits one group); from k0 0 a
+        // last partial tile first waits for all its boxes and zeroes its tail rows' value columns (stale data; their
+        // scores are masked, their values must not be NaN)
+        auto issue_s = [&](int j, float (&s)[32], int k0, int k1) {
             const int st = j & 1;
             const unsigned par = (j >> 1) & 1;
             const int valid = t_end - (t_begin + j * TILE);
-            if (valid < TILE) {
+            if (k0 == 0 && valid < TILE) {
                 for (int cb = 0; cb < NB; ++cb) mbar_wait(bar_box(st, cb), par);
                 unsigned char* k = sK + st * k_bytes;
                 for (int idx = tid; idx < (TILE - valid) * (LATENT / 8); idx += 128) {
@@ -91,16 +93,15 @@ __device__ __forceinline__ void mla_wgmma_overlap_loop(unsigned char* sK, unsign
                 fence_proxy_async_smem();  // (ordered before "P(j) ready" and this warpgroup's P V(j))
                 __syncwarp();
             }
+            if (k0 == 0) {
 #pragma unroll
-            for (int e = 0; e < 32; ++e) s[e] = 0.f;
-            wgmma_pin(s);
-            mbar_wait(bar_box(st, 0), par);
-            if (QBOX && j == 0) mbar_wait(bar_qbox(0), 0);
-            wgmma_fence();
+                for (int e = 0; e < 32; ++e) s[e] = 0.f;
+                wgmma_pin(s);
+            }
             const unsigned long long db = wgmma_desc_sw128(sKa0 + st * k_bytes, 16, 1024);
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks) {
-                if (ks % 4 == 0 && ks > 0) {  // box ks / 4 (and Q's, with tile 0)
+            for (int ks = k0; ks < k1; ++ks) {
+                if (ks % 4 == 0) {  // box ks / 4 (and Q's, with tile 0)
                     mbar_wait(bar_box(st, ks / 4), par);
                     if (QBOX && j == 0) mbar_wait(bar_qbox(ks / 4), 0);
                     wgmma_fence();  // (else ptxas injects one: the wait loop sits between the chain's wgmmas)
@@ -128,7 +129,7 @@ __device__ __forceinline__ void mla_wgmma_overlap_loop(unsigned char* sK, unsign
         };
         {  // tile 0: S and softmax
             float s[32];
-            issue_s(0, s);
+            issue_s(0, s, 0, KS);
             mark(2);
             wgmma_wait<0>();
             wgmma_pin(s);
@@ -140,11 +141,14 @@ __device__ __forceinline__ void mla_wgmma_overlap_loop(unsigned char* sK, unsign
             float s[32];
             issue_pv(j - 1, alpha);
             mark(1);
-            issue_s(j, s);
-            mark(2);
-            wgmma_wait<1>();  // P V(j - 1) is done (S(j) may still run)
+            // S(j)'s first boxes queue behind the P V; the stage of tile j - 1 is released as soon as the P V is done,
+            // not after the box waits of S(j)'s later boxes (its refill, tile j + 1, is what those wait for next)
+            issue_s(j, s, 0, KS_EARLY);
+            wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order; S(j)'s first k-steps may still run)
             wgmma_pin(o);
             mla_overlap_arrive(bar_empty + 8 * ((j - 1) & 1), lane);
+            issue_s(j, s, KS_EARLY, KS);
+            mark(2);
             wgmma_wait<0>();
             wgmma_pin(s);
             wgmma_pin(o);
