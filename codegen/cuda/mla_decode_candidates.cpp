@@ -40,10 +40,14 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     // the same run: batch 1 10.8 / 15.1 / 27.4 us against 11.5 / 16.1 / 28.2, batch 8 1K / 8K 15.3 / 43.7 against
     // 16.5 / 45.5, 32K and batch 64 within noise), S waiting box by box for the tile (session 7, tile_box_wait 1;
     // two H200 runs: batch 1 0.3-0.6 us faster at 1K-32K, 8 x 1K 15.3 -> 14.7-14.8, 8 x 8K equal, 8 x 32K 1.4-1.5%
-    // slower); cp.async where the page is not a multiple of the tile
-    MlaDecodeConfig boxes = tma_wgmma_default();
-    boxes.tile_box_wait = 1;
-    for (MlaDecodeConfig c : {boxes, tma_wgmma_default(), MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
+    // slower), S(j + 1) right behind P V(j) in CTAs of 2 tiles or more (session 8, pv_overlap 2; H200, first version
+    // pvo1 against bw1 in one run: 1 x 32K 26.7 / 27.0 us, 8 x 8K 42.9 / 45.1, 8 x 32K 150.7 / 161.4, 1 x 8K equal,
+    // 1 x 1K-4K 0.2-0.4 us slower, which pvo2 leaves to the loop without it); cp.async where the page is not a multiple
+    // of the tile
+    MlaDecodeConfig boxes = tma_wgmma_default(), overlap = tma_wgmma_default();
+    boxes.tile_box_wait = overlap.tile_box_wait = 1;
+    overlap.pv_overlap = 2;  // (needs rope_dim 64: else bw1 alone)
+    for (MlaDecodeConfig c : {overlap, boxes, tma_wgmma_default(), MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
                               MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
                               MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
         if (mla_decode_unsupported(d, c, sm).empty()) return c;

@@ -137,8 +137,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // them on the FP32 pipe); the P V late profiles also report threads 96 and 224 (in the epilogue fields, totals).
     // (pc9 .. pc11, measured slower on an H200 in session 7: candidates, not benched)
     const MlaDecodeConfig def = mla_decode_default_config(d, env.sm);
-    MlaDecodeConfig def7 = def;  // session 8: the default waits box by box (bw1); def7 is sessions 5-7's (bw0), the
-    def7.tile_box_wait = 0;      // base of the rows built on the default before
+    // session 8: the default waits box by box (bw1) and overlaps S with P V in CTAs of 2 tiles or more (pvo2); def8 is
+    // bw1 alone (the default before pvo2, always benched beside it), def7 sessions 5-7's (bw0), the base of older rows
+    MlaDecodeConfig def8 = def;
+    def8.pv_overlap = 0;
+    MlaDecodeConfig def7 = def8;
+    def7.tile_box_wait = 0;
     auto fused = [](MlaDecodeConfig c, int fc, int pro) {
         c.fused_combine = fc;
         c.prologue = pro;
@@ -211,12 +215,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         c.merge_early = mel;
         return c;
     };
-    for (MlaDecodeConfig c : {base, fused(old_def, 1, 1), def, def7, claim(def7), claim(ml(def_prof, 1, 0)),
+    for (MlaDecodeConfig c : {base, fused(old_def, 1, 1), def, def8, def7, claim(def7), claim(ml(def_prof, 1, 0)),
                               claim(def7, 0, 1), claim(def7, 0, 0, 1), claim(def7, 1, 1, 1),
                               claim(ml(def_prof, 1, 0), 1, 1, 1), claim(cm(ml(def7, 1, 0, 64, 1, 32), 16), 0, 1),
                               boxes(def7), boxes(ml(def_prof, 1, 0)), boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)),
                               boxes(def7, 2), boxes(ml(def_prof, 1, 0), 2), boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16), 2),
-                              overlap(def), overlap(boxes(ml(def_prof, 1, 0))), overlap(boxes(def7, 2)), overlap(def, 2),
+                              overlap(def8), overlap(boxes(ml(def_prof, 1, 0))), overlap(boxes(def7, 2)),
                               overlap(boxes(ml(def_prof, 1, 0)), 2),
                               own_q(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16))),
                               own_q(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16), 2)),
@@ -235,7 +239,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
     // MOEFORGE_CUDA_BENCH_ONLY=a,b: only the configs whose name contains one of the comma-separated parts, and the
-    // default and the previous default (a short run for one variant under work)
+    // default and the previous default, bw1 without pvo2 (a short run for one variant under work)
     if (const char* only = std::getenv("MOEFORGE_CUDA_BENCH_ONLY"); only && *only) {
         std::vector<std::string> parts;
         for (std::string s = only; !s.empty();) {
@@ -245,7 +249,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         }
         std::erase_if(configs, [&](const MlaDecodeConfig& c) {
             const std::string name = fields_name(c);
-            return !(c == def) && !(c == def7) && std::none_of(parts.begin(), parts.end(), [&](const std::string& p) {
+            return !(c == def) && !(c == def8) && std::none_of(parts.begin(), parts.end(), [&](const std::string& p) {
                 return !p.empty() && name.find(p) != std::string::npos;
             });
         });

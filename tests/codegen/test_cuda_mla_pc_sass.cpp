@@ -93,10 +93,10 @@ TEST_CASE("cuda bench sass: wgmma MLA decode instruction counts and uniform-data
     }
     const MlaDecodeDesc d;
     // "default": the session 5-7 default (bw0), whose S window holds only the k-steps' descriptor adds (the check
-    // below); the default waits box by box since session 8 (bw1: mbarrier waits inside S's window, printed only)
-    const MlaDecodeConfig bw1 = mla_decode_default_config(d, 90);
+    // below); the default waits box by box since session 8 (bw1 pvo2: mbarrier waits inside S's window, printed only)
+    const MlaDecodeConfig bw1 = mla_decode_default_config(d, 90);  // (and pv_overlap 2)
     MlaDecodeConfig def = bw1;
-    def.tile_box_wait = 0;
+    def.tile_box_wait = def.pv_overlap = 0;
     MlaDecodeConfig base = def;
     base.prologue = base.fused_combine = base.merge_loads = 0;  // the other schedules: no fused epilogue
     MlaDecodeConfig pc1 = base, pc2 = base, ss = base, pc4 = base, pc8 = base;

@@ -226,7 +226,7 @@ TEST_CASE("cuda mla: producer_consumer 2 (P V first) is a 2-stage, 256-thread ca
 TEST_CASE("cuda mla: cluster_merge takes the splits of short contexts into one cluster of 8 or 16 CTAs") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
-    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
+    c.tile_box_wait = c.pv_overlap = 0;  // (built on the session 5-7 default; bw1 pvo2 is the default since session 8)
     c.cluster_merge = 16;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK(mla_decode_name(d, c).find("_cm16") != std::string::npos);
@@ -291,7 +291,7 @@ TEST_CASE("cuda mla: cluster_merge takes the splits of short contexts into one c
 TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prologue, wgmma tma 1 kernel only") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
-    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
+    c.tile_box_wait = c.pv_overlap = 0;  // (built on the session 5-7 default; bw1 pvo2 is the default since session 8)
     REQUIRE(c.tma == 1);
     CHECK(c.merge_loads == 1);  // (the default since session 5; the template strings below are spelled without it)
     c.merge_loads = 0;
@@ -382,7 +382,7 @@ TEST_CASE("cuda mla: the fused combine (cooperative launch) and the early prolog
 TEST_CASE("cuda mla: tile_claim (tiles handed out at run time) needs the prologue and fused_combine 1 or 2") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
-    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
+    c.tile_box_wait = c.pv_overlap = 0;  // (built on the session 5-7 default; bw1 pvo2 is the default since session 8)
     REQUIRE((c.prologue == 1 && c.fused_combine == 1 && c.merge_loads == 1 && c.tile_claim == 0));
     c.tile_claim = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
@@ -415,7 +415,7 @@ TEST_CASE("cuda mla: tile_claim (tiles handed out at run time) needs the prologu
 TEST_CASE("cuda mla: epilogue_stmatrix (rows staged by stmatrix) needs bf16 partials on the default kernel") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
-    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
+    c.tile_box_wait = c.pv_overlap = 0;  // (built on the session 5-7 default; bw1 pvo2 is the default since session 8)
     REQUIRE(c.partial_bf16 == 1);
     c.epilogue_stmatrix = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
@@ -446,7 +446,7 @@ TEST_CASE("cuda mla: epilogue_stmatrix (rows staged by stmatrix) needs bf16 part
 TEST_CASE("cuda mla: merge_early (the merge's context length read before the grid barrier) needs fused_combine") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
-    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
+    c.tile_box_wait = c.pv_overlap = 0;  // (built on the session 5-7 default; bw1 pvo2 is the default since session 8)
     c.merge_early = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK(mla_decode_source(d, c, 90).source.find(
@@ -459,7 +459,7 @@ TEST_CASE("cuda mla: merge_early (the merge's context length read before the gri
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK(std::find(cands.begin(), cands.end(), c) != cands.end());
     c = mla_decode_default_config(d, 90);
-    c.tile_box_wait = 0;
+    c.tile_box_wait = c.pv_overlap = 0;
     c.merge_early = 2;
     CHECK_FALSE(mla_decode_unsupported(d, c, 90).empty());
     c.merge_early = 1;
@@ -471,8 +471,8 @@ TEST_CASE("cuda mla: merge_early (the merge's context length read before the gri
 TEST_CASE("cuda mla: tile_box_wait (S waits box by box) needs the prologue, TMA 1 and a barrier per box") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
-    CHECK(c.tile_box_wait == 1);  // the sm_90 default since session 8
-    c.tile_box_wait = 0;
+    CHECK((c.tile_box_wait == 1 && c.pv_overlap == 2));  // the sm_90 default since session 8
+    c.tile_box_wait = c.pv_overlap = 0;
     const unsigned plain = mla_decode_smem_bytes(d, c);
     c.tile_box_wait = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
@@ -516,6 +516,8 @@ TEST_CASE("cuda mla: tile_box_wait (S waits box by box) needs the prologue, TMA 
 TEST_CASE("cuda mla: pv_overlap (S(j + 1) right behind P V(j)) needs tile_box_wait, 64-token tiles, 2 stages, rope 64") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    CHECK(c.pv_overlap == 2);  // the default since session 8
+    c.pv_overlap = 0;
     const unsigned plain = mla_decode_smem_bytes(d, c);
     c.pv_overlap = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
@@ -535,9 +537,7 @@ TEST_CASE("cuda mla: pv_overlap (S(j + 1) right behind P V(j)) needs tile_box_wa
     };
     CHECK(rejects([](MlaDecodeConfig& x) { x.pv_overlap = 3; }));
     CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.pv_overlap = 2; }));  // only in CTAs of 2 tiles or more
-    MlaDecodeConfig two = mla_decode_default_config(d, 90);
-    two.pv_overlap = 2;
-    CHECK(std::find(cands.begin(), cands.end(), two) != cands.end());
+    CHECK(cands.front().pv_overlap == 2);
     CHECK(rejects([](MlaDecodeConfig& x) { x.tile_box_wait = 0; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.tile_tokens = 32, x.stages = 4; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.stages = 3; }));
@@ -548,11 +548,14 @@ TEST_CASE("cuda mla: pv_overlap (S(j + 1) right behind P V(j)) needs tile_box_wa
     MlaDecodeDesc no_rope = d;
     no_rope.rope_dim = 0;
     CHECK_FALSE(mla_decode_unsupported(no_rope, c, 90).empty());
+    const MlaDecodeConfig fallback = mla_decode_default_config(no_rope, 90);  // no rope block for P: bw1 alone
+    CHECK((fallback.tile_box_wait == 1 && fallback.pv_overlap == 0));
 }
 
 TEST_CASE("cuda mla: q_own_rows (Q's boxes hold the CTA's own 32 heads) needs head_block 32 and the prologue") {
     const MlaDecodeDesc d;
     MlaDecodeConfig c = mla_decode_default_config(d, 90);
+    c.pv_overlap = 0;  // (cm16 hb32's CTAs have one tile each: the candidates are built without it)
     c.cluster_merge = 16;
     c.head_block = 32;
     const unsigned plain = mla_decode_smem_bytes(d, c);

@@ -107,7 +107,8 @@ TEST_CASE("cuda nvrtc: the Hopper MLA decode uses the big-tile wgmma config, sm_
     tma.prologue = 1;
     tma.fused_combine = 1;
     tma.merge_loads = 1;  // (session 5: the merge's 512-byte warp loads)
-    tma.tile_box_wait = 1;  // (session 8: S waits box by box)
+    tma.tile_box_wait = 1;  // (session 8: S waits box by box, S right behind P V in CTAs of 2 tiles or more)
+    tma.pv_overlap = 2;
     CHECK(mla_decode_default_config(v3, 90) == tma);
     CHECK(mla_decode_default_config(v3, 89).wgmma == 0);
     CHECK(mla_decode_smem_bytes(v3, MlaDecodeConfig{64, 2}) <= 227u * 1024);
@@ -302,7 +303,7 @@ TEST_CASE("cuda nvrtc: the fused combine's merge configs compile without ptxas p
     }
     CHECK(n >= 11);
     MlaDecodeConfig c = mla_decode_default_config(v3, 90);
-    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
+    c.tile_box_wait = c.pv_overlap = 0;  // (built on the session 5-7 default; bw1 pvo2 is the default since session 8)
     REQUIRE(c.fused_combine == 1);
     c.merge_loads = 1;  // 512-byte warp loads, also profiled: bf16 and fp32 partials, with merge helpers, fc 1 / 3
     check_no_ptxas_performance_loss(v3, c);
@@ -341,7 +342,7 @@ TEST_CASE("cuda nvrtc: the cluster merge configs compile without ptxas performan
     MlaDecodeDesc d72;  // a padded second head block
     d72.heads = 72;
     MlaDecodeConfig c = mla_decode_default_config(v3, 90);
-    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
+    c.tile_box_wait = c.pv_overlap = 0;  // (built on the session 5-7 default; bw1 pvo2 is the default since session 8)
     c.cluster_merge = 8;
     c.tile_tokens = 32;
     c.stages = 4;
@@ -456,7 +457,7 @@ TEST_CASE("cuda nvrtc: tile_claim (tiles claimed at run time) compiles without p
     }
     const MlaDecodeDesc v3;
     MlaDecodeConfig c = mla_decode_default_config(v3, 90);
-    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
+    c.tile_box_wait = c.pv_overlap = 0;  // (built on the session 5-7 default; bw1 pvo2 is the default since session 8)
     c.tile_claim = 1;  // plain and profiled; also with the page ids read early (pro2), fc2 and 32 heads per CTA
     check_no_ptxas_performance_loss(v3, c);
     c.prologue = 2;
@@ -474,7 +475,7 @@ TEST_CASE("cuda nvrtc: epilogue_stmatrix stages the rows by stmatrix, no ptxas p
     }
     const MlaDecodeDesc v3;
     MlaDecodeConfig c = mla_decode_default_config(v3, 90);
-    c.tile_box_wait = 0;  // (built on the session 5-7 default; bw1 is the default since session 8)
+    c.tile_box_wait = c.pv_overlap = 0;  // (built on the session 5-7 default; bw1 pvo2 is the default since session 8)
     c.epilogue_stmatrix = 1;  // the partial stores (plain and profiled), with claimed tiles, bulk stores, cm16 hb32
     check_no_ptxas_performance_loss(v3, c);
     const CudaBinary bin = compile_cuda_kernel(mla_decode_source(v3, c, 90), CudaArch{9, 0, true}, {});
@@ -502,6 +503,7 @@ TEST_CASE("cuda nvrtc: tile_box_wait (S waits box by box) compiles without ptxas
     }
     const MlaDecodeDesc v3;
     MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    c.pv_overlap = 0;
     c.tile_box_wait = 1;  // plain and profiled; also cm16 hb32 and the page ids read early (pro2)
     check_no_ptxas_performance_loss(v3, c);
     c.cluster_merge = 16;
@@ -545,6 +547,7 @@ TEST_CASE("cuda nvrtc: q_own_rows (Q's boxes of the CTA's own 32 heads) compiles
     }
     const MlaDecodeDesc v3;
     MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    c.pv_overlap = 0;
     c.cluster_merge = 16;  // plain and profiled: cm16 hb32 with bw1 and bw2
     c.head_block = 32;
     c.q_own_rows = 1;
