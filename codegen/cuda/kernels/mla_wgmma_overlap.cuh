@@ -1,14 +1,15 @@
 // The tile loop of the default wgmma MLA decode (mla_decode_wgmma.cuh) with S(j + 1) on the tensor cores right
-// behind P V(j) (config pv_overlap 1, with the early prologue, tile_box_wait, 64-token tiles, 2 stages, rope_dim 64).
+// behind P V(j) (config pv_overlap 1, or 2: only in CTAs of 2 tiles or more; with the early prologue, tile_box_wait,
+// 64-token tiles, 2 stages, rope_dim 64; the sm_90 default since session 8 with pv_overlap 2).
 //
 // The default's loop runs S(j), softmax(j), P V(j) one after the other with a CTA barrier between tiles: the tensor
 // cores idle in the softmax and while S(j + 1) waits for P V(j) to finish and for the barrier (batch 1 x 32K, H200,
 // session 7: ~4.0k cycles a tile against ~3.0k of tensor work + softmax). Here:
 //   warpgroup 0, pass j >= 1: P V(j - 1) over value blocks 0..3, then S(j)'s first 8 k-steps (boxes 0, 1, waited
 //     for box by box as with tile_box_wait), both issued back to back; wait for the P V (wgmma groups complete in
-//     order) and release its part of tile j - 1's stage; the rest of S(j) box by box; wait for S(j); softmax(j) with P(j) written into tile j's rope block (S(j) was its only reader: no P
-//     buffer per stage needed) and alpha(j) into this stage's alpha row; "P(j) ready". Tile 0: S and softmax only;
-//     after the last tile its P V.
+//     order) and release its part of tile j - 1's stage; the rest of S(j) box by box; wait for S(j); softmax(j) with
+//     P(j) written into tile j's rope block (S(j) was its only reader: no P buffer per stage needed) and alpha(j) into
+//     this stage's alpha row; "P(j) ready". Tile 0: S and softmax only; after the last tile its P V.
 //   warpgroup 1, pass j: wait for "P(j) ready" (and its value boxes 4..7), rescale its O half by alpha(j), P V(j)
 //     over value blocks 4..7, wait, release its part of the stage; thread 128 refills the stage with tile j + 2 once
 //     both warpgroups released it.
@@ -19,8 +20,8 @@
 // Barriers (the default's mbarrier block; tile_box_wait leaves the full barriers unused): ready [2] (4 arrivals:
 // warpgroup 0's warps) and empty [2] (8 arrivals: every warp), phase = (j / 2) & 1 for tile j in stage j & 1.
 // PROF slots: warpgroup 0 (thread 0): 1 P V(j - 1) issue (with the rescale), 2 S(j) issue (with the box waits and
-// the P V wait), 3 the S wait, 4 softmax, 5 the last P V; warpgroup 1 (thread 128): 1 "P ready" + box waits, 2 rescale + P V
-// issue, 3 P V wait, 4 the stage's release wait + refill (thread 128).
+// the P V wait), 3 the S wait, 4 softmax, 5 the last P V; warpgroup 1 (thread 128): 1 "P ready" + box waits,
+// 2 rescale + P V issue, 3 P V wait, 4 the stage's release wait + refill (thread 128).
 #pragma once
 #include "mla_wgmma_softmax.cuh"  // mla_softmax_tile_sync
 #include "mma_sm80.cuh"           // smem_addr
