@@ -136,6 +136,9 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.epilogue_stmatrix && (!default_kernel || !c.partial_bf16))
         return "epilogue_stmatrix needs the wgmma kernel with tma 1, cluster 1, bf16 partials (partial_bf16 1), no "
                "seesaw and no producer_consumer";
+    if (c.balanced_splits != 0 && c.balanced_splits != 1) return "balanced_splits must be 0 or 1";
+    if (c.balanced_splits && (c.producer_consumer < 4 || c.tma != 1 || c.pdl || c.decode_pdl))
+        return "balanced_splits needs producer_consumer 4 .. 11 with tma 1, no pdl and no decode_pdl";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -223,7 +226,8 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             fields_print(d) + " " + fields_print(c), s.block_threads, s.name, d.heads, d.latent_dim, d.rope_dim,
             d.page_size, c.partial_bf16 ? "mf::bf16" : "float", c.pdl ? "true" : "false",
             c.decode_pdl ? "true" : "false", c.profile ? "true" : "false",
-            c.producer_consumer == 1 ? "mla_decode_pc"
+            c.producer_consumer == 1   ? "mla_decode_pc"
+            : c.balanced_splits        ? "mla_decode_balanced"
             : c.producer_consumer >= 4 ? "mla_decode_pvlate"
                                        : "mla_decode_pvfirst",
             c.producer_consumer >= 4 ? pvlate_template_tail(c)
@@ -327,6 +331,7 @@ bool mla_decode_cluster_merges(const MlaDecodeConfig& c, Dim3 grid, int max_clus
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
                           int sms, int max_clusters) {
     if (const int cm = mla_decode_cluster_splits(d, c, batch, max_seq_len, sms, max_clusters)) return cm;
+    if (c.balanced_splits) return std::clamp(sms, 1, kMlaBalancedMaxCtas);  // one CTA per SM, whatever the shape
     const int blocks = std::max(1, batch) * ((d.heads + c.head_block - 1) / c.head_block);
     const int tiles = std::max(1, (max_seq_len + c.tile_tokens - 1) / c.tile_tokens);
     // One CTA per SM (the kernel uses most of the shared memory): never spill into a second, mostly empty
@@ -340,10 +345,11 @@ int mla_decode_partials(const MlaDecodeConfig& c, int num_splits) {
 }
 
 bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits) {
-    return num_splits == 1 && c.cluster == 1;
+    return num_splits == 1 && c.cluster == 1 && !c.balanced_splits;
 }
 
 bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas) {
+    if (c.balanced_splits) return num_splits >= 1 && num_splits <= kMlaBalancedMaxCtas;  // (needs no co-residency)
     return c.fused_combine && !mla_decode_writes_output(c, num_splits) && num_splits <= kMlaFusedCombineMaxSplits &&
            grid_ctas <= max_resident_ctas && grid_ctas <= kMlaFusedMaxCtas;
 }
@@ -357,11 +363,14 @@ Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits) {
+    if (c.balanced_splits) return Dim3{static_cast<unsigned>(num_splits), 1, 1};
     return Dim3{static_cast<unsigned>(num_splits), static_cast<unsigned>((d.heads + c.head_block - 1) / c.head_block),
                 static_cast<unsigned>(batch)};
 }
 
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials) {
+    if (c.balanced_splits)  // two slots of 64 rows per CTA, then their lse (kernels/mla_decode_balanced.cuh)
+        return size_t(2) * partials * kMlaHeadsPerBlock * (d.latent_dim * (c.partial_bf16 ? 2 : 4) + 4);
     return size_t(batch) * d.heads * partials * d.latent_dim * (c.partial_bf16 ? 2 : 4);
 }
 

@@ -155,6 +155,12 @@ struct MlaDecodeConfig {
     // a K tile counts on its own mbarrier and Q K^T waits box by box, so that phase A starts when the first 8 KB of
     // the tile landed instead of all of it (batch 1: the tile waits).
     int tile_box_wait = 0;
+    // 1 (producer_consumer 4 .. 11, tma 1, no pdl / decode_pdl): the balanced schedule (kernels/mla_decode_balanced.cuh):
+    // one CTA per SM (num_splits = the SM count, a 1-D grid) takes an even share of all rows' tiles, flattened in
+    // the order (row, head block, tile); a (row, head block) cut between CTAs is merged by its last part to finish
+    // (a counter in grid_sync, as fused_combine), the others are written directly. No combine launch. (Batch 64 with
+    // 128 heads: 128 CTAs of the grid schedule leave 4 of 132 SMs idle.)
+    int balanced_splits = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -186,6 +192,7 @@ struct MlaDecodeConfig {
         f("epilogue_stmatrix", "esm", s.epilogue_stmatrix);
         f("merge_early", "mel", s.merge_early);
         f("tile_box_wait", "bw", s.tile_box_wait);
+        f("balanced_splits", "bal", s.balanced_splits);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

@@ -49,6 +49,19 @@ __device__ __forceinline__ void mla_rescale_o(float (&o)[128], const float (&alp
     }
 }
 
+// One CTA's work in the P V late kernels: tokens [t_begin, t_end) of row b (t_end > t_begin) for heads head0 ..
+// head0 + 63; the normalised rows go to `out` (final bf16 rows, row stride LATENT) when it is set, else head
+// head0 + r's to part + r * part_stride with its log2-sum-exp at lse[r * lse_stride].
+template <class PT>
+struct MlaPvLateUnit {
+    int b, head0, t_begin, t_end;
+    bf16* out;
+    PT* part;
+    size_t part_stride;
+    float* lse;
+    int lse_stride;
+};
+
 // MlaPvFirstSmem with room for the pair barriers of MC (pair lo [2], pair hi [2] after the 9 of pc2's layout).
 template <int LATENT, int ROPE>
 struct MlaPvLateSmem : MlaPvFirstSmem<LATENT, ROPE> {
@@ -93,11 +106,13 @@ __device__ __forceinline__ void mla_pv_part(float (&d)[N / 2], unsigned sKa, int
 // only warpgroup 1 needs), not at the start of pass j + 1: the tensor cores idled ~350 cycles a tile there (pc7).
 // PROF also reports threads 96 (warpgroup 0's last warp) and 224 in profile[16 .. 31] (the skew of the warps:
 // warpgroup 0's P V waits for its slowest warp).
-template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
-          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false>
-__device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
-    if constexpr (DPDL) griddep_wait();
-    if constexpr (PDL) griddep_launch_dependents();
+// mla_pvlate_unit: one CTA's work (MlaPvLateUnit) with the schedule above; mla_decode_pvlate: the grid's CTA
+// (split, head block, row) takes one split of a row's context (mla_split_tiles) as its unit. `again` (a later unit of
+// the same CTA, kernels/mla_decode_balanced.cuh): the mbarriers are invalidated before they are initialised again
+// (the caller synchronised the CTA after the previous unit).
+template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PROF, int LATE, bool FAST, bool MC = false,
+          int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false>
+__device__ __forceinline__ void mla_pvlate_unit(const MlaDecodeParams& p, const MlaPvLateUnit<PT>& u, bool again) {
     MlaCycleProfile<PROF> prof;
     constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64, KS = D / 16;
     constexpr int KS_EARLY = 12;         // S(j)'s k-steps issued before warpgroup 0 waits for its P V(j - 1)
@@ -125,21 +140,14 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     const unsigned bar_ready = bar_empty + 16, bar_issued = bar_ready + 16;
     const unsigned bar_pair = bar_issued + 8;  // MC: pair lo [2], pair hi [2] (both CTAs released the half)
 
-    const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
+    const int head0 = u.head0, b = u.b;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wg = warp >> 2;
     const int yr = MC ? blockIdx.y & 1 : 0;  // MC: this CTA's rank in the head-block pair (cluster (1, 2, 1))
     const int row0 = (warp & 3) * 16 + (lane >> 2);  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
-    const int len = p.seq_lens[b];
-    const MlaSplitTiles cut = mla_split_tiles<TILE>(len, p.num_splits, split);
-    const int t_begin = cut.t_begin, t_end = cut.t_end, n_tiles = cut.n_tiles;
+    const int t_begin = u.t_begin, t_end = u.t_end, n_tiles = (t_end - t_begin + TILE - 1) / TILE;
     const size_t part_row = (size_t)b * HEADS;
-    const bool direct = p.num_splits == 1 && p.out != nullptr;
-    if (n_tiles == 0) {
-        mla_empty_split<HEADS, LATENT, HB>(p, part_row, head0, split, direct, tid);
-        return;
-    }
 
     const int* table = p.block_table + (size_t)b * p.block_table_stride;
     // the lo (hi false) or hi (hi true) half of tile i at cache page `page` into its stage (one thread)
@@ -165,6 +173,8 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     };
     if (tid == 0) {
         tma_prefetch_map(&p.kv_map);
+        if (again)
+            for (unsigned bar = bar_full; bar < bar_issued + 8; bar += 8) mbar_inval(bar);
         for (int st = 0; st < 2; ++st) {
             mbar_init(bar_full + 8 * st, 1);
             mbar_init(bar_full_hi + 8 * st, 1);
@@ -429,20 +439,43 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         const float l = red_sum[row];
         inv[h] = l > 0.f ? 1.f / l : 0.f;
         const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
-        if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
-            p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
+        if (!u.out && wg == 0 && t == 0 && head0 + row < HEADS) u.lse[row * u.lse_stride] = lse;
     }
-    if (direct)
-        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
-                                     (size_t)LATENT, rows);
+    if (u.out)
+        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, u.out, (size_t)LATENT, rows);
     else
-        mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
-                                   reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
-                                   (size_t)p.num_splits * LATENT, rows);
+        mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid, u.part, u.part_stride, rows);
     if constexpr (MC) cluster_wait();
     prof.mark(6);
     prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
     prof.store(p.profile, 16 + wg * 8, n_tiles, (tid & 127) == 96);
+}
+
+template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
+          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false>
+__device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
+    if constexpr (DPDL) griddep_wait();
+    if constexpr (PDL) griddep_launch_dependents();
+    constexpr int HB = 64;
+    const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
+    const MlaSplitTiles cut = mla_split_tiles<64>(p.seq_lens[b], p.num_splits, split);
+    const size_t part_row = (size_t)b * HEADS;
+    const bool direct = p.num_splits == 1 && p.out != nullptr;
+    if (cut.n_tiles == 0) {
+        mla_empty_split<HEADS, LATENT, HB>(p, part_row, head0, split, direct, threadIdx.x);
+        return;
+    }
+    const size_t first = (part_row + head0) * p.num_splits + split;  // partial row of head head0
+    const MlaPvLateUnit<PT> u{b,
+                              head0,
+                              cut.t_begin,
+                              cut.t_end,
+                              direct ? p.out + (part_row + head0) * LATENT : nullptr,
+                              reinterpret_cast<PT*>(p.o_part) + first * LATENT,
+                              (size_t)p.num_splits * LATENT,
+                              p.lse_part + first,
+                              p.num_splits};
+    mla_pvlate_unit<HEADS, LATENT, ROPE, PAGE, PT, PROF, LATE, FAST, MC, SYNC, PRS, QR, PVE>(p, u, false);
 }
 
 }  // namespace mf

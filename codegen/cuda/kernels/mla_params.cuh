@@ -57,6 +57,10 @@ constexpr int kMlaFusedMaxCtas = 1024;
 constexpr int kMlaTileClaims = kMlaReadyFlags + kMlaReadyFlagStride * kMlaFusedMaxCtas;
 constexpr int kMlaGridSyncBytes = 4 * (kMlaTileClaims + kMlaReadyFlagStride * kMlaFusedMaxCtas);
 
+// Config balanced_splits (kernels/mla_decode_balanced.cuh): at most this many CTAs (num_splits) in a launch; a cut
+// segment's counter is grid_sync word kMlaReadyFlags + kMlaReadyFlagStride c0 (c0 < this).
+constexpr int kMlaBalancedMaxCtas = 512;
+
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
 constexpr int kMlaCombineSplitGroups = 8;
 // The per-warp combine (kernels/mla_combine_warp.cuh) serves at most this many partials per head.
