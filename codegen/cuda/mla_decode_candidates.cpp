@@ -173,10 +173,13 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
             }
         c.producer_consumer = 7;  // session 8: pc7 sf2 and pc8 sf2 with the balanced schedule (an even share of all
         c.softmax_fast = 2;       // tiles per SM, cut rows merged by their last part)
-        c.balanced_splits = 1;
-        add(c);
-        c.producer_consumer = 8;
-        add(c);
+        for (int bal : {1, 2}) {  // (2: the last part merges its own rows from shared memory)
+            c.balanced_splits = bal;
+            for (int kind : {7, 8}) {
+                c.producer_consumer = kind;
+                add(c);
+            }
+        }
         c.balanced_splits = 0;
         c.softmax_fast = 1;
         for (int kind : {4, 6}) {  // ... with the tiles multicast to the head-block pair (half the L2->SM bytes)

@@ -136,7 +136,7 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.epilogue_stmatrix && (!default_kernel || !c.partial_bf16))
         return "epilogue_stmatrix needs the wgmma kernel with tma 1, cluster 1, bf16 partials (partial_bf16 1), no "
                "seesaw and no producer_consumer";
-    if (c.balanced_splits != 0 && c.balanced_splits != 1) return "balanced_splits must be 0 or 1";
+    if (c.balanced_splits < 0 || c.balanced_splits > 2) return "balanced_splits must be 0, 1 or 2";
     if (c.balanced_splits && (c.producer_consumer < 4 || c.tma != 1 || c.pdl || c.decode_pdl))
         return "balanced_splits needs producer_consumer 4 .. 11 with tma 1, no pdl and no decode_pdl";
     if (c.wgmma) {
@@ -192,6 +192,12 @@ std::string wgmma_tail_args(const MlaDecodeConfig& c) {
 // PRS[, QR[, PVE]]]]], as short as the config allows (the session-6 kernels' instantiations stay as they were).
 std::string pvlate_template_tail(const MlaDecodeConfig& c) {
     const int late = c.producer_consumer == 4 ? 2 : c.producer_consumer == 5 ? 1 : c.producer_consumer == 6 ? 3 : 4;
+    if (c.balanced_splits) {  // mla_decode_balanced<>: every argument up to BAL
+        const int pc = c.producer_consumer;
+        return fmt::format(", {}, {}, false, {}, {}, {}, {}, {}", late, c.softmax_fast ? "true" : "false",
+                           c.softmax_fast >= 2 ? (c.softmax_fast == 3 ? 8 : 0) : -1, pc >= 8 ? "true" : "false",
+                           pc == 9 || pc == 10 ? 8 : 0, pc >= 10 ? "true" : "false", c.balanced_splits);
+    }
     std::string s = fmt::format(", {}, {}", late, c.softmax_fast ? "true" : "false");
     if (c.softmax_fast < 2) return c.tma == 2 ? s + ", true" : s;
     s += fmt::format(", {}, {}", c.tma == 2, c.softmax_fast == 3 ? 8 : 0);

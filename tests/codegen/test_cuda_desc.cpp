@@ -318,8 +318,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and (session 7) the tiles claimed at run time (tile_claim) on the default's settings, the rows
             // staged by stmatrix (epilogue_stmatrix) with and without them and on cm16 hb32, the merge's context
             // length read early (merge_early) alone and with both, S waiting box by box (tile_box_wait) on the
-            // default and cm16 hb32; (session 8) pc7 sf2 and pc8 sf2 with the balanced schedule
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 95 : 83)));
+            // default and cm16 hb32; (session 8) pc7 sf2 and pc8 sf2 with the balanced schedule (bal1, bal2)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 97 : 85)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -351,6 +351,7 @@ TEST_CASE("cuda mla: balanced_splits launches one CTA per SM on a 1-D grid, merg
     c.balanced_splits = 1;
     CHECK(mla_decode_unsupported(d, c, 90).empty());
     CHECK(mla_decode_source(d, c, 90).source.find("mf::mla_decode_balanced<") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find(", 4, true, false, 0, false, 0, false, 1>(p)") != std::string::npos);
     for (int batch : {1, 8, 64})  // one CTA per SM whatever the shape, capped at kMlaBalancedMaxCtas
         for (int len : {1, 1000, 32768}) CHECK(mla_decode_num_splits(d, c, batch, len, 132) == 132);
     CHECK(mla_decode_num_splits(d, c, 64, 8192, 2000) == kMlaBalancedMaxCtas);
@@ -366,7 +367,7 @@ TEST_CASE("cuda mla: balanced_splits launches one CTA per SM on a 1-D grid, merg
     // the P V late kernels with single-CTA TMA only, no programmatic launches
     for (auto bad : {+[](MlaDecodeConfig& x) { x.producer_consumer = 2, x.softmax_fast = 1; },
                      +[](MlaDecodeConfig& x) { x.tma = 2; }, +[](MlaDecodeConfig& x) { x.decode_pdl = 1; },
-                     +[](MlaDecodeConfig& x) { x.balanced_splits = 2; }}) {
+                     +[](MlaDecodeConfig& x) { x.balanced_splits = 3; }}) {
         MlaDecodeConfig x = c;
         bad(x);
         CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());

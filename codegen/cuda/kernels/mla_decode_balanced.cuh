@@ -1,12 +1,12 @@
 // MLA decode with a balanced tile schedule (config balanced_splits 1; sm_90a): the "P V late" kernel
-// (mla_decode_pvlate.cuh: mla_pvlate_unit) over an even share of the whole launch's tiles per CTA instead of one
+// (mla_decode_pvlate.cuh with UNIT) over an even share of the whole launch's tiles per CTA instead of one
 // (split, head block, row) per CTA.
 //
 // Why: at batch 64 with 128 heads the grid of the P V late kernel is 64 x 2 = 128 CTAs, one split each, on a
 // 132-SM GPU: 4 SMs idle for the whole launch (~3%). Here the launch has one CTA per SM (MlaDecodeParams::
 // num_splits = gridDim.x = G CTAs); the tiles of all (row, head block) segments, flattened in the order (row, head
 // block, tile), T in all, are cut into G contiguous ranges: CTA c takes tiles [c T / G, (c + 1) T / G). A range may
-// start and end inside a segment; each piece of a segment is one unit of mla_pvlate_unit (the pipeline drains
+// start and end inside a segment; each piece of a segment is one unit (MlaPvLateUnit) (the pipeline drains
 // between units; its mbarriers are set up again).
 //   - A segment inside one CTA's range is written to MlaDecodeParams::out directly.
 //   - A segment cut between CTAs ("parts"): each part writes its normalised rows and log2-sum-exps to a slot of the
@@ -38,16 +38,19 @@ __device__ __forceinline__ int mla_bal_cta(long long t, long long total, int cta
 }
 
 // The merge of a cut segment (last part to arrive): rows 0 .. rows - 1 of out = the lse-weighted mean of the n
-// parts' rows in slots slot[0 .. n - 1] (ints in shared memory at s_slot); weights staged in shared memory at s_w
-// ([n][64] fp32). All threads of the CTA call it.
+// parts' rows in slots slot[0 .. n - 1] (ints in shared memory at s_slot) and, where `own` is set, of this CTA's
+// part staged in shared memory (bf16 rows of mla_stage_stride, lse own_lse[64]); weights staged in shared memory at
+// s_w ([n + 1][64] fp32). All threads of the CTA call it.
 template <int LATENT, class PT>
 __device__ __forceinline__ void mla_balanced_merge(const PT* parts, const float* lses, const int* s_slot, float* s_w,
-                                                   int n, bf16* out, int rows, int tid) {
+                                                   int n, const unsigned char* own, const float* own_lse, bf16* out,
+                                                   int rows, int tid) {
     constexpr int HB = 64, CH = 16;  // a thread's item: 16 columns of one row
     constexpr int ITEMS = HB * (LATENT / CH) / 256;
+    constexpr int SO = mla_stage_stride<bf16, LATENT>();
     static_assert(HB * (LATENT / CH) % 256 == 0, "whole items per thread");
     if (tid < rows) {
-        float m = neg_inf();
+        float m = own ? own_lse[tid] : neg_inf();
         for (int k = 0; k < n; ++k) m = fmaxf(m, __ldcg(lses + s_slot[k] * HB + tid));
         float sum = 0.f;
         for (int k = 0; k < n; ++k) {
@@ -55,66 +58,101 @@ __device__ __forceinline__ void mla_balanced_merge(const PT* parts, const float*
             s_w[k * HB + tid] = w;
             sum += w;
         }
+        const float w_own = own ? exp2f(own_lse[tid] - m) : 0.f;
+        sum += w_own;
         const float inv = 1.f / sum;
         for (int k = 0; k < n; ++k) s_w[k * HB + tid] *= inv;
+        s_w[n * HB + tid] = w_own * inv;
     }
     __syncthreads();
     constexpr int V = 16 / (int)sizeof(PT);  // values per 16-byte load
-    float acc[ITEMS][CH];
+    constexpr int IG = ITEMS / 2;            // items per pass (64 accumulators)
+#pragma unroll 1
+    for (int g = 0; g < ITEMS; g += IG) {
+        float acc[IG][CH];
 #pragma unroll
-    for (int i = 0; i < ITEMS; ++i)
+        for (int i = 0; i < IG; ++i)
 #pragma unroll
-        for (int e = 0; e < CH; ++e) acc[i][e] = 0.f;
-    for (int k = 0; k < n; ++k) {
-        const PT* src = parts + (size_t)s_slot[k] * HB * LATENT;
+            for (int e = 0; e < CH; ++e) acc[i][e] = 0.f;
+        for (int k = 0; k < n; ++k) {
+            const PT* src = parts + (size_t)s_slot[k] * HB * LATENT;
 #pragma unroll
-        for (int i = 0; i < ITEMS; ++i) {
-            const int item = tid + 256 * i, r = item / (LATENT / CH), c0 = item % (LATENT / CH) * CH;
-            if (r >= rows) continue;
-            const float w = s_w[k * HB + r];
-            float4 raw[CH / V];
+            for (int i = 0; i < IG; ++i) {
+                const int item = tid + 256 * (g + i), r = item / (LATENT / CH), c0 = item % (LATENT / CH) * CH;
+                if (r >= rows) continue;
+                const float w = s_w[k * HB + r];
+                float4 raw[CH / V];
 #pragma unroll
-            for (int q = 0; q < CH / V; ++q)
-                raw[q] = __ldcg(reinterpret_cast<const float4*>(src + (size_t)r * LATENT + c0) + q);
+                for (int q = 0; q < CH / V; ++q)
+                    raw[q] = __ldcg(reinterpret_cast<const float4*>(src + (size_t)r * LATENT + c0) + q);
 #pragma unroll
-            for (int q = 0; q < CH / V; ++q) {
-                float v[V];
-                mla_unpack16<PT>(raw[q], v);
+                for (int q = 0; q < CH / V; ++q) {
+                    float v[V];
+                    mla_unpack16<PT>(raw[q], v);
 #pragma unroll
-                for (int e = 0; e < V; ++e) acc[i][q * V + e] += w * v[e];
+                    for (int e = 0; e < V; ++e) acc[i][q * V + e] += w * v[e];
+                }
             }
         }
-    }
+        if (own) {
 #pragma unroll
-    for (int i = 0; i < ITEMS; ++i) {
-        const int item = tid + 256 * i, r = item / (LATENT / CH), c0 = item % (LATENT / CH) * CH;
-        if (r >= rows) continue;
-        uint4* dst = reinterpret_cast<uint4*>(out + (size_t)r * LATENT + c0);
+            for (int i = 0; i < IG; ++i) {
+                const int item = tid + 256 * (g + i), r = item / (LATENT / CH), c0 = item % (LATENT / CH) * CH;
+                if (r >= rows) continue;
+                const float w = s_w[n * HB + r];
 #pragma unroll
-        for (int q = 0; q < CH / 8; ++q)
-            dst[q] = make_uint4(pack_bf16x2(acc[i][8 * q], acc[i][8 * q + 1]),
-                                pack_bf16x2(acc[i][8 * q + 2], acc[i][8 * q + 3]),
-                                pack_bf16x2(acc[i][8 * q + 4], acc[i][8 * q + 5]),
-                                pack_bf16x2(acc[i][8 * q + 6], acc[i][8 * q + 7]));
+                for (int q = 0; q < CH / 8; ++q) {
+                    float v[8];
+                    mla_unpack16<bf16>(*reinterpret_cast<const float4*>(own + r * SO + c0 * 2 + 16 * q), v);
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) acc[i][q * 8 + e] += w * v[e];
+                }
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < IG; ++i) {
+            const int item = tid + 256 * (g + i), r = item / (LATENT / CH), c0 = item % (LATENT / CH) * CH;
+            if (r >= rows) continue;
+            uint4* dst = reinterpret_cast<uint4*>(out + (size_t)r * LATENT + c0);
+#pragma unroll
+            for (int q = 0; q < CH / 8; ++q)
+                dst[q] = make_uint4(pack_bf16x2(acc[i][8 * q], acc[i][8 * q + 1]),
+                                    pack_bf16x2(acc[i][8 * q + 2], acc[i][8 * q + 3]),
+                                    pack_bf16x2(acc[i][8 * q + 4], acc[i][8 * q + 5]),
+                                    pack_bf16x2(acc[i][8 * q + 6], acc[i][8 * q + 7]));
+        }
     }
 }
 
-// Template arguments as mla_decode_pvlate<> (no multicast).
+__device__ __forceinline__ unsigned mla_bal_ld_acquire(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
+// Template arguments as mla_decode_pvlate<> (no multicast), then BAL: the config's balanced_splits. BAL 2: a cut
+// segment's part reads the counter before its stores; when every other part has arrived it is the last: it stages
+// its own rows in shared memory and merges them with the others' partials straight into `out` (no partial of its
+// own written and read back), else it stores its partial and arrives as with BAL 1.
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
-          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false>
+          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false, int BAL = 1>
 __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
     static_assert(!MC, "the balanced schedule's CTAs are not paired");
     static_assert(!PDL, "no combine launch follows");
     if constexpr (DPDL) griddep_wait();
     constexpr int TILE = 64, HB = 64, NHB = (HEADS + HB - 1) / HB;
     constexpr int MAX_PARTS = kMlaBalancedMaxCtas;  // the merge's weights [MAX_PARTS][64] in shared memory
-    static_assert(MAX_PARTS * (HB + 1) * 4 <= MlaPvLateSmem<LATENT, ROPE>::total - 1024, "merge staging fits");
+    using Smem = MlaPvLateSmem<LATENT, ROPE>;
+    // the merge's weights and slots after the Q buffer (where an epilogue stages its rows: 64 bf16 rows fit)
+    static_assert(Smem::q_bytes + (MAX_PARTS + 1) * (HB + 1) * 4 <= Smem::total - 1024, "merge staging fits");
+    static_assert(HB * mla_stage_stride<bf16, LATENT>() <= Smem::q_bytes, "own rows staged in the Q buffer");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
-    float* s_w = reinterpret_cast<float*>(smem);
-    int* s_slot = reinterpret_cast<int*>(smem + MAX_PARTS * HB * 4);
+    float* s_w = reinterpret_cast<float*>(smem + Smem::q_bytes);
+    int* s_slot = reinterpret_cast<int*>(smem + Smem::q_bytes + (MAX_PARTS + 1) * HB * 4);
     __shared__ int s_row, s_off, s_last;
     __shared__ long long s_total;
+    __shared__ float s_lse_own[HB];
 
     const int ctas = gridDim.x, c = blockIdx.x, tid = threadIdx.x, lane = tid & 31;
     PT* parts = reinterpret_cast<PT*>(p.o_part);
@@ -185,27 +223,58 @@ __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
             fence_proxy_async_smem();
             __syncthreads();
         }
-        mla_pvlate_unit<HEADS, LATENT, ROPE, PAGE, PT, PROF, LATE, FAST, MC, SYNC, PRS, QR, PVE>(p, u, !first);
+        const bool cut = !whole && out_rows && p.grid_sync;  // merged by the last part to finish
+        unsigned* counter = cut ? p.grid_sync + kMlaReadyFlags + kMlaReadyFlagStride * c0 : nullptr;
+        // (tid 0) the parts' slots into s_slot, except this CTA's with `skip_own`; returns the part count
+        auto list_parts = [&](bool skip_own) {
+            int n = 0, m = 0;
+            for (int k = c0; k <= c1; ++k)
+                if (mla_bal_start(k + 1, total, ctas) > mla_bal_start(k, total, ctas)) {
+                    ++n;  // part k's slot: its first unit (2k) unless the segment starts after k's range does (c0)
+                    if (!skip_own || k != c) s_slot[m++] = 2 * k + (mla_bal_start(k, total, ctas) < seg0 ? 1 : 0);
+                }
+            return n;
+        };
+        mla_decode_pvlate<HEADS, LATENT, ROPE, PAGE, PT, false, false, PROF, LATE, FAST, MC, SYNC, PRS, QR, PVE, true>(
+            p, &u, !first,
+            [&](unsigned char* sm, const float(&o)[128], const float(&inv)[2], const float(&lse)[2], int row0, int wg,
+                int t, int tid_, int rows_) {
+                if (BAL == 2 && cut) {
+                    if (tid == 0) {  // every other part arrived (after its stores): this one is the last
+                        const int n = list_parts(true);
+                        s_last = mla_bal_ld_acquire(counter) + 1 == (unsigned)n ? n - 1 : 0;
+                        __threadfence();
+                    }
+                    __syncthreads();
+                    if (s_last) {
+                        if (wg == 0 && t == 0) {
+                            s_lse_own[row0] = lse[0];
+                            s_lse_own[row0 + 8] = lse[1];
+                        }
+                        mla_stage_rows<bf16, LATENT, 128, false>(sm, o, inv, row0, wg, t);
+                        __syncthreads();
+                        mla_balanced_merge<LATENT, PT>(parts, lses, s_slot, s_w, s_last, sm, s_lse_own, out_rows,
+                                                       rows_, tid_);
+                        if (tid == 0) atomicExch(counter, 0u);
+                        return;
+                    }
+                }
+                mla_pvlate_store<HEADS, LATENT>(u, sm, o, inv, lse, row0, wg, t, tid_, rows_);
+            });
         pos += take;
         off += take;
-        if (whole || !out_rows || !p.grid_sync) continue;
+        if (!cut || (BAL == 2 && s_last)) continue;  // (BAL 2: s_last set: merged in the epilogue)
         __syncthreads();  // every thread's partial stores are issued (and the staged rows read)
         if (tid == 0) {
             __threadfence();  // this CTA's part (ordered by the barrier above) before the arrival
-            unsigned* counter = p.grid_sync + kMlaReadyFlags + kMlaReadyFlagStride * c0;
-            int n = 0;
-            for (int k = c0; k <= c1; ++k)
-                if (mla_bal_start(k + 1, total, ctas) > mla_bal_start(k, total, ctas)) {
-                    // part k's slot: its first unit (2k) unless the segment starts after k's range does (c0 only)
-                    s_slot[n++] = 2 * k + (mla_bal_start(k, total, ctas) < seg0 ? 1 : 0);
-                }
+            const int n = list_parts(false);
             const bool last = atomicAdd(counter, 1u) + 1 == (unsigned)n;
             if (last) atomicExch(counter, 0u);
             __threadfence();
             s_last = last ? n : 0;
         }
         __syncthreads();
-        if (s_last) mla_balanced_merge<LATENT, PT>(parts, lses, s_slot, s_w, s_last, out_rows, rows, tid);
+        if (s_last) mla_balanced_merge<LATENT, PT>(parts, lses, s_slot, s_w, s_last, nullptr, nullptr, out_rows, rows, tid);
     }
 }
 

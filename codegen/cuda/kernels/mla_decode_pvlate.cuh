@@ -62,6 +62,21 @@ struct MlaPvLateUnit {
     int lse_stride;
 };
 
+// A unit's rows and (partials) their lse, as mla_decode_pvlate's epilogue with UNIT (rows of warpgroup 0's lanes
+// t == 0 carry the lse).
+template <int HEADS, int LATENT, class PT>
+__device__ __forceinline__ void mla_pvlate_store(const MlaPvLateUnit<PT>& u, unsigned char* smem, const float (&o)[128],
+                                                 const float (&inv)[2], const float (&lse)[2], int row0, int wg, int t,
+                                                 int tid, int rows) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+        if (!u.out && wg == 0 && t == 0 && u.head0 + row0 + 8 * h < HEADS) u.lse[(row0 + 8 * h) * u.lse_stride] = lse[h];
+    if (u.out)
+        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, u.out, (size_t)LATENT, rows);
+    else
+        mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid, u.part, u.part_stride, rows);
+}
+
 // MlaPvFirstSmem with room for the pair barriers of MC (pair lo [2], pair hi [2] after the 9 of pc2's layout).
 template <int LATENT, int ROPE>
 struct MlaPvLateSmem : MlaPvFirstSmem<LATENT, ROPE> {
@@ -106,13 +121,19 @@ __device__ __forceinline__ void mla_pv_part(float (&d)[N / 2], unsigned sKa, int
 // only warpgroup 1 needs), not at the start of pass j + 1: the tensor cores idled ~350 cycles a tile there (pc7).
 // PROF also reports threads 96 (warpgroup 0's last warp) and 224 in profile[16 .. 31] (the skew of the warps:
 // warpgroup 0's P V waits for its slowest warp).
-// mla_pvlate_unit: one CTA's work (MlaPvLateUnit) with the schedule above; mla_decode_pvlate: the grid's CTA
-// (split, head block, row) takes one split of a row's context (mla_split_tiles) as its unit. `again` (a later unit of
-// the same CTA, kernels/mla_decode_balanced.cuh): the mbarriers are invalidated before they are initialised again
-// (the caller synchronised the CTA after the previous unit).
-template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PROF, int LATE, bool FAST, bool MC = false,
-          int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false>
-__device__ __forceinline__ void mla_pvlate_unit(const MlaDecodeParams& p, const MlaPvLateUnit<PT>& u, bool again) {
+// UNIT (kernels/mla_decode_balanced.cuh): the CTA's work is *unit (MlaPvLateUnit) instead of the grid's (split, head
+// block, row), and `epilogue(smem, o, inv, lse, row0, wg, t, tid, rows)` stores its rows once every wgmma is done (o:
+// this thread's accumulators, inv: 1 / row sum of rows row0, row0 + 8, lse: their log2-sum-exp (in warpgroup 0),
+// smem: the Q and K buffers, free): mla_pvlate_store, or the balanced schedule's merge. `again`: a later unit of the
+// same CTA: the mbarriers are invalidated before they are initialised again (the caller synchronised the CTA).
+struct MlaPvLateGridEpilogue {};
+template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
+          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false, bool UNIT = false,
+          class EPI = MlaPvLateGridEpilogue>
+__device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, const MlaPvLateUnit<PT>* unit = nullptr,
+                                                  bool again = false, EPI&& epilogue = EPI{}) {
+    if constexpr (DPDL) griddep_wait();
+    if constexpr (PDL) griddep_launch_dependents();
     MlaCycleProfile<PROF> prof;
     constexpr int TILE = 64, D = LATENT + ROPE, HB = 64, NB = D / 64, KS = D / 16;
     constexpr int KS_EARLY = 12;         // S(j)'s k-steps issued before warpgroup 0 waits for its P V(j - 1)
@@ -140,14 +161,23 @@ __device__ __forceinline__ void mla_pvlate_unit(const MlaDecodeParams& p, const 
     const unsigned bar_ready = bar_empty + 16, bar_issued = bar_ready + 16;
     const unsigned bar_pair = bar_issued + 8;  // MC: pair lo [2], pair hi [2] (both CTAs released the half)
 
-    const int head0 = u.head0, b = u.b;
+    const int split = UNIT ? 0 : blockIdx.x, head0 = UNIT ? unit->head0 : blockIdx.y * HB;
+    const int b = UNIT ? unit->b : blockIdx.z;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wg = warp >> 2;
     const int yr = MC ? blockIdx.y & 1 : 0;  // MC: this CTA's rank in the head-block pair (cluster (1, 2, 1))
     const int row0 = (warp & 3) * 16 + (lane >> 2);  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
-    const int t_begin = u.t_begin, t_end = u.t_end, n_tiles = (t_end - t_begin + TILE - 1) / TILE;
+    const MlaSplitTiles cut = UNIT ? MlaSplitTiles{0, unit->t_begin, unit->t_end,
+                                                   (unit->t_end - unit->t_begin + TILE - 1) / TILE}
+                                   : mla_split_tiles<TILE>(p.seq_lens[b], p.num_splits, split);
+    const int t_begin = cut.t_begin, t_end = cut.t_end, n_tiles = cut.n_tiles;
     const size_t part_row = (size_t)b * HEADS;
+    const bool direct = p.num_splits == 1 && p.out != nullptr;
+    if (!UNIT && n_tiles == 0) {
+        mla_empty_split<HEADS, LATENT, HB>(p, part_row, head0, split, direct, tid);
+        return;
+    }
 
     const int* table = p.block_table + (size_t)b * p.block_table_stride;
     // the lo (hi false) or hi (hi true) half of tile i at cache page `page` into its stage (one thread)
@@ -173,7 +203,7 @@ __device__ __forceinline__ void mla_pvlate_unit(const MlaDecodeParams& p, const 
     };
     if (tid == 0) {
         tma_prefetch_map(&p.kv_map);
-        if (again)
+        if (UNIT && again)
             for (unsigned bar = bar_full; bar < bar_issued + 8; bar += 8) mbar_inval(bar);
         for (int st = 0; st < 2; ++st) {
             mbar_init(bar_full + 8 * st, 1);
@@ -433,49 +463,37 @@ __device__ __forceinline__ void mla_pvlate_unit(const MlaDecodeParams& p, const 
     __syncthreads();
     float inv[2];
     const int rows = min(HB, HEADS - head0);
+    if constexpr (UNIT) {
+        float lse[2];
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const int row = row0 + 8 * h;
-        const float l = red_sum[row];
-        inv[h] = l > 0.f ? 1.f / l : 0.f;
-        const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
-        if (!u.out && wg == 0 && t == 0 && head0 + row < HEADS) u.lse[row * u.lse_stride] = lse;
+        for (int h = 0; h < 2; ++h) {
+            const float l = red_sum[row0 + 8 * h];
+            inv[h] = l > 0.f ? 1.f / l : 0.f;
+            lse[h] = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
+        }
+        epilogue(smem, o, inv, lse, row0, wg, t, tid, rows);
+    } else {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int row = row0 + 8 * h;
+            const float l = red_sum[row];
+            inv[h] = l > 0.f ? 1.f / l : 0.f;
+            const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
+            if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
+                p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
+        }
+        if (direct)
+            mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
+                                         (size_t)LATENT, rows);
+        else
+            mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
+                                       reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
+                                       (size_t)p.num_splits * LATENT, rows);
     }
-    if (u.out)
-        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, u.out, (size_t)LATENT, rows);
-    else
-        mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid, u.part, u.part_stride, rows);
     if constexpr (MC) cluster_wait();
     prof.mark(6);
     prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
     prof.store(p.profile, 16 + wg * 8, n_tiles, (tid & 127) == 96);
-}
-
-template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
-          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false>
-__device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
-    if constexpr (DPDL) griddep_wait();
-    if constexpr (PDL) griddep_launch_dependents();
-    constexpr int HB = 64;
-    const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
-    const MlaSplitTiles cut = mla_split_tiles<64>(p.seq_lens[b], p.num_splits, split);
-    const size_t part_row = (size_t)b * HEADS;
-    const bool direct = p.num_splits == 1 && p.out != nullptr;
-    if (cut.n_tiles == 0) {
-        mla_empty_split<HEADS, LATENT, HB>(p, part_row, head0, split, direct, threadIdx.x);
-        return;
-    }
-    const size_t first = (part_row + head0) * p.num_splits + split;  // partial row of head head0
-    const MlaPvLateUnit<PT> u{b,
-                              head0,
-                              cut.t_begin,
-                              cut.t_end,
-                              direct ? p.out + (part_row + head0) * LATENT : nullptr,
-                              reinterpret_cast<PT*>(p.o_part) + first * LATENT,
-                              (size_t)p.num_splits * LATENT,
-                              p.lse_part + first,
-                              p.num_splits};
-    mla_pvlate_unit<HEADS, LATENT, ROPE, PAGE, PT, PROF, LATE, FAST, MC, SYNC, PRS, QR, PVE>(p, u, false);
 }
 
 }  // namespace mf
