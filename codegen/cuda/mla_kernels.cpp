@@ -136,7 +136,9 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.epilogue_stmatrix && (!default_kernel || !c.partial_bf16))
         return "epilogue_stmatrix needs the wgmma kernel with tma 1, cluster 1, bf16 partials (partial_bf16 1), no "
                "seesaw and no producer_consumer";
-    if (c.balanced_splits < 0 || c.balanced_splits > 2) return "balanced_splits must be 0, 1 or 2";
+    if (c.balanced_splits < 0 || c.balanced_splits > 3) return "balanced_splits must be 0 .. 3";
+    if (c.balanced_splits == 3 && !c.partial_bf16)
+        return "balanced_splits 3 stages its rows in bf16 (the Q buffer only): needs partial_bf16 1";
     if (c.balanced_splits && (c.producer_consumer < 4 || c.tma != 1 || c.pdl || c.decode_pdl))
         return "balanced_splits needs producer_consumer 4 .. 11 with tma 1, no pdl and no decode_pdl";
     if (c.wgmma) {

@@ -160,7 +160,8 @@ struct MlaDecodeConfig {
     // the order (row, head block, tile); a (row, head block) cut between CTAs is merged by its last part to finish
     // (a counter in grid_sync, as fused_combine), the others are written directly. No combine launch. (Batch 64 with
     // 128 heads: 128 CTAs of the grid schedule leave 4 of 132 SMs idle.) 2: as 1, and a cut's part that finds every
-    // other part arrived merges its own rows from shared memory instead of writing and reading back a partial.
+    // other part arrived merges its own rows from shared memory instead of writing and reading back a partial. 3 (bf16
+    // partials): as 2, and the next unit's first tile is issued before a unit's epilogue (the copy lands meanwhile).
     int balanced_splits = 0;
 
     template <class S, class F>

@@ -318,8 +318,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // ... and (session 7) the tiles claimed at run time (tile_claim) on the default's settings, the rows
             // staged by stmatrix (epilogue_stmatrix) with and without them and on cm16 hb32, the merge's context
             // length read early (merge_early) alone and with both, S waiting box by box (tile_box_wait) on the
-            // default and cm16 hb32; (session 8) pc7 sf2 and pc8 sf2 with the balanced schedule (bal1, bal2)
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 97 : 85)));
+            // default and cm16 hb32; (session 8) pc7 sf2 and pc8 sf2 with the balanced schedule (bal1 .. bal3)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 99 : 87)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -367,7 +367,8 @@ TEST_CASE("cuda mla: balanced_splits launches one CTA per SM on a 1-D grid, merg
     // the P V late kernels with single-CTA TMA only, no programmatic launches
     for (auto bad : {+[](MlaDecodeConfig& x) { x.producer_consumer = 2, x.softmax_fast = 1; },
                      +[](MlaDecodeConfig& x) { x.tma = 2; }, +[](MlaDecodeConfig& x) { x.decode_pdl = 1; },
-                     +[](MlaDecodeConfig& x) { x.balanced_splits = 3; }}) {
+                     +[](MlaDecodeConfig& x) { x.balanced_splits = 4; },
+                     +[](MlaDecodeConfig& x) { x.balanced_splits = 3, x.partial_bf16 = 0; }}) {
         MlaDecodeConfig x = c;
         bad(x);
         CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());

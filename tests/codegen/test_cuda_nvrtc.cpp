@@ -536,6 +536,11 @@ TEST_CASE("cuda nvrtc: balanced_splits (an even share of all tiles per CTA) comp
             CHECK(occurrences(own, "ld.acquire.gpu.global.u32") == 1);
             CHECK(occurrences(own, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
             check_no_ptxas_performance_loss(d, c);
+            c.balanced_splits = 3;  // ... and the next unit's tile 0 issued before the epilogue
+            const std::string next = compile_cuda_ptx(mla_decode_source(d, c, 90), CudaArch{9, 0, true});
+            CHECK(occurrences(next, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
+            CHECK(next != own);
+            check_no_ptxas_performance_loss(d, c);
         }
     }
 }

@@ -1,4 +1,4 @@
-// MLA decode with a balanced tile schedule (config balanced_splits 1; sm_90a): the "P V late" kernel
+// MLA decode with a balanced tile schedule (config balanced_splits 1 .. 3; sm_90a): the "P V late" kernel
 // (mla_decode_pvlate.cuh with UNIT) over an even share of the whole launch's tiles per CTA instead of one
 // (split, head block, row) per CTA.
 //
@@ -7,7 +7,7 @@
 // num_splits = gridDim.x = G CTAs); the tiles of all (row, head block) segments, flattened in the order (row, head
 // block, tile), T in all, are cut into G contiguous ranges: CTA c takes tiles [c T / G, (c + 1) T / G). A range may
 // start and end inside a segment; each piece of a segment is one unit (MlaPvLateUnit) (the pipeline drains
-// between units; its mbarriers are set up again).
+// between units; its mbarriers are set up again; BAL 3: with the next unit's first tile already in flight).
 //   - A segment inside one CTA's range is written to MlaDecodeParams::out directly.
 //   - A segment cut between CTAs ("parts"): each part writes its normalised rows and log2-sum-exps to a slot of the
 //     workspace (o_part: CTA c's first unit in slot 2c, its last in slot 2c + 1, 64 rows of LATENT each, then the
@@ -16,6 +16,7 @@
 //     `out` (lse-weighted, as mla_combine) and sets the counter back to 0 (no other part touches it again in this
 //     launch, and the next launch is ordered after this one on the stream: graph replays need no reset). No CTA
 //     waits for another, so the launch needs no co-residency.
+//     (BAL 2, 3: a part that finds every other part arrived merges at once, its own rows from shared memory.)
 //   - Rows without context: CTA c writes zeros for rows c, c + G, ...
 // The prefix sums of tiles per row come from the context lengths on the GPU: warp 0 of every CTA reads them
 // (batch / 32 per lane), scans, and finds the row holding its range's first tile.
@@ -133,7 +134,10 @@ __device__ __forceinline__ unsigned mla_bal_ld_acquire(const unsigned* p) {
 // Template arguments as mla_decode_pvlate<> (no multicast), then BAL: the config's balanced_splits. BAL 2: a cut
 // segment's part reads the counter before its stores; when every other part has arrived it is the last: it stages
 // its own rows in shared memory and merges them with the others' partials straight into `out` (no partial of its
-// own written and read back), else it stores its partial and arrives as with BAL 1.
+// own written and read back), else it stores its partial and arrives as with BAL 1. BAL 3: BAL 2, and a unit that
+// has a next one sets up the next one's mbarriers and issues its tile 0 (into the first K stage) before its epilogue,
+// so that the copy lands while the rows are stored and Q is loaded (bf16 partials: the rows are staged in the Q
+// buffer only).
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
           bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false, int BAL = 1>
 __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
@@ -143,13 +147,15 @@ __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
     constexpr int TILE = 64, HB = 64, NHB = (HEADS + HB - 1) / HB;
     constexpr int MAX_PARTS = kMlaBalancedMaxCtas;  // the merge's weights [MAX_PARTS][64] in shared memory
     using Smem = MlaPvLateSmem<LATENT, ROPE>;
-    // the merge's weights and slots after the Q buffer (where an epilogue stages its rows: 64 bf16 rows fit)
-    static_assert(Smem::q_bytes + (MAX_PARTS + 1) * (HB + 1) * 4 <= Smem::total - 1024, "merge staging fits");
+    // the merge's weights and slots in the second K stage (an epilogue stages bf16 rows in the Q buffer; BAL 3: the
+    // next unit's tile 0 lands in the first stage meanwhile)
+    static_assert((MAX_PARTS + 1) * (HB + 1) * 4 <= Smem::k_bytes, "merge weights fit one K stage");
     static_assert(HB * mla_stage_stride<bf16, LATENT>() <= Smem::q_bytes, "own rows staged in the Q buffer");
+    static_assert(BAL != 3 || sizeof(PT) == 2, "BAL 3: partials staged in bf16 (the Q buffer only)");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
-    float* s_w = reinterpret_cast<float*>(smem + Smem::q_bytes);
-    int* s_slot = reinterpret_cast<int*>(smem + Smem::q_bytes + (MAX_PARTS + 1) * HB * 4);
+    float* s_w = reinterpret_cast<float*>(smem + Smem::q_bytes + Smem::k_bytes);
+    int* s_slot = reinterpret_cast<int*>(smem + Smem::q_bytes + Smem::k_bytes + (MAX_PARTS + 1) * HB * 4);
     __shared__ int s_row, s_off, s_last;
     __shared__ long long s_total;
     __shared__ float s_lse_own[HB];
@@ -194,31 +200,63 @@ __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
     if (total == 0) return;
     const long long hi = mla_bal_start(c + 1, total, ctas);
     long long pos = mla_bal_start(c, total, ctas);
-    int r = s_row, off = s_off;  // the unit's row and its first tile within the row's NHB x tiles
-    for (bool first = true; pos < hi; first = false) {
+    int r = s_row, off = s_off;  // the cursor: row r, tile `off` of its NHB x tiles (flattened tile `pos`)
+    struct Piece {
+        MlaPvLateUnit<PT> u;
+        long long seg0;  // the segment's first flattened tile
+        int c0, c1, take;
+        bf16* out_rows;
+    };
+    // the unit at the cursor (past finished or empty rows); `first`: the CTA's first unit (slot 2c, else 2c + 1)
+    auto piece_at = [&](bool first) {
         int nt = (p.seq_lens[r] + TILE - 1) / TILE;
-        while (off >= nt * NHB) {  // (the row is done, or empty)
+        while (off >= nt * NHB) {
             ++r;
             off = 0;
             nt = (p.seq_lens[r] + TILE - 1) / TILE;
         }
+        Piece q;
         const int hb = off / nt, t0 = off % nt;
-        const int take = (int)min((long long)(nt - t0), hi - pos);
-        const long long seg0 = pos - t0;  // the segment's first tile
-        const int c0 = mla_bal_cta(seg0, total, ctas), c1 = mla_bal_cta(seg0 + nt - 1, total, ctas);
+        q.take = (int)min((long long)(nt - t0), hi - pos);
+        q.seg0 = pos - t0;
+        q.c0 = mla_bal_cta(q.seg0, total, ctas);
+        q.c1 = mla_bal_cta(q.seg0 + nt - 1, total, ctas);
+        const int head0 = hb * HB, slot = 2 * c + (first ? 0 : 1);
+        q.out_rows = p.out ? p.out + ((size_t)r * HEADS + head0) * LATENT : nullptr;
+        q.u = MlaPvLateUnit<PT>{r,
+                                head0,
+                                t0 * TILE,
+                                min(p.seq_lens[r], (t0 + q.take) * TILE),
+                                q.c0 == q.c1 ? q.out_rows : nullptr,
+                                parts + (size_t)slot * HB * LATENT,
+                                (size_t)LATENT,
+                                lses + slot * HB,
+                                1,
+                                0,
+                                -1,
+                                0};
+        return q;
+    };
+    if (pos >= hi) return;  // (an empty range: fewer tiles than CTAs)
+    Piece nxt = piece_at(true);
+    for (bool first = true; pos < hi; first = false) {
+        const Piece q = nxt;
+        MlaPvLateUnit<PT> u = q.u;
+        const long long seg0 = q.seg0;
+        const int c0 = q.c0, c1 = q.c1;
         const bool whole = c0 == c1;
-        const int head0 = hb * HB, rows = min(HB, HEADS - head0);
-        const int slot = 2 * c + (first ? 0 : 1);
-        bf16* out_rows = p.out ? p.out + ((size_t)r * HEADS + head0) * LATENT : nullptr;
-        const MlaPvLateUnit<PT> u{r,
-                                  head0,
-                                  t0 * TILE,
-                                  min(p.seq_lens[r], (t0 + take) * TILE),
-                                  whole ? out_rows : nullptr,
-                                  parts + (size_t)slot * HB * LATENT,
-                                  (size_t)LATENT,
-                                  lses + slot * HB,
-                                  1};
+        const int rows = min(HB, HEADS - u.head0);
+        bf16* out_rows = q.out_rows;
+        pos += q.take;
+        off += q.take;
+        if (pos < hi) {
+            nxt = piece_at(false);
+            if constexpr (BAL == 3) {  // the next unit's barriers and tile 0 set up before this one's epilogue
+                u.next_b = nxt.u.b;
+                u.next_t_begin = nxt.u.t_begin;
+                nxt.u.pre = 1;
+            }
+        }
         if (!first) {  // the previous unit's staged rows are read; its generic shared stores before the next copies
             fence_proxy_async_smem();
             __syncthreads();
@@ -239,7 +277,7 @@ __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
             p, &u, !first,
             [&](unsigned char* sm, const float(&o)[128], const float(&inv)[2], const float(&lse)[2], int row0, int wg,
                 int t, int tid_, int rows_) {
-                if (BAL == 2 && cut) {
+                if (BAL >= 2 && cut) {
                     if (tid == 0) {  // every other part arrived (after its stores): this one is the last
                         const int n = list_parts(true);
                         s_last = mla_bal_ld_acquire(counter) + 1 == (unsigned)n ? n - 1 : 0;
@@ -261,9 +299,7 @@ __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
                 }
                 mla_pvlate_store<HEADS, LATENT>(u, sm, o, inv, lse, row0, wg, t, tid_, rows_);
             });
-        pos += take;
-        off += take;
-        if (!cut || (BAL == 2 && s_last)) continue;  // (BAL 2: s_last set: merged in the epilogue)
+        if (!cut || (BAL >= 2 && s_last)) continue;  // (BAL 2, 3: s_last set: merged in the epilogue)
         __syncthreads();  // every thread's partial stores are issued (and the staged rows read)
         if (tid == 0) {
             __threadfence();  // this CTA's part (ordered by the barrier above) before the arrival

@@ -34,6 +34,7 @@
 #pragma once
 #include "cluster_sm90.cuh"  // cluster_sync
 #include "mla_decode_pvfirst.cuh"
+#include "mla_pvlate_unit.cuh"  // MlaPvLateUnit (UNIT)
 
 namespace mf {
 
@@ -47,34 +48,6 @@ __device__ __forceinline__ void mla_rescale_o(float (&o)[128], const float (&alp
         o[4 * e + 2] *= alpha[1];
         o[4 * e + 3] *= alpha[1];
     }
-}
-
-// One CTA's work in the P V late kernels: tokens [t_begin, t_end) of row b (t_end > t_begin) for heads head0 ..
-// head0 + 63; the normalised rows go to `out` (final bf16 rows, row stride LATENT) when it is set, else head
-// head0 + r's to part + r * part_stride with its log2-sum-exp at lse[r * lse_stride].
-template <class PT>
-struct MlaPvLateUnit {
-    int b, head0, t_begin, t_end;
-    bf16* out;
-    PT* part;
-    size_t part_stride;
-    float* lse;
-    int lse_stride;
-};
-
-// A unit's rows and (partials) their lse, as mla_decode_pvlate's epilogue with UNIT (rows of warpgroup 0's lanes
-// t == 0 carry the lse).
-template <int HEADS, int LATENT, class PT>
-__device__ __forceinline__ void mla_pvlate_store(const MlaPvLateUnit<PT>& u, unsigned char* smem, const float (&o)[128],
-                                                 const float (&inv)[2], const float (&lse)[2], int row0, int wg, int t,
-                                                 int tid, int rows) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h)
-        if (!u.out && wg == 0 && t == 0 && u.head0 + row0 + 8 * h < HEADS) u.lse[(row0 + 8 * h) * u.lse_stride] = lse[h];
-    if (u.out)
-        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, u.out, (size_t)LATENT, rows);
-    else
-        mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid, u.part, u.part_stride, rows);
 }
 
 // MlaPvFirstSmem with room for the pair barriers of MC (pair lo [2], pair hi [2] after the 9 of pc2's layout).
@@ -201,10 +174,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
         mbar_arrive_cluster(bar, 1);
         mbar_wait(bar, (j >> 1) & 1);
     };
-    if (tid == 0) {
-        tma_prefetch_map(&p.kv_map);
-        if (UNIT && again)
-            for (unsigned bar = bar_full; bar < bar_issued + 8; bar += 8) mbar_inval(bar);
+    auto init_barriers = [&] {
         for (int st = 0; st < 2; ++st) {
             mbar_init(bar_full + 8 * st, 1);
             mbar_init(bar_full_hi + 8 * st, 1);
@@ -215,10 +185,21 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
         if (MC)
             for (int k = 0; k < 4; ++k) mbar_init(bar_pair + 8 * k, 2);  // one arrival per CTA of the pair
         mbar_init_fence();
+    };
+    const bool pre = UNIT && unit->pre;  // (UNIT) the barriers and tile 0 are set up already
+    if (tid == 0) {
+        tma_prefetch_map(&p.kv_map);
+        if (UNIT && again && !pre)
+            for (unsigned bar = bar_full; bar < bar_issued + 8; bar += 8) mbar_inval(bar);
+        if (!pre) init_barriers();
     }
     if constexpr (MC) cluster_sync();  // both CTAs' barriers exist before any multicast lands
+    // (UNIT) the page of the next unit's tile 0 (set up before the epilogue)
+    const int next_page = UNIT && tid == 0 && unit->next_b >= 0
+                              ? p.block_table[(size_t)unit->next_b * p.block_table_stride + unit->next_t_begin / PAGE]
+                              : 0;
     if (tid == 0)
-        for (int i = 0; i < 2 && i < n_tiles; ++i) {
+        for (int i = pre ? 1 : 0; i < 2 && i < n_tiles; ++i) {
             const int page = table[(t_begin + i * TILE) / PAGE];
             issue_half(i, page, false);
             issue_half(i, page, true);
@@ -461,6 +442,19 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
         red_sum[row0 + 8] = l_run[1];
     }
     __syncthreads();
+    if constexpr (UNIT) {
+        if (tid == 0 && unit->next_b >= 0) {  // every wait and wgmma is done: the next unit's barriers and tile 0
+            for (unsigned bar = bar_full; bar < bar_issued + 8; bar += 8) mbar_inval(bar);
+            init_barriers();
+            const int row = next_page * PAGE + unit->next_t_begin % PAGE;
+            for (int hi = 0; hi < 2; ++hi) {
+                const unsigned full = hi ? bar_full_hi : bar_full;
+                mbar_arrive_expect_tx(full, (hi ? NB - LO : LO) * (TILE * 128));
+                for (int cb = hi ? LO : 0; cb < (hi ? NB : LO); ++cb)
+                    tma_load_2d(sKa0 + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+            }
+        }
+    }
     float inv[2];
     const int rows = min(HB, HEADS - head0);
     if constexpr (UNIT) {
