@@ -371,14 +371,16 @@ Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits) {
-    if (c.balanced_splits) return Dim3{static_cast<unsigned>(num_splits), 1, 1};
+    if (c.balanced_splits)  // (at least one CTA per head block)
+        return Dim3{static_cast<unsigned>(std::max(num_splits, (d.heads + c.head_block - 1) / c.head_block)), 1, 1};
     return Dim3{static_cast<unsigned>(num_splits), static_cast<unsigned>((d.heads + c.head_block - 1) / c.head_block),
                 static_cast<unsigned>(batch)};
 }
 
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials) {
-    if (c.balanced_splits)  // two slots of 64 rows per CTA, then their lse (kernels/mla_decode_balanced.cuh)
-        return size_t(2) * partials * kMlaHeadsPerBlock * (d.latent_dim * (c.partial_bf16 ? 2 : 4) + 4);
+    if (c.balanced_splits)  // two slots of 64 rows per CTA of mla_decode_grid, then their lse (mla_decode_balanced.cuh)
+        return size_t(2) * mla_decode_grid(d, c, batch, partials).x * kMlaHeadsPerBlock *
+               (d.latent_dim * (c.partial_bf16 ? 2 : 4) + 4);
     return size_t(batch) * d.heads * partials * d.latent_dim * (c.partial_bf16 ? 2 : 4);
 }
 

@@ -357,6 +357,7 @@ TEST_CASE("cuda mla: balanced_splits launches one CTA per SM on a 1-D grid, merg
     CHECK(mla_decode_num_splits(d, c, 64, 8192, 2000) == kMlaBalancedMaxCtas);
     const Dim3 g = mla_decode_grid(d, c, 64, 132);
     CHECK((g.x == 132 && g.y == 1 && g.z == 1));
+    CHECK(mla_decode_grid(d, c, 3, 1).x == 2);  // at least one CTA per head block
     CHECK_FALSE(mla_decode_writes_output(c, 1));  // even one CTA: the kernel's own launch path
     CHECK(mla_decode_fuses_combine(c, 132, 132, 0));  // no co-residency needed (no CTA waits for another)
     CHECK(mla_decode_fuses_combine(c, 1, 1, 0));
@@ -364,6 +365,7 @@ TEST_CASE("cuda mla: balanced_splits launches one CTA per SM on a 1-D grid, merg
     // two slots of 64 bf16 rows and their lse per CTA, whatever the batch
     CHECK(mla_decode_o_part_bytes(d, c, 64, mla_decode_partials(c, 132)) == size_t(2) * 132 * 64 * (512 * 2 + 4));
     CHECK(mla_decode_o_part_bytes(d, c, 1, 7) == size_t(2) * 7 * 64 * (512 * 2 + 4));
+    CHECK(mla_decode_o_part_bytes(d, c, 1, 1) == size_t(2) * 2 * 64 * (512 * 2 + 4));  // (the grid's 2 CTAs)
     // the P V late kernels with single-CTA TMA only, no programmatic launches
     for (auto bad : {+[](MlaDecodeConfig& x) { x.producer_consumer = 2, x.softmax_fast = 1; },
                      +[](MlaDecodeConfig& x) { x.tma = 2; }, +[](MlaDecodeConfig& x) { x.decode_pdl = 1; },

@@ -4,15 +4,19 @@
 //
 // Why: at batch 64 with 128 heads the grid of the P V late kernel is 64 x 2 = 128 CTAs, one split each, on a
 // 132-SM GPU: 4 SMs idle for the whole launch (~3%). Here the launch has one CTA per SM (MlaDecodeParams::
-// num_splits = gridDim.x = G CTAs); the tiles of all (row, head block) segments, flattened in the order (row, head
-// block, tile), T in all, are cut into G contiguous ranges: CTA c takes tiles [c T / G, (c + 1) T / G). A range may
-// start and end inside a segment; each piece of a segment is one unit (MlaPvLateUnit) (the pipeline drains
-// between units; its mbarriers are set up again; BAL 3: with the next unit's first tile already in flight).
+// num_splits = gridDim.x = G CTAs), in NG = G / NHB groups of one CTA per head block (CTA c: head block c % NHB of
+// group c / NHB; the last G % NHB CTAs idle). The tiles of all rows, flattened in the order (row, tile), T in all, are
+// cut into NG even contiguous ranges: group g takes tiles [g T / NG, (g + 1) T / NG), each of its CTAs for its head
+// block, so that the head blocks of a row read the same tiles at about the same time, as in the grid kernel (one DRAM
+// read, the others from L2: flattened over (row, head block, tile), session 8's first version, each tile was read
+// from DRAM once per head block: 1.25x the time at 64 x 32K). A range may start and end inside a row; each piece of
+// a (row, head block) segment is one unit (MlaPvLateUnit) (the pipeline drains between units; its mbarriers are set
+// up again; BAL 3: with the next unit's first tile already in flight).
 //   - A segment inside one CTA's range is written to MlaDecodeParams::out directly.
 //   - A segment cut between CTAs ("parts"): each part writes its normalised rows and log2-sum-exps to a slot of the
 //     workspace (o_part: CTA c's first unit in slot 2c, its last in slot 2c + 1, 64 rows of LATENT each, then the
 //     slots' lse [2G][64] fp32), then arrives on the segment's counter (grid_sync word kMlaReadyFlags +
-//     kMlaReadyFlagStride c0, c0 the segment's first CTA); the last part to arrive merges every part's rows into
+//     kMlaReadyFlagStride c0, c0 the segment's first part's CTA); the last part to arrive merges every part's rows into
 //     `out` (lse-weighted, as mla_combine) and sets the counter back to 0 (no other part touches it again in this
 //     launch, and the next launch is ordered after this one on the stream: graph replays need no reset). No CTA
 //     waits for another, so the launch needs no co-residency.
@@ -170,7 +174,11 @@ __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
                 for (int i = tid; i < HEADS * LATENT / 8; i += 256)
                     reinterpret_cast<uint4*>(p.out + (size_t)r * HEADS * LATENT)[i] = make_uint4(0u, 0u, 0u, 0u);
 
-    if (tid < 32) {  // warp 0: tiles per row, their prefix sums, the row holding this CTA's first tile
+    // CTA c: head block hb = c % NHB of group g = c / NHB; the NG groups cut the (row, tile) sequence, so that the
+    // head blocks of a row read the same tiles at about the same time (one DRAM read, the others from L2)
+    const int NG = ctas / NHB, g = c / NHB, hb = c % NHB;
+    if (g >= NG) return;  // (the last ctas % NHB CTAs)
+    if (tid < 32) {  // warp 0: tiles per row, their prefix sums, the row holding this group's first tile
         const int per = (p.batch + 31) / 32, r0 = min(p.batch, lane * per), r1 = min(p.batch, r0 + per);
         int sum = 0;
         for (int r = r0; r < r1; ++r) sum += (p.seq_lens[r] + TILE - 1) / TILE;
@@ -180,13 +188,13 @@ __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
             const int v = __shfl_up_sync(0xffffffffu, incl, d);
             if (lane >= d) incl += v;
         }
-        const long long total = (long long)__shfl_sync(0xffffffffu, incl, 31) * NHB;
-        const long long lo = total > 0 ? mla_bal_start(c, total, ctas) : 0;
-        long long pos = (long long)(incl - sum) * NHB;
-        if (total > 0 && lo >= pos && lo < (long long)incl * NHB) {  // one lane
+        const long long total = __shfl_sync(0xffffffffu, incl, 31);
+        const long long lo = total > 0 ? mla_bal_start(g, total, NG) : 0;
+        long long pos = incl - sum;
+        if (total > 0 && lo >= pos && lo < incl) {  // one lane
             int r = r0;
             for (;; ++r) {
-                const long long n = (long long)((p.seq_lens[r] + TILE - 1) / TILE) * NHB;
+                const int n = (p.seq_lens[r] + TILE - 1) / TILE;
                 if (lo < pos + n) break;
                 pos += n;
             }
@@ -198,36 +206,40 @@ __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
     __syncthreads();
     const long long total = s_total;
     if (total == 0) return;
-    const long long hi = mla_bal_start(c + 1, total, ctas);
-    long long pos = mla_bal_start(c, total, ctas);
-    int r = s_row, off = s_off;  // the cursor: row r, tile `off` of its NHB x tiles (flattened tile `pos`)
+    // The loop's state lives in shared memory, written by thread 0 between barriers, so that none of it stays in
+    // registers across a unit's tile loop (the P V late loop needs ~200 of them).
     struct Piece {
         MlaPvLateUnit<PT> u;
-        long long seg0;  // the segment's first flattened tile
-        int c0, c1, take;
-        bf16* out_rows;
+        long long seg0;  // the row's first flattened tile
+        int g0, g1;      // the groups whose ranges hold the row's first and last tile
+        bf16* out_rows;  // the segment's output rows (null: "decode only")
     };
-    // the unit at the cursor (past finished or empty rows); `first`: the CTA's first unit (slot 2c, else 2c + 1)
-    auto piece_at = [&](bool first) {
+    __shared__ Piece s_cur, s_next;
+    __shared__ long long s_pos;  // thread 0's cursor: flattened tile s_pos = tile s_off of row s_row
+    __shared__ int s_more;       // s_next holds the unit after s_cur
+    const long long hi = mla_bal_start(g + 1, total, NG);
+    // (thread 0) the unit at the cursor (past finished or empty rows) into q, the cursor moved past it; `first`: the
+    // CTA's first unit (slot 2c, else 2c + 1)
+    auto take_piece = [&](Piece& q, bool first) {
+        int r = s_row, off = s_off;
         int nt = (p.seq_lens[r] + TILE - 1) / TILE;
-        while (off >= nt * NHB) {
+        while (off >= nt) {
             ++r;
             off = 0;
             nt = (p.seq_lens[r] + TILE - 1) / TILE;
         }
-        Piece q;
-        const int hb = off / nt, t0 = off % nt;
-        q.take = (int)min((long long)(nt - t0), hi - pos);
-        q.seg0 = pos - t0;
-        q.c0 = mla_bal_cta(q.seg0, total, ctas);
-        q.c1 = mla_bal_cta(q.seg0 + nt - 1, total, ctas);
+        const long long pos = s_pos;
+        const int take = (int)min((long long)(nt - off), hi - pos);
+        q.seg0 = pos - off;
+        q.g0 = mla_bal_cta(q.seg0, total, NG);
+        q.g1 = mla_bal_cta(q.seg0 + nt - 1, total, NG);
         const int head0 = hb * HB, slot = 2 * c + (first ? 0 : 1);
         q.out_rows = p.out ? p.out + ((size_t)r * HEADS + head0) * LATENT : nullptr;
         q.u = MlaPvLateUnit<PT>{r,
                                 head0,
-                                t0 * TILE,
-                                min(p.seq_lens[r], (t0 + q.take) * TILE),
-                                q.c0 == q.c1 ? q.out_rows : nullptr,
+                                off * TILE,
+                                min(p.seq_lens[r], (off + take) * TILE),
+                                q.g0 == q.g1 ? q.out_rows : nullptr,
                                 parts + (size_t)slot * HB * LATENT,
                                 (size_t)LATENT,
                                 lses + slot * HB,
@@ -235,52 +247,59 @@ __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
                                 0,
                                 -1,
                                 0};
-        return q;
+        s_row = r;
+        s_off = off + take;
+        s_pos = pos + take;
     };
-    if (pos >= hi) return;  // (an empty range: fewer tiles than CTAs)
-    Piece nxt = piece_at(true);
-    for (bool first = true; pos < hi; first = false) {
-        const Piece q = nxt;
-        MlaPvLateUnit<PT> u = q.u;
-        const long long seg0 = q.seg0;
-        const int c0 = q.c0, c1 = q.c1;
-        const bool whole = c0 == c1;
-        const int rows = min(HB, HEADS - u.head0);
-        bf16* out_rows = q.out_rows;
-        pos += q.take;
-        off += q.take;
-        if (pos < hi) {
-            nxt = piece_at(false);
-            if constexpr (BAL == 3) {  // the next unit's barriers and tile 0 set up before this one's epilogue
-                u.next_b = nxt.u.b;
-                u.next_t_begin = nxt.u.t_begin;
-                nxt.u.pre = 1;
+    if (mla_bal_start(g, total, NG) >= hi) return;  // (an empty range: fewer tiles than groups)
+    if (tid == 0) {
+        s_pos = mla_bal_start(g, total, NG);
+        take_piece(s_next, true);
+        s_more = 1;
+    }
+    for (bool first = true;; first = false) {
+        __syncthreads();  // s_next and s_more written; (a later unit) everyone is done with s_cur
+        if (!s_more) break;
+        __syncthreads();  // everyone read s_more
+        if (tid == 0) {
+            s_cur = s_next;
+            s_more = s_pos < hi;
+            if (s_more) {
+                take_piece(s_next, false);
+                if constexpr (BAL == 3) {  // the next unit's barriers and tile 0 set up before this one's epilogue
+                    s_cur.u.next_b = s_next.u.b;
+                    s_cur.u.next_t_begin = s_next.u.t_begin;
+                    s_next.u.pre = 1;
+                }
             }
         }
-        if (!first) {  // the previous unit's staged rows are read; its generic shared stores before the next copies
-            fence_proxy_async_smem();
-            __syncthreads();
-        }
-        const bool cut = !whole && out_rows && p.grid_sync;  // merged by the last part to finish
-        unsigned* counter = cut ? p.grid_sync + kMlaReadyFlags + kMlaReadyFlagStride * c0 : nullptr;
+        fence_proxy_async_smem();  // (a later unit) the previous one's generic shared stores before the next copies
+        __syncthreads();           // s_cur written; the previous unit's staged rows are read
+        // whether the segment is cut between groups (and merged by the last part to finish); its counter (at the
+        // segment's first part, CTA g0 NHB + hb)
+        auto cut = [&] { return s_cur.g0 != s_cur.g1 && s_cur.out_rows && p.grid_sync; };
+        auto counter = [&] { return p.grid_sync + kMlaReadyFlags + kMlaReadyFlagStride * (s_cur.g0 * NHB + hb); };
         // (tid 0) the parts' slots into s_slot, except this CTA's with `skip_own`; returns the part count
         auto list_parts = [&](bool skip_own) {
             int n = 0, m = 0;
-            for (int k = c0; k <= c1; ++k)
-                if (mla_bal_start(k + 1, total, ctas) > mla_bal_start(k, total, ctas)) {
-                    ++n;  // part k's slot: its first unit (2k) unless the segment starts after k's range does (c0)
-                    if (!skip_own || k != c) s_slot[m++] = 2 * k + (mla_bal_start(k, total, ctas) < seg0 ? 1 : 0);
+            for (int k = s_cur.g0; k <= s_cur.g1; ++k)
+                if (mla_bal_start(k + 1, total, NG) > mla_bal_start(k, total, NG)) {
+                    // group k's CTA of this head block: its first unit's slot unless the row starts after k's range
+                    // does (g0 only)
+                    ++n;
+                    if (!skip_own || k != g)
+                        s_slot[m++] = 2 * (k * NHB + hb) + (mla_bal_start(k, total, NG) < s_cur.seg0 ? 1 : 0);
                 }
             return n;
         };
         mla_decode_pvlate<HEADS, LATENT, ROPE, PAGE, PT, false, false, PROF, LATE, FAST, MC, SYNC, PRS, QR, PVE, true>(
-            p, &u, !first,
+            p, &s_cur.u, !first,
             [&](unsigned char* sm, const float(&o)[128], const float(&inv)[2], const float(&lse)[2], int row0, int wg,
                 int t, int tid_, int rows_) {
-                if (BAL >= 2 && cut) {
+                if (BAL >= 2 && cut()) {
                     if (tid == 0) {  // every other part arrived (after its stores): this one is the last
                         const int n = list_parts(true);
-                        s_last = mla_bal_ld_acquire(counter) + 1 == (unsigned)n ? n - 1 : 0;
+                        s_last = mla_bal_ld_acquire(counter()) + 1 == (unsigned)n ? n - 1 : 0;
                         __threadfence();
                     }
                     __syncthreads();
@@ -291,26 +310,28 @@ __device__ __forceinline__ void mla_decode_balanced(const MlaDecodeParams& p) {
                         }
                         mla_stage_rows<bf16, LATENT, 128, false>(sm, o, inv, row0, wg, t);
                         __syncthreads();
-                        mla_balanced_merge<LATENT, PT>(parts, lses, s_slot, s_w, s_last, sm, s_lse_own, out_rows,
+                        mla_balanced_merge<LATENT, PT>(parts, lses, s_slot, s_w, s_last, sm, s_lse_own, s_cur.out_rows,
                                                        rows_, tid_);
-                        if (tid == 0) atomicExch(counter, 0u);
+                        if (tid == 0) atomicExch(counter(), 0u);
                         return;
                     }
                 }
-                mla_pvlate_store<HEADS, LATENT>(u, sm, o, inv, lse, row0, wg, t, tid_, rows_);
+                mla_pvlate_store<HEADS, LATENT>(s_cur.u, sm, o, inv, lse, row0, wg, t, tid_, rows_);
             });
-        if (!cut || (BAL >= 2 && s_last)) continue;  // (BAL 2, 3: s_last set: merged in the epilogue)
+        if (!cut() || (BAL >= 2 && s_last)) continue;  // (BAL 2, 3: s_last set: merged in the epilogue)
         __syncthreads();  // every thread's partial stores are issued (and the staged rows read)
         if (tid == 0) {
             __threadfence();  // this CTA's part (ordered by the barrier above) before the arrival
             const int n = list_parts(false);
-            const bool last = atomicAdd(counter, 1u) + 1 == (unsigned)n;
-            if (last) atomicExch(counter, 0u);
+            const bool last = atomicAdd(counter(), 1u) + 1 == (unsigned)n;
+            if (last) atomicExch(counter(), 0u);
             __threadfence();
             s_last = last ? n : 0;
         }
         __syncthreads();
-        if (s_last) mla_balanced_merge<LATENT, PT>(parts, lses, s_slot, s_w, s_last, nullptr, nullptr, out_rows, rows, tid);
+        if (s_last)
+            mla_balanced_merge<LATENT, PT>(parts, lses, s_slot, s_w, s_last, nullptr, nullptr, s_cur.out_rows,
+                                           min(HB, HEADS - s_cur.u.head0), tid);
     }
 }
 
