@@ -56,8 +56,6 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     if (num_splits < 1 || num_splits % config_.cluster != 0)
         throw std::invalid_argument(
             "MlaAttention::decode: num_splits must be a positive multiple of the cluster size");
-    if (config_.balanced_splits && num_splits > kMlaBalancedMaxCtas)
-        throw std::invalid_argument("MlaAttention::decode: balanced_splits takes at most kMlaBalancedMaxCtas CTAs");
     if (workspace.bytes() < workspace_bytes(batch, num_splits))
         throw std::invalid_argument(
             "MlaAttention::decode: workspace smaller than workspace_bytes(batch, num_splits)");

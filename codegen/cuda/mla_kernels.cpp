@@ -357,7 +357,7 @@ bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits) {
 }
 
 bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas) {
-    if (c.balanced_splits) return num_splits >= 1 && num_splits <= kMlaBalancedMaxCtas;  // (needs no co-residency)
+    if (c.balanced_splits) return num_splits >= 1;  // (needs no co-residency; the grid caps the CTAs)
     return c.fused_combine && !mla_decode_writes_output(c, num_splits) && num_splits <= kMlaFusedCombineMaxSplits &&
            grid_ctas <= max_resident_ctas && grid_ctas <= kMlaFusedMaxCtas;
 }
@@ -371,8 +371,10 @@ Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits) {
-    if (c.balanced_splits)  // (at least one CTA per head block)
-        return Dim3{static_cast<unsigned>(std::max(num_splits, (d.heads + c.head_block - 1) / c.head_block)), 1, 1};
+    if (c.balanced_splits)  // (at least one CTA per head block, at most kMlaBalancedMaxCtas; heads <= 4096)
+        return Dim3{static_cast<unsigned>(
+                        std::clamp(num_splits, (d.heads + c.head_block - 1) / c.head_block, kMlaBalancedMaxCtas)),
+                    1, 1};
     return Dim3{static_cast<unsigned>(num_splits), static_cast<unsigned>((d.heads + c.head_block - 1) / c.head_block),
                 static_cast<unsigned>(batch)};
 }

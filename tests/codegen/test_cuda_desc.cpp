@@ -361,7 +361,7 @@ TEST_CASE("cuda mla: balanced_splits launches one CTA per SM on a 1-D grid, merg
     CHECK_FALSE(mla_decode_writes_output(c, 1));  // even one CTA: the kernel's own launch path
     CHECK(mla_decode_fuses_combine(c, 132, 132, 0));  // no co-residency needed (no CTA waits for another)
     CHECK(mla_decode_fuses_combine(c, 1, 1, 0));
-    CHECK_FALSE(mla_decode_fuses_combine(c, kMlaBalancedMaxCtas + 1, kMlaBalancedMaxCtas + 1, 1 << 20));
+    CHECK(mla_decode_grid(d, c, 1, kMlaBalancedMaxCtas + 44).x == unsigned(kMlaBalancedMaxCtas));  // capped
     // two slots of 64 bf16 rows and their lse per CTA, whatever the batch
     CHECK(mla_decode_o_part_bytes(d, c, 64, mla_decode_partials(c, 132)) == size_t(2) * 132 * 64 * (512 * 2 + 4));
     CHECK(mla_decode_o_part_bytes(d, c, 1, 7) == size_t(2) * 7 * 64 * (512 * 2 + 4));
