@@ -15,7 +15,7 @@ MlaAttention::MlaAttention(const MlaDecodeDesc& desc, const MlaDecodeConfig& con
     if (config.combine_warp)
         combine_warp_ = build_cuda_kernel(mla_combine_warp_source(desc, config), arch, cache_dir);
     append_ = build_cuda_kernel(kv_append_source(desc), arch, cache_dir);
-    if (config.fused_combine) {
+    if (config.fused_combine || config.balanced_splits) {
         grid_sync_ = DeviceBuffer(kMlaGridSyncBytes);
         grid_sync_.fill_bytes(0);
         max_resident_ = decode_->max_resident_ctas();
@@ -77,8 +77,11 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     if (mla_decode_fuses_combine(config_, num_splits, int(grid.x * grid.y * grid.z), max_resident_)) {
         p.out = out;
         p.grid_sync = grid_sync_.as<unsigned>();
-        decode_->launch_cooperative(mla_decode_fused_grid(desc_, config_, batch, num_splits, max_resident_), p,
-                                    stream);
+        if (config_.balanced_splits)  // (no CTA waits for another: a plain launch)
+            decode_->launch(grid, p, stream);
+        else
+            decode_->launch_cooperative(mla_decode_fused_grid(desc_, config_, batch, num_splits, max_resident_), p,
+                                        stream);
         return;
     }
     if (config_.decode_pdl)

@@ -180,6 +180,17 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
                 c.softmax_fast = sf;
                 add(c);
             }
+        c.producer_consumer = 7;  // session 8: pc7 sf2 and pc8 sf2 with the balanced schedule (an even share of all
+        c.softmax_fast = 2;       // tiles per SM, cut rows merged by their last part)
+        for (int bal : {1, 2, 3}) {  // (2: the last part merges its own rows from shared memory; 3: and the next
+                                     // unit's first tile is issued before the epilogue)
+            c.balanced_splits = bal;
+            for (int kind : {7, 8}) {
+                c.producer_consumer = kind;
+                add(c);
+            }
+        }
+        c.balanced_splits = 0;
         c.softmax_fast = 1;
         for (int kind : {4, 6}) {  // ... with the tiles multicast to the head-block pair (half the L2->SM bytes)
             c.producer_consumer = kind;

@@ -144,6 +144,11 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
     if (c.epilogue_stmatrix && (!default_kernel || !c.partial_bf16))
         return "epilogue_stmatrix needs the wgmma kernel with tma 1, cluster 1, bf16 partials (partial_bf16 1), no "
                "seesaw and no producer_consumer";
+    if (c.balanced_splits < 0 || c.balanced_splits > 3) return "balanced_splits must be 0 .. 3";
+    if (c.balanced_splits == 3 && !c.partial_bf16)
+        return "balanced_splits 3 stages its rows in bf16 (the Q buffer only): needs partial_bf16 1";
+    if (c.balanced_splits && (c.producer_consumer < 4 || c.tma != 1 || c.pdl || c.decode_pdl))
+        return "balanced_splits needs producer_consumer 4 .. 11 with tma 1, no pdl and no decode_pdl";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -199,6 +204,12 @@ std::string wgmma_tail_args(const MlaDecodeConfig& c) {
 // PRS[, QR[, PVE]]]]], as short as the config allows (the session-6 kernels' instantiations stay as they were).
 std::string pvlate_template_tail(const MlaDecodeConfig& c) {
     const int late = c.producer_consumer == 4 ? 2 : c.producer_consumer == 5 ? 1 : c.producer_consumer == 6 ? 3 : 4;
+    if (c.balanced_splits) {  // mla_decode_balanced<>: every argument up to BAL
+        const int pc = c.producer_consumer;
+        return fmt::format(", {}, {}, false, {}, {}, {}, {}, {}", late, c.softmax_fast ? "true" : "false",
+                           c.softmax_fast >= 2 ? (c.softmax_fast == 3 ? 8 : 0) : -1, pc >= 8 ? "true" : "false",
+                           pc == 9 || pc == 10 ? 8 : 0, pc >= 10 ? "true" : "false", c.balanced_splits);
+    }
     std::string s = fmt::format(", {}, {}", late, c.softmax_fast ? "true" : "false");
     if (c.softmax_fast < 2) return c.tma == 2 ? s + ", true" : s;
     s += fmt::format(", {}, {}", c.tma == 2, c.softmax_fast == 3 ? 8 : 0);
@@ -233,7 +244,8 @@ CudaKernelSource mla_decode_source(const MlaDecodeDesc& d, const MlaDecodeConfig
             fields_print(d) + " " + fields_print(c), s.block_threads, s.name, d.heads, d.latent_dim, d.rope_dim,
             d.page_size, c.partial_bf16 ? "mf::bf16" : "float", c.pdl ? "true" : "false",
             c.decode_pdl ? "true" : "false", c.profile ? "true" : "false",
-            c.producer_consumer == 1 ? "mla_decode_pc"
+            c.producer_consumer == 1   ? "mla_decode_pc"
+            : c.balanced_splits        ? "mla_decode_balanced"
             : c.producer_consumer >= 4 ? "mla_decode_pvlate"
                                        : "mla_decode_pvfirst",
             c.producer_consumer >= 4 ? pvlate_template_tail(c)
@@ -338,6 +350,7 @@ bool mla_decode_cluster_merges(const MlaDecodeConfig& c, Dim3 grid, int max_clus
 int mla_decode_num_splits(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int max_seq_len,
                           int sms, int max_clusters) {
     if (const int cm = mla_decode_cluster_splits(d, c, batch, max_seq_len, sms, max_clusters)) return cm;
+    if (c.balanced_splits) return std::clamp(sms, 1, kMlaBalancedMaxCtas);  // one CTA per SM, whatever the shape
     const int blocks = std::max(1, batch) * ((d.heads + c.head_block - 1) / c.head_block);
     const int tiles = std::max(1, (max_seq_len + c.tile_tokens - 1) / c.tile_tokens);
     // One CTA per SM (the kernel uses most of the shared memory): never spill into a second, mostly empty
@@ -351,10 +364,11 @@ int mla_decode_partials(const MlaDecodeConfig& c, int num_splits) {
 }
 
 bool mla_decode_writes_output(const MlaDecodeConfig& c, int num_splits) {
-    return num_splits == 1 && c.cluster == 1;
+    return num_splits == 1 && c.cluster == 1 && !c.balanced_splits;
 }
 
 bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid_ctas, int max_resident_ctas) {
+    if (c.balanced_splits) return num_splits >= 1;  // (needs no co-residency; the grid caps the CTAs)
     return c.fused_combine && !mla_decode_writes_output(c, num_splits) && num_splits <= kMlaFusedCombineMaxSplits &&
            grid_ctas <= max_resident_ctas && grid_ctas <= kMlaFusedMaxCtas;
 }
@@ -368,11 +382,18 @@ Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits) {
+    if (c.balanced_splits)  // (at least one CTA per head block, at most kMlaBalancedMaxCtas; heads <= 4096)
+        return Dim3{static_cast<unsigned>(
+                        std::clamp(num_splits, (d.heads + c.head_block - 1) / c.head_block, kMlaBalancedMaxCtas)),
+                    1, 1};
     return Dim3{static_cast<unsigned>(num_splits), static_cast<unsigned>((d.heads + c.head_block - 1) / c.head_block),
                 static_cast<unsigned>(batch)};
 }
 
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials) {
+    if (c.balanced_splits)  // two slots of 64 rows per CTA of mla_decode_grid, then their lse (mla_decode_balanced.cuh)
+        return size_t(2) * mla_decode_grid(d, c, batch, partials).x * kMlaHeadsPerBlock *
+               (d.latent_dim * (c.partial_bf16 ? 2 : 4) + 4);
     return size_t(batch) * d.heads * partials * d.latent_dim * (c.partial_bf16 ? 2 : 4);
 }
 

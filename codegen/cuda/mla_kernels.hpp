@@ -165,6 +165,14 @@ struct MlaDecodeConfig {
     // the other 32 rows of Q in shared memory are zeroed: half of Q's 72 KB into each SM (batch 1 at 1K: every SM
     // takes in Q and one 72 KB tile before its only tile is done).
     int q_own_rows = 0;
+    // 1 (producer_consumer 4 .. 11, tma 1, no pdl / decode_pdl): the balanced schedule (kernels/mla_decode_balanced.cuh):
+    // one CTA per SM (num_splits = the SM count, a 1-D grid) takes an even share of all rows' tiles, flattened in
+    // the order (row, head block, tile); a (row, head block) cut between CTAs is merged by its last part to finish
+    // (a counter in grid_sync, as fused_combine), the others are written directly. No combine launch. (Batch 64 with
+    // 128 heads: 128 CTAs of the grid schedule leave 4 of 132 SMs idle.) 2: as 1, and a cut's part that finds every
+    // other part arrived merges its own rows from shared memory instead of writing and reading back a partial. 3 (bf16
+    // partials): as 2, and the next unit's first tile is issued before a unit's epilogue (the copy lands meanwhile).
+    int balanced_splits = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -198,6 +206,7 @@ struct MlaDecodeConfig {
         f("tile_box_wait", "bw", s.tile_box_wait);
         f("pv_overlap", "pvo", s.pv_overlap);
         f("q_own_rows", "qor", s.q_own_rows);
+        f("balanced_splits", "bal", s.balanced_splits);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

@@ -209,6 +209,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         c.q_own_rows = 1;
         return c;
     };
+    // session 8 (mla64d): pc7 sf2 / pc8 sf2 with the balanced schedule (balanced_splits: bal; 2: the last part merges
+    // its own rows from shared memory; 3: and the next unit's first tile issued before the epilogue)
+    auto bal = [](MlaDecodeConfig c, int value = 1) {
+        c.balanced_splits = value;
+        return c;
+    };
     auto claim = [](MlaDecodeConfig c, int tcl = 1, int esm = 0, int mel = 0) {
         c.tile_claim = tcl;
         c.epilogue_stmatrix = esm;
@@ -234,7 +240,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               fast(pc(def_prof, 4)), fast(pc(old_def, 5)), fast(pc(old_def, 6)), fast(pc(def_prof, 6)),
                               fast(pc(old_def, 7)), fast(pc(def_prof, 7)), sf(pc(old_def, 7), 2),
                               sf(pc(def_prof, 7), 2), sf(pc(old_def, 7), 3), sf(pc(old_def, 8), 2),
-                              sf(pc(def_prof, 8), 2), sf(pc(old_def, 8), 3)})
+                              sf(pc(def_prof, 8), 2), sf(pc(old_def, 8), 3), bal(sf(pc(old_def, 7), 2)),
+                              bal(sf(pc(old_def, 8), 2)), bal(sf(pc(old_def, 7), 2), 2), bal(sf(pc(old_def, 8), 2), 2),
+                              bal(sf(pc(old_def, 7), 2), 3)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

@@ -47,7 +47,7 @@ TEST_CASE("cuda desc: MLA decode name spells the descriptor and config") {
     const MlaDecodeDesc d;
     const MlaDecodeConfig c;
     CHECK(mla_decode_name(d, c) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_cm0_sf0_tcl0_esm0_mel0_bw0_pvo0_qor0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg0_mt1_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_cm0_sf0_tcl0_esm0_mel0_bw0_pvo0_qor0_bal0");
     CHECK(fields_print(d) == "dtype=bf16 heads=128 latent_dim=512 rope_dim=64 page_size=64");
     check_every_field_matters(d, [&](const MlaDecodeDesc& x) { return mla_decode_name(x, c); });
     check_every_field_matters(c, [&](const MlaDecodeConfig& x) { return mla_decode_name(d, x); });
@@ -95,7 +95,7 @@ TEST_CASE("cuda mla: min_split_tiles makes fewer, longer splits") {
     CHECK(mla_decode_num_splits(d, c4, 1, 32768, 132) == 66);  // the SMs still cap it
     CHECK_FALSE(mla_decode_unsupported(d, MlaDecodeConfig{64, 2, 1, 1, 0}, 90).empty());
     CHECK(mla_decode_name(d, c4) ==
-          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_cm0_sf0_tcl0_esm0_mel0_bw0_pvo0_qor0");
+          "mla_decode_bf16_h128_lat512_rope64_pg64__t64_s2_c1_wg1_mt4_pb0_pdl0_qs0_qc1_prof0_tma0_dpdl0_cw0_ss0_fc0_pro0_bs0_l2p0_mh0_pc0_ml0_hb64_cm0_sf0_tcl0_esm0_mel0_bw0_pvo0_qor0_bal0");
 }
 
 TEST_CASE("cuda mla: bf16 partials halve the workspace, wgmma kernel only, with their own combine") {
@@ -320,8 +320,8 @@ TEST_CASE("cuda mla: decode candidates are the supported configs, default first,
             // length read early (merge_early) alone and with both, S waiting box by box (tile_box_wait) on the
             // default and cm16 hb32; (session 8) Q's boxes too (tile_box_wait 2) on cm16 hb32 and the default, the
             // overlapped tile loop (pv_overlap 1) with bw2 and bw1 and where a CTA has 2 tiles (2), cm16 hb32 with Q's
-            // own rows (q_own_rows) bw1, bw2
-            CHECK((sm == 90) == (wgmma == (heads == 128 ? 100 : 88)));
+            // own rows (q_own_rows) bw1, bw2; pc7 sf2 and pc8 sf2 with the balanced schedule (bal1 .. bal3)
+            CHECK((sm == 90) == (wgmma == (heads == 128 ? 106 : 94)));
             if (sm == 90) CHECK(v.size() >= 10);
         }
     }
@@ -345,4 +345,37 @@ TEST_CASE("cuda rope: YaRN attention scale of DeepSeek-V3") {
     CHECK(yarn_mscale(1.0) == 1.0);
     const double m = yarn_mscale(40.0);
     CHECK(std::pow(192.0, -0.5) * m * m == doctest::Approx(0.1352338).epsilon(1e-6));
+}
+
+TEST_CASE("cuda mla: balanced_splits launches one CTA per SM on a 1-D grid, merges in the decode, two slots per CTA") {
+    const MlaDecodeDesc d;
+    MlaDecodeConfig c = mla_decode_large_batch_config(d, 90);
+    c.balanced_splits = 1;
+    CHECK(mla_decode_unsupported(d, c, 90).empty());
+    CHECK(mla_decode_source(d, c, 90).source.find("mf::mla_decode_balanced<") != std::string::npos);
+    CHECK(mla_decode_source(d, c, 90).source.find(", 4, true, false, 0, false, 0, false, 1>(p)") != std::string::npos);
+    for (int batch : {1, 8, 64})  // one CTA per SM whatever the shape, capped at kMlaBalancedMaxCtas
+        for (int len : {1, 1000, 32768}) CHECK(mla_decode_num_splits(d, c, batch, len, 132) == 132);
+    CHECK(mla_decode_num_splits(d, c, 64, 8192, 2000) == kMlaBalancedMaxCtas);
+    const Dim3 g = mla_decode_grid(d, c, 64, 132);
+    CHECK((g.x == 132 && g.y == 1 && g.z == 1));
+    CHECK(mla_decode_grid(d, c, 3, 1).x == 2);  // at least one CTA per head block
+    CHECK_FALSE(mla_decode_writes_output(c, 1));  // even one CTA: the kernel's own launch path
+    CHECK(mla_decode_fuses_combine(c, 132, 132, 0));  // no co-residency needed (no CTA waits for another)
+    CHECK(mla_decode_fuses_combine(c, 1, 1, 0));
+    CHECK(mla_decode_grid(d, c, 1, kMlaBalancedMaxCtas + 44).x == unsigned(kMlaBalancedMaxCtas));  // capped
+    // two slots of 64 bf16 rows and their lse per CTA, whatever the batch
+    CHECK(mla_decode_o_part_bytes(d, c, 64, mla_decode_partials(c, 132)) == size_t(2) * 132 * 64 * (512 * 2 + 4));
+    CHECK(mla_decode_o_part_bytes(d, c, 1, 7) == size_t(2) * 7 * 64 * (512 * 2 + 4));
+    CHECK(mla_decode_o_part_bytes(d, c, 1, 1) == size_t(2) * 2 * 64 * (512 * 2 + 4));  // (the grid's 2 CTAs)
+    // the P V late kernels with single-CTA TMA only, no programmatic launches
+    for (auto bad : {+[](MlaDecodeConfig& x) { x.producer_consumer = 2, x.softmax_fast = 1; },
+                     +[](MlaDecodeConfig& x) { x.tma = 2; }, +[](MlaDecodeConfig& x) { x.decode_pdl = 1; },
+                     +[](MlaDecodeConfig& x) { x.balanced_splits = 4; },
+                     +[](MlaDecodeConfig& x) { x.balanced_splits = 3, x.partial_bf16 = 0; }}) {
+        MlaDecodeConfig x = c;
+        bad(x);
+        CHECK_FALSE(mla_decode_unsupported(d, x, 90).empty());
+    }
+    CHECK_FALSE(mla_decode_unsupported(d, c, 80).empty());
 }

@@ -555,3 +555,40 @@ TEST_CASE("cuda nvrtc: q_own_rows (Q's boxes of the CTA's own 32 heads) compiles
     c.tile_box_wait = 2;
     check_no_ptxas_performance_loss(v3, c);
 }
+
+TEST_CASE("cuda nvrtc: balanced_splits (an even share of all tiles per CTA) compiles without ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    for (int heads : {128, 20}) {  // (20: one padded head block)
+        MlaDecodeDesc d;
+        d.heads = heads;
+        MlaDecodeConfig c = mla_decode_large_batch_config(d, 90);
+        for (int kind : {7, 8}) {
+            CAPTURE(heads);
+            CAPTURE(kind);
+            c.producer_consumer = kind;
+            c.balanced_splits = 1;
+            const std::string ptx = compile_cuda_ptx(mla_decode_source(d, c, 90), CudaArch{9, 0, true});
+            // the P V late tile loop once (S of tile 0 and of the loop), the mbarriers set up again for a later
+            // unit, the cut segments' arrival counter
+            CHECK(occurrences(ptx, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
+            CHECK(occurrences(ptx, "mbarrier.inval.shared::cta.b64") >= 1);
+            CHECK(occurrences(ptx, "atom.global.add.u32") + occurrences(ptx, "atom.add.u32") +
+                      occurrences(ptx, "atom.global.gpu.add.u32") >=
+                  1);
+            check_no_ptxas_performance_loss(d, c);
+            c.balanced_splits = 2;  // ... the last part's own rows merged from shared memory: the counter read first
+            const std::string own = compile_cuda_ptx(mla_decode_source(d, c, 90), CudaArch{9, 0, true});
+            CHECK(occurrences(own, "ld.acquire.gpu.global.u32") == 1);
+            CHECK(occurrences(own, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
+            check_no_ptxas_performance_loss(d, c);
+            c.balanced_splits = 3;  // ... and the next unit's tile 0 issued before the epilogue
+            const std::string next = compile_cuda_ptx(mla_decode_source(d, c, 90), CudaArch{9, 0, true});
+            CHECK(occurrences(next, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
+            CHECK(next != own);
+            check_no_ptxas_performance_loss(d, c);
+        }
+    }
+}

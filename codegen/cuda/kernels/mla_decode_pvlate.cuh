@@ -34,6 +34,7 @@
 #pragma once
 #include "cluster_sm90.cuh"  // cluster_sync
 #include "mla_decode_pvfirst.cuh"
+#include "mla_pvlate_unit.cuh"  // MlaPvLateUnit (UNIT)
 
 namespace mf {
 
@@ -93,9 +94,17 @@ __device__ __forceinline__ void mla_pv_part(float (&d)[N / 2], unsigned sKa, int
 // only warpgroup 1 needs), not at the start of pass j + 1: the tensor cores idled ~350 cycles a tile there (pc7).
 // PROF also reports threads 96 (warpgroup 0's last warp) and 224 in profile[16 .. 31] (the skew of the warps:
 // warpgroup 0's P V waits for its slowest warp).
+// UNIT (kernels/mla_decode_balanced.cuh): the CTA's work is *unit (MlaPvLateUnit) instead of the grid's (split, head
+// block, row), and `epilogue(smem, o, inv, lse, row0, wg, t, tid, rows)` stores its rows once every wgmma is done (o:
+// this thread's accumulators, inv: 1 / row sum of rows row0, row0 + 8, lse: their log2-sum-exp (in warpgroup 0),
+// smem: the Q and K buffers, free): mla_pvlate_store, or the balanced schedule's merge. `again`: a later unit of the
+// same CTA: the mbarriers are invalidated before they are initialised again (the caller synchronised the CTA).
+struct MlaPvLateGridEpilogue {};
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
-          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false>
-__device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
+          bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false, bool UNIT = false,
+          class EPI = MlaPvLateGridEpilogue>
+__device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, const MlaPvLateUnit<PT>* unit = nullptr,
+                                                  bool again = false, EPI&& epilogue = EPI{}) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
     MlaCycleProfile<PROF> prof;
@@ -125,18 +134,20 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
     const unsigned bar_ready = bar_empty + 16, bar_issued = bar_ready + 16;
     const unsigned bar_pair = bar_issued + 8;  // MC: pair lo [2], pair hi [2] (both CTAs released the half)
 
-    const int split = blockIdx.x, head0 = blockIdx.y * HB, b = blockIdx.z;
+    const int split = UNIT ? 0 : blockIdx.x, head0 = UNIT ? unit->head0 : blockIdx.y * HB;
+    const int b = UNIT ? unit->b : blockIdx.z;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wg = warp >> 2;
     const int yr = MC ? blockIdx.y & 1 : 0;  // MC: this CTA's rank in the head-block pair (cluster (1, 2, 1))
     const int row0 = (warp & 3) * 16 + (lane >> 2);  // this thread's rows: row0 and row0 + 8 (S, P and O)
 
-    const int len = p.seq_lens[b];
-    const MlaSplitTiles cut = mla_split_tiles<TILE>(len, p.num_splits, split);
+    const MlaSplitTiles cut = UNIT ? MlaSplitTiles{0, unit->t_begin, unit->t_end,
+                                                   (unit->t_end - unit->t_begin + TILE - 1) / TILE}
+                                   : mla_split_tiles<TILE>(p.seq_lens[b], p.num_splits, split);
     const int t_begin = cut.t_begin, t_end = cut.t_end, n_tiles = cut.n_tiles;
     const size_t part_row = (size_t)b * HEADS;
     const bool direct = p.num_splits == 1 && p.out != nullptr;
-    if (n_tiles == 0) {
+    if (!UNIT && n_tiles == 0) {
         mla_empty_split<HEADS, LATENT, HB>(p, part_row, head0, split, direct, tid);
         return;
     }
@@ -163,8 +174,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         mbar_arrive_cluster(bar, 1);
         mbar_wait(bar, (j >> 1) & 1);
     };
-    if (tid == 0) {
-        tma_prefetch_map(&p.kv_map);
+    auto init_barriers = [&] {
         for (int st = 0; st < 2; ++st) {
             mbar_init(bar_full + 8 * st, 1);
             mbar_init(bar_full_hi + 8 * st, 1);
@@ -175,10 +185,21 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         if (MC)
             for (int k = 0; k < 4; ++k) mbar_init(bar_pair + 8 * k, 2);  // one arrival per CTA of the pair
         mbar_init_fence();
+    };
+    const bool pre = UNIT && unit->pre;  // (UNIT) the barriers and tile 0 are set up already
+    if (tid == 0) {
+        tma_prefetch_map(&p.kv_map);
+        if (UNIT && again && !pre)
+            for (unsigned bar = bar_full; bar < bar_issued + 8; bar += 8) mbar_inval(bar);
+        if (!pre) init_barriers();
     }
     if constexpr (MC) cluster_sync();  // both CTAs' barriers exist before any multicast lands
+    // (UNIT) the page of the next unit's tile 0 (set up before the epilogue)
+    const int next_page = UNIT && tid == 0 && unit->next_b >= 0
+                              ? p.block_table[(size_t)unit->next_b * p.block_table_stride + unit->next_t_begin / PAGE]
+                              : 0;
     if (tid == 0)
-        for (int i = 0; i < 2 && i < n_tiles; ++i) {
+        for (int i = pre ? 1 : 0; i < 2 && i < n_tiles; ++i) {
             const int page = table[(t_begin + i * TILE) / PAGE];
             issue_half(i, page, false);
             issue_half(i, page, true);
@@ -421,24 +442,48 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p) {
         red_sum[row0 + 8] = l_run[1];
     }
     __syncthreads();
+    if constexpr (UNIT) {
+        if (tid == 0 && unit->next_b >= 0) {  // every wait and wgmma is done: the next unit's barriers and tile 0
+            for (unsigned bar = bar_full; bar < bar_issued + 8; bar += 8) mbar_inval(bar);
+            init_barriers();
+            const int row = next_page * PAGE + unit->next_t_begin % PAGE;
+            for (int hi = 0; hi < 2; ++hi) {
+                const unsigned full = hi ? bar_full_hi : bar_full;
+                mbar_arrive_expect_tx(full, (hi ? NB - LO : LO) * (TILE * 128));
+                for (int cb = hi ? LO : 0; cb < (hi ? NB : LO); ++cb)
+                    tma_load_2d(sKa0 + cb * (TILE * 128), &p.kv_map, cb * 64, row, full);
+            }
+        }
+    }
     float inv[2];
     const int rows = min(HB, HEADS - head0);
+    if constexpr (UNIT) {
+        float lse[2];
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const int row = row0 + 8 * h;
-        const float l = red_sum[row];
-        inv[h] = l > 0.f ? 1.f / l : 0.f;
-        const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
-        if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
-            p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
+        for (int h = 0; h < 2; ++h) {
+            const float l = red_sum[row0 + 8 * h];
+            inv[h] = l > 0.f ? 1.f / l : 0.f;
+            lse[h] = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
+        }
+        epilogue(smem, o, inv, lse, row0, wg, t, tid, rows);
+    } else {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int row = row0 + 8 * h;
+            const float l = red_sum[row];
+            inv[h] = l > 0.f ? 1.f / l : 0.f;
+            const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
+            if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
+                p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
+        }
+        if (direct)
+            mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
+                                         (size_t)LATENT, rows);
+        else
+            mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
+                                       reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
+                                       (size_t)p.num_splits * LATENT, rows);
     }
-    if (direct)
-        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
-                                     (size_t)LATENT, rows);
-    else
-        mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
-                                   reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
-                                   (size_t)p.num_splits * LATENT, rows);
     if constexpr (MC) cluster_wait();
     prof.mark(6);
     prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);

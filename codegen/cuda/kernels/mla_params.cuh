@@ -62,6 +62,9 @@ constexpr int kMlaGridSyncBytes = 4 * (kMlaTileClaims + kMlaReadyFlagStride * kM
 // profile[32 + kMlaProfileCtaSlots index ..] (times of the whole grid: the skew of its CTAs).
 constexpr int kMlaProfileCtas = 1024;
 constexpr int kMlaProfileCtaSlots = 8;
+// Config balanced_splits (kernels/mla_decode_balanced.cuh): at most this many CTAs (num_splits) in a launch; a cut
+// segment's counter is grid_sync word kMlaReadyFlags + kMlaReadyFlagStride c0 (c0 < this).
+constexpr int kMlaBalancedMaxCtas = 256;
 
 // Split groups of the combine kernel: its CTA has latent / 4 x this many threads (host and device agree here).
 constexpr int kMlaCombineSplitGroups = 8;

@@ -19,6 +19,12 @@ __device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
 
+// Ends the mbarrier at `bar` (no thread waits on it any more, no copy completes on it): its memory may then hold a
+// new mbarrier (mbar_init).
+__device__ __forceinline__ void mbar_inval(unsigned bar) {
+    asm volatile("mbarrier.inval.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+
 // Makes mbarrier.init visible to the other CTAs of the cluster and to the async proxy (TMA complete_tx).
 __device__ __forceinline__ void mbar_init_fence() {
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
