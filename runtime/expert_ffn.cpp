@@ -84,7 +84,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
         amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, ac);
         // Routes under amx_chunk_min_m tokens (narrow ones among them) run all of K at once.
         AmxGemmConfig whole = ac;
-        whole.k_block = whole.pf_next = 0;
+        whole.k_block = whole.pf_next = whole.k_inner = 0;
         const bool split = ac.k_block > 0 && cfg.amx_chunk_min_m > 0;
         if (split) {
             amx_guw_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, whole);

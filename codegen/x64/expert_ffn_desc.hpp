@@ -69,6 +69,7 @@ struct ExpertFfnConfig {
                             // process (session 7): 2-core VM +6% at M = 24, +10% at 32, +17-30% at 64, +22-27% at
                             // 256, -13% at 16; but the 16-core device -18% at 64, -21% at 256, -15% at 1024: off by
                             // default, a tuner candidate (32)
+    int amx_k_inner = 0;  // with amx_k_block: the K chunk loop inside the outer m / n loop (AmxGemmConfig::k_inner)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
     // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
@@ -101,11 +102,14 @@ struct ExpertFfnConfig {
         f("down_token_ranges", "dtr", s.down_token_ranges);
         f("int4_amx_unpack", "qu", s.int4_amx_unpack);
         f("int4_sb_min_m", "qsb", s.int4_sb_min_m);
+        f("amx_k_inner", "aki", s.amx_k_inner);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 
     AmxGemmConfig amx() const {
-        return {m_tiles, n_tiles, order, amx_prefetch, amx_k_block, amx_pf_a, amx_pf_b, amx_a_tiled, amx_pf_next};
+        AmxGemmConfig a{m_tiles, n_tiles, order, amx_prefetch, amx_k_block, amx_pf_a, amx_pf_b, amx_a_tiled, amx_pf_next};
+        a.k_inner = amx_k_inner;
+        return a;
     }
     GemvConfig gemv(int m, WeightType wtype) const {
         GemvConfig g{gemv_panels, gemv_prefetch, wtype == WeightType::int4 ? 1 : gemv_k_unroll};

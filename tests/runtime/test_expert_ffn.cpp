@@ -338,6 +338,11 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     tiled_chunked.order = LoopOrder::mn;
     ExpertFfnConfig split = tiled_chunked;  // chunked kernels from 30 tokens per route (40, 100), whole-K below (17)
     split.amx_chunk_min_m = 30;
+    ExpertFfnConfig k_inner = chunked;  // K chunks inside the outer loop (nm: per panel group), 3 steps a chunk
+    k_inner.amx_k_inner = 1;
+    k_inner.amx_k_block = 3;
+    ExpertFfnConfig k_inner_mn = tiled_chunked;  // ... (mn: per row group) over tiled activations
+    k_inner_mn.amx_k_inner = 1;
     ExpertFfnConfig amx_mn = base;  // 2x2 tiles, order mn, AMX from 1 token
     amx_mn.gemv_max_m = 0;
     amx_mn.order = LoopOrder::mn;
@@ -358,7 +363,8 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     int4_sb_mixed.int4_sb_min_m = 20;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
-        for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &amx_mn,
+        for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &k_inner,
+                                &k_inner_mn, &amx_mn,
                                 &no_ranges, &int4_packed, &int4_unpacked, &int4_sb, &int4_sb_item, &int4_sb_mixed,
                                 &def})
             for (int threads : {1, 3}) {
