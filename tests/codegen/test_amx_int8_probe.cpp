@@ -174,6 +174,8 @@ TEST_CASE("amx int8 gemm probe: TOPS per core of the GEMM alone, L2-hot and per 
         {"mn kb4 k_inner", ki(ck(LoopOrder::mn, 4, 0, 0, 0)), 64, 8},
         {"mn kb8 k_inner", ki(ck(LoopOrder::mn, 8, 0, 0, 0)), 64, 8},
         {"nm kb8 k_inner", ki(ck(LoopOrder::nm, 8, 0, 0, 0)), 64, 8},
+        {"mn kb8 k_inner pf_b 1", ki(ck(LoopOrder::mn, 8, 0, 1, 0)), 64, 8},
+        {"nm whole K pf_b 1", ck(LoopOrder::nm, 0, 0, 1, 0), 64, 8},
     };
     const char* states[] = {"L2 hot", "A,B in L3", "B DRAM", "A,B DRAM"};
     std::printf("%-48s", "config");
