@@ -384,8 +384,10 @@ void ExpertFfn::gate_up(ThreadPool& pool, const ExpertFfnBatch& b) {
                  int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr, w, first, panels, c,
                  false, unpacked, more ? act(xq_) + (rr.offset + m0 + m_block_) * a_row_h_ : nullptr,
                  more ? w.panel(first) : nullptr);
-            kernel_time_[size_t(worker)].gate_up += seconds_since(k0);
+            const auto e0 = std::chrono::steady_clock::now();
+            kernel_time_[size_t(worker)].gate_up += std::chrono::duration<double>(e0 - k0).count();
             silu_up(rr, w, jb, m0, std::min(rr.rows, m0 + rows), c);
+            kernel_time_[size_t(worker)].gate_up_epi += seconds_since(e0);
         }
     });
 }
@@ -473,6 +475,7 @@ void ExpertFfn::down(ThreadPool& pool, const ExpertFfnBatch& b) {
                 const int64_t rows = std::min(m_block_, hi - m0);
                 // The block's output rows are scattered (one token each); start fetching them into L2 now so
                 // the accumulate after the GEMM does not wait on each row in turn.
+                const auto p0 = std::chrono::steady_clock::now();
                 const int64_t n_valid = std::min(ncols, desc_.hidden - c0);
                 for (int64_t i = m0; i < m0 + rows; ++i)
                     for (int64_t n = 0; n < n_valid; n += 16)
@@ -493,11 +496,14 @@ void ExpertFfn::down(ThreadPool& pool, const ExpertFfnBatch& b) {
                         }
                 }
                 const auto k0 = std::chrono::steady_clock::now();
+                kernel_time_[size_t(worker)].down_epi += std::chrono::duration<double>(k0 - p0).count();
                 gemm(act(hq_) + (rr.offset + m0) * a_row_i_,
                      int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr,
                      rt.weights->down, first, panels, c, true, unpacked, a_next, b_next);
-                kernel_time_[size_t(worker)].down += seconds_since(k0);
+                const auto e0 = std::chrono::steady_clock::now();
+                kernel_time_[size_t(worker)].down += std::chrono::duration<double>(e0 - k0).count();
                 accumulate(b, r, m0, m0 + rows, c0, ncols, c);
+                kernel_time_[size_t(worker)].down_epi += seconds_since(e0);
             }
         }
     });
@@ -525,6 +531,8 @@ ExpertFfnTimes ExpertFfn::times() const {
     for (const auto& w : kernel_time_) {
         t.gate_up_kernel += w.gate_up;
         t.down_kernel += w.down;
+        t.gate_up_epilogue += w.gate_up_epi;
+        t.down_epilogue += w.down_epi;
     }
     return t;
 }
