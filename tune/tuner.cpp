@@ -176,7 +176,7 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             c.amx_k_block = kb;
             add(c);
         }
-        for (int pf : {1, 2}) {
+        for (int pf : {0, 2}) {  // around the default 1
             ExpertFfnConfig c = a;
             c.amx_pf_a = c.amx_pf_b = pf;
             add(c);

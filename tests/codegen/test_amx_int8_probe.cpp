@@ -101,7 +101,9 @@ double time_items(ThreadPool& pool, const JitKernel& k, const ProbeConfig& pc, s
     return *std::max_element(best.begin(), best.end());
 }
 
-double peak_tops(ThreadPool& pool, bool reload) {
+// TOPS of all of pool's workers together in the peak kernel (codegen/x64/peak_amx.hpp), best of runs of about
+// `seconds` each.
+double peak_tops(ThreadPool& pool, bool reload, double seconds) {
     const auto k = make_peak_amx_kernel(PeakAmxDesc{AmxPeakDtype::int8, reload});
     REQUIRE(k->create() == JitStatus::ok);
     std::vector<AlignedBytes> a, b, c;
@@ -112,7 +114,8 @@ double peak_tops(ThreadPool& pool, bool reload) {
         c.emplace_back(4096);
         for (int i = 0; i < 8192; ++i) a.back().data()[i] = uint8_t(rng()), b.back().data()[i] = uint8_t(rng());
     }
-    const uint64_t iters = 100000;
+    const double ops_per_iter = double(PeakAmxDesc{AmxPeakDtype::int8, reload}.ops_per_iter());
+    const uint64_t iters = uint64_t(seconds * 3e12 / ops_per_iter) + 1;  // about `seconds` at 3 TOPS a core
     double best = 1e30;
     for (int rep = 0; rep < 3; ++rep) {
         const auto t0 = Clock::now();
@@ -123,7 +126,7 @@ double peak_tops(ThreadPool& pool, bool reload) {
         });
         best = std::min(best, since(t0));
     }
-    return double(iters) * double(PeakAmxDesc{AmxPeakDtype::int8, reload}.ops_per_iter()) / best / 1e12;
+    return double(pool.size()) * double(iters) * ops_per_iter / best / 1e12;
 }
 
 }  // namespace
@@ -139,15 +142,27 @@ TEST_CASE("amx int8 gemm probe: TOPS per core of the GEMM alone, L2-hot and per 
         MESSAGE("no AMX on this host: skipped");
         return;
     }
+    // One pool at a time (a second pool's idle workers would spin on the same cores), each warmed up first: the
+    // all-core AMX clock settles only after a while of tile work.
     const CpuTopology topo = read_cpu_topology();
-    ThreadPool one({topo.one_pu_per_core().front()});
-    ThreadPool all(topo.one_pu_per_core());
-    one.run([](int) { request_amx_permission(); });
-    all.run([](int) { request_amx_permission(); });
+    const std::vector<int> cores = topo.one_pu_per_core();
+    auto with_pool = [&](bool all, auto&& f) {
+        ThreadPool pool(all ? cores : std::vector<int>{cores.front()});
+        pool.run([](int) { request_amx_permission(); });
+        peak_tops(pool, false, 0.2);
+        return f(pool);
+    };
+    const int n = int(cores.size());
+    double peak[2], fed[2];
+    for (int p = 0; p < 2; ++p)
+        with_pool(p == 1, [&](ThreadPool& pool) {
+            peak[p] = peak_tops(pool, false, 0.05) / pool.size();
+            fed[p] = peak_tops(pool, true, 0.05) / pool.size();
+            return 0;
+        });
     std::printf("AMX int8 GEMM probe, K %d, items of %d rows; TOPS per core (one core | all %d cores at once)\n", kK,
-                kItemRows, all.size());
-    std::printf("in-tile peak %.2f | %.2f; L1-fed 2x2 loop %.2f | %.2f\n", peak_tops(one, false),
-                peak_tops(all, false) / all.size(), peak_tops(one, true), peak_tops(all, true) / all.size());
+                kItemRows, n);
+    std::printf("in-tile peak %.2f | %.2f; L1-fed 2x2 loop %.2f | %.2f\n", peak[0], peak[1], fed[0], fed[1]);
     AmxGemmConfig chunked{2, 2, LoopOrder::nm};
     chunked.k_block = 8;
     chunked.a_tiled = 1;
@@ -164,18 +179,25 @@ TEST_CASE("amx int8 gemm probe: TOPS per core of the GEMM alone, L2-hot and per 
         c.k_inner = 1;
         return c;
     };
-    AmxGemmConfig pf1{2, 2, LoopOrder::nm};
-    pf1.pf_a = pf1.pf_b = 1;
+    auto pf = [](int a, int b) {
+        AmxGemmConfig c{2, 2, LoopOrder::nm};
+        c.pf_a = a;
+        c.pf_b = b;
+        return c;
+    };
     const ProbeConfig configs[] = {
-        {"default: 2x2 whole K, 64 rows x 8 panels", AmxGemmConfig{2, 2, LoopOrder::nm}, 64, 8},
-        {"L1 prefetch pf_a 1 pf_b 1", pf1, 64, 8},
+        {"2x2 whole K, no L1 prefetch (before session 8)", pf(0, 0), 64, 8},
+        {"pf_a 1 pf_b 1 (the default since session 8)", pf(1, 1), 64, 8},
+        {"pf_a 1 only", pf(1, 0), 64, 8},
+        {"pf_b 1 only", pf(0, 1), 64, 8},
+        {"pf_a 2 pf_b 2", pf(2, 2), 64, 8},
         {"chunks kb8 tiled pn32, 256 rows x 16 panels", chunked, 256, 16},
-        {"mn kb8", ck(LoopOrder::mn, 8, 0, 0, 0), 64, 8},
-        {"mn kb4 k_inner", ki(ck(LoopOrder::mn, 4, 0, 0, 0)), 64, 8},
         {"mn kb8 k_inner", ki(ck(LoopOrder::mn, 8, 0, 0, 0)), 64, 8},
-        {"nm kb8 k_inner", ki(ck(LoopOrder::nm, 8, 0, 0, 0)), 64, 8},
-        {"mn kb8 k_inner pf_b 1", ki(ck(LoopOrder::mn, 8, 0, 1, 0)), 64, 8},
-        {"nm whole K pf_b 1", ck(LoopOrder::nm, 0, 0, 1, 0), 64, 8},
+        {"mn kb8 k_inner pf_a 1 pf_b 1", [&] {
+             AmxGemmConfig c = ki(ck(LoopOrder::mn, 8, 0, 1, 0));
+             c.pf_a = 1;
+             return c;
+         }(), 64, 8},
     };
     const char* states[] = {"L2 hot", "A,B in L3", "B DRAM", "A,B DRAM"};
     std::printf("%-48s", "config");
@@ -188,12 +210,12 @@ TEST_CASE("amx int8 gemm probe: TOPS per core of the GEMM alone, L2-hot and per 
         std::printf("%-48s", pc.what);
         for (int s = 0; s < 4; ++s) {
             double tops[2];
-            for (int p = 0; p < 2; ++p) {
-                ThreadPool& pool = p ? all : one;
-                std::vector<Operands> data;
-                for (int w = 0; w < pool.size(); ++w) data.emplace_back(pc.panels, pc.rows, unsigned(w + 1));
-                tops[p] = ops / time_items(pool, *k, pc, data, State(s)) / 1e12;
-            }
+            for (int p = 0; p < 2; ++p)
+                tops[p] = with_pool(p == 1, [&](ThreadPool& pool) {
+                    std::vector<Operands> data;
+                    for (int w = 0; w < pool.size(); ++w) data.emplace_back(pc.panels, pc.rows, unsigned(w + 1));
+                    return ops / time_items(pool, *k, pc, data, State(s)) / 1e12;
+                });
             std::printf(" %8.2f | %7.2f", tops[0], tops[1]);
             CHECK(tops[0] > 0);
         }

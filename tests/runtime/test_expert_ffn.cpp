@@ -343,6 +343,9 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     k_inner.amx_k_block = 3;
     ExpertFfnConfig k_inner_mn = tiled_chunked;  // ... (mn: per row group) over tiled activations
     k_inner_mn.amx_k_inner = 1;
+    ExpertFfnConfig no_pf = base;  // AMX from 1 token without the L1 tile prefetch (the default before session 8)
+    no_pf.gemv_max_m = 0;
+    no_pf.amx_pf_a = no_pf.amx_pf_b = 0;
     ExpertFfnConfig amx_mn = base;  // 2x2 tiles, order mn, AMX from 1 token
     amx_mn.gemv_max_m = 0;
     amx_mn.order = LoopOrder::mn;
@@ -364,7 +367,7 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
         for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &k_inner,
-                                &k_inner_mn, &amx_mn,
+                                &k_inner_mn, &no_pf, &amx_mn,
                                 &no_ranges, &int4_packed, &int4_unpacked, &int4_sb, &int4_sb_item, &int4_sb_mixed,
                                 &def})
             for (int threads : {1, 3}) {
