@@ -22,11 +22,6 @@ int8_t* act(const AlignedBytes& b) {
     return reinterpret_cast<int8_t*>(b.data());
 }
 
-// Down pass token ranges keep at least this many rows per route and range: each range re-reads its column
-// block's weights of every route. Measured on the device (16 cores, m = 1024, interleaved): 256-row ranges
-// +11% (down pass -14%); shorter ranges are untested there.
-constexpr int64_t kTokenRangeMinRows = 128;
-
 // Work items of the quantise pass (tokens, then padding rows) and of the requantise pass (rows).
 constexpr int64_t kTokensPerItem = 4;
 constexpr int64_t kRowsPerItem = 8;
@@ -118,6 +113,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (cfg.int4_amx_unpack < 0) bad("int4_amx_unpack must be 0 (never) or positive");
     if (cfg.int4_sb_min_m < 0) bad("int4_sb_min_m must be 0 (never) or positive");
     if (cfg.down_token_ranges < 0 || cfg.down_token_ranges > 64) bad("down_token_ranges must be in 0..64");
+    if (cfg.down_range_min_rows < 1) bad("down_range_min_rows must be positive");
     m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;
@@ -453,7 +449,7 @@ void ExpertFfn::down(ThreadPool& pool, const ExpertFfnBatch& b) {
     }
     const TokenRanges ranges = split_token_ranges(
         route_tokens_, route_step_, dn_cols, pool.size(),
-        int4_unpacks_ || a_tiled_ ? 1 : std::max(1, cfg_.down_token_ranges), kTokenRangeMinRows);
+        int4_unpacks_ || a_tiled_ ? 1 : std::max(1, cfg_.down_token_ranges), cfg_.down_range_min_rows);
     const int nr = ranges.count;
     parallel_for(pool, dn_cols * nr, [&](int worker, int64_t item) {
         // Items of one column block are adjacent: its ranges run at once on several workers, which then read

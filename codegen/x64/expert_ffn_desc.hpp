@@ -73,6 +73,10 @@ struct ExpertFfnConfig {
                             // 256, -13% at 16; but the 16-core device -18% at 64, -21% at 256, -15% at 1024: off by
                             // default, a tuner candidate (32)
     int amx_k_inner = 0;  // with amx_k_block: the K chunk loop inside the outer m / n loop (AmxGemmConfig::k_inner)
+    int down_range_min_rows = 128;  // down pass: token ranges keep at least this many rows per route and range on
+                                    // average (each range re-reads its column block's weights of every route).
+                                    // Device (16 cores, m = 1024, interleaved): ranges of 256 rows +11% (down pass
+                                    // -14%); 64 lets m = 256 split 4 ways (112 items: 7 whole rounds of 16)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
     // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
@@ -108,6 +112,7 @@ struct ExpertFfnConfig {
         f("int4_amx_unpack", "qu", s.int4_amx_unpack);
         f("int4_sb_min_m", "qsb", s.int4_sb_min_m);
         f("amx_k_inner", "aki", s.amx_k_inner);
+        f("down_range_min_rows", "drm", s.down_range_min_rows);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 

@@ -349,6 +349,8 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     ExpertFfnConfig amx_mn = base;  // 2x2 tiles, order mn, AMX from 1 token
     amx_mn.gemv_max_m = 0;
     amx_mn.order = LoopOrder::mn;
+    ExpertFfnConfig short_ranges = base;  // token ranges of at least 8 rows (more of them on 3 workers)
+    short_ranges.down_range_min_rows = 8;
     ExpertFfnConfig no_ranges = base;  // the down pass by column block only
     no_ranges.down_token_ranges = 0;
     no_ranges.gemv_max_m = 4;
@@ -367,7 +369,7 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
         for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &k_inner,
-                                &k_inner_mn, &no_pf, &amx_mn,
+                                &k_inner_mn, &no_pf, &short_ranges, &amx_mn,
                                 &no_ranges, &int4_packed, &int4_unpacked, &int4_sb, &int4_sb_item, &int4_sb_mixed,
                                 &def})
             for (int threads : {1, 3}) {
