@@ -199,6 +199,9 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             ExpertFfnConfig c = a;  // the down pass by column block only (no token ranges)
             c.down_token_ranges = 0;
             add(c);
+            c.down_token_ranges = a.down_token_ranges;  // ... or by shorter token ranges (more items per round)
+            c.down_range_min_rows = 64;
+            add(c);
         }
         for (int q : {32, std::max(m, 32)}) {
             if (!int4) break;  // int8 / bf16 never read it: each would be one more run of the same kernels
