@@ -72,7 +72,10 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (amx) {
         AmxGemmConfig ac = cfg.amx();
         // int4: one dot tile per set, so the float accumulators stay in registers (measured fastest).
-        if (int4_) ac = AmxGemmConfig{1, 1, cfg.order};
+        if (int4_) {
+            ac = AmxGemmConfig{1, 1, cfg.order};
+            ac.pf_a = cfg.int4_amx_pf_a;  // the int4 kernel's A rows prefetched into L1 (its B has its own prefetch)
+        }
         amx_mt_ = ac.m_tiles;
         amx_nt_ = ac.n_tiles;
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, ac);
@@ -90,7 +93,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
         amx_gu16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, narrow);
         amx_dn16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, narrow);
         if (int4_ && cfg.int4_amx_unpack > 0) {
-            const AmxGemmConfig packed{1, 1, cfg.order, kInt4UnpackPrefetch, 0, 0, 0, 0, 0, 1};
+            const AmxGemmConfig packed{1, 1, cfg.order, kInt4UnpackPrefetch, 0, cfg.int4_amx_pf_a, 0, 0, 0, 1};
             amx_gu_packed_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, packed);
             amx_dn_packed_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, packed);
         }
@@ -114,6 +117,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (cfg.int4_sb_min_m < 0) bad("int4_sb_min_m must be 0 (never) or positive");
     if (cfg.down_token_ranges < 0 || cfg.down_token_ranges > 64) bad("down_token_ranges must be in 0..64");
     if (cfg.down_range_min_rows < 1) bad("down_range_min_rows must be positive");
+    if (cfg.int4_amx_pf_a < 0 || cfg.int4_amx_pf_a > 16) bad("int4_amx_pf_a must be in 0..16");
     m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;

@@ -209,6 +209,11 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             c.int4_amx_min_m = q;
             add(c);
         }
+        if (int4) {  // int4: the AMX kernel's A rows prefetched into L1
+            ExpertFfnConfig c = a;
+            c.int4_amx_pf_a = 1;
+            add(c);
+        }
         for (int u : {0, 64}) {  // int4: per-item unpack for every AMX route, or above 64 tokens (the default: none)
             if (!int4) break;
             if (u > 0 && u >= m) continue;  // routes of m tokens would all unpack in the kernel, as by default

@@ -77,6 +77,8 @@ struct ExpertFfnConfig {
                                     // average (each range re-reads its column block's weights of every route).
                                     // Device (16 cores, m = 1024, interleaved): ranges of 256 rows +11% (down pass
                                     // -14%); 64 lets m = 256 split 4 ways (112 items: 7 whole rounds of 16)
+    int int4_amx_pf_a = 0;  // int4 AMX kernels: lines (2 groups each) ahead to prefetch the A rows into L1, like
+                            // amx_pf_a for int8 (0 = none; VM, same process: within the noise, -6% to +3.5%)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
     // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
@@ -113,6 +115,7 @@ struct ExpertFfnConfig {
         f("int4_sb_min_m", "qsb", s.int4_sb_min_m);
         f("amx_k_inner", "aki", s.amx_k_inner);
         f("down_range_min_rows", "drm", s.down_range_min_rows);
+        f("int4_amx_pf_a", "qpa", s.int4_amx_pf_a);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 
