@@ -22,11 +22,6 @@ int8_t* act(const AlignedBytes& b) {
     return reinterpret_cast<int8_t*>(b.data());
 }
 
-// Down pass token ranges keep at least this many rows per route and range: each range re-reads its column
-// block's weights of every route. Measured on the device (16 cores, m = 1024, interleaved): 256-row ranges
-// +11% (down pass -14%); shorter ranges are untested there.
-constexpr int64_t kTokenRangeMinRows = 128;
-
 // Work items of the quantise pass (tokens, then padding rows) and of the requantise pass (rows).
 constexpr int64_t kTokensPerItem = 4;
 constexpr int64_t kRowsPerItem = 8;
@@ -77,14 +72,17 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (amx) {
         AmxGemmConfig ac = cfg.amx();
         // int4: one dot tile per set, so the float accumulators stay in registers (measured fastest).
-        if (int4_) ac = AmxGemmConfig{1, 1, cfg.order};
+        if (int4_) {
+            ac = AmxGemmConfig{1, 1, cfg.order};
+            ac.pf_a = cfg.int4_amx_pf_a;  // the int4 kernel's A rows prefetched into L1 (its B has its own prefetch)
+        }
         amx_mt_ = ac.m_tiles;
         amx_nt_ = ac.n_tiles;
         amx_gu_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, ac);
         amx_dn_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, ac);
         // Routes under amx_chunk_min_m tokens (narrow ones among them) run all of K at once.
         AmxGemmConfig whole = ac;
-        whole.k_block = whole.pf_next = 0;
+        whole.k_block = whole.pf_next = whole.k_inner = 0;
         const bool split = ac.k_block > 0 && cfg.amx_chunk_min_m > 0;
         if (split) {
             amx_guw_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, whole);
@@ -95,7 +93,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
         amx_gu16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, narrow);
         amx_dn16_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, narrow);
         if (int4_ && cfg.int4_amx_unpack > 0) {
-            const AmxGemmConfig packed{1, 1, cfg.order, kInt4UnpackPrefetch, 0, 0, 0, 0, 0, 1};
+            const AmxGemmConfig packed{1, 1, cfg.order, kInt4UnpackPrefetch, 0, cfg.int4_amx_pf_a, 0, 0, 0, 1};
             amx_gu_packed_ = &cache.require(AmxGemmDesc{desc.wtype, desc.hidden}, packed);
             amx_dn_packed_ = &cache.require(AmxGemmDesc{desc.wtype, desc.inter}, packed);
         }
@@ -118,6 +116,8 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (cfg.int4_amx_unpack < 0) bad("int4_amx_unpack must be 0 (never) or positive");
     if (cfg.int4_sb_min_m < 0) bad("int4_sb_min_m must be 0 (never) or positive");
     if (cfg.down_token_ranges < 0 || cfg.down_token_ranges > 64) bad("down_token_ranges must be in 0..64");
+    if (cfg.down_range_min_rows < 1) bad("down_range_min_rows must be positive");
+    if (cfg.int4_amx_pf_a < 0 || cfg.int4_amx_pf_a > 16) bad("int4_amx_pf_a must be in 0..16");
     m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;
@@ -384,8 +384,10 @@ void ExpertFfn::gate_up(ThreadPool& pool, const ExpertFfnBatch& b) {
                  int4_ ? &xgs_[size_t((rr.offset + m0) * groups_h_)] : nullptr, rows, rr, w, first, panels, c,
                  false, unpacked, more ? act(xq_) + (rr.offset + m0 + m_block_) * a_row_h_ : nullptr,
                  more ? w.panel(first) : nullptr);
-            kernel_time_[size_t(worker)].gate_up += seconds_since(k0);
+            const auto e0 = std::chrono::steady_clock::now();
+            kernel_time_[size_t(worker)].gate_up += std::chrono::duration<double>(e0 - k0).count();
             silu_up(rr, w, jb, m0, std::min(rr.rows, m0 + rows), c);
+            kernel_time_[size_t(worker)].gate_up_epi += seconds_since(e0);
         }
     });
 }
@@ -451,7 +453,7 @@ void ExpertFfn::down(ThreadPool& pool, const ExpertFfnBatch& b) {
     }
     const TokenRanges ranges = split_token_ranges(
         route_tokens_, route_step_, dn_cols, pool.size(),
-        int4_unpacks_ || a_tiled_ ? 1 : std::max(1, cfg_.down_token_ranges), kTokenRangeMinRows);
+        int4_unpacks_ || a_tiled_ ? 1 : std::max(1, cfg_.down_token_ranges), cfg_.down_range_min_rows);
     const int nr = ranges.count;
     parallel_for(pool, dn_cols * nr, [&](int worker, int64_t item) {
         // Items of one column block are adjacent: its ranges run at once on several workers, which then read
@@ -473,6 +475,7 @@ void ExpertFfn::down(ThreadPool& pool, const ExpertFfnBatch& b) {
                 const int64_t rows = std::min(m_block_, hi - m0);
                 // The block's output rows are scattered (one token each); start fetching them into L2 now so
                 // the accumulate after the GEMM does not wait on each row in turn.
+                const auto p0 = std::chrono::steady_clock::now();
                 const int64_t n_valid = std::min(ncols, desc_.hidden - c0);
                 for (int64_t i = m0; i < m0 + rows; ++i)
                     for (int64_t n = 0; n < n_valid; n += 16)
@@ -493,11 +496,14 @@ void ExpertFfn::down(ThreadPool& pool, const ExpertFfnBatch& b) {
                         }
                 }
                 const auto k0 = std::chrono::steady_clock::now();
+                kernel_time_[size_t(worker)].down_epi += std::chrono::duration<double>(k0 - p0).count();
                 gemm(act(hq_) + (rr.offset + m0) * a_row_i_,
                      int4_ ? &hgs_[size_t((rr.offset + m0) * groups_i_)] : nullptr, rows, rr,
                      rt.weights->down, first, panels, c, true, unpacked, a_next, b_next);
-                kernel_time_[size_t(worker)].down += seconds_since(k0);
+                const auto e0 = std::chrono::steady_clock::now();
+                kernel_time_[size_t(worker)].down += std::chrono::duration<double>(e0 - k0).count();
                 accumulate(b, r, m0, m0 + rows, c0, ncols, c);
+                kernel_time_[size_t(worker)].down_epi += seconds_since(e0);
             }
         }
     });
@@ -525,6 +531,8 @@ ExpertFfnTimes ExpertFfn::times() const {
     for (const auto& w : kernel_time_) {
         t.gate_up_kernel += w.gate_up;
         t.down_kernel += w.down;
+        t.gate_up_epilogue += w.gate_up_epi;
+        t.down_epilogue += w.down_epi;
     }
     return t;
 }

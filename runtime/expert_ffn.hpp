@@ -36,8 +36,8 @@ struct ExpertFfnBatch {
 
 // Where run()'s time went, summed over calls since ExpertFfn::reset_times(): wall seconds of each pass
 // (between the pool's barriers), and worker-seconds spent inside the GEMM kernels of the two GEMM passes
-// (summed over workers; divide by wall x workers for the kernels' share of the pass). One clock read per
-// kernel call.
+// (summed over workers; divide by wall x workers for the kernels' share of the pass), and in the epilogues after
+// them. Two clock reads per kernel call and one per epilogue.
 struct ExpertFfnTimes {
     double quantise = 0;        // activations to int8 (or bf16), once per routed token
     double gate_up = 0;         // gate+up GEMMs and SiLU(gate)*up
@@ -45,6 +45,8 @@ struct ExpertFfnTimes {
     double down = 0;            // down GEMMs and the router-weighted accumulate
     double gate_up_kernel = 0;  // worker-seconds in the gate+up kernels
     double down_kernel = 0;     // worker-seconds in the down kernels
+    double gate_up_epilogue = 0;  // worker-seconds in SiLU(gate) * up (gate/up pass, outside the kernels)
+    double down_epilogue = 0;     // worker-seconds in the router-weighted accumulate and its prefetch of y (down pass)
 };
 
 class ExpertFfn {
@@ -159,7 +161,8 @@ class ExpertFfn {
     int64_t unpacked_bytes_ = 0;
     std::atomic<int64_t> next_{0};
     struct alignas(64) WorkerClock {
-        double gate_up = 0, down = 0;  // seconds inside kernels
+        double gate_up = 0, down = 0;          // seconds inside kernels
+        double gate_up_epi = 0, down_epi = 0;  // seconds in the epilogues (SiLU * up; accumulate)
     };
     std::vector<WorkerClock> kernel_time_;  // per worker
     ExpertFfnTimes times_;

@@ -176,7 +176,8 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
                                                                hp, threads);
             row.passes = ffns[i]->times();
             for (double* v : {&row.passes.quantise, &row.passes.gate_up, &row.passes.requantise, &row.passes.down,
-                              &row.passes.gate_up_kernel, &row.passes.down_kernel})
+                              &row.passes.gate_up_kernel, &row.passes.down_kernel, &row.passes.gate_up_epilogue,
+                              &row.passes.down_epilogue})
                 *v /= opt.repeats;
             rows.push_back(row);
         }
@@ -240,10 +241,11 @@ std::string render_kernel_bench(const std::vector<KernelBenchRow>& rows, const H
 
 std::string render_kernel_passes(const std::vector<KernelBenchRow>& rows, int threads) {
     std::string s = fmt::format("passes of the moeforge driver, ms per pass over all experts (mean of the timed "
-                                "passes); 'kernels': the GEMM kernels' share of their pass's {} worker(s)\n",
+                                "passes); 'kernels' / 'epi': the GEMM kernels' / their epilogues' (SiLU*up, "
+                                "accumulate) share of their pass's {} worker(s), the rest is waiting and item overhead\n",
                                 threads);
-    s += fmt::format("{:>9} {:>5} {:>10} {:>10} {:>8} {:>11} {:>10} {:>8} {:>9}\n", "impl", "m", "quantise",
-                     "gate/up", "kernels", "requantise", "down", "kernels", "outside");
+    s += fmt::format("{:>9} {:>5} {:>10} {:>10} {:>8} {:>6} {:>11} {:>10} {:>8} {:>6} {:>9}\n", "impl", "m",
+                     "quantise", "gate/up", "kernels", "epi", "requantise", "down", "kernels", "epi", "outside");
     for (const auto& r : rows) {
         if (r.impl == "onednn") continue;
         const ExpertFfnTimes& p = r.passes;
@@ -251,9 +253,11 @@ std::string render_kernel_passes(const std::vector<KernelBenchRow>& rows, int th
         const auto share = [&](double k, double wall) { return wall > 0 ? 100 * k / (wall * threads) : 0.0; };
         // Outside the kernels: the worker-seconds of all passes not spent in a kernel.
         const double outside = total > 0 ? 100 * (1 - (p.gate_up_kernel + p.down_kernel) / (total * threads)) : 0;
-        s += fmt::format("{:>9} {:>5} {:>10.1f} {:>10.1f} {:>7.1f}% {:>11.1f} {:>10.1f} {:>7.1f}% {:>8.1f}%\n", r.impl, r.m,
-                         1e3 * p.quantise, 1e3 * p.gate_up, share(p.gate_up_kernel, p.gate_up), 1e3 * p.requantise,
-                         1e3 * p.down, share(p.down_kernel, p.down), outside);
+        s += fmt::format("{:>9} {:>5} {:>10.1f} {:>10.1f} {:>7.1f}% {:>5.1f}% {:>11.1f} {:>10.1f} {:>7.1f}% {:>5.1f}% "
+                         "{:>8.1f}%\n",
+                         r.impl, r.m, 1e3 * p.quantise, 1e3 * p.gate_up, share(p.gate_up_kernel, p.gate_up),
+                         share(p.gate_up_epilogue, p.gate_up), 1e3 * p.requantise, 1e3 * p.down,
+                         share(p.down_kernel, p.down), share(p.down_epilogue, p.down), outside);
     }
     return s;
 }

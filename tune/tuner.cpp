@@ -176,7 +176,7 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             c.amx_k_block = kb;
             add(c);
         }
-        for (int pf : {1, 2}) {
+        for (int pf : {0, 2}) {  // around the default 1
             ExpertFfnConfig c = a;
             c.amx_pf_a = c.amx_pf_b = pf;
             add(c);
@@ -199,11 +199,19 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             ExpertFfnConfig c = a;  // the down pass by column block only (no token ranges)
             c.down_token_ranges = 0;
             add(c);
+            c.down_token_ranges = a.down_token_ranges;  // ... or by shorter token ranges (more items per round)
+            c.down_range_min_rows = 64;
+            add(c);
         }
         for (int q : {32, std::max(m, 32)}) {
             if (!int4) break;  // int8 / bf16 never read it: each would be one more run of the same kernels
             ExpertFfnConfig c = a;
             c.int4_amx_min_m = q;
+            add(c);
+        }
+        if (int4) {  // int4: the AMX kernel's A rows prefetched into L1
+            ExpertFfnConfig c = a;
+            c.int4_amx_pf_a = 1;
             add(c);
         }
         for (int u : {0, 64}) {  // int4: per-item unpack for every AMX route, or above 64 tokens (the default: none)

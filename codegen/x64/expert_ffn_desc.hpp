@@ -44,8 +44,11 @@ struct ExpertFfnConfig {
                               // often
     int m_block = 64;         // AMX: token rows per kernel call (rounded up to 16 * m_tiles)
     int amx_k_block = 0;      // AMX: k steps (64 bytes) per K chunk, C through memory between chunks (0 = none)
-    int amx_pf_a = 0;         // AMX: k steps ahead to prefetch A tiles into L1 (0 = none)
-    int amx_pf_b = 0;         // AMX: k steps ahead to prefetch B tiles into L1 (0 = none)
+    int amx_pf_a = 1;         // AMX: k steps ahead to prefetch A tiles into L1 (0 = none); 1 since session 8
+    int amx_pf_b = 1;         // AMX: k steps ahead to prefetch B tiles into L1 (0 = none); 1 since session 8:
+                              // device, same process: +35% at M = 256 (13.5 vs 10.0 TOPS), +19% at 1024 (13.8 vs
+                              // 11.6): the next k step's tiles are in L1 when their tileloadd issues, instead of
+                              // each load waiting on L2 behind the products that still read its tile register
     int amx_pf_next = 32;     // AMX with K chunks: at most this many lines of the next chunk (or call) prefetched
                               // into L2 per k step, spread over the chunk (0 = none)
     int amx_a_tiled = 0;      // AMX int8/bf16: activations of AMX routes stored tiled (AmxGemmConfig::a_tiled)
@@ -69,11 +72,20 @@ struct ExpertFfnConfig {
                             // process (session 7): 2-core VM +6% at M = 24, +10% at 32, +17-30% at 64, +22-27% at
                             // 256, -13% at 16; but the 16-core device -18% at 64, -21% at 256, -15% at 1024: off by
                             // default, a tuner candidate (32)
+    int amx_k_inner = 0;  // with amx_k_block: the K chunk loop inside the outer m / n loop (AmxGemmConfig::k_inner)
+    int down_range_min_rows = 128;  // down pass: token ranges keep at least this many rows per route and range on
+                                    // average (each range re-reads its column block's weights of every route).
+                                    // Device (16 cores, m = 1024, interleaved): ranges of 256 rows +11% (down pass
+                                    // -14%); 64 lets m = 256 split 4 ways (112 items: 7 whole rounds of 16)
+    int int4_amx_pf_a = 0;  // int4 AMX kernels: lines (2 groups each) ahead to prefetch the A rows into L1, like
+                            // amx_pf_a for int8 (0 = none; VM, same process: within the noise, -6% to +3.5%)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
     // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
     // interleaved +11% at 1024, equal at 256): a call's A rows (64 x 7 KiB) and the item's B panels (896 KiB) then
     // stay in L2 together across the item's calls. down_token_ranges 8: device interleaved +11% at m = 1024.
+    // amx_pf_a / amx_pf_b 1 (session 8): each k step prefetches the next one's A rows and B tiles into L1 (device,
+    // same process, +35% at m = 256, +19% at 1024).
     // On the 2-core VM, K chunks of 8 with tiled activations ('{"amx_k_block":8,"amx_a_tiled":1,"n_block":128,
     // "n_block_down":448}') run +15-24% at m = 256 / 1024, one or two threads; on the device they measured equal
     // (aligned C scratch) to 25% slower (before it): a tuner candidate, not the default.
@@ -101,11 +113,16 @@ struct ExpertFfnConfig {
         f("down_token_ranges", "dtr", s.down_token_ranges);
         f("int4_amx_unpack", "qu", s.int4_amx_unpack);
         f("int4_sb_min_m", "qsb", s.int4_sb_min_m);
+        f("amx_k_inner", "aki", s.amx_k_inner);
+        f("down_range_min_rows", "drm", s.down_range_min_rows);
+        f("int4_amx_pf_a", "qpa", s.int4_amx_pf_a);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 
     AmxGemmConfig amx() const {
-        return {m_tiles, n_tiles, order, amx_prefetch, amx_k_block, amx_pf_a, amx_pf_b, amx_a_tiled, amx_pf_next};
+        AmxGemmConfig a{m_tiles, n_tiles, order, amx_prefetch, amx_k_block, amx_pf_a, amx_pf_b, amx_a_tiled, amx_pf_next};
+        a.k_inner = amx_k_inner;
+        return a;
     }
     GemvConfig gemv(int m, WeightType wtype) const {
         GemvConfig g{gemv_panels, gemv_prefetch, wtype == WeightType::int4 ? 1 : gemv_k_unroll};

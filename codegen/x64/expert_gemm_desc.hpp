@@ -100,6 +100,10 @@ struct AmxGemmConfig {
                        // of a panel into L1 once for all of the call's rows (panels outer, super blocks, then row
                        // groups; C through memory; args.b_sb the form's table; prefetch: super blocks ahead
                        // fetched into L2, 0..8)
+    int k_inner = 0;   // K chunks only: 1 = the chunk loop runs inside the outer loop (row groups for mn, panel
+                       // groups for nm) instead of around both, so the C blocks of one outer step (mn: 16 m_tiles
+                       // rows x all panels) stay in L1 across the chunks while the chunk of the outer operand is
+                       // reused from L1 by every inner block; pf_next is ignored
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);
@@ -113,6 +117,7 @@ struct AmxGemmConfig {
         f("pf_next", "pn", s.pf_next);
         f("unpack_b", "ub", s.unpack_b);
         f("int4_sb", "sb", s.int4_sb);
+        f("k_inner", "ki", s.k_inner);
     }
     bool operator==(const AmxGemmConfig& o) const { return fields_equal(*this, o); }
 };

@@ -21,10 +21,15 @@ namespace {
 //        cache lines of chunk c+1 into L2, walking a stream of regions: first every A row of the call (the
 //        chunk's k range of the row), then every B panel (the chunk's tiles of the panel). The tile loads of
 //        chunk c+1 then hit L2 instead of waiting on L3/DRAM in a burst at the chunk's start.
+// K chunks inside the outer loop (k_inner): for each outer step (row group for mn, panel group for nm), for each
+//        chunk, for each inner step: block. The outer operand's chunk (2 KiB per k step) is reused from L1 by every
+//        inner block, and the C blocks of the outer step (mn: m_tiles row tiles x all panels) are small enough to
+//        stay in L1 between chunks, so only the inner operand streams from L2.
 // Registers: rdi args; r8 A of the current row group, r9 B of the current panel group, r10 C of the current
 //            block, rcx start of the inner loop's C, r11 ldc, r12 = K_pad (A row stride), r13 = 64 (B row
 //            stride), r14 m count, r15 n count, rsi/rdx A/B walking along K, rax k count (then a scratch),
 //            rbx C row / scratch (in the k loop: the prefetch stream's next line), rbp scratch.
+//            k_inner: r14 outer count, r15 inner count (r8 / r9 re-derived per chunk from kSOuter).
 // Stack: see the kS* offsets below.
 class GemmAmx : public JitKernel {
   public:
@@ -48,7 +53,8 @@ class GemmAmx : public JitKernel {
     static constexpr int kSPfCount = 104;  // lines left in this k step
     static constexpr int kSPfA = 112;      // the A and B the stream's chunk belongs to (this call's or the next's)
     static constexpr int kSPfB = 120;
-    static constexpr int kFrame = 128;
+    static constexpr int kSOuter = 128;    // k_inner: A (mn) or B (nm) of the current outer step, chunk 0
+    static constexpr int kFrame = 144;
 
     JitStatus check() const override {
         if (d_.wtype == WeightType::int4 || d_.k <= 0) return JitStatus::bad_desc;
@@ -57,7 +63,8 @@ class GemmAmx : public JitKernel {
             return JitStatus::bad_desc;
         if (c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
         if (c_.k_block < 0 || c_.pf_a < 0 || c_.pf_a > 16 || c_.pf_b < 0 || c_.pf_b > 16 || c_.pf_next < 0 ||
-            c_.pf_next > 32 || c_.a_tiled < 0 || c_.a_tiled > 1 || c_.unpack_b != 0)
+            c_.pf_next > 32 || c_.a_tiled < 0 || c_.a_tiled > 1 || c_.unpack_b != 0 || c_.k_inner < 0 ||
+            c_.k_inner > 1)
             return JitStatus::bad_desc;
         return JitStatus::ok;
     }
@@ -69,7 +76,8 @@ class GemmAmx : public JitKernel {
     // K steps per chunk; == k_steps() when C stays in tiles across all of K.
     int64_t chunk() const { return c_.k_block > 0 ? std::min<int64_t>(c_.k_block, k_steps()) : k_steps(); }
     bool chunked() const { return chunk() < k_steps(); }
-    bool pf_next() const { return chunked() && c_.pf_next > 0; }
+    bool k_inner() const { return chunked() && c_.k_inner; }
+    bool pf_next() const { return chunked() && !k_inner() && c_.pf_next > 0; }
     bool a_tiled() const { return c_.a_tiled != 0; }
 
     // Sets up the prefetch stream of the chunk after the current one: after the last, the first chunk of the
@@ -316,6 +324,61 @@ class GemmAmx : public JitKernel {
         }
     }
 
+    // k_inner: for each outer step (row group for mn, panel group for nm): for each K chunk: for each inner step:
+    // block. The outer operand's base (chunk 0) lives at kSOuter; r8 / r9 get the chunk offset added per chunk.
+    void outer_chunks_inner() {
+        const int mt = c_.m_tiles, nt = c_.n_tiles;
+        const int64_t kp = lda(), pstride = k_steps() * 1024;
+        const bool mn = c_.order == LoopOrder::mn;
+        Xbyak::Label outer, chunks, inner;
+        mov(rcx, ptr[rdi + offsetof(ExpertGemmArgs, c)]);
+        mov(rax, ptr[rdi + (mn ? offsetof(ExpertGemmArgs, a) : offsetof(ExpertGemmArgs, b))]);
+        mov(qword[rsp + kSOuter], rax);
+        mov(r14, ptr[rdi + (mn ? offsetof(ExpertGemmArgs, m_steps) : offsetof(ExpertGemmArgs, n_steps))]);
+        L(outer);
+        mov(qword[rsp + kSChunk], 0);
+        L(chunks);
+        // the outer operand at this chunk (A: +offset, or 16x offset tiled; B: 16x offset), the inner one from
+        // its start at this chunk
+        mov(rax, qword[rsp + kSChunk]);
+        if (mn) {
+            if (a_tiled()) shl(rax, 4);
+            mov(r8, qword[rsp + kSOuter]);
+            add(r8, rax);
+            b_start();
+        } else {
+            shl(rax, 4);
+            mov(r9, qword[rsp + kSOuter]);
+            add(r9, rax);
+            a_start();
+        }
+        mov(r15, ptr[rdi + (mn ? offsetof(ExpertGemmArgs, n_steps) : offsetof(ExpertGemmArgs, m_steps))]);
+        mov(r10, rcx);
+        L(inner);
+        block();
+        if (mn) {
+            add(r9, nt * pstride);
+            add(r10, nt * 64);
+        } else {
+            add(r8, 16 * mt * kp);
+            add(r10, qword[rsp + kSCStep]);
+        }
+        dec(r15);
+        jnz(inner, T_NEAR);
+        add(qword[rsp + kSChunk], int(chunk() * 64));
+        cmp(qword[rsp + kSChunk], int(k_steps() * 64));
+        jl(chunks, T_NEAR);
+        if (mn) {
+            add(qword[rsp + kSOuter], int(16 * mt * kp));
+            add(rcx, qword[rsp + kSCStep]);
+        } else {
+            add(qword[rsp + kSOuter], int(nt * pstride));
+            add(rcx, nt * 64);
+        }
+        dec(r14);
+        jnz(outer, T_NEAR);
+    }
+
     void generate() override {
         const int mt = c_.m_tiles, nt = c_.n_tiles;
         const int64_t kp = lda(), pstride = k_steps() * 1024;
@@ -332,6 +395,10 @@ class GemmAmx : public JitKernel {
         jle(done, T_NEAR);
         cmp(qword[rdi + offsetof(ExpertGemmArgs, n_steps)], 0);
         jle(done, T_NEAR);
+        if (k_inner()) {
+            outer_chunks_inner();
+            jmp(done, T_NEAR);
+        }
         mov(qword[rsp + kSChunk], 0);
         L(chunk_loop);
         if (pf_next()) pf_stream_start();

@@ -35,6 +35,7 @@ class GemmAmxInt4 : public JitKernel {
         if (c_.unpack_b < 0 || c_.unpack_b > 1 || c_.prefetch < 0 || c_.prefetch > 64)
             return JitStatus::bad_desc;
         if (c_.int4_sb < 0 || c_.int4_sb > 1 || (sb() && mt * nt != 1)) return JitStatus::bad_desc;
+        if (c_.pf_a < 0 || c_.pf_a > 16 || (sb() && c_.pf_a)) return JitStatus::bad_desc;
         return JitStatus::ok;
     }
 
@@ -91,6 +92,9 @@ class GemmAmxInt4 : public JitKernel {
         const int a0 = 2 * nc, b0 = 2 * nc + mt;
         for (int i = 0; i < mt; ++i) {
             tileloadd(Xbyak::Tmm(a0 + i), ptr[rsi + r12 + i * 16 * lda]);
+            // pf_a: the A rows pf_a lines (2 groups each) ahead into L1, once per line (even groups)
+            if (c_.pf_a && g % 2 == 0)
+                for (int r = 0; r < 16; ++r) prefetcht0(ptr[rsi + (i * 16 + r) * lda + c_.pf_a * 64]);
             for (int j = 0; j < nt; ++j) {
                 if (i == 0)
                     tileloadd(Xbyak::Tmm(b0 + j), unpack() ? ptr[rsp + r13 + b_scratch(int(g % kBSlots), j)]

@@ -93,7 +93,7 @@ TEST_CASE("descriptor field lists drive equality, hash and name") {
     check_fields(GemvDesc{WeightType::int8, 7168, 4});
     check_fields(GemvConfig{});
     CHECK(kernel_name(AmxGemmDesc{WeightType::int8, 7168}, AmxGemmConfig{2, 2, LoopOrder::nm, 0}) ==
-          "gemm_amx_int8_k7168__mt2nt2nmpf0kb0pa0pb0at0pn0ub0sb0");
+          "gemm_amx_int8_k7168__mt2nt2nmpf0kb0pa0pb0at0pn0ub0sb0ki0");
 }
 
 TEST_CASE("packing: layout and per-channel quantisation of float and bf16 sources") {
@@ -153,7 +153,12 @@ TEST_CASE("AMX int8 GEMM equals the scalar reference on ragged shapes") {
                                   {2, 2, LoopOrder::nm, 0, 0, 0, 0, 1},
                                   {2, 1, LoopOrder::mn, 2, 0, 3, 1, 1},
                                   {2, 2, LoopOrder::nm, 0, 3, 1, 0, 1, 7},
-                                  {1, 2, LoopOrder::mn, 0, 2, 0, 0, 1, 32}};
+                                  {1, 2, LoopOrder::mn, 0, 2, 0, 0, 1, 32},
+                                  // K chunks inside the outer loop (k_inner): mn / nm, last chunk shorter, tiled A
+                                  {2, 2, LoopOrder::mn, 0, 3, 0, 0, 0, 0, 0, 0, 1},
+                                  {2, 2, LoopOrder::nm, 0, 2, 0, 0, 0, 0, 0, 0, 1},
+                                  {1, 2, LoopOrder::mn, 0, 5, 1, 1, 1, 0, 0, 0, 1},
+                                  {2, 1, LoopOrder::nm, 2, 4, 0, 0, 1, 8, 0, 0, 1}};
     uint32_t seed = 10;
     for (const auto& tc : cases)
         for (const auto& cfg : cfgs) {

@@ -195,7 +195,9 @@ TEST_CASE("AMX int4 GEMM (unpacked panels or unpacked in the kernel, per-group s
         {2, 1, LoopOrder::nm, 0}, {1, 2, LoopOrder::mn, 0}, {2, 1, LoopOrder::mn, 0}, {1, 1, LoopOrder::nm, 0},
         // unpack_b: args.b is the packed data; with prefetch (groups ahead) too.
         {1, 1, LoopOrder::nm, 0, 0, 0, 0, 0, 0, 1}, {1, 1, LoopOrder::mn, 4, 0, 0, 0, 0, 0, 1},
-        {2, 1, LoopOrder::nm, 2, 0, 0, 0, 0, 0, 1}, {1, 2, LoopOrder::mn, 0, 0, 0, 0, 0, 0, 1}};
+        {2, 1, LoopOrder::nm, 2, 0, 0, 0, 0, 0, 1}, {1, 2, LoopOrder::mn, 0, 0, 0, 0, 0, 0, 1},
+        // pf_a: A rows prefetched into L1 1 or 3 lines ahead, per-group B and unpack_b
+        {1, 1, LoopOrder::nm, 0, 0, 1}, {2, 1, LoopOrder::mn, 16, 0, 3, 0, 0, 0, 1}};
     for (const Case& tc : cases)
         for (const AmxGemmConfig& cfg : cfgs) {
             const AmxGemmDesc desc{WeightType::int4, tc.k};

@@ -338,9 +338,19 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     tiled_chunked.order = LoopOrder::mn;
     ExpertFfnConfig split = tiled_chunked;  // chunked kernels from 30 tokens per route (40, 100), whole-K below (17)
     split.amx_chunk_min_m = 30;
+    ExpertFfnConfig k_inner = chunked;  // K chunks inside the outer loop (nm: per panel group), 3 steps a chunk
+    k_inner.amx_k_inner = 1;
+    k_inner.amx_k_block = 3;
+    ExpertFfnConfig k_inner_mn = tiled_chunked;  // ... (mn: per row group) over tiled activations
+    k_inner_mn.amx_k_inner = 1;
+    ExpertFfnConfig no_pf = base;  // AMX from 1 token without the L1 tile prefetch (the default before session 8)
+    no_pf.gemv_max_m = 0;
+    no_pf.amx_pf_a = no_pf.amx_pf_b = 0;
     ExpertFfnConfig amx_mn = base;  // 2x2 tiles, order mn, AMX from 1 token
     amx_mn.gemv_max_m = 0;
     amx_mn.order = LoopOrder::mn;
+    ExpertFfnConfig short_ranges = base;  // token ranges of at least 8 rows (more of them on 3 workers)
+    short_ranges.down_range_min_rows = 8;
     ExpertFfnConfig no_ranges = base;  // the down pass by column block only
     no_ranges.down_token_ranges = 0;
     no_ranges.gemv_max_m = 4;
@@ -348,6 +358,7 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     int4_packed.int4_amx_min_m = 1;
     int4_packed.int4_amx_unpack = 1000;
     int4_packed.gemv_max_m = 0;
+    int4_packed.int4_amx_pf_a = 1;  // ... with its A rows prefetched into L1
     ExpertFfnConfig int4_unpacked = int4_packed;  // ... and every route's panels unpacked per work item first
     int4_unpacked.int4_amx_unpack = 0;
     ExpertFfnConfig int4_sb = int4_packed;  // int4: every AMX route through the super-block kernel unpacking it
@@ -358,7 +369,8 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     int4_sb_mixed.int4_sb_min_m = 20;
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
-        for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &amx_mn,
+        for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &k_inner,
+                                &k_inner_mn, &no_pf, &short_ranges, &amx_mn,
                                 &no_ranges, &int4_packed, &int4_unpacked, &int4_sb, &int4_sb_item, &int4_sb_mixed,
                                 &def})
             for (int threads : {1, 3}) {
