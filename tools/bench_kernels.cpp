@@ -242,7 +242,8 @@ std::string render_kernel_bench(const std::vector<KernelBenchRow>& rows, const H
 std::string render_kernel_passes(const std::vector<KernelBenchRow>& rows, int threads) {
     std::string s = fmt::format("passes of the moeforge driver, ms per pass over all experts (mean of the timed "
                                 "passes); 'kernels' / 'epi': the GEMM kernels' / their epilogues' (SiLU*up, "
-                                "accumulate) share of their pass's {} worker(s), the rest is waiting and item overhead\n",
+                                "accumulate) share of their pass's {} worker(s); 'outside': the share of all passes' "
+                                "worker time not in a GEMM kernel (epilogues, waiting, item overhead)\n",
                                 threads);
     s += fmt::format("{:>9} {:>5} {:>10} {:>10} {:>8} {:>6} {:>11} {:>10} {:>8} {:>6} {:>9}\n", "impl", "m",
                      "quantise", "gate/up", "kernels", "epi", "requantise", "down", "kernels", "epi", "outside");

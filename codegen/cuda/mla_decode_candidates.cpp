@@ -47,9 +47,9 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     MlaDecodeConfig boxes = tma_wgmma_default(), overlap = tma_wgmma_default();
     boxes.tile_box_wait = overlap.tile_box_wait = 1;
     overlap.pv_overlap = 2;  // (needs rope_dim 64: else bw1 alone)
-    for (MlaDecodeConfig c : {overlap, boxes, tma_wgmma_default(), MlaDecodeConfig{64, 2, 1, 1, 1, 1}, MlaDecodeConfig{64, 2, 1},
-                              MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1}, MlaDecodeConfig{32, 1, 1},
-                              MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
+    for (MlaDecodeConfig c : {overlap, boxes, tma_wgmma_default(), MlaDecodeConfig{64, 2, 1, 1, 1, 1},
+                              MlaDecodeConfig{64, 2, 1}, MlaDecodeConfig{32, 2, 1}, MlaDecodeConfig{64, 1, 1},
+                              MlaDecodeConfig{32, 1, 1}, MlaDecodeConfig{16, 2, 1}, MlaDecodeConfig{16, 1, 1}})
         if (mla_decode_unsupported(d, c, sm).empty()) return c;
     return MlaDecodeConfig{16, 1, 1};
 }

@@ -158,20 +158,22 @@ struct MlaDecodeConfig {
     int tile_box_wait = 0;
     // 1 (wgmma kernel with prologue, tile_box_wait, 64-token tiles, 2 stages, no qk_split / qk_chains / tile_claim /
     // l2_prefetch, rope_dim 64): the tile loop of kernels/mla_wgmma_overlap.cuh: warpgroup 0 issues P V(j) and S(j + 1)
-    // back to back, warpgroup 1 its P V(j) once P(j) is ready, no CTA barrier between tiles; P in the tile's rope block.
-    // 2: that loop in a CTA with 2 tiles or more, the default's where it has one (both P V halves start together).
+    // back to back, warpgroup 1 its P V(j) once P(j) is ready, no CTA barrier between tiles; P in the tile's rope
+    // block. 2: that loop in a CTA with 2 tiles or more, the default's where it has one (both P V halves start
+    // together).
     int pv_overlap = 0;
-    // 1 (head_block 32, with prologue): Q's TMA boxes hold the CTA's own 32 heads (the q map's box has head_block rows),
-    // the other 32 rows of Q in shared memory are zeroed: half of Q's 72 KB into each SM (batch 1 at 1K: every SM
-    // takes in Q and one 72 KB tile before its only tile is done).
+    // 1 (head_block 32, with prologue): Q's TMA boxes hold the CTA's own 32 heads (the q map's box has head_block
+    // rows), the other 32 rows of Q in shared memory are zeroed: half of Q's 72 KB into each SM (batch 1 at 1K: every
+    // SM takes in Q and one 72 KB tile before its only tile is done).
     int q_own_rows = 0;
-    // 1 (producer_consumer 4 .. 11, tma 1, no pdl / decode_pdl): the balanced schedule (kernels/mla_decode_balanced.cuh):
-    // one CTA per SM (num_splits = the SM count, a 1-D grid) takes an even share of all rows' tiles, flattened in
-    // the order (row, head block, tile); a (row, head block) cut between CTAs is merged by its last part to finish
-    // (a counter in grid_sync, as fused_combine), the others are written directly. No combine launch. (Batch 64 with
-    // 128 heads: 128 CTAs of the grid schedule leave 4 of 132 SMs idle.) 2: as 1, and a cut's part that finds every
-    // other part arrived merges its own rows from shared memory instead of writing and reading back a partial. 3 (bf16
-    // partials): as 2, and the next unit's first tile is issued before a unit's epilogue (the copy lands meanwhile).
+    // 1 (producer_consumer 4 .. 11, tma 1, no pdl / decode_pdl): the balanced schedule
+    // (kernels/mla_decode_balanced.cuh): one CTA per SM (num_splits = the SM count, a 1-D grid), in groups of one CTA
+    // per head block; each group takes an even share of all rows' tiles, flattened in the order (row, tile); a (row,
+    // head block) cut between CTAs is merged by its last part to finish (a counter in grid_sync, as fused_combine), the
+    // others are written directly. No combine launch. (Batch 64 with 128 heads: 128 CTAs of the grid schedule leave 4
+    // of 132 SMs idle.) 2: as 1, and a cut's part that finds every other part arrived merges its own rows from shared
+    // memory instead of writing and reading back a partial. 3 (bf16 partials): as 2, and the next unit's first tile is
+    // issued before a unit's epilogue (the copy lands meanwhile).
     int balanced_splits = 0;
 
     template <class S, class F>

@@ -120,7 +120,8 @@ struct ExpertFfnConfig {
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 
     AmxGemmConfig amx() const {
-        AmxGemmConfig a{m_tiles, n_tiles, order, amx_prefetch, amx_k_block, amx_pf_a, amx_pf_b, amx_a_tiled, amx_pf_next};
+        AmxGemmConfig a{m_tiles,  n_tiles,  order,       amx_prefetch, amx_k_block,
+                        amx_pf_a, amx_pf_b, amx_a_tiled, amx_pf_next};
         a.k_inner = amx_k_inner;
         return a;
     }

@@ -346,8 +346,11 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                         if (fuses && with_combine) {  // as MlaAttention::decode: one cooperative launch
                             p.out = out_r;
                             p.grid_sync = grid_sync.as<unsigned>();
-                            decode->launch_cooperative(mla_decode_fused_grid(d, cfg, batch, splits, max_resident),
-                                                       p, stream.get());
+                            if (cfg.balanced_splits)  // (no CTA waits for another: a plain launch)
+                                decode->launch(grid, p, stream.get());
+                            else
+                                decode->launch_cooperative(mla_decode_fused_grid(d, cfg, batch, splits, max_resident),
+                                                           p, stream.get());
                             continue;
                         }
                         // ("decode only" of a fused config: the same kernel storing its partials, no merge)

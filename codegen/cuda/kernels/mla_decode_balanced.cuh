@@ -3,8 +3,8 @@
 // (split, head block, row) per CTA.
 //
 // Why: at batch 64 with 128 heads the grid of the P V late kernel is 64 x 2 = 128 CTAs, one split each, on a
-// 132-SM GPU: 4 SMs idle for the whole launch (~3%). Here the launch has one CTA per SM (MlaDecodeParams::
-// num_splits = gridDim.x = G CTAs), in NG = G / NHB groups of one CTA per head block (CTA c: head block c % NHB of
+// 132-SM GPU: 4 SMs idle for the whole launch (~3%). Here the launch has one CTA per SM (gridDim.x = G CTAs: the
+// host's split count clamped to [head blocks, kMlaBalancedMaxCtas]; MlaDecodeParams::num_splits is not read), in NG = G / NHB groups of one CTA per head block (CTA c: head block c % NHB of
 // group c / NHB; the last G % NHB CTAs idle). The tiles of all rows, flattened in the order (row, tile), T in all, are
 // cut into NG even contiguous ranges: group g takes tiles [g T / NG, (g + 1) T / NG), each of its CTAs for its head
 // block, so that the head blocks of a row read the same tiles at about the same time, as in the grid kernel (one DRAM
