@@ -119,6 +119,7 @@ ExpertFfn::ExpertFfn(const ExpertFfnDesc& desc, const ExpertFfnConfig& cfg, Kern
     if (cfg.down_range_min_rows < 1) bad("down_range_min_rows must be positive");
     if (cfg.int4_amx_pf_a < 0 || cfg.int4_amx_pf_a > 16) bad("int4_amx_pf_a must be in 0..16");
     if (cfg.amx_k_inner != 0 && cfg.amx_k_inner != 1) bad("amx_k_inner must be 0 or 1");
+    if (cfg.amx_pf_call < 0 || cfg.amx_pf_call > 32) bad("amx_pf_call must be in 0..32");
     m_step_rows_ = amx ? 16 * amx_mt_ : 16;
     m_block_ = round_up(std::max(cfg.m_block, 16), m_step_rows_);
     gemv_max_m_ = !amx ? 1 << 30 : int4_ ? cfg.int4_amx_min_m - 1 : cfg.gemv_max_m;
