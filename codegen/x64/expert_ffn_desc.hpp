@@ -77,8 +77,10 @@ struct ExpertFfnConfig {
                                     // average (each range re-reads its column block's weights of every route).
                                     // Device (16 cores, m = 1024, interleaved): ranges of 256 rows +11% (down pass
                                     // -14%); 64 lets m = 256 split 4 ways (112 items: 7 whole rounds of 16)
-    int int4_amx_pf_a = 0;  // int4 AMX kernels: lines (2 groups each) ahead to prefetch the A rows into L1, like
-                            // amx_pf_a for int8 (0 = none; VM, same process: within the noise, -6% to +3.5%)
+    int int4_amx_pf_a = 1;  // int4 AMX kernels: lines (2 groups each) ahead to prefetch the A rows into L1, like
+                            // amx_pf_a for int8 (0 = none). 1 since session 9: device, same process (session 8)
+                            // +9% / +4% / -1% / +4% at M = 16 / 64 / 256 / 1024; VM, same process, within the
+                            // noise (-6% to +7%)
     int amx_pf_call = 0;  // AMX int8/bf16, whole-K calls: lines per k step of the next call's A rows prefetched into
                           // L2 (AmxGemmConfig::pf_call; 0 = none, <= 32): a call's first panel group otherwise
                           // streams its rows from L3

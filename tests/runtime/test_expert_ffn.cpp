@@ -362,7 +362,7 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     int4_packed.int4_amx_min_m = 1;
     int4_packed.int4_amx_unpack = 1000;
     int4_packed.gemv_max_m = 0;
-    int4_packed.int4_amx_pf_a = 1;  // ... with its A rows prefetched into L1
+    int4_packed.int4_amx_pf_a = 0;  // ... without its A row prefetch into L1 (the default before session 9)
     ExpertFfnConfig int4_unpacked = int4_packed;  // ... and every route's panels unpacked per work item first
     int4_unpacked.int4_amx_unpack = 0;
     ExpertFfnConfig int4_sb = int4_packed;  // int4: every AMX route through the super-block kernel unpacking it
