@@ -215,7 +215,7 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             add(c);
         } else {  // int8 / bf16: the next call's A rows prefetched into L2 during the current call
             ExpertFfnConfig c = a;
-            c.amx_pf_call = 8;
+            c.amx_pf_call = 16;
             add(c);
         }
         for (int u : {0, 64}) {  // int4: per-item unpack for every AMX route, or above 64 tokens (the default: none)

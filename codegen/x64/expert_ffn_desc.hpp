@@ -81,9 +81,10 @@ struct ExpertFfnConfig {
                             // amx_pf_a for int8 (0 = none). 1 since session 9: device, same process (session 8)
                             // +9% / +4% / -1% / +4% at M = 16 / 64 / 256 / 1024; VM, same process, within the
                             // noise (-6% to +7%)
-    int amx_pf_call = 0;  // AMX int8/bf16, whole-K calls: lines per k step of the next call's A rows prefetched into
-                          // L2 (AmxGemmConfig::pf_call; 0 = none, <= 32): a call's first panel group otherwise
-                          // streams its rows from L3
+    int amx_pf_call = 0;  // AMX int8/bf16, the down pass's whole-K calls: lines per k step of the next call's A
+                          // rows prefetched into L2 (AmxGemmConfig::pf_call; 0 = none, <= 32): a call's first
+                          // panel group otherwise streams its rows from L3. Not in gate/up, where the next call's
+                          // 448 KiB of rows crowd L2 (VM, same process: gate/up +10-12% time, down -4-6%)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
     // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
