@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -139,7 +140,17 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
         // Every expert gets the same m tokens; experts run in batches of at most ~8k routed rows.
         std::mt19937 rng(static_cast<uint32_t>(m));
         std::normal_distribution<float> nd(0, 1);
-        std::vector<float> x(size_t(m) * H), y(size_t(m) * H, 0.0f);
+        std::vector<float> x(size_t(m) * H), y_small;
+        AlignedBytes y_huge;  // --y-huge: 2 MiB pages once y is that large
+        float* y = nullptr;
+        if (opt.y_huge) {
+            y_huge = AlignedBytes(size_t(m) * H * sizeof(float));
+            std::memset(y_huge.data(), 0, y_huge.size());
+            y = reinterpret_cast<float*>(y_huge.data());
+        } else {
+            y_small.assign(size_t(m) * H, 0.0f);
+            y = y_small.data();
+        }
         for (auto& v : x) v = nd(rng);
         std::vector<int32_t> tokens(static_cast<size_t>(m));
         for (int i = 0; i < m; ++i) tokens[size_t(i)] = i;
@@ -152,7 +163,7 @@ std::vector<KernelBenchRow> run_kernel_bench(const KernelBenchOptions& opt, cons
                 std::vector<ExpertRoute> routes;
                 for (int e = e0; e < std::min(experts, e0 + batch); ++e)
                     routes.push_back({&w[size_t(e)], tokens, gates});
-                ffn.run(pool, ExpertFfnBatch{x.data(), H, y.data(), H, routes});
+                ffn.run(pool, ExpertFfnBatch{x.data(), H, y, H, routes});
             }
             return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         };

@@ -27,6 +27,9 @@ struct KernelBenchOptions {
     // More configs timed in the same process, on the same experts and inputs, their passes interleaved with cfg's
     // (cfg, alt 1, alt 2, ..., cfg, alt 1, ...): rows "alt1", "alt2", ... beside "moeforge".
     std::vector<ExpertFfnConfig> alts;
+    // The output rows y on 2 MiB pages instead of a vector's 4 KiB ones (the accumulate's y rows are one per token,
+    // 28 KiB apart: on 4 KiB pages each is a TLB miss).
+    bool y_huge = false;
 };
 
 struct KernelBenchRow {

@@ -127,6 +127,10 @@ void add_bench_command(CLI::App& app, const GlobalOptions& g) {
     k->add_flag("--passes", c->passes,
                 "Also print where moeforge's time went per M: each pass of the fused FFN (quantise, gate/up with\n"
                 "SiLU*up, requantise, down with the accumulate) and the GEMM kernels' share of their passes");
+    k->add_flag("--y-huge", c->opt.y_huge,
+                "Put the output rows (y, accumulated into by the down pass) on 2 MiB pages instead of a vector's\n"
+                "4 KiB pages (how callers allocate them today): one token's row is 28 KiB, so on 4 KiB pages the\n"
+                "accumulate takes a TLB miss per row");
     k->add_option("--peer", c->peer,
                   "Also time another implementation on the same shapes and weight bytes: onednn");
     k->add_option(

@@ -209,9 +209,13 @@ std::vector<ExpertFfnConfig> ffn_grid(int m, int gemv_max_m, const std::vector<G
             c.int4_amx_min_m = q;
             add(c);
         }
-        if (int4) {  // int4: the AMX kernel's A rows prefetched into L1
+        if (int4) {  // int4: the AMX kernel's A rows prefetched into L1 (the default since session 9) or not
             ExpertFfnConfig c = a;
-            c.int4_amx_pf_a = 1;
+            c.int4_amx_pf_a = a.int4_amx_pf_a ? 0 : 1;
+            add(c);
+        } else {  // int8 / bf16: the next call's A rows prefetched into L2 during the current call
+            ExpertFfnConfig c = a;
+            c.amx_pf_call = 16;
             add(c);
         }
         for (int u : {0, 64}) {  // int4: per-item unpack for every AMX route, or above 64 tokens (the default: none)

@@ -77,8 +77,14 @@ struct ExpertFfnConfig {
                                     // average (each range re-reads its column block's weights of every route).
                                     // Device (16 cores, m = 1024, interleaved): ranges of 256 rows +11% (down pass
                                     // -14%); 64 lets m = 256 split 4 ways (112 items: 7 whole rounds of 16)
-    int int4_amx_pf_a = 0;  // int4 AMX kernels: lines (2 groups each) ahead to prefetch the A rows into L1, like
-                            // amx_pf_a for int8 (0 = none; VM, same process: within the noise, -6% to +3.5%)
+    int int4_amx_pf_a = 1;  // int4 AMX kernels: lines (2 groups each) ahead to prefetch the A rows into L1, like
+                            // amx_pf_a for int8 (0 = none). 1 since session 9: device, same process (session 8)
+                            // +9% / +4% / -1% / +4% at M = 16 / 64 / 256 / 1024; VM, same process, within the
+                            // noise (-6% to +7%)
+    int amx_pf_call = 0;  // AMX int8/bf16, the down pass's whole-K calls: lines per k step of the next call's A
+                          // rows prefetched into L2 (AmxGemmConfig::pf_call; 0 = none, <= 32): a call's first
+                          // panel group otherwise streams its rows from L3. Not in gate/up, where the next call's
+                          // 448 KiB of rows crowd L2 (VM, same process: gate/up +10-12% time, down -4-6%)
     // Defaults: 2x2 tiles, order nm (the AMX kernel loads each tile just before its first product), whole K per
     // call. n_block_down 256: best measured on the 16-core device (session 3). m_block 64 (session 4, device: m = 1024
     // 15.4 TOPS against 11.7-13.2 for 256 in separate runs, +3% interleaved in one process, m = 256 -2% to equal; VM
@@ -116,6 +122,7 @@ struct ExpertFfnConfig {
         f("amx_k_inner", "aki", s.amx_k_inner);
         f("down_range_min_rows", "drm", s.down_range_min_rows);
         f("int4_amx_pf_a", "qpa", s.int4_amx_pf_a);
+        f("amx_pf_call", "apc", s.amx_pf_call);
     }
     bool operator==(const ExpertFfnConfig& o) const { return fields_equal(*this, o); }
 
@@ -123,6 +130,7 @@ struct ExpertFfnConfig {
         AmxGemmConfig a{m_tiles,  n_tiles,  order,       amx_prefetch, amx_k_block,
                         amx_pf_a, amx_pf_b, amx_a_tiled, amx_pf_next};
         a.k_inner = amx_k_inner;
+        a.pf_call = amx_pf_call;
         return a;
     }
     GemvConfig gemv(int m, WeightType wtype) const {

@@ -104,6 +104,10 @@ struct AmxGemmConfig {
                        // groups for nm) instead of around both, so the C blocks of one outer step (mn: 16 m_tiles
                        // rows x all panels) stay in L1 across the chunks while the chunk of the outer operand is
                        // reused from L1 by every inner block; pf_next is ignored
+    int pf_call = 0;   // whole K (no chunks) only: the caller's NEXT call's A rows (args.a_next, assumed the same
+                       // m_steps) prefetched into L2, spread evenly over this call's k steps, at most pf_call lines
+                       // per k step (0 = none, <= 32). Each call streams its own A from L3 in its first panel
+                       // group otherwise; B (the same panels for the next call) is not re-fetched
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);
@@ -118,6 +122,7 @@ struct AmxGemmConfig {
         f("unpack_b", "ub", s.unpack_b);
         f("int4_sb", "sb", s.int4_sb);
         f("k_inner", "ki", s.k_inner);
+        f("pf_call", "pc", s.pf_call);
     }
     bool operator==(const AmxGemmConfig& o) const { return fields_equal(*this, o); }
 };

@@ -21,6 +21,9 @@ namespace {
 //        cache lines of chunk c+1 into L2, walking a stream of regions: first every A row of the call (the
 //        chunk's k range of the row), then every B panel (the chunk's tiles of the panel). The tile loads of
 //        chunk c+1 then hit L2 instead of waiting on L3/DRAM in a burst at the chunk's start.
+// Next-call prefetch (pf_call > 0, whole K): the same stream with the caller's next call as the "next chunk",
+//        A rows only (the next call reads the same B panels, already in L2): the next call's first panel group
+//        then finds its A rows in L2 instead of streaming them from L3.
 // K chunks inside the outer loop (k_inner): for each outer step (row group for mn, panel group for nm), for each
 //        chunk, for each inner step: block. The outer operand's chunk (2 KiB per k step) is reused from L1 by every
 //        inner block, and the C blocks of the outer step (mn: m_tiles row tiles x all panels) are small enough to
@@ -64,7 +67,7 @@ class GemmAmx : public JitKernel {
         if (c_.prefetch < 0 || c_.prefetch > 64) return JitStatus::bad_desc;
         if (c_.k_block < 0 || c_.pf_a < 0 || c_.pf_a > 16 || c_.pf_b < 0 || c_.pf_b > 16 || c_.pf_next < 0 ||
             c_.pf_next > 32 || c_.a_tiled < 0 || c_.a_tiled > 1 || c_.unpack_b != 0 || c_.k_inner < 0 ||
-            c_.k_inner > 1)
+            c_.k_inner > 1 || c_.pf_call < 0 || c_.pf_call > 32)
             return JitStatus::bad_desc;
         return JitStatus::ok;
     }
@@ -77,7 +80,9 @@ class GemmAmx : public JitKernel {
     int64_t chunk() const { return c_.k_block > 0 ? std::min<int64_t>(c_.k_block, k_steps()) : k_steps(); }
     bool chunked() const { return chunk() < k_steps(); }
     bool k_inner() const { return chunked() && c_.k_inner; }
-    bool pf_next() const { return chunked() && !k_inner() && c_.pf_next > 0; }
+    // The L2 prefetch stream: the next chunk's A and B (K chunks), or the next call's A (whole K, pf_call).
+    bool pf_next() const { return chunked() ? !k_inner() && c_.pf_next > 0 : c_.pf_call > 0; }
+    int pf_lines() const { return chunked() ? c_.pf_next : c_.pf_call; }
     bool a_tiled() const { return c_.a_tiled != 0; }
 
     // Sets up the prefetch stream of the chunk after the current one: after the last, the first chunk of the
@@ -150,9 +155,13 @@ class GemmAmx : public JitKernel {
             imul(rax, rax, 16 * c_.m_tiles);
         }
         mov(qword[rsp + kSPfRegions], rax);
-        mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
-        imul(rax, rax, c_.n_tiles);
-        mov(qword[rsp + kSPfBRegions], rax);
+        if (chunked()) {
+            mov(rax, ptr[rdi + offsetof(ExpertGemmArgs, n_steps)]);
+            imul(rax, rax, c_.n_tiles);
+            mov(qword[rsp + kSPfBRegions], rax);
+        } else {
+            mov(qword[rsp + kSPfBRegions], 0);  // pf_call: A rows only
+        }
         mov(qword[rsp + kSPfPhase], 0);
         // Lines per k step: the stream spread evenly over this chunk's k steps (a burst at the chunk's start
         // measured slower), at most pf_next: ceil((A regions x lines + B regions x lines) / (this chunk's k steps
@@ -174,7 +183,7 @@ class GemmAmx : public JitKernel {
         dec(rax);
         xor_(edx, edx);
         div(rsi);
-        mov(rbx, c_.pf_next);
+        mov(rbx, pf_lines());
         cmp(rax, rbx);
         cmovg(rax, rbx);
         mov(qword[rsp + kSPfRate], rax);
@@ -182,6 +191,7 @@ class GemmAmx : public JitKernel {
         L(last);
         mov(qword[rsp + kSPfRegions], 0);
         mov(qword[rsp + kSPfPhase], 1);
+        mov(qword[rsp + kSPfRate], 0);  // no stream (whole K: no earlier chunk has set a rate)
         L(set);
     }
 

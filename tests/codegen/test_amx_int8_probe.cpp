@@ -191,6 +191,16 @@ TEST_CASE("amx int8 gemm probe: TOPS per core of the GEMM alone, L2-hot and per 
         {"pf_a 1 only", pf(1, 0), 64, 8},
         {"pf_b 1 only", pf(0, 1), 64, 8},
         {"pf_a 2 pf_b 2", pf(2, 2), 64, 8},
+        {"pf 1 + next call's A into L2 (pf_call 8)", [&] {
+             AmxGemmConfig c = pf(1, 1);
+             c.pf_call = 8;
+             return c;
+         }(), 64, 8},
+        {"pf 1 + next call's A into L2 (pf_call 16)", [&] {
+             AmxGemmConfig c = pf(1, 1);
+             c.pf_call = 16;
+             return c;
+         }(), 64, 8},
         {"chunks kb8 tiled pn32, 256 rows x 16 panels", chunked, 256, 16},
         {"mn kb8 k_inner", ki(ck(LoopOrder::mn, 8, 0, 0, 0)), 64, 8},
         {"mn kb8 k_inner pf_a 1 pf_b 1", [&] {

@@ -158,7 +158,11 @@ TEST_CASE("AMX int8 GEMM equals the scalar reference on ragged shapes") {
                                   {2, 2, LoopOrder::mn, 0, 3, 0, 0, 0, 0, 0, 0, 1},
                                   {2, 2, LoopOrder::nm, 0, 2, 0, 0, 0, 0, 0, 0, 1},
                                   {1, 2, LoopOrder::mn, 0, 5, 1, 1, 1, 0, 0, 0, 1},
-                                  {2, 1, LoopOrder::nm, 2, 4, 0, 0, 1, 8, 0, 0, 1}};
+                                  {2, 1, LoopOrder::nm, 2, 4, 0, 0, 1, 8, 0, 0, 1},
+                                  // whole K with the next call's A rows prefetched into L2 (pf_call), rows / tiled
+                                  {2, 2, LoopOrder::nm, 0, 0, 1, 1, 0, 0, 0, 0, 0, 8},
+                                  {1, 2, LoopOrder::mn, 2, 0, 0, 0, 1, 0, 0, 0, 0, 1},
+                                  {3, 1, LoopOrder::nm, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32}};
     uint32_t seed = 10;
     for (const auto& tc : cases)
         for (const auto& cfg : cfgs) {
@@ -177,7 +181,7 @@ TEST_CASE("AMX int8 GEMM equals the scalar reference on ragged shapes") {
             if (cfg.a_tiled)
                 for (int i = 0; i < m_steps * rows; ++i) store_act_row_tiled(&p.a[size_t(i * p.lda)], p.lda, i, a.data());
             ExpertGemmArgs args{a.data(), p.packed.panel(0), c.data(), ldc, m_steps, n_steps};
-            if (cfg.pf_next && tc.m > 20) {  // a next call named: its first chunk is prefetched (here: this one)
+            if ((cfg.pf_next || cfg.pf_call) && tc.m > 20) {  // a next call named: its first chunk is prefetched (here: this one)
                 args.a_next = a.data();
                 args.b_next = p.packed.panel(0);
             }

@@ -346,6 +346,10 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     ExpertFfnConfig no_pf = base;  // AMX from 1 token without the L1 tile prefetch (the default before session 8)
     no_pf.gemv_max_m = 0;
     no_pf.amx_pf_a = no_pf.amx_pf_b = 0;
+    ExpertFfnConfig pf_call = base;  // whole-K AMX from 1 token with the next call's A rows prefetched into L2
+    pf_call.gemv_max_m = 0;
+    pf_call.m_block = 32;  // several calls per route and item
+    pf_call.amx_pf_call = 4;
     ExpertFfnConfig amx_mn = base;  // 2x2 tiles, order mn, AMX from 1 token
     amx_mn.gemv_max_m = 0;
     amx_mn.order = LoopOrder::mn;
@@ -358,7 +362,7 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     int4_packed.int4_amx_min_m = 1;
     int4_packed.int4_amx_unpack = 1000;
     int4_packed.gemv_max_m = 0;
-    int4_packed.int4_amx_pf_a = 1;  // ... with its A rows prefetched into L1
+    int4_packed.int4_amx_pf_a = 0;  // ... without its A row prefetch into L1 (the default before session 9)
     ExpertFfnConfig int4_unpacked = int4_packed;  // ... and every route's panels unpacked per work item first
     int4_unpacked.int4_amx_unpack = 0;
     ExpertFfnConfig int4_sb = int4_packed;  // int4: every AMX route through the super-block kernel unpacking it
@@ -370,7 +374,7 @@ TEST_CASE("fused expert FFN matches the scalar reference") {
     ExpertFfnConfig def;
     for (const auto& sc : scenarios)
         for (const auto* cfg : {&base, &all_amx, &all_gemv, &chunked, &tiled, &tiled_chunked, &split, &k_inner,
-                                &k_inner_mn, &no_pf, &short_ranges, &amx_mn,
+                                &k_inner_mn, &no_pf, &pf_call, &short_ranges, &amx_mn,
                                 &no_ranges, &int4_packed, &int4_unpacked, &int4_sb, &int4_sb_item, &int4_sb_mixed,
                                 &def})
             for (int threads : {1, 3}) {

@@ -30,6 +30,11 @@ TEST_CASE("bench kernels: a row per config and M, a bad --alt refused before pac
         CHECK(rows[i].bytes_per_s > 0);
     }
 
+    o.y_huge = true;  // y from AlignedBytes instead of a vector: the same rows
+    const auto huge_rows = run_kernel_bench(o, hp, {});
+    REQUIRE(huge_rows.size() == 4);
+    for (const auto& r : huge_rows) CHECK(r.ops_per_s > 0);
+
     o.alts[0].m_block = -3;
     std::string stages;
     std::string error;
