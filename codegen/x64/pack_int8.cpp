@@ -38,7 +38,8 @@ AlignedBytes::AlignedBytes(size_t bytes) : size_(bytes) {
     const size_t rounded = round_up(int64_t(bytes), int64_t(align));
     auto* p = static_cast<uint8_t*>(std::aligned_alloc(align, rounded));
     if (!p)
-        throw std::runtime_error("out of memory packing weights (" + std::to_string(bytes >> 20) + " MiB)");
+        throw std::runtime_error("out of memory: " + std::to_string(bytes >> 20) +
+                                 " MiB of aligned memory (packed weights or activation rows) could not be allocated");
     if (align == huge) madvise(p, rounded, MADV_HUGEPAGE);
     std::memset(p, 0, rounded);
     p_.reset(p);
