@@ -75,6 +75,7 @@
 // the tile waits are ~1-3k cycles a tile). Warpgroup 1 waits for all boxes before its P V; a partial last tile
 // (zeroed tail rows) waits for all of them first, as before. BW 2: Q's D/64 boxes likewise (D/64 more barriers after
 // the tiles'), waited for with tile 0's: S starts when Q's and the tile's first 8 KB landed, not all 72 KB of Q.
+// (The prologue's barrier set-up and first copies: mla_wgmma_prologue.cuh.)
 // OVL (config pv_overlap, with PRO, BW, 64-token tiles, 2 stages): the tile loop of mla_wgmma_overlap.cuh, where
 // S(j + 1) goes to the tensor cores right behind P V(j) (no CTA barrier between tiles, P in the tile's rope block);
 // OVL 2: only in a CTA with 2 tiles or more (one tile: the loop below, where both P V halves start together).
@@ -89,6 +90,7 @@
 #include "mla_params.cuh"
 #include "mla_wgmma_epilogue.cuh"
 #include "mla_wgmma_overlap.cuh"
+#include "mla_wgmma_prologue.cuh"
 #include "mma_sm80.cuh"
 #include "tma_sm90.cuh"
 #include "wgmma_sm90.cuh"
@@ -226,41 +228,11 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if (FC == 3 && tid == 0 && p.grid_sync != nullptr)
         *s_epoch = mla_ready_value(ld_relaxed_gpu_u64(mla_epoch_counter(p.grid_sync)));
     static_assert(!QOR || (HPB < HB && PRO), "q_own_rows: 32 heads per CTA, Q by the prologue's TMA");
-    constexpr int QROWS = QOR ? HPB : HB;  // Q rows per box that TMA writes
-    if constexpr (PRO) {
-        if (tid == 128 && !helper) {
-            tma_prefetch_map(&p.q_map);
-            tma_prefetch_map(&p.kv_map);
-            for (int st = 0; st < STAGES; ++st) {
-                if constexpr (OVL) {
-                    mbar_init(bar_ovl_ready + 8 * st, 4);  // warpgroup 0's warps
-                    mbar_init(bar_ovl_empty + 8 * st, 8);  // every warp
-                } else {
-                    mbar_init(bar_full + 8 * st, 1);
-                }
-            }
-            if constexpr (BW)
-                for (int k = 0; k < (STAGES + (BW == 2)) * (D / 64); ++k) mbar_init(bar_box0 + 8 * k, 1);
-            mbar_init(bar_q, 1);
-            if (CM) mbar_init(bar_recv, 1);
-            mbar_init_fence();
-            if (CM) mbar_arrive_expect_tx(bar_recv, mla_cluster_merge_bytes<LATENT, CM, HPB>());
-            if (BW != 2) mbar_arrive_expect_tx(bar_q, (D / 64) * QROWS * 128);
-            for (int cb = 0; cb < D / 64; ++cb) {
-                if (BW == 2) mbar_arrive_expect_tx(bar_qbox(cb), QROWS * 128);
-                const unsigned bar = BW == 2 ? bar_qbox(cb) : bar_q;
-                tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, bar);
-            }
-        }
-        if constexpr (QOR) {  // rows QROWS..63 of each Q box: zeros (their S rows are computed and dropped)
-            for (int idx = tid; idx < (D / 64) * (HB - QROWS) * 8; idx += 256) {
-                const int cb = idx / ((HB - QROWS) * 8), r = QROWS + idx / 8 % (HB - QROWS);
-                *reinterpret_cast<uint4*>(sQ + cb * (HB * 128) + r * 128 + (idx % 8) * 16) = make_uint4(0, 0, 0, 0);
-            }
-            fence_proxy_async_smem();  // before S's wgmmas read them (after the barrier below)
-        }
-        __syncthreads();
-    }
+    constexpr int QROWS = QOR ? HPB : HB;  // Q rows per box that TMA writes (mla_wgmma_prologue.cuh)
+    if constexpr (PRO)
+        mla_wgmma_prologue<LATENT, D, STAGES, BW, OVL, CM, HPB, QOR>(p, sQ, tid, helper, head0, b, bar_full, bar_q,
+                                                                      bar_box0, bar_recv, bar_ovl_ready, bar_ovl_empty,
+                                                                      bar_qbox);
     static_assert(!ESM || (sizeof(PT) == 2 && CX == 1), "epilogue_stmatrix: bf16 partials, no split pairs");
     static_assert(CLAIM == 0 || (CLAIM == 1 && PRO != 0 && (FC == 1 || FC == 2) && CM == 0 && L2P == 0),
                   "tile_claim: prologue, fused_combine 1 or 2 (its grid barrier orders the counter's reset), no "
@@ -419,8 +391,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             claim_inflight = true;
         }
     };
-    // Q rows of this head block (rows past HEADS are zero) go with tile 0; then tiles 1 .. STAGES - 2. One
-    // commit group per tile, empty ones included, so that "group i" is always tile i.
+    // Q rows of this head block (rows past HEADS are zero) go with tile 0; then tiles 1 .. STAGES - 2
     for (int idx = tid; CX == 1 && !PRO && idx < HB * CH; idx += 256) {
         const int r = idx / CH, c = idx % CH;
         const bool valid = head0 + r < HEADS;
@@ -428,64 +399,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         if (valid) src += (part_row + head0 + r) * D + c * 8;
         cp_async_16(sQ + sw128<HB>(r, c), src, valid);
     }
-    if constexpr (TMA != 0) {
-        cp_async_commit();  // Q: group 0
-        if (PRO == 2 && warp == 4) {  // every stage from the page ids warp 4 holds (or one round trip, as PRO 1)
-            int pg[STAGES];
-#pragma unroll
-            for (int st = 0; st < STAGES; ++st) {
-                const int idx = claim ? max(0, fixed_tile(st)) * TILE / PAGE : (t_begin + st * TILE) / PAGE;
-                int v = 0;
-#pragma unroll
-                for (int k = 0; k < TBL; ++k) v = k == idx / 32 ? tbl[k] : v;
-                v = __shfl_sync(0xffffffffu, v, idx & 31);
-                pg[st] = tbl_regs ? v : lane == 0 && (claim ? fixed_tile(st) >= 0 : st < n_tiles) ? table[idx] : 0;
-            }
-            if (lane == 0 && claim) {
-#pragma unroll
-                for (int st = 0; st < STAGES; ++st) issue_claimed(fixed_tile(st), pg[st], st);
-                claim_first();
-            } else if (lane == 0) {
-#pragma unroll
-                for (int st = 0; st < STAGES; ++st)
-                    if (st < n_tiles) {
-                        page_next = pg[st];
-                        issue_tile(st, st);
-                    }
-                for (int j = STAGES; j < STAGES - 1 + L2P; ++j) prefetch_tile(j);
-            }
-        }
-        if (PRO != 2 && tid == 128) {
-            if (PRO && claim) {  // the fixed tiles (the page ids in one round trip), then the first claim
-                int pg[STAGES];
-#pragma unroll
-                for (int st = 0; st < STAGES; ++st)
-                    pg[st] = fixed_tile(st) >= 0 ? table[fixed_tile(st) * TILE / PAGE] : 0;
-#pragma unroll
-                for (int st = 0; st < STAGES; ++st) issue_claimed(fixed_tile(st), pg[st], st);
-                claim_first();
-            } else if constexpr (PRO) {  // every stage, the page ids of all of them in one round trip
-                int pg[STAGES];
-#pragma unroll
-                for (int st = 0; st < STAGES; ++st) pg[st] = st < n_tiles ? table[(t_begin + st * TILE) / PAGE] : 0;
-#pragma unroll
-                for (int st = 0; st < STAGES; ++st)
-                    if (st < n_tiles) {
-                        page_next = pg[st];
-                        issue_tile(st, st);
-                    }
-            } else {
-                for (int st = 0; st < STAGES - 1 && st < n_tiles; ++st) issue_tile(st, st);
-            }
-            for (int j = STAGES; j < STAGES - 1 + L2P; ++j) prefetch_tile(j);  // iteration i takes i + S - 1 + L2P
-        }
-    } else {
-#pragma unroll
-        for (int st = 0; st < STAGES - 1; ++st) {
-            if (st < n_tiles) load_tile(st, st);
-            cp_async_commit();
-        }
-    }
+    mla_wgmma_issue_first_tiles<TMA, PRO, STAGES, L2P, TILE, PAGE, TBL>(
+        tid, warp, lane, claim, n_tiles, t_begin, table, tbl, tbl_regs, page_next, fixed_tile, issue_tile, issue_claimed,
+        claim_first, prefetch_tile, load_tile);
 
     const float sl2 = p.scale * 1.4426950408889634f;
     float m_run[2] = {neg_inf(), neg_inf()};  // running max of rows row0, row0 + 8 (log2 domain; the same in
