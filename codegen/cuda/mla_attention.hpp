@@ -34,6 +34,10 @@ class MlaAttention {
 
     // (config cluster_merge: the clusters of a launch never outnumber those the device holds at once)
     int num_splits(int batch, int max_seq_len, int sms) const;
+    // How decode() launches the decode kernel for (batch, num_splits) (mla_decode_launch_kind on this device).
+    MlaDecodeLaunch decode_launch(int batch, int num_splits) const {
+        return mla_decode_launch_kind(desc_, config_, batch, num_splits, max_resident_, max_clusters_);
+    }
     size_t workspace_bytes(int batch, int num_splits) const;
 
     // Writes n rows of [latent | rope] bf16 (row stride src_stride, a multiple of 8) to token positions[i] of

@@ -381,6 +381,25 @@ Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int
     return g;
 }
 
+MlaDecodeLaunch mla_decode_launch_kind(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
+                                       int max_resident_ctas, int max_clusters) {
+    MlaDecodeLaunch l;
+    l.grid = mla_decode_grid(d, c, batch, num_splits);
+    l.writes_output = mla_decode_writes_output(c, num_splits);
+    if (mla_decode_cluster_merges(c, l.grid, max_clusters)) {  // the splits merge in each cluster
+        l.options.cluster_x = unsigned(c.cluster_merge);
+        l.writes_output = true;
+    } else if (mla_decode_fuses_combine(c, num_splits, int(l.grid.x * l.grid.y * l.grid.z), max_resident_ctas)) {
+        l.writes_output = l.grid_sync = true;
+        if (!c.balanced_splits) {  // (balanced: no CTA waits for another, a plain launch)
+            l.grid = mla_decode_fused_grid(d, c, batch, num_splits, max_resident_ctas);
+            l.options.cooperative = true;
+        }
+    }
+    l.options.dependent = c.decode_pdl != 0;  // (refused with fused_combine and cluster_merge)
+    return l;
+}
+
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits) {
     if (c.balanced_splits)  // (at least one CTA per head block, at most kMlaBalancedMaxCtas; heads <= 4096)
         return Dim3{static_cast<unsigned>(

@@ -272,6 +272,18 @@ bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid
 // (max_resident_ctas), the ones past num_splits only merging.
 Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
                            int max_resident_ctas);
+// How one decode launch goes: the one decision MlaAttention::decode and the benchmark share.
+struct MlaDecodeLaunch {
+    Dim3 grid;                  // mla_decode_grid, or mla_decode_fused_grid for a fused launch
+    CudaLaunchOptions options;  // cluster (cluster_merge), cooperative (fused_combine), dependent (decode_pdl)
+    bool writes_output = false;  // MlaDecodeParams::out set, no combine launch: one split, a fused or cluster merge
+    bool grid_sync = false;      // MlaDecodeParams::grid_sync set: the splits merge in the decode (fused_combine,
+                                 // balanced_splits; balanced CTAs never wait for each other: not cooperative)
+};
+// `max_resident_ctas`: CudaKernel::max_resident_ctas() of the decode (0 where no config fuses); `max_clusters`:
+// CudaKernel::max_active_clusters(c.cluster_merge) (0 without cluster_merge).
+MlaDecodeLaunch mla_decode_launch_kind(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
+                                       int max_resident_ctas, int max_clusters);
 // Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials`
 // partial outputs per (row, head).
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials);

@@ -294,8 +294,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const int partials = mla_decode_partials(cfg, splits);
                 const bool direct = mla_decode_writes_output(cfg, splits);
                 const Dim3 grid = mla_decode_grid(d, cfg, batch, splits);
-                const bool fuses = mla_decode_fuses_combine(cfg, splits, int(grid.x * grid.y * grid.z), max_resident);
-                const bool clusters = mla_decode_cluster_merges(cfg, grid, max_clusters);
+                // (as MlaAttention::decode: how the decode is launched)
+                const MlaDecodeLaunch launch = mla_decode_launch_kind(d, cfg, batch, splits, max_resident, max_clusters);
+                const bool fuses = launch.grid_sync, clusters = launch.options.cluster_x != 0;
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);
                 for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
@@ -337,29 +338,24 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                         mla_decode_bind_cache(d, cfg, p);
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
-                        if ((clusters || forced_cluster) && with_combine) {  // as MlaAttention::decode: the splits
-                            p.out = out_r;                                   // merge in clusters
+                        if (forced_cluster && with_combine) {
+                            p.out = out_r;
                             decode->launch_cluster(mla_decode_grid(d, cfg, batch, p.num_splits),
                                                    unsigned(cfg.cluster_merge), p, stream.get());
                             continue;
                         }
-                        if (fuses && with_combine) {  // as MlaAttention::decode: one cooperative launch
+                        if ((fuses || clusters) && with_combine) {  // as MlaAttention::decode: merged in the decode
                             p.out = out_r;
-                            p.grid_sync = grid_sync.as<unsigned>();
-                            if (cfg.balanced_splits)  // (no CTA waits for another: a plain launch)
-                                decode->launch(grid, p, stream.get());
-                            else
-                                decode->launch_cooperative(mla_decode_fused_grid(d, cfg, batch, splits, max_resident),
-                                                           p, stream.get());
+                            if (launch.grid_sync) p.grid_sync = grid_sync.as<unsigned>();
+                            decode->launch_with(launch.grid, launch.options, p, stream.get());
                             continue;
                         }
                         // ("decode only" of a fused config: the same kernel storing its partials, no merge)
                         if (coop_only)
                             decode->launch_cooperative(grid, p, stream.get());
-                        else if (cfg.decode_pdl)
-                            decode->launch_dependent(grid, p, stream.get());
                         else
-                            decode->launch(grid, p, stream.get());
+                            decode->launch_with(grid, CudaLaunchOptions{0, false, launch.options.dependent}, p,
+                                                stream.get());
                         const MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out_r, batch,
                                                   partials};
                         const bool warps = mla_combine_uses_warps(d, cfg, batch, partials);
