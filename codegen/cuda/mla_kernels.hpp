@@ -175,6 +175,14 @@ struct MlaDecodeConfig {
     // memory instead of writing and reading back a partial. 3 (bf16 partials): as 2, and the next unit's first tile is
     // issued before a unit's epilogue (the copy lands meanwhile).
     int balanced_splits = 0;
+    // 1 (the default kernel with prologue 1, fused_combine 0 .. 2, no pdl / decode_pdl / tile_claim): the decode is
+    // launched as a programmatic dependent of the previous kernel in the stream, which must be the cache append of
+    // this step (MlaAttention::append: it writes only each row's token len - 1; with rows sharing one page table
+    // every tile waits) or one writing neither the cache nor anything the decode reads except Q: its barriers, the
+    // context length, the page ids and the K copies of every first-stage tile that does not hold token len - 1 go out
+    // while that kernel runs; Q, the last tile and every output after griddepcontrol.wait. With the cooperative
+    // launch of fused_combine or the cluster launch of cluster_merge (attributes together).
+    int early_tiles = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -209,6 +217,7 @@ struct MlaDecodeConfig {
         f("pv_overlap", "pvo", s.pv_overlap);
         f("q_own_rows", "qor", s.q_own_rows);
         f("balanced_splits", "bal", s.balanced_splits);
+        f("early_tiles", "et", s.early_tiles);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -275,7 +284,8 @@ Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int
 // How one decode launch goes: the one decision MlaAttention::decode and the benchmark share.
 struct MlaDecodeLaunch {
     Dim3 grid;                  // mla_decode_grid, or mla_decode_fused_grid for a fused launch
-    CudaLaunchOptions options;  // cluster (cluster_merge), cooperative (fused_combine), dependent (decode_pdl)
+    CudaLaunchOptions options;  // cluster (cluster_merge), cooperative (fused_combine), dependent (decode_pdl,
+                                // early_tiles: with either of the others)
     bool writes_output = false;  // MlaDecodeParams::out set, no combine launch: one split, a fused or cluster merge
     bool grid_sync = false;      // MlaDecodeParams::grid_sync set: the splits merge in the decode (fused_combine,
                                  // balanced_splits; balanced CTAs never wait for each other: not cooperative)

@@ -215,6 +215,13 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         c.balanced_splits = value;
         return c;
     };
+    // session 9 (mlab9): the decode as a programmatic dependent with its first K copies before the wait (early_tiles:
+    // et) on the default and cm16 hb32 bw1 (here after the previous decode; after the append: cuda bench (GPU): MLA
+    // decode after the cache append, test_cuda_bench_early_tiles.cpp)
+    auto early = [](MlaDecodeConfig c) {
+        c.early_tiles = 1;
+        return c;
+    };
     auto claim = [](MlaDecodeConfig c, int tcl = 1, int esm = 0, int mel = 0) {
         c.tile_claim = tcl;
         c.epilogue_stmatrix = esm;
@@ -242,7 +249,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               sf(pc(def_prof, 7), 2), sf(pc(old_def, 7), 3), sf(pc(old_def, 8), 2),
                               sf(pc(def_prof, 8), 2), sf(pc(old_def, 8), 3), bal(sf(pc(old_def, 7), 2)),
                               bal(sf(pc(old_def, 8), 2)), bal(sf(pc(old_def, 7), 2), 2), bal(sf(pc(old_def, 8), 2), 2),
-                              bal(sf(pc(old_def, 7), 2), 3)})
+                              bal(sf(pc(old_def, 7), 2), 3), early(def),
+                              early(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)))})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

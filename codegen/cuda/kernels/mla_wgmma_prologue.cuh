@@ -1,11 +1,15 @@
 // The default wgmma kernel's prologue (mla_decode_wgmma.cuh): what happens before its first tile is computed.
 //   mla_wgmma_prologue (PRO, thread 128): the descriptor prefetches, the mbarriers (the stages' full ones, or
 //     OVL's "P ready" / release pairs; BW's per-box barriers, BW 2: also Q's; CM's receive barrier, armed), then Q's
-//     boxes (mla_wgmma_issue_q); QOR: the rows of Q no box writes zeroed; a CTA barrier.
+//     boxes (mla_wgmma_issue_q) unless ET; QOR: the rows of Q no box writes zeroed; a CTA barrier.
 //   mla_wgmma_issue_first_tiles: the first stages' K copies (TMA: thread 128 or, PRO 2, warp 4; cp.async: every
 //     thread), Q's cp.async group first; CLAIM: the fixed tiles and the first claim.
+//   ET (config early_tiles, PRO 1): the decode runs as a programmatic dependent of the cache append and only a stage
+//     whose tile holds the row's token len - 1 (the one the append writes) waits for it: mla_wgmma_issue_first_tiles
+//     issues the others before griddepcontrol.wait, mla_wgmma_issue_after_wait Q and the rest after it.
 // Barrier addresses and tile issuers come from the kernel (its lambdas); see mla_decode_wgmma.cuh for the layout.
 #pragma once
+#include "grid_dependency.cuh"
 #include "mla_params.cuh"
 #include "mla_wgmma_epilogue.cuh"  // mla_cluster_merge_bytes
 #include "mma_sm80.cuh"            // smem_addr, cp.async
@@ -26,8 +30,8 @@ __device__ __forceinline__ void mla_wgmma_issue_q(const MlaDecodeParams& p, unsi
     }
 }
 
-// PRO: the barriers (thread 128), Q's copy, QOR's zero rows, then a CTA barrier.
-template <int LATENT, int D, int STAGES, int BW, int OVL, int CM, int HPB, bool QOR, class QBox>
+// PRO: the barriers (thread 128), Q's copy (not with ET: after the wait), QOR's zero rows, then a CTA barrier.
+template <int LATENT, int D, int STAGES, int BW, int OVL, int CM, int HPB, bool QOR, bool ET, class QBox>
 __device__ __forceinline__ void mla_wgmma_prologue(const MlaDecodeParams& p, unsigned char* sQ, int tid, bool helper,
                                                    int head0, int b, unsigned bar_full, unsigned bar_q,
                                                    unsigned bar_box0, unsigned bar_recv, unsigned bar_ovl_ready,
@@ -51,7 +55,7 @@ __device__ __forceinline__ void mla_wgmma_prologue(const MlaDecodeParams& p, uns
         if (CM) mbar_init(bar_recv, 1);
         mbar_init_fence();
         if (CM) mbar_arrive_expect_tx(bar_recv, mla_cluster_merge_bytes<LATENT, CM, HPB>());
-        mla_wgmma_issue_q<D, BW, QROWS>(p, sQ, head0, b, bar_q, bar_qbox);
+        if constexpr (!ET) mla_wgmma_issue_q<D, BW, QROWS>(p, sQ, head0, b, bar_q, bar_qbox);
     }
     if constexpr (QOR) {  // rows QROWS..63 of each Q box: zeros (their S rows are computed and dropped)
         for (int idx = tid; idx < (D / 64) * (HB - QROWS) * 8; idx += 256) {
@@ -65,14 +69,15 @@ __device__ __forceinline__ void mla_wgmma_prologue(const MlaDecodeParams& p, uns
 
 // The first stages' copies: TMA (thread 128; PRO 2: warp 4 from the page ids it holds) or cp.async (every thread;
 // Q's group first without PRO). One commit group per tile, empty ones included, so that "group i" is always tile i.
-template <int TMA, int PRO, int STAGES, int L2P, int TILE, int PAGE, int TBL, class FixedTile, class IssueTile,
-          class IssueClaimed, class ClaimFirst, class Prefetch, class LoadTile>
+// ET: only the stages `late` says no to (the rest after the wait: mla_wgmma_issue_after_wait).
+template <int TMA, int PRO, int STAGES, int L2P, int TILE, int PAGE, int TBL, bool ET, class FixedTile, class IssueTile,
+          class IssueClaimed, class ClaimFirst, class Prefetch, class LoadTile, class Late>
 __device__ __forceinline__ void mla_wgmma_issue_first_tiles(int tid, int warp, int lane, bool claim, int n_tiles,
                                                             int t_begin, const int* table, const int (&tbl)[TBL],
                                                             bool tbl_regs, int& page_next, FixedTile fixed_tile,
                                                             IssueTile issue_tile, IssueClaimed issue_claimed,
                                                             ClaimFirst claim_first, Prefetch prefetch_tile,
-                                                            LoadTile load_tile) {
+                                                            LoadTile load_tile, Late late) {
     if constexpr (TMA != 0) {
         cp_async_commit();  // Q: group 0
         if (PRO == 2 && warp == 4) {  // every stage from the page ids warp 4 holds (or one round trip, as PRO 1)
@@ -115,7 +120,7 @@ __device__ __forceinline__ void mla_wgmma_issue_first_tiles(int tid, int warp, i
                 for (int st = 0; st < STAGES; ++st) pg[st] = st < n_tiles ? table[(t_begin + st * TILE) / PAGE] : 0;
 #pragma unroll
                 for (int st = 0; st < STAGES; ++st)
-                    if (st < n_tiles) {
+                    if (st < n_tiles && (!ET || !late(st))) {
                         page_next = pg[st];
                         issue_tile(st, st);
                     }
@@ -131,6 +136,22 @@ __device__ __forceinline__ void mla_wgmma_issue_first_tiles(int tid, int warp, i
             cp_async_commit();
         }
     }
+}
+
+// ET, after griddepcontrol.wait (thread 128): Q, then the stages held back (in order: at most the CTA's last tile,
+// or all of them where every tile waits).
+template <int D, int BW, int QROWS, int STAGES, int TILE, int PAGE, class QBox, class IssueTile, class Late>
+__device__ __forceinline__ void mla_wgmma_issue_after_wait(const MlaDecodeParams& p, unsigned char* sQ, int head0,
+                                                           int b, unsigned bar_q, QBox bar_qbox, int n_tiles,
+                                                           int t_begin, const int* table, int& page_next,
+                                                           IssueTile issue_tile, Late late) {
+    mla_wgmma_issue_q<D, BW, QROWS>(p, sQ, head0, b, bar_q, bar_qbox);
+#pragma unroll
+    for (int st = 0; st < STAGES; ++st)
+        if (st < n_tiles && late(st)) {
+            page_next = table[(t_begin + st * TILE) / PAGE];
+            issue_tile(st, st);
+        }
 }
 
 }  // namespace mf
