@@ -52,6 +52,7 @@ void check_append_then_decode(const GpuTestEnv& env, const MlaDecodeConfig& cfg,
     {  // the launch attributes outside a graph first (cooperative or cluster + programmatic): the driver's answer
         const MlaDecodeLaunch l = attn.decode_launch(batch, splits);
         dlens.upload(lens.data(), lens.size() * 4);
+        q.upload(p.q.data(), p.q.size() * 2);
         attn.decode(q.as<uint16_t>(), cache.as<uint16_t>(), table.as<int>(), p.table_stride, dlens.as<int>(), batch,
                     splits, p.scale, ws, out.as<uint16_t>(), stream.get());
         stream.synchronize();
