@@ -400,7 +400,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             claim_inflight = true;
         }
     };
-    // Q rows of this head block (rows past HEADS are zero) go with tile 0; then tiles 1 .. STAGES - 2
+    // Q rows of this head block (rows past HEADS are zero) go with tile 0; then tiles 1 .. STAGES - 2. One
+    // commit group per tile, empty ones included, so that "group i" is always tile i.
     for (int idx = tid; CX == 1 && !PRO && idx < HB * CH; idx += 256) {
         const int r = idx / CH, c = idx % CH;
         const bool valid = head0 + r < HEADS;
@@ -410,11 +411,67 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     }
     // ET: the stages held back until the append is done (it writes token len - 1 of each row; rows sharing one page
     // table, a prefill chunk, may have more fresh tokens: there every stage waits)
-    const bool fresh_last_only = p.block_table_stride != 0 || p.batch == 1;
-    auto late = [&](int st) { return !fresh_last_only || (st == n_tiles - 1 && t_end == len); };
-    mla_wgmma_issue_first_tiles<TMA, PRO, STAGES, L2P, TILE, PAGE, TBL, ET>(
-        tid, warp, lane, claim, n_tiles, t_begin, table, tbl, tbl_regs, page_next, fixed_tile, issue_tile, issue_claimed,
-        claim_first, prefetch_tile, load_tile, late);
+    auto late = [&](int st) {
+        return !(p.block_table_stride != 0 || p.batch == 1) || (st == n_tiles - 1 && t_end == len);
+    };
+    if constexpr (TMA != 0) {
+        cp_async_commit();  // Q: group 0
+        if (PRO == 2 && warp == 4) {  // every stage from the page ids warp 4 holds (or one round trip, as PRO 1)
+            int pg[STAGES];
+#pragma unroll
+            for (int st = 0; st < STAGES; ++st) {
+                const int idx = claim ? max(0, fixed_tile(st)) * TILE / PAGE : (t_begin + st * TILE) / PAGE;
+                int v = 0;
+#pragma unroll
+                for (int k = 0; k < TBL; ++k) v = k == idx / 32 ? tbl[k] : v;
+                v = __shfl_sync(0xffffffffu, v, idx & 31);
+                pg[st] = tbl_regs ? v : lane == 0 && (claim ? fixed_tile(st) >= 0 : st < n_tiles) ? table[idx] : 0;
+            }
+            if (lane == 0 && claim) {
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st) issue_claimed(fixed_tile(st), pg[st], st);
+                claim_first();
+            } else if (lane == 0) {
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st)
+                    if (st < n_tiles) {
+                        page_next = pg[st];
+                        issue_tile(st, st);
+                    }
+                for (int j = STAGES; j < STAGES - 1 + L2P; ++j) prefetch_tile(j);
+            }
+        }
+        if (PRO != 2 && tid == 128) {
+            if (PRO && claim) {  // the fixed tiles (the page ids in one round trip), then the first claim
+                int pg[STAGES];
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st)
+                    pg[st] = fixed_tile(st) >= 0 ? table[fixed_tile(st) * TILE / PAGE] : 0;
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st) issue_claimed(fixed_tile(st), pg[st], st);
+                claim_first();
+            } else if constexpr (PRO) {  // every stage, the page ids of all of them in one round trip
+                int pg[STAGES];
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st) pg[st] = st < n_tiles ? table[(t_begin + st * TILE) / PAGE] : 0;
+#pragma unroll
+                for (int st = 0; st < STAGES; ++st)
+                    if (st < n_tiles && (!ET || !late(st))) {  // ET: the rest after the wait
+                        page_next = pg[st];
+                        issue_tile(st, st);
+                    }
+            } else {
+                for (int st = 0; st < STAGES - 1 && st < n_tiles; ++st) issue_tile(st, st);
+            }
+            for (int j = STAGES; j < STAGES - 1 + L2P; ++j) prefetch_tile(j);  // iteration i takes i + S - 1 + L2P
+        }
+    } else {
+#pragma unroll
+        for (int st = 0; st < STAGES - 1; ++st) {
+            if (st < n_tiles) load_tile(st, st);
+            cp_async_commit();
+        }
+    }
     if constexpr (ET) {  // every thread: nothing the append may write (Q, the last page) is read before this
         griddep_wait();
         if (tid == 128)
