@@ -149,7 +149,7 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "balanced_splits 3 stages its rows in bf16 (the Q buffer only): needs partial_bf16 1";
     if (c.balanced_splits && (c.producer_consumer < 4 || c.tma != 1 || c.pdl || c.decode_pdl))
         return "balanced_splits needs producer_consumer 4 .. 11 with tma 1, no pdl and no decode_pdl";
-    if (c.early_tiles != 0 && c.early_tiles != 1) return "early_tiles must be 0 or 1";
+    if (c.early_tiles < 0 || c.early_tiles > 2) return "early_tiles must be 0, 1 or 2";
     if (c.early_tiles && (!default_kernel || c.prologue != 1 || c.fused_combine == 3 || c.pdl || c.decode_pdl ||
                           c.tile_claim || c.merge_helpers))
         return "early_tiles needs the wgmma kernel with tma 1, cluster 1, prologue 1, fused_combine 0 .. 2, no pdl, "

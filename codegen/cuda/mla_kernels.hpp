@@ -181,7 +181,9 @@ struct MlaDecodeConfig {
     // every tile waits) or one writing neither the cache nor anything the decode reads except Q: its barriers, the
     // context length, the page ids and the K copies of every first-stage tile that does not hold token len - 1 go out
     // while that kernel runs; Q, the last tile and every output after griddepcontrol.wait. With the cooperative
-    // launch of fused_combine or the cluster launch of cluster_merge (attributes together).
+    // launch of fused_combine or the cluster launch of cluster_merge (attributes together). 2: also Q's copy before the
+    // wait, first, as without early_tiles (then the previous kernel must not write Q either: the append does not; H200,
+    // session 9: Q after the two early tiles (1) made the SM take in Q last, +2 us at 8K).
     int early_tiles = 0;
 
     template <class S, class F>

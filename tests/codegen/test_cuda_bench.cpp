@@ -218,8 +218,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
     // session 9 (mlab9): the decode as a programmatic dependent with its first K copies before the wait (early_tiles:
     // et) on the default and cm16 hb32 bw1 (here after the previous decode; after the append: cuda bench (GPU): MLA
     // decode after the cache append, test_cuda_bench_early_tiles.cpp)
-    auto early = [](MlaDecodeConfig c) {
-        c.early_tiles = 1;
+    auto early = [](MlaDecodeConfig c, int et = 1) {  // (2: Q's copy before the wait too; also profiled)
+        c.early_tiles = et;
         return c;
     };
     auto claim = [](MlaDecodeConfig c, int tcl = 1, int esm = 0, int mel = 0) {
@@ -250,7 +250,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               sf(pc(def_prof, 8), 2), sf(pc(old_def, 8), 3), bal(sf(pc(old_def, 7), 2)),
                               bal(sf(pc(old_def, 8), 2)), bal(sf(pc(old_def, 7), 2), 2), bal(sf(pc(old_def, 8), 2), 2),
                               bal(sf(pc(old_def, 7), 2), 3), early(def),
-                              early(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)))})
+                              early(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16))), early(def, 2),
+                              early(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)), 2),
+                              early(overlap(boxes(ml(def_prof, 1, 0)), 2)), early(overlap(boxes(ml(def_prof, 1, 0)), 2), 2)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

@@ -3,8 +3,8 @@
 // dependent launch), so its cost is measured as (append + decode) - (append alone), each a CUDA graph over
 // rotations of >= 256 MiB of distinct cache pages. Runs only with MOEFORGE_CUDA_BENCH=1 (device machine):
 //   MOEFORGE_CUDA_BENCH=1 ./build/tests/test_codegen -tc='cuda bench (GPU): MLA decode after the cache append*'
-// The default and cm16 hb32 bw1 (the plan's short-context entry) are timed with and without early_tiles (without:
-// launched as before, after the append).
+// The default and cm16 hb32 bw1 (the plan's short-context entry) are timed with early_tiles 1 and 2 and without it
+// (launched as before, after the append).
 #include <doctest/doctest.h>
 
 #include <fmt/format.h>
@@ -28,10 +28,10 @@ TEST_CASE("cuda bench (GPU): MLA decode after the cache append, early_tiles agai
         MESSAGE("benchmark skipped: set MOEFORGE_CUDA_BENCH=1 to run it (device machine)");
         return;
     }
-    // (MOEFORGE_CUDA_BENCH_ONLY=a,b, a short run of other configs: this table only when a part names _et1)
-    if (const char* only = std::getenv("MOEFORGE_CUDA_BENCH_ONLY");
-        only && *only && std::string(only).find("_et1") == std::string::npos) {
-        MESSAGE("benchmark skipped: MOEFORGE_CUDA_BENCH_ONLY names no _et1 config");
+    // (MOEFORGE_CUDA_BENCH_ONLY=a,b, a short run of other configs: this table only when a part names _et1 or _et2)
+    if (const char* only = std::getenv("MOEFORGE_CUDA_BENCH_ONLY"); only && *only &&
+        std::string(only).find("_et1") == std::string::npos && std::string(only).find("_et2") == std::string::npos) {
+        MESSAGE("benchmark skipped: MOEFORGE_CUDA_BENCH_ONLY names no _et1 / _et2 config");
         return;
     }
     MF_GPU_TEST_OR_SKIP(env);
@@ -50,7 +50,7 @@ TEST_CASE("cuda bench (GPU): MLA decode after the cache append, early_tiles agai
     cm.head_block = 32;
     std::vector<MlaDecodeConfig> configs;
     for (const MlaDecodeConfig& c : {def, cm})
-        for (int et : {0, 1}) {
+        for (int et : {0, 1, 2}) {
             MlaDecodeConfig x = c;
             x.early_tiles = et;
             configs.push_back(x);

@@ -56,10 +56,12 @@ void check_append_then_decode(const GpuTestEnv& env, const MlaDecodeConfig& cfg,
         attn.decode(q.as<uint16_t>(), cache.as<uint16_t>(), table.as<int>(), p.table_stride, dlens.as<int>(), batch,
                     splits, p.scale, ws, out.as<uint16_t>(), stream.get());
         stream.synchronize();
-        MESSAGE(mla_decode_name(d, cfg) << " batch " << batch << ", " << splits << " splits: a launch with attributes"
-                                        << (l.options.cluster_x ? " cluster" : "")
-                                        << (l.options.cooperative ? " cooperative" : "")
-                                        << (l.options.dependent ? " programmatic" : "") << " ran");
+        const std::string attrs = std::string(l.options.cluster_x ? " cluster" : "") +
+                                  (l.options.cooperative ? " cooperative" : "") +
+                                  (l.options.dependent ? " programmatic" : "");
+        MESSAGE(mla_decode_name(d, cfg) << " batch " << batch << ", " << splits
+                                        << " splits: a launch with attributes" << (attrs.empty() ? " none" : attrs)
+                                        << " ran");
     }
     CudaGraph g;
     g.begin_capture(stream.get());
@@ -101,24 +103,26 @@ void check_append_then_decode(const GpuTestEnv& env, const MlaDecodeConfig& cfg,
 TEST_CASE("cuda mla early tiles (GPU): append -> decode graph replays with the new token in the last page") {
     MF_GPU_TEST_OR_SKIP(env);
     const MlaDecodeDesc d;
-    std::vector<MlaDecodeConfig> configs;
+    std::vector<MlaDecodeConfig> configs;  // each early_tiles candidate, then (a control) the same without it
     for (const MlaDecodeConfig& c : mla_decode_candidates(d, env.sm))
-        if (c.early_tiles) configs.push_back(c);
+        if (c.early_tiles)
+            for (int et : {c.early_tiles, 0}) {
+                MlaDecodeConfig x = c;
+                x.early_tiles = et;
+                if (std::find(configs.begin(), configs.end(), x) == configs.end()) configs.push_back(x);
+            }
     if (configs.empty()) {
         MESSAGE("skipped: no early_tiles MLA decode config runs on sm_" << env.sm);
         return;
     }
     std::mt19937 rng(2026);
-    for (MlaDecodeConfig cfg : configs) {
-        for (int et : {1, 0}) {  // (0: the same config launched plainly after the append, as a control)
-            cfg.early_tiles = et;
-            const std::string name = mla_decode_name(d, cfg);
-            CAPTURE(name);
-            // batch 1: 1 and 2 tiles per split (the last tile's split waits, the others not), the new token opening
-            // a page at step 1; batch 8, ragged: a row within its first tile, rows crossing a page, an empty start
-            check_append_then_decode(env, cfg, {1022}, 4, rng);
-            check_append_then_decode(env, cfg, {2046}, 2, rng);  // (cm16 hb32: the cluster launch up to 2048)
-            check_append_then_decode(env, cfg, {0, 63, 64, 130, 700, 1, 1023, 333}, 3, rng);
-        }
+    for (const MlaDecodeConfig& cfg : configs) {
+        const std::string name = mla_decode_name(d, cfg);
+        CAPTURE(name);
+        // batch 1: 1 and 2 tiles per split (the last tile's split waits, the others not), the new token opening a
+        // page at step 2; batch 8, ragged: a row within its first tile, rows crossing a page, an empty start
+        check_append_then_decode(env, cfg, {1022}, 4, rng);
+        check_append_then_decode(env, cfg, {2046}, 2, rng);  // (cm16 hb32: the cluster launch up to 2048)
+        check_append_then_decode(env, cfg, {0, 63, 64, 130, 700, 1, 1023, 333}, 3, rng);
     }
 }

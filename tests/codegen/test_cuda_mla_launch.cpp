@@ -79,12 +79,17 @@ TEST_CASE("cuda mla: early_tiles needs the default kernel with prologue 1 and no
     cm.cluster_merge = 16;
     cm.head_block = 32;
     CHECK(std::find(cands.begin(), cands.end(), cm) != cands.end());
+    for (MlaDecodeConfig x : {c, cm}) {  // ... and with Q's copy before the wait too (2)
+        x.early_tiles = 2;
+        CHECK(std::find(cands.begin(), cands.end(), x) != cands.end());
+    }
     auto rejects = [&](auto&& edit) {
         MlaDecodeConfig x = c;
         edit(x);
         return !mla_decode_unsupported(d, x, 90).empty();
     };
-    CHECK(rejects([](MlaDecodeConfig& x) { x.early_tiles = 2; }));
+    CHECK(rejects([](MlaDecodeConfig& x) { x.early_tiles = 3; }));
+    CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.early_tiles = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 2; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 0, x.tile_box_wait = x.pv_overlap = 0; }));
     CHECK(rejects([](MlaDecodeConfig& x) { x.fused_combine = 3; }));

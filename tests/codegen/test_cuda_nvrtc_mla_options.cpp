@@ -363,9 +363,13 @@ TEST_CASE("cuda nvrtc: early_tiles (K copies before griddepcontrol.wait) compile
     // the wait on both paths (a CTA with tiles, one without), before Q's copy: griddepcontrol.wait in the PTX
     CHECK(occurrences(compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true}), "griddepcontrol.wait") >=
           2);
+    c.early_tiles = 2;  // ... and Q's copy before the wait too
+    check_no_ptxas_performance_loss(v3, c);
     c.pv_overlap = 0;
     c.cluster_merge = 16;
     c.head_block = 32;
+    check_no_ptxas_performance_loss(v3, c);
+    c.early_tiles = 1;
     check_no_ptxas_performance_loss(v3, c);
     // the append lets its dependent start
     CHECK(occurrences(compile_cuda_ptx(kv_append_source(v3), CudaArch{9, 0, true}), "griddepcontrol.launch_dependents") ==

@@ -78,7 +78,8 @@
 // (The prologue's barrier set-up and first copies: mla_wgmma_prologue.cuh.)
 // ET (config early_tiles, PRO 1): launched as a programmatic dependent of the cache append, whose kernel lets it start at
 // once: the barriers, the context length, the page ids and the K copies of the first stages whose tile does not hold
-// the row's token len - 1 go out before griddepcontrol.wait; Q, that tile and every output after it.
+// the row's token len - 1 go out before griddepcontrol.wait; Q, that tile and every output after it. ET 2: Q's copy
+// too before the wait, first as without ET (the append writes no Q: it was written before the append started).
 // OVL (config pv_overlap, with PRO, BW, 64-token tiles, 2 stages): the tile loop of mla_wgmma_overlap.cuh, where
 // S(j + 1) goes to the tensor cores right behind P V(j) (no CTA barrier between tiles, P in the tile's rope block);
 // OVL 2: only in a CTA with 2 tiles or more (one tile: the loop below, where both P V halves start together).
@@ -145,7 +146,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
           int L2P = 0, bool MCO = false, int HPB = 64, int CM = 0, int CLAIM = 0, bool ESM = false,
-          bool MEL = false, int BW = 0, int OVL = 0, bool QOR = false, bool ET = false>
+          bool MEL = false, int BW = 0, int OVL = 0, bool QOR = false, int ET = 0>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -236,7 +237,8 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         mla_wgmma_prologue<LATENT, D, STAGES, BW, OVL, CM, HPB, QOR, ET>(p, sQ, tid, helper, head0, b, bar_full,
                                                                           bar_q, bar_box0, bar_recv, bar_ovl_ready,
                                                                           bar_ovl_empty, bar_qbox);
-    static_assert(!ET || (PRO == 1 && TMA == 1 && CX == 1 && CLAIM == 0 && FC != 3 && !DPDL && !PDL),
+    static_assert(ET >= 0 && ET <= 2 &&
+                      (!ET || (PRO == 1 && TMA == 1 && CX == 1 && CLAIM == 0 && FC != 3 && !DPDL && !PDL)),
                   "early_tiles: prologue 1, TMA 1, no split pairs, tile_claim, ready flags or other PDL");
     static_assert(!ESM || (sizeof(PT) == 2 && CX == 1), "epilogue_stmatrix: bf16 partials, no split pairs");
     static_assert(CLAIM == 0 || (CLAIM == 1 && PRO != 0 && (FC == 1 || FC == 2) && CM == 0 && L2P == 0),
@@ -265,9 +267,9 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     // the whole cluster leaves here or none of it: the pair's first split has no tokens, so neither has any
     // (CM clusters: a split without tokens takes part in the merge with lse -inf and zero rows)
     if (!clustered && (CX == 1 ? n_tiles == 0 : (split - xr) * cut.tiles_per_split * TILE >= len)) {
-        if constexpr (ET) {  // (no tiles: nothing to issue early) the outputs and Q only after the append
+        if constexpr (ET) {  // (no tiles: nothing to issue early) the outputs (ET 1: and Q) only after the append
             griddep_wait();
-            if (tid == 128 && !helper) mla_wgmma_issue_q<D, BW, QROWS>(p, sQ, head0, b, bar_q, bar_qbox);
+            if (ET == 1 && tid == 128 && !helper) mla_wgmma_issue_q<D, BW, QROWS>(p, sQ, head0, b, bar_q, bar_qbox);
         }
         if (direct)
             mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, min(HPB, HEADS - head0), tid, blockDim.x);
@@ -472,11 +474,12 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             cp_async_commit();
         }
     }
-    if constexpr (ET) {  // every thread: nothing the append may write (Q, the last page) is read before this
+    if constexpr (ET) {  // every thread: nothing the append may write (the last page; ET 1: Q) is read before this
         griddep_wait();
         if (tid == 128)
-            mla_wgmma_issue_after_wait<D, BW, QROWS, STAGES, TILE, PAGE>(p, sQ, head0, b, bar_q, bar_qbox, n_tiles,
-                                                                       t_begin, table, page_next, issue_tile, late);
+            mla_wgmma_issue_after_wait<D, BW, QROWS, STAGES, TILE, PAGE, ET == 1>(p, sQ, head0, b, bar_q, bar_qbox,
+                                                                                n_tiles, t_begin, table, page_next,
+                                                                                issue_tile, late);
     }
 
     const float sl2 = p.scale * 1.4426950408889634f;

@@ -4,7 +4,8 @@
 //     boxes (mla_wgmma_issue_q) unless ET; QOR: the rows of Q no box writes zeroed; a CTA barrier.
 //   ET (config early_tiles, PRO 1): the decode runs as a programmatic dependent of the cache append and only a stage
 //     whose tile holds the row's token len - 1 (the one the append writes) waits for it: the kernel issues the
-//     others before griddepcontrol.wait, mla_wgmma_issue_after_wait Q and the rest after it.
+//     others before griddepcontrol.wait, mla_wgmma_issue_after_wait Q and the rest after it. ET 2: Q's boxes as
+//     without ET (first, in the prologue), only that tile after the wait.
 // Barrier addresses and the tile issuer come from the kernel (its lambdas, by reference: passed by value, the
 // kernel's code changed); see mla_decode_wgmma.cuh for the layout. The first stages' copies stay in the kernel
 // (moved into a function of their own, they changed the default kernel's machine code; session 9).
@@ -30,8 +31,8 @@ __device__ __forceinline__ void mla_wgmma_issue_q(const MlaDecodeParams& p, unsi
     }
 }
 
-// PRO: the barriers (thread 128), Q's copy (not with ET: after the wait), QOR's zero rows, then a CTA barrier.
-template <int LATENT, int D, int STAGES, int BW, int OVL, int CM, int HPB, bool QOR, bool ET, class QBox>
+// PRO: the barriers (thread 128), Q's copy (not with ET 1: after the wait), QOR's zero rows, then a CTA barrier.
+template <int LATENT, int D, int STAGES, int BW, int OVL, int CM, int HPB, bool QOR, int ET, class QBox>
 __device__ __forceinline__ void mla_wgmma_prologue(const MlaDecodeParams& p, unsigned char* sQ, int tid, bool helper,
                                                    int head0, int b, unsigned bar_full, unsigned bar_q,
                                                    unsigned bar_box0, unsigned bar_recv, unsigned bar_ovl_ready,
@@ -55,7 +56,7 @@ __device__ __forceinline__ void mla_wgmma_prologue(const MlaDecodeParams& p, uns
         if (CM) mbar_init(bar_recv, 1);
         mbar_init_fence();
         if (CM) mbar_arrive_expect_tx(bar_recv, mla_cluster_merge_bytes<LATENT, CM, HPB>());
-        if constexpr (!ET) mla_wgmma_issue_q<D, BW, QROWS>(p, sQ, head0, b, bar_q, bar_qbox);
+        if constexpr (ET != 1) mla_wgmma_issue_q<D, BW, QROWS>(p, sQ, head0, b, bar_q, bar_qbox);
     }
     if constexpr (QOR) {  // rows QROWS..63 of each Q box: zeros (their S rows are computed and dropped)
         for (int idx = tid; idx < (D / 64) * (HB - QROWS) * 8; idx += 256) {
@@ -67,14 +68,15 @@ __device__ __forceinline__ void mla_wgmma_prologue(const MlaDecodeParams& p, uns
     __syncthreads();
 }
 
-// ET, after griddepcontrol.wait (thread 128): Q, then the stages held back (in order: at most the CTA's last tile,
-// or all of them where every tile waits).
-template <int D, int BW, int QROWS, int STAGES, int TILE, int PAGE, class QBox, class IssueTile, class Late>
+// ET, after griddepcontrol.wait (thread 128): Q (WITH_Q: ET 1), then the stages held back (in order: at most the CTA's
+// last tile, or all of them where every tile waits).
+template <int D, int BW, int QROWS, int STAGES, int TILE, int PAGE, bool WITH_Q, class QBox, class IssueTile,
+          class Late>
 __device__ __forceinline__ void mla_wgmma_issue_after_wait(const MlaDecodeParams& p, unsigned char* sQ, int head0,
                                                            int b, unsigned bar_q, const QBox& bar_qbox, int n_tiles,
                                                            int t_begin, const int* table, int& page_next,
                                                            const IssueTile& issue_tile, const Late& late) {
-    mla_wgmma_issue_q<D, BW, QROWS>(p, sQ, head0, b, bar_q, bar_qbox);
+    if constexpr (WITH_Q) mla_wgmma_issue_q<D, BW, QROWS>(p, sQ, head0, b, bar_q, bar_qbox);
 #pragma unroll
     for (int st = 0; st < STAGES; ++st)
         if (st < n_tiles && late(st)) {
