@@ -181,9 +181,9 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 
 namespace {
 
-// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM, CLAIM, ESM, MEL, BW, OVL, QOR, ET: none
-// when all are at their defaults, else up to the last one that is not (at least FC and PRO), so that older configs
-// keep their exact sources.
+// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM, CLAIM, ESM, MEL, BW, OVL, QOR, ET:
+// none when all are at their defaults, else up to the last one that is not (at least FC and PRO), so that older
+// configs keep their exact sources.
 std::string wgmma_tail_args(const MlaDecodeConfig& c) {
     auto flag = [](int v) { return v == 0 ? std::string("false") : v == 1 ? std::string("true") : std::to_string(v); };
     const std::string args[14] = {flag(c.fused_combine),           flag(c.prologue),    flag(c.bulk_store),

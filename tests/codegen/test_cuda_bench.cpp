@@ -252,7 +252,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               bal(sf(pc(old_def, 7), 2), 3), early(def),
                               early(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16))), early(def, 2),
                               early(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)), 2),
-                              early(overlap(boxes(ml(def_prof, 1, 0)), 2)), early(overlap(boxes(ml(def_prof, 1, 0)), 2), 2)})
+                              early(overlap(boxes(ml(def_prof, 1, 0)), 2)),
+                              early(overlap(boxes(ml(def_prof, 1, 0)), 2), 2)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -305,7 +306,8 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const bool direct = mla_decode_writes_output(cfg, splits);
                 const Dim3 grid = mla_decode_grid(d, cfg, batch, splits);
                 // (as MlaAttention::decode: how the decode is launched)
-                const MlaDecodeLaunch launch = mla_decode_launch_kind(d, cfg, batch, splits, max_resident, max_clusters);
+                const MlaDecodeLaunch launch =
+                    mla_decode_launch_kind(d, cfg, batch, splits, max_resident, max_clusters);
                 const bool fuses = launch.grid_sync, clusters = launch.options.cluster_x != 0;
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);

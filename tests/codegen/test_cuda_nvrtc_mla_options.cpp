@@ -372,6 +372,6 @@ TEST_CASE("cuda nvrtc: early_tiles (K copies before griddepcontrol.wait) compile
     c.early_tiles = 1;
     check_no_ptxas_performance_loss(v3, c);
     // the append lets its dependent start
-    CHECK(occurrences(compile_cuda_ptx(kv_append_source(v3), CudaArch{9, 0, true}), "griddepcontrol.launch_dependents") ==
-          1);
+    const std::string append_ptx = compile_cuda_ptx(kv_append_source(v3), CudaArch{9, 0, true});
+    CHECK(occurrences(append_ptx, "griddepcontrol.launch_dependents") == 1);
 }

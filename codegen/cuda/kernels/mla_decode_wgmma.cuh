@@ -76,9 +76,9 @@
 // (zeroed tail rows) waits for all of them first, as before. BW 2: Q's D/64 boxes likewise (D/64 more barriers after
 // the tiles'), waited for with tile 0's: S starts when Q's and the tile's first 8 KB landed, not all 72 KB of Q.
 // (The prologue's barrier set-up and first copies: mla_wgmma_prologue.cuh.)
-// ET (config early_tiles, PRO 1): launched as a programmatic dependent of the cache append, whose kernel lets it start at
-// once: the barriers, the context length, the page ids and the K copies of the first stages whose tile does not hold
-// the row's token len - 1 go out before griddepcontrol.wait; Q, that tile and every output after it. ET 2: Q's copy
+// ET (config early_tiles, PRO 1): launched as a programmatic dependent of the cache append, whose kernel lets it start
+// at once: the barriers, the context length, the page ids and the K copies of the first stages whose tile does not
+// hold the row's token len - 1 go out before griddepcontrol.wait; Q, that tile and every output after it. ET 2: Q's copy
 // too before the wait, first as without ET (the append writes no Q: it was written before the append started).
 // OVL (config pv_overlap, with PRO, BW, 64-token tiles, 2 stages): the tile loop of mla_wgmma_overlap.cuh, where
 // S(j + 1) goes to the tensor cores right behind P V(j) (no CTA barrier between tiles, P in the tile's rope block);
