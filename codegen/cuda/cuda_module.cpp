@@ -106,6 +106,35 @@ void CudaKernel::launch_cluster_raw(Dim3 grid, unsigned cluster_x, const void* p
                           "cuLaunchKernelEx (cluster of " + std::to_string(cluster_x) + ") " + name_);
 }
 
+void CudaKernel::launch_with_raw(Dim3 grid, const CudaLaunchOptions& options, const void* params,
+                                 CuStream stream) const {
+    const bool only_dependent = !options.cluster_x && !options.cooperative;
+    if (only_dependent && !options.dependent) return launch_raw(grid, params, stream);
+    if (only_dependent && !cuda_driver().launch_kernel_ex) return launch_raw(grid, params, stream);
+    if (!cuda_driver().launch_kernel_ex)
+        throw std::runtime_error("launch of " + name_ + ": the CUDA driver lacks cuLaunchKernelEx");
+    CuLaunchAttribute attrs[3];
+    unsigned n = 0;
+    std::string what = "cuLaunchKernelEx (";
+    if (options.cluster_x) {
+        attrs[n++] = cluster_attribute(options.cluster_x);
+        what += "cluster of " + std::to_string(options.cluster_x) + " ";
+    }
+    if (options.cooperative) {
+        attrs[n++] = flag_attribute(kCuLaunchAttrCooperative);
+        what += "cooperative ";
+    }
+    if (options.dependent) {
+        attrs[n++] = flag_attribute(kCuLaunchAttrProgrammaticStreamSerialization);
+        what += "programmatic ";
+    }
+    what.back() = ')';
+    CuLaunchConfig cfg{grid.x, grid.y, grid.z, block_threads_, 1, 1, smem_, stream, attrs, n};
+    void* args[] = {const_cast<void*>(params)};
+    if (CuResult r = cuda_driver().launch_kernel_ex(&cfg, fn_, args, nullptr); r != 0)
+        cu_check(r, (what + " " + name_).c_str());
+}
+
 int CudaKernel::max_active_clusters(unsigned cluster_x) const {
     const CudaDriverApi& d = cuda_driver();
     if (!d.occupancy_max_active_clusters || !d.launch_kernel_ex) return 0;

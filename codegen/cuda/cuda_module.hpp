@@ -11,6 +11,13 @@ struct Dim3 {
     unsigned x = 1, y = 1, z = 1;
 };
 
+// The attributes of one launch (CudaKernel::launch_with); all off: a plain cuLaunchKernel.
+struct CudaLaunchOptions {
+    unsigned cluster_x = 0;    // > 0: thread-block clusters of cluster_x x 1 x 1 CTAs (as launch_cluster)
+    bool cooperative = false;  // all CTAs resident at once (as launch_cooperative)
+    bool dependent = false;    // programmatic dependent of the previous kernel in the stream (as launch_dependent)
+};
+
 class CudaKernel {
   public:
     // Loads `cubin` into the current context and looks up the extern "C" symbol `name`; raises the kernel's
@@ -43,6 +50,13 @@ class CudaKernel {
         launch_cooperative_raw(grid, &params, stream);
     }
     void launch_cooperative_raw(Dim3 grid, const void* params, CuStream stream) const;
+    // One launch with any of the attributes above together (cuLaunchKernelEx with each one set; none: launch()). A
+    // dependent launch alone falls back to launch() where the driver lacks cuLaunchKernelEx; the others throw there.
+    template <class Params>
+    void launch_with(Dim3 grid, const CudaLaunchOptions& options, const Params& params, CuStream stream) const {
+        launch_with_raw(grid, options, &params, stream);
+    }
+    void launch_with_raw(Dim3 grid, const CudaLaunchOptions& options, const void* params, CuStream stream) const;
     // How many CTAs of this kernel a cooperative launch may have on the current context's device (CTAs per SM
     // by occupancy x SMs); 0 when the device or driver cannot launch cooperatively.
     int max_resident_ctas() const;

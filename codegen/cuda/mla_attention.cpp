@@ -63,32 +63,14 @@ void MlaAttention::decode(const unsigned short* q, const unsigned short* kv_cach
     float* o_part = workspace.as<float>();
     float* lse = reinterpret_cast<float*>(
         workspace.ptr() + (mla_decode_o_part_bytes(desc_, config_, batch, partials) + 255) / 256 * 256);
-    // one split per row: the decode kernel writes the output itself, no combine
-    const bool direct = mla_decode_writes_output(config_, num_splits);
+    const MlaDecodeLaunch launch = decode_launch(batch, num_splits);
+    // one split per row, a fused or cluster merge: the decode kernel writes the output itself, no combine
     MlaDecodeParams p{q,     kv_cache,   block_table, seq_lens, o_part, lse, batch, block_table_stride,
-                      num_splits, scale, direct ? out : nullptr, nullptr, {}, {}, nullptr};
+                      num_splits, scale, launch.writes_output ? out : nullptr, nullptr, {}, {},
+                      launch.grid_sync ? grid_sync_.as<unsigned>() : nullptr};
     mla_decode_bind_cache(desc_, config_, p);
-    const Dim3 grid = mla_decode_grid(desc_, config_, batch, num_splits);
-    if (mla_decode_cluster_merges(config_, grid, max_clusters_)) {  // the splits merge in each cluster
-        p.out = out;
-        decode_->launch_cluster(grid, unsigned(config_.cluster_merge), p, stream);
-        return;
-    }
-    if (mla_decode_fuses_combine(config_, num_splits, int(grid.x * grid.y * grid.z), max_resident_)) {
-        p.out = out;
-        p.grid_sync = grid_sync_.as<unsigned>();
-        if (config_.balanced_splits)  // (no CTA waits for another: a plain launch)
-            decode_->launch(grid, p, stream);
-        else
-            decode_->launch_cooperative(mla_decode_fused_grid(desc_, config_, batch, num_splits, max_resident_), p,
-                                        stream);
-        return;
-    }
-    if (config_.decode_pdl)
-        decode_->launch_dependent(grid, p, stream);
-    else
-        decode_->launch(grid, p, stream);
-    if (direct) return;
+    decode_->launch_with(launch.grid, launch.options, p, stream);
+    if (launch.writes_output) return;
     const MlaCombineParams cp{o_part, lse, out, batch, partials};
     const bool warps = mla_combine_uses_warps(desc_, config_, batch, partials);
     const CudaKernel& combine = warps ? *combine_warp_ : *combine_;

@@ -34,6 +34,10 @@ class MlaAttention {
 
     // (config cluster_merge: the clusters of a launch never outnumber those the device holds at once)
     int num_splits(int batch, int max_seq_len, int sms) const;
+    // How decode() launches the decode kernel for (batch, num_splits) (mla_decode_launch_kind on this device).
+    MlaDecodeLaunch decode_launch(int batch, int num_splits) const {
+        return mla_decode_launch_kind(desc_, config_, batch, num_splits, max_resident_, max_clusters_);
+    }
     size_t workspace_bytes(int batch, int num_splits) const;
 
     // Writes n rows of [latent | rope] bf16 (row stride src_stride, a multiple of 8) to token positions[i] of
@@ -48,6 +52,8 @@ class MlaAttention {
     // launch); such launches of one MlaAttention share a counter and must not overlap in time (one stream). With
     // config cluster_merge C and num_splits == C (num_splits() picks it for short contexts), one launch of
     // clusters of C CTAs that merge the splits in distributed shared memory, where the device holds such clusters.
+    // With config early_tiles the decode is a programmatic dependent of the previous kernel in `stream`, which must be
+    // append() of this step or a kernel that writes neither the cache nor seq_lens / block_table (config early_tiles).
     void decode(const unsigned short* q, const unsigned short* kv_cache, const int* block_table,
                 int block_table_stride, const int* seq_lens, int batch, int num_splits, float scale,
                 const DeviceBuffer& workspace, unsigned short* out, CuStream stream) const;

@@ -324,6 +324,19 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
         c.tile_box_wait = 2;
         add(c);
     }
+    // session 9: the decode as a programmatic dependent of the cache append, the K copies of the tiles that do not
+    // hold the new token issued before it ends (early_tiles; 2: Q's too), on the default and on cm16 hb32 bw1
+    for (int et : {1, 2}) {
+        MlaDecodeConfig c = mla_decode_default_config(d, sm);
+        c.early_tiles = et;
+        add(c);
+        c = tma_wgmma_default();
+        c.tile_box_wait = 1;
+        c.cluster_merge = 16;
+        c.head_block = 32;
+        c.early_tiles = et;
+        add(c);
+    }
     return v;
 }
 

@@ -149,6 +149,11 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return "balanced_splits 3 stages its rows in bf16 (the Q buffer only): needs partial_bf16 1";
     if (c.balanced_splits && (c.producer_consumer < 4 || c.tma != 1 || c.pdl || c.decode_pdl))
         return "balanced_splits needs producer_consumer 4 .. 11 with tma 1, no pdl and no decode_pdl";
+    if (c.early_tiles < 0 || c.early_tiles > 2) return "early_tiles must be 0, 1 or 2";
+    if (c.early_tiles && (!default_kernel || c.prologue != 1 || c.fused_combine == 3 || c.pdl || c.decode_pdl ||
+                          c.tile_claim || c.merge_helpers))
+        return "early_tiles needs the wgmma kernel with tma 1, cluster 1, prologue 1, fused_combine 0 .. 2, no pdl, "
+               "decode_pdl, tile_claim or merge_helpers, no seesaw and no producer_consumer";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -176,23 +181,23 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
 
 namespace {
 
-// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM, CLAIM, ESM, MEL, BW, OVL, QOR: none
-// when all are at their defaults, else up to the last one that is not (at least FC and PRO), so that older configs
-// keep their exact sources.
+// The wgmma kernel's trailing template arguments FC, PRO, BS, L2P, MCO, HPB, CM, CLAIM, ESM, MEL, BW, OVL, QOR, ET:
+// none when all are at their defaults, else up to the last one that is not (at least FC and PRO), so that older
+// configs keep their exact sources.
 std::string wgmma_tail_args(const MlaDecodeConfig& c) {
     auto flag = [](int v) { return v == 0 ? std::string("false") : v == 1 ? std::string("true") : std::to_string(v); };
-    const std::string args[13] = {flag(c.fused_combine),           flag(c.prologue),    flag(c.bulk_store),
+    const std::string args[14] = {flag(c.fused_combine),           flag(c.prologue),    flag(c.bulk_store),
                                   std::to_string(c.l2_prefetch),   flag(c.merge_loads), std::to_string(c.head_block),
                                   std::to_string(c.cluster_merge), std::to_string(c.tile_claim),
                                   flag(c.epilogue_stmatrix),       flag(c.merge_early), flag(c.tile_box_wait),
-                                  flag(c.pv_overlap),              flag(c.q_own_rows)};
-    const bool set[13] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
+                                  flag(c.pv_overlap),              flag(c.q_own_rows),  flag(c.early_tiles)};
+    const bool set[14] = {c.fused_combine != 0, c.prologue != 0,    c.bulk_store != 0,
                           c.l2_prefetch != 0,   c.merge_loads != 0, c.head_block != kMlaHeadsPerBlock,
                           c.cluster_merge != 0, c.tile_claim != 0,  c.epilogue_stmatrix != 0,
                           c.merge_early != 0,   c.tile_box_wait != 0, c.pv_overlap != 0,
-                          c.q_own_rows != 0};
+                          c.q_own_rows != 0,    c.early_tiles != 0};
     int n = 0;
-    for (int i = 0; i < 13; ++i)
+    for (int i = 0; i < 14; ++i)
         if (set[i]) n = i + 1;
     if (n > 0) n = std::max(n, 2);
     std::string s;
@@ -379,6 +384,26 @@ Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int
     if (c.merge_helpers)
         g.x = std::max(g.x, static_cast<unsigned>(std::max(0, max_resident_ctas)) / (g.y * g.z));
     return g;
+}
+
+MlaDecodeLaunch mla_decode_launch_kind(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
+                                       int max_resident_ctas, int max_clusters) {
+    MlaDecodeLaunch l;
+    l.grid = mla_decode_grid(d, c, batch, num_splits);
+    l.writes_output = mla_decode_writes_output(c, num_splits);
+    if (mla_decode_cluster_merges(c, l.grid, max_clusters)) {  // the splits merge in each cluster
+        l.options.cluster_x = unsigned(c.cluster_merge);
+        l.writes_output = true;
+    } else if (mla_decode_fuses_combine(c, num_splits, int(l.grid.x * l.grid.y * l.grid.z), max_resident_ctas)) {
+        l.writes_output = l.grid_sync = true;
+        if (!c.balanced_splits) {  // (balanced: no CTA waits for another, a plain launch)
+            l.grid = mla_decode_fused_grid(d, c, batch, num_splits, max_resident_ctas);
+            l.options.cooperative = true;
+        }
+    }
+    // (early_tiles: also with the cluster or the cooperative attribute)
+    l.options.dependent = c.decode_pdl != 0 || c.early_tiles != 0;
+    return l;
 }
 
 Dim3 mla_decode_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits) {

@@ -175,6 +175,16 @@ struct MlaDecodeConfig {
     // memory instead of writing and reading back a partial. 3 (bf16 partials): as 2, and the next unit's first tile is
     // issued before a unit's epilogue (the copy lands meanwhile).
     int balanced_splits = 0;
+    // 1 (the default kernel with prologue 1, fused_combine 0 .. 2, no pdl / decode_pdl / tile_claim): the decode is
+    // launched as a programmatic dependent of the previous kernel in the stream, which must be the cache append of
+    // this step (MlaAttention::append: it writes only each row's token len - 1; with rows sharing one page table
+    // every tile waits) or one writing neither the cache nor anything the decode reads except Q: its barriers, the
+    // context length, the page ids and the K copies of every first-stage tile that does not hold token len - 1 go out
+    // while that kernel runs; Q, the last tile and every output after griddepcontrol.wait. With the cooperative
+    // launch of fused_combine or the cluster launch of cluster_merge (attributes together). 2: also Q's copy before the
+    // wait, first, as without early_tiles (then the previous kernel must not write Q either: the append does not; H200,
+    // session 9: Q after the two early tiles (1) made the SM take in Q last, +2 us at 8K).
+    int early_tiles = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -209,6 +219,7 @@ struct MlaDecodeConfig {
         f("pv_overlap", "pvo", s.pv_overlap);
         f("q_own_rows", "qor", s.q_own_rows);
         f("balanced_splits", "bal", s.balanced_splits);
+        f("early_tiles", "et", s.early_tiles);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };
@@ -272,6 +283,19 @@ bool mla_decode_fuses_combine(const MlaDecodeConfig& c, int num_splits, int grid
 // (max_resident_ctas), the ones past num_splits only merging.
 Dim3 mla_decode_fused_grid(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
                            int max_resident_ctas);
+// How one decode launch goes: the one decision MlaAttention::decode and the benchmark share.
+struct MlaDecodeLaunch {
+    Dim3 grid;                  // mla_decode_grid, or mla_decode_fused_grid for a fused launch
+    CudaLaunchOptions options;  // cluster (cluster_merge), cooperative (fused_combine), dependent (decode_pdl,
+                                // early_tiles: with either of the others)
+    bool writes_output = false;  // MlaDecodeParams::out set, no combine launch: one split, a fused or cluster merge
+    bool grid_sync = false;      // MlaDecodeParams::grid_sync set: the splits merge in the decode (fused_combine,
+                                 // balanced_splits; balanced CTAs never wait for each other: not cooperative)
+};
+// `max_resident_ctas`: CudaKernel::max_resident_ctas() of the decode (0 where no config fuses); `max_clusters`:
+// CudaKernel::max_active_clusters(c.cluster_merge) (0 without cluster_merge).
+MlaDecodeLaunch mla_decode_launch_kind(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int num_splits,
+                                       int max_resident_ctas, int max_clusters);
 // Workspace of MlaDecodeParams::o_part (fp32, or bf16 with c.partial_bf16) and lse_part for `partials`
 // partial outputs per (row, head).
 size_t mla_decode_o_part_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int batch, int partials);

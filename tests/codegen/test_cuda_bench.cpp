@@ -215,6 +215,13 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         c.balanced_splits = value;
         return c;
     };
+    // session 9 (mlab9): the decode as a programmatic dependent with its first K copies before the wait (early_tiles:
+    // et) on the default and cm16 hb32 bw1 (here after the previous decode; after the append: cuda bench (GPU): MLA
+    // decode after the cache append, test_cuda_bench_early_tiles.cpp)
+    auto early = [](MlaDecodeConfig c, int et = 1) {  // (2: Q's copy before the wait too; also profiled)
+        c.early_tiles = et;
+        return c;
+    };
     auto claim = [](MlaDecodeConfig c, int tcl = 1, int esm = 0, int mel = 0) {
         c.tile_claim = tcl;
         c.epilogue_stmatrix = esm;
@@ -242,7 +249,11 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               sf(pc(def_prof, 7), 2), sf(pc(old_def, 7), 3), sf(pc(old_def, 8), 2),
                               sf(pc(def_prof, 8), 2), sf(pc(old_def, 8), 3), bal(sf(pc(old_def, 7), 2)),
                               bal(sf(pc(old_def, 8), 2)), bal(sf(pc(old_def, 7), 2), 2), bal(sf(pc(old_def, 8), 2), 2),
-                              bal(sf(pc(old_def, 7), 2), 3)})
+                              bal(sf(pc(old_def, 7), 2), 3), early(def),
+                              early(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16))), early(def, 2),
+                              early(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)), 2),
+                              early(overlap(boxes(ml(def_prof, 1, 0)), 2)),
+                              early(overlap(boxes(ml(def_prof, 1, 0)), 2), 2)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
@@ -294,8 +305,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                 const int partials = mla_decode_partials(cfg, splits);
                 const bool direct = mla_decode_writes_output(cfg, splits);
                 const Dim3 grid = mla_decode_grid(d, cfg, batch, splits);
-                const bool fuses = mla_decode_fuses_combine(cfg, splits, int(grid.x * grid.y * grid.z), max_resident);
-                const bool clusters = mla_decode_cluster_merges(cfg, grid, max_clusters);
+                // (as MlaAttention::decode: how the decode is launched)
+                const MlaDecodeLaunch launch =
+                    mla_decode_launch_kind(d, cfg, batch, splits, max_resident, max_clusters);
+                const bool fuses = launch.grid_sync, clusters = launch.options.cluster_x != 0;
                 std::mt19937 rng(batch * 7 + ctx);
                 std::vector<int> table(size_t(rot) * case_pages), lens(batch, ctx);
                 for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int>(i);
@@ -337,29 +350,24 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                         mla_decode_bind_cache(d, cfg, p);
                         uint16_t* out_r = out.as<uint16_t>() + size_t(r) * batch * d.heads * d.latent_dim;
                         if (direct) p.out = out_r;  // as MlaAttention::decode: one split writes the output
-                        if ((clusters || forced_cluster) && with_combine) {  // as MlaAttention::decode: the splits
-                            p.out = out_r;                                   // merge in clusters
+                        if (forced_cluster && with_combine) {
+                            p.out = out_r;
                             decode->launch_cluster(mla_decode_grid(d, cfg, batch, p.num_splits),
                                                    unsigned(cfg.cluster_merge), p, stream.get());
                             continue;
                         }
-                        if (fuses && with_combine) {  // as MlaAttention::decode: one cooperative launch
+                        if ((fuses || clusters) && with_combine) {  // as MlaAttention::decode: merged in the decode
                             p.out = out_r;
-                            p.grid_sync = grid_sync.as<unsigned>();
-                            if (cfg.balanced_splits)  // (no CTA waits for another: a plain launch)
-                                decode->launch(grid, p, stream.get());
-                            else
-                                decode->launch_cooperative(mla_decode_fused_grid(d, cfg, batch, splits, max_resident),
-                                                           p, stream.get());
+                            if (launch.grid_sync) p.grid_sync = grid_sync.as<unsigned>();
+                            decode->launch_with(launch.grid, launch.options, p, stream.get());
                             continue;
                         }
                         // ("decode only" of a fused config: the same kernel storing its partials, no merge)
                         if (coop_only)
                             decode->launch_cooperative(grid, p, stream.get());
-                        else if (cfg.decode_pdl)
-                            decode->launch_dependent(grid, p, stream.get());
                         else
-                            decode->launch(grid, p, stream.get());
+                            decode->launch_with(grid, CudaLaunchOptions{0, false, launch.options.dependent}, p,
+                                                stream.get());
                         const MlaCombineParams cp{o_part.as<float>(), lse.as<float>(), out_r, batch,
                                                   partials};
                         const bool warps = mla_combine_uses_warps(d, cfg, batch, partials);

@@ -350,3 +350,28 @@ TEST_CASE("cuda nvrtc: balanced_splits (an even share of all tiles per CTA) comp
         }
     }
 }
+
+TEST_CASE("cuda nvrtc: early_tiles (K copies before griddepcontrol.wait) compiles without ptxas performance loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    const MlaDecodeDesc v3;
+    MlaDecodeConfig c = mla_decode_default_config(v3, 90);
+    c.early_tiles = 1;  // plain and profiled: the default (bw1 pvo2) and cm16 hb32 bw1
+    check_no_ptxas_performance_loss(v3, c);
+    // the wait on both paths (a CTA with tiles, one without), before Q's copy: griddepcontrol.wait in the PTX
+    CHECK(occurrences(compile_cuda_ptx(mla_decode_source(v3, c, 90), CudaArch{9, 0, true}), "griddepcontrol.wait") >=
+          2);
+    c.early_tiles = 2;  // ... and Q's copy before the wait too
+    check_no_ptxas_performance_loss(v3, c);
+    c.pv_overlap = 0;
+    c.cluster_merge = 16;
+    c.head_block = 32;
+    check_no_ptxas_performance_loss(v3, c);
+    c.early_tiles = 1;
+    check_no_ptxas_performance_loss(v3, c);
+    // the append lets its dependent start
+    const std::string append_ptx = compile_cuda_ptx(kv_append_source(v3), CudaArch{9, 0, true});
+    CHECK(occurrences(append_ptx, "griddepcontrol.launch_dependents") == 1);
+}

@@ -479,6 +479,7 @@ __device__ __forceinline__ void mla_combine(const MlaCombineParams& p) {
 // One warp per row; 16-byte copies.
 template <int D, int PAGE>
 __device__ __forceinline__ void kv_append(const KvAppendParams& p) {
+    griddep_launch_dependents();  // a decode launched as its programmatic dependent (early_tiles) may start now
     const int i = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (i >= p.n) return;
     const int pos = p.positions[i];

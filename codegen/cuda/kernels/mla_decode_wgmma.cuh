@@ -75,6 +75,11 @@
 // the tile waits are ~1-3k cycles a tile). Warpgroup 1 waits for all boxes before its P V; a partial last tile
 // (zeroed tail rows) waits for all of them first, as before. BW 2: Q's D/64 boxes likewise (D/64 more barriers after
 // the tiles'), waited for with tile 0's: S starts when Q's and the tile's first 8 KB landed, not all 72 KB of Q.
+// (The prologue's barrier set-up and first copies: mla_wgmma_prologue.cuh.)
+// ET (config early_tiles, PRO 1): launched as a programmatic dependent of the cache append, whose kernel lets it start
+// at once: the barriers, the context length, the page ids and the K copies of the first stages whose tile does not
+// hold the row's token len - 1 go out before griddepcontrol.wait; Q, that tile and every output after it. ET 2: Q's copy
+// too before the wait, first as without ET (the append writes no Q: it was written before the append started).
 // OVL (config pv_overlap, with PRO, BW, 64-token tiles, 2 stages): the tile loop of mla_wgmma_overlap.cuh, where
 // S(j + 1) goes to the tensor cores right behind P V(j) (no CTA barrier between tiles, P in the tile's rope block);
 // OVL 2: only in a CTA with 2 tiles or more (one tile: the loop below, where both P V halves start together).
@@ -89,6 +94,7 @@
 #include "mla_params.cuh"
 #include "mla_wgmma_epilogue.cuh"
 #include "mla_wgmma_overlap.cuh"
+#include "mla_wgmma_prologue.cuh"
 #include "mma_sm80.cuh"
 #include "tma_sm90.cuh"
 #include "wgmma_sm90.cuh"
@@ -140,7 +146,7 @@ __device__ __forceinline__ void wgmma_qk(float (&s)[TILE / 2], unsigned long lon
 template <int HEADS, int LATENT, int ROPE, int PAGE, int TILE, int STAGES, class PT, bool PDL, bool QKS,
           int CHAINS, int TMA, int CX, bool DPDL, bool PROF, int FC = 0, int PRO = 0, bool BS = false,
           int L2P = 0, bool MCO = false, int HPB = 64, int CM = 0, int CLAIM = 0, bool ESM = false,
-          bool MEL = false, int BW = 0, int OVL = 0, bool QOR = false>
+          bool MEL = false, int BW = 0, int OVL = 0, bool QOR = false, int ET = 0>
 __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if constexpr (DPDL) griddep_wait();
     if constexpr (PDL) griddep_launch_dependents();
@@ -226,41 +232,14 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     if (FC == 3 && tid == 0 && p.grid_sync != nullptr)
         *s_epoch = mla_ready_value(ld_relaxed_gpu_u64(mla_epoch_counter(p.grid_sync)));
     static_assert(!QOR || (HPB < HB && PRO), "q_own_rows: 32 heads per CTA, Q by the prologue's TMA");
-    constexpr int QROWS = QOR ? HPB : HB;  // Q rows per box that TMA writes
-    if constexpr (PRO) {
-        if (tid == 128 && !helper) {
-            tma_prefetch_map(&p.q_map);
-            tma_prefetch_map(&p.kv_map);
-            for (int st = 0; st < STAGES; ++st) {
-                if constexpr (OVL) {
-                    mbar_init(bar_ovl_ready + 8 * st, 4);  // warpgroup 0's warps
-                    mbar_init(bar_ovl_empty + 8 * st, 8);  // every warp
-                } else {
-                    mbar_init(bar_full + 8 * st, 1);
-                }
-            }
-            if constexpr (BW)
-                for (int k = 0; k < (STAGES + (BW == 2)) * (D / 64); ++k) mbar_init(bar_box0 + 8 * k, 1);
-            mbar_init(bar_q, 1);
-            if (CM) mbar_init(bar_recv, 1);
-            mbar_init_fence();
-            if (CM) mbar_arrive_expect_tx(bar_recv, mla_cluster_merge_bytes<LATENT, CM, HPB>());
-            if (BW != 2) mbar_arrive_expect_tx(bar_q, (D / 64) * QROWS * 128);
-            for (int cb = 0; cb < D / 64; ++cb) {
-                if (BW == 2) mbar_arrive_expect_tx(bar_qbox(cb), QROWS * 128);
-                const unsigned bar = BW == 2 ? bar_qbox(cb) : bar_q;
-                tma_load_3d(smem_addr(sQ + cb * (HB * 128)), &p.q_map, cb * 64, head0, b, bar);
-            }
-        }
-        if constexpr (QOR) {  // rows QROWS..63 of each Q box: zeros (their S rows are computed and dropped)
-            for (int idx = tid; idx < (D / 64) * (HB - QROWS) * 8; idx += 256) {
-                const int cb = idx / ((HB - QROWS) * 8), r = QROWS + idx / 8 % (HB - QROWS);
-                *reinterpret_cast<uint4*>(sQ + cb * (HB * 128) + r * 128 + (idx % 8) * 16) = make_uint4(0, 0, 0, 0);
-            }
-            fence_proxy_async_smem();  // before S's wgmmas read them (after the barrier below)
-        }
-        __syncthreads();
-    }
+    constexpr int QROWS = QOR ? HPB : HB;  // Q rows per box that TMA writes (mla_wgmma_prologue.cuh)
+    if constexpr (PRO)
+        mla_wgmma_prologue<LATENT, D, STAGES, BW, OVL, CM, HPB, QOR, ET>(p, sQ, tid, helper, head0, b, bar_full,
+                                                                          bar_q, bar_box0, bar_recv, bar_ovl_ready,
+                                                                          bar_ovl_empty, bar_qbox);
+    static_assert(ET >= 0 && ET <= 2 &&
+                      (!ET || (PRO == 1 && TMA == 1 && CX == 1 && CLAIM == 0 && FC != 3 && !DPDL && !PDL)),
+                  "early_tiles: prologue 1, TMA 1, no split pairs, tile_claim, ready flags or other PDL");
     static_assert(!ESM || (sizeof(PT) == 2 && CX == 1), "epilogue_stmatrix: bf16 partials, no split pairs");
     static_assert(CLAIM == 0 || (CLAIM == 1 && PRO != 0 && (FC == 1 || FC == 2) && CM == 0 && L2P == 0),
                   "tile_claim: prologue, fused_combine 1 or 2 (its grid barrier orders the counter's reset), no "
@@ -288,6 +267,10 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
     // the whole cluster leaves here or none of it: the pair's first split has no tokens, so neither has any
     // (CM clusters: a split without tokens takes part in the merge with lse -inf and zero rows)
     if (!clustered && (CX == 1 ? n_tiles == 0 : (split - xr) * cut.tiles_per_split * TILE >= len)) {
+        if constexpr (ET) {  // (no tiles: nothing to issue early) the outputs (ET 1: and Q) only after the append
+            griddep_wait();
+            if (ET == 1 && tid == 128 && !helper) mla_wgmma_issue_q<D, BW, QROWS>(p, sQ, head0, b, bar_q, bar_qbox);
+        }
         if (direct)
             mla_zero_rows<LATENT>(p.out + (part_row + head0) * LATENT, min(HPB, HEADS - head0), tid, blockDim.x);
         else if (xr == 0 && !helper)
@@ -428,6 +411,11 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
         if (valid) src += (part_row + head0 + r) * D + c * 8;
         cp_async_16(sQ + sw128<HB>(r, c), src, valid);
     }
+    // ET: the stages held back until the append is done (it writes token len - 1 of each row; rows sharing one page
+    // table, a prefill chunk, may have more fresh tokens: there every stage waits)
+    auto late = [&](int st) {
+        return !(p.block_table_stride != 0 || p.batch == 1) || (st == n_tiles - 1 && t_end == len);
+    };
     if constexpr (TMA != 0) {
         cp_async_commit();  // Q: group 0
         if (PRO == 2 && warp == 4) {  // every stage from the page ids warp 4 holds (or one round trip, as PRO 1)
@@ -470,7 +458,7 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
                 for (int st = 0; st < STAGES; ++st) pg[st] = st < n_tiles ? table[(t_begin + st * TILE) / PAGE] : 0;
 #pragma unroll
                 for (int st = 0; st < STAGES; ++st)
-                    if (st < n_tiles) {
+                    if (st < n_tiles && (!ET || !late(st))) {  // ET: the rest after the wait
                         page_next = pg[st];
                         issue_tile(st, st);
                     }
@@ -485,6 +473,13 @@ __device__ __forceinline__ void mla_decode_wgmma(const MlaDecodeParams& p) {
             if (st < n_tiles) load_tile(st, st);
             cp_async_commit();
         }
+    }
+    if constexpr (ET) {  // every thread: nothing the append may write (the last page; ET 1: Q) is read before this
+        griddep_wait();
+        if (tid == 128)
+            mla_wgmma_issue_after_wait<D, BW, QROWS, STAGES, TILE, PAGE, ET == 1>(p, sQ, head0, b, bar_q, bar_qbox,
+                                                                                n_tiles, t_begin, table, page_next,
+                                                                                issue_tile, late);
     }
 
     const float sl2 = p.scale * 1.4426950408889634f;
