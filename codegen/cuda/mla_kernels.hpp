@@ -175,6 +175,11 @@ struct MlaDecodeConfig {
     // memory instead of writing and reading back a partial. 3 (bf16 partials): as 2, and the next unit's first tile is
     // issued before a unit's epilogue (the copy lands meanwhile).
     int balanced_splits = 0;
+    // 1 (producer_consumer 7 or 8, tma 1, no balanced_splits): the "P V late" kernel with each 64-column box of a K
+    // stage on an mbarrier of its own (kernels/mla_decode_pvlate.cuh, BOX): S waits box by box, so that it starts
+    // once a tile's first box landed instead of its whole lo half (session 9). 2 (producer_consumer 7): also warpgroup
+    // 0's P V in two groups of two value blocks, the first two boxes refilled as soon as the first group is done.
+    int stage_box_wait = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -209,6 +214,7 @@ struct MlaDecodeConfig {
         f("pv_overlap", "pvo", s.pv_overlap);
         f("q_own_rows", "qor", s.q_own_rows);
         f("balanced_splits", "bal", s.balanced_splits);
+        f("stage_box_wait", "sbw", s.stage_box_wait);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

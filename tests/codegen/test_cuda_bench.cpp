@@ -215,6 +215,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         c.balanced_splits = value;
         return c;
     };
+    // session 9 (mla64f): pc7 sf2 / pc8 sf2 with each box of a stage on its own mbarrier (stage_box_wait: sbw; 2: pc7
+    // with warpgroup 0's P V in two groups, its first two boxes refilled early), also profiled
+    auto box = [](MlaDecodeConfig c, int value = 1) {
+        c.stage_box_wait = value;
+        return c;
+    };
     auto claim = [](MlaDecodeConfig c, int tcl = 1, int esm = 0, int mel = 0) {
         c.tile_claim = tcl;
         c.epilogue_stmatrix = esm;
@@ -242,7 +248,9 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               sf(pc(def_prof, 7), 2), sf(pc(old_def, 7), 3), sf(pc(old_def, 8), 2),
                               sf(pc(def_prof, 8), 2), sf(pc(old_def, 8), 3), bal(sf(pc(old_def, 7), 2)),
                               bal(sf(pc(old_def, 8), 2)), bal(sf(pc(old_def, 7), 2), 2), bal(sf(pc(old_def, 8), 2), 2),
-                              bal(sf(pc(old_def, 7), 2), 3)})
+                              bal(sf(pc(old_def, 7), 2), 3), box(sf(pc(old_def, 7), 2)), box(sf(pc(def_prof, 7), 2)),
+                              box(sf(pc(old_def, 8), 2)), box(sf(pc(old_def, 7), 2), 2),
+                              box(sf(pc(def_prof, 7), 2), 2)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);
