@@ -283,8 +283,8 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
     }
     __syncthreads();
     // m_run: warpgroup 0's
-    mla_split_rows_store<HEADS, LATENT, PT>(p, smem, o, [&](int row) { return red_sum[row]; }, m_run, row0, wg, t,
-                                            tid, part_row, head0, split, direct);
+    mla_split_rows_store<HEADS, LATENT, PT>(p, smem, o, red_sum, m_run, row0, wg, t, tid, part_row, head0, split,
+                                            direct);
     prof.mark(6);
     prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
 }

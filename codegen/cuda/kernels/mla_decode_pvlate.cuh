@@ -516,13 +516,14 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
         }
     }
     if constexpr (UNIT) {
-        const float l[2] = {red_sum[row0], red_sum[row0 + 8]};
-        float inv[2], lse[2];
-        mla_row_inv_lse(l, m_run, inv, lse);  // m_run: warpgroup 0's
-        epilogue(smem, o, inv, lse, row0, wg, t, tid, min(HB, HEADS - head0));
+        float inv[2];
+        const int rows = min(HB, HEADS - head0);
+        float lse[2];
+        mla_row_inv_lse(red_sum, m_run, row0, inv, lse);  // m_run: warpgroup 0's
+        epilogue(smem, o, inv, lse, row0, wg, t, tid, rows);
     } else {
-        mla_split_rows_store<HEADS, LATENT, PT>(p, smem, o, [&](int row) { return red_sum[row]; }, m_run, row0, wg,
-                                                t, tid, part_row, head0, split, direct);  // m_run: warpgroup 0's
+        mla_split_rows_store<HEADS, LATENT, PT>(p, smem, o, red_sum, m_run, row0, wg, t, tid, part_row, head0, split,
+                                                direct);  // m_run: warpgroup 0's
     }
     if constexpr (MC) cluster_wait();
     prof.mark(6);

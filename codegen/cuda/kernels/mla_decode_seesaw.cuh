@@ -45,7 +45,6 @@
 #include "mla_decode.cuh"        // mla_zero_rows
 #include "mla_decode_wgmma.cuh"  // sw128
 #include "mla_params.cuh"
-#include "mla_split_rows.cuh"  // mla_split_rows_store
 #include "mla_wgmma_epilogue.cuh"
 #include "mma_sm80.cuh"
 #include "tma_sm90.cuh"
@@ -380,10 +379,24 @@ __device__ __forceinline__ void mla_decode_seesaw(const MlaDecodeParams& p) {
         red_sum[wg * HB + row0 + 8] = l_run[1];
     }
     __syncthreads();
-    auto row_sum = [&](int row) { return red_sum[row] + red_sum[HB + row]; };  // both warpgroups' tiles
-    // m_run: m(n_tiles - 1) in both warpgroups
-    mla_split_rows_store<HEADS, LATENT, PT>(p, smem, o, row_sum, m_run, row0, wg, t, tid, part_row, head0, split,
-                                            direct);
+    float inv[2];
+    const int rows = min(HB, HEADS - head0);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int row = row0 + 8 * h;
+        const float l = red_sum[row] + red_sum[HB + row];
+        inv[h] = l > 0.f ? 1.f / l : 0.f;
+        const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: m(n_tiles - 1) in both warpgroups
+        if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
+            p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
+    }
+    if (direct)
+        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
+                                     (size_t)LATENT, rows);
+    else
+        mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
+                                   reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
+                                   (size_t)p.num_splits * LATENT, rows);
     prof.mark(6);
     prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
 }
