@@ -191,6 +191,15 @@ std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int s
             }
         }
         c.balanced_splits = 0;
+        for (int kind : {7, 8}) {  // session 9: pc7 sf2 and pc8 sf2 with S waiting box by box
+            c.producer_consumer = kind;
+            c.stage_box_wait = 1;
+            add(c);
+        }
+        c.producer_consumer = 7;  // ... 2: and warpgroup 0's P V in two groups, its first two boxes refilled early
+        c.stage_box_wait = 2;
+        add(c);
+        c.stage_box_wait = 0;
         c.softmax_fast = 1;
         for (int kind : {4, 6}) {  // ... with the tiles multicast to the head-block pair (half the L2->SM bytes)
             c.producer_consumer = kind;

@@ -17,7 +17,9 @@ unsigned mla_decode_smem_bytes(const MlaDecodeDesc& d, const MlaDecodeConfig& c)
     if (c.producer_consumer == 1)  // mirrors MlaPcSmem (kernels/mla_decode_pc.cuh): 3 K stages, Q's rope block
         return 1024 + 3 * (dim / 64 * 64 * 128) + 64 * 128 + 7 * 64 * 4 + 96;
     if (c.producer_consumer >= 4)  // mirrors MlaPvLateSmem (kernels/mla_decode_pvlate.cuh): 4 more mbarriers
-        return 1024 + 3 * (dim / 64 * 64 * 128) + 3 * 64 * 4 + 112;
+        return 1024 + 3 * (dim / 64 * 64 * 128) + 3 * 64 * 4 + 112 +
+               (c.stage_box_wait ? 2 * (dim / 64) * 8 : 0) +  // (and a box barrier per box of each stage,
+               (c.stage_box_wait == 2 ? 16 : 0);                // 2: and empty a [2])
     if (c.producer_consumer >= 2)  // mirrors MlaPvFirstSmem (kernels/mla_decode_pvfirst.cuh): Q, 2 K stages
         return 1024 + 3 * (dim / 64 * 64 * 128) + 3 * 64 * 4 + 80;
     if (c.seesaw) {  // mirrors MlaSeesawSmem in kernels/mla_decode_seesaw.cuh: no P buffer (P sits in the rope block)
@@ -154,6 +156,12 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
                           c.tile_claim || c.merge_helpers))
         return "early_tiles needs the wgmma kernel with tma 1, cluster 1, prologue 1, fused_combine 0 .. 2, no pdl, "
                "decode_pdl, tile_claim or merge_helpers, no seesaw and no producer_consumer";
+    if (c.stage_box_wait < 0 || c.stage_box_wait > 2) return "stage_box_wait must be 0, 1 or 2";
+    if (c.stage_box_wait == 2 && c.producer_consumer != 7)
+        return "stage_box_wait 2 splits warpgroup 0's P V with P from shared memory: producer_consumer 7 only";
+    if (c.stage_box_wait && (c.producer_consumer < 7 || c.producer_consumer > 8 || c.softmax_fast < 2 ||
+                             c.tma != 1 || c.balanced_splits))
+        return "stage_box_wait needs producer_consumer 7 or 8 with softmax_fast 2 or 3, tma 1 and no balanced_splits";
     if (c.wgmma) {
         if (sm != 90) return "the wgmma kernel needs sm_90 (compiled for sm_90a)";
         if (c.tile_tokens == 16) return "the wgmma kernel takes tiles of 32 or 64 tokens";
@@ -215,6 +223,10 @@ std::string pvlate_template_tail(const MlaDecodeConfig& c) {
                            c.softmax_fast >= 2 ? (c.softmax_fast == 3 ? 8 : 0) : -1, pc >= 8 ? "true" : "false",
                            pc == 9 || pc == 10 ? 8 : 0, pc >= 10 ? "true" : "false", c.balanced_splits);
     }
+    if (c.stage_box_wait)  // every argument up to BOX (PRS: producer_consumer 8)
+        return fmt::format(", {}, true, false, {}, {}, 0, false, false, mf::MlaPvLateGridEpilogue, {}", late,
+                           c.softmax_fast == 3 ? 8 : 0, c.producer_consumer == 8 ? "true" : "false",
+                           c.stage_box_wait);
     std::string s = fmt::format(", {}, {}", late, c.softmax_fast ? "true" : "false");
     if (c.softmax_fast < 2) return c.tma == 2 ? s + ", true" : s;
     s += fmt::format(", {}, {}", c.tma == 2, c.softmax_fast == 3 ? 8 : 0);

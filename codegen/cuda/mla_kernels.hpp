@@ -185,6 +185,11 @@ struct MlaDecodeConfig {
     // wait, first, as without early_tiles (then the previous kernel must not write Q either: the append does not; H200,
     // session 9: Q after the two early tiles (1) made the SM take in Q last, +2 us at 8K).
     int early_tiles = 0;
+    // 1 (producer_consumer 7 or 8, tma 1, no balanced_splits): the "P V late" kernel with each 64-column box of a K
+    // stage on an mbarrier of its own (kernels/mla_decode_pvlate.cuh, BOX): S waits box by box, so that it starts
+    // once a tile's first box landed instead of its whole lo half (session 9). 2 (producer_consumer 7): also warpgroup
+    // 0's P V in two groups of two value blocks, the first two boxes refilled as soon as the first group is done.
+    int stage_box_wait = 0;
 
     template <class S, class F>
     static void fields(S& s, F&& f) {
@@ -220,6 +225,7 @@ struct MlaDecodeConfig {
         f("q_own_rows", "qor", s.q_own_rows);
         f("balanced_splits", "bal", s.balanced_splits);
         f("early_tiles", "et", s.early_tiles);
+        f("stage_box_wait", "sbw", s.stage_box_wait);
     }
     bool operator==(const MlaDecodeConfig& o) const { return fields_equal(*this, o); }
 };

@@ -222,6 +222,12 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
         c.early_tiles = et;
         return c;
     };
+    // session 9 (mla64f): pc7 sf2 / pc8 sf2 with each box of a stage on its own mbarrier (stage_box_wait: sbw; 2: pc7
+    // with warpgroup 0's P V in two groups, its first two boxes refilled early), also profiled
+    auto box = [](MlaDecodeConfig c, int value = 1) {
+        c.stage_box_wait = value;
+        return c;
+    };
     auto claim = [](MlaDecodeConfig c, int tcl = 1, int esm = 0, int mel = 0) {
         c.tile_claim = tcl;
         c.epilogue_stmatrix = esm;
@@ -253,7 +259,10 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                               early(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16))), early(def, 2),
                               early(boxes(cm(ml(def7, 1, 0, 64, 1, 32), 16)), 2),
                               early(overlap(boxes(ml(def_prof, 1, 0)), 2)),
-                              early(overlap(boxes(ml(def_prof, 1, 0)), 2), 2)})
+                              early(overlap(boxes(ml(def_prof, 1, 0)), 2), 2),
+                              box(sf(pc(old_def, 7), 2)), box(sf(pc(def_prof, 7), 2)),
+                              box(sf(pc(old_def, 8), 2)), box(sf(pc(old_def, 7), 2), 2),
+                              box(sf(pc(def_prof, 7), 2), 2)})
         if (mla_decode_unsupported(d, c, env.sm).empty() &&
             std::find(configs.begin(), configs.end(), c) == configs.end())
             configs.push_back(c);

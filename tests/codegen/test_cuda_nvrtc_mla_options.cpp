@@ -375,3 +375,39 @@ TEST_CASE("cuda nvrtc: early_tiles (K copies before griddepcontrol.wait) compile
     const std::string append_ptx = compile_cuda_ptx(kv_append_source(v3), CudaArch{9, 0, true});
     CHECK(occurrences(append_ptx, "griddepcontrol.launch_dependents") == 1);
 }
+
+TEST_CASE("cuda nvrtc: stage_box_wait (each box of a P V late stage on its own mbarrier) compiles without ptxas loss") {
+    if (!nvrtc_available()) {
+        MESSAGE("skipped: built without NVRTC");
+        return;
+    }
+    for (int heads : {128, 20}) {  // (20: one padded head block)
+        MlaDecodeDesc d;
+        d.heads = heads;
+        MlaDecodeConfig c = mla_decode_large_batch_config(d, 90);
+        const std::string plain = compile_cuda_ptx(mla_decode_source(d, c, 90), CudaArch{9, 0, true});
+        for (int kind : {7, 8}) {
+            CAPTURE(heads);
+            CAPTURE(kind);
+            c.producer_consumer = kind;
+            c.stage_box_wait = 1;
+            const std::string ptx = compile_cuda_ptx(mla_decode_source(d, c, 90), CudaArch{9, 0, true});
+            // S of tile 0 and of the loop; a barrier per box: 2 x 9 initialised (count 1) beside the 9 of the
+            // halves' layout, each box's copy announced on its own barrier
+            CHECK(occurrences(ptx, "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16") == 2 * 36);
+            CHECK(occurrences(ptx, "mbarrier.init.shared") > occurrences(plain, "mbarrier.init.shared"));
+            CHECK(occurrences(ptx, "mbarrier.arrive.expect_tx") > occurrences(plain, "mbarrier.arrive.expect_tx"));
+            check_no_ptxas_performance_loss(d, c);
+        }
+        c.producer_consumer = 7;  // 2: warpgroup 0's P V as two m64n128 groups (loop, last tile), boxes 0, 1 released
+        c.stage_box_wait = 2;     // after the first: one more barrier pair
+        const std::string split = compile_cuda_ptx(mla_decode_source(d, c, 90), CudaArch{9, 0, true});
+        CHECK(occurrences(split, "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16") == 2 * 2 * 4);
+        CHECK(occurrences(split, "wgmma.wait_group.sync.aligned 2") >= 1);
+        check_no_ptxas_performance_loss(d, c);
+    }
+    MlaDecodeConfig bad = mla_decode_large_batch_config(MlaDecodeDesc{}, 90);  // not with the balanced schedule
+    bad.stage_box_wait = 1;
+    bad.balanced_splits = 1;
+    CHECK_FALSE(mla_decode_unsupported(MlaDecodeDesc{}, bad, 90).empty());
+}

@@ -29,6 +29,7 @@
 #include "mla_decode.cuh"         // mla_split_tiles, mla_zero_rows
 #include "mla_decode_seesaw.cuh"  // sw128, mbar_arrive_warp, warpgroup_sync, mla_pv_rope_p
 #include "mla_params.cuh"
+#include "mla_split_rows.cuh"  // mla_split_rows_store
 #include "mla_wgmma_epilogue.cuh"
 #include "mla_wgmma_softmax.cuh"
 #include "mma_sm80.cuh"
@@ -281,24 +282,9 @@ __device__ __forceinline__ void mla_decode_pvfirst(const MlaDecodeParams& p) {
         red_sum[row0 + 8] = l_run[1];
     }
     __syncthreads();
-    float inv[2];
-    const int rows = min(HB, HEADS - head0);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const int row = row0 + 8 * h;
-        const float l = red_sum[row];
-        inv[h] = l > 0.f ? 1.f / l : 0.f;
-        const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
-        if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
-            p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
-    }
-    if (direct)
-        mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
-                                     (size_t)LATENT, rows);
-    else
-        mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
-                                   reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
-                                   (size_t)p.num_splits * LATENT, rows);
+    // m_run: warpgroup 0's
+    mla_split_rows_store<HEADS, LATENT, PT>(p, smem, o, red_sum, m_run, row0, wg, t, tid, part_row, head0, split,
+                                            direct);
     prof.mark(6);
     prof.store(p.profile, wg * 8, n_tiles, (tid & 127) == 0);
 }

@@ -35,20 +35,9 @@
 #include "cluster_sm90.cuh"  // cluster_sync
 #include "mla_decode_pvfirst.cuh"
 #include "mla_pvlate_unit.cuh"  // MlaPvLateUnit (UNIT)
+#include "mla_split_rows.cuh"   // mla_split_rows_store, mla_row_inv_lse
 
 namespace mf {
-
-// O (this thread's 128 fp32 accumulators of an m64n256 tile: rows row0, row0 + 8 alternate in pairs) times the
-// rows' softmax rescale alpha.
-__device__ __forceinline__ void mla_rescale_o(float (&o)[128], const float (&alpha)[2]) {
-#pragma unroll
-    for (int e = 0; e < 32; ++e) {
-        o[4 * e] *= alpha[0];
-        o[4 * e + 1] *= alpha[0];
-        o[4 * e + 2] *= alpha[1];
-        o[4 * e + 3] *= alpha[1];
-    }
-}
 
 // MlaPvFirstSmem with room for the pair barriers of MC (pair lo [2], pair hi [2] after the 9 of pc2's layout).
 template <int LATENT, int ROPE>
@@ -99,10 +88,17 @@ __device__ __forceinline__ void mla_pv_part(float (&d)[N / 2], unsigned sKa, int
 // this thread's accumulators, inv: 1 / row sum of rows row0, row0 + 8, lse: their log2-sum-exp (in warpgroup 0),
 // smem: the Q and K buffers, free): mla_pvlate_store, or the balanced schedule's merge. `again`: a later unit of the
 // same CTA: the mbarriers are invalidated before they are initialised again (the caller synchronised the CTA).
+// BOX (config stage_box_wait 1; grid schedule, no MC): each 64-column box of a stage lands on an mbarrier of its own
+// (box barriers [2][NB] after the pair barriers; the full lo / hi barriers stay unused): S(j) waits box by box, so
+// that it starts once box 0 of tile j landed instead of the whole lo half (pc7 sf2, H200 64 x 32K: tile j's lo lands
+// ~150-200 cycles after warpgroup 0 is ready for it, the tensor cores idle meanwhile), and warpgroup 1 waits for
+// its value boxes 4..7 only. BOX 2 (stage_box_wait 2, LATE 4, P from shared memory): also warpgroup 0's P V(j - 1)
+// as two m64n128 groups (value blocks 0, 1 then 2, 3), boxes 0 and 1 released as soon as the first is done (an
+// "empty a" barrier per stage beside the lo one): their refill goes out ~256 tensor cycles earlier.
 struct MlaPvLateGridEpilogue {};
 template <int HEADS, int LATENT, int ROPE, int PAGE, class PT, bool PDL, bool DPDL, bool PROF, int LATE, bool FAST,
           bool MC = false, int SYNC = -1, bool PRS = false, int QR = 0, bool PVE = false, bool UNIT = false,
-          class EPI = MlaPvLateGridEpilogue>
+          class EPI = MlaPvLateGridEpilogue, int BOX = 0>
 __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, const MlaPvLateUnit<PT>* unit = nullptr,
                                                   bool again = false, EPI&& epilogue = EPI{}) {
     if constexpr (DPDL) griddep_wait();
@@ -119,6 +115,8 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
     static_assert(!PRS || SYNC >= 0, "P V with P from registers takes them from mla_softmax_tile_sync");
     static_assert(QR >= 0 && QR <= KS_EARLY, "Q from registers for some of S's first k-steps");
     static_assert(!PVE || PRS, "P V issued inside the softmax takes P from its registers");
+    static_assert(!BOX || (!UNIT && !MC && QR == 0), "box barriers: grid schedule, no multicast, Q from shared memory");
+    static_assert(BOX < 2 || (LATE == 4 && !PRS && !PVE), "BOX 2 splits warpgroup 0's P V (from shared memory)");
     static_assert(4 * LO >= KS_EARLY, "S's first k-steps read the lo half only");
     static_assert(PAGE % TILE == 0, "TMA boxes of one page: the page must be a multiple of the tile");
     static_assert(64 * (LATENT * 4 + 32) <= Smem::q_bytes + 2 * Smem::k_bytes,
@@ -133,6 +131,9 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
     const unsigned bar_full = smem_addr(red_sum + HB), bar_full_hi = bar_full + 16, bar_empty = bar_full_hi + 16;
     const unsigned bar_ready = bar_empty + 16, bar_issued = bar_ready + 16;
     const unsigned bar_pair = bar_issued + 8;  // MC: pair lo [2], pair hi [2] (both CTAs released the half)
+    const unsigned bar_box0 = bar_pair + 32;   // BOX: box cb of stage st at bar_box0 + 8 (NB st + cb)
+    auto bar_box = [&](int st, int cb) { return bar_box0 + 8 * (NB * st + cb); };
+    const unsigned bar_empty_a = bar_box0 + 8 * 2 * NB;  // BOX 2: boxes 0, 1 of stage st released (8 warps)
 
     const int split = UNIT ? 0 : blockIdx.x, head0 = UNIT ? unit->head0 : blockIdx.y * HB;
     const int b = UNIT ? unit->b : blockIdx.z;
@@ -154,10 +155,18 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
 
     const int* table = p.block_table + (size_t)b * p.block_table_stride;
     // the lo (hi false) or hi (hi true) half of tile i at cache page `page` into its stage (one thread)
-    auto issue_half = [&](int i, int page, bool hi) {
+    // (BOX: boxes [cb0, cb1) of the half when cb0 >= 0)
+    auto issue_half = [&](int i, int page, bool hi, int cb0 = -1, int cb1 = -1) {
         const int row = page * PAGE + (t_begin + i * TILE) % PAGE;
         const unsigned full = (hi ? bar_full_hi : bar_full) + 8 * (i & 1);
         const unsigned dst = smem_addr(sK + (i & 1) * Smem::k_bytes);
+        if constexpr (BOX) {  // each box on its own barrier
+            for (int cb = cb0 >= 0 ? cb0 : hi ? LO : 0; cb < (cb0 >= 0 ? cb1 : hi ? NB : LO); ++cb) {
+                mbar_arrive_expect_tx(bar_box(i & 1, cb), TILE * 128);
+                tma_load_2d(dst + cb * (TILE * 128), &p.kv_map, cb * 64, row, bar_box(i & 1, cb));
+            }
+            return;
+        }
         mbar_arrive_expect_tx(full, (hi ? NB - LO : LO) * (TILE * 128));  // the whole half lands here
         for (int cb = hi ? LO : 0; cb < (hi ? NB : LO); ++cb) {
             if constexpr (MC) {  // every other box, multicast to both CTAs of the pair
@@ -174,6 +183,10 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
         mbar_arrive_cluster(bar, 1);
         mbar_wait(bar, (j >> 1) & 1);
     };
+    // (UNIT) the mbarriers of the previous unit, before they are initialised again
+    auto inval_barriers = [&] {
+        for (unsigned bar = bar_full; bar < bar_issued + 8; bar += 8) mbar_inval(bar);
+    };
     auto init_barriers = [&] {
         for (int st = 0; st < 2; ++st) {
             mbar_init(bar_full + 8 * st, 1);
@@ -184,13 +197,16 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
         mbar_init(bar_issued, 4);  // every warp of warpgroup 0, once per tile from tile 1 on
         if (MC)
             for (int k = 0; k < 4; ++k) mbar_init(bar_pair + 8 * k, 2);  // one arrival per CTA of the pair
+        if (BOX)
+            for (int k = 0; k < 2 * NB; ++k) mbar_init(bar_box0 + 8 * k, 1);
+        if (BOX >= 2)
+            for (int st = 0; st < 2; ++st) mbar_init(bar_empty_a + 8 * st, 8);
         mbar_init_fence();
     };
     const bool pre = UNIT && unit->pre;  // (UNIT) the barriers and tile 0 are set up already
     if (tid == 0) {
         tma_prefetch_map(&p.kv_map);
-        if (UNIT && again && !pre)
-            for (unsigned bar = bar_full; bar < bar_issued + 8; bar += 8) mbar_inval(bar);
+        if (UNIT && again && !pre) inval_barriers();
         if (!pre) init_barriers();
     }
     if constexpr (MC) cluster_sync();  // both CTAs' barriers exist before any multicast lands
@@ -238,7 +254,12 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
             }
         }
         auto issue_pv = [&](unsigned sKa) {
-            if constexpr (PRS) {
+            if constexpr (BOX >= 2) {  // two groups: value blocks 0, 1 (o[0 .. 63]), then 2, 3
+                if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) mla_rescale_o(o, alpha);
+                wgmma_pin(o);
+                mla_pv_part<128, NB>(*reinterpret_cast<float(*)[64]>(o), sKa, 0);
+                mla_pv_part<128, NB>(*reinterpret_cast<float(*)[64]>(o + 64), sKa, 2);
+            } else if constexpr (PRS) {
                 if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
                     mla_rescale_o(o, alpha);
                 }
@@ -273,6 +294,22 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
 #pragma unroll
                 for (int e = 0; e < 32; ++e) s[e] = 0.f;
                 wgmma_pin(s);
+            }
+            if constexpr (BOX) {  // box by box (k0, k1: multiples of 4)
+                const unsigned long long db = wgmma_desc_sw128(sKa, 16, 1024);
+#pragma unroll
+                for (int ks = k0; ks < k1; ++ks) {
+                    if (ks % 4 == 0) {  // (the fence after the wait: else ptxas injects one)
+                        mbar_wait(bar_box(j & 1, ks / 4), (j >> 1) & 1);
+                        __syncwarp();
+                        wgmma_fence();
+                    }
+                    const unsigned long long b = wgmma_desc_add(db, (ks >> 2) * (TILE * 128) + (ks & 3) * 32);
+                    wgmma_m64n64k16_ss(s, wgmma_desc_add(dq, (ks >> 2) * (HB * 128) + (ks & 3) * 32), b,
+                                       !first || ks > k0);
+                }
+                wgmma_commit();
+                return;
             }
             wgmma_fence();
             const unsigned long long db = wgmma_desc_sw128(sKa, 16, 1024);
@@ -309,15 +346,21 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
         };
         // waits for both halves of tile j when it is a last partial tile (its tail is zeroed before S)
         auto wait_tail = [&](int j) {
-            if (t_end - (t_begin + j * TILE) < TILE) {
+            if (BOX && t_end - (t_begin + j * TILE) < TILE) {
+                for (int cb = 0; cb < NB; ++cb) mbar_wait(bar_box(j & 1, cb), (j >> 1) & 1);
+            } else if (t_end - (t_begin + j * TILE) < TILE) {
                 mbar_wait(bar_full + 8 * (j & 1), (j >> 1) & 1);
                 mbar_wait(bar_full_hi + 8 * (j & 1), (j >> 1) & 1);
             }
         };
         {  // tile 0: S only
             float s[32];
-            mbar_wait(bar_full, 0);
-            mbar_wait(bar_full_hi, 0);
+            if constexpr (BOX) {
+                wait_tail(0);  // (box by box in issue_s unless its tail must be zeroed first)
+            } else {
+                mbar_wait(bar_full, 0);
+                mbar_wait(bar_full_hi, 0);
+            }
             __syncwarp();
             prof.mark(1);
             issue_s(0, s, 0, KS, true);
@@ -332,16 +375,21 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
             if constexpr (!PVE) issue_pv(sKa0 + ((j - 1) & 1) * Smem::k_bytes);  // P V(j - 1), blocks 0..3
             const unsigned parity = (j >> 1) & 1;
             wait_tail(j);
-            mbar_wait(bar_full + 8 * (j & 1), parity);  // tile j's lo half
+            if (!BOX) mbar_wait(bar_full + 8 * (j & 1), parity);  // tile j's lo half (BOX: box by box in issue_s)
             __syncwarp();
             prof.mark(1);
             issue_s(j, s, 0, KS_EARLY, true);  // keeps the tensor cores busy while this warpgroup waits for the P V
+            if constexpr (BOX >= 2) {  // the P V's first group (value blocks 0, 1) is done: release those boxes
+                wgmma_wait<2>();
+                wgmma_pin(*reinterpret_cast<float(*)[64]>(o));
+                mbar_arrive_warp(bar_empty_a + 8 * ((j - 1) & 1), lane);
+            }
             wgmma_wait<1>();  // P V(j - 1) is done (groups complete in order); S(j)'s first k-steps may still run
             wgmma_pin(o);
             mbar_arrive_warp(bar_empty + 8 * ((j - 1) & 1), lane);  // lo of tile j - 1 (thread 128 refills it)
             prof.mark(4);
             issue_s(j, s, KS_EARLY, 4 * LO, false);
-            mbar_wait(bar_full_hi + 8 * (j & 1), parity);
+            if (!BOX) mbar_wait(bar_full_hi + 8 * (j & 1), parity);
             __syncwarp();
             issue_s(j, s, 4 * LO, KS, false);
             mbar_arrive_warp(bar_issued, lane);  // warpgroup 1 may now queue its late part of P V(j - 1)
@@ -365,8 +413,12 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
             const unsigned st = j & 1, parity = (j >> 1) & 1;
             const unsigned sKa = sKa0 + st * Smem::k_bytes;
             mbar_wait(bar_ready + 8 * st, parity);
-            mbar_wait(bar_full + 8 * st, parity);  // long complete; orders the tile's bytes for us
-            mbar_wait(bar_full_hi + 8 * st, parity);
+            if constexpr (BOX) {  // this warpgroup's value boxes (long complete; they order the bytes for us)
+                for (int cb = 4; cb < 8; ++cb) mbar_wait(bar_box(st, cb), parity);
+            } else {
+                mbar_wait(bar_full + 8 * st, parity);  // long complete; orders the tile's bytes for us
+                mbar_wait(bar_full_hi + 8 * st, parity);
+            }
             __syncwarp();
             fence_proxy_async_smem();
             prof.mark(1);
@@ -385,10 +437,18 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
                 wgmma_pin(o);
             }
             mbar_arrive_warp(bar_empty + 8 * st, lane);
+            if constexpr (BOX >= 2) mbar_arrive_warp(bar_empty_a + 8 * st, lane);
             if (tid == 128 && j + 2 < n_tiles) {  // lo of tile j + 2 once warpgroup 0's P V(j) is done too
+                if constexpr (BOX >= 2) {  // boxes 0, 1 once its first group is done, then 2 .. LO - 1
+                    mbar_wait(bar_empty_a + 8 * st, parity);
+                    issue_half(j + 2, page_next, false, 0, 2);
+                }
                 mbar_wait(bar_empty + 8 * st, parity);
                 if constexpr (MC) pair_release(j, false);  // ... in both CTAs of the pair
-                issue_half(j + 2, page_next, false);
+                if constexpr (BOX >= 2)
+                    issue_half(j + 2, page_next, false, 2, LO);
+                else
+                    issue_half(j + 2, page_next, false);
             }
             __syncwarp();
             prof.mark(2);
@@ -444,7 +504,7 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
     __syncthreads();
     if constexpr (UNIT) {
         if (tid == 0 && unit->next_b >= 0) {  // every wait and wgmma is done: the next unit's barriers and tile 0
-            for (unsigned bar = bar_full; bar < bar_issued + 8; bar += 8) mbar_inval(bar);
+            inval_barriers();
             init_barriers();
             const int row = next_page * PAGE + unit->next_t_begin % PAGE;
             for (int hi = 0; hi < 2; ++hi) {
@@ -455,34 +515,15 @@ __device__ __forceinline__ void mla_decode_pvlate(const MlaDecodeParams& p, cons
             }
         }
     }
-    float inv[2];
-    const int rows = min(HB, HEADS - head0);
     if constexpr (UNIT) {
+        float inv[2];
+        const int rows = min(HB, HEADS - head0);
         float lse[2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const float l = red_sum[row0 + 8 * h];
-            inv[h] = l > 0.f ? 1.f / l : 0.f;
-            lse[h] = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
-        }
+        mla_row_inv_lse(red_sum, m_run, row0, inv, lse);  // m_run: warpgroup 0's
         epilogue(smem, o, inv, lse, row0, wg, t, tid, rows);
     } else {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int row = row0 + 8 * h;
-            const float l = red_sum[row];
-            inv[h] = l > 0.f ? 1.f / l : 0.f;
-            const float lse = l > 0.f ? m_run[h] + log2f(l) : neg_inf();  // m_run: warpgroup 0's
-            if (!direct && wg == 0 && t == 0 && head0 + row < HEADS)
-                p.lse_part[(part_row + head0 + row) * p.num_splits + split] = lse;
-        }
-        if (direct)
-            mla_store_rows<bf16, LATENT>(smem, o, inv, row0, wg, t, tid, p.out + (part_row + head0) * LATENT,
-                                         (size_t)LATENT, rows);
-        else
-            mla_store_rows<PT, LATENT>(smem, o, inv, row0, wg, t, tid,
-                                       reinterpret_cast<PT*>(p.o_part) + ((part_row + head0) * p.num_splits + split) * LATENT,
-                                       (size_t)p.num_splits * LATENT, rows);
+        mla_split_rows_store<HEADS, LATENT, PT>(p, smem, o, red_sum, m_run, row0, wg, t, tid, part_row, head0, split,
+                                                direct);  // m_run: warpgroup 0's
     }
     if constexpr (MC) cluster_wait();
     prof.mark(6);

@@ -55,15 +55,7 @@ __device__ __forceinline__ void mla_wgmma_overlap_loop(unsigned char* sK, unsign
     const unsigned sKa0 = smem_addr(sK);
     // O (+)= P(j) V(j) over this warpgroup's value blocks 4 wg .. 4 wg + 3, after O *= alpha(j) (commits one group)
     auto issue_pv = [&](int j, const float (&alpha)[2]) {
-        if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // the max moved for some row
-#pragma unroll
-            for (int e = 0; e < 32; ++e) {
-                o[4 * e] *= alpha[0];
-                o[4 * e + 1] *= alpha[0];
-                o[4 * e + 2] *= alpha[1];
-                o[4 * e + 3] *= alpha[1];
-            }
-        }
+        if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) mla_rescale_o(o, alpha);  // the max moved
         wgmma_pin(o);
         wgmma_fence();
         const unsigned sKa = sKa0 + (j & 1) * k_bytes;

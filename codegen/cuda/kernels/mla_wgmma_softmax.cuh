@@ -128,6 +128,18 @@ __device__ __forceinline__ void mla_softmax_tile(float (&s)[32], int valid, floa
     }
 }
 
+// O (this thread's 128 fp32 accumulators of an m64n256 tile: rows row0, row0 + 8 alternate in pairs) times the
+// rows' softmax rescale alpha.
+__device__ __forceinline__ void mla_rescale_o(float (&o)[128], const float (&alpha)[2]) {
+#pragma unroll
+    for (int e = 0; e < 32; ++e) {
+        o[4 * e] *= alpha[0];
+        o[4 * e + 1] *= alpha[0];
+        o[4 * e + 2] *= alpha[1];
+        o[4 * e + 3] *= alpha[1];
+    }
+}
+
 // 2^x for x <= 0 on the FP32 pipe instead of the MUFU (softmax_fast 3): x = n + f with n = round(x) (the 1.5 x 2^23
 // addition leaves n in the low mantissa bits) and f in [-0.5, 0.5]; 2^f by a degree-3 polynomial (relative error
 // 7.5e-5, fitted for this file; a bf16 P's half ulp is 2e-3), n added to its exponent field. x is clamped to -125
