@@ -49,7 +49,10 @@ std::string cubin_cache_key(const std::string& source, const std::string& option
 
 std::filesystem::path cubin_cache_path(const std::filesystem::path& dir, const std::string& name,
                                        const std::string& key) {
-    return dir / (name + "-" + key + ".cubin");
+    // Kernel names carry every config field and outgrow a file name (255 bytes on Linux) once the key and the
+    // temporary suffix are added; the key (a hash of the source, which holds the whole name) keeps a cut name unique.
+    constexpr size_t kMaxNameChars = 150;
+    return dir / (name.substr(0, kMaxNameChars) + "-" + key + ".cubin");
 }
 
 std::optional<std::string> read_cached_cubin(const std::filesystem::path& file) {

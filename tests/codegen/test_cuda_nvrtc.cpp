@@ -6,6 +6,7 @@
 
 #include "codegen/cuda/cubin_cache.hpp"
 #include "codegen/cuda/embedded_headers.hpp"
+#include "codegen/cuda/mla_kernels.hpp"
 #include "codegen/cuda/nvrtc_compiler.hpp"
 #include "tests/codegen/cuda_kernel_catalog.hpp"
 #include "tests/codegen/nvrtc_checks.hpp"
@@ -176,6 +177,22 @@ TEST_CASE("cuda cubin cache: key depends on each input") {
     CHECK(k != cubin_cache_key("src", "opts2", "sm_90a", 13000));
     CHECK(k != cubin_cache_key("src", "opts", "sm_86", 13000));
     CHECK(k != cubin_cache_key("src", "opts", "sm_90a", 13010));
+}
+
+TEST_CASE("cuda cubin cache: kernel names longer than a file name still make one cache entry each") {
+    // The MLA decode kernels' names carry every config field (~230 characters in session 9): with the key and the
+    // temporary suffix they overflowed Linux's 255-byte file names and every GPU load failed to write its CUBIN.
+    const fs::path dir = fresh_dir("cubin_cache_long_names");
+    const MlaDecodeDesc d;
+    const std::string mla = mla_decode_name(d, mla_decode_default_config(d, 90)), longest(400, 'k');
+    const std::string elf = std::string("\x7f") + "ELF and the rest of a CUBIN";
+    for (const std::string& name : {mla, longest, longest + "x"}) {
+        CAPTURE(name.size());
+        const fs::path file = cubin_cache_path(dir, name, cubin_cache_key(name, "opts", "sm_90a", 13000));
+        write_cached_cubin(file, elf);
+        CHECK(read_cached_cubin(file) == elf);
+    }
+    CHECK(count_files(dir, ".cubin") == 3);  // names cut alike stay apart by their keys
 }
 
 TEST_CASE("cuda nvrtc: PTX of the MLA decode kernel holds mma.sync and ldmatrix") {
