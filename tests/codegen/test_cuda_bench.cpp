@@ -19,6 +19,7 @@
 #include "codegen/cuda/cuda_stream.hpp"
 #include "codegen/cuda/mla_kernels.hpp"
 #include "tests/codegen/cuda_gpu_env.hpp"
+#include "tests/codegen/cuda_graph_timing.hpp"
 
 using namespace mf;
 using namespace mf::test;
@@ -391,23 +392,7 @@ TEST_CASE("cuda bench (GPU): MLA decode us/layer and bytes/s against device copy
                     }
                     g.end_capture(stream.get());
                 };
-                auto time_us = [&](const CudaGraph& g) {
-                    g.launch(stream.get());  // warm up
-                    stream.synchronize();
-                    const int iters = std::max(3, static_cast<int>(2000 / rot));
-                    CudaEvent e0, e1;
-                    std::vector<double> t;
-                    for (int rep = 0; rep < 5; ++rep) {
-                        const int n = std::max(1, iters / 5);
-                        e0.record(stream.get());
-                        for (int i = 0; i < n; ++i) g.launch(stream.get());
-                        e1.record(stream.get());
-                        e1.synchronize();
-                        t.push_back(e1.elapsed_ms_since(e0) * 1e3 / (double(n) * rot));
-                    }
-                    std::sort(t.begin(), t.end());
-                    return t[t.size() / 2];
-                };
+                auto time_us = [&](const CudaGraph& g) { return graph_replay_us(g, stream, rot); };
                 CudaGraph full, only;
                 capture(true, full);
                 capture(false, only);

@@ -18,6 +18,7 @@
 #include "codegen/cuda/cuda_stream.hpp"
 #include "codegen/cuda/mla_attention.hpp"
 #include "tests/codegen/cuda_gpu_env.hpp"
+#include "tests/codegen/cuda_graph_timing.hpp"
 
 using namespace mf;
 using namespace mf::test;
@@ -113,22 +114,7 @@ TEST_CASE("cuda bench (GPU): MLA decode after the cache append, early_tiles agai
                 }
                 g.end_capture(stream.get());
             };
-            auto time_us = [&](const CudaGraph& g) {  // median of 5 batches of replays, per rotation
-                g.launch(stream.get());
-                stream.synchronize();
-                const int n = std::max(1, std::max(3, 2000 / rot) / 5);
-                std::vector<double> t;
-                for (int rep = 0; rep < 5; ++rep) {
-                    CudaEvent e0, e1;
-                    e0.record(stream.get());
-                    for (int i = 0; i < n; ++i) g.launch(stream.get());
-                    e1.record(stream.get());
-                    e1.synchronize();
-                    t.push_back(e1.elapsed_ms_since(e0) * 1e3 / (double(n) * rot));
-                }
-                std::sort(t.begin(), t.end());
-                return t[t.size() / 2];
-            };
+            auto time_us = [&](const CudaGraph& g) { return graph_replay_us(g, stream, rot); };
             CudaGraph both, alone;
             capture(true, both);
             capture(false, alone);
