@@ -74,15 +74,10 @@ GpuLayers::GpuLayers(const Model& file, const GpuLayersOptions& opt, ThreadPool&
     step_done_ = std::make_unique<CudaEvent>();
     blas_ = std::make_unique<CublasGemm>();
     const MlaDecodeDesc md = mla_desc(c);
-    // Here every decode is launched right behind the cache append (enqueue_attention), which writes only the new
-    // token's row and no Q: where the kernel can, it starts as the append's dependent with Q and its first tiles in
-    // flight before the append ends (early_tiles 2; H200, session 9: 1K 10.1 / 7.8 us instead of 11.2 / 9.2 with the
-    // default / cm16 hb32 bw1, 8 x 32K 1% slower).
-    const auto after_append = [&](MlaDecodeConfig cfg) {
-        MlaDecodeConfig early = cfg;
-        early.early_tiles = 2;
-        return cfg.early_tiles == 0 && mla_decode_unsupported(md, early, sm).empty() ? early : cfg;
-    };
+    // Every decode here is launched right behind the cache append (enqueue_attention): where the kernel can, it
+    // starts as the append's dependent with Q and its first tiles in flight (H200, session 9: 1K 10.1 / 7.8 us
+    // instead of 11.2 / 9.2 with the default / cm16 hb32 bw1).
+    const auto after_append = [&](const MlaDecodeConfig& cfg) { return mla_decode_after_append_config(md, cfg, sm); };
     attn_.push_back(std::make_unique<MlaAttention>(md, after_append(mla_decode_default_config(md, sm)), arch,
                                                    opt.cubin_cache));
     for (MlaDecodeChoice ch : opt.mla_decode_by_ctx) {

@@ -39,7 +39,9 @@ std::string render_cuda_kernel_dump(const CudaDumpOptions& o) {
         for (const PlannedKernel& k : o.plan->kernels) {
             if (k.family != "mla_decode") continue;
             mla = fields_from_json<MlaDecodeDesc>(k.desc);
-            const MlaDecodeConfig c = fields_from_json<MlaDecodeConfig>(k.config);
+            // as the runtime launches it: behind the cache append
+            const MlaDecodeConfig c =
+                mla_decode_after_append_config(mla, fields_from_json<MlaDecodeConfig>(k.config), sm);
             const std::string range = k.m_max >= (1 << 29) ? fmt::format("{}+", k.m_min)
                                                            : fmt::format("{}-{}", k.m_min, k.m_max);
             if (const std::string why = mla_decode_unsupported(mla, c, sm); !why.empty()) {
@@ -62,7 +64,8 @@ std::string render_cuda_kernel_dump(const CudaDumpOptions& o) {
                                                o.plan->gpu.name, o.plan->gpu.sm, list);
     }
     if (sources.empty())  // no plan, a plan without CUDA kernels, or none of them runs on this arch
-        sources.push_back(mla_decode_source(mla, mla_decode_default_config(mla, sm), sm));
+        sources.push_back(
+            mla_decode_source(mla, mla_decode_after_append_config(mla, mla_decode_default_config(mla, sm), sm), sm));
     if (bf16_partials) sources.push_back(mla_combine_source(mla, true));
     for (CudaKernelSource s : {
         mla_combine_source(mla),

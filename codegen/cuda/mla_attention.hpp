@@ -52,8 +52,12 @@ class MlaAttention {
     // launch); such launches of one MlaAttention share a counter and must not overlap in time (one stream). With
     // config cluster_merge C and num_splits == C (num_splits() picks it for short contexts), one launch of
     // clusters of C CTAs that merge the splits in distributed shared memory, where the device holds such clusters.
-    // With config early_tiles the decode is a programmatic dependent of the previous kernel in `stream`, which must be
-    // append() of this step or a kernel that writes neither the cache nor seq_lens / block_table (config early_tiles).
+    // With config early_tiles the decode is a programmatic dependent of the previous kernel in `stream`, and reads
+    // before that kernel ends: seq_lens, block_table, every cache row but each row's token len - 1 (all of them when
+    // block_table_stride is 0 and batch > 1: rows sharing a table), and with early_tiles 2 also q. So the previous
+    // kernel must be append() of this step writing one token per row (or a kernel that writes none of these), and q,
+    // seq_lens and block_table must be complete before it starts. Nothing checks this: early_tiles is for callers that
+    // launch the decode right behind the append (GpuLayers, mla_decode_after_append_config).
     void decode(const unsigned short* q, const unsigned short* kv_cache, const int* block_table,
                 int block_table_stride, const int* seq_lens, int batch, int num_splits, float scale,
                 const DeviceBuffer& workspace, unsigned short* out, CuStream stream) const;

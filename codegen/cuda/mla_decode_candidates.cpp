@@ -54,6 +54,13 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm) {
     return MlaDecodeConfig{16, 1, 1};
 }
 
+MlaDecodeConfig mla_decode_after_append_config(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm) {
+    if (c.early_tiles) return c;
+    MlaDecodeConfig early = c;
+    early.early_tiles = 2;
+    return mla_decode_unsupported(d, early, sm).empty() ? early : c;
+}
+
 MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm) {
     MlaDecodeConfig c = tma_wgmma_base();  // one of the candidates (the producer/consumer block below)
     // session 6: "P V late" with all of warpgroup 1's P V in the softmax window and the fast softmax (pc7 sf1; H200:

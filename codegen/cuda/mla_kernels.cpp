@@ -97,11 +97,13 @@ std::string mla_decode_unsupported(const MlaDecodeDesc& d, const MlaDecodeConfig
         return fmt::format("{} needs the wgmma kernel with tma 1, cluster 1, no seesaw and no producer_consumer",
                            own_option);
     if (c.cluster_merge && (c.pdl || c.decode_pdl))
-        return "cluster_merge's cluster launch sets no programmatic dependency: no pdl or decode_pdl";
+        return "cluster_merge merges inside the decode (no combine launch to be pdl's dependent) and is untested "
+               "with decode_pdl's wait at its start (early_tiles is its dependent launch): no pdl or decode_pdl";
     if (c.cluster_merge && !c.partial_bf16)
         return "cluster_merge stages and exchanges its rows in bf16: needs partial_bf16 1";
     if (c.fused_combine && (c.pdl || c.decode_pdl))
-        return "fused_combine launches the decode cooperatively: no pdl or decode_pdl";
+        return "fused_combine merges inside the decode (no combine launch to be pdl's dependent) and is untested "
+               "with decode_pdl's wait at its start (early_tiles is its dependent launch): no pdl or decode_pdl";
     if (c.seesaw && d.rope_dim != 64)
         return "seesaw keeps P in the tile's 64 rope columns: rope_dim must be 64";
     if (c.producer_consumer < 0 || c.producer_consumer > 11) return "producer_consumer must be 0 .. 11";

@@ -246,6 +246,11 @@ MlaDecodeConfig mla_decode_default_config(const MlaDecodeDesc& d, int sm);
 // slower at batch 1; tests/bench/cuda_mla_decode_results.md), elsewhere the default.
 inline constexpr int kMlaLargeBatchRows = 64;
 MlaDecodeConfig mla_decode_large_batch_config(const MlaDecodeDesc& d, int sm);
+// The config a decode launched right behind MlaAttention::append runs: c with early_tiles 2 where the kernel takes
+// it (the append writes only each row's token len - 1 and no Q, so Q and the other first tiles go out before the
+// wait; H200, session 9: 1.0-1.4 us less at batch 1, 1K-4K), else c. GpuLayers launches its decodes so, and
+// kernel-dump shows them so.
+MlaDecodeConfig mla_decode_after_append_config(const MlaDecodeDesc& d, const MlaDecodeConfig& c, int sm);
 // Every config supported for (d, sm), default first: what the tuner searches and the benchmark times.
 std::vector<MlaDecodeConfig> mla_decode_candidates(const MlaDecodeDesc& d, int sm);
 // Throws std::invalid_argument when unsupported.

@@ -107,7 +107,8 @@ struct AmxGemmConfig {
     int pf_call = 0;   // whole K (no chunks) only: the caller's NEXT call's A rows (args.a_next, assumed the same
                        // m_steps) prefetched into L2, spread evenly over this call's k steps, at most pf_call lines
                        // per k step (0 = none, <= 32). Each call streams its own A from L3 in its first panel
-                       // group otherwise; B (the same panels for the next call) is not re-fetched
+                       // group otherwise; B is not prefetched (the same panels within a route; another
+                       // expert's at a route's end)
     template <class S, class F>
     static void visit(S& s, F&& f) {
         f("m_tiles", "mt", s.m_tiles);

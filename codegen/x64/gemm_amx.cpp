@@ -22,7 +22,8 @@ namespace {
 //        chunk's k range of the row), then every B panel (the chunk's tiles of the panel). The tile loads of
 //        chunk c+1 then hit L2 instead of waiting on L3/DRAM in a burst at the chunk's start.
 // Next-call prefetch (pf_call > 0, whole K): the same stream with the caller's next call as the "next chunk",
-//        A rows only (the next call reads the same B panels, already in L2): the next call's first panel group
+//        A rows only (within a route the next call reads the same B panels, already in L2; at a route's end the
+//        next call is another expert's, whose B this stream does not fetch): the next call's first panel group
 //        then finds its A rows in L2 instead of streaming them from L3.
 // K chunks inside the outer loop (k_inner): for each outer step (row group for mn, panel group for nm), for each
 //        chunk, for each inner step: block. The outer operand's chunk (2 KiB per k step) is reused from L1 by every

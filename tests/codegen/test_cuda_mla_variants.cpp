@@ -370,3 +370,22 @@ TEST_CASE("cuda mla: q_own_rows (Q's boxes hold the CTA's own 32 heads) needs he
     CHECK(rejects([](MlaDecodeConfig& x) { x.prologue = 0, x.tile_box_wait = 0; }));
     CHECK_FALSE(rejects([](MlaDecodeConfig& x) { x.cluster_merge = 0; }));  // the fused combine elsewhere
 }
+
+TEST_CASE("cuda mla: after the cache append a decode runs early_tiles 2 where its kernel takes it, else as it is") {
+    const MlaDecodeDesc d;
+    const MlaDecodeConfig def = mla_decode_default_config(d, 90), large = mla_decode_large_batch_config(d, 90);
+    const MlaDecodeConfig after = mla_decode_after_append_config(d, def, 90);
+    CHECK(after.early_tiles == 2);
+    CHECK(mla_decode_unsupported(d, after, 90).empty());
+    MlaDecodeConfig rest = after;  // nothing else changes
+    rest.early_tiles = def.early_tiles;
+    CHECK(rest == def);
+    CHECK(mla_decode_after_append_config(d, after, 90) == after);
+    MlaDecodeConfig et1 = def;  // a config that names its own early_tiles keeps it
+    et1.early_tiles = 1;
+    CHECK(mla_decode_after_append_config(d, et1, 90) == et1);
+    // the "P V late" large-batch kernel and the sm_80 default take no early_tiles: unchanged
+    CHECK(mla_decode_after_append_config(d, large, 90) == large);
+    const MlaDecodeConfig ampere = mla_decode_default_config(d, 80);
+    CHECK(mla_decode_after_append_config(d, ampere, 80) == ampere);
+}

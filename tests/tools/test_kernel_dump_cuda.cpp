@@ -35,7 +35,8 @@ TEST_CASE("kernel-dump --cuda shows the plan's tuned MLA decode kernels instead 
     MESSAGE("skipped: moeforge was built without the CUDA toolkit, so there is no NVRTC");
 #else
     const mf::MlaDecodeDesc d;
-    const mf::MlaDecodeConfig def = mf::mla_decode_default_config(d, 90);
+    // (shown as the runtime launches it, behind the cache append)
+    const mf::MlaDecodeConfig def = mf::mla_decode_after_append_config(d, mf::mla_decode_default_config(d, 90), 90);
     const mf::MlaDecodeConfig tuned{32, 2, 4}, other_arch_only{64, 2, 8};
     mf::Plan plan = mf::default_plan("0123456789abcdef", mf::ModelShape{});
     plan.source = "plan-test.json";
