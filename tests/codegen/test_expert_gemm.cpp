@@ -93,7 +93,7 @@ TEST_CASE("descriptor field lists drive equality, hash and name") {
     check_fields(GemvDesc{WeightType::int8, 7168, 4});
     check_fields(GemvConfig{});
     CHECK(kernel_name(AmxGemmDesc{WeightType::int8, 7168}, AmxGemmConfig{2, 2, LoopOrder::nm, 0}) ==
-          "gemm_amx_int8_k7168__mt2nt2nmpf0kb0pa0pb0at0pn0ub0sb0ki0");
+          "gemm_amx_int8_k7168__mt2nt2nmpf0kb0pa0pb0at0pn0ub0sb0ki0pc0");
 }
 
 TEST_CASE("packing: layout and per-channel quantisation of float and bf16 sources") {
