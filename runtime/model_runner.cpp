@@ -11,7 +11,7 @@
 
 #include "codegen/cuda/cublas_gemm.hpp"
 #include "codegen/cuda/nvrtc_compiler.hpp"
-#include "codegen/x64/pack_int8.hpp"
+#include "codegen/x64/aligned_bytes.hpp"
 #include "runtime/cpu_topology.hpp"
 #include "runtime/gpu_layers.hpp"
 #include "runtime/numa_memory.hpp"

@@ -1,10 +1,7 @@
 #include "codegen/x64/pack_int8.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -29,24 +26,6 @@ float matrix_src_value(const MatrixSrc& s, int64_t r, int64_t c) {
         }
     }
     return 0;
-}
-
-AlignedBytes::AlignedBytes(size_t bytes) : size_(bytes) {
-    if (!bytes) return;
-    const size_t huge = size_t(2) << 20;
-    const size_t align = bytes >= huge ? huge : 64;
-    const size_t rounded = round_up(int64_t(bytes), int64_t(align));
-    auto* p = static_cast<uint8_t*>(std::aligned_alloc(align, rounded));
-    if (!p)
-        throw std::runtime_error("out of memory: " + std::to_string(bytes >> 20) +
-                                 " MiB of aligned memory (packed weights or activation rows) could not be allocated");
-    if (align == huge) madvise(p, rounded, MADV_HUGEPAGE);
-    std::memset(p, 0, rounded);
-    p_.reset(p);
-}
-
-void AlignedBytes::Free::operator()(uint8_t* p) const {
-    std::free(p);
 }
 
 float quantize_row_int8(const float* src, int64_t k, int8_t* dst) {

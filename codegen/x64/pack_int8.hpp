@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "codegen/x64/aligned_bytes.hpp"
 #include "codegen/x64/expert_gemm_desc.hpp"
 
 namespace mf {
@@ -27,22 +28,6 @@ struct MatrixSrc {
 
 // Element (r, c) of the source as float (int8 scaled, u4_group scaled minus its min): packers' slow path.
 float matrix_src_value(const MatrixSrc& s, int64_t r, int64_t c);
-
-// 64-byte aligned (2 MiB and transparent-huge-page advised when large) zero-filled bytes.
-class AlignedBytes {
-  public:
-    AlignedBytes() = default;
-    explicit AlignedBytes(size_t bytes);
-    uint8_t* data() const { return p_.get(); }
-    size_t size() const { return size_; }
-
-  private:
-    struct Free {
-        void operator()(uint8_t* p) const;
-    };
-    std::unique_ptr<uint8_t, Free> p_;
-    size_t size_ = 0;
-};
 
 struct PackedMatrix {
     WeightType wtype = WeightType::int8;
