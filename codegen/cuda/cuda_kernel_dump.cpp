@@ -79,11 +79,16 @@ CudaKernelDump dump_cuda_kernel(const CudaKernelSource& src, const CudaArch& arc
             "no cuobjdump or nvdisasm found (looked in $CUDA_HOME/bin, /usr/local/cuda/bin and PATH)";
         return d;
     }
+    // (the name cut as in the CUBIN cache: the MLA decode names near the 255-byte file-name limit)
     const auto file = std::filesystem::temp_directory_path() /
-                      ("moeforge_" + std::to_string(getpid()) + "_" + src.name + ".cubin");
+                      ("moeforge_" + std::to_string(getpid()) + "_" + src.name.substr(0, 150) + ".cubin");
     {
         std::ofstream f(file, std::ios::binary);
         f.write(bin.cubin.data(), static_cast<std::streamsize>(bin.cubin.size()));
+        if (!f.flush()) {
+            d.sass_missing = "cannot write " + file.string() + " for " + tool;
+            return d;
+        }
     }
     const bool is_cuobjdump = tool.find("cuobjdump") != std::string::npos;
     d.sass_tool = tool + (is_cuobjdump ? " -sass " : " -c ") + file.string();
