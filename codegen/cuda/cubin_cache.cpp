@@ -47,12 +47,14 @@ std::string cubin_cache_key(const std::string& source, const std::string& option
     return buf;
 }
 
+std::string cubin_file_stem(const std::string& kernel_name) {
+    return kernel_name.substr(0, 150);
+}
+
 std::filesystem::path cubin_cache_path(const std::filesystem::path& dir, const std::string& name,
                                        const std::string& key) {
-    // Kernel names carry every config field and outgrow a file name (255 bytes on Linux) once the key and the
-    // temporary suffix are added; the key (a hash of the source, which holds the whole name) keeps a cut name unique.
-    constexpr size_t kMaxNameChars = 150;
-    return dir / (name.substr(0, kMaxNameChars) + "-" + key + ".cubin");
+    // the key, a hash of the source (which holds the whole name), keeps cut names apart
+    return dir / (cubin_file_stem(name) + "-" + key + ".cubin");
 }
 
 std::optional<std::string> read_cached_cubin(const std::filesystem::path& file) {

@@ -11,6 +11,9 @@ namespace mf {
 
 std::string cubin_cache_key(const std::string& source, const std::string& options, const std::string& arch,
                             int nvrtc_version);
+// The kernel name as it starts a file name: cut to 150 characters, because names carry every config field and with
+// a key and a temporary suffix outgrow Linux's 255-byte file names (what keeps cut names apart is the key).
+std::string cubin_file_stem(const std::string& kernel_name);
 std::filesystem::path cubin_cache_path(const std::filesystem::path& dir, const std::string& name,
                                        const std::string& key);
 // Empty when absent or unreadable (a broken entry is recompiled, not an error).

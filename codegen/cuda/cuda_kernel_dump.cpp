@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "codegen/cuda/cubin_cache.hpp"
 #include "codegen/cuda/embedded_headers.hpp"
 #include "codegen/cuda/nvrtc_compiler.hpp"
 
@@ -79,9 +80,8 @@ CudaKernelDump dump_cuda_kernel(const CudaKernelSource& src, const CudaArch& arc
             "no cuobjdump or nvdisasm found (looked in $CUDA_HOME/bin, /usr/local/cuda/bin and PATH)";
         return d;
     }
-    // (the name cut as in the CUBIN cache: the MLA decode names near the 255-byte file-name limit)
     const auto file = std::filesystem::temp_directory_path() /
-                      ("moeforge_" + std::to_string(getpid()) + "_" + src.name.substr(0, 150) + ".cubin");
+                      ("moeforge_" + std::to_string(getpid()) + "_" + cubin_file_stem(src.name) + ".cubin");
     {
         std::ofstream f(file, std::ios::binary);
         f.write(bin.cubin.data(), static_cast<std::streamsize>(bin.cubin.size()));
